@@ -1,0 +1,54 @@
+# checkpoint_magic developer commands. Only `python3` (3.10+) is needed on the machine:
+# every target creates .venv and installs what it needs on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: demo test bench stress lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+$(VENV)/.demo: pyproject.toml | $(PY)
+	$(PIP) install -e '.[demo]'
+	@touch $@
+
+$(VENV)/.test: pyproject.toml | $(PY)
+	$(PIP) install -e '.[test]'
+	@touch $@
+
+$(VENV)/.bench: pyproject.toml | $(PY)
+	$(PIP) install -e '.[test,bench]'
+	@touch $@
+
+$(VENV)/.lint: pyproject.toml | $(PY)
+	$(PIP) install -e '.[test,lint]'
+	@touch $@
+
+## demo: run the quickstart twice in fresh processes and show the second run hitting the cache
+demo: $(VENV)/.demo
+	$(PY) notebooks/run_demo.py
+
+## test: the whole default test suite (stress runs and benchmarks are separate)
+test: $(VENV)/.test
+	$(PY) -m pytest
+
+## bench: ratios against joblib, marimo-style baselines and raw numpy, measured in one run
+bench: $(VENV)/.bench
+	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/bench_pipelines.py
+
+## stress: the long fault-injection and concurrency runs
+stress: $(VENV)/.test
+	$(PY) -m pytest tests/stress -p no:cacheprovider
+
+## lint: ruff (lint + format check) and mypy
+lint: $(VENV)/.lint
+	$(VENV)/bin/ruff check checkpoint_magic tests benchmarks notebooks
+	$(VENV)/bin/ruff format --check checkpoint_magic
+	$(VENV)/bin/mypy checkpoint_magic
+
+clean:
+	rm -rf $(VENV) .Lutil-checkpoint build *.egg-info .pytest_cache

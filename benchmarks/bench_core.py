@@ -1,0 +1,584 @@
+"""Core benchmarks: fingerprinting and ``@checkpoint`` hits and misses against their anchors.
+
+Every target of the issue is a ratio measured side by side in this one process against an
+anchor that is re-measured here (``np.max``, ``joblib.hash``, ``joblib.Memory``, raw
+``np.save`` / ``np.load``). Candidates are interleaved round by round (see ``_harness.py``);
+each row shows the median ratio (and the ratio of the minimums), the target, PASS/FAIL and the
+raw medians / minimums. The table is printed and written as Markdown to
+``benchmarks/results/core.md``.
+
+Usage::
+
+    python benchmarks/bench_core.py                 # full run (about 3 minutes on 2 cores)
+    python benchmarks/bench_core.py --quick         # small sizes, few rounds: a smoke run
+    python benchmarks/bench_core.py --only hit_     # only benchmarks whose name starts so
+    python benchmarks/bench_core.py --list          # names of the benchmarks
+
+Everything is written to a temporary directory under /tmp that is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gc
+import itertools
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _harness import (
+    Candidate,
+    MiB,
+    Row,
+    calls_for,
+    environment_summary,
+    fmt_bytes,
+    info_row,
+    interleave,
+    markdown_table,
+    peak_memory,
+    skip_row,
+    slowdown_row,
+    speedup_row,
+    text_table,
+)
+
+RESULTS = Path(__file__).resolve().parent / "results" / "core.md"
+NO_COPY_LIMIT = 10 * 10**6  # "peak memory grows by under 10 MB"
+
+
+# --------------------------------------------------------------------------------------------
+# configuration and our API (which may not exist yet)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes and round counts of one run."""
+
+    quick: bool
+    tmp: Path
+    array_bytes: int = 1 << 30  # fingerprinting target: 1 GiB float64
+    frame_rows: int = 10_000_000
+    big_bytes: int = 256 * MiB  # caching targets: 256 MiB array
+    rounds: int = 9
+    frame_rounds: int = 7
+    object_frame_rounds: int = 5  # joblib.hash takes ~10-20 s per call on that frame
+    tiny_rounds: int = 15
+    tiny_batch_seconds: float = 0.2
+
+    @classmethod
+    def make(cls, quick: bool, tmp: Path) -> Config:
+        if not quick:
+            return cls(quick, tmp)
+        return cls(
+            quick,
+            tmp,
+            array_bytes=64 * MiB,
+            frame_rows=200_000,
+            big_bytes=16 * MiB,
+            rounds=3,
+            frame_rounds=3,
+            object_frame_rounds=3,
+            tiny_rounds=5,
+            tiny_batch_seconds=0.02,
+        )
+
+    def workdir(self, name: str) -> Path:
+        path = self.tmp / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def _import_ours(module: str, attr: str) -> tuple[Any, str]:
+    """``(object, '')`` if ``checkpoint_magic.<module>.<attr>`` imports, else ``(None, reason)``."""
+    try:
+        mod = __import__(f"checkpoint_magic.{module}", fromlist=[attr])
+        return getattr(mod, attr), ""
+    except Exception as exc:  # any failure of a half-written module means "not available"
+        return None, f"ours unavailable: {type(exc).__name__}: {exc}"
+
+
+def our_fingerprint() -> tuple[Callable[[Any], str] | None, str]:
+    """``checkpoint_magic.hashing.fingerprint`` or the reason it cannot be used."""
+    return _import_ours("hashing", "fingerprint")
+
+
+def our_checkpoint() -> tuple[Callable[..., Any] | None, str]:
+    """``checkpoint_magic.checkpoint`` (the decorator) or the reason it cannot be used."""
+    return _import_ours("decorator", "checkpoint")
+
+
+def joblib_memory(location: Path) -> Any:
+    import joblib
+
+    return joblib.Memory(location=str(location), verbose=0)
+
+
+# --------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------
+
+
+def random_array(nbytes: int, seed: int = 0) -> np.ndarray:
+    """A C-contiguous float64 array of ``nbytes`` random values (incompressible)."""
+    return np.random.default_rng(seed).random(nbytes // 8)
+
+
+@functools.lru_cache(maxsize=1)
+def numeric_frame(rows: int) -> Any:
+    """``rows`` x (5 numeric columns + one string column as pandas' default ``str`` dtype)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rng = np.random.default_rng(1)
+    keys = pa.array((np.arange(rows, dtype=np.int64) * 2654435761) % 10**10)  # distinct, 4-13 chars
+    strings = pc.binary_join_element_wise("id-", pc.cast(keys, pa.string()), "")  # fast, via Arrow
+    return pd.DataFrame(
+        {
+            "a": rng.random(rows),
+            "b": rng.standard_normal(rows),
+            "c": rng.random(rows).astype(np.float32),
+            "d": rng.integers(0, 1 << 40, rows),
+            "e": np.arange(rows, dtype=np.int32),
+            "s": pd.Series(strings, dtype="str"),
+        }
+    )
+
+
+def frame_with(rows: int, string_dtype: str) -> Any:
+    """The benchmark frame with its string column as ``string_dtype`` (``'str'``/``'object'``)."""
+    df = numeric_frame(rows)
+    return df if string_dtype == "str" else df.astype({"s": object})
+
+
+# Functions that get cached. Module level, so joblib and our code hashing see ordinary code.
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def first_value(a: np.ndarray) -> float:
+    return float(a[0])
+
+
+def make_big(n: int) -> np.ndarray:
+    return np.random.default_rng(2).random(n)
+
+
+_PAYLOAD: dict[str, np.ndarray] = {}
+
+
+def emit_payload(i: int) -> np.ndarray:
+    """Return the preallocated payload array stamped with ``i`` (new content for each ``i``)."""
+    out = _PAYLOAD["array"]
+    out[0] = i
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def remove_big_files(root: Path, min_bytes: int) -> int:
+    """Delete every file under ``root`` of at least ``min_bytes``; return how many."""
+    removed = 0
+    for path in root.rglob("*"):
+        if path.is_file() and path.stat().st_size >= min_bytes:
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def describe_result(value: Any) -> str:
+    """Short note on what a hit returned: plain in-memory ndarray or something lazier."""
+    if isinstance(value, np.memmap):
+        return "returned a np.memmap (lazy load)"
+    if isinstance(value, np.ndarray) and not value.flags.owndata and value.base is not None:
+        return f"returned a view on {type(value.base).__name__}"
+    return ""
+
+
+def check(condition: bool, message: str) -> str:
+    """``''`` when ``condition`` holds, else a warning note for the table."""
+    return "" if condition else f"WARNING: {message}"
+
+
+def notes(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+# --------------------------------------------------------------------------------------------
+# benchmarks
+# --------------------------------------------------------------------------------------------
+
+
+def bench_fingerprint_array(cfg: Config) -> list[Row]:
+    """fingerprint(1 GiB float64) vs one np.max pass and joblib.hash, plus its peak memory."""
+    import joblib
+
+    fingerprint, reason = our_fingerprint()
+    a = random_array(cfg.array_bytes)
+    label = f"fingerprint {fmt_bytes(a.nbytes)} float64"
+    candidates = [Candidate("np.max", a.max), Candidate("joblib.hash", lambda: joblib.hash(a))]
+    if fingerprint is not None:
+        candidates.append(Candidate("ours", lambda: fingerprint(a)))
+    t = interleave(candidates, cfg.rounds)
+    if fingerprint is None:
+        return [
+            skip_row(label, "np.max/ours >= 0.8", reason, t["np.max"]),
+            skip_row(label, "joblib.hash/ours >= 30", reason, t["joblib.hash"]),
+        ]
+    sanity = fingerprint_sanity(fingerprint, a)
+    return [
+        speedup_row(label, t["ours"], t["np.max"], at_least=0.8, note=sanity),
+        speedup_row(label, t["ours"], t["joblib.hash"], at_least=30),
+        no_copy_row(label, lambda: fingerprint(a)),
+    ]
+
+
+def fingerprint_sanity(fingerprint: Callable[[Any], str], a: np.ndarray) -> str:
+    """Notes if the fingerprint is not stable, or misses a one-element change (a stale memo)."""
+    first = fingerprint(a)
+    stable = fingerprint(a) == first
+    old = a[-1]
+    a[-1] = old + 1.0
+    changed = fingerprint(a) != first
+    a[-1] = old
+    return notes(
+        check(stable, "fingerprint not stable"), check(changed, "in-place change not seen")
+    )
+
+
+def no_copy_row(label: str, func: Callable[[], Any]) -> Row:
+    """Row for "peak memory grows by under 10 MB" (tracemalloc and ru_maxrss)."""
+    peak = peak_memory(func)
+    worst = max(peak.tracemalloc_peak, peak.maxrss_delta)
+    return Row(
+        benchmark=f"{label}: peak memory",
+        target="growth < 10 MB",
+        measured=f"tracemalloc +{fmt_bytes(peak.tracemalloc_peak)}, ru_maxrss +{fmt_bytes(peak.maxrss_delta)}",
+        status="PASS" if worst < NO_COPY_LIMIT else "FAIL",
+        note=""
+        if peak.maxrss_reset
+        else "ru_maxrss high-water mark could not be reset (lower bound)",
+    )
+
+
+def bench_frame(cfg: Config, string_dtype: str, rounds: int) -> list[Row]:
+    """fingerprint(10M-row frame) vs joblib.hash, string column as ``string_dtype``.
+
+    No warm-up round: joblib.hash needs none and costs up to ~20 s per call here; ours is
+    warmed by the sanity check (two calls) before the timed rounds.
+    """
+    import joblib
+
+    fingerprint, reason = our_fingerprint()
+    df = frame_with(cfg.frame_rows, string_dtype)
+    label = f"fingerprint {cfg.frame_rows:,}-row frame, 5 numeric + `{string_dtype}` column"
+    candidates = [Candidate("joblib.hash", lambda: joblib.hash(df))]
+    sanity = ""
+    if fingerprint is not None:
+        equal = fingerprint(df) == fingerprint(df.copy(deep=True))
+        sanity = check(equal, "an equal deep copy fingerprints differently")
+        candidates.append(Candidate("ours", lambda: fingerprint(df)))
+    t = interleave(candidates, rounds, warmup=0)
+    if fingerprint is None:
+        return [skip_row(label, "joblib.hash/ours >= 15", reason, t["joblib.hash"])]
+    return [speedup_row(label, t["ours"], t["joblib.hash"], at_least=15, note=sanity)]
+
+
+def bench_frame_str(cfg: Config) -> list[Row]:
+    return bench_frame(cfg, "str", cfg.frame_rounds)
+
+
+def bench_frame_object(cfg: Config) -> list[Row]:
+    return bench_frame(cfg, "object", cfg.object_frame_rounds)
+
+
+def bench_hit_tiny(cfg: Config) -> list[Row]:
+    """A hit of ``add(1, 2)``: @checkpoint vs joblib.Memory."""
+    checkpoint, reason = our_checkpoint()
+    cached_jl = joblib_memory(cfg.workdir("tiny-joblib")).cache(add)
+    assert cached_jl(1, 2) == 3  # the miss that fills the cache
+    calls = calls_for(lambda: cached_jl(1, 2), cfg.tiny_batch_seconds)
+    candidates = [Candidate("joblib.Memory", lambda: cached_jl(1, 2), calls=calls)]
+    if checkpoint is not None:
+        ours = checkpoint(store=str(cfg.workdir("tiny-ours")))(add)
+        assert ours(1, 2) == 3
+        candidates.append(Candidate("ours", lambda: ours(1, 2), calls=calls))
+    t = interleave(candidates, cfg.tiny_rounds)
+    label = "hit `add(1, 2)`"
+    note = f"{calls} calls per batch"
+    if checkpoint is None:
+        return [skip_row(label, "joblib.Memory/ours >= 3", reason, t["joblib.Memory"])]
+    return [speedup_row(label, t["ours"], t["joblib.Memory"], at_least=3, note=note)]
+
+
+def bench_hit_big_arg(cfg: Config) -> list[Row]:
+    """A hit whose argument is a 256 MiB array (tiny result): @checkpoint vs joblib.Memory.
+
+    Two equal arrays (distinct objects) alternate, so a cache keyed by ``id`` cannot help.
+    """
+    checkpoint, reason = our_checkpoint()
+    a = random_array(cfg.big_bytes, seed=3)
+    arrays = [a, a.copy()]
+    label = f"hit with a {fmt_bytes(a.nbytes)} array argument"
+    cached_jl = joblib_memory(cfg.workdir("arg-joblib")).cache(first_value)
+    cached_jl(a)
+    jl_args = itertools.cycle(arrays)
+    candidates = [Candidate("joblib.Memory", lambda: cached_jl(next(jl_args)))]
+    if checkpoint is not None:
+        ours = checkpoint(store=str(cfg.workdir("arg-ours")))(first_value)
+        ours(a)
+        our_args = itertools.cycle(arrays)
+        candidates.append(Candidate("ours", lambda: ours(next(our_args))))
+    t = interleave(candidates, cfg.rounds)
+    if checkpoint is None:
+        return [skip_row(label, "joblib.Memory/ours >= 20", reason, t["joblib.Memory"])]
+    return [
+        speedup_row(
+            label, t["ours"], t["joblib.Memory"], at_least=20, note="two equal arrays alternate"
+        )
+    ]
+
+
+def bench_hit_big_result(cfg: Config) -> list[Row]:
+    """A hit returning a 256 MiB array vs a raw np.load of the same array (joblib for context)."""
+    checkpoint, reason = our_checkpoint()
+    n = cfg.big_bytes // 8
+    expected = make_big(n)
+    raw = cfg.workdir("result-raw") / "raw.npy"
+    np.save(raw, expected)
+    label = f"hit returning a {fmt_bytes(expected.nbytes)} array"
+    cached_jl = joblib_memory(cfg.workdir("result-joblib")).cache(make_big)
+    cached_jl(n)
+    candidates = [
+        Candidate("np.load", lambda: np.load(raw)),
+        Candidate("joblib.Memory", lambda: cached_jl(n)),
+    ]
+    note = ""
+    if checkpoint is not None:
+        ours = checkpoint(store=str(cfg.workdir("result-ours")))(make_big)
+        ours(n)
+        hit = ours(n)
+        note = notes(
+            check(np.array_equal(hit, expected), "hit returned different values"),
+            describe_result(hit),
+        )
+        del hit
+        candidates.append(Candidate("ours", lambda: ours(n)))
+    del expected
+    t = interleave(candidates, cfg.rounds)
+    rows = []
+    if checkpoint is None:
+        rows.append(skip_row(label, "ours/np.load <= 1.1", reason, t["np.load"]))
+    else:
+        rows.append(slowdown_row(label, t["ours"], t["np.load"], at_most=1.1, note=note))
+    rows.append(info_row(f"{label} (context)", t["joblib.Memory"], "not a target"))
+    return rows
+
+
+@dataclass
+class MissRunner:
+    """One candidate of the miss benchmark: each call writes a new 256 MiB array, then cleanup.
+
+    ``write(i)`` must persist the payload stamped with ``i``; ``teardown`` removes every big
+    file under ``root`` and counts the rounds where no such file was found (nothing stored).
+    """
+
+    name: str
+    root: Path
+    write: Callable[[int], Any]
+    min_bytes: int
+    counter: Iterator[int]
+    empty_rounds: int = 0
+
+    def call(self) -> None:
+        self.write(next(self.counter))
+
+    def teardown(self) -> None:
+        if remove_big_files(self.root, self.min_bytes) == 0:
+            self.empty_rounds += 1
+
+    def candidate(self) -> Candidate:
+        return Candidate(self.name, self.call, teardown=self.teardown)
+
+
+def bench_miss_big_result(cfg: Config) -> list[Row]:
+    """A miss storing a 256 MiB array vs a raw np.save to a fresh file (joblib for context)."""
+    checkpoint, reason = our_checkpoint()
+    _PAYLOAD["array"] = random_array(cfg.big_bytes, seed=4)
+    counter = itertools.count(1)  # shared: every call, of any candidate, gets new content
+    min_bytes = cfg.big_bytes // 2
+    label = f"miss storing a {fmt_bytes(cfg.big_bytes)} array"
+
+    raw_dir = cfg.workdir("miss-raw")
+    runners = [
+        MissRunner(
+            "np.save",
+            raw_dir,
+            lambda i: np.save(raw_dir / f"{i}.npy", emit_payload(i)),
+            min_bytes,
+            counter,
+        ),
+    ]
+    jl_dir = cfg.workdir("miss-joblib")
+    runners.append(
+        MissRunner(
+            "joblib.Memory", jl_dir, joblib_memory(jl_dir).cache(emit_payload), min_bytes, counter
+        )
+    )
+    if checkpoint is not None:
+        our_dir = cfg.workdir("miss-ours")
+        runners.append(
+            MissRunner(
+                "ours", our_dir, checkpoint(store=str(our_dir))(emit_payload), min_bytes, counter
+            )
+        )
+    t = interleave([r.candidate() for r in runners], cfg.rounds)
+    _PAYLOAD.clear()
+
+    rows = []
+    if checkpoint is None:
+        rows.append(skip_row(label, "ours/np.save <= 1.3", reason, t["np.save"]))
+    else:
+        empty = runners[-1].empty_rounds
+        note = check(
+            empty == 0, f"{empty} calls left no file >= {fmt_bytes(min_bytes)} in the store"
+        )
+        rows.append(
+            slowdown_row(
+                label,
+                t["ours"],
+                t["np.save"],
+                at_most=1.3,
+                note=notes(note, "np.save without fsync"),
+            )
+        )
+    rows.append(info_row(f"{label} (context)", t["joblib.Memory"], "not a target"))
+    return rows
+
+
+BENCHMARKS: dict[str, Callable[[Config], list[Row]]] = {
+    "fingerprint_array": bench_fingerprint_array,
+    "fingerprint_frame_str": bench_frame_str,
+    "fingerprint_frame_object": bench_frame_object,
+    "hit_tiny": bench_hit_tiny,
+    "hit_big_arg": bench_hit_big_arg,
+    "hit_big_result": bench_hit_big_result,
+    "miss_big_result": bench_miss_big_result,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# driver
+# --------------------------------------------------------------------------------------------
+
+
+def selected(only: list[str] | None) -> list[str]:
+    """Benchmark names matching any ``--only`` prefix (all when none given)."""
+    if not only:
+        return list(BENCHMARKS)
+    names = [n for n in BENCHMARKS if any(n.startswith(p) for p in only)]
+    if not names:
+        raise SystemExit(
+            f"--only {only}: no benchmark matches; choose from {', '.join(BENCHMARKS)}"
+        )
+    return names
+
+
+def run_one(cfg: Config, name: str) -> list[Row]:
+    """One benchmark's rows; an exception (e.g. from half-written library code) becomes an ERROR row."""
+    try:
+        return BENCHMARKS[name](cfg)
+    except Exception as exc:  # report and go on with the other benchmarks
+        traceback.print_exc()
+        return [Row(name, "-", "-", "ERROR", note=f"{type(exc).__name__}: {exc}")]
+
+
+def run(cfg: Config, names: list[str]) -> list[Row]:
+    """Run the named benchmarks in order; free big data between them."""
+    rows: list[Row] = []
+    for k, name in enumerate(names):
+        print(f"[bench_core] {name} ...", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        rows.extend(run_one(cfg, name))
+        if not any(n.startswith("fingerprint_frame") for n in names[k + 1 :]):
+            numeric_frame.cache_clear()  # the frame is shared by the two frame benchmarks only
+        gc.collect()
+        print(
+            f"[bench_core] {name} done in {time.perf_counter() - start:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+    return rows
+
+
+def report(rows: list[Row], cfg: Config, elapsed: float, output: Path) -> None:
+    """Print the table and write it as Markdown to ``output``."""
+    mode = "quick (smoke-run sizes, not the issue's targets)" if cfg.quick else "full"
+    header = (
+        f"Core benchmarks, {mode} run, {time.strftime('%Y-%m-%d %H:%M')}, {elapsed:.0f} s.\n"
+        f"{environment_summary()}.\n"
+        "Ratios from interleaved rounds in one process: `anchor/ours` = how many times faster we are,\n"
+        "`ours/anchor` = how many times the anchor's time we take; PASS/FAIL on the medians."
+    )
+    print(header)
+    print()
+    print(text_table(rows))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    md_header = header.replace("\n", "  \n")
+    output.write_text(
+        f"## checkpoint_magic core benchmarks\n\n{md_header}\n\n{markdown_table(rows)}\n"
+    )
+    print(f"\nwritten to {output}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes and few rounds (smoke run)"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="run only benchmarks whose name starts with NAME (repeatable)",
+    )
+    parser.add_argument("--list", action="store_true", help="list the benchmark names and exit")
+    parser.add_argument(
+        "--output", type=Path, default=RESULTS, help=f"Markdown output (default {RESULTS})"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        print("\n".join(BENCHMARKS))
+        return 0
+    names = selected(args.only)
+    cfg = Config.make(args.quick, Path(tempfile.mkdtemp(prefix="cm-bench-core-", dir="/tmp")))
+    start = time.perf_counter()
+    try:
+        rows = run(cfg, names)
+    finally:
+        shutil.rmtree(cfg.tmp, ignore_errors=True)
+    report(rows, cfg, time.perf_counter() - start, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""checkpoint_magic: checkpoint the expensive steps of notebooks, scripts and pipelines.
+
+Front ends: ``@checkpoint`` (functions), ``InlineCheckpoint`` (a ``with`` block) and the
+``%%checkpoint`` cell magic (``%load_ext checkpoint_magic``). All share one
+content-addressed store (``.Lutil-checkpoint/``) that keeps every code version.
+
+Public names are imported on first use, so ``import checkpoint_magic`` stays cheap.
+
+Examples
+--------
+>>> import checkpoint_magic
+>>> callable(checkpoint_magic.checkpoint)
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> submodule that defines it
+_EXPORTS = {
+    "ComplexParamsIdentifyWarning": "exceptions",
+    "InlineCheckpoint": "inline",
+    "Memory": "memory",
+    "checkpoint": "decorator",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .decorator import checkpoint
+    from .exceptions import ComplexParamsIdentifyWarning
+    from .inline import InlineCheckpoint
+    from .memory import Memory
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'checkpoint_magic' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,267 @@
+"""The core every front end shares: key = H(scheme, kind, namespace, code, inputs); load or commit.
+
+A front end (decorator, ``InlineCheckpoint``, ``%%checkpoint``, step runner) owns a
+:class:`Checkpointer` for one *namespace* (a function's qualified name, a block's or a
+cell's name). It fingerprints the inputs, asks :meth:`Checkpointer.load` for an entry
+and, on a miss, runs the code and hands the produced values to :meth:`Checkpointer.save`.
+
+Failure policy (DESIGN.md): a corrupt or unreadable entry is a miss with one
+:class:`~checkpoint_magic.exceptions.CorruptEntryWarning`; a failed save is one
+:class:`~checkpoint_magic.exceptions.StoreWriteWarning` and the computed values are
+still returned by the caller; a store of a newer format raises
+:class:`~checkpoint_magic.exceptions.StoreFormatError` before anything runs.
+
+Examples
+--------
+>>> import tempfile
+>>> cp = Checkpointer("function", "doc.square", store=tempfile.mkdtemp())
+>>> inputs = cp.fingerprint_inputs({"x": 3})
+>>> cp.load("code-v1", inputs) is None
+True
+>>> cp.save("code-v1", inputs, {"return": 9}, duration=0.5)
+True
+>>> cp.load("code-v1", inputs).outputs
+{'return': 9}
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import xxhash
+
+from . import __version__
+from . import config
+from .exceptions import CorruptEntryWarning, SignatureError, StoreFormatError, StoreWriteWarning, warn_user
+from .hashing import HASH_SCHEME_VERSION, Fingerprinter
+from .store import CorruptBlobError, CorruptManifestError, Store, _namespace_dir, get_store
+
+__all__ = ["Checkpointer", "LoadResult", "make_key"]
+
+logger = logging.getLogger(__name__)
+
+
+def make_key(kind: str, namespace: str, code_fp: str, input_fps: Mapping[str, str]) -> str:
+    """The entry key: xxh3-128 over the scheme version, kind, namespace, code and inputs.
+
+    Input order does not matter; input names do.
+
+    Examples
+    --------
+    >>> make_key("function", "m.f", "c", {"a": "1", "b": "2"}) == make_key("function", "m.f", "c", {"b": "2", "a": "1"})
+    True
+    >>> make_key("function", "m.f", "c", {"a": "1"}) == make_key("function", "m.f", "c", {"b": "1"})
+    False
+    """
+    h = xxhash.xxh3_128()
+    h.update(f"checkpoint_magic-key\0{HASH_SCHEME_VERSION}\0{kind}\0{namespace}\0{code_fp}\0".encode())
+    for name in sorted(input_fps):
+        h.update(f"{len(name)}:{name}={input_fps[name]}\0".encode())
+    return h.hexdigest()
+
+
+@dataclass
+class LoadResult:
+    """A hit: the stored ``outputs`` by name, plus when and how long the first run took."""
+
+    key: str
+    outputs: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+    created: float = 0.0
+    duration: float = 0.0
+
+
+class Checkpointer:
+    """Look up and commit the entries of one namespace.
+
+    Parameters
+    ----------
+    kind : str
+        What is cached: ``"function"``, ``"block"``, ``"cell"``, ``"step"``...; part of the key.
+    namespace : str
+        The name entries are grouped under (e.g. ``"mymodule.fit_model"``); part of the key.
+    store : Store, path or None
+        Where entries live; default ``$CHECKPOINT_MAGIC_DIR`` or ``./.Lutil-checkpoint``,
+        resolved when first used.
+    """
+
+    def __init__(self, kind: str, namespace: str, store: Store | str | os.PathLike[str] | None = None):
+        self.kind = kind
+        self.namespace = namespace
+        self._store_arg = store
+        self._store: Store | None = store if isinstance(store, Store) else None
+        #: Why the last lookup of this checkpointer missed although entries existed (or None).
+        self.last_miss_reason: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Checkpointer({self.kind!r}, {self.namespace!r}, store={self._store_arg!r})"
+
+    @property
+    def store(self) -> Store:
+        """The store, resolved on first use (so ``CHECKPOINT_MAGIC_DIR`` set later still counts)."""
+        if self._store is None:
+            if self._store_arg is None:
+                return get_store(None)  # re-resolved each time: the env var or cwd may change
+            self._store = get_store(self._store_arg)
+        return self._store
+
+    def fingerprint_inputs(self, values: Mapping[str, Any]) -> dict[str, str]:
+        """Fingerprint every input by name; a value seen under two names is hashed once."""
+        fp = Fingerprinter()
+        return {name: fp.fingerprint(value, name=name) for name, value in values.items()}
+
+    def key(self, code_fp: str, input_fps: Mapping[str, str]) -> str:
+        """The key of the entry for this code and these inputs."""
+        return make_key(self.kind, self.namespace, code_fp, input_fps)
+
+    def contains(self, code_fp: str, input_fps: Mapping[str, str]) -> bool:
+        """Whether a readable manifest exists for this code and these inputs (blobs not read)."""
+        try:
+            return self.store.read_entry(self.namespace, self.key(code_fp, input_fps)) is not None
+        except (CorruptManifestError, SignatureError):
+            return False
+
+    def load(
+        self,
+        code_fp: str,
+        input_fps: Mapping[str, str],
+        *,
+        mmap_mode: str | None = None,
+        code_parts: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
+    ) -> LoadResult | None:
+        """Return the stored outputs for this code and these inputs, or ``None`` on a miss.
+
+        A damaged entry (manifest or blob), an unsigned or tampered one while signing is
+        required, or one that cannot be unpickled here is a miss with one
+        :class:`~checkpoint_magic.exceptions.CorruptEntryWarning`; it never yields a wrong
+        value. A miss while other entries exist is explained in one INFO line (see
+        :mod:`checkpoint_magic.explain`); ``code_parts`` (or a callable computing them)
+        lets the explanation name the function that changed.
+        """
+        store = self.store
+        key = self.key(code_fp, input_fps)
+        try:
+            manifest = store.read_entry(self.namespace, key)
+        except CorruptManifestError as exc:
+            warn_user(f"checkpoint {self.namespace}: {exc}; recomputing", CorruptEntryWarning)
+            return None
+        except SignatureError as exc:
+            warn_user(f"checkpoint {self.namespace}: {exc}; recomputing", CorruptEntryWarning)
+            return None
+        if manifest is None:
+            self._explain_miss(code_fp, input_fps, code_parts)
+            return None
+        try:
+            outputs = {name: store.get_value(rec, mmap_mode=mmap_mode) for name, rec in manifest["outputs"].items()}
+        except CorruptBlobError as exc:
+            store.delete_entry(self.namespace, key)
+            warn_user(f"checkpoint {self.namespace}: {exc}; the entry is dropped and recomputed", CorruptEntryWarning)
+            return None
+        except Exception as exc:  # unpickling runs arbitrary code: any failure is a miss, never a crash
+            warn_user(
+                f"checkpoint {self.namespace}: the stored result could not be loaded "
+                f"({type(exc).__name__}: {exc}); recomputing",
+                CorruptEntryWarning,
+            )
+            return None
+        store.record_use(self.namespace, key)
+        logger.debug("hit %s %s", self.namespace, key)
+        return LoadResult(
+            key=key,
+            outputs=outputs,
+            meta=dict(manifest.get("meta") or {}),
+            created=float(manifest.get("created", 0.0)),
+            duration=float(manifest.get("duration", 0.0)),
+        )
+
+    def _explain_miss(
+        self,
+        code_fp: str,
+        input_fps: Mapping[str, str],
+        code_parts: Mapping[str, str] | Callable[[], Mapping[str, str]] | None,
+    ) -> None:
+        from .explain import explain_miss, record_miss
+
+        if not (self.store.entries / _namespace_dir(self.namespace)).is_dir():
+            logger.debug("miss %s: no entry yet", self.namespace)
+            return
+        try:
+            parts = code_parts() if callable(code_parts) else code_parts
+        except Exception as exc:  # the explanation is a courtesy; never fail the call for it
+            logger.debug("code parts unavailable for %s: %s", self.namespace, exc)
+            parts = None
+        reason = explain_miss(self.store, self.namespace, code_fp, input_fps, parts)
+        logger.info("%s: recomputing (%s)", self.namespace, reason)
+        record_miss(self.store, self.namespace, reason, time.time())
+        self.last_miss_reason = reason
+
+    def save(
+        self,
+        code_fp: str,
+        input_fps: Mapping[str, str],
+        outputs: Mapping[str, Any],
+        *,
+        duration: float,
+        meta: Mapping[str, Any] | None = None,
+        code_parts: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Commit ``outputs`` for this code and these inputs; ``False`` (and one warning) on failure.
+
+        Blobs are written first and the manifest last, so a failure at any point leaves
+        no partial entry. :class:`StoreFormatError` (a newer store) is raised, not warned.
+        """
+        store = self.store
+        key = self.key(code_fp, input_fps)
+        try:
+            records = {name: store.put_value(value) for name, value in outputs.items()}
+            manifest = {
+                "format": 1,
+                "kind": self.kind,
+                "namespace": self.namespace,
+                "key": key,
+                "code": code_fp,
+                "code_parts": dict(code_parts or {}),
+                "inputs": dict(input_fps),
+                "outputs": records,
+                "meta": dict(meta or {}),
+                "created": time.time(),
+                "duration": float(duration),
+                "size": sum(int(r.get("size", 0)) for r in records.values()),
+                "python": "%d.%d.%d" % sys.version_info[:3],
+                "checkpoint_magic": __version__,
+            }
+            store.write_entry(self.namespace, key, manifest)
+        except StoreFormatError:
+            raise
+        except Exception as exc:  # pickling and I/O can fail in many ways; the result must survive
+            warn_user(
+                f"checkpoint {self.namespace}: the result was computed but could not be stored "
+                f"({type(exc).__name__}: {exc}); it is returned uncached",
+                StoreWriteWarning,
+            )
+            return False
+        logger.debug("stored %s %s", self.namespace, key)
+        self._enforce_budget(store)
+        return True
+
+    def _enforce_budget(self, store: Store) -> None:
+        """With ``CHECKPOINT_MAGIC_MAX_SIZE`` set, evict least recently used entries after a commit."""
+        limit = os.environ.get(config.ENV_MAX_SIZE)
+        if not limit:
+            return
+        from .maintenance import gc, parse_size
+
+        try:
+            gc(store, max_size=parse_size(limit))
+        except Exception as exc:  # the commit succeeded; a failed clean-up must not hide the result
+            warn_user(f"automatic garbage collection ({config.ENV_MAX_SIZE}={limit}) failed: {exc}", StoreWriteWarning)
+
+    def clear(self) -> int:
+        """Delete every entry of this namespace (every code version); return how many."""
+        return self.store.clear(self.namespace)

@@ -1,0 +1,132 @@
+"""Explain a miss: why a call, block or cell recomputes although entries exist for it.
+
+The answer compares what is being looked up (code fingerprint, its parts, input
+fingerprints) with the entries already stored under the same namespace, and says the
+closest thing that differs, in one line:
+
+* ``code changed: helper (mod.helper)`` — the code of the function or one of its helpers;
+* ``input changed: x`` — a watched input or argument has a new value;
+* ``new input: n_components`` — an input that no stored entry had;
+* ``no entry yet`` — nothing was ever stored under this name.
+
+Examples
+--------
+>>> from checkpoint_magic.explain import describe_difference
+>>> old = {"code": "c1", "code_parts": {"m.f": "1", "m.helper": "2"}, "inputs": {"x": "a", "y": "b"}}
+>>> describe_difference(old, "c2", {"m.f": "1", "m.helper": "3"}, {"x": "a", "y": "b"})
+'code changed: m.helper'
+>>> describe_difference(old, "c1", None, {"x": "a", "y": "z"})
+'input changed: y'
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from .store import Store, _namespace_dir
+
+__all__ = ["describe_difference", "explain_miss", "last_miss", "record_miss"]
+
+logger = logging.getLogger(__name__)
+
+#: At most this many recent entries of a namespace are compared (misses stay cheap).
+MAX_CANDIDATES = 200
+
+
+def describe_difference(
+    entry: Mapping[str, Any],
+    code_fp: str,
+    code_parts: Mapping[str, str] | None,
+    input_fps: Mapping[str, str],
+) -> str:
+    """One line saying how a lookup differs from a stored entry's manifest."""
+    reasons = []
+    if entry.get("code") != code_fp:
+        old_parts: Mapping[str, str] = entry.get("code_parts") or {}
+        if code_parts and old_parts:
+            changed = sorted(n for n in code_parts if n in old_parts and old_parts[n] != code_parts[n])
+            added = sorted(n for n in code_parts if n not in old_parts)
+            removed = sorted(n for n in old_parts if n not in code_parts)
+            detail = ", ".join(changed + [f"+{n}" for n in added] + [f"-{n}" for n in removed])
+            reasons.append(f"code changed: {detail}" if detail else "code changed")
+        else:
+            reasons.append("code changed")
+    old_inputs: Mapping[str, str] = entry.get("inputs") or {}
+    changed_inputs = sorted(n for n in input_fps if n in old_inputs and old_inputs[n] != input_fps[n])
+    new_inputs = sorted(n for n in input_fps if n not in old_inputs)
+    gone_inputs = sorted(n for n in old_inputs if n not in input_fps)
+    if changed_inputs:
+        reasons.append("input changed: " + ", ".join(changed_inputs))
+    if new_inputs:
+        reasons.append("new input: " + ", ".join(new_inputs))
+    if gone_inputs:
+        reasons.append("input no longer used: " + ", ".join(gone_inputs))
+    return "; ".join(reasons) or "same code and inputs (the entry was removed or unreadable)"
+
+
+def _score(entry: Mapping[str, Any], code_fp: str, input_fps: Mapping[str, str]) -> tuple[int, float]:
+    """Closeness of an entry to a lookup: matching code and inputs count; newer wins ties."""
+    inputs = entry.get("inputs") or {}
+    same = sum(1 for n, fp in input_fps.items() if inputs.get(n) == fp)
+    return (same + (len(input_fps) + 1) * (entry.get("code") == code_fp), float(entry.get("created", 0.0)))
+
+
+def _recent_manifests(store: Store, namespace: str) -> list[dict[str, Any]]:
+    folder = store.entries / _namespace_dir(namespace)
+    try:
+        with os.scandir(folder) as it:
+            files = [(e.stat().st_mtime, e.name) for e in it if e.is_file()]
+    except FileNotFoundError:
+        return []
+    files.sort(reverse=True)
+    manifests = []
+    for _, key in files[:MAX_CANDIDATES]:
+        try:
+            manifest = store.read_entry(namespace, key)
+        except Exception as exc:  # a damaged or refused entry explains nothing; skip it
+            logger.debug("skipping %s/%s while explaining a miss: %s", namespace, key, exc)
+            continue
+        if manifest is not None:
+            manifests.append(manifest)
+    return manifests
+
+
+def explain_miss(
+    store: Store,
+    namespace: str,
+    code_fp: str,
+    input_fps: Mapping[str, str],
+    code_parts: Mapping[str, str] | None = None,
+) -> str:
+    """Why a lookup missed: compared with the closest stored entry of the same namespace."""
+    candidates = _recent_manifests(store, namespace)
+    if not candidates:
+        return "no entry yet"
+    closest = max(candidates, key=lambda m: _score(m, code_fp, input_fps))
+    return describe_difference(closest, code_fp, code_parts, input_fps)
+
+
+def record_miss(store: Store, namespace: str, reason: str, when: float) -> None:
+    """Remember the last miss of a namespace, for ``checkpoint-magic why NAME`` (best effort)."""
+    path = store.state / _namespace_dir(namespace) / "last-miss.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".last-miss.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"namespace": namespace, "reason": reason, "time": when}))
+        os.replace(tmp, path)
+    except OSError as exc:
+        logger.debug("could not record the miss of %s: %s", namespace, exc)
+
+
+def last_miss(store: Store, namespace: str) -> dict[str, Any] | None:
+    """The last recorded miss of a namespace (``{"namespace", "reason", "time"}``), if any."""
+    path = store.state / _namespace_dir(namespace) / "last-miss.json"
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,344 @@
+"""``InlineCheckpoint``: skip a ``with`` block whose code and watched inputs are unchanged.
+
+The block is identified from the *running frame*: the ``with`` statement at the frame's
+current line is found in the frame's source (the script file, or the notebook cell that
+IPython registered in ``linecache``) and parsed with :mod:`ast`; its body's normalized
+AST is the code fingerprint, together with the code of the user functions the body calls.
+On a hit, the produced values are written back (module globals, function locals,
+attributes, items) and the body is skipped by a frame trace that raises on the body's
+first event; a tracer that was already installed (a debugger, coverage) is restored.
+
+Watch and produce accept names (``x``), attribute paths (``f.a``) and subscripts with
+literal keys (``d['a']``, ``x[0]``, ``cfg.params['alpha']``).
+
+Examples
+--------
+>>> import tempfile
+>>> from checkpoint_magic import InlineCheckpoint
+>>> store = tempfile.mkdtemp()
+>>> data = [1, 2, 3]
+>>> for _ in range(2):
+...     with InlineCheckpoint(watch=["data"], produce=["total"], store=store):
+...         total = sum(data)
+...         print("computed")
+computed
+>>> total
+6
+"""
+
+from __future__ import annotations
+
+import ast
+import ctypes
+import linecache
+import logging
+import os
+import sys
+import time
+import types
+from collections.abc import Iterable
+from typing import Any
+
+import xxhash
+
+from .checkpointer import Checkpointer, LoadResult
+from .exceptions import InvalidArgumentError, MissingProducedNameError, UnknownNameError
+from .store import Store
+
+__all__ = ["InlineCheckpoint"]
+
+logger = logging.getLogger(__name__)
+
+
+class _SkipBody(Exception):
+    """Raised by the frame trace to jump over a block whose results were restored."""
+
+
+# --------------------------------------------------------------------------- target expressions
+_MISSING = object()
+
+
+def _parse_target(expr: str, role: str) -> ast.expr:
+    """Parse ``x``, ``f.a``, ``d['k']``, ``x[0]`` (and chains of those); anything else is an error."""
+    if not isinstance(expr, str) or not expr.strip():
+        raise InvalidArgumentError(f"{role} items must be non-empty strings such as 'x', 'f.a' or \"d['a']\", not {expr!r}")
+    try:
+        node = ast.parse(expr.strip(), mode="eval").body
+    except SyntaxError as exc:
+        raise InvalidArgumentError(f"{role} item {expr!r} is not a valid expression ({exc.msg})") from None
+    check = node
+    while not isinstance(check, ast.Name):
+        if isinstance(check, ast.Attribute):
+            check = check.value
+        elif isinstance(check, ast.Subscript) and _literal_key(check.slice) is not _MISSING:
+            check = check.value
+        else:
+            raise InvalidArgumentError(
+                f"{role} item {expr!r} must be a name, an attribute path or a subscript with a literal "
+                "key (e.g. 'x', 'model.coef_', \"d['a']\", 'x[0]')"
+            )
+    return node
+
+
+def _literal_key(node: ast.expr) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return _MISSING
+
+
+def _root_name(node: ast.expr) -> str:
+    while not isinstance(node, ast.Name):
+        node = node.value  # type: ignore[attr-defined]
+    return node.id
+
+
+def _resolve(node: ast.expr, frame: types.FrameType, namespace: dict[str, Any]) -> Any:
+    """Evaluate a parsed target in ``frame`` without ``eval``; ``_MISSING`` if a part does not exist."""
+    if isinstance(node, ast.Name):
+        for scope in (namespace, frame.f_globals, frame.f_builtins):
+            if node.id in scope:
+                return scope[node.id]
+        return _MISSING
+    parent = _resolve(node.value, frame, namespace)  # type: ignore[attr-defined]
+    if parent is _MISSING:
+        return _MISSING
+    if isinstance(node, ast.Attribute):
+        return getattr(parent, node.attr, _MISSING)
+    try:
+        return parent[_literal_key(node.slice)]  # type: ignore[attr-defined]
+    except (KeyError, IndexError, TypeError):
+        return _MISSING
+
+
+def _assign(node: ast.expr, value: Any, frame: types.FrameType, namespace: dict[str, Any]) -> None:
+    if isinstance(node, ast.Name):
+        namespace[node.id] = value
+        return
+    parent = _resolve(node.value, frame, namespace)  # type: ignore[attr-defined]
+    if parent is _MISSING:
+        raise UnknownNameError(f"cannot restore {ast.unparse(node)}: {ast.unparse(node.value)} does not exist")  # type: ignore[attr-defined]
+    if isinstance(node, ast.Attribute):
+        setattr(parent, node.attr, value)
+    else:
+        parent[_literal_key(node.slice)] = value  # type: ignore[attr-defined]
+
+
+def _write_back_locals(frame: types.FrameType) -> None:
+    """Make changes to ``frame.f_locals`` visible to a function's fast locals (CPython < 3.13)."""
+    if sys.version_info < (3, 13) and frame.f_code.co_flags & 0x1:  # CO_OPTIMIZED: a function frame
+        ctypes.pythonapi.PyFrame_LocalsToFast(ctypes.py_object(frame), ctypes.c_int(0))
+
+
+# --------------------------------------------------------------------------- finding the block
+_parsed: dict[tuple[str, str], ast.Module] = {}
+
+
+def _find_block(frame: types.FrameType) -> ast.With | None:
+    """The ``with`` statement whose header contains the frame's current line, parsed from source."""
+    filename = frame.f_code.co_filename
+    lines = linecache.getlines(filename, frame.f_globals)
+    if not lines:
+        return None
+    source = "".join(lines)
+    cache_key = (filename, xxhash.xxh3_64_hexdigest(source.encode("utf-8", "surrogatepass")))
+    tree = _parsed.get(cache_key)
+    if tree is None:
+        try:
+            tree = ast.parse(source, filename)
+        except SyntaxError:
+            return None
+        _parsed[cache_key] = tree
+    line = frame.f_lineno
+    best: ast.With | None = None
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.With, ast.AsyncWith)) and node.lineno <= line <= _header_end(node):
+            if best is None or node.lineno > best.lineno:
+                best = node  # type: ignore[assignment]
+    return best
+
+
+def _header_end(node: ast.With | ast.AsyncWith) -> int:
+    """Last line of a ``with`` statement's header (its items), which the body may share."""
+    ends = [item.context_expr.end_lineno or node.lineno for item in node.items]
+    ends += [item.optional_vars.end_lineno or node.lineno for item in node.items if item.optional_vars is not None]
+    return max(ends)
+
+
+def _block_code_fingerprint(block: ast.With | None, frame: types.FrameType, namespace: dict[str, Any]) -> str:
+    """Normalized AST of the body plus the code of the user functions and classes it uses."""
+    from . import codehash
+
+    h = xxhash.xxh3_128()
+    if block is None:
+        # No source (code typed into exec, a frozen app): the enclosing code's bytecode.
+        logger.debug("no source for %s; fingerprinting the enclosing code object", frame.f_code.co_filename)
+        h.update(b"bytecode:" + codehash.code_fingerprint(types.FunctionType(frame.f_code, {})).encode())
+        return h.hexdigest()
+    body = ast.Module(body=block.body, type_ignores=[])
+    h.update(b"ast:" + codehash.source_fingerprint(ast.unparse(body)).encode())
+    used = sorted({n.id for n in ast.walk(body) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)})
+    for name in used:
+        value = namespace.get(name, frame.f_globals.get(name, _MISSING))
+        if isinstance(value, (types.FunctionType, type, types.MethodType)) and codehash.is_user_code(value):
+            h.update(f"\0{name}={codehash.code_fingerprint(value)}".encode())
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- the context manager
+class InlineCheckpoint:
+    """Cache what a ``with`` block produces; skip the block when its code and watched inputs are unchanged.
+
+    Parameters
+    ----------
+    watch : list of str
+        The inputs that identify the computation: names, attribute paths (``"f.a"``) or
+        subscripts with literal keys (``"d['a']"``). A name that does not exist raises
+        :class:`~checkpoint_magic.exceptions.UnknownNameError` before the body runs.
+    produce : list of str
+        What the block sets and the checkpoint restores (same forms as ``watch``). A name
+        the block did not set raises :class:`~checkpoint_magic.exceptions.MissingProducedNameError`
+        and nothing is stored.
+    store : Store or path, optional
+        Default ``$CHECKPOINT_MAGIC_DIR`` or ``./.Lutil-checkpoint``.
+    recompute : bool
+        Run the block even if an entry exists, and replace the entry.
+    name : str, optional
+        The namespace the block's entries are listed under; default ``<file>:<produced names>``.
+
+    Notes
+    -----
+    Works at module level in scripts, in notebook cells, and inside functions and methods
+    (produced locals are written back into the function's frame). Everything that affects
+    the result must be watched: the block's code is fingerprinted, the data it reads is not
+    unless it is in ``watch``.
+    """
+
+    def __init__(
+        self,
+        *,
+        watch: Iterable[str] = (),
+        produce: Iterable[str] = (),
+        store: Store | str | os.PathLike[str] | None = None,
+        recompute: bool = False,
+        name: str | None = None,
+    ):
+        self.watch = [watch] if isinstance(watch, str) else list(watch)
+        self.produce = [produce] if isinstance(produce, str) else list(produce)
+        self._watch_nodes = [_parse_target(w, "watch") for w in self.watch]
+        self._produce_nodes = [_parse_target(p, "produce") for p in self.produce]
+        self.store = store
+        self.recompute = recompute
+        self.name = name
+        self.hit: bool | None = None
+        self._frame: types.FrameType | None = None
+
+    def __repr__(self) -> str:
+        return f"InlineCheckpoint(watch={self.watch!r}, produce={self.produce!r})"
+
+    def _namespace_dict(self, frame: types.FrameType) -> dict[str, Any]:
+        return frame.f_locals  # module level: the globals dict itself; in a function: a snapshot
+
+    def __enter__(self) -> InlineCheckpoint:
+        frame = sys._getframe(1)
+        self._frame = frame
+        namespace = self._namespace_dict(frame)
+        watched = {}
+        for expr, node in zip(self.watch, self._watch_nodes):
+            value = _resolve(node, frame, namespace)
+            if value is _MISSING:
+                raise UnknownNameError(
+                    f"InlineCheckpoint watches {expr!r}, which does not exist here; define it before the "
+                    "with statement or remove it from watch=[...]"
+                )
+            watched[expr] = value
+        block = _find_block(frame)
+        filename = frame.f_code.co_filename
+        default_ns = f"{os.path.basename(filename) if os.path.exists(filename) else 'block'}:{','.join(self.produce) or 'block'}"
+        self._checkpointer = Checkpointer("block", self.name or default_ns, self.store)
+        self._code_fp = _block_code_fingerprint(block, frame, namespace)
+        self._input_fps = self._checkpointer.fingerprint_inputs(watched)
+        self._start = time.perf_counter()
+        result: LoadResult | None = None
+        if not self.recompute:
+            result = self._checkpointer.load(self._code_fp, self._input_fps)
+        self.hit = result is not None
+        if result is not None:
+            self._restore(frame, result)
+            self._install_skip(frame, block)
+        return self
+
+    def _restore(self, frame: types.FrameType, result: LoadResult) -> None:
+        namespace = self._namespace_dict(frame)
+        for expr, node in zip(self.produce, self._produce_nodes):
+            _assign(node, result.outputs[expr], frame, namespace)
+        _write_back_locals(frame)
+        logger.info(
+            "%s: skipped, restored %s (computed %s in %.2f s)",
+            self._checkpointer.namespace,
+            ", ".join(self.produce) or "nothing",
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(result.created)),
+            result.duration,
+        )
+
+    def _install_skip(self, frame: types.FrameType, block: ast.With | None) -> None:
+        """Raise :class:`_SkipBody` in ``frame`` once the body starts (after any ``as`` target is bound)."""
+        self._saved_trace = sys.gettrace()
+        self._saved_frame_trace = frame.f_trace
+        self._saved_opcodes = frame.f_trace_opcodes
+        saved_global = self._saved_trace
+        body_line = block.body[0].lineno if block is not None else None
+        as_names = [i.optional_vars.id for i in block.items if isinstance(i.optional_vars, ast.Name)] if block else []
+
+        if body_line is not None and body_line > frame.f_lineno:
+            # The usual case: the first line event at or after the body's first line.
+            def skip(frm: types.FrameType, event: str, arg: Any) -> Any:
+                if event == "line" and frm.f_lineno >= body_line:
+                    raise _SkipBody
+                return skip
+
+        else:
+            # A body on the header's line (`with ...: y = f(x)`) has no line event of its own:
+            # trace opcodes and stop at the first one after the `as` target is bound.
+            frame.f_trace_opcodes = True
+            me = self
+
+            def skip(frm: types.FrameType, event: str, arg: Any) -> Any:
+                if len(as_names) == 1 and frm.f_locals.get(as_names[0]) is not me:
+                    return skip
+                raise _SkipBody
+
+        def global_trace(frm: types.FrameType, event: str, arg: Any) -> Any:
+            # Other frames that start meanwhile (our own __exit__) go to the previous tracer.
+            return saved_global(frm, event, arg) if saved_global is not None else None
+
+        frame.f_trace = skip
+        sys.settrace(global_trace)
+
+    def _uninstall_skip(self, frame: types.FrameType) -> None:
+        sys.settrace(self._saved_trace)
+        frame.f_trace = self._saved_frame_trace
+        frame.f_trace_opcodes = self._saved_opcodes
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        frame = self._frame
+        assert frame is not None
+        self._frame = None
+        if self.hit:
+            self._uninstall_skip(frame)
+            return exc_type is _SkipBody
+        if exc_type is not None:
+            return False  # the body failed: propagate unchanged, store nothing
+        duration = time.perf_counter() - self._start
+        namespace = self._namespace_dict(frame)
+        outputs = {}
+        for expr, node in zip(self.produce, self._produce_nodes):
+            value = _resolve(node, frame, namespace)
+            if value is _MISSING:
+                raise MissingProducedNameError(
+                    f"InlineCheckpoint produces {expr!r}, but the block did not set it; nothing was "
+                    "stored. Set it in the block or remove it from produce=[...]"
+                )
+            outputs[expr] = value
+        self._checkpointer.save(self._code_fp, self._input_fps, outputs, duration=duration, meta={"produce": self.produce})
+        return False

@@ -1,0 +1,196 @@
+"""Scikit-learn plumbing shared by the pipeline wrappers: tags, fitted state, ``requires_fit``.
+
+Every wrapper stores the estimator it wraps as ``estimator`` (a parameter, never modified)
+and, once fitted, a fitted copy as ``estimator_``. Methods use ``estimator_`` when it exists
+and ``estimator`` otherwise, so an estimator that was fitted before being wrapped (or that
+needs no fitting) can be used without calling ``fit`` on the wrapper. Wrappers report the
+``requires_fit`` tag of what they wrap, so scikit-learn (and :func:`estimator_requires_fit`)
+sees through them.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["BaseWrapper", "estimator_requires_fit", "is_wrapped", "unwrap"]
+
+logger = logging.getLogger(__name__)
+
+try:  # scikit-learn >= 1.6
+    from sklearn.utils import get_tags as _get_tags
+except ImportError:  # pragma: no cover - older scikit-learn
+    _get_tags = None
+
+#: True when scikit-learn uses ``__sklearn_tags__`` (>= 1.6), False for ``_more_tags``.
+NEW_STYLE_TAGS = _get_tags is not None
+
+
+def _is_passthrough(estimator: Any) -> bool:
+    return estimator is None or (isinstance(estimator, str) and estimator in ("passthrough", "drop"))
+
+
+def _requires_fit_tag(estimator: Any) -> bool:
+    """The ``requires_fit`` tag of a (non-wrapper) estimator; True when it has no tags."""
+    if _get_tags is not None:
+        try:
+            return bool(_get_tags(estimator).requires_fit)
+        except AttributeError:  # an object with ``fit`` but without sklearn's tag machinery
+            return True
+    try:  # pragma: no cover - scikit-learn < 1.6
+        return bool(estimator._get_tags().get("requires_fit", True))
+    except AttributeError:  # pragma: no cover
+        return True
+
+
+def estimator_requires_fit(estimator: Any) -> bool:
+    """Tell whether ``estimator`` needs ``fit`` before it can transform.
+
+    Wrappers (:class:`~checkpoint_magic.pipelines.SampleWrapper`,
+    :class:`~checkpoint_magic.pipelines.CheckpointWrapper`,
+    :class:`~checkpoint_magic.pipelines.DaskWrapper`) are seen through; a
+    :class:`~sklearn.pipeline.Pipeline` requires fit when any of its steps does;
+    otherwise the estimator's ``requires_fit`` tag decides (``FunctionTransformer`` and
+    :class:`~checkpoint_magic.pipelines.ToDaskBag` need no fit). An object without ``fit``
+    needs no fit.
+
+    Parameters
+    ----------
+    estimator
+        An estimator, a wrapper, a pipeline, ``None`` or ``"passthrough"``.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> from sklearn.decomposition import PCA
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import FunctionTransformer
+    >>> from checkpoint_magic.pipelines import SampleWrapper
+    >>> estimator_requires_fit(SampleWrapper(FunctionTransformer()))
+    False
+    >>> estimator_requires_fit(make_pipeline(FunctionTransformer(), SampleWrapper(PCA())))
+    True
+    """
+    if _is_passthrough(estimator):
+        return False
+    if isinstance(estimator, BaseWrapper):
+        return estimator_requires_fit(estimator.estimator)
+    if isinstance(estimator, Pipeline):
+        return any(estimator_requires_fit(step) for _, step in estimator.steps)
+    if not hasattr(estimator, "fit"):
+        return False
+    return _requires_fit_tag(estimator)
+
+
+def is_wrapped(estimator: Any, wrapper: type) -> bool:
+    """Return True if ``estimator`` is, or wraps at any depth, an instance of ``wrapper``.
+
+    Examples
+    --------
+    >>> from sklearn.preprocessing import FunctionTransformer
+    >>> from checkpoint_magic.pipelines import CheckpointWrapper, SampleWrapper
+    >>> is_wrapped(CheckpointWrapper(SampleWrapper(FunctionTransformer())), SampleWrapper)
+    True
+    """
+    while True:
+        if isinstance(estimator, wrapper):
+            return True
+        if not isinstance(estimator, BaseWrapper):
+            return False
+        estimator = estimator.estimator
+
+
+def unwrap(estimator: Any) -> Any:
+    """Return the innermost estimator under any number of wrappers (fitted copy preferred).
+
+    Examples
+    --------
+    >>> from sklearn.preprocessing import FunctionTransformer
+    >>> from checkpoint_magic.pipelines import CheckpointWrapper, SampleWrapper
+    >>> unwrap(CheckpointWrapper(SampleWrapper(FunctionTransformer())))
+    FunctionTransformer()
+    """
+    while isinstance(estimator, BaseWrapper):
+        estimator = estimator._fitted_estimator()
+    return estimator
+
+
+def _clone(estimator: Any) -> Any:
+    """``sklearn.base.clone`` for estimators, a deep copy for other objects with ``fit``."""
+    if hasattr(estimator, "get_params") and not isinstance(estimator, type):
+        return clone(estimator)
+    return copy.deepcopy(estimator)
+
+
+def _estimator_is_fitted(estimator: Any) -> bool:
+    if _is_passthrough(estimator) or not hasattr(estimator, "fit"):
+        return True
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    except (TypeError, AttributeError):  # not an sklearn estimator: cannot tell, assume usable
+        return True
+    return True
+
+
+def _estimator_has(attr: str) -> Callable[[Any], bool]:
+    """``available_if`` check: the (fitted or unfitted) wrapped estimator has ``attr``."""
+
+    def check(self: Any) -> bool:
+        return hasattr(self._fitted_estimator(), attr)
+
+    return check
+
+
+class BaseWrapper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+    """Base class of the wrappers: the wrapped ``estimator``, its fitted copy and its tags.
+
+    Subclasses take the wrapped estimator as their first ``__init__`` parameter, named
+    ``estimator``, store every parameter unchanged and put what ``fit`` learns in
+    ``estimator_``.
+    """
+
+    estimator: Any
+
+    def __init_subclass__(cls, auto_wrap_output_keys: Any = None, **kwargs: Any) -> None:
+        # Outputs are samples or bags, not arrays: no ``set_output`` wrapping (it would
+        # also hide the ``available_if`` of ``transform``).
+        super().__init_subclass__(auto_wrap_output_keys=auto_wrap_output_keys, **kwargs)
+
+    def _fitted_estimator(self) -> Any:
+        """The fitted copy (``estimator_``) if ``fit`` was called, else ``estimator``."""
+        return self.__dict__.get("estimator_", self.estimator)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        if "estimator_" in self.__dict__:
+            return True
+        return _estimator_is_fitted(self.estimator)
+
+    if NEW_STYLE_TAGS:
+
+        def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+            tags = super().__sklearn_tags__()
+            tags.requires_fit = estimator_requires_fit(self.estimator)
+            return tags
+
+    else:  # pragma: no cover - scikit-learn < 1.6
+
+        def _more_tags(self) -> dict[str, Any]:
+            return {"requires_fit": estimator_requires_fit(self.estimator)}
+
+    def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> Any:
+        """Fit to ``X`` then transform ``X`` (``y`` is passed to ``fit`` only when given)."""
+        if y is None:
+            return self.fit(X, **fit_params).transform(X)  # type: ignore[attr-defined]
+        return self.fit(X, y, **fit_params).transform(X)  # type: ignore[attr-defined]

@@ -1,0 +1,353 @@
+"""``CheckpointWrapper``: save each sample's result, and the fitted model, to disk; reuse them.
+
+``transform`` keeps one file per sample, named by the sample's ``key``, under
+``features_dir``; only the samples without a file are computed (in one batched call), the
+others are returned as :class:`~checkpoint_magic.pipelines.DelayedSample` objects that read
+their file when their data is used. ``fit`` loads the model saved at ``model_path`` instead
+of fitting, or fits and saves it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sklearn.utils.metaestimators import available_if
+
+from ..exceptions import InvalidArgumentError, StoreWriteWarning, warn_user
+from .base import BaseWrapper, _clone, _estimator_has, estimator_requires_fit
+from .files import (
+    FileLoader,
+    atomic_save,
+    check_attempts,
+    checked_relative_path,
+    load_hdf5,
+    load_pickle,
+    save_hdf5,
+    save_pickle,
+)
+from .sample import DelayedSample, SampleSet, _Constant, is_sample, is_sample_set
+
+__all__ = ["CheckpointWrapper"]
+
+logger = logging.getLogger(__name__)
+
+
+class MissingKeyError(InvalidArgumentError, AttributeError):
+    """A sample to checkpoint has no ``key`` (also an ``AttributeError``)."""
+
+
+def _sample_key(sample: Any, index: int) -> str:
+    try:
+        key = sample.key
+    except AttributeError:
+        raise MissingKeyError(
+            f"Sample {index} has no `key`: CheckpointWrapper names each sample's file by its "
+            "key. Build the samples with a unique string key, e.g. "
+            "Sample(x, key=str(i))."
+        ) from None
+    return checked_relative_path(key, "key")
+
+
+class CheckpointWrapper(BaseWrapper):
+    """Checkpoint the results of an estimator per sample, and its fitted model.
+
+    Parameters
+    ----------
+    estimator
+        A sample-aware estimator, usually a
+        :class:`~checkpoint_magic.pipelines.SampleWrapper`: it takes samples and returns
+        samples.
+    features_dir
+        Directory of the per-sample files. ``None``: ``transform`` is not checkpointed.
+    model_path
+        File of the fitted model (cloudpickle). ``None``: the model is not checkpointed.
+        Parent directories are created.
+    extension
+        Suffix of the per-sample files.
+    save_func, load_func
+        ``save_func(data, path)`` and ``load_func(path) -> data``; HDF5 through h5py
+        (:func:`~checkpoint_magic.pipelines.files.save_hdf5`) by default. ``save_func``
+        writes to a temporary path that ends with ``extension``.
+    sample_attribute
+        The attribute of the result samples that is saved and loaded.
+    hash_fn
+        ``hash_fn(key) -> str``: an extra sub-directory per key (e.g.
+        :func:`~checkpoint_magic.pipelines.hash_string`), to spread many files.
+    attempts
+        How many times a save (or a load) is tried before giving up; network filesystems
+        fail now and then.
+    force
+        Recompute (and refit) even when the files exist, and overwrite them.
+
+    Attributes
+    ----------
+    estimator_
+        The fitted (or loaded) copy of ``estimator``, set by :meth:`fit` when the
+        estimator requires fitting.
+
+    Notes
+    -----
+    A sample's file is ``features_dir/[hash_fn(key)/]key + extension``. Keys must be
+    relative paths that stay inside ``features_dir`` (no absolute path, no ``..``); a bad
+    key is an error before anything is computed or written. Results that are ``None`` (or
+    whose ``sample_attribute`` is ``None``) are returned as they are and not saved, so they
+    are recomputed next time. Samples loaded from disk get the metadata of the *input*
+    sample and the saved attribute; metadata that the estimator itself added is not saved.
+    Writes are atomic (temporary file, then ``os.replace``), so several processes may
+    checkpoint into the same directory. If a save still fails after ``attempts`` tries, a
+    :class:`~checkpoint_magic.exceptions.StoreWriteWarning` is emitted, the result is
+    returned unsaved, and the remaining results of that call are not saved either.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> from sklearn.preprocessing import FunctionTransformer
+    >>> from checkpoint_magic.pipelines import CheckpointWrapper, Sample, SampleWrapper
+    >>> samples = [Sample(np.full(2, i), key=str(i)) for i in range(3)]
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     wrapper = CheckpointWrapper(SampleWrapper(FunctionTransformer(np.sqrt)), d)
+    ...     first = wrapper.transform(samples)                # computes and saves
+    ...     again = wrapper.transform(samples)                # loads lazily
+    ...     print(sorted(os.listdir(d)), again[2], again[2].data)
+    ['0.h5', '1.h5', '2.h5'] DelayedSample(key='2') [1.41421356 1.41421356]
+    """
+
+    def __init__(
+        self,
+        estimator: Any,
+        features_dir: str | os.PathLike[str] | None = None,
+        model_path: str | os.PathLike[str] | None = None,
+        extension: str = ".h5",
+        save_func: Callable[[Any, str], Any] | None = None,
+        load_func: Callable[[str], Any] | None = None,
+        sample_attribute: str = "data",
+        hash_fn: Callable[[str], str] | None = None,
+        attempts: int = 10,
+        force: bool = False,
+    ) -> None:
+        self.estimator = estimator
+        self.features_dir = features_dir
+        self.model_path = model_path
+        self.extension = extension
+        self.save_func = save_func
+        self.load_func = load_func
+        self.sample_attribute = sample_attribute
+        self.hash_fn = hash_fn
+        self.attempts = attempts
+        self.force = force
+
+    # ---------------------------------------------------------------- paths
+
+    def make_path(self, sample: Any, index: int = 0) -> str | None:
+        """Return the checkpoint file of ``sample`` (``None`` without ``features_dir``).
+
+        Raises
+        ------
+        InvalidArgumentError
+            If the sample has no ``key`` or its key (or ``hash_fn(key)``) is not a safe
+            relative path.
+        """
+        if self.features_dir is None:
+            return None
+        key = _sample_key(sample, index)
+        parts = [os.fspath(self.features_dir)]
+        if self.hash_fn is not None:
+            parts.append(checked_relative_path(self.hash_fn(key), "hash_fn(key)"))
+        parts.append(key + self.extension)
+        return os.path.join(*parts)
+
+    # ---------------------------------------------------------------- model
+
+    def _load_model(self) -> Any:
+        path = os.fspath(self.model_path)  # type: ignore[arg-type]
+        model = FileLoader(load_pickle, path, check_attempts(self.attempts))()
+        if type(model) is not type(self.estimator):
+            raise InvalidArgumentError(
+                f"model_path {path!r} holds a {type(model).__name__}, but this "
+                f"CheckpointWrapper wraps a {type(self.estimator).__name__}. Delete the file "
+                "(or pass force=True) to fit again, or point model_path elsewhere."
+            )
+        logger.debug("Loaded the fitted model from %s", path)
+        return model
+
+    def _save_model(self, model: Any) -> None:
+        path = os.fspath(self.model_path)  # type: ignore[arg-type]
+        try:
+            atomic_save(save_pickle, model, path, attempts=check_attempts(self.attempts))
+        except Exception as exc:  # storage failed: warn, keep the fitted model in memory
+            warn_user(
+                f"Could not save the fitted model to {path!r} after {self.attempts} "
+                f"attempts ({type(exc).__name__}: {exc}); it stays fitted in memory but will "
+                "be fitted again next time.",
+                StoreWriteWarning,
+            )
+        else:
+            logger.debug("Saved the fitted model to %s", path)
+
+    def fit(self, X: Any, y: Any = None, **fit_params: Any) -> CheckpointWrapper:
+        """Load the model from ``model_path`` if it exists, else fit a copy and save it.
+
+        Nothing happens when the estimator requires no fitting.
+
+        Parameters
+        ----------
+        X
+            Samples (or sample sets), passed to the estimator's ``fit``.
+        y, **fit_params
+            Passed to the estimator's ``fit`` (``y`` only when not ``None``).
+
+        Returns
+        -------
+        CheckpointWrapper
+            ``self``.
+        """
+        if not estimator_requires_fit(self.estimator):
+            return self
+        if self.model_path is not None and not self.force and os.path.isfile(self.model_path):
+            self.estimator_ = self._load_model()
+            return self
+        estimator = _clone(self.estimator)
+        if y is None:
+            fitted = estimator.fit(X, **fit_params)
+        else:
+            fitted = estimator.fit(X, y, **fit_params)
+        self.estimator_ = estimator if fitted is None else fitted
+        if self.model_path is not None:
+            self._save_model(self.estimator_)
+        return self
+
+    # ---------------------------------------------------------------- features
+
+    def _loaded_sample(self, sample: Any, path: str, load_func: Callable[[str], Any]) -> Any:
+        loader = FileLoader(load_func, path, check_attempts(self.attempts))
+        if self.sample_attribute == "data":
+            return DelayedSample(loader, parent=sample)
+        data_loader = sample.load if isinstance(sample, DelayedSample) else _Constant(sample.data)
+        return DelayedSample(
+            data_loader, parent=sample, delayed_attributes={self.sample_attribute: loader}
+        )
+
+    def _saved_value(self, result: Any) -> Any:
+        try:
+            return getattr(result, self.sample_attribute)
+        except AttributeError:
+            raise InvalidArgumentError(
+                f"CheckpointWrapper saves the {self.sample_attribute!r} attribute of each "
+                f"result, but the wrapped estimator returned a {type(result).__name__}. Wrap "
+                "the estimator so that it returns samples, e.g. "
+                "CheckpointWrapper(SampleWrapper(estimator), ...) or "
+                "wrap(['sample', 'checkpoint'], estimator, ...)."
+            ) from None
+
+    def _checkpoint(self, method: Callable[[Any], Any], samples: list[Any], paths: list[str]) -> list[Any]:
+        """Compute the samples without a file (one call), save them, load the others."""
+        missing = [i for i, p in enumerate(paths) if self.force or not os.path.isfile(p)]
+        results: list[Any] = [None] * len(samples)
+        if missing:
+            logger.debug("%d of %d samples to compute", len(missing), len(samples))
+            computed = method([samples[i] for i in missing])
+            computed = computed if isinstance(computed, list) else list(computed)
+            if len(computed) != len(missing):
+                raise InvalidArgumentError(
+                    f"The wrapped estimator returned {len(computed)} results for "
+                    f"{len(missing)} samples; it must return one result per sample."
+                )
+            save_func = self.save_func if self.save_func is not None else save_hdf5
+            attempts = check_attempts(self.attempts)
+            failure: BaseException | None = None
+            unsaved = 0
+            for i, result in zip(missing, computed):
+                results[i] = result
+                value = None if result is None else self._saved_value(result)
+                if value is None:
+                    continue
+                if failure is not None:
+                    unsaved += 1
+                    continue
+                try:
+                    atomic_save(save_func, value, paths[i], attempts=attempts, suffix=self.extension)
+                except Exception as exc:  # storage failed: warn once below, keep the result
+                    failure = exc
+                    unsaved += 1
+            if failure is not None:
+                warn_user(
+                    f"Could not save {unsaved} of {len(missing)} computed results under "
+                    f"{os.fspath(self.features_dir)!r} (after {attempts} attempts: "  # type: ignore[arg-type]
+                    f"{type(failure).__name__}: {failure}). They are returned but will be "
+                    "computed again next time.",
+                    StoreWriteWarning,
+                )
+        if len(missing) < len(samples):
+            load_func = self.load_func if self.load_func is not None else load_hdf5
+            todo = set(missing)
+            for i, (sample, path) in enumerate(zip(samples, paths)):
+                if i not in todo:
+                    results[i] = self._loaded_sample(sample, path, load_func)
+        return results
+
+    @available_if(_estimator_has("transform"))
+    def transform(self, X: Any) -> Any:
+        """Transform samples, computing only those without a checkpoint file.
+
+        Parameters
+        ----------
+        X
+            Samples, or sample sets (whose samples are checkpointed one by one; the
+            estimator is called once per set).
+
+        Returns
+        -------
+        list
+            In input order: the computed results, and
+            :class:`~checkpoint_magic.pipelines.DelayedSample` objects that load the
+            existing files.
+        """
+        estimator = self._fitted_estimator()
+        if self.features_dir is None:
+            return estimator.transform(X)
+        samples = X if isinstance(X, list) else list(X)
+        if not samples:
+            return []
+        if is_sample_set(samples[0]):
+            sets: list[tuple[Any, list[Any], list[str]]] = []
+            for sset in samples:
+                if not is_sample_set(sset):
+                    raise InvalidArgumentError(
+                        "CheckpointWrapper.transform got a mix of SampleSets and other objects."
+                    )
+                members = list(sset)
+                sets.append((sset, members, self._paths(members)))  # validate every key first
+            return [
+                SampleSet(self._checkpoint(estimator.transform, members, paths), parent=sset)
+                for sset, members, paths in sets
+            ]
+        return self._checkpoint(estimator.transform, samples, self._paths(samples))
+
+    def _paths(self, samples: Sequence[Any]) -> list[str]:
+        paths = []
+        for i, s in enumerate(samples):
+            if not is_sample(s):
+                raise InvalidArgumentError(
+                    f"CheckpointWrapper.transform expects samples with a `key`, but item {i} "
+                    f"is a {type(s).__name__}."
+                )
+            paths.append(self.make_path(s, i))
+        return paths  # type: ignore[return-value]
+
+    @available_if(_estimator_has("predict"))
+    def predict(self, X: Any) -> Any:
+        """``predict`` of the (fitted) estimator; not checkpointed."""
+        return self._fitted_estimator().predict(X)
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X: Any) -> Any:
+        """``predict_proba`` of the (fitted) estimator; not checkpointed."""
+        return self._fitted_estimator().predict_proba(X)
+
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X: Any) -> Any:
+        """``decision_function`` of the (fitted) estimator; not checkpointed."""
+        return self._fitted_estimator().decision_function(X)

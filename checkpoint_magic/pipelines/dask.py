@@ -1,0 +1,228 @@
+"""Dask support: ``ToDaskBag`` turns samples into a ``dask.bag``; ``DaskWrapper`` runs on it.
+
+``DaskWrapper.transform`` maps the wrapped estimator over the partitions of a bag and
+returns a new (lazy) bag; ``fit`` gathers the bag and fits a copy of the estimator in one
+task. Everything runs on the active Dask scheduler: the local one, or a
+``dask.distributed`` cluster once a ``Client`` exists. Dask is imported only when these
+methods run, so ``checkpoint_magic.pipelines`` works without it (install the ``dask``
+extra: ``pip install checkpoint_magic[dask]``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.metaestimators import available_if
+
+from ..exceptions import InvalidArgumentError
+from .base import NEW_STYLE_TAGS, BaseWrapper, _clone, _estimator_has, estimator_requires_fit
+
+__all__ = ["DaskWrapper", "ToDaskBag"]
+
+logger = logging.getLogger(__name__)
+
+
+def _import_dask() -> Any:
+    """Import ``dask`` and ``dask.bag``, or say how to install them."""
+    try:
+        import dask
+        import dask.bag
+    except ImportError as exc:
+        raise ImportError(
+            "DaskWrapper and ToDaskBag need Dask: pip install 'checkpoint_magic[dask]' "
+            "(or pip install 'dask[distributed]')."
+        ) from exc
+    return dask
+
+
+def _import_dask_bag() -> Any:
+    return _import_dask().bag
+
+
+def _to_bag(X: Any, npartitions: int | None = None, partition_size: int | None = None) -> Any:
+    """``X`` if it is a bag, else a bag made of the sequence ``X``."""
+    bag = _import_dask_bag()
+    if isinstance(X, bag.Bag):
+        return X
+    if npartitions is not None and partition_size is not None:
+        raise InvalidArgumentError("Give npartitions or partition_size, not both.")
+    items = X if isinstance(X, list) else list(X)
+    if partition_size is not None:
+        return bag.from_sequence(items, partition_size=partition_size)
+    if npartitions is not None:
+        return bag.from_sequence(items, npartitions=min(npartitions, max(len(items), 1)))
+    return bag.from_sequence(items)
+
+
+def _apply_to_partition(partition: Any, estimator: Any, method_name: str) -> list[Any]:
+    """Task body: call ``estimator.<method_name>`` once on one partition."""
+    items = partition if isinstance(partition, list) else list(partition)
+    if not items:
+        return []
+    result = getattr(estimator, method_name)(items)
+    return result if isinstance(result, list) else list(result)
+
+
+def _fit_estimator(estimator: Any, X: list[Any], y: Any, fit_params: dict[str, Any]) -> Any:
+    """Task body: fit a copy of ``estimator`` on all the items of the bag."""
+    fitted = _clone(estimator)
+    returned = fitted.fit(X, **fit_params) if y is None else fitted.fit(X, y, **fit_params)
+    return fitted if returned is None else returned
+
+
+class DaskWrapper(BaseWrapper):
+    """Run an estimator over the partitions of a ``dask.bag``, on the active scheduler.
+
+    ``transform`` (and ``predict``, ...) returns a lazy bag: each partition becomes one
+    batched call of the wrapped estimator. Call ``.compute()`` on the result to run it, on
+    the local scheduler or on a ``dask.distributed`` cluster if a ``Client`` is active.
+    ``fit`` computes the bag, fits a copy of the estimator in one task on the scheduler
+    (a worker of the cluster) and brings the fitted estimator back as ``estimator_``.
+
+    Parameters
+    ----------
+    estimator
+        The estimator to run, usually a
+        :class:`~checkpoint_magic.pipelines.CheckpointWrapper` or
+        :class:`~checkpoint_magic.pipelines.SampleWrapper`. It (and what it references)
+        must be picklable with cloudpickle, and importable by the workers.
+
+    Attributes
+    ----------
+    estimator_
+        The fitted copy of ``estimator``, set by :meth:`fit` when fitting is needed.
+
+    Notes
+    -----
+    A plain list given to ``transform`` is turned into a bag with dask's default
+    partitioning; use :class:`ToDaskBag` (or ``wrap`` on a pipeline) to choose it.
+    ``fit_transform`` persists its input bag first (``bag.persist()``), so the steps
+    before it in a pipeline run once during ``Pipeline.fit``, not once per later step.
+
+    Examples
+    --------
+    >>> import dask, numpy as np
+    >>> from sklearn.preprocessing import FunctionTransformer
+    >>> from checkpoint_magic.pipelines import DaskWrapper, Sample, SampleWrapper, ToDaskBag
+    >>> samples = [Sample(np.full(2, float(i)), key=str(i)) for i in range(4)]
+    >>> bag = ToDaskBag(npartitions=2).transform(samples)
+    >>> wrapper = DaskWrapper(SampleWrapper(FunctionTransformer(np.square)))
+    >>> result = wrapper.transform(bag)           # lazy
+    >>> with dask.config.set(scheduler="sync"):
+    ...     result.compute()[3]
+    Sample(data=array([9., 9.]), key='3')
+    """
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+
+    def _map(self, method_name: str, X: Any) -> Any:
+        dask = _import_dask()
+
+        bag = _to_bag(X)
+        estimator = dask.delayed(self._fitted_estimator(), traverse=False)
+        logger.debug("%s.%s over %d partitions", type(self).__name__, method_name, bag.npartitions)
+        return bag.map_partitions(_apply_to_partition, estimator, method_name)
+
+    def fit(self, X: Any, y: Any = None, **fit_params: Any) -> DaskWrapper:
+        """Fit a copy of the estimator on all the items of ``X`` in one task.
+
+        Skipped when the estimator requires no fitting. Runs on the active scheduler and
+        returns when the fitted estimator is back (``estimator_``).
+
+        Parameters
+        ----------
+        X
+            A ``dask.bag`` (or a sequence) of samples.
+        y
+            Optional targets (a bag or a sequence), passed to the estimator when given.
+        **fit_params
+            Passed to the estimator's ``fit``.
+
+        Returns
+        -------
+        DaskWrapper
+            ``self``.
+        """
+        if not estimator_requires_fit(self.estimator):
+            return self
+        dask = _import_dask()
+        task = dask.delayed(_fit_estimator, pure=False)(self.estimator, X, y, fit_params)
+        self.estimator_ = task.compute()
+        return self
+
+    def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> Any:
+        """Fit on ``X`` (persisted first, so it is computed once) and return its transform."""
+        if estimator_requires_fit(self.estimator):
+            X = _to_bag(X).persist()
+            self.fit(X, y, **fit_params)
+        return self.transform(X)
+
+    @available_if(_estimator_has("transform"))
+    def transform(self, X: Any) -> Any:
+        """Return a lazy bag of ``estimator.transform`` applied partition by partition."""
+        return self._map("transform", X)
+
+    @available_if(_estimator_has("predict"))
+    def predict(self, X: Any) -> Any:
+        """Return a lazy bag of ``estimator.predict`` applied partition by partition."""
+        return self._map("predict", X)
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X: Any) -> Any:
+        """Return a lazy bag of ``estimator.predict_proba`` applied partition by partition."""
+        return self._map("predict_proba", X)
+
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X: Any) -> Any:
+        """Return a lazy bag of ``estimator.decision_function`` applied partition by partition."""
+        return self._map("decision_function", X)
+
+
+class ToDaskBag(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+    """Turn a sequence of samples into a ``dask.bag`` (needs no fitting).
+
+    Parameters
+    ----------
+    npartitions
+        Number of partitions (each one a batched call of the next steps); dask's default
+        when ``None`` and ``partition_size`` is ``None``.
+    partition_size
+        Number of samples per partition, instead of ``npartitions``.
+
+    Examples
+    --------
+    >>> from checkpoint_magic.pipelines import Sample, ToDaskBag
+    >>> bag = ToDaskBag(npartitions=2).transform([Sample(i) for i in range(5)])
+    >>> bag.npartitions, len(bag.compute(scheduler="sync"))
+    (2, 5)
+    """
+
+    def __init__(self, npartitions: int | None = None, partition_size: int | None = None) -> None:
+        self.npartitions = npartitions
+        self.partition_size = partition_size
+
+    def fit(self, X: Any, y: Any = None) -> ToDaskBag:
+        """Do nothing (no fitting needed); return ``self``."""
+        return self
+
+    def transform(self, X: Any) -> Any:
+        """Return ``X`` as a ``dask.bag`` (a bag is returned unchanged)."""
+        return _to_bag(X, self.npartitions, self.partition_size)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    if NEW_STYLE_TAGS:
+
+        def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+            tags = super().__sklearn_tags__()
+            tags.requires_fit = False
+            return tags
+
+    else:  # pragma: no cover - scikit-learn < 1.6
+
+        def _more_tags(self) -> dict[str, Any]:
+            return {"requires_fit": False}

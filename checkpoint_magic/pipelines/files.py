@@ -1,0 +1,323 @@
+"""Checkpoint files of the pipeline wrappers: paths from keys, HDF5 codec, atomic retried I/O.
+
+- :func:`checked_relative_path` turns a sample key into a safe relative path (no absolute
+  path, no ``..``), so a key can never write outside ``features_dir``.
+- :func:`save_hdf5` / :func:`load_hdf5` are the default ``save_func`` / ``load_func`` of
+  :class:`~checkpoint_magic.pipelines.CheckpointWrapper` (h5py is imported when called).
+- :func:`atomic_save` writes through a temporary file in the target directory and
+  ``os.replace``: readers, and other processes writing the same file, see either the old
+  file or the whole new one, never a partial file. Failed attempts are retried.
+- :class:`FileLoader` is the picklable ``load`` of a delayed sample read from a file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import xxhash
+
+from ..exceptions import InvalidArgumentError
+
+__all__ = [
+    "FileLoader",
+    "atomic_save",
+    "check_attempts",
+    "checked_relative_path",
+    "hash_string",
+    "load_hdf5",
+    "load_pickle",
+    "save_hdf5",
+    "save_pickle",
+]
+
+logger = logging.getLogger(__name__)
+
+#: First delay between two attempts (seconds); doubled after each failure.
+RETRY_DELAY = 0.01
+#: Longest delay between two attempts (seconds).
+MAX_RETRY_DELAY = 0.5
+
+_SEPARATORS = re.compile(r"[\\/]")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+#: dtype kinds HDF5 stores natively (bool, ints, floats, complex, fixed bytes).
+_HDF5_KINDS = frozenset("biufcS")
+
+
+# ------------------------------------------------------------------------------ paths
+
+
+def checked_relative_path(value: Any, what: str = "key") -> str:
+    """Return ``value`` as a relative path that stays inside its base directory.
+
+    Parameters
+    ----------
+    value
+        A string (an integer is accepted and converted).
+    what
+        How to name the value in error messages.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    InvalidArgumentError
+        For a non-string, an empty string, an absolute path, a ``..`` component, a path
+        ending in a separator or a NUL character.
+
+    Examples
+    --------
+    >>> checked_relative_path("subject-1/0")
+    'subject-1/0'
+    >>> checked_relative_path("../etc/passwd")
+    Traceback (most recent call last):
+    ...
+    checkpoint_magic.exceptions.InvalidArgumentError: key '../etc/passwd' ...
+    """
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise InvalidArgumentError(
+            f"{what} {value!r} is a {type(value).__name__}; keys name files, so they must be "
+            "strings, e.g. key=str(i)."
+        )
+    problem = None
+    if not value:
+        problem = "is empty"
+    elif "\x00" in value:
+        problem = "contains a NUL character"
+    elif os.path.isabs(value) or value[0] in "/\\" or _DRIVE.match(value):
+        problem = "is an absolute path"
+    else:
+        parts = _SEPARATORS.split(value)
+        if ".." in parts:
+            problem = "contains a '..' component"
+        elif parts[-1] in ("", "."):
+            problem = "does not end with a file name"
+    if problem is not None:
+        raise InvalidArgumentError(
+            f"{what} {value!r} {problem}: keys become file names relative to features_dir "
+            "and may not leave it. Use relative names such as 'subject-1/sample-3'."
+        )
+    return value
+
+
+def hash_string(key: str, fold: int = 1000) -> str:
+    """Spread keys over ``fold`` sub-directories: a stable bucket name for ``key``.
+
+    Use it as ``CheckpointWrapper(..., hash_fn=hash_string)`` when a single directory
+    would hold too many files. The bucket comes from xxh3 (stable across processes).
+
+    Examples
+    --------
+    >>> hash_string("sample-1") == hash_string("sample-1")
+    True
+    >>> len(hash_string("sample-1"))
+    3
+    """
+    if fold < 1:
+        raise InvalidArgumentError(f"fold must be at least 1, got {fold}.")
+    width = len(str(fold - 1))
+    return f"{xxhash.xxh3_64_intdigest(key.encode('utf-8')) % fold:0{width}d}"
+
+
+# ------------------------------------------------------------------------------ codecs
+
+
+def save_hdf5(data: Any, path: str) -> None:
+    """Save ``data`` to an HDF5 file (the default ``save_func``).
+
+    numpy arrays and scalars of a numeric, boolean or bytes dtype are stored as the
+    dataset ``array``; any other object (lists, strings, dicts, object arrays, ...) is
+    stored with cloudpickle as a ``uint8`` dataset ``pickle``. :func:`load_hdf5` returns
+    an equal value of the same type.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     save_hdf5(np.arange(3.0), os.path.join(d, "a.h5"))
+    ...     save_hdf5({"label": "cat"}, os.path.join(d, "b.h5"))
+    ...     load_hdf5(os.path.join(d, "a.h5")), load_hdf5(os.path.join(d, "b.h5"))
+    (array([0., 1., 2.]), {'label': 'cat'})
+    """
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        if isinstance(data, (np.ndarray, np.generic)) and data.dtype.kind in _HDF5_KINDS:
+            f.create_dataset("array", data=data)
+            f.attrs["kind"] = "ndarray" if isinstance(data, np.ndarray) else "scalar"
+        else:
+            import cloudpickle
+
+            payload = cloudpickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+            f.create_dataset("pickle", data=np.frombuffer(payload, dtype=np.uint8))
+            f.attrs["kind"] = "cloudpickle"
+
+
+def load_hdf5(path: str) -> Any:
+    """Load what :func:`save_hdf5` saved (the default ``load_func``).
+
+    A file written by another tool is read as its only dataset (or its ``array``
+    dataset).
+    """
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        kind = f.attrs.get("kind")
+        if isinstance(kind, bytes):
+            kind = kind.decode()
+        if kind == "cloudpickle":
+            return pickle.loads(f["pickle"][()].tobytes())
+        if "array" in f:
+            value = f["array"][()]
+        else:
+            names = list(f.keys())
+            if len(names) != 1:
+                raise OSError(
+                    f"{path} has datasets {names}; load_hdf5 reads files with one dataset. "
+                    "Pass your own load_func to read this file."
+                )
+            value = f[names[0]][()]
+        return value if kind == "scalar" else np.asarray(value)
+
+
+def save_pickle(obj: Any, path: str) -> None:
+    """Save ``obj`` with cloudpickle (how models are saved)."""
+    import cloudpickle
+
+    with open(path, "wb") as f:
+        cloudpickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load_pickle(path: str) -> Any:
+    """Load a pickle written by :func:`save_pickle`. Loading a pickle runs code: trust it."""
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+# ------------------------------------------------------------------------------ I/O
+
+
+def _retry_delay(attempt: int) -> float:
+    return float(min(RETRY_DELAY * 2 ** (attempt - 1), MAX_RETRY_DELAY))
+
+
+def check_attempts(attempts: Any) -> int:
+    """Validate an ``attempts`` parameter (an integer, at least 1)."""
+    if isinstance(attempts, bool) or not isinstance(attempts, (int, np.integer)) or attempts < 1:
+        raise InvalidArgumentError(f"attempts must be an integer >= 1, got {attempts!r}.")
+    return int(attempts)
+
+
+def atomic_save(
+    save_func: Callable[[Any, str], Any],
+    data: Any,
+    path: str,
+    *,
+    attempts: int = 1,
+    suffix: str = "",
+) -> None:
+    """Save ``data`` to ``path`` atomically, trying up to ``attempts`` times.
+
+    ``save_func(data, tmp_path)`` writes a temporary file in the directory of ``path``
+    (created if needed), whose name ends with ``suffix`` (so savers that add an
+    extension, like ``np.save``, keep the name); ``os.replace`` then moves it to
+    ``path``. A failed attempt removes its temporary file and is retried after a short,
+    growing delay; the last failure is raised.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     atomic_save(lambda x, p: np.save(p, x), np.ones(2), os.path.join(d, "sub", "a.npy"),
+    ...                 suffix=".npy")
+    ...     os.listdir(os.path.join(d, "sub"))
+    ['a.npy']
+    """
+    attempts = check_attempts(attempts)
+    directory, name = os.path.split(path)
+    for attempt in range(1, attempts + 1):
+        tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:16]}.tmp{suffix}")
+        try:
+            if directory:
+                os.makedirs(directory, exist_ok=True)
+            save_func(data, tmp)
+            os.replace(tmp, path)
+            return
+        except Exception as exc:  # retried below; the last one propagates
+            if attempt == attempts:
+                raise
+            logger.warning(
+                "Saving %s failed (attempt %d of %d), retrying: %s: %s",
+                path, attempt, attempts, type(exc).__name__, exc,
+            )
+        finally:
+            _remove_quietly(tmp)
+        time.sleep(_retry_delay(attempt))
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        logger.warning("Could not remove the temporary file %s: %s", path, exc)
+
+
+class FileLoader:
+    """Picklable callable that loads one checkpoint file, retrying on ``OSError``.
+
+    Network filesystems sometimes fail a read that succeeds a moment later; the read is
+    tried up to ``attempts`` times.
+
+    Parameters
+    ----------
+    load_func
+        ``load_func(path) -> data``.
+    path
+        The file.
+    attempts
+        How many times to try.
+    """
+
+    __slots__ = ("attempts", "load_func", "path")
+
+    def __init__(self, load_func: Callable[[str], Any], path: str, attempts: int = 1) -> None:
+        self.load_func = load_func
+        self.path = path
+        self.attempts = attempts
+
+    def __call__(self) -> Any:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return self.load_func(self.path)
+            except OSError as exc:
+                if attempt >= self.attempts:
+                    raise
+                logger.warning(
+                    "Loading %s failed (attempt %d of %d), retrying: %s",
+                    self.path, attempt, self.attempts, exc,
+                )
+                time.sleep(_retry_delay(attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def __getstate__(self) -> tuple[Any, str, int]:
+        return (self.load_func, self.path, self.attempts)
+
+    def __setstate__(self, state: tuple[Any, str, int]) -> None:
+        self.load_func, self.path, self.attempts = state
+
+    def __repr__(self) -> str:
+        name = getattr(self.load_func, "__name__", repr(self.load_func))
+        return f"FileLoader({name}, {self.path!r})"

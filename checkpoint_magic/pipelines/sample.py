@@ -1,0 +1,518 @@
+"""Sample containers: data travelling through a pipeline together with its metadata.
+
+A :class:`Sample` is one piece of data (``sample.data``) plus any number of metadata
+attributes (``sample.key``, ``sample.subject``, ...). A :class:`DelayedSample` has the same
+interface but loads its data (and optionally some attributes) only when they are read. A
+:class:`SampleSet` is a mutable sequence of samples that carries its own metadata (for
+example all the samples of one subject); :class:`DelayedSampleSet` loads its samples lazily.
+:class:`SampleBatch` shows one attribute of many samples as one array-like.
+
+Examples
+--------
+>>> import numpy as np
+>>> from checkpoint_magic.pipelines import Sample, SampleSet, SampleBatch
+>>> s = Sample(np.zeros(2), key="0", subject="a")
+>>> s
+Sample(data=array([0., 0.]), key='0', subject='a')
+>>> child = Sample(np.ones(2), parent=s, key="1")     # metadata copied, then overridden
+>>> child.key, child.subject
+('1', 'a')
+>>> sset = SampleSet([s, child], subject="a")
+>>> len(sset), sset[1].key
+(2, '1')
+>>> np.asarray(SampleBatch(sset))
+array([[0., 0.],
+       [1., 1.]])
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSequence, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..exceptions import InvalidArgumentError
+
+__all__ = [
+    "DelayedSample",
+    "DelayedSampleSet",
+    "Sample",
+    "SampleBatch",
+    "SampleSet",
+    "is_sample",
+    "is_sample_set",
+    "sample_metadata",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Attribute names that hold the payload, never copied from a parent as metadata.
+SAMPLE_DATA_ATTRS = ("data", "samples")
+
+
+def _metadata_names(obj: Any) -> list[str]:
+    """Public metadata attribute names of a sample or sample set, in insertion order.
+
+    Delayed attributes of a :class:`DelayedSample` come last; nothing is loaded.
+    """
+    names = [
+        k for k in vars(obj) if not k.startswith("_") and k not in SAMPLE_DATA_ATTRS
+    ]
+    delayed = obj.__dict__.get("_delayed_attributes") or {}
+    names.extend(k for k in delayed if k not in names)
+    return names
+
+
+def sample_metadata(obj: Any) -> dict[str, Any]:
+    """Return the metadata of a sample or sample set as a dict (delayed attributes are loaded).
+
+    Parameters
+    ----------
+    obj
+        A :class:`Sample`, :class:`DelayedSample`, :class:`SampleSet` or
+        :class:`DelayedSampleSet`.
+
+    Returns
+    -------
+    dict
+        Every public attribute except the payload (``data`` / ``samples``).
+
+    Examples
+    --------
+    >>> sample_metadata(Sample(1, key="a", subject=3))
+    {'key': 'a', 'subject': 3}
+    """
+    return {name: getattr(obj, name) for name in _metadata_names(obj)}
+
+
+def _check_reserved(kwargs: Mapping[str, Any]) -> None:
+    for name in kwargs:
+        if name in SAMPLE_DATA_ATTRS:
+            raise InvalidArgumentError(
+                f"{name!r} cannot be given as metadata: it is the payload of a sample or "
+                "sample set. Pass the payload as the first argument instead."
+            )
+
+
+def _copy_attributes(target: Any, parent: Any, kwargs: Mapping[str, Any]) -> None:
+    """Copy the metadata of ``parent`` to ``target``, then set ``kwargs`` on it.
+
+    Delayed attributes of a :class:`DelayedSample` parent are loaded (``target`` is not
+    delayed); :class:`DelayedSample` itself keeps them delayed (see its ``__init__``).
+    """
+    _check_reserved(kwargs)
+    if parent is not None:
+        for name in _metadata_names(parent):
+            # an overridden attribute keeps the parent's position (and is not loaded)
+            setattr(target, name, kwargs[name] if name in kwargs else getattr(parent, name))
+    for name, value in kwargs.items():
+        setattr(target, name, value)
+
+
+def _values_equal(a: Any, b: Any) -> bool:
+    """Equality that works for numpy arrays (shape, dtype kind and values) and containers."""
+    if a is b:
+        return True
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        try:
+            return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+        except (TypeError, ValueError):
+            return False
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return (
+            type(a) is type(b)
+            and len(a) == len(b)
+            and all(_values_equal(x, y) for x, y in zip(a, b))
+        )
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_values_equal(a[k], b[k]) for k in a)
+    result = a == b
+    if isinstance(result, np.ndarray):
+        return bool(result.all())
+    return bool(result)
+
+
+class _SampleBase:
+    """Shared repr and equality of samples and sample sets."""
+
+    #: Name of the payload attribute (``data`` for samples, ``samples`` for sets).
+    _payload = "data"
+
+    def _repr_items(self) -> list[str]:
+        items = [f"{self._payload}={getattr(self, self._payload)!r}"]
+        items.extend(f"{k}={v!r}" for k, v in vars(self).items() if _is_metadata(k))
+        return items
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(self._repr_items())})"
+
+    def __eq__(self, other: object) -> bool:
+        # Samples compare by payload and metadata, whether delayed or not (a
+        # DelayedSample equals the Sample it was saved from).
+        if not isinstance(other, _SampleBase) or self._payload != other._payload:
+            return NotImplemented
+        if sorted(_metadata_names(self)) != sorted(_metadata_names(other)):
+            return False
+        if not all(
+            _values_equal(getattr(self, k), getattr(other, k)) for k in _metadata_names(self)
+        ):
+            return False
+        return _values_equal(_payload_value(self), _payload_value(other))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable containers
+
+
+def _payload_value(obj: _SampleBase) -> Any:
+    value = getattr(obj, obj._payload)
+    if obj._payload == "samples":
+        return list(value)
+    return value
+
+
+def _is_metadata(name: str) -> bool:
+    return not name.startswith("_") and name not in SAMPLE_DATA_ATTRS
+
+
+class Sample(_SampleBase):
+    """One piece of data with metadata.
+
+    Parameters
+    ----------
+    data
+        The payload (``sample.data``): an array, a list, any object.
+    parent
+        A sample (or sample set) whose metadata is copied first (``data`` and ``samples``
+        are never copied); keyword arguments then override it.
+    **metadata
+        Metadata attributes, e.g. ``key="0"`` (the key names the sample's checkpoint file).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = Sample(np.zeros(2), offset=np.array([0]), key="0")
+    >>> s
+    Sample(data=array([0., 0.]), offset=array([0]), key='0')
+    >>> Sample(np.ones(2), parent=s, key="1")
+    Sample(data=array([1., 1.]), offset=array([0]), key='1')
+    """
+
+    def __init__(self, data: Any, parent: Any = None, **metadata: Any) -> None:
+        self.data = data
+        _copy_attributes(self, parent, metadata)
+
+
+class DelayedSample(_SampleBase):
+    """A sample whose data (and optionally some metadata) is loaded only when read.
+
+    Nothing is loaded when the sample is built, printed, copied or pickled: ``load`` (and the
+    callables of ``delayed_attributes``) are called each time the attribute is read; the
+    value is not kept, so a large dataset of delayed samples stays small in memory.
+
+    Parameters
+    ----------
+    load
+        Callable with no argument that returns the data.
+    parent
+        A sample whose metadata is copied first. The delayed attributes of a
+        :class:`DelayedSample` parent stay delayed.
+    delayed_attributes
+        ``{name: callable}``: attributes computed (loaded) on each access.
+    **metadata
+        Plain metadata attributes; they override the parent's and ``delayed_attributes``.
+
+    Examples
+    --------
+    >>> calls = []
+    >>> def load():
+    ...     calls.append(1)
+    ...     return [1, 2, 3]
+    >>> s = DelayedSample(load, key="a", delayed_attributes={"annotations": lambda: "eyes"})
+    >>> s, len(calls)
+    (DelayedSample(key='a', delayed_attributes=['annotations']), 0)
+    >>> s.data, s.annotations, len(calls)
+    ([1, 2, 3], 'eyes', 1)
+    """
+
+    def __init__(
+        self,
+        load: Callable[[], Any],
+        parent: Any = None,
+        delayed_attributes: Mapping[str, Callable[[], Any]] | None = None,
+        **metadata: Any,
+    ) -> None:
+        if not callable(load):
+            raise InvalidArgumentError(
+                f"DelayedSample needs a callable `load` that returns the data, got {load!r}."
+            )
+        _check_reserved(metadata)
+        if delayed_attributes is not None:
+            _check_reserved(delayed_attributes)
+        object.__setattr__(self, "_load", load)
+        delayed: dict[str, Callable[[], Any]] = {}
+        if parent is not None:
+            parent_delayed = parent.__dict__.get("_delayed_attributes") or {}
+            for name in _metadata_names(parent):
+                if name in parent_delayed:
+                    delayed[name] = parent_delayed[name]
+                else:
+                    object.__setattr__(self, name, getattr(parent, name))
+        for name, func in (delayed_attributes or {}).items():
+            self.__dict__.pop(name, None)
+            delayed[name] = func
+        for name, value in metadata.items():
+            delayed.pop(name, None)
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_delayed_attributes", delayed or None)
+
+    @property
+    def data(self) -> Any:
+        """The payload, loaded by calling ``load`` (on every access)."""
+        return self._load()
+
+    @property
+    def load(self) -> Callable[[], Any]:
+        """The callable that loads the data."""
+        return self._load
+
+    @property
+    def delayed_attributes(self) -> dict[str, Callable[[], Any]]:
+        """The ``{name: callable}`` of the attributes loaded on access (a copy)."""
+        return dict(self.__dict__.get("_delayed_attributes") or {})
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when normal lookup fails. Use __dict__ directly: during unpickling
+        # the instance has no attributes yet, and recursion must not happen.
+        delayed = self.__dict__.get("_delayed_attributes")
+        if delayed and name in delayed:
+            return delayed[name]()
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "data":
+            raise AttributeError(
+                "The data of a DelayedSample comes from its `load` callable; build a "
+                "Sample(new_data, parent=delayed_sample) instead."
+            )
+        delayed = self.__dict__.get("_delayed_attributes")
+        if delayed and name in delayed:
+            # Setting a delayed attribute replaces it with a plain value. Copy the dict:
+            # copies of this sample share it.
+            remaining = {k: v for k, v in delayed.items() if k != name}
+            object.__setattr__(self, "_delayed_attributes", remaining or None)
+        object.__setattr__(self, name, value)
+
+    def _repr_items(self) -> list[str]:
+        items = [f"{k}={v!r}" for k, v in vars(self).items() if _is_metadata(k)]
+        delayed = self.__dict__.get("_delayed_attributes")
+        if delayed:
+            items.append(f"delayed_attributes={sorted(delayed)!r}")
+        return items
+
+
+class SampleSet(_SampleBase, MutableSequence):
+    """A mutable sequence of samples with its own metadata.
+
+    Parameters
+    ----------
+    samples
+        The samples (kept as given when it is a list, otherwise copied into a list).
+    parent
+        A sample set (or sample) whose metadata is copied first.
+    **metadata
+        Metadata of the set, e.g. ``key="subject-1"``.
+
+    Examples
+    --------
+    >>> sset = SampleSet([Sample(1, key="a")], key="set-1")
+    >>> sset.append(Sample(2, key="b"))
+    >>> [s.data for s in sset], sset.key
+    ([1, 2], 'set-1')
+    """
+
+    _payload = "samples"
+
+    def __init__(self, samples: Iterable[Any], parent: Any = None, **metadata: Any) -> None:
+        self.samples = samples if isinstance(samples, list) else list(samples)
+        _copy_attributes(self, parent, metadata)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, item: Any) -> Any:
+        return self.samples[item]
+
+    def __setitem__(self, item: Any, value: Any) -> None:
+        self.samples[item] = value
+
+    def __delitem__(self, item: Any) -> None:
+        del self.samples[item]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.samples)
+
+    def insert(self, index: int, value: Any) -> None:
+        """Insert a sample before ``index``."""
+        self.samples.insert(index, value)
+
+
+class DelayedSampleSet(SampleSet):
+    """A sample set whose samples are loaded only when read.
+
+    ``load`` is called on each access to ``samples`` (and to the sequence methods), so
+    nothing stays in memory. Modifying the set (``append``, ``del``, ...) loads the samples
+    once and keeps the modified list from then on.
+
+    Parameters
+    ----------
+    load
+        Callable with no argument returning the list of samples.
+    parent
+        A sample set whose metadata is copied first.
+    **metadata
+        Metadata of the set.
+
+    Examples
+    --------
+    >>> dset = DelayedSampleSet(lambda: [Sample(1), Sample(2)], key="set-1")
+    >>> dset
+    DelayedSampleSet(key='set-1')
+    >>> len(dset), dset[1].data
+    (2, 2)
+    """
+
+    def __init__(self, load: Callable[[], Any], parent: Any = None, **metadata: Any) -> None:
+        if not callable(load):
+            raise InvalidArgumentError(
+                f"DelayedSampleSet needs a callable `load` returning samples, got {load!r}."
+            )
+        self._load = load
+        self._materialized: list[Any] | None = None
+        _copy_attributes(self, parent, metadata)
+
+    @property  # type: ignore[override]
+    def samples(self) -> list[Any]:
+        """The samples, loaded by calling ``load`` (unless the set was modified)."""
+        if self._materialized is not None:
+            return self._materialized
+        loaded = self._load()
+        return loaded if isinstance(loaded, list) else list(loaded)
+
+    def _mutable(self) -> list[Any]:
+        if self._materialized is None:
+            self._materialized = self.samples
+        return self._materialized
+
+    def __setitem__(self, item: Any, value: Any) -> None:
+        self._mutable()[item] = value
+
+    def __delitem__(self, item: Any) -> None:
+        del self._mutable()[item]
+
+    def insert(self, index: int, value: Any) -> None:
+        """Insert a sample before ``index`` (loads the samples once and keeps them)."""
+        self._mutable().insert(index, value)
+
+    def _repr_items(self) -> list[str]:
+        return [f"{k}={v!r}" for k, v in vars(self).items() if _is_metadata(k)]
+
+
+class SampleBatch(Sequence):
+    """An array-like view of one attribute over many samples.
+
+    ``np.asarray(batch)`` stacks the attribute of every sample into one array;
+    ``batch[i]`` is the attribute of sample ``i``.
+
+    Parameters
+    ----------
+    samples
+        A sequence of samples.
+    sample_attribute
+        The attribute to show (``"data"`` by default).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> batch = SampleBatch([Sample(np.zeros(2)), Sample(np.ones(2))])
+    >>> len(batch), batch[1]
+    (2, array([1., 1.]))
+    >>> np.asarray(batch, dtype=int)
+    array([[0, 0],
+           [1, 1]])
+    """
+
+    def __init__(self, samples: Sequence[Any], sample_attribute: str = "data") -> None:
+        self.samples = samples
+        self.sample_attribute = sample_attribute
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, item: Any) -> Any:
+        if isinstance(item, slice):
+            return SampleBatch(self.samples[item], self.sample_attribute)
+        return getattr(self.samples[item], self.sample_attribute)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if copy is False:
+            raise ValueError("A SampleBatch cannot be viewed as an array without a copy.")
+        values = [np.asarray(getattr(s, self.sample_attribute)) for s in self.samples]
+        if not values:
+            return np.array([], dtype=dtype)
+        if all(v.shape == values[0].shape for v in values):
+            out = np.stack(values)
+            return out if dtype is None else out.astype(dtype, copy=False)
+        raise ValueError(
+            f"The {self.sample_attribute!r} attributes of these samples have different "
+            "shapes, so they cannot be stacked into one array; iterate over the batch instead."
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"SampleBatch(n_samples={len(self.samples)}, "
+            f"sample_attribute={self.sample_attribute!r})"
+        )
+
+
+def is_sample(obj: Any) -> bool:
+    """Return True for a :class:`Sample` or :class:`DelayedSample`.
+
+    Examples
+    --------
+    >>> is_sample(Sample(1)), is_sample(SampleSet([])), is_sample(1)
+    (True, False, False)
+    """
+    return isinstance(obj, (Sample, DelayedSample))
+
+
+def is_sample_set(obj: Any) -> bool:
+    """Return True for a :class:`SampleSet` (delayed or not).
+
+    Examples
+    --------
+    >>> is_sample_set(SampleSet([])), is_sample_set(Sample(1))
+    (True, False)
+    """
+    return isinstance(obj, SampleSet)
+
+
+class _Constant:
+    """A picklable callable returning a value it holds (the ``load`` of an in-memory result)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __call__(self) -> Any:
+        return self.value
+
+    def __getstate__(self) -> tuple[Any]:
+        return (self.value,)  # a tuple: a bare None state would skip __setstate__
+
+    def __setstate__(self, state: tuple[Any]) -> None:
+        (self.value,) = state
+
+    def __repr__(self) -> str:
+        return f"_Constant({self.value!r})"

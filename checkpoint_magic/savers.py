@@ -1,0 +1,681 @@
+"""Savers: per-type writers of a value into a directory of files, and the registry the store consults.
+
+A :class:`Saver` answers three questions: can it save this object (:meth:`~Saver.can_save`),
+write it as files into a directory (:meth:`~Saver.save`), and rebuild it from such a
+directory (:meth:`~Saver.load`). Savers serve two users:
+
+* **the store**: :func:`register_saver` wraps a saver in a :class:`SaverCodec` and registers
+  it with :func:`checkpoint_magic.serializers.register_codec`, so every value stored by any
+  front end is offered to the registered savers before the built-in ``npy``/``pickle``
+  codecs. Each file the saver writes becomes one content-addressed blob; on load the
+  verified blobs are hard-linked (or copied) into a temporary directory for
+  :meth:`~Saver.load`.
+* **full dumps** (:mod:`checkpoint_magic.dump`): every step of a pipeline goes through
+  :func:`saver_for`.
+
+Registered for the store by default (the built-in codecs do not handle these well):
+
+* :class:`StripUnpicklableSaver` for objects with a ``setup()`` method: attributes that do
+  not pickle (queues, locks, open files, connections) are dropped and ``setup()`` rebuilds
+  them after loading;
+* :class:`TorchModuleSaver` and :class:`TorchTensorSaver` when PyTorch is imported
+  (``torch.save`` of the tensors; GPU tensors load on the CPU when no GPU is present).
+
+Used by :func:`saver_for` (dumps) but not registered for the store, whose ``npy`` and
+out-of-band ``pickle`` codecs are already faster for these: :class:`NumpySaver`,
+:class:`PandasSaver`, :class:`SklearnSaver`, and :class:`PickleSaver` (cloudpickle; classes
+defined in ``__main__`` or a notebook are pickled by value) as the last resort.
+
+Examples
+--------
+>>> import tempfile, queue
+>>> from checkpoint_magic.store import Store
+>>> class Worker:
+...     def __init__(self):
+...         self.done = 3
+...         self.setup()
+...     def setup(self):
+...         self.jobs = queue.Queue()     # a lock inside: cannot be pickled
+>>> store = Store(tempfile.mkdtemp())
+>>> record = store.put_value(Worker())
+>>> record["codec"]
+'saver:checkpoint_magic.savers.StripUnpicklableSaver'
+>>> restored = store.get_value(record)
+>>> restored.done, type(restored.jobs).__name__
+(3, 'Queue')
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import logging
+import mmap
+import os
+import pickle
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import serializers
+from .exceptions import InvalidArgumentError
+from .serializers import BlobSource, Codec, Encoded
+
+__all__ = [
+    "NumpySaver",
+    "PandasSaver",
+    "PickleSaver",
+    "Saver",
+    "SaverCodec",
+    "SklearnSaver",
+    "StripUnpicklableSaver",
+    "TorchModuleSaver",
+    "TorchTensorSaver",
+    "register_saver",
+    "registered_savers",
+    "saver_for",
+    "saver_name",
+    "unregister_saver",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Files at least this large are handed to the store memory-mapped instead of read into memory.
+_MMAP_MIN_BYTES = 1 << 20
+#: Blobs smaller than this are written out from memory; larger ones are hard-linked or copied.
+_LINK_MIN_BYTES = 64 * 1024
+
+
+class Saver:
+    """Base class of savers: write an object as files into a directory and read it back.
+
+    Subclasses implement :meth:`can_save`, :meth:`save` and :meth:`load`. ``load`` must read
+    everything it needs before returning: the directory is deleted afterwards, and when the
+    files come from the store they are hard links to immutable blobs, so they must not be
+    modified (a modified blob is detected and the entry recomputed, never returned).
+    An optional ``name`` attribute distinguishes two registered instances of one class.
+    """
+
+    name: str | None = None
+
+    def can_save(self, obj: Any) -> bool:
+        """Whether this saver handles ``obj``; called for every stored value, so keep it cheap."""
+        raise NotImplementedError
+
+    def save(self, obj: Any, path: str) -> None:
+        """Write ``obj`` as one or more files into the existing, empty directory ``path``."""
+        raise NotImplementedError
+
+    def load(self, path: str) -> Any:
+        """Rebuild the object from the files :meth:`save` wrote into ``path``."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def saver_name(saver: Any) -> str:
+    """The stable name of a saver: its ``name`` attribute, else ``module.QualifiedClassName``.
+
+    Examples
+    --------
+    >>> saver_name(PickleSaver())
+    'checkpoint_magic.savers.PickleSaver'
+    """
+    explicit = getattr(saver, "name", None)
+    if isinstance(explicit, str) and explicit:
+        return explicit
+    cls = type(saver)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _safe_can_save(saver: Any, obj: Any) -> bool:
+    try:
+        return bool(saver.can_save(obj))
+    except Exception as exc:  # a buggy saver must not break storing every other value
+        logger.warning("%s.can_save failed on a %s (%s: %s); skipped", saver_name(saver),
+                       type(obj).__name__, type(exc).__name__, exc)
+        return False
+
+
+# --------------------------------------------------------------------------- pickling helpers
+
+
+class _HookedPickler:
+    """Factory of cloudpickle picklers that may externalize objects through ``persistent_id``."""
+
+    @staticmethod
+    def dumps(obj: Any, persistent_id: Callable[[Any], Any] | None = None) -> bytes:
+        import cloudpickle
+
+        if persistent_id is None:
+            return cloudpickle.dumps(obj, protocol=5)  # type: ignore[no-any-return]
+
+        class Pickler(cloudpickle.CloudPickler):  # type: ignore[misc, name-defined]
+            def persistent_id(self, o: Any) -> Any:
+                return persistent_id(o)
+
+        buf = io.BytesIO()
+        Pickler(buf, protocol=5).dump(obj)
+        return buf.getvalue()
+
+    @staticmethod
+    def loads(data: bytes, persistent_load: Callable[[Any], Any] | None = None) -> Any:
+        if persistent_load is None:
+            return pickle.loads(data)
+
+        class Unpickler(pickle.Unpickler):
+            def persistent_load(self, pid: Any) -> Any:
+                return persistent_load(pid)
+
+        return Unpickler(io.BytesIO(data)).load()
+
+
+def _write_json(path: str, name: str, data: dict[str, Any]) -> None:
+    Path(path, name).write_text(json.dumps(data, sort_keys=True, default=str), encoding="utf-8")
+
+
+def _read_json(path: str, name: str) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path, name).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _class_path(obj: Any) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+# --------------------------------------------------------------------------- built-in savers
+
+
+class PickleSaver(Saver):
+    """Any object through cloudpickle (one file, ``object.pkl``); the last-resort saver.
+
+    Classes and functions defined in ``__main__`` or a notebook are pickled by value, so the
+    file loads in a process that does not have their source. ``save``/``load`` also accept
+    ``persistent_id``/``persistent_load`` hooks (used by :mod:`checkpoint_magic.dump` to
+    store the steps of a pipeline separately).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> PickleSaver().save(lambda x: x + 1, d)
+    >>> PickleSaver().load(d)(1)
+    2
+    """
+
+    filename = "object.pkl"
+
+    def can_save(self, obj: Any) -> bool:
+        return True
+
+    def save(self, obj: Any, path: str, *, persistent_id: Callable[[Any], Any] | None = None) -> None:
+        Path(path, self.filename).write_bytes(_HookedPickler.dumps(obj, persistent_id))
+
+    def load(self, path: str, *, persistent_load: Callable[[Any], Any] | None = None) -> Any:
+        return _HookedPickler.loads(Path(path, self.filename).read_bytes(), persistent_load)
+
+
+class SklearnSaver(PickleSaver):
+    """A scikit-learn estimator through cloudpickle, with the scikit-learn version recorded.
+
+    Loading under another scikit-learn version logs a WARNING (scikit-learn itself also
+    warns); the estimator is still returned.
+    """
+
+    filename = "estimator.pkl"
+
+    def can_save(self, obj: Any) -> bool:
+        if "sklearn" not in sys.modules or isinstance(obj, type):
+            return False
+        from sklearn.base import BaseEstimator
+
+        return isinstance(obj, BaseEstimator)
+
+    def save(self, obj: Any, path: str, *, persistent_id: Callable[[Any], Any] | None = None) -> None:
+        import sklearn
+
+        super().save(obj, path, persistent_id=persistent_id)
+        _write_json(path, "sklearn.json", {"sklearn": sklearn.__version__, "class": _class_path(obj)})
+
+    def load(self, path: str, *, persistent_load: Callable[[Any], Any] | None = None) -> Any:
+        import sklearn
+
+        saved = _read_json(path, "sklearn.json").get("sklearn")
+        if saved and saved != sklearn.__version__:
+            logger.warning("estimator saved with scikit-learn %s is loaded with %s", saved, sklearn.__version__)
+        return super().load(path, persistent_load=persistent_load)
+
+
+class NumpySaver(Saver):
+    """A numpy array (not object dtype) as ``array.npy``, readable with ``np.load``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> NumpySaver().save(np.arange(3), d)
+    >>> NumpySaver().load(d)
+    array([0, 1, 2])
+    """
+
+    def can_save(self, obj: Any) -> bool:
+        return type(obj) is np.ndarray and not obj.dtype.hasobject
+
+    def save(self, obj: np.ndarray, path: str) -> None:
+        np.save(os.path.join(path, "array.npy"), obj, allow_pickle=False)
+
+    def load(self, path: str) -> np.ndarray:
+        return np.load(os.path.join(path, "array.npy"), allow_pickle=False)  # type: ignore[no-any-return]
+
+
+class PandasSaver(Saver):
+    """A pandas DataFrame or Series with ``to_pickle`` (exact dtypes, index and object columns)."""
+
+    def can_save(self, obj: Any) -> bool:
+        pd = sys.modules.get("pandas")
+        return pd is not None and isinstance(obj, (pd.DataFrame, pd.Series))
+
+    def save(self, obj: Any, path: str) -> None:
+        obj.to_pickle(os.path.join(path, "frame.pkl"), protocol=5)
+
+    def load(self, path: str) -> Any:
+        import pandas as pd
+
+        return pd.read_pickle(os.path.join(path, "frame.pkl"))
+
+
+_ALWAYS_PICKLABLE = (type(None), bool, int, float, complex, str, bytes)
+
+
+def _pickles(value: Any, persistent_id: Callable[[Any], Any] | None) -> bool:
+    if isinstance(value, _ALWAYS_PICKLABLE) or (type(value) is np.ndarray and not value.dtype.hasobject):
+        return True
+    try:
+        _HookedPickler.dumps(value, persistent_id)
+    except Exception as exc:  # pickling fails in many ways: TypeError, RuntimeError, PicklingError...
+        logger.debug("attribute of type %s does not pickle (%s: %s)", type(value).__name__, type(exc).__name__, exc)
+        return False
+    return True
+
+
+def strip_unpicklable(obj: Any, persistent_id: Callable[[Any], Any] | None = None) -> tuple[bytes, list[str]]:
+    """Pickle ``obj``; if that fails, pickle a shallow copy with unpicklable attributes set to ``None``.
+
+    Returns the pickle and the names of the attributes that were dropped. ``obj`` itself is
+    never modified. An ``is_initialized`` attribute (Neuraxle's convention) is set to
+    ``False`` in the copy when something was dropped.
+
+    Raises
+    ------
+    TypeError
+        ``obj`` does not pickle and has no ``__dict__`` to strip.
+    """
+    try:
+        return _HookedPickler.dumps(obj, persistent_id), []
+    except Exception as exc:  # retry attribute by attribute below
+        first_error = exc
+    state = getattr(obj, "__dict__", None)
+    if not isinstance(state, dict):
+        raise TypeError(f"cannot pickle the {type(obj).__name__} and it has no attributes to strip: {first_error}")
+    dropped = sorted(name for name, value in state.items() if not _pickles(value, persistent_id))
+    try:
+        clone = copy.copy(obj)
+    except Exception:  # a custom __reduce__ may refuse: rebuild from the attributes
+        clone = object.__new__(type(obj))
+        clone.__dict__.update(state)
+    clone.__dict__.update(dict.fromkeys(dropped))
+    if dropped and "is_initialized" in clone.__dict__:
+        clone.__dict__["is_initialized"] = False
+    logger.debug("%s: attributes %s do not pickle; stored as None", type(obj).__name__, dropped)
+    return _HookedPickler.dumps(clone, persistent_id), dropped
+
+
+class StripUnpicklableSaver(PickleSaver):
+    """Objects with a ``setup()`` method: drop what does not pickle, let ``setup()`` rebuild it.
+
+    ``save`` pickles the object (cloudpickle); if that fails, every attribute that does not
+    pickle (a ``multiprocessing.Queue``, a lock, an open file or connection...) is stored as
+    ``None`` (the object itself is not modified) and the names are recorded. ``load``
+    unpickles the object and, when something was dropped, calls its ``setup()`` to rebuild
+    it (``setup=False`` leaves that to the caller: :mod:`checkpoint_magic.dump` calls it on
+    first use). Write ``setup()`` so that it creates what is ``None`` or missing.
+
+    Parameters
+    ----------
+    call_setup : bool, default True
+        Whether :meth:`load` calls ``setup()`` after dropping attributes.
+
+    Examples
+    --------
+    >>> import tempfile, threading
+    >>> class Step:
+    ...     def __init__(self):
+    ...         self.lock = None
+    ...     def setup(self):
+    ...         self.lock = threading.Lock()
+    ...         return self
+    >>> step = Step().setup()
+    >>> d = tempfile.mkdtemp()
+    >>> StripUnpicklableSaver().save(step, d)
+    >>> type(step.lock).__name__, type(StripUnpicklableSaver().load(d).lock).__name__
+    ('lock', 'lock')
+    """
+
+    def __init__(self, call_setup: bool = True):
+        self.call_setup = call_setup
+
+    def __repr__(self) -> str:
+        return f"StripUnpicklableSaver(call_setup={self.call_setup!r})"
+
+    def can_save(self, obj: Any) -> bool:
+        return not isinstance(obj, type) and callable(getattr(type(obj), "setup", None))
+
+    def save(self, obj: Any, path: str, *, persistent_id: Callable[[Any], Any] | None = None) -> None:
+        payload, dropped = strip_unpicklable(obj, persistent_id)
+        Path(path, self.filename).write_bytes(payload)
+        _write_json(path, "stripped.json", {"stripped": dropped, "class": _class_path(obj)})
+
+    def load(self, path: str, *, persistent_load: Callable[[Any], Any] | None = None,
+             setup: bool | None = None) -> Any:
+        obj = super().load(path, persistent_load=persistent_load)
+        dropped = _read_json(path, "stripped.json").get("stripped") or []
+        if dropped and (self.call_setup if setup is None else setup):
+            logger.debug("%s: rebuilding %s with setup()", type(obj).__name__, dropped)
+            obj.setup()
+        return obj
+
+
+def _torch() -> Any:
+    return sys.modules.get("torch")
+
+
+def _torch_load(torch: Any, path: str) -> Any:
+    """``torch.load`` of plain tensors, onto the CPU when no GPU is available."""
+    location = None if torch.cuda.is_available() else "cpu"
+    try:
+        return torch.load(path, map_location=location, weights_only=True)
+    except TypeError:  # pragma: no cover - torch < 1.13 has no weights_only
+        return torch.load(path, map_location=location)
+
+
+class TorchTensorSaver(Saver):
+    """A PyTorch tensor (or parameter) through ``torch.save``; a GPU tensor loads on the CPU without a GPU."""
+
+    def can_save(self, obj: Any) -> bool:
+        torch = _torch()
+        return torch is not None and isinstance(obj, torch.Tensor)
+
+    def save(self, obj: Any, path: str) -> None:
+        import torch
+
+        torch.save(obj, os.path.join(path, "tensor.pt"))
+        _write_json(path, "tensor.json", {"device": str(obj.device), "torch": torch.__version__})
+
+    def load(self, path: str) -> Any:
+        import torch
+
+        return _torch_load(torch, os.path.join(path, "tensor.pt"))
+
+
+class TorchModuleSaver(Saver):
+    """A PyTorch module: ``torch.save`` of its state dict plus a skeleton pickled without tensors.
+
+    Files: ``state_dict.pt`` (the standard ``module.state_dict()``, loadable on its own),
+    ``extra_tensors.pt`` (tensors that are not in the state dict, such as non-persistent
+    buffers) and ``skeleton.pkl`` (the module pickled by cloudpickle with every tensor
+    replaced by a reference, so a class defined in ``__main__`` loads without its source).
+    Parameters stay parameters, tied weights stay tied, and a GPU module loads on the CPU
+    when no GPU is available.
+    """
+
+    def can_save(self, obj: Any) -> bool:
+        torch = _torch()
+        return torch is not None and isinstance(obj, torch.nn.Module)
+
+    def save(self, obj: Any, path: str) -> None:
+        import torch
+
+        state = obj.state_dict(keep_vars=True)
+        refs: dict[int, tuple[str, Any]] = {}
+        for key, tensor in state.items():
+            refs.setdefault(id(tensor), ("state", key))
+        extras: list[Any] = []
+
+        def persistent_id(o: Any) -> Any:
+            if not isinstance(o, torch.Tensor):
+                return None
+            ref = refs.get(id(o))
+            if ref is None:
+                ref = refs[id(o)] = ("extra", len(extras))
+                extras.append(o)
+            return (*ref, isinstance(o, torch.nn.Parameter), bool(o.requires_grad))
+
+        skeleton = _HookedPickler.dumps(obj, persistent_id)
+        torch.save({k: v.detach() for k, v in state.items()}, os.path.join(path, "state_dict.pt"))
+        torch.save([t.detach() for t in extras], os.path.join(path, "extra_tensors.pt"))
+        Path(path, "skeleton.pkl").write_bytes(skeleton)
+        devices = sorted({str(t.device) for t in (*state.values(), *extras)})
+        _write_json(path, "module.json", {"class": _class_path(obj), "devices": devices, "torch": torch.__version__})
+
+    def load(self, path: str) -> Any:
+        import torch
+
+        state = _torch_load(torch, os.path.join(path, "state_dict.pt"))
+        extras = _torch_load(torch, os.path.join(path, "extra_tensors.pt"))
+        rebuilt: dict[tuple[str, Any], Any] = {}
+
+        def persistent_load(pid: Any) -> Any:
+            kind, key, is_param, requires_grad = pid
+            found = rebuilt.get((kind, key))
+            if found is None:
+                tensor = state[key] if kind == "state" else extras[key]
+                if is_param:
+                    tensor = torch.nn.Parameter(tensor, requires_grad=requires_grad)
+                elif requires_grad:
+                    tensor.requires_grad_(True)
+                found = rebuilt[(kind, key)] = tensor
+            return found
+
+        module = _HookedPickler.loads(Path(path, "skeleton.pkl").read_bytes(), persistent_load)
+        info = _read_json(path, "module.json")
+        if any(d.startswith("cuda") for d in info.get("devices", ())) and not torch.cuda.is_available():
+            logger.warning("%s was saved on %s and is loaded on the CPU (no GPU here)",
+                           info.get("class"), info.get("devices"))
+        return module
+
+
+# --------------------------------------------------------------------------- the store adapter
+
+
+def _safe_relpath(rel: str) -> str:
+    parts = Path(rel).parts
+    if not parts or Path(rel).is_absolute() or ".." in parts:
+        raise ValueError(f"a saver file name must be a relative path inside its directory, not {rel!r}")
+    return rel
+
+
+def _file_buffer(path: str) -> Any:
+    """The bytes of a file: memory-mapped when large (POSIX keeps the map valid after deletion)."""
+    size = os.path.getsize(path)
+    if size == 0:
+        return b""
+    if size < _MMAP_MIN_BYTES or os.name != "posix":
+        with open(path, "rb") as f:
+            return f.read()
+    with open(path, "rb") as f:
+        return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+
+
+def _materialize(source: BlobSource, index: int, dest: str) -> None:
+    """Put blob ``index`` at ``dest``: a hard link to the verified blob, else a copy."""
+    if source.size(index) < _LINK_MIN_BYTES:
+        Path(dest).write_bytes(source.read_bytes(index))
+        return
+    blob = source.path(index)  # verified against its digest
+    try:
+        os.link(blob, dest)
+    except OSError:  # another filesystem, or links not allowed
+        shutil.copyfile(blob, dest)
+
+
+class SaverCodec(Codec):
+    """Adapter that lets the store keep a value through a :class:`Saver` (one blob per file).
+
+    ``encode`` calls ``saver.save(obj, tmpdir)`` and turns each produced file into a blob
+    (meta: relative file names, empty directories, saver class). ``decode`` materialises the
+    verified blobs into a temporary directory (hard links when possible) and calls
+    ``saver.load(dir)``. The codec name is ``"saver:" + saver_name(saver)``, so a value is
+    read back only by the same saver.
+    """
+
+    def __init__(self, saver: Any):
+        self.saver = saver
+        self.name = "saver:" + saver_name(saver)
+
+    def __repr__(self) -> str:
+        return f"SaverCodec({self.saver!r})"
+
+    def can_encode(self, obj: Any) -> bool:
+        return _safe_can_save(self.saver, obj)
+
+    def encode(self, obj: Any) -> Encoded:
+        tmp = tempfile.mkdtemp(prefix="checkpoint-magic-save-")
+        try:
+            self.saver.save(obj, tmp)
+            files: list[str] = []
+            dirs: list[str] = []
+            for root, subdirs, names in os.walk(tmp):
+                subdirs.sort()
+                rel_root = os.path.relpath(root, tmp)
+                if rel_root != "." and not names and not subdirs:
+                    dirs.append(Path(rel_root).as_posix())
+                files.extend(Path(rel_root, n).as_posix() if rel_root != "." else n for n in sorted(names))
+            blobs = [[_file_buffer(os.path.join(tmp, rel))] for rel in files]
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return Encoded(blobs, {"files": files, "dirs": dirs, "saver": _class_path(self.saver)})
+
+    def decode(self, meta: dict[str, Any], source: BlobSource, *, mmap_mode: str | None = None) -> Any:
+        tmp = tempfile.mkdtemp(prefix="checkpoint-magic-load-")
+        try:
+            for rel in meta.get("dirs", ()):
+                os.makedirs(os.path.join(tmp, _safe_relpath(rel)), exist_ok=True)
+            for index, rel in enumerate(meta.get("files", ())):
+                dest = os.path.join(tmp, _safe_relpath(rel))
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                _materialize(source, index, dest)
+            return self.saver.load(tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- the registry
+
+_registered: list[Any] = []  # newest first; consulted by saver_for before the fallbacks
+_codecs: dict[str, SaverCodec] = {}
+_FALLBACKS: tuple[Saver, ...] = (NumpySaver(), PandasSaver(), SklearnSaver(), PickleSaver())
+
+
+def register_saver(saver: Any, *, store: bool = True) -> Any:
+    """Register ``saver`` ahead of those registered before it (and of the built-in ones).
+
+    Parameters
+    ----------
+    saver : Saver
+        Any object with ``can_save(obj)``, ``save(obj, path)`` and ``load(path)``.
+    store : bool, default True
+        Also offer every value the store keeps to this saver (through a :class:`SaverCodec`).
+        With ``False`` the saver only serves :func:`checkpoint_magic.dump`.
+
+    Returns
+    -------
+    Saver
+        ``saver``, unchanged. A saver with the same :func:`saver_name` is replaced.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from checkpoint_magic.store import Store
+    >>> class Upper(Saver):
+    ...     name = "doctest.Upper"
+    ...     def can_save(self, obj): return isinstance(obj, str) and obj.isupper()
+    ...     def save(self, obj, path): Path(path, "s.txt").write_text(obj.lower())
+    ...     def load(self, path): return Path(path, "s.txt").read_text().upper()
+    >>> saver = register_saver(Upper())
+    >>> store = Store(tempfile.mkdtemp())
+    >>> record = store.put_value("HELLO")
+    >>> record["codec"], store.get_value(record)
+    ('saver:doctest.Upper', 'HELLO')
+    >>> unregister_saver(saver)
+    >>> store.put_value("HELLO")["codec"]
+    'pickle'
+    """
+    for method in ("can_save", "save", "load"):
+        if not callable(getattr(saver, method, None)):
+            raise InvalidArgumentError(
+                f"a saver needs can_save(obj), save(obj, path) and load(path) methods; "
+                f"{type(saver).__name__} has no {method}(); subclass checkpoint_magic.savers.Saver"
+            )
+    unregister_saver(saver)
+    _registered.insert(0, saver)
+    if store:
+        codec = _codecs[saver_name(saver)] = SaverCodec(saver)
+        serializers.register_codec(codec)
+    return saver
+
+
+def unregister_saver(saver: Any) -> None:
+    """Remove a saver (or the saver registered under the same name); no error if absent."""
+    name = saver_name(saver)
+    _registered[:] = [s for s in _registered if s is not saver and saver_name(s) != name]
+    codec = _codecs.pop(name, None)
+    if codec is not None:
+        serializers.unregister_codec(codec)
+
+
+def registered_savers() -> list[Any]:
+    """The registered savers, in the order they are consulted (newest first)."""
+    return list(_registered)
+
+
+def saver_for(obj: Any) -> Any:
+    """The saver :func:`checkpoint_magic.dump` uses for ``obj``: registered savers, then built-in ones.
+
+    Examples
+    --------
+    >>> type(saver_for(np.zeros(2))).__name__, type(saver_for({"a": 1})).__name__
+    ('NumpySaver', 'PickleSaver')
+    """
+    for saver in _registered:
+        if _safe_can_save(saver, obj):
+            return saver
+    for saver in _FALLBACKS:
+        if saver.can_save(obj):
+            return saver
+    raise AssertionError("PickleSaver accepts everything")  # pragma: no cover
+
+
+def is_fallback_saver(saver: Any) -> bool:
+    """Whether ``saver`` is one of the generic built-in savers (numpy, pandas, sklearn, pickle)."""
+    return any(saver is s for s in _FALLBACKS)
+
+
+def _register_defaults() -> None:
+    for saver in (StripUnpicklableSaver(), TorchModuleSaver(), TorchTensorSaver()):
+        if not any(saver_name(s) == saver_name(saver) for s in _registered):
+            register_saver(saver)
+
+
+_register_defaults()

@@ -1,0 +1,591 @@
+"""Step runs: a class of ``step_1 ... step_N`` methods whose outputs are stored and resumed.
+
+Subclass :class:`StepCheckpoint` (``Checkpoint`` is the name dslib used), write methods
+``step_1(self, outputs)``, ``step_2(self, outputs)``... that return what the step produced
+(``outputs`` maps the names of the earlier steps to their outputs), then::
+
+    run = ModelTraining(name="model-training", checkpoint_folder="ckpt", version=1)
+    model = run.run()              # resumes by itself, returns the last step's output
+    run.run(start_from=3)          # loads steps 1-2 as stored, runs 3 onwards
+    outputs = run.load_outputs()   # {"step_1": ..., "step_2": ..., ...}
+
+Rules:
+
+* Steps run in numeric order (``step_10`` after ``step_9``). Only ``step_<number>``
+  methods are steps; any other ``step_*`` attribute is an error (rename it ``_step_...``).
+  Gaps are allowed (``step_1, step_2, step_5``); two names with one number
+  (``step_1``/``step_01``) are an error.
+* ``run()`` looks every step up in the store. Step *k*'s key covers the code of steps
+  1..*k* (each method's own normalized code and the user functions it calls), the code and
+  values of the class's other members (helpers reached through ``self``), the instance's
+  public attributes, and the stored output of every earlier step. So editing ``step_7``
+  reruns steps 7 to *N* and reuses 1 to 6; going back to an older version of the code is a
+  hit again, since every version is kept. Outputs of the steps before the first rerun are
+  loaded only if a later step needs them (a full hit loads just the last output).
+* ``run(start_from=K)`` is dslib's behaviour: it loads the latest stored output of each
+  step before *K* (whatever code produced it), recomputes (with an INFO log line) a step
+  whose output is missing, and runs steps *K* onwards unconditionally, storing them.
+* Each ``(name, version, step)`` is its own namespace in the store
+  (``"{name}@v{version}:step_3"``): different versions never share outputs. A small
+  pointer per step (``state/<namespace>/latest-output.json``) names the entry of its
+  latest output, for ``start_from`` and :meth:`~StepCheckpoint.load_outputs`.
+* Steps must communicate through their return values: a reused step is not run, so
+  attributes it would have set on ``self`` are not set.
+
+Examples
+--------
+>>> import tempfile
+>>> class Demo(StepCheckpoint):
+...     def step_1(self, outputs):
+...         return [1, 2, 3]
+...     def step_2(self, outputs):
+...         return sum(outputs["step_1"])
+>>> folder = tempfile.mkdtemp()
+>>> Demo(name="demo", checkpoint_folder=folder, version=1).run()
+6
+>>> again = Demo(name="demo", checkpoint_folder=folder, version=1)
+>>> again.run(), again.last_run.reused
+(6, ['step_1', 'step_2'])
+>>> again.load_outputs()
+{'step_1': [1, 2, 3], 'step_2': 6}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+import types
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import xxhash
+
+from . import savers  # noqa: F401 - registers the default savers with the store
+from .checkpointer import Checkpointer
+from .exceptions import CorruptEntryWarning, FingerprintError, InvalidArgumentError, SignatureError, warn_user
+from .store import CorruptBlobError, CorruptManifestError, Store, _namespace_dir, get_store
+
+__all__ = ["Checkpoint", "RunSummary", "StepCheckpoint", "step_names"]
+
+logger = logging.getLogger(__name__)
+
+_STEP = re.compile(r"step_(\d+)")
+_POINTER = "latest-output.json"
+_OWN_ATTRS = frozenset({"name", "checkpoint_folder", "version", "last_run"})
+_KIND = "step"
+
+
+@dataclass
+class RunSummary:
+    """What the last :meth:`StepCheckpoint.run` did, step names in order.
+
+    ``reused``: taken from the store because nothing they depend on changed; ``loaded``:
+    taken as stored because they come before ``start_from``; ``recomputed``: before
+    ``start_from`` but with no stored output; ``ran``: executed (and stored).
+    """
+
+    reused: list[str] = field(default_factory=list)
+    loaded: list[str] = field(default_factory=list)
+    recomputed: list[str] = field(default_factory=list)
+    ran: list[str] = field(default_factory=list)
+
+
+def step_names(cls: type) -> list[str]:
+    """The step methods of ``cls`` in the order they run (numeric, not alphabetical).
+
+    Raises
+    ------
+    InvalidArgumentError
+        A ``step_*`` attribute that is not ``step_<number>`` or not a method, two names for
+        one number, or no step at all.
+
+    Examples
+    --------
+    >>> class P(StepCheckpoint):
+    ...     def step_10(self, outputs): pass
+    ...     def step_9(self, outputs): pass
+    ...     def step_1(self, outputs): pass
+    >>> step_names(P)
+    ['step_1', 'step_9', 'step_10']
+    """
+    found: dict[int, str] = {}
+    for attr in dir(cls):
+        if not attr.startswith("step_"):
+            continue
+        match = _STEP.fullmatch(attr)
+        if match is None:
+            raise InvalidArgumentError(
+                f"{cls.__name__}.{attr}: step methods are named step_<number> (step_1, step_2, ...); "
+                f"rename {attr!r} (a helper can be called _{attr})"
+            )
+        if not callable(getattr(cls, attr)):
+            raise InvalidArgumentError(f"{cls.__name__}.{attr} must be a method step_N(self, outputs)")
+        number = int(match.group(1))
+        if number in found:
+            raise InvalidArgumentError(
+                f"{cls.__name__} has two steps numbered {number}: {found[number]} and {attr}; keep one"
+            )
+        found[number] = attr
+    if not found:
+        raise InvalidArgumentError(
+            f"{cls.__name__} defines no steps: add methods step_1(self, outputs), step_2(self, outputs), ..."
+        )
+    return [found[n] for n in sorted(found)]
+
+
+def _step_number(name: str) -> int:
+    return int(name[len("step_"):])
+
+
+# --------------------------------------------------------------------------- code fingerprints
+
+_DETACHED: dict[int, tuple[types.FunctionType, types.FunctionType]] = {}
+
+
+def _detached(fn: types.FunctionType) -> types.FunctionType:
+    """A copy of a method's function that does not name its class.
+
+    :func:`~checkpoint_magic.codehash.code_fingerprint` includes the class a method is
+    defined in (all its members), so every step's fingerprint would change whenever any
+    step changed. The copy has the same code, globals, defaults and closure, and a
+    ``__qualname__`` without the class, so only its own code and the user code it calls count.
+    """
+    hit = _DETACHED.get(id(fn))
+    if hit is not None and hit[0] is fn:
+        copy = hit[1]
+        if copy.__code__ is fn.__code__ and copy.__defaults__ is fn.__defaults__ \
+                and copy.__kwdefaults__ is fn.__kwdefaults__:
+            return copy
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    copy.__kwdefaults__ = fn.__kwdefaults__
+    copy.__qualname__ = fn.__name__
+    copy.__module__ = fn.__module__
+    _DETACHED[id(fn)] = (fn, copy)
+    return copy
+
+
+def _member_fp(value: Any) -> str | None:
+    """Fingerprint of one class member: functions by their own code, data by value."""
+    from .codehash import code_fingerprint
+    from .hashing import fingerprint
+
+    if isinstance(value, (staticmethod, classmethod)):
+        value = value.__func__
+    if isinstance(value, property):
+        return "|".join(str(_member_fp(f)) for f in (value.fget, value.fset, value.fdel))
+    if value is None:
+        return "none"
+    if type(value) is types.FunctionType:
+        return code_fingerprint(_detached(value))
+    if callable(value):
+        return code_fingerprint(value)
+    return fingerprint(value)
+
+
+def _hex(*items: str) -> str:
+    h = xxhash.xxh3_128()
+    for item in items:
+        data = item.encode("utf-8")
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
+
+
+def _context_fp(cls: type) -> str:
+    """Fingerprint of the non-step members of the user classes between ``cls`` and StepCheckpoint."""
+    from .codehash import is_user_code
+
+    members: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        if klass is StepCheckpoint or not is_user_code(klass):
+            continue  # installed bases count through the package version of their module, not here
+        for attr, value in vars(klass).items():
+            if attr.startswith("__") or attr.startswith("step_") or attr in members:
+                continue
+            members[attr] = value
+    pieces = []
+    for attr in sorted(members):
+        try:
+            desc = _member_fp(members[attr])
+        except FingerprintError as exc:
+            logger.debug("%s.%s cannot be fingerprinted (%s); only its type counts", cls.__name__, attr, exc)
+            desc = "type:" + type(members[attr]).__qualname__
+        pieces.append(f"{attr}={desc}")
+    return _hex("members", *pieces)
+
+
+def _record_fp(record: dict[str, Any]) -> str:
+    """Fingerprint of a stored output: its codec, meta and blob digests (or inline bytes)."""
+    return xxhash.xxh3_128_hexdigest(json.dumps(record, sort_keys=True, default=str).encode("utf-8"))
+
+
+# --------------------------------------------------------------------------- the runner
+
+
+@dataclass
+class _Plan:
+    """How step ``name`` is keyed in this run."""
+
+    name: str
+    checkpointer: Checkpointer
+    code_fp: str
+    input_fps: dict[str, str]
+    parts: dict[str, str]
+
+    @property
+    def key(self) -> str:
+        return self.checkpointer.key(self.code_fp, self.input_fps)
+
+
+class StepCheckpoint:
+    """Base class of step runs: subclass it and write ``step_1(self, outputs)``, ``step_2``...
+
+    Parameters
+    ----------
+    name : str
+        Names the run in the store (dslib used it as the file prefix).
+    checkpoint_folder : str, os.PathLike or Store, optional
+        The store directory; default ``$CHECKPOINT_MAGIC_DIR`` or ``./.Lutil-checkpoint``.
+    version : int or str, default 1
+        Each version has its own outputs; a new version starts from scratch.
+
+    Attributes
+    ----------
+    last_run : RunSummary or None
+        Which steps the last :meth:`run` reused, loaded, recomputed and ran.
+
+    Notes
+    -----
+    Public attributes set by a subclass's ``__init__`` are part of every step's key (a new
+    hyperparameter reruns the steps); attributes starting with ``_`` are not.
+    """
+
+    def __init__(self, name: str, checkpoint_folder: str | os.PathLike[str] | Store | None = None,
+                 version: int | str = 1):
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError(f"name must be a non-empty string, not {name!r}")
+        if isinstance(version, bool) or not isinstance(version, (int, str)) or version == "":
+            raise InvalidArgumentError(f"version must be an int or a non-empty string, not {version!r}")
+        self.name = name
+        self.checkpoint_folder = checkpoint_folder
+        self.version = version
+        self.last_run: RunSummary | None = None
+        step_names(type(self))  # fail early on badly named steps
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(name={self.name!r}, checkpoint_folder={self.checkpoint_folder!r}, "
+                f"version={self.version!r})")
+
+    # -- names and store ---------------------------------------------------------------
+    def namespace(self, step: str) -> str:
+        """The store namespace of one step's outputs: ``"{name}@v{version}:{step}"``."""
+        return f"{self.name}@v{self.version}:{step}"
+
+    @property
+    def store(self) -> Store:
+        """The store the outputs live in (resolved when used)."""
+        return get_store(self.checkpoint_folder)
+
+    def _checkpointer(self, store: Store, step: str) -> Checkpointer:
+        return Checkpointer(kind=_KIND, namespace=self.namespace(step), store=store)
+
+    # -- pointers to the latest output of each step ----------------------------------------
+    def _pointer_path(self, store: Store, step: str) -> str:
+        return os.path.join(store.state, _namespace_dir(self.namespace(step)), _POINTER)
+
+    def _write_pointer(self, store: Store, step: str, key: str) -> None:
+        path = self._pointer_path(store, step)
+        body = json.dumps({"namespace": self.namespace(step), "key": key, "time": time.time()})
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.{os.getpid()}-{uuid.uuid4().hex}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(body)
+            os.replace(tmp, path)
+        except OSError as exc:  # the output is stored; only start_from/load_outputs lose track of it
+            logger.warning("could not record the latest output of %s: %s", self.namespace(step), exc)
+
+    def _latest_manifest(self, store: Store, step: str) -> dict[str, Any] | None:
+        """The manifest of the latest output of ``step``: the pointer's, else the newest entry."""
+        namespace = self.namespace(step)
+        try:
+            with open(self._pointer_path(store, step), encoding="utf-8") as f:
+                key = json.load(f).get("key")
+        except (OSError, ValueError, AttributeError):
+            key = None
+        if isinstance(key, str):
+            manifest = self._read_manifest(store, namespace, key)
+            if manifest is not None:
+                return manifest
+        newest = None
+        for manifest in store.iter_manifests(namespace):
+            if manifest.get("kind") == _KIND and step in manifest.get("outputs", {}):
+                if newest is None or manifest.get("created", 0) > newest.get("created", 0):
+                    newest = manifest
+        return newest
+
+    @staticmethod
+    def _read_manifest(store: Store, namespace: str, key: str) -> dict[str, Any] | None:
+        try:
+            return store.read_entry(namespace, key)
+        except (CorruptManifestError, SignatureError) as exc:
+            warn_user(f"checkpoint {namespace}: {exc}; recomputing", CorruptEntryWarning)
+            return None
+
+    def _load_value(self, store: Store, step: str, manifest: dict[str, Any]) -> tuple[bool, Any]:
+        """``(True, value)`` for a readable stored output, ``(False, None)`` otherwise."""
+        namespace = self.namespace(step)
+        try:
+            value = store.get_value(manifest["outputs"][step])
+        except CorruptBlobError as exc:
+            store.delete_entry(namespace, str(manifest.get("key")))
+            warn_user(f"checkpoint {namespace}: {exc}; the entry is dropped and recomputed", CorruptEntryWarning)
+            return False, None
+        except Exception as exc:  # unpickling runs arbitrary code: a failure is a miss, never a crash
+            warn_user(f"checkpoint {namespace}: the stored output could not be loaded "
+                      f"({type(exc).__name__}: {exc}); recomputing", CorruptEntryWarning)
+            return False, None
+        store.record_use(namespace, str(manifest.get("key")))
+        return True, value
+
+    def load_outputs(self) -> dict[str, Any]:
+        """The latest stored output of every step, keyed by step name (steps never stored are absent).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> class One(StepCheckpoint):
+        ...     def step_1(self, outputs):
+        ...         return "a"
+        >>> run = One(name="one", checkpoint_folder=tempfile.mkdtemp())
+        >>> run.load_outputs()
+        {}
+        >>> run.run()
+        'a'
+        >>> run.load_outputs()
+        {'step_1': 'a'}
+        """
+        store = self.store
+        outputs: dict[str, Any] = {}
+        for step in step_names(type(self)):
+            manifest = self._latest_manifest(store, step)
+            if manifest is None:
+                logger.info("%s: nothing stored", self.namespace(step))
+                continue
+            ok, value = self._load_value(store, step, manifest)
+            if ok:
+                outputs[step] = value
+        return outputs
+
+    # -- keys ----------------------------------------------------------------------------
+    def _instance_fp(self) -> str:
+        from .hashing import fingerprint
+
+        state = {k: v for k, v in vars(self).items() if k not in _OWN_ATTRS and not k.startswith("_")}
+        return fingerprint(state, name=f"{type(self).__name__} attributes")
+
+    def _plans(self, store: Store, steps: list[str]) -> Callable[[int, dict[str, str]], _Plan]:
+        """Return ``plan(i, output_fps)``: the checkpointer, code and inputs of step ``i``."""
+        cls = type(self)
+        module = cls.__module__
+        base = [_hex("steps", str(self.version), _context_fp(cls), self._instance_fp())]
+        own: list[str] = []
+        for step in steps:
+            fn = getattr(cls, step)
+            fn = getattr(fn, "__func__", fn)
+            own.append(_member_fp(fn) or "none")
+
+        def plan(i: int, output_fps: dict[str, str]) -> _Plan:
+            code_fp = _hex(*base, *(f"{steps[j]}={own[j]}" for j in range(i + 1)))
+            inputs = {steps[j]: output_fps[steps[j]] for j in range(i)}
+            parts = {f"{module}.{cls.__qualname__}.{steps[j]}": own[j] for j in range(i + 1)}
+            parts[f"{module}.{cls.__qualname__}.<members>"] = base[0]
+            return _Plan(steps[i], self._checkpointer(store, steps[i]), code_fp, inputs, parts)
+
+        return plan
+
+    # -- running ------------------------------------------------------------------------
+    def _execute(self, store: Store, plan: _Plan, outputs: dict[str, Any], output_fps: dict[str, str]) -> None:
+        """Run one step, store its output and point the step's pointer at it."""
+        step = plan.name
+        output_fps.pop(step, None)
+        logger.info("%s v%s: running %s", self.name, self.version, step)
+        start = time.perf_counter()
+        value = getattr(self, step)(outputs)
+        duration = time.perf_counter() - start
+        outputs[step] = value
+        cp = plan.checkpointer
+        meta = {"step": step, "number": _step_number(step), "run": self.name, "version": str(self.version),
+                "class": f"{type(self).__module__}.{type(self).__qualname__}"}
+        if not cp.save(plan.code_fp, plan.input_fps, {step: value}, duration=duration, meta=meta,
+                       code_parts=plan.parts):
+            return  # StoreWriteWarning already given; later steps run uncached
+        manifest = self._read_manifest(store, cp.namespace, plan.key)
+        if manifest is None:
+            return
+        output_fps[step] = _record_fp(manifest["outputs"][step])
+        self._write_pointer(store, step, plan.key)
+
+    def run(self, start_from: int | None = None) -> Any:
+        """Run the steps in numeric order, reusing stored outputs; return the last step's output.
+
+        Parameters
+        ----------
+        start_from : int, optional
+            Without it, resume from the first step whose code (or any earlier step's code
+            or output) changed. With it, load the latest stored outputs of the steps
+            numbered below ``start_from`` (recomputing any that is missing) and run the
+            others unconditionally.
+
+        Raises
+        ------
+        InvalidArgumentError
+            ``start_from`` is not an int or is above the last step's number.
+        """
+        steps = step_names(type(self))
+        if start_from is not None:
+            if isinstance(start_from, bool) or not isinstance(start_from, int):
+                raise InvalidArgumentError(f"start_from must be a step number (an int), not {start_from!r}")
+            if start_from > _step_number(steps[-1]):
+                raise InvalidArgumentError(
+                    f"start_from={start_from} is after the last step ({steps[-1]}); "
+                    f"the steps are {', '.join(steps)}"
+                )
+        store = self.store
+        self.last_run = summary = RunSummary()
+        plan = self._plans(store, steps)
+        outputs: dict[str, Any] = {}
+        output_fps: dict[str, str] = {}
+        if start_from is None:
+            self._resume(store, steps, plan, outputs, output_fps, summary)
+        else:
+            self._start_from(store, steps, start_from, plan, outputs, output_fps, summary)
+        logger.info("%s v%s: reused %s, loaded %s, recomputed %s, ran %s", self.name, self.version,
+                    summary.reused or "nothing", summary.loaded or "nothing",
+                    summary.recomputed or "nothing", summary.ran or "nothing")
+        return outputs[steps[-1]]
+
+    def _start_from(self, store: Store, steps: list[str], start_from: int, plan: Callable[..., _Plan],
+                    outputs: dict[str, Any], output_fps: dict[str, str], summary: RunSummary) -> None:
+        uncached = False
+        for i, step in enumerate(steps):
+            if _step_number(step) < start_from:
+                manifest = self._latest_manifest(store, step)
+                if manifest is not None:
+                    ok, value = self._load_value(store, step, manifest)
+                    if ok:
+                        outputs[step] = value
+                        output_fps[step] = _record_fp(manifest["outputs"][step])
+                        summary.loaded.append(step)
+                        logger.debug("%s: loaded the stored output", self.namespace(step))
+                        continue
+                logger.info("%s v%s: no stored output of %s; recomputing it", self.name, self.version, step)
+                summary.recomputed.append(step)
+            else:
+                summary.ran.append(step)
+            uncached = self._run_one(store, i, step, plan, outputs, output_fps, uncached)
+
+    def _run_one(self, store: Store, i: int, step: str, plan: Callable[..., _Plan], outputs: dict[str, Any],
+                 output_fps: dict[str, str], uncached: bool) -> bool:
+        """Run step ``i`` (stored if its inputs are known); return whether later steps are uncached."""
+        if not uncached and all(s in output_fps for s in outputs):
+            self._execute(store, plan(i, output_fps), outputs, output_fps)
+            return step not in output_fps
+        if not uncached:
+            logger.warning("%s v%s: an earlier output could not be stored; %s and the steps after it "
+                           "run uncached", self.name, self.version, step)
+        logger.info("%s v%s: running %s (uncached)", self.name, self.version, step)
+        outputs[step] = getattr(self, step)(outputs)
+        return True
+
+    def _resume(self, store: Store, steps: list[str], plan: Callable[..., _Plan],
+                outputs: dict[str, Any], output_fps: dict[str, str], summary: RunSummary) -> None:
+        pending: list[tuple[int, _Plan, dict[str, Any]]] = []  # hits whose outputs are not loaded yet
+        uncached = False
+        i = 0
+        while True:
+            restart: int | None
+            if i >= len(steps):
+                if not pending:
+                    return
+                last_i, last_plan, manifest = pending[-1]
+                ok, value = self._load_value(store, steps[last_i], manifest)
+                if ok:  # every remaining step was a hit: only the last output is needed
+                    outputs[steps[last_i]] = value
+                    summary.reused.extend(p.name for _, p, _ in pending)
+                    for _, p, _ in pending:
+                        self._point(store, p)
+                    return
+                restart = self._materialize(store, pending, outputs, output_fps, summary, force_last=True)
+                pending = []
+                if restart is None:
+                    return
+                self._forget(steps, restart, output_fps)
+                i = restart
+                continue
+            step = steps[i]
+            if not uncached:
+                p = plan(i, output_fps)
+                manifest = self._read_manifest(store, p.checkpointer.namespace, p.key)
+                if manifest is not None and step in manifest.get("outputs", {}):
+                    output_fps[step] = _record_fp(manifest["outputs"][step])
+                    pending.append((i, p, manifest))
+                    i += 1
+                    continue
+                restart = self._materialize(store, pending, outputs, output_fps, summary)
+                pending = []
+                if restart is not None:
+                    self._forget(steps, restart, output_fps)
+                    i = restart
+                    continue
+                p.checkpointer.load(p.code_fp, p.input_fps, code_parts=p.parts)  # a miss: logs why
+            summary.ran.append(step)
+            uncached = self._run_one(store, i, step, plan, outputs, output_fps, uncached)
+            i += 1
+
+    @staticmethod
+    def _forget(steps: list[str], start: int, output_fps: dict[str, str]) -> None:
+        for step in steps[start:]:
+            output_fps.pop(step, None)
+
+    def _point(self, store: Store, p: _Plan) -> None:
+        try:
+            with open(self._pointer_path(store, p.name), encoding="utf-8") as f:
+                if json.load(f).get("key") == p.key:
+                    return
+        except (OSError, ValueError, AttributeError):
+            pass
+        self._write_pointer(store, p.name, p.key)
+
+    def _materialize(self, store: Store, pending: list[tuple[int, _Plan, dict[str, Any]]],
+                     outputs: dict[str, Any], output_fps: dict[str, str], summary: RunSummary,
+                     force_last: bool = False) -> int | None:
+        """Load the outputs of ``pending`` hits; an unreadable one is recomputed.
+
+        Returns the index to resume planning from when a recomputed output differs from the
+        stored one (the keys planned after it are then stale), else ``None``.
+        """
+        for n, (i, p, manifest) in enumerate(pending):
+            step = p.name
+            is_last = force_last and n == len(pending) - 1
+            ok, value = (False, None) if is_last else self._load_value(store, step, manifest)
+            if ok:
+                outputs[step] = value
+                summary.reused.append(step)
+                self._point(store, p)
+                continue
+            recorded = output_fps.get(step)
+            summary.ran.append(step)
+            self._execute(store, p, outputs, output_fps)
+            if output_fps.get(step) != recorded and n < len(pending) - 1:
+                return i + 1
+        return None
+
+
+#: dslib's name for the base class.
+Checkpoint = StepCheckpoint

@@ -1,0 +1,574 @@
+"""The content-addressed store on disk: blobs named by their hash, one manifest per entry.
+
+Layout (``.Lutil-checkpoint/`` by default, see :func:`checkpoint_magic.config.resolve_store_path`)::
+
+    FORMAT                      store format version (JSON)
+    objects/ab/<digest>         immutable blobs, named by the xxh3-128 of their bytes
+    entries/<namespace>/<key>   one small manifest per cached computation
+    state/<namespace>/<key>.hits  usage record: its size is the hit count, its mtime the last use
+    state/<namespace>/<key>.pin   present while the entry is pinned (never evicted)
+    tmp/                        staging; anything left here after a crash is garbage
+
+Guarantees:
+
+* **Atomic commit.** Blobs are written to ``tmp/`` and renamed into ``objects/``; the
+  manifest is renamed into ``entries/`` last, so a reader sees a whole entry or none,
+  whatever process dies when. Several processes may commit the same entry at once: the
+  last rename wins and every version is complete and valid.
+* **Verified reads.** Every blob is hashed while it is read (the hash runs on another
+  core, overlapping the read) and compared with its name; a manifest carries a checksum
+  of its body. A mismatch raises :class:`CorruptBlobError` / :class:`CorruptManifestError`
+  and removes the bad file, so the caller recomputes rather than returning a wrong value.
+* **Deduplication.** A value equal by content to a stored blob is not written again.
+* **Signed entries.** With ``CHECKPOINT_MAGIC_SECRET`` set, manifests carry an
+  HMAC-SHA256 of their body (which lists every blob digest) and unsigned or tampered
+  manifests are refused with :class:`~checkpoint_magic.exceptions.SignatureError` before
+  anything is unpickled. Without it, loading a store someone else wrote runs their code.
+
+Examples
+--------
+>>> import tempfile, numpy as np
+>>> store = Store(tempfile.mkdtemp())
+>>> record = store.put_value(np.arange(4))
+>>> store.get_value(record)
+array([0, 1, 2, 3])
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import mmap
+import os
+import queue
+import re
+import threading
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from . import config, serializers
+from .exceptions import CheckpointError, SignatureError, StoreFormatError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "CorruptBlobError",
+    "CorruptManifestError",
+    "Store",
+    "get_store",
+]
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+_MANIFEST_MAGIC = b"CMM1"
+#: Values whose single encoded blob is at most this size live inside the manifest itself.
+INLINE_MAX_BYTES = 16 * 1024
+_CHUNK = 8 << 20
+_OVERLAP_MIN = 24 << 20
+_MAX_WRITE = 1 << 30
+
+
+class CorruptBlobError(CheckpointError, OSError):
+    """A blob is missing, truncated, or its bytes do not hash to its name."""
+
+
+class CorruptManifestError(CheckpointError, ValueError):
+    """An entry manifest is unreadable or fails its checksum."""
+
+
+def _view(buffer: Any) -> memoryview:
+    view = buffer.raw() if hasattr(buffer, "raw") else memoryview(buffer)
+    return view if (view.format == "B" and view.ndim == 1) else view.cast("B")
+
+
+def _sign(secret: bytes, body: bytes) -> str:
+    """HMAC-SHA256 of a manifest body (which lists every blob digest it refers to)."""
+    return hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def _namespace_dir(namespace: str) -> str:
+    """A directory name for ``namespace``: readable, unique, safe on every filesystem."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", namespace)[:96].lstrip(".") or "_"
+    if safe != namespace:
+        safe = f"{safe}-{xxhash.xxh3_64_hexdigest(namespace.encode('utf-8'))[:8]}"
+    return safe
+
+
+def _readinto_full(f: Any, view: memoryview) -> None:
+    done = 0
+    total = view.nbytes
+    while done < total:
+        n = f.readinto(view[done:])
+        if not n:
+            raise CorruptBlobError(f"blob {f.name} is shorter than recorded")
+        done += n
+
+
+def _write_full(fd: int, view: memoryview) -> None:
+    done = 0
+    total = view.nbytes
+    while done < total:
+        done += os.write(fd, view[done : done + _MAX_WRITE])
+
+
+class _BlobReader:
+    """The :class:`~checkpoint_magic.serializers.BlobSource` handed to a codec while decoding."""
+
+    def __init__(self, store: Store, refs: Sequence[Mapping[str, Any]]):
+        self._store = store
+        self._refs = refs
+
+    def size(self, index: int) -> int:
+        return int(self._refs[index]["size"])
+
+    def read_bytes(self, index: int) -> bytes:
+        buf = bytearray(self.size(index))
+        self.read_into(index, [memoryview(buf)])
+        return bytes(buf)
+
+    def read_into(self, index: int, buffers: Sequence[memoryview]) -> None:
+        ref = self._refs[index]
+        self._store.read_blob_into(ref["digest"], int(ref["size"]), buffers)
+
+    def path(self, index: int) -> str:
+        ref = self._refs[index]
+        return self._store.verified_blob_path(ref["digest"], int(ref["size"]))
+
+
+class _InlineReader(_BlobReader):
+    def __init__(self, payload: bytes):
+        self._payload = payload
+
+    def size(self, index: int) -> int:
+        return len(self._payload)
+
+    def read_bytes(self, index: int) -> bytes:
+        return self._payload
+
+    def read_into(self, index: int, buffers: Sequence[memoryview]) -> None:
+        offset = 0
+        for view in buffers:
+            view[:] = self._payload[offset : offset + view.nbytes]
+            offset += view.nbytes
+
+    def path(self, index: int) -> str:  # pragma: no cover - inline values are never memory-mapped
+        raise CorruptBlobError("an inline value has no file")
+
+
+class Store:
+    """A content-addressed store of checkpoint entries in one directory.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        The store directory; default ``$CHECKPOINT_MAGIC_DIR`` or ``./.Lutil-checkpoint``.
+        Nothing is created until the first write.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> store = Store(tempfile.mkdtemp())
+    >>> store.write_entry("demo.f", "k1", {"outputs": {}})
+    >>> store.read_entry("demo.f", "k1")["outputs"]
+    {}
+    >>> [key for _, key in store.iter_entry_keys()]
+    ['k1']
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None):
+        self.root = config.resolve_store_path(path)
+        self.objects = self.root / "objects"
+        self.entries = self.root / "entries"
+        self.tmp = self.root / "tmp"
+        self.state = self.root / "state"
+        self._write_ready = False
+        self._format_checked = False
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    # ------------------------------------------------------------------ format
+    def check_format(self) -> None:
+        """Raise :class:`StoreFormatError` if the store was written by a newer, unknown format."""
+        if self._format_checked:
+            return
+        fmt = self.root / "FORMAT"
+        try:
+            text = fmt.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return  # an empty or new store
+        try:
+            version = int(json.loads(text)["format"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreFormatError(
+                f"{fmt} is not a checkpoint_magic FORMAT file ({exc}); point the store at another "
+                "directory (store=... or CHECKPOINT_MAGIC_DIR) or remove this one"
+            ) from exc
+        if version > FORMAT_VERSION:
+            raise StoreFormatError(
+                f"the store {self.root} uses format {version}, written by a newer checkpoint_magic; "
+                f"this version reads format {FORMAT_VERSION}. Upgrade checkpoint_magic, or use another "
+                "store directory; nothing was read or overwritten"
+            )
+        self._format_checked = True
+
+    def _prepare_write(self) -> None:
+        if self._write_ready:
+            return
+        with self._lock:
+            if self._write_ready:
+                return
+            self.check_format()
+            for d in (self.objects, self.entries, self.tmp):
+                d.mkdir(parents=True, exist_ok=True)
+            fmt = self.root / "FORMAT"
+            if not fmt.exists():
+                body = json.dumps({"format": FORMAT_VERSION, "layout": "objects+entries"}) + "\n"
+                self._atomic_write(fmt, body.encode("utf-8"))
+            self._format_checked = False
+            self.check_format()
+            self._write_ready = True
+
+    # ------------------------------------------------------------------ blobs
+    def blob_path(self, digest: str) -> Path:
+        """Where the blob named ``digest`` lives (it may not exist)."""
+        return self.objects / digest[:2] / digest
+
+    def _tmp_path(self) -> str:
+        return os.path.join(self.tmp, f"{os.getpid()}-{uuid.uuid4().hex}")
+
+    def _atomic_write(self, final: Path, data: bytes | Sequence[Any]) -> None:
+        tmp = self._tmp_path()
+        views = [_view(data)] if isinstance(data, (bytes, bytearray, memoryview)) else [_view(b) for b in data]
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            try:
+                for view in views:
+                    _write_full(fd, view)
+                if config.fsync_enabled():
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def put_blob(self, buffers: Sequence[Any]) -> dict[str, Any]:
+        """Store the concatenation of ``buffers`` as one blob; return ``{"digest", "size"}``.
+
+        The buffers are hashed and written in place (no copy). A blob that already exists
+        with the same size is not written again.
+        """
+        self._prepare_write()
+        views = [_view(b) for b in buffers]
+        hasher = xxhash.xxh3_128()
+        size = 0
+        for view in views:
+            hasher.update(view)
+            size += view.nbytes
+        digest = hasher.hexdigest()
+        final = self.blob_path(digest)
+        try:
+            if final.stat().st_size == size:
+                # Refresh its mtime: garbage collection spares blobs touched recently, which
+                # closes the race with a commit that reuses a blob no manifest refers to yet.
+                with contextlib.suppress(OSError):
+                    os.utime(final)
+                return {"digest": digest, "size": size}
+        except FileNotFoundError:
+            pass
+        final.parent.mkdir(exist_ok=True)
+        self._atomic_write(final, views)
+        return {"digest": digest, "size": size}
+
+    def _discard_corrupt(self, path: Path, why: str) -> CorruptBlobError:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        logger.warning("removed corrupt blob %s (%s)", path, why)
+        return CorruptBlobError(f"blob {path.name} is corrupt ({why})")
+
+    def read_blob_into(self, digest: str, size: int, buffers: Sequence[memoryview]) -> None:
+        """Fill ``buffers`` with the blob's bytes, verifying them against ``digest``.
+
+        Large blobs are hashed on a second thread while the next chunk is read, so
+        verification costs little more than the read itself.
+        """
+        path = self.blob_path(digest)
+        hasher = xxhash.xxh3_128()
+        try:
+            f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            raise CorruptBlobError(f"blob {digest} is missing") from None
+        with f:
+            actual = os.fstat(f.fileno()).st_size
+            if actual != size:
+                raise self._discard_corrupt(path, f"size {actual}, expected {size}")
+            views = [v for v in buffers if v.nbytes]
+            if size < _OVERLAP_MIN:
+                for view in views:
+                    _readinto_full(f, view)
+                    hasher.update(view)
+            else:
+                _pipelined_read(f, views, hasher)
+        if hasher.hexdigest() != digest:
+            raise self._discard_corrupt(path, "content does not match its hash")
+
+    def verified_blob_path(self, digest: str, size: int) -> str:
+        """Return the path of a blob after checking its whole content against ``digest``."""
+        path = self.blob_path(digest)
+        try:
+            with open(path, "rb") as f:
+                actual = os.fstat(f.fileno()).st_size
+                if actual != size:
+                    raise self._discard_corrupt(path, f"size {actual}, expected {size}")
+                hasher = xxhash.xxh3_128()
+                if size:
+                    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                        hasher.update(mapped)
+        except FileNotFoundError:
+            raise CorruptBlobError(f"blob {digest} is missing") from None
+        if hasher.hexdigest() != digest:
+            raise self._discard_corrupt(path, "content does not match its hash")
+        return str(path)
+
+    # ------------------------------------------------------------------ values
+    def put_value(self, obj: Any) -> dict[str, Any]:
+        """Encode ``obj`` with its codec and store it; return the record kept in a manifest."""
+        codec = serializers.codec_for(obj)
+        encoded = codec.encode(obj)
+        record: dict[str, Any] = {"codec": codec.name, "meta": encoded.meta}
+        if len(encoded.blobs) == 1 and sum(_view(b).nbytes for b in encoded.blobs[0]) <= INLINE_MAX_BYTES:
+            payload = b"".join(_view(b) for b in encoded.blobs[0])
+            record["inline"] = base64.b64encode(payload).decode("ascii")
+            record["size"] = len(payload)
+            return record
+        refs = [self.put_blob(blob) for blob in encoded.blobs]
+        record["blobs"] = refs
+        record["size"] = sum(r["size"] for r in refs)
+        return record
+
+    def get_value(self, record: Mapping[str, Any], *, mmap_mode: str | None = None) -> Any:
+        """Decode a value from its manifest record, verifying every blob it reads.
+
+        Raises
+        ------
+        CorruptBlobError
+            A blob is missing or corrupt.
+        KeyError
+            The codec that wrote the value is not registered in this process.
+        """
+        codec = serializers.codec_by_name(record["codec"])
+        if "inline" in record:
+            source: _BlobReader = _InlineReader(base64.b64decode(record["inline"]))
+            mmap_mode = None
+        else:
+            source = _BlobReader(self, record["blobs"])
+        return codec.decode(dict(record.get("meta", {})), source, mmap_mode=mmap_mode)
+
+    # ------------------------------------------------------------------ manifests
+    def entry_path(self, namespace: str, key: str) -> Path:
+        """Where the manifest of entry ``key`` in ``namespace`` lives."""
+        return self.entries / _namespace_dir(namespace) / key
+
+    def write_entry(self, namespace: str, key: str, manifest: Mapping[str, Any]) -> None:
+        """Publish a manifest atomically (after its blobs are in place)."""
+        self._prepare_write()
+        body = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
+        head = _MANIFEST_MAGIC + b" " + xxhash.xxh3_128_hexdigest(body).encode("ascii")
+        secret = config.secret_key()
+        if secret is not None:
+            head += b" sig=" + _sign(secret, body).encode("ascii")
+        head += b"\n"
+        path = self.entry_path(namespace, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._atomic_write(path, [head, body])
+
+    def read_entry(self, namespace: str, key: str) -> dict[str, Any] | None:
+        """Return the manifest of an entry, ``None`` if there is none.
+
+        Raises
+        ------
+        CorruptManifestError
+            The manifest exists but is damaged; it is removed so the entry can be rewritten.
+        """
+        self.check_format()
+        path = self.entry_path(namespace, key)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return None
+        return self._parse_manifest(path, data)
+
+    def _parse_manifest(self, path: Path, data: bytes) -> dict[str, Any]:
+        head, sep, body = data.partition(b"\n")
+        parts = head.split(b" ")
+        ok = bool(sep) and len(parts) in (2, 3) and parts[0] == _MANIFEST_MAGIC
+        manifest = None
+        if ok and xxhash.xxh3_128_hexdigest(body).encode("ascii") == parts[1]:
+            try:
+                manifest = json.loads(body)
+            except ValueError:
+                manifest = None
+        if not isinstance(manifest, dict):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise CorruptManifestError(f"manifest {path} is damaged (checksum or format); it was removed")
+        secret = config.secret_key()
+        if secret is not None:
+            signature = parts[2][4:].decode("ascii", "replace") if len(parts) == 3 and parts[2].startswith(b"sig=") else ""
+            if not signature:
+                raise SignatureError(
+                    f"entry {path.name} is not signed and CHECKPOINT_MAGIC_SECRET is set; it was not loaded"
+                )
+            if not hmac.compare_digest(signature, _sign(secret, body)):
+                raise SignatureError(
+                    f"entry {path.name} has a wrong signature (tampered, or signed with another secret); "
+                    "it was not loaded"
+                )
+        return manifest
+
+    def delete_entry(self, namespace: str, key: str) -> bool:
+        """Remove an entry's manifest (its blobs are freed by garbage collection)."""
+        try:
+            os.unlink(self.entry_path(namespace, key))
+            return True
+        except FileNotFoundError:
+            return False
+
+    def iter_entry_keys(self, namespace: str | None = None) -> Iterator[tuple[str, str]]:
+        """Yield ``(namespace directory, key)`` of every entry (of one namespace if given)."""
+        if not self.entries.is_dir():
+            return
+        dirs = [self.entries / _namespace_dir(namespace)] if namespace is not None else sorted(self.entries.iterdir())
+        for d in dirs:
+            if not d.is_dir():
+                continue
+            for p in sorted(d.iterdir()):
+                if p.is_file() and not p.name.startswith("."):
+                    yield d.name, p.name
+
+    def iter_manifests(self, namespace: str | None = None) -> Iterator[dict[str, Any]]:
+        """Yield every readable manifest (damaged ones are skipped with a log line)."""
+        for ns_dir, key in self.iter_entry_keys(namespace):
+            path = self.entries / ns_dir / key
+            try:
+                data = path.read_bytes()
+                yield self._parse_manifest(path, data)
+            except FileNotFoundError:
+                continue
+            except CorruptManifestError as exc:
+                logger.warning("%s", exc)
+
+    # ------------------------------------------------------------------ usage and pins
+    def _state_path(self, namespace: str, key: str, suffix: str) -> Path:
+        return self.state / _namespace_dir(namespace) / f"{key}{suffix}"
+
+    def record_use(self, namespace: str, key: str) -> None:
+        """Count a hit: append one byte to the entry's ``.hits`` file (its mtime is the last use).
+
+        One ``O_APPEND`` write is atomic, so concurrent readers never lose a count. Best
+        effort: a read-only store is used without recording.
+        """
+        path = self._state_path(namespace, key, ".hits")
+        try:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except FileNotFoundError:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, b".")
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            logger.debug("could not record use of %s/%s: %s", namespace, key, exc)
+
+    def usage(self, namespace: str, key: str) -> tuple[int, float | None]:
+        """``(hits, last used)`` of an entry; last used is ``None`` if it was never hit."""
+        try:
+            st = self._state_path(namespace, key, ".hits").stat()
+        except FileNotFoundError:
+            return 0, None
+        return st.st_size, st.st_mtime
+
+    def set_pinned(self, namespace: str, key: str, pinned: bool = True) -> None:
+        """Pin (or unpin) an entry: pinned entries are never evicted by garbage collection."""
+        path = self._state_path(namespace, key, ".pin")
+        if pinned:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def is_pinned(self, namespace: str, key: str) -> bool:
+        """Whether the entry is pinned."""
+        return self._state_path(namespace, key, ".pin").exists()
+
+    def clear(self, namespace: str | None = None) -> int:
+        """Delete the entries of ``namespace`` (every entry if ``None``); return how many."""
+        removed = 0
+        for ns_dir, key in list(self.iter_entry_keys(namespace)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.entries / ns_dir / key)
+                removed += 1
+        return removed
+
+
+def _pipelined_read(f: Any, views: Sequence[memoryview], hasher: Any) -> None:
+    """Read ``views`` from ``f`` in chunks while another thread hashes the chunks already read."""
+    pending: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
+
+    def consume() -> None:
+        while (chunk := pending.get()) is not None:
+            hasher.update(chunk)  # releases the GIL for large buffers
+
+    worker = threading.Thread(target=consume, name="checkpoint-magic-verify", daemon=True)
+    worker.start()
+    try:
+        for view in views:
+            for start in range(0, view.nbytes, _CHUNK):
+                chunk = view[start : start + _CHUNK]
+                _readinto_full(f, chunk)
+                pending.put(chunk)
+    finally:
+        pending.put(None)
+        worker.join()
+
+
+_stores: dict[str, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def get_store(store: Store | str | os.PathLike[str] | None = None) -> Store:
+    """Return a :class:`Store` for ``store`` (a Store, a path, or ``None`` for the default).
+
+    Store objects are shared per directory within a process, so the format check runs once.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> get_store(d) is get_store(d)
+    True
+    """
+    if isinstance(store, Store):
+        return store
+    root = str(config.resolve_store_path(store))
+    with _stores_lock:
+        found = _stores.get(root)
+        if found is None:
+            found = _stores[root] = Store(root)
+        return found

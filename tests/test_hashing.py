@@ -1,0 +1,612 @@
+"""Tests for checkpoint_magic.hashing (and _hash_pandas): value fingerprints."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime
+import decimal
+import enum
+import fractions
+import math
+import os
+import pathlib
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import tracemalloc
+import uuid
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pandas as pd
+import pytest
+import xxhash
+
+from checkpoint_magic import _hash_pandas, hashing
+from checkpoint_magic.exceptions import ComplexParamsIdentifyWarning
+from checkpoint_magic.hashing import HASH_SCHEME_VERSION, Fingerprinter, digest_bytes, fingerprint
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def distinct(*values) -> bool:
+    fps = [fingerprint(v) for v in values]
+    return len(set(fps)) == len(fps)
+
+
+def warns_about(*fragments: str):
+    """Context manager: exactly one ComplexParamsIdentifyWarning containing every fragment."""
+
+    class _Check:
+        def __enter__(self):
+            self.cm = pytest.warns(ComplexParamsIdentifyWarning)
+            self.record = self.cm.__enter__()
+            return self.record
+
+        def __exit__(self, *exc):
+            self.cm.__exit__(*exc)
+            ours = [w for w in self.record if issubclass(w.category, ComplexParamsIdentifyWarning)]
+            assert len(ours) == 1, [str(w.message) for w in ours]
+            for fragment in fragments:
+                assert fragment in str(ours[0].message), str(ours[0].message)
+            return False
+
+    return _Check()
+
+
+# -- basics -------------------------------------------------------------------------------------
+def test_format_and_version():
+    fp = fingerprint([1, 2])
+    assert len(fp) == 32 and fp == fp.lower() and int(fp, 16) >= 0
+    assert HASH_SCHEME_VERSION == 1
+
+
+def test_scheme_version_enters_every_digest(monkeypatch):
+    before = [fingerprint(v) for v in (1, "a", np.arange(3), {"a": 1})]
+    monkeypatch.setattr(hashing, "HASH_SCHEME_VERSION", 2)
+    after = [fingerprint(v) for v in (1, "a", np.arange(3), {"a": 1})]
+    assert all(b != a for b, a in zip(before, after))
+
+
+def test_type_tags_keep_lookalikes_apart():
+    assert distinct(1, 1.0, True, "1", b"1", bytearray(b"1"), 1 + 0j, np.int64(1), np.float64(1.0),
+                    np.int32(1), np.bool_(True), decimal.Decimal(1), fractions.Fraction(1), [1], (1,),
+                    {1}, frozenset([1]), {1: None}, None, 0, False, "", b"", [], (), {}, set())
+    assert distinct([1, 2], (1, 2), [[1], 2], [1, [2]], ["ab"], ["a", "b"], [b"ab"], ("a", "b"))
+    assert distinct(0.0, -0.0)
+    assert fingerprint(float("nan")) == fingerprint(float("nan"))
+
+
+def test_no_builtin_hash_id_or_repr_in_digest():
+    class Loud:
+        def __hash__(self):
+            raise AssertionError("hash() used")
+
+        def __repr__(self):
+            raise AssertionError("repr() used")
+
+        __str__ = __repr__
+
+    a, b = Loud(), Loud()
+    a.x, b.x = 1, 1
+    assert fingerprint(a) == fingerprint(b)  # id() would differ; hash/repr would raise
+    b.x = 2
+    assert fingerprint(a) != fingerprint(b)
+
+
+def test_int_str_bytes_edge_cases():
+    assert distinct(2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**200, -(2**200), 2**200 + 1)
+    assert fingerprint(10**100) == fingerprint(int("1" + "0" * 100))
+    assert distinct("é", "e\u0301", "\ud800", "a\x00", "a")
+    assert distinct(b"ab", memoryview(b"ab"), bytearray(b"ab"))
+    assert fingerprint(memoryview(b"abcd")[::2]) == fingerprint(memoryview(b"ac"))
+
+
+def test_stdlib_values():
+    utc = datetime.timezone.utc
+    plus1 = datetime.timezone(datetime.timedelta(hours=1))
+    now = datetime.datetime(2024, 5, 1, 12, 0, 0, 5)
+    assert distinct(now, now.replace(tzinfo=utc), now.replace(tzinfo=plus1), now.date(), now.time(),
+                    now.time().replace(tzinfo=utc), datetime.timedelta(1), datetime.timedelta(seconds=1))
+    assert fingerprint(datetime.datetime(2024, 5, 1, tzinfo=utc)) == fingerprint(datetime.datetime(2024, 5, 1, tzinfo=utc))
+    assert distinct(decimal.Decimal("1.5"), decimal.Decimal("1.50"), fractions.Fraction(1, 3), fractions.Fraction(2, 3))
+    u = uuid.UUID(int=5)
+    assert fingerprint(u) == fingerprint(uuid.UUID(int=5)) != fingerprint(uuid.UUID(int=6))
+    assert distinct(pathlib.Path("/a/b"), pathlib.Path("/a/c"), pathlib.PureWindowsPath("a/b"), "/a/b")
+    assert distinct(range(3), range(4), range(0, 3, 2), slice(1, 2), slice(1, 3), ..., NotImplemented, [0, 1, 2])
+
+
+class Color(enum.Enum):
+    RED = 1
+    BLUE = 2
+
+
+class Shade(enum.IntEnum):
+    RED = 1
+
+
+@dataclasses.dataclass
+class Config:
+    lr: float
+    layers: list
+
+
+def test_enums_and_dataclasses():
+    assert fingerprint(Color.RED) == fingerprint(Color(1))
+    assert distinct(Color.RED, Color.BLUE, Shade.RED, 1)
+    assert fingerprint(Config(0.1, [1, 2])) == fingerprint(Config(0.1, [1, 2]))
+    assert distinct(Config(0.1, [1, 2]), Config(0.2, [1, 2]), Config(0.1, [1, 3]))
+
+
+def test_builtin_subclasses_are_tagged_with_their_class():
+    Point = collections.namedtuple("Point", "x y")
+
+    class MyList(list):
+        pass
+
+    assert distinct(Point(1, 2), (1, 2), MyList([1]), [1], collections.Counter("ab"), {"a": 1, "b": 1})
+    assert fingerprint(collections.Counter("ab")) == fingerprint(collections.Counter("ba"))
+
+
+# -- containers -----------------------------------------------------------------------------------
+def test_dicts_order_insensitive_key_sensitive():
+    assert fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})
+    assert fingerprint({1: "x", 2: "y"}) == fingerprint({2: "y", 1: "x"})
+    mixed1 = {"a": 1, 2: [3], (4, "5"): None, b"k": 1.5, None: 0}
+    mixed2 = dict(reversed(list(mixed1.items())))
+    assert fingerprint(mixed1) == fingerprint(mixed2)
+    assert distinct({"a": 1}, {"b": 1}, {"a": 2}, {"a": 1, "b": 2}, {"a": 2, "b": 1}, {1: "a"}, {"1": "a"}, {1.0: "a"})
+    assert distinct({"a": 1, 2: 3}, {"a": 3, 2: 1})  # the pairs, not just keys and values, count
+
+
+def test_sets_order_insensitive():
+    words = [f"w{i}" for i in range(50)]
+    assert fingerprint(set(words)) == fingerprint(set(reversed(words)))
+    mixed = [1, "a", (2, 3), b"x", 2.5, None, frozenset([1])]
+    assert fingerprint(set(mixed)) == fingerprint(set(reversed(mixed)))
+    assert fingerprint(frozenset(mixed)) == fingerprint(frozenset(reversed(mixed)))
+    assert distinct(set(mixed), frozenset(mixed), list(mixed), {1, 2}, {1, 3}, {"1", 2})
+
+
+def test_ordereddict_is_order_sensitive_and_defaultdict_has_its_factory():
+    od1 = collections.OrderedDict([("a", 1), ("b", 2)])
+    od2 = collections.OrderedDict([("b", 2), ("a", 1)])
+    assert fingerprint(od1) != fingerprint(od2)
+    assert fingerprint(od1) == fingerprint(collections.OrderedDict([("a", 1), ("b", 2)]))
+    dd_list = collections.defaultdict(list, {"a": 1})
+    dd_int = collections.defaultdict(int, {"a": 1})
+    assert distinct(dd_list, dd_int, {"a": 1}, od1)
+    assert fingerprint(dd_list) == fingerprint(collections.defaultdict(list, {"a": 1}))
+
+
+def test_cycles_do_not_recurse_forever():
+    a = [1]
+    a.append(a)
+    b = [1]
+    b.append(b)
+    assert fingerprint(a) == fingerprint(b)
+    c = [1, [2]]
+    c[1].append(c)
+    assert fingerprint(a) != fingerprint(c)
+    d = {"x": 1}
+    d["self"] = d
+    e = {"x": 1}
+    e["self"] = e
+    assert fingerprint(d) == fingerprint(e) != fingerprint({"x": 1, "self": {}})
+
+    class Node:
+        pass
+
+    n1, n2 = Node(), Node()
+    n1.other, n2.other = n2, n1
+    n1.v, n2.v = 1, 2
+    m1, m2 = Node(), Node()
+    m1.other, m2.other = m2, m1
+    m1.v, m2.v = 1, 2
+    assert fingerprint(n1) == fingerprint(m1)
+    assert fingerprint(n1) != fingerprint(n2)
+    arr = np.empty(2, dtype=object)
+    arr[0], arr[1] = arr, 1
+    assert len(fingerprint(arr)) == 32
+
+
+def test_memoised_value_with_a_cycle_through_its_parent_is_not_stale():
+    class Holder:
+        pass
+
+    h = Holder()
+    h.child = Holder()
+    h.child.parent = h  # the child's digest depends on where it is met
+    fp = Fingerprinter()
+    whole = fp.fingerprint(h, "h")
+    alone = fp.fingerprint(h.child, "c")
+    assert alone == fingerprint(h.child)
+    assert whole == fingerprint(h)
+
+
+def test_deep_nesting_warns_instead_of_crashing():
+    deep: list = []
+    cur = deep
+    for _ in range(5000):
+        cur.append([])
+        cur = cur[0]
+    with warns_about("nested more than", "deep[0][0]"):
+        assert len(fingerprint(deep, "deep")) == 32
+
+
+# -- numpy ---------------------------------------------------------------------------------------
+def test_arrays_of_every_ndim_are_distinct_and_stable():
+    arrays = [np.array(5.0)] + [np.arange(2**k, dtype=np.float64).reshape((2,) * k) for k in range(1, 6)]
+    assert distinct(*arrays)
+    for a in arrays:
+        assert fingerprint(a) == fingerprint(a.copy())
+
+
+def test_array_dtype_and_shape_count():
+    raw = np.arange(12, dtype=np.int32)
+    assert distinct(raw, raw.view(np.float32), raw.view(np.uint32), raw.reshape(3, 4), raw.reshape(4, 3),
+                    raw.reshape(2, 6), raw.reshape(12, 1), raw.astype(np.int64))
+    assert distinct(np.zeros(3, "M8[ns]"), np.zeros(3, "M8[s]"), np.zeros(3, "m8[ns]"), np.zeros(3, "i8"))
+    assert distinct(np.zeros(2, [("a", "<i4"), ("b", "<f8")]), np.zeros(2, [("a", "<i4"), ("c", "<f8")]),
+                    np.zeros(2, [("a", "<f8"), ("b", "<i4")]))
+    assert distinct(np.array(["ab"]), np.array([b"ab"]), np.array(["ab"], dtype=object), np.array([1.0]),
+                    np.array([1.0], dtype=">f8"))
+
+
+def test_one_element_in_the_middle_of_a_big_nested_array():
+    a = np.zeros(10_000_000)
+    before = fingerprint({"data": [a]})
+    a[5_000_000] = 1e-300
+    assert fingerprint({"data": [a]}) != before
+
+
+def test_memory_order_and_strided_views():
+    c = np.arange(12.0).reshape(3, 4)
+    f = np.asfortranarray(c)
+    assert fingerprint(c) != fingerprint(f)  # deliberate: a miss, never a wrong hit
+    assert fingerprint(f) == fingerprint(np.asfortranarray(c.copy()))
+    assert fingerprint(np.ascontiguousarray(f)) == fingerprint(c)
+    view = c[:, ::2]
+    assert not view.flags.c_contiguous and not view.flags.f_contiguous
+    assert fingerprint(view) == fingerprint(view.copy())
+    # rows bigger than a 1 MiB block: the streamer recurses into the first axis
+    big = np.random.default_rng(0).random((3, 300_000, 2))[:, ::2, :]
+    assert fingerprint(big) == fingerprint(np.ascontiguousarray(big))
+    tall = np.arange(1_000_000, dtype=np.int16)[::3]
+    assert fingerprint(tall) == fingerprint(tall.copy())
+    big2 = big.copy()
+    big2[2, -1, -1] += 1
+    assert fingerprint(big2[:, ::1]) != fingerprint(big)
+
+
+def test_contiguous_array_is_hashed_without_a_copy():
+    a = np.random.default_rng(1).random(8_000_000)  # 64 MB
+    tracemalloc.start()
+    try:
+        fingerprint(a)
+        strided = a[::2]
+        tracemalloc.reset_peak()
+        fingerprint(strided)
+        _, peak_strided = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        fingerprint(a)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
+    assert peak_strided < 4_000_000  # one ~1 MiB block at a time, not a 32 MB copy
+
+
+def test_object_arrays():
+    assert distinct(np.array(["a", 1], dtype=object), np.array(["a", "1"], dtype=object),
+                    np.array(["a", None], dtype=object), np.array(["a", np.nan], dtype=object),
+                    np.array(["a", "nan"], dtype=object), np.array(["a", b"b"], dtype=object),
+                    np.array(["a", "b"], dtype=object))
+    two_d = np.array([["a", "b"], ["c", "d"]], dtype=object)
+    assert distinct(two_d, two_d.T, two_d.reshape(4))
+    assert fingerprint(two_d.T) == fingerprint(two_d.T.copy())
+
+
+def test_big_object_string_arrays_use_the_arrow_path(monkeypatch):
+    words = np.array([f"w{i}" for i in range(5000)], dtype=object)
+    base = fingerprint(words)
+    variants = []
+    for replacement in (None, np.nan, "nan", b"w7", "w7 ", 7):
+        v = words.copy()
+        v[7] = replacement
+        variants.append(v)
+    assert distinct(words, *variants)
+    assert fingerprint(variants[0]) == fingerprint(variants[0].copy())
+    # the chunking of the Arrow conversion does not change the digest
+    monkeypatch.setattr(_hash_pandas, "_CHUNK", 333)
+    assert fingerprint(words) == base
+    # the fast path accepts str and None only; anything else goes element by element
+    assert _hash_pandas.object_strings_digest(words, 1) is not None
+    assert _hash_pandas.object_strings_digest(variants[0], 1) is not None
+    assert all(_hash_pandas.object_strings_digest(v, 1) is None for v in variants[1:2] + variants[3:])
+
+
+def test_numpy_scalars_masked_arrays_and_string_dtype():
+    assert distinct(np.float64(1.5), 1.5, np.float32(1.5), np.array(1.5), np.str_("a"), "a",
+                    np.datetime64("2020-01-01"), np.datetime64("2020-01-01", "ns"))
+    m1 = np.ma.masked_array([1, 2, 3], mask=[0, 1, 0])
+    m2 = np.ma.masked_array([1, 2, 3], mask=[0, 0, 0])
+    assert distinct(m1, m2, np.array([1, 2, 3]))
+    sd = np.array(["a", "bc"], dtype=np.dtypes.StringDType())
+    assert fingerprint(sd) == fingerprint(np.array(["a", "bc"], dtype=np.dtypes.StringDType()))
+    assert fingerprint(sd) != fingerprint(np.array(["a", "bd"], dtype=np.dtypes.StringDType()))
+
+
+# -- pandas -------------------------------------------------------------------------------------
+def frame() -> pd.DataFrame:
+    return pd.DataFrame({"x": [1.0, 2.0, 3.0], "n": [1, 2, 3], "s": ["a", "b", "c"]}, index=[10, 20, 30])
+
+
+def test_dataframe_changes_are_seen():
+    df = frame()
+    base = fingerprint(df)
+    assert fingerprint(df.copy(deep=True)) == base
+    changed = []
+    d = df.copy(); d.iloc[1, 0] = 2.5; changed.append(d)  # noqa: E702
+    d = df.copy(); d.iloc[2, 2] = "z"; changed.append(d)  # noqa: E702
+    changed.append(df.rename(columns={"x": "y"}))
+    changed.append(df.astype({"n": np.int32}))
+    changed.append(df.astype({"s": object}))
+    changed.append(df.set_axis([10, 20, 31]))
+    changed.append(df.reset_index(drop=True))
+    changed.append(df[["n", "x", "s"]])
+    assert all(fingerprint(c) != base for c in changed)
+    assert distinct(*changed)
+
+
+def test_pandas_indexes():
+    assert fingerprint(pd.RangeIndex(5)) == fingerprint(pd.RangeIndex(0, 5))
+    assert distinct(pd.RangeIndex(5), pd.Index(np.arange(5)), pd.RangeIndex(1, 6), pd.RangeIndex(5, name="i"))
+    mi = pd.MultiIndex.from_tuples([(1, "a"), (2, "b")], names=["n", "m"])
+    assert fingerprint(mi) == fingerprint(pd.MultiIndex.from_tuples([(1, "a"), (2, "b")], names=["n", "m"]))
+    assert distinct(mi, mi.set_names(["n", "k"]), pd.MultiIndex.from_tuples([(1, "a"), (2, "c")], names=["n", "m"]),
+                    pd.MultiIndex.from_tuples([(2, "a"), (1, "b")], names=["n", "m"]))
+
+
+def test_pandas_extension_dtypes():
+    s = pd.Series(["a", "b", None] * 3)
+    assert distinct(s, s.astype(object), s.astype("string"), s.astype("category"))
+    cat = pd.Categorical(["a", "b", "a"])
+    assert distinct(cat, pd.Categorical(["a", "b", "a"], ordered=True), pd.Categorical(["a", "b", "b"]),
+                    pd.Categorical(["a", "b", "a"], categories=["a", "b", "c"]))
+    times = pd.Series(pd.date_range("2020-01-01", periods=3, tz="UTC"))
+    assert distinct(times, times.dt.tz_convert("Europe/Paris"), times.dt.tz_localize(None))
+    ints = pd.Series([1, 2, None], dtype="Int64")
+    assert distinct(ints, pd.Series([1, 2, 3], dtype="Int64"), pd.Series([1.0, 2.0, np.nan]),
+                    pd.Series([1, 2, None], dtype="Float64"))
+    other = pd.Series([1, 2, 99], dtype="Int64")
+    other[2] = pd.NA  # the value under the mask is arbitrary: it must not count
+    assert fingerprint(other) == fingerprint(ints)
+    arrow = pd.Series([1, None, 3], dtype="int64[pyarrow]")
+    assert fingerprint(arrow) == fingerprint(pd.Series([1, None, 3], dtype="int64[pyarrow]"))
+    assert distinct(arrow, pd.Series([1, 0, 3], dtype="int64[pyarrow]"), pd.Series([1, None, 4], dtype="int64[pyarrow]"))
+    assert distinct(pd.Series(pd.period_range("2020", periods=2, freq="M")),
+                    pd.Series(pd.period_range("2020", periods=2, freq="D")),
+                    pd.Series(pd.interval_range(0, 2)), pd.Series(pd.interval_range(0, 2, closed="left")))
+
+
+def test_arrow_string_columns_are_independent_of_chunking():
+    one = pd.Series([f"s{i}" for i in range(100)] + [None], dtype="str")
+    parts = pd.concat([one.iloc[:30], one.iloc[30:]], ignore_index=True)
+    assert parts.array.__arrow_array__().num_chunks == 2
+    assert fingerprint(one) == fingerprint(parts)
+    changed = one.copy()
+    changed[50] = "s50!"
+    assert distinct(one, changed, one.astype(object), pd.Series([f"s{i}" for i in range(100)] + ["nan"], dtype="str"))
+
+
+def test_object_string_columns():
+    n = 3000
+    base = pd.DataFrame({"s": pd.Series([f"v{i}" for i in range(n)], dtype=object)})
+    variants = []
+    for replacement in (None, np.nan, "nan", b"v5"):
+        v = base.copy()
+        v.iloc[5, 0] = replacement
+        variants.append(v)
+    assert distinct(base, *variants)
+
+
+def test_series_name_and_index():
+    s = pd.Series([1, 2], name="a")
+    assert distinct(s, s.rename("b"), s.set_axis(["x", "y"]), s.to_frame(), s.values)
+
+
+# -- scikit-learn --------------------------------------------------------------------------------
+def test_estimators():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.ensemble import RandomForestClassifier
+
+    X = np.random.default_rng(0).random((40, 3))
+    y = (X[:, 0] > 0.5).astype(int)
+    unfitted = LogisticRegression(C=1.0)
+    assert fingerprint(unfitted) == fingerprint(LogisticRegression(C=1.0))
+    assert fingerprint(unfitted) != fingerprint(LogisticRegression(C=2.0))
+    fitted = LogisticRegression(C=1.0).fit(X, y)
+    assert fingerprint(fitted) != fingerprint(unfitted)
+    assert fingerprint(fitted) == fingerprint(LogisticRegression(C=1.0).fit(X, y))
+    assert fingerprint(fitted) != fingerprint(LogisticRegression(C=1.0).fit(X[:30], y[:30]))
+    rf1 = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+    rf2 = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+    assert fingerprint(rf1) == fingerprint(rf2)
+    p1 = make_pipeline(StandardScaler(), LogisticRegression(C=1.0))
+    p2 = make_pipeline(StandardScaler(), LogisticRegression(C=3.0))
+    assert fingerprint(p1) != fingerprint(p2)
+    assert fingerprint(p1) == fingerprint(make_pipeline(StandardScaler(), LogisticRegression(C=1.0)))
+
+
+# -- code and modules ----------------------------------------------------------------------------
+def test_functions_classes_methods_modules():
+    pytest.importorskip("checkpoint_magic.codehash")
+
+    def f(x):
+        return x + 1
+
+    def g(x):
+        return x + 2
+
+    class A:
+        def __init__(self, v):
+            self.v = v
+
+        def m(self):
+            return self.v
+
+    assert fingerprint(f) == fingerprint(f)
+    assert distinct(f, g, A, A(1).m, A(2).m, math, os, len, max, "f")
+    assert fingerprint(A(1).m) == fingerprint(A(1).m)
+    assert fingerprint(int) != fingerprint(float)
+
+
+def test_instances_include_their_class_code():
+    pytest.importorskip("checkpoint_magic.codehash")
+    ns1: dict = {}
+    ns2: dict = {}
+    exec("class K:\n    def f(self):\n        return 1\n", ns1)
+    exec("class K:\n    def f(self):\n        return 2\n", ns2)
+    a, b = ns1["K"](), ns2["K"]()
+    a.x = b.x = 1
+    assert fingerprint(a) != fingerprint(b)
+
+
+def test_modules_without_codehash(monkeypatch):
+    monkeypatch.setattr(hashing, "_CODEHASH", False)
+    assert distinct(math, os, np)
+
+
+# -- objects that cannot be walked ----------------------------------------------------------------
+class Foo:
+    pass
+
+
+def test_unpicklable_attribute_warns_with_its_path_and_fingerprinting_continues():
+    f = Foo()
+    f.a = 1
+    f.conn = sqlite3.connect(":memory:")
+    with warns_about("f.conn", "sqlite3.Connection", "unchanged", "watch=['f.a']", "ignore=['f']"):
+        fp1 = fingerprint(f, name="f")
+    f.conn.close()
+    f.conn = sqlite3.connect(":memory:")
+    with warns_about("f.conn"):
+        assert fingerprint(f, name="f") == fp1  # only the type of the connection counts
+    f.a = 2
+    with warns_about("f.conn"):
+        assert fingerprint(f, name="f") != fp1
+    f.conn.close()
+
+
+def test_warning_paths_through_containers_and_slots():
+    d = {"a": [(x for x in [])]}
+    with warns_about("d['a'][0]", "generator"):
+        fingerprint(d, name="d")
+
+    class Slotted:
+        __slots__ = ("db", "n")
+
+    config = Slotted()
+    config.db, config.n = threading.Lock(), 1
+    with warns_about("config.db", "lock"):
+        fingerprint(config, name="config")
+    with warns_about("value"):
+        fingerprint(threading.Lock())
+
+
+def test_one_warning_for_several_problems_and_no_memo_of_problem_values():
+    f = Foo()
+    f.lock, f.gen = threading.Lock(), (x for x in [])
+    fp = Fingerprinter()
+    with warns_about("f.lock", "f.gen"):
+        fp.fingerprint(f, name="f")
+    with warns_about("g.lock"):  # met again under another name: warned again, with that name
+        fp.fingerprint(f, name="g")
+
+
+def test_object_column_with_an_unpicklable_cell_names_the_column():
+    df = pd.DataFrame({"c": [1, threading.Lock()]})
+    with warns_about("df['c'][1]"):
+        fingerprint(df, name="df")
+
+
+# -- memoisation ---------------------------------------------------------------------------------
+def test_a_value_under_several_names_is_hashed_once():
+    a = np.arange(1000.0)
+    df = frame()
+    fp = Fingerprinter()
+    with mock.patch.object(hashing, "_array_body", wraps=hashing._array_body) as spy:
+        first = [fp.fingerprint(v, name=n) for n, v in (("a", a), ("b", a), ("c", [a, a]), ("df", df), ("df2", df))]
+        calls = spy.call_count
+    assert first[0] == first[1] == fingerprint(a)
+    assert first[3] == first[4] == fingerprint(df)
+    assert calls == 1 + 3 + 1  # a once; df's 3 columns and its index (the RangeIndex is not an array)
+    # a fresh fingerprint() call sees in-place changes (no memo outlives its Fingerprinter)
+    a[3] = -1
+    assert fingerprint(a) != first[0]
+
+
+# -- stability across processes -------------------------------------------------------------------
+STABILITY_SCRIPT = textwrap.dedent(
+    """
+    import json, collections
+    import numpy as np, pandas as pd
+    from checkpoint_magic.hashing import fingerprint
+    values = {
+        "set_str": {f"w{i}" for i in range(40)},
+        "set_mixed": {1, "a", (2, "b"), b"c", 2.5, None, frozenset({"x", 3})},
+        "dict_mixed": {"a": 1, 2: [3], (4, "5"): {"x", "y"}, b"k": 1.5, None: {"in": {1, 2}}},
+        "frozenset": frozenset({"p", "q", ("r", 1)}),
+        "counter": collections.Counter("hello world"),
+        "frame": pd.DataFrame({"s": ["x", "y"], "o": pd.Series([{"k"}, {"j"}], dtype=object)}),
+    }
+    print(json.dumps({k: fingerprint(v) for k, v in values.items()}))
+    """
+)
+
+
+def test_stable_across_processes_and_hash_seeds(tmp_path):
+    script = tmp_path / "stability.py"
+    script.write_text(STABILITY_SCRIPT)
+    outputs = []
+    for seed in ("0", "1", "random", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(REPO)}
+        proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(proc.stdout.strip())
+    assert len(set(outputs)) == 1, outputs
+
+
+GOLDEN = {
+    "int": (42, None),
+    "negative": (-7, None),
+    "str": ("checkpoint", None),
+    "nested": ({"b": [1, 2.5, "x"], "a": (None, True), 3: {"k": b"v"}}, None),
+    "array": (np.arange(12, dtype=np.float64).reshape(3, 4), None),
+    "frame": (pd.DataFrame({"a": [1.0, 2.0], "b": [3, 4]}, index=pd.Index(["r1", "r2"])), None),
+}
+
+
+def test_golden_digests():
+    """Pinned digests: if one changes, the encoding changed and HASH_SCHEME_VERSION must be bumped."""
+    got = {name: fingerprint(value) for name, (value, _) in GOLDEN.items()}
+    assert got == GOLDEN_DIGESTS
+
+
+GOLDEN_DIGESTS: dict[str, str] = {}
+
+
+# -- digest_bytes --------------------------------------------------------------------------------
+def test_digest_bytes():
+    assert digest_bytes(b"abc") == xxhash.xxh3_128_hexdigest(b"abc")
+    a = np.arange(100.0)
+    assert digest_bytes(a) == digest_bytes(a.tobytes()) == digest_bytes(memoryview(a))
+    assert digest_bytes(memoryview(a)[::2]) == digest_bytes(a[::2].tobytes())
+    assert digest_bytes(bytearray(b"abc")) == digest_bytes(b"abc")

@@ -1,0 +1,175 @@
+"""The store: layout, dedup, verified reads, damaged files, format versions, concurrent writers."""
+
+from __future__ import annotations
+
+import errno
+import json
+import multiprocessing
+import os
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+
+from checkpoint_magic import config
+from checkpoint_magic.exceptions import StoreFormatError
+from checkpoint_magic.store import CorruptBlobError, CorruptManifestError, Store, get_store
+
+
+def test_layout_is_created_on_first_write_only(store_dir):
+    store = Store(store_dir)
+    assert not store_dir.exists()
+    store.put_blob([b"hello"])
+    assert json.loads((store_dir / "FORMAT").read_text())["format"] == 1
+    assert {p.name for p in store_dir.iterdir()} == {"FORMAT", "objects", "entries", "tmp"}
+    assert list((store_dir / "tmp").iterdir()) == []
+
+
+def test_blob_named_by_content_and_deduplicated(store_dir):
+    store = Store(store_dir)
+    a = store.put_blob([b"abc", b"def"])
+    b = store.put_blob([b"abcdef"])
+    assert a == b and a["size"] == 6
+    files = [p for p in (store_dir / "objects").rglob("*") if p.is_file()]
+    assert len(files) == 1 and files[0].name == a["digest"]
+
+
+def test_equal_values_share_one_blob(store_dir):
+    store = Store(store_dir)
+    big = np.arange(100_000.0)
+    r1, r2 = store.put_value(big), store.put_value(big.copy())
+    assert r1["blobs"] == r2["blobs"]
+    assert len([p for p in (store_dir / "objects").rglob("*") if p.is_file()]) == 1
+
+
+@pytest.mark.parametrize("size", [100_000, 40 << 20])  # small read, and the pipelined read path
+def test_verified_read_detects_flipped_bytes_and_removes_the_blob(store_dir, size):
+    store = Store(store_dir)
+    data = np.random.default_rng(0).integers(0, 255, size, dtype=np.uint8)
+    record = store.put_value(data)
+    ref = record["blobs"][0]
+    path = store.blob_path(ref["digest"])
+    with open(path, "r+b") as f:
+        f.seek(size // 2)
+        byte = f.read(1)
+        f.seek(size // 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(CorruptBlobError, match="does not match"):
+        store.get_value(record)
+    assert not path.exists()
+
+
+def test_truncated_and_missing_blobs(store_dir):
+    store = Store(store_dir)
+    record = store.put_value(np.arange(50_000))
+    path = store.blob_path(record["blobs"][0]["digest"])
+    with open(path, "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(CorruptBlobError, match="size"):
+        store.get_value(record)
+    with pytest.raises(CorruptBlobError, match="missing"):
+        store.get_value(record)
+
+
+def test_manifest_roundtrip_and_checksum(store_dir):
+    store = Store(store_dir)
+    store.write_entry("pkg.mod.func", "k" * 32, {"outputs": {}, "note": "é"})
+    assert store.read_entry("pkg.mod.func", "k" * 32)["note"] == "é"
+    assert store.read_entry("pkg.mod.func", "missing") is None
+    path = store.entry_path("pkg.mod.func", "k" * 32)
+    raw = bytearray(path.read_bytes())
+    raw[-3] ^= 0x01
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CorruptManifestError):
+        store.read_entry("pkg.mod.func", "k" * 32)
+    assert not path.exists()  # removed so it can be rewritten
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage", b"CMM1 00\n{}", b"CMM1\n"])
+def test_garbage_manifests_are_corrupt_not_crashes(store_dir, content):
+    store = Store(store_dir)
+    store.write_entry("ns", "key", {"outputs": {}})
+    store.entry_path("ns", "key").write_bytes(content)
+    with pytest.raises(CorruptManifestError):
+        store.read_entry("ns", "key")
+
+
+def test_namespace_directories_are_safe_and_distinct(store_dir):
+    store = Store(store_dir)
+    for ns in ["a/b", "a_b", "../../etc", "<ipython-input-1>.f", "x" * 300]:
+        store.write_entry(ns, "k", {"ns": ns})
+        path = store.entry_path(ns, "k")
+        assert store_dir / "entries" in path.parents
+        assert store.read_entry(ns, "k")["ns"] == ns
+    assert len(list(store.iter_entry_keys())) == 5
+
+
+def test_newer_format_is_a_clear_error_and_nothing_is_overwritten(store_dir):
+    store_dir.mkdir()
+    (store_dir / "FORMAT").write_text(json.dumps({"format": 99}))
+    store = Store(store_dir)
+    with pytest.raises(StoreFormatError, match="newer checkpoint_magic"):
+        store.read_entry("ns", "key")
+    with pytest.raises(StoreFormatError):
+        store.put_blob([b"x"])
+    assert json.loads((store_dir / "FORMAT").read_text()) == {"format": 99}
+    assert sorted(p.name for p in store_dir.iterdir()) == ["FORMAT"]
+
+
+def test_failed_write_leaves_no_partial_blob_or_temp_file(store_dir):
+    store = Store(store_dir)
+    store.put_blob([b"first"])
+    with mock.patch("checkpoint_magic.store._write_full", side_effect=OSError(errno.ENOSPC, "No space left on device")):
+        with pytest.raises(OSError):
+            store.put_blob([np.ones(1000)])
+    assert list((store_dir / "tmp").iterdir()) == []
+    assert len([p for p in (store_dir / "objects").rglob("*") if p.is_file()]) == 1
+
+
+def test_clear_by_namespace(store_dir):
+    store = Store(store_dir)
+    store.write_entry("a", "1", {})
+    store.write_entry("a", "2", {})
+    store.write_entry("b", "1", {})
+    assert store.clear("a") == 2
+    assert [ns for ns, _ in store.iter_entry_keys()] == ["b"]
+    assert store.clear() == 1
+
+
+def test_location_precedence(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHECKPOINT_MAGIC_DIR", str(tmp_path / "from-env"))
+    assert config.resolve_store_path(tmp_path / "arg") == tmp_path / "arg"
+    assert config.resolve_store_path() == tmp_path / "from-env"
+    monkeypatch.delenv("CHECKPOINT_MAGIC_DIR")
+    monkeypatch.chdir(tmp_path)
+    assert config.resolve_store_path() == tmp_path / ".Lutil-checkpoint"
+    assert get_store(None).root == tmp_path / ".Lutil-checkpoint"
+
+
+def _writer(root: str, seed: int, out: "multiprocessing.Queue[str]") -> None:
+    store = Store(root)
+    for i in range(20):
+        value = np.full(30_000, (seed + i) % 5, dtype=np.float64)  # overlapping values across processes
+        record = store.put_value(value)
+        store.write_entry("concurrent", f"k{(seed + i) % 5}", {"outputs": {"return": record}})
+    out.put("ok")
+
+
+def test_concurrent_writers_produce_valid_entries(store_dir):
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_writer, args=(str(store_dir), s, out)) for s in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert [out.get(timeout=5) for _ in procs] == ["ok"] * 4
+    store = Store(store_dir)
+    for _, key in store.iter_entry_keys("concurrent"):
+        manifest = store.read_entry("concurrent", key)
+        value = store.get_value(manifest["outputs"]["return"])
+        assert np.all(value == int(key[1:]))
+    assert list(Path(store_dir, "tmp").iterdir()) == []
+    assert os.listdir(store_dir / "entries")
