@@ -331,3 +331,11 @@ def environment_summary() -> str:
         except importlib.metadata.PackageNotFoundError:
             continue
     return ", ".join(parts)
+
+
+def load_average() -> float:
+    """The 1-minute load average (``nan`` where the platform has none)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")

@@ -23,6 +23,7 @@ import argparse
 import functools
 import gc
 import itertools
+import os
 import shutil
 import sys
 import tempfile
@@ -43,6 +44,7 @@ from _harness import (
     fmt_bytes,
     info_row,
     interleave,
+    load_average,
     markdown_table,
     peak_memory,
     skip_row,
@@ -208,6 +210,13 @@ def describe_result(value: Any) -> str:
     if isinstance(value, np.ndarray) and not value.flags.owndata and value.base is not None:
         return f"returned a view on {type(value.base).__name__}"
     return ""
+
+
+def fsync_note() -> str:
+    """Whether our store fsyncs (``CHECKPOINT_MAGIC_FSYNC``); the raw np.save never does."""
+    setting = os.environ.get("CHECKPOINT_MAGIC_FSYNC", "").strip().lower()
+    ours = "on" if setting in {"1", "true", "yes", "on"} else "off"
+    return f"our fsync {ours} (CHECKPOINT_MAGIC_FSYNC), np.save without fsync"
 
 
 def check(condition: bool, message: str) -> str:
@@ -464,7 +473,7 @@ def bench_miss_big_result(cfg: Config) -> list[Row]:
                 t["ours"],
                 t["np.save"],
                 at_most=1.3,
-                note=notes(note, "np.save without fsync"),
+                note=notes(note, fsync_note()),
             )
         )
     rows.append(info_row(f"{label} (context)", t["joblib.Memory"], "not a target"))
@@ -526,12 +535,15 @@ def run(cfg: Config, names: list[str]) -> list[Row]:
     return rows
 
 
-def report(rows: list[Row], cfg: Config, elapsed: float, output: Path) -> None:
+def report(
+    rows: list[Row], cfg: Config, elapsed: float, loads: tuple[float, float], output: Path
+) -> None:
     """Print the table and write it as Markdown to ``output``."""
     mode = "quick (smoke-run sizes, not the issue's targets)" if cfg.quick else "full"
     header = (
         f"Core benchmarks, {mode} run, {time.strftime('%Y-%m-%d %H:%M')}, {elapsed:.0f} s.\n"
-        f"{environment_summary()}.\n"
+        f"{environment_summary()}; load average {loads[0]:.1f} at start, {loads[1]:.1f} at end"
+        f" (above ~0.5 other processes share the CPUs: expect noisy medians).\n"
         "Ratios from interleaved rounds in one process: `anchor/ours` = how many times faster we are,\n"
         "`ours/anchor` = how many times the anchor's time we take; PASS/FAIL on the medians."
     )
@@ -571,12 +583,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     names = selected(args.only)
     cfg = Config.make(args.quick, Path(tempfile.mkdtemp(prefix="cm-bench-core-", dir="/tmp")))
-    start = time.perf_counter()
+    start, load_before = time.perf_counter(), load_average()
     try:
         rows = run(cfg, names)
     finally:
         shutil.rmtree(cfg.tmp, ignore_errors=True)
-    report(rows, cfg, time.perf_counter() - start, args.output)
+    report(rows, cfg, time.perf_counter() - start, (load_before, load_average()), args.output)
     return 0
 
 

@@ -26,6 +26,8 @@ _EXPORTS = {
     "InlineCheckpoint": "inline",
     "Memory": "memory",
     "checkpoint": "decorator",
+    "dump": "fulldump",
+    "load": "fulldump",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -48,3 +50,17 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the ``%%checkpoint`` cell magic (``%load_ext checkpoint_magic``)."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Remove what :func:`load_ipython_extension` registered (``%unload_ext checkpoint_magic``)."""
+    from .magics import unload_ipython_extension as unload
+
+    unload(ipython)

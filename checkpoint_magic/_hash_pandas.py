@@ -11,10 +11,11 @@ are hashed without a per-row Python loop wherever the storage allows:
   included: the tz is in the dtype name) as their int64 values;
 - Arrow-backed strings (pandas 3 ``str``) as three streams over the chunks: int64 lengths,
   UTF-8 data bytes and the null mask, so the digest does not depend on the chunking;
-- ``object`` columns and arrays of ``str`` (``None`` allowed) are converted to Arrow in
-  1M-row chunks and hashed the same way; anything else (NaN, bytes, mixed types) falls back
-  to hashing element by element, so ``None``, ``NaN`` and ``"nan"`` differ and str and bytes
-  differ. On this path a ``str`` subclass element (``np.str_``) counts as its text.
+- ``object`` columns and arrays of ``str`` and missing values are converted to Arrow in
+  1M-row chunks and hashed the same way, each missing value also hashed as itself (so
+  ``None``, ``NaN`` and ``"nan"`` differ); anything else (bytes, numbers, mixed types) is
+  hashed element by element, so str and bytes differ. On this path a ``str`` subclass
+  element (``np.str_``) counts as its text.
 - any other extension array as an object array.
 
 Examples
@@ -101,7 +102,7 @@ def _fill_index(fp: Fingerprinter, idx: Any, h: Any) -> None:
     elif isinstance(idx, pd.MultiIndex):
         h.update(_TL(b"m", idx.nlevels))
         fp._walk(list(idx.names), h)
-        for level, codes in zip(idx.levels, idx.codes):
+        for level, codes in zip(idx.levels, idx.codes, strict=True):
             fp._walk(level, h)
             _array_body(fp, np.asarray(codes), h)
     else:
@@ -155,7 +156,9 @@ class _Streams:
     """Three hashers (lengths or values, data bytes, null mask) fed chunk by chunk."""
 
     def __init__(self, seed: int) -> None:
-        self.main, self.data, self.mask = _xxh(seed=seed), _xxh(seed=seed), _xxh(seed=seed)
+        self.main: Any = _xxh(seed=seed)  # lengths (strings) or values (primitives)
+        self.data: Any = _xxh(seed=seed)
+        self.mask: Any = _xxh(seed=seed)
         self.n = 0
         self._lengths = np.empty(0, dtype=np.int64)
 
@@ -176,7 +179,9 @@ class _Streams:
             return True
         _, offsets_buf, data_buf = chunk.buffers()
         width = 8 if pa.types.is_large_string(chunk.type) else 4
-        offsets = np.frombuffer(offsets_buf, dtype=f"<i{width}", count=n + 1, offset=chunk.offset * width)
+        offsets = np.frombuffer(
+            offsets_buf, dtype=f"<i{width}", count=n + 1, offset=chunk.offset * width
+        )
         if len(self._lengths) < min(n, _CHUNK):
             self._lengths = np.empty(min(n, _CHUNK), dtype=np.int64)
         for start in range(0, n, _CHUNK):
@@ -201,7 +206,7 @@ class _Streams:
             return False
         self._mask(chunk)
         if chunk.null_count:
-            chunk = pc.fill_null(chunk, pa.array([0], pa.int8()).cast(t)[0])
+            chunk = pc.fill_null(chunk, pa.array([0], pa.int64()).cast(t)[0])
         values = chunk.to_numpy(zero_copy_only=False)
         self.main.update(np.ascontiguousarray(values))
         self.n += len(chunk)
@@ -224,7 +229,9 @@ def _arrow_digest(chunks: Any, n: int, seed: int) -> bytes | None:
     kinds = [c.type for c in chunks]
     import pyarrow as pa
 
-    if all(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t) for t in kinds):
+    if all(
+        pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t) for t in kinds
+    ):
         if not all(streams.add_strings(c) for c in chunks):
             return None
         return streams.digest(b"s")
@@ -236,20 +243,31 @@ def _arrow_digest(chunks: Any, n: int, seed: int) -> bytes | None:
     return streams.digest(b"p")
 
 
-def object_strings_digest(flat: np.ndarray, seed: int) -> bytes | None:
-    """Digest of a 1-d object array whose items are all ``str`` or None, else None.
+def object_strings_digest(fp: Fingerprinter, flat: np.ndarray) -> bytes | None:
+    """Digest of a 1-d object array of ``str`` and missing values, None for anything else.
 
-    The array is converted to Arrow 1M items at a time (type inference, no Python loop);
-    any chunk that is not inferred as strings (NaN, bytes, numbers, ...) aborts the fast path.
+    The array is converted to Arrow 1M items at a time (type inference, no Python loop).
+    Missing values (None, NaN, ``pd.NA``, NaT) become Arrow nulls; each of them is then also
+    hashed as itself, so that None, NaN and ``"nan"`` all differ. A chunk that Arrow does not
+    infer as strings (numbers, bytes, mixed) aborts the fast path.
     """
     import pyarrow as pa
 
-    streams = _Streams(seed)
+    streams, missing = _Streams(fp._seed), _xxh(seed=fp._seed)
     for start in range(0, flat.shape[0], _CHUNK):
+        part = flat[start : start + _CHUNK]
         try:
-            chunk = pa.array(flat[start : start + _CHUNK], from_pandas=False)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, pa.ArrowCapacityError):
+            chunk = pa.array(part, from_pandas=True)
+        except (
+            pa.ArrowInvalid,
+            pa.ArrowTypeError,
+            pa.ArrowNotImplementedError,
+            pa.ArrowCapacityError,
+        ):
             return None
         if not streams.add_strings(chunk):
             return None
-    return streams.digest(b"s")
+        if chunk.null_count:
+            for x in part[chunk.is_null().to_numpy(zero_copy_only=False)].tolist():
+                fp._walk(x, missing)
+    return streams.digest(b"o") + missing.digest()

@@ -184,9 +184,9 @@ class _Analyzer:
                     bound = self.targets([item.optional_vars], bound)
             return self.block(node.body, bound)
         if isinstance(node, _TRY_TYPES):
-            after_body = self.block([*node.body, *node.orelse], bound)
-            surely = after_body
-            for handler in node.handlers:
+            try_node: ast.Try = node  # type: ignore[assignment]  # or ast.TryStar: same fields
+            surely = self.block([*try_node.body, *try_node.orelse], bound)
+            for handler in try_node.handlers:
                 if handler.type is not None:
                     expr([handler.type], bound)
                 inner = bound
@@ -194,7 +194,7 @@ class _Analyzer:
                     self.names._bind(handler.name)
                     inner = bound | {handler.name}
                 surely &= self.block(handler.body, inner) - {handler.name}
-            return self.block(node.finalbody, surely)
+            return self.block(try_node.finalbody, surely)
         if _MATCH is not None and isinstance(node, _MATCH):
             expr([node.subject], bound)
             for case in node.cases:
@@ -266,6 +266,7 @@ class _Analyzer:
 
     def expr(self, nodes: Iterable[ast.AST], bound: frozenset[str]) -> None:
         """Reads of expressions evaluated at the cell's top level (nested scopes included)."""
+        calls: list[ast.Call] = []
         for root in nodes:
             for node in _walk_own_scope(root):
                 if isinstance(node, ast.Name):
@@ -276,7 +277,9 @@ class _Analyzer:
                 elif isinstance(node, _SCOPES):
                     self.nested_scope(node, bound)
                 elif isinstance(node, ast.Call):
-                    self.magic_call(node, bound)
+                    calls.append(node)
+        for call in calls:  # after the call's own names: the magic's code runs when it is called
+            self.magic_call(call, bound)
 
     def nested_scope(self, node: ast.AST, bound: frozenset[str]) -> None:
         """Globals read (and walrus / ``global`` names bound) by a function, class or comprehension."""
@@ -311,7 +314,9 @@ except AttributeError:  # Python 3.10
 _MATCH = getattr(ast, "Match", None)
 
 
-def _evaluated_at_definition(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> list[ast.expr]:
+def _evaluated_at_definition(
+    node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
+) -> list[ast.expr]:
     """The parts of a ``def`` / ``class`` statement evaluated in the enclosing scope."""
     parts: list[ast.expr] = list(node.decorator_list)
     if isinstance(node, ast.ClassDef):
@@ -376,7 +381,9 @@ def _parameters(node: ast.AST) -> set[str]:
     return {a.arg for a in every if a is not None}
 
 
-def _scope_globals(scope: ast.AST, enclosing: frozenset[str], *, top: bool = True) -> tuple[set[str], set[str]]:
+def _scope_globals(
+    scope: ast.AST, enclosing: frozenset[str], *, top: bool = True
+) -> tuple[set[str], set[str]]:
     """Names a nested scope reads from, and may bind in, the cell's global scope.
 
     ``enclosing`` holds the local names of enclosing *function* scopes (closures), which
@@ -404,7 +411,9 @@ def _scope_globals(scope: ast.AST, enclosing: frozenset[str], *, top: bool = Tru
             elif isinstance(node, ast.ExceptHandler) and node.name:
                 local.add(node.name)
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
-                local.update(a.asname or a.name.partition(".")[0] for a in node.names if a.name != "*")
+                local.update(
+                    a.asname or a.name.partition(".")[0] for a in node.names if a.name != "*"
+                )
             elif isinstance(node, ast.Global):
                 declared_global.update(node.names)
             elif isinstance(node, ast.Nonlocal):
@@ -416,7 +425,9 @@ def _scope_globals(scope: ast.AST, enclosing: frozenset[str], *, top: bool = Tru
                         local.add(name)
     binds = declared_global & local  # ``global x; x = ...`` inside a function binds a cell global
     if isinstance(scope, _COMPREHENSIONS):
-        targets = {t.id for g in scope.generators for t in ast.walk(g.target) if isinstance(t, ast.Name)}
+        targets = {
+            t.id for g in scope.generators for t in ast.walk(g.target) if isinstance(t, ast.Name)
+        }
         escaping = walrus - targets  # a comprehension's walrus binds in the enclosing scope
         local -= escaping
         if top:
@@ -431,7 +442,9 @@ def _scope_globals(scope: ast.AST, enclosing: frozenset[str], *, top: bool = Tru
     if isinstance(scope, _COMPREHENSIONS):
         inner_top = top and not enclosing  # a comprehension does not hide the cell's scope
     for child in children:
-        child_reads, child_binds = _scope_globals(child, inner_enclosing - declared_global, top=inner_top)
+        child_reads, child_binds = _scope_globals(
+            child, inner_enclosing - declared_global, top=inner_top
+        )
         reads |= child_reads
         binds |= child_binds
     return reads, binds

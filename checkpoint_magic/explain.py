@@ -68,11 +68,16 @@ def describe_difference(
     return "; ".join(reasons) or "same code and inputs (the entry was removed or unreadable)"
 
 
-def _score(entry: Mapping[str, Any], code_fp: str, input_fps: Mapping[str, str]) -> tuple[int, float]:
-    """Closeness of an entry to a lookup: matching code and inputs count; newer wins ties."""
+def _score(entry: Mapping[str, Any], code_fp: str, input_fps: Mapping[str, str]) -> tuple[int, bool, float]:
+    """Closeness of an entry to a lookup: matching inputs first, then matching code; newer wins ties.
+
+    Inputs come first: when an entry for these very inputs exists under other code, the
+    answer to "why did it recompute?" is that the code changed, even if entries of the
+    current code exist for other inputs.
+    """
     inputs = entry.get("inputs") or {}
     same = sum(1 for n, fp in input_fps.items() if inputs.get(n) == fp)
-    return (same + (len(input_fps) + 1) * (entry.get("code") == code_fp), float(entry.get("created", 0.0)))
+    return (same, entry.get("code") == code_fp, float(entry.get("created", 0.0)))
 
 
 def _recent_manifests(store: Store, namespace: str) -> list[dict[str, Any]]:

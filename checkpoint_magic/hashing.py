@@ -2,41 +2,41 @@
 
 A fingerprint identifies a value by its content, the same in every process and for every
 ``PYTHONHASHSEED``. Python's ``hash()``, ``id()``, set iteration order and ``str()``/``repr()``
-never enter a digest. Every value is written as a type tag, a length where the size is not
-fixed by the tag, then its bytes, so ``1``, ``1.0``, ``True``, ``"1"``, ``b"1"``, ``[1]`` and
-``(1,)`` all differ. :data:`HASH_SCHEME_VERSION` seeds every hasher and heads every digest.
+never enter a digest. Every value is written as a one-byte type tag, a length where the tag
+does not fix the size, then its bytes, so ``1``, ``1.0``, ``True``, ``"1"``, ``b"1"``, ``[1]``
+and ``(1,)`` all differ. :data:`HASH_SCHEME_VERSION` seeds every hasher and heads every digest.
 
-Encoding rules worth knowing:
-
-- dicts, sets and frozensets are order-insensitive. Their elements are sorted when they are
-  all ``str`` or all ``int``; otherwise each key/value pair (or element) is hashed into a
+- dicts, sets and frozensets are order-insensitive: their elements are sorted when they are
+  all ``str`` or all ``int``, otherwise each key/value pair (or element) is hashed into a
   16-byte sub-digest and the sorted sub-digests are hashed. ``OrderedDict`` is deliberately
-  order-sensitive (its order is part of its value); ``defaultdict`` includes its
-  ``default_factory``.
+  order-sensitive (order is part of its value); ``defaultdict`` includes its factory.
 - A container met again while it is being walked (a cycle) is written as a back-reference
-  marker holding the distance to it on the walk stack: no ``RecursionError``.
-- numpy arrays: class, dtype (``dtype.str``, or ``dtype.descr`` when structured), shape, memory
-  order, then the raw buffer with no copy when contiguous. An F-contiguous array is hashed
-  through its transposed C-contiguous view with order ``'F'`` recorded, so a C and an F array
-  with equal values have *different* fingerprints: a cache miss, never a wrong hit. Other
-  strided views are copied ~1 MiB at a time and hash like their C-contiguous copy. Object
-  arrays go element by element (all-``str`` arrays through Arrow buffers, no Python loop).
-- Functions, methods and classes are fingerprinted by :mod:`checkpoint_magic.codehash`;
-  pandas objects by :mod:`checkpoint_magic._hash_pandas`; scikit-learn estimators by class
-  (with package version), ``get_params(deep=False)`` and fitted attributes (``name_``).
-- Anything else is walked through ``__reduce_ex__(4)`` (what pickle would save, without
-  pickling). Values that cannot be walked (locks, open files, generators, connections) produce
-  one :class:`~checkpoint_magic.exceptions.ComplexParamsIdentifyWarning` naming their attribute
-  path, and only their type enters the digest.
+  holding its distance on the walk stack: no ``RecursionError``.
+- numpy arrays: class, dtype (``dtype.str``, or ``dtype.descr`` when structured), shape,
+  memory order, then the raw buffer, zero-copy when contiguous. An F-contiguous array is
+  hashed through its transposed (C-contiguous) view with order ``F`` recorded, so C and F
+  arrays with equal values differ on purpose: a cache miss, never a wrong hit. Other strided
+  views are copied ~1 MiB at a time and hash like their C-contiguous copy. Object arrays go
+  element by element (arrays of ``str`` through Arrow buffers, without a Python loop).
+- Functions, methods and classes count by :func:`checkpoint_magic.codehash.code_fingerprint`
+  (a bound method also by its ``__self__``); modules by name and package version; pandas
+  objects through :mod:`checkpoint_magic._hash_pandas`; scikit-learn estimators by class and
+  package version, ``get_params(deep=False)`` and fitted attributes (``name_``).
+- Anything else is walked through ``__reduce_ex__(4)``: what pickle would save, never pickled
+  to bytes, plus the code of its class. A value that cannot be walked (lock, open file,
+  generator, connection) adds one :class:`~checkpoint_magic.exceptions.ComplexParamsIdentifyWarning`
+  naming its attribute path (``f.conn``); only its type enters the digest.
 """
 
 from __future__ import annotations
 
+import builtins
 import copyreg
 import datetime as _dt
 import decimal
 import enum
 import fractions
+import functools
 import logging
 import pathlib
 import struct
@@ -61,26 +61,30 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[["Fingerprinter", Any, Any], None]
 
+# Tags that start a value (each used once): N T F None/bools, i I int, f float, c complex,
+# s str, b bytes, a bytearray, v memoryview, . ! Ellipsis/NotImplemented, u UUID, y stdlib value,
+# g numpy scalar, l t list/tuple, d dict, q defaultdict, O OrderedDict, e set, z frozenset,
+# S builtin subclass, A ndarray, P pandas, K estimator, G other object, B k class/code,
+# M method, w W builtin function/method, m module, n enum, R back-reference, X opaque value.
 _xxh = xxhash.xxh3_128
-_TL = struct.Struct("<cQ").pack  # tag + length / count
+_TL = struct.Struct("<cQ").pack  # tag + length or count
 _TI = struct.Struct("<cq").pack  # tag + int64
 _TF = struct.Struct("<cd").pack  # tag + float64 bit pattern
-_TC = struct.Struct("<cdd").pack  # tag + complex
-_BLOCK = 1 << 20  # bytes copied at a time for strided arrays
-_MAX_DEPTH = 200  # deeper nesting is reported instead of recursed into
+_TC = struct.Struct("<cdd").pack
+_BLOCK = 1 << 20  # bytes copied at a time from a strided array
+_MAX_DEPTH = 200  # deeper nesting is reported, not recursed into
 _ARROW_MIN = 1024  # object arrays at least this long try the Arrow string path
 _NO_REF = 1 << 62
-_STR = {str}
-_INT = {int}
+_STR, _INT = {str}, {int}
+_PACK_ONE = {float: functools.partial(_TF, b"f"), int: functools.partial(_TI, b"i")}
 _HOP_SILENT, _HOP_ATTRS, _HOP_ITEM = 0, 1, 2
 
 
 def digest_bytes(buffer: Any) -> str:
     """Return the xxh3-128 hex digest of the bytes of any buffer-protocol object.
 
-    Contiguous buffers are hashed in place (zero copy); strided ones are hashed in C order
-    ~1 MiB at a time. This is a plain content hash (seed 0, no scheme version), the one the
-    store names its blobs by.
+    Contiguous buffers are hashed in place (zero copy), strided ones in C order ~1 MiB at a
+    time. A plain content hash (seed 0, no scheme version): the one the store names blobs by.
 
     Examples
     --------
@@ -92,7 +96,7 @@ def digest_bytes(buffer: Any) -> str:
     """
     try:
         return xxhash.xxh3_128_hexdigest(buffer)
-    except (ValueError, BufferError):  # strided buffer: stream its C-order bytes
+    except (ValueError, BufferError):  # strided: hash its C-order bytes
         h = _xxh()
         _stream(np.asarray(memoryview(buffer)), h)
         return h.hexdigest()
@@ -124,9 +128,9 @@ class Fingerprinter:
     """Fingerprint several values, hashing a large value shared between them only once.
 
     One instance serves all the inputs of one call. Arrays, pandas objects, estimators,
-    generic objects and code are memoised by ``id``; the instance keeps a reference to each
-    memoised object so that ids stay valid while it lives. Do not mutate the values between
-    calls on one instance.
+    other objects and code are memoised by ``id`` (values on a reference cycle excepted);
+    the instance keeps a reference to each so that ids stay valid while it lives. Do not
+    mutate the values between calls on one instance.
 
     Examples
     --------
@@ -141,16 +145,30 @@ class Fingerprinter:
 
     def __init__(self) -> None:
         self._memo: dict[int, tuple[Any, bytes]] = {}
-        self._active: dict[int, int] = {}  # id -> depth of the containers being walked
-        self._stack: list[Any] = []  # the containers being walked, root first
-        self._problems: list[tuple[str, str, str]] = []
-        self._hops: dict[int, tuple[Any, int, Any]] = {}  # how to name a child in paths
-        self._min_ref = _NO_REF
+        self._active: dict[int, int] = {}  # id -> stack depth of the containers being walked
+        self._stack: list[Any] = []  # the containers being walked, outermost first
+        self._problems: list[tuple[str, str, str]] = []  # (path, type, reason) to warn about
+        self._hops: dict[int, tuple[Any, int, Any]] = {}  # how children are named in paths
+        self._min_ref = _NO_REF  # shallowest depth a back-reference pointed to
         self._seed = HASH_SCHEME_VERSION
         self._root = "value"
 
     def fingerprint(self, obj: Any, name: str | None = None) -> str:
-        """Return the fingerprint of ``obj`` (see :func:`fingerprint`); ``name`` labels warnings."""
+        """Return the fingerprint of ``obj``, reusing digests memoised by earlier calls.
+
+        Parameters
+        ----------
+        obj
+            Any value; see :func:`fingerprint`.
+        name
+            Label of the value in warning messages, e.g. ``"f"`` gives paths like ``f.conn``.
+
+        Examples
+        --------
+        >>> fp = Fingerprinter()
+        >>> fp.fingerprint((1, "a"), name="x") == fingerprint((1, "a"))
+        True
+        """
         self._root = name or "value"
         h = _xxh(seed=self._seed)
         h.update(_TL(b"V", self._seed))
@@ -158,43 +176,38 @@ class Fingerprinter:
             self._walk(obj, h)
         except RecursionError:
             raise FingerprintError(
-                f"{self._root} is nested too deeply to be fingerprinted; pass a flatter value "
-                "or leave it out of the checkpoint's inputs"
+                f"{self._root} is nested too deeply to be fingerprinted; pass a flatter "
+                "value or leave it out of the checkpoint's inputs"
             ) from None
         finally:
-            self._active.clear()
-            self._stack.clear()
-            self._hops.clear()
+            if self._stack or self._hops:  # only after an error or a generic object
+                self._active.clear()
+                self._stack.clear()
+                self._hops.clear()
             self._min_ref = _NO_REF
         if self._problems:
             problems, self._problems = self._problems, []
             warn_user(_problem_message(self._root, problems), ComplexParamsIdentifyWarning)
         return h.hexdigest()
 
-    # -- the walk ------------------------------------------------------------------------
     def _walk(self, obj: Any, h: Any) -> None:
         f = _EXACT.get(type(obj))
         if f is None:
             f = _handler_for(type(obj))
         f(self, obj, h)
 
-    def _sub(self) -> Any:
-        return _xxh(seed=self._seed)
-
     def _enter(self, obj: Any, h: Any) -> bool:
-        """Push a container; False (and a marker written) if it is a cycle or too deep."""
-        key = id(obj)
-        depth = self._active.get(key)
+        """Push a container; False (a marker is written instead) on a cycle or when too deep."""
+        depth = self._active.get(id(obj))
         if depth is not None:
             h.update(_TL(b"R", len(self._stack) - depth))
-            if depth < self._min_ref:
-                self._min_ref = depth
+            self._min_ref = min(self._min_ref, depth)
             return False
         depth = len(self._stack)
         if depth >= _MAX_DEPTH:
             self._report(obj, h, f"it is nested more than {_MAX_DEPTH} levels deep")
             return False
-        self._active[key] = depth
+        self._active[id(obj)] = depth
         self._stack.append(obj)
         return True
 
@@ -203,12 +216,10 @@ class Fingerprinter:
         del self._active[id(obj)]
 
     def _memoised(self, obj: Any, h: Any, tag: bytes, fill: Handler) -> None:
-        """Write ``tag`` + the sub-digest of ``obj`` computed by ``fill``, memoised by id."""
-        key = id(obj)
-        hit = self._memo.get(key)
+        """Write ``tag`` and the sub-digest of ``obj`` computed by ``fill``, memoised by id."""
+        hit = self._memo.get(id(obj))
         if hit is not None:
-            h.update(tag)
-            h.update(hit[1])
+            h.update(tag + hit[1])
             return
         if not self._enter(obj, h):
             return
@@ -216,41 +227,52 @@ class Fingerprinter:
         saved_ref, self._min_ref = self._min_ref, _NO_REF
         nproblems = len(self._problems)
         sh = _xxh(seed=self._seed)
-        fill(self, obj, sh)
+        try:
+            fill(self, obj, sh)
+        except (RecursionError, Warning):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a value whose walk fails is reported, not fatal
+            while len(self._stack) > depth:
+                del self._active[id(self._stack.pop())]
+            self._min_ref = saved_ref
+            self._report(obj, h, f"walking it raised {type(exc).__name__}: {exc}")
+            return
         self._leave(obj)
         digest = sh.digest()
-        # A digest that refers to a container outside obj depends on where obj was met.
-        if self._min_ref >= depth and len(self._problems) == nproblems:
-            self._memo[key] = (obj, digest)
+        # The walk of a value on a reference cycle (a back-reference to obj or above it)
+        # depends on where the cycle was entered: such values are not memoised.
+        if self._min_ref > depth and len(self._problems) == nproblems:
+            self._memo[id(obj)] = (obj, digest)
         self._min_ref = min(saved_ref, self._min_ref)
-        h.update(tag)
-        h.update(digest)
+        h.update(tag + digest)
 
     def _hop(self, child: Any, kind: int, key: Any = None) -> None:
-        """Record how ``child`` is named in attribute paths (only read to build warnings)."""
-        self._hops[id(child)] = (child, kind, key)
+        """Say how ``child`` is named in attribute paths (read only to word a warning)."""
+        if child is not None:
+            self._hops[id(child)] = (child, kind, key)
 
-    # -- warnings ------------------------------------------------------------------------
-    def _report(self, obj: Any, h: Any, reason: str) -> None:
-        """Record a value that cannot be fingerprinted and write only its type."""
-        self._problems.append((self._path_to(obj), _qualname(type(obj)), reason))
+    def _report(self, obj: Any, h: Any, reason: str, label: Any = None) -> None:
+        """Record a value that cannot be fingerprinted; write only its type."""
+        self._problems.append(
+            (self._path_to(obj), _qualname(type(obj) if label is None else label), reason)
+        )
         h.update(b"X")
         _h_str(self, _qualname(type(obj)), h)
 
     def _path_to(self, target: Any) -> str:
-        chain = list(self._stack)
-        if not chain or chain[-1] is not target:
-            chain.append(target)
+        chain = self._stack + ([] if self._stack and self._stack[-1] is target else [target])
         parts, attrs = [self._root], False
-        for parent, child in zip(chain, chain[1:]):
+        for parent, child in zip(chain[:-1], chain[1:], strict=True):
             hop = self._hops.get(id(child))
             if hop is not None and hop[0] is child:
-                if hop[1] == _HOP_ITEM:
-                    parts.append(f"[{hop[2]!r}]")
+                parts.append(f"[{hop[2]!r}]" if hop[1] == _HOP_ITEM else "")
                 attrs = hop[1] == _HOP_ATTRS
-                continue
-            parts.append(_label(parent, child, attrs))
-            attrs = False
+            else:
+                parts.append(_label(parent, child, attrs))
+                attrs = False
+        parts = [p for p in parts if p]
+        if len(parts) > 16:
+            parts[8:-7] = [f"<{len(parts) - 15} more>"]
         return "".join(parts)
 
 
@@ -268,10 +290,10 @@ def _label(parent: Any, child: Any, attrs: bool) -> str:
                 return f"[{i}]"
     elif isinstance(parent, (set, frozenset)):
         return "<a set element>"
-    elif isinstance(parent, np.ndarray) and parent.dtype.hasobject:
-        for i, x in enumerate(parent.reshape(-1)):
+    elif isinstance(parent, np.ndarray):
+        for i, x in enumerate(parent.reshape(-1) if parent.dtype.hasobject else ()):
             if x is child:
-                return str(list(map(int, np.unravel_index(i, parent.shape)))).replace(" ", "")
+                return "[" + ",".join(str(int(j)) for j in np.unravel_index(i, parent.shape)) + "]"
     else:
         for k, v in getattr(parent, "__dict__", {}).items():
             if v is child:
@@ -283,12 +305,11 @@ def _problem_message(root: str, problems: list[tuple[str, str, str]]) -> str:
     shown = "; ".join(f"{path} ({tname}): {reason}" for path, tname, reason in problems[:5])
     if len(problems) > 5:
         shown += f"; and {len(problems) - 5} more"
-    what = "it is" if len(problems) == 1 else "they are"
     return (
-        f"Cannot fingerprint {shown}. Only the type enters the fingerprint, so {what} treated "
-        "as unchanged whatever the state: changing it will not cause a recomputation. Watch "
-        f"the attributes that affect the result instead, e.g. watch=['{root}.a'], or leave it "
-        f"out with ignore=['{root}']."
+        f"Cannot fingerprint {shown}. Only the type enters the fingerprint, so "
+        f"{'it is' if len(problems) == 1 else 'they are'} treated as unchanged whatever the "
+        "state: changing it will not cause a recomputation. Watch the attributes that affect "
+        f"the result instead, e.g. watch=['{root}.a'], or leave it out with ignore=['{root}']."
     )
 
 
@@ -301,29 +322,12 @@ def _qualname(obj: Any) -> str:
 
 
 # -- scalars ---------------------------------------------------------------------------------
-def _h_none(fp: Fingerprinter, obj: Any, h: Any) -> None:
-    h.update(b"N")
-
-
-def _h_bool(fp: Fingerprinter, obj: bool, h: Any) -> None:
-    h.update(b"T" if obj else b"F")
-
-
 def _h_int(fp: Fingerprinter, obj: int, h: Any) -> None:
     try:
         h.update(_TI(b"i", obj))
     except struct.error:  # beyond int64: length-prefixed two's complement
         data = obj.to_bytes(obj.bit_length() // 8 + 1, "little", signed=True)
-        h.update(_TL(b"I", len(data)))
-        h.update(data)
-
-
-def _h_float(fp: Fingerprinter, obj: float, h: Any) -> None:
-    h.update(_TF(b"f", obj))
-
-
-def _h_complex(fp: Fingerprinter, obj: complex, h: Any) -> None:
-    h.update(_TC(b"c", obj.real, obj.imag))
+        h.update(_TL(b"I", len(data)) + data)
 
 
 def _h_str(fp: Fingerprinter | None, obj: str, h: Any) -> None:
@@ -332,28 +336,20 @@ def _h_str(fp: Fingerprinter | None, obj: str, h: Any) -> None:
     h.update(data)
 
 
-def _h_bytes(fp: Fingerprinter, obj: bytes, h: Any) -> None:
+def _h_bytes(fp: Fingerprinter, obj: bytes | bytearray, h: Any) -> None:
     h.update(_TL(b"b" if type(obj) is bytes else b"a", len(obj)))
     h.update(obj)
 
 
 def _h_memoryview(fp: Fingerprinter, obj: memoryview, h: Any) -> None:
+    h.update(b"v")
     _h_str(fp, obj.format, h)
-    h.update(_shape(b"v", obj.shape or ()))
+    h.update(_shape(obj.shape or ()))
     h.update(obj if obj.c_contiguous else obj.tobytes())
 
 
-def _h_singleton(fp: Fingerprinter, obj: Any, h: Any) -> None:
-    h.update(b"." if obj is Ellipsis else b"!")  # Ellipsis / NotImplemented
-
-
-def _h_uuid(fp: Fingerprinter, obj: uuid.UUID, h: Any) -> None:
-    h.update(b"u")
-    h.update(obj.bytes)
-
-
 def _h_by_args(fp: Fingerprinter, obj: Any, h: Any) -> None:
-    """Stdlib value types rebuilt from simple constructor arguments (dates, Decimal, paths)."""
+    """Stdlib value types rebuilt from plain constructor arguments (dates, Decimal, paths)."""
     h.update(b"y")
     _h_str(fp, _qualname(type(obj)), h)
     fp._walk(obj.__reduce_ex__(4)[1], h)
@@ -361,128 +357,110 @@ def _h_by_args(fp: Fingerprinter, obj: Any, h: Any) -> None:
 
 def _h_npscalar(fp: Fingerprinter, obj: np.generic, h: Any) -> None:
     dt = obj.dtype
-    if dt.hasobject:
-        h.update(b"o")
+    h.update(b"g")
+    if dt.names is not None or dt.hasobject:
+        fp._walk(dt.descr, h)
         fp._walk(obj.item(), h)
         return
-    h.update(b"z")
-    if dt.names is None:
-        _h_str(fp, dt.str, h)
-    else:
-        fp._walk(dt.descr, h)
-    data = obj.tobytes()
-    h.update(_TL(b"z", len(data)))
-    h.update(data)
+    _h_str(fp, dt.str, h)
+    h.update(obj.tobytes())  # its size is fixed by the dtype
 
 
-def _shape(tag: bytes, shape: tuple[int, ...]) -> bytes:
-    return _TL(tag, len(shape)) + struct.pack(f"<{len(shape)}q", *shape)
+def _shape(shape: tuple[int, ...]) -> bytes:
+    return _TL(b"#", len(shape)) + struct.pack(f"<{len(shape)}q", *shape)
 
 
 # -- containers ------------------------------------------------------------------------------
 def _seq_handler(tag: bytes) -> Handler:
     def _h_seq(fp: Fingerprinter, obj: Any, h: Any) -> None:
-        n = len(obj)
-        if not n:
+        if not obj:
             h.update(_TL(tag, 0))
             return
-        if not fp._enter(obj, h):
+        active, key = fp._active, id(obj)
+        if key in active or len(fp._stack) >= _MAX_DEPTH:
+            fp._enter(obj, h)  # writes the back-reference or reports the depth
             return
-        h.update(_TL(tag, n))
-        get = _EXACT.get
-        for x in obj:
-            f = get(type(x))
-            if f is None:
-                f = _handler_for(type(x))
-            f(fp, x, h)
-        fp._leave(obj)
+        active[key] = len(fp._stack)
+        fp._stack.append(obj)
+        h.update(_TL(tag, len(obj)))
+        _write_all(fp, obj, h)
+        fp._stack.pop()
+        del active[key]
 
     return _h_seq
 
 
-def _sorted_or_subdigests(fp: Fingerprinter, items: Any, n: int, pairs: bool) -> tuple[bool, Any]:
-    """Canonical order of dict items or set elements: sorted, or else sorted sub-digests."""
-    kinds = set(map(type, items))
-    if kinds == _STR or kinds == _INT:
-        return True, sorted(items.items() if pairs else items)
-    walk, subs = fp._walk, []
-    for x in items.items() if pairs else items:
-        sh = fp._sub()
-        if pairs:
-            walk(x[0], sh)
-            walk(x[1], sh)
-        else:
-            walk(x, sh)
-        subs.append(sh.digest())
-    subs.sort()
-    return False, b"".join(subs)
+def _write_all(fp: Fingerprinter, values: Any, h: Any) -> None:
+    """Write each value in turn; a run of only floats or only ints is packed in one call."""
+    if len(values) >= 8:
+        kinds = set(map(type, values))
+        pack = _PACK_ONE.get(kinds.pop()) if len(kinds) == 1 else None
+        if pack is not None:
+            try:
+                h.update(b"".join(map(pack, values)))  # the same bytes as one by one
+                return
+            except struct.error:  # an int beyond int64: write them one by one
+                pass
+    get = _EXACT.get
+    for x in values:
+        f = get(type(x))
+        if f is None:
+            f = _handler_for(type(x))
+        f(fp, x, h)
 
 
-def _dict_body(fp: Fingerprinter, obj: dict, h: Any, tag: bytes) -> None:
-    n = len(obj)
-    if not n:
-        h.update(_TL(tag, 0))
+def _unordered(fp: Fingerprinter, obj: Any, h: Any, tag: bytes, pairs: bool) -> None:
+    """Dict items or set elements in a canonical order: sorted, or else sorted sub-digests.
+
+    All-``str`` keys are written at once (their byte lengths, then their bytes), then the
+    values in key order; all-``int`` keys likewise; any other mix as sorted sub-digests.
+    """
+    if not obj:
+        h.update(tag + _TL(b"s", 0))
         return
     if not fp._enter(obj, h):
         return
-    ordered, content = _sorted_or_subdigests(fp, obj, n, True)
-    if ordered:
-        h.update(_TL(tag, n))
-        key_handler = _h_str if type(content[0][0]) is str else _h_int
-        get = _EXACT.get
-        for k, v in content:
-            key_handler(fp, k, h)
-            f = get(type(v))
-            if f is None:
-                f = _handler_for(type(v))
-            f(fp, v, h)
+    n, kinds = len(obj), set(map(type, obj))
+    if kinds in (_STR, _INT):
+        items = sorted(obj.items()) if pairs else [(k, None) for k in sorted(obj)]
+        if kinds == _STR:
+            data = [k.encode("utf-8", "surrogatepass") for k, _ in items]
+            h.update(tag + _TL(b"s", n) + struct.pack(f"<{n}Q", *map(len, data)) + b"".join(data))
+        else:
+            h.update(tag + _TL(b"i", n))
+            for k, _ in items:
+                _h_int(fp, k, h)
+        if pairs:
+            _write_all(fp, [v for _, v in items], h)
     else:
-        h.update(_TL(tag.upper(), n))
-        h.update(content)
+        walk, subs = fp._walk, []
+        for x in obj.items() if pairs else obj:
+            sh = _xxh(seed=fp._seed)
+            if pairs:
+                walk(x[0], sh)
+                walk(x[1], sh)
+            else:
+                walk(x, sh)
+            subs.append(sh.digest())
+        subs.sort()
+        h.update(tag + _TL(b"h", n) + b"".join(subs))
     fp._leave(obj)
-
-
-def _h_dict(fp: Fingerprinter, obj: dict, h: Any) -> None:
-    _dict_body(fp, obj, h, b"d")
 
 
 def _h_defaultdict(fp: Fingerprinter, obj: defaultdict, h: Any) -> None:
     h.update(b"q")
     fp._walk(obj.default_factory, h)
-    _dict_body(fp, obj, h, b"d")
+    _unordered(fp, obj, h, b"d", True)
 
 
 def _h_ordereddict(fp: Fingerprinter, obj: OrderedDict, h: Any) -> None:
-    """Order-sensitive: two OrderedDicts with the same items in another order differ."""
-    if not fp._enter(obj, h):
-        return
-    h.update(_TL(b"O", len(obj)))
-    for k, v in obj.items():
-        fp._walk(k, h)
-        fp._walk(v, h)
-    fp._leave(obj)
-
-
-def _set_handler(tag: bytes) -> Handler:
-    def _h_set(fp: Fingerprinter, obj: Any, h: Any) -> None:
-        n = len(obj)
-        if not n:
-            h.update(_TL(tag, 0))
-            return
-        if not fp._enter(obj, h):
-            return
-        ordered, content = _sorted_or_subdigests(fp, obj, n, False)
-        if ordered:
-            h.update(_TL(tag, n))
-            f = _h_str if type(content[0]) is str else _h_int
-            for x in content:
-                f(fp, x, h)
-        else:
-            h.update(_TL(tag.upper(), n))
-            h.update(content)
+    """Order-sensitive on purpose: the same items in another order differ."""
+    if fp._enter(obj, h):
+        h.update(_TL(b"O", len(obj)))
+        for k, v in obj.items():
+            fp._walk(k, h)
+            fp._walk(v, h)
         fp._leave(obj)
-
-    return _h_set
 
 
 def _builtin_subclass(base_handler: Handler) -> Handler:
@@ -491,11 +469,8 @@ def _builtin_subclass(base_handler: Handler) -> Handler:
         _h_class(fp, type(obj), h)
         base_handler(fp, obj, h)
         extra = getattr(obj, "__dict__", None)
-        if extra:
-            fp._hop(extra, _HOP_ATTRS)
-            fp._walk(extra, h)
-        else:
-            h.update(b"N")
+        fp._hop(extra, _HOP_ATTRS)
+        fp._walk(extra or None, h)
 
     return _h_subclass
 
@@ -506,10 +481,7 @@ def _h_ndarray(fp: Fingerprinter, obj: np.ndarray, h: Any) -> None:
 
 
 def _fill_ndarray(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
-    if type(a) is np.ndarray:
-        h.update(b"n")
-    else:  # subclass: its class, the mask of a masked array, then the plain data
-        h.update(b"N")
+    if type(a) is not np.ndarray:  # subclass: its class, a masked array's mask, plain data
         _h_class(fp, type(a), h)
         if isinstance(a, np.ma.MaskedArray):
             _array_body(fp, np.ma.getmaskarray(a), h)
@@ -519,14 +491,14 @@ def _fill_ndarray(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
 
 
 def _array_body(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
-    """Frame (dtype, shape, order) and content of a plain ndarray, written into ``h``."""
+    """Dtype, shape, memory order and content of a plain ndarray, written into ``h``."""
     dt = a.dtype
     if dt.names is None:
         _h_str(fp, dt.str, h)
     else:
         h.update(b"r")
         fp._walk(dt.descr, h)
-    h.update(_shape(b"#", a.shape))
+    h.update(_shape(a.shape))
     if dt.hasobject or dt.kind == "T":
         _object_elements(fp, a, h)
     elif a.flags.c_contiguous:
@@ -542,13 +514,11 @@ def _array_body(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
 
 def _stream(a: np.ndarray, h: Any) -> None:
     """Hash the C-order bytes of a strided array, copying about 1 MiB at a time."""
-    if a.nbytes == 0:
-        return
-    if a.ndim == 0:
+    if a.nbytes == 0 or a.ndim == 0:
         h.update(a.tobytes())
         return
     row = a.nbytes // a.shape[0]
-    if row > _BLOCK and a.ndim > 1:
+    if row > _BLOCK and a.ndim > 1:  # one row is more than a block: recurse into the rows
         for sub in a:
             if sub.flags.c_contiguous:
                 h.update(sub)
@@ -565,38 +535,30 @@ def _stream(a: np.ndarray, h: Any) -> None:
 
 
 def _object_elements(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
-    flat = a.reshape(-1)
-    if a.dtype.kind == "T":
-        flat = flat.astype(object)
+    flat = a.reshape(-1) if a.dtype.kind != "T" else a.reshape(-1).astype(object)
     if a.dtype.names is None and flat.shape[0] >= _ARROW_MIN:
         from . import _hash_pandas
 
-        digest = _hash_pandas.object_strings_digest(flat, fp._seed)
+        digest = _hash_pandas.object_strings_digest(fp, flat)
         if digest is not None:
-            h.update(b"S")
-            h.update(digest)
+            h.update(b"S" + digest)
             return
     pushed = not (fp._stack and fp._stack[-1] is a)
     if pushed and not fp._enter(a, h):
         return
     h.update(b"E")
-    get = _EXACT.get
-    for start in range(0, flat.shape[0], 65536):
-        for x in flat[start : start + 65536].tolist():
-            f = get(type(x))
-            if f is None:
-                f = _handler_for(type(x))
-            f(fp, x, h)
+    for start in range(0, flat.shape[0], 1 << 16):
+        _write_all(fp, flat[start : start + (1 << 16)].tolist(), h)
     if pushed:
         fp._leave(a)
 
 
-# -- code, classes, modules, estimators, enums -----------------------------------------------
+# -- code, classes, modules, enums, estimators -----------------------------------------------
 _CODEHASH: Any = None
 
 
 def _codehash() -> Any:
-    """The codehash module, or None if it cannot be imported (then code counts by name)."""
+    """The codehash module, or None if it cannot be imported (code then counts by name)."""
     global _CODEHASH
     if _CODEHASH is None:
         try:
@@ -608,34 +570,27 @@ def _codehash() -> Any:
     return _CODEHASH or None
 
 
-def _code_bytes(fp: Fingerprinter, obj: Any) -> bytes:
-    ch = _codehash()
-    if ch is not None:
-        try:
-            text = ch.code_fingerprint(obj)
-        except Exception as exc:  # noqa: BLE001 - reported to the user, then name only
-            fp._problems.append((fp._path_to(obj), _qualname(type(obj)), f"its code cannot be fingerprinted ({exc})"))
-            text = "name:" + _qualname(obj)
-    else:
-        code = getattr(obj, "__code__", None)
-        text = _qualname(obj) + (code.co_code.hex() if code is not None else "")
-    data = text.encode("utf-8", "surrogatepass")
-    return _TL(b"k", len(data)) + data
-
-
 def _h_code(fp: Fingerprinter, obj: Any, h: Any) -> None:
-    """Functions, lambdas and classes: their code fingerprint (memoised by id)."""
+    """Functions, methods and classes: their code fingerprint (memoised by id)."""
     hit = fp._memo.get(id(obj))
     if hit is None:
-        nproblems = len(fp._problems)
-        hit = (obj, _code_bytes(fp, obj))
-        if len(fp._problems) == nproblems:
-            fp._memo[id(obj)] = hit
+        ch = _codehash()
+        if ch is None:
+            code = getattr(obj, "__code__", None)
+            text = _qualname(obj) + (code.co_code.hex() if code is not None else "")
+        else:
+            try:
+                text = ch.code_fingerprint(obj)
+            except Exception as exc:  # noqa: BLE001 - reported to the user; the name is used
+                fp._report(obj, h, f"its code cannot be fingerprinted ({exc})", label=obj)
+                return
+        data = text.encode("utf-8", "surrogatepass")
+        hit = fp._memo[id(obj)] = (obj, _TL(b"k", len(data)) + data)
     h.update(hit[1])
 
 
 def _h_class(fp: Fingerprinter, cls: type, h: Any) -> None:
-    if getattr(cls, "__module__", None) == "builtins":
+    if getattr(builtins, getattr(cls, "__name__", ""), None) is cls:
         h.update(b"B")
         _h_str(fp, cls.__qualname__, h)
     else:
@@ -651,34 +606,33 @@ def _h_method(fp: Fingerprinter, obj: types.MethodType, h: Any) -> None:
 def _h_builtin_function(fp: Fingerprinter, obj: Any, h: Any) -> None:
     owner = getattr(obj, "__self__", None)
     if owner is None or isinstance(owner, types.ModuleType):
-        mod = getattr(obj, "__module__", None) or getattr(owner, "__name__", "")
-        h.update(b"b")
-        _h_str(fp, f"{mod}.{obj.__qualname__}", h)
-        fp._walk(_package_version(mod), h)
+        module = str(getattr(obj, "__module__", None) or getattr(owner, "__name__", ""))
+        h.update(b"w")
+        _h_str(fp, f"{module}.{obj.__qualname__}", h)
+        fp._walk(_package_version(module), h)
     else:  # a bound builtin method such as [].append: its name and its object
         h.update(b"W")
         _h_str(fp, obj.__qualname__, h)
         fp._walk(owner, h)
 
 
-def _package_version(module_name: str) -> str | None:
+def _package_version(module: str | types.ModuleType) -> str | None:
     ch = _codehash()
     if ch is not None:
-        return ch.package_version(module_name)
-    top = sys.modules.get(module_name.partition(".")[0])
-    version = getattr(top, "__version__", None)
+        return ch.package_version(module)
+    name = module if isinstance(module, str) else module.__name__
+    version = getattr(sys.modules.get(name.partition(".")[0]), "__version__", None)
     return version if isinstance(version, str) else None
 
 
 def _h_module(fp: Fingerprinter, obj: types.ModuleType, h: Any) -> None:
     h.update(b"m")
     _h_str(fp, obj.__name__, h)
-    ch = _codehash()
-    fp._walk(ch.package_version(obj) if ch is not None else _package_version(obj.__name__), h)
+    fp._walk(_package_version(obj), h)
 
 
 def _h_enum(fp: Fingerprinter, obj: enum.Enum, h: Any) -> None:
-    h.update(b"e")
+    h.update(b"n")
     _h_class(fp, type(obj), h)
     fp._walk(obj.name, h)
     if obj.name is None:  # a combination of flags without a name (Python 3.10)
@@ -692,12 +646,8 @@ def _is_estimator_class(cls: type) -> bool:
     return base is not None and issubclass(cls, base.BaseEstimator)
 
 
-def _h_estimator(fp: Fingerprinter, obj: Any, h: Any) -> None:
-    fp._memoised(obj, h, b"K", _fill_estimator)
-
-
 def _fill_estimator(fp: Fingerprinter, est: Any, h: Any) -> None:
-    """Class and package version, ``get_params(deep=False)`` and fitted ``name_`` attributes."""
+    """Class with package version, ``get_params(deep=False)`` and fitted ``name_`` attributes."""
     cls = type(est)
     try:
         params = est.get_params(deep=False)
@@ -710,20 +660,13 @@ def _fill_estimator(fp: Fingerprinter, est: Any, h: Any) -> None:
     _h_str(fp, cls.__qualname__, h)
     fp._walk(_package_version(cls.__module__), h)
     _h_class(fp, cls, h)
-    fitted = {
-        k: v for k, v in getattr(est, "__dict__", {}).items() if k.endswith("_") and not k.startswith("_")
-    }
-    fp._hop(params, _HOP_ATTRS)
-    fp._hop(fitted, _HOP_ATTRS)
-    fp._walk(params, h)
-    fp._walk(fitted, h)
+    fitted = {k: v for k, v in vars(est).items() if k.endswith("_") and not k.startswith("_")}
+    for part in (params, fitted):
+        fp._hop(part, _HOP_ATTRS)
+        fp._walk(part, h)
 
 
 # -- everything else: the pickled state, walked -----------------------------------------------
-def _h_generic(fp: Fingerprinter, obj: Any, h: Any) -> None:
-    fp._memoised(obj, h, b"G", _fill_reduce)
-
-
 def _fill_reduce(fp: Fingerprinter, obj: Any, h: Any) -> None:
     cls = type(obj)
     try:
@@ -741,7 +684,7 @@ def _fill_reduce(fp: Fingerprinter, obj: Any, h: Any) -> None:
         fp._report(obj, h, "its __reduce_ex__ returned something pickle cannot use")
         return
     h.update(_TL(b"P", len(rv)))
-    _h_class(fp, cls, h)
+    _h_class(fp, cls, h)  # the code of a user-defined class counts too
     func, args, *rest = rv
     if hasattr(func, "__qualname__"):
         _h_str(fp, _qualname(func), h)
@@ -752,44 +695,39 @@ def _fill_reduce(fp: Fingerprinter, obj: Any, h: Any) -> None:
     if isinstance(state, tuple) and len(state) == 2:  # (__dict__, __slots__ values)
         fp._hop(state, _HOP_SILENT)
         for part in state:
-            if isinstance(part, dict):
-                fp._hop(part, _HOP_ATTRS)
-    elif isinstance(state, dict):
+            fp._hop(part, _HOP_ATTRS)
+    else:
         fp._hop(state, _HOP_ATTRS)
     fp._walk(state, h)
-    for i, items in enumerate(rest[1:3]):
-        if items is None:
-            h.update(b"N")
-            continue
-        items = list(items)  # listitems, or dictitems pairs (in their order)
+    for items in rest[1:3]:  # listitems, dictitems (pairs, in their order)
+        items = None if items is None else list(items)
         fp._hop(items, _HOP_SILENT)
-        h.update(b"LD"[i : i + 1])
         fp._walk(items, h)
-    if len(rest) > 3 and rest[3] is not None:
-        _h_str(fp, _qualname(rest[3]), h)
+    if len(rest) > 3:
+        fp._walk(None if rest[3] is None else _qualname(rest[3]), h)
 
 
 # -- dispatch ---------------------------------------------------------------------------------
 _EXACT: dict[type, Handler] = {
-    type(None): _h_none,
-    bool: _h_bool,
+    type(None): lambda fp, obj, h: h.update(b"N"),
+    bool: lambda fp, obj, h: h.update(b"T" if obj else b"F"),
     int: _h_int,
-    float: _h_float,
-    complex: _h_complex,
+    float: lambda fp, obj, h: h.update(_TF(b"f", obj)),
+    complex: lambda fp, obj, h: h.update(_TC(b"c", obj.real, obj.imag)),
     str: _h_str,
     bytes: _h_bytes,
     bytearray: _h_bytes,
     memoryview: _h_memoryview,
     list: _seq_handler(b"l"),
     tuple: _seq_handler(b"t"),
-    dict: _h_dict,
+    dict: lambda fp, obj, h: _unordered(fp, obj, h, b"d", True),
     OrderedDict: _h_ordereddict,
     defaultdict: _h_defaultdict,
-    set: _set_handler(b"e"),
-    frozenset: _set_handler(b"z"),
-    type(...): _h_singleton,
-    type(NotImplemented): _h_singleton,
-    uuid.UUID: _h_uuid,
+    set: lambda fp, obj, h: _unordered(fp, obj, h, b"e", False),
+    frozenset: lambda fp, obj, h: _unordered(fp, obj, h, b"z", False),
+    type(...): lambda fp, obj, h: h.update(b"."),
+    type(NotImplemented): lambda fp, obj, h: h.update(b"!"),
+    uuid.UUID: lambda fp, obj, h: h.update(b"u" + obj.bytes),
     np.ndarray: _h_ndarray,
     type: _h_class,
     types.FunctionType: _h_code,
@@ -805,16 +743,14 @@ for _t in set(np.sctypeDict.values()):
     if issubclass(_t, np.generic) and _t is not np.object_:
         _EXACT[_t] = _h_npscalar
 
-_BUILTIN_BASES: tuple[tuple[type, Handler], ...] = tuple(
-    (base, _EXACT[base])
-    for base in (int, float, complex, str, bytes, bytearray, OrderedDict, defaultdict, dict,
-                 list, tuple, set, frozenset)  # fmt: skip
-)
+_BUILTIN_BASES = (int, float, complex, str, bytes, bytearray, OrderedDict, defaultdict, dict,
+                  list, tuple, set, frozenset)  # fmt: skip
+_CODE_TYPES = (types.FunctionType, types.MethodType, types.BuiltinFunctionType, types.ModuleType)
 _RESOLVED: dict[type, Handler] = {}
 
 
 def _handler_for(cls: type) -> Handler:
-    """Handler of a type missing from the exact-type table (cached per type)."""
+    """Handler of a type missing from the exact-type table (resolved once per type)."""
     f = _RESOLVED.get(cls)
     if f is None:
         f = _resolve(cls)
@@ -829,23 +765,22 @@ def _resolve(cls: type) -> Handler:
         return _h_ndarray
     if issubclass(cls, np.generic):
         return _h_npscalar
-    module = getattr(cls, "__module__", None) or ""
-    if module.startswith("pandas"):
+    if (getattr(cls, "__module__", None) or "").startswith("pandas"):
         from . import _hash_pandas
 
         fill = _hash_pandas.fill_for(cls)
         if fill is not None:
-            return lambda fp, obj, h: fp._memoised(obj, h, b"D", fill)
+            return lambda fp, obj, h: fp._memoised(obj, h, b"P", fill)
     if _is_estimator_class(cls):
-        return _h_estimator
+        return lambda fp, obj, h: fp._memoised(obj, h, b"K", _fill_estimator)
     if issubclass(cls, enum.Enum):
         return _h_enum
     if issubclass(cls, type):
         return _h_class
-    for base in (types.FunctionType, types.MethodType, types.BuiltinFunctionType, types.ModuleType):
+    for code_type in _CODE_TYPES:
+        if issubclass(cls, code_type):
+            return _EXACT[code_type]
+    for base in _BUILTIN_BASES:
         if issubclass(cls, base):
-            return _EXACT[base]
-    for base, handler in _BUILTIN_BASES:
-        if issubclass(cls, base):
-            return _builtin_subclass(handler)
-    return _h_generic
+            return _builtin_subclass(_EXACT[base])
+    return lambda fp, obj, h: fp._memoised(obj, h, b"G", _fill_reduce)

@@ -10,7 +10,7 @@ directory (:meth:`~Saver.load`). Savers serve two users:
   codecs. Each file the saver writes becomes one content-addressed blob; on load the
   verified blobs are hard-linked (or copied) into a temporary directory for
   :meth:`~Saver.load`.
-* **full dumps** (:mod:`checkpoint_magic.dump`): every step of a pipeline goes through
+* **full dumps** (:mod:`checkpoint_magic.fulldump`): every step of a pipeline goes through
   :func:`saver_for`.
 
 Registered for the store by default (the built-in codecs do not handle these well):
@@ -64,7 +64,7 @@ from typing import Any
 import numpy as np
 
 from . import serializers
-from .exceptions import InvalidArgumentError
+from .exceptions import CheckpointError, InvalidArgumentError
 from .serializers import BlobSource, Codec, Encoded
 
 __all__ = [
@@ -77,10 +77,13 @@ __all__ = [
     "StripUnpicklableSaver",
     "TorchModuleSaver",
     "TorchTensorSaver",
+    "find_saver",
+    "is_fallback_saver",
     "register_saver",
     "registered_savers",
     "saver_for",
     "saver_name",
+    "strip_unpicklable",
     "unregister_saver",
 ]
 
@@ -155,11 +158,12 @@ class _HookedPickler:
         import cloudpickle
 
         if persistent_id is None:
-            return cloudpickle.dumps(obj, protocol=5)  # type: ignore[no-any-return]
+            return cloudpickle.dumps(obj, protocol=5)
+        hook = persistent_id
 
-        class Pickler(cloudpickle.CloudPickler):  # type: ignore[misc, name-defined]
+        class Pickler(cloudpickle.CloudPickler):
             def persistent_id(self, o: Any) -> Any:
-                return persistent_id(o)
+                return hook(o)
 
         buf = io.BytesIO()
         Pickler(buf, protocol=5).dump(obj)
@@ -169,10 +173,11 @@ class _HookedPickler:
     def loads(data: bytes, persistent_load: Callable[[Any], Any] | None = None) -> Any:
         if persistent_load is None:
             return pickle.loads(data)
+        hook = persistent_load
 
         class Unpickler(pickle.Unpickler):
             def persistent_load(self, pid: Any) -> Any:
-                return persistent_load(pid)
+                return hook(pid)
 
         return Unpickler(io.BytesIO(data)).load()
 
@@ -202,7 +207,7 @@ class PickleSaver(Saver):
 
     Classes and functions defined in ``__main__`` or a notebook are pickled by value, so the
     file loads in a process that does not have their source. ``save``/``load`` also accept
-    ``persistent_id``/``persistent_load`` hooks (used by :mod:`checkpoint_magic.dump` to
+    ``persistent_id``/``persistent_load`` hooks (used by :mod:`checkpoint_magic.fulldump` to
     store the steps of a pipeline separately).
 
     Examples
@@ -276,7 +281,8 @@ class NumpySaver(Saver):
         np.save(os.path.join(path, "array.npy"), obj, allow_pickle=False)
 
     def load(self, path: str) -> np.ndarray:
-        return np.load(os.path.join(path, "array.npy"), allow_pickle=False)  # type: ignore[no-any-return]
+        array: np.ndarray = np.load(os.path.join(path, "array.npy"), allow_pickle=False)
+        return array
 
 
 class PandasSaver(Saver):
@@ -303,6 +309,8 @@ def _pickles(value: Any, persistent_id: Callable[[Any], Any] | None) -> bool:
         return True
     try:
         _HookedPickler.dumps(value, persistent_id)
+    except CheckpointError:  # raised by a persistent_id hook (a dump's own error): not a pickling failure
+        raise
     except Exception as exc:  # pickling fails in many ways: TypeError, RuntimeError, PicklingError...
         logger.debug("attribute of type %s does not pickle (%s: %s)", type(value).__name__, type(exc).__name__, exc)
         return False
@@ -323,6 +331,8 @@ def strip_unpicklable(obj: Any, persistent_id: Callable[[Any], Any] | None = Non
     """
     try:
         return _HookedPickler.dumps(obj, persistent_id), []
+    except CheckpointError:
+        raise
     except Exception as exc:  # retry attribute by attribute below
         first_error = exc
     state = getattr(obj, "__dict__", None)
@@ -348,7 +358,7 @@ class StripUnpicklableSaver(PickleSaver):
     pickle (a ``multiprocessing.Queue``, a lock, an open file or connection...) is stored as
     ``None`` (the object itself is not modified) and the names are recorded. ``load``
     unpickles the object and, when something was dropped, calls its ``setup()`` to rebuild
-    it (``setup=False`` leaves that to the caller: :mod:`checkpoint_magic.dump` calls it on
+    it (``setup=False`` leaves that to the caller: :mod:`checkpoint_magic.fulldump` calls it on
     first use). Write ``setup()`` so that it creates what is ``None`` or missing.
 
     Parameters
@@ -394,105 +404,6 @@ class StripUnpicklableSaver(PickleSaver):
             logger.debug("%s: rebuilding %s with setup()", type(obj).__name__, dropped)
             obj.setup()
         return obj
-
-
-def _torch() -> Any:
-    return sys.modules.get("torch")
-
-
-def _torch_load(torch: Any, path: str) -> Any:
-    """``torch.load`` of plain tensors, onto the CPU when no GPU is available."""
-    location = None if torch.cuda.is_available() else "cpu"
-    try:
-        return torch.load(path, map_location=location, weights_only=True)
-    except TypeError:  # pragma: no cover - torch < 1.13 has no weights_only
-        return torch.load(path, map_location=location)
-
-
-class TorchTensorSaver(Saver):
-    """A PyTorch tensor (or parameter) through ``torch.save``; a GPU tensor loads on the CPU without a GPU."""
-
-    def can_save(self, obj: Any) -> bool:
-        torch = _torch()
-        return torch is not None and isinstance(obj, torch.Tensor)
-
-    def save(self, obj: Any, path: str) -> None:
-        import torch
-
-        torch.save(obj, os.path.join(path, "tensor.pt"))
-        _write_json(path, "tensor.json", {"device": str(obj.device), "torch": torch.__version__})
-
-    def load(self, path: str) -> Any:
-        import torch
-
-        return _torch_load(torch, os.path.join(path, "tensor.pt"))
-
-
-class TorchModuleSaver(Saver):
-    """A PyTorch module: ``torch.save`` of its state dict plus a skeleton pickled without tensors.
-
-    Files: ``state_dict.pt`` (the standard ``module.state_dict()``, loadable on its own),
-    ``extra_tensors.pt`` (tensors that are not in the state dict, such as non-persistent
-    buffers) and ``skeleton.pkl`` (the module pickled by cloudpickle with every tensor
-    replaced by a reference, so a class defined in ``__main__`` loads without its source).
-    Parameters stay parameters, tied weights stay tied, and a GPU module loads on the CPU
-    when no GPU is available.
-    """
-
-    def can_save(self, obj: Any) -> bool:
-        torch = _torch()
-        return torch is not None and isinstance(obj, torch.nn.Module)
-
-    def save(self, obj: Any, path: str) -> None:
-        import torch
-
-        state = obj.state_dict(keep_vars=True)
-        refs: dict[int, tuple[str, Any]] = {}
-        for key, tensor in state.items():
-            refs.setdefault(id(tensor), ("state", key))
-        extras: list[Any] = []
-
-        def persistent_id(o: Any) -> Any:
-            if not isinstance(o, torch.Tensor):
-                return None
-            ref = refs.get(id(o))
-            if ref is None:
-                ref = refs[id(o)] = ("extra", len(extras))
-                extras.append(o)
-            return (*ref, isinstance(o, torch.nn.Parameter), bool(o.requires_grad))
-
-        skeleton = _HookedPickler.dumps(obj, persistent_id)
-        torch.save({k: v.detach() for k, v in state.items()}, os.path.join(path, "state_dict.pt"))
-        torch.save([t.detach() for t in extras], os.path.join(path, "extra_tensors.pt"))
-        Path(path, "skeleton.pkl").write_bytes(skeleton)
-        devices = sorted({str(t.device) for t in (*state.values(), *extras)})
-        _write_json(path, "module.json", {"class": _class_path(obj), "devices": devices, "torch": torch.__version__})
-
-    def load(self, path: str) -> Any:
-        import torch
-
-        state = _torch_load(torch, os.path.join(path, "state_dict.pt"))
-        extras = _torch_load(torch, os.path.join(path, "extra_tensors.pt"))
-        rebuilt: dict[tuple[str, Any], Any] = {}
-
-        def persistent_load(pid: Any) -> Any:
-            kind, key, is_param, requires_grad = pid
-            found = rebuilt.get((kind, key))
-            if found is None:
-                tensor = state[key] if kind == "state" else extras[key]
-                if is_param:
-                    tensor = torch.nn.Parameter(tensor, requires_grad=requires_grad)
-                elif requires_grad:
-                    tensor.requires_grad_(True)
-                found = rebuilt[(kind, key)] = tensor
-            return found
-
-        module = _HookedPickler.loads(Path(path, "skeleton.pkl").read_bytes(), persistent_load)
-        info = _read_json(path, "module.json")
-        if any(d.startswith("cuda") for d in info.get("devices", ())) and not torch.cuda.is_available():
-            logger.warning("%s was saved on %s and is loaded on the CPU (no GPU here)",
-                           info.get("class"), info.get("devices"))
-        return module
 
 
 # --------------------------------------------------------------------------- the store adapter
@@ -667,9 +578,28 @@ def saver_for(obj: Any) -> Any:
     raise AssertionError("PickleSaver accepts everything")  # pragma: no cover
 
 
+def find_saver(name: str) -> Any | None:
+    """The registered or built-in saver whose :func:`saver_name` is ``name``, or ``None``.
+
+    Examples
+    --------
+    >>> find_saver("checkpoint_magic.savers.NumpySaver")
+    NumpySaver()
+    >>> find_saver("no.such.Saver") is None
+    True
+    """
+    for saver in (*_registered, *_FALLBACKS):
+        if saver_name(saver) == name:
+            return saver
+    return None
+
+
 def is_fallback_saver(saver: Any) -> bool:
     """Whether ``saver`` is one of the generic built-in savers (numpy, pandas, sklearn, pickle)."""
     return any(saver is s for s in _FALLBACKS)
+
+
+from .savers_torch import TorchModuleSaver, TorchTensorSaver  # noqa: E402 - needs the names above
 
 
 def _register_defaults() -> None:

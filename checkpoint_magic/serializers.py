@@ -223,6 +223,7 @@ class PickleCodec(Codec):
 
 
 _DEFAULT_CODECS: list[Codec] = [NpyCodec(), PickleCodec()]
+_BUILTIN_BY_NAME = {c.name: c for c in _DEFAULT_CODECS}
 _registered: list[Codec] = []
 
 
@@ -263,8 +264,24 @@ def unregister_codec_by_name(name: str) -> None:
     _registered[:] = [c for c in _registered if c.name != name]
 
 
+_savers_loaded = False
+
+
+def _load_savers() -> None:
+    """Register the shipped savers (:mod:`checkpoint_magic.savers`) once, on first use of the registry.
+
+    Done lazily so ``import checkpoint_magic`` stays cheap, and done here so that every
+    process that stores or loads a value has them, whichever front end it uses.
+    """
+    global _savers_loaded
+    if not _savers_loaded:
+        _savers_loaded = True
+        import checkpoint_magic.savers  # noqa: F401  (registers its savers on import)
+
+
 def codec_for(obj: Any) -> Codec:
     """The first codec (registered savers first, then built-ins) that accepts ``obj``."""
+    _load_savers()
     for codec in _registered:
         if codec.can_encode(obj):
             return codec
@@ -283,8 +300,15 @@ def codec_by_name(name: str) -> Codec:
         When no codec of that name is registered in this process (for example a saver
         from a package that is not imported); the caller treats the entry as a miss.
     """
-    for codec in (*_registered, *_DEFAULT_CODECS):
+    found = _BUILTIN_BY_NAME.get(name)
+    if found is not None and not any(c.name == name for c in _registered):
+        return found
+    _load_savers()
+    for codec in _registered:
         if codec.name == name:
             return codec
+    found = _BUILTIN_BY_NAME.get(name)
+    if found is not None:
+        return found
     raise KeyError(f"no codec named {name!r} is registered in this process")
 

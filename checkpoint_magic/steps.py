@@ -59,6 +59,7 @@ import re
 import time
 import types
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,7 +68,13 @@ import xxhash
 
 from . import savers  # noqa: F401 - registers the default savers with the store
 from .checkpointer import Checkpointer
-from .exceptions import CorruptEntryWarning, FingerprintError, InvalidArgumentError, SignatureError, warn_user
+from .exceptions import (
+    CorruptEntryWarning,
+    FingerprintError,
+    InvalidArgumentError,
+    SignatureError,
+    warn_user,
+)
 from .store import CorruptBlobError, CorruptManifestError, Store, _namespace_dir, get_store
 
 __all__ = ["Checkpoint", "RunSummary", "StepCheckpoint", "step_names"]
@@ -144,7 +151,7 @@ def _step_number(name: str) -> int:
 
 # --------------------------------------------------------------------------- code fingerprints
 
-_DETACHED: dict[int, tuple[types.FunctionType, types.FunctionType]] = {}
+_DETACHED: dict[int, tuple[weakref.ref[types.FunctionType], types.FunctionType]] = {}
 
 
 def _detached(fn: types.FunctionType) -> types.FunctionType:
@@ -156,7 +163,7 @@ def _detached(fn: types.FunctionType) -> types.FunctionType:
     ``__qualname__`` without the class, so only its own code and the user code it calls count.
     """
     hit = _DETACHED.get(id(fn))
-    if hit is not None and hit[0] is fn:
+    if hit is not None and hit[0]() is fn:
         copy = hit[1]
         if copy.__code__ is fn.__code__ and copy.__defaults__ is fn.__defaults__ \
                 and copy.__kwdefaults__ is fn.__kwdefaults__:
@@ -165,7 +172,9 @@ def _detached(fn: types.FunctionType) -> types.FunctionType:
     copy.__kwdefaults__ = fn.__kwdefaults__
     copy.__qualname__ = fn.__name__
     copy.__module__ = fn.__module__
-    _DETACHED[id(fn)] = (fn, copy)
+    if hit is None:
+        weakref.finalize(fn, _DETACHED.pop, id(fn), None).atexit = False
+    _DETACHED[id(fn)] = (weakref.ref(fn), copy)
     return copy
 
 
@@ -324,9 +333,9 @@ class StepCheckpoint:
                 return manifest
         newest = None
         for manifest in store.iter_manifests(namespace):
-            if manifest.get("kind") == _KIND and step in manifest.get("outputs", {}):
-                if newest is None or manifest.get("created", 0) > newest.get("created", 0):
-                    newest = manifest
+            if manifest.get("kind") == _KIND and step in manifest.get("outputs", {}) and (
+                    newest is None or manifest.get("created", 0) > newest.get("created", 0)):
+                newest = manifest
         return newest
 
     @staticmethod
@@ -513,8 +522,8 @@ class StepCheckpoint:
             if i >= len(steps):
                 if not pending:
                     return
-                last_i, last_plan, manifest = pending[-1]
-                ok, value = self._load_value(store, steps[last_i], manifest)
+                last_i, _, last_manifest = pending[-1]
+                ok, value = self._load_value(store, steps[last_i], last_manifest)
                 if ok:  # every remaining step was a hit: only the last output is needed
                     outputs[steps[last_i]] = value
                     summary.reused.extend(p.name for _, p, _ in pending)

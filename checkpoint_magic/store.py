@@ -36,8 +36,10 @@ array([0, 1, 2, 3])
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -62,6 +64,7 @@ __all__ = [
     "CorruptBlobError",
     "CorruptManifestError",
     "Store",
+    "flush_usage",
     "get_store",
 ]
 
@@ -94,6 +97,7 @@ def _sign(secret: bytes, body: bytes) -> str:
     return hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
+@functools.lru_cache(maxsize=4096)
 def _namespace_dir(namespace: str) -> str:
     """A directory name for ``namespace``: readable, unique, safe on every filesystem."""
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", namespace)[:96].lstrip(".") or "_"
@@ -189,12 +193,20 @@ class Store:
         self.entries = self.root / "entries"
         self.tmp = self.root / "tmp"
         self.state = self.root / "state"
+        self._entries_str = str(self.entries)
+        self._state_str = str(self.state)
         self._write_ready = False
         self._format_checked = False
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
+
+    def _repr_html_(self) -> str:
+        """The ``checkpoint-magic ls`` table, shown when a store is displayed in a notebook."""
+        from .magics_inspect import store_html
+
+        return store_html(self)
 
     # ------------------------------------------------------------------ format
     def check_format(self) -> None:
@@ -379,7 +391,11 @@ class Store:
     # ------------------------------------------------------------------ manifests
     def entry_path(self, namespace: str, key: str) -> Path:
         """Where the manifest of entry ``key`` in ``namespace`` lives."""
-        return self.entries / _namespace_dir(namespace) / key
+        return Path(self._entry_file(namespace, key))
+
+    def _entry_file(self, namespace: str, key: str) -> str:
+        # Plain strings: this runs on every lookup, and pathlib costs more than the read itself.
+        return f"{self._entries_str}/{_namespace_dir(namespace)}/{key}"
 
     def write_entry(self, namespace: str, key: str, manifest: Mapping[str, Any]) -> None:
         """Publish a manifest atomically (after its blobs are in place)."""
@@ -403,7 +419,7 @@ class Store:
             The manifest exists but is damaged; it is removed so the entry can be rewritten.
         """
         self.check_format()
-        path = self.entry_path(namespace, key)
+        path = self._entry_file(namespace, key)
         try:
             with open(path, "rb") as f:
                 data = f.read()
@@ -411,7 +427,7 @@ class Store:
             return None
         return self._parse_manifest(path, data)
 
-    def _parse_manifest(self, path: Path, data: bytes) -> dict[str, Any]:
+    def _parse_manifest(self, path: str | Path, data: bytes) -> dict[str, Any]:
         head, sep, body = data.partition(b"\n")
         parts = head.split(b" ")
         ok = bool(sep) and len(parts) in (2, 3) and parts[0] == _MANIFEST_MAGIC
@@ -425,16 +441,19 @@ class Store:
             with contextlib.suppress(OSError):
                 os.unlink(path)
             raise CorruptManifestError(f"manifest {path} is damaged (checksum or format); it was removed")
+        return self._check_signature(path, parts, body, manifest)
+
+    def _check_signature(self, path: str | Path, parts: list[bytes], body: bytes, manifest: dict[str, Any]) -> dict[str, Any]:
         secret = config.secret_key()
         if secret is not None:
             signature = parts[2][4:].decode("ascii", "replace") if len(parts) == 3 and parts[2].startswith(b"sig=") else ""
             if not signature:
                 raise SignatureError(
-                    f"entry {path.name} is not signed and CHECKPOINT_MAGIC_SECRET is set; it was not loaded"
+                    f"entry {os.path.basename(path)} is not signed and CHECKPOINT_MAGIC_SECRET is set; it was not loaded"
                 )
             if not hmac.compare_digest(signature, _sign(secret, body)):
                 raise SignatureError(
-                    f"entry {path.name} has a wrong signature (tampered, or signed with another secret); "
+                    f"entry {os.path.basename(path)} has a wrong signature (tampered, or signed with another secret); "
                     "it was not loaded"
                 )
         return manifest
@@ -473,30 +492,22 @@ class Store:
 
     # ------------------------------------------------------------------ usage and pins
     def _state_path(self, namespace: str, key: str, suffix: str) -> Path:
-        return self.state / _namespace_dir(namespace) / f"{key}{suffix}"
+        return Path(self._state_file(namespace, key, suffix))
+
+    def _state_file(self, namespace: str, key: str, suffix: str) -> str:
+        return f"{self._state_str}/{_namespace_dir(namespace)}/{key}{suffix}"
 
     def record_use(self, namespace: str, key: str) -> None:
-        """Count a hit: append one byte to the entry's ``.hits`` file (its mtime is the last use).
+        """Count a hit of an entry (its ``.hits`` file grows by one byte; its mtime is the last use).
 
-        One ``O_APPEND`` write is atomic, so concurrent readers never lose a count. Best
-        effort: a read-only store is used without recording.
+        The write happens on a background thread so a hit does not wait for it; pending
+        records are flushed at interpreter exit and by :func:`flush_usage`.
         """
-        path = self._state_path(namespace, key, ".hits")
-        try:
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            except FileNotFoundError:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, b".")
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            logger.debug("could not record use of %s/%s: %s", namespace, key, exc)
+        _usage_writer.submit(self._state_file(namespace, key, ".hits"))
 
     def usage(self, namespace: str, key: str) -> tuple[int, float | None]:
         """``(hits, last used)`` of an entry; last used is ``None`` if it was never hit."""
+        _usage_writer.flush()
         try:
             st = self._state_path(namespace, key, ".hits").stat()
         except FileNotFoundError:
@@ -546,6 +557,68 @@ def _pipelined_read(f: Any, views: Sequence[memoryview], hasher: Any) -> None:
     finally:
         pending.put(None)
         worker.join()
+
+
+def _append_hits(path: str, count: int) -> None:
+    """Append ``count`` bytes to a usage file (one ``O_APPEND`` write is atomic across processes)."""
+    try:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, b"." * count)
+        finally:
+            os.close(fd)
+    except OSError as exc:  # a read-only store is used without recording
+        logger.debug("could not record a hit in %s: %s", path, exc)
+
+
+class _UsageWriter:
+    """Writes hit records on a daemon thread, one write per entry for a burst of hits.
+
+    ``flush`` waits until everything submitted so far is on disk.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, int] = {}
+        self._in_flight = 0
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, path: str) -> None:
+        with self._cond:
+            self._pending[path] = self._pending.get(path, 0) + 1
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="checkpoint-magic-usage", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._pending))
+                batch, self._pending = self._pending, {}
+                self._in_flight = len(batch)
+            for path, count in batch.items():
+                _append_hits(path, count)
+            with self._cond:
+                self._in_flight = 0
+                self._cond.notify_all()
+
+    def flush(self, timeout: float = 10.0) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._pending and not self._in_flight, timeout=timeout)
+
+
+_usage_writer = _UsageWriter()
+atexit.register(_usage_writer.flush)
+
+
+def flush_usage() -> None:
+    """Wait until every recorded hit is written to the store (called at exit automatically)."""
+    _usage_writer.flush()
 
 
 _stores: dict[str, Store] = {}

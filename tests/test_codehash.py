@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import gc
 import importlib.util
 import json
 import sys
 import textwrap
 import types
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -361,13 +363,20 @@ def test_methods_include_their_class():
     assert code_fingerprint(m1.predict) != code_fingerprint(m2.predict)
     assert code_fingerprint(m1.predict) == code_fingerprint(exec_ns(CLASS)["Model"]().predict)
     assert code_fingerprint(m1.predict) != code_fingerprint(m1.transform)
-    plain = type(m1).predict  # a plain function: its class is found through __qualname__
-    ns = exec_ns(CLASS)
-    fp = code_fingerprint(ns["Model"].predict)
-    exec_ns(CLASS.replace("x + 1", "x + 2"), ns)
-    assert code_fingerprint(ns["Model"].predict) != fp
-    assert code_fingerprint(plain) == fp
+    assert "<exec>.Model" in code_parts(m1.predict)
     assert code_fingerprint(type(m1).make) == code_fingerprint(m1.make)
+
+
+def test_a_plain_method_function_finds_its_class_through_its_qualname():
+    ns = exec_ns(CLASS)
+    old_predict = ns["Model"].predict  # a plain function, as @checkpoint sees a method
+    fp = code_fingerprint(old_predict)
+    assert "<exec>.Model" in code_parts(old_predict)
+    exec_ns(CLASS.replace("x + 1", "x + 2"), ns)  # the class cell is edited and re-run
+    new_fp = code_fingerprint(ns["Model"].predict)
+    assert new_fp != fp
+    # the old function is not a member of the class its name now refers to: neither fingerprint
+    assert code_fingerprint(old_predict) not in (fp, new_fp)
 
 
 def test_subclass_and_dataclass():
@@ -478,7 +487,7 @@ def test_is_user_code():
 
 def test_package_version():
     assert package_version(np) == np.__version__ == package_version("numpy.linalg")
-    assert package_version("json") == package_version(json) == "python-%d.%d" % sys.version_info[:2]
+    assert package_version("json") == package_version(json) == "python-{}.{}".format(*sys.version_info[:2])
     assert package_version("cm_not_a_module_at_all") is None
     assert package_version("pytest") == pytest.__version__
 
@@ -510,3 +519,83 @@ def test_referenced_names():
     assert referenced_names(make_multiplier) == set()
     ns = exec_ns("import numpy as np\ndef f(a):\n    import os.path\n    return np.sum(a) + G\n")
     assert referenced_names(ns["f"]) == {"np", "G", "os"}
+
+
+def test_cache_entries_die_with_their_functions():
+    ns = exec_ns("def helper():\n    return 1\n\ndef f():\n    return helper()\n")
+    f = ns["f"]
+    code_fingerprint(f)
+    key, ref = id(f), weakref.ref(f)
+    assert key in codehash._CACHE
+    del f, ns
+    gc.collect()
+    assert ref() is None and key not in codehash._CACHE
+
+
+def test_a_function_inside_its_own_closure_value():
+    functions: list = []
+
+    def f():
+        return functions
+
+    functions.append(f)
+    assert code_fingerprint(f) == code_fingerprint(f)
+
+
+def test_checkpointed_helpers_and_methods_are_followed(tmp_path: Path):
+    from checkpoint_magic.decorator import checkpoint
+
+    source = """
+        def g(x):
+            return x + 1
+
+        def f(x):
+            return helper(x)
+
+        class A:
+            @checkpoint(store=STORE)
+            def meth(self, x):
+                return self.other(x)
+
+            def other(self, x):
+                return x * 2
+        """
+
+    def namespace(text: str) -> dict:
+        ns = exec_ns(f"helper = None\n{textwrap.dedent(text)}", {"checkpoint": checkpoint, "STORE": str(tmp_path)})
+        ns["helper"] = checkpoint(store=str(tmp_path))(ns["g"])
+        return ns
+
+    ns1, ns2 = namespace(source), namespace(source.replace("x + 1", "x + 5"))
+    assert "<exec>.g" in code_parts(ns1["f"])
+    assert code_fingerprint(ns1["f"]) != code_fingerprint(ns2["f"])
+    ns3 = namespace(source.replace("x * 2", "x * 3"))  # meth unchanged, the method it calls edited
+    meth1, meth3 = ns1["A"].meth.__wrapped__, ns3["A"].meth.__wrapped__
+    assert code_fingerprint(meth1) != code_fingerprint(meth3)
+    assert "<exec>.A" in code_parts(meth1)
+
+
+def test_notebook_cells(script):
+    """In an IPython shell: functions and classes defined in cells; re-running a cell with an edit."""
+    program = textwrap.dedent('''
+        from IPython.core.interactiveshell import InteractiveShell
+        ip = InteractiveShell.instance()
+        cells = [
+            "from checkpoint_magic.codehash import code_fingerprint, code_parts, _function_ast",
+            "def helper(x):\\n    return x + 1\\n",
+            "class K:\\n    def m(self):\\n        return helper(1)\\n",
+            "def f(x):\\n    return helper(x) + K().m()\\n",
+            "fp1 = code_fingerprint(f)",
+            "print(sorted(code_parts(f)), _function_ast(f.__code__) is not None)",
+            "def helper(x):\\n    return x + 2\\n",
+            "print(code_fingerprint(f) != fp1)",
+            "def helper(x):\\n    # the first version again\\n    return x + 1\\n",
+            "print(code_fingerprint(f) == fp1)",
+            "class K:\\n    def m(self):\\n        return helper(2)\\n",
+            "print(code_fingerprint(f) != fp1)",
+        ]
+        for cell in cells:
+            ip.run_cell(cell).raise_error()
+        ''')
+    out = script.run(program, "notebook_cells.py").stdout.split("\n")
+    assert out[:4] == ["['__main__.K', '__main__.K.m', '__main__.f', '__main__.helper'] True", "True", "True", "True"]

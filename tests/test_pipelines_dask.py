@@ -15,11 +15,12 @@ from sklearn.utils import get_tags
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)  # before any cluster starts: spawned workers inherit sys.path
 
-import checkpoint_magic.pipelines as mario  # noqa: E402
 from pipelines_helpers import Centerer, Doubler, KeyRecorder, make_samples, read_log  # noqa: E402
 
+import checkpoint_magic.pipelines as mario  # noqa: E402
+
 dask = pytest.importorskip("dask")
-import dask.bag  # noqa: E402
+pytest.importorskip("dask.bag")
 
 
 def tree(directory):
@@ -175,7 +176,11 @@ def test_local_cluster_gives_equal_results_and_files(client, tmp_path):
     assert sorted(dask_files) == sorted(plain_files)
     assert sorted(dask_files) == sorted(
         [os.path.join("models", "centerer.pkl")]
-        + [os.path.join("features", s, f"{i}.h5") for s in ("centerer", "doubler") for i in range(12)]
+        + [
+            os.path.join("features", s, f"{i}.h5")
+            for s in ("centerer", "doubler")
+            for i in range(12)
+        ]
     )
     from checkpoint_magic.pipelines.files import load_hdf5
 
@@ -199,8 +204,12 @@ def test_local_cluster_gives_equal_results_and_files(client, tmp_path):
 def test_local_cluster_recomputes_only_missing_keys(client, tmp_path):
     log = str(tmp_path / "keys.log")
     features = tmp_path / "features"
-    pipeline = mario.wrap(["checkpoint", "dask"], make_pipeline(KeyRecorder(log_path=log)),
-                          features_dir=str(features), npartitions=2)
+    pipeline = mario.wrap(
+        ["checkpoint", "dask"],
+        make_pipeline(KeyRecorder(log_path=log)),
+        features_dir=str(features),
+        npartitions=2,
+    )
     samples = make_samples(6)
     first = pipeline.transform(samples).compute()
     os.remove(features / "keyrecorder" / "4.h5")

@@ -148,7 +148,10 @@ def test_sample_set_is_a_mutable_sequence_with_metadata():
     sset[1] = mario.Sample(10, key="10")
     assert [s.key for s in sset] == ["0", "10", "2"]
     assert sset.key == "set" and sset.subject == "s1"
-    assert repr(mario.SampleSet([a], key="k")) == "SampleSet(samples=[Sample(data=0, key='0')], key='k')"
+    assert (
+        repr(mario.SampleSet([a], key="k"))
+        == "SampleSet(samples=[Sample(data=0, key='0')], key='k')"
+    )
 
 
 def test_sample_set_copies_parent_metadata():

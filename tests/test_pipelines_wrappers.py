@@ -19,13 +19,6 @@ from sklearn.utils.validation import check_is_fitted
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import checkpoint_magic.pipelines as mario  # noqa: E402
-from checkpoint_magic.exceptions import (  # noqa: E402
-    CheckpointError,
-    InvalidArgumentError,
-    StoreWriteWarning,
-)
-from checkpoint_magic.pipelines.files import load_hdf5, save_hdf5  # noqa: E402
 from pipelines_helpers import (  # noqa: E402
     AddOffset,
     Centerer,
@@ -34,6 +27,14 @@ from pipelines_helpers import (  # noqa: E402
     make_samples,
     read_log,
 )
+
+import checkpoint_magic.pipelines as mario  # noqa: E402
+from checkpoint_magic.exceptions import (  # noqa: E402
+    CheckpointError,
+    InvalidArgumentError,
+    StoreWriteWarning,
+)
+from checkpoint_magic.pipelines.files import load_hdf5, save_hdf5  # noqa: E402
 
 OFFSETS = [("sample_specific_offsets", "offset")]
 
@@ -475,7 +476,9 @@ def test_model_saved_once_and_loaded_by_a_new_wrapper_without_fitting(tmp_path, 
 
 def test_bare_model_path_in_the_working_directory(tmp_path, monkeypatch, log):
     monkeypatch.chdir(tmp_path)
-    wrapper = mario.CheckpointWrapper(mario.SampleWrapper(Centerer(log_path=log)), model_path="model.pkl")
+    wrapper = mario.CheckpointWrapper(
+        mario.SampleWrapper(Centerer(log_path=log)), model_path="model.pkl"
+    )
     wrapper.fit(make_samples(2))
     assert (tmp_path / "model.pkl").is_file()
 
@@ -483,7 +486,9 @@ def test_bare_model_path_in_the_working_directory(tmp_path, monkeypatch, log):
 def test_force_refits_and_stateless_estimators_are_not_fitted(tmp_path, log):
     model_path = str(tmp_path / "model.pkl")
     samples = make_samples(2)
-    mario.CheckpointWrapper(mario.SampleWrapper(Centerer(log_path=log)), model_path=model_path).fit(samples)
+    mario.CheckpointWrapper(mario.SampleWrapper(Centerer(log_path=log)), model_path=model_path).fit(
+        samples
+    )
     forced = mario.CheckpointWrapper(
         mario.SampleWrapper(Centerer(log_path=log)), model_path=model_path, force=True
     )
@@ -499,7 +504,9 @@ def test_force_refits_and_stateless_estimators_are_not_fitted(tmp_path, log):
 
 def test_model_of_another_estimator_is_refused(tmp_path):
     model_path = str(tmp_path / "model.pkl")
-    mario.CheckpointWrapper(mario.SampleWrapper(Centerer()), model_path=model_path).fit(make_samples(2))
+    mario.CheckpointWrapper(mario.SampleWrapper(Centerer()), model_path=model_path).fit(
+        make_samples(2)
+    )
     other = mario.CheckpointWrapper(Centerer(), model_path=model_path)
     with pytest.raises(InvalidArgumentError, match="holds a SampleWrapper"):
         other.fit(np.zeros((2, 2)))
@@ -509,9 +516,12 @@ def test_failing_model_save_warns_and_keeps_the_model(tmp_path, log):
     wrapper = mario.CheckpointWrapper(
         mario.SampleWrapper(Centerer(log_path=log)), model_path=str(tmp_path / "m.pkl"), attempts=1
     )
-    with mock.patch(
-        "checkpoint_magic.pipelines.checkpoint.save_pickle", side_effect=OSError("read-only")
-    ), pytest.warns(StoreWriteWarning, match="fitted model"):
+    with (
+        mock.patch(
+            "checkpoint_magic.pipelines.checkpoint.save_pickle", side_effect=OSError("read-only")
+        ),
+        pytest.warns(StoreWriteWarning, match="fitted model"),
+    ):
         wrapper.fit(make_samples(2))
     check_is_fitted(wrapper)
     assert listing(tmp_path) == ["calls.log"]
@@ -634,8 +644,11 @@ def test_wrap_pipeline_seed_example():
     transformer1 = mario.wrap([MyTransformer, "sample"], transform_extra_arguments=OFFSETS)
     transformer2 = mario.wrap([MyTransformer, "sample"], transform_extra_arguments=OFFSETS)
     by_hand = make_pipeline(transformer1, transformer2)
-    by_wrap = mario.wrap(["sample"], make_pipeline(MyTransformer(), MyTransformer()),
-                         transform_extra_arguments=OFFSETS)
+    by_wrap = mario.wrap(
+        ["sample"],
+        make_pipeline(MyTransformer(), MyTransformer()),
+        transform_extra_arguments=OFFSETS,
+    )
     assert [repr(step) for _, step in by_hand.steps] == [repr(step) for _, step in by_wrap.steps]
     samples = make_samples(3)
     assert by_hand.fit(samples).transform(samples) == by_wrap.fit(samples).transform(samples)
@@ -650,9 +663,15 @@ def test_estimator_requires_fit_sees_through_wrappers_and_pipelines():
     assert not mario.estimator_requires_fit(Doubler())
     assert not mario.estimator_requires_fit(mario.ToDaskBag())
     assert not mario.estimator_requires_fit("passthrough")
-    assert mario.estimator_requires_fit(mario.DaskWrapper(mario.CheckpointWrapper(mario.SampleWrapper(PCA()))))
-    assert not mario.estimator_requires_fit(mario.DaskWrapper(mario.CheckpointWrapper(KeyRecorder())))
-    assert not mario.estimator_requires_fit(make_pipeline(Doubler(), "passthrough", FunctionTransformer()))
+    assert mario.estimator_requires_fit(
+        mario.DaskWrapper(mario.CheckpointWrapper(mario.SampleWrapper(PCA())))
+    )
+    assert not mario.estimator_requires_fit(
+        mario.DaskWrapper(mario.CheckpointWrapper(KeyRecorder()))
+    )
+    assert not mario.estimator_requires_fit(
+        make_pipeline(Doubler(), "passthrough", FunctionTransformer())
+    )
     assert mario.estimator_requires_fit(make_pipeline(Doubler(), mario.SampleWrapper(PCA())))
     assert not mario.estimator_requires_fit(object())
     assert mario.is_wrapped(mario.DaskWrapper(mario.SampleWrapper(PCA())), mario.SampleWrapper)

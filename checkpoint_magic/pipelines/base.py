@@ -34,7 +34,9 @@ NEW_STYLE_TAGS = _get_tags is not None
 
 
 def _is_passthrough(estimator: Any) -> bool:
-    return estimator is None or (isinstance(estimator, str) and estimator in ("passthrough", "drop"))
+    return estimator is None or (
+        isinstance(estimator, str) and estimator in ("passthrough", "drop")
+    )
 
 
 def _requires_fit_tag(estimator: Any) -> bool:
@@ -153,7 +155,7 @@ def _estimator_has(attr: str) -> Callable[[Any], bool]:
     return check
 
 
-class BaseWrapper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+class BaseWrapper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):  # type: ignore[call-arg]
     """Base class of the wrappers: the wrapped ``estimator``, its fitted copy and its tags.
 
     Subclasses take the wrapped estimator as their first ``__init__`` parameter, named
@@ -179,7 +181,7 @@ class BaseWrapper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
 
     if NEW_STYLE_TAGS:
 
-        def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        def __sklearn_tags__(self) -> Any:
             tags = super().__sklearn_tags__()
             tags.requires_fit = estimator_requires_fit(self.estimator)
             return tags
@@ -192,5 +194,5 @@ class BaseWrapper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> Any:
         """Fit to ``X`` then transform ``X`` (``y`` is passed to ``fit`` only when given)."""
         if y is None:
-            return self.fit(X, **fit_params).transform(X)  # type: ignore[attr-defined]
-        return self.fit(X, y, **fit_params).transform(X)  # type: ignore[attr-defined]
+            return self.fit(X, **fit_params).transform(X)
+        return self.fit(X, y, **fit_params).transform(X)

@@ -210,10 +210,7 @@ class CheckpointWrapper(BaseWrapper):
             self.estimator_ = self._load_model()
             return self
         estimator = _clone(self.estimator)
-        if y is None:
-            fitted = estimator.fit(X, **fit_params)
-        else:
-            fitted = estimator.fit(X, y, **fit_params)
+        fitted = estimator.fit(X, **fit_params) if y is None else estimator.fit(X, y, **fit_params)
         self.estimator_ = estimator if fitted is None else fitted
         if self.model_path is not None:
             self._save_model(self.estimator_)
@@ -242,7 +239,9 @@ class CheckpointWrapper(BaseWrapper):
                 "wrap(['sample', 'checkpoint'], estimator, ...)."
             ) from None
 
-    def _checkpoint(self, method: Callable[[Any], Any], samples: list[Any], paths: list[str]) -> list[Any]:
+    def _checkpoint(
+        self, method: Callable[[Any], Any], samples: list[Any], paths: list[str]
+    ) -> list[Any]:
         """Compute the samples without a file (one call), save them, load the others."""
         missing = [i for i, p in enumerate(paths) if self.force or not os.path.isfile(p)]
         results: list[Any] = [None] * len(samples)
@@ -259,7 +258,7 @@ class CheckpointWrapper(BaseWrapper):
             attempts = check_attempts(self.attempts)
             failure: BaseException | None = None
             unsaved = 0
-            for i, result in zip(missing, computed):
+            for i, result in zip(missing, computed, strict=True):
                 results[i] = result
                 value = None if result is None else self._saved_value(result)
                 if value is None:
@@ -268,7 +267,9 @@ class CheckpointWrapper(BaseWrapper):
                     unsaved += 1
                     continue
                 try:
-                    atomic_save(save_func, value, paths[i], attempts=attempts, suffix=self.extension)
+                    atomic_save(
+                        save_func, value, paths[i], attempts=attempts, suffix=self.extension
+                    )
                 except Exception as exc:  # storage failed: warn once below, keep the result
                     failure = exc
                     unsaved += 1
@@ -283,7 +284,7 @@ class CheckpointWrapper(BaseWrapper):
         if len(missing) < len(samples):
             load_func = self.load_func if self.load_func is not None else load_hdf5
             todo = set(missing)
-            for i, (sample, path) in enumerate(zip(samples, paths)):
+            for i, (sample, path) in enumerate(zip(samples, paths, strict=True)):
                 if i not in todo:
                     results[i] = self._loaded_sample(sample, path, load_func)
         return results

@@ -11,6 +11,8 @@ extra: ``pip install checkpoint_magic[dask]``).
 from __future__ import annotations
 
 import logging
+import math
+import uuid
 from typing import Any
 
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -41,19 +43,37 @@ def _import_dask_bag() -> Any:
     return _import_dask().bag
 
 
+def _partition_size(n: int, npartitions: int | None, partition_size: int | None) -> int:
+    """Items per partition, chosen as ``dask.bag.from_sequence`` does."""
+    if npartitions is not None and partition_size is not None:
+        raise InvalidArgumentError("Give npartitions or partition_size, not both.")
+    for name, value in (("npartitions", npartitions), ("partition_size", partition_size)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}.")
+    if partition_size is not None:
+        return partition_size
+    if npartitions is not None:
+        return max(1, math.ceil(n / npartitions))
+    return 1 if n <= 100 else max(1, math.ceil(math.sqrt(n) / math.sqrt(100)))
+
+
 def _to_bag(X: Any, npartitions: int | None = None, partition_size: int | None = None) -> Any:
-    """``X`` if it is a bag, else a bag made of the sequence ``X``."""
+    """``X`` if it is a bag, else a bag made of the sequence ``X``.
+
+    Unlike ``dask.bag.from_sequence``, the bag is named by a random token instead of a
+    hash of every item: tokenizing arbitrary samples pickles each one twice, which cost
+    more than the rest of a checkpointed pass.
+    """
     bag = _import_dask_bag()
     if isinstance(X, bag.Bag):
         return X
-    if npartitions is not None and partition_size is not None:
-        raise InvalidArgumentError("Give npartitions or partition_size, not both.")
     items = X if isinstance(X, list) else list(X)
-    if partition_size is not None:
-        return bag.from_sequence(items, partition_size=partition_size)
-    if npartitions is not None:
-        return bag.from_sequence(items, npartitions=min(npartitions, max(len(items), 1)))
-    return bag.from_sequence(items)
+    size = _partition_size(len(items), npartitions, partition_size)
+    name = f"to-dask-bag-{uuid.uuid4().hex}"
+    parts = [items[i : i + size] for i in range(0, len(items), size)] or [[]]
+    return bag.Bag({(name, i): part for i, part in enumerate(parts)}, name, len(parts))
 
 
 def _apply_to_partition(partition: Any, estimator: Any, method_name: str) -> list[Any]:
@@ -181,7 +201,7 @@ class DaskWrapper(BaseWrapper):
         return self._map("decision_function", X)
 
 
-class ToDaskBag(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+class ToDaskBag(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):  # type: ignore[call-arg]
     """Turn a sequence of samples into a ``dask.bag`` (needs no fitting).
 
     Parameters
@@ -217,7 +237,7 @@ class ToDaskBag(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
 
     if NEW_STYLE_TAGS:
 
-        def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        def __sklearn_tags__(self) -> Any:
             tags = super().__sklearn_tags__()
             tags.requires_fit = False
             return tags

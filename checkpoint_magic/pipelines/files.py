@@ -259,7 +259,11 @@ def atomic_save(
                 raise
             logger.warning(
                 "Saving %s failed (attempt %d of %d), retrying: %s: %s",
-                path, attempt, attempts, type(exc).__name__, exc,
+                path,
+                attempt,
+                attempts,
+                type(exc).__name__,
+                exc,
             )
         finally:
             _remove_quietly(tmp)
@@ -307,7 +311,10 @@ class FileLoader:
                     raise
                 logger.warning(
                     "Loading %s failed (attempt %d of %d), retrying: %s",
-                    self.path, attempt, self.attempts, exc,
+                    self.path,
+                    attempt,
+                    self.attempts,
+                    exc,
                 )
                 time.sleep(_retry_delay(attempt))
         raise AssertionError("unreachable")  # pragma: no cover

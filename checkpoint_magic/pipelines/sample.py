@@ -57,9 +57,7 @@ def _metadata_names(obj: Any) -> list[str]:
 
     Delayed attributes of a :class:`DelayedSample` come last; nothing is loaded.
     """
-    names = [
-        k for k in vars(obj) if not k.startswith("_") and k not in SAMPLE_DATA_ATTRS
-    ]
+    names = [k for k in vars(obj) if not k.startswith("_") and k not in SAMPLE_DATA_ATTRS]
     delayed = obj.__dict__.get("_delayed_attributes") or {}
     names.extend(k for k in delayed if k not in names)
     return names
@@ -124,7 +122,7 @@ def _values_equal(a: Any, b: Any) -> bool:
         return (
             type(a) is type(b)
             and len(a) == len(b)
-            and all(_values_equal(x, y) for x, y in zip(a, b))
+            and all(_values_equal(x, y) for x, y in zip(a, b, strict=True))
         )
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_values_equal(a[k], b[k]) for k in a)
@@ -391,8 +389,8 @@ class DelayedSampleSet(SampleSet):
         self._materialized: list[Any] | None = None
         _copy_attributes(self, parent, metadata)
 
-    @property  # type: ignore[override]
-    def samples(self) -> list[Any]:
+    @property
+    def samples(self) -> list[Any]:  # type: ignore[override]
         """The samples, loaded by calling ``load`` (unless the set was modified)."""
         if self._materialized is not None:
             return self._materialized

@@ -191,8 +191,7 @@ class SampleWrapper(BaseWrapper):
         who = f"{type(self).__name__}.{method_name}"
         if _check_samples(samples, who):
             return [
-                SampleSet(self._apply(method_name, list(sset)), parent=sset)
-                for sset in samples
+                SampleSet(self._apply(method_name, list(sset)), parent=sset) for sset in samples
             ]
         pairs = _check_pairs(self.transform_extra_arguments, "transform_extra_arguments")
         X, kwargs = self._inputs(samples, pairs, sets=False)
@@ -205,7 +204,7 @@ class SampleWrapper(BaseWrapper):
                 f"{type(self._fitted_estimator()).__name__}.{method_name} returned {n} "
                 f"results for {len(samples)} samples; it must return one result per sample."
             )
-        return [self._new_sample(s, r) for s, r in zip(samples, results)]
+        return [self._new_sample(s, r) for s, r in zip(samples, results, strict=True)]
 
     # ---------------------------------------------------------------- API
 

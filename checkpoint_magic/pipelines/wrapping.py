@@ -31,17 +31,15 @@ WRAPPERS: dict[str, type] = {
 
 def _init_params(cls: type, skip_estimator: bool) -> set[str]:
     """Named ``__init__`` parameters of ``cls`` (``*args``/``**kwargs`` do not count)."""
-    if cls.__init__ is object.__init__:
-        return set()
     try:
-        signature = inspect.signature(cls.__init__)
+        signature = inspect.signature(cls)  # the __init__ parameters, without self
     except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
         return set()
     names = [
         name
         for name, p in signature.parameters.items()
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    ][1:]  # drop self
+    ]
     if skip_estimator and names:
         names = names[1:]  # the wrapped estimator, passed positionally
     return set(names)
@@ -63,9 +61,7 @@ def _resolve(base: Any) -> type:
     )
 
 
-def _wrap_one(
-    bases: list[type], estimator: Any, kwargs: dict[str, Any], used: set[str]
-) -> Any:
+def _wrap_one(bases: list[type], estimator: Any, kwargs: dict[str, Any], used: set[str]) -> Any:
     """Apply ``bases`` in order; each class gets the kwargs its ``__init__`` names."""
     for cls in bases:
         accepted = _init_params(cls, skip_estimator=estimator is not None)
@@ -144,7 +140,9 @@ def wrap(bases: Sequence[Any] | Any, estimator: Any = None, **kwargs: Any) -> An
             if kwargs.get("features_dir") is not None:
                 step_kwargs["features_dir"] = os.path.join(os.fspath(kwargs["features_dir"]), name)
             if kwargs.get("model_path") is not None:
-                step_kwargs["model_path"] = os.path.join(os.fspath(kwargs["model_path"]), f"{name}.pkl")
+                step_kwargs["model_path"] = os.path.join(
+                    os.fspath(kwargs["model_path"]), f"{name}.pkl"
+                )
             steps.append((name, _wrap_one(classes, step, step_kwargs, used)))
         if DaskWrapper in classes and not (steps and isinstance(steps[0][1], ToDaskBag)):
             to_bag = _wrap_one([ToDaskBag], None, kwargs, used)

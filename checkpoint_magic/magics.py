@@ -1,0 +1,910 @@
+r"""The IPython extension: ``%load_ext checkpoint_magic`` and the ``%%checkpoint`` cell magic.
+
+``%%checkpoint`` owns its cell. It fingerprints the cell's code and inputs, looks them up
+in the store and, on a hit, does **not** run the cell: it restores the variables the cell
+produced, replays the cell's output as it first appeared (stdout/stderr, rich displays
+such as HTML tables, images and matplotlib figures, and the value of the last
+expression as ``Out[n]``) and prints one line saying when the result was computed and
+how long that took. On a miss it runs the cell with its output shown live *and*
+recorded, then stores the produced variables and the recorded output as one entry.
+
+What identifies a cell's computation:
+
+* **code**: the normalized AST of the cell (IPython syntax transformed first), the code
+  of the functions and classes it uses (and of the user functions those call), the
+  name and version of the modules it uses, and the ``--produce`` list;
+* **inputs**: with ``--watch``, exactly the watched values; otherwise the data the cell
+  reads from the namespace before assigning it (see :mod:`checkpoint_magic.cellnames`),
+  plus the global data read by user functions the cell calls.
+
+What is restored: with ``--produce``, exactly those; otherwise every name the cell binds
+at top level that is set after the run (open files and generators excepted), plus any
+input the cell *mutated* in place (``df['z'] = ...``, ``model.fit(X, y)``), found by
+fingerprinting the inputs again after the run. Top-level ``import``, ``def`` and
+``class`` statements are re-executed on a hit (cheap, and functions keep their live
+globals and source) instead of being unpickled.
+
+Not replayed: effects outside the namespace (files written, global random state, shell
+commands) and output written by C code or by loggers that hold an old ``sys.stderr``.
+
+Examples
+--------
+The magic needs an IPython shell; here the test one (in a notebook: ``%load_ext checkpoint_magic``):
+
+>>> import tempfile
+>>> from IPython.testing.globalipapp import get_ipython
+>>> ip = get_ipython()
+>>> from checkpoint_magic import load_ipython_extension
+>>> load_ipython_extension(ip)
+>>> ip.user_ns["n"] = 3
+>>> cell = "total = sum(range(n))\nprint('computed', total)\n"
+>>> line = f"--store {tempfile.mkdtemp()} --quiet"
+>>> ip.run_cell_magic("checkpoint", line, cell)
+computed 3
+>>> del ip.user_ns["total"]
+>>> ip.run_cell_magic("checkpoint", line, cell)  # a hit: restored, output replayed, not run
+computed 3
+>>> ip.user_ns["total"]
+3
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib
+import inspect
+import io
+import logging
+import os
+import re
+import sys
+import time
+import types
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import xxhash
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from .cellnames import analyze_cell
+from .checkpointer import Checkpointer, LoadResult
+from .exceptions import MissingProducedNameError, UncachedWarning, warn_user
+
+__all__ = ["CheckpointMagics", "load_ipython_extension", "unload_ipython_extension"]
+
+logger = logging.getLogger(__name__)
+
+#: Extra entries stored next to the produced variables (no variable may use these names).
+OUTPUTS_KEY = "__outputs__"
+RESULT_KEY = "__result__"
+_RESERVED = frozenset({OUTPUTS_KEY, RESULT_KEY})
+_WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+_MISSING: Any = object()
+_USAGE = (
+    "usage: %%checkpoint [-w/--watch NAME ...] [-p/--produce NAME ...] [-r/--recompute] "
+    "[-n/--name NAME] [--store PATH] [-q/--quiet]   (details: %%checkpoint?)"
+)
+#: Types that are never stored as inferred outputs (they cannot be pickled meaningfully).
+_UNSTORABLE = (io.IOBase, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
+#: Immutable types: an input of these types cannot have been mutated by the cell.
+_IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, frozenset, range, type(Ellipsis))
+#: Root packages whose values are restored as ``Out[n]`` itself (not only its display).
+_DATA_PACKAGES = frozenset(
+    {
+        "builtins",
+        "numpy",
+        "pandas",
+        "sklearn",
+        "scipy",
+        "datetime",
+        "decimal",
+        "fractions",
+        "collections",
+        "pathlib",
+        "uuid",
+        "xarray",
+        "polars",
+        "pyarrow",
+    }
+)
+
+
+# --------------------------------------------------------------------------- the extension
+def load_ipython_extension(ip: Any) -> None:
+    """Register ``%%checkpoint`` in ``ip`` (``%load_ext checkpoint_magic``).
+
+    Loading twice replaces the earlier registration; a magic of the same name that
+    existed before is remembered and put back by :func:`unload_ipython_extension`.
+    """
+    unload_ipython_extension(ip)
+    magics = CheckpointMagics(ip)
+    table = ip.magics_manager.magics
+    magics._shadowed = {
+        (kind, name): table[kind][name]
+        for kind, names in magics.magics.items()
+        for name in names
+        if name in table[kind]
+    }
+    ip.register_magics(magics)
+    logger.debug("checkpoint_magic extension loaded")
+
+
+def unload_ipython_extension(ip: Any) -> None:
+    """Remove everything :func:`load_ipython_extension` added (``%unload_ext checkpoint_magic``).
+
+    The extension registers one magics instance and no event callbacks; its magics are
+    removed (a magic it had shadowed is restored) and so is its registry entry.
+    """
+    manager = ip.magics_manager
+    magics = manager.registry.get(CheckpointMagics.__name__)
+    if magics is None:
+        return
+    shadowed = getattr(magics, "_shadowed", {})
+    for kind, names in magics.magics.items():
+        for name in names:
+            current = manager.magics[kind].get(name)
+            if getattr(current, "__self__", None) is not magics:
+                continue  # someone registered another magic under this name since: leave it
+            previous = shadowed.get((kind, name))
+            if previous is None:
+                del manager.magics[kind][name]
+            else:
+                manager.magics[kind][name] = previous
+    del manager.registry[CheckpointMagics.__name__]
+    logger.debug("checkpoint_magic extension unloaded")
+
+
+@magics_class
+class CheckpointMagics(Magics):
+    """The ``%%checkpoint`` cell magic (registered by ``%load_ext checkpoint_magic``)."""
+
+    _shadowed: dict[tuple[str, str], Any]
+
+    @magic_arguments()
+    @argument(
+        "-w",
+        "--watch",
+        nargs="+",
+        action="extend",
+        metavar="NAME",
+        help="The inputs that identify the computation: names, attribute paths (cfg.alpha) or "
+        "subscripts with literal keys (params['C']). Default: the data the cell reads.",
+    )
+    @argument(
+        "-p",
+        "--produce",
+        nargs="+",
+        action="extend",
+        metavar="NAME",
+        help="What the cell sets and a hit restores (same forms as --watch). Default: every name "
+        "the cell binds at top level, plus inputs it modified in place.",
+    )
+    @argument(
+        "-r",
+        "--recompute",
+        action="store_true",
+        help="Run the cell even if a result is stored, and replace it.",
+    )
+    @argument(
+        "-n",
+        "--name",
+        metavar="NAME",
+        help="Name the cell's entries are listed under (checkpoint-magic ls). Default: 'cell:' "
+        "followed by the produced names.",
+    )
+    @argument(
+        "--store",
+        metavar="PATH",
+        help="Store directory. Default: $CHECKPOINT_MAGIC_DIR or ./.Lutil-checkpoint.",
+    )
+    @argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="Do not print the line saying that the result was restored.",
+    )
+    @cell_magic
+    def checkpoint(self, line: str, cell: str) -> Any:
+        """Skip this cell when its code and inputs are unchanged: restore its variables and replay its output.
+
+        The first run executes the cell (output shown as usual) and stores what it
+        produced together with its output. Later runs with the same code and inputs,
+        also in a new kernel, restore the variables and replay the output instead of
+        running the cell. Changing the cell's code, an input, a function it calls or a
+        package version makes it run again (every version's result stays stored).
+
+        Examples::
+
+            %%checkpoint
+            X_pca = PCA(n_components=20, random_state=0).fit_transform(X)
+
+            %%checkpoint --watch X --produce model -n model-fit
+            model = LogisticRegression().fit(X, y)
+        """
+        __tracebackhide__ = True  # IPython shows the user's cell, not these frames
+        args = _parse_args(self.checkpoint, line)
+        return _CellRun(self.shell, args, line, cell).run()
+
+
+# --------------------------------------------------------------------------- arguments
+def _parse_args(magic: Any, line: str) -> Any:
+    try:
+        args = parse_argstring(magic, line)
+    except UsageError as exc:
+        raise UsageError(f"%%checkpoint: {exc}\n{_USAGE}") from None
+    except ValueError as exc:  # unbalanced quotes in the line
+        raise UsageError(
+            f"%%checkpoint: cannot split the arguments ({exc}); check the quotes\n{_USAGE}"
+        ) from None
+    args.watch = _split_names(args.watch, "--watch")
+    args.produce = _split_names(args.produce, "--produce")
+    reserved = sorted(_RESERVED.intersection(args.produce or ()))
+    if reserved:
+        raise UsageError(
+            f"%%checkpoint: {', '.join(reserved)} is reserved for the cell's output; rename the variable"
+        )
+    if args.name is not None:
+        args.name = _unquote(args.name)
+    if args.name is not None and not args.name.strip():
+        raise UsageError(f"%%checkpoint: --name needs a non-empty name\n{_USAGE}")
+    if args.store is not None:
+        path = _unquote(args.store)
+        if not path:
+            raise UsageError(f"%%checkpoint: --store needs a directory path\n{_USAGE}")
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise UsageError(
+                f"%%checkpoint: --store {path!r} is a file; give a directory (it is created if needed)"
+            )
+        args.store = path
+    return args
+
+
+def _unquote(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
+def _split_names(values: list[str] | None, flag: str) -> list[str] | None:
+    """Flatten ``-w a b -w c,d`` into ``['a', 'b', 'c', 'd']`` and check each is a valid target."""
+    if values is None:
+        return None
+    names: list[str] = []
+    for value in values:
+        value = _unquote(value)
+        parts = re.split(r",(?![^\[]*\])", value) if "," in value else [value]
+        for part in (p.strip() for p in parts):
+            if not part:
+                continue
+            _parse_target(part, flag)
+            if part not in names:
+                names.append(part)
+    if not names:
+        raise UsageError(f"%%checkpoint: {flag} needs at least one name\n{_USAGE}")
+    return names
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_target(text: str, flag: str = "--watch") -> ast.expr:
+    """Parse ``x``, ``f.a`` or ``d['a']`` (literal subscripts only), else raise :class:`UsageError`.
+
+    Examples
+    --------
+    >>> ast.unparse(_parse_target("cfg.params['alpha']"))
+    "cfg.params['alpha']"
+    >>> _parse_target("x + 1")
+    Traceback (most recent call last):
+    ...
+    IPython.core.error.UsageError: %%checkpoint: --watch 'x + 1' is not a name, an attribute path (f.a) or a subscript with a literal key (d['a'])
+    """
+    try:
+        node: ast.expr = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        node = None  # type: ignore[assignment]
+    current = node
+    while isinstance(current, (ast.Attribute, ast.Subscript)):
+        if isinstance(current, ast.Subscript):
+            try:
+                ast.literal_eval(current.slice)
+            except ValueError:
+                current = None  # type: ignore[assignment]
+                break
+        current = current.value
+    if not isinstance(current, ast.Name):
+        raise UsageError(
+            f"%%checkpoint: {flag} {text!r} is not a name, an attribute path (f.a) or a subscript "
+            "with a literal key (d['a'])"
+        )
+    return node
+
+
+def _root(text: str) -> str:
+    node = _parse_target(text)
+    while not isinstance(node, ast.Name):
+        node = node.value  # type: ignore[attr-defined]
+    return node.id
+
+
+def _get(ns: Mapping[str, Any], text: str) -> Any:
+    """The value at a target path in ``ns``, or ``_MISSING``."""
+    node = _parse_target(text)
+    if isinstance(node, ast.Name):
+        return ns.get(node.id, _MISSING)
+    parent = _get(ns, ast.unparse(node.value))  # type: ignore[attr-defined]
+    if parent is _MISSING:
+        return _MISSING
+    try:
+        if isinstance(node, ast.Attribute):
+            return getattr(parent, node.attr)
+        return parent[ast.literal_eval(node.slice)]  # type: ignore[attr-defined]
+    except (AttributeError, LookupError, TypeError):
+        return _MISSING
+
+
+def _set(ns: dict[str, Any], text: str, value: Any) -> None:
+    node = _parse_target(text)
+    if isinstance(node, ast.Name):
+        ns[node.id] = value
+        return
+    parent = _get(ns, ast.unparse(node.value))  # type: ignore[attr-defined]
+    if parent is _MISSING:
+        raise MissingProducedNameError(
+            f"%%checkpoint: cannot restore {text!r}: {ast.unparse(node.value)} does not exist; "  # type: ignore[attr-defined]
+            "create it before this cell or use --recompute"
+        )
+    if isinstance(node, ast.Attribute):
+        setattr(parent, node.attr, value)
+    else:
+        parent[ast.literal_eval(node.slice)] = value  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- one run of the magic
+class _ModuleRef:
+    """A module among the produced values, stored by name and imported again on a hit."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def load(self) -> types.ModuleType:
+        return importlib.import_module(self.name)
+
+
+class _ReplayedResult:
+    """The stored display of a last-expression value that could not be stored itself."""
+
+    def __init__(self, data: dict[str, Any], metadata: dict[str, Any]):
+        self._data = data
+        self._metadata = metadata
+
+    def _repr_mimebundle_(
+        self, include: Any = None, exclude: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        return dict(self._data), dict(self._metadata)
+
+    def __repr__(self) -> str:
+        return str(self._data.get("text/plain", "<replayed output>"))
+
+
+def _is_code(value: Any) -> bool:
+    """Functions, classes, modules and callable wrappers count as code, not as data."""
+    if isinstance(
+        value,
+        (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type, functools.partial),
+    ):
+        return True
+    return (
+        callable(value)
+        and not isinstance(value, type)
+        and inspect.isfunction(getattr(value, "__wrapped__", None))
+    )
+
+
+def _is_plain_data(value: Any, depth: int = 0) -> bool:
+    """Whether a last-expression value is data worth restoring as ``Out[n]`` itself."""
+    if depth > 3:
+        return False
+    root = (type(value).__module__ or "").partition(".")[0]
+    if root not in _DATA_PACKAGES or _is_code(value):
+        return False
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return all(_is_plain_data(v, depth + 1) for v in list(value)[:100])
+    if isinstance(value, dict):
+        items = list(value.items())[:100]
+        return all(_is_plain_data(k, depth + 1) and _is_plain_data(v, depth + 1) for k, v in items)
+    return root != "builtins" or isinstance(value, (*_IMMUTABLE, bytearray))
+
+
+def _format_duration(seconds: float) -> str:
+    """A short human-readable duration.
+
+    Examples
+    --------
+    >>> _format_duration(0.0123), _format_duration(3.21), _format_duration(125), _format_duration(7300)
+    ('0.012 s', '3.2 s', '2 min 5 s', '2 h 1 min')
+    """
+    if seconds < 1:
+        return f"{seconds:.3f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+
+
+def _default_namespace(produced: list[str]) -> str:
+    """``cell:`` and the produced names (a few of them), e.g. ``cell:X_pca,pca``.
+
+    Examples
+    --------
+    >>> _default_namespace(["X", "y"]), _default_namespace([]), _default_namespace(list("abcdef"))
+    ('cell:X,y', 'cell:_', 'cell:a,b,c,d+2')
+    """
+    if not produced:
+        return "cell:_"
+    shown = ",".join(produced[:4])
+    return f"cell:{shown}+{len(produced) - 4}" if len(produced) > 4 else f"cell:{shown}"
+
+
+class _CellRun:
+    """Everything one ``%%checkpoint`` execution does: fingerprint, then restore or run and store."""
+
+    def __init__(self, ip: Any, args: Any, line: str, cell: str):
+        self.ip = ip
+        self.ns: dict[str, Any] = ip.user_ns
+        self.args = args
+        self.line = line
+        self.cell = cell
+
+    # ------------------------------------------------------------------ top level
+    def run(self) -> Any:
+        __tracebackhide__ = True
+        ip, args = self.ip, self.args
+        source = ip.transform_cell(self.cell)
+        if not source.strip():
+            raise UsageError(
+                f"%%checkpoint: the cell is empty; write the code to checkpoint below the magic line\n{_USAGE}"
+            )
+        # One leading line stands for the magic line, so line numbers match the cell's.
+        self.filename = ip.compile.cache(
+            f"# %%checkpoint {self.line}\n{source}",
+            ip.execution_count,
+            raw_code=f"%%checkpoint {self.line}\n{self.cell}",
+        )
+        self.tree = ip.compile.ast_parse(f"\n{source}", filename=self.filename)
+        names = analyze_cell(self.tree)
+        if args.produce is None and names.star_import:
+            raise UsageError(
+                "%%checkpoint: the cell runs `from ... import *`, so the names it defines cannot be "
+                "known; list what to restore with --produce NAME ... (or move the import to another cell)"
+            )
+        self.names = names
+        self.show_result = ip.ast_node_interactivity != "none" and not _ends_with_semicolon(source)
+        for name in args.watch or ():
+            if _get(self.ns, name) is _MISSING:
+                raise UsageError(
+                    f"%%checkpoint: --watch {name!r} does not exist; define it before this cell or "
+                    "remove it from --watch"
+                )
+        produce_names = args.produce if args.produce is not None else [n for n in names.binds]
+        self.cp = Checkpointer(
+            "cell", args.name or _default_namespace(produce_names), store=args.store
+        )
+        try:
+            code_fp, parts, inputs = self._identify(source)
+            input_fps = self.cp.fingerprint_inputs(inputs)
+        except Warning:
+            raise  # warnings turned into errors by the user's filters stay errors
+        except Exception as exc:  # fingerprinting must never stop the user's computation
+            warn_user(
+                f"%%checkpoint {self.cp.namespace}: the inputs could not be fingerprinted "
+                f"({type(exc).__name__}: {exc}); running the cell uncached",
+                UncachedWarning,
+            )
+            value = self._execute()[0]
+            return value if self.show_result else None
+        if not args.recompute:
+            hit = self.cp.load(code_fp, input_fps, code_parts=parts)
+            if hit is not None:
+                return self._restore(hit)
+        return self._run_and_store(code_fp, parts, inputs, input_fps)
+
+    # ------------------------------------------------------------------ fingerprints
+    def _candidate(self, name: str) -> Any:
+        """The namespace value of a name the cell reads, or _MISSING (undefined, builtin, IPython's own)."""
+        value = self.ns.get(name, _MISSING)
+        if value is _MISSING:
+            return _MISSING
+        hidden = self.ip.user_ns_hidden.get(name, _MISSING)
+        return _MISSING if hidden is value else value
+
+    def _identify(self, source: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+        """Code fingerprint (cell + code it uses), its parts, and the input values by name."""
+        from . import codehash
+        from .hashing import Fingerprinter, digest_bytes
+
+        code_values: dict[str, Any] = {}
+        data: dict[str, Any] = {}
+        for name in self.names.reads:
+            value = self._candidate(name)
+            if value is _MISSING:
+                continue
+            (code_values if _is_code(value) else data)[name] = value
+        if self.args.watch is None:
+            for name, value in _globals_read_by(
+                list(code_values.values()), self.ns, self._candidate
+            ).items():
+                if name not in code_values and name not in data:
+                    (code_values if _is_code(value) else data)[name] = value
+            inputs = data
+        else:
+            inputs = {name: _get(self.ns, name) for name in self.args.watch}
+
+        cell_fp = codehash.source_fingerprint(source)
+        parts = {"<cell>": cell_fp}
+        fp = Fingerprinter()
+        for name in sorted(code_values):
+            value = code_values[name]
+            path = getattr(value, "__file__", None) if isinstance(value, types.ModuleType) else None
+            if path and codehash.is_user_code(value):
+                try:
+                    with open(path, "rb") as fh:  # a local module counts by its source
+                        parts[name] = "module:" + digest_bytes(fh.read())
+                    continue
+                except OSError:
+                    pass
+            target = (
+                inspect.unwrap(value) if not isinstance(value, (type, types.ModuleType)) else value
+            )
+            parts[name] = fp.fingerprint(target, name=name)
+        h = xxhash.xxh3_128(b"checkpoint_magic-cell\0")
+        h.update(repr(self.args.produce).encode())
+        for name, part in parts.items():
+            h.update(f"\0{len(name)}:{name}={part}".encode())
+        return h.hexdigest(), parts, inputs
+
+    # ------------------------------------------------------------------ a hit
+    def _restore(self, hit: LoadResult) -> Any:
+        outputs = hit.outputs
+        record = outputs.get(OUTPUTS_KEY) or {}
+        self._run_definitions(record.get("defined", ()))
+        with _closing_new_figures():
+            restored = []
+            for name, value in outputs.items():
+                if name in _RESERVED:
+                    continue
+                _set(self.ns, name, value.load() if isinstance(value, _ModuleRef) else value)
+                restored.append(name)
+        if not self.args.quiet:
+            names = ", ".join(restored[:6]) + (
+                f" +{len(restored) - 6}" if len(restored) > 6 else ""
+            )
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(hit.created))
+            print(
+                f"[checkpoint] restored {names or 'the output'} (computed {when}, took "
+                f"{_format_duration(hit.duration)}; cell skipped)"
+            )
+        _replay(self.ip, record.get("events", ()))
+        return self._stored_result(record.get("result"), outputs)
+
+    def _run_definitions(self, defined: Any) -> None:
+        """Re-execute the cell's top-level imports, ``def`` and ``class`` statements."""
+        __tracebackhide__ = True
+        if not defined:
+            return
+        body: list[ast.stmt] = [s for s in self.tree.body if isinstance(s, _DEFINITIONS)]
+        module = ast.Module(body=body, type_ignores=[])
+        exec(self.ip.compile(module, self.filename, "exec"), self.ns)
+
+    def _stored_result(self, result: Any, outputs: Mapping[str, Any]) -> Any:
+        if not result or not self.show_result:
+            return None
+        kind = result.get("kind")
+        if kind == "value" and RESULT_KEY in outputs:
+            return outputs[RESULT_KEY]
+        if kind == "name":
+            value = _get(self.ns, result["name"])
+            if value is not _MISSING:
+                return value
+        return _ReplayedResult(result.get("data") or {}, result.get("metadata") or {})
+
+    # ------------------------------------------------------------------ a miss
+    def _execute(self) -> tuple[Any, list[dict[str, Any]], float]:
+        """Run the cell in the user namespace, output shown live and recorded; return (value, events, seconds)."""
+        __tracebackhide__ = True
+        tree = self.ip.transform_ast(self.tree)
+        body = list(tree.body)
+        last = body.pop() if body and isinstance(body[-1], ast.Expr) else None
+        module = ast.Module(body=body, type_ignores=[])
+        with _Recorder(self.ip) as recorder:
+            start = time.perf_counter()
+            exec(self.ip.compile(module, self.filename, "exec"), self.ns)
+            value = None
+            if last is not None:
+                value = eval(
+                    self.ip.compile(ast.Expression(last.value), self.filename, "eval"), self.ns
+                )
+            duration = time.perf_counter() - start
+            _flush_inline_figures(self.ip)
+        return value, recorder.events, duration
+
+    def _run_and_store(
+        self, code_fp: str, parts: dict[str, str], inputs: dict[str, Any], input_fps: dict[str, str]
+    ) -> Any:
+        __tracebackhide__ = True
+        ns, args = self.ns, self.args
+        before = {
+            name: value for name, value in inputs.items() if not isinstance(value, _IMMUTABLE)
+        }
+        value, events, duration = self._execute()
+        outputs: dict[str, Any] = {}
+        defined: list[str] = []
+        definition_names = _definition_names(self.tree)
+        if args.produce is not None:
+            missing = [name for name in args.produce if _get(ns, name) is _MISSING]
+            if missing:
+                raise MissingProducedNameError(
+                    f"%%checkpoint: the cell did not set {', '.join(map(repr, missing))} (listed in --produce); "
+                    "set it in the cell or remove it from --produce. Nothing was stored."
+                )
+            for name in args.produce:
+                outputs[name] = _get(ns, name)
+        else:
+            for name in self.names.binds:
+                current = ns.get(name, _MISSING)
+                if current is _MISSING or isinstance(current, _UNSTORABLE):
+                    continue
+                if name in definition_names and _is_code(current):
+                    defined.append(name)  # re-executed on a hit, not stored
+                    continue
+                outputs[name] = current
+            outputs.update(self._mutated(before, input_fps))
+        for name, current in list(outputs.items()):
+            if isinstance(current, types.ModuleType):
+                outputs[name] = _ModuleRef(current.__name__)
+        record: dict[str, Any] = {"events": events, "defined": defined, "result": None}
+        if value is not None and self.show_result:
+            record["result"] = self._describe_result(value, outputs)
+            if record["result"]["kind"] == "value":
+                outputs[RESULT_KEY] = value
+        outputs[OUTPUTS_KEY] = record
+        meta = {"produced": [n for n in outputs if n not in _RESERVED], "defined": defined}
+        self.cp.save(code_fp, input_fps, outputs, duration=duration, meta=meta, code_parts=parts)
+        return value if self.show_result else None  # IPython would not show `x;` either
+
+    def _mutated(self, before: dict[str, Any], input_fps: Mapping[str, str]) -> dict[str, Any]:
+        """Inputs the cell modified in place (same object, new fingerprint): they are outputs too."""
+        same = {
+            name: value
+            for name, value in before.items()
+            if _get(self.ns, name) is value and not _is_code(value)
+        }
+        if not same:
+            return {}
+        try:
+            new = self.cp.fingerprint_inputs(same)
+        except Warning:
+            raise
+        except Exception as exc:  # the first fingerprinting worked; be safe: store them all
+            logger.debug("re-fingerprinting inputs failed (%s); storing them as outputs", exc)
+            return same
+        changed = {
+            name: value for name, value in same.items() if input_fps.get(name) != new.get(name)
+        }
+        if changed:
+            logger.debug(
+                "%%checkpoint: the cell modified %s in place; they are restored on a hit",
+                sorted(changed),
+            )
+        return changed
+
+    def _describe_result(self, value: Any, outputs: Mapping[str, Any]) -> dict[str, Any]:
+        for name, produced in outputs.items():
+            if produced is value and name not in _RESERVED:
+                return {"kind": "name", "name": name}
+        try:
+            data, metadata = self.ip.display_formatter.format(value)
+        except Exception as exc:  # a broken repr: IPython will show its error; store the text only
+            logger.debug("formatting the result failed: %s", exc)
+            data, metadata = {"text/plain": f"<{type(value).__name__}>"}, {}
+        kind = "value" if _is_plain_data(value) else "display"
+        return {"kind": kind, "data": dict(data), "metadata": dict(metadata)}
+
+
+_DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def _definition_names(tree: ast.Module) -> set[str]:
+    """Names bound by the top-level imports, functions and classes of a cell."""
+    names: set[str] = set()
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(stmt.name)
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            names.update(a.asname or a.name.partition(".")[0] for a in stmt.names if a.name != "*")
+    return names
+
+
+def _ends_with_semicolon(source: str) -> bool:
+    from IPython.core.displayhook import DisplayHook
+
+    try:
+        return bool(DisplayHook.semicolon_at_end_of_expression(source))
+    except Exception:  # tokenize errors on odd input: IPython would display
+        return False
+
+
+def _globals_read_by(roots: list[Any], ns: dict[str, Any], candidate: Any) -> dict[str, Any]:
+    """Namespace values read (transitively) by the user functions and classes among ``roots``.
+
+    Code fingerprints cover the code of the helpers a function calls but not the global
+    *data* it reads; a cell calling ``train()`` that reads ``X`` must recompute when ``X``
+    changes, so such globals become inputs of the cell.
+    """
+    from . import codehash
+
+    found: dict[str, Any] = {}
+    seen: set[int] = set()
+    stack = list(roots)
+    while stack and len(seen) < 2000:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if not isinstance(obj, type) and not isinstance(obj, types.ModuleType):
+            obj = inspect.unwrap(obj) if callable(obj) else obj
+        functions: list[Any] = []
+        if isinstance(obj, types.FunctionType):
+            functions = [obj]
+        elif isinstance(obj, type) and codehash.is_user_code(obj):
+            for member in vars(obj).values():
+                member = getattr(member, "__func__", member)
+                if isinstance(member, property):
+                    functions.extend(
+                        f for f in (member.fget, member.fset, member.fdel) if f is not None
+                    )
+                elif isinstance(member, types.FunctionType):
+                    functions.append(member)
+        for func in functions:
+            if func.__globals__ is not ns or not codehash.is_user_code(func):
+                continue
+            for name in sorted(codehash.referenced_names(func)):
+                value = candidate(name)
+                if value is _MISSING:
+                    continue
+                found.setdefault(name, value)
+                if _is_code(value):
+                    stack.append(value)
+    return found
+
+
+# --------------------------------------------------------------------------- output capture and replay
+class _TeeStream:
+    """A text stream that writes through to the real one and records what was written."""
+
+    def __init__(self, stream: Any, name: str, events: list[dict[str, Any]]):
+        self._stream = stream
+        self._name = name
+        self._events = events
+
+    def write(self, text: str) -> int:
+        result = self._stream.write(text)
+        if text:
+            last = self._events[-1] if self._events else None
+            if last is not None and last["type"] == "stream" and last["name"] == self._name:
+                last["text"] += text
+            else:
+                self._events.append({"type": "stream", "name": self._name, "text": text})
+        return result
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._stream, attr)
+
+
+class _Recorder:
+    """Tee stdout/stderr and the display publisher: output is shown live and recorded in order."""
+
+    def __init__(self, ip: Any):
+        self.ip = ip
+        self.events: list[dict[str, Any]] = []
+
+    def __enter__(self) -> _Recorder:
+        self._streams = (sys.stdout, sys.stderr)
+        sys.stdout = _TeeStream(sys.stdout, "stdout", self.events)
+        sys.stderr = _TeeStream(sys.stderr, "stderr", self.events)
+        pub = self._pub = self.ip.display_pub
+        self._saved = {
+            attr: pub.__dict__.get(attr, _MISSING) for attr in ("publish", "clear_output")
+        }
+        publish, clear_output, events = pub.publish, pub.clear_output, self.events
+
+        def recording_publish(data: Any, metadata: Any = None, *a: Any, **kw: Any) -> Any:
+            events.append(
+                {
+                    "type": "display",
+                    "data": dict(data or {}),
+                    "metadata": dict(metadata or {}),
+                    "transient": kw.get("transient"),
+                    "update": bool(kw.get("update", False)),
+                }
+            )
+            return publish(data, metadata, *a, **kw)
+
+        def recording_clear_output(wait: bool = False, *a: Any, **kw: Any) -> Any:
+            events.append({"type": "clear", "wait": bool(wait)})
+            return clear_output(wait, *a, **kw)
+
+        pub.publish = recording_publish
+        pub.clear_output = recording_clear_output
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            if hasattr(stream, "flush"):
+                stream.flush()
+        sys.stdout, sys.stderr = self._streams
+        for attr, saved in self._saved.items():
+            if saved is _MISSING:
+                self._pub.__dict__.pop(attr, None)
+            else:
+                setattr(self._pub, attr, saved)
+
+
+def _flush_inline_figures(ip: Any) -> None:
+    """Show the figures the cell drew now (inside the recording), not after the cell as IPython would."""
+    backend = sys.modules.get("matplotlib_inline.backend_inline")
+    if backend is None:
+        return
+    flush = getattr(backend, "flush_figures", None)
+    if flush is not None and flush in ip.events.callbacks.get("post_execute", ()):
+        flush()
+
+
+@contextmanager
+def _closing_new_figures() -> Iterator[None]:
+    """Close figures that unpickling restored values registered with pyplot (their image is replayed)."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    before = set(pyplot.get_fignums()) if pyplot is not None else set()
+    try:
+        yield
+    finally:
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None:
+            for num in set(pyplot.get_fignums()) - before:
+                pyplot.close(num)
+
+
+def _replay(ip: Any, events: Any) -> None:
+    """Write the recorded output again, in its original order."""
+    for event in events:
+        kind = event.get("type")
+        if kind == "stream":
+            stream = sys.stderr if event.get("name") == "stderr" else sys.stdout
+            stream.write(event.get("text", ""))
+        elif kind == "display":
+            data = dict(event.get("data") or {})
+            # A widget's model lived in the old kernel: show its fallback representation instead.
+            if data.pop(_WIDGET_MIME, None) is not None and not data:
+                continue
+            sys.stdout.flush()
+            sys.stderr.flush()
+            extra: dict[str, Any] = {}
+            if event.get("transient"):
+                extra["transient"] = event["transient"]
+            if event.get("update"):
+                extra["update"] = True
+            ip.display_pub.publish(data=data, metadata=event.get("metadata") or {}, **extra)
+        elif kind == "clear":
+            sys.stdout.flush()
+            sys.stderr.flush()
+            ip.display_pub.clear_output(wait=bool(event.get("wait")))
+    sys.stdout.flush()
+    sys.stderr.flush()

@@ -1,0 +1,449 @@
+"""Integrity under faults: concurrent writers, SIGKILL mid-commit, damaged files, full or read-only disks,
+newer formats, signed entries. ``tests/stress`` runs the same scenarios many more times."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+
+from checkpoint_magic import checkpoint
+from checkpoint_magic.checkpointer import Checkpointer
+from checkpoint_magic.exceptions import CorruptEntryWarning, StoreFormatError, StoreWriteWarning
+from checkpoint_magic.maintenance import gc, list_entries, verify
+from checkpoint_magic.store import Store, flush_usage
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHECKPOINT_MAGIC_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    return env
+
+
+def _caught(record, category) -> int:
+    return sum(1 for w in record if issubclass(w.category, category))
+
+
+def expected_value(i: int, n: int) -> np.ndarray:
+    return np.full(n, i, dtype=np.int64) * 3 + np.arange(n)
+
+
+# ---------------------------------------------------------------------------------------- concurrency
+WORKER = """
+import json, os, sys, time, warnings
+import numpy as np
+from checkpoint_magic import checkpoint
+from checkpoint_magic.exceptions import CheckpointWarning
+
+store, seed, rounds, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+tolerate = os.environ.get("TOLERATE_WARNINGS") == "1"  # set when gc runs concurrently
+if not tolerate:
+    warnings.simplefilter("error", CheckpointWarning)
+
+@checkpoint(store=store, name="conc.value")
+def value(i, n):
+    time.sleep(0.002)
+    return np.full(n, i, dtype=np.int64) * 3 + np.arange(n)
+
+@checkpoint(store=store, name="conc.alias", ignore=["tag"])
+def alias(i, n, tag):
+    return value.__wrapped__(i, n)  # equal results under other keys: shared blobs
+
+while not os.path.exists(go):
+    time.sleep(0.002)
+bad = 0
+for r in range(rounds):
+    i = (seed + r) % 5
+    n = (100, 20_000, 60_000)[(seed + r) % 3]  # inline, one blob, a bigger blob
+    got = value(i, n) if r % 2 else alias(i, n, seed)
+    if not np.array_equal(got, np.full(n, i, dtype=np.int64) * 3 + np.arange(n)):
+        bad += 1
+print(json.dumps({"bad": bad}))
+"""
+
+
+def run_concurrent(tmp: Path, processes: int = 8, rounds: int = 6, extra_env: dict[str, str] | None = None) -> Store:
+    """``processes`` fresh interpreters compute overlapping entries at once; every value must be right."""
+    script = tmp / "worker.py"
+    script.write_text(WORKER)
+    store_dir, go = tmp / "store", tmp / "go"
+    env = {**_env(), **(extra_env or {})}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(store_dir), str(seed), str(rounds), str(go)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in range(processes)
+    ]
+    time.sleep(0.3)
+    go.touch()  # every process starts its loop together
+    for p in procs:
+        out, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1]) == {"bad": 0}, err
+    return Store(store_dir)
+
+
+def test_eight_processes_computing_the_same_and_different_entries(tmp_path):
+    store = run_concurrent(tmp_path)
+    report = verify(store, grace=0)
+    assert report.problems == [] and report.garbage == []
+    entries = list_entries(store)
+    assert {e.namespace for e in entries} == {"conc.value", "conc.alias"}
+    for e in entries:  # every entry loads, through the real lookup, as the right value
+        hit = Checkpointer(e.kind, e.namespace, store).load(e.code, e.inputs)
+        value = hit.outputs["return"]
+        i = int(value[0]) // 3
+        np.testing.assert_array_equal(value, expected_value(i, len(value)))
+    assert list(store.tmp.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------- SIGKILL
+BIG = """
+import sys, warnings
+import numpy as np
+from checkpoint_magic import checkpoint
+from checkpoint_magic.exceptions import CheckpointWarning
+
+@checkpoint(store=sys.argv[1], name="kill.big")
+def big(seed):
+    rng = np.random.default_rng(seed)
+    value = {"seed": seed, "a": rng.random(2_000_000), "b": np.full(1_000_000, seed), "c": [seed] * 1000}
+    print("computed", flush=True)
+    return value
+
+def check(value, seed):
+    rng = np.random.default_rng(seed)
+    assert value["seed"] == seed and value["c"] == [seed] * 1000
+    assert np.array_equal(value["a"], rng.random(2_000_000))
+    assert np.array_equal(value["b"], np.full(1_000_000, seed))
+
+if sys.argv[2] == "check":  # a fresh process: every seed gives the right value, hit or recompute
+    warnings.simplefilter("error", CheckpointWarning)
+    for seed in map(int, sys.argv[3:]):
+        check(big(seed), seed)
+else:
+    big(int(sys.argv[2]))
+print("done", flush=True)
+"""
+
+
+def check_big(value: dict, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    assert value["seed"] == seed and value["c"] == [seed] * 1000
+    np.testing.assert_array_equal(value["a"], rng.random(2_000_000))
+    np.testing.assert_array_equal(value["b"], np.full(1_000_000, seed))
+
+
+def kill_during_commits(tmp: Path, repeats: int, rng: random.Random) -> Store:
+    """Kill a process at a random moment of a 24 MB commit, ``repeats`` times; check the store each time."""
+    script = tmp / "big.py"
+    script.write_text(BIG)
+    store = Store(tmp / "store")
+    seen: set[str] = set()
+    for seed in range(repeats):
+        p = subprocess.Popen(
+            [sys.executable, str(script), str(store.root), str(seed)], env=_env(), stdout=subprocess.PIPE, text=True
+        )
+        assert p.stdout is not None
+        assert p.stdout.readline().strip() == "computed"
+        time.sleep(rng.uniform(0.0, 0.1))  # the commit takes about this long
+        p.send_signal(signal.SIGKILL)
+        p.wait(30)
+        p.stdout.close()
+        for e in list_entries(store):  # whatever the killed commit left is whole and right, or absent
+            if e.key not in seen:
+                hit = Checkpointer(e.kind, e.namespace, store).load(e.code, e.inputs)
+                assert hit is not None
+                check_big(hit.outputs["return"], seed)
+                seen.add(e.key)
+    assert verify(store, grace=0).problems == []  # leftovers perhaps, never damage
+    done = subprocess.run(
+        [sys.executable, str(script), str(store.root), "check", *map(str, range(repeats))],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    report = verify(store, fix=True, grace=0)
+    assert report.ok
+    after = verify(store, grace=0)
+    assert after.problems == [] and after.garbage == [] and list(store.tmp.iterdir()) == []
+    assert len(list_entries(store)) == repeats
+    return store
+
+
+def test_sigkill_at_random_moments_of_a_large_commit(tmp_path):
+    kill_during_commits(tmp_path, repeats=3, rng=random.Random(1))
+
+
+def test_crash_leftovers_are_cleaned_by_gc(tmp_path):
+    store = Store(tmp_path / "s")
+    record = store.put_value(np.arange(100_000))  # blobs of a commit whose manifest never came
+    (store.tmp / "4242-0123abcd").write_bytes(b"half a blob")
+    report = gc(store, grace=0)
+    assert (report.freed_blobs, report.removed_tmp) == (1, 1)
+    assert not store.blob_path(record["blobs"][0]["digest"]).exists()
+    assert list(store.tmp.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------- damaged files
+@checkpoint(ignore=["log"])
+def doubled(n, log):
+    log.append(n)
+    return np.arange(n) * 2.0
+
+
+def _damage(path: Path, how: str) -> None:
+    if how == "flip":
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x40
+        path.write_bytes(bytes(data))
+    elif how == "truncate":
+        with open(path, "r+b") as f:
+            f.truncate(os.path.getsize(path) // 2)
+    else:
+        path.unlink()
+
+
+@pytest.mark.parametrize("how", ["flip", "truncate", "delete"])
+@pytest.mark.parametrize("target", ["blob", "manifest"])
+def test_a_damaged_entry_is_one_warning_then_a_correct_recompute(tmp_path, monkeypatch, target, how):
+    store = Store(tmp_path / "s")
+    monkeypatch.setenv("CHECKPOINT_MAGIC_DIR", str(store.root))
+    log: list[int] = []
+    doubled(50_000, log)
+    [entry] = list_entries(store)
+    [digest] = entry.blobs
+    _damage(entry.path if target == "manifest" else store.blob_path(digest), how)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        value = doubled(50_000, log)
+    np.testing.assert_array_equal(value, np.arange(50_000) * 2.0)
+    assert log == [50_000, 50_000]  # recomputed, never a wrong or partial value
+    # A deleted manifest is simply no entry (nothing to warn about); any other damage warns once.
+    assert _caught(record, CorruptEntryWarning) == (0 if (target, how) == ("manifest", "delete") else 1)
+    assert _caught(record, Warning) == _caught(record, CorruptEntryWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(doubled(50_000, log), np.arange(50_000) * 2.0)
+    assert log == [50_000, 50_000]  # the recomputed entry is stored again and hits
+    assert verify(store).problems == []
+
+
+# ---------------------------------------------------------------------------------------- full or read-only disk
+@pytest.mark.parametrize("failing_write", [0, 1])  # the blob's write, or the manifest's
+def test_disk_full_returns_the_result_with_one_warning_and_no_partial_entry(tmp_path, failing_write):
+    from checkpoint_magic import store as store_module
+
+    store = Store(tmp_path / "s")
+    real = store_module._write_full
+    calls = []
+
+    def write_full(fd, view):
+        calls.append(1)
+        if len(calls) - 1 == failing_write:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, view)
+
+    @checkpoint(store=store)
+    def compute(n):
+        return np.arange(n) + 0.5
+
+    compute(3)  # the store exists; its one entry is small (inline: one write, the manifest)
+    with mock.patch.object(store_module, "_write_full", write_full), pytest.warns(StoreWriteWarning, match="No space") as record:
+        value = compute(40_000)
+    np.testing.assert_array_equal(value, np.arange(40_000) + 0.5)
+    assert _caught(record, StoreWriteWarning) == 1 and len(calls) == failing_write + 1
+    assert [e.inputs for e in list_entries(store)] == [compute.checkpointer.fingerprint_inputs({"n": 3})]
+    assert list(store.tmp.iterdir()) == []
+    assert verify(store).problems == []
+
+
+@contextlib.contextmanager
+def _read_only(store: Store):
+    """Make the store read-only: chmod where that stops writes; as root (where it does not),
+    refuse every write under the store with EROFS, as a read-only mount would."""
+    if os.geteuid() != 0:
+        dirs = [p for p in [store.root, *store.root.rglob("*")] if p.is_dir()]
+        for path in dirs:
+            path.chmod(0o555)
+        try:
+            yield
+        finally:
+            for path in dirs:
+                path.chmod(0o755)
+        return
+    real_open, real_mkdir = os.open, os.mkdir
+    root = str(store.root)
+
+    def guarded_open(path, flags, *args, **kwargs):
+        if str(path).startswith(root) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    def guarded_mkdir(path, *args, **kwargs):
+        if str(path).startswith(root):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    with mock.patch("os.open", guarded_open), mock.patch("os.mkdir", guarded_mkdir):
+        yield
+
+
+def test_read_only_store_still_serves_hits_and_returns_new_results_with_one_warning(tmp_path):
+    store = Store(tmp_path / "s")
+
+    @checkpoint(store=store, ignore=["log"])
+    def compute(n, log):
+        log.append(n)
+        return np.arange(n) * 3
+
+    log: list[int] = []
+    compute(30_000, log)
+    flush_usage()
+    before = sorted(str(p) for p in store.root.rglob("*"))
+    with _read_only(store):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            np.testing.assert_array_equal(compute(30_000, log), np.arange(30_000) * 3)  # a hit
+        with pytest.warns(StoreWriteWarning) as record:
+            np.testing.assert_array_equal(compute(20_000, log), np.arange(20_000) * 3)
+        assert _caught(record, StoreWriteWarning) == 1
+        flush_usage()  # the hit's usage record is attempted (and skipped) while read-only
+    assert log == [30_000, 20_000]
+    assert sorted(str(p) for p in store.root.rglob("*")) == before  # nothing written, nothing partial
+    assert len(list_entries(store)) == 1 and verify(store).problems == []
+
+
+# ---------------------------------------------------------------------------------------- newer format
+def test_a_store_of_a_newer_format_is_a_clear_error_and_nothing_is_overwritten(tmp_path):
+    root = tmp_path / "s"
+    (root / "entries" / "ns").mkdir(parents=True)
+    (root / "FORMAT").write_text('{"format": 2, "layout": "future"}')
+    (root / "entries" / "ns" / "k").write_text("a manifest of the future")
+    snapshot = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+    @checkpoint(store=root)
+    def compute(n):
+        return n + 1
+
+    with pytest.raises(StoreFormatError, match="format 2.*newer checkpoint_magic.*nothing was read or overwritten"):
+        compute(1)
+    for call in (verify, lambda s: verify(s, fix=True, grace=0), lambda s: gc(s, max_size=0, grace=0)):
+        with pytest.raises(StoreFormatError):
+            call(Store(root))
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == snapshot
+
+
+# ---------------------------------------------------------------------------------------- signed entries
+class Payload:
+    """A value whose unpickling creates a marker file: proof that loading ran the author's code."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+@checkpoint(ignore=["log"])
+def signed_square(x, log):
+    log.append(x)
+    return np.arange(30_000) * x
+
+
+def _tamper(store_dir: Path, marker: Path, secret: str | None, monkeypatch) -> None:
+    """Replace the stored result of signed_square(3) by a malicious pickle, as an attacker could."""
+    [entry] = list_entries(Store(store_dir))
+    manifest = dict(entry.manifest)
+    if secret is None:
+        monkeypatch.delenv("CHECKPOINT_MAGIC_SECRET", raising=False)
+    else:
+        monkeypatch.setenv("CHECKPOINT_MAGIC_SECRET", secret)
+    manifest["outputs"] = {"return": Store(store_dir).put_value(Payload(str(marker)))}
+    Store(store_dir).write_entry(entry.namespace, entry.key, manifest)
+
+
+@pytest.mark.parametrize("attacker_secret", [None, "another secret"])
+def test_signed_store_refuses_unsigned_or_foreign_entries_without_unpickling_them(tmp_path, monkeypatch, attacker_secret):
+    store_dir = tmp_path / "s"
+    monkeypatch.setenv("CHECKPOINT_MAGIC_DIR", str(store_dir))
+    monkeypatch.setenv("CHECKPOINT_MAGIC_SECRET", "our secret")
+    marker = tmp_path / "pwned"
+    log: list[int] = []
+    signed_square(3, log)
+    [entry] = list_entries(Store(store_dir))
+    assert b" sig=" in entry.path.read_bytes().split(b"\n", 1)[0]  # manifests carry an HMAC
+    _tamper(store_dir, marker, attacker_secret, monkeypatch)
+    monkeypatch.setenv("CHECKPOINT_MAGIC_SECRET", "our secret")
+    assert [p.kind for p in verify(Store(store_dir)).problems] == ["signature"]
+    with pytest.warns(CorruptEntryWarning, match="signature|not signed") as record:
+        value = signed_square(3, log)
+    assert _caught(record, CorruptEntryWarning) == 1
+    assert not marker.exists()  # never unpickled
+    np.testing.assert_array_equal(value, np.arange(30_000) * 3)
+    assert log == [3, 3]
+    assert verify(Store(store_dir)).problems == []  # the recomputed entry is signed again
+
+
+def test_without_a_secret_the_same_tampered_entry_runs_the_attackers_code(tmp_path, monkeypatch):
+    """The danger the signature guards against is real (this is why the README warns about it)."""
+    store_dir = tmp_path / "s"
+    monkeypatch.setenv("CHECKPOINT_MAGIC_DIR", str(store_dir))
+    marker = tmp_path / "pwned"
+    log: list[int] = []
+    signed_square(3, log)
+    _tamper(store_dir, marker, None, monkeypatch)
+    signed_square(3, log)
+    assert marker.exists() and log == [3]
+
+
+def test_a_signed_manifest_edited_in_place_is_refused(tmp_path, monkeypatch):
+    import xxhash
+
+    store_dir = tmp_path / "s"
+    monkeypatch.setenv("CHECKPOINT_MAGIC_DIR", str(store_dir))
+    monkeypatch.setenv("CHECKPOINT_MAGIC_SECRET", "our secret")
+    log: list[int] = []
+    signed_square(4, log)
+    [entry] = list_entries(Store(store_dir))
+    head, body = entry.path.read_bytes().split(b"\n", 1)
+    manifest = json.loads(body)
+    manifest["duration"] = 1e9  # any change, with a valid checksum but the old signature
+    body = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+    magic, _, sig = head.split(b" ")
+    entry.path.write_bytes(b" ".join([magic, xxhash.xxh3_128_hexdigest(body).encode(), sig]) + b"\n" + body)
+    with pytest.warns(CorruptEntryWarning, match="wrong signature"):
+        np.testing.assert_array_equal(signed_square(4, log), np.arange(30_000) * 4)
+    assert log == [4, 4]
+    report = verify(Store(store_dir))
+    assert report.problems == []
+
+
+def test_verify_fix_removes_unsigned_entries_of_a_signed_store(tmp_path, monkeypatch):
+    store_dir = tmp_path / "s"
+    monkeypatch.setenv("CHECKPOINT_MAGIC_DIR", str(store_dir))
+    signed_square(5, [])  # written without a secret
+    monkeypatch.setenv("CHECKPOINT_MAGIC_SECRET", "our secret")
+    report = verify(Store(store_dir), fix=True)
+    assert [(p.kind, p.fixed) for p in report.problems] == [("signature", True)] and report.ok
+    assert list_entries(Store(store_dir)) == []
