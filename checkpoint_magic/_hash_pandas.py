@@ -76,8 +76,11 @@ def _fill_frame(fp: Fingerprinter, df: Any, h: Any) -> None:
     fp._walk(df.index, h)
     fp._walk(dict(df.attrs), h)
     columns = df.columns
+    column_array = getattr(df, "_get_column_array", None)  # 40x faster than .iloc[:, i]
     for i in range(df.shape[1]):
-        values = _values(df.iloc[:, i])
+        values = column_array(i) if column_array is not None else df.iloc[:, i].array
+        if isinstance(values.dtype, np.dtype):
+            values = np.asarray(values)  # a zero-copy view of the numpy block
         fp._hop(values, _HOP_ITEM, columns[i])
         _fill_values(fp, values, h)
 
@@ -115,7 +118,8 @@ def _fill_values(fp: Fingerprinter, values: Any, h: Any) -> None:
     import pandas as pd
     from pandas.core.arrays.masked import BaseMaskedArray
 
-    if isinstance(values, pd.arrays.NumpyExtensionArray):
+    numpy_backed = getattr(pd.arrays, "NumpyExtensionArray", None) or pd.arrays.PandasArray
+    if isinstance(values, numpy_backed):
         values = values.to_numpy()
     if isinstance(values, np.ndarray):
         h.update(b"n")

@@ -147,7 +147,7 @@ class Checkpointer:
         store = self.store
         key = self.key(code_fp, input_fps)
         try:
-            manifest = store.read_entry(self.namespace, key)
+            manifest = store.read_entry(self.namespace, key, hot_only=True)
         except CorruptManifestError as exc:
             warn_user(f"checkpoint {self.namespace}: {exc}; recomputing", CorruptEntryWarning)
             return None

@@ -461,7 +461,15 @@ COMMANDS: dict[str, tuple[Callable[[Store, argparse.Namespace], Output], str | N
 
 
 def run(args: argparse.Namespace) -> Output:
-    """Run the command ``args.command`` on the store ``args.store`` (the CLI and magics call this)."""
+    """Run the command ``args.command`` on the store ``args.store`` (the CLI and magics call this).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = run(argparse.Namespace(command="ls", store=tempfile.mkdtemp()))
+    >>> out.code, out.data["namespaces"], out.blocks[0].startswith("no entries in")
+    (0, [], True)
+    """
     store = Store(getattr(args, "store", None))
     func, _ = COMMANDS[args.command]
     return func(store, args)
@@ -481,22 +489,21 @@ def _arg_type(parse: Callable[[str], Any]) -> Callable[[str], str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``checkpoint-magic``."""
+    """The argument parser of ``checkpoint-magic``.
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["gc", "--max-size", "10GB", "--json"])
+    >>> args.command, args.max_size, args.json
+    ('gc', '10GB', True)
+    """
     from .maintenance import parse_age, parse_size
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--store",
-        metavar="PATH",
-        default=argparse.SUPPRESS,
-        help="the store directory (default: $CHECKPOINT_MAGIC_DIR, else ./.Lutil-checkpoint)",
-    )
-    common.add_argument(
-        "--json",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="print JSON instead of tables",
-    )
+    store_help = "the store directory (default: $CHECKPOINT_MAGIC_DIR, else ./.Lutil-checkpoint)"
+    common.add_argument("--store", metavar="PATH", default=argparse.SUPPRESS, help=store_help)
+    json_help = "print JSON instead of tables"
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=json_help)
     parser = argparse.ArgumentParser(
         prog="checkpoint-magic",
         parents=[common],
@@ -504,71 +511,52 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 verify found damage, 2 usage error. Loading a pickle from someone "
         "else's store without signed entries (CHECKPOINT_MAGIC_SECRET) is running their code.",
     )
+    key = ("target", {"metavar": "KEY", "help": "an entry key or a unique prefix of one"})
+    grace = (
+        "--grace",
+        {
+            "type": float,
+            "metavar": "SECONDS",
+            "help": "leave files younger than this alone: "
+            "a commit may be in progress (default 600)",
+        },
+    )
+    flag = {"action": "store_true"}
+    commands: list[tuple[str, str, list[tuple[Any, dict[str, Any]]]]] = [
+        ("ls", "entries grouped by function, block or cell", [
+            ("target", {"metavar": "NAME", "nargs": "?", "help": "list the entries of this name only"}),
+            (("-l", "--entries"), {**flag, "help": "one row per entry instead of per name"}),
+        ]),
+        ("show", "details of one entry", [key]),
+        ("du", "disk usage of the store", []),
+        ("clear", "remove the entries of NAME (or every entry) and their blobs", [
+            ("target", {"metavar": "NAME", "nargs": "?", "help": "the function, block or cell (default: all)"}),
+        ]),
+        ("pin", "never evict this entry", [key]),
+        ("unpin", "let gc evict this entry again", [key]),
+        ("verify", "check every manifest and blob", [
+            ("--fix", {**flag, "help": "remove damaged entries and blobs, and leftovers"}),
+            grace,
+        ]),
+        ("gc", "evict least recently used entries to meet budgets; free unreferenced blobs", [
+            ("--max-size", {"type": _arg_type(parse_size), "metavar": "SIZE",
+                            "help": "keep the store within SIZE (e.g. 10GB, 500MiB)"}),
+            ("--max-age", {"type": _arg_type(parse_age), "metavar": "AGE",
+                           "help": "evict entries unused for AGE (e.g. 30d, 12h)"}),
+            ("--keep-versions", {"type": _positive_int, "metavar": "N",
+                                 "help": "keep the N most recently used code versions of each name"}),
+            ("--dry-run", {**flag, "help": "show what would be removed, remove nothing"}),
+            grace,
+        ]),
+        ("why", "why NAME recomputed although entries existed", [
+            ("target", {"metavar": "NAME", "help": "the function, block or cell"}),
+        ]),
+    ]  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    p = sub.add_parser("ls", parents=[common], help="entries grouped by function, block or cell")
-    p.add_argument("target", metavar="NAME", nargs="?", help="list the entries of this name only")
-    p.add_argument(
-        "-l", "--entries", action="store_true", help="one row per entry instead of per name"
-    )
-    p = sub.add_parser("show", parents=[common], help="details of one entry")
-    p.add_argument("target", metavar="KEY", help="an entry key or a unique prefix of one")
-    sub.add_parser("du", parents=[common], help="disk usage of the store")
-    p = sub.add_parser(
-        "clear",
-        parents=[common],
-        help="remove the entries of NAME (or every entry) and their blobs",
-    )
-    p.add_argument(
-        "target",
-        metavar="NAME",
-        nargs="?",
-        help="the function, block or cell (default: everything)",
-    )
-    for name, what in (
-        ("pin", "never evict this entry"),
-        ("unpin", "let gc evict this entry again"),
-    ):
-        p = sub.add_parser(name, parents=[common], help=what)
-        p.add_argument("target", metavar="KEY", help="an entry key or a unique prefix of one")
-    grace = {
-        "type": float,
-        "metavar": "SECONDS",
-        "help": "leave files younger than this alone: a commit may be in progress (default 600)",
-    }
-    p = sub.add_parser("verify", parents=[common], help="check every manifest and blob")
-    p.add_argument(
-        "--fix", action="store_true", help="remove damaged entries and blobs, and leftovers"
-    )
-    p.add_argument("--grace", **grace)  # type: ignore[arg-type]
-    p = sub.add_parser(
-        "gc",
-        parents=[common],
-        help="evict least recently used entries to meet budgets; free unreferenced blobs",
-    )
-    p.add_argument(
-        "--max-size",
-        type=_arg_type(parse_size),
-        metavar="SIZE",
-        help="keep the store within SIZE (e.g. 10GB, 500MiB)",
-    )
-    p.add_argument(
-        "--max-age",
-        type=_arg_type(parse_age),
-        metavar="AGE",
-        help="evict entries unused for AGE (e.g. 30d, 12h)",
-    )
-    p.add_argument(
-        "--keep-versions",
-        type=_positive_int,
-        metavar="N",
-        help="keep the N most recently used code versions of each name",
-    )
-    p.add_argument(
-        "--dry-run", action="store_true", help="show what would be removed, remove nothing"
-    )
-    p.add_argument("--grace", **grace)  # type: ignore[arg-type]
-    p = sub.add_parser("why", parents=[common], help="why NAME recomputed although entries existed")
-    p.add_argument("target", metavar="NAME", help="the function, block or cell")
+    for name, help_, arguments in commands:
+        p = sub.add_parser(name, parents=[common], help=help_, description=help_)
+        for names, options in arguments:
+            p.add_argument(*((names,) if isinstance(names, str) else names), **options)
     return parser
 
 

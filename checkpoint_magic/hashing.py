@@ -36,7 +36,6 @@ import datetime as _dt
 import decimal
 import enum
 import fractions
-import functools
 import logging
 import pathlib
 import struct
@@ -76,7 +75,7 @@ _MAX_DEPTH = 200  # deeper nesting is reported, not recursed into
 _ARROW_MIN = 1024  # object arrays at least this long try the Arrow string path
 _NO_REF = 1 << 62
 _STR, _INT = {str}, {int}
-_PACK_ONE = {float: functools.partial(_TF, b"f"), int: functools.partial(_TI, b"i")}
+_PACK_ONE = {float: (b"f", "<f8"), int: (b"i", "<i8")}
 _HOP_SILENT, _HOP_ATTRS, _HOP_ITEM = 0, 1, 2
 
 
@@ -170,6 +169,7 @@ class Fingerprinter:
         True
         """
         self._root = name or "value"
+        self._problems.clear()
         h = _xxh(seed=self._seed)
         h.update(_TL(b"V", self._seed))
         try:
@@ -186,8 +186,7 @@ class Fingerprinter:
                 self._hops.clear()
             self._min_ref = _NO_REF
         if self._problems:
-            problems, self._problems = self._problems, []
-            warn_user(_problem_message(self._root, problems), ComplexParamsIdentifyWarning)
+            warn_user(_problem_message(self._root, self._problems), ComplexParamsIdentifyWarning)
         return h.hexdigest()
 
     def _walk(self, obj: Any, h: Any) -> None:
@@ -391,16 +390,21 @@ def _seq_handler(tag: bytes) -> Handler:
 
 
 def _write_all(fp: Fingerprinter, values: Any, h: Any) -> None:
-    """Write each value in turn; a run of only floats or only ints is packed in one call."""
-    if len(values) >= 8:
+    """Write each value in turn; a long run of only floats or only ints is packed by numpy."""
+    if len(values) >= 128:
         kinds = set(map(type, values))
-        pack = _PACK_ONE.get(kinds.pop()) if len(kinds) == 1 else None
-        if pack is not None:
+        packed = _PACK_ONE.get(kinds.pop()) if len(kinds) == 1 else None
+        if packed is not None:
+            tag, dtype = packed
+            out = np.empty(len(values), dtype=[("t", "S1"), ("v", dtype)])  # 9-byte records
             try:
-                h.update(b"".join(map(pack, values)))  # the same bytes as one by one
-                return
-            except struct.error:  # an int beyond int64: write them one by one
+                out["v"] = values
+            except OverflowError:  # an int beyond int64: written one by one below
                 pass
+            else:
+                out["t"] = tag
+                h.update(out)  # the same bytes as writing them one by one
+                return
     get = _EXACT.get
     for x in values:
         f = get(type(x))
@@ -465,12 +469,19 @@ def _h_ordereddict(fp: Fingerprinter, obj: OrderedDict, h: Any) -> None:
 
 def _builtin_subclass(base_handler: Handler) -> Handler:
     def _h_subclass(fp: Fingerprinter, obj: Any, h: Any) -> None:
+        if id(obj) in fp._active:  # met again inside its own attributes
+            fp._enter(obj, h)
+            return
         h.update(b"S")
         _h_class(fp, type(obj), h)
         base_handler(fp, obj, h)
         extra = getattr(obj, "__dict__", None)
-        fp._hop(extra, _HOP_ATTRS)
-        fp._walk(extra or None, h)
+        if not extra:
+            h.update(b"N")
+        elif fp._enter(obj, h):  # on the stack while its attributes are walked
+            fp._hop(extra, _HOP_ATTRS)
+            fp._walk(extra, h)
+            fp._leave(obj)
 
     return _h_subclass
 

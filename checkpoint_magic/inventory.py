@@ -24,7 +24,6 @@ True
 from __future__ import annotations
 
 import contextlib
-import hmac
 import json
 import logging
 import os
@@ -37,11 +36,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import xxhash
-
 from . import config
 from .exceptions import InvalidArgumentError
-from .store import _MANIFEST_MAGIC, Store, _namespace_dir, _sign, flush_usage
+from .store import Store, _namespace_dir, decode_manifest, flush_usage
 
 __all__ = [
     "DuReport",
@@ -168,31 +165,7 @@ class DuReport:
 # ---------------------------------------------------------------------------------------- scanning
 def _parse_manifest(data: bytes) -> tuple[dict[str, Any] | None, str | None, str | None]:
     """``(manifest, damage, signature problem)`` of a manifest file's bytes; never removes it."""
-    head, sep, body = data.partition(b"\n")
-    parts = head.split(b" ")
-    if not sep or len(parts) not in (2, 3) or parts[0] != _MANIFEST_MAGIC:
-        return None, "not a manifest (bad header or truncated)", None
-    if xxhash.xxh3_128_hexdigest(body).encode("ascii") != parts[1]:
-        return None, "checksum mismatch (flipped or truncated bytes)", None
-    try:
-        manifest = json.loads(body)
-    except ValueError:
-        manifest = None
-    if not isinstance(manifest, dict):
-        return None, "not a JSON object", None
-    signature_problem = None
-    secret = config.secret_key()
-    if secret is not None:
-        sig = (
-            parts[2][4:].decode("ascii", "replace")
-            if len(parts) == 3 and parts[2].startswith(b"sig=")
-            else ""
-        )
-        if not sig:
-            signature_problem = "unsigned while CHECKPOINT_MAGIC_SECRET is set"
-        elif not hmac.compare_digest(sig, _sign(secret, body)):
-            signature_problem = "wrong signature (tampered, or signed with another secret)"
-    return manifest, None, signature_problem
+    return decode_manifest(data, config.secret_key())
 
 
 def _blob_refs(obj: Any, out: dict[str, int]) -> dict[str, int]:
@@ -370,7 +343,16 @@ def summarize(entries: Iterable[EntryInfo]) -> list[NamespaceSummary]:
 
 
 def namespaces(store: Store) -> list[str]:
-    """Every namespace with an entry or a recorded miss."""
+    """Every namespace with an entry or a recorded miss.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> store = Store(tempfile.mkdtemp())
+    >>> store.write_entry("m.g", "k", {"namespace": "m.g"})
+    >>> namespaces(store)
+    ['m.g']
+    """
     names = {e.namespace for e in list_entries(store)}
     for sub in _dirs(store.state):
         with contextlib.suppress(OSError, ValueError, AttributeError):
@@ -410,6 +392,14 @@ def find_entry(store: Store, key_prefix: str) -> EntryInfo:
     ------
     InvalidArgumentError
         No entry, or several entries, match.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> store = Store(tempfile.mkdtemp())
+    >>> store.write_entry("m.f", "3fa9c1d2", {"namespace": "m.f"})
+    >>> find_entry(store, "3fa").key
+    '3fa9c1d2'
     """
     prefix = key_prefix.strip().split("/")[-1]
     if not prefix:
@@ -441,6 +431,14 @@ def stored_size(store: Store) -> int:
     their cached total; a directory modified within the last two seconds is re-read next
     time too (timestamps are coarse). This is what keeps automatic garbage collection
     (``CHECKPOINT_MAGIC_MAX_SIZE``) cheap after every commit.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> store = Store(tempfile.mkdtemp())
+    >>> _ = store.put_blob([bytes(2048)])
+    >>> stored_size(store)
+    2048
     """
     now = time.time()
     total = 0

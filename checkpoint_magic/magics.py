@@ -130,15 +130,22 @@ def load_ipython_extension(ip: Any) -> None:
         if name in table[kind]
     }
     ip.register_magics(magics)
+    from .magics_inspect import register
+
+    register(ip)  # %checkpoint_store and %checkpoint_why
     logger.debug("checkpoint_magic extension loaded")
 
 
 def unload_ipython_extension(ip: Any) -> None:
     """Remove everything :func:`load_ipython_extension` added (``%unload_ext checkpoint_magic``).
 
-    The extension registers one magics instance and no event callbacks; its magics are
+    The extension registers one magics instance (``%%checkpoint``), the inspection magics
+    of :mod:`checkpoint_magic.magics_inspect` and no event callbacks; all its magics are
     removed (a magic it had shadowed is restored) and so is its registry entry.
     """
+    from .magics_inspect import unregister
+
+    unregister(ip)
     manager = ip.magics_manager
     magics = manager.registry.get(CheckpointMagics.__name__)
     if magics is None:

@@ -42,7 +42,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -188,7 +188,7 @@ class GcReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able description."""
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "evicted"}
         data["evicted"] = [
             {"namespace": e.namespace, "key": e.key, "size": e.size} for e in self.evicted
         ]

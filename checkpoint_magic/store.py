@@ -49,6 +49,7 @@ import os
 import queue
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -64,8 +65,11 @@ __all__ = [
     "CorruptBlobError",
     "CorruptManifestError",
     "Store",
+    "decode_manifest",
+    "encode_manifest",
     "flush_usage",
     "get_store",
+    "manifest_body",
 ]
 
 logger = logging.getLogger(__name__)
@@ -90,6 +94,71 @@ class CorruptManifestError(CheckpointError, ValueError):
 def _view(buffer: Any) -> memoryview:
     view = buffer.raw() if hasattr(buffer, "raw") else memoryview(buffer)
     return view if (view.format == "B" and view.ndim == 1) else view.cast("B")
+
+
+#: Manifest fields a hit needs; they are written on their own JSON line so a lookup parses
+#: only them. Everything else (code parts, inputs, sizes...) is on the second line.
+_HOT_KEYS = ("created", "duration", "meta", "outputs")
+
+
+def manifest_body(manifest: Mapping[str, Any]) -> bytes:
+    """The bytes a manifest's checksum and signature cover: a hot JSON line, then the rest."""
+    hot = {k: manifest[k] for k in _HOT_KEYS if k in manifest}
+    cold = {k: v for k, v in manifest.items() if k not in hot}
+    dump = functools.partial(json.dumps, sort_keys=True, separators=(",", ":"), default=str)
+    return (dump(hot) + "\n" + dump(cold)).encode("utf-8")
+
+
+def encode_manifest(manifest: Mapping[str, Any], secret: bytes | None = None) -> bytes:
+    """A manifest file's bytes: ``CMM1 <xxh3 of body> [sig=<hmac>]``, a newline, the body.
+
+    Examples
+    --------
+    >>> data = encode_manifest({"outputs": {}, "namespace": "m.f"})
+    >>> decode_manifest(data)[0] == {"outputs": {}, "namespace": "m.f"}
+    True
+    >>> decode_manifest(data[:-3])[1]
+    'checksum mismatch (flipped or truncated bytes)'
+    """
+    body = manifest_body(manifest)
+    head = _MANIFEST_MAGIC + b" " + xxhash.xxh3_128_hexdigest(body).encode("ascii")
+    if secret is not None:
+        head += b" sig=" + _sign(secret, body).encode("ascii")
+    return head + b"\n" + body
+
+
+def decode_manifest(
+    data: bytes, secret: bytes | None = None, *, hot_only: bool = False
+) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    """``(manifest, damage, signature problem)`` of a manifest file's bytes; removes nothing.
+
+    ``damage`` says why the bytes are not a valid manifest (the manifest is then ``None``);
+    ``signature problem`` is set when ``secret`` is given and the entry is unsigned or its
+    signature is wrong. With ``hot_only`` only the fields a hit needs are parsed.
+    """
+    head, sep, body = data.partition(b"\n")
+    parts = head.split(b" ")
+    if not sep or len(parts) not in (2, 3) or parts[0] != _MANIFEST_MAGIC:
+        return None, "not a manifest (bad header or truncated)", None
+    if xxhash.xxh3_128_hexdigest(body).encode("ascii") != parts[1]:
+        return None, "checksum mismatch (flipped or truncated bytes)", None
+    hot, _, cold = body.partition(b"\n")
+    try:
+        manifest = json.loads(hot)
+        if not hot_only and isinstance(manifest, dict):
+            manifest.update(json.loads(cold) if cold else {})
+    except ValueError:
+        manifest = None
+    if not isinstance(manifest, dict):
+        return None, "not a JSON object", None
+    problem = None
+    if secret is not None:
+        sig = parts[2][4:].decode("ascii", "replace") if len(parts) == 3 and parts[2].startswith(b"sig=") else ""
+        if not sig:
+            problem = "not signed, and CHECKPOINT_MAGIC_SECRET requires signed entries"
+        elif not hmac.compare_digest(sig, _sign(secret, body)):
+            problem = "wrong signature (tampered, or signed with another secret)"
+    return manifest, None, problem
 
 
 def _sign(secret: bytes, body: bytes) -> str:
@@ -400,62 +469,45 @@ class Store:
     def write_entry(self, namespace: str, key: str, manifest: Mapping[str, Any]) -> None:
         """Publish a manifest atomically (after its blobs are in place)."""
         self._prepare_write()
-        body = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
-        head = _MANIFEST_MAGIC + b" " + xxhash.xxh3_128_hexdigest(body).encode("ascii")
-        secret = config.secret_key()
-        if secret is not None:
-            head += b" sig=" + _sign(secret, body).encode("ascii")
-        head += b"\n"
         path = self.entry_path(namespace, key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._atomic_write(path, [head, body])
+        self._atomic_write(path, encode_manifest(manifest, config.secret_key()))
 
-    def read_entry(self, namespace: str, key: str) -> dict[str, Any] | None:
+    def read_entry(self, namespace: str, key: str, *, hot_only: bool = False) -> dict[str, Any] | None:
         """Return the manifest of an entry, ``None`` if there is none.
+
+        ``hot_only`` parses only what a hit needs (outputs, created, duration, meta).
 
         Raises
         ------
         CorruptManifestError
             The manifest exists but is damaged; it is removed so the entry can be rewritten.
+        SignatureError
+            Signing is required (``CHECKPOINT_MAGIC_SECRET``) and the entry is unsigned or
+            its signature is wrong; the entry is left in place and nothing of it is loaded.
         """
         self.check_format()
         path = self._entry_file(namespace, key)
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             return None
-        return self._parse_manifest(path, data)
+        try:
+            chunks = []
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        return self._parse_manifest(path, b"".join(chunks), hot_only=hot_only)
 
-    def _parse_manifest(self, path: str | Path, data: bytes) -> dict[str, Any]:
-        head, sep, body = data.partition(b"\n")
-        parts = head.split(b" ")
-        ok = bool(sep) and len(parts) in (2, 3) and parts[0] == _MANIFEST_MAGIC
-        manifest = None
-        if ok and xxhash.xxh3_128_hexdigest(body).encode("ascii") == parts[1]:
-            try:
-                manifest = json.loads(body)
-            except ValueError:
-                manifest = None
-        if not isinstance(manifest, dict):
+    def _parse_manifest(self, path: str | Path, data: bytes, *, hot_only: bool = False) -> dict[str, Any]:
+        manifest, damage, problem = decode_manifest(data, config.secret_key(), hot_only=hot_only)
+        if manifest is None:
             with contextlib.suppress(OSError):
                 os.unlink(path)
-            raise CorruptManifestError(f"manifest {path} is damaged (checksum or format); it was removed")
-        return self._check_signature(path, parts, body, manifest)
-
-    def _check_signature(self, path: str | Path, parts: list[bytes], body: bytes, manifest: dict[str, Any]) -> dict[str, Any]:
-        secret = config.secret_key()
-        if secret is not None:
-            signature = parts[2][4:].decode("ascii", "replace") if len(parts) == 3 and parts[2].startswith(b"sig=") else ""
-            if not signature:
-                raise SignatureError(
-                    f"entry {os.path.basename(path)} is not signed and CHECKPOINT_MAGIC_SECRET is set; it was not loaded"
-                )
-            if not hmac.compare_digest(signature, _sign(secret, body)):
-                raise SignatureError(
-                    f"entry {os.path.basename(path)} has a wrong signature (tampered, or signed with another secret); "
-                    "it was not loaded"
-                )
+            raise CorruptManifestError(f"manifest {path} is damaged ({damage}); it was removed")
+        if problem is not None:
+            raise SignatureError(f"entry {os.path.basename(path)}: {problem}; it was not loaded")
         return manifest
 
     def delete_entry(self, namespace: str, key: str) -> bool:
@@ -500,8 +552,8 @@ class Store:
     def record_use(self, namespace: str, key: str) -> None:
         """Count a hit of an entry (its ``.hits`` file grows by one byte; its mtime is the last use).
 
-        The write happens on a background thread so a hit does not wait for it; pending
-        records are flushed at interpreter exit and by :func:`flush_usage`.
+        Counts are kept in memory and written at most once a second, at interpreter exit
+        and by :func:`flush_usage`, so a hit does not wait for a write.
         """
         _usage_writer.submit(self._state_file(namespace, key, ".hits"))
 
@@ -576,40 +628,32 @@ def _append_hits(path: str, count: int) -> None:
 
 
 class _UsageWriter:
-    """Writes hit records on a daemon thread, one write per entry for a burst of hits.
+    """Counts hits in memory and writes them in batches: at most once a second, and at exit.
 
-    ``flush`` waits until everything submitted so far is on disk.
+    A hit only increments a counter, so recording use costs well under a microsecond; a
+    crash loses at most the last second of counts (never an entry or a value).
     """
+
+    #: Seconds between two automatic flushes.
+    INTERVAL = 1.0
 
     def __init__(self) -> None:
         self._pending: dict[str, int] = {}
-        self._in_flight = 0
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._last_flush = time.monotonic()
 
     def submit(self, path: str) -> None:
-        with self._cond:
+        with self._lock:
             self._pending[path] = self._pending.get(path, 0) + 1
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="checkpoint-magic-usage", daemon=True)
-                self._thread.start()
-            self._cond.notify_all()
+        if time.monotonic() - self._last_flush >= self.INTERVAL:
+            self.flush()
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: bool(self._pending))
-                batch, self._pending = self._pending, {}
-                self._in_flight = len(batch)
-            for path, count in batch.items():
-                _append_hits(path, count)
-            with self._cond:
-                self._in_flight = 0
-                self._cond.notify_all()
-
-    def flush(self, timeout: float = 10.0) -> None:
-        with self._cond:
-            self._cond.wait_for(lambda: not self._pending and not self._in_flight, timeout=timeout)
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, {}
+            self._last_flush = time.monotonic()
+        for path, count in batch.items():
+            _append_hits(path, count)
 
 
 _usage_writer = _UsageWriter()

@@ -199,6 +199,20 @@ def test_builtin_subclasses_are_tagged_with_their_class():
     assert fingerprint(collections.Counter("ab")) == fingerprint(collections.Counter("ba"))
 
 
+def test_packed_runs_of_numbers_hash_like_one_by_one(monkeypatch):
+    values = [
+        [float(i) for i in range(200)] + [-0.0, float("nan"), float("inf"), 5e-324],
+        list(range(-100, 200)) + [2**63 - 1, -(2**63)],
+        [2**70] + list(range(200)),
+        tuple(range(129)),
+        {f"k{i}": i / 3 for i in range(300)},
+        np.array([1.5] * 1000, dtype=object),
+    ]
+    packed = [fingerprint(v) for v in values]
+    monkeypatch.setattr(hashing, "_PACK_ONE", {})
+    assert [fingerprint(v) for v in values] == packed
+
+
 # -- containers -----------------------------------------------------------------------------------
 def test_dicts_order_insensitive_key_sensitive():
     assert fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})
@@ -265,6 +279,13 @@ def test_cycles_do_not_recurse_forever():
     m1.v, m2.v = 1, 2
     assert fingerprint(n1) == fingerprint(m1)
     assert fingerprint(n1) != fingerprint(n2)
+
+    class MyDict(dict):
+        pass
+
+    md = MyDict(a=1)
+    md.me = md  # a cycle through the instance __dict__ of a builtin subclass
+    assert len(fingerprint(md)) == 32
     arr = np.empty(2, dtype=object)
     arr[0], arr[1] = arr, 1
     assert len(fingerprint(arr)) == 32

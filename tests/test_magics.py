@@ -266,8 +266,10 @@ def test_recompute_and_name(ip: Any, tmp_path: Path) -> None:
 def test_unload_removes_the_magic_and_restores_a_shadowed_one(ip: Any) -> None:
     manager = ip.magics_manager
     callbacks = {event: list(cbs) for event, cbs in ip.events.callbacks.items()}
+    assert {"checkpoint_store", "checkpoint_why"} <= set(manager.magics["line"])
     ip.extension_manager.unload_extension("checkpoint_magic")
     assert "checkpoint" not in manager.magics["cell"] and "CheckpointMagics" not in manager.registry
+    assert not {"checkpoint_store", "checkpoint_why"} & set(manager.magics["line"])
 
     def other(line: str, cell: str) -> str:
         return "other"
@@ -281,6 +283,7 @@ def test_unload_removes_the_magic_and_restores_a_shadowed_one(ip: Any) -> None:
     del manager.magics["cell"]["checkpoint"]
     ip.extension_manager.load_extension("checkpoint_magic")
     assert {event: list(cbs) for event, cbs in ip.events.callbacks.items()} == callbacks
+    assert "checkpoint_store" in manager.magics["line"]
 
 
 # --------------------------------------------------------------------------- a real kernel

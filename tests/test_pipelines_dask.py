@@ -104,6 +104,10 @@ def test_to_dask_bag_partitions_and_needs_no_fit():
         assert bag.compute() == samples
     with pytest.raises(ValueError, match="not both"):
         mario.ToDaskBag(npartitions=2, partition_size=2).transform(samples)
+    with pytest.raises(ValueError, match="positive integer"):
+        mario.ToDaskBag(npartitions=0).transform(samples)
+    empty = mario.ToDaskBag().transform([])
+    assert empty.npartitions == 1 and empty.compute(scheduler="sync") == []
 
 
 def test_dask_wrapper_local_scheduler_matches_plain_run(tmp_path):

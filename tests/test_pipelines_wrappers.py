@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 from unittest import mock
 
@@ -32,6 +33,7 @@ import checkpoint_magic.pipelines as mario  # noqa: E402
 from checkpoint_magic.exceptions import (  # noqa: E402
     CheckpointError,
     InvalidArgumentError,
+    StoreFormatError,
     StoreWriteWarning,
 )
 from checkpoint_magic.pipelines.files import load_hdf5, save_hdf5  # noqa: E402
@@ -406,6 +408,45 @@ def test_default_hdf5_codec_round_trips(tmp_path, value):
     assert mario.Sample(loaded) == mario.Sample(value)
     if isinstance(value, np.ndarray):
         assert loaded.dtype == value.dtype and loaded.shape == value.shape
+
+
+def test_hdf5_files_written_by_other_tools(tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "one.h5", "w") as f:
+        f.create_dataset("features", data=np.arange(4))
+    np.testing.assert_array_equal(load_hdf5(str(tmp_path / "one.h5")), np.arange(4))
+    with h5py.File(tmp_path / "two.h5", "w") as f:
+        f.create_dataset("a", data=1)
+        f.create_dataset("b", data=2)
+    with pytest.raises(StoreFormatError, match="load_func"):
+        load_hdf5(str(tmp_path / "two.h5"))
+
+
+def test_loads_are_retried_and_loaded_samples_pickle_without_loading(tmp_path):
+    features = tmp_path / "f"
+    mario.CheckpointWrapper(KeyRecorder(), str(features)).transform(make_samples(1))
+    failures = []
+
+    def flaky_load(path):
+        if not failures:
+            failures.append(path)
+            raise OSError("stale NFS handle")
+        return load_hdf5(path)
+
+    wrapper = mario.CheckpointWrapper(KeyRecorder(), str(features), load_func=flaky_load)
+    (loaded,) = wrapper.transform(make_samples(1))
+    assert failures == []  # nothing read yet
+    np.testing.assert_array_equal(loaded.data, [0.0, 0.0])
+    assert len(failures) == 1  # failed once, then retried
+
+    reader = mario.CheckpointWrapper(KeyRecorder(), str(features), attempts=1)
+    (default,) = reader.transform(make_samples(1))
+    payload = pickle.dumps(default)
+    os.remove(features / "0.h5")  # pickling did not read the file; the copy reads it later
+    restored = pickle.loads(payload)
+    with pytest.raises(OSError):
+        restored.data  # noqa: B018
 
 
 def test_checkpointing_sample_sets(tmp_path):

@@ -302,7 +302,7 @@ def test_torch_module_and_tensor_round_trip(store, tmp_path):
 
     net = Net()
     record = store.put_value(net)
-    assert record["codec"] == "saver:checkpoint_magic.savers.TorchModuleSaver"
+    assert record["codec"] == "saver:checkpoint_magic.savers_torch.TorchModuleSaver"
     restored = store.get_value(record)
     x = torch.randn(4, 3)
     assert torch.equal(restored(x), net(x))
@@ -311,7 +311,7 @@ def test_torch_module_and_tensor_round_trip(store, tmp_path):
     assert torch.equal(restored.steps, net.steps) and torch.equal(restored.scratch, net.scratch)
     tensor = torch.arange(6.0).reshape(2, 3)
     record = store.put_value(tensor)
-    assert record["codec"] == "saver:checkpoint_magic.savers.TorchTensorSaver"
+    assert record["codec"] == "saver:checkpoint_magic.savers_torch.TorchTensorSaver"
     assert torch.equal(store.get_value(record), tensor)
     assert set(os.listdir(_saved(net, tmp_path / "dir"))) >= {"state_dict.pt", "skeleton.pkl"}
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import xxhash
 
-from ..exceptions import InvalidArgumentError
+from ..exceptions import InvalidArgumentError, StoreFormatError
 
 __all__ = [
     "FileLoader",
@@ -137,8 +137,8 @@ def save_hdf5(data: Any, path: str) -> None:
     """Save ``data`` to an HDF5 file (the default ``save_func``).
 
     numpy arrays and scalars of a numeric, boolean or bytes dtype are stored as the
-    dataset ``array``; any other object (lists, strings, dicts, object arrays, ...) is
-    stored with cloudpickle as a ``uint8`` dataset ``pickle``. :func:`load_hdf5` returns
+    dataset ``array`` (or ``scalar``); any other object (lists, strings, dicts, object
+    arrays, ...) is stored with cloudpickle as a ``uint8`` dataset ``pickle``. :func:`load_hdf5` returns
     an equal value of the same type.
 
     Examples
@@ -152,16 +152,16 @@ def save_hdf5(data: Any, path: str) -> None:
     """
     import h5py
 
+    # The dataset's name says what was stored: "array" (an ndarray), "scalar" (a numpy
+    # scalar) or "pickle". No attributes: each costs as much as a small dataset.
     with h5py.File(path, "w") as f:
         if isinstance(data, (np.ndarray, np.generic)) and data.dtype.kind in _HDF5_KINDS:
-            f.create_dataset("array", data=data)
-            f.attrs["kind"] = "ndarray" if isinstance(data, np.ndarray) else "scalar"
+            f.create_dataset("array" if isinstance(data, np.ndarray) else "scalar", data=data)
         else:
             import cloudpickle
 
             payload = cloudpickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
             f.create_dataset("pickle", data=np.frombuffer(payload, dtype=np.uint8))
-            f.attrs["kind"] = "cloudpickle"
 
 
 def load_hdf5(path: str) -> Any:
@@ -173,22 +173,21 @@ def load_hdf5(path: str) -> Any:
     import h5py
 
     with h5py.File(path, "r") as f:
-        kind = f.attrs.get("kind")
-        if isinstance(kind, bytes):
-            kind = kind.decode()
-        if kind == "cloudpickle":
-            return pickle.loads(f["pickle"][()].tobytes())
         if "array" in f:
             value = f["array"][()]
+        elif "scalar" in f:
+            return f["scalar"][()]
+        elif "pickle" in f:
+            return pickle.loads(f["pickle"][()].tobytes())
         else:
             names = list(f.keys())
             if len(names) != 1:
-                raise OSError(
+                raise StoreFormatError(
                     f"{path} has datasets {names}; load_hdf5 reads files with one dataset. "
                     "Pass your own load_func to read this file."
                 )
             value = f[names[0]][()]
-        return value if kind == "scalar" else np.asarray(value)
+        return np.asarray(value)
 
 
 def save_pickle(obj: Any, path: str) -> None:

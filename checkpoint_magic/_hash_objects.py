@@ -1,0 +1,232 @@
+"""Fingerprints of code, classes, modules, enums, scikit-learn estimators and other objects.
+
+The handlers that :mod:`checkpoint_magic.hashing` dispatches to for values that are neither
+builtins, containers nor numpy/pandas data. ``hashing`` imports this module when it is
+itself imported; this module then registers its exact-type handlers in ``hashing``'s table,
+and :func:`handler_for` resolves everything else (subclasses, estimators, enums).
+
+- Functions, methods and classes count by :func:`checkpoint_magic.codehash.code_fingerprint`
+  (a bound method also by its ``__self__``); builtin functions and modules by name and
+  package version; enum members by class and name.
+- scikit-learn estimators by class and package version, ``get_params(deep=False)`` and
+  fitted attributes (``name_``).
+- Anything else is walked through ``__reduce_ex__(4)``: what pickle would save, never pickled
+  to bytes, plus the code of its class. A value that cannot be walked (lock, open file,
+  generator, connection) adds one :class:`~checkpoint_magic.exceptions.ComplexParamsIdentifyWarning`
+  naming its attribute path (``f.conn``); only its type enters the digest.
+
+Examples
+--------
+>>> from checkpoint_magic.hashing import fingerprint
+>>> import math, os
+>>> fingerprint(math) != fingerprint(os)
+True
+"""
+
+from __future__ import annotations
+
+import builtins
+import copyreg
+import enum
+import logging
+import sys
+import types
+from typing import Any
+
+from .hashing import (
+    _EXACT,
+    _HOP_ATTRS,
+    _HOP_SILENT,
+    _TL,
+    Fingerprinter,
+    Handler,
+    _h_str,
+    _qualname,
+)
+
+logger = logging.getLogger(__name__)
+
+_CODEHASH: Any = None
+
+
+def _codehash() -> Any:
+    """The codehash module, or None if it cannot be imported (code then counts by name)."""
+    global _CODEHASH
+    if _CODEHASH is None:
+        try:
+            from . import codehash
+        except ImportError as exc:
+            logger.warning("checkpoint_magic.codehash unavailable (%s); code hashed by name", exc)
+            codehash = False  # type: ignore[assignment]
+        _CODEHASH = codehash
+    return _CODEHASH or None
+
+
+# -- code, classes, modules, enums -----------------------------------------------------------
+def h_code(fp: Fingerprinter, obj: Any, h: Any) -> None:
+    """Functions, methods and classes: their code fingerprint (memoised by id)."""
+    hit = fp._memo.get(id(obj))
+    if hit is None:
+        ch = _codehash()
+        if ch is None:
+            code = getattr(obj, "__code__", None)
+            text = _qualname(obj) + (code.co_code.hex() if code is not None else "")
+        else:
+            try:
+                text = ch.code_fingerprint(obj)
+            except Exception as exc:  # noqa: BLE001 - reported to the user; the name is used
+                fp._report(obj, h, f"its code cannot be fingerprinted ({exc})", label=obj)
+                return
+        data = text.encode("utf-8", "surrogatepass")
+        hit = fp._memo[id(obj)] = (obj, _TL(b"k", len(data)) + data)
+    h.update(hit[1])
+
+
+def h_class(fp: Fingerprinter, cls: type, h: Any) -> None:
+    """A class: builtins by name, any other class by its code fingerprint."""
+    if getattr(builtins, getattr(cls, "__name__", ""), None) is cls:
+        h.update(b"B")
+        _h_str(fp, cls.__qualname__, h)
+    else:
+        h_code(fp, cls, h)
+
+
+def _h_method(fp: Fingerprinter, obj: types.MethodType, h: Any) -> None:
+    h.update(b"M")
+    h_code(fp, obj, h)
+    fp._walk(obj.__self__, h)
+
+
+def _h_builtin_function(fp: Fingerprinter, obj: Any, h: Any) -> None:
+    owner = getattr(obj, "__self__", None)
+    if owner is None or isinstance(owner, types.ModuleType):
+        module = str(getattr(obj, "__module__", None) or getattr(owner, "__name__", ""))
+        h.update(b"w")
+        _h_str(fp, f"{module}.{obj.__qualname__}", h)
+        fp._walk(_package_version(module), h)
+    else:  # a bound builtin method such as [].append: its name and its object
+        h.update(b"W")
+        _h_str(fp, obj.__qualname__, h)
+        fp._walk(owner, h)
+
+
+def _package_version(module: str | types.ModuleType) -> str | None:
+    ch = _codehash()
+    if ch is not None:
+        return ch.package_version(module)
+    name = module if isinstance(module, str) else module.__name__
+    version = getattr(sys.modules.get(name.partition(".")[0]), "__version__", None)
+    return version if isinstance(version, str) else None
+
+
+def _h_module(fp: Fingerprinter, obj: types.ModuleType, h: Any) -> None:
+    h.update(b"m")
+    _h_str(fp, obj.__name__, h)
+    fp._walk(_package_version(obj), h)
+
+
+def _h_enum(fp: Fingerprinter, obj: enum.Enum, h: Any) -> None:
+    h.update(b"n")
+    h_class(fp, type(obj), h)
+    fp._walk(obj.name, h)
+    if obj.name is None:  # a combination of flags without a name (Python 3.10)
+        fp._walk(obj.value, h)
+
+
+# -- scikit-learn estimators -----------------------------------------------------------------
+def _is_estimator_class(cls: type) -> bool:
+    if (getattr(cls, "__module__", "") or "").startswith("sklearn") and hasattr(cls, "get_params"):
+        return True
+    base = sys.modules.get("sklearn.base")
+    return base is not None and issubclass(cls, base.BaseEstimator)
+
+
+def _fill_estimator(fp: Fingerprinter, est: Any, h: Any) -> None:
+    """Class with package version, ``get_params(deep=False)`` and fitted ``name_`` attributes."""
+    cls = type(est)
+    try:
+        params = est.get_params(deep=False)
+    except (AttributeError, TypeError, NotImplementedError) as exc:
+        logger.debug("get_params of %s failed (%s); hashing its pickled state", cls, exc)
+        fill_reduce(fp, est, h)
+        return
+    h.update(b"k")
+    _h_str(fp, cls.__module__, h)
+    _h_str(fp, cls.__qualname__, h)
+    fp._walk(_package_version(cls.__module__), h)
+    h_class(fp, cls, h)
+    fitted = {k: v for k, v in vars(est).items() if k.endswith("_") and not k.startswith("_")}
+    for part in (params, fitted):
+        fp._hop(part, _HOP_ATTRS)
+        fp._walk(part, h)
+
+
+# -- everything else: the pickled state, walked -----------------------------------------------
+def fill_reduce(fp: Fingerprinter, obj: Any, h: Any) -> None:
+    """Fill ``h`` with what ``__reduce_ex__(4)`` returns for ``obj``, walked, and its class."""
+    cls = type(obj)
+    try:
+        reducer = copyreg.dispatch_table.get(cls)  # as pickle does (numpy ufuncs, ...)
+        rv = reducer(obj) if reducer is not None else obj.__reduce_ex__(4)
+    except Exception as exc:  # noqa: BLE001 - any refusal to pickle is reported the same way
+        fp._report(obj, h, f"it cannot be pickled ({type(exc).__name__}: {exc})")
+        return
+    if isinstance(rv, str):  # a module-level singleton, pickled by name
+        h.update(b"$")
+        _h_str(fp, _qualname(cls), h)
+        _h_str(fp, rv, h)
+        return
+    if not isinstance(rv, tuple) or not 2 <= len(rv) <= 6:
+        fp._report(obj, h, "its __reduce_ex__ returned something pickle cannot use")
+        return
+    h.update(_TL(b"P", len(rv)))
+    h_class(fp, cls, h)  # the code of a user-defined class counts too
+    func, args, *rest = rv
+    if hasattr(func, "__qualname__"):
+        _h_str(fp, _qualname(func), h)
+    else:
+        fp._walk(func, h)
+    fp._walk(args, h)
+    state = rest[0] if rest else None
+    if isinstance(state, tuple) and len(state) == 2:  # (__dict__, __slots__ values)
+        fp._hop(state, _HOP_SILENT)
+        for part in state:
+            fp._hop(part, _HOP_ATTRS)
+    else:
+        fp._hop(state, _HOP_ATTRS)
+    fp._walk(state, h)
+    for items in rest[1:3]:  # listitems, dictitems (pairs, in their order)
+        items = None if items is None else list(items)
+        fp._hop(items, _HOP_SILENT)
+        fp._walk(items, h)
+    if len(rest) > 3:
+        fp._walk(None if rest[3] is None else _qualname(rest[3]), h)
+
+
+# -- dispatch ---------------------------------------------------------------------------------
+_CODE_EXACT: dict[type, Handler] = {
+    type: h_class,
+    types.FunctionType: h_code,
+    types.MethodType: _h_method,
+    types.BuiltinFunctionType: _h_builtin_function,
+    types.ModuleType: _h_module,
+}
+_EXACT.update(_CODE_EXACT)  # registered in hashing's exact-type table
+
+
+def handler_for(cls: type) -> Handler | None:
+    """Return the handler of a non-pandas ``cls`` value that this module owns, else None.
+
+    Estimators, enums, classes (instances of a metaclass) and subclasses of the code types;
+    None for builtin subclasses and other objects (see :func:`fill_reduce`).
+    """
+    if _is_estimator_class(cls):
+        return lambda fp, obj, h: fp._memoised(obj, h, b"K", _fill_estimator)
+    if issubclass(cls, enum.Enum):
+        return _h_enum
+    if issubclass(cls, type):
+        return h_class
+    for code_type, handler in _CODE_EXACT.items():
+        if issubclass(cls, code_type):
+            return handler
+    return None
