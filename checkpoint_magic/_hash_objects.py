@@ -1,9 +1,10 @@
-"""Fingerprints of code, classes, modules, enums, scikit-learn estimators and other objects.
+"""Fingerprints of code, classes, modules, enums, estimators and other objects (used by ``hashing``).
 
-The handlers that :mod:`checkpoint_magic.hashing` dispatches to for values that are neither
-builtins, containers nor numpy/pandas data. ``hashing`` imports this module when it is
-itself imported; this module then registers its exact-type handlers in ``hashing``'s table,
-and :func:`handler_for` resolves everything else (subclasses, estimators, enums).
+Everything :mod:`checkpoint_magic.hashing` neither encodes itself (builtins, containers,
+numpy) nor hands to :mod:`checkpoint_magic._hash_pandas`. ``hashing`` imports this module
+last; on import it adds its exact-type handlers (classes, functions, methods, builtin
+functions, modules) to ``hashing``'s table, and ``hashing`` asks :func:`handler_for` about
+other types before falling back to :func:`fill_reduce`.
 
 - Functions, methods and classes count by :func:`checkpoint_magic.codehash.code_fingerprint`
   (a bound method also by its ``__self__``); builtin functions and modules by name and
@@ -13,7 +14,8 @@ and :func:`handler_for` resolves everything else (subclasses, estimators, enums)
 - Anything else is walked through ``__reduce_ex__(4)``: what pickle would save, never pickled
   to bytes, plus the code of its class. A value that cannot be walked (lock, open file,
   generator, connection) adds one :class:`~checkpoint_magic.exceptions.ComplexParamsIdentifyWarning`
-  naming its attribute path (``f.conn``); only its type enters the digest.
+  naming its attribute path (``f.conn``), worded by :func:`problem_message`; only its type
+  enters the digest.
 
 Examples
 --------
@@ -32,6 +34,8 @@ import logging
 import sys
 import types
 from typing import Any
+
+import numpy as np
 
 from .hashing import (
     _EXACT,
@@ -203,6 +207,45 @@ def fill_reduce(fp: Fingerprinter, obj: Any, h: Any) -> None:
         fp._walk(None if rest[3] is None else _qualname(rest[3]), h)
 
 
+# -- the warning about values that cannot be walked ------------------------------------------
+def path_label(parent: Any, child: Any, attrs: bool) -> str:
+    """How ``child`` is reached from ``parent``, for a warning message (``.a``, ``[0]``)."""
+    if isinstance(parent, dict):
+        for k, v in parent.items():
+            if v is child:
+                return f".{k}" if attrs and isinstance(k, str) else f"[{k!r}]"
+            if k is child:
+                return "<a key>"
+    elif isinstance(parent, (list, tuple)):
+        for i, x in enumerate(parent):
+            if x is child:
+                return f"[{i}]"
+    elif isinstance(parent, (set, frozenset)):
+        return "<a set element>"
+    elif isinstance(parent, np.ndarray):
+        for i, x in enumerate(parent.reshape(-1) if parent.dtype.hasobject else ()):
+            if x is child:
+                return "[" + ",".join(str(int(j)) for j in np.unravel_index(i, parent.shape)) + "]"
+    else:
+        for k, v in getattr(parent, "__dict__", {}).items():
+            if v is child:
+                return f".{k}"
+    return "<...>"
+
+
+def problem_message(root: str, problems: list[tuple[str, str, str]]) -> str:
+    """The warning about values that could not be walked: ``(path, type name, reason)`` each."""
+    shown = "; ".join(f"{path} ({tname}): {reason}" for path, tname, reason in problems[:5])
+    if len(problems) > 5:
+        shown += f"; and {len(problems) - 5} more"
+    return (
+        f"Cannot fingerprint {shown}. Only the type enters the fingerprint, so "
+        f"{'it is' if len(problems) == 1 else 'they are'} treated as unchanged whatever the "
+        "state: changing it will not cause a recomputation. Watch the attributes that affect "
+        f"the result instead, e.g. watch=['{root}.a'], or leave it out with ignore=['{root}']."
+    )
+
+
 # -- dispatch ---------------------------------------------------------------------------------
 _CODE_EXACT: dict[type, Handler] = {
     type: h_class,
@@ -224,9 +267,7 @@ def handler_for(cls: type) -> Handler | None:
         return lambda fp, obj, h: fp._memoised(obj, h, b"K", _fill_estimator)
     if issubclass(cls, enum.Enum):
         return _h_enum
-    if issubclass(cls, type):
-        return h_class
-    for code_type, handler in _CODE_EXACT.items():
+    for code_type, handler in _CODE_EXACT.items():  # metaclasses (type) first
         if issubclass(cls, code_type):
             return handler
     return None

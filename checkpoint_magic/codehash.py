@@ -1,4 +1,4 @@
-"""Code fingerprints: functions, methods, classes and code snippets, with the user code they reach.
+"""Code fingerprints (public API): how code is encoded, what is user code, package versions.
 
 A function's fingerprint covers its normalized AST (comments, whitespace, blank lines,
 docstrings and its own decorators do not count) *and* the bytecode that is running, so a
@@ -14,7 +14,10 @@ included: pass data as arguments so that it is an input.
 Fingerprints are cached per function object with what they depended on (the object each
 global name was bound to, every function's ``__code__``, defaults and closure cells): a
 repeated :func:`code_fingerprint` costs a few identity checks, and rebinding a helper (a
-notebook re-running a cell, IPython's autoreload swapping ``__code__``) is noticed.
+notebook re-running a cell, IPython's autoreload swapping ``__code__``) is noticed. The
+traversal of what a function reaches and that cache live in :mod:`checkpoint_magic._codegraph`;
+this module encodes code objects, constants and ASTs, tells user code from installed code
+and finds package versions.
 """
 
 from __future__ import annotations
@@ -23,47 +26,42 @@ import ast
 import dis
 import functools
 import importlib.metadata
-import importlib.util
 import inspect
 import logging
 import os
-import re
 import site
 import struct
 import sys
 import sysconfig
 import textwrap
-import threading
 import tokenize
 import types
-import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xxhash
 
 from .exceptions import FingerprintError
 
-__all__ = ["code_fingerprint", "code_parts", "is_user_code", "package_version", "referenced_names",
-           "source_fingerprint"]
+if TYPE_CHECKING:
+    from ._codegraph import Entry
+
+__all__ = [
+    "code_fingerprint",
+    "code_parts",
+    "is_user_code",
+    "package_version",
+    "referenced_names",
+    "source_fingerprint",
+]
 
 logger = logging.getLogger(__name__)
 
 _CODEHASH_VERSION = 1
 _PYTHON = "python-{}.{}".format(*sys.version_info[:2])
-_INTERPRETER = sys.implementation.cache_tag or _PYTHON  # bytecode differs between interpreters
-_MISSING: Any = object()  # a name not bound in a namespace (a builtin, or not defined yet)
-_SAME, _WEAK, _TYPE, _EMPTY = 0, 1, 2, 3  # how a dependency is re-checked on a cached call
 _HASCONST = frozenset(dis.hasconst)
 _EXTENDED_ARG = dis.opmap["EXTENDED_ARG"]
 _GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"})
 _SCALARS = (type(None), bool, int, float, complex, str, bytes, type(Ellipsis))
-_BUILTIN_TYPES = (types.BuiltinFunctionType, types.MethodDescriptorType, types.WrapperDescriptorType,
-                  types.MethodWrapperType, types.ClassMethodDescriptorType)
-_SKIP_CLASS_ATTRS = frozenset({"__dict__", "__weakref__", "__doc__", "__module__", "__qualname__",
-                               "__firstlineno__", "__static_attributes__", "__annotations__",
-                               "__slotnames__", "_abc_impl"})
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
-_STATE = threading.local()
 
 
 def _hashing() -> Any:
@@ -90,8 +88,12 @@ def _is_const(v: Any, depth: int = 0) -> bool:
     t = type(v)
     if t in _SCALARS:
         return not (t is str or t is bytes) or len(v) <= 65536
-    return (t is tuple or t is frozenset) and depth < 4 and len(v) <= 1024 and all(
-        _is_const(x, depth + 1) for x in v)
+    return (
+        (t is tuple or t is frozenset)
+        and depth < 4
+        and len(v) <= 1024
+        and all(_is_const(x, depth + 1) for x in v)
+    )
 
 
 def _const_bytes(c: Any, out: list[bytes]) -> None:
@@ -102,7 +104,9 @@ def _const_bytes(c: Any, out: list[bytes]) -> None:
     elif t is int:
         out.append(b"i" + _frame(c.to_bytes(c.bit_length() // 8 + 1, "little", signed=True)))
     elif t is float or t is complex:
-        out.append(b"f" + struct.pack("<d", c) if t is float else b"c" + struct.pack("<dd", c.real, c.imag))
+        out.append(
+            b"f" + struct.pack("<d", c) if t is float else b"c" + struct.pack("<dd", c.real, c.imag)
+        )
     elif t is str or t is bytes:
         out.append((b"s" if t is str else b"b") + _frame(c))
     elif t is tuple:
@@ -126,7 +130,11 @@ def _const_fp(v: Any) -> str:
 
 def _docstring_slot(code: types.CodeType) -> bool:
     """Whether ``co_consts[0]`` is a function's docstring slot (a str or None the code never loads)."""
-    if not code.co_flags & inspect.CO_OPTIMIZED or code.co_name.startswith("<") or not code.co_consts:
+    if (
+        not code.co_flags & inspect.CO_OPTIMIZED
+        or code.co_name.startswith("<")
+        or not code.co_consts
+    ):
         return False
     if not (code.co_consts[0] is None or type(code.co_consts[0]) is str):
         return False
@@ -141,8 +149,12 @@ def _docstring_slot(code: types.CodeType) -> bool:
 
 def _code_bytes(code: types.CodeType, out: list[bytes]) -> None:
     """Append the code's identity: bytecode, names, constants; not its file or line numbers."""
-    out.append(b"C" + struct.pack("<4q", code.co_argcount, code.co_posonlyargcount,
-                                  code.co_kwonlyargcount, code.co_flags))
+    out.append(
+        b"C"
+        + struct.pack(
+            "<4q", code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags
+        )
+    )
     out.append(_frame(code.co_name, code.co_code, getattr(code, "co_exceptiontable", b"")))
     for names in (code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars):
         out.append(_frame(str(len(names)), *names))
@@ -155,8 +167,10 @@ def _code_bytes(code: types.CodeType, out: list[bytes]) -> None:
             _const_bytes(c, out)
 
 
-def _names(code: types.CodeType, found: tuple[set[str], set[str], set[str]] | None = None,
-           ) -> tuple[set[str], set[str], set[str]]:
+def _names(
+    code: types.CodeType,
+    found: tuple[set[str], set[str], set[str]] | None = None,
+) -> tuple[set[str], set[str], set[str]]:
     """(global names read, attribute names used, modules imported) by a code and its nested codes."""
     if found is None:
         found = (set(), set(), set())
@@ -177,9 +191,14 @@ def _normalized_dump(node: ast.AST) -> str:
     """``ast.dump`` without docstrings, positions or the top node's decorators."""
     for n in ast.walk(node):
         body = getattr(n, "body", None)
-        if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body \
-                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                and isinstance(body[0].value.value, str) and not (isinstance(n, ast.Module) and len(body) == 1):
+        if (
+            isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+            and not (isinstance(n, ast.Module) and len(body) == 1)
+        ):
             n.body = body[1:]  # (a cell whose only statement is a string displays it: kept)
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         node.decorator_list = []
@@ -195,36 +214,21 @@ def _function_ast(code: types.CodeType) -> str | None:
         logger.debug("no source for %s (%s): bytecode only", code.co_name, exc)
         return None
     line = code.co_firstlineno - start + 1  # a decorated function starts at its first decorator
-    nodes = [n for n in ast.walk(tree) if (
-        isinstance(n, ast.Lambda) and n.lineno == line if code.co_name == "<lambda>" else
-        isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == code.co_name
-        and min([n.lineno] + [d.lineno for d in n.decorator_list]) == line)]
+    nodes = [
+        n
+        for n in ast.walk(tree)
+        if (
+            isinstance(n, ast.Lambda) and n.lineno == line
+            if code.co_name == "<lambda>"
+            else isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and n.name == code.co_name
+            and min([n.lineno] + [d.lineno for d in n.decorator_list]) == line
+        )
+    ]
     if len(nodes) != 1:
         logger.debug("source of %s not found unambiguously: bytecode only", code.co_name)
         return None
     return _normalized_dump(nodes[0])
-
-
-_CODE_INFO: dict[int, tuple[Any, bytes, tuple[frozenset[str], ...]]] = {}
-
-
-def _code_info(code: types.CodeType) -> tuple[bytes, tuple[frozenset[str], ...]]:
-    """(own-code digest from AST and bytecode, referenced names) of a code object, cached while it lives."""
-    hit = _CODE_INFO.get(id(code))
-    if hit is not None and hit[0]() is code:
-        return hit[1], hit[2]
-    out: list[bytes] = []
-    _code_bytes(code, out)
-    tree = _function_ast(code)
-    digest = xxhash.xxh3_128_digest(_frame("ast" if tree else "no-source", tree or "", b"".join(out)))
-    names = tuple(frozenset(s) for s in _names(code))
-    key = id(code)
-
-    def forget(_: Any) -> None:
-        _CODE_INFO.pop(key, None)
-
-    _CODE_INFO[key] = (weakref.ref(code, forget), digest, names)
-    return digest, names
 
 
 @functools.lru_cache(maxsize=1)
@@ -240,7 +244,8 @@ def _installed_prefixes() -> tuple[str, ...]:
 def _path_is_installed(path: str) -> bool:
     real = os.path.normcase(os.path.realpath(path))
     return bool({"site-packages", "dist-packages"} & set(real.split(os.sep))) or any(
-        real == p or real.startswith(p + os.sep) for p in _installed_prefixes())
+        real == p or real.startswith(p + os.sep) for p in _installed_prefixes()
+    )
 
 
 def _module_is_user(mod: types.ModuleType) -> bool:
@@ -282,13 +287,21 @@ def is_user_code(obj: Any) -> bool:
     modname = getattr(obj, "__module__", None)
     mod = sys.modules.get(modname) if isinstance(modname, str) else None
     if mod is not None:
-        if modname == "__main__" or getattr(mod, "__file__", None) or getattr(mod, "__path__", None):
+        if (
+            modname == "__main__"
+            or getattr(mod, "__file__", None)
+            or getattr(mod, "__path__", None)
+        ):
             return _module_is_user(mod)
         if isinstance(obj, type):  # in 'builtins': made by exec() without a __name__?
-            return bool(obj.__flags__ & (1 << 9)) and getattr(mod, obj.__qualname__, None) is not obj
+            return (
+                bool(obj.__flags__ & (1 << 9)) and getattr(mod, obj.__qualname__, None) is not obj
+            )
         if type(obj) is not types.FunctionType:
             return False
-    elif isinstance(modname, str) and (modname == "__main__" or modname.startswith("checkpoint_magic")):
+    elif isinstance(modname, str) and (
+        modname == "__main__" or modname.startswith("checkpoint_magic")
+    ):
         return modname == "__main__"
     code = getattr(obj, "__code__", None)
     if isinstance(code, types.CodeType):
@@ -357,374 +370,15 @@ def package_version(module_or_name: types.ModuleType | str) -> str | None:
     >>> package_version("surely_not_a_module_name") is None
     True
     """
-    name = module_or_name.__name__ if isinstance(module_or_name, types.ModuleType) else str(module_or_name)
+    name = (
+        module_or_name.__name__
+        if isinstance(module_or_name, types.ModuleType)
+        else str(module_or_name)
+    )
     return _top_version(name.partition(".")[0])
 
 
-def _installed_name(obj: Any) -> str:
-    """``module.qualname==version`` of an installed function, class or builtin."""
-    mod = getattr(obj, "__module__", None)
-    if not isinstance(mod, str):
-        owner = getattr(obj, "__self__", None)
-        mod = getattr(owner, "__name__", None) if isinstance(owner, types.ModuleType) else type(owner).__module__
-    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or type(obj).__qualname__
-    return f"{mod}.{name}=={package_version(mod) if isinstance(mod, str) else None}"
-
-
-def _kind(v: Any) -> str:
-    t = type(v)
-    if t is types.FunctionType or t is types.MethodType:
-        return "function" if t is types.FunctionType else "method"
-    if isinstance(v, (type, types.ModuleType, functools.partial)):
-        return "class" if isinstance(v, type) else "module" if isinstance(v, types.ModuleType) else "partial"
-    if _is_const(v):
-        return "const"
-    if isinstance(v, _BUILTIN_TYPES):
-        return "builtin"
-    if callable(v):
-        if getattr(v, "__wrapped__", None) is not None:
-            return "wrapped"
-        if isinstance(getattr(v, "__name__", None), str) and not is_user_code(t):
-            return "builtin"  # numpy ufuncs, Cython functions...
-    return "data"
-
-
-def _value_fp(v: Any) -> str:
-    return "c" + _const_fp(v) if _is_const(v) else "v" + _hashing().fingerprint(v)
-
-
-def _expect(v: Any, desc: str | None) -> tuple[Any, int]:
-    """What a cached call compares a binding with: the object, a weak reference, or its type."""
-    if v is _MISSING or (desc is not None and desc.startswith("const:")):
-        return v, _SAME
-    if desc is None and type(v) not in (str, bytes, tuple, frozenset):
-        return weakref.ref(type(v)), _TYPE  # data: only a change to code matters
-    try:
-        return weakref.ref(v), _WEAK
-    except TypeError:
-        return v, _SAME
-
-
-class _Graph:
-    """One traversal: own-code parts, name bindings, and what a cached call must re-check."""
-
-    def __init__(self) -> None:
-        self.parts: dict[str, str] = {}
-        self.keys: dict[int, str] = {}
-        self.alive: list[Any] = []  # every visited object stays alive, so ids stay unique
-        self.bindings: set[tuple[str, str, str]] = set()
-        self.fn_checks: list[tuple[Any, ...]] = []
-        self.groups: dict[Any, tuple[Any, str, dict[str, tuple[Any, int]]]] = {}
-        self.volatile: list[tuple[Any, int, str, str]] = []
-        self.seen_attrs: set[tuple[int, str]] = set()
-
-    def new_key(self, obj: Any, module: Any) -> str:
-        key = base = f"{module if isinstance(module, str) else '<exec>'}.{obj.__qualname__}"
-        n = 1
-        while key in self.parts:
-            n += 1
-            key = f"{base}#{n}"
-        self.parts[key], self.keys[id(obj)] = "", key
-        self.alive.append(obj)
-        return key
-
-    def check(self, owner: Any, attr: str, ns: Any, name: str, v: Any, desc: str | None) -> None:
-        """Re-check ``getattr(owner, attr)[name]`` on cached calls."""
-        gkey = id(ns) if type(ns) is dict else (id(owner), attr)
-        if gkey not in self.groups:
-            self.alive.append(owner)
-            self.groups[gkey] = (weakref.ref(owner), attr, {})
-        self.groups[gkey][2].setdefault(name, _expect(v, desc))
-
-    def lookup(self, owner: Any, attr: str, ns: Any, name: str, attrs: frozenset[str], referrer: str) -> None:
-        v = ns.get(name, _MISSING)
-        desc = None if v is _MISSING else self.resolve(v, attrs)
-        self.check(owner, attr, ns, name, v, desc)
-        if desc is not None:
-            self.bindings.add((referrer, name, desc))
-
-    def resolve(self, v: Any, attrs: frozenset[str] = frozenset()) -> str | None:
-        """A stable description of a referenced object; None for data (not included)."""
-        kind = _kind(v)
-        if kind in ("function", "class") and is_user_code(v):
-            return "user:" + (self.function(v) if kind == "function" else self.klass(v))
-        if kind in ("function", "class", "builtin", "wrapped"):
-            desc = "installed:" + _installed_name(type(v) if kind == "wrapped" else v)
-            inner = getattr(v, "__wrapped__", None) if kind != "class" else None
-            return desc if inner is None or inner is v else f"{desc}|wraps:{self.resolve(inner)}"
-        if kind == "module":
-            return self.module(v, attrs)
-        if kind == "method":
-            owner = v.__self__
-            return f"method:{self.resolve(v.__func__)}|{self.resolve(owner if isinstance(owner, type) else type(owner))}"
-        if kind == "partial":
-            return f"partial:{self.resolve(v.func)}|{_value_fp(v.args)}|{_value_fp(v.keywords)}"
-        return "const:" + _const_fp(v) if kind == "const" else None
-
-    def module(self, mod: types.ModuleType, attrs: frozenset[str]) -> str:
-        if not is_user_code(mod):
-            return f"module:{mod.__name__}=={package_version(mod)}"
-        ns = vars(mod)  # the attributes the code uses, not the file: it may have been edited
-        for a in sorted(attrs):
-            if a in ns and (id(mod), a) not in self.seen_attrs:
-                self.seen_attrs.add((id(mod), a))
-                self.lookup(mod, "__dict__", ns, a, attrs, "module " + mod.__name__)
-        return "usermodule:" + mod.__name__
-
-    def imported(self, fn: types.FunctionType, name: str, attrs: frozenset[str], key: str) -> None:
-        """A module imported inside the function (``import x``, ``from .y import z``)."""
-        pkg = fn.__globals__.get("__package__") or ""
-        candidates = ([name] + ([f"{pkg}.{name}"] if pkg else [])) if name else [pkg]
-        for cand in filter(None, candidates):
-            if (mod := sys.modules.get(cand)) is not None:
-                desc = self.resolve(mod, attrs)
-                self.check(sys, "modules", sys.modules, cand, mod, desc)
-                self.bindings.add((key, "import " + name, str(desc)))
-                return
-        try:
-            origin = getattr(importlib.util.find_spec(name.partition(".")[0]), "origin", None) if name else None
-        except (ImportError, ValueError):
-            origin = None
-        if origin and (origin in ("built-in", "frozen") or _path_is_installed(origin)):
-            self.bindings.add((key, "import " + name, f"module:{name}=={package_version(name)}"))
-        else:  # a user module not imported yet: recomputed once it is
-            if candidates[0]:
-                self.check(sys, "modules", sys.modules, candidates[0], _MISSING, None)
-            self.bindings.add((key, "import " + name, "unresolved"))
-
-    def function(self, fn: types.FunctionType) -> str:
-        if (key := self.keys.get(id(fn))) is not None:
-            return key
-        key, code = self.new_key(fn, fn.__module__), fn.__code__
-        digest, (glob, attrs, imports) = _code_info(code)
-        defaults = [("d", d) for d in fn.__defaults__ or ()]
-        defaults += sorted(("k" + k, d) for k, d in (fn.__kwdefaults__ or {}).items())
-        self.parts[key] = _hex(digest, *(_frame(tag, _const_fp(d) if _is_const(d) else "~") for tag, d in defaults))
-        for tag, d in defaults:  # (own code is set before following anything: recursion)
-            if not _is_const(d) and (desc := self.resolve(d)) is not None:
-                self.bindings.add((key, "<default>" + tag, desc))
-        cells = []
-        for i, (name, cell) in enumerate(zip(code.co_freevars, fn.__closure__ or (), strict=False)):
-            try:
-                v = cell.cell_contents
-            except ValueError:
-                cells.append((i, None, _EMPTY))
-                self.bindings.add((key, "<cell>" + name, "empty"))
-                continue
-            if _kind(v) in ("data", "const"):
-                self.volatile.append((fn, i, key, name))  # re-hashed on every call
-            else:
-                desc = self.resolve(v, attrs)
-                self.bindings.add((key, "<cell>" + name, str(desc)))
-                cells.append((i, *_expect(v, desc)))
-        self.fn_checks.append((weakref.ref(fn), code, fn.__defaults__, fn.__kwdefaults__, tuple(cells)))
-        for name in sorted(glob):
-            self.lookup(fn, "__globals__", fn.__globals__, name, attrs, key)
-        for name in sorted(imports):
-            self.imported(fn, name, attrs, key)
-        return key
-
-    def member(self, v: Any) -> str | None:
-        """A class attribute: methods by their own code, constants by value, data not at all."""
-        if isinstance(v, (staticmethod, classmethod)):
-            return f"{type(v).__name__}:{self.member(v.__func__)}"
-        if isinstance(v, property):
-            return "property:" + ",".join(str(self.member(f)) for f in (v.fget, v.fset, v.fdel))
-        if isinstance(v, functools.cached_property):
-            return "cached_property:" + str(self.member(v.func))
-        if type(v) is types.FunctionType and is_user_code(v):
-            key = self.function(v)
-            return f"fn:{key}:{self.parts[key]}"
-        return self.resolve(v)
-
-    def klass(self, cls: type) -> str:
-        """A class's own part, built from its members (a notebook class has no retrievable source)."""
-        if (key := self.keys.get(id(cls))) is not None:
-            return key
-        ns = vars(cls)
-        key = self.new_key(cls, None if ns.get("__module__") == "builtins" else ns.get("__module__"))
-        pieces = [cls.__qualname__, *("base:" + str(self.resolve(b)) for b in cls.__bases__)]
-        if type(cls) is not type:
-            pieces.append("meta:" + str(self.resolve(type(cls))))
-        for name in sorted(k for k in ns if isinstance(k, str) and k not in _SKIP_CLASS_ATTRS):
-            v = ns[name]
-            desc = self.member(v)
-            if desc is None and isinstance(v, cls) and _is_const(getattr(v, "_value_", None)):
-                desc = "member:" + _const_fp(getattr(v, "_value_", None))  # Enum members
-            if desc is not None:
-                pieces.append(f"{name}={desc}")
-                self.check(cls, "__dict__", ns, name, v, desc)
-        if isinstance(annotations := ns.get("__annotations__"), dict):
-            pieces += [f"annotation:{name}={ann if isinstance(ann, str) else _ADDRESS.sub('', repr(ann))}"
-                       for name, ann in sorted(annotations.items())]
-        self.parts[key] = _hex(*pieces)
-        return key
-
-    def owner_class(self, fn: types.FunctionType) -> str | None:
-        """The class a plain function is defined in (``A.meth``), found through its ``__qualname__``."""
-        path = fn.__qualname__.split(".")[:-1]
-        if not path or "<locals>" in path:
-            return None
-        obj = fn.__globals__.get(path[0], _MISSING)
-        self.check(fn, "__globals__", fn.__globals__, path[0], obj, "class" if isinstance(obj, type) else None)
-        for part in path[1:]:
-            obj = vars(obj).get(part, _MISSING) if isinstance(obj, type) else _MISSING
-        if not isinstance(obj, type) or not is_user_code(obj):
-            return None
-        member = vars(obj).get(fn.__name__)
-        for _ in range(8):  # through staticmethod/classmethod and decorators such as @checkpoint
-            if member is fn:
-                return "owner:user:" + self.klass(obj)
-            member = getattr(member, "__func__", None) or getattr(member, "__wrapped__", None)
-        return "owner:redefined"  # the name holds another version of the class now
-
-
-class _Entry:
-    """A cached fingerprint and everything it was computed from."""
-
-    __slots__ = ("refs", "fn_checks", "ns_checks", "volatile", "base", "digest", "parts")
-    refs: tuple[Any, ...]
-    fn_checks: tuple[tuple[Any, ...], ...]
-    ns_checks: tuple[tuple[Any, ...], ...]  # (owner ref, attribute, then (name, expected) by mode)
-    volatile: tuple[tuple[Any, int, str, str], ...]
-    base: Any
-    digest: str
-    parts: dict[str, str]
-
-    def valid(self, roots: tuple[Any, ...]) -> bool:
-        """Whether every object the fingerprint was computed from is still in place."""
-        for ref, root in zip(self.refs, roots, strict=True):
-            if ref() is not root:
-                return False
-        for ref, code, defaults, kwdefaults, cells in self.fn_checks:
-            fn = ref()
-            if fn is None or fn.__code__ is not code or fn.__defaults__ is not defaults \
-                    or fn.__kwdefaults__ is not kwdefaults or (cells and not _cells_unchanged(fn, cells)):
-                return False
-        missing = _MISSING
-        for ref, attr, weak, same, typed in self.ns_checks:
-            if (owner := ref()) is None:
-                return False
-            get = getattr(owner, attr).get
-            for name, expect in weak:
-                if get(name, missing) is not expect():
-                    return False
-            for name, expect in same:
-                if get(name, missing) is not expect:
-                    return False
-            for name, expect in typed:
-                if type(get(name, missing)) is not expect():
-                    return False
-        return True
-
-    def value(self) -> str | None:
-        """The fingerprint, re-hashing closure values (None if one now holds code: rebuild)."""
-        if not self.volatile:
-            return self.digest
-        h = self.base.copy()
-        for ref, i, key, name in self.volatile:
-            try:
-                v = ref().__closure__[i].cell_contents
-            except (AttributeError, ValueError):
-                return None
-            if _kind(v) not in ("data", "const"):
-                return None
-            h.update(_frame(key, name, _value_fp(v)))
-        return str(h.hexdigest())
-
-
-def _cells_unchanged(fn: types.FunctionType, cells: tuple[tuple[Any, ...], ...]) -> bool:
-    for i, expect, mode in cells:
-        try:
-            v = fn.__closure__[i].cell_contents  # type: ignore[index]
-        except ValueError:
-            v = _MISSING
-        if (v is not _MISSING) if mode == _EMPTY else (v is not (expect() if mode == _WEAK else expect)):
-            return False
-    return True
-
-
-_CACHE: dict[Any, _Entry] = {}
-
-
-def _roots(obj: Any) -> tuple[Any, ...]:
-    """What to fingerprint: a method is its function and the class of its instance."""
-    if type(obj) is types.MethodType:
-        owner = obj.__self__
-        return obj.__func__, owner if isinstance(owner, type) else type(owner)
-    if isinstance(obj, (staticmethod, classmethod)):
-        return _roots(obj.__func__)
-    if _kind(obj) in ("function", "class", "builtin", "wrapped"):
-        return (obj,)
-    if callable(obj):
-        return (type(obj),)  # a callable instance: its class's code (its state is data)
-    raise FingerprintError(f"cannot fingerprint the code of a {type(obj).__name__}: pass a function, "
-                           "method, lambda, functools.partial or class")
-
-
-def _label(obj: Any) -> str:
-    return f"{getattr(obj, '__module__', None)}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
-
-
-def _build(roots: tuple[Any, ...]) -> _Entry:
-    g = _Graph()
-    descs = [str(g.resolve(r)) for r in roots]
-    if len(roots) == 1 and type(roots[0]) is types.FunctionType and descs[0].startswith("user:"):
-        descs.append(str(g.owner_class(roots[0])))
-    for r, desc in zip(roots, descs, strict=False):
-        if not desc.startswith("user:"):  # an installed root: its name and version are its part
-            g.parts.setdefault(_label(r), _hex(desc))
-    h = xxhash.xxh3_128()
-    h.update(_frame("checkpoint_magic.code", str(_CODEHASH_VERSION), str(_hashing().HASH_SCHEME_VERSION),
-                    _INTERPRETER, *descs))
-    h.update(struct.pack("<Q", len(g.parts)))
-    for key in sorted(g.parts):
-        h.update(_frame(key, g.parts[key]))
-    h.update(struct.pack("<Q", len(g.bindings)))
-    for binding in sorted(g.bindings):
-        h.update(_frame(*binding))
-    entry = _Entry()
-    entry.fn_checks = tuple(g.fn_checks)
-    entry.ns_checks = tuple((ref, attr, *(tuple((n, e) for n, (e, m) in items.items() if m == mode)
-                                          for mode in (_WEAK, _SAME, _TYPE)))
-                            for ref, attr, items in g.groups.values())
-    entry.volatile = tuple((weakref.ref(fn), i, key, name) for fn, i, key, name in g.volatile)
-    entry.base, entry.digest, entry.parts = h, h.hexdigest(), dict(g.parts)
-    return entry
-
-
-def _compute(obj: Any) -> tuple[str, dict[str, str]]:
-    """(fingerprint, parts) of ``obj``, from the cache when nothing it used has changed."""
-    partial = isinstance(obj, functools.partial)
-    roots = (obj,) if partial else _roots(obj)
-    key = id(roots[0]) if len(roots) == 1 else tuple(map(id, roots))
-    active = _STATE.__dict__.setdefault("active", set())
-    if key in active:  # reached again while hashing its own closure values or arguments
-        return _hex("recursive", _label(obj)), {}
-    active.add(key)
-    try:
-        if partial:
-            fp, parts = _compute(obj.func)
-            return _hex("partial", fp, _value_fp(obj.args), _value_fp(obj.keywords)), parts
-        for attempt in range(2):
-            entry = _CACHE.get(key) if attempt == 0 else None
-            if entry is None or not entry.valid(roots):
-                entry = _build(roots)
-                try:
-                    entry.refs = tuple(weakref.ref(r) for r in roots)
-                except TypeError:  # a root without weak references: not cached
-                    pass
-                else:
-                    if key not in _CACHE:  # drop the entry when a root dies (its id may be reused)
-                        for r in roots:
-                            weakref.finalize(r, _CACHE.pop, key, None).atexit = False
-                    _CACHE[key] = entry
-            value = entry.value()
-            if value is not None:  # None: a closure cell now holds code
-                return value, entry.parts
-        raise FingerprintError(f"the closure of {_label(obj)} changed while it was fingerprinted")
-    finally:
-        active.discard(key)
+_CACHE: dict[Any, Entry] = {}  # filled by _codegraph.compute; read here on the fast path
 
 
 def code_fingerprint(obj: Any) -> str:
@@ -765,7 +419,7 @@ def code_fingerprint(obj: Any) -> str:
     entry = _CACHE.get(id(obj))  # fast path: a cached function without closure values
     if entry is not None and not entry.volatile and entry.valid((obj,)):
         return entry.digest
-    return _compute(obj)[0]
+    return _codegraph.compute(obj)[0]
 
 
 def code_parts(obj: Any) -> dict[str, str]:
@@ -789,7 +443,7 @@ def code_parts(obj: Any) -> dict[str, str]:
     >>> sorted(code_parts(ns["f"]))
     ['<exec>.f', '<exec>.helper']
     """
-    return dict(_compute(obj)[1])
+    return dict(_codegraph.compute(obj)[1])
 
 
 def source_fingerprint(source: str) -> str:
@@ -819,7 +473,12 @@ def source_fingerprint(source: str) -> str:
     """
     text = textwrap.dedent(source)
     try:
-        return _hex("checkpoint_magic.source", str(_CODEHASH_VERSION), "ast", _normalized_dump(ast.parse(text)))
+        return _hex(
+            "checkpoint_magic.source",
+            str(_CODEHASH_VERSION),
+            "ast",
+            _normalized_dump(ast.parse(text)),
+        )
     except SyntaxError as exc:
         logger.warning("code does not parse (%s); fingerprinting its text", exc)
         lines = "\n".join(line.rstrip() for line in text.strip().splitlines())
@@ -850,6 +509,12 @@ def referenced_names(source_or_code: Any) -> set[str]:
     else:
         code = getattr(source_or_code, "__code__", source_or_code)
     if not isinstance(code, types.CodeType):
-        raise FingerprintError(f"expected source, a code object or a function, not {type(code).__name__}")
+        raise FingerprintError(
+            f"expected source, a code object or a function, not {type(code).__name__}"
+        )
     glob, _, imports = _names(code)
     return glob | {name.partition(".")[0] for name in imports if name}
+
+
+# Imported last: it takes the helpers above (code encoding, user code, versions, the cache).
+from . import _codegraph  # noqa: E402

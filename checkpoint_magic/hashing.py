@@ -1,4 +1,4 @@
-"""Value fingerprints: stable xxh3-128 digests of Python, numpy, pandas and scikit-learn values.
+"""Value fingerprints (xxh3-128): the public API, the walk, and builtins, containers and numpy.
 
 A fingerprint identifies a value by its content, the same in every process and for every
 ``PYTHONHASHSEED``. Python's ``hash()``, ``id()``, set iteration order and ``str()``/``repr()``
@@ -18,29 +18,21 @@ and ``(1,)`` all differ. :data:`HASH_SCHEME_VERSION` seeds every hasher and head
   arrays with equal values differ on purpose: a cache miss, never a wrong hit. Other strided
   views are copied ~1 MiB at a time and hash like their C-contiguous copy. Object arrays go
   element by element (arrays of ``str`` through Arrow buffers, without a Python loop).
-- Functions, methods and classes count by :func:`checkpoint_magic.codehash.code_fingerprint`
-  (a bound method also by its ``__self__``); modules by name and package version; pandas
-  objects through :mod:`checkpoint_magic._hash_pandas`; scikit-learn estimators by class and
-  package version, ``get_params(deep=False)`` and fitted attributes (``name_``).
-- Anything else is walked through ``__reduce_ex__(4)``: what pickle would save, never pickled
-  to bytes, plus the code of its class. A value that cannot be walked (lock, open file,
-  generator, connection) adds one :class:`~checkpoint_magic.exceptions.ComplexParamsIdentifyWarning`
-  naming its attribute path (``f.conn``); only its type enters the digest.
+- pandas objects go through :mod:`checkpoint_magic._hash_pandas`; code (functions, methods,
+  classes), modules, enums, scikit-learn estimators and any other object (walked through
+  ``__reduce_ex__(4)``) through :mod:`checkpoint_magic._hash_objects`. A value that cannot
+  be walked (lock, open file, generator, connection) adds one
+  :class:`~checkpoint_magic.exceptions.ComplexParamsIdentifyWarning` naming its attribute
+  path (``f.conn``); only its type enters the digest.
 """
 
 from __future__ import annotations
 
-import builtins
-import copyreg
 import datetime as _dt
 import decimal
-import enum
 import fractions
-import logging
 import pathlib
 import struct
-import sys
-import types
 import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
@@ -55,8 +47,6 @@ __all__ = ["HASH_SCHEME_VERSION", "Fingerprinter", "digest_bytes", "fingerprint"
 
 #: Version of the encoding; bump it whenever any value's fingerprint changes.
 HASH_SCHEME_VERSION = 1
-
-logger = logging.getLogger(__name__)
 
 Handler = Callable[["Fingerprinter", Any, Any], None]
 
@@ -186,7 +176,8 @@ class Fingerprinter:
                 self._hops.clear()
             self._min_ref = _NO_REF
         if self._problems:
-            warn_user(_problem_message(self._root, self._problems), ComplexParamsIdentifyWarning)
+            message = _hash_objects.problem_message(self._root, self._problems)
+            warn_user(message, ComplexParamsIdentifyWarning)
         return h.hexdigest()
 
     def _walk(self, obj: Any, h: Any) -> None:
@@ -267,49 +258,12 @@ class Fingerprinter:
                 parts.append(f"[{hop[2]!r}]" if hop[1] == _HOP_ITEM else "")
                 attrs = hop[1] == _HOP_ATTRS
             else:
-                parts.append(_label(parent, child, attrs))
+                parts.append(_hash_objects.path_label(parent, child, attrs))
                 attrs = False
         parts = [p for p in parts if p]
         if len(parts) > 16:
             parts[8:-7] = [f"<{len(parts) - 15} more>"]
         return "".join(parts)
-
-
-def _label(parent: Any, child: Any, attrs: bool) -> str:
-    """How ``child`` is reached from ``parent``, for a warning message."""
-    if isinstance(parent, dict):
-        for k, v in parent.items():
-            if v is child:
-                return f".{k}" if attrs and isinstance(k, str) else f"[{k!r}]"
-            if k is child:
-                return "<a key>"
-    elif isinstance(parent, (list, tuple)):
-        for i, x in enumerate(parent):
-            if x is child:
-                return f"[{i}]"
-    elif isinstance(parent, (set, frozenset)):
-        return "<a set element>"
-    elif isinstance(parent, np.ndarray):
-        for i, x in enumerate(parent.reshape(-1) if parent.dtype.hasobject else ()):
-            if x is child:
-                return "[" + ",".join(str(int(j)) for j in np.unravel_index(i, parent.shape)) + "]"
-    else:
-        for k, v in getattr(parent, "__dict__", {}).items():
-            if v is child:
-                return f".{k}"
-    return "<...>"
-
-
-def _problem_message(root: str, problems: list[tuple[str, str, str]]) -> str:
-    shown = "; ".join(f"{path} ({tname}): {reason}" for path, tname, reason in problems[:5])
-    if len(problems) > 5:
-        shown += f"; and {len(problems) - 5} more"
-    return (
-        f"Cannot fingerprint {shown}. Only the type enters the fingerprint, so "
-        f"{'it is' if len(problems) == 1 else 'they are'} treated as unchanged whatever the "
-        "state: changing it will not cause a recomputation. Watch the attributes that affect "
-        f"the result instead, e.g. watch=['{root}.a'], or leave it out with ignore=['{root}']."
-    )
 
 
 def _qualname(obj: Any) -> str:
@@ -473,7 +427,7 @@ def _builtin_subclass(base_handler: Handler) -> Handler:
             fp._enter(obj, h)
             return
         h.update(b"S")
-        _h_class(fp, type(obj), h)
+        _hash_objects.h_class(fp, type(obj), h)
         base_handler(fp, obj, h)
         extra = getattr(obj, "__dict__", None)
         if not extra:
@@ -493,7 +447,7 @@ def _h_ndarray(fp: Fingerprinter, obj: np.ndarray, h: Any) -> None:
 
 def _fill_ndarray(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
     if type(a) is not np.ndarray:  # subclass: its class, a masked array's mask, plain data
-        _h_class(fp, type(a), h)
+        _hash_objects.h_class(fp, type(a), h)
         if isinstance(a, np.ma.MaskedArray):
             _array_body(fp, np.ma.getmaskarray(a), h)
             a = a.data
@@ -564,160 +518,6 @@ def _object_elements(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
         fp._leave(a)
 
 
-# -- code, classes, modules, enums, estimators -----------------------------------------------
-_CODEHASH: Any = None
-
-
-def _codehash() -> Any:
-    """The codehash module, or None if it cannot be imported (code then counts by name)."""
-    global _CODEHASH
-    if _CODEHASH is None:
-        try:
-            from . import codehash
-        except ImportError as exc:
-            logger.warning("checkpoint_magic.codehash unavailable (%s); code hashed by name", exc)
-            codehash = False  # type: ignore[assignment]
-        _CODEHASH = codehash
-    return _CODEHASH or None
-
-
-def _h_code(fp: Fingerprinter, obj: Any, h: Any) -> None:
-    """Functions, methods and classes: their code fingerprint (memoised by id)."""
-    hit = fp._memo.get(id(obj))
-    if hit is None:
-        ch = _codehash()
-        if ch is None:
-            code = getattr(obj, "__code__", None)
-            text = _qualname(obj) + (code.co_code.hex() if code is not None else "")
-        else:
-            try:
-                text = ch.code_fingerprint(obj)
-            except Exception as exc:  # noqa: BLE001 - reported to the user; the name is used
-                fp._report(obj, h, f"its code cannot be fingerprinted ({exc})", label=obj)
-                return
-        data = text.encode("utf-8", "surrogatepass")
-        hit = fp._memo[id(obj)] = (obj, _TL(b"k", len(data)) + data)
-    h.update(hit[1])
-
-
-def _h_class(fp: Fingerprinter, cls: type, h: Any) -> None:
-    if getattr(builtins, getattr(cls, "__name__", ""), None) is cls:
-        h.update(b"B")
-        _h_str(fp, cls.__qualname__, h)
-    else:
-        _h_code(fp, cls, h)
-
-
-def _h_method(fp: Fingerprinter, obj: types.MethodType, h: Any) -> None:
-    h.update(b"M")
-    _h_code(fp, obj, h)
-    fp._walk(obj.__self__, h)
-
-
-def _h_builtin_function(fp: Fingerprinter, obj: Any, h: Any) -> None:
-    owner = getattr(obj, "__self__", None)
-    if owner is None or isinstance(owner, types.ModuleType):
-        module = str(getattr(obj, "__module__", None) or getattr(owner, "__name__", ""))
-        h.update(b"w")
-        _h_str(fp, f"{module}.{obj.__qualname__}", h)
-        fp._walk(_package_version(module), h)
-    else:  # a bound builtin method such as [].append: its name and its object
-        h.update(b"W")
-        _h_str(fp, obj.__qualname__, h)
-        fp._walk(owner, h)
-
-
-def _package_version(module: str | types.ModuleType) -> str | None:
-    ch = _codehash()
-    if ch is not None:
-        return ch.package_version(module)
-    name = module if isinstance(module, str) else module.__name__
-    version = getattr(sys.modules.get(name.partition(".")[0]), "__version__", None)
-    return version if isinstance(version, str) else None
-
-
-def _h_module(fp: Fingerprinter, obj: types.ModuleType, h: Any) -> None:
-    h.update(b"m")
-    _h_str(fp, obj.__name__, h)
-    fp._walk(_package_version(obj), h)
-
-
-def _h_enum(fp: Fingerprinter, obj: enum.Enum, h: Any) -> None:
-    h.update(b"n")
-    _h_class(fp, type(obj), h)
-    fp._walk(obj.name, h)
-    if obj.name is None:  # a combination of flags without a name (Python 3.10)
-        fp._walk(obj.value, h)
-
-
-def _is_estimator_class(cls: type) -> bool:
-    if (getattr(cls, "__module__", "") or "").startswith("sklearn") and hasattr(cls, "get_params"):
-        return True
-    base = sys.modules.get("sklearn.base")
-    return base is not None and issubclass(cls, base.BaseEstimator)
-
-
-def _fill_estimator(fp: Fingerprinter, est: Any, h: Any) -> None:
-    """Class with package version, ``get_params(deep=False)`` and fitted ``name_`` attributes."""
-    cls = type(est)
-    try:
-        params = est.get_params(deep=False)
-    except (AttributeError, TypeError, NotImplementedError) as exc:
-        logger.debug("get_params of %s failed (%s); hashing its pickled state", cls, exc)
-        _fill_reduce(fp, est, h)
-        return
-    h.update(b"k")
-    _h_str(fp, cls.__module__, h)
-    _h_str(fp, cls.__qualname__, h)
-    fp._walk(_package_version(cls.__module__), h)
-    _h_class(fp, cls, h)
-    fitted = {k: v for k, v in vars(est).items() if k.endswith("_") and not k.startswith("_")}
-    for part in (params, fitted):
-        fp._hop(part, _HOP_ATTRS)
-        fp._walk(part, h)
-
-
-# -- everything else: the pickled state, walked -----------------------------------------------
-def _fill_reduce(fp: Fingerprinter, obj: Any, h: Any) -> None:
-    cls = type(obj)
-    try:
-        reducer = copyreg.dispatch_table.get(cls)  # as pickle does (numpy ufuncs, ...)
-        rv = reducer(obj) if reducer is not None else obj.__reduce_ex__(4)
-    except Exception as exc:  # noqa: BLE001 - any refusal to pickle is reported the same way
-        fp._report(obj, h, f"it cannot be pickled ({type(exc).__name__}: {exc})")
-        return
-    if isinstance(rv, str):  # a module-level singleton, pickled by name
-        h.update(b"$")
-        _h_str(fp, _qualname(cls), h)
-        _h_str(fp, rv, h)
-        return
-    if not isinstance(rv, tuple) or not 2 <= len(rv) <= 6:
-        fp._report(obj, h, "its __reduce_ex__ returned something pickle cannot use")
-        return
-    h.update(_TL(b"P", len(rv)))
-    _h_class(fp, cls, h)  # the code of a user-defined class counts too
-    func, args, *rest = rv
-    if hasattr(func, "__qualname__"):
-        _h_str(fp, _qualname(func), h)
-    else:
-        fp._walk(func, h)
-    fp._walk(args, h)
-    state = rest[0] if rest else None
-    if isinstance(state, tuple) and len(state) == 2:  # (__dict__, __slots__ values)
-        fp._hop(state, _HOP_SILENT)
-        for part in state:
-            fp._hop(part, _HOP_ATTRS)
-    else:
-        fp._hop(state, _HOP_ATTRS)
-    fp._walk(state, h)
-    for items in rest[1:3]:  # listitems, dictitems (pairs, in their order)
-        items = None if items is None else list(items)
-        fp._hop(items, _HOP_SILENT)
-        fp._walk(items, h)
-    if len(rest) > 3:
-        fp._walk(None if rest[3] is None else _qualname(rest[3]), h)
-
-
 # -- dispatch ---------------------------------------------------------------------------------
 _EXACT: dict[type, Handler] = {
     type(None): lambda fp, obj, h: h.update(b"N"),
@@ -740,12 +540,7 @@ _EXACT: dict[type, Handler] = {
     type(NotImplemented): lambda fp, obj, h: h.update(b"!"),
     uuid.UUID: lambda fp, obj, h: h.update(b"u" + obj.bytes),
     np.ndarray: _h_ndarray,
-    type: _h_class,
-    types.FunctionType: _h_code,
-    types.MethodType: _h_method,
-    types.BuiltinFunctionType: _h_builtin_function,
-    types.ModuleType: _h_module,
-}
+}  # code, classes and modules: added by _hash_objects
 for _t in (_dt.datetime, _dt.date, _dt.time, _dt.timedelta, _dt.timezone, decimal.Decimal,
            fractions.Fraction, range, slice, pathlib.PurePosixPath, pathlib.PureWindowsPath,
            pathlib.PosixPath, pathlib.WindowsPath):  # fmt: skip
@@ -756,7 +551,6 @@ for _t in set(np.sctypeDict.values()):
 
 _BUILTIN_BASES = (int, float, complex, str, bytes, bytearray, OrderedDict, defaultdict, dict,
                   list, tuple, set, frozenset)  # fmt: skip
-_CODE_TYPES = (types.FunctionType, types.MethodType, types.BuiltinFunctionType, types.ModuleType)
 _RESOLVED: dict[type, Handler] = {}
 
 
@@ -782,16 +576,14 @@ def _resolve(cls: type) -> Handler:
         fill = _hash_pandas.fill_for(cls)
         if fill is not None:
             return lambda fp, obj, h: fp._memoised(obj, h, b"P", fill)
-    if _is_estimator_class(cls):
-        return lambda fp, obj, h: fp._memoised(obj, h, b"K", _fill_estimator)
-    if issubclass(cls, enum.Enum):
-        return _h_enum
-    if issubclass(cls, type):
-        return _h_class
-    for code_type in _CODE_TYPES:
-        if issubclass(cls, code_type):
-            return _EXACT[code_type]
+    f = _hash_objects.handler_for(cls)  # estimators, enums, classes, code
+    if f is not None:
+        return f
     for base in _BUILTIN_BASES:
         if issubclass(cls, base):
             return _builtin_subclass(_EXACT[base])
-    return lambda fp, obj, h: fp._memoised(obj, h, b"G", _fill_reduce)
+    return lambda fp, obj, h: fp._memoised(obj, h, b"G", _hash_objects.fill_reduce)
+
+
+# Imported last: it takes the helpers above and adds its handlers to _EXACT.
+from . import _hash_objects  # noqa: E402

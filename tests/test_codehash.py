@@ -82,20 +82,20 @@ SAME_CODE = [
                  b)
         return total*3
     ''',
-    '''
+    """
 
 
     def f(a, b=2):
         total = a + b
         return total * 3
-    ''',
+    """,
 ]
 
 DIFFERENT_CODE = [
-    BASE.replace("a + b", "a - b"),        # operator
-    BASE.replace("* 3", "* 4"),            # constant
-    BASE.replace("total", "subtotal"),     # name
-    BASE.replace("b=2", "b=5"),            # argument default
+    BASE.replace("a + b", "a - b"),  # operator
+    BASE.replace("* 3", "* 4"),  # constant
+    BASE.replace("total", "subtotal"),  # name
+    BASE.replace("b=2", "b=5"),  # argument default
     BASE.replace("    return", "    total += 1\n    return"),  # added statement
     BASE.replace("(a, b=2)", "(a, *, b=2)"),  # signature
 ]
@@ -124,7 +124,8 @@ def test_exec_defined_functions_fall_back_to_bytecode():
     assert codehash._function_ast(f1.__code__) is None  # no source: bytecode only
     assert f1 is not f2
     assert code_fingerprint(f1) == code_fingerprint(f2)
-    assert code_fingerprint(exec_ns(SAME_CODE[0])["f"]) == code_fingerprint(f1)  # comments, docstring
+    # comments, docstring
+    assert code_fingerprint(exec_ns(SAME_CODE[0])["f"]) == code_fingerprint(f1)
     different = {code_fingerprint(exec_ns(s)["f"]) for s in DIFFERENT_CODE}
     assert len(different) == len(DIFFERENT_CODE) and code_fingerprint(f1) not in different
 
@@ -224,7 +225,10 @@ def test_helper_edit_invalidates_the_caller_but_unrelated_edits_do_not(load):
     v2 = load(MODULE_V1.replace("x + 1", "x + 2"))
     fp2, parts2 = code_fingerprint(v2.f), code_parts(v2.f)
     assert fp2 != fp1
-    assert parts2["cm_case.f"] == parts1["cm_case.f"] and parts2["cm_case.helper"] != parts1["cm_case.helper"]
+    assert (
+        parts2["cm_case.f"] == parts1["cm_case.f"]
+        and parts2["cm_case.helper"] != parts1["cm_case.helper"]
+    )
     v3 = load(MODULE_V1.replace("x - 1", "x - 7"))  # only `other` changed
     assert code_fingerprint(v3.f) == fp1
     v4 = load(MODULE_V1.replace("SCALE = 3", "SCALE = 4"))  # a global constant the code reads
@@ -351,10 +355,17 @@ def test_class_defined_by_exec():
     fp = code_fingerprint(base)
     assert code_fingerprint(exec_ns(CLASS)["Model"]) == fp
     assert code_fingerprint(exec_ns(CLASS.replace("A model.", "Another docstring."))["Model"]) == fp
-    for old, new in [("x + 1", "x + 2"), ("0.5", "0.25"), ("return 1", "return 2"),
-                     ("return cls()", "return None"), ("return 3", "return 4")]:
+    for old, new in [
+        ("x + 1", "x + 2"),
+        ("0.5", "0.25"),
+        ("return 1", "return 2"),
+        ("return cls()", "return None"),
+        ("return 3", "return 4"),
+    ]:
         assert code_fingerprint(exec_ns(CLASS.replace(old, new))["Model"]) != fp, new
-    assert {"<exec>.Model", "<exec>.Model.predict", "<exec>.Model.transform"} <= set(code_parts(base))
+    assert {"<exec>.Model", "<exec>.Model.predict", "<exec>.Model.transform"} <= set(
+        code_parts(base)
+    )
 
 
 def test_methods_include_their_class():
@@ -381,12 +392,21 @@ def test_a_plain_method_function_finds_its_class_through_its_qualname():
 
 def test_subclass_and_dataclass():
     ns = exec_ns(CLASS + "\nclass Child(Model):\n    def transform(self, x):\n        return x\n")
-    ns2 = exec_ns(CLASS.replace("0.5", "0.7") + "\nclass Child(Model):\n    def transform(self, x):\n        return x\n")
+    ns2 = exec_ns(
+        CLASS.replace("0.5", "0.7")
+        + "\nclass Child(Model):\n    def transform(self, x):\n        return x\n"
+    )
     assert code_fingerprint(ns["Child"]) != code_fingerprint(ns2["Child"])  # a user base counts
-    src = "import dataclasses\n@dataclasses.dataclass\nclass P:\n    x: int = 1\n    y: list = None\n"
+    src = (
+        "import dataclasses\n@dataclasses.dataclass\nclass P:\n    x: int = 1\n    y: list = None\n"
+    )
     assert code_fingerprint(exec_ns(src)["P"]) == code_fingerprint(exec_ns(src)["P"])
-    assert code_fingerprint(exec_ns(src)["P"]) != code_fingerprint(exec_ns(src.replace("= 1", "= 2"))["P"])
-    assert code_fingerprint(exec_ns(src)["P"]) != code_fingerprint(exec_ns(src.replace("int", "float"))["P"])
+    assert code_fingerprint(exec_ns(src)["P"]) != code_fingerprint(
+        exec_ns(src.replace("= 1", "= 2"))["P"]
+    )
+    assert code_fingerprint(exec_ns(src)["P"]) != code_fingerprint(
+        exec_ns(src.replace("int", "float"))["P"]
+    )
 
 
 def test_partial_and_wrapped():
@@ -395,12 +415,16 @@ def test_partial_and_wrapped():
     assert code_fingerprint(functools.partial(f1, 1)) == code_fingerprint(functools.partial(f1, 1))
     assert code_fingerprint(functools.partial(f1, 1)) != code_fingerprint(functools.partial(f1, 2))
     assert code_fingerprint(functools.partial(f1, 1)) != code_fingerprint(functools.partial(f2, 1))
-    assert code_fingerprint(functools.partial(f1, y=1)) != code_fingerprint(functools.partial(f1, 1))
+    assert code_fingerprint(functools.partial(f1, y=1)) != code_fingerprint(
+        functools.partial(f1, 1)
+    )
     assert code_parts(functools.partial(f1, 1)) == code_parts(f1)
     assert code_fingerprint(functools.lru_cache(f1)) != code_fingerprint(functools.lru_cache(f2))
     assert code_fingerprint(functools.lru_cache(f1)) == code_fingerprint(functools.lru_cache(f1))
-    ns = exec_ns("import functools\ndef g(x):\n    return x\ncached = functools.lru_cache(g)\n"
-                 "def f(x):\n    return cached(x)\n")
+    ns = exec_ns(
+        "import functools\ndef g(x):\n    return x\ncached = functools.lru_cache(g)\n"
+        "def f(x):\n    return cached(x)\n"
+    )
     assert "<exec>.g" in code_parts(ns["f"])
 
 
@@ -413,7 +437,10 @@ def test_installed_code_counts_by_name_and_version(monkeypatch: pytest.MonkeyPat
     user_fp = code_fingerprint(user)
     monkeypatch.setattr(codehash, "package_version", lambda module: "999.0")
     assert code_fingerprint(np.mean) != fp
-    assert code_fingerprint(exec_ns("import numpy as np\ndef f(x):\n    return np.mean(x)\n")["f"]) != user_fp
+    assert (
+        code_fingerprint(exec_ns("import numpy as np\ndef f(x):\n    return np.mean(x)\n")["f"])
+        != user_fp
+    )
 
 
 def test_stale_source_never_gives_the_new_codes_fingerprint(load, tmp_path: Path):
@@ -458,8 +485,15 @@ def f(x):
 
 def test_fingerprints_are_stable_across_processes(load, script):
     m = load(STABLE_MODULE, name="cm_stable")
-    expected = json.dumps([code_fingerprint(m.f), code_fingerprint(m.make(3)), code_fingerprint(m.Thing),
-                           code_fingerprint(m.Thing().run), code_parts(m.f)])
+    expected = json.dumps(
+        [
+            code_fingerprint(m.f),
+            code_fingerprint(m.make(3)),
+            code_fingerprint(m.Thing),
+            code_fingerprint(m.Thing().run),
+            code_parts(m.f),
+        ]
+    )
     script.write(STABLE_MODULE, "cm_stable.py")
     program = textwrap.dedent("""
         import json, sys
@@ -468,7 +502,10 @@ def test_fingerprints_are_stable_across_processes(load, script):
         print(json.dumps([code_fingerprint(m.f), code_fingerprint(m.make(3)), code_fingerprint(m.Thing),
                           code_fingerprint(m.Thing().run), code_parts(m.f)]))
         """)
-    outputs = {script.run(program, "run_fp.py", env={"PYTHONHASHSEED": seed}).stdout.strip() for seed in ("0", "4242")}
+    outputs = {
+        script.run(program, "run_fp.py", env={"PYTHONHASHSEED": seed}).stdout.strip()
+        for seed in ("0", "4242")
+    }
     assert outputs == {expected}
 
 
@@ -487,7 +524,11 @@ def test_is_user_code():
 
 def test_package_version():
     assert package_version(np) == np.__version__ == package_version("numpy.linalg")
-    assert package_version("json") == package_version(json) == "python-{}.{}".format(*sys.version_info[:2])
+    assert (
+        package_version("json")
+        == package_version(json)
+        == "python-{}.{}".format(*sys.version_info[:2])
+    )
     assert package_version("cm_not_a_module_at_all") is None
     assert package_version("pytest") == pytest.__version__
 
@@ -509,8 +550,11 @@ def test_source_fingerprint():
     assert source_fingerprint("    x = load(path)  # read\n\n    y = x.mean()\n") == base
     assert source_fingerprint("x = load( path )\ny = x.mean(  )") == base
     assert source_fingerprint("x = load(path)\ny = x.sum()\n") != base
-    assert source_fingerprint("def f():\n    'doc'\n    return 1\n") == source_fingerprint("def f():\n    return 1\n")
-    assert source_fingerprint("'shown'") != source_fingerprint("'other'")  # a cell's only value is displayed
+    assert source_fingerprint("def f():\n    'doc'\n    return 1\n") == source_fingerprint(
+        "def f():\n    return 1\n"
+    )
+    # a cell's only value is displayed
+    assert source_fingerprint("'shown'") != source_fingerprint("'other'")
     assert source_fingerprint("x = (\n") != source_fingerprint("y = (\n")  # unparseable: by text
 
 
@@ -562,7 +606,10 @@ def test_checkpointed_helpers_and_methods_are_followed(tmp_path: Path):
         """
 
     def namespace(text: str) -> dict:
-        ns = exec_ns(f"helper = None\n{textwrap.dedent(text)}", {"checkpoint": checkpoint, "STORE": str(tmp_path)})
+        ns = exec_ns(
+            f"helper = None\n{textwrap.dedent(text)}",
+            {"checkpoint": checkpoint, "STORE": str(tmp_path)},
+        )
         ns["helper"] = checkpoint(store=str(tmp_path))(ns["g"])
         return ns
 
@@ -577,7 +624,7 @@ def test_checkpointed_helpers_and_methods_are_followed(tmp_path: Path):
 
 def test_notebook_cells(script):
     """In an IPython shell: functions and classes defined in cells; re-running a cell with an edit."""
-    program = textwrap.dedent('''
+    program = textwrap.dedent("""
         from IPython.core.interactiveshell import InteractiveShell
         ip = InteractiveShell.instance()
         cells = [
@@ -596,6 +643,11 @@ def test_notebook_cells(script):
         ]
         for cell in cells:
             ip.run_cell(cell).raise_error()
-        ''')
+        """)
     out = script.run(program, "notebook_cells.py").stdout.split("\n")
-    assert out[:4] == ["['__main__.K', '__main__.K.m', '__main__.f', '__main__.helper'] True", "True", "True", "True"]
+    assert out[:4] == [
+        "['__main__.K', '__main__.K.m', '__main__.f', '__main__.helper'] True",
+        "True",
+        "True",
+        "True",
+    ]

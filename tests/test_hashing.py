@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 import xxhash
 
-from checkpoint_magic import _hash_pandas, hashing
+from checkpoint_magic import _hash_objects, _hash_pandas, hashing
 from checkpoint_magic.exceptions import ComplexParamsIdentifyWarning
 from checkpoint_magic.hashing import HASH_SCHEME_VERSION, Fingerprinter, digest_bytes, fingerprint
 
@@ -642,7 +642,7 @@ def test_instances_include_their_class_code():
 
 
 def test_modules_without_codehash(monkeypatch):
-    monkeypatch.setattr(hashing, "_CODEHASH", False)
+    monkeypatch.setattr(_hash_objects, "_CODEHASH", False)
     assert distinct(math, os, np)
 
 
