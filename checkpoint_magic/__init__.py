@@ -33,10 +33,10 @@ _EXPORTS = {
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .decorator import checkpoint
-    from .exceptions import ComplexParamsIdentifyWarning
-    from .inline import InlineCheckpoint
-    from .memory import Memory
+    from .decorator import checkpoint as checkpoint
+    from .exceptions import ComplexParamsIdentifyWarning as ComplexParamsIdentifyWarning
+    from .inline import InlineCheckpoint as InlineCheckpoint
+    from .memory import Memory as Memory
 
 
 def __getattr__(name: str) -> Any:

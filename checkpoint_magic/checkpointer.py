@@ -36,9 +36,14 @@ from typing import Any
 
 import xxhash
 
-from . import __version__
-from . import config
-from .exceptions import CorruptEntryWarning, SignatureError, StoreFormatError, StoreWriteWarning, warn_user
+from . import __version__, config
+from .exceptions import (
+    CorruptEntryWarning,
+    SignatureError,
+    StoreFormatError,
+    StoreWriteWarning,
+    warn_user,
+)
 from .hashing import HASH_SCHEME_VERSION, Fingerprinter
 from .store import CorruptBlobError, CorruptManifestError, Store, _namespace_dir, get_store
 
@@ -60,7 +65,9 @@ def make_key(kind: str, namespace: str, code_fp: str, input_fps: Mapping[str, st
     False
     """
     h = xxhash.xxh3_128()
-    h.update(f"checkpoint_magic-key\0{HASH_SCHEME_VERSION}\0{kind}\0{namespace}\0{code_fp}\0".encode())
+    h.update(
+        f"checkpoint_magic-key\0{HASH_SCHEME_VERSION}\0{kind}\0{namespace}\0{code_fp}\0".encode()
+    )
     for name in sorted(input_fps):
         h.update(f"{len(name)}:{name}={input_fps[name]}\0".encode())
     return h.hexdigest()
@@ -91,7 +98,9 @@ class Checkpointer:
         resolved when first used.
     """
 
-    def __init__(self, kind: str, namespace: str, store: Store | str | os.PathLike[str] | None = None):
+    def __init__(
+        self, kind: str, namespace: str, store: Store | str | os.PathLike[str] | None = None
+    ):
         self.kind = kind
         self.namespace = namespace
         self._store_arg = store
@@ -158,12 +167,20 @@ class Checkpointer:
             self._explain_miss(code_fp, input_fps, code_parts)
             return None
         try:
-            outputs = {name: store.get_value(rec, mmap_mode=mmap_mode) for name, rec in manifest["outputs"].items()}
+            outputs = {
+                name: store.get_value(rec, mmap_mode=mmap_mode)
+                for name, rec in manifest["outputs"].items()
+            }
         except CorruptBlobError as exc:
             store.delete_entry(self.namespace, key)
-            warn_user(f"checkpoint {self.namespace}: {exc}; the entry is dropped and recomputed", CorruptEntryWarning)
+            warn_user(
+                f"checkpoint {self.namespace}: {exc}; the entry is dropped and recomputed",
+                CorruptEntryWarning,
+            )
             return None
-        except Exception as exc:  # unpickling runs arbitrary code: any failure is a miss, never a crash
+        except (
+            Exception
+        ) as exc:  # unpickling runs arbitrary code: any failure is a miss, never a crash
             warn_user(
                 f"checkpoint {self.namespace}: the stored result could not be loaded "
                 f"({type(exc).__name__}: {exc}); recomputing",
@@ -233,7 +250,7 @@ class Checkpointer:
                 "created": time.time(),
                 "duration": float(duration),
                 "size": sum(int(r.get("size", 0)) for r in records.values()),
-                "python": "%d.%d.%d" % sys.version_info[:3],
+                "python": ".".join(map(str, sys.version_info[:3])),
                 "checkpoint_magic": __version__,
             }
             store.write_entry(self.namespace, key, manifest)
@@ -260,7 +277,10 @@ class Checkpointer:
         try:
             gc(store, max_size=parse_size(limit))
         except Exception as exc:  # the commit succeeded; a failed clean-up must not hide the result
-            warn_user(f"automatic garbage collection ({config.ENV_MAX_SIZE}={limit}) failed: {exc}", StoreWriteWarning)
+            warn_user(
+                f"automatic garbage collection ({config.ENV_MAX_SIZE}={limit}) failed: {exc}",
+                StoreWriteWarning,
+            )
 
     def clear(self) -> int:
         """Delete every entry of this namespace (every code version); return how many."""

@@ -68,7 +68,9 @@ class CheckpointedFunction(Generic[R]):
         mmap_mode: str | None = None,
     ):
         if not callable(func):
-            raise InvalidArgumentError(f"@checkpoint decorates a function, not {type(func).__name__}")
+            raise InvalidArgumentError(
+                f"@checkpoint decorates a function, not {type(func).__name__}"
+            )
         functools.update_wrapper(self, func)
         self.__wrapped__ = func
         self._signature = inspect.signature(func)
@@ -81,16 +83,24 @@ class CheckpointedFunction(Generic[R]):
                 f"{func.__qualname__}{self._signature}; valid names: {list(params)}"
             )
         if mmap_mode not in (None, "r", "r+", "c"):
-            raise InvalidArgumentError(f"mmap_mode must be None, 'r', 'r+' or 'c', not {mmap_mode!r}")
+            raise InvalidArgumentError(
+                f"mmap_mode must be None, 'r', 'r+' or 'c', not {mmap_mode!r}"
+            )
         self.ignore = frozenset(ignored)
         self.mmap_mode = mmap_mode
         namespace = name or f"{getattr(func, '__module__', None) or '__main__'}.{func.__qualname__}"
         self.checkpointer = Checkpointer("function", namespace, store)
         # Fast binding for the common signature (no *args/**kwargs, no positional-only).
         simple = all(p.kind in _SIMPLE_KINDS for p in params.values())
-        self._names = [n for n, p in params.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD] if simple else None
+        self._names = (
+            [n for n, p in params.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+            if simple
+            else None
+        )
         self._all_names = frozenset(params)
-        self._defaults = [(n, p.default) for n, p in params.items() if p.default is not inspect.Parameter.empty]
+        self._defaults = [
+            (n, p.default) for n, p in params.items() if p.default is not inspect.Parameter.empty
+        ]
 
     def __repr__(self) -> str:
         return f"<checkpointed function {self.checkpointer.namespace}>"
@@ -105,7 +115,9 @@ class CheckpointedFunction(Generic[R]):
         """The call's arguments by parameter name, defaults applied (TypeError if they do not bind)."""
         names = self._names
         if names is not None and len(args) <= len(names):
-            values = dict(zip(names, args))
+            values = dict(
+                zip(names, args, strict=False)
+            )  # fewer args than names: the rest by keyword
             for k, v in kwargs.items():
                 if k in values or k not in self._all_names:
                     return self._bind_slow(args, kwargs)
@@ -149,9 +161,11 @@ class CheckpointedFunction(Generic[R]):
             )
             return func(*args, **kwargs)
         if not recompute:
-            hit = self.checkpointer.load(code_fp, input_fps, mmap_mode=self.mmap_mode, code_parts=self._code_parts)
+            hit = self.checkpointer.load(
+                code_fp, input_fps, mmap_mode=self.mmap_mode, code_parts=self._code_parts
+            )
             if hit is not None:
-                return hit.outputs["return"]  # type: ignore[no-any-return]
+                return hit.outputs["return"]
         start = time.perf_counter()
         result = func(*args, **kwargs)
         duration = time.perf_counter() - start
@@ -163,13 +177,17 @@ class CheckpointedFunction(Generic[R]):
 
         return code_parts(self.__wrapped__)
 
-    def _commit(self, code_fp: str, input_fps: dict[str, str], result: Any, duration: float) -> None:
+    def _commit(
+        self, code_fp: str, input_fps: dict[str, str], result: Any, duration: float
+    ) -> None:
         try:
             parts = self._code_parts()
         except Exception as exc:  # only used to explain misses later; never worth failing for
             logger.debug("code_parts failed for %s: %s", self.checkpointer.namespace, exc)
             parts = {}
-        self.checkpointer.save(code_fp, input_fps, {"return": result}, duration=duration, code_parts=parts)
+        self.checkpointer.save(
+            code_fp, input_fps, {"return": result}, duration=duration, code_parts=parts
+        )
 
     # ------------------------------------------------------------------ helpers
     def is_cached(self, *args: Any, **kwargs: Any) -> bool:
@@ -263,7 +281,9 @@ def checkpoint(
     2
     """
     if func is not None:
-        return CheckpointedFunction(func, ignore=ignore, store=store, name=name, mmap_mode=mmap_mode)
+        return CheckpointedFunction(
+            func, ignore=ignore, store=store, name=name, mmap_mode=mmap_mode
+        )
 
     def decorate(f: Callable[..., R]) -> CheckpointedFunction[R]:
         return CheckpointedFunction(f, ignore=ignore, store=store, name=name, mmap_mode=mmap_mode)

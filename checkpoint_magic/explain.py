@@ -48,7 +48,9 @@ def describe_difference(
     if entry.get("code") != code_fp:
         old_parts: Mapping[str, str] = entry.get("code_parts") or {}
         if code_parts and old_parts:
-            changed = sorted(n for n in code_parts if n in old_parts and old_parts[n] != code_parts[n])
+            changed = sorted(
+                n for n in code_parts if n in old_parts and old_parts[n] != code_parts[n]
+            )
             added = sorted(n for n in code_parts if n not in old_parts)
             removed = sorted(n for n in old_parts if n not in code_parts)
             detail = ", ".join(changed + [f"+{n}" for n in added] + [f"-{n}" for n in removed])
@@ -56,7 +58,9 @@ def describe_difference(
         else:
             reasons.append("code changed")
     old_inputs: Mapping[str, str] = entry.get("inputs") or {}
-    changed_inputs = sorted(n for n in input_fps if n in old_inputs and old_inputs[n] != input_fps[n])
+    changed_inputs = sorted(
+        n for n in input_fps if n in old_inputs and old_inputs[n] != input_fps[n]
+    )
     new_inputs = sorted(n for n in input_fps if n not in old_inputs)
     gone_inputs = sorted(n for n in old_inputs if n not in input_fps)
     if changed_inputs:
@@ -68,7 +72,9 @@ def describe_difference(
     return "; ".join(reasons) or "same code and inputs (the entry was removed or unreadable)"
 
 
-def _score(entry: Mapping[str, Any], code_fp: str, input_fps: Mapping[str, str]) -> tuple[int, bool, float]:
+def _score(
+    entry: Mapping[str, Any], code_fp: str, input_fps: Mapping[str, str]
+) -> tuple[int, bool, float]:
     """Closeness of an entry to a lookup: matching inputs first, then matching code; newer wins ties.
 
     Inputs come first: when an entry for these very inputs exists under other code, the

@@ -80,13 +80,45 @@ INDEX_NAME = "checkpoint_magic_dump.json"
 
 #: Methods that count as the first use of a loaded step (the ones Pipeline & co. call).
 FIRST_USE_METHODS = (
-    "fit", "partial_fit", "fit_transform", "fit_predict", "transform", "inverse_transform",
-    "predict", "predict_proba", "predict_log_proba", "decision_function", "score",
-    "score_samples", "handle_fit", "handle_transform", "handle_fit_transform",
+    "fit",
+    "partial_fit",
+    "fit_transform",
+    "fit_predict",
+    "transform",
+    "inverse_transform",
+    "predict",
+    "predict_proba",
+    "predict_log_proba",
+    "decision_function",
+    "score",
+    "score_samples",
+    "handle_fit",
+    "handle_transform",
+    "handle_fit_transform",
 )
-_PLAIN = (type(None), bool, int, float, complex, str, bytes, bytearray, tuple, list, dict, set,
-          frozenset, np.ndarray, np.generic, np.dtype, type, types.FunctionType, types.BuiltinFunctionType,
-          types.ModuleType, types.MethodType)
+_PLAIN = (
+    type(None),
+    bool,
+    int,
+    float,
+    complex,
+    str,
+    bytes,
+    bytearray,
+    tuple,
+    list,
+    dict,
+    set,
+    frozenset,
+    np.ndarray,
+    np.generic,
+    np.dtype,
+    type,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.ModuleType,
+    types.MethodType,
+)
 _hook_lock = threading.RLock()
 
 
@@ -135,7 +167,11 @@ def _install_hooks(step: Any) -> bool:
     state = getattr(step, "__dict__", None)
     if not isinstance(state, dict):
         return False
-    names = [m for m in FIRST_USE_METHODS if isinstance(state.get(m), _SetupOnFirstUse) or _has_method(step, m)]
+    names = [
+        m
+        for m in FIRST_USE_METHODS
+        if isinstance(state.get(m), _SetupOnFirstUse) or _has_method(step, m)
+    ]
     for name in names:
         if not isinstance(state.get(name), _SetupOnFirstUse):
             state[name] = _SetupOnFirstUse(step, name)
@@ -312,7 +348,11 @@ class _Dumper:
         saver = saver_for(obj)
         directory = self.root / "steps" / ref
         directory.mkdir(parents=True)
-        info: dict[str, Any] = {"label": label, "type": _class_path(obj), "saver": saver_name(saver)}
+        info: dict[str, Any] = {
+            "label": label,
+            "type": _class_path(obj),
+            "saver": saver_name(saver),
+        }
         if isinstance(saver, PickleSaver):
             children = {id(child): child_label for child_label, child in _structural_children(obj)}
             saver.save(obj, str(directory), persistent_id=self._persistent_id(obj, children))
@@ -349,10 +389,14 @@ def _resolve_modules(modules: Iterable[Any]) -> list[types.ModuleType]:
     for module in modules:
         if isinstance(module, str):
             if module not in sys.modules:
-                raise InvalidArgumentError(f"by_value names {module!r}, which is not imported; import it first")
+                raise InvalidArgumentError(
+                    f"by_value names {module!r}, which is not imported; import it first"
+                )
             module = sys.modules[module]
         if not isinstance(module, types.ModuleType):
-            raise InvalidArgumentError(f"by_value takes modules or module names, not {type(module).__name__}")
+            raise InvalidArgumentError(
+                f"by_value takes modules or module names, not {type(module).__name__}"
+            )
         resolved.append(module)
     return resolved
 
@@ -390,8 +434,13 @@ def _publish(tmp: Path, path: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def dump(obj: Any, path: str | os.PathLike[str], *, teardown: bool = True,
-         by_value: Iterable[types.ModuleType | str] = ()) -> Path:
+def dump(
+    obj: Any,
+    path: str | os.PathLike[str],
+    *,
+    teardown: bool = True,
+    by_value: Iterable[types.ModuleType | str] = (),
+) -> Path:
     """Save ``obj`` (a fitted pipeline, any estimator tree or object) as the directory ``path``.
 
     Parameters
@@ -456,7 +505,9 @@ class _Loader:
             return self.loaded[ref]
         info = self.nodes.get(ref)
         if info is None or ref in self.active:
-            raise StoreFormatError(f"the dump {self.root} is damaged: step {ref!r} is missing or cyclic")
+            raise StoreFormatError(
+                f"the dump {self.root} is damaged: step {ref!r} is missing or cyclic"
+            )
         self.active.add(ref)
         saver = self._saver(ref, info)
         directory = str(self.root / "steps" / ref)
@@ -498,7 +549,9 @@ def _load(path: str | os.PathLike[str]) -> tuple[Any, list[Any]]:
     try:
         index = json.loads((root / INDEX_NAME).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InvalidArgumentError(f"{root} is not a checkpoint_magic dump (no {INDEX_NAME})") from None
+        raise InvalidArgumentError(
+            f"{root} is not a checkpoint_magic dump (no {INDEX_NAME})"
+        ) from None
     fmt = index.get("format") if isinstance(index, dict) else None
     if not isinstance(fmt, int) or fmt > DUMP_FORMAT:
         raise StoreFormatError(

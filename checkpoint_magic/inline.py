@@ -61,16 +61,20 @@ _MISSING = object()
 def _parse_target(expr: str, role: str) -> ast.expr:
     """Parse ``x``, ``f.a``, ``d['k']``, ``x[0]`` (and chains of those); anything else is an error."""
     if not isinstance(expr, str) or not expr.strip():
-        raise InvalidArgumentError(f"{role} items must be non-empty strings such as 'x', 'f.a' or \"d['a']\", not {expr!r}")
+        raise InvalidArgumentError(
+            f"{role} items must be non-empty strings such as 'x', 'f.a' or \"d['a']\", not {expr!r}"
+        )
     try:
         node = ast.parse(expr.strip(), mode="eval").body
     except SyntaxError as exc:
-        raise InvalidArgumentError(f"{role} item {expr!r} is not a valid expression ({exc.msg})") from None
+        raise InvalidArgumentError(
+            f"{role} item {expr!r} is not a valid expression ({exc.msg})"
+        ) from None
     check = node
     while not isinstance(check, ast.Name):
-        if isinstance(check, ast.Attribute):
-            check = check.value
-        elif isinstance(check, ast.Subscript) and _literal_key(check.slice) is not _MISSING:
+        if isinstance(check, ast.Attribute) or (
+            isinstance(check, ast.Subscript) and _literal_key(check.slice) is not _MISSING
+        ):
             check = check.value
         else:
             raise InvalidArgumentError(
@@ -117,7 +121,9 @@ def _assign(node: ast.expr, value: Any, frame: types.FrameType, namespace: dict[
         return
     parent = _resolve(node.value, frame, namespace)  # type: ignore[attr-defined]
     if parent is _MISSING:
-        raise UnknownNameError(f"cannot restore {ast.unparse(node)}: {ast.unparse(node.value)} does not exist")  # type: ignore[attr-defined]
+        raise UnknownNameError(
+            f"cannot restore {ast.unparse(node)}: {ast.unparse(node.value)} does not exist"
+        )  # type: ignore[attr-defined]
     if isinstance(node, ast.Attribute):
         setattr(parent, node.attr, value)
     else:
@@ -134,7 +140,7 @@ def _write_back_locals(frame: types.FrameType) -> None:
 _parsed: dict[tuple[str, str], ast.Module] = {}
 
 
-def _find_block(frame: types.FrameType) -> ast.With | None:
+def _find_block(frame: types.FrameType) -> ast.With | ast.AsyncWith | None:
     """The ``with`` statement whose header contains the frame's current line, parsed from source."""
     filename = frame.f_code.co_filename
     lines = linecache.getlines(filename, frame.f_globals)
@@ -150,37 +156,52 @@ def _find_block(frame: types.FrameType) -> ast.With | None:
             return None
         _parsed[cache_key] = tree
     line = frame.f_lineno
-    best: ast.With | None = None
+    best: ast.With | ast.AsyncWith | None = None
     for node in ast.walk(tree):
-        if isinstance(node, (ast.With, ast.AsyncWith)) and node.lineno <= line <= _header_end(node):
-            if best is None or node.lineno > best.lineno:
-                best = node  # type: ignore[assignment]
+        if not isinstance(node, (ast.With, ast.AsyncWith)):
+            continue
+        if node.lineno <= line <= _header_end(node) and (best is None or node.lineno > best.lineno):
+            best = node  # the innermost `with` whose header holds the line
     return best
 
 
 def _header_end(node: ast.With | ast.AsyncWith) -> int:
     """Last line of a ``with`` statement's header (its items), which the body may share."""
     ends = [item.context_expr.end_lineno or node.lineno for item in node.items]
-    ends += [item.optional_vars.end_lineno or node.lineno for item in node.items if item.optional_vars is not None]
+    ends += [
+        item.optional_vars.end_lineno or node.lineno
+        for item in node.items
+        if item.optional_vars is not None
+    ]
     return max(ends)
 
 
-def _block_code_fingerprint(block: ast.With | None, frame: types.FrameType, namespace: dict[str, Any]) -> str:
+def _block_code_fingerprint(
+    block: ast.With | ast.AsyncWith | None, frame: types.FrameType, namespace: dict[str, Any]
+) -> str:
     """Normalized AST of the body plus the code of the user functions and classes it uses."""
     from . import codehash
 
     h = xxhash.xxh3_128()
     if block is None:
         # No source (code typed into exec, a frozen app): the enclosing code's bytecode.
-        logger.debug("no source for %s; fingerprinting the enclosing code object", frame.f_code.co_filename)
-        h.update(b"bytecode:" + codehash.code_fingerprint(types.FunctionType(frame.f_code, {})).encode())
+        logger.debug(
+            "no source for %s; fingerprinting the enclosing code object", frame.f_code.co_filename
+        )
+        h.update(
+            b"bytecode:" + codehash.code_fingerprint(types.FunctionType(frame.f_code, {})).encode()
+        )
         return h.hexdigest()
     body = ast.Module(body=block.body, type_ignores=[])
     h.update(b"ast:" + codehash.source_fingerprint(ast.unparse(body)).encode())
-    used = sorted({n.id for n in ast.walk(body) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)})
+    used = sorted(
+        {n.id for n in ast.walk(body) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    )
     for name in used:
         value = namespace.get(name, frame.f_globals.get(name, _MISSING))
-        if isinstance(value, (types.FunctionType, type, types.MethodType)) and codehash.is_user_code(value):
+        if isinstance(
+            value, (types.FunctionType, type, types.MethodType)
+        ) and codehash.is_user_code(value):
             h.update(f"\0{name}={codehash.code_fingerprint(value)}".encode())
     return h.hexdigest()
 
@@ -244,7 +265,7 @@ class InlineCheckpoint:
         self._frame = frame
         namespace = self._namespace_dict(frame)
         watched = {}
-        for expr, node in zip(self.watch, self._watch_nodes):
+        for expr, node in zip(self.watch, self._watch_nodes, strict=True):
             value = _resolve(node, frame, namespace)
             if value is _MISSING:
                 raise UnknownNameError(
@@ -270,7 +291,7 @@ class InlineCheckpoint:
 
     def _restore(self, frame: types.FrameType, result: LoadResult) -> None:
         namespace = self._namespace_dict(frame)
-        for expr, node in zip(self.produce, self._produce_nodes):
+        for expr, node in zip(self.produce, self._produce_nodes, strict=True):
             _assign(node, result.outputs[expr], frame, namespace)
         _write_back_locals(frame)
         logger.info(
@@ -281,14 +302,18 @@ class InlineCheckpoint:
             result.duration,
         )
 
-    def _install_skip(self, frame: types.FrameType, block: ast.With | None) -> None:
+    def _install_skip(self, frame: types.FrameType, block: ast.With | ast.AsyncWith | None) -> None:
         """Raise :class:`_SkipBody` in ``frame`` once the body starts (after any ``as`` target is bound)."""
         self._saved_trace = sys.gettrace()
         self._saved_frame_trace = frame.f_trace
         self._saved_opcodes = frame.f_trace_opcodes
         saved_global = self._saved_trace
         body_line = block.body[0].lineno if block is not None else None
-        as_names = [i.optional_vars.id for i in block.items if isinstance(i.optional_vars, ast.Name)] if block else []
+        as_names = (
+            [i.optional_vars.id for i in block.items if isinstance(i.optional_vars, ast.Name)]
+            if block
+            else []
+        )
 
         if body_line is not None and body_line > frame.f_lineno:
             # The usual case: the first line event at or after the body's first line.
@@ -308,7 +333,7 @@ class InlineCheckpoint:
                     return skip
                 raise _SkipBody
 
-        def global_trace(frm: types.FrameType, event: str, arg: Any) -> Any:
+        def global_trace(frm: types.FrameType, event: Any, arg: Any) -> Any:
             # Other frames that start meanwhile (our own __exit__) go to the previous tracer.
             return saved_global(frm, event, arg) if saved_global is not None else None
 
@@ -320,7 +345,9 @@ class InlineCheckpoint:
         frame.f_trace = self._saved_frame_trace
         frame.f_trace_opcodes = self._saved_opcodes
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> bool:
         frame = self._frame
         assert frame is not None
         self._frame = None
@@ -332,7 +359,7 @@ class InlineCheckpoint:
         duration = time.perf_counter() - self._start
         namespace = self._namespace_dict(frame)
         outputs = {}
-        for expr, node in zip(self.produce, self._produce_nodes):
+        for expr, node in zip(self.produce, self._produce_nodes, strict=True):
             value = _resolve(node, frame, namespace)
             if value is _MISSING:
                 raise MissingProducedNameError(
@@ -340,5 +367,11 @@ class InlineCheckpoint:
                     "stored. Set it in the block or remove it from produce=[...]"
                 )
             outputs[expr] = value
-        self._checkpointer.save(self._code_fp, self._input_fps, outputs, duration=duration, meta={"produce": self.produce})
+        self._checkpointer.save(
+            self._code_fp,
+            self._input_fps,
+            outputs,
+            duration=duration,
+            meta={"produce": self.produce},
+        )
         return False

@@ -142,8 +142,13 @@ def _safe_can_save(saver: Any, obj: Any) -> bool:
     try:
         return bool(saver.can_save(obj))
     except Exception as exc:  # a buggy saver must not break storing every other value
-        logger.warning("%s.can_save failed on a %s (%s: %s); skipped", saver_name(saver),
-                       type(obj).__name__, type(exc).__name__, exc)
+        logger.warning(
+            "%s.can_save failed on a %s (%s: %s); skipped",
+            saver_name(saver),
+            type(obj).__name__,
+            type(exc).__name__,
+            exc,
+        )
         return False
 
 
@@ -224,7 +229,9 @@ class PickleSaver(Saver):
     def can_save(self, obj: Any) -> bool:
         return True
 
-    def save(self, obj: Any, path: str, *, persistent_id: Callable[[Any], Any] | None = None) -> None:
+    def save(
+        self, obj: Any, path: str, *, persistent_id: Callable[[Any], Any] | None = None
+    ) -> None:
         Path(path, self.filename).write_bytes(_HookedPickler.dumps(obj, persistent_id))
 
     def load(self, path: str, *, persistent_load: Callable[[Any], Any] | None = None) -> Any:
@@ -247,18 +254,24 @@ class SklearnSaver(PickleSaver):
 
         return isinstance(obj, BaseEstimator)
 
-    def save(self, obj: Any, path: str, *, persistent_id: Callable[[Any], Any] | None = None) -> None:
+    def save(
+        self, obj: Any, path: str, *, persistent_id: Callable[[Any], Any] | None = None
+    ) -> None:
         import sklearn
 
         super().save(obj, path, persistent_id=persistent_id)
-        _write_json(path, "sklearn.json", {"sklearn": sklearn.__version__, "class": _class_path(obj)})
+        _write_json(
+            path, "sklearn.json", {"sklearn": sklearn.__version__, "class": _class_path(obj)}
+        )
 
     def load(self, path: str, *, persistent_load: Callable[[Any], Any] | None = None) -> Any:
         import sklearn
 
         saved = _read_json(path, "sklearn.json").get("sklearn")
         if saved and saved != sklearn.__version__:
-            logger.warning("estimator saved with scikit-learn %s is loaded with %s", saved, sklearn.__version__)
+            logger.warning(
+                "estimator saved with scikit-learn %s is loaded with %s", saved, sklearn.__version__
+            )
         return super().load(path, persistent_load=persistent_load)
 
 
@@ -305,19 +318,32 @@ _ALWAYS_PICKLABLE = (type(None), bool, int, float, complex, str, bytes)
 
 
 def _pickles(value: Any, persistent_id: Callable[[Any], Any] | None) -> bool:
-    if isinstance(value, _ALWAYS_PICKLABLE) or (type(value) is np.ndarray and not value.dtype.hasobject):
+    if isinstance(value, _ALWAYS_PICKLABLE) or (
+        type(value) is np.ndarray and not value.dtype.hasobject
+    ):
         return True
     try:
         _HookedPickler.dumps(value, persistent_id)
-    except CheckpointError:  # raised by a persistent_id hook (a dump's own error): not a pickling failure
+    except (
+        CheckpointError
+    ):  # raised by a persistent_id hook (a dump's own error): not a pickling failure
         raise
-    except Exception as exc:  # pickling fails in many ways: TypeError, RuntimeError, PicklingError...
-        logger.debug("attribute of type %s does not pickle (%s: %s)", type(value).__name__, type(exc).__name__, exc)
+    except (
+        Exception
+    ) as exc:  # pickling fails in many ways: TypeError, RuntimeError, PicklingError...
+        logger.debug(
+            "attribute of type %s does not pickle (%s: %s)",
+            type(value).__name__,
+            type(exc).__name__,
+            exc,
+        )
         return False
     return True
 
 
-def strip_unpicklable(obj: Any, persistent_id: Callable[[Any], Any] | None = None) -> tuple[bytes, list[str]]:
+def strip_unpicklable(
+    obj: Any, persistent_id: Callable[[Any], Any] | None = None
+) -> tuple[bytes, list[str]]:
     """Pickle ``obj``; if that fails, pickle a shallow copy with unpicklable attributes set to ``None``.
 
     Returns the pickle and the names of the attributes that were dropped. ``obj`` itself is
@@ -337,7 +363,9 @@ def strip_unpicklable(obj: Any, persistent_id: Callable[[Any], Any] | None = Non
         first_error = exc
     state = getattr(obj, "__dict__", None)
     if not isinstance(state, dict):
-        raise TypeError(f"cannot pickle the {type(obj).__name__} and it has no attributes to strip: {first_error}")
+        raise TypeError(
+            f"cannot pickle the {type(obj).__name__} and it has no attributes to strip: {first_error}"
+        )
     dropped = sorted(name for name, value in state.items() if not _pickles(value, persistent_id))
     try:
         clone = copy.copy(obj)
@@ -391,13 +419,20 @@ class StripUnpicklableSaver(PickleSaver):
     def can_save(self, obj: Any) -> bool:
         return not isinstance(obj, type) and callable(getattr(type(obj), "setup", None))
 
-    def save(self, obj: Any, path: str, *, persistent_id: Callable[[Any], Any] | None = None) -> None:
+    def save(
+        self, obj: Any, path: str, *, persistent_id: Callable[[Any], Any] | None = None
+    ) -> None:
         payload, dropped = strip_unpicklable(obj, persistent_id)
         Path(path, self.filename).write_bytes(payload)
         _write_json(path, "stripped.json", {"stripped": dropped, "class": _class_path(obj)})
 
-    def load(self, path: str, *, persistent_load: Callable[[Any], Any] | None = None,
-             setup: bool | None = None) -> Any:
+    def load(
+        self,
+        path: str,
+        *,
+        persistent_load: Callable[[Any], Any] | None = None,
+        setup: bool | None = None,
+    ) -> Any:
         obj = super().load(path, persistent_load=persistent_load)
         dropped = _read_json(path, "stripped.json").get("stripped") or []
         if dropped and (self.call_setup if setup is None else setup):
@@ -412,7 +447,9 @@ class StripUnpicklableSaver(PickleSaver):
 def _safe_relpath(rel: str) -> str:
     parts = Path(rel).parts
     if not parts or Path(rel).is_absolute() or ".." in parts:
-        raise ValueError(f"a saver file name must be a relative path inside its directory, not {rel!r}")
+        raise ValueError(
+            f"a saver file name must be a relative path inside its directory, not {rel!r}"
+        )
     return rel
 
 
@@ -471,13 +508,17 @@ class SaverCodec(Codec):
                 rel_root = os.path.relpath(root, tmp)
                 if rel_root != "." and not names and not subdirs:
                     dirs.append(Path(rel_root).as_posix())
-                files.extend(Path(rel_root, n).as_posix() if rel_root != "." else n for n in sorted(names))
+                files.extend(
+                    Path(rel_root, n).as_posix() if rel_root != "." else n for n in sorted(names)
+                )
             blobs = [[_file_buffer(os.path.join(tmp, rel))] for rel in files]
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return Encoded(blobs, {"files": files, "dirs": dirs, "saver": _class_path(self.saver)})
 
-    def decode(self, meta: dict[str, Any], source: BlobSource, *, mmap_mode: str | None = None) -> Any:
+    def decode(
+        self, meta: dict[str, Any], source: BlobSource, *, mmap_mode: str | None = None
+    ) -> Any:
         tmp = tempfile.mkdtemp(prefix="checkpoint-magic-load-")
         try:
             for rel in meta.get("dirs", ()):

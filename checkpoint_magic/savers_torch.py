@@ -95,7 +95,11 @@ class TorchModuleSaver(Saver):
         torch.save([t.detach() for t in extras], os.path.join(path, "extra_tensors.pt"))
         Path(path, "skeleton.pkl").write_bytes(skeleton)
         devices = sorted({str(t.device) for t in (*state.values(), *extras)})
-        _write_json(path, "module.json", {"class": _class_path(obj), "devices": devices, "torch": torch.__version__})
+        _write_json(
+            path,
+            "module.json",
+            {"class": _class_path(obj), "devices": devices, "torch": torch.__version__},
+        )
 
     def load(self, path: str) -> Any:
         import torch
@@ -118,7 +122,13 @@ class TorchModuleSaver(Saver):
 
         module = _HookedPickler.loads(Path(path, "skeleton.pkl").read_bytes(), persistent_load)
         info = _read_json(path, "module.json")
-        if any(d.startswith("cuda") for d in info.get("devices", ())) and not torch.cuda.is_available():
-            logger.warning("%s was saved on %s and is loaded on the CPU (no GPU here)",
-                           info.get("class"), info.get("devices"))
+        if (
+            any(d.startswith("cuda") for d in info.get("devices", ()))
+            and not torch.cuda.is_available()
+        ):
+            logger.warning(
+                "%s was saved on %s and is loaded on the CPU (no GPU here)",
+                info.get("class"),
+                info.get("devices"),
+            )
         return module

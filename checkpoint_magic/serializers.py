@@ -95,7 +95,9 @@ class Codec:
         """Turn ``obj`` into blobs and meta."""
         raise NotImplementedError
 
-    def decode(self, meta: dict[str, Any], source: BlobSource, *, mmap_mode: str | None = None) -> Any:
+    def decode(
+        self, meta: dict[str, Any], source: BlobSource, *, mmap_mode: str | None = None
+    ) -> Any:
         """Rebuild the value from ``meta`` and the blobs of ``source``."""
         raise NotImplementedError
 
@@ -103,7 +105,7 @@ class Codec:
 def _raw(buffer: Any) -> memoryview:
     """A flat byte view of ``buffer`` (a contiguous array, a PickleBuffer, bytes) without copying it."""
     if isinstance(buffer, np.ndarray):  # datetime64 and friends do not export the buffer protocol
-        return memoryview(buffer.reshape(-1).view(np.uint8))
+        return memoryview(buffer.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
     view = buffer.raw() if isinstance(buffer, pickle.PickleBuffer) else memoryview(buffer)
     return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
@@ -140,20 +142,29 @@ class NpyCodec(Codec):
         head = header.getvalue()
         body = _raw(data) if data.size else memoryview(b"")
         dtype_meta = data.dtype.descr if data.dtype.fields else data.dtype.str
-        meta = {"header": len(head), "dtype": dtype_meta, "shape": list(obj.shape), "fortran": bool(fortran)}
+        meta = {
+            "header": len(head),
+            "dtype": dtype_meta,
+            "shape": list(obj.shape),
+            "fortran": bool(fortran),
+        }
         return Encoded([[head, body]], meta)
 
-    def decode(self, meta: dict[str, Any], source: BlobSource, *, mmap_mode: str | None = None) -> np.ndarray:
+    def decode(
+        self, meta: dict[str, Any], source: BlobSource, *, mmap_mode: str | None = None
+    ) -> np.ndarray:
         descr = meta["dtype"]
         dtype = np.dtype(descr if isinstance(descr, str) else [tuple(f) for f in _tuplify(descr)])
         shape = tuple(meta["shape"])
         order = "F" if meta["fortran"] else "C"
         if mmap_mode is not None:
             path = source.path(0)  # verified
-            return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)  # type: ignore[no-any-return]
-        array = np.empty(shape, dtype=dtype, order=order)
+            return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)  # type: ignore[arg-type]
+        array: np.ndarray = np.empty(shape, dtype=dtype, order=order)  # type: ignore[call-overload]
         header = bytearray(meta["header"])
-        view = _raw(array.T if meta["fortran"] else array) if array.size else memoryview(bytearray())
+        view = (
+            _raw(array.T if meta["fortran"] else array) if array.size else memoryview(bytearray())
+        )
         source.read_into(0, [memoryview(header), view])
         if not header.startswith(b"\x93NUMPY"):
             raise ValueError("stored array has no .npy header")
@@ -212,12 +223,14 @@ class PickleCodec(Codec):
         blobs: list[list[Any]] = [[payload]] + [[_raw(b)] for b in buffers]
         return Encoded(blobs, {"pickler": pickler, "buffers": len(buffers)})
 
-    def decode(self, meta: dict[str, Any], source: BlobSource, *, mmap_mode: str | None = None) -> Any:
+    def decode(
+        self, meta: dict[str, Any], source: BlobSource, *, mmap_mode: str | None = None
+    ) -> Any:
         payload = source.read_bytes(0)
         buffers = []
         for index in range(1, 1 + int(meta.get("buffers", 0))):
             buf = np.empty(source.size(index), dtype=np.uint8)
-            source.read_into(index, [memoryview(buf)])
+            source.read_into(index, [_raw(buf)])
             buffers.append(buf)
         return pickle.loads(payload, buffers=buffers)
 
@@ -311,4 +324,3 @@ def codec_by_name(name: str) -> Codec:
     if found is not None:
         return found
     raise KeyError(f"no codec named {name!r} is registered in this process")
-

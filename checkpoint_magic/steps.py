@@ -131,7 +131,9 @@ def step_names(cls: type) -> list[str]:
                 f"rename {attr!r} (a helper can be called _{attr})"
             )
         if not callable(getattr(cls, attr)):
-            raise InvalidArgumentError(f"{cls.__name__}.{attr} must be a method step_N(self, outputs)")
+            raise InvalidArgumentError(
+                f"{cls.__name__}.{attr} must be a method step_N(self, outputs)"
+            )
         number = int(match.group(1))
         if number in found:
             raise InvalidArgumentError(
@@ -146,7 +148,7 @@ def step_names(cls: type) -> list[str]:
 
 
 def _step_number(name: str) -> int:
-    return int(name[len("step_"):])
+    return int(name[len("step_") :])
 
 
 # --------------------------------------------------------------------------- code fingerprints
@@ -165,10 +167,15 @@ def _detached(fn: types.FunctionType) -> types.FunctionType:
     hit = _DETACHED.get(id(fn))
     if hit is not None and hit[0]() is fn:
         copy = hit[1]
-        if copy.__code__ is fn.__code__ and copy.__defaults__ is fn.__defaults__ \
-                and copy.__kwdefaults__ is fn.__kwdefaults__:
+        if (
+            copy.__code__ is fn.__code__
+            and copy.__defaults__ is fn.__defaults__
+            and copy.__kwdefaults__ is fn.__kwdefaults__
+        ):
             return copy
-    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    copy = types.FunctionType(
+        fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
+    )
     copy.__kwdefaults__ = fn.__kwdefaults__
     copy.__qualname__ = fn.__name__
     copy.__module__ = fn.__module__
@@ -222,7 +229,9 @@ def _context_fp(cls: type) -> str:
         try:
             desc = _member_fp(members[attr])
         except FingerprintError as exc:
-            logger.debug("%s.%s cannot be fingerprinted (%s); only its type counts", cls.__name__, attr, exc)
+            logger.debug(
+                "%s.%s cannot be fingerprinted (%s); only its type counts", cls.__name__, attr, exc
+            )
             desc = "type:" + type(members[attr]).__qualname__
         pieces.append(f"{attr}={desc}")
     return _hex("members", *pieces)
@@ -230,7 +239,9 @@ def _context_fp(cls: type) -> str:
 
 def _record_fp(record: dict[str, Any]) -> str:
     """Fingerprint of a stored output: its codec, meta and blob digests (or inline bytes)."""
-    return xxhash.xxh3_128_hexdigest(json.dumps(record, sort_keys=True, default=str).encode("utf-8"))
+    return xxhash.xxh3_128_hexdigest(
+        json.dumps(record, sort_keys=True, default=str).encode("utf-8")
+    )
 
 
 # --------------------------------------------------------------------------- the runner
@@ -274,12 +285,18 @@ class StepCheckpoint:
     hyperparameter reruns the steps); attributes starting with ``_`` are not.
     """
 
-    def __init__(self, name: str, checkpoint_folder: str | os.PathLike[str] | Store | None = None,
-                 version: int | str = 1):
+    def __init__(
+        self,
+        name: str,
+        checkpoint_folder: str | os.PathLike[str] | Store | None = None,
+        version: int | str = 1,
+    ):
         if not isinstance(name, str) or not name:
             raise InvalidArgumentError(f"name must be a non-empty string, not {name!r}")
         if isinstance(version, bool) or not isinstance(version, (int, str)) or version == "":
-            raise InvalidArgumentError(f"version must be an int or a non-empty string, not {version!r}")
+            raise InvalidArgumentError(
+                f"version must be an int or a non-empty string, not {version!r}"
+            )
         self.name = name
         self.checkpoint_folder = checkpoint_folder
         self.version = version
@@ -287,8 +304,10 @@ class StepCheckpoint:
         step_names(type(self))  # fail early on badly named steps
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(name={self.name!r}, checkpoint_folder={self.checkpoint_folder!r}, "
-                f"version={self.version!r})")
+        return (
+            f"{type(self).__name__}(name={self.name!r}, checkpoint_folder={self.checkpoint_folder!r}, "
+            f"version={self.version!r})"
+        )
 
     # -- names and store ---------------------------------------------------------------
     def namespace(self, step: str) -> str:
@@ -316,8 +335,12 @@ class StepCheckpoint:
             with open(tmp, "w", encoding="utf-8") as f:
                 f.write(body)
             os.replace(tmp, path)
-        except OSError as exc:  # the output is stored; only start_from/load_outputs lose track of it
-            logger.warning("could not record the latest output of %s: %s", self.namespace(step), exc)
+        except (
+            OSError
+        ) as exc:  # the output is stored; only start_from/load_outputs lose track of it
+            logger.warning(
+                "could not record the latest output of %s: %s", self.namespace(step), exc
+            )
 
     def _latest_manifest(self, store: Store, step: str) -> dict[str, Any] | None:
         """The manifest of the latest output of ``step``: the pointer's, else the newest entry."""
@@ -333,8 +356,11 @@ class StepCheckpoint:
                 return manifest
         newest = None
         for manifest in store.iter_manifests(namespace):
-            if manifest.get("kind") == _KIND and step in manifest.get("outputs", {}) and (
-                    newest is None or manifest.get("created", 0) > newest.get("created", 0)):
+            if (
+                manifest.get("kind") == _KIND
+                and step in manifest.get("outputs", {})
+                and (newest is None or manifest.get("created", 0) > newest.get("created", 0))
+            ):
                 newest = manifest
         return newest
 
@@ -353,11 +379,19 @@ class StepCheckpoint:
             value = store.get_value(manifest["outputs"][step])
         except CorruptBlobError as exc:
             store.delete_entry(namespace, str(manifest.get("key")))
-            warn_user(f"checkpoint {namespace}: {exc}; the entry is dropped and recomputed", CorruptEntryWarning)
+            warn_user(
+                f"checkpoint {namespace}: {exc}; the entry is dropped and recomputed",
+                CorruptEntryWarning,
+            )
             return False, None
-        except Exception as exc:  # unpickling runs arbitrary code: a failure is a miss, never a crash
-            warn_user(f"checkpoint {namespace}: the stored output could not be loaded "
-                      f"({type(exc).__name__}: {exc}); recomputing", CorruptEntryWarning)
+        except (
+            Exception
+        ) as exc:  # unpickling runs arbitrary code: a failure is a miss, never a crash
+            warn_user(
+                f"checkpoint {namespace}: the stored output could not be loaded "
+                f"({type(exc).__name__}: {exc}); recomputing",
+                CorruptEntryWarning,
+            )
             return False, None
         store.record_use(namespace, str(manifest.get("key")))
         return True, value
@@ -395,7 +429,9 @@ class StepCheckpoint:
     def _instance_fp(self) -> str:
         from .hashing import fingerprint
 
-        state = {k: v for k, v in vars(self).items() if k not in _OWN_ATTRS and not k.startswith("_")}
+        state = {
+            k: v for k, v in vars(self).items() if k not in _OWN_ATTRS and not k.startswith("_")
+        }
         return fingerprint(state, name=f"{type(self).__name__} attributes")
 
     def _plans(self, store: Store, steps: list[str]) -> Callable[[int, dict[str, str]], _Plan]:
@@ -419,7 +455,9 @@ class StepCheckpoint:
         return plan
 
     # -- running ------------------------------------------------------------------------
-    def _execute(self, store: Store, plan: _Plan, outputs: dict[str, Any], output_fps: dict[str, str]) -> None:
+    def _execute(
+        self, store: Store, plan: _Plan, outputs: dict[str, Any], output_fps: dict[str, str]
+    ) -> None:
         """Run one step, store its output and point the step's pointer at it."""
         step = plan.name
         output_fps.pop(step, None)
@@ -429,10 +467,21 @@ class StepCheckpoint:
         duration = time.perf_counter() - start
         outputs[step] = value
         cp = plan.checkpointer
-        meta = {"step": step, "number": _step_number(step), "run": self.name, "version": str(self.version),
-                "class": f"{type(self).__module__}.{type(self).__qualname__}"}
-        if not cp.save(plan.code_fp, plan.input_fps, {step: value}, duration=duration, meta=meta,
-                       code_parts=plan.parts):
+        meta = {
+            "step": step,
+            "number": _step_number(step),
+            "run": self.name,
+            "version": str(self.version),
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+        }
+        if not cp.save(
+            plan.code_fp,
+            plan.input_fps,
+            {step: value},
+            duration=duration,
+            meta=meta,
+            code_parts=plan.parts,
+        ):
             return  # StoreWriteWarning already given; later steps run uncached
         manifest = self._read_manifest(store, cp.namespace, plan.key)
         if manifest is None:
@@ -459,7 +508,9 @@ class StepCheckpoint:
         steps = step_names(type(self))
         if start_from is not None:
             if isinstance(start_from, bool) or not isinstance(start_from, int):
-                raise InvalidArgumentError(f"start_from must be a step number (an int), not {start_from!r}")
+                raise InvalidArgumentError(
+                    f"start_from must be a step number (an int), not {start_from!r}"
+                )
             if start_from > _step_number(steps[-1]):
                 raise InvalidArgumentError(
                     f"start_from={start_from} is after the last step ({steps[-1]}); "
@@ -474,13 +525,27 @@ class StepCheckpoint:
             self._resume(store, steps, plan, outputs, output_fps, summary)
         else:
             self._start_from(store, steps, start_from, plan, outputs, output_fps, summary)
-        logger.info("%s v%s: reused %s, loaded %s, recomputed %s, ran %s", self.name, self.version,
-                    summary.reused or "nothing", summary.loaded or "nothing",
-                    summary.recomputed or "nothing", summary.ran or "nothing")
+        logger.info(
+            "%s v%s: reused %s, loaded %s, recomputed %s, ran %s",
+            self.name,
+            self.version,
+            summary.reused or "nothing",
+            summary.loaded or "nothing",
+            summary.recomputed or "nothing",
+            summary.ran or "nothing",
+        )
         return outputs[steps[-1]]
 
-    def _start_from(self, store: Store, steps: list[str], start_from: int, plan: Callable[..., _Plan],
-                    outputs: dict[str, Any], output_fps: dict[str, str], summary: RunSummary) -> None:
+    def _start_from(
+        self,
+        store: Store,
+        steps: list[str],
+        start_from: int,
+        plan: Callable[..., _Plan],
+        outputs: dict[str, Any],
+        output_fps: dict[str, str],
+        summary: RunSummary,
+    ) -> None:
         uncached = False
         for i, step in enumerate(steps):
             if _step_number(step) < start_from:
@@ -493,28 +558,52 @@ class StepCheckpoint:
                         summary.loaded.append(step)
                         logger.debug("%s: loaded the stored output", self.namespace(step))
                         continue
-                logger.info("%s v%s: no stored output of %s; recomputing it", self.name, self.version, step)
+                logger.info(
+                    "%s v%s: no stored output of %s; recomputing it", self.name, self.version, step
+                )
                 summary.recomputed.append(step)
             else:
                 summary.ran.append(step)
             uncached = self._run_one(store, i, step, plan, outputs, output_fps, uncached)
 
-    def _run_one(self, store: Store, i: int, step: str, plan: Callable[..., _Plan], outputs: dict[str, Any],
-                 output_fps: dict[str, str], uncached: bool) -> bool:
+    def _run_one(
+        self,
+        store: Store,
+        i: int,
+        step: str,
+        plan: Callable[..., _Plan],
+        outputs: dict[str, Any],
+        output_fps: dict[str, str],
+        uncached: bool,
+    ) -> bool:
         """Run step ``i`` (stored if its inputs are known); return whether later steps are uncached."""
         if not uncached and all(s in output_fps for s in outputs):
             self._execute(store, plan(i, output_fps), outputs, output_fps)
             return step not in output_fps
         if not uncached:
-            logger.warning("%s v%s: an earlier output could not be stored; %s and the steps after it "
-                           "run uncached", self.name, self.version, step)
+            logger.warning(
+                "%s v%s: an earlier output could not be stored; %s and the steps after it "
+                "run uncached",
+                self.name,
+                self.version,
+                step,
+            )
         logger.info("%s v%s: running %s (uncached)", self.name, self.version, step)
         outputs[step] = getattr(self, step)(outputs)
         return True
 
-    def _resume(self, store: Store, steps: list[str], plan: Callable[..., _Plan],
-                outputs: dict[str, Any], output_fps: dict[str, str], summary: RunSummary) -> None:
-        pending: list[tuple[int, _Plan, dict[str, Any]]] = []  # hits whose outputs are not loaded yet
+    def _resume(
+        self,
+        store: Store,
+        steps: list[str],
+        plan: Callable[..., _Plan],
+        outputs: dict[str, Any],
+        output_fps: dict[str, str],
+        summary: RunSummary,
+    ) -> None:
+        pending: list[
+            tuple[int, _Plan, dict[str, Any]]
+        ] = []  # hits whose outputs are not loaded yet
         uncached = False
         i = 0
         while True:
@@ -530,7 +619,9 @@ class StepCheckpoint:
                     for _, p, _ in pending:
                         self._point(store, p)
                     return
-                restart = self._materialize(store, pending, outputs, output_fps, summary, force_last=True)
+                restart = self._materialize(
+                    store, pending, outputs, output_fps, summary, force_last=True
+                )
                 pending = []
                 if restart is None:
                     return
@@ -571,9 +662,15 @@ class StepCheckpoint:
             pass
         self._write_pointer(store, p.name, p.key)
 
-    def _materialize(self, store: Store, pending: list[tuple[int, _Plan, dict[str, Any]]],
-                     outputs: dict[str, Any], output_fps: dict[str, str], summary: RunSummary,
-                     force_last: bool = False) -> int | None:
+    def _materialize(
+        self,
+        store: Store,
+        pending: list[tuple[int, _Plan, dict[str, Any]]],
+        outputs: dict[str, Any],
+        output_fps: dict[str, str],
+        summary: RunSummary,
+        force_last: bool = False,
+    ) -> int | None:
         """Load the outputs of ``pending`` hits; an unreadable one is recomputed.
 
         Returns the index to resume planning from when a recomputed output differs from the

@@ -154,7 +154,11 @@ def decode_manifest(
         return None, "not a JSON object", None
     problem = None
     if secret is not None:
-        sig = parts[2][4:].decode("ascii", "replace") if len(parts) == 3 and parts[2].startswith(b"sig=") else ""
+        sig = (
+            parts[2][4:].decode("ascii", "replace")
+            if len(parts) == 3 and parts[2].startswith(b"sig=")
+            else ""
+        )
         if not sig:
             problem = "not signed, and CHECKPOINT_MAGIC_SECRET requires signed entries"
         elif not hmac.compare_digest(sig, _sign(secret, body)):
@@ -359,7 +363,11 @@ class Store:
             raise
 
     def _atomic_write(self, final: Path, data: bytes | Sequence[Any]) -> None:
-        views = [_view(data)] if isinstance(data, (bytes, bytearray, memoryview)) else [_view(b) for b in data]
+        views = (
+            [_view(data)]
+            if isinstance(data, (bytes, bytearray, memoryview))
+            else [_view(b) for b in data]
+        )
         self._publish(self._write_tmp(views), final)
 
     def _existing_blob(self, digest: str, size: int) -> bool:
@@ -397,7 +405,9 @@ class Store:
                 final.parent.mkdir(exist_ok=True)
                 self._atomic_write(final, views)
             return {"digest": digest, "size": size}
-        worker = threading.Thread(target=_hash_views, args=(hasher, views), name="checkpoint-magic-hash")
+        worker = threading.Thread(
+            target=_hash_views, args=(hasher, views), name="checkpoint-magic-hash"
+        )
         worker.start()
         try:
             tmp = self._write_tmp(views)
@@ -469,7 +479,10 @@ class Store:
         codec = serializers.codec_for(obj)
         encoded = codec.encode(obj)
         record: dict[str, Any] = {"codec": codec.name, "meta": encoded.meta}
-        if len(encoded.blobs) == 1 and sum(_view(b).nbytes for b in encoded.blobs[0]) <= INLINE_MAX_BYTES:
+        if (
+            len(encoded.blobs) == 1
+            and sum(_view(b).nbytes for b in encoded.blobs[0]) <= INLINE_MAX_BYTES
+        ):
             payload = b"".join(_view(b) for b in encoded.blobs[0])
             record["inline"] = base64.b64encode(payload).decode("ascii")
             record["size"] = len(payload)
@@ -513,7 +526,9 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._atomic_write(path, encode_manifest(manifest, config.secret_key()))
 
-    def read_entry(self, namespace: str, key: str, *, hot_only: bool = False) -> dict[str, Any] | None:
+    def read_entry(
+        self, namespace: str, key: str, *, hot_only: bool = False
+    ) -> dict[str, Any] | None:
         """Return the manifest of an entry, ``None`` if there is none.
 
         ``hot_only`` parses only what a hit needs (outputs, created, duration, meta).
@@ -540,7 +555,9 @@ class Store:
             os.close(fd)
         return self._parse_manifest(path, b"".join(chunks), hot_only=hot_only)
 
-    def _parse_manifest(self, path: str | Path, data: bytes, *, hot_only: bool = False) -> dict[str, Any]:
+    def _parse_manifest(
+        self, path: str | Path, data: bytes, *, hot_only: bool = False
+    ) -> dict[str, Any]:
         manifest, damage, problem = decode_manifest(data, config.secret_key(), hot_only=hot_only)
         if manifest is None:
             with contextlib.suppress(OSError):
@@ -562,7 +579,11 @@ class Store:
         """Yield ``(namespace directory, key)`` of every entry (of one namespace if given)."""
         if not self.entries.is_dir():
             return
-        dirs = [self.entries / _namespace_dir(namespace)] if namespace is not None else sorted(self.entries.iterdir())
+        dirs = (
+            [self.entries / _namespace_dir(namespace)]
+            if namespace is not None
+            else sorted(self.entries.iterdir())
+        )
         for d in dirs:
             if not d.is_dir():
                 continue

@@ -307,9 +307,9 @@ def test_fingerprint_failure_returns_result_with_one_warning(store_dir):
     def f(x):
         return x + 1
 
-    with mock.patch("checkpoint_magic.checkpointer.Fingerprinter.fingerprint", side_effect=RuntimeError("boom")):
-        with pytest.warns(UncachedWarning, match="boom") as record:
-            assert f(1) == 2
+    failing = mock.patch("checkpoint_magic.checkpointer.Fingerprinter.fingerprint", side_effect=RuntimeError("boom"))
+    with failing, pytest.warns(UncachedWarning, match="boom") as record:
+        assert f(1) == 2
     assert len(record) == 1
 
 
@@ -319,9 +319,10 @@ def test_store_failure_returns_result_with_one_warning_and_no_entry(store_dir):
         return np.ones(100_000) * x
 
     enospc = OSError(errno.ENOSPC, "No space left on device")
-    with mock.patch("checkpoint_magic.store._write_full", side_effect=enospc):
-        with pytest.warns(StoreWriteWarning, match="No space left") as record:
-            result = f(3)
+    with mock.patch("checkpoint_magic.store._write_full", side_effect=enospc), pytest.warns(
+        StoreWriteWarning, match="No space left"
+    ) as record:
+        result = f(3)
     assert len(record) == 1
     assert result[0] == 3
     assert not f.is_cached(3)

@@ -14,8 +14,8 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 
 import checkpoint_magic
-from checkpoint_magic.fulldump import INDEX_NAME, dump, load, loaded, setup_pending, teardown
 from checkpoint_magic.exceptions import CheckpointError, InvalidArgumentError, StoreFormatError
+from checkpoint_magic.fulldump import INDEX_NAME, dump, load, loaded, setup_pending, teardown
 
 events: list[str] = []
 

@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from checkpoint_magic import InlineCheckpoint
-from checkpoint_magic.exceptions import InvalidArgumentError, MissingProducedNameError, UnknownNameError
+from checkpoint_magic.exceptions import (
+    InvalidArgumentError,
+    MissingProducedNameError,
+    UnknownNameError,
+)
 from checkpoint_magic.store import Store
 
 PCA = """
@@ -205,9 +209,10 @@ def test_missing_watched_name_is_an_error_before_the_body_runs(script):
 
 
 def test_missing_produced_name_is_an_error_and_nothing_is_stored(store_dir):
-    with pytest.raises(MissingProducedNameError, match="'never'"):
-        with InlineCheckpoint(watch=[], produce=["never"], store=store_dir):
-            pass
+    with pytest.raises(MissingProducedNameError, match="'never'"), InlineCheckpoint(
+        watch=[], produce=["never"], store=store_dir
+    ):
+        pass
     assert list(Store(store_dir).iter_entry_keys()) == []
 
 
@@ -236,7 +241,7 @@ def test_recompute_forces_a_run(store_dir):
     runs = []
     for recompute in (False, False, True):
         with InlineCheckpoint(watch=[], produce=["v"], store=store_dir, recompute=recompute):
-            v = len(runs)
+            v = len(runs)  # noqa: F841 (produced: read back by the checkpoint)
             runs.append(1)
     assert len(runs) == 2
 
@@ -244,8 +249,8 @@ def test_recompute_forces_a_run(store_dir):
 def test_equal_produced_values_are_stored_once(store_dir):
     big = np.arange(200_000.0)
     with InlineCheckpoint(watch=[], produce=["a", "b"], store=store_dir):
-        a = big.copy()
-        b = big.copy()
+        a = big.copy()  # noqa: F841 (produced)
+        b = big.copy()  # noqa: F841 (produced)
     blobs = [p for p in (store_dir / "objects").rglob("*") if p.is_file()]
     assert len(blobs) == 1
 

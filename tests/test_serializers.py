@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 
 from checkpoint_magic import serializers
-from checkpoint_magic.serializers import Codec, Encoded, codec_by_name, codec_for, register_codec, unregister_codec
+from checkpoint_magic.serializers import (
+    Codec,
+    Encoded,
+    codec_by_name,
+    codec_for,
+    register_codec,
+    unregister_codec,
+)
 from checkpoint_magic.store import Store
 
 

@@ -120,11 +120,26 @@ def test_newer_format_is_a_clear_error_and_nothing_is_overwritten(store_dir):
 def test_failed_write_leaves_no_partial_blob_or_temp_file(store_dir):
     store = Store(store_dir)
     store.put_blob([b"first"])
-    with mock.patch("checkpoint_magic.store._write_full", side_effect=OSError(errno.ENOSPC, "No space left on device")):
-        with pytest.raises(OSError):
-            store.put_blob([np.ones(1000)])
+    enospc = OSError(errno.ENOSPC, "No space left on device")
+    with mock.patch("checkpoint_magic.store._write_full", side_effect=enospc), pytest.raises(OSError):
+        store.put_blob([np.ones(1000)])
     assert list((store_dir / "tmp").iterdir()) == []
     assert len([p for p in (store_dir / "objects").rglob("*") if p.is_file()]) == 1
+
+
+def test_failed_large_write_leaves_nothing_and_a_retry_succeeds(store_dir):
+    store = Store(store_dir)
+    big = np.random.default_rng(3).random(4 << 20)  # 32 MiB: hashed while it is written
+    enospc = OSError(errno.ENOSPC, "No space left on device")
+    with mock.patch("checkpoint_magic.store._write_full", side_effect=enospc), pytest.raises(OSError):
+        store.put_blob([big])
+    assert list((store_dir / "tmp").iterdir()) == []
+    ref = store.put_blob([big])
+    out = np.empty_like(big)
+    store.read_blob_into(ref["digest"], ref["size"], [memoryview(out).cast("B")])
+    assert np.array_equal(out, big)
+    assert store.put_blob([big]) == ref  # deduplicated: the staging copy is dropped
+    assert list((store_dir / "tmp").iterdir()) == []
 
 
 def test_clear_by_namespace(store_dir):
@@ -147,7 +162,7 @@ def test_location_precedence(tmp_path, monkeypatch):
     assert get_store(None).root == tmp_path / ".Lutil-checkpoint"
 
 
-def _writer(root: str, seed: int, out: "multiprocessing.Queue[str]") -> None:
+def _writer(root: str, seed: int, out: multiprocessing.Queue[str]) -> None:
     store = Store(root)
     for i in range(20):
         value = np.full(30_000, (seed + i) % 5, dtype=np.float64)  # overlapping values across processes
