@@ -119,15 +119,16 @@ def _assign(node: ast.expr, value: Any, frame: types.FrameType, namespace: dict[
     if isinstance(node, ast.Name):
         namespace[node.id] = value
         return
-    parent = _resolve(node.value, frame, namespace)  # type: ignore[attr-defined]
+    assert isinstance(node, (ast.Attribute, ast.Subscript))  # guaranteed by _parse_target
+    parent = _resolve(node.value, frame, namespace)
     if parent is _MISSING:
         raise UnknownNameError(
             f"cannot restore {ast.unparse(node)}: {ast.unparse(node.value)} does not exist"
-        )  # type: ignore[attr-defined]
+        )
     if isinstance(node, ast.Attribute):
         setattr(parent, node.attr, value)
     else:
-        parent[_literal_key(node.slice)] = value  # type: ignore[attr-defined]
+        parent[_literal_key(node.slice)] = value
 
 
 def _write_back_locals(frame: types.FrameType) -> None:

@@ -36,30 +36,29 @@ array([0, 1, 2, 3])
 
 from __future__ import annotations
 
-import atexit
 import base64
 import contextlib
 import functools
-import hashlib
-import hmac
 import json
 import logging
 import mmap
 import os
-import queue
 import re
 import threading
-import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import xxhash
 
 from . import config, serializers
+from ._blobio import CorruptBlobError, hash_views, pipelined_read, readinto_full
+from ._blobio import byte_view as _view
+from ._blobio import write_full as _write_full
+from ._usage import flush_usage, record_hit
 from .exceptions import CheckpointError, SignatureError, StoreFormatError
+from .manifest import decode_manifest, encode_manifest, manifest_body
 
 __all__ = [
     "FORMAT_VERSION",
@@ -76,99 +75,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-_MANIFEST_MAGIC = b"CMM1"
 #: Values whose single encoded blob is at most this size live inside the manifest itself.
 INLINE_MAX_BYTES = 16 * 1024
-_CHUNK = 8 << 20
 _OVERLAP_MIN = 24 << 20
-_TOFILE_MIN = 1 << 20
-
-
-class CorruptBlobError(CheckpointError, OSError):
-    """A blob is missing, truncated, or its bytes do not hash to its name."""
 
 
 class CorruptManifestError(CheckpointError, ValueError):
     """An entry manifest is unreadable or fails its checksum."""
-
-
-def _view(buffer: Any) -> memoryview:
-    view = buffer.raw() if hasattr(buffer, "raw") else memoryview(buffer)
-    return view if (view.format == "B" and view.ndim == 1) else view.cast("B")
-
-
-#: Manifest fields a hit needs; they are written on their own JSON line so a lookup parses
-#: only them. Everything else (code parts, inputs, sizes...) is on the second line.
-_HOT_KEYS = ("created", "duration", "meta", "outputs")
-
-
-def manifest_body(manifest: Mapping[str, Any]) -> bytes:
-    """The bytes a manifest's checksum and signature cover: a hot JSON line, then the rest."""
-    hot = {k: manifest[k] for k in _HOT_KEYS if k in manifest}
-    cold = {k: v for k, v in manifest.items() if k not in hot}
-    dump = functools.partial(json.dumps, sort_keys=True, separators=(",", ":"), default=str)
-    return (dump(hot) + "\n" + dump(cold)).encode("utf-8")
-
-
-def encode_manifest(manifest: Mapping[str, Any], secret: bytes | None = None) -> bytes:
-    """A manifest file's bytes: ``CMM1 <xxh3 of body> [sig=<hmac>]``, a newline, the body.
-
-    Examples
-    --------
-    >>> data = encode_manifest({"outputs": {}, "namespace": "m.f"})
-    >>> decode_manifest(data)[0] == {"outputs": {}, "namespace": "m.f"}
-    True
-    >>> decode_manifest(data[:-3])[1]
-    'checksum mismatch (flipped or truncated bytes)'
-    """
-    body = manifest_body(manifest)
-    head = _MANIFEST_MAGIC + b" " + xxhash.xxh3_128_hexdigest(body).encode("ascii")
-    if secret is not None:
-        head += b" sig=" + _sign(secret, body).encode("ascii")
-    return head + b"\n" + body
-
-
-def decode_manifest(
-    data: bytes, secret: bytes | None = None, *, hot_only: bool = False
-) -> tuple[dict[str, Any] | None, str | None, str | None]:
-    """``(manifest, damage, signature problem)`` of a manifest file's bytes; removes nothing.
-
-    ``damage`` says why the bytes are not a valid manifest (the manifest is then ``None``);
-    ``signature problem`` is set when ``secret`` is given and the entry is unsigned or its
-    signature is wrong. With ``hot_only`` only the fields a hit needs are parsed.
-    """
-    head, sep, body = data.partition(b"\n")
-    parts = head.split(b" ")
-    if not sep or len(parts) not in (2, 3) or parts[0] != _MANIFEST_MAGIC:
-        return None, "not a manifest (bad header or truncated)", None
-    if xxhash.xxh3_128_hexdigest(body).encode("ascii") != parts[1]:
-        return None, "checksum mismatch (flipped or truncated bytes)", None
-    hot, _, cold = body.partition(b"\n")
-    try:
-        manifest = json.loads(hot)
-        if not hot_only and isinstance(manifest, dict):
-            manifest.update(json.loads(cold) if cold else {})
-    except ValueError:
-        manifest = None
-    if not isinstance(manifest, dict):
-        return None, "not a JSON object", None
-    problem = None
-    if secret is not None:
-        sig = (
-            parts[2][4:].decode("ascii", "replace")
-            if len(parts) == 3 and parts[2].startswith(b"sig=")
-            else ""
-        )
-        if not sig:
-            problem = "not signed, and CHECKPOINT_MAGIC_SECRET requires signed entries"
-        elif not hmac.compare_digest(sig, _sign(secret, body)):
-            problem = "wrong signature (tampered, or signed with another secret)"
-    return manifest, None, problem
-
-
-def _sign(secret: bytes, body: bytes) -> str:
-    """HMAC-SHA256 of a manifest body (which lists every blob digest it refers to)."""
-    return hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -178,27 +91,6 @@ def _namespace_dir(namespace: str) -> str:
     if safe != namespace:
         safe = f"{safe}-{xxhash.xxh3_64_hexdigest(namespace.encode('utf-8'))[:8]}"
     return safe
-
-
-def _readinto_full(f: Any, view: memoryview) -> None:
-    done = 0
-    total = view.nbytes
-    while done < total:
-        n = f.readinto(view[done:])
-        if not n:
-            raise CorruptBlobError(f"blob {f.name} is shorter than recorded")
-        done += n
-
-
-def _write_full(f: Any, view: memoryview) -> None:
-    """Write all of ``view`` to the binary file ``f`` (unbuffered-ish: large views bypass Python)."""
-    if view.nbytes >= _TOFILE_MIN:
-        # numpy's tofile (one fwrite with the GIL released) measured ~25% faster here than
-        # os.write or FileIO.write of the same 256 MiB buffer.
-        f.flush()
-        np.frombuffer(view, dtype=np.uint8).tofile(f)
-    else:
-        f.write(view)
 
 
 class _BlobReader:
@@ -406,7 +298,7 @@ class Store:
                 self._atomic_write(final, views)
             return {"digest": digest, "size": size}
         worker = threading.Thread(
-            target=_hash_views, args=(hasher, views), name="checkpoint-magic-hash"
+            target=hash_views, args=(hasher, views), name="checkpoint-magic-hash"
         )
         worker.start()
         try:
@@ -448,10 +340,10 @@ class Store:
             views = [v for v in buffers if v.nbytes]
             if size < _OVERLAP_MIN:
                 for view in views:
-                    _readinto_full(f, view)
+                    readinto_full(f, view)
                     hasher.update(view)
             else:
-                _pipelined_read(f, views, hasher)
+                pipelined_read(f, views, hasher)
         if hasher.hexdigest() != digest:
             raise self._discard_corrupt(path, "content does not match its hash")
 
@@ -616,11 +508,11 @@ class Store:
         Counts are kept in memory and written at most once a second, at interpreter exit
         and by :func:`flush_usage`, so a hit does not wait for a write.
         """
-        _usage_writer.submit(self._state_file(namespace, key, ".hits"))
+        record_hit(self._state_file(namespace, key, ".hits"))
 
     def usage(self, namespace: str, key: str) -> tuple[int, float | None]:
         """``(hits, last used)`` of an entry; last used is ``None`` if it was never hit."""
-        _usage_writer.flush()
+        flush_usage()
         try:
             st = self._state_path(namespace, key, ".hits").stat()
         except FileNotFoundError:
@@ -649,86 +541,6 @@ class Store:
                 os.unlink(self.entries / ns_dir / key)
                 removed += 1
         return removed
-
-
-def _hash_views(hasher: Any, views: Sequence[memoryview]) -> None:
-    for view in views:
-        hasher.update(view)  # releases the GIL for large buffers
-
-
-def _pipelined_read(f: Any, views: Sequence[memoryview], hasher: Any) -> None:
-    """Read ``views`` from ``f`` in chunks while another thread hashes the chunks already read."""
-    pending: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
-
-    def consume() -> None:
-        while (chunk := pending.get()) is not None:
-            hasher.update(chunk)  # releases the GIL for large buffers
-
-    worker = threading.Thread(target=consume, name="checkpoint-magic-verify", daemon=True)
-    worker.start()
-    try:
-        for view in views:
-            for start in range(0, view.nbytes, _CHUNK):
-                chunk = view[start : start + _CHUNK]
-                _readinto_full(f, chunk)
-                pending.put(chunk)
-    finally:
-        pending.put(None)
-        worker.join()
-
-
-def _append_hits(path: str, count: int) -> None:
-    """Append ``count`` bytes to a usage file (one ``O_APPEND`` write is atomic across processes)."""
-    try:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, b"." * count)
-        finally:
-            os.close(fd)
-    except OSError as exc:  # a read-only store is used without recording
-        logger.debug("could not record a hit in %s: %s", path, exc)
-
-
-class _UsageWriter:
-    """Counts hits in memory and writes them in batches: at most once a second, and at exit.
-
-    A hit only increments a counter, so recording use costs well under a microsecond; a
-    crash loses at most the last second of counts (never an entry or a value).
-    """
-
-    #: Seconds between two automatic flushes.
-    INTERVAL = 1.0
-
-    def __init__(self) -> None:
-        self._pending: dict[str, int] = {}
-        self._lock = threading.Lock()
-        self._last_flush = time.monotonic()
-
-    def submit(self, path: str) -> None:
-        with self._lock:
-            self._pending[path] = self._pending.get(path, 0) + 1
-        if time.monotonic() - self._last_flush >= self.INTERVAL:
-            self.flush()
-
-    def flush(self) -> None:
-        with self._lock:
-            batch, self._pending = self._pending, {}
-            self._last_flush = time.monotonic()
-        for path, count in batch.items():
-            _append_hits(path, count)
-
-
-_usage_writer = _UsageWriter()
-atexit.register(_usage_writer.flush)
-
-
-def flush_usage() -> None:
-    """Wait until every recorded hit is written to the store (called at exit automatically)."""
-    _usage_writer.flush()
 
 
 _stores: dict[str, Store] = {}
