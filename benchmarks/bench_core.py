@@ -121,6 +121,13 @@ def our_checkpoint() -> tuple[Callable[..., Any] | None, str]:
     return _import_ours("decorator", "checkpoint")
 
 
+def flush_ours() -> None:
+    """Wait for our store's background hit records, which would re-create a removed temp dir."""
+    flush, _ = _import_ours("store", "flush_usage")
+    if flush is not None:
+        flush()
+
+
 def joblib_memory(location: Path) -> Any:
     import joblib
 
@@ -603,6 +610,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = run(cfg, names)
     finally:
+        flush_ours()
         shutil.rmtree(cfg.tmp, ignore_errors=True)
     report(rows, cfg, time.perf_counter() - start, (load_before, load_average()), args.output)
     return 0

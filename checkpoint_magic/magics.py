@@ -51,25 +51,38 @@ computed 3
 from __future__ import annotations
 
 import ast
-import functools
 import importlib
 import inspect
-import io
 import logging
-import os
-import re
-import sys
 import time
 import types
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import xxhash
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
+from ._cell_args import _MISSING, _USAGE, _get, _parse_args, _set
+from ._cell_outputs import (
+    _RESERVED,
+    OUTPUTS_KEY,
+    RESULT_KEY,
+    _closing_new_figures,
+    _flush_inline_figures,
+    _Recorder,
+    _replay,
+    _ReplayedResult,
+)
+from ._cell_values import (
+    _IMMUTABLE,
+    _UNSTORABLE,
+    _definition_names,
+    _globals_read_by,
+    _is_code,
+    _is_plain_data,
+)
 from .cellnames import analyze_cell
 from .checkpointer import Checkpointer, LoadResult
 from .exceptions import MissingProducedNameError, UncachedWarning, warn_user
@@ -77,40 +90,6 @@ from .exceptions import MissingProducedNameError, UncachedWarning, warn_user
 __all__ = ["CheckpointMagics", "load_ipython_extension", "unload_ipython_extension"]
 
 logger = logging.getLogger(__name__)
-
-#: Extra entries stored next to the produced variables (no variable may use these names).
-OUTPUTS_KEY = "__outputs__"
-RESULT_KEY = "__result__"
-_RESERVED = frozenset({OUTPUTS_KEY, RESULT_KEY})
-_WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-_MISSING: Any = object()
-_USAGE = (
-    "usage: %%checkpoint [-w/--watch NAME ...] [-p/--produce NAME ...] [-r/--recompute] "
-    "[-n/--name NAME] [--store PATH] [-q/--quiet]   (details: %%checkpoint?)"
-)
-#: Types that are never stored as inferred outputs (they cannot be pickled meaningfully).
-_UNSTORABLE = (io.IOBase, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
-#: Immutable types: an input of these types cannot have been mutated by the cell.
-_IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, frozenset, range, type(Ellipsis))
-#: Root packages whose values are restored as ``Out[n]`` itself (not only its display).
-_DATA_PACKAGES = frozenset(
-    {
-        "builtins",
-        "numpy",
-        "pandas",
-        "sklearn",
-        "scipy",
-        "datetime",
-        "decimal",
-        "fractions",
-        "collections",
-        "pathlib",
-        "uuid",
-        "xarray",
-        "polars",
-        "pyarrow",
-    }
-)
 
 
 # --------------------------------------------------------------------------- the extension
@@ -237,139 +216,6 @@ class CheckpointMagics(Magics):
         return _CellRun(self.shell, args, line, cell).run()
 
 
-# --------------------------------------------------------------------------- arguments
-def _parse_args(magic: Any, line: str) -> Any:
-    try:
-        args = parse_argstring(magic, line)
-    except UsageError as exc:
-        raise UsageError(f"%%checkpoint: {exc}\n{_USAGE}") from None
-    except ValueError as exc:  # unbalanced quotes in the line
-        raise UsageError(
-            f"%%checkpoint: cannot split the arguments ({exc}); check the quotes\n{_USAGE}"
-        ) from None
-    args.watch = _split_names(args.watch, "--watch")
-    args.produce = _split_names(args.produce, "--produce")
-    reserved = sorted(_RESERVED.intersection(args.produce or ()))
-    if reserved:
-        raise UsageError(
-            f"%%checkpoint: {', '.join(reserved)} is reserved for the cell's output; rename the variable"
-        )
-    if args.name is not None:
-        args.name = _unquote(args.name)
-    if args.name is not None and not args.name.strip():
-        raise UsageError(f"%%checkpoint: --name needs a non-empty name\n{_USAGE}")
-    if args.store is not None:
-        path = _unquote(args.store)
-        if not path:
-            raise UsageError(f"%%checkpoint: --store needs a directory path\n{_USAGE}")
-        if os.path.exists(path) and not os.path.isdir(path):
-            raise UsageError(
-                f"%%checkpoint: --store {path!r} is a file; give a directory (it is created if needed)"
-            )
-        args.store = path
-    return args
-
-
-def _unquote(text: str) -> str:
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
-    return text
-
-
-def _split_names(values: list[str] | None, flag: str) -> list[str] | None:
-    """Flatten ``-w a b -w c,d`` into ``['a', 'b', 'c', 'd']`` and check each is a valid target."""
-    if values is None:
-        return None
-    names: list[str] = []
-    for value in values:
-        value = _unquote(value)
-        parts = re.split(r",(?![^\[]*\])", value) if "," in value else [value]
-        for part in (p.strip() for p in parts):
-            if not part:
-                continue
-            _parse_target(part, flag)
-            if part not in names:
-                names.append(part)
-    if not names:
-        raise UsageError(f"%%checkpoint: {flag} needs at least one name\n{_USAGE}")
-    return names
-
-
-@functools.lru_cache(maxsize=256)
-def _parse_target(text: str, flag: str = "--watch") -> ast.expr:
-    """Parse ``x``, ``f.a`` or ``d['a']`` (literal subscripts only), else raise :class:`UsageError`.
-
-    Examples
-    --------
-    >>> ast.unparse(_parse_target("cfg.params['alpha']"))
-    "cfg.params['alpha']"
-    >>> _parse_target("x + 1")
-    Traceback (most recent call last):
-    ...
-    IPython.core.error.UsageError: %%checkpoint: --watch 'x + 1' is not a name, an attribute path (f.a) or a subscript with a literal key (d['a'])
-    """
-    try:
-        node: ast.expr = ast.parse(text, mode="eval").body
-    except SyntaxError:
-        node = None  # type: ignore[assignment]
-    current = node
-    while isinstance(current, (ast.Attribute, ast.Subscript)):
-        if isinstance(current, ast.Subscript):
-            try:
-                ast.literal_eval(current.slice)
-            except ValueError:
-                current = None  # type: ignore[assignment]
-                break
-        current = current.value
-    if not isinstance(current, ast.Name):
-        raise UsageError(
-            f"%%checkpoint: {flag} {text!r} is not a name, an attribute path (f.a) or a subscript "
-            "with a literal key (d['a'])"
-        )
-    return node
-
-
-def _root(text: str) -> str:
-    node = _parse_target(text)
-    while not isinstance(node, ast.Name):
-        node = node.value  # type: ignore[attr-defined]
-    return node.id
-
-
-def _get(ns: Mapping[str, Any], text: str) -> Any:
-    """The value at a target path in ``ns``, or ``_MISSING``."""
-    node = _parse_target(text)
-    if isinstance(node, ast.Name):
-        return ns.get(node.id, _MISSING)
-    parent = _get(ns, ast.unparse(node.value))  # type: ignore[attr-defined]
-    if parent is _MISSING:
-        return _MISSING
-    try:
-        if isinstance(node, ast.Attribute):
-            return getattr(parent, node.attr)
-        return parent[ast.literal_eval(node.slice)]  # type: ignore[attr-defined]
-    except (AttributeError, LookupError, TypeError):
-        return _MISSING
-
-
-def _set(ns: dict[str, Any], text: str, value: Any) -> None:
-    node = _parse_target(text)
-    if isinstance(node, ast.Name):
-        ns[node.id] = value
-        return
-    parent = _get(ns, ast.unparse(node.value))  # type: ignore[attr-defined]
-    if parent is _MISSING:
-        raise MissingProducedNameError(
-            f"%%checkpoint: cannot restore {text!r}: {ast.unparse(node.value)} does not exist; "  # type: ignore[attr-defined]
-            "create it before this cell or use --recompute"
-        )
-    if isinstance(node, ast.Attribute):
-        setattr(parent, node.attr, value)
-    else:
-        parent[ast.literal_eval(node.slice)] = value  # type: ignore[attr-defined]
-
-
 # --------------------------------------------------------------------------- one run of the magic
 class _ModuleRef:
     """A module among the produced values, stored by name and imported again on a hit."""
@@ -379,51 +225,6 @@ class _ModuleRef:
 
     def load(self) -> types.ModuleType:
         return importlib.import_module(self.name)
-
-
-class _ReplayedResult:
-    """The stored display of a last-expression value that could not be stored itself."""
-
-    def __init__(self, data: dict[str, Any], metadata: dict[str, Any]):
-        self._data = data
-        self._metadata = metadata
-
-    def _repr_mimebundle_(
-        self, include: Any = None, exclude: Any = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        return dict(self._data), dict(self._metadata)
-
-    def __repr__(self) -> str:
-        return str(self._data.get("text/plain", "<replayed output>"))
-
-
-def _is_code(value: Any) -> bool:
-    """Functions, classes, modules and callable wrappers count as code, not as data."""
-    if isinstance(
-        value,
-        (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type, functools.partial),
-    ):
-        return True
-    return (
-        callable(value)
-        and not isinstance(value, type)
-        and inspect.isfunction(getattr(value, "__wrapped__", None))
-    )
-
-
-def _is_plain_data(value: Any, depth: int = 0) -> bool:
-    """Whether a last-expression value is data worth restoring as ``Out[n]`` itself."""
-    if depth > 3:
-        return False
-    root = (type(value).__module__ or "").partition(".")[0]
-    if root not in _DATA_PACKAGES or _is_code(value):
-        return False
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return all(_is_plain_data(v, depth + 1) for v in list(value)[:100])
-    if isinstance(value, dict):
-        items = list(value.items())[:100]
-        return all(_is_plain_data(k, depth + 1) and _is_plain_data(v, depth + 1) for k, v in items)
-    return root != "builtins" or isinstance(value, (*_IMMUTABLE, bytearray))
 
 
 def _format_duration(seconds: float) -> str:
@@ -725,17 +526,6 @@ class _CellRun:
 _DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
-def _definition_names(tree: ast.Module) -> set[str]:
-    """Names bound by the top-level imports, functions and classes of a cell."""
-    names: set[str] = set()
-    for stmt in tree.body:
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(stmt.name)
-        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
-            names.update(a.asname or a.name.partition(".")[0] for a in stmt.names if a.name != "*")
-    return names
-
-
 def _ends_with_semicolon(source: str) -> bool:
     from IPython.core.displayhook import DisplayHook
 
@@ -743,175 +533,3 @@ def _ends_with_semicolon(source: str) -> bool:
         return bool(DisplayHook.semicolon_at_end_of_expression(source))
     except Exception:  # tokenize errors on odd input: IPython would display
         return False
-
-
-def _globals_read_by(roots: list[Any], ns: dict[str, Any], candidate: Any) -> dict[str, Any]:
-    """Namespace values read (transitively) by the user functions and classes among ``roots``.
-
-    Code fingerprints cover the code of the helpers a function calls but not the global
-    *data* it reads; a cell calling ``train()`` that reads ``X`` must recompute when ``X``
-    changes, so such globals become inputs of the cell.
-    """
-    from . import codehash
-
-    found: dict[str, Any] = {}
-    seen: set[int] = set()
-    stack = list(roots)
-    while stack and len(seen) < 2000:
-        obj = stack.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if not isinstance(obj, type) and not isinstance(obj, types.ModuleType):
-            obj = inspect.unwrap(obj) if callable(obj) else obj
-        functions: list[Any] = []
-        if isinstance(obj, types.FunctionType):
-            functions = [obj]
-        elif isinstance(obj, type) and codehash.is_user_code(obj):
-            for member in vars(obj).values():
-                member = getattr(member, "__func__", member)
-                if isinstance(member, property):
-                    functions.extend(
-                        f for f in (member.fget, member.fset, member.fdel) if f is not None
-                    )
-                elif isinstance(member, types.FunctionType):
-                    functions.append(member)
-        for func in functions:
-            if func.__globals__ is not ns or not codehash.is_user_code(func):
-                continue
-            for name in sorted(codehash.referenced_names(func)):
-                value = candidate(name)
-                if value is _MISSING:
-                    continue
-                found.setdefault(name, value)
-                if _is_code(value):
-                    stack.append(value)
-    return found
-
-
-# --------------------------------------------------------------------------- output capture and replay
-class _TeeStream:
-    """A text stream that writes through to the real one and records what was written."""
-
-    def __init__(self, stream: Any, name: str, events: list[dict[str, Any]]):
-        self._stream = stream
-        self._name = name
-        self._events = events
-
-    def write(self, text: str) -> int:
-        result = self._stream.write(text)
-        if text:
-            last = self._events[-1] if self._events else None
-            if last is not None and last["type"] == "stream" and last["name"] == self._name:
-                last["text"] += text
-            else:
-                self._events.append({"type": "stream", "name": self._name, "text": text})
-        return result
-
-    def writelines(self, lines: Any) -> None:
-        for line in lines:
-            self.write(line)
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._stream, attr)
-
-
-class _Recorder:
-    """Tee stdout/stderr and the display publisher: output is shown live and recorded in order."""
-
-    def __init__(self, ip: Any):
-        self.ip = ip
-        self.events: list[dict[str, Any]] = []
-
-    def __enter__(self) -> _Recorder:
-        self._streams = (sys.stdout, sys.stderr)
-        sys.stdout = _TeeStream(sys.stdout, "stdout", self.events)
-        sys.stderr = _TeeStream(sys.stderr, "stderr", self.events)
-        pub = self._pub = self.ip.display_pub
-        self._saved = {
-            attr: pub.__dict__.get(attr, _MISSING) for attr in ("publish", "clear_output")
-        }
-        publish, clear_output, events = pub.publish, pub.clear_output, self.events
-
-        def recording_publish(data: Any, metadata: Any = None, *a: Any, **kw: Any) -> Any:
-            events.append(
-                {
-                    "type": "display",
-                    "data": dict(data or {}),
-                    "metadata": dict(metadata or {}),
-                    "transient": kw.get("transient"),
-                    "update": bool(kw.get("update", False)),
-                }
-            )
-            return publish(data, metadata, *a, **kw)
-
-        def recording_clear_output(wait: bool = False, *a: Any, **kw: Any) -> Any:
-            events.append({"type": "clear", "wait": bool(wait)})
-            return clear_output(wait, *a, **kw)
-
-        pub.publish = recording_publish
-        pub.clear_output = recording_clear_output
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for stream in (sys.stdout, sys.stderr):
-            if hasattr(stream, "flush"):
-                stream.flush()
-        sys.stdout, sys.stderr = self._streams
-        for attr, saved in self._saved.items():
-            if saved is _MISSING:
-                self._pub.__dict__.pop(attr, None)
-            else:
-                setattr(self._pub, attr, saved)
-
-
-def _flush_inline_figures(ip: Any) -> None:
-    """Show the figures the cell drew now (inside the recording), not after the cell as IPython would."""
-    backend = sys.modules.get("matplotlib_inline.backend_inline")
-    if backend is None:
-        return
-    flush = getattr(backend, "flush_figures", None)
-    if flush is not None and flush in ip.events.callbacks.get("post_execute", ()):
-        flush()
-
-
-@contextmanager
-def _closing_new_figures() -> Iterator[None]:
-    """Close figures that unpickling restored values registered with pyplot (their image is replayed)."""
-    pyplot = sys.modules.get("matplotlib.pyplot")
-    before = set(pyplot.get_fignums()) if pyplot is not None else set()
-    try:
-        yield
-    finally:
-        pyplot = sys.modules.get("matplotlib.pyplot")
-        if pyplot is not None:
-            for num in set(pyplot.get_fignums()) - before:
-                pyplot.close(num)
-
-
-def _replay(ip: Any, events: Any) -> None:
-    """Write the recorded output again, in its original order."""
-    for event in events:
-        kind = event.get("type")
-        if kind == "stream":
-            stream = sys.stderr if event.get("name") == "stderr" else sys.stdout
-            stream.write(event.get("text", ""))
-        elif kind == "display":
-            data = dict(event.get("data") or {})
-            # A widget's model lived in the old kernel: show its fallback representation instead.
-            if data.pop(_WIDGET_MIME, None) is not None and not data:
-                continue
-            sys.stdout.flush()
-            sys.stderr.flush()
-            extra: dict[str, Any] = {}
-            if event.get("transient"):
-                extra["transient"] = event["transient"]
-            if event.get("update"):
-                extra["update"] = True
-            ip.display_pub.publish(data=data, metadata=event.get("metadata") or {}, **extra)
-        elif kind == "clear":
-            sys.stdout.flush()
-            sys.stderr.flush()
-            ip.display_pub.clear_output(wait=bool(event.get("wait")))
-    sys.stdout.flush()
-    sys.stderr.flush()

@@ -52,39 +52,38 @@ Examples
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 import time
-import types
-import uuid
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import xxhash
-
 from . import savers  # noqa: F401 - registers the default savers with the store
-from .checkpointer import Checkpointer
-from .exceptions import (
-    CorruptEntryWarning,
-    FingerprintError,
-    InvalidArgumentError,
-    SignatureError,
-    warn_user,
+from ._step_records import (
+    _KIND,
+    _context_fp,
+    _hex,
+    _latest_manifest,
+    _load_value,
+    _member_fp,
+    _Plan,
+    _point,
+    _read_manifest,
+    _record_fp,
+    _write_pointer,
 )
-from .store import CorruptBlobError, CorruptManifestError, Store, _namespace_dir, get_store
+from .checkpointer import Checkpointer
+from .exceptions import InvalidArgumentError
+from .store import Store, get_store
 
 __all__ = ["Checkpoint", "RunSummary", "StepCheckpoint", "step_names"]
 
 logger = logging.getLogger(__name__)
 
 _STEP = re.compile(r"step_(\d+)")
-_POINTER = "latest-output.json"
 _OWN_ATTRS = frozenset({"name", "checkpoint_folder", "version", "last_run"})
-_KIND = "step"
 
 
 @dataclass
@@ -151,115 +150,7 @@ def _step_number(name: str) -> int:
     return int(name[len("step_") :])
 
 
-# --------------------------------------------------------------------------- code fingerprints
-
-_DETACHED: dict[int, tuple[weakref.ref[types.FunctionType], types.FunctionType]] = {}
-
-
-def _detached(fn: types.FunctionType) -> types.FunctionType:
-    """A copy of a method's function that does not name its class.
-
-    :func:`~checkpoint_magic.codehash.code_fingerprint` includes the class a method is
-    defined in (all its members), so every step's fingerprint would change whenever any
-    step changed. The copy has the same code, globals, defaults and closure, and a
-    ``__qualname__`` without the class, so only its own code and the user code it calls count.
-    """
-    hit = _DETACHED.get(id(fn))
-    if hit is not None and hit[0]() is fn:
-        copy = hit[1]
-        if (
-            copy.__code__ is fn.__code__
-            and copy.__defaults__ is fn.__defaults__
-            and copy.__kwdefaults__ is fn.__kwdefaults__
-        ):
-            return copy
-    copy = types.FunctionType(
-        fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
-    )
-    copy.__kwdefaults__ = fn.__kwdefaults__
-    copy.__qualname__ = fn.__name__
-    copy.__module__ = fn.__module__
-    if hit is None:
-        weakref.finalize(fn, _DETACHED.pop, id(fn), None).atexit = False
-    _DETACHED[id(fn)] = (weakref.ref(fn), copy)
-    return copy
-
-
-def _member_fp(value: Any) -> str | None:
-    """Fingerprint of one class member: functions by their own code, data by value."""
-    from .codehash import code_fingerprint
-    from .hashing import fingerprint
-
-    if isinstance(value, (staticmethod, classmethod)):
-        value = value.__func__
-    if isinstance(value, property):
-        return "|".join(str(_member_fp(f)) for f in (value.fget, value.fset, value.fdel))
-    if value is None:
-        return "none"
-    if type(value) is types.FunctionType:
-        return code_fingerprint(_detached(value))
-    if callable(value):
-        return code_fingerprint(value)
-    return fingerprint(value)
-
-
-def _hex(*items: str) -> str:
-    h = xxhash.xxh3_128()
-    for item in items:
-        data = item.encode("utf-8")
-        h.update(len(data).to_bytes(8, "little"))
-        h.update(data)
-    return h.hexdigest()
-
-
-def _context_fp(cls: type) -> str:
-    """Fingerprint of the non-step members of the user classes between ``cls`` and StepCheckpoint."""
-    from .codehash import is_user_code
-
-    members: dict[str, Any] = {}
-    for klass in cls.__mro__:
-        if klass is StepCheckpoint or not is_user_code(klass):
-            continue  # installed bases count through the package version of their module, not here
-        for attr, value in vars(klass).items():
-            if attr.startswith("__") or attr.startswith("step_") or attr in members:
-                continue
-            members[attr] = value
-    pieces = []
-    for attr in sorted(members):
-        try:
-            desc = _member_fp(members[attr])
-        except FingerprintError as exc:
-            logger.debug(
-                "%s.%s cannot be fingerprinted (%s); only its type counts", cls.__name__, attr, exc
-            )
-            desc = "type:" + type(members[attr]).__qualname__
-        pieces.append(f"{attr}={desc}")
-    return _hex("members", *pieces)
-
-
-def _record_fp(record: dict[str, Any]) -> str:
-    """Fingerprint of a stored output: its codec, meta and blob digests (or inline bytes)."""
-    return xxhash.xxh3_128_hexdigest(
-        json.dumps(record, sort_keys=True, default=str).encode("utf-8")
-    )
-
-
 # --------------------------------------------------------------------------- the runner
-
-
-@dataclass
-class _Plan:
-    """How step ``name`` is keyed in this run."""
-
-    name: str
-    checkpointer: Checkpointer
-    code_fp: str
-    input_fps: dict[str, str]
-    parts: dict[str, str]
-
-    @property
-    def key(self) -> str:
-        return self.checkpointer.key(self.code_fp, self.input_fps)
 
 
 class StepCheckpoint:
@@ -322,80 +213,6 @@ class StepCheckpoint:
     def _checkpointer(self, store: Store, step: str) -> Checkpointer:
         return Checkpointer(kind=_KIND, namespace=self.namespace(step), store=store)
 
-    # -- pointers to the latest output of each step ----------------------------------------
-    def _pointer_path(self, store: Store, step: str) -> str:
-        return os.path.join(store.state, _namespace_dir(self.namespace(step)), _POINTER)
-
-    def _write_pointer(self, store: Store, step: str, key: str) -> None:
-        path = self._pointer_path(store, step)
-        body = json.dumps({"namespace": self.namespace(step), "key": key, "time": time.time()})
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.{os.getpid()}-{uuid.uuid4().hex}.tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(body)
-            os.replace(tmp, path)
-        except (
-            OSError
-        ) as exc:  # the output is stored; only start_from/load_outputs lose track of it
-            logger.warning(
-                "could not record the latest output of %s: %s", self.namespace(step), exc
-            )
-
-    def _latest_manifest(self, store: Store, step: str) -> dict[str, Any] | None:
-        """The manifest of the latest output of ``step``: the pointer's, else the newest entry."""
-        namespace = self.namespace(step)
-        try:
-            with open(self._pointer_path(store, step), encoding="utf-8") as f:
-                key = json.load(f).get("key")
-        except (OSError, ValueError, AttributeError):
-            key = None
-        if isinstance(key, str):
-            manifest = self._read_manifest(store, namespace, key)
-            if manifest is not None:
-                return manifest
-        newest = None
-        for manifest in store.iter_manifests(namespace):
-            if (
-                manifest.get("kind") == _KIND
-                and step in manifest.get("outputs", {})
-                and (newest is None or manifest.get("created", 0) > newest.get("created", 0))
-            ):
-                newest = manifest
-        return newest
-
-    @staticmethod
-    def _read_manifest(store: Store, namespace: str, key: str) -> dict[str, Any] | None:
-        try:
-            return store.read_entry(namespace, key)
-        except (CorruptManifestError, SignatureError) as exc:
-            warn_user(f"checkpoint {namespace}: {exc}; recomputing", CorruptEntryWarning)
-            return None
-
-    def _load_value(self, store: Store, step: str, manifest: dict[str, Any]) -> tuple[bool, Any]:
-        """``(True, value)`` for a readable stored output, ``(False, None)`` otherwise."""
-        namespace = self.namespace(step)
-        try:
-            value = store.get_value(manifest["outputs"][step])
-        except CorruptBlobError as exc:
-            store.delete_entry(namespace, str(manifest.get("key")))
-            warn_user(
-                f"checkpoint {namespace}: {exc}; the entry is dropped and recomputed",
-                CorruptEntryWarning,
-            )
-            return False, None
-        except (
-            Exception
-        ) as exc:  # unpickling runs arbitrary code: a failure is a miss, never a crash
-            warn_user(
-                f"checkpoint {namespace}: the stored output could not be loaded "
-                f"({type(exc).__name__}: {exc}); recomputing",
-                CorruptEntryWarning,
-            )
-            return False, None
-        store.record_use(namespace, str(manifest.get("key")))
-        return True, value
-
     def load_outputs(self) -> dict[str, Any]:
         """The latest stored output of every step, keyed by step name (steps never stored are absent).
 
@@ -416,11 +233,11 @@ class StepCheckpoint:
         store = self.store
         outputs: dict[str, Any] = {}
         for step in step_names(type(self)):
-            manifest = self._latest_manifest(store, step)
+            manifest = _latest_manifest(store, self.namespace(step), step)
             if manifest is None:
                 logger.info("%s: nothing stored", self.namespace(step))
                 continue
-            ok, value = self._load_value(store, step, manifest)
+            ok, value = _load_value(store, self.namespace(step), step, manifest)
             if ok:
                 outputs[step] = value
         return outputs
@@ -438,7 +255,9 @@ class StepCheckpoint:
         """Return ``plan(i, output_fps)``: the checkpointer, code and inputs of step ``i``."""
         cls = type(self)
         module = cls.__module__
-        base = [_hex("steps", str(self.version), _context_fp(cls), self._instance_fp())]
+        base = [
+            _hex("steps", str(self.version), _context_fp(cls, StepCheckpoint), self._instance_fp())
+        ]
         own: list[str] = []
         for step in steps:
             fn = getattr(cls, step)
@@ -483,11 +302,11 @@ class StepCheckpoint:
             code_parts=plan.parts,
         ):
             return  # StoreWriteWarning already given; later steps run uncached
-        manifest = self._read_manifest(store, cp.namespace, plan.key)
+        manifest = _read_manifest(store, cp.namespace, plan.key)
         if manifest is None:
             return
         output_fps[step] = _record_fp(manifest["outputs"][step])
-        self._write_pointer(store, step, plan.key)
+        _write_pointer(store, self.namespace(step), plan.key)
 
     def run(self, start_from: int | None = None) -> Any:
         """Run the steps in numeric order, reusing stored outputs; return the last step's output.
@@ -549,9 +368,9 @@ class StepCheckpoint:
         uncached = False
         for i, step in enumerate(steps):
             if _step_number(step) < start_from:
-                manifest = self._latest_manifest(store, step)
+                manifest = _latest_manifest(store, self.namespace(step), step)
                 if manifest is not None:
-                    ok, value = self._load_value(store, step, manifest)
+                    ok, value = _load_value(store, self.namespace(step), step, manifest)
                     if ok:
                         outputs[step] = value
                         output_fps[step] = _record_fp(manifest["outputs"][step])
@@ -612,12 +431,14 @@ class StepCheckpoint:
                 if not pending:
                     return
                 last_i, _, last_manifest = pending[-1]
-                ok, value = self._load_value(store, steps[last_i], last_manifest)
+                ok, value = _load_value(
+                    store, self.namespace(steps[last_i]), steps[last_i], last_manifest
+                )
                 if ok:  # every remaining step was a hit: only the last output is needed
                     outputs[steps[last_i]] = value
                     summary.reused.extend(p.name for _, p, _ in pending)
                     for _, p, _ in pending:
-                        self._point(store, p)
+                        _point(store, self.namespace(p.name), p.key)
                     return
                 restart = self._materialize(
                     store, pending, outputs, output_fps, summary, force_last=True
@@ -631,7 +452,7 @@ class StepCheckpoint:
             step = steps[i]
             if not uncached:
                 p = plan(i, output_fps)
-                manifest = self._read_manifest(store, p.checkpointer.namespace, p.key)
+                manifest = _read_manifest(store, p.checkpointer.namespace, p.key)
                 if manifest is not None and step in manifest.get("outputs", {}):
                     output_fps[step] = _record_fp(manifest["outputs"][step])
                     pending.append((i, p, manifest))
@@ -653,15 +474,6 @@ class StepCheckpoint:
         for step in steps[start:]:
             output_fps.pop(step, None)
 
-    def _point(self, store: Store, p: _Plan) -> None:
-        try:
-            with open(self._pointer_path(store, p.name), encoding="utf-8") as f:
-                if json.load(f).get("key") == p.key:
-                    return
-        except (OSError, ValueError, AttributeError):
-            pass
-        self._write_pointer(store, p.name, p.key)
-
     def _materialize(
         self,
         store: Store,
@@ -679,11 +491,15 @@ class StepCheckpoint:
         for n, (i, p, manifest) in enumerate(pending):
             step = p.name
             is_last = force_last and n == len(pending) - 1
-            ok, value = (False, None) if is_last else self._load_value(store, step, manifest)
+            ok, value = (
+                (False, None)
+                if is_last
+                else _load_value(store, self.namespace(step), step, manifest)
+            )
             if ok:
                 outputs[step] = value
                 summary.reused.append(step)
-                self._point(store, p)
+                _point(store, self.namespace(p.name), p.key)
                 continue
             recorded = output_fps.get(step)
             summary.ran.append(step)
