@@ -25,7 +25,12 @@ def _append_hits(path: str, count: int) -> None:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except FileNotFoundError:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            # <store>/state/<namespace>/<key>.hits: create the namespace folder, but never
+            # resurrect a store (or its state folder) that was deleted since the hit.
+            folder = os.path.dirname(path)
+            if not os.path.isdir(os.path.dirname(os.path.dirname(folder))):
+                return
+            os.makedirs(folder, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, b"." * count)

@@ -45,6 +45,7 @@ import mmap
 import os
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -78,6 +79,9 @@ FORMAT_VERSION = 1
 #: Values whose single encoded blob is at most this size live inside the manifest itself.
 INLINE_MAX_BYTES = 16 * 1024
 _OVERLAP_MIN = 24 << 20
+#: Verified hot manifest records remembered per store (see Store.read_entry).
+_HOT_RECORDS_MAX = 4096
+_RACY_NS = 100_000_000  # 0.1 s: well above a coarse timestamp tick (one jiffy, <= 10 ms)
 
 
 class CorruptManifestError(CheckpointError, ValueError):
@@ -167,6 +171,8 @@ class Store:
         self._state_str = str(self.state)
         self._write_ready = False
         self._format_checked = False
+        # path -> ((inode, size, mtime_ns, secret), verified hot record); see read_entry
+        self._hot_records: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -423,7 +429,11 @@ class Store:
     ) -> dict[str, Any] | None:
         """Return the manifest of an entry, ``None`` if there is none.
 
-        ``hot_only`` parses only what a hit needs (outputs, created, duration, meta).
+        ``hot_only`` parses only what a hit needs (outputs, created, duration, meta), and
+        reuses a record this process already read and verified while the file is the same
+        one (same inode, size and modification time; a commit always publishes a new file).
+        The record is the stored, verified answer for that key, so reusing it can never give
+        a wrong value; it only spares re-reading an unchanged file. Do not mutate the result.
 
         Raises
         ------
@@ -435,17 +445,35 @@ class Store:
         """
         self.check_format()
         path = self._entry_file(namespace, key)
+        secret = config.secret_key() if hot_only else None
+        if hot_only:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                return None
+            cached = self._hot_records.get(path)
+            if cached is not None and cached[0] == (st.st_ino, st.st_size, st.st_mtime_ns, secret):
+                return cached[1]
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             return None
         try:
+            st = os.fstat(fd)
             chunks = []
             while chunk := os.read(fd, 1 << 16):
                 chunks.append(chunk)
         finally:
             os.close(fd)
-        return self._parse_manifest(path, b"".join(chunks), hot_only=hot_only)
+        manifest = self._parse_manifest(path, b"".join(chunks), hot_only=hot_only)
+        # Like git's "racily clean" rule: a file modified in the last 0.1 s could be
+        # modified again within one timestamp tick (coarse on some filesystems), so it is
+        # not remembered yet.
+        if hot_only and time.time_ns() - st.st_mtime_ns > _RACY_NS:
+            if len(self._hot_records) >= _HOT_RECORDS_MAX:
+                self._hot_records.clear()
+            self._hot_records[path] = ((st.st_ino, st.st_size, st.st_mtime_ns, secret), manifest)
+        return manifest
 
     def _parse_manifest(
         self, path: str | Path, data: bytes, *, hot_only: bool = False

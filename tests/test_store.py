@@ -188,3 +188,49 @@ def test_concurrent_writers_produce_valid_entries(store_dir):
         assert np.all(value == int(key[1:]))
     assert list(Path(store_dir, "tmp").iterdir()) == []
     assert os.listdir(store_dir / "entries")
+
+
+def test_usage_records_never_recreate_a_deleted_store(store_dir):
+    import shutil
+
+    from checkpoint_magic.store import flush_usage
+
+    store = Store(store_dir)
+    store.write_entry("ns", "k", {"outputs": {}})
+    store.record_use("ns", "k")
+    store.record_use("ns", "k")
+    assert store.usage("ns", "k")[0] == 2
+    store.record_use("ns", "k")
+    shutil.rmtree(store_dir)
+    flush_usage()
+    assert not store_dir.exists()
+
+
+def test_hot_records_are_reused_only_while_the_file_is_unchanged(store_dir):
+    import os
+    import time
+
+    store = Store(store_dir)
+    store.write_entry("ns", "k", {"outputs": {"a": 1}, "inputs": {"x": "1"}})
+    path = store.entry_path("ns", "k")
+    old = time.time() - 60
+    os.utime(path, (old, old))  # older than the "racily clean" window
+    first = store.read_entry("ns", "k", hot_only=True)
+    assert first == {"outputs": {"a": 1}}  # only the fields a hit needs
+    assert store.read_entry("ns", "k", hot_only=True) is first  # reused, verified once
+    store.write_entry("ns", "k", {"outputs": {"a": 2}})  # a new commit: a new file
+    assert store.read_entry("ns", "k", hot_only=True)["outputs"] == {"a": 2}
+    os.unlink(path)
+    assert store.read_entry("ns", "k", hot_only=True) is None
+
+
+def test_a_recently_modified_manifest_is_always_reread(store_dir):
+    store = Store(store_dir)
+    store.write_entry("ns", "k", {"outputs": {"a": 1}})
+    store.read_entry("ns", "k", hot_only=True)
+    path = store.entry_path("ns", "k")
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x01  # same inode, same size, maybe the same timestamp tick
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptManifestError):
+        store.read_entry("ns", "k", hot_only=True)
