@@ -6,24 +6,28 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
 .PHONY: demo test bench stress lint clean
+.DELETE_ON_ERROR:
 
-$(PY):
+# The stamp is written only once the environment works, so a failed first attempt is retried.
+$(VENV)/.created:
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --upgrade pip
+	-$(PIP) install --upgrade pip
+	@touch $@
 
-$(VENV)/.demo: pyproject.toml | $(PY)
+$(VENV)/.demo: pyproject.toml | $(VENV)/.created
 	$(PIP) install -e '.[demo]'
 	@touch $@
 
-$(VENV)/.test: pyproject.toml | $(PY)
+$(VENV)/.test: pyproject.toml | $(VENV)/.created
 	$(PIP) install -e '.[test]'
 	@touch $@
 
-$(VENV)/.bench: pyproject.toml | $(PY)
+$(VENV)/.bench: pyproject.toml | $(VENV)/.created
 	$(PIP) install -e '.[test,bench]'
 	@touch $@
 
-$(VENV)/.lint: pyproject.toml | $(PY)
+$(VENV)/.lint: pyproject.toml | $(VENV)/.created
 	$(PIP) install -e '.[test,lint]'
 	@touch $@
 

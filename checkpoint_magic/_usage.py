@@ -25,8 +25,8 @@ def _append_hits(path: str, count: int) -> None:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except FileNotFoundError:
-            # <store>/state/<namespace>/<key>.hits: create the namespace folder, but never
-            # resurrect a store (or its state folder) that was deleted since the hit.
+            # <store>/state/<namespace>/<key>.hits: create the folders below the store, but
+            # never resurrect a store that was deleted since the hit.
             folder = os.path.dirname(path)
             if not os.path.isdir(os.path.dirname(os.path.dirname(folder))):
                 return

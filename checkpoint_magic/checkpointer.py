@@ -105,7 +105,8 @@ class Checkpointer:
         self.namespace = namespace
         self._store_arg = store
         self._store: Store | None = store if isinstance(store, Store) else None
-        #: Why the last lookup of this checkpointer missed although entries existed (or None).
+        #: Why the last lookup of this checkpointer missed although entries existed (set when
+        #: INFO logging is enabled; otherwise ``explain.last_miss`` computes it on demand).
         self.last_miss_reason: str | None = None
 
     def __repr__(self) -> str:
@@ -213,10 +214,21 @@ class Checkpointer:
         except Exception as exc:  # the explanation is a courtesy; never fail the call for it
             logger.debug("code parts unavailable for %s: %s", self.namespace, exc)
             parts = None
-        reason = explain_miss(self.store, self.namespace, code_fp, input_fps, parts)
-        logger.info("%s: recomputing (%s)", self.namespace, reason)
-        record_miss(self.store, self.namespace, reason, time.time())
-        self.last_miss_reason = reason
+        now = time.time()
+        if logger.isEnabledFor(logging.INFO):
+            reason = explain_miss(self.store, self.namespace, code_fp, input_fps, parts)
+            logger.info("%s: recomputing (%s)", self.namespace, reason)
+            record_miss(self.store, self.namespace, reason, now)
+            self.last_miss_reason = reason
+        else:
+            # Nobody is listening now: keep what is needed to explain it on demand (`why`).
+            request = {
+                "key": self.key(code_fp, input_fps),
+                "code": code_fp,
+                "inputs": dict(input_fps),
+                "parts": parts,
+            }
+            record_miss(self.store, self.namespace, None, now, request=request)
 
     def save(
         self,

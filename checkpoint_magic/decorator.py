@@ -82,9 +82,10 @@ class CheckpointedFunction(Generic[R]):
                 f"@checkpoint(ignore=...) names {unknown} that are not parameters of "
                 f"{func.__qualname__}{self._signature}; valid names: {list(params)}"
             )
-        if mmap_mode not in (None, "r", "r+", "c"):
+        if mmap_mode not in (None, "r", "c"):
             raise InvalidArgumentError(
-                f"mmap_mode must be None, 'r', 'r+' or 'c', not {mmap_mode!r}"
+                f"mmap_mode must be None, 'r' or 'c' (copy-on-write), not {mmap_mode!r}: stored "
+                "blobs are shared between entries and must not be written through a memory map"
             )
         self.ignore = frozenset(ignored)
         self.mmap_mode = mmap_mode
@@ -206,8 +207,8 @@ class _BoundCheckpointed:
     def __init__(self, owner: CheckpointedFunction[Any], instance: Any):
         self._owner = owner
         self.__self__ = instance
-        self.__wrapped__ = owner.__wrapped__.__get__(instance)
         functools.update_wrapper(self, owner.__wrapped__)
+        self.__wrapped__ = owner.__wrapped__.__get__(instance)  # the plain bound method
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._owner(self.__self__, *args, **kwargs)
@@ -259,8 +260,9 @@ def checkpoint(
         The store; default ``$CHECKPOINT_MAGIC_DIR`` or ``./.Lutil-checkpoint``.
     name : str, optional
         The namespace entries are grouped under; default ``module.qualname``.
-    mmap_mode : {None, 'r', 'r+', 'c'}
-        Return stored numpy arrays memory-mapped instead of read into memory.
+    mmap_mode : {None, 'r', 'c'}
+        Return stored numpy arrays memory-mapped (read-only, or copy-on-write) instead of
+        read into memory.
 
     Returns
     -------

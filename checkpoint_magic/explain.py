@@ -112,32 +112,77 @@ def explain_miss(
     code_fp: str,
     input_fps: Mapping[str, str],
     code_parts: Mapping[str, str] | None = None,
+    *,
+    exclude_key: str | None = None,
+    before: float | None = None,
 ) -> str:
-    """Why a lookup missed: compared with the closest stored entry of the same namespace."""
-    candidates = _recent_manifests(store, namespace)
+    """Why a lookup missed: compared with the closest stored entry of the same namespace.
+
+    ``exclude_key`` leaves out the entry the miss itself produced, and ``before`` the entries
+    created after the miss, when the explanation is computed later (see :func:`last_miss`).
+    """
+    candidates = [
+        m
+        for m in _recent_manifests(store, namespace)
+        if m.get("key") != exclude_key and (before is None or float(m.get("created", 0.0)) < before)
+    ]
     if not candidates:
         return "no entry yet"
     closest = max(candidates, key=lambda m: _score(m, code_fp, input_fps))
     return describe_difference(closest, code_fp, code_parts, input_fps)
 
 
-def record_miss(store: Store, namespace: str, reason: str, when: float) -> None:
-    """Remember the last miss of a namespace, for ``checkpoint-magic why NAME`` (best effort)."""
+def record_miss(
+    store: Store,
+    namespace: str,
+    reason: str | None,
+    when: float,
+    *,
+    request: Mapping[str, Any] | None = None,
+) -> None:
+    """Remember the last miss of a namespace, for ``checkpoint-magic why NAME`` (best effort).
+
+    Either the ``reason`` is known already (it was logged), or the ``request`` (key, code,
+    inputs, code parts) is kept so that :func:`last_miss` can explain it when asked: a miss
+    costs one small write, not a comparison with every stored entry.
+    """
     path = store.state / _namespace_dir(namespace) / "last-miss.json"
+    record: dict[str, Any] = {"namespace": namespace, "time": when}
+    if reason is not None:
+        record["reason"] = reason
+    if request is not None:
+        record["request"] = dict(request)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".last-miss.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"namespace": namespace, "reason": reason, "time": when}))
+        tmp.write_text(json.dumps(record))
         os.replace(tmp, path)
     except OSError as exc:
         logger.debug("could not record the miss of %s: %s", namespace, exc)
 
 
 def last_miss(store: Store, namespace: str) -> dict[str, Any] | None:
-    """The last recorded miss of a namespace (``{"namespace", "reason", "time"}``), if any."""
+    """The last recorded miss of a namespace (``{"namespace", "reason", "time"}``), if any.
+
+    A miss recorded without its reason is explained now, against the entries that existed
+    before it.
+    """
     path = store.state / _namespace_dir(namespace) / "last-miss.json"
     try:
         data = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    request = data.get("request")
+    if "reason" not in data and isinstance(request, dict):
+        data["reason"] = explain_miss(
+            store,
+            namespace,
+            str(request.get("code", "")),
+            request.get("inputs") or {},
+            request.get("parts"),
+            exclude_key=request.get("key"),
+            before=float(data.get("time", 0.0)),
+        )
+    return data

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ast
 import ctypes
+import dis
 import linecache
 import logging
 import os
@@ -42,7 +43,13 @@ from typing import Any
 import xxhash
 
 from .checkpointer import Checkpointer, LoadResult
-from .exceptions import InvalidArgumentError, MissingProducedNameError, UnknownNameError
+from .exceptions import (
+    InvalidArgumentError,
+    MissingProducedNameError,
+    UncachedWarning,
+    UnknownNameError,
+    warn_user,
+)
 from .store import Store
 
 __all__ = ["InlineCheckpoint"]
@@ -139,6 +146,7 @@ def _write_back_locals(frame: types.FrameType) -> None:
 
 # --------------------------------------------------------------------------- finding the block
 _parsed: dict[tuple[str, str], ast.Module] = {}
+_PARSED_MAX = 256
 
 
 def _find_block(frame: types.FrameType) -> ast.With | ast.AsyncWith | None:
@@ -155,6 +163,8 @@ def _find_block(frame: types.FrameType) -> ast.With | ast.AsyncWith | None:
             tree = ast.parse(source, filename)
         except SyntaxError:
             return None
+        if len(_parsed) >= _PARSED_MAX:
+            _parsed.clear()  # a notebook gives every run of a cell a new file name
         _parsed[cache_key] = tree
     line = frame.f_lineno
     best: ast.With | ast.AsyncWith | None = None
@@ -177,33 +187,91 @@ def _header_end(node: ast.With | ast.AsyncWith) -> int:
     return max(ends)
 
 
+def _instruction_lines(code: types.CodeType) -> list[tuple[int | None, dis.Instruction]]:
+    """Every instruction of ``code`` with its source line (portable across 3.10-3.13)."""
+    out = []
+    line: int | None = None
+    for ins in dis.get_instructions(code):
+        number = getattr(ins, "line_number", None)  # 3.13
+        if number is None:
+            positions = getattr(ins, "positions", None)  # 3.11, 3.12
+            number = positions.lineno if positions is not None else None
+        if (
+            number is None
+            and isinstance(ins.starts_line, int)
+            and not isinstance(ins.starts_line, bool)
+        ):
+            number = ins.starts_line  # 3.10
+        if number is not None:
+            line = number
+        out.append((line, ins))
+    return out
+
+
+def _running_code_fingerprint(code: types.CodeType, first: int, last: int) -> str:
+    """Fingerprint of the bytecode that is actually running for source lines ``first..last``.
+
+    Line numbers, jump offsets and file names do not enter it (jumps count relative to their
+    instruction), so code moving up or down does not change it; any change to what the
+    lines compile to does. It protects against a source file edited while the program runs:
+    the body parsed from the file would then not be the body that runs.
+    """
+    from .hashing import fingerprint
+
+    jumps = set(dis.hasjrel) | set(dis.hasjabs)
+    h = xxhash.xxh3_128()
+    for line, ins in _instruction_lines(code):
+        if line is None or not first <= line <= last:
+            continue
+        h.update(ins.opname.encode() + b"\0")
+        arg = ins.argval
+        if ins.opcode in jumps and isinstance(arg, int):
+            h.update(b"j%d\0" % (arg - ins.offset))
+        elif isinstance(arg, types.CodeType):
+            h.update(b"c" + _running_code_fingerprint(arg, 0, sys.maxsize).encode())
+        elif isinstance(arg, str):
+            h.update(b"s" + arg.encode("utf-8", "surrogatepass") + b"\0")
+        elif arg is not None:
+            h.update(b"v" + fingerprint(arg).encode())
+    return h.hexdigest()
+
+
 def _block_code_fingerprint(
-    block: ast.With | ast.AsyncWith | None, frame: types.FrameType, namespace: dict[str, Any]
+    block: ast.With | ast.AsyncWith | None,
+    frame: types.FrameType,
+    namespace: dict[str, Any],
+    produce: list[str],
 ) -> str:
-    """Normalized AST of the body plus the code of the user functions and classes it uses."""
+    """What identifies a block's code.
+
+    Parts: the normalized AST of the body; the bytecode running for the body's lines; the
+    user functions, classes and module attributes the body uses (followed transitively by
+    :mod:`checkpoint_magic.codehash`, on their running code); and the produced names.
+    """
     from . import codehash
 
     h = xxhash.xxh3_128()
+    h.update(("produce:" + "\0".join(produce) + "\n").encode())
     if block is None:
         # No source (code typed into exec, a frozen app): the enclosing code's bytecode.
         logger.debug(
-            "no source for %s; fingerprinting the enclosing code object", frame.f_code.co_filename
+            "no source for %s; fingerprinting the enclosing code", frame.f_code.co_filename
         )
-        h.update(
-            b"bytecode:" + codehash.code_fingerprint(types.FunctionType(frame.f_code, {})).encode()
-        )
+        h.update(b"bytecode:" + _running_code_fingerprint(frame.f_code, 0, sys.maxsize).encode())
         return h.hexdigest()
     body = ast.Module(body=block.body, type_ignores=[])
+    last = max(node.end_lineno or node.lineno for node in block.body)
     h.update(b"ast:" + codehash.source_fingerprint(ast.unparse(body)).encode())
-    used = sorted(
-        {n.id for n in ast.walk(body) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    h.update(
+        b"running:" + _running_code_fingerprint(frame.f_code, block.body[0].lineno, last).encode()
     )
-    for name in used:
-        value = namespace.get(name, frame.f_globals.get(name, _MISSING))
-        if isinstance(
-            value, (types.FunctionType, type, types.MethodType)
-        ) and codehash.is_user_code(value):
-            h.update(f"\0{name}={codehash.code_fingerprint(value)}".encode())
+    # The body as a function over the frame's names: codehash follows what it references
+    # (helpers, classes, attributes of user modules, constants) like a function's globals.
+    scope = dict(frame.f_globals)
+    if namespace is not frame.f_globals:
+        scope.update(namespace)
+    compiled = compile(body, "<checkpoint_magic block>", "exec")
+    h.update(b"uses:" + codehash.code_fingerprint(types.FunctionType(compiled, scope)).encode())
     return h.hexdigest()
 
 
@@ -276,14 +344,31 @@ class InlineCheckpoint:
             watched[expr] = value
         block = _find_block(frame)
         filename = frame.f_code.co_filename
-        default_ns = f"{os.path.basename(filename) if os.path.exists(filename) else 'block'}:{','.join(self.produce) or 'block'}"
-        self._checkpointer = Checkpointer("block", self.name or default_ns, self.store)
-        self._code_fp = _block_code_fingerprint(block, frame, namespace)
-        self._input_fps = self._checkpointer.fingerprint_inputs(watched)
+        base = os.path.basename(filename) if os.path.exists(filename) else "block"
+        self._checkpointer = Checkpointer(
+            "block", self.name or f"{base}:{','.join(self.produce) or 'block'}", self.store
+        )
         self._start = time.perf_counter()
+        self.hit = False
+        self._uncached = False
+        try:
+            self._code_fp = _block_code_fingerprint(block, frame, namespace, self.produce)
+            self._input_fps = self._checkpointer.fingerprint_inputs(watched)
+        except Warning:
+            raise  # warnings turned into errors by the user's filters stay errors
+        except Exception as exc:  # fingerprinting must never stop the user's computation
+            warn_user(
+                f"{self._checkpointer.namespace}: the block could not be fingerprinted "
+                f"({type(exc).__name__}: {exc}); running it uncached",
+                UncachedWarning,
+            )
+            self._uncached = True
+            return self
         result: LoadResult | None = None
         if not self.recompute:
             result = self._checkpointer.load(self._code_fp, self._input_fps)
+        if result is not None and not set(self.produce) <= set(result.outputs):
+            result = None  # an entry written under another produce list: recompute
         self.hit = result is not None
         if result is not None:
             self._restore(frame, result)
@@ -355,8 +440,8 @@ class InlineCheckpoint:
         if self.hit:
             self._uninstall_skip(frame)
             return exc_type is _SkipBody
-        if exc_type is not None:
-            return False  # the body failed: propagate unchanged, store nothing
+        if exc_type is not None or self._uncached:
+            return False  # the body failed (propagate unchanged), or runs uncached: store nothing
         duration = time.perf_counter() - self._start
         namespace = self._namespace_dict(frame)
         outputs = {}

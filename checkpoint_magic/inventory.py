@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config
-from .exceptions import InvalidArgumentError
+from .exceptions import InvalidArgumentError, StoreFormatError
 from .store import Store, _namespace_dir, decode_manifest, flush_usage
 
 __all__ = [
@@ -56,6 +56,18 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _DIGEST = re.compile(r"[0-9a-f]{32}")
+
+# The only names the store writes (and so the only ones maintenance may ever remove):
+# tmp/<pid>-<uuid4 hex> (Store._tmp_path); under state/<namespace>/, <key>.hits and <key>.pin
+# per entry, last-miss.json (explain.record_miss) and latest-output.json (the step pointer)
+# per namespace, and the temporary names their writers rename from.
+_STAGING = re.compile(r"[0-9]+-[0-9a-f]{32}")
+HITS, PIN = ".hits", ".pin"
+NAMESPACE_RECORDS = ("last-miss.json", "latest-output.json")
+_ENTRY_RECORD = re.compile(r"([0-9a-f]{32})(\.hits|\.pin)")
+_STATE_TEMP = re.compile(
+    r"\.last-miss\.[0-9]+\.tmp|latest-output\.json\.[0-9]+-[0-9a-f]{32}\.tmp"
+)
 
 
 # ---------------------------------------------------------------------------------------- model
@@ -234,7 +246,7 @@ def _scan_entries(store: Store, namespace_dir: str | None = None) -> _Scan:
                 scan.damaged.append((Path(f.path), damage or "damaged"))
                 continue
             created = _number(manifest.get("created"), st.st_mtime)
-            hits_st = state.get(f.name + ".hits")
+            hits_st = state.get(f.name + HITS)
             outputs = manifest.get("outputs")
             info = EntryInfo(
                 namespace=str(manifest.get("namespace") or ns.name),
@@ -248,7 +260,7 @@ def _scan_entries(store: Store, namespace_dir: str | None = None) -> _Scan:
                 last_used=hits_st.st_mtime if hits_st is not None else created,
                 hits=hits_st.st_size if hits_st is not None else 0,
                 duration=_number(manifest.get("duration"), 0.0),
-                pinned=(f.name + ".pin") in state,
+                pinned=(f.name + PIN) in state,
                 blobs=_blob_refs(manifest, {}),
                 manifest=manifest,
                 path=Path(f.path),
@@ -283,8 +295,58 @@ def _blob_files(store: Store) -> dict[str, os.stat_result]:
 
 
 def _digest_of(relpath: str) -> str | None:
+    """The digest a file under ``objects/`` is named by; ``None`` if the store never writes that name."""
     sub, _, name = relpath.partition("/")
     return name if _DIGEST.fullmatch(name) and name[:2] == sub else None
+
+
+def _is_staging(name: str) -> bool:
+    """Whether ``tmp/<name>`` is a staging file name the store writes (``<pid>-<32 hex>``)."""
+    return _STAGING.fullmatch(name) is not None
+
+
+def _state_file(store: Store, ns_dir: str, name: str) -> Path:
+    """``state/<ns_dir>/<name>``: ``<key>.hits``, ``<key>.pin`` or a namespace record."""
+    return store.state / ns_dir / name
+
+
+def _state_kind(name: str) -> tuple[str, str]:
+    """What ``state/<namespace>/<name>`` is.
+
+    ``("entry", key)`` for a usage or pin record, ``("namespace", name)`` for a
+    namespace's record, ``("temp", name)`` for a writer's temporary file, and
+    ``("", "")`` for a name the store never writes (never removed).
+
+    Examples
+    --------
+    >>> _state_kind("0123456789abcdef0123456789abcdef.hits")
+    ('entry', '0123456789abcdef0123456789abcdef')
+    >>> _state_kind("last-miss.json"), _state_kind(".last-miss.42.tmp"), _state_kind("notes.txt")
+    (('namespace', 'last-miss.json'), ('temp', '.last-miss.42.tmp'), ('', ''))
+    """
+    if match := _ENTRY_RECORD.fullmatch(name):
+        return "entry", match.group(1)
+    if name in NAMESPACE_RECORDS:
+        return "namespace", name
+    if _STATE_TEMP.fullmatch(name):
+        return "temp", name
+    return "", ""
+
+
+def _require_store(store: Store) -> None:
+    """Refuse to change a directory that is not a checkpoint store (no valid ``FORMAT`` file).
+
+    Raises
+    ------
+    StoreFormatError
+        ``FORMAT`` is missing, unreadable as a format record, or of a newer format.
+    """
+    store.check_format()
+    if not (store.root / "FORMAT").is_file():
+        raise StoreFormatError(
+            f"{store.root} is not a checkpoint store (it has no FORMAT file); nothing was "
+            "changed. Check --store, the store= argument or CHECKPOINT_MAGIC_DIR"
+        )
 
 
 def list_entries(store: Store, namespace: str | None = None) -> list[EntryInfo]:
@@ -484,7 +546,8 @@ def du(store: Store) -> DuReport:
     for rel, st in _blob_files(store).items():
         report.objects_bytes += st.st_size
         report.objects_files += 1
-        if _digest_of(rel) not in referenced:
+        digest = _digest_of(rel)
+        if digest is not None and digest not in referenced:
             report.reclaimable_bytes += st.st_size
             report.reclaimable_files += 1
     report.entries_bytes = scan.entry_bytes

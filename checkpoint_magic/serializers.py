@@ -65,8 +65,8 @@ class Encoded:
 class BlobSource(Protocol):
     """What a codec may ask of the store while decoding (every read is verified)."""
 
-    def read_bytes(self, index: int) -> bytes:
-        """Return blob ``index`` as bytes."""
+    def read_bytes(self, index: int) -> bytes | bytearray:
+        """Return blob ``index`` as bytes (or a bytearray, to avoid a copy)."""
         ...
 
     def read_into(self, index: int, buffers: Sequence[memoryview]) -> None:
@@ -141,7 +141,9 @@ class NpyCodec(Codec):
             np.lib.format.write_array_header_1_0(header, info)
         head = header.getvalue()
         body = _raw(data) if data.size else memoryview(b"")
-        dtype_meta = data.dtype.descr if data.dtype.fields else data.dtype.str
+        # numpy's own header encoding keeps a structured dtype's exact layout (offsets,
+        # padding, itemsize, subarrays); the plain descr would turn padding into fields.
+        dtype_meta = np.lib.format.dtype_to_descr(data.dtype)
         meta = {
             "header": len(head),
             "dtype": dtype_meta,
@@ -153,8 +155,7 @@ class NpyCodec(Codec):
     def decode(
         self, meta: dict[str, Any], source: BlobSource, *, mmap_mode: str | None = None
     ) -> np.ndarray:
-        descr = meta["dtype"]
-        dtype = np.dtype(descr if isinstance(descr, str) else [tuple(f) for f in _tuplify(descr)])
+        dtype = _dtype_from_meta(meta["dtype"])
         shape = tuple(meta["shape"])
         order = "F" if meta["fortran"] else "C"
         if mmap_mode is not None:
@@ -174,6 +175,13 @@ class NpyCodec(Codec):
 def _needs_v2(info: dict[str, Any]) -> bool:
     """Whether a header is too long for format 1.0 (huge structured dtypes)."""
     return len(repr(info)) > 65000
+
+
+def _dtype_from_meta(spec: Any) -> np.dtype:
+    """Rebuild the dtype recorded by :meth:`NpyCodec.encode` (numpy's ``.npy`` header encoding)."""
+    if isinstance(spec, str):
+        return np.dtype(spec)
+    return np.lib.format.descr_to_dtype(_tuplify(spec))
 
 
 def _tuplify(descr: Any) -> Any:

@@ -107,10 +107,10 @@ class _BlobReader:
     def size(self, index: int) -> int:
         return int(self._refs[index]["size"])
 
-    def read_bytes(self, index: int) -> bytes:
-        buf = bytearray(self.size(index))
+    def read_bytes(self, index: int) -> bytes | bytearray:
+        buf = bytearray(self.size(index))  # returned as is: pickle.loads takes it without a copy
         self.read_into(index, [memoryview(buf)])
-        return bytes(buf)
+        return buf
 
     def read_into(self, index: int, buffers: Sequence[memoryview]) -> None:
         ref = self._refs[index]
@@ -128,7 +128,7 @@ class _InlineReader(_BlobReader):
     def size(self, index: int) -> int:
         return len(self._payload)
 
-    def read_bytes(self, index: int) -> bytes:
+    def read_bytes(self, index: int) -> bytes | bytearray:
         return self._payload
 
     def read_into(self, index: int, buffers: Sequence[memoryview]) -> None:
@@ -512,7 +512,11 @@ class Store:
                     yield d.name, p.name
 
     def iter_manifests(self, namespace: str | None = None) -> Iterator[dict[str, Any]]:
-        """Yield every readable manifest (damaged ones are skipped with a log line)."""
+        """Yield every readable manifest.
+
+        Damaged ones, and ones refused because signing is required and they are unsigned or
+        wrongly signed, are skipped with a log line.
+        """
         for ns_dir, key in self.iter_entry_keys(namespace):
             path = self.entries / ns_dir / key
             try:
@@ -520,7 +524,7 @@ class Store:
                 yield self._parse_manifest(path, data)
             except FileNotFoundError:
                 continue
-            except CorruptManifestError as exc:
+            except (CorruptManifestError, SignatureError) as exc:
                 logger.warning("%s", exc)
 
     # ------------------------------------------------------------------ usage and pins

@@ -278,7 +278,7 @@ def test_ignore_unknown_name_is_a_value_error_at_decoration():
 
 def test_invalid_options():
     with pytest.raises(InvalidArgumentError, match="mmap_mode"):
-        checkpoint(mmap_mode="w")(lambda: 1)
+        checkpoint(mmap_mode="r+")(lambda: 1)
     with pytest.raises(InvalidArgumentError, match="decorates a function"):
         checkpoint(42)
 

@@ -73,3 +73,16 @@ def test_decorated_miss_explains_code_change_by_function_name(store_dir, caplog)
 
     assert f(1) == 3
     assert "explain.inline: recomputing (code changed" in caplog.text
+
+
+def test_without_info_logging_the_reason_is_computed_on_demand(store_dir, caplog):
+    caplog.set_level(logging.WARNING, logger="checkpoint_magic.checkpointer")
+
+    @checkpoint(store=store_dir, name="explain.lazy")
+    def f(x):
+        return x + 1
+
+    f(1)
+    f(2)  # a miss while an entry exists: recorded, not explained yet
+    assert "recomputing" not in caplog.text
+    assert last_miss(Store(store_dir), "explain.lazy")["reason"] == "input changed: x"

@@ -257,3 +257,61 @@ def test_equal_produced_values_are_stored_once(store_dir):
 
 def test_unknown_name_error_is_a_name_error():
     assert issubclass(UnknownNameError, NameError)
+
+
+def test_a_file_edited_while_it_runs_never_gives_a_stale_hit(script):
+    # The script rewrites its own body before the block runs: the running code computes
+    # x * 10 while the file (what linecache parses) already says x * 99.
+    src = """
+    import pathlib
+    from checkpoint_magic import InlineCheckpoint
+
+    me = pathlib.Path(__file__)
+    me.write_text(me.read_text().replace("x * " + "10", "x * " + "99"))
+    x = 2
+    with InlineCheckpoint(watch=["x"], produce=["y"]):
+        y = x * 10
+    print(y)
+    """
+    assert script.run(src).stdout == "20\n"
+    assert script.run().stdout == "198\n"  # the file's code, not the first run's result
+    assert script.run().stdout == "198\n"
+
+
+def test_editing_a_module_attribute_the_body_uses_recomputes(script):
+    script.write("def g(v):\n    return v * 10\n", "helpers.py")
+    src = """
+    import helpers
+    from checkpoint_magic import InlineCheckpoint
+
+    with InlineCheckpoint(watch=[], produce=["out"]):
+        out = helpers.g(2)
+        print("ran")
+    print(out)
+    """
+    assert script.run(src).stdout == "ran\n20\n"
+    assert script.run().stdout == "20\n"
+    script.write("def g(v):\n    return v * 1000\n", "helpers.py")
+    assert script.run().stdout == "ran\n2000\n"
+
+
+def test_changing_the_produce_list_under_a_fixed_name_recomputes(store_dir):
+    with InlineCheckpoint(watch=[], produce=["a"], store=store_dir, name="fixed"):
+        a = 1
+    with InlineCheckpoint(watch=[], produce=["a", "b"], store=store_dir, name="fixed") as ckpt:
+        a, b = 1, 2  # noqa: F841 (produced)
+    assert ckpt.hit is False
+
+
+def test_a_block_that_cannot_be_fingerprinted_runs_uncached_with_one_warning(store_dir):
+    from unittest import mock
+
+    from checkpoint_magic.exceptions import UncachedWarning
+
+    failing = mock.patch("checkpoint_magic.checkpointer.Fingerprinter.fingerprint", side_effect=RuntimeError("boom"))
+    x = 1  # noqa: F841 (watched)
+    with failing, pytest.warns(UncachedWarning, match="boom") as record:
+        with InlineCheckpoint(watch=["x"], produce=["y"], store=store_dir) as ckpt:
+            y = 2
+    assert len(record) == 1 and ckpt.hit is False and y == 2
+    assert list(Store(store_dir).iter_entry_keys()) == []

@@ -143,3 +143,12 @@ def test_registered_codec_takes_precedence_and_unknown_codec_is_keyerror(store_d
 def test_codec_without_name_is_rejected():
     with pytest.raises(ValueError, match="name"):
         register_codec(Codec())
+
+
+def test_structured_dtype_with_offsets_and_padding_roundtrips_exactly(store_dir):
+    dtype = np.dtype({"names": ["a", "b"], "formats": ["<i4", "<f8"], "offsets": [0, 8], "itemsize": 24})
+    array = np.zeros(50_000, dtype=dtype)
+    array["a"] = np.arange(50_000)
+    back = _roundtrip(Store(store_dir), array)
+    assert back.dtype == dtype and back.dtype.itemsize == 24
+    assert np.array_equal(back, array)

@@ -22,6 +22,7 @@ from .files import (
     FileLoader,
     atomic_save,
     check_attempts,
+    check_extension,
     checked_relative_path,
     load_hdf5,
     load_pickle,
@@ -51,6 +52,20 @@ def _sample_key(sample: Any, index: int) -> str:
     return checked_relative_path(key, "key")
 
 
+def _check_unique(samples: Sequence[Any], paths: Sequence[str]) -> None:
+    """Refuse two samples of one call that map to one file (the second would load the first)."""
+    seen: dict[str, int] = {}
+    for i, path in enumerate(paths):
+        name = os.path.normcase(os.path.normpath(path))
+        first = seen.setdefault(name, i)
+        if first != i:
+            raise InvalidArgumentError(
+                f"samples {first} (key {samples[first].key!r}) and {i} (key "
+                f"{samples[i].key!r}) map to the same checkpoint file {path!r}: each sample "
+                "of one call needs its own key (and hash_fn(key) bucket)."
+            )
+
+
 class CheckpointWrapper(BaseWrapper):
     """Checkpoint the results of an estimator per sample, and its fitted model.
 
@@ -66,7 +81,8 @@ class CheckpointWrapper(BaseWrapper):
         File of the fitted model (cloudpickle). ``None``: the model is not checkpointed.
         Parent directories are created.
     extension
-        Suffix of the per-sample files.
+        Suffix of the per-sample files: ``""`` or a suffix that starts with ``.``
+        (``".h5"``, ``".tar.gz"``), without path separators or ``..``.
     save_func, load_func
         ``save_func(data, path)`` and ``load_func(path) -> data``; HDF5 through h5py
         (:func:`~checkpoint_magic.pipelines.files.save_hdf5`) by default. ``save_func``
@@ -91,8 +107,13 @@ class CheckpointWrapper(BaseWrapper):
     Notes
     -----
     A sample's file is ``features_dir/[hash_fn(key)/]key + extension``. Keys must be
-    relative paths that stay inside ``features_dir`` (no absolute path, no ``..``); a bad
-    key is an error before anything is computed or written. Results that are ``None`` (or
+    normalised relative paths that stay inside ``features_dir`` (no absolute path, no
+    ``..``, no ``.`` or empty component: ``"a"``, not ``"./a"``), and the samples of one
+    call (of one sample set) must name different files; a bad key, or two samples of one
+    batch with the same file, is an error before anything is computed or written. A key
+    that appears in several sample sets of one call names one sample: the sets after the
+    first load its file, as a later call would. Keys that differ only by
+    letter case share a file on case-insensitive filesystems (macOS, Windows). Results that are ``None`` (or
     whose ``sample_attribute`` is ``None``) are returned as they are and not saved, so they
     are recomputed next time. Samples loaded from disk get the metadata of the *input*
     sample and the saved attribute; metadata that the estimator itself added is not saved.
@@ -147,16 +168,17 @@ class CheckpointWrapper(BaseWrapper):
         Raises
         ------
         InvalidArgumentError
-            If the sample has no ``key`` or its key (or ``hash_fn(key)``) is not a safe
-            relative path.
+            If the sample has no ``key``, its key (or ``hash_fn(key)``) is not a safe,
+            normalised relative path, or ``extension`` is not a plain file suffix.
         """
         if self.features_dir is None:
             return None
+        extension = check_extension(self.extension)
         key = _sample_key(sample, index)
         parts = [os.fspath(self.features_dir)]
         if self.hash_fn is not None:
             parts.append(checked_relative_path(self.hash_fn(key), "hash_fn(key)"))
-        parts.append(key + self.extension)
+        parts.append(key + extension)
         return os.path.join(*parts)
 
     # ---------------------------------------------------------------- model
@@ -190,7 +212,9 @@ class CheckpointWrapper(BaseWrapper):
     def fit(self, X: Any, y: Any = None, **fit_params: Any) -> CheckpointWrapper:
         """Load the model from ``model_path`` if it exists, else fit a copy and save it.
 
-        Nothing happens when the estimator requires no fitting.
+        Nothing happens when the estimator requires no fitting (a fitted copy from an
+        earlier ``fit`` is dropped all the same, so a replaced estimator is never
+        shadowed by a stale one).
 
         Parameters
         ----------
@@ -204,6 +228,7 @@ class CheckpointWrapper(BaseWrapper):
         CheckpointWrapper
             ``self``.
         """
+        self.__dict__.pop("estimator_", None)  # never keep the fit of an earlier estimator
         if not estimator_requires_fit(self.estimator):
             return self
         if self.model_path is not None and not self.force and os.path.isfile(self.model_path):
@@ -320,12 +345,16 @@ class CheckpointWrapper(BaseWrapper):
                         "CheckpointWrapper.transform got a mix of SampleSets and other objects."
                     )
                 members = list(sset)
-                sets.append((sset, members, self._paths(members)))  # validate every key first
+                paths = self._paths(members)  # validate every key first
+                _check_unique(members, paths)
+                sets.append((sset, members, paths))
             return [
                 SampleSet(self._checkpoint(estimator.transform, members, paths), parent=sset)
                 for sset, members, paths in sets
             ]
-        return self._checkpoint(estimator.transform, samples, self._paths(samples))
+        paths = self._paths(samples)
+        _check_unique(samples, paths)
+        return self._checkpoint(estimator.transform, samples, paths)
 
     def _paths(self, samples: Sequence[Any]) -> list[str]:
         paths = []

@@ -149,7 +149,8 @@ class DaskWrapper(BaseWrapper):
     def fit(self, X: Any, y: Any = None, **fit_params: Any) -> DaskWrapper:
         """Fit a copy of the estimator on all the items of ``X`` in one task.
 
-        Skipped when the estimator requires no fitting. Runs on the active scheduler and
+        Skipped when the estimator requires no fitting (a fitted copy from an earlier
+        ``fit`` is dropped all the same). Runs on the active scheduler and
         returns when the fitted estimator is back (``estimator_``).
 
         Parameters
@@ -166,6 +167,7 @@ class DaskWrapper(BaseWrapper):
         DaskWrapper
             ``self``.
         """
+        self.__dict__.pop("estimator_", None)  # never keep the fit of an earlier estimator
         if not estimator_requires_fit(self.estimator):
             return self
         dask = _import_dask()
@@ -177,7 +179,7 @@ class DaskWrapper(BaseWrapper):
         """Fit on ``X`` (persisted first, so it is computed once) and return its transform."""
         if estimator_requires_fit(self.estimator):
             X = _to_bag(X).persist()
-            self.fit(X, y, **fit_params)
+        self.fit(X, y, **fit_params)  # also drops the fit of an earlier estimator
         return self.transform(X)
 
     @available_if(_estimator_has("transform"))

@@ -1,7 +1,9 @@
 """Checkpoint files of the pipeline wrappers: paths from keys, HDF5 codec, atomic retried I/O.
 
-- :func:`checked_relative_path` turns a sample key into a safe relative path (no absolute
-  path, no ``..``), so a key can never write outside ``features_dir``.
+- :func:`checked_relative_path` turns a sample key into a safe, normalised relative path
+  (no absolute path, no ``..``, no ``.`` or empty component), so a key can never write
+  outside ``features_dir`` and two keys never name one file; :func:`check_extension`
+  does the same for the file suffix.
 - :func:`save_hdf5` / :func:`load_hdf5` are the default ``save_func`` / ``load_func`` of
   :class:`~checkpoint_magic.pipelines.CheckpointWrapper` (h5py is imported when called).
 - :func:`atomic_save` writes through a temporary file in the target directory and
@@ -15,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import posixpath
 import re
 import time
 import uuid
@@ -30,6 +33,7 @@ __all__ = [
     "FileLoader",
     "atomic_save",
     "check_attempts",
+    "check_extension",
     "checked_relative_path",
     "hash_string",
     "load_hdf5",
@@ -72,7 +76,9 @@ def checked_relative_path(value: Any, what: str = "key") -> str:
     ------
     InvalidArgumentError
         For a non-string, an empty string, an absolute path, a ``..`` component, a path
-        ending in a separator or a NUL character.
+        ending in a separator, a NUL character, or a path that is not normalised (an
+        empty or ``.`` component, as in ``./a``, ``x/./y`` or ``x//y``): each file has
+        exactly one key.
 
     Examples
     --------
@@ -103,12 +109,56 @@ def checked_relative_path(value: Any, what: str = "key") -> str:
             problem = "contains a '..' component"
         elif parts[-1] in ("", "."):
             problem = "does not end with a file name"
+        elif "" in parts or "." in parts or posixpath.normpath(value) != value:
+            # "./a", "x/./y" and "x//y" name the files of "a", "x/y" and "x/y": two keys
+            # for one file would load one sample's result for the other.
+            problem = (
+                f"is not normalised (write it {_normalised(parts)!r}: no empty or '.' "
+                "component, so that each file has exactly one key)"
+            )
     if problem is not None:
         raise InvalidArgumentError(
             f"{what} {value!r} {problem}: keys become file names relative to features_dir "
             "and may not leave it. Use relative names such as 'subject-1/sample-3'."
         )
     return value
+
+
+def _normalised(parts: list[str]) -> str:
+    return "/".join(p for p in parts if p not in ("", "."))
+
+
+def check_extension(extension: Any) -> str:
+    """Validate the ``extension`` of checkpoint files: ``""`` or a suffix starting with ``.``.
+
+    The extension is appended to a key's file name, so it may not contain a path
+    separator, a ``..`` or a NUL character (it could otherwise leave ``features_dir`` or
+    make two keys share a file).
+
+    Examples
+    --------
+    >>> check_extension(".tar.gz"), check_extension("")
+    ('.tar.gz', '')
+    >>> check_extension("/../..")
+    Traceback (most recent call last):
+    ...
+    checkpoint_magic.exceptions.InvalidArgumentError: extension '/../..' ...
+    """
+    if not isinstance(extension, str):
+        raise InvalidArgumentError(
+            f"extension must be a string such as '.h5' (or ''), not {extension!r}."
+        )
+    if extension and (
+        not extension.startswith(".")
+        or _SEPARATORS.search(extension)
+        or ".." in extension
+        or "\x00" in extension
+    ):
+        raise InvalidArgumentError(
+            f"extension {extension!r} is not a file suffix: it must be empty or start with "
+            "'.', and contain no path separator, no '..' and no NUL, e.g. '.h5' or '.npy'."
+        )
+    return extension
 
 
 def hash_string(key: str, fold: int = 1000) -> str:

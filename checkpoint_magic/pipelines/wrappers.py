@@ -211,6 +211,9 @@ class SampleWrapper(BaseWrapper):
     def fit(self, X: Any, y: Any = None, **fit_params: Any) -> SampleWrapper:
         """Fit a copy of the estimator on the samples (skipped if it needs no fitting).
 
+        A fitted copy from an earlier ``fit`` is dropped first, even when the (possibly
+        replaced) estimator needs no fitting.
+
         The estimator receives ``[s.<input_attribute> for s in X]`` and the
         ``fit_extra_arguments`` (nested lists, one per set, for sample sets), plus
         ``fit_params``. It never receives ``y``.
@@ -229,6 +232,7 @@ class SampleWrapper(BaseWrapper):
         SampleWrapper
             ``self``.
         """
+        self.__dict__.pop("estimator_", None)  # never keep the fit of an earlier estimator
         if y is not None:
             raise UnexpectedTargetError(
                 "SampleWrapper.fit does not take `y`: put the targets in the samples' "
