@@ -145,8 +145,15 @@ def _write_back_locals(frame: types.FrameType) -> None:
 
 
 # --------------------------------------------------------------------------- finding the block
-_parsed: dict[tuple[str, str], ast.Module] = {}
+# (file name, source digest) -> the `with` statements of that source
+_parsed: dict[tuple[str, str], list[ast.With | ast.AsyncWith]] = {}
 _PARSED_MAX = 256
+_compiled: dict[str, types.CodeType] = {}
+# code object -> (that very object, its instructions with lines); equal code objects compare
+# equal, so the identity check keeps one frame's lines from serving another's
+_lines_of: dict[
+    types.CodeType, tuple[types.CodeType, list[tuple[int | None, dis.Instruction]]]
+] = {}
 
 
 def _find_block(frame: types.FrameType) -> ast.With | ast.AsyncWith | None:
@@ -157,20 +164,20 @@ def _find_block(frame: types.FrameType) -> ast.With | ast.AsyncWith | None:
         return None
     source = "".join(lines)
     cache_key = (filename, xxhash.xxh3_64_hexdigest(source.encode("utf-8", "surrogatepass")))
-    tree = _parsed.get(cache_key)
-    if tree is None:
+    withs = _parsed.get(cache_key)
+    if withs is None:
         try:
             tree = ast.parse(source, filename)
         except SyntaxError:
             return None
         if len(_parsed) >= _PARSED_MAX:
             _parsed.clear()  # a notebook gives every run of a cell a new file name
-        _parsed[cache_key] = tree
+        withs = _parsed[cache_key] = [
+            n for n in ast.walk(tree) if isinstance(n, (ast.With, ast.AsyncWith))
+        ]
     line = frame.f_lineno
     best: ast.With | ast.AsyncWith | None = None
-    for node in ast.walk(tree):
-        if not isinstance(node, (ast.With, ast.AsyncWith)):
-            continue
+    for node in withs:
         if node.lineno <= line <= _header_end(node) and (best is None or node.lineno > best.lineno):
             best = node  # the innermost `with` whose header holds the line
     return best
@@ -189,6 +196,9 @@ def _header_end(node: ast.With | ast.AsyncWith) -> int:
 
 def _instruction_lines(code: types.CodeType) -> list[tuple[int | None, dis.Instruction]]:
     """Every instruction of ``code`` with its source line (portable across 3.10-3.13)."""
+    cached = _lines_of.get(code)
+    if cached is not None and cached[0] is code:
+        return cached[1]
     out = []
     line: int | None = None
     for ins in dis.get_instructions(code):
@@ -205,6 +215,9 @@ def _instruction_lines(code: types.CodeType) -> list[tuple[int | None, dis.Instr
         if number is not None:
             line = number
         out.append((line, ins))
+    if len(_lines_of) >= _PARSED_MAX:
+        _lines_of.clear()
+    _lines_of[code] = (code, out)
     return out
 
 
@@ -261,7 +274,8 @@ def _block_code_fingerprint(
         return h.hexdigest()
     body = ast.Module(body=block.body, type_ignores=[])
     last = max(node.end_lineno or node.lineno for node in block.body)
-    h.update(b"ast:" + codehash.source_fingerprint(ast.unparse(body)).encode())
+    text = ast.unparse(body)
+    h.update(b"ast:" + codehash.source_fingerprint(text).encode())
     h.update(
         b"running:" + _running_code_fingerprint(frame.f_code, block.body[0].lineno, last).encode()
     )
@@ -270,7 +284,12 @@ def _block_code_fingerprint(
     scope = dict(frame.f_globals)
     if namespace is not frame.f_globals:
         scope.update(namespace)
-    compiled = compile(body, "<checkpoint_magic block>", "exec")
+    compiled = _compiled.get(text)
+    if compiled is None:
+        if len(_compiled) >= _PARSED_MAX:
+            _compiled.clear()
+        # One code object per body text, so codehash's per-code caches serve later entries.
+        compiled = _compiled[text] = compile(body, "<checkpoint_magic block>", "exec")
     h.update(b"uses:" + codehash.code_fingerprint(types.FunctionType(compiled, scope)).encode())
     return h.hexdigest()
 
