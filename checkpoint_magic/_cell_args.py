@@ -120,13 +120,6 @@ def _parse_target(text: str, flag: str = "--watch") -> ast.expr:
     return node
 
 
-def _root(text: str) -> str:
-    node = _parse_target(text)
-    while not isinstance(node, ast.Name):
-        node = node.value  # type: ignore[attr-defined]
-    return node.id
-
-
 def _get(ns: Mapping[str, Any], text: str) -> Any:
     """The value at a target path in ``ns``, or ``_MISSING``."""
     node = _parse_target(text)

@@ -13,6 +13,7 @@ closure values (data) are re-hashed on every call.
 
 from __future__ import annotations
 
+import enum
 import functools
 import importlib.util
 import re
@@ -140,11 +141,29 @@ def _value_fp(v: Any) -> str:
     return "c" + _const_fp(v) if _is_const(v) else "v" + _hashing().fingerprint(v)
 
 
+def _data_fp(v: Any) -> str:
+    """A class's data attribute by value; what cannot be walked (a lock) counts by type, quietly."""
+    if _is_const(v):
+        return "c" + _const_fp(v)
+    return "v" + _hashing()._hash_objects.QuietFingerprinter().fingerprint(v)
+
+
+def _framework_data(cls: type, name: str, v: Any) -> bool:
+    """Data a class machinery keeps in the class dict: dunders, Enum internals, slot descriptors."""
+    return (
+        (name.startswith("__") and name.endswith("__"))
+        or (issubclass(cls, enum.Enum) and name[:1] == name[-1:] == "_")
+        or isinstance(v, (types.MemberDescriptorType, types.GetSetDescriptorType))
+    )
+
+
 def _expect(v: Any, desc: str | None) -> tuple[Any, int]:
     """What a cached call compares a binding with: the object, a weak reference, or its type."""
     if v is _MISSING or (desc is not None and desc.startswith("const:")):
         return v, _SAME
-    if desc is None and type(v) not in (str, bytes, tuple, frozenset):
+    if (desc is None and type(v) not in (str, bytes, tuple, frozenset)) or (
+        desc is not None and desc.startswith("instance:")
+    ):
         return weakref.ref(type(v)), _TYPE  # data: only a change to code matters
     try:
         return weakref.ref(v), _WEAK
@@ -162,7 +181,7 @@ class _Graph:
         self.bindings: set[tuple[str, str, str]] = set()
         self.fn_checks: list[tuple[Any, ...]] = []
         self.groups: dict[Any, tuple[Any, str, dict[str, tuple[Any, int]]]] = {}
-        self.volatile: list[tuple[Any, int, str, str]] = []
+        self.volatile: list[tuple[Any, int | str, str, str]] = []  # (owner, cell | attr kind, ...)
         self.seen_attrs: set[tuple[int, str]] = set()
 
     def new_key(self, obj: Any, module: Any) -> str:
@@ -193,7 +212,11 @@ class _Graph:
             self.bindings.add((referrer, name, desc))
 
     def resolve(self, v: Any, attrs: frozenset[str] = frozenset()) -> str | None:
-        """A stable description of a referenced object; None for data (not included)."""
+        """A stable description of a referenced object; None for data (not included).
+
+        An instance of a user-defined class (``scorer = Scorer()``) counts by its class's
+        code, not by its data: that is an input, to be passed as an argument.
+        """
         kind = _kind(v)
         if kind in ("function", "class") and codehash.is_user_code(v):
             return "user:" + (self.function(v) if kind == "function" else self.klass(v))
@@ -208,7 +231,9 @@ class _Graph:
             return f"method:{self.resolve(v.__func__)}|{self.resolve(owner if isinstance(owner, type) else type(owner))}"
         if kind == "partial":
             return f"partial:{self.resolve(v.func)}|{_value_fp(v.args)}|{_value_fp(v.keywords)}"
-        return "const:" + _const_fp(v) if kind == "const" else None
+        if kind == "const":
+            return "const:" + _const_fp(v)
+        return "instance:" + str(self.resolve(type(v))) if codehash.is_user_code(type(v)) else None
 
     def module(self, mod: types.ModuleType, attrs: frozenset[str]) -> str:
         if not codehash.is_user_code(mod):
@@ -284,7 +309,7 @@ class _Graph:
         return key
 
     def member(self, v: Any) -> str | None:
-        """A class attribute: methods by their own code, constants by value, data not at all."""
+        """A class attribute: methods by their own code, constants by value, None for data."""
         if isinstance(v, (staticmethod, classmethod)):
             return f"{type(v).__name__}:{self.member(v.__func__)}"
         if isinstance(v, property):
@@ -297,7 +322,11 @@ class _Graph:
         return self.resolve(v)
 
     def klass(self, cls: type) -> str:
-        """A class's own part, built from its members (a notebook class has no retrievable source)."""
+        """A class's own part, built from its members (a notebook class has no retrievable source).
+
+        Data attributes (``params = {...}``, arrays, user instances, Enum members' values)
+        are hashed by value on every call (:meth:`Entry.value`), so in-place edits count too.
+        """
         if (key := self.keys.get(id(cls))) is not None:
             return key
         ns = vars(cls)
@@ -308,13 +337,19 @@ class _Graph:
         if type(cls) is not type:
             pieces.append("meta:" + str(self.resolve(type(cls))))
         for name in sorted(k for k in ns if isinstance(k, str) and k not in _SKIP_CLASS_ATTRS):
-            v = ns[name]
-            desc = self.member(v)
-            if desc is None and isinstance(v, cls) and _is_const(getattr(v, "_value_", None)):
-                desc = "member:" + _const_fp(getattr(v, "_value_", None))  # Enum members
-            if desc is not None:
-                pieces.append(f"{name}={desc}")
-                self.check(cls, "__dict__", ns, name, v, desc)
+            v, kind = ns[name], "attr"
+            if isinstance(v, enum.Enum) and isinstance(v, cls):  # a member: by its value
+                desc = "member:" + _const_fp(v._value_) if _is_const(v._value_) else None
+                kind = "enum"
+            else:
+                desc = self.member(v)
+            if desc is None or desc.startswith("instance:"):
+                if _framework_data(cls, name, v):
+                    continue
+                desc = "data"  # its value is hashed by Entry.value
+                self.volatile.append((cls, kind, key, name))
+            pieces.append(f"{name}={desc}")
+            self.check(cls, "__dict__", ns, name, v, desc)
         if isinstance(annotations := ns.get("__annotations__"), dict):
             pieces += [
                 f"annotation:{name}={ann if isinstance(ann, str) else _ADDRESS.sub('', repr(ann))}"
@@ -356,7 +391,7 @@ class Entry:
     refs: tuple[Any, ...]
     fn_checks: tuple[tuple[Any, ...], ...]
     ns_checks: tuple[tuple[Any, ...], ...]  # (owner ref, attribute, then (name, expected) by mode)
-    volatile: tuple[tuple[Any, int, str, str], ...]
+    volatile: tuple[tuple[Any, int | str, str, str], ...]  # owner ref, cell | attr kind, key, name
     base: Any
     digest: str
     parts: dict[str, str]
@@ -392,20 +427,34 @@ class Entry:
                     return False
         return True
 
-    def value(self) -> str | None:
-        """The fingerprint, re-hashing closure values (None if one now holds code: rebuild)."""
+    def value(self) -> tuple[str, dict[str, str]] | None:
+        """(fingerprint, parts), re-hashing closure values and class data (None: rebuild).
+
+        Called after :meth:`valid`, so a class data attribute is still the same object.
+        """
         if not self.volatile:
-            return self.digest
-        h = self.base.copy()
-        for ref, i, key, name in self.volatile:
-            try:
-                v = ref().__closure__[i].cell_contents
-            except (AttributeError, ValueError):
-                return None
-            if _kind(v) not in ("data", "const"):
-                return None
-            h.update(_frame(key, name, _value_fp(v)))
-        return str(h.hexdigest())
+            return self.digest, self.parts
+        h, extra = self.base.copy(), dict[str, list[str]]()
+        for ref, slot, key, name in self.volatile:
+            if type(slot) is int:
+                try:
+                    v = ref().__closure__[slot].cell_contents
+                except (AttributeError, ValueError):
+                    return None
+                if _kind(v) not in ("data", "const"):
+                    return None  # a closure cell now holds code
+                fp = _value_fp(v)
+            else:
+                v = vars(owner).get(name, _MISSING) if (owner := ref()) is not None else _MISSING
+                if v is _MISSING:
+                    return None
+                fp, name = _data_fp(v._value_ if slot == "enum" else v), "." + name
+            h.update(_frame(key, name, fp))
+            extra.setdefault(key, []).extend((name, fp))
+        parts = dict(self.parts)
+        for key, items in extra.items():
+            parts[key] = _hex(parts[key], *items)
+        return str(h.hexdigest()), parts
 
 
 def _cells_unchanged(fn: types.FunctionType, cells: tuple[tuple[Any, ...], ...]) -> bool:
@@ -516,7 +565,7 @@ def compute(obj: Any) -> tuple[str, dict[str, str]]:
                     _CACHE[key] = entry
             value = entry.value()
             if value is not None:  # None: a closure cell now holds code
-                return value, entry.parts
+                return value
         raise FingerprintError(f"the closure of {_label(obj)} changed while it was fingerprinted")
     finally:
         active.discard(key)

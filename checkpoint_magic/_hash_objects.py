@@ -12,10 +12,11 @@ other types before falling back to :func:`fill_reduce`.
 - scikit-learn estimators by class and package version, ``get_params(deep=False)`` and
   fitted attributes (``name_``).
 - Anything else is walked through ``__reduce_ex__(4)``: what pickle would save, never pickled
-  to bytes, plus the code of its class. A value that cannot be walked (lock, open file,
-  generator, connection) adds one :class:`~checkpoint_magic.exceptions.ComplexParamsIdentifyWarning`
+  to bytes, plus the code of its class. A value whose ``__reduce_ex__`` refuses to pickle
+  it (``TypeError``, ``PicklingError``, ``NotImplementedError``: lock, open file, generator,
+  connection) adds one :class:`~checkpoint_magic.exceptions.ComplexParamsIdentifyWarning`
   naming its attribute path (``f.conn``), worded by :func:`problem_message`; only its type
-  enters the digest.
+  enters the digest. Any other error propagates (``hashing`` raises ``FingerprintError``).
 
 Examples
 --------
@@ -31,6 +32,7 @@ import builtins
 import copyreg
 import enum
 import logging
+import pickle
 import sys
 import types
 from typing import Any
@@ -40,6 +42,7 @@ import numpy as np
 from .hashing import (
     _EXACT,
     _HOP_ATTRS,
+    _HOP_ITEM,
     _HOP_SILENT,
     _TL,
     Fingerprinter,
@@ -49,6 +52,9 @@ from .hashing import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: How ``__reduce_ex__`` says that a value cannot be pickled (lock, open file, generator...).
+_REFUSALS = (TypeError, pickle.PicklingError, NotImplementedError)
 
 _CODEHASH: Any = None
 
@@ -75,12 +81,8 @@ def h_code(fp: Fingerprinter, obj: Any, h: Any) -> None:
         if ch is None:
             code = getattr(obj, "__code__", None)
             text = _qualname(obj) + (code.co_code.hex() if code is not None else "")
-        else:
-            try:
-                text = ch.code_fingerprint(obj)
-            except Exception as exc:  # noqa: BLE001 - reported to the user; the name is used
-                fp._report(obj, h, f"its code cannot be fingerprinted ({exc})", label=obj)
-                return
+        else:  # a failure is an error (FingerprintError): the name alone could give false hits
+            text = ch.code_fingerprint(obj)
         data = text.encode("utf-8", "surrogatepass")
         hit = fp._memo[id(obj)] = (obj, _TL(b"k", len(data)) + data)
     h.update(hit[1])
@@ -172,7 +174,7 @@ def fill_reduce(fp: Fingerprinter, obj: Any, h: Any) -> None:
     try:
         reducer = copyreg.dispatch_table.get(cls)  # as pickle does (numpy ufuncs, ...)
         rv = reducer(obj) if reducer is not None else obj.__reduce_ex__(4)
-    except Exception as exc:  # noqa: BLE001 - any refusal to pickle is reported the same way
+    except _REFUSALS as exc:  # any other error is a bug: FingerprintError (see hashing)
         fp._report(obj, h, f"it cannot be pickled ({type(exc).__name__}: {exc})")
         return
     if isinstance(rv, str):  # a module-level singleton, pickled by name
@@ -208,6 +210,33 @@ def fill_reduce(fp: Fingerprinter, obj: Any, h: Any) -> None:
 
 
 # -- the warning about values that cannot be walked ------------------------------------------
+class QuietFingerprinter(Fingerprinter):
+    """A Fingerprinter that logs values it cannot walk instead of warning (class data in code)."""
+
+    __slots__ = ()
+
+    def _warn(self) -> None:
+        logger.debug("%s", problem_message(self._root, self._problems))
+
+
+def path_to(fp: Fingerprinter, target: Any) -> str:
+    """The attribute path of ``target`` (on or just below the walk stack), e.g. ``f.conn``."""
+    chain = fp._stack + ([] if fp._stack and fp._stack[-1] is target else [target])
+    parts, attrs = [fp._root], False
+    for parent, child in zip(chain[:-1], chain[1:], strict=True):
+        hop = fp._hops.get(id(child))
+        if hop is not None and hop[0] is child:
+            parts.append(f"[{hop[2]!r}]" if hop[1] == _HOP_ITEM else "")
+            attrs = hop[1] == _HOP_ATTRS
+        else:
+            parts.append(path_label(parent, child, attrs))
+            attrs = False
+    parts = [p for p in parts if p]
+    if len(parts) > 16:
+        parts[8:-7] = [f"<{len(parts) - 15} more>"]
+    return "".join(parts)
+
+
 def path_label(parent: Any, child: Any, attrs: bool) -> str:
     """How ``child`` is reached from ``parent``, for a warning message (``.a``, ``[0]``)."""
     if isinstance(parent, dict):

@@ -2,8 +2,9 @@
 
 A DataFrame is hashed as its class, shape, columns Index, row Index, ``attrs`` and each
 column's dtype and values; a Series as its name, Index, dtype and values; an Index by its
-kind (RangeIndex by start/stop/step, MultiIndex by levels, codes and names). Column values
-are hashed without a per-row Python loop wherever the storage allows:
+kind (RangeIndex by start/stop/step, MultiIndex by levels, codes and names, datetime-like
+indexes with their ``freq``). Column values are hashed without a per-row Python loop wherever
+the storage allows:
 
 - numpy-backed columns through zero-copy views of their buffers;
 - masked (nullable) arrays as values (zeroed where missing) plus mask;
@@ -18,6 +19,9 @@ are hashed without a per-row Python loop wherever the storage allows:
   element (``np.str_``) counts as its text.
 - any other extension array as an object array.
 
+Any error on an Arrow fast path (e.g. a lone surrogate, which Arrow cannot encode) means
+"no fast path": the values are then hashed element by element, which takes every ``str``.
+
 Examples
 --------
 >>> import pandas as pd
@@ -28,6 +32,7 @@ True
 
 from __future__ import annotations
 
+import logging
 import struct
 from typing import Any
 
@@ -43,6 +48,8 @@ from .hashing import (
     _qualname,
     _xxh,
 )
+
+logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20  # rows converted to Arrow / lengths computed at a time
 _I8 = struct.Struct("<q").pack
@@ -111,6 +118,8 @@ def _fill_index(fp: Fingerprinter, idx: Any, h: Any) -> None:
     else:
         fp._walk(idx.name, h)
         _fill_values(fp, _values(idx), h)
+        if isinstance(idx, (pd.DatetimeIndex, pd.TimedeltaIndex, pd.PeriodIndex)):
+            fp._walk(idx.freq, h)  # a DateOffset (walked through its pickled state) or None
 
 
 def _fill_values(fp: Fingerprinter, values: Any, h: Any) -> None:
@@ -141,8 +150,12 @@ def _fill_values(fp: Fingerprinter, values: Any, h: Any) -> None:
     elif hasattr(values, "asi8"):  # Datetime/Timedelta/Period arrays, tz-aware included
         _array_body(fp, np.asarray(values.asi8), h)
     elif isinstance(values, (pd.arrays.ArrowExtensionArray, pd.arrays.StringArray)):
-        arrow = values.__arrow_array__()
-        digest = _arrow_digest(getattr(arrow, "chunks", [arrow]), len(values), fp._seed)
+        try:
+            arrow = values.__arrow_array__()
+            digest = _arrow_digest(getattr(arrow, "chunks", [arrow]), len(values), fp._seed)
+        except Exception as exc:  # noqa: BLE001 - any failure: no fast path (e.g. surrogates)
+            logger.debug("no Arrow fast path for a %s column (%r)", values.dtype, exc)
+            digest = None
         if digest is not None:
             h.update(b"S")
             h.update(digest)
@@ -239,10 +252,7 @@ def _arrow_digest(chunks: Any, n: int, seed: int) -> bytes | None:
         if not all(streams.add_strings(c) for c in chunks):
             return None
         return streams.digest(b"s")
-    try:
-        if not all(streams.add_primitive(c) for c in chunks):
-            return None
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+    if not all(streams.add_primitive(c) for c in chunks):
         return None
     return streams.digest(b"p")
 
@@ -262,16 +272,13 @@ def object_strings_digest(fp: Fingerprinter, flat: np.ndarray) -> bytes | None:
         part = flat[start : start + _CHUNK]
         try:
             chunk = pa.array(part, from_pandas=True)
-        except (
-            pa.ArrowInvalid,
-            pa.ArrowTypeError,
-            pa.ArrowNotImplementedError,
-            pa.ArrowCapacityError,
-        ):
+            if not streams.add_strings(chunk):
+                return None
+            nulls = chunk.is_null().to_numpy(zero_copy_only=False) if chunk.null_count else None
+        except Exception as exc:  # noqa: BLE001 - any failure (e.g. a lone surrogate): no fast path
+            logger.debug("no Arrow fast path for an object array (%r)", exc)
             return None
-        if not streams.add_strings(chunk):
-            return None
-        if chunk.null_count:
-            for x in part[chunk.is_null().to_numpy(zero_copy_only=False)].tolist():
+        if nulls is not None:
+            for x in part[nulls].tolist():
                 fp._walk(x, missing)
     return streams.digest(b"o") + missing.digest()

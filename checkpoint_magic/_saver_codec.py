@@ -3,8 +3,7 @@
 :func:`checkpoint_magic.savers.register_saver` wraps a saver in a :class:`SaverCodec`
 registered with the store (:mod:`checkpoint_magic.serializers`). ``encode`` lets the saver
 write the value into a temporary directory and turns each file into a blob; ``decode``
-hard-links (or copies) the verified blobs into a temporary directory for the saver's
-``load``. The codec is named ``"saver:" + saver_name(saver)``, the name recorded in the
+copies the verified blobs into a temporary directory for the saver's ``load``. The codec is named ``"saver:" + saver_name(saver)``, the name recorded in the
 store. :class:`SaverCodec` and :func:`saver_name` are public through :mod:`checkpoint_magic.savers`.
 """
 
@@ -18,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ._saver_base import _class_path
 from .serializers import BlobSource, Codec, Encoded
 
 # Log under the public module's name: these records belong to the savers' log.
@@ -25,8 +25,8 @@ logger = logging.getLogger("checkpoint_magic.savers")
 
 #: Files at least this large are handed to the store memory-mapped instead of read into memory.
 _MMAP_MIN_BYTES = 1 << 20
-#: Blobs smaller than this are written out from memory; larger ones are hard-linked or copied.
-_LINK_MIN_BYTES = 64 * 1024
+#: Blobs smaller than this are written out from memory; larger ones are copied file to file.
+_FILE_COPY_MIN_BYTES = 64 * 1024
 
 
 def saver_name(saver: Any) -> str:
@@ -59,11 +59,6 @@ def _safe_can_save(saver: Any, obj: Any) -> bool:
         return False
 
 
-def _class_path(obj: Any) -> str:
-    cls = type(obj)
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
 def _safe_relpath(rel: str) -> str:
     parts = Path(rel).parts
     if not parts or Path(rel).is_absolute() or ".." in parts:
@@ -86,24 +81,25 @@ def _file_buffer(path: str) -> Any:
 
 
 def _materialize(source: BlobSource, index: int, dest: str) -> None:
-    """Put blob ``index`` at ``dest``: a hard link to the verified blob, else a copy."""
-    if source.size(index) < _LINK_MIN_BYTES:
+    """Put a private copy of the verified blob ``index`` at ``dest``.
+
+    Never a hard link: a blob is shared by every entry with the same content, and a saver
+    that opens its file in ``"a"`` or ``"r+"`` mode would change the stored blob in place
+    (and every entry that shares it). The copy costs one write of the blob's size per load
+    (to the page cache, the disk for large blobs); ``copyfile`` copies in the kernel.
+    """
+    if source.size(index) < _FILE_COPY_MIN_BYTES:
         Path(dest).write_bytes(source.read_bytes(index))
         return
-    blob = source.path(index)  # verified against its digest
-    try:
-        os.link(blob, dest)
-    except OSError:  # another filesystem, or links not allowed
-        shutil.copyfile(blob, dest)
+    shutil.copyfile(source.path(index), dest)  # path() verified the blob against its digest
 
 
 class SaverCodec(Codec):
     """Adapter that lets the store keep a value through a :class:`Saver` (one blob per file).
 
     ``encode`` calls ``saver.save(obj, tmpdir)`` and turns each produced file into a blob
-    (meta: relative file names, empty directories, saver class). ``decode`` materialises the
-    verified blobs into a temporary directory (hard links when possible) and calls
-    ``saver.load(dir)``. The codec name is ``"saver:" + saver_name(saver)``, so a value is
+    (meta: relative file names, empty directories, saver class). ``decode`` copies the
+    verified blobs into a temporary directory and calls ``saver.load(dir)``. The codec name is ``"saver:" + saver_name(saver)``, so a value is
     read back only by the same saver.
     """
 

@@ -185,7 +185,11 @@ def _latest_manifest(store: Store, namespace: str, step: str) -> dict[str, Any] 
         if manifest is not None:
             return manifest
     newest = None
-    for manifest in store.iter_manifests(namespace):
+    # Entry by entry, so that one refused (unsigned) or damaged entry skips only itself.
+    for _, entry_key in store.iter_entry_keys(namespace):
+        manifest = _read_manifest(store, namespace, entry_key, scanning=True)
+        if manifest is None:
+            continue
         if (
             manifest.get("kind") == _KIND
             and step in manifest.get("outputs", {})
@@ -195,12 +199,31 @@ def _latest_manifest(store: Store, namespace: str, step: str) -> dict[str, Any] 
     return newest
 
 
-def _read_manifest(store: Store, namespace: str, key: str) -> dict[str, Any] | None:
+def _read_manifest(
+    store: Store, namespace: str, key: str, *, scanning: bool = False
+) -> dict[str, Any] | None:
+    """The manifest of entry ``key``, or ``None``: absent, damaged (warned) or refused.
+
+    An entry refused because signing is required and it is unsigned (or wrongly signed)
+    is no output: an INFO line, and the step is recomputed (and stored signed). A damaged
+    manifest is a :class:`~checkpoint_magic.exceptions.CorruptEntryWarning`, or a WARNING
+    log line while ``scanning`` the entries of a namespace.
+    """
     try:
         return store.read_entry(namespace, key)
-    except (CorruptManifestError, SignatureError) as exc:
-        warn_user(f"checkpoint {namespace}: {exc}; recomputing", CorruptEntryWarning)
-        return None
+    except SignatureError as exc:
+        logger.info("checkpoint %s: %s; treated as no stored output", namespace, exc)
+    except CorruptManifestError as exc:
+        if scanning:
+            logger.warning("checkpoint %s: %s", namespace, exc)
+        else:
+            warn_user(f"checkpoint {namespace}: {exc}; recomputing", CorruptEntryWarning)
+    return None
+
+
+def _entry_exists(store: Store, namespace: str, key: str) -> bool:
+    """Whether a manifest file exists for ``key`` (readable or not)."""
+    return os.path.exists(store.entry_path(namespace, key))
 
 
 def _load_value(

@@ -40,7 +40,7 @@ import ast
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-__all__ = ["CellNames", "analyze_cell", "cell_inputs_outputs"]
+__all__ = ["CellNames", "analyze_cell", "cell_inputs_outputs", "magic_code"]
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -291,20 +291,60 @@ class _Analyzer:
 
     def magic_call(self, node: ast.Call, bound: frozenset[str]) -> None:
         """``get_ipython().run_line_magic('time', 'y = f(x)')``: analyse the magic's Python code."""
-        func = node.func
-        if not (isinstance(func, ast.Attribute) and func.attr in _MAGIC_CALLS):
-            return
-        index = _MAGIC_CALLS[func.attr]
-        if len(node.args) <= index:
-            return
-        arg = node.args[index]
-        if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
-            return
-        try:
-            inner = ast.parse(arg.value)
-        except SyntaxError:
-            return  # not Python (``%matplotlib inline``, ``%timeit -n 3 f()``...)
-        self.block(inner.body, bound)
+        inner = _magic_argument(node)
+        if inner is not None:
+            self.block(inner.body, bound)
+
+
+def _magic_argument(node: ast.Call) -> ast.Module | None:
+    """The parsed Python code passed to ``run_line_magic`` / ``run_cell_magic``, if any."""
+    func = node.func
+    if not (isinstance(func, ast.Attribute) and func.attr in _MAGIC_CALLS):
+        return None
+    index = _MAGIC_CALLS[func.attr]
+    if len(node.args) <= index:
+        return None
+    arg = node.args[index]
+    if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
+        return None
+    try:
+        return ast.parse(arg.value)
+    except SyntaxError:
+        return None  # not Python (``%matplotlib inline``, ``%timeit -n 3 f()``...)
+
+
+def magic_code(tree: ast.AST) -> list[ast.Module]:
+    """The Python code passed to line and cell magics anywhere in a cell (nested magics too).
+
+    ``%time y = f(x)`` becomes ``get_ipython().run_line_magic('time', 'y = f(x)')``: the
+    code in that string runs too, so what it uses counts like the cell's own code.
+
+    Parameters
+    ----------
+    tree : ast.AST
+        The parsed cell (IPython syntax already transformed).
+
+    Returns
+    -------
+    list of ast.Module
+        One parsed module per magic call whose argument is Python, in no particular order.
+
+    Examples
+    --------
+    >>> tree = ast.parse("get_ipython().run_line_magic('time', 'y = f(x)')\\nz = 1")
+    >>> [ast.unparse(m) for m in magic_code(tree)]
+    ['y = f(x)']
+    >>> magic_code(ast.parse("get_ipython().run_line_magic('timeit', '-n 3 f()')"))
+    []
+    """
+    found: list[ast.Module] = []
+    stack = [tree]
+    while stack:
+        for node in ast.walk(stack.pop()):
+            if isinstance(node, ast.Call) and (inner := _magic_argument(node)) is not None:
+                found.append(inner)
+                stack.append(inner)
+    return found
 
 
 try:

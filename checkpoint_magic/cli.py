@@ -5,23 +5,25 @@ Commands (each accepts ``--store PATH`` and ``--json``, before or after its name
     checkpoint-magic ls [NAME] [-l]      entries grouped by function, block or cell
     checkpoint-magic show KEY            one entry's manifest (a unique key prefix is enough)
     checkpoint-magic du                  disk usage, and how much gc would reclaim
-    checkpoint-magic clear [NAME]        remove the entries of NAME (or all), and their blobs
+    checkpoint-magic clear [NAME] [--force]  remove the entries of NAME (or all) but pinned ones
     checkpoint-magic pin KEY / unpin KEY never evict this entry / allow it again
-    checkpoint-magic verify [--fix]      check every manifest and blob; remove damage and leftovers
+    checkpoint-magic verify [--fix] [--drop-unsigned]  check every manifest and blob; repair
     checkpoint-magic gc [--max-size 10GB] [--max-age 30d] [--keep-versions N] [--dry-run]
     checkpoint-magic why NAME            why NAME last recomputed although entries existed
 
 The store is ``--store PATH``, else ``$CHECKPOINT_MAGIC_DIR``, else ``./.Lutil-checkpoint``.
 ``NAME`` is a namespace (``module.function``, a block or cell name) or its unique last
 part. Exit codes: 0 success, 1 ``verify`` found damage it did not fix, 2 a usage error
-or an error that stopped the command (unknown key, a store of a newer format...).
+or an error that stopped the command (unknown key, a store of a newer format, a
+directory that is not a store, a file system error), with one line on stderr.
 
 Nothing here unpickles a stored value, so inspecting any store is safe. Loading from it
 is not: stored values are pickles, and loading a pickle from someone else's store
 without signed entries (``CHECKPOINT_MAGIC_SECRET``) is running their code.
 
-This module also holds the tables and texts both this CLI and the notebook magics
-(:mod:`checkpoint_magic.magics_inspect`) show: :func:`run` returns an :class:`Output`.
+This module also holds what the notebook magics (:mod:`checkpoint_magic.magics_inspect`)
+share with it: the commands and their options (:func:`add_commands`), the tables and
+texts (:func:`run` returns an :class:`Output`).
 
 Examples
 --------
@@ -49,10 +51,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .exceptions import CheckpointError, InvalidArgumentError
+from ._cli_options import add_command_arguments, add_commands, build_parser
+from .exceptions import CheckpointError
 from .store import Store
 
-__all__ = ["COMMANDS", "Output", "Table", "build_parser", "main", "render_text", "run"]
+__all__ = [
+    "COMMANDS",
+    "Output",
+    "Table",
+    "add_command_arguments",
+    "add_commands",
+    "build_parser",
+    "main",
+    "render_text",
+    "run",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -329,18 +342,46 @@ def _clear(store: Store, args: argparse.Namespace) -> Output:
     from .maintenance import clear, resolve_namespace
 
     name = getattr(args, "target", None)
-    report = clear(store, resolve_namespace(store, name) if name else None)
-    if not report.removed and not report.freed_blobs:
-        return Output(report.to_dict(), [f"nothing to clear in {store.root}"])
-    blocks: list[Table | str] = []
-    if report.removed:
-        rows = [[ns, str(n)] for ns, n in sorted(report.removed.items())]
-        blocks.append(Table(["REMOVED", "ENTRIES"], rows, right={1}))
-    blocks.append(
-        f"removed {_n(sum(report.removed.values()), 'entry')} and {_n(report.freed_blobs, 'blob')} "
-        f"({format_size(report.freed_bytes)}) from {store.root}"
+    report = clear(
+        store,
+        resolve_namespace(store, name) if name else None,
+        force=bool(getattr(args, "force", False)),
+        grace=_grace_of(args),
     )
+    blocks: list[Table | str] = []
+    if not report.removed and not report.freed_blobs:
+        blocks.append(f"nothing to clear in {store.root}")
+    else:
+        if report.removed:
+            rows = [[ns, str(n)] for ns, n in sorted(report.removed.items())]
+            blocks.append(Table(["REMOVED", "ENTRIES"], rows, right={1}))
+        blocks.append(
+            f"removed {_n(sum(report.removed.values()), 'entry')} and {_n(report.freed_blobs, 'blob')} "
+            f"({format_size(report.freed_bytes)}) from {store.root}"
+        )
+    if report.kept_pinned:
+        blocks.append(
+            f"kept {_n(report.kept_pinned, 'pinned entry')} (`clear --force` removes them)"
+        )
+    blocks += _pending(report.pending_blobs, report.pending_bytes)
     return Output(report.to_dict(), blocks)
+
+
+def _pending(blobs: int, size: int) -> list[Table | str]:
+    if not blobs:
+        return []
+    return [
+        f"{_n(blobs, 'unused blob')} ({format_size(size)}) kept for the grace period (written or "
+        "reused in the last --grace seconds: a commit may be in progress); a later "
+        "`checkpoint-magic gc` frees them"
+    ]
+
+
+def _grace_of(args: argparse.Namespace) -> float:
+    from .maintenance import GRACE_SECONDS
+
+    grace = getattr(args, "grace", None)
+    return GRACE_SECONDS if grace is None else grace
 
 
 def _pin(store: Store, args: argparse.Namespace) -> Output:
@@ -352,11 +393,11 @@ def _pin(store: Store, args: argparse.Namespace) -> Output:
 
 
 def _verify(store: Store, args: argparse.Namespace) -> Output:
-    from .maintenance import GRACE_SECONDS, verify
+    from .maintenance import verify
 
-    grace = getattr(args, "grace", None)
     fix = bool(getattr(args, "fix", False))
-    r = verify(store, fix=fix, grace=GRACE_SECONDS if grace is None else grace)
+    drop = bool(getattr(args, "drop_unsigned", False))
+    r = verify(store, fix=fix, drop_unsigned=drop, grace=_grace_of(args))
     blocks: list[Table | str] = []
     found = r.problems + r.garbage
     if found:
@@ -364,18 +405,23 @@ def _verify(store: Store, args: argparse.Namespace) -> Output:
         blocks.append(Table(["PROBLEM", "PATH", "DETAIL", "FIXED"], rows))
     status = "ok" if not r.problems else ("repaired" if r.ok else "DAMAGED")
     line = f"{status}: {r.entries} entries and {r.blobs} blobs checked, {len(r.problems)} problems, {len(r.garbage)} leftovers"
-    if not r.ok:
+    if any(not p.fixed and p.kind != "signature" for p in r.problems):
         line += "; run `checkpoint-magic verify --fix` to remove the damaged entries (they are recomputed when next needed)"
     elif r.garbage and not fix:
         line += "; `checkpoint-magic verify --fix` or `gc` removes the leftovers"
     blocks.append(line)
+    if r.unsigned:
+        blocks.append(
+            f"{_n(r.unsigned, 'entry')} with a failing signature kept (--fix never removes "
+            "them): check CHECKPOINT_MAGIC_SECRET (a typo, or a secret set on a store written without "
+            "one); `checkpoint-magic verify --drop-unsigned` removes them"
+        )
     return Output(r.to_dict(), blocks, code=0 if r.ok else 1)
 
 
 def _gc(store: Store, args: argparse.Namespace) -> Output:
-    from .maintenance import GRACE_SECONDS, gc
+    from .maintenance import gc
 
-    grace = getattr(args, "grace", None)
     dry = bool(getattr(args, "dry_run", False))
     r = gc(
         store,
@@ -383,7 +429,7 @@ def _gc(store: Store, args: argparse.Namespace) -> Output:
         max_age=getattr(args, "max_age", None),
         keep_versions=getattr(args, "keep_versions", None),
         dry_run=dry,
-        grace=GRACE_SECONDS if grace is None else grace,
+        grace=_grace_of(args),
         full=True,
     )
     blocks: list[Table | str] = []
@@ -408,7 +454,8 @@ def _gc(store: Store, args: argparse.Namespace) -> Output:
         f"{format_size(r.freed_bytes)}; store {format_size(r.size_before)} -> {format_size(r.size_after)}"
     )
     if r.over_budget:
-        blocks.append("still over --max-size: the rest is pinned (or written in the last minutes)")
+        blocks.append("still over --max-size: the entries left are pinned")
+    blocks += _pending(r.pending_blobs, r.pending_bytes)
     return Output(r.to_dict(), blocks)
 
 
@@ -475,101 +522,6 @@ def run(args: argparse.Namespace) -> Output:
     return func(store, args)
 
 
-# ---------------------------------------------------------------------------------------- parser
-def _arg_type(parse: Callable[[str], Any]) -> Callable[[str], str]:
-    def check(value: str) -> str:
-        try:
-            parse(value)
-        except InvalidArgumentError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-        return value
-
-    check.__name__ = parse.__name__
-    return check
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``checkpoint-magic``.
-
-    Examples
-    --------
-    >>> args = build_parser().parse_args(["gc", "--max-size", "10GB", "--json"])
-    >>> args.command, args.max_size, args.json
-    ('gc', '10GB', True)
-    """
-    from .maintenance import parse_age, parse_size
-
-    common = argparse.ArgumentParser(add_help=False)
-    store_help = "the store directory (default: $CHECKPOINT_MAGIC_DIR, else ./.Lutil-checkpoint)"
-    common.add_argument("--store", metavar="PATH", default=argparse.SUPPRESS, help=store_help)
-    json_help = "print JSON instead of tables"
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=json_help)
-    parser = argparse.ArgumentParser(
-        prog="checkpoint-magic",
-        parents=[common],
-        description="Inspect, budget and check a checkpoint_magic store.",
-        epilog="Exit codes: 0 ok, 1 verify found damage, 2 usage error. Loading a pickle from someone "
-        "else's store without signed entries (CHECKPOINT_MAGIC_SECRET) is running their code.",
-    )
-    key = ("target", {"metavar": "KEY", "help": "an entry key or a unique prefix of one"})
-    grace = (
-        "--grace",
-        {
-            "type": float,
-            "metavar": "SECONDS",
-            "help": "leave files younger than this alone: "
-            "a commit may be in progress (default 600)",
-        },
-    )
-    flag = {"action": "store_true"}
-    commands: list[tuple[str, str, list[tuple[Any, dict[str, Any]]]]] = [
-        ("ls", "entries grouped by function, block or cell", [
-            ("target", {"metavar": "NAME", "nargs": "?", "help": "list the entries of this name only"}),
-            (("-l", "--entries"), {**flag, "help": "one row per entry instead of per name"}),
-        ]),
-        ("show", "details of one entry", [key]),
-        ("du", "disk usage of the store", []),
-        ("clear", "remove the entries of NAME (or every entry) and their blobs", [
-            ("target", {"metavar": "NAME", "nargs": "?", "help": "the function, block or cell (default: all)"}),
-        ]),
-        ("pin", "never evict this entry", [key]),
-        ("unpin", "let gc evict this entry again", [key]),
-        ("verify", "check every manifest and blob", [
-            ("--fix", {**flag, "help": "remove damaged entries and blobs, and leftovers"}),
-            grace,
-        ]),
-        ("gc", "evict least recently used entries to meet budgets; free unreferenced blobs", [
-            ("--max-size", {"type": _arg_type(parse_size), "metavar": "SIZE",
-                            "help": "keep the store within SIZE (e.g. 10GB, 500MiB)"}),
-            ("--max-age", {"type": _arg_type(parse_age), "metavar": "AGE",
-                           "help": "evict entries unused for AGE (e.g. 30d, 12h)"}),
-            ("--keep-versions", {"type": _positive_int, "metavar": "N",
-                                 "help": "keep the N most recently used code versions of each name"}),
-            ("--dry-run", {**flag, "help": "show what would be removed, remove nothing"}),
-            grace,
-        ]),
-        ("why", "why NAME recomputed although entries existed", [
-            ("target", {"metavar": "NAME", "help": "the function, block or cell"}),
-        ]),
-    ]  # fmt: skip
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, help_, arguments in commands:
-        p = sub.add_parser(name, parents=[common], help=help_, description=help_)
-        for names, options in arguments:
-            p.add_argument(*((names,) if isinstance(names, str) else names), **options)
-    return parser
-
-
-def _positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"invalid number {value!r}: give a whole number >= 1")
-    return n
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``checkpoint-magic`` (and ``python -m checkpoint_magic``); returns the exit code."""
     logging.basicConfig(
@@ -582,8 +534,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         output = run(args)
-    except CheckpointError as exc:
-        print(f"checkpoint-magic: error: {exc}", file=sys.stderr)
+    except (CheckpointError, OSError) as exc:  # 1 is reserved for "verify found damage"
+        print(f"checkpoint-magic: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     try:
         if getattr(args, "json", False):
@@ -594,3 +546,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `checkpoint-magic ls | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return output.code
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error as one line: its message, or its type for an error without one."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__

@@ -50,7 +50,6 @@ import platform
 import re
 import shutil
 import sys
-import threading
 import time
 import types
 import uuid
@@ -61,6 +60,15 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from ._dump_lifecycle import (
+    FIRST_USE_METHODS,
+    _install_hooks,
+    _remove_hooks,
+    _setup_on_first_use,
+    _teardown_step,
+    setup_pending,
+)
+from ._saver_base import _class_path
 from .exceptions import CheckpointError, InvalidArgumentError, StoreFormatError
 from .savers import (
     PickleSaver,
@@ -71,31 +79,22 @@ from .savers import (
     saver_name,
 )
 
-__all__ = ["DUMP_FORMAT", "INDEX_NAME", "dump", "load", "loaded", "teardown"]
+__all__ = [
+    "DUMP_FORMAT",
+    "FIRST_USE_METHODS",
+    "INDEX_NAME",
+    "dump",
+    "load",
+    "loaded",
+    "setup_pending",
+    "teardown",
+]
 
 logger = logging.getLogger(__name__)
 
 DUMP_FORMAT = 1
 INDEX_NAME = "checkpoint_magic_dump.json"
 
-#: Methods that count as the first use of a loaded step (the ones Pipeline & co. call).
-FIRST_USE_METHODS = (
-    "fit",
-    "partial_fit",
-    "fit_transform",
-    "fit_predict",
-    "transform",
-    "inverse_transform",
-    "predict",
-    "predict_proba",
-    "predict_log_proba",
-    "decision_function",
-    "score",
-    "score_samples",
-    "handle_fit",
-    "handle_transform",
-    "handle_fit_transform",
-)
 _PLAIN = (
     type(None),
     bool,
@@ -119,106 +118,6 @@ _PLAIN = (
     types.ModuleType,
     types.MethodType,
 )
-_hook_lock = threading.RLock()
-
-
-# --------------------------------------------------------------------------- setup on first use
-
-
-class _SetupOnFirstUse:
-    """Stands in for one method of a loaded step; its first call runs the step's ``setup()``."""
-
-    __slots__ = ("method", "step")
-
-    def __init__(self, step: Any, method: str):
-        self.step = step
-        self.method = method
-
-    def __repr__(self) -> str:
-        return f"<{type(self.step).__name__}.{self.method}: setup() runs on the first call>"
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        step = self.step
-        with _hook_lock:
-            if _remove_hooks(step):
-                logger.debug("setting up %s on first use (%s)", type(step).__name__, self.method)
-                try:
-                    step.setup()
-                except BaseException:
-                    _install_hooks(step)
-                    raise
-        return getattr(step, self.method)(*args, **kwargs)
-
-
-def _has_method(obj: Any, name: str) -> bool:
-    if not callable(getattr(type(obj), name, None)):
-        return False
-    try:
-        return hasattr(obj, name)  # sklearn's available_if checks run here
-    except Exception:  # a failing availability check means: not available
-        return False
-
-
-def _install_hooks(step: Any) -> bool:
-    """Shadow the step's first-use methods so that ``setup()`` runs on the first call.
-
-    Returns ``False`` when there is nothing to intercept (no ``__dict__`` or no such method).
-    """
-    state = getattr(step, "__dict__", None)
-    if not isinstance(state, dict):
-        return False
-    names = [
-        m
-        for m in FIRST_USE_METHODS
-        if isinstance(state.get(m), _SetupOnFirstUse) or _has_method(step, m)
-    ]
-    for name in names:
-        if not isinstance(state.get(name), _SetupOnFirstUse):
-            state[name] = _SetupOnFirstUse(step, name)
-    return bool(names)
-
-
-def _setup_on_first_use(step: Any) -> None:
-    """Arrange for ``step.setup()`` to run on its first use, or run it now if that cannot be intercepted."""
-    if not _install_hooks(step):
-        step.setup()
-
-
-def _remove_hooks(step: Any) -> bool:
-    """Remove pending first-use hooks; return whether there were any (setup still pending)."""
-    state = getattr(step, "__dict__", None)
-    if not isinstance(state, dict):
-        return False
-    names = [k for k, v in state.items() if isinstance(v, _SetupOnFirstUse)]
-    for name in names:
-        del state[name]
-    return bool(names)
-
-
-def setup_pending(step: Any) -> bool:
-    """Whether ``step`` was loaded (or torn down) and its ``setup()`` has not run since.
-
-    Examples
-    --------
-    >>> class S:
-    ...     def setup(self): self.ready = True
-    ...     def transform(self, x): return x
-    >>> s = S(); _setup_on_first_use(s); setup_pending(s)
-    True
-    >>> s.transform(1), s.ready, setup_pending(s)
-    (1, True, False)
-    """
-    state = getattr(step, "__dict__", None)
-    return isinstance(state, dict) and any(isinstance(v, _SetupOnFirstUse) for v in state.values())
-
-
-def _teardown_step(step: Any) -> None:
-    """Tear a set-up step down; it sets itself up again on its next use."""
-    if setup_pending(step) or not callable(getattr(type(step), "teardown", None)):
-        return
-    step.teardown()
-    if callable(getattr(type(step), "setup", None)):
-        _install_hooks(step)
 
 
 # --------------------------------------------------------------------------- the tree
@@ -301,10 +200,6 @@ def teardown(obj: Any) -> None:
 
 def _label(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:60] or "_"
-
-
-def _class_path(obj: Any) -> str:
-    return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
 class _Dumper:
@@ -416,7 +311,14 @@ def _pickled_by_value(modules: list[types.ModuleType]) -> Iterator[None]:
 
 
 def _publish(tmp: Path, path: Path) -> None:
-    """Move the finished dump ``tmp`` to ``path``, replacing an earlier dump there."""
+    """Move the finished dump ``tmp`` to ``path``, replacing an earlier dump there.
+
+    The new dump is complete in ``tmp`` (same directory) before this runs. A new ``path``
+    appears with one rename, atomically. An earlier dump is replaced with two renames
+    (the old one aside, the new one in), since POSIX cannot swap two directories in one
+    step: between them, a reader finds no dump at ``path`` (:func:`load` says it is not a
+    dump), never a mix of the two. If the second rename fails the old dump is put back.
+    """
     if not path.exists():
         os.replace(tmp, path)
         return
@@ -430,7 +332,11 @@ def _publish(tmp: Path, path: Path) -> None:
         )
     old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex}")
     os.replace(path, old)
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        os.replace(old, path)
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -448,8 +354,9 @@ def dump(
     obj : Any
         What to save; every step in it goes through its saver.
     path : str or os.PathLike
-        The dump directory; an earlier dump there is replaced (atomically), any other
-        non-empty directory is refused.
+        The dump directory; an earlier dump there is replaced (the new dump is written
+        aside first, then renamed in: a concurrent :func:`load` sees the old or the new
+        dump, or briefly none), any other non-empty directory is refused.
     teardown : bool, default True
         Call each step's ``teardown()`` before saving it; the step sets itself up again
         (``setup()``) on its next use.
@@ -494,9 +401,9 @@ def dump(
 
 
 class _Loader:
-    def __init__(self, root: Path, index: dict[str, Any]):
+    def __init__(self, root: Path, nodes: dict[str, dict[str, Any]]):
         self.root = root
-        self.nodes: dict[str, dict[str, Any]] = index["nodes"]
+        self.nodes = nodes
         self.loaded: dict[str, Any] = {}
         self.active: set[str] = set()
 
@@ -510,14 +417,21 @@ class _Loader:
             )
         self.active.add(ref)
         saver = self._saver(ref, info)
-        directory = str(self.root / "steps" / ref)
-        if info.get("hooked"):
-            kwargs: dict[str, Any] = {"persistent_load": self._persistent_load}
-            if isinstance(saver, StripUnpicklableSaver):
-                kwargs["setup"] = False  # setup() runs on first use instead
-            obj = saver.load(directory, **kwargs)
-        else:
-            obj = saver.load(directory)
+        directory = self.root / "steps" / ref
+        if not directory.is_dir():
+            raise StoreFormatError(f"the dump {self.root} is damaged: {directory} is missing")
+        try:
+            if info.get("hooked"):
+                kwargs: dict[str, Any] = {"persistent_load": self._persistent_load}
+                if isinstance(saver, StripUnpicklableSaver):
+                    kwargs["setup"] = False  # setup() runs on first use instead
+                obj = saver.load(str(directory), **kwargs)
+            else:
+                obj = saver.load(str(directory))
+        except FileNotFoundError as exc:
+            raise StoreFormatError(
+                f"the dump {self.root} is damaged: a file of step {ref} is missing ({exc})"
+            ) from exc
         self.active.discard(ref)
         self.loaded[ref] = obj
         if callable(getattr(type(obj), "setup", None)):
@@ -537,28 +451,59 @@ class _Loader:
         if pickled:
             import pickle
 
-            return pickle.loads((self.root / pickled).read_bytes())
+            try:
+                return pickle.loads((self.root / _plain_name(pickled, self.root)).read_bytes())
+            except FileNotFoundError:
+                raise StoreFormatError(
+                    f"the dump {self.root} is damaged: the saver of step {ref} ({pickled}) is missing"
+                ) from None
         raise CheckpointError(
             f"step {ref} was saved by {info['saver']}, which is not available here; "
             "import the module that defines it and register it with register_saver()"
         )
 
 
-def _load(path: str | os.PathLike[str]) -> tuple[Any, list[Any]]:
-    root = Path(os.fspath(path))
+def _plain_name(name: Any, root: Path) -> str:
+    """``name`` if it is a relative path inside the dump (no ``..``), else the dump is damaged."""
+    parts = Path(name).parts if isinstance(name, str) else ()
+    if not parts or Path(name).is_absolute() or ".." in parts:
+        raise StoreFormatError(f"the dump {root} is damaged: {name!r} is not a file of the dump")
+    return str(name)
+
+
+def _read_index(root: Path) -> tuple[str, dict[str, dict[str, Any]]]:
+    """The root step and the steps of a dump's index, checked; ``StoreFormatError`` if damaged."""
     try:
-        index = json.loads((root / INDEX_NAME).read_text(encoding="utf-8"))
+        text = (root / INDEX_NAME).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InvalidArgumentError(
             f"{root} is not a checkpoint_magic dump (no {INDEX_NAME})"
         ) from None
+    damaged = f"the dump {root} is damaged: its {INDEX_NAME}"
+    try:
+        index = json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, or a UnicodeDecodeError from read_text
+        raise StoreFormatError(f"{damaged} is not valid JSON ({exc})") from None
     fmt = index.get("format") if isinstance(index, dict) else None
     if not isinstance(fmt, int) or fmt > DUMP_FORMAT:
         raise StoreFormatError(
             f"the dump {root} has format {fmt!r}; this checkpoint_magic reads format {DUMP_FORMAT}: upgrade it"
         )
-    loader = _Loader(root, index)
-    obj = loader.node(index["root"])
+    nodes, top = index.get("nodes"), index.get("root")
+    if not isinstance(nodes, dict) or not isinstance(top, str):
+        raise StoreFormatError(f"{damaged} has no 'root' step or no 'nodes' table")
+    for ref, info in nodes.items():
+        if not (isinstance(info, dict) and isinstance(info.get("saver"), str)):
+            raise StoreFormatError(f"{damaged} has no saver for step {ref!r}")
+        _plain_name(ref, root)
+    return top, nodes
+
+
+def _load(path: str | os.PathLike[str]) -> tuple[Any, list[Any]]:
+    root = Path(os.fspath(path))
+    top, nodes = _read_index(root)
+    loader = _Loader(root, nodes)
+    obj = loader.node(top)
     return obj, list(loader.loaded.values())
 
 

@@ -18,16 +18,20 @@ and ``(1,)`` all differ. :data:`HASH_SCHEME_VERSION` seeds every hasher and head
   arrays with equal values differ on purpose: a cache miss, never a wrong hit. Other strided
   views are copied ~1 MiB at a time and hash like their C-contiguous copy. Object arrays go
   element by element (arrays of ``str`` through Arrow buffers, without a Python loop).
+  Subclasses add their class and ``vars()`` (a unit), masked arrays their mask, fill_value
+  and hardmask; a memmap counts by content. Builtin subclasses add ``__dict__`` and slots.
 - pandas objects go through :mod:`checkpoint_magic._hash_pandas`; code (functions, methods,
   classes), modules, enums, scikit-learn estimators and any other object (walked through
   ``__reduce_ex__(4)``) through :mod:`checkpoint_magic._hash_objects`. A value that cannot
-  be walked (lock, open file, generator, connection) adds one
+  be pickled (lock, open file, generator, connection) adds one
   :class:`~checkpoint_magic.exceptions.ComplexParamsIdentifyWarning` naming its attribute
-  path (``f.conn``); only its type enters the digest.
+  path (``f.conn``); only its type enters the digest. Any other error while walking a value
+  raises :class:`~checkpoint_magic.exceptions.FingerprintError`: front ends run uncached.
 """
 
 from __future__ import annotations
 
+import copyreg
 import datetime as _dt
 import decimal
 import fractions
@@ -63,7 +67,11 @@ _TC = struct.Struct("<cdd").pack
 _BLOCK = 1 << 20  # bytes copied at a time from a strided array
 _MAX_DEPTH = 200  # deeper nesting is reported, not recursed into
 _ARROW_MIN = 1024  # object arrays at least this long try the Arrow string path
+# A MaskedArray's own attributes: its state is hashed through its mask, fill_value, hardmask.
+_MASKED_INTERNALS = {"_mask", "_sharedmask", "_hardmask", "_baseclass", "_isfield", "_fill_value",
+                     "_optinfo", "_basedict"}  # fmt: skip
 _NO_REF = 1 << 62
+_NO_SLOT: Any = object()  # an unset __slots__ attribute
 _STR, _INT = {str}, {int}
 _PACK_ONE = {float: (b"f", "<f8"), int: (b"i", "<i8")}
 _HOP_SILENT, _HOP_ATTRS, _HOP_ITEM = 0, 1, 2
@@ -169,6 +177,14 @@ class Fingerprinter:
                 f"{self._root} is nested too deeply to be fingerprinted; pass a flatter "
                 "value or leave it out of the checkpoint's inputs"
             ) from None
+        except (FingerprintError, Warning):
+            raise
+        except Exception as exc:  # a bug in a value's methods: never a type-only digest
+            where = _hash_objects.path_to(self, self._stack[-1]) if self._stack else self._root
+            raise FingerprintError(
+                f"cannot fingerprint {where}: walking it raised {type(exc).__name__}: {exc}; "
+                f"leave {self._root} out of the inputs or pass a value that can be pickled"
+            ) from exc
         finally:
             if self._stack or self._hops:  # only after an error or a generic object
                 self._active.clear()
@@ -176,9 +192,12 @@ class Fingerprinter:
                 self._hops.clear()
             self._min_ref = _NO_REF
         if self._problems:
-            message = _hash_objects.problem_message(self._root, self._problems)
-            warn_user(message, ComplexParamsIdentifyWarning)
+            self._warn()
         return h.hexdigest()
+
+    def _warn(self) -> None:
+        message = _hash_objects.problem_message(self._root, self._problems)
+        warn_user(message, ComplexParamsIdentifyWarning)
 
     def _walk(self, obj: Any, h: Any) -> None:
         f = _EXACT.get(type(obj))
@@ -217,16 +236,7 @@ class Fingerprinter:
         saved_ref, self._min_ref = self._min_ref, _NO_REF
         nproblems = len(self._problems)
         sh = _xxh(seed=self._seed)
-        try:
-            fill(self, obj, sh)
-        except (RecursionError, Warning):
-            raise
-        except Exception as exc:  # noqa: BLE001 - a value whose walk fails is reported, not fatal
-            while len(self._stack) > depth:
-                del self._active[id(self._stack.pop())]
-            self._min_ref = saved_ref
-            self._report(obj, h, f"walking it raised {type(exc).__name__}: {exc}")
-            return
+        fill(self, obj, sh)  # an error aborts the whole fingerprint (see fingerprint())
         self._leave(obj)
         digest = sh.digest()
         # The walk of a value on a reference cycle (a back-reference to obj or above it)
@@ -244,26 +254,14 @@ class Fingerprinter:
     def _report(self, obj: Any, h: Any, reason: str, label: Any = None) -> None:
         """Record a value that cannot be fingerprinted; write only its type."""
         self._problems.append(
-            (self._path_to(obj), _qualname(type(obj) if label is None else label), reason)
+            (
+                _hash_objects.path_to(self, obj),
+                _qualname(type(obj) if label is None else label),
+                reason,
+            )
         )
         h.update(b"X")
         _h_str(self, _qualname(type(obj)), h)
-
-    def _path_to(self, target: Any) -> str:
-        chain = self._stack + ([] if self._stack and self._stack[-1] is target else [target])
-        parts, attrs = [self._root], False
-        for parent, child in zip(chain[:-1], chain[1:], strict=True):
-            hop = self._hops.get(id(child))
-            if hop is not None and hop[0] is child:
-                parts.append(f"[{hop[2]!r}]" if hop[1] == _HOP_ITEM else "")
-                attrs = hop[1] == _HOP_ATTRS
-            else:
-                parts.append(_hash_objects.path_label(parent, child, attrs))
-                attrs = False
-        parts = [p for p in parts if p]
-        if len(parts) > 16:
-            parts[8:-7] = [f"<{len(parts) - 15} more>"]
-        return "".join(parts)
 
 
 def _qualname(obj: Any) -> str:
@@ -430,11 +428,17 @@ def _builtin_subclass(base_handler: Handler) -> Handler:
         _hash_objects.h_class(fp, type(obj), h)
         base_handler(fp, obj, h)
         extra = getattr(obj, "__dict__", None)
-        if not extra:
+        names = copyreg._slotnames(type(obj))  # type: ignore[attr-defined]  # cached by copyreg
+        slots = {n: v for n in names if (v := getattr(obj, n, _NO_SLOT)) is not _NO_SLOT}
+        if not extra and not slots:
             h.update(b"N")
         elif fp._enter(obj, h):  # on the stack while its attributes are walked
             fp._hop(extra, _HOP_ATTRS)
-            fp._walk(extra, h)
+            fp._walk(extra or {}, h)
+            if slots:  # (no bytes at all for a subclass without __slots__)
+                h.update(b"_")
+                fp._hop(slots, _HOP_ATTRS)
+                fp._walk(slots, h)
             fp._leave(obj)
 
     return _h_subclass
@@ -446,11 +450,19 @@ def _h_ndarray(fp: Fingerprinter, obj: np.ndarray, h: Any) -> None:
 
 
 def _fill_ndarray(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
-    if type(a) is not np.ndarray:  # subclass: its class, a masked array's mask, plain data
+    if type(a) is not np.ndarray:  # subclass: its class, its own state, plain data
         _hash_objects.h_class(fp, type(a), h)
+        own = None if isinstance(a, np.memmap) else getattr(a, "__dict__", None)  # not its file
         if isinstance(a, np.ma.MaskedArray):
             _array_body(fp, np.ma.getmaskarray(a), h)
+            fp._walk(a.fill_value, h)
+            fp._walk(bool(a.hardmask), h)
+            own = {k: v for k, v in (own or {}).items() if k not in _MASKED_INTERNALS}
             a = a.data
+        if own:
+            h.update(b"@")
+            fp._hop(own, _HOP_ATTRS)
+            fp._walk(own, h)
         a = a.view(np.ndarray)
     _array_body(fp, a, h)
 

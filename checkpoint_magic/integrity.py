@@ -5,7 +5,8 @@ without removing them (the store's own reads drop a damaged file; a check should
 it first) and hashes every blob once, however many entries share it; nothing is
 unpickled. With ``CHECKPOINT_MAGIC_SECRET`` set it also refuses unsigned or wrongly
 signed manifests: loading a pickle from a store someone else could write, without
-signed entries, is running their code.
+signed entries, is running their code. ``fix`` never removes those (a mistyped or newly
+set secret would otherwise wipe the store): ``drop_unsigned`` does, explicitly.
 
 Examples
 --------
@@ -31,15 +32,24 @@ from typing import Any
 
 import xxhash
 
-from .inventory import EntryInfo, _blob_files, _digest_of, _files, _scan_entries
-from .maintenance import (
-    GRACE_SECONDS,
+from ._sweep import (
     _live_references,
     _old,
     _remove_state,
+    _still_old,
     _sweep_tmp_and_state,
     _unlink,
 )
+from .inventory import (
+    EntryInfo,
+    _blob_files,
+    _digest_of,
+    _files,
+    _is_staging,
+    _require_store,
+    _scan_entries,
+)
+from .maintenance import GRACE_SECONDS, parse_grace
 from .store import Store
 
 __all__ = ["Problem", "VerifyReport", "verify"]
@@ -77,12 +87,18 @@ class VerifyReport:
         """No damage left unfixed (leftovers are not damage: they only take space)."""
         return all(p.fixed for p in self.problems)
 
+    @property
+    def unsigned(self) -> int:
+        """Entries kept although their signature fails (``drop_unsigned`` removes them)."""
+        return sum(p.kind == "signature" and not p.fixed for p in self.problems)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able description."""
         return {
             "ok": self.ok,
             "entries": self.entries,
             "blobs": self.blobs,
+            "unsigned": self.unsigned,
             "problems": [p.to_dict() for p in self.problems],
             "garbage": [p.to_dict() for p in self.garbage],
         }
@@ -100,15 +116,27 @@ def _hash_file(path: Path) -> tuple[int, str]:
     return size, hasher.hexdigest()
 
 
-def verify(store: Store, fix: bool = False, *, grace: float = GRACE_SECONDS) -> VerifyReport:
+def verify(
+    store: Store,
+    fix: bool = False,
+    *,
+    drop_unsigned: bool = False,
+    grace: float = GRACE_SECONDS,
+) -> VerifyReport:
     """Check every manifest and every blob; with ``fix``, remove what is damaged and the leftovers.
 
     Problems (damage): a manifest that does not parse or fails its checksum; with
-    ``CHECKPOINT_MAGIC_SECRET`` set, an unsigned or wrongly signed manifest; a blob that
-    is missing, of the wrong size or whose bytes do not hash to its name, and the entries
-    referring to it (``broken entry``). Garbage (space only): staging files left by a
-    crash, blobs no manifest refers to, usage records of removed entries, all older than
-    ``grace`` seconds (younger ones may belong to a commit in progress).
+    ``CHECKPOINT_MAGIC_SECRET`` set, an unsigned or wrongly signed manifest
+    (``signature``); a blob that is missing, of the wrong size or whose bytes do not hash
+    to its name, and the entries referring to it (``broken entry``). Garbage (space
+    only): staging files left by a crash, blobs no manifest refers to, usage records of
+    removed entries, all older than ``grace`` seconds (younger ones may belong to a
+    commit in progress). Only files named as the store names them are ever removed.
+
+    ``fix`` never removes an entry only because its signature fails: a mistyped secret,
+    or a secret set on a store written without one, would wipe it. Those stay (and
+    ``ok`` stays false) until the secret is right, or ``drop_unsigned`` removes them.
+    Changing anything requires a valid ``FORMAT`` file.
 
     Examples
     --------
@@ -123,15 +151,19 @@ def verify(store: Store, fix: bool = False, *, grace: float = GRACE_SECONDS) -> 
     >>> verify(store, fix=True).ok, verify(store).ok
     (True, True)
     """
-    store.check_format()
+    grace = parse_grace(grace)
+    if fix or drop_unsigned:
+        _require_store(store)
+    else:
+        store.check_format()
     report = VerifyReport()
 
     def rel(path: Path | str | None) -> str:
         return os.path.relpath(path, store.root) if path is not None else ""
 
-    def found(kind: str, path: Path | str | None, detail: str, remove: bool = True) -> Problem:
+    def found(kind: str, path: Path | str | None, detail: str, remove: bool = fix) -> Problem:
         problem = Problem(
-            kind, rel(path), detail, fixed=fix and remove and path is not None and _unlink(path)
+            kind, rel(path), detail, fixed=remove and path is not None and _unlink(path)
         )
         report.problems.append(problem)
         return problem
@@ -148,7 +180,7 @@ def verify(store: Store, fix: bool = False, *, grace: float = GRACE_SECONDS) -> 
             _remove_state(store, entry)
 
     for entry, why in scan.unsigned:
-        drop(entry, found("signature", entry.path, f"{entry.namespace}: {why}"))
+        drop(entry, found("signature", entry.path, f"{entry.namespace}: {why}", drop_unsigned))
     users: dict[str, list[EntryInfo]] = defaultdict(list)
     for e in scan.entries:
         for d in e.blobs:
@@ -163,7 +195,12 @@ def verify(store: Store, fix: bool = False, *, grace: float = GRACE_SECONDS) -> 
         except FileNotFoundError:
             bad[digest] = "missing"
             missing.append(
-                found("missing blob", path, f"referred to by {len(users[digest])} entries", False)
+                found(
+                    "missing blob",
+                    path,
+                    f"referred to by {len(users[digest])} entries",
+                    remove=False,
+                )
             )
             continue
         report.blobs += 1
@@ -188,9 +225,7 @@ def verify(store: Store, fix: bool = False, *, grace: float = GRACE_SECONDS) -> 
                 ),
             )
     for problem in missing:  # fixed by removing every entry that refers to the blob
-        problem.fixed = fix and all(
-            (e.ns_dir, e.key) in dropped for e in users[Path(problem.path).name]
-        )
+        problem.fixed = all((e.ns_dir, e.key) in dropped for e in users[Path(problem.path).name])
 
     now = time.time()
     if fix:
@@ -199,17 +234,17 @@ def verify(store: Store, fix: bool = False, *, grace: float = GRACE_SECONDS) -> 
         referenced = {d for e in scan.entries for d in e.blobs}
     for relpath, st in _blob_files(store).items():
         named = _digest_of(relpath)
-        if named in referenced or named in bad or not _old(st, now, grace):
+        if named is None or named in referenced or named in bad or not _old(st, now, grace):
             continue
         path = store.objects / relpath
-        fixed = fix and _unlink(path)
+        fixed = fix and _still_old(path, grace) and _unlink(path)
         report.garbage.append(
             Problem("unreferenced blob", rel(path), f"{st.st_size} bytes", fixed=fixed)
         )
     for f in _files(store.tmp):
         with contextlib.suppress(FileNotFoundError):
             st = f.stat()
-            if _old(st, now, grace):
+            if _is_staging(f.name) and _old(st, now, grace):
                 fixed = fix and _unlink(f.path)
                 report.garbage.append(
                     Problem("staging leftover", rel(f.path), f"{st.st_size} bytes", fixed=fixed)

@@ -65,9 +65,7 @@ _STAGING = re.compile(r"[0-9]+-[0-9a-f]{32}")
 HITS, PIN = ".hits", ".pin"
 NAMESPACE_RECORDS = ("last-miss.json", "latest-output.json")
 _ENTRY_RECORD = re.compile(r"([0-9a-f]{32})(\.hits|\.pin)")
-_STATE_TEMP = re.compile(
-    r"\.last-miss\.[0-9]+\.tmp|latest-output\.json\.[0-9]+-[0-9a-f]{32}\.tmp"
-)
+_STATE_TEMP = re.compile(r"\.last-miss\.[0-9]+\.tmp|latest-output\.json\.[0-9]+-[0-9a-f]{32}\.tmp")
 
 
 # ---------------------------------------------------------------------------------------- model

@@ -10,12 +10,23 @@ recorded, then stores the produced variables and the recorded output as one entr
 
 What identifies a cell's computation:
 
-* **code**: the normalized AST of the cell (IPython syntax transformed first), the code
-  of the functions and classes it uses (and of the user functions those call), the
-  name and version of the modules it uses, and the ``--produce`` list;
+* **code**: the normalized AST and the bytecode of the cell (IPython syntax transformed
+  first; code passed to line magics such as ``%time`` included), the code of the functions
+  and classes it uses and of the user functions and classes those reach, all through
+  :func:`checkpoint_magic.codehash.code_fingerprint`; installed modules by name and
+  version, a local (user) module by the *running* code of the attributes the cell uses
+  (``mylib.f``) and, transitively, of the user code they reach (a ``helpers`` module that
+  ``mylib`` imports included); and the ``--produce`` list. A module file edited but not
+  reloaded therefore counts as the old code that still runs;
 * **inputs**: with ``--watch``, exactly the watched values; otherwise the data the cell
   reads from the namespace before assigning it (see :mod:`checkpoint_magic.cellnames`),
-  plus the global data read by user functions the cell calls.
+  plus the global data read by the user code it reaches (notebook globals, and a user
+  module's data as ``module.name``).
+
+The cell's leading ``import`` statements run before it is fingerprinted (the cell would
+run them first anyway), so that a user module they load counts by its code. A user
+module first imported later while the cell runs could not count: the result is not
+stored (one :class:`~checkpoint_magic.exceptions.UncachedWarning`).
 
 What is restored: with ``--produce``, exactly those; otherwise every name the cell binds
 at top level that is set after the run (open files and generators excepted), plus any
@@ -51,9 +62,10 @@ computed 3
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
-import inspect
 import logging
+import sys
 import time
 import types
 from collections.abc import Mapping
@@ -78,12 +90,13 @@ from ._cell_outputs import (
 from ._cell_values import (
     _IMMUTABLE,
     _UNSTORABLE,
+    _code_names,
     _definition_names,
     _globals_read_by,
     _is_code,
     _is_plain_data,
 )
-from .cellnames import analyze_cell
+from .cellnames import analyze_cell, magic_code
 from .checkpointer import Checkpointer, LoadResult
 from .exceptions import MissingProducedNameError, UncachedWarning, warn_user
 
@@ -267,6 +280,7 @@ class _CellRun:
         self.args = args
         self.line = line
         self.cell = cell
+        self.module_data: set[str] = set()  # inputs that are user-module globals (module.name)
 
     # ------------------------------------------------------------------ top level
     def run(self) -> Any:
@@ -302,6 +316,7 @@ class _CellRun:
         self.cp = Checkpointer(
             "cell", args.name or _default_namespace(produce_names), store=args.store
         )
+        self._run_leading_imports()
         try:
             code_fp, parts, inputs = self._identify(source)
             input_fps = self.cp.fingerprint_inputs(inputs)
@@ -330,10 +345,32 @@ class _CellRun:
         hidden = self.ip.user_ns_hidden.get(name, _MISSING)
         return _MISSING if hidden is value else value
 
+    def _run_leading_imports(self) -> None:
+        """Run the cell's first ``import`` statements now, before fingerprinting.
+
+        A user module counts by its running code, so it must be loaded to be fingerprinted;
+        the cell runs these statements first anyway (and a hit runs them again). Errors
+        propagate as the cell's own: nothing is stored.
+        """
+        __tracebackhide__ = True
+        prefix: list[ast.stmt] = []
+        for stmt in self.tree.body:
+            if not isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                break
+            prefix.append(stmt)
+        if prefix:
+            module = ast.Module(body=prefix, type_ignores=[])
+            exec(self.ip.compile(module, self.filename, "exec"), self.ns)
+
     def _identify(self, source: str) -> tuple[str, dict[str, str], dict[str, Any]]:
-        """Code fingerprint (cell + code it uses), its parts, and the input values by name."""
+        """Code fingerprint (cell + code it uses), its parts, and the input values by name.
+
+        The cell's code object is wrapped in a function whose globals are the code values
+        the cell reads, and fingerprinted by :func:`codehash.code_fingerprint`: it follows
+        them, the modules the cell imports and the attributes it uses of user modules, then
+        the user code those reach, on the code that runs (not on files).
+        """
         from . import codehash
-        from .hashing import Fingerprinter, digest_bytes
 
         code_values: dict[str, Any] = {}
         data: dict[str, Any] = {}
@@ -342,37 +379,31 @@ class _CellRun:
             if value is _MISSING:
                 continue
             (code_values if _is_code(value) else data)[name] = value
+        code = _cell_code(source, getattr(self.ip.compile, "flags", 0))
+        _, attrs, imports = _code_names(code)
+        imported = [m for m in map(sys.modules.get, sorted(imports)) if m is not None]
+        self.module_data = set()
         if self.args.watch is None:
-            for name, value in _globals_read_by(
-                list(code_values.values()), self.ns, self._candidate
-            ).items():
-                if name not in code_values and name not in data:
-                    (code_values if _is_code(value) else data)[name] = value
+            roots = [*code_values.values(), *imported]
+            for name, value in _globals_read_by(roots, self.ns, self._candidate, attrs).items():
+                if name not in data:
+                    data[name] = value
+                    if "." in name:  # a user module's global: an input, not restored
+                        self.module_data.add(name)
             inputs = data
         else:
             inputs = {name: _get(self.ns, name) for name in self.args.watch}
 
+        wrapper = types.FunctionType(code, dict(code_values))
         cell_fp = codehash.source_fingerprint(source)
-        parts = {"<cell>": cell_fp}
-        fp = Fingerprinter()
-        for name in sorted(code_values):
-            value = code_values[name]
-            path = getattr(value, "__file__", None) if isinstance(value, types.ModuleType) else None
-            if path and codehash.is_user_code(value):
-                try:
-                    with open(path, "rb") as fh:  # a local module counts by its source
-                        parts[name] = "module:" + digest_bytes(fh.read())
-                    continue
-                except OSError:
-                    pass
-            target = (
-                inspect.unwrap(value) if not isinstance(value, (type, types.ModuleType)) else value
-            )
-            parts[name] = fp.fingerprint(target, name=name)
+        code_fp = codehash.code_fingerprint(wrapper)
+        parts = {"<cell>": cell_fp, "<cell code>": code_fp}
+        for name, part in codehash.code_parts(wrapper).items():
+            if not name.startswith("<exec>.<module>"):  # the wrapper itself: "<cell code>"
+                parts.setdefault(name, part)
         h = xxhash.xxh3_128(b"checkpoint_magic-cell\0")
         h.update(repr(self.args.produce).encode())
-        for name, part in parts.items():
-            h.update(f"\0{len(name)}:{name}={part}".encode())
+        h.update(f"\0{cell_fp}\0{code_fp}".encode())
         return h.hexdigest(), parts, inputs
 
     # ------------------------------------------------------------------ a hit
@@ -446,8 +477,11 @@ class _CellRun:
         __tracebackhide__ = True
         ns, args = self.ns, self.args
         before = {
-            name: value for name, value in inputs.items() if not isinstance(value, _IMMUTABLE)
+            name: value
+            for name, value in inputs.items()
+            if not isinstance(value, _IMMUTABLE) and name not in self.module_data
         }
+        loaded = set(sys.modules)
         value, events, duration = self._execute()
         outputs: dict[str, Any] = {}
         defined: list[str] = []
@@ -481,6 +515,16 @@ class _CellRun:
                 outputs[RESULT_KEY] = value
         outputs[OUTPUTS_KEY] = record
         meta = {"produced": [n for n in outputs if n not in _RESERVED], "defined": defined}
+        late = _user_modules_loaded_since(loaded)
+        if late:
+            warn_user(
+                f"%%checkpoint {self.cp.namespace}: the cell imported the local module(s) "
+                f"{', '.join(late)} while it ran, so their code could not be part of the "
+                "fingerprint; the result was not stored. Import them in an earlier cell or in "
+                "the first lines of this cell.",
+                UncachedWarning,
+            )
+            return value if self.show_result else None
         self.cp.save(code_fp, input_fps, outputs, duration=duration, meta=meta, code_parts=parts)
         return value if self.show_result else None  # IPython would not show `x;` either
 
@@ -524,6 +568,41 @@ class _CellRun:
 
 
 _DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+@functools.lru_cache(maxsize=128)
+def _cell_code(source: str, flags: int) -> types.CodeType:
+    """A cell compiled, with the code of the magics it calls (``%time y = f(x)``) as constants.
+
+    One code object, so that the names, attributes and imports of all of it are followed
+    together (``import m`` in the cell, ``%time m.f(x)`` in a magic). Cached: the same
+    code object for the same cell lets the code fingerprints of later runs reuse their work.
+    """
+    flags |= ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    tree = ast.parse(source)
+    code = compile(tree, "<checkpoint-cell>", "exec", flags=flags, dont_inherit=True)
+    extra: list[types.CodeType] = []
+    for block in magic_code(tree):
+        try:
+            extra.append(
+                compile(block, "<checkpoint-magic>", "exec", flags=flags, dont_inherit=True)
+            )
+        except SyntaxError as exc:  # e.g. ``return`` outside a function: it cannot run either
+            logger.debug("code passed to a magic does not compile (%s); skipped", exc)
+    return code.replace(co_consts=(*code.co_consts, *extra)) if extra else code
+
+
+def _user_modules_loaded_since(before: set[str]) -> list[str]:
+    """User (non-installed) modules imported since ``before`` was taken from ``sys.modules``."""
+    from . import codehash
+
+    return sorted(
+        name
+        for name, module in list(sys.modules.items())
+        if name not in before
+        and isinstance(module, types.ModuleType)
+        and codehash.is_user_code(module)
+    )
 
 
 def _ends_with_semicolon(source: str) -> bool:

@@ -14,7 +14,10 @@ options, same tables, rendered as HTML)::
 
 ``--store PATH`` picks the store (default ``$CHECKPOINT_MAGIC_DIR`` or
 ``./.Lutil-checkpoint``); ``--json`` returns the data (dicts and lists) instead of a
-table. Bad input raises :class:`~IPython.core.error.UsageError`. The extension
+table. The commands and options are the command line's own definition
+(:func:`checkpoint_magic.cli.add_commands`), with the same validation. Bad input, and an
+error that stops a command (not a store, a newer format, a file system error), raise
+:class:`~IPython.core.error.UsageError`. The extension
 (:mod:`checkpoint_magic.magics`) calls :func:`register` and :func:`unregister`; a
 :class:`~checkpoint_magic.store.Store` shown in a notebook renders with
 :func:`store_html`. IPython is imported only when the magics are registered.
@@ -34,23 +37,13 @@ import html
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .cli import COMMANDS, Output, Table, render_text, run
+from .cli import Output, Table, add_command_arguments, add_commands, render_text, run
 
 if TYPE_CHECKING:  # pragma: no cover
     from .store import Store
 
 __all__ = ["Rendered", "register", "render_html", "store_html", "unregister"]
 
-#: Options of ``%checkpoint_store`` and the commands they belong to.
-_OPTIONS = {
-    "entries": {"ls"},
-    "fix": {"verify"},
-    "grace": {"verify", "gc"},
-    "max_size": {"gc"},
-    "max_age": {"gc"},
-    "keep_versions": {"gc"},
-    "dry_run": {"gc"},
-}
 _STYLE = "border-collapse:collapse;font-size:0.9em"
 _CELL = "padding:2px 8px;border-bottom:1px solid #ddd"
 
@@ -116,41 +109,16 @@ def store_html(store: Store) -> str:
     return render_html([f"checkpoint store {store.root}", *output.blocks])
 
 
-def _run_line(func: Any, line: str) -> Any:
-    """Parse a ``%checkpoint_store`` line, check which options go with the command, run it."""
-    from IPython.core.error import UsageError
-    from IPython.core.magic_arguments import parse_argstring
-
-    args = parse_argstring(func, line)
-    kind = COMMANDS[args.command][1]
-    if kind == "required" and not args.target:
-        raise UsageError(
-            f"%checkpoint_store {args.command} needs a {'KEY' if args.command != 'why' else 'NAME'}"
-        )
-    if kind is None and args.target:
-        raise UsageError(
-            f"%checkpoint_store {args.command} takes no NAME or KEY (got {args.target!r})"
-        )
-    for option, commands in _OPTIONS.items():
-        value = getattr(args, option, None)
-        if value not in (None, False) and args.command not in commands:
-            flag = "--" + option.replace("_", "-")
-            raise UsageError(
-                f"{flag} applies to {' and '.join(sorted(commands))}, not to {args.command}"
-            )
-    return _execute(args)
-
-
 def _execute(args: argparse.Namespace) -> Any:
     from IPython.core.error import UsageError
 
-    from .exceptions import InvalidArgumentError
+    from .exceptions import CheckpointError
 
     try:
         output = run(args)
-    except InvalidArgumentError as exc:
+    except (CheckpointError, OSError) as exc:
         raise UsageError(str(exc)) from None
-    return output.data if args.json else Rendered(output)
+    return output.data if getattr(args, "json", False) else Rendered(output)
 
 
 _magics: dict[str, Callable[[str], Any]] = {}
@@ -160,69 +128,25 @@ def _build() -> dict[str, Callable[[str], Any]]:
     """The magic functions (IPython is imported here, not when the module is)."""
     if _magics:
         return _magics
-    from IPython.core.magic_arguments import argument, magic_arguments
-
-    store_help = "the store directory (default: $CHECKPOINT_MAGIC_DIR, else ./.Lutil-checkpoint)"
-    json_help = "return the data (dicts and lists) instead of a table"
+    from IPython.core.magic_arguments import magic_arguments, parse_argstring
 
     @magic_arguments()
-    @argument(
-        "command",
-        choices=sorted(COMMANDS),
-        help="what to do, as with the checkpoint-magic command line",
-    )
-    @argument(
-        "target",
-        nargs="?",
-        default=None,
-        help="NAME for ls, clear and why; KEY (or a prefix) for show, pin, unpin",
-    )
-    @argument("--store", default=None, help=store_help)
-    @argument("--json", action="store_true", help=json_help)
-    @argument(
-        "-l", "--entries", action="store_true", help="ls: one row per entry instead of per name"
-    )
-    @argument(
-        "--fix", action="store_true", help="verify: remove damaged entries and blobs, and leftovers"
-    )
-    @argument(
-        "--max-size", default=None, help="gc: keep the store within this size (e.g. 10GB, 500MiB)"
-    )
-    @argument(
-        "--max-age", default=None, help="gc: evict entries unused for this long (e.g. 30d, 12h)"
-    )
-    @argument(
-        "--keep-versions",
-        type=int,
-        default=None,
-        help="gc: keep the N most recently used code versions per name",
-    )
-    @argument(
-        "--dry-run", action="store_true", help="gc: show what would be removed, remove nothing"
-    )
-    @argument(
-        "--grace",
-        type=float,
-        default=None,
-        help="gc, verify: leave files younger than this many seconds alone",
-    )
     def checkpoint_store(line: str) -> Any:
         """Inspect, budget and check the checkpoint store (the checkpoint-magic CLI, as HTML tables)."""
-        return _run_line(checkpoint_store, line)
+        return _execute(parse_argstring(checkpoint_store, line))
 
     @magic_arguments()
-    @argument("target", metavar="NAME", help="the function, block or cell that recomputed")
-    @argument("--store", default=None, help=store_help)
-    @argument("--json", action="store_true", help=json_help)
     def checkpoint_why(line: str) -> Any:
         """Why NAME recomputed although entries existed (the code changed, an input changed, a new input)."""
-        from IPython.core.magic_arguments import parse_argstring
-
         args = parse_argstring(checkpoint_why, line)
-        return _execute(
-            argparse.Namespace(command="why", target=args.target, store=args.store, json=args.json)
-        )
+        args.command = "why"
+        return _execute(args)
 
+    # The command line's own commands and options (one definition, the same validation).
+    add_commands(checkpoint_store.parser)
+    add_command_arguments(checkpoint_why.parser, "why")
+    for func in (checkpoint_store, checkpoint_why):
+        func.__doc__ = func.parser.format_help()
     _magics.update(checkpoint_store=checkpoint_store, checkpoint_why=checkpoint_why)
     return _magics
 

@@ -16,9 +16,16 @@ and unsigned or wrongly signed entries are refused before anything is unpickled;
 store records on every hit, never by file access time), never a pinned one; then blobs
 no manifest refers to are freed, so a blob shared by several entries survives while any
 of them remains. A staging file, state file or unreferenced blob modified within the
-last ``grace`` seconds (10 minutes by default) is never removed: a concurrent commit
-writes its blobs before its manifest, and ``put_blob`` refreshes the mtime of a blob it
-reuses.
+last ``grace`` seconds (10 minutes by default) is never removed, not even a blob whose
+entry was just evicted or cleared: a concurrent commit writes its blobs before its
+manifest, and ``put_blob`` refreshes the mtime of a blob it reuses. Only ``grace=0``,
+passed explicitly, removes them at once.
+
+**Only the store's own files.** Nothing is changed in a directory without a valid
+``FORMAT`` file, and only names the store writes are ever removed: ``objects/ab/<32 hex
+digest starting with ab>``, ``tmp/<pid>-<32 hex>``, and under ``state/<namespace>/``
+``<key>.hits``, ``<key>.pin``, ``last-miss.json``, ``latest-output.json`` and their
+writers' temporary names. Anything else found there is left alone.
 
 Examples
 --------
@@ -27,37 +34,43 @@ Examples
 >>> store = Store(tempfile.mkdtemp())
 >>> record = store.put_value(bytes(100_000))
 >>> store.write_entry("demo.f", "a1b2", {"namespace": "demo.f", "outputs": {"return": record}})
->>> gc(store, max_size=0).evicted[0].key
-'a1b2'
->>> du(store).objects_bytes
-0
+>>> report = gc(store, max_size=0)
+>>> report.evicted[0].key, report.pending_blobs  # its blob is left for the grace period
+('a1b2', 1)
+>>> gc(store, grace=0).freed_blobs, du(store).objects_bytes
+(1, 0)
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
+import math
 import re
 import time
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._sweep import (
+    _live_references,
+    _remove_manifest,
+    _remove_state,
+    _sweep_blobs,
+    _sweep_tmp_and_state,
+    _unlink,
+)
 from .exceptions import InvalidArgumentError
 from .inventory import (
+    NAMESPACE_RECORDS,
     DuReport,
     EntryInfo,
     NamespaceSummary,
     _blob_files,
-    _blob_refs,
     _digest_of,
-    _dirs,
     _files,
-    _parse_manifest,
+    _require_store,
     _scan_entries,
+    _state_file,
     du,
     find_entry,
     list_entries,
@@ -87,6 +100,7 @@ __all__ = [
     "list_entries",
     "namespaces",
     "parse_age",
+    "parse_grace",
     "parse_size",
     "pin",
     "resolve_namespace",
@@ -170,6 +184,30 @@ def parse_age(value: str | int | float) -> float:
     return float(match.group(1)) * _AGE_UNITS[match.group(2).lower()]
 
 
+def parse_grace(value: str | float) -> float:
+    """Seconds of a grace period (``600``, ``"0"``): a finite number >= 0.
+
+    Examples
+    --------
+    >>> parse_grace("600"), parse_grace(0)
+    (600.0, 0.0)
+    >>> parse_grace("-1")
+    Traceback (most recent call last):
+    ...
+    checkpoint_magic.exceptions.InvalidArgumentError: invalid grace period '-1': give a finite number of seconds >= 0 (0 removes garbage at once)
+    """
+    try:
+        seconds = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise InvalidArgumentError(
+            f"invalid grace period {value!r}: give a finite number of seconds >= 0 "
+            "(0 removes garbage at once)"
+        )
+    return seconds
+
+
 # ---------------------------------------------------------------------------------------- reports
 @dataclass
 class GcReport:
@@ -184,6 +222,8 @@ class GcReport:
     freed_bytes: int = 0
     removed_tmp: int = 0
     removed_state: int = 0
+    pending_blobs: int = 0
+    pending_bytes: int = 0
     over_budget: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -197,11 +237,18 @@ class GcReport:
 
 @dataclass
 class ClearReport:
-    """What :func:`clear` removed: entries per namespace, then the blobs they alone used."""
+    """What :func:`clear` removed: entries per namespace, then the blobs they alone used.
+
+    ``kept_pinned`` pinned entries were kept (``force`` removes them); ``pending_blobs``
+    unreferenced blobs were modified within the grace period and are left to a later gc.
+    """
 
     removed: dict[str, int] = field(default_factory=dict)
     freed_blobs: int = 0
     freed_bytes: int = 0
+    kept_pinned: int = 0
+    pending_blobs: int = 0
+    pending_bytes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able description."""
@@ -220,6 +267,7 @@ def pin(store: Store, key_prefix: str) -> EntryInfo:
     >>> pin(store, "abc").pinned, unpin(store, "abc").pinned
     (True, False)
     """
+    _require_store(store)
     entry = find_entry(store, key_prefix)
     store.set_pinned(entry.namespace, entry.key, True)
     entry.pinned = True
@@ -228,140 +276,11 @@ def pin(store: Store, key_prefix: str) -> EntryInfo:
 
 def unpin(store: Store, key_prefix: str) -> EntryInfo:
     """Unpin the entry ``key_prefix`` names; return it."""
+    _require_store(store)
     entry = find_entry(store, key_prefix)
     store.set_pinned(entry.namespace, entry.key, False)
     entry.pinned = False
     return entry
-
-
-# ---------------------------------------------------------------------------------------- removal
-def _old(st: os.stat_result, now: float, grace: float) -> bool:
-    return now - st.st_mtime >= grace
-
-
-def _unlink(path: str | Path) -> bool:
-    try:
-        os.unlink(path)
-        return True
-    except FileNotFoundError:
-        return False
-
-
-def _remove_manifest(entry: EntryInfo) -> bool:
-    """Remove an entry's manifest unless a concurrent commit rewrote it since it was read."""
-    if entry.path is None:
-        return False
-    try:
-        if os.stat(entry.path).st_mtime_ns != entry.mtime_ns:
-            logger.debug("%s was rewritten meanwhile; kept", entry.path)
-            return False
-    except FileNotFoundError:
-        return False
-    return _unlink(entry.path)
-
-
-def _remove_state(store: Store, entry: EntryInfo) -> int:
-    return sum(
-        _unlink(store.state / entry.ns_dir / f"{entry.key}{suffix}") for suffix in (".hits", ".pin")
-    )
-
-
-def _live_references(
-    store: Store, scanned: Iterable[EntryInfo], removed: set[tuple[str, str]]
-) -> set[str]:
-    """Blobs referred to by the manifests on disk *now* (re-reading only those new or rewritten)."""
-    known = {(e.ns_dir, e.key): e for e in scanned}
-    referenced: set[str] = set()
-    for ns in _dirs(store.entries):
-        for f in _files(Path(ns.path)):
-            if f.name.startswith("."):
-                continue
-            entry = known.get((ns.name, f.name))
-            try:
-                if entry is not None and f.stat().st_mtime_ns == entry.mtime_ns:
-                    if (ns.name, f.name) not in removed:
-                        referenced.update(entry.blobs)
-                    continue
-                manifest, _, _ = _parse_manifest(Path(f.path).read_bytes())
-            except FileNotFoundError:
-                continue
-            if manifest is not None:
-                referenced.update(_blob_refs(manifest, {}))
-    return referenced
-
-
-def _sweep_blobs(
-    store: Store,
-    referenced: set[str],
-    now: float,
-    grace: float,
-    dry_run: bool,
-    released: dict[str, int] | None = None,
-) -> tuple[int, int]:
-    """Free the blobs no manifest refers to; ``(count, bytes)``.
-
-    A blob is freed if untouched for ``grace`` seconds, or if it is in ``released`` (its
-    last referring entries were just removed) and was not touched after the newest of
-    those entries was committed: a commit reusing a blob refreshes its mtime (``put_blob``),
-    so a blob touched since may belong to a commit still in progress.
-    """
-    released = released or {}
-    count = freed = 0
-    for rel, st in _blob_files(store).items():
-        digest = _digest_of(rel)
-        if digest in referenced:
-            continue
-        limit = released.get(digest or "")
-        if not _old(st, now, grace) and (limit is None or st.st_mtime_ns > limit):
-            continue
-        path = store.objects / rel
-        if not dry_run:
-            try:  # re-check right before removing: a concurrent commit may have reused it
-                fresh = os.stat(path)
-            except FileNotFoundError:
-                continue
-            if fresh.st_mtime_ns != st.st_mtime_ns and not _old(fresh, time.time(), grace):
-                continue
-            if not _unlink(path):
-                continue
-        count += 1
-        freed += st.st_size
-    return count, freed
-
-
-def _release_limits(entries: Iterable[EntryInfo]) -> dict[str, int]:
-    """For each blob, the mtime of the newest manifest among ``entries`` referring to it."""
-    limits: dict[str, int] = {}
-    for e in entries:
-        for d in e.blobs:
-            limits[d] = max(limits.get(d, 0), e.mtime_ns)
-    return limits
-
-
-def _sweep_tmp_and_state(
-    store: Store, live: set[tuple[str, str]], now: float, grace: float, dry_run: bool
-) -> tuple[int, int]:
-    """Remove staging leftovers and usage/pin/miss records of entries that no longer exist."""
-    tmp = 0
-    for f in _files(store.tmp):
-        with contextlib.suppress(FileNotFoundError):
-            if _old(f.stat(), now, grace) and (dry_run or _unlink(f.path)):
-                tmp += 1
-    state = 0
-    live_dirs = {ns for ns, _ in live}
-    for sub in _dirs(store.state):
-        for f in _files(Path(sub.path)):
-            name = f.name
-            if name.endswith((".hits", ".pin")):
-                stale = (sub.name, name.rsplit(".", 1)[0]) not in live
-            elif name == "last-miss.json":
-                stale = sub.name not in live_dirs
-            else:
-                stale = name.startswith(".") and name.endswith(".tmp")
-            with contextlib.suppress(FileNotFoundError):
-                if stale and _old(f.stat(), now, grace) and (dry_run or _unlink(f.path)):
-                    state += 1
-    return tmp, state
 
 
 def gc(
@@ -389,7 +308,9 @@ def gc(
         Report what would be removed; remove nothing.
     grace : float
         Never remove a staging file, state file or unreferenced blob modified within this
-        many seconds (a concurrent commit writes its blobs before its manifest).
+        many seconds (a concurrent commit writes its blobs before its manifest), even the
+        blobs of the entries evicted now: those are ``pending`` and a later gc frees them.
+        ``0`` removes them at once.
     full : bool
         Scan and sweep even when ``max_size`` is the only budget and the store is within
         it. Without it that case costs a few ``stat`` calls (:func:`stored_size`): this is
@@ -398,8 +319,9 @@ def gc(
     Returns
     -------
     GcReport
-        Pinned entries are never evicted; if they (with entries whose blobs are too
-        recent to free) alone exceed ``max_size``, ``over_budget`` is set.
+        Budgets count the entries kept: unreferenced blobs (``pending`` ones included)
+        are garbage. Pinned entries are never evicted; if they alone exceed
+        ``max_size``, ``over_budget`` is set.
 
     Examples
     --------
@@ -408,7 +330,7 @@ def gc(
     >>> for i, key in enumerate(["old", "new"]):
     ...     rec = store.put_value(bytes([i]) * 50_000)
     ...     store.write_entry("m.f", key, {"namespace": "m.f", "created": float(i), "outputs": {"return": rec}})
-    >>> report = gc(store, max_size="60KB", dry_run=True)
+    >>> report = gc(store, max_size="60KB", dry_run=True, grace=0)
     >>> [e.key for e in report.evicted], report.size_after <= 60_000
     (['old'], True)
     """
@@ -420,7 +342,8 @@ def gc(
         raise InvalidArgumentError(
             f"keep_versions must be a whole number >= 1, not {keep_versions!r}"
         )
-    store.check_format()
+    grace = parse_grace(grace)
+    _require_store(store)
     if not full and limit is not None and age is None and keep_versions is None:
         current = stored_size(store)
         if current <= limit:
@@ -438,12 +361,9 @@ def gc(
     for e in scan.entries:
         for d in e.blobs:
             refcount[d] += 1
-    limits = _release_limits(scan.entries)
-    # Orphans (no entry refers to them) are freed by the sweep below once old enough.
+    # Unreferenced blobs do not count: the sweep frees them, now or once the grace period is over.
     projected = report.size_before - sum(
-        st.st_size
-        for rel, st in files.items()
-        if refcount.get(_digest_of(rel) or "", 0) == 0 and _old(st, now, grace)
+        st.st_size for d, st in blobs.items() if refcount.get(d, 0) == 0
     )
     evicted: dict[tuple[str, str], EntryInfo] = {}
 
@@ -456,11 +376,7 @@ def gc(
         for d in entry.blobs:
             refcount[d] -= 1
             st = blobs.get(d)
-            if (
-                refcount[d] == 0
-                and st is not None
-                and (_old(st, now, grace) or st.st_mtime_ns <= limits[d])
-            ):
+            if refcount[d] == 0 and st is not None:
                 projected -= st.st_size
 
     candidates = sorted(
@@ -495,12 +411,12 @@ def gc(
             report.removed_state += _remove_state(store, evicted[k])
     report.evicted = [e for k, e in evicted.items() if k in removed]
     report.freed_bytes = sum(e.file_size for e in report.evicted)
-    released = {d: limits[d] for e in report.evicted for d in e.blobs}
     if dry_run:
         referenced = {d for e in scan.entries if (e.ns_dir, e.key) not in removed for d in e.blobs}
     else:
         referenced = _live_references(store, scan.entries, removed)
-    report.freed_blobs, freed = _sweep_blobs(store, referenced, now, grace, dry_run, released)
+    swept = _sweep_blobs(store, referenced, now, grace, dry_run)
+    report.freed_blobs, freed, report.pending_blobs, report.pending_bytes = swept
     report.freed_bytes += freed
     live = {(e.ns_dir, e.key) for e in scan.entries} - removed
     report.removed_tmp, state = _sweep_tmp_and_state(store, live, now, grace, dry_run)
@@ -518,7 +434,7 @@ def gc(
     if report.over_budget and (str(store.root), limit) not in _warned_over_budget:
         _warned_over_budget.add((str(store.root), limit))
         logger.warning(
-            "gc %s: pinned entries (or blobs too recent to free) alone exceed the size budget of %d bytes",
+            "gc %s: pinned entries alone exceed the size budget of %d bytes",
             store.root,
             limit,
         )
@@ -529,30 +445,43 @@ _warned_over_budget: set[tuple[str, int | None]] = set()
 
 
 def clear(
-    store: Store, namespace: str | None = None, *, grace: float = GRACE_SECONDS
+    store: Store,
+    namespace: str | None = None,
+    *,
+    force: bool = False,
+    grace: float = GRACE_SECONDS,
 ) -> ClearReport:
-    """Remove the entries of ``namespace`` (every entry if ``None``), their usage records, and the blobs only they used.
+    """Remove the entries of ``namespace`` (every entry if ``None``), their state, and the blobs only they used.
 
-    The removed entries' blobs that no remaining entry refers to are freed at once;
-    other unreferenced blobs follow the ``grace`` rule of :func:`gc`.
+    Pinned entries are kept unless ``force``. The removed entries' usage and pin records
+    go with them, and a namespace left without entries loses its last-miss and
+    latest-output records. Blobs no remaining entry refers to are freed if untouched for
+    ``grace`` seconds (a concurrent commit may be reusing them); younger ones are left to
+    a later :func:`gc` (``pending_blobs``). ``grace=0`` frees them at once.
 
     Examples
     --------
     >>> import tempfile
     >>> store = Store(tempfile.mkdtemp())
     >>> store.write_entry("m.f", "k1", {"namespace": "m.f"})
-    >>> clear(store, "m.f").removed
+    >>> store.write_entry("m.f", "k2", {"namespace": "m.f"})
+    >>> store.set_pinned("m.f", "k2")
+    >>> report = clear(store, "m.f")
+    >>> report.removed, report.kept_pinned
+    ({'m.f': 1}, 1)
+    >>> clear(store, "m.f", force=True).removed
     {'m.f': 1}
     """
-    store.check_format()
+    grace = parse_grace(grace)
+    _require_store(store)
     scan = _scan_entries(store, None if namespace is None else _namespace_dir(namespace))
     report = ClearReport()
     targets = [e for e in scan.entries if namespace is None or e.namespace == namespace]
-    removed: list[EntryInfo] = []
     for e in targets:
-        if e.path is not None and _unlink(e.path):
+        if e.pinned and not force:
+            report.kept_pinned += 1
+        elif e.path is not None and _unlink(e.path):
             report.removed[e.namespace] = report.removed.get(e.namespace, 0) + 1
-            removed.append(e)
             _remove_state(store, e)
     if namespace is None:
         for path, _ in scan.damaged:
@@ -562,17 +491,17 @@ def clear(
     )
     for ns_dir in dirs:
         if not any(not f.name.startswith(".") for f in _files(store.entries / ns_dir)):
-            _unlink(store.state / ns_dir / "last-miss.json")
+            for name in NAMESPACE_RECORDS:
+                _unlink(_state_file(store, ns_dir, name))
     referenced = _live_references(store, [], set())
-    released = _release_limits(removed)
-    report.freed_blobs, report.freed_bytes = _sweep_blobs(
-        store, referenced, time.time(), grace, False, released
-    )
+    swept = _sweep_blobs(store, referenced, time.time(), grace, False)
+    report.freed_blobs, report.freed_bytes, report.pending_blobs, report.pending_bytes = swept
     logger.info(
-        "cleared %d entries and %d blobs from %s",
+        "cleared %d entries and %d blobs from %s (%d pinned entries kept)",
         sum(report.removed.values()),
         report.freed_blobs,
         store.root,
+        report.kept_pinned,
     )
     return report
 

@@ -8,8 +8,7 @@ directory (:meth:`~Saver.load`). Savers serve two users:
   it with :func:`checkpoint_magic.serializers.register_codec`, so every value stored by any
   front end is offered to the registered savers before the built-in ``npy``/``pickle``
   codecs. Each file the saver writes becomes one content-addressed blob; on load the
-  verified blobs are hard-linked (or copied) into a temporary directory for
-  :meth:`~Saver.load`.
+  verified blobs are copied into a temporary directory for :meth:`~Saver.load`.
 * **full dumps** (:mod:`checkpoint_magic.fulldump`): every step of a pipeline goes through
   :func:`saver_for`.
 
@@ -48,11 +47,8 @@ Examples
 from __future__ import annotations
 
 import copy
-import io
-import json
 import logging
 import os
-import pickle
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -61,8 +57,10 @@ from typing import Any
 import numpy as np
 
 from . import serializers
-from ._saver_codec import SaverCodec, _class_path, _safe_can_save, saver_name
+from ._saver_base import Saver, _class_path, _HookedPickler, _read_json, _write_json
+from ._saver_codec import SaverCodec, _safe_can_save, saver_name
 from .exceptions import CheckpointError, InvalidArgumentError
+from .savers_torch import TorchModuleSaver, TorchTensorSaver
 
 __all__ = [
     "NumpySaver",
@@ -85,81 +83,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-class Saver:
-    """Base class of savers: write an object as files into a directory and read it back.
-
-    Subclasses implement :meth:`can_save`, :meth:`save` and :meth:`load`. ``load`` must read
-    everything it needs before returning: the directory is deleted afterwards, and when the
-    files come from the store they are hard links to immutable blobs, so they must not be
-    modified (a modified blob is detected and the entry recomputed, never returned).
-    An optional ``name`` attribute distinguishes two registered instances of one class.
-    """
-
-    name: str | None = None
-
-    def can_save(self, obj: Any) -> bool:
-        """Whether this saver handles ``obj``; called for every stored value, so keep it cheap."""
-        raise NotImplementedError
-
-    def save(self, obj: Any, path: str) -> None:
-        """Write ``obj`` as one or more files into the existing, empty directory ``path``."""
-        raise NotImplementedError
-
-    def load(self, path: str) -> Any:
-        """Rebuild the object from the files :meth:`save` wrote into ``path``."""
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
-
-
-# --------------------------------------------------------------------------- pickling helpers
-
-
-class _HookedPickler:
-    """Factory of cloudpickle picklers that may externalize objects through ``persistent_id``."""
-
-    @staticmethod
-    def dumps(obj: Any, persistent_id: Callable[[Any], Any] | None = None) -> bytes:
-        import cloudpickle
-
-        if persistent_id is None:
-            return cloudpickle.dumps(obj, protocol=5)
-        hook = persistent_id
-
-        class Pickler(cloudpickle.CloudPickler):
-            def persistent_id(self, o: Any) -> Any:
-                return hook(o)
-
-        buf = io.BytesIO()
-        Pickler(buf, protocol=5).dump(obj)
-        return buf.getvalue()
-
-    @staticmethod
-    def loads(data: bytes, persistent_load: Callable[[Any], Any] | None = None) -> Any:
-        if persistent_load is None:
-            return pickle.loads(data)
-        hook = persistent_load
-
-        class Unpickler(pickle.Unpickler):
-            def persistent_load(self, pid: Any) -> Any:
-                return hook(pid)
-
-        return Unpickler(io.BytesIO(data)).load()
-
-
-def _write_json(path: str, name: str, data: dict[str, Any]) -> None:
-    Path(path, name).write_text(json.dumps(data, sort_keys=True, default=str), encoding="utf-8")
-
-
-def _read_json(path: str, name: str) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path, name).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 # --------------------------------------------------------------------------- built-in savers
@@ -505,9 +428,6 @@ def find_saver(name: str) -> Any | None:
 def is_fallback_saver(saver: Any) -> bool:
     """Whether ``saver`` is one of the generic built-in savers (numpy, pandas, sklearn, pickle)."""
     return any(saver is s for s in _FALLBACKS)
-
-
-from .savers_torch import TorchModuleSaver, TorchTensorSaver  # noqa: E402 - needs the names above
 
 
 def _register_defaults() -> None:

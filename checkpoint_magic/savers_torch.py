@@ -18,8 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._saver_codec import _class_path
-from .savers import Saver, _HookedPickler, _read_json, _write_json
+from ._saver_base import Saver, _class_path, _HookedPickler, _read_json, _write_json
 
 __all__ = ["TorchModuleSaver", "TorchTensorSaver"]
 

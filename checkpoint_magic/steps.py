@@ -21,10 +21,14 @@ Rules:
   public attributes, and the stored output of every earlier step. So editing ``step_7``
   reruns steps 7 to *N* and reuses 1 to 6; going back to an older version of the code is a
   hit again, since every version is kept. Outputs of the steps before the first rerun are
-  loaded only if a later step needs them (a full hit loads just the last output).
+  loaded only if a later step needs them (a full hit loads just the last output); every
+  reused step counts as used all the same, so ``gc`` evicts least recently used runs,
+  not their first steps.
 * ``run(start_from=K)`` is dslib's behaviour: it loads the latest stored output of each
   step before *K* (whatever code produced it), recomputes (with an INFO log line) a step
   whose output is missing, and runs steps *K* onwards unconditionally, storing them.
+* When signing is required (``CHECKPOINT_MAGIC_SECRET``), an unsigned or wrongly signed
+  entry is no output: an INFO line, and the step is recomputed and stored signed.
 * Each ``(name, version, step)`` is its own namespace in the store
   (``"{name}@v{version}:step_3"``): different versions never share outputs. A small
   pointer per step (``state/<namespace>/latest-output.json``) names the entry of its
@@ -64,6 +68,7 @@ from . import savers  # noqa: F401 - registers the default savers with the store
 from ._step_records import (
     _KIND,
     _context_fp,
+    _entry_exists,
     _hex,
     _latest_manifest,
     _load_value,
@@ -439,6 +444,8 @@ class StepCheckpoint:
                     summary.reused.extend(p.name for _, p, _ in pending)
                     for _, p, _ in pending:
                         _point(store, self.namespace(p.name), p.key)
+                    for _, p, _ in pending[:-1]:  # used, though not loaded: keep them from gc
+                        store.record_use(self.namespace(p.name), p.key)
                     return
                 restart = self._materialize(
                     store, pending, outputs, output_fps, summary, force_last=True
@@ -464,7 +471,8 @@ class StepCheckpoint:
                     self._forget(steps, restart, output_fps)
                     i = restart
                     continue
-                p.checkpointer.load(p.code_fp, p.input_fps, code_parts=p.parts)  # a miss: logs why
+                if not _entry_exists(store, p.checkpointer.namespace, p.key):
+                    p.checkpointer.load(p.code_fp, p.input_fps, code_parts=p.parts)  # logs why
             summary.ran.append(step)
             uncached = self._run_one(store, i, step, plan, outputs, output_fps, uncached)
             i += 1

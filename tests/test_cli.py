@@ -168,7 +168,7 @@ def test_clear_one_name_then_everything(capsys, filled):
     root = str(store.root)
     code, out, _ = run(capsys, "clear", "score", "--store", root)
     assert code == 0 and "pkg.score" in out and "removed 1 entry" in out
-    code, out, _ = run(capsys, "clear", "--store", root)
+    code, out, _ = run(capsys, "clear", "--grace", "0", "--store", root)
     assert "removed 2 entries and 2 blobs" in out
     assert run(capsys, "clear", "--store", root)[1].startswith("nothing to clear")
     assert run(capsys, "du", "--json", "--store", root)[1].count('"objects_bytes": 0') == 1
@@ -180,6 +180,60 @@ def test_a_newer_store_format_is_an_error_not_a_crash(capsys, tmp_path):
         code, _, err = run(capsys, command, "--store", str(tmp_path))
         assert code == 2 and "newer checkpoint_magic" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["FORMAT"]
+
+
+def test_errors_that_stop_a_command_exit_2_with_one_line_not_a_traceback(capsys, tmp_path, filled, monkeypatch):
+    from checkpoint_magic import maintenance
+
+    a_file = tmp_path / "passwd"
+    a_file.write_text("root:x:0:0")
+    code, out, err = run(capsys, "--store", str(a_file), "ls")  # not a directory (OSError)
+    assert code == 2 and out == "" and err.startswith("checkpoint-magic: error: ") and err.count("\n") == 1
+    (tmp_path / "bad" / "FORMAT").parent.mkdir()
+    (tmp_path / "bad" / "FORMAT").write_text("hello")
+    code, _, err = run(capsys, "du", "--store", str(tmp_path / "bad"))  # StoreFormatError
+    assert code == 2 and "not a checkpoint_magic FORMAT file" in err and err.count("\n") == 1
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(filled[0].root / "entries"))
+
+    monkeypatch.setattr(maintenance, "_scan_entries", denied)
+    code, _, err = run(capsys, "gc", "--max-age", "1d", "--store", str(filled[0].root))
+    assert code == 2 and err.strip().endswith("Permission denied: '" + str(filled[0].root / "entries") + "'")
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [["--store", ""], ["--store", " "], ["--grace", "-1"], ["--grace", "nan"], ["--grace", "inf"]])
+def test_an_empty_store_path_or_a_bad_grace_period_is_a_usage_error(capsys, tmp_path, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "tmp" / "notes.txt").write_text("mine")
+    code, _, err = run(capsys, "gc", *argv, *(["--store", str(tmp_path)] if argv[0] == "--grace" else []))
+    assert code == 2 and ("--store needs a directory" in err or "invalid grace period" in err)
+    assert (tmp_path / "tmp" / "notes.txt").read_text() == "mine"
+
+
+def test_verify_fix_keeps_entries_whose_signature_fails(capsys, filled, monkeypatch):
+    store, keys = filled
+    root = str(store.root)
+    monkeypatch.setenv("CHECKPOINT_MAGIC_SECRET", "a secret set on a store written without one")
+    code, out, _ = run(capsys, "verify", "--fix", "--store", root)
+    assert code == 1 and "3 entries with a failing signature kept" in out and "--drop-unsigned" in out
+    assert {e.key for e in list_entries(store)} == set(keys.values())
+    code, out, _ = run(capsys, "verify", "--drop-unsigned", "--store", root)
+    assert code == 0 and out.splitlines()[-1].startswith("repaired") and list_entries(store) == []
+
+
+def test_clear_keeps_pinned_entries_unless_forced(capsys, filled):
+    store, keys = filled
+    root = str(store.root)
+    run(capsys, "pin", keys["fit1"], "--store", root)
+    code, out, _ = run(capsys, "clear", "fit", "--grace", "0", "--store", root)
+    assert code == 0 and "removed 1 entry" in out and "kept 1 pinned entry" in out
+    code, out, _ = run(capsys, "--json", "clear", "--force", "--store", root)
+    data = json.loads(out)
+    assert data["removed"] == {"pkg.fit": 1, "pkg.score": 1} and data["kept_pinned"] == 0
+    assert list_entries(store) == []
 
 
 # ---------------------------------------------------------------------------------------- as a new user
@@ -228,10 +282,26 @@ def test_the_console_script_on_a_store_filled_by_a_script(script, tmp_path):
     gc = _cli(tmp_path, "--json", "gc", "--max-size", "1KB")
     assert gc.returncode == 0 and len(json.loads(gc.stdout)["evicted"]) == 5
     assert _cli(tmp_path, "verify").stdout.startswith("ok: 1 entries")
-    clear = _cli(tmp_path, "clear")
-    assert clear.returncode == 0 and "removed 1 entry and 1 blob" in clear.stdout
+    clear = _cli(tmp_path, "clear")  # the one entry left is pinned
+    assert clear.returncode == 0 and "kept 1 pinned entry (`clear --force` removes them)" in clear.stdout
+    assert "2 unused blobs" in clear.stdout and "kept for the grace period" in clear.stdout  # 3 values, 6 entries
+    clear = _cli(tmp_path, "clear", "--force", "--grace", "0")
+    assert clear.returncode == 0 and "removed 1 entry and 3 blobs" in clear.stdout
     help_ = _cli(tmp_path, "--help")
     assert help_.returncode == 0 and "running their code" in help_.stdout
+
+
+def test_gc_leaves_a_directory_that_is_not_a_store_alone(tmp_path):
+    """The reviewer's repro: files two hours old where a store keeps its folders, `--store DIR gc`."""
+    files = [tmp_path / "d" / "tmp" / "notes.txt", tmp_path / "d" / "objects" / "ab" / "report.csv", tmp_path / "d" / "state" / "x" / "y.pin"]
+    for path in files:
+        path.parent.mkdir(parents=True)
+        path.write_text("mine")
+        os.utime(path, (time.time() - 7200, time.time() - 7200))
+    for command in (["gc"], ["gc", "--grace", "0", "--max-size", "0"], ["verify", "--fix"], ["clear", "--force"]):
+        done = _cli(tmp_path, "--store", str(tmp_path / "d"), *command, module=True)
+        assert done.returncode == 2 and "not a checkpoint store" in done.stderr and "Traceback" not in done.stderr
+    assert all(path.read_text() == "mine" for path in files)
 
 
 # ---------------------------------------------------------------------------------------- notebook
@@ -269,11 +339,14 @@ def test_store_magic_renders_the_cli_tables_as_html(ip, filled):
     [
         ("checkpoint_store", "", "required"),
         ("checkpoint_store", "bogus", "invalid choice"),
-        ("checkpoint_store", "du --fix", "--fix applies to verify"),
-        ("checkpoint_store", "show", "needs a KEY"),
-        ("checkpoint_store", "du extra", "takes no NAME"),
+        ("checkpoint_store", "du --fix", "unrecognized arguments: --fix"),
+        ("checkpoint_store", "show", "required: KEY"),
+        ("checkpoint_store", "du extra", "unrecognized arguments: extra"),
         ("checkpoint_store", "show zzzz", "no entry key starts with"),
         ("checkpoint_store", "gc --max-size lots", "invalid size"),
+        ("checkpoint_store", "gc --max-age 30", "give a unit"),  # the CLI's own validation
+        ("checkpoint_store", "gc --keep-versions 0", "whole number >= 1"),
+        ("checkpoint_store", "gc --grace -5", "invalid grace period"),
         ("checkpoint_why", "", "required"),
     ],
 )
@@ -293,3 +366,21 @@ def test_unregister_removes_only_what_register_added(ip):
     assert "checkpoint_why" not in ip.magics_manager.magics["line"]
     magics_inspect.register(ip)
     assert "checkpoint_why" in ip.magics_manager.magics["line"]
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("verify --fix --store=", "--store needs a directory"),
+        ("ls --store /dev/null/nowhere", "Not a directory"),  # an OSError
+        ("gc --grace 0 --store {empty}", "not a checkpoint store"),
+    ],
+)
+def test_store_magic_errors_that_stop_a_command_are_usage_errors(ip, tmp_path, line, message):
+    from IPython.core.error import UsageError
+
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "tmp" / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match=message):
+        ip.run_line_magic("checkpoint_store", line.format(empty=tmp_path))
+    assert (tmp_path / "tmp" / "notes.txt").read_text() == "mine"

@@ -651,3 +651,92 @@ def test_notebook_cells(script):
         "True",
         "True",
     ]
+
+
+# -- class data attributes and instances of user classes -------------------------------------------
+DATA_CLASS = """
+import numpy as np
+
+class A:
+    params = {"lr": 0.1}
+    layers = [1, 2]
+    weights = np.arange(3.0)
+    nested = ((1, [2]),)
+
+    def f(self):
+        return self.params["lr"]
+"""
+
+
+def test_class_data_attributes_count():
+    from checkpoint_magic.hashing import fingerprint
+
+    base = exec_ns(DATA_CLASS)["A"]
+    assert code_fingerprint(exec_ns(DATA_CLASS)["A"]) == code_fingerprint(base)
+    assert fingerprint(exec_ns(DATA_CLASS)["A"]()) == fingerprint(base())
+    for old, new in [("0.1", "0.2"), ("[1, 2]", "[1, 3]"), ("arange(3.0)", "arange(4.0)"),
+                     ("[2]", "[3]")]:  # fmt: skip
+        edited = exec_ns(DATA_CLASS.replace(old, new))["A"]
+        assert code_fingerprint(edited) != code_fingerprint(base), new
+        assert code_fingerprint(edited.f) != code_fingerprint(base.f), new
+        assert fingerprint(edited()) != fingerprint(base()), new
+    assert "<exec>.A" in code_parts(base.f)
+
+
+def test_class_data_attributes_mutated_in_place_are_rehashed():
+    cls = exec_ns(DATA_CLASS)["A"]
+    fp, parts = code_fingerprint(cls.f), code_parts(cls.f)
+    assert code_fingerprint(cls.f) == fp
+    cls.params["lr"] = 0.3
+    assert code_fingerprint(cls.f) != fp
+    assert code_parts(cls.f)["<exec>.A"] != parts["<exec>.A"]
+    cls.params["lr"] = 0.1
+    assert code_fingerprint(cls.f) == fp
+    cls.params = {"lr": 0.1}  # rebound to an equal value
+    assert code_fingerprint(cls.f) == fp
+
+
+def test_class_attributes_referring_to_the_class_and_unpicklable_ones():
+    import enum
+    import threading
+
+    from checkpoint_magic.hashing import fingerprint
+
+    src = "class B:\n    lock = LOCK\n    def f(self):\n        return 1\nB.me = B\nB.registry = [B]\nB.one = B()\n"
+    b1 = exec_ns(src, {"LOCK": threading.Lock()})["B"]
+    b2 = exec_ns(src, {"LOCK": threading.Lock()})["B"]
+    assert code_fingerprint(b1) == code_fingerprint(b2)  # no warning: only the lock's type
+    assert fingerprint(b1()) == fingerprint(b2())
+    assert code_fingerprint(b1.f) == code_fingerprint(b2.f)
+    E1 = enum.Enum("E", {"A": [1, 2], "B": 2})
+    E2 = enum.Enum("E", {"A": [1, 3], "B": 2})
+    E1.__module__ = E2.__module__ = "__main__"
+    assert code_fingerprint(E1) != code_fingerprint(E2)  # members with non-constant values
+
+
+SCORER = """
+class S:
+    def __call__(self, x):
+        return x * 2
+
+scorer = S()
+
+def f(x):
+    return scorer(x)
+"""
+
+
+def test_instances_of_user_classes_count_by_their_class_code(load):
+    ns = exec_ns(SCORER)
+    fp = code_fingerprint(ns["f"])
+    assert code_fingerprint(exec_ns(SCORER)["f"]) == fp
+    assert code_fingerprint(exec_ns(SCORER.replace("x * 2", "x * 3"))["f"]) != fp
+    assert "<exec>.S" in code_parts(ns["f"])
+    ns["scorer"].k = 5  # instance data is not included: pass it as an argument
+    assert code_fingerprint(ns["f"]) == fp
+    exec_ns(SCORER.replace("x * 2", "x * 3").split("def f")[0], ns)  # the class cell re-run
+    assert code_fingerprint(ns["f"]) != fp
+    m1 = load(SCORER)
+    fp1 = code_fingerprint(m1.f)
+    m2 = load(SCORER.replace("x * 2", "x * 4"))
+    assert code_fingerprint(m2.f) != fp1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -72,12 +74,14 @@ def _data():
 def fitted():
     X, y = _data()
     queue_step = QueueStep().setup()
-    pipe = Pipeline([
-        ("ct", ColumnTransformer([("num", StandardScaler(), [0, 1]), ("sq", Squares(), [2])])),
-        ("union", FeatureUnion([("scale", StandardScaler()), ("squares", Squares())])),
-        ("queue", queue_step),
-        ("model", TransformedTargetRegressor(regressor=LinearRegression())),
-    ]).fit(X, y)
+    pipe = Pipeline(
+        [
+            ("ct", ColumnTransformer([("num", StandardScaler(), [0, 1]), ("sq", Squares(), [2])])),
+            ("union", FeatureUnion([("scale", StandardScaler()), ("squares", Squares())])),
+            ("queue", queue_step),
+            ("model", TransformedTargetRegressor(regressor=LinearRegression())),
+        ]
+    ).fit(X, y)
     events.clear()
     yield pipe, X
     for step in (queue_step, *_queue_steps_in(pipe)):
@@ -94,7 +98,18 @@ def test_every_step_goes_through_its_saver_and_sets_up_on_first_use(fitted, tmp_
     path = dump(pipe, tmp_path / "model", teardown=False)
     index = json.loads((path / INDEX_NAME).read_text())
     labels = {info["label"]: info for info in index["nodes"].values()}
-    for label in ("ct", "num", "sq", "union", "scale", "squares", "queue", "model", "regressor", "regressor_"):
+    for label in (
+        "ct",
+        "num",
+        "sq",
+        "union",
+        "scale",
+        "squares",
+        "queue",
+        "model",
+        "regressor",
+        "regressor_",
+    ):
         assert label in labels, label
     assert labels["queue"]["saver"] == "checkpoint_magic.savers.StripUnpicklableSaver"
     assert labels["num"]["saver"] == "checkpoint_magic.savers.SklearnSaver"
@@ -168,6 +183,86 @@ def test_a_newer_format_is_refused(tmp_path):
         load(path)
 
 
+def _damage_index(path, damage):
+    text = (path / INDEX_NAME).read_text()
+    if callable(damage):
+        index = json.loads(text)
+        damage(index)
+        text = json.dumps(index)
+    else:
+        text = damage
+    (path / INDEX_NAME).write_text(text)
+
+
+def _drop(key):
+    return lambda index: index.pop(key)
+
+
+def _first_node(change):
+    return lambda index: change(index["nodes"][index["root"]])
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ('{"format": 1, "root": "000-di', "not valid JSON"),
+        ("[1, 2]", "format None"),
+        (_drop("nodes"), "no 'root' step or no 'nodes'"),
+        (_drop("root"), "no 'root' step or no 'nodes'"),
+        (lambda index: index.update(root="999-gone"), "missing or cyclic"),
+        (lambda index: index.update(nodes={index["root"]: "text"}), "no saver for step"),
+        (_first_node(lambda node: node.pop("saver")), "no saver for step"),
+        (
+            lambda index: index.update(nodes={"../x": {"saver": "s"}}, root="../x"),
+            "not a file of the dump",
+        ),
+        (_first_node(lambda node: node.update(saver_pickle="/etc/x")), "not a file of the dump"),
+    ],
+)
+def test_a_damaged_index_is_a_store_format_error(tmp_path, damage, message):
+    path = dump({"a": np.arange(3)}, tmp_path / "d")
+    if message == "not a file of the dump":
+        # saver_pickle is read only for a saver that is not found here: name a missing one
+        index = json.loads((path / INDEX_NAME).read_text())
+        index["nodes"][index["root"]]["saver"] = "no.such.Saver"
+        (path / INDEX_NAME).write_text(json.dumps(index))
+    _damage_index(path, damage)
+    with pytest.raises(StoreFormatError, match=message):
+        load(path)
+
+
+def test_a_missing_step_directory_or_file_is_a_store_format_error(tmp_path):
+    path = dump(StandardScaler().fit([[0.0], [2.0]]), tmp_path / "d")
+    (step_dir,) = (path / "steps").iterdir()
+    (step_file,) = [f for f in step_dir.iterdir() if f.suffix == ".pkl"]
+    step_file.unlink()
+    with pytest.raises(StoreFormatError, match="is missing"):
+        load(path)
+    for f in step_dir.iterdir():
+        f.unlink()
+    step_dir.rmdir()
+    with pytest.raises(StoreFormatError, match="is missing"):
+        load(path)
+
+
+def test_a_failed_replacement_keeps_the_earlier_dump(tmp_path):
+    first = dump(StandardScaler().fit([[0.0], [2.0]]), tmp_path / "m")
+    real_replace = os.replace
+
+    def failing(src, dst):
+        if ".tmp-" in os.fspath(src):
+            raise OSError("disk gone")
+        return real_replace(src, dst)
+
+    with (
+        mock.patch("checkpoint_magic.fulldump.os.replace", side_effect=failing),
+        pytest.raises(OSError, match="disk gone"),
+    ):
+        dump(StandardScaler().fit([[0.0], [4.0]]), first)
+    assert load(first).mean_.tolist() == [1.0]
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no leftovers
+
+
 def test_a_step_referring_back_to_its_pipeline_is_a_clear_error(tmp_path):
     step = QueueStep()
     pipe = Pipeline([("queue", step)])
@@ -179,7 +274,7 @@ def test_a_step_referring_back_to_its_pipeline_is_a_clear_error(tmp_path):
 
 # ------------------------------------------------------------------ classes without source, fresh processes
 
-PRODUCER = '''
+PRODUCER = """
 import json, multiprocessing, os
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -241,9 +336,9 @@ pipe = Pipeline([
 checkpoint_magic.dump(pipe, "model", teardown=False)
 with open("expected.json", "w") as f:
     json.dump({"X": X.tolist(), "expected": pipe.predict_proba(X).tolist()}, f)
-'''
+"""
 
-CONSUMER = '''
+CONSUMER = """
 import json, sys
 import numpy as np
 import checkpoint_magic
@@ -260,10 +355,10 @@ assert type(queue_step.queue).__name__ == "Queue"
 squares = pipe.named_steps["features"].transformer_list[0][1]
 assert type(squares).__name__ == "Squares" and not hasattr(sys.modules["__main__"], "Squares")
 print("loaded without source:", type(squares).__module__)
-'''
+"""
 
 
-SCRIPT_PRODUCER = '''
+SCRIPT_PRODUCER = """
 import json, multiprocessing, os
 import numpy as np
 import checkpoint_magic
@@ -342,9 +437,9 @@ pipe.fit(X, y)
 checkpoint_magic.dump(pipe, "model")
 with open("expected.json", "w") as f:
     json.dump({"X": X.tolist(), "expected": pipe.predict(X).tolist()}, f)
-'''
+"""
 
-SCRIPT_CONSUMER = '''
+SCRIPT_CONSUMER = """
 import json, sys
 import numpy as np
 import checkpoint_magic
@@ -360,22 +455,31 @@ np.testing.assert_allclose(pipe.predict(np.array(data["X"])), data["expected"])
 assert type(queue_step.queue).__name__ == "Queue"
 assert type(pipe).__name__ == "MiniPipeline" and not hasattr(sys.modules["__main__"], "MiniPipeline")
 print("loaded without source:", type(pipe).__module__, type(dict(pipe.steps)["shift"]).__name__)
-'''
+"""
 
 
 def test_a_pipeline_of_main_classes_loads_in_a_process_without_their_source(script, tmp_path):
     script.run(SCRIPT_PRODUCER, "producer.py")
     (tmp_path / "producer.py").unlink()  # the consumer cannot import it
     index = json.loads((tmp_path / "model" / INDEX_NAME).read_text())
-    assert {info["label"] for info in index["nodes"].values()} >= {"squares", "queue", "shift", "model"}
+    assert {info["label"] for info in index["nodes"].values()} >= {
+        "squares",
+        "queue",
+        "shift",
+        "model",
+    }
     out = script.run(SCRIPT_CONSUMER, "consumer.py").stdout
     assert "loaded without source: __main__ Shift" in out
 
 
-def test_a_pipeline_defined_in_a_notebook_loads_in_a_plain_python_process(script, tmp_path, tmp_path_factory):
+def test_a_pipeline_defined_in_a_notebook_loads_in_a_plain_python_process(
+    script, tmp_path, tmp_path_factory
+):
     nbhelpers = pytest.importorskip("nbhelpers", reason="needs nbclient, nbformat and ipykernel")
     ksm = nbhelpers.write_kernelspec(tmp_path_factory.mktemp("kernelspec"))
-    nb = nbhelpers.execute(nbhelpers.notebook([PRODUCER, "print(type(pipe).__name__)"]), ksm, cwd=tmp_path, timeout=60)
+    nb = nbhelpers.execute(
+        nbhelpers.notebook([PRODUCER, "print(type(pipe).__name__)"]), ksm, cwd=tmp_path, timeout=60
+    )
     assert nbhelpers.stream_text(nb.cells[-1]).strip() == "Pipeline"
     assert (tmp_path / "model" / INDEX_NAME).is_file()
     out = script.run(CONSUMER, "consumer.py").stdout

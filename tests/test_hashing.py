@@ -27,7 +27,7 @@ import pytest
 import xxhash
 
 from checkpoint_magic import _hash_objects, _hash_pandas, hashing
-from checkpoint_magic.exceptions import ComplexParamsIdentifyWarning
+from checkpoint_magic.exceptions import ComplexParamsIdentifyWarning, FingerprintError
 from checkpoint_magic.hashing import HASH_SCHEME_VERSION, Fingerprinter, digest_bytes, fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -683,15 +683,17 @@ def test_warning_paths_through_containers_and_slots():
         fingerprint(threading.Lock())
 
 
-def test_an_object_whose_walk_fails_is_reported_not_fatal():
+def test_an_object_whose_walk_fails_raises_instead_of_hashing_its_type():
     class BadDict(dict):
         def items(self):
             raise RuntimeError("boom")
 
     holder = Foo()
     holder.d = BadDict(a=1)
-    with warns_about("h[0] (", "RuntimeError: boom"):
-        assert len(fingerprint([holder], name="h")) == 32
+    fp = Fingerprinter()
+    with pytest.raises(FingerprintError, match=r"h\[0\]\.d: .*RuntimeError: boom"):
+        fp.fingerprint([holder], name="h")
+    assert fp.fingerprint([1], name="ok") == fingerprint([1])  # the instance is still usable
 
 
 def test_one_warning_for_several_problems_and_no_memo_of_problem_values():
@@ -796,3 +798,112 @@ def test_digest_bytes():
     assert digest_bytes(a) == digest_bytes(a.tobytes()) == digest_bytes(memoryview(a))
     assert digest_bytes(memoryview(a)[::2]) == digest_bytes(a[::2].tobytes())
     assert digest_bytes(bytearray(b"abc")) == digest_bytes(b"abc")
+
+
+# -- subclass state, pandas freq, failing walks ----------------------------------------------------
+class UnitArray(np.ndarray):
+    """An astropy-Quantity-like subclass: its unit lives in an attribute."""
+
+    def __new__(cls, values, unit):
+        obj = np.asarray(values).view(cls)
+        obj.unit = unit
+        return obj
+
+    def __array_finalize__(self, obj):
+        self.unit = getattr(obj, "unit", None)
+
+
+class SlottedList(list):
+    __slots__ = ("extra",)
+
+
+def test_ndarray_subclass_state_counts():
+    assert fingerprint(UnitArray([1.0, 2.0], "m")) == fingerprint(UnitArray([1.0, 2.0], "m"))
+    assert distinct(UnitArray([1.0, 2.0], "m"), UnitArray([1.0, 2.0], "km"), np.array([1.0, 2.0]))
+    m = np.ma.masked_array([1, 2, 3], mask=[0, 1, 0])
+    assert fingerprint(m) == fingerprint(np.ma.masked_array([1, 2, 3], mask=[0, 1, 0]))
+    assert fingerprint(np.ma.masked_array([1, 2])) == fingerprint(
+        np.ma.masked_array([1, 2], mask=[0, 0])  # no mask and an all-False mask are equal
+    )
+    assert distinct(
+        m,
+        np.ma.masked_array([1, 2, 3], mask=[0, 1, 0], fill_value=7),
+        np.ma.masked_array([1, 2, 3], mask=[0, 1, 0], hard_mask=True),
+        np.ma.masked_array([1, 2, 3], mask=[1, 0, 0]),
+    )
+
+
+def test_memmap_counts_by_its_content(tmp_path):
+    mm = np.memmap(tmp_path / "a.bin", dtype="f8", mode="w+", shape=(3,))
+    mm[:] = [1.0, 2.0, 3.0]
+    other = np.memmap(tmp_path / "b.bin", dtype="f8", mode="w+", shape=(3,))
+    other[:] = mm
+    assert fingerprint(mm) == fingerprint(other)  # no warning: its file is not its value
+    other[0] = 5.0
+    assert fingerprint(mm) != fingerprint(other)
+
+
+def test_slots_of_builtin_subclasses_count():
+    a, b, c = SlottedList([1]), SlottedList([1]), SlottedList([1])
+    a.extra, b.extra = 1, 2
+    assert distinct(a, b, c, [1])
+    b.extra = 1
+    assert fingerprint(a) == fingerprint(b)
+
+
+def test_index_freq_counts():
+    days = pd.date_range("2020-01-01", periods=3, freq="D")
+    assert fingerprint(days) == fingerprint(pd.date_range("2020-01-01", periods=3, freq="D"))
+    assert distinct(days, pd.DatetimeIndex(list(days), freq=None))
+    hours = pd.timedelta_range("1D", periods=3, freq="h")
+    assert distinct(hours, pd.TimedeltaIndex(list(hours), freq=None))
+    assert distinct(
+        pd.Series([1, 2, 3], index=days), pd.Series([1, 2, 3], index=days.copy()._with_freq(None))
+    )
+
+
+def test_lone_surrogates_in_big_string_arrays_and_columns():
+    words = np.array([f"w{i}" for i in range(2000)], dtype=object)
+    a, b = words.copy(), words.copy()
+    a[5], b[5] = "\ud800", "\ud801"
+    assert distinct(a, b, words)  # no warning: the element-wise path takes surrogates
+    assert fingerprint(a) == fingerprint(a.copy())
+    assert distinct(pd.DataFrame({"c": a}, dtype=object), pd.DataFrame({"c": b}, dtype=object))
+    assert distinct(pd.Series(a, dtype="string[python]"), pd.Series(b, dtype="string[python]"))
+
+
+def test_an_unexpected_error_while_walking_raises_fingerprint_error():
+    class BadState:
+        def __reduce_ex__(self, protocol):
+            raise RuntimeError("boom")
+
+    with pytest.raises(FingerprintError, match=r"h\[0\].*RuntimeError: boom"):
+        fingerprint([BadState()], name="h")
+    bug = KeyError("bug")
+    with (
+        mock.patch.object(_hash_pandas, "_fill_values", side_effect=bug),
+        pytest.raises(FingerprintError, match="KeyError"),
+    ):
+        fingerprint(frame())
+
+
+def test_a_checkpoint_whose_input_fails_to_walk_runs_uncached(tmp_path):
+    from checkpoint_magic.decorator import checkpoint
+    from checkpoint_magic.exceptions import UncachedWarning
+
+    class BadState:
+        def __reduce_ex__(self, protocol):
+            raise RuntimeError("boom")
+
+    calls = []
+
+    @checkpoint(store=tmp_path / "store")
+    def f(x):
+        calls.append(1)
+        return 1
+
+    for _ in range(2):
+        with pytest.warns(UncachedWarning) as record:
+            assert f(BadState()) == 1
+        assert len(record) == 1
+    assert len(calls) == 2

@@ -198,7 +198,7 @@ def test_sigkill_at_random_moments_of_a_large_commit(tmp_path):
 def test_crash_leftovers_are_cleaned_by_gc(tmp_path):
     store = Store(tmp_path / "s")
     record = store.put_value(np.arange(100_000))  # blobs of a commit whose manifest never came
-    (store.tmp / "4242-0123abcd").write_bytes(b"half a blob")
+    (store.tmp / f"4242-{'0123abcd' * 4}").write_bytes(b"half a blob")  # Store._tmp_path's names
     report = gc(store, grace=0)
     assert (report.freed_blobs, report.removed_tmp) == (1, 1)
     assert not store.blob_path(record["blobs"][0]["digest"]).exists()
@@ -440,11 +440,23 @@ def test_a_signed_manifest_edited_in_place_is_refused(tmp_path, monkeypatch):
     assert report.problems == []
 
 
-def test_verify_fix_removes_unsigned_entries_of_a_signed_store(tmp_path, monkeypatch):
+@pytest.mark.parametrize("written_with", ["our secret", None])  # then read with a typo / a new secret
+def test_verify_fix_never_removes_entries_whose_signature_fails_drop_unsigned_does(tmp_path, monkeypatch, written_with):
     store_dir = tmp_path / "s"
     monkeypatch.setenv("CHECKPOINT_MAGIC_DIR", str(store_dir))
-    signed_square(5, [])  # written without a secret
-    monkeypatch.setenv("CHECKPOINT_MAGIC_SECRET", "our secret")
-    report = verify(Store(store_dir), fix=True)
-    assert [(p.kind, p.fixed) for p in report.problems] == [("signature", True)] and report.ok
+    if written_with:
+        monkeypatch.setenv("CHECKPOINT_MAGIC_SECRET", written_with)
+    signed_square(5, [])
+    signed_square(6, [])
+    monkeypatch.setenv("CHECKPOINT_MAGIC_SECRET", "our secrte" if written_with else "our secret")
+    report = verify(Store(store_dir), fix=True, grace=0)
+    assert [(p.kind, p.fixed) for p in report.problems] == [("signature", False)] * 2
+    assert not report.ok and report.unsigned == 2  # reported, never "repaired" by wiping the store
+    assert len(list_entries(Store(store_dir))) == 2 and verify(Store(store_dir), grace=0).garbage == []
+    if written_with:  # the typo fixed: every entry is good again
+        monkeypatch.setenv("CHECKPOINT_MAGIC_SECRET", written_with)
+        assert verify(Store(store_dir)).problems == []
+        monkeypatch.setenv("CHECKPOINT_MAGIC_SECRET", "our secrte")
+    report = verify(Store(store_dir), drop_unsigned=True)  # removing them takes an explicit request
+    assert [(p.kind, p.fixed) for p in report.problems] == [("signature", True)] * 2 and report.ok
     assert list_entries(Store(store_dir)) == []

@@ -163,6 +163,116 @@ def test_functions_count_by_code_and_the_globals_they_read(ip: Any, tmp_path: Pa
     assert (runs_file(tmp_path / "runs.txt"), ip.user_ns["res"]) == (3, 29)
 
 
+@pytest.fixture
+def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Write a local (user) module into ``tmp_path/src``, which is on ``sys.path``; forgotten after the test."""
+    import importlib
+    import sys
+
+    src = tmp_path / "src"
+    src.mkdir()
+    monkeypatch.syspath_prepend(str(src))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # no stale .pyc when a file is rewritten
+    written: list[str] = []
+
+    def write(name: str, source: str) -> Path:
+        path = src / f"{name}.py"
+        path.write_text(textwrap.dedent(source))
+        importlib.invalidate_caches()
+        written.append(name)
+        return path
+
+    yield write
+    for name in written:
+        sys.modules.pop(name, None)
+
+
+def test_user_module_counts_by_its_running_code_not_its_file(
+    ip: Any, tmp_path: Path, user_module: Any
+) -> None:
+    """Edited but not reloaded: the old code runs, so its result must not be filed under the new code."""
+    user_module("cm_mod_stale", "def f(x):\n    return x + 1\n")
+    ip.run_cell("import cm_mod_stale\nx = 200")
+    source = SIDE_EFFECT + "r = cm_mod_stale.f(x)"
+    cell(ip, source)
+    assert ip.user_ns["r"] == 201
+    user_module("cm_mod_stale", "def f(x):\n    return x + 2  # edited, not reloaded\n")
+    cell(ip, source)
+    assert ip.user_ns["r"] == 201  # what the running (old) code returns
+    ip.run_cell("import importlib\nimportlib.reload(cm_mod_stale);")
+    cell(ip, source)
+    assert ip.user_ns["r"] == 202
+    # a function defined in the notebook that calls the module counts by that code too
+    user_module("cm_mod_stale", "def f(x):\n    return x + 3\n")
+    ip.run_cell("def via_notebook(v):\n    return cm_mod_stale.f(v)\n")
+    cell(ip, SIDE_EFFECT + "s = via_notebook(x)")
+    assert ip.user_ns["s"] == 202
+    ip.run_cell("importlib.reload(cm_mod_stale);")
+    cell(ip, SIDE_EFFECT + "s = via_notebook(x)")
+    assert ip.user_ns["s"] == 203
+
+
+def test_modules_imported_by_a_user_module_are_followed(
+    ip: Any, tmp_path: Path, user_module: Any
+) -> None:
+    user_module("cm_helpers", "def g(x):\n    return 2 * x\n")
+    user_module("cm_lib", "import cm_helpers\n\ndef f(x):\n    return cm_helpers.g(x) + 1\n")
+    ip.run_cell("import cm_lib\nx = 10")
+    source = SIDE_EFFECT + "r = cm_lib.f(x)"
+    cell(ip, source)
+    cell(ip, source)
+    assert (runs_file(tmp_path / "runs.txt"), ip.user_ns["r"]) == (1, 21)
+    user_module("cm_helpers", "def g(x):\n    return 3 * x\n")  # cm_lib.py is unchanged
+    ip.run_cell("import importlib\nimportlib.reload(cm_lib.cm_helpers);")
+    cell(ip, source)
+    assert (runs_file(tmp_path / "runs.txt"), ip.user_ns["r"]) == (2, 31)
+
+
+def test_user_module_imported_by_the_cell_itself_is_followed(
+    ip: Any, tmp_path: Path, user_module: Any
+) -> None:
+    import sys
+
+    user_module("cm_own", "SCALE = [1, 2]\n\ndef f(x):\n    return x * sum(SCALE)\n")
+    ip.user_ns["x"] = 10
+    source = "import cm_own\n" + SIDE_EFFECT + "r = cm_own.f(x)"  # imported first: fingerprinted
+    cell(ip, source)
+    cell(ip, source)
+    assert (runs_file(tmp_path / "runs.txt"), ip.user_ns["r"]) == (1, 30)
+    user_module("cm_own", "SCALE = [1, 2]\n\ndef f(x):\n    return x * sum(SCALE) + 1\n")
+    del sys.modules["cm_own"]  # as in a new kernel: the cell imports the edited file
+    cell(ip, source)
+    assert (runs_file(tmp_path / "runs.txt"), ip.user_ns["r"]) == (2, 31)
+    user_module("cm_own", "SCALE = [1, 2, 3]\n\ndef f(x):\n    return x * sum(SCALE) + 1\n")
+    ip.run_cell("import importlib\nimportlib.reload(cm_own);")  # module data, not code, changed
+    cell(ip, source)
+    assert (runs_file(tmp_path / "runs.txt"), ip.user_ns["r"]) == (3, 61)
+    cell(ip, "import cm_own\n" + SIDE_EFFECT + "%time r = cm_own.f(x)")  # code inside a line magic
+    user_module("cm_own", "SCALE = [1, 2, 3]\n\ndef f(x):\n    return x * sum(SCALE) + 2\n")
+    ip.run_cell("importlib.reload(cm_own);")
+    cell(ip, "import cm_own\n" + SIDE_EFFECT + "%time r = cm_own.f(x)")
+    assert (runs_file(tmp_path / "runs.txt"), ip.user_ns["r"]) == (5, 62)
+
+
+def test_user_module_first_imported_while_the_cell_runs_is_not_stored(
+    ip: Any, tmp_path: Path, user_module: Any
+) -> None:
+    from checkpoint_magic.exceptions import UncachedWarning
+
+    user_module("cm_late", "def f(x):\n    return x + 1\n")
+    ip.user_ns["x"] = 1
+    source = SIDE_EFFECT + "y = x\nimport cm_late\nr = cm_late.f(y)"
+    with pytest.warns(UncachedWarning, match="cm_late"):
+        cell(ip, source)  # its code could not be fingerprinted before it was imported
+    cell(ip, source)  # now it is loaded: fingerprinted, stored
+    cell(ip, source)
+    assert (runs_file(tmp_path / "runs.txt"), ip.user_ns["r"]) == (2, 2)
+    user_module("cm_late", "def f(x):\n    return x + 5\n")
+    ip.run_cell("import importlib\nimportlib.reload(cm_late);")
+    cell(ip, source)
+    assert (runs_file(tmp_path / "runs.txt"), ip.user_ns["r"]) == (3, 6)
+
+
 def test_inputs_modified_in_place_are_restored(ip: Any, tmp_path: Path) -> None:
     ip.user_ns["cfg"] = {"a": 1}
     cell(ip, SIDE_EFFECT + "cfg['b'] = cfg['a'] + 1")
@@ -313,7 +423,7 @@ fig, ax = plt.subplots(figsize=(2, 2))
 ax.plot(data)
 print("plotted")"""
 
-FIRST_CELLS = [
+FIRST_CELLS: list[str | tuple[str, list[str]]] = [
     SNAPSHOT + "_before_load = _snapshot()",
     "%load_ext checkpoint_magic",
     "import numpy as np\nfactor = 3",
@@ -323,7 +433,7 @@ FIRST_CELLS = [
 ]
 
 # Only in the second kernel, after the cells above have hit.
-EXTRA_CELLS = [
+EXTRA_CELLS: list[str | tuple[str, list[str]]] = [
     "factor = 4",  # an upstream change: MAIN_CELL recomputes
     MAIN_CELL,
     MAIN_CELL.replace("data = np.arange(5) * factor", "data = np.arange(5) * factor  # same code"),

@@ -217,10 +217,10 @@ def test_gc_evicts_least_recently_used_first_by_recorded_use(tmp_path):
         for path in [entry.path, *(store.blob_path(d) for d in entry.blobs)]:
             os.utime(path, ns=(int(atime * 1e9), os.stat(path).st_mtime_ns))
     one = find_entry(store, oldest).size
-    report = gc(store, max_size=int(2.5 * one))
+    report = gc(store, max_size=int(2.5 * one), grace=0)
     assert [e.key for e in report.evicted] == [middle]
     assert keys(store) == {oldest, newest}
-    report = gc(store, max_size=int(1.5 * one))
+    report = gc(store, max_size=int(1.5 * one), grace=0)
     assert [e.key for e in report.evicted] == [newest]
     assert keys(store) == {oldest}
     assert report.freed_blobs == 1 and report.size_after <= 1.5 * one
@@ -254,7 +254,7 @@ def test_shared_blobs_are_freed_only_when_no_entry_refers_to_them(tmp_path):
     assert du(store).objects_files == 1  # still referred to by the second entry
     cp = Checkpointer("function", "m.g", store)
     assert np.array_equal(cp.load("c9", cp.fingerprint_inputs({"x": 2})).outputs["return"], value)
-    gc(store, max_size=0)
+    gc(store, max_size=0, grace=0)
     assert keys(store) == set() and du(store).objects_files == 0
 
 
@@ -296,8 +296,8 @@ def test_orphans_and_leftovers_wait_for_the_grace_period(tmp_path):
     store = Store(tmp_path / "s")
     key = commit(store, "m.f", "c", 1, big(1))
     orphan = store.put_blob([b"z" * 5000])["digest"]
-    (store.tmp / "123-partial").write_bytes(b"partial")
-    used(store, "ghost.ns", "deadbeef", time.time())  # a usage record of no entry
+    (store.tmp / f"123-{'0' * 32}").write_bytes(b"partial")  # a staging file of a crashed commit
+    used(store, "ghost.ns", "deadbeef" * 4, time.time())  # a usage record of no entry
     report = gc(store)
     assert (report.freed_blobs, report.removed_tmp, report.removed_state) == (0, 0, 0)
     assert store.blob_path(orphan).exists()
@@ -364,9 +364,13 @@ def test_automatic_gc_after_each_commit_keeps_the_store_within_the_budget(tmp_pa
     log: list[int] = []
     for seed in range(6):
         compute(seed, log)
-        assert stored_size(Store(store_dir)) <= 3.5 * one + 1024 * 8  # values + small manifests
+        usage = du(Store(store_dir))  # evicted blobs wait for the grace period: they do not count
+        kept = usage.objects_bytes - usage.reclaimable_bytes + usage.entries_bytes
+        assert kept <= 3.5 * one + 1024 * 8  # values + small manifests
     store = Store(store_dir)
     assert len(list_entries(store)) == 3
+    gc(store, grace=0)  # once the grace period is over, the disk use is within the budget too
+    assert stored_size(store) <= 3.5 * one + 1024 * 8
     np.testing.assert_array_equal(compute(5, log), big(5))  # the newest entries were kept
     assert log == list(range(6))
     assert verify(store, grace=0).ok
@@ -392,10 +396,10 @@ def test_clear_one_name_frees_only_the_blobs_it_alone_used(tmp_path):
     commit(store, "m.f", "c", 1, shared)
     commit(store, "m.f", "c", 2, big(2))
     kept = commit(store, "m.g", "c", 1, shared.copy())
-    report = clear(store, "m.f")
+    report = clear(store, "m.f", grace=0)
     assert report.removed == {"m.f": 2} and report.freed_blobs == 1
     assert keys(store) == {kept} and du(store).objects_files == 1
-    report = clear(store)
+    report = clear(store, grace=0)
     assert report.removed == {"m.g": 1} and report.freed_blobs == 1
     assert du(store).objects_files == 0 and list_entries(store) == []
 
@@ -414,3 +418,124 @@ def test_every_maintenance_call_refuses_a_newer_store_format(tmp_path):
             call(store)
     assert (root / "objects" / "precious").read_text() == "data of a newer version"
     assert sorted(p.name for p in Path(root).iterdir()) == ["FORMAT", "objects"]
+
+
+# ---------------------------------------------------------------------------------------- safety
+def _user_files(root: Path) -> list[Path]:
+    """Files a user keeps where a store has its folders, two hours old: never the store's to remove."""
+    digest = "ab" + "0" * 30
+    files = [
+        root / "tmp" / "notes.txt",
+        root / "tmp" / "123-partial",  # close to a staging name, but not one
+        root / "objects" / "ab" / "report.csv",
+        root / "objects" / "cd" / digest,  # a digest in the wrong folder
+        root / "state" / "x" / "y.pin",
+        root / "state" / "x" / ".mine.tmp",
+        root / "state" / "x" / "notes.hits",
+    ]
+    for path in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("user data")
+    when = time.time() - 7200
+    for path in files:
+        os.utime(path, (when, when))
+    return files
+
+
+def test_a_directory_without_a_format_file_is_never_changed(tmp_path):
+    from checkpoint_magic.exceptions import StoreFormatError
+
+    files = _user_files(tmp_path / "d")
+    store = Store(tmp_path / "d")
+    calls = [
+        lambda s: gc(s, grace=0),
+        lambda s: gc(s, max_size=0, grace=0),
+        lambda s: gc(s, max_size="1GB"),
+        lambda s: verify(s, fix=True, grace=0),
+        lambda s: verify(s, drop_unsigned=True),
+        lambda s: clear(s, grace=0, force=True),
+        lambda s: pin(s, "ab"),
+    ]
+    for call in calls:
+        with pytest.raises(StoreFormatError, match="not a checkpoint store .*no FORMAT file.*nothing was changed"):
+            call(store)
+    (tmp_path / "d" / "FORMAT").write_text("not json")
+    with pytest.raises(StoreFormatError, match="not a checkpoint_magic FORMAT file"):
+        gc(Store(tmp_path / "d"), grace=0)
+    assert all(path.read_text() == "user data" for path in files)
+    assert verify(Store(tmp_path / "e")).ok  # checking (without changing) an empty place is fine
+
+
+def test_maintenance_removes_only_the_names_the_store_writes(tmp_path):
+    store = Store(tmp_path / "s")
+    key = commit(store, "m.f", "c", 1, big(1))
+    files = _user_files(store.root)
+    gone = [
+        store.tmp / f"{os.getpid()}-{'0' * 32}",  # a crashed commit's staging file
+        store.blob_path(store.put_blob([b"orphan"])["digest"]),
+        store.state / "gone.ns" / f"{'e' * 32}.hits",  # usage and pin records of removed entries
+        store.state / "gone.ns" / f"{'e' * 32}.pin",
+        store.state / "gone.ns" / "last-miss.json",  # records of a namespace without entries
+        store.state / "gone.ns" / "latest-output.json",
+        store.state / "m.f" / ".last-miss.4242.tmp",  # the temporary names of their writers
+        store.state / "m.f" / f"latest-output.json.4242-{'a' * 32}.tmp",
+    ]
+    for path in gone:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+    for path in [*files, *gone]:
+        os.utime(path, (time.time() - 7200, time.time() - 7200))
+    report = verify(store, grace=60)
+    assert {p.kind for p in report.garbage} == {"unreferenced blob", "staging leftover", "stale state"}
+    assert report.problems == [] and not any("user" in p.path or "notes" in p.path for p in report.garbage)
+    report = gc(store, grace=60)
+    assert (report.freed_blobs, report.removed_tmp, report.removed_state) == (1, 1, 6)
+    assert not any(path.exists() for path in gone)
+    verify(store, fix=True, grace=0)
+    clear(store, grace=0)
+    assert keys(store) == set() and not store.entry_path("m.f", key).exists()
+    assert all(path.read_text() == "user data" for path in files)
+
+
+def test_blobs_of_evicted_or_cleared_entries_wait_for_the_grace_period(tmp_path):
+    store = Store(tmp_path / "s")
+    commit(store, "m.f", "c", 1, big(1))
+    commit(store, "m.g", "c", 1, big(2))
+    report = gc(store, max_size=0)  # a concurrent commit may be reusing the blob right now
+    assert len(report.evicted) == 2 and (report.freed_blobs, report.pending_blobs) == (0, 2)
+    assert du(store).objects_files == 2 and not report.over_budget  # garbage does not count
+    assert gc(store, grace=0).freed_blobs == 2  # only grace=0, passed explicitly, frees them at once
+    commit(store, "m.f", "c", 1, big(1))
+    report = clear(store)
+    assert report.removed == {"m.f": 1} and (report.freed_blobs, report.pending_blobs) == (0, 1)
+    age_files(store, 3600)
+    assert gc(store).freed_blobs == 1 and du(store).objects_files == 0
+
+
+@pytest.mark.parametrize("grace", [-1, float("nan"), float("inf"), "soon", True])
+def test_the_grace_period_must_be_a_finite_number_of_seconds(tmp_path, grace):
+    store = Store(tmp_path / "s")
+    commit(store, "m.f", "c", 1, 1)
+    for call in (gc, verify, clear):
+        with pytest.raises(InvalidArgumentError, match="invalid grace period"):
+            call(store, grace=grace)
+    assert len(keys(store)) == 1
+
+
+def test_clear_keeps_pinned_entries_unless_forced_and_removes_the_state_of_what_it_removes(tmp_path):
+    from checkpoint_magic.explain import record_miss
+
+    store = Store(tmp_path / "s")
+    pinned = commit(store, "m.f", "c", 1, big(1))
+    other = commit(store, "m.f", "c", 2, big(2))
+    pin(store, pinned)
+    used(store, "m.f", other, time.time())
+    record_miss(store, "m.f", "input changed: x", time.time())
+    report = clear(store, "m.f", grace=0)
+    assert report.removed == {"m.f": 1} and report.kept_pinned == 1 and report.freed_blobs == 1
+    assert keys(store) == {pinned} and not store._state_path("m.f", other, ".hits").exists()
+    assert (store.state / "m.f" / "last-miss.json").exists()  # the name still has an entry
+    report = clear(store, grace=0, force=True)
+    assert report.removed == {"m.f": 1} and report.kept_pinned == 0 and report.freed_blobs == 1
+    assert keys(store) == set() and du(store).objects_files == 0
+    assert list((store.state / "m.f").iterdir()) == []  # pin and last-miss records went with them

@@ -23,8 +23,8 @@ def times_ten(x):
 
 def listing(directory):
     out = []
-    for root, _, files in os.walk(directory):
-        out.extend(os.path.relpath(os.path.join(root, f), directory) for f in files)
+    for root, _, names in os.walk(directory):
+        out.extend(os.path.relpath(os.path.join(root, n), directory) for n in names)
     return sorted(out)
 
 

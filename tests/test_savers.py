@@ -6,6 +6,8 @@ import logging
 import multiprocessing
 import os
 import pickle
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from checkpoint_magic import savers as savers_module
 from checkpoint_magic import serializers
 from checkpoint_magic.checkpointer import Checkpointer
 from checkpoint_magic.exceptions import InvalidArgumentError
@@ -191,12 +194,92 @@ def test_a_registered_saver_is_used_by_the_store_one_blob_per_file(store):
         restored = store.get_value(record)
         assert restored["label"] == "hello"
         np.testing.assert_array_equal(restored["big"], value["big"])
-        assert TreeSaver.seen_links[-1] == 2  # hard-linked to the verified blob, not copied
+        assert TreeSaver.seen_links[-1] == 1  # a private copy, never a link to the shared blob
         assert store.put_value({"kind": "other"})["codec"] == "pickle"
     finally:
         unregister_saver(saver)
     assert store.put_value(value)["codec"] == "pickle"
     assert find_saver("tests.TreeSaver") is None
+
+
+class ScribblingSaver(Saver):
+    """Its load opens the files it is given for writing ("r+" and "a"), as some libraries do."""
+
+    name = "tests.ScribblingSaver"
+
+    def can_save(self, obj):
+        return isinstance(obj, dict) and obj.get("kind") == "scribble"
+
+    def save(self, obj, path):
+        np.save(os.path.join(path, "big.npy"), obj["big"])
+        Path(path, "small.txt").write_text(obj["label"])
+
+    def load(self, path):
+        big = np.load(os.path.join(path, "big.npy"))
+        with open(os.path.join(path, "big.npy"), "r+b") as f:
+            f.seek(-8, os.SEEK_END)
+            f.write(b"\xff" * 8)
+        with open(os.path.join(path, "big.npy"), "ab") as f:
+            f.write(b"appended")
+        label = Path(path, "small.txt").read_text()
+        with open(os.path.join(path, "small.txt"), "a") as f:
+            f.write("!")
+        return {"kind": "scribble", "label": label, "big": big}
+
+
+def test_a_saver_that_writes_to_its_files_on_load_never_changes_the_store(store):
+    saver = register_saver(ScribblingSaver())
+    try:
+        value = {"kind": "scribble", "label": "x", "big": np.arange(100_000, dtype=np.int64)}
+        record = store.put_value(value)
+        assert record["codec"] == "saver:tests.ScribblingSaver"
+        blobs = {r["digest"]: store.blob_path(r["digest"]).read_bytes() for r in record["blobs"]}
+        for _ in range(3):  # a modified blob would be a CorruptBlobError on the next load
+            restored = store.get_value(record)
+            assert restored["label"] == "x"
+            np.testing.assert_array_equal(restored["big"], value["big"])
+        assert {d: store.blob_path(d).read_bytes() for d in blobs} == blobs
+    finally:
+        unregister_saver(saver)
+
+
+def test_savers_torch_imports_first_in_a_fresh_process_and_names_are_kept():
+    code = (
+        "import checkpoint_magic.savers_torch as t\n"
+        "from checkpoint_magic import _saver_base, _saver_codec, fulldump, savers\n"
+        "from checkpoint_magic.savers import Saver, TorchModuleSaver, saver_name\n"
+        "assert TorchModuleSaver is t.TorchModuleSaver and issubclass(TorchModuleSaver, Saver)\n"
+        "assert fulldump._class_path is _saver_codec._class_path is _saver_base._class_path\n"
+        "print(saver_name(TorchModuleSaver()), saver_name(t.TorchTensorSaver()),\n"
+        "      saver_name(savers.StripUnpicklableSaver()), saver_name(Saver()))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "checkpoint_magic.savers_torch.TorchModuleSaver",
+        "checkpoint_magic.savers_torch.TorchTensorSaver",
+        "checkpoint_magic.savers.StripUnpicklableSaver",
+        "checkpoint_magic.savers.Saver",
+    ]
+    collect = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--doctest-modules",
+            os.path.join(os.path.dirname(savers_module.__file__), "savers_torch.py"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert collect.returncode == 0, collect.stdout + collect.stderr
 
 
 def test_a_corrupt_saver_blob_is_a_miss_with_a_warning(tmp_path):
@@ -247,12 +330,15 @@ def test_the_store_keeps_its_fast_codecs_for_numpy_pandas_and_sklearn():
     assert serializers.codec_for(LinearRegression()).name == "pickle"
 
 
-@pytest.mark.parametrize("value, saver_type", [
-    (np.arange(6).reshape(2, 3), NumpySaver),
-    (pd.DataFrame({"a": [1, 2], "s": ["x", None]}, index=["i", "j"]), PandasSaver),
-    (pd.Series([1.5, 2.5], name="s"), PandasSaver),
-    ({"any": (1, "thing")}, PickleSaver),
-])
+@pytest.mark.parametrize(
+    "value, saver_type",
+    [
+        (np.arange(6).reshape(2, 3), NumpySaver),
+        (pd.DataFrame({"a": [1, 2], "s": ["x", None]}, index=["i", "j"]), PandasSaver),
+        (pd.Series([1.5, 2.5], name="s"), PandasSaver),
+        ({"any": (1, "thing")}, PickleSaver),
+    ],
+)
 def test_builtin_savers_round_trip(tmp_path, value, saver_type):
     saver = saver_for(value)
     assert type(saver) is saver_type

@@ -94,7 +94,9 @@ def folder(tmp_path: Path) -> Path:
     return tmp_path / "ckpt"
 
 
-def make(folder: Path, cls: type = Twelve, version: int | str = 1, name: str = "twelve") -> StepCheckpoint:
+def make(
+    folder: Path, cls: type = Twelve, version: int | str = 1, name: str = "twelve"
+) -> StepCheckpoint:
     return cls(name=name, checkpoint_folder=folder, version=version)
 
 
@@ -112,7 +114,9 @@ def test_second_run_reuses_everything_and_loads_only_the_last_output(folder):
     make(folder).run()
     ran.clear()
     run = make(folder)
-    with mock.patch.object(Store, "get_value", autospec=True, side_effect=Store.get_value) as get_value:
+    with mock.patch.object(
+        Store, "get_value", autospec=True, side_effect=Store.get_value
+    ) as get_value:
         assert run.run() == TOTAL
     assert ran == []
     assert run.last_run.reused == ALL
@@ -184,7 +188,9 @@ def test_load_outputs_keyed_by_step_name(folder):
 
 def test_default_folder_is_the_default_store(_isolated_store):
     make(None).run()
-    assert any(p.name.startswith("twelve_v1_step_") for p in (_isolated_store / "entries").iterdir())
+    assert any(
+        p.name.startswith("twelve_v1_step_") for p in (_isolated_store / "entries").iterdir()
+    )
 
 
 def test_public_attributes_are_part_of_the_key(folder):
@@ -235,7 +241,8 @@ def test_a_recomputed_unreadable_output_that_changes_reruns_later_steps(folder):
         manifest["outputs"]["step_1"]["blobs"] = [{"digest": "0" * 32, "size": 1}]
         store.write_entry("f@v1:step_1", manifest["key"], manifest)
     store.delete_entry(  # and drop step 3's entry so that step 1's output must be loaded
-        "f@v1:step_3", next(k for _, k in store.iter_entry_keys("f@v1:step_3")))
+        "f@v1:step_3", next(k for _, k in store.iter_entry_keys("f@v1:step_3"))
+    )
     ran.clear()
     from checkpoint_magic.exceptions import CorruptEntryWarning
 
@@ -244,12 +251,18 @@ def test_a_recomputed_unreadable_output_that_changes_reruns_later_steps(folder):
     assert ran == ["step_1", "step_2", "step_3"]
 
 
-@pytest.mark.parametrize("body, message", [
-    ("pass", "defines no steps"),
-    ("def step_one(self, outputs): pass", "named step_<number>"),
-    ("def step_1(self, outputs): pass\n    def step_01(self, outputs): pass", "two steps numbered 1"),
-    ("step_1 = 3", "must be a method"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("pass", "defines no steps"),
+        ("def step_one(self, outputs): pass", "named step_<number>"),
+        (
+            "def step_1(self, outputs): pass\n    def step_01(self, outputs): pass",
+            "two steps numbered 1",
+        ),
+        ("step_1 = 3", "must be a method"),
+    ],
+)
 def test_badly_named_steps_are_clear_errors(body, message):
     ns: dict = {"StepCheckpoint": StepCheckpoint}
     exec(f"class Bad(StepCheckpoint):\n    {body}\n", ns)
@@ -279,13 +292,15 @@ def test_bad_start_from(folder, start_from):
         make(folder).run(start_from=start_from)
 
 
-@pytest.mark.parametrize("kwargs", [{"name": ""}, {"name": "x", "version": None}, {"name": "x", "version": True}])
+@pytest.mark.parametrize(
+    "kwargs", [{"name": ""}, {"name": "x", "version": None}, {"name": "x", "version": True}]
+)
 def test_bad_constructor_arguments(kwargs):
     with pytest.raises(InvalidArgumentError):
         Twelve(**kwargs)
 
 
-PIPELINE_SOURCE = '''
+PIPELINE_SOURCE = """
 import json, sys
 from checkpoint_magic.steps import StepCheckpoint
 
@@ -298,14 +313,16 @@ if __name__ == "__main__":
     run = Pipe(name="pipe", checkpoint_folder="ckpt", version=1)
     result = run.run()
     print(json.dumps({{"result": result, "ran": ran, "outputs": run.load_outputs()}}))
-'''
+"""
 
 
 def _pipeline(step_7: str = "outputs['step_6'] + 7") -> str:
     methods = []
     for k in range(1, 13):
         expr = "1" if k == 1 else (step_7 if k == 7 else f"outputs['step_{k - 1}'] + {k}")
-        methods.append(f"    def step_{k}(self, outputs):\n        ran.append('step_{k}')\n        return {expr}\n")
+        methods.append(
+            f"    def step_{k}(self, outputs):\n        ran.append('step_{k}')\n        return {expr}\n"
+        )
     return PIPELINE_SOURCE.format(methods="\n".join(methods))
 
 
@@ -318,3 +335,52 @@ def test_outputs_survive_a_new_process_and_a_source_edit_reruns_7_to_12(script):
     third = json.loads(script.run(_pipeline("outputs['step_6'] + 700  # edited"), "pipe.py").stdout)
     assert third["ran"] == ALL[6:]
     assert third["result"] == TOTAL - 7 + 700
+
+
+def _hits(store: Store, run: StepCheckpoint) -> dict[str, int]:
+    """Total recorded uses of each step's entries."""
+    return {
+        step: sum(
+            store.usage(run.namespace(step), key)[0]
+            for _, key in store.iter_entry_keys(run.namespace(step))
+        )
+        for step in ALL
+    }
+
+
+def test_a_full_hit_records_a_use_of_every_reused_step(folder):
+    make(folder).run()
+    store = Store(folder)
+    before = _hits(store, make(folder))
+    run = make(folder)
+    assert run.run() == TOTAL and run.last_run.reused == ALL
+    after = _hits(store, run)
+    assert {step: after[step] - before[step] for step in ALL} == dict.fromkeys(ALL, 1)
+
+
+def test_unsigned_entries_are_no_output_when_signing_is_required(folder, monkeypatch, caplog):
+    make(folder).run()
+    monkeypatch.setenv("CHECKPOINT_MAGIC_SECRET", "our secret")
+    ran.clear()
+    with caplog.at_level(logging.INFO, logger="checkpoint_magic.steps"):
+        assert make(folder).load_outputs() == {}
+        assert "treated as no stored output" in caplog.text
+        run = make(folder)
+        assert run.run(start_from=2) == TOTAL
+    assert ran == ALL and run.last_run.recomputed == ["step_1"]
+    assert "no stored output of step_1; recomputing it" in caplog.text
+    assert make(folder).load_outputs() == {s: sum(range(1, k + 1)) for k, s in enumerate(ALL, 1)}
+    ran.clear()
+    again = make(folder)
+    assert again.run() == TOTAL and ran == [] and again.last_run.reused == ALL
+
+
+def test_an_unsigned_entry_is_recomputed_by_a_resumed_run(folder, monkeypatch):
+    make(folder).run()
+    monkeypatch.setenv("CHECKPOINT_MAGIC_SECRET", "our secret")
+    ran.clear()
+    run = make(folder)
+    assert run.run() == TOTAL
+    assert ran == ALL and run.last_run.ran == ALL
+    ran.clear()
+    assert make(folder).run() == TOTAL and ran == []
