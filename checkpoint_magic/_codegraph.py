@@ -2,13 +2,15 @@
 
 :func:`compute` walks what a function, method or class reaches: user functions and
 classes through global names, closure cells, defaults, used attributes of user modules,
-imports inside the function and the class a method is defined in; installed code by name
-and version; small constants by value. It records the own-code fingerprint of each user
+imports inside the function and the class a method is defined in, and the class of a
+global that is an instance of a user class; installed code by name and version; small
+constants by value. It records the own-code fingerprint of each user
 function and class (the ``code_parts``), every name binding it followed, and what a later
 call must re-check to trust the cached fingerprint: the object each global name was bound
 to, every function's ``__code__``, defaults and closure cells. The cache itself is
 :data:`checkpoint_magic.codehash._CACHE`, read directly by ``code_fingerprint``'s fast path;
-closure values (data) are re-hashed on every call.
+closure values and the data attributes of user classes (``params = {...}``) are re-hashed
+by value on every call.
 """
 
 from __future__ import annotations

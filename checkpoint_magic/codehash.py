@@ -7,9 +7,11 @@ code's key; bytecode alone is used when there is no source (``exec``, a prompt).
 covers, transitively, every user-defined function and class reached through a global
 name, a closure cell, a used attribute of a user module or the class of a method.
 Installed packages count by name and version, small global constants (None, bool,
-numbers, str, bytes and tuples/frozensets of them) by value, closure values through
-:func:`checkpoint_magic.hashing.fingerprint`. Other global values (data) are *not*
-included: pass data as arguments so that it is an input.
+numbers, str, bytes and tuples/frozensets of them) by value, closure values and the data
+attributes of user classes (``params = {'lr': 0.1}`` in a class body) through
+:func:`checkpoint_magic.hashing.fingerprint`. A global that is an instance of a user class
+(``scorer = Scorer()``) counts by its class's code, not by its data. Other global values
+(data) are *not* included: pass data as arguments so that it is an input.
 
 Fingerprints are cached per function object with what they depended on (the object each
 global name was bound to, every function's ``__code__``, defaults and closure cells): a
@@ -386,8 +388,9 @@ def code_fingerprint(obj: Any) -> str:
 
     Covers the normalized AST and the running bytecode of ``obj`` and of every user-defined
     function and class it reaches (globals, closure cells, used attributes of user modules,
-    the class of a method), small global constants, closure values and the versions of the
-    installed packages it uses. Global data is not included: pass it as an argument.
+    the class of a method, the class of a global instance of a user class), small global
+    constants, closure values, class data attributes and the versions of the installed
+    packages it uses. Global data (an instance's state included) is not: pass it as an argument.
 
     Parameters
     ----------
