@@ -294,6 +294,7 @@ class Checkpointer:
                 StoreWriteWarning,
             )
 
-    def clear(self) -> int:
-        """Delete every entry of this namespace (every code version); return how many."""
-        return self.store.clear(self.namespace)
+    def clear(self, *, force: bool = False) -> int:
+        """Delete every entry of this namespace (every code version; pinned ones only with
+        ``force``); return how many."""
+        return self.store.clear(self.namespace, force=force)

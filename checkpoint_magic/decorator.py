@@ -196,9 +196,12 @@ class CheckpointedFunction(Generic[R]):
         code_fp, input_fps = self._fingerprints(self._bind(args, kwargs))
         return self.checkpointer.contains(code_fp, input_fps)
 
-    def clear(self) -> int:
-        """Delete this function's entries, for every code version; return how many were removed."""
-        return self.checkpointer.clear()
+    def clear(self, *, force: bool = False) -> int:
+        """Delete this function's entries, for every code version; return how many were removed.
+
+        Pinned entries (``checkpoint-magic pin``) are kept unless ``force=True``.
+        """
+        return self.checkpointer.clear(force=force)
 
 
 class _BoundCheckpointed:
@@ -217,9 +220,9 @@ class _BoundCheckpointed:
         """Whether calling with these arguments would be a hit."""
         return self._owner.is_cached(self.__self__, *args, **kwargs)
 
-    def clear(self) -> int:
+    def clear(self, *, force: bool = False) -> int:
         """Delete the method's entries (for every instance and code version)."""
-        return self._owner.clear()
+        return self._owner.clear(force=force)
 
 
 @overload

@@ -565,10 +565,16 @@ class Store:
         """Whether the entry is pinned."""
         return self._state_path(namespace, key, ".pin").exists()
 
-    def clear(self, namespace: str | None = None) -> int:
-        """Delete the entries of ``namespace`` (every entry if ``None``); return how many."""
+    def clear(self, namespace: str | None = None, *, force: bool = False) -> int:
+        """Delete the entries of ``namespace`` (every entry if ``None``); return how many.
+
+        Pinned entries are kept unless ``force``. Their blobs are freed later by garbage
+        collection (``checkpoint-magic gc``), which also removes their usage records.
+        """
         removed = 0
         for ns_dir, key in list(self.iter_entry_keys(namespace)):
+            if not force and (self.state / ns_dir / f"{key}.pin").exists():
+                continue
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.entries / ns_dir / key)
                 removed += 1

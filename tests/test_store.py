@@ -234,3 +234,13 @@ def test_a_recently_modified_manifest_is_always_reread(store_dir):
     path.write_bytes(bytes(data))
     with pytest.raises(CorruptManifestError):
         store.read_entry("ns", "k", hot_only=True)
+
+
+def test_clear_keeps_pinned_entries_unless_forced(store_dir):
+    store = Store(store_dir)
+    store.write_entry("ns", "a" * 32, {"outputs": {}})
+    store.write_entry("ns", "b" * 32, {"outputs": {}})
+    store.set_pinned("ns", "a" * 32)
+    assert store.clear("ns") == 1
+    assert [k for _, k in store.iter_entry_keys("ns")] == ["a" * 32]
+    assert store.clear("ns", force=True) == 1
