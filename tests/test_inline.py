@@ -310,8 +310,8 @@ def test_a_block_that_cannot_be_fingerprinted_runs_uncached_with_one_warning(sto
 
     failing = mock.patch("checkpoint_magic.checkpointer.Fingerprinter.fingerprint", side_effect=RuntimeError("boom"))
     x = 1  # noqa: F841 (watched)
-    with failing, pytest.warns(UncachedWarning, match="boom") as record:
-        with InlineCheckpoint(watch=["x"], produce=["y"], store=store_dir) as ckpt:
-            y = 2
+    block = InlineCheckpoint(watch=["x"], produce=["y"], store=store_dir)
+    with failing, pytest.warns(UncachedWarning, match="boom") as record, block as ckpt:
+        y = 2
     assert len(record) == 1 and ckpt.hit is False and y == 2
     assert list(Store(store_dir).iter_entry_keys()) == []
