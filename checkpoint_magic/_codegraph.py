@@ -71,6 +71,7 @@ _SKIP_CLASS_ATTRS = frozenset(
 )
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _STATE = threading.local()
+_QUIET: Any = None  # hashing's QuietFingerprinter, once imported
 
 
 _CODE_INFO: dict[int, tuple[Any, bytes, tuple[frozenset[str], ...]]] = {}
@@ -145,9 +146,12 @@ def _value_fp(v: Any) -> str:
 
 def _data_fp(v: Any) -> str:
     """A class's data attribute by value; what cannot be walked (a lock) counts by type, quietly."""
+    global _QUIET
     if _is_const(v):
         return "c" + _const_fp(v)
-    return "v" + _hashing()._hash_objects.QuietFingerprinter().fingerprint(v)
+    if _QUIET is None:
+        _QUIET = _hashing()._hash_objects.QuietFingerprinter
+    return "v" + _QUIET().fingerprint(v)
 
 
 def _framework_data(cls: type, name: str, v: Any) -> bool:
@@ -429,14 +433,15 @@ class Entry:
                     return False
         return True
 
-    def value(self) -> tuple[str, dict[str, str]] | None:
-        """(fingerprint, parts), re-hashing closure values and class data (None: rebuild).
+    def value(self) -> tuple[str, list[tuple[str, str, str]]] | None:
+        """The fingerprint, re-hashing closure values and class data (None: rebuild), and
+        ``(part key, name, value fingerprint)`` of each value re-hashed.
 
         Called after :meth:`valid`, so a class data attribute is still the same object.
         """
         if not self.volatile:
-            return self.digest, self.parts
-        h, extra = self.base.copy(), dict[str, list[str]]()
+            return self.digest, []
+        h, extra = self.base.copy(), []
         for ref, slot, key, name in self.volatile:
             if type(slot) is int:
                 try:
@@ -452,11 +457,15 @@ class Entry:
                     return None
                 fp, name = _data_fp(v._value_ if slot == "enum" else v), "." + name
             h.update(_frame(key, name, fp))
-            extra.setdefault(key, []).extend((name, fp))
+            extra.append((key, name, fp))
+        return str(h.hexdigest()), extra
+
+    def current_parts(self, values: list[tuple[str, str, str]]) -> dict[str, str]:
+        """The parts, each with the values re-hashed by :meth:`value` for it."""
         parts = dict(self.parts)
-        for key, items in extra.items():
-            parts[key] = _hex(parts[key], *items)
-        return str(h.hexdigest()), parts
+        for key, name, fp in values:
+            parts[key] = _hex(parts[key], name, fp)
+        return parts
 
 
 def _cells_unchanged(fn: types.FunctionType, cells: tuple[tuple[Any, ...], ...]) -> bool:
@@ -539,8 +548,11 @@ def _build(roots: tuple[Any, ...]) -> Entry:
     return entry
 
 
-def compute(obj: Any) -> tuple[str, dict[str, str]]:
-    """(fingerprint, parts) of ``obj``, from the cache when nothing it used has changed."""
+def compute(obj: Any, parts: bool = True) -> tuple[str, dict[str, str]]:
+    """(fingerprint, parts) of ``obj``, from the cache when nothing it used has changed.
+
+    With ``parts=False`` the parts are not updated with the current data values (faster).
+    """
     partial = isinstance(obj, functools.partial)
     roots = (obj,) if partial else _roots(obj)
     key = id(roots[0]) if len(roots) == 1 else tuple(map(id, roots))
@@ -550,8 +562,8 @@ def compute(obj: Any) -> tuple[str, dict[str, str]]:
     active.add(key)
     try:
         if partial:
-            fp, parts = compute(obj.func)
-            return _hex("partial", fp, _value_fp(obj.args), _value_fp(obj.keywords)), parts
+            fp, own = compute(obj.func, parts)
+            return _hex("partial", fp, _value_fp(obj.args), _value_fp(obj.keywords)), own
         for attempt in range(2):
             entry = _CACHE.get(key) if attempt == 0 else None
             if entry is None or not entry.valid(roots):
@@ -567,7 +579,8 @@ def compute(obj: Any) -> tuple[str, dict[str, str]]:
                     _CACHE[key] = entry
             value = entry.value()
             if value is not None:  # None: a closure cell now holds code
-                return value
+                digest, values = value
+                return digest, entry.current_parts(values) if parts and values else entry.parts
         raise FingerprintError(f"the closure of {_label(obj)} changed while it was fingerprinted")
     finally:
         active.discard(key)

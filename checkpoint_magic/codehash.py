@@ -422,7 +422,7 @@ def code_fingerprint(obj: Any) -> str:
     entry = _CACHE.get(id(obj))  # fast path: a cached function without closure values
     if entry is not None and not entry.volatile and entry.valid((obj,)):
         return entry.digest
-    return _codegraph.compute(obj)[0]
+    return _codegraph.compute(obj, parts=False)[0]
 
 
 def code_parts(obj: Any) -> dict[str, str]:

@@ -857,9 +857,8 @@ def test_index_freq_counts():
     assert distinct(days, pd.DatetimeIndex(list(days), freq=None))
     hours = pd.timedelta_range("1D", periods=3, freq="h")
     assert distinct(hours, pd.TimedeltaIndex(list(hours), freq=None))
-    assert distinct(
-        pd.Series([1, 2, 3], index=days), pd.Series([1, 2, 3], index=days.copy()._with_freq(None))
-    )
+    no_freq = pd.DatetimeIndex(list(days), freq=None)
+    assert distinct(pd.Series([1, 2, 3], index=days), pd.Series([1, 2, 3], index=no_freq))
 
 
 def test_lone_surrogates_in_big_string_arrays_and_columns():
