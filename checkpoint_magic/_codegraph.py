@@ -273,7 +273,22 @@ class _Graph:
             self.bindings.add(
                 (key, "import " + name, f"module:{name}=={codehash.package_version(name)}")
             )
-        else:  # a user module not imported yet: recomputed once it is
+        elif origin:
+            # A user module the function imports but nobody has imported yet: import it now
+            # (the function is about to), so that it counts by its running code and its own
+            # helpers, transitively. A constant "unresolved" marker would give the same key
+            # whatever the module's code, and a stale hit after it is edited.
+            for cand in filter(None, candidates):
+                try:
+                    mod = importlib.import_module(cand)
+                except ImportError:
+                    continue
+                desc = self.resolve(mod, attrs)
+                self.check(sys, "modules", sys.modules, cand, mod, desc)
+                self.bindings.add((key, "import " + name, str(desc)))
+                return
+            raise ImportError(f"cannot import {name!r}, which {fn.__qualname__} imports")
+        else:  # nothing on the path by that name (yet): the function will fail to import it
             if candidates[0]:
                 self.check(sys, "modules", sys.modules, candidates[0], _MISSING, None)
             self.bindings.add((key, "import " + name, "unresolved"))

@@ -400,3 +400,22 @@ def test_exported_at_top_level():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         import checkpoint_magic.decorator  # noqa: F401
+
+
+def test_a_module_imported_inside_the_function_counts_by_its_code(script):
+    script.write("def helper(x):\n    return x + 1\n", "lazylib.py")
+    src = """
+    from checkpoint_magic import checkpoint
+
+    @checkpoint
+    def compute(x):
+        import lazylib  # imported only when the function runs
+        print("computing")
+        return lazylib.helper(x)
+
+    print(compute(1))
+    """
+    assert script.run(src).stdout == "computing\n2\n"
+    assert script.run().stdout == "2\n"
+    script.write("def helper(x):\n    return x + 100\n", "lazylib.py")
+    assert script.run().stdout == "computing\n101\n"

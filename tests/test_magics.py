@@ -254,23 +254,19 @@ def test_user_module_imported_by_the_cell_itself_is_followed(
     assert (runs_file(tmp_path / "runs.txt"), ip.user_ns["r"]) == (5, 62)
 
 
-def test_user_module_first_imported_while_the_cell_runs_is_not_stored(
+def test_user_module_first_imported_in_the_middle_of_the_cell_counts_by_its_code(
     ip: Any, tmp_path: Path, user_module: Any
 ) -> None:
-    from checkpoint_magic.exceptions import UncachedWarning
-
     user_module("cm_late", "def f(x):\n    return x + 1\n")
     ip.user_ns["x"] = 1
     source = SIDE_EFFECT + "y = x\nimport cm_late\nr = cm_late.f(y)"
-    with pytest.warns(UncachedWarning, match="cm_late"):
-        cell(ip, source)  # its code could not be fingerprinted before it was imported
-    cell(ip, source)  # now it is loaded: fingerprinted, stored
+    cell(ip, source)  # the module is imported while the cell is fingerprinted: stored at once
     cell(ip, source)
-    assert (runs_file(tmp_path / "runs.txt"), ip.user_ns["r"]) == (2, 2)
+    assert (runs_file(tmp_path / "runs.txt"), ip.user_ns["r"]) == (1, 2)
     user_module("cm_late", "def f(x):\n    return x + 5\n")
     ip.run_cell("import importlib\nimportlib.reload(cm_late);")
     cell(ip, source)
-    assert (runs_file(tmp_path / "runs.txt"), ip.user_ns["r"]) == (3, 6)
+    assert (runs_file(tmp_path / "runs.txt"), ip.user_ns["r"]) == (2, 6)
 
 
 def test_inputs_modified_in_place_are_restored(ip: Any, tmp_path: Path) -> None:
