@@ -37,7 +37,7 @@ import os
 import sys
 import time
 import types
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import xxhash
@@ -136,6 +136,23 @@ def _assign(node: ast.expr, value: Any, frame: types.FrameType, namespace: dict[
         setattr(parent, node.attr, value)
     else:
         parent[_literal_key(node.slice)] = value
+
+
+def _values(
+    exprs: list[str],
+    nodes: list[ast.expr],
+    frame: types.FrameType,
+    namespace: dict[str, Any],
+    missing: Callable[[str], Exception],
+) -> dict[str, Any]:
+    """The value of each target expression in ``frame``; ``missing(expr)`` is raised for an absent one."""
+    values = {}
+    for expr, node in zip(exprs, nodes, strict=True):
+        value = _resolve(node, frame, namespace)
+        if value is _MISSING:
+            raise missing(expr)
+        values[expr] = value
+    return values
 
 
 def _write_back_locals(frame: types.FrameType) -> None:
@@ -352,15 +369,16 @@ class InlineCheckpoint:
         frame = sys._getframe(1)
         self._frame = frame
         namespace = self._namespace_dict(frame)
-        watched = {}
-        for expr, node in zip(self.watch, self._watch_nodes, strict=True):
-            value = _resolve(node, frame, namespace)
-            if value is _MISSING:
-                raise UnknownNameError(
-                    f"InlineCheckpoint watches {expr!r}, which does not exist here; define it before the "
-                    "with statement or remove it from watch=[...]"
-                )
-            watched[expr] = value
+        watched = _values(
+            self.watch,
+            self._watch_nodes,
+            frame,
+            namespace,
+            lambda expr: UnknownNameError(
+                f"InlineCheckpoint watches {expr!r}, which does not exist here; define it before "
+                "the with statement or remove it from watch=[...]"
+            ),
+        )
         block = _find_block(frame)
         filename = frame.f_code.co_filename
         base = os.path.basename(filename) if os.path.exists(filename) else "block"
@@ -462,16 +480,16 @@ class InlineCheckpoint:
         if exc_type is not None or self._uncached:
             return False  # the body failed (propagate unchanged), or runs uncached: store nothing
         duration = time.perf_counter() - self._start
-        namespace = self._namespace_dict(frame)
-        outputs = {}
-        for expr, node in zip(self.produce, self._produce_nodes, strict=True):
-            value = _resolve(node, frame, namespace)
-            if value is _MISSING:
-                raise MissingProducedNameError(
-                    f"InlineCheckpoint produces {expr!r}, but the block did not set it; nothing was "
-                    "stored. Set it in the block or remove it from produce=[...]"
-                )
-            outputs[expr] = value
+        outputs = _values(
+            self.produce,
+            self._produce_nodes,
+            frame,
+            self._namespace_dict(frame),
+            lambda expr: MissingProducedNameError(
+                f"InlineCheckpoint produces {expr!r}, but the block did not set it; nothing was "
+                "stored. Set it in the block or remove it from produce=[...]"
+            ),
+        )
         self._checkpointer.save(
             self._code_fp,
             self._input_fps,
