@@ -179,9 +179,8 @@ class Checkpointer:
                 CorruptEntryWarning,
             )
             return None
-        except (
-            Exception
-        ) as exc:  # unpickling runs arbitrary code: any failure is a miss, never a crash
+        # Unpickling runs arbitrary code: any failure is a miss, never a crash.
+        except Exception as exc:
             warn_user(
                 f"checkpoint {self.namespace}: the stored result could not be loaded "
                 f"({type(exc).__name__}: {exc}); recomputing",

@@ -205,13 +205,11 @@ def _pickles(value: Any, persistent_id: Callable[[Any], Any] | None) -> bool:
         return True
     try:
         _HookedPickler.dumps(value, persistent_id)
-    except (
-        CheckpointError
-    ):  # raised by a persistent_id hook (a dump's own error): not a pickling failure
+    # A CheckpointError comes from a persistent_id hook (a dump's own error), not from
+    # pickling; pickling itself fails in many ways (TypeError, RuntimeError, PicklingError...).
+    except CheckpointError:
         raise
-    except (
-        Exception
-    ) as exc:  # pickling fails in many ways: TypeError, RuntimeError, PicklingError...
+    except Exception as exc:
         logger.debug(
             "attribute of type %s does not pickle (%s: %s)",
             type(value).__name__,
