@@ -8,7 +8,6 @@ A target is a name, an attribute path (``cfg.alpha``) or a subscript with a lite
 from __future__ import annotations
 
 import ast
-import functools
 import os
 import re
 from collections.abc import Mapping
@@ -17,11 +16,12 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import parse_argstring
 
+from . import targets
 from ._cell_outputs import _RESERVED
 from .exceptions import MissingProducedNameError
 
 #: What :func:`_get` returns for a target that does not exist.
-_MISSING: Any = object()
+_MISSING: Any = targets.MISSING
 _USAGE = (
     "usage: %%checkpoint [-w/--watch NAME ...] [-p/--produce NAME ...] [-r/--recompute] "
     "[-n/--name NAME] [--store PATH] [-q/--quiet]   (details: %%checkpoint?)"
@@ -86,9 +86,8 @@ def _split_names(values: list[str] | None, flag: str) -> list[str] | None:
     return names
 
 
-@functools.lru_cache(maxsize=256)
 def _parse_target(text: str, flag: str = "--watch") -> ast.expr:
-    """Parse ``x``, ``f.a`` or ``d['a']`` (literal subscripts only), else raise :class:`UsageError`.
+    """Parse a target (see :mod:`checkpoint_magic.targets`), else raise :class:`UsageError`.
 
     Examples
     --------
@@ -100,54 +99,28 @@ def _parse_target(text: str, flag: str = "--watch") -> ast.expr:
     IPython.core.error.UsageError: %%checkpoint: --watch 'x + 1' is not a name, an attribute path (f.a) or a subscript with a literal key (d['a'])
     """
     try:
-        node: ast.expr = ast.parse(text, mode="eval").body
-    except SyntaxError:
-        node = None  # type: ignore[assignment]
-    current = node
-    while isinstance(current, (ast.Attribute, ast.Subscript)):
-        if isinstance(current, ast.Subscript):
-            try:
-                ast.literal_eval(current.slice)
-            except ValueError:
-                current = None  # type: ignore[assignment]
-                break
-        current = current.value
-    if not isinstance(current, ast.Name):
+        return targets.parse_target(text)
+    except ValueError:
         raise UsageError(
             f"%%checkpoint: {flag} {text!r} is not a name, an attribute path (f.a) or a subscript "
             "with a literal key (d['a'])"
-        )
-    return node
+        ) from None
 
 
 def _get(ns: Mapping[str, Any], text: str) -> Any:
     """The value at a target path in ``ns``, or ``_MISSING``."""
-    node = _parse_target(text)
-    if isinstance(node, ast.Name):
-        return ns.get(node.id, _MISSING)
-    parent = _get(ns, ast.unparse(node.value))  # type: ignore[attr-defined]
-    if parent is _MISSING:
-        return _MISSING
-    try:
-        if isinstance(node, ast.Attribute):
-            return getattr(parent, node.attr)
-        return parent[ast.literal_eval(node.slice)]  # type: ignore[attr-defined]
-    except (AttributeError, LookupError, TypeError):
-        return _MISSING
+    return targets.resolve(_parse_target(text), [ns])
 
 
 def _set(ns: dict[str, Any], text: str, value: Any) -> None:
-    node = _parse_target(text)
-    if isinstance(node, ast.Name):
-        ns[node.id] = value
-        return
-    parent = _get(ns, ast.unparse(node.value))  # type: ignore[attr-defined]
-    if parent is _MISSING:
-        raise MissingProducedNameError(
-            f"%%checkpoint: cannot restore {text!r}: {ast.unparse(node.value)} does not exist; "  # type: ignore[attr-defined]
+    """Set the target ``text`` in ``ns`` (its parent object must exist)."""
+    targets.assign(
+        _parse_target(text),
+        value,
+        ns,
+        [ns],
+        lambda parent: MissingProducedNameError(
+            f"%%checkpoint: cannot restore {text!r}: {parent} does not exist; "
             "create it before this cell or use --recompute"
-        )
-    if isinstance(node, ast.Attribute):
-        setattr(parent, node.attr, value)
-    else:
-        parent[ast.literal_eval(node.slice)] = value  # type: ignore[attr-defined]
+        ),
+    )

@@ -42,6 +42,7 @@ from typing import Any
 
 import xxhash
 
+from . import targets
 from .checkpointer import Checkpointer, LoadResult
 from .exceptions import (
     InvalidArgumentError,
@@ -62,80 +63,24 @@ class _SkipBody(Exception):
 
 
 # --------------------------------------------------------------------------- target expressions
-_MISSING = object()
-
-
 def _parse_target(expr: str, role: str) -> ast.expr:
-    """Parse ``x``, ``f.a``, ``d['k']``, ``x[0]`` (and chains of those); anything else is an error."""
+    """Parse a ``watch``/``produce`` item (see :mod:`checkpoint_magic.targets`)."""
     if not isinstance(expr, str) or not expr.strip():
         raise InvalidArgumentError(
             f"{role} items must be non-empty strings such as 'x', 'f.a' or \"d['a']\", not {expr!r}"
         )
     try:
-        node = ast.parse(expr.strip(), mode="eval").body
-    except SyntaxError as exc:
-        raise InvalidArgumentError(
-            f"{role} item {expr!r} is not a valid expression ({exc.msg})"
-        ) from None
-    check = node
-    while not isinstance(check, ast.Name):
-        if isinstance(check, ast.Attribute) or (
-            isinstance(check, ast.Subscript) and _literal_key(check.slice) is not _MISSING
-        ):
-            check = check.value
-        else:
-            raise InvalidArgumentError(
-                f"{role} item {expr!r} must be a name, an attribute path or a subscript with a literal "
-                "key (e.g. 'x', 'model.coef_', \"d['a']\", 'x[0]')"
-            )
-    return node
-
-
-def _literal_key(node: ast.expr) -> Any:
-    try:
-        return ast.literal_eval(node)
+        return targets.parse_target(expr)
     except ValueError:
-        return _MISSING
+        raise InvalidArgumentError(
+            f"{role} item {expr!r} must be a name, an attribute path or a subscript with a literal "
+            "key (e.g. 'x', 'model.coef_', \"d['a']\", 'x[0]')"
+        ) from None
 
 
-def _root_name(node: ast.expr) -> str:
-    while not isinstance(node, ast.Name):
-        node = node.value  # type: ignore[attr-defined]
-    return node.id
-
-
-def _resolve(node: ast.expr, frame: types.FrameType, namespace: dict[str, Any]) -> Any:
-    """Evaluate a parsed target in ``frame`` without ``eval``; ``_MISSING`` if a part does not exist."""
-    if isinstance(node, ast.Name):
-        for scope in (namespace, frame.f_globals, frame.f_builtins):
-            if node.id in scope:
-                return scope[node.id]
-        return _MISSING
-    parent = _resolve(node.value, frame, namespace)  # type: ignore[attr-defined]
-    if parent is _MISSING:
-        return _MISSING
-    if isinstance(node, ast.Attribute):
-        return getattr(parent, node.attr, _MISSING)
-    try:
-        return parent[_literal_key(node.slice)]  # type: ignore[attr-defined]
-    except (KeyError, IndexError, TypeError):
-        return _MISSING
-
-
-def _assign(node: ast.expr, value: Any, frame: types.FrameType, namespace: dict[str, Any]) -> None:
-    if isinstance(node, ast.Name):
-        namespace[node.id] = value
-        return
-    assert isinstance(node, (ast.Attribute, ast.Subscript))  # guaranteed by _parse_target
-    parent = _resolve(node.value, frame, namespace)
-    if parent is _MISSING:
-        raise UnknownNameError(
-            f"cannot restore {ast.unparse(node)}: {ast.unparse(node.value)} does not exist"
-        )
-    if isinstance(node, ast.Attribute):
-        setattr(parent, node.attr, value)
-    else:
-        parent[_literal_key(node.slice)] = value
+def _scopes(frame: types.FrameType, namespace: dict[str, Any]) -> list[dict[str, Any]]:
+    """Where a name in a block is looked up: its locals, then globals, then builtins."""
+    return [namespace, frame.f_globals, frame.f_builtins]
 
 
 def _values(
@@ -147,9 +92,10 @@ def _values(
 ) -> dict[str, Any]:
     """The value of each target expression in ``frame``; ``missing(expr)`` is raised for an absent one."""
     values = {}
+    scopes = _scopes(frame, namespace)
     for expr, node in zip(exprs, nodes, strict=True):
-        value = _resolve(node, frame, namespace)
-        if value is _MISSING:
+        value = targets.resolve(node, scopes)
+        if value is targets.MISSING:
             raise missing(expr)
         values[expr] = value
     return values
@@ -414,8 +360,17 @@ class InlineCheckpoint:
 
     def _restore(self, frame: types.FrameType, result: LoadResult) -> None:
         namespace = self._namespace_dict(frame)
+        scopes = _scopes(frame, namespace)
         for expr, node in zip(self.produce, self._produce_nodes, strict=True):
-            _assign(node, result.outputs[expr], frame, namespace)
+            targets.assign(
+                node,
+                result.outputs[expr],
+                namespace,
+                scopes,
+                lambda parent, expr=expr: UnknownNameError(  # type: ignore[misc]
+                    f"cannot restore {expr}: {parent} does not exist"
+                ),
+            )
         _write_back_locals(frame)
         logger.info(
             "%s: skipped, restored %s (computed %s in %.2f s)",

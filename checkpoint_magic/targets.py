@@ -1,0 +1,116 @@
+"""Target paths that front ends watch and produce: a name, an attribute path or a literal subscript.
+
+``x``, ``cfg.alpha``, ``params['C']``, ``x[0]`` and chains of those
+(``model.steps[0].coef_``) are targets; anything else (calls, operators, computed keys)
+is not. Used by :class:`~checkpoint_magic.inline.InlineCheckpoint` and the
+``%%checkpoint`` magic, which wrap the errors in their own types and messages.
+
+Examples
+--------
+>>> node = parse_target("d['a'].b")
+>>> resolve(node, [{"d": {"a": 1}}]) is MISSING
+True
+>>> ns = {"d": {}}
+>>> assign(parse_target("d['k']"), 5, ns, [ns], lambda n: KeyError(n))
+>>> ns
+{'d': {'k': 5}}
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+__all__ = ["MISSING", "assign", "parse_target", "resolve"]
+
+#: What :func:`resolve` returns for a target that does not exist.
+MISSING: Any = object()
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_target(text: str) -> ast.expr:
+    """Parse a target; raise :class:`ValueError` for anything else.
+
+    The parsed node is cached and shared: do not modify it.
+
+    Examples
+    --------
+    >>> ast.unparse(parse_target("cfg.params['alpha']"))
+    "cfg.params['alpha']"
+    >>> parse_target("f(x)")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'f(x)' is not a name, an attribute path (f.a) or a subscript with a literal key (d['a'])
+    """
+    try:
+        node: ast.expr | None = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        node = None
+    current = node
+    while isinstance(current, (ast.Attribute, ast.Subscript)):
+        if isinstance(current, ast.Subscript) and literal_key(current.slice) is MISSING:
+            current = None
+            break
+        current = current.value
+    if node is None or not isinstance(current, ast.Name):
+        raise ValueError(
+            f"{text!r} is not a name, an attribute path (f.a) or a subscript with a literal key (d['a'])"
+        )
+    return node
+
+
+def literal_key(node: ast.expr) -> Any:
+    """The value of a literal subscript key, or :data:`MISSING` when it is not a literal."""
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError):  # not a literal, or an unhashable one
+        return MISSING
+
+
+def resolve(node: ast.expr, scopes: Sequence[Mapping[str, Any]]) -> Any:
+    """The value of a parsed target; names are looked up in ``scopes`` in order.
+
+    Returns :data:`MISSING` when a name, an attribute or a key along the path does not exist.
+    """
+    if isinstance(node, ast.Name):
+        for scope in scopes:
+            if node.id in scope:
+                return scope[node.id]
+        return MISSING
+    assert isinstance(node, (ast.Attribute, ast.Subscript))  # guaranteed by parse_target
+    parent = resolve(node.value, scopes)
+    if parent is MISSING:
+        return MISSING
+    try:
+        if isinstance(node, ast.Attribute):
+            return getattr(parent, node.attr)
+        return parent[literal_key(node.slice)]
+    except (AttributeError, LookupError, TypeError):
+        return MISSING
+
+
+def assign(
+    node: ast.expr,
+    value: Any,
+    namespace: dict[str, Any],
+    scopes: Sequence[Mapping[str, Any]],
+    missing_parent: Callable[[str], Exception],
+) -> None:
+    """Set a parsed target: a name in ``namespace``, an attribute or item on its parent.
+
+    The parent is found through ``scopes``; when it does not exist,
+    ``missing_parent(<parent path>)`` is raised.
+    """
+    if isinstance(node, ast.Name):
+        namespace[node.id] = value
+        return
+    assert isinstance(node, (ast.Attribute, ast.Subscript))  # guaranteed by parse_target
+    parent = resolve(node.value, scopes)
+    if parent is MISSING:
+        raise missing_parent(ast.unparse(node.value))
+    if isinstance(node, ast.Attribute):
+        setattr(parent, node.attr, value)
+    else:
+        parent[literal_key(node.slice)] = value
