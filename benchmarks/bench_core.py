@@ -112,7 +112,7 @@ def _import_ours(module: str, attr: str) -> tuple[Any, str]:
 
 
 def our_fingerprint() -> tuple[Callable[[Any], str] | None, str]:
-    """``checkpoint_magic.hashing.fingerprint`` or the reason it cannot be used."""
+    """``checkpoint_magic.fingerprint.values.fingerprint`` or the reason it cannot be used."""
     return _import_ours("hashing", "fingerprint")
 
 

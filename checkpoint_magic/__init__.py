@@ -16,9 +16,13 @@ True
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
+
+# Old module paths (checkpoint_magic.fingerprint.values, ...) live in _deprecated/ for one release.
+__path__.append(os.path.join(os.path.dirname(__file__), "_deprecated"))
 
 # public name -> submodule that defines it
 _EXPORTS = {
@@ -26,8 +30,9 @@ _EXPORTS = {
     "InlineCheckpoint": "inline",
     "Memory": "memory",
     "checkpoint": "decorator",
-    "dump": "fulldump",
-    "load": "fulldump",
+    "Store": "store",
+    "dump": "savers.dump",
+    "load": "savers.dump",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -37,6 +42,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .exceptions import ComplexParamsIdentifyWarning as ComplexParamsIdentifyWarning
     from .inline import InlineCheckpoint as InlineCheckpoint
     from .memory import Memory as Memory
+    from .savers.dump import dump as dump
+    from .savers.dump import load as load
+    from .store import Store as Store
 
 
 def __getattr__(name: str) -> Any:
@@ -54,13 +62,13 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the ``%%checkpoint`` cell magic (``%load_ext checkpoint_magic``)."""
-    from .magics import load_ipython_extension as load
+    from .notebook.magic import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove what :func:`load_ipython_extension` registered (``%unload_ext checkpoint_magic``)."""
-    from .magics import unload_ipython_extension as unload
+    from .notebook.magic import unload_ipython_extension as unload
 
     unload(ipython)

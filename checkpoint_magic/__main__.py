@@ -1,8 +1,8 @@
-"""``python -m checkpoint_magic``: the ``checkpoint-magic`` command line (see :mod:`checkpoint_magic.cli`)."""
+"""``python -m checkpoint_magic``: the ``checkpoint-magic`` command line (see :mod:`checkpoint_magic.tools.cli`)."""
 
 from __future__ import annotations
 
-from .cli import main
+from .tools.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -36,7 +36,8 @@ from typing import Any
 
 import xxhash
 
-from . import __version__, config
+from . import config
+from ._version import __version__
 from .exceptions import (
     CorruptEntryWarning,
     SignatureError,
@@ -44,8 +45,8 @@ from .exceptions import (
     StoreWriteWarning,
     warn_user,
 )
-from .hashing import HASH_SCHEME_VERSION, Fingerprinter
-from .store import CorruptBlobError, CorruptManifestError, Store, _namespace_dir, get_store
+from .fingerprint.values import HASH_SCHEME_VERSION, Fingerprinter
+from .store.core import CorruptBlobError, CorruptManifestError, Store, _namespace_dir, get_store
 
 __all__ = ["Checkpointer", "LoadResult", "make_key"]
 
@@ -283,7 +284,7 @@ class Checkpointer:
         limit = os.environ.get(config.ENV_MAX_SIZE)
         if not limit:
             return
-        from .maintenance import gc, parse_size
+        from .tools.maintenance import gc, parse_size
 
         try:
             gc(store, max_size=parse_size(limit))

@@ -38,7 +38,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from .checkpointer import Checkpointer
 from .exceptions import InvalidArgumentError, UncachedWarning, warn_user
-from .store import Store
+from .store.core import Store
 
 __all__ = ["CheckpointedFunction", "checkpoint"]
 
@@ -137,7 +137,7 @@ class CheckpointedFunction(Generic[R]):
         return dict(bound.arguments)
 
     def _fingerprints(self, bound: dict[str, Any]) -> tuple[str, dict[str, str]]:
-        from .codehash import code_fingerprint
+        from .fingerprint.code import code_fingerprint
 
         inputs = {k: v for k, v in bound.items() if k not in self.ignore} if self.ignore else bound
         return code_fingerprint(self.__wrapped__), self.checkpointer.fingerprint_inputs(inputs)
@@ -174,7 +174,7 @@ class CheckpointedFunction(Generic[R]):
         return result
 
     def _code_parts(self) -> dict[str, str]:
-        from .codehash import code_parts
+        from .fingerprint.code import code_parts
 
         return code_parts(self.__wrapped__)
 

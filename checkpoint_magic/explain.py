@@ -27,7 +27,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .store import Store, _namespace_dir
+from .store.core import Store, _namespace_dir
 
 __all__ = ["describe_difference", "explain_miss", "last_miss", "record_miss"]
 

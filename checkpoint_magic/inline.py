@@ -51,7 +51,7 @@ from .exceptions import (
     UnknownNameError,
     warn_user,
 )
-from .store import Store
+from .store.core import Store
 
 __all__ = ["InlineCheckpoint"]
 
@@ -192,7 +192,7 @@ def _running_code_fingerprint(code: types.CodeType, first: int, last: int) -> st
     lines compile to does. It protects against a source file edited while the program runs:
     the body parsed from the file would then not be the body that runs.
     """
-    from .hashing import fingerprint
+    from .fingerprint.values import fingerprint
 
     jumps = set(dis.hasjrel) | set(dis.hasjabs)
     h = xxhash.xxh3_128()
@@ -222,9 +222,9 @@ def _block_code_fingerprint(
 
     Parts: the normalized AST of the body; the bytecode running for the body's lines; the
     user functions, classes and module attributes the body uses (followed transitively by
-    :mod:`checkpoint_magic.codehash`, on their running code); and the produced names.
+    :mod:`checkpoint_magic.fingerprint.code`, on their running code); and the produced names.
     """
-    from . import codehash
+    from .fingerprint import code as codehash
 
     h = xxhash.xxh3_128()
     h.update(("produce:" + "\0".join(produce) + "\n").encode())

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .decorator import CheckpointedFunction
-from .store import Store, get_store
+from .store.core import Store, get_store
 
 __all__ = ["Memory"]
 

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from checkpoint_magic import cli
 from checkpoint_magic.checkpointer import Checkpointer
 from checkpoint_magic.explain import record_miss
-from checkpoint_magic.maintenance import find_entry, list_entries
-from checkpoint_magic.store import Store
+from checkpoint_magic.store.core import Store
+from checkpoint_magic.tools import cli
+from checkpoint_magic.tools.maintenance import find_entry, list_entries
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -183,7 +183,7 @@ def test_a_newer_store_format_is_an_error_not_a_crash(capsys, tmp_path):
 
 
 def test_errors_that_stop_a_command_exit_2_with_one_line_not_a_traceback(capsys, tmp_path, filled, monkeypatch):
-    from checkpoint_magic import maintenance
+    from checkpoint_magic.tools import maintenance
 
     a_file = tmp_path / "passwd"
     a_file.write_text("root:x:0:0")
@@ -309,7 +309,7 @@ def test_gc_leaves_a_directory_that_is_not_a_store_alone(tmp_path):
 def ip() -> Any:
     from IPython.testing.globalipapp import get_ipython
 
-    from checkpoint_magic import magics_inspect
+    from checkpoint_magic.notebook import inspection as magics_inspect
 
     shell = get_ipython()
     had = "checkpoint_store" in shell.magics_manager.magics["line"]
@@ -359,7 +359,7 @@ def test_store_magic_bad_input_is_a_usage_error(ip, filled, magic, line, message
 
 
 def test_unregister_removes_only_what_register_added(ip):
-    from checkpoint_magic import magics_inspect
+    from checkpoint_magic.notebook import inspection as magics_inspect
 
     magics_inspect.unregister(ip)
     assert "checkpoint_store" not in ip.magics_manager.magics["line"]

@@ -1,4 +1,4 @@
-"""Tests for checkpoint_magic.codehash: code fingerprints of functions, methods, classes and snippets."""
+"""Tests for checkpoint_magic.fingerprint.code: code fingerprints of functions, methods, classes and snippets."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from checkpoint_magic import codehash
-from checkpoint_magic.codehash import (
+from checkpoint_magic.exceptions import FingerprintError
+from checkpoint_magic.fingerprint import code as codehash
+from checkpoint_magic.fingerprint.code import (
     code_fingerprint,
     code_parts,
     is_user_code,
@@ -24,7 +25,6 @@ from checkpoint_magic.codehash import (
     referenced_names,
     source_fingerprint,
 )
-from checkpoint_magic.exceptions import FingerprintError
 
 
 @pytest.fixture
@@ -498,7 +498,7 @@ def test_fingerprints_are_stable_across_processes(load, script):
     program = textwrap.dedent("""
         import json, sys
         import cm_stable as m
-        from checkpoint_magic.codehash import code_fingerprint, code_parts
+        from checkpoint_magic.fingerprint.code import code_fingerprint, code_parts
         print(json.dumps([code_fingerprint(m.f), code_fingerprint(m.make(3)), code_fingerprint(m.Thing),
                           code_fingerprint(m.Thing().run), code_parts(m.f)]))
         """)
@@ -628,7 +628,7 @@ def test_notebook_cells(script):
         from IPython.core.interactiveshell import InteractiveShell
         ip = InteractiveShell.instance()
         cells = [
-            "from checkpoint_magic.codehash import code_fingerprint, code_parts, _function_ast",
+            "from checkpoint_magic.fingerprint.code import code_fingerprint, code_parts, _function_ast",
             "def helper(x):\\n    return x + 1\\n",
             "class K:\\n    def m(self):\\n        return helper(1)\\n",
             "def f(x):\\n    return helper(x) + K().m()\\n",
@@ -669,7 +669,7 @@ class A:
 
 
 def test_class_data_attributes_count():
-    from checkpoint_magic.hashing import fingerprint
+    from checkpoint_magic.fingerprint.values import fingerprint
 
     base = exec_ns(DATA_CLASS)["A"]
     assert code_fingerprint(exec_ns(DATA_CLASS)["A"]) == code_fingerprint(base)
@@ -700,7 +700,7 @@ def test_class_attributes_referring_to_the_class_and_unpicklable_ones():
     import enum
     import threading
 
-    from checkpoint_magic.hashing import fingerprint
+    from checkpoint_magic.fingerprint.values import fingerprint
 
     src = "class B:\n    lock = LOCK\n    def f(self):\n        return 1\nB.me = B\nB.registry = [B]\nB.one = B()\n"
     b1 = exec_ns(src, {"LOCK": threading.Lock()})["B"]

@@ -16,7 +16,7 @@ from checkpoint_magic.exceptions import (
     StoreWriteWarning,
     UncachedWarning,
 )
-from checkpoint_magic.store import Store
+from checkpoint_magic.store.core import Store
 
 FOO = """
 from checkpoint_magic import checkpoint
@@ -319,7 +319,7 @@ def test_store_failure_returns_result_with_one_warning_and_no_entry(store_dir):
         return np.ones(100_000) * x
 
     enospc = OSError(errno.ENOSPC, "No space left on device")
-    with mock.patch("checkpoint_magic.store._write_full", side_effect=enospc), pytest.warns(
+    with mock.patch("checkpoint_magic.store.core._write_full", side_effect=enospc), pytest.warns(
         StoreWriteWarning, match="No space left"
     ) as record:
         result = f(3)

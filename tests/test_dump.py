@@ -1,4 +1,4 @@
-"""Tests of checkpoint_magic.fulldump: estimator trees through savers, setup on first use, fresh processes."""
+"""Tests of checkpoint_magic.savers.dump: estimator trees through savers, setup on first use, fresh processes."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 
 import checkpoint_magic
 from checkpoint_magic.exceptions import CheckpointError, InvalidArgumentError, StoreFormatError
-from checkpoint_magic.fulldump import INDEX_NAME, dump, load, loaded, setup_pending, teardown
+from checkpoint_magic.savers.dump import INDEX_NAME, dump, load, loaded, setup_pending, teardown
 
 events: list[str] = []
 
@@ -255,7 +255,7 @@ def test_a_failed_replacement_keeps_the_earlier_dump(tmp_path):
         return real_replace(src, dst)
 
     with (
-        mock.patch("checkpoint_magic.fulldump.os.replace", side_effect=failing),
+        mock.patch("checkpoint_magic.savers.dump.os.replace", side_effect=failing),
         pytest.raises(OSError, match="disk gone"),
     ):
         dump(StandardScaler().fit([[0.0], [4.0]]), first)
@@ -282,7 +282,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 import checkpoint_magic
-from checkpoint_magic.savers import Saver, register_saver
+from checkpoint_magic.savers.builtin import Saver, register_saver
 
 def centred_square(X, mean):          # a helper the class calls: travels with it
     return (np.asarray(X) - mean) ** 2
@@ -342,7 +342,7 @@ CONSUMER = """
 import json, sys
 import numpy as np
 import checkpoint_magic
-from checkpoint_magic.savers import registered_savers
+from checkpoint_magic.savers.builtin import registered_savers
 
 assert not any(type(s).__name__ == "ShiftSaver" for s in registered_savers())
 pipe = checkpoint_magic.load("model")
@@ -362,7 +362,7 @@ SCRIPT_PRODUCER = """
 import json, multiprocessing, os
 import numpy as np
 import checkpoint_magic
-from checkpoint_magic.savers import Saver, register_saver
+from checkpoint_magic.savers.builtin import Saver, register_saver
 
 def centred_square(X, mean):          # a helper the classes call: travels with them
     return (np.asarray(X) - mean) ** 2
@@ -443,7 +443,7 @@ SCRIPT_CONSUMER = """
 import json, sys
 import numpy as np
 import checkpoint_magic
-from checkpoint_magic.savers import registered_savers
+from checkpoint_magic.savers.builtin import registered_savers
 
 assert not any(type(s).__name__ == "ShiftSaver" for s in registered_savers())
 pipe = checkpoint_magic.load("model")

@@ -6,7 +6,7 @@ import logging
 
 from checkpoint_magic import checkpoint
 from checkpoint_magic.explain import describe_difference, last_miss
-from checkpoint_magic.store import Store
+from checkpoint_magic.store.core import Store
 
 HELPER_SOURCE = """
 from checkpoint_magic import checkpoint

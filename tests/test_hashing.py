@@ -1,4 +1,4 @@
-"""Tests for checkpoint_magic.hashing (and _hash_pandas): value fingerprints."""
+"""Tests for checkpoint_magic.fingerprint.values (and _hash_pandas): value fingerprints."""
 
 from __future__ import annotations
 
@@ -26,9 +26,16 @@ import pandas as pd
 import pytest
 import xxhash
 
-from checkpoint_magic import _hash_objects, _hash_pandas, hashing
 from checkpoint_magic.exceptions import ComplexParamsIdentifyWarning, FingerprintError
-from checkpoint_magic.hashing import HASH_SCHEME_VERSION, Fingerprinter, digest_bytes, fingerprint
+from checkpoint_magic.fingerprint import objects as _hash_objects
+from checkpoint_magic.fingerprint import pandas as _hash_pandas
+from checkpoint_magic.fingerprint import values as hashing
+from checkpoint_magic.fingerprint.values import (
+    HASH_SCHEME_VERSION,
+    Fingerprinter,
+    digest_bytes,
+    fingerprint,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -609,7 +616,7 @@ def test_estimators():
 
 # -- code and modules ----------------------------------------------------------------------------
 def test_functions_classes_methods_modules():
-    pytest.importorskip("checkpoint_magic.codehash")
+    pytest.importorskip("checkpoint_magic.fingerprint.code")
 
     def f(x):
         return x + 1
@@ -631,7 +638,7 @@ def test_functions_classes_methods_modules():
 
 
 def test_instances_include_their_class_code():
-    pytest.importorskip("checkpoint_magic.codehash")
+    pytest.importorskip("checkpoint_magic.fingerprint.code")
     ns1: dict = {}
     ns2: dict = {}
     exec("class K:\n    def f(self):\n        return 1\n", ns1)
@@ -740,7 +747,7 @@ STABILITY_SCRIPT = textwrap.dedent(
     """
     import json, collections
     import numpy as np, pandas as pd
-    from checkpoint_magic.hashing import fingerprint
+    from checkpoint_magic.fingerprint.values import fingerprint
     values = {
         "set_str": {f"w{i}" for i in range(40)},
         "set_mixed": {1, "a", (2, "b"), b"c", 2.5, None, frozenset({"x", 3})},

@@ -11,7 +11,7 @@ from checkpoint_magic.exceptions import (
     MissingProducedNameError,
     UnknownNameError,
 )
-from checkpoint_magic.store import Store
+from checkpoint_magic.store.core import Store
 
 PCA = """
 from checkpoint_magic import InlineCheckpoint

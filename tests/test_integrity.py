@@ -22,8 +22,8 @@ import pytest
 from checkpoint_magic import checkpoint
 from checkpoint_magic.checkpointer import Checkpointer
 from checkpoint_magic.exceptions import CorruptEntryWarning, StoreFormatError, StoreWriteWarning
-from checkpoint_magic.maintenance import gc, list_entries, verify
-from checkpoint_magic.store import Store, decode_manifest, flush_usage, manifest_body
+from checkpoint_magic.store.core import Store, decode_manifest, flush_usage, manifest_body
+from checkpoint_magic.tools.maintenance import gc, list_entries, verify
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -252,7 +252,7 @@ def test_a_damaged_entry_is_one_warning_then_a_correct_recompute(tmp_path, monke
 # ---------------------------------------------------------------------------------------- full or read-only disk
 @pytest.mark.parametrize("failing_write", [0, 1])  # the blob's write, or the manifest's
 def test_disk_full_returns_the_result_with_one_warning_and_no_partial_entry(tmp_path, failing_write):
-    from checkpoint_magic import store as store_module
+    from checkpoint_magic.store import core as store_module
 
     store = Store(tmp_path / "s")
     real = store_module._write_full

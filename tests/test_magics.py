@@ -17,7 +17,7 @@ from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
 from checkpoint_magic.exceptions import MissingProducedNameError
-from checkpoint_magic.store import Store
+from checkpoint_magic.store.core import Store
 
 # --------------------------------------------------------------------------- in-process shell
 

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from checkpoint_magic import checkpoint, maintenance
+from checkpoint_magic import checkpoint
 from checkpoint_magic.checkpointer import Checkpointer
 from checkpoint_magic.exceptions import InvalidArgumentError
-from checkpoint_magic.maintenance import (
+from checkpoint_magic.store.core import Store, flush_usage
+from checkpoint_magic.tools import maintenance
+from checkpoint_magic.tools.maintenance import (
     clear,
     du,
     find_entry,
@@ -27,7 +29,6 @@ from checkpoint_magic.maintenance import (
     unpin,
     verify,
 )
-from checkpoint_magic.store import Store, flush_usage
 
 DAY = 86400.0
 

@@ -8,7 +8,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from checkpoint_magic import Memory
-from checkpoint_magic.store import Store
+from checkpoint_magic.store.core import Store
 
 FITS: list[str] = []
 

@@ -1,4 +1,4 @@
-"""Tests of checkpoint_magic.savers: the saver registry, the store adapter, objects pickle cannot handle."""
+"""Tests of checkpoint_magic.savers.builtin: the saver registry, the store adapter, objects pickle cannot handle."""
 
 from __future__ import annotations
 
@@ -15,11 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from checkpoint_magic import savers as savers_module
-from checkpoint_magic import serializers
 from checkpoint_magic.checkpointer import Checkpointer
 from checkpoint_magic.exceptions import InvalidArgumentError
-from checkpoint_magic.savers import (
+from checkpoint_magic.savers import builtin as savers_module
+from checkpoint_magic.savers.builtin import (
     NumpySaver,
     PandasSaver,
     PickleSaver,
@@ -33,8 +32,9 @@ from checkpoint_magic.savers import (
     strip_unpicklable,
     unregister_saver,
 )
-from checkpoint_magic.steps import StepCheckpoint
-from checkpoint_magic.store import Store
+from checkpoint_magic.steps.runner import StepCheckpoint
+from checkpoint_magic.store.codecs import serializers
+from checkpoint_magic.store.core import Store
 
 setups: list[int] = []
 
@@ -245,9 +245,11 @@ def test_a_saver_that_writes_to_its_files_on_load_never_changes_the_store(store)
 
 def test_savers_torch_imports_first_in_a_fresh_process_and_names_are_kept():
     code = (
-        "import checkpoint_magic.savers_torch as t\n"
-        "from checkpoint_magic import _saver_base, _saver_codec, fulldump, savers\n"
-        "from checkpoint_magic.savers import Saver, TorchModuleSaver, saver_name\n"
+        "import checkpoint_magic.savers.torch as t\n"
+        "from checkpoint_magic import savers\n"
+        "from checkpoint_magic.savers import base as _saver_base, dump as fulldump\n"
+        "from checkpoint_magic.store.codecs import saver_codec as _saver_codec\n"
+        "from checkpoint_magic.savers.builtin import Saver, TorchModuleSaver, saver_name\n"
         "assert TorchModuleSaver is t.TorchModuleSaver and issubclass(TorchModuleSaver, Saver)\n"
         "assert fulldump._class_path is _saver_codec._class_path is _saver_base._class_path\n"
         "print(saver_name(TorchModuleSaver()), saver_name(t.TorchTensorSaver()),\n"
@@ -258,8 +260,8 @@ def test_savers_torch_imports_first_in_a_fresh_process_and_names_are_kept():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
-        "checkpoint_magic.savers_torch.TorchModuleSaver",
-        "checkpoint_magic.savers_torch.TorchTensorSaver",
+        "checkpoint_magic.savers.TorchModuleSaver",
+        "checkpoint_magic.savers.TorchTensorSaver",
         "checkpoint_magic.savers.StripUnpicklableSaver",
         "checkpoint_magic.savers.Saver",
     ]
@@ -272,7 +274,7 @@ def test_savers_torch_imports_first_in_a_fresh_process_and_names_are_kept():
             "-p",
             "no:cacheprovider",
             "--doctest-modules",
-            os.path.join(os.path.dirname(savers_module.__file__), "savers_torch.py"),
+            os.path.join(os.path.dirname(savers_module.__file__), "torch.py"),
         ],
         capture_output=True,
         text=True,
@@ -388,7 +390,7 @@ def test_torch_module_and_tensor_round_trip(store, tmp_path):
 
     net = Net()
     record = store.put_value(net)
-    assert record["codec"] == "saver:checkpoint_magic.savers_torch.TorchModuleSaver"
+    assert record["codec"] == "saver:checkpoint_magic.savers.TorchModuleSaver"
     restored = store.get_value(record)
     x = torch.randn(4, 3)
     assert torch.equal(restored(x), net(x))
@@ -397,7 +399,7 @@ def test_torch_module_and_tensor_round_trip(store, tmp_path):
     assert torch.equal(restored.steps, net.steps) and torch.equal(restored.scratch, net.scratch)
     tensor = torch.arange(6.0).reshape(2, 3)
     record = store.put_value(tensor)
-    assert record["codec"] == "saver:checkpoint_magic.savers_torch.TorchTensorSaver"
+    assert record["codec"] == "saver:checkpoint_magic.savers.TorchTensorSaver"
     assert torch.equal(store.get_value(record), tensor)
     assert set(os.listdir(_saved(net, tmp_path / "dir"))) >= {"state_dict.pt", "skeleton.pkl"}
 

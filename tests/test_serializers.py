@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from checkpoint_magic import serializers
-from checkpoint_magic.serializers import (
+from checkpoint_magic.store.codecs import serializers
+from checkpoint_magic.store.codecs.serializers import (
     Codec,
     Encoded,
     codec_by_name,
@@ -18,7 +18,7 @@ from checkpoint_magic.serializers import (
     register_codec,
     unregister_codec,
 )
-from checkpoint_magic.store import Store
+from checkpoint_magic.store.core import Store
 
 
 def _roundtrip(store: Store, value):

@@ -1,4 +1,4 @@
-"""Tests of checkpoint_magic.steps: numeric order, start_from, automatic resume, versions, processes."""
+"""Tests of checkpoint_magic.steps.runner: numeric order, start_from, automatic resume, versions, processes."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from unittest import mock
 import pytest
 
 from checkpoint_magic.exceptions import InvalidArgumentError
-from checkpoint_magic.steps import Checkpoint, StepCheckpoint, step_names
-from checkpoint_magic.store import Store
+from checkpoint_magic.steps.runner import Checkpoint, StepCheckpoint, step_names
+from checkpoint_magic.store.core import Store
 
 ran: list[str] = []
 
@@ -302,7 +302,7 @@ def test_bad_constructor_arguments(kwargs):
 
 PIPELINE_SOURCE = """
 import json, sys
-from checkpoint_magic.steps import StepCheckpoint
+from checkpoint_magic.steps.runner import StepCheckpoint
 
 ran = []
 

@@ -14,7 +14,7 @@ import pytest
 
 from checkpoint_magic import config
 from checkpoint_magic.exceptions import StoreFormatError
-from checkpoint_magic.store import CorruptBlobError, CorruptManifestError, Store, get_store
+from checkpoint_magic.store.core import CorruptBlobError, CorruptManifestError, Store, get_store
 
 
 def test_layout_is_created_on_first_write_only(store_dir):
@@ -121,7 +121,7 @@ def test_failed_write_leaves_no_partial_blob_or_temp_file(store_dir):
     store = Store(store_dir)
     store.put_blob([b"first"])
     enospc = OSError(errno.ENOSPC, "No space left on device")
-    with mock.patch("checkpoint_magic.store._write_full", side_effect=enospc), pytest.raises(OSError):
+    with mock.patch("checkpoint_magic.store.core._write_full", side_effect=enospc), pytest.raises(OSError):
         store.put_blob([np.ones(1000)])
     assert list((store_dir / "tmp").iterdir()) == []
     assert len([p for p in (store_dir / "objects").rglob("*") if p.is_file()]) == 1
@@ -131,7 +131,7 @@ def test_failed_large_write_leaves_nothing_and_a_retry_succeeds(store_dir):
     store = Store(store_dir)
     big = np.random.default_rng(3).random(4 << 20)  # 32 MiB: hashed while it is written
     enospc = OSError(errno.ENOSPC, "No space left on device")
-    with mock.patch("checkpoint_magic.store._write_full", side_effect=enospc), pytest.raises(OSError):
+    with mock.patch("checkpoint_magic.store.core._write_full", side_effect=enospc), pytest.raises(OSError):
         store.put_blob([big])
     assert list((store_dir / "tmp").iterdir()) == []
     ref = store.put_blob([big])
@@ -193,7 +193,7 @@ def test_concurrent_writers_produce_valid_entries(store_dir):
 def test_usage_records_never_recreate_a_deleted_store(store_dir):
     import shutil
 
-    from checkpoint_magic.store import flush_usage
+    from checkpoint_magic.store.core import flush_usage
 
     store = Store(store_dir)
     store.write_entry("ns", "k", {"outputs": {}})

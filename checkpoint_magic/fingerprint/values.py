@@ -1,0 +1,601 @@
+"""Value fingerprints (xxh3-128): the public API, the walk, and builtins, containers and numpy.
+
+A fingerprint identifies a value by its content, the same in every process and for every
+``PYTHONHASHSEED``. Python's ``hash()``, ``id()``, set iteration order and ``str()``/``repr()``
+never enter a digest. Every value is written as a one-byte type tag, a length where the tag
+does not fix the size, then its bytes, so ``1``, ``1.0``, ``True``, ``"1"``, ``b"1"``, ``[1]``
+and ``(1,)`` all differ. :data:`HASH_SCHEME_VERSION` seeds every hasher and heads every digest.
+
+- dicts, sets and frozensets are order-insensitive: their elements are sorted when they are
+  all ``str`` or all ``int``, otherwise each key/value pair (or element) is hashed into a
+  16-byte sub-digest and the sorted sub-digests are hashed. ``OrderedDict`` is deliberately
+  order-sensitive (order is part of its value); ``defaultdict`` includes its factory.
+- A container met again while it is being walked (a cycle) is written as a back-reference
+  holding its distance on the walk stack: no ``RecursionError``.
+- numpy arrays: class, dtype (``dtype.str``, or ``dtype.descr`` when structured), shape,
+  memory order, then the raw buffer, zero-copy when contiguous. An F-contiguous array is
+  hashed through its transposed (C-contiguous) view with order ``F`` recorded, so C and F
+  arrays with equal values differ on purpose: a cache miss, never a wrong hit. Other strided
+  views are copied ~1 MiB at a time and hash like their C-contiguous copy. Object arrays go
+  element by element (arrays of ``str`` through Arrow buffers, without a Python loop).
+  Subclasses add their class and ``vars()`` (a unit), masked arrays their mask, fill_value
+  and hardmask; a memmap counts by content. Builtin subclasses add ``__dict__`` and slots.
+- pandas objects go through :mod:`checkpoint_magic.fingerprint.pandas`; code (functions, methods,
+  classes), modules, enums, scikit-learn estimators and any other object (walked through
+  ``__reduce_ex__(4)``) through :mod:`checkpoint_magic.fingerprint.objects`. A value that cannot
+  be pickled (lock, open file, generator, connection) adds one
+  :class:`~checkpoint_magic.exceptions.ComplexParamsIdentifyWarning` naming its attribute
+  path (``f.conn``); only its type enters the digest. Any other error while walking a value
+  raises :class:`~checkpoint_magic.exceptions.FingerprintError`: front ends run uncached.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import datetime as _dt
+import decimal
+import fractions
+import pathlib
+import struct
+import uuid
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import xxhash
+
+from ..exceptions import ComplexParamsIdentifyWarning, FingerprintError, warn_user
+
+__all__ = ["HASH_SCHEME_VERSION", "Fingerprinter", "digest_bytes", "fingerprint"]
+
+#: Version of the encoding; bump it whenever any value's fingerprint changes.
+HASH_SCHEME_VERSION = 1
+
+Handler = Callable[["Fingerprinter", Any, Any], None]
+
+# Tags that start a value (each used once): N T F None/bools, i I int, f float, c complex,
+# s str, b bytes, a bytearray, v memoryview, . ! Ellipsis/NotImplemented, u UUID, y stdlib value,
+# g numpy scalar, l t list/tuple, d dict, q defaultdict, O OrderedDict, e set, z frozenset,
+# S builtin subclass, A ndarray, P pandas, K estimator, G other object, B k class/code,
+# M method, w W builtin function/method, m module, n enum, R back-reference, X opaque value.
+_xxh = xxhash.xxh3_128
+_TL = struct.Struct("<cQ").pack  # tag + length or count
+_TI = struct.Struct("<cq").pack  # tag + int64
+_TF = struct.Struct("<cd").pack  # tag + float64 bit pattern
+_TC = struct.Struct("<cdd").pack
+_BLOCK = 1 << 20  # bytes copied at a time from a strided array
+_MAX_DEPTH = 200  # deeper nesting is reported, not recursed into
+_ARROW_MIN = 1024  # object arrays at least this long try the Arrow string path
+# A MaskedArray's own attributes: its state is hashed through its mask, fill_value, hardmask.
+_MASKED_INTERNALS = {"_mask", "_sharedmask", "_hardmask", "_baseclass", "_isfield", "_fill_value",
+                     "_optinfo", "_basedict"}  # fmt: skip
+_NO_REF = 1 << 62
+_NO_SLOT: Any = object()  # an unset __slots__ attribute
+_STR, _INT = {str}, {int}
+_PACK_ONE = {float: (b"f", "<f8"), int: (b"i", "<i8")}
+_HOP_SILENT, _HOP_ATTRS, _HOP_ITEM = 0, 1, 2
+
+
+def digest_bytes(buffer: Any) -> str:
+    """Return the xxh3-128 hex digest of the bytes of any buffer-protocol object.
+
+    Contiguous buffers are hashed in place (zero copy), strided ones in C order ~1 MiB at a
+    time. A plain content hash (seed 0, no scheme version): the one the store names blobs by.
+
+    Examples
+    --------
+    >>> digest_bytes(b"abc")
+    '06b05ab6733a618578af5f94892f3950'
+    >>> import numpy as np
+    >>> digest_bytes(np.arange(3.0)) == digest_bytes(np.arange(3.0).tobytes())
+    True
+    """
+    try:
+        return xxhash.xxh3_128_hexdigest(buffer)
+    except (ValueError, BufferError):  # strided: hash its C-order bytes
+        h = _xxh()
+        _stream(np.asarray(memoryview(buffer)), h)
+        return h.hexdigest()
+
+
+def fingerprint(obj: Any, name: str | None = None) -> str:
+    """Return the fingerprint of ``obj``: 32 lowercase hex characters (xxh3-128).
+
+    Parameters
+    ----------
+    obj
+        Any value. Equal content gives equal fingerprints in every process.
+    name
+        Label of the value in warning messages (a parameter or watched variable name).
+
+    Examples
+    --------
+    >>> fingerprint(1) != fingerprint(1.0)
+    True
+    >>> len(fingerprint([1, 2]))
+    32
+    >>> fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})
+    True
+    """
+    return Fingerprinter().fingerprint(obj, name)
+
+
+class Fingerprinter:
+    """Fingerprint several values, hashing a large value shared between them only once.
+
+    One instance serves all the inputs of one call. Arrays, pandas objects, estimators,
+    other objects and code are memoised by ``id`` (values on a reference cycle excepted);
+    the instance keeps a reference to each so that ids stay valid while it lives. Do not
+    mutate the values between calls on one instance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fp = Fingerprinter()
+    >>> a = np.arange(10)
+    >>> fp.fingerprint(a, name="x") == fp.fingerprint(a, name="y") == fingerprint(a)
+    True
+    """
+
+    __slots__ = ("_memo", "_active", "_stack", "_problems", "_min_ref", "_seed", "_root", "_hops")
+
+    def __init__(self) -> None:
+        self._memo: dict[int, tuple[Any, bytes]] = {}
+        self._active: dict[int, int] = {}  # id -> stack depth of the containers being walked
+        self._stack: list[Any] = []  # the containers being walked, outermost first
+        self._problems: list[tuple[str, str, str]] = []  # (path, type, reason) to warn about
+        self._hops: dict[int, tuple[Any, int, Any]] = {}  # how children are named in paths
+        self._min_ref = _NO_REF  # shallowest depth a back-reference pointed to
+        self._seed = HASH_SCHEME_VERSION
+        self._root = "value"
+
+    def fingerprint(self, obj: Any, name: str | None = None) -> str:
+        """Return the fingerprint of ``obj``, reusing digests memoised by earlier calls.
+
+        Parameters
+        ----------
+        obj
+            Any value; see :func:`fingerprint`.
+        name
+            Label of the value in warning messages, e.g. ``"f"`` gives paths like ``f.conn``.
+
+        Examples
+        --------
+        >>> fp = Fingerprinter()
+        >>> fp.fingerprint((1, "a"), name="x") == fingerprint((1, "a"))
+        True
+        """
+        self._root = name or "value"
+        self._problems.clear()
+        h = _xxh(seed=self._seed)
+        h.update(_TL(b"V", self._seed))
+        try:
+            self._walk(obj, h)
+        except RecursionError:
+            raise FingerprintError(
+                f"{self._root} is nested too deeply to be fingerprinted; pass a flatter "
+                "value or leave it out of the checkpoint's inputs"
+            ) from None
+        except (FingerprintError, Warning):
+            raise
+        except Exception as exc:  # a bug in a value's methods: never a type-only digest
+            where = _hash_objects.path_to(self, self._stack[-1]) if self._stack else self._root
+            raise FingerprintError(
+                f"cannot fingerprint {where}: walking it raised {type(exc).__name__}: {exc}; "
+                f"leave {self._root} out of the inputs or pass a value that can be pickled"
+            ) from exc
+        finally:
+            if self._stack or self._hops:  # only after an error or a generic object
+                self._active.clear()
+                self._stack.clear()
+                self._hops.clear()
+            self._min_ref = _NO_REF
+        if self._problems:
+            self._warn()
+        return h.hexdigest()
+
+    def _warn(self) -> None:
+        message = _hash_objects.problem_message(self._root, self._problems)
+        warn_user(message, ComplexParamsIdentifyWarning)
+
+    def _walk(self, obj: Any, h: Any) -> None:
+        f = _EXACT.get(type(obj))
+        if f is None:
+            f = _handler_for(type(obj))
+        f(self, obj, h)
+
+    def _enter(self, obj: Any, h: Any) -> bool:
+        """Push a container; False (a marker is written instead) on a cycle or when too deep."""
+        depth = self._active.get(id(obj))
+        if depth is not None:
+            h.update(_TL(b"R", len(self._stack) - depth))
+            self._min_ref = min(self._min_ref, depth)
+            return False
+        depth = len(self._stack)
+        if depth >= _MAX_DEPTH:
+            self._report(obj, h, f"it is nested more than {_MAX_DEPTH} levels deep")
+            return False
+        self._active[id(obj)] = depth
+        self._stack.append(obj)
+        return True
+
+    def _leave(self, obj: Any) -> None:
+        self._stack.pop()
+        del self._active[id(obj)]
+
+    def _memoised(self, obj: Any, h: Any, tag: bytes, fill: Handler) -> None:
+        """Write ``tag`` and the sub-digest of ``obj`` computed by ``fill``, memoised by id."""
+        hit = self._memo.get(id(obj))
+        if hit is not None:
+            h.update(tag + hit[1])
+            return
+        if not self._enter(obj, h):
+            return
+        depth = len(self._stack) - 1
+        saved_ref, self._min_ref = self._min_ref, _NO_REF
+        nproblems = len(self._problems)
+        sh = _xxh(seed=self._seed)
+        fill(self, obj, sh)  # an error aborts the whole fingerprint (see fingerprint())
+        self._leave(obj)
+        digest = sh.digest()
+        # The walk of a value on a reference cycle (a back-reference to obj or above it)
+        # depends on where the cycle was entered: such values are not memoised.
+        if self._min_ref > depth and len(self._problems) == nproblems:
+            self._memo[id(obj)] = (obj, digest)
+        self._min_ref = min(saved_ref, self._min_ref)
+        h.update(tag + digest)
+
+    def _hop(self, child: Any, kind: int, key: Any = None) -> None:
+        """Say how ``child`` is named in attribute paths (read only to word a warning)."""
+        if child is not None:
+            self._hops[id(child)] = (child, kind, key)
+
+    def _report(self, obj: Any, h: Any, reason: str, label: Any = None) -> None:
+        """Record a value that cannot be fingerprinted; write only its type."""
+        self._problems.append(
+            (
+                _hash_objects.path_to(self, obj),
+                _qualname(type(obj) if label is None else label),
+                reason,
+            )
+        )
+        h.update(b"X")
+        _h_str(self, _qualname(type(obj)), h)
+
+
+def _qualname(obj: Any) -> str:
+    mod = getattr(obj, "__module__", None)
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    if not isinstance(name, str):
+        name = type(obj).__qualname__
+    return f"{mod}.{name}" if isinstance(mod, str) else name
+
+
+# -- scalars ---------------------------------------------------------------------------------
+def _h_int(fp: Fingerprinter, obj: int, h: Any) -> None:
+    try:
+        h.update(_TI(b"i", obj))
+    except struct.error:  # beyond int64: length-prefixed two's complement
+        data = obj.to_bytes(obj.bit_length() // 8 + 1, "little", signed=True)
+        h.update(_TL(b"I", len(data)) + data)
+
+
+def _h_str(fp: Fingerprinter | None, obj: str, h: Any) -> None:
+    data = obj.encode("utf-8", "surrogatepass")
+    h.update(_TL(b"s", len(data)))
+    h.update(data)
+
+
+def _h_bytes(fp: Fingerprinter, obj: bytes | bytearray, h: Any) -> None:
+    h.update(_TL(b"b" if type(obj) is bytes else b"a", len(obj)))
+    h.update(obj)
+
+
+def _h_memoryview(fp: Fingerprinter, obj: memoryview, h: Any) -> None:
+    h.update(b"v")
+    _h_str(fp, obj.format, h)
+    h.update(_shape(obj.shape or ()))
+    h.update(obj if obj.c_contiguous else obj.tobytes())
+
+
+def _h_by_args(fp: Fingerprinter, obj: Any, h: Any) -> None:
+    """Stdlib value types rebuilt from plain constructor arguments (dates, Decimal, paths)."""
+    h.update(b"y")
+    _h_str(fp, _qualname(type(obj)), h)
+    fp._walk(obj.__reduce_ex__(4)[1], h)
+
+
+def _h_npscalar(fp: Fingerprinter, obj: np.generic, h: Any) -> None:
+    dt = obj.dtype
+    h.update(b"g")
+    if dt.names is not None or dt.hasobject:
+        fp._walk(dt.descr, h)
+        fp._walk(obj.item(), h)
+        return
+    _h_str(fp, dt.str, h)
+    h.update(obj.tobytes())  # its size is fixed by the dtype
+
+
+def _shape(shape: tuple[int, ...]) -> bytes:
+    return _TL(b"#", len(shape)) + struct.pack(f"<{len(shape)}q", *shape)
+
+
+# -- containers ------------------------------------------------------------------------------
+def _seq_handler(tag: bytes) -> Handler:
+    def _h_seq(fp: Fingerprinter, obj: Any, h: Any) -> None:
+        if not obj:
+            h.update(_TL(tag, 0))
+            return
+        active, key = fp._active, id(obj)
+        if key in active or len(fp._stack) >= _MAX_DEPTH:
+            fp._enter(obj, h)  # writes the back-reference or reports the depth
+            return
+        active[key] = len(fp._stack)
+        fp._stack.append(obj)
+        h.update(_TL(tag, len(obj)))
+        _write_all(fp, obj, h)
+        fp._stack.pop()
+        del active[key]
+
+    return _h_seq
+
+
+def _write_all(fp: Fingerprinter, values: Any, h: Any) -> None:
+    """Write each value in turn; a long run of only floats or only ints is packed by numpy."""
+    if len(values) >= 128:
+        kinds = set(map(type, values))
+        packed = _PACK_ONE.get(kinds.pop()) if len(kinds) == 1 else None
+        if packed is not None:
+            tag, dtype = packed
+            out = np.empty(len(values), dtype=[("t", "S1"), ("v", dtype)])  # 9-byte records
+            try:
+                out["v"] = values
+            except OverflowError:  # an int beyond int64: written one by one below
+                pass
+            else:
+                out["t"] = tag
+                h.update(out)  # the same bytes as writing them one by one
+                return
+    get = _EXACT.get
+    for x in values:
+        f = get(type(x))
+        if f is None:
+            f = _handler_for(type(x))
+        f(fp, x, h)
+
+
+def _unordered(fp: Fingerprinter, obj: Any, h: Any, tag: bytes, pairs: bool) -> None:
+    """Dict items or set elements in a canonical order: sorted, or else sorted sub-digests.
+
+    All-``str`` keys are written at once (their byte lengths, then their bytes), then the
+    values in key order; all-``int`` keys likewise; any other mix as sorted sub-digests.
+    """
+    if not obj:
+        h.update(tag + _TL(b"s", 0))
+        return
+    if not fp._enter(obj, h):
+        return
+    n, kinds = len(obj), set(map(type, obj))
+    if kinds in (_STR, _INT):
+        items = sorted(obj.items()) if pairs else [(k, None) for k in sorted(obj)]
+        if kinds == _STR:
+            data = [k.encode("utf-8", "surrogatepass") for k, _ in items]
+            h.update(tag + _TL(b"s", n) + struct.pack(f"<{n}Q", *map(len, data)) + b"".join(data))
+        else:
+            h.update(tag + _TL(b"i", n))
+            for k, _ in items:
+                _h_int(fp, k, h)
+        if pairs:
+            _write_all(fp, [v for _, v in items], h)
+    else:
+        walk, subs = fp._walk, []
+        for x in obj.items() if pairs else obj:
+            sh = _xxh(seed=fp._seed)
+            if pairs:
+                walk(x[0], sh)
+                walk(x[1], sh)
+            else:
+                walk(x, sh)
+            subs.append(sh.digest())
+        subs.sort()
+        h.update(tag + _TL(b"h", n) + b"".join(subs))
+    fp._leave(obj)
+
+
+def _h_defaultdict(fp: Fingerprinter, obj: defaultdict, h: Any) -> None:
+    h.update(b"q")
+    fp._walk(obj.default_factory, h)
+    _unordered(fp, obj, h, b"d", True)
+
+
+def _h_ordereddict(fp: Fingerprinter, obj: OrderedDict, h: Any) -> None:
+    """Order-sensitive on purpose: the same items in another order differ."""
+    if fp._enter(obj, h):
+        h.update(_TL(b"O", len(obj)))
+        for k, v in obj.items():
+            fp._walk(k, h)
+            fp._walk(v, h)
+        fp._leave(obj)
+
+
+def _builtin_subclass(base_handler: Handler) -> Handler:
+    def _h_subclass(fp: Fingerprinter, obj: Any, h: Any) -> None:
+        if id(obj) in fp._active:  # met again inside its own attributes
+            fp._enter(obj, h)
+            return
+        h.update(b"S")
+        _hash_objects.h_class(fp, type(obj), h)
+        base_handler(fp, obj, h)
+        extra = getattr(obj, "__dict__", None)
+        names = copyreg._slotnames(type(obj))  # type: ignore[attr-defined]  # cached by copyreg
+        slots = {n: v for n in names if (v := getattr(obj, n, _NO_SLOT)) is not _NO_SLOT}
+        if not extra and not slots:
+            h.update(b"N")
+        elif fp._enter(obj, h):  # on the stack while its attributes are walked
+            fp._hop(extra, _HOP_ATTRS)
+            fp._walk(extra or {}, h)
+            if slots:  # (no bytes at all for a subclass without __slots__)
+                h.update(b"_")
+                fp._hop(slots, _HOP_ATTRS)
+                fp._walk(slots, h)
+            fp._leave(obj)
+
+    return _h_subclass
+
+
+# -- numpy -----------------------------------------------------------------------------------
+def _h_ndarray(fp: Fingerprinter, obj: np.ndarray, h: Any) -> None:
+    fp._memoised(obj, h, b"A", _fill_ndarray)
+
+
+def _fill_ndarray(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
+    if type(a) is not np.ndarray:  # subclass: its class, its own state, plain data
+        _hash_objects.h_class(fp, type(a), h)
+        own = None if isinstance(a, np.memmap) else getattr(a, "__dict__", None)  # not its file
+        if isinstance(a, np.ma.MaskedArray):
+            _array_body(fp, np.ma.getmaskarray(a), h)
+            fp._walk(a.fill_value, h)
+            fp._walk(bool(a.hardmask), h)
+            own = {k: v for k, v in (own or {}).items() if k not in _MASKED_INTERNALS}
+            a = a.data
+        if own:
+            h.update(b"@")
+            fp._hop(own, _HOP_ATTRS)
+            fp._walk(own, h)
+        a = a.view(np.ndarray)
+    _array_body(fp, a, h)
+
+
+def _array_body(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
+    """Dtype, shape, memory order and content of a plain ndarray, written into ``h``."""
+    dt = a.dtype
+    if dt.names is None:
+        _h_str(fp, dt.str, h)
+    else:
+        h.update(b"r")
+        fp._walk(dt.descr, h)
+    h.update(_shape(a.shape))
+    if dt.hasobject or dt.kind == "T":
+        _object_elements(fp, a, h)
+    elif a.flags.c_contiguous:
+        h.update(b"C")
+        h.update(a)
+    elif a.flags.f_contiguous:
+        h.update(b"F")
+        h.update(a.T)
+    else:
+        h.update(b"C")
+        _stream(a, h)
+
+
+def _stream(a: np.ndarray, h: Any) -> None:
+    """Hash the C-order bytes of a strided array, copying about 1 MiB at a time."""
+    if a.nbytes == 0 or a.ndim == 0:
+        h.update(a.tobytes())
+        return
+    row = a.nbytes // a.shape[0]
+    if row > _BLOCK and a.ndim > 1:  # one row is more than a block: recurse into the rows
+        for sub in a:
+            if sub.flags.c_contiguous:
+                h.update(sub)
+            else:
+                _stream(sub, h)
+        return
+    rows = max(1, _BLOCK // row)
+    buf = np.empty((min(rows, a.shape[0]),) + a.shape[1:], dtype=a.dtype)
+    for start in range(0, a.shape[0], rows):
+        part = a[start : start + rows]
+        out = buf[: part.shape[0]]
+        np.copyto(out, part)
+        h.update(out)
+
+
+def _object_elements(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
+    flat = a.reshape(-1) if a.dtype.kind != "T" else a.reshape(-1).astype(object)
+    if a.dtype.names is None and flat.shape[0] >= _ARROW_MIN:
+        from . import pandas as _hash_pandas
+
+        digest = _hash_pandas.object_strings_digest(fp, flat)
+        if digest is not None:
+            h.update(b"S" + digest)
+            return
+    pushed = not (fp._stack and fp._stack[-1] is a)
+    if pushed and not fp._enter(a, h):
+        return
+    h.update(b"E")
+    for start in range(0, flat.shape[0], 1 << 16):
+        _write_all(fp, flat[start : start + (1 << 16)].tolist(), h)
+    if pushed:
+        fp._leave(a)
+
+
+# -- dispatch ---------------------------------------------------------------------------------
+_EXACT: dict[type, Handler] = {
+    type(None): lambda fp, obj, h: h.update(b"N"),
+    bool: lambda fp, obj, h: h.update(b"T" if obj else b"F"),
+    int: _h_int,
+    float: lambda fp, obj, h: h.update(_TF(b"f", obj)),
+    complex: lambda fp, obj, h: h.update(_TC(b"c", obj.real, obj.imag)),
+    str: _h_str,
+    bytes: _h_bytes,
+    bytearray: _h_bytes,
+    memoryview: _h_memoryview,
+    list: _seq_handler(b"l"),
+    tuple: _seq_handler(b"t"),
+    dict: lambda fp, obj, h: _unordered(fp, obj, h, b"d", True),
+    OrderedDict: _h_ordereddict,
+    defaultdict: _h_defaultdict,
+    set: lambda fp, obj, h: _unordered(fp, obj, h, b"e", False),
+    frozenset: lambda fp, obj, h: _unordered(fp, obj, h, b"z", False),
+    type(...): lambda fp, obj, h: h.update(b"."),
+    type(NotImplemented): lambda fp, obj, h: h.update(b"!"),
+    uuid.UUID: lambda fp, obj, h: h.update(b"u" + obj.bytes),
+    np.ndarray: _h_ndarray,
+}  # code, classes and modules: added by _hash_objects
+for _t in (_dt.datetime, _dt.date, _dt.time, _dt.timedelta, _dt.timezone, decimal.Decimal,
+           fractions.Fraction, range, slice, pathlib.PurePosixPath, pathlib.PureWindowsPath,
+           pathlib.PosixPath, pathlib.WindowsPath):  # fmt: skip
+    _EXACT[_t] = _h_by_args
+for _t in set(np.sctypeDict.values()):
+    if issubclass(_t, np.generic) and _t is not np.object_:
+        _EXACT[_t] = _h_npscalar
+
+_BUILTIN_BASES = (int, float, complex, str, bytes, bytearray, OrderedDict, defaultdict, dict,
+                  list, tuple, set, frozenset)  # fmt: skip
+_RESOLVED: dict[type, Handler] = {}
+
+
+def _handler_for(cls: type) -> Handler:
+    """Handler of a type missing from the exact-type table (resolved once per type)."""
+    f = _RESOLVED.get(cls)
+    if f is None:
+        f = _resolve(cls)
+        if len(_RESOLVED) >= 1024:
+            _RESOLVED.clear()
+        _RESOLVED[cls] = f
+    return f
+
+
+def _resolve(cls: type) -> Handler:
+    if issubclass(cls, np.ndarray):
+        return _h_ndarray
+    if issubclass(cls, np.generic):
+        return _h_npscalar
+    if (getattr(cls, "__module__", None) or "").startswith("pandas"):
+        from . import pandas as _hash_pandas
+
+        fill = _hash_pandas.fill_for(cls)
+        if fill is not None:
+            return lambda fp, obj, h: fp._memoised(obj, h, b"P", fill)
+    f = _hash_objects.handler_for(cls)  # estimators, enums, classes, code
+    if f is not None:
+        return f
+    for base in _BUILTIN_BASES:
+        if issubclass(cls, base):
+            return _builtin_subclass(_EXACT[base])
+    return lambda fp, obj, h: fp._memoised(obj, h, b"G", _hash_objects.fill_reduce)
+
+
+# Imported last: it takes the helpers above and adds its handlers to _EXACT.
+from . import objects as _hash_objects  # noqa: E402

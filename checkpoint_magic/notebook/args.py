@@ -1,0 +1,126 @@
+"""The arguments of ``%%checkpoint``: parsing its magic line and the target paths it names.
+
+A target is a name, an attribute path (``cfg.alpha``) or a subscript with a literal key
+(``params['C']``); :func:`_get` and :func:`_set` read and write one in a namespace. Used by
+:mod:`checkpoint_magic.notebook.magic`.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic_arguments import parse_argstring
+
+from .. import targets
+from ..exceptions import MissingProducedNameError
+from .outputs import _RESERVED
+
+#: What :func:`_get` returns for a target that does not exist.
+_MISSING: Any = targets.MISSING
+_USAGE = (
+    "usage: %%checkpoint [-w/--watch NAME ...] [-p/--produce NAME ...] [-r/--recompute] "
+    "[-n/--name NAME] [--store PATH] [-q/--quiet]   (details: %%checkpoint?)"
+)
+
+
+def _parse_args(magic: Any, line: str) -> Any:
+    try:
+        args = parse_argstring(magic, line)
+    except UsageError as exc:
+        raise UsageError(f"%%checkpoint: {exc}\n{_USAGE}") from None
+    except ValueError as exc:  # unbalanced quotes in the line
+        raise UsageError(
+            f"%%checkpoint: cannot split the arguments ({exc}); check the quotes\n{_USAGE}"
+        ) from None
+    args.watch = _split_names(args.watch, "--watch")
+    args.produce = _split_names(args.produce, "--produce")
+    reserved = sorted(_RESERVED.intersection(args.produce or ()))
+    if reserved:
+        raise UsageError(
+            f"%%checkpoint: {', '.join(reserved)} is reserved for the cell's output; rename the variable"
+        )
+    if args.name is not None:
+        args.name = _unquote(args.name)
+    if args.name is not None and not args.name.strip():
+        raise UsageError(f"%%checkpoint: --name needs a non-empty name\n{_USAGE}")
+    if args.store is not None:
+        path = _unquote(args.store)
+        if not path:
+            raise UsageError(f"%%checkpoint: --store needs a directory path\n{_USAGE}")
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise UsageError(
+                f"%%checkpoint: --store {path!r} is a file; give a directory (it is created if needed)"
+            )
+        args.store = path
+    return args
+
+
+def _unquote(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
+def _split_names(values: list[str] | None, flag: str) -> list[str] | None:
+    """Flatten ``-w a b -w c,d`` into ``['a', 'b', 'c', 'd']`` and check each is a valid target."""
+    if values is None:
+        return None
+    names: list[str] = []
+    for value in values:
+        value = _unquote(value)
+        parts = re.split(r",(?![^\[]*\])", value) if "," in value else [value]
+        for part in (p.strip() for p in parts):
+            if not part:
+                continue
+            _parse_target(part, flag)
+            if part not in names:
+                names.append(part)
+    if not names:
+        raise UsageError(f"%%checkpoint: {flag} needs at least one name\n{_USAGE}")
+    return names
+
+
+def _parse_target(text: str, flag: str = "--watch") -> ast.expr:
+    """Parse a target (see :mod:`checkpoint_magic.targets`), else raise :class:`UsageError`.
+
+    Examples
+    --------
+    >>> ast.unparse(_parse_target("cfg.params['alpha']"))
+    "cfg.params['alpha']"
+    >>> _parse_target("x + 1")
+    Traceback (most recent call last):
+    ...
+    IPython.core.error.UsageError: %%checkpoint: --watch 'x + 1' is not a name, an attribute path (f.a) or a subscript with a literal key (d['a'])
+    """
+    try:
+        return targets.parse_target(text)
+    except ValueError:
+        raise UsageError(
+            f"%%checkpoint: {flag} {text!r} is not a name, an attribute path (f.a) or a subscript "
+            "with a literal key (d['a'])"
+        ) from None
+
+
+def _get(ns: Mapping[str, Any], text: str) -> Any:
+    """The value at a target path in ``ns``, or ``_MISSING``."""
+    return targets.resolve(_parse_target(text), [ns])
+
+
+def _set(ns: dict[str, Any], text: str, value: Any) -> None:
+    """Set the target ``text`` in ``ns`` (its parent object must exist)."""
+    targets.assign(
+        _parse_target(text),
+        value,
+        ns,
+        [ns],
+        lambda parent: MissingProducedNameError(
+            f"%%checkpoint: cannot restore {text!r}: {parent} does not exist; "
+            "create it before this cell or use --recompute"
+        ),
+    )

@@ -1,0 +1,614 @@
+r"""The IPython extension: ``%load_ext checkpoint_magic`` and the ``%%checkpoint`` cell magic.
+
+``%%checkpoint`` owns its cell. It fingerprints the cell's code and inputs, looks them up
+in the store and, on a hit, does **not** run the cell: it restores the variables the cell
+produced, replays the cell's output as it first appeared (stdout/stderr, rich displays
+such as HTML tables, images and matplotlib figures, and the value of the last
+expression as ``Out[n]``) and prints one line saying when the result was computed and
+how long that took. On a miss it runs the cell with its output shown live *and*
+recorded, then stores the produced variables and the recorded output as one entry.
+
+What identifies a cell's computation:
+
+* **code**: the normalized AST and the bytecode of the cell (IPython syntax transformed
+  first; code passed to line magics such as ``%time`` included), the code of the functions
+  and classes it uses and of the user functions and classes those reach, all through
+  :func:`checkpoint_magic.fingerprint.code.code_fingerprint`; installed modules by name and
+  version, a local (user) module by the *running* code of the attributes the cell uses
+  (``mylib.f``) and, transitively, of the user code they reach (a ``helpers`` module that
+  ``mylib`` imports included); and the ``--produce`` list. A module file edited but not
+  reloaded therefore counts as the old code that still runs;
+* **inputs**: with ``--watch``, exactly the watched values; otherwise the data the cell
+  reads from the namespace before assigning it (see :mod:`checkpoint_magic.notebook.names`),
+  plus the global data read by the user code it reaches (notebook globals, and a user
+  module's data as ``module.name``).
+
+The cell's leading ``import`` statements run before it is fingerprinted (the cell would
+run them first anyway), so that a user module they load counts by its code. A user
+module first imported later while the cell runs could not count: the result is not
+stored (one :class:`~checkpoint_magic.exceptions.UncachedWarning`).
+
+What is restored: with ``--produce``, exactly those; otherwise every name the cell binds
+at top level that is set after the run (open files and generators excepted), plus any
+input the cell *mutated* in place (``df['z'] = ...``, ``model.fit(X, y)``), found by
+fingerprinting the inputs again after the run. Top-level ``import``, ``def`` and
+``class`` statements are re-executed on a hit (cheap, and functions keep their live
+globals and source) instead of being unpickled.
+
+Not replayed: effects outside the namespace (files written, global random state, shell
+commands) and output written by C code or by loggers that hold an old ``sys.stderr``.
+
+Examples
+--------
+The magic needs an IPython shell; here the test one (in a notebook: ``%load_ext checkpoint_magic``):
+
+>>> import tempfile
+>>> from IPython.testing.globalipapp import get_ipython
+>>> ip = get_ipython()
+>>> from checkpoint_magic import load_ipython_extension
+>>> load_ipython_extension(ip)
+>>> ip.user_ns["n"] = 3
+>>> cell = "total = sum(range(n))\nprint('computed', total)\n"
+>>> line = f"--store {tempfile.mkdtemp()} --quiet"
+>>> ip.run_cell_magic("checkpoint", line, cell)
+computed 3
+>>> del ip.user_ns["total"]
+>>> ip.run_cell_magic("checkpoint", line, cell)  # a hit: restored, output replayed, not run
+computed 3
+>>> ip.user_ns["total"]
+3
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib
+import logging
+import sys
+import time
+import types
+from collections.abc import Mapping
+from typing import Any
+
+import xxhash
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+
+from ..checkpointer import Checkpointer, LoadResult
+from ..exceptions import MissingProducedNameError, UncachedWarning, warn_user
+from .args import _MISSING, _USAGE, _get, _parse_args, _set
+from .names import analyze_cell, magic_code
+from .outputs import (
+    _RESERVED,
+    OUTPUTS_KEY,
+    RESULT_KEY,
+    _closing_new_figures,
+    _flush_inline_figures,
+    _Recorder,
+    _replay,
+    _ReplayedResult,
+)
+from .values import (
+    _IMMUTABLE,
+    _UNSTORABLE,
+    _code_names,
+    _definition_names,
+    _globals_read_by,
+    _is_code,
+    _is_plain_data,
+)
+
+__all__ = ["CheckpointMagics", "load_ipython_extension", "unload_ipython_extension"]
+
+logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- the extension
+def load_ipython_extension(ip: Any) -> None:
+    """Register ``%%checkpoint`` in ``ip`` (``%load_ext checkpoint_magic``).
+
+    Loading twice replaces the earlier registration; a magic of the same name that
+    existed before is remembered and put back by :func:`unload_ipython_extension`.
+    """
+    unload_ipython_extension(ip)
+    magics = CheckpointMagics(ip)
+    table = ip.magics_manager.magics
+    magics._shadowed = {
+        (kind, name): table[kind][name]
+        for kind, names in magics.magics.items()
+        for name in names
+        if name in table[kind]
+    }
+    ip.register_magics(magics)
+    from .inspection import register
+
+    register(ip)  # %checkpoint_store and %checkpoint_why
+    logger.debug("checkpoint_magic extension loaded")
+
+
+def unload_ipython_extension(ip: Any) -> None:
+    """Remove everything :func:`load_ipython_extension` added (``%unload_ext checkpoint_magic``).
+
+    The extension registers one magics instance (``%%checkpoint``), the inspection magics
+    of :mod:`checkpoint_magic.notebook.inspection` and no event callbacks; all its magics are
+    removed (a magic it had shadowed is restored) and so is its registry entry.
+    """
+    from .inspection import unregister
+
+    unregister(ip)
+    manager = ip.magics_manager
+    magics = manager.registry.get(CheckpointMagics.__name__)
+    if magics is None:
+        return
+    shadowed = getattr(magics, "_shadowed", {})
+    for kind, names in magics.magics.items():
+        for name in names:
+            current = manager.magics[kind].get(name)
+            if getattr(current, "__self__", None) is not magics:
+                continue  # someone registered another magic under this name since: leave it
+            previous = shadowed.get((kind, name))
+            if previous is None:
+                del manager.magics[kind][name]
+            else:
+                manager.magics[kind][name] = previous
+    del manager.registry[CheckpointMagics.__name__]
+    logger.debug("checkpoint_magic extension unloaded")
+
+
+@magics_class
+class CheckpointMagics(Magics):
+    """The ``%%checkpoint`` cell magic (registered by ``%load_ext checkpoint_magic``)."""
+
+    _shadowed: dict[tuple[str, str], Any]
+
+    @magic_arguments()
+    @argument(
+        "-w",
+        "--watch",
+        nargs="+",
+        action="extend",
+        metavar="NAME",
+        help="The inputs that identify the computation: names, attribute paths (cfg.alpha) or "
+        "subscripts with literal keys (params['C']). Default: the data the cell reads.",
+    )
+    @argument(
+        "-p",
+        "--produce",
+        nargs="+",
+        action="extend",
+        metavar="NAME",
+        help="What the cell sets and a hit restores (same forms as --watch). Default: every name "
+        "the cell binds at top level, plus inputs it modified in place.",
+    )
+    @argument(
+        "-r",
+        "--recompute",
+        action="store_true",
+        help="Run the cell even if a result is stored, and replace it.",
+    )
+    @argument(
+        "-n",
+        "--name",
+        metavar="NAME",
+        help="Name the cell's entries are listed under (checkpoint-magic ls). Default: 'cell:' "
+        "followed by the produced names.",
+    )
+    @argument(
+        "--store",
+        metavar="PATH",
+        help="Store directory. Default: $CHECKPOINT_MAGIC_DIR or ./.Lutil-checkpoint.",
+    )
+    @argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="Do not print the line saying that the result was restored.",
+    )
+    @cell_magic
+    def checkpoint(self, line: str, cell: str) -> Any:
+        """Skip this cell when its code and inputs are unchanged: restore its variables and replay its output.
+
+        The first run executes the cell (output shown as usual) and stores what it
+        produced together with its output. Later runs with the same code and inputs,
+        also in a new kernel, restore the variables and replay the output instead of
+        running the cell. Changing the cell's code, an input, a function it calls or a
+        package version makes it run again (every version's result stays stored).
+
+        Examples::
+
+            %%checkpoint
+            X_pca = PCA(n_components=20, random_state=0).fit_transform(X)
+
+            %%checkpoint --watch X --produce model -n model-fit
+            model = LogisticRegression().fit(X, y)
+        """
+        __tracebackhide__ = True  # IPython shows the user's cell, not these frames
+        args = _parse_args(self.checkpoint, line)
+        return _CellRun(self.shell, args, line, cell).run()
+
+
+# --------------------------------------------------------------------------- one run of the magic
+class _ModuleRef:
+    """A module among the produced values, stored by name and imported again on a hit."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def load(self) -> types.ModuleType:
+        return importlib.import_module(self.name)
+
+
+def _format_duration(seconds: float) -> str:
+    """A short human-readable duration.
+
+    Examples
+    --------
+    >>> _format_duration(0.0123), _format_duration(3.21), _format_duration(125), _format_duration(7300)
+    ('0.012 s', '3.2 s', '2 min 5 s', '2 h 1 min')
+    """
+    if seconds < 1:
+        return f"{seconds:.3f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+
+
+def _default_namespace(produced: list[str]) -> str:
+    """``cell:`` and the produced names (a few of them), e.g. ``cell:X_pca,pca``.
+
+    Examples
+    --------
+    >>> _default_namespace(["X", "y"]), _default_namespace([]), _default_namespace(list("abcdef"))
+    ('cell:X,y', 'cell:_', 'cell:a,b,c,d+2')
+    """
+    if not produced:
+        return "cell:_"
+    shown = ",".join(produced[:4])
+    return f"cell:{shown}+{len(produced) - 4}" if len(produced) > 4 else f"cell:{shown}"
+
+
+class _CellRun:
+    """Everything one ``%%checkpoint`` execution does: fingerprint, then restore or run and store."""
+
+    def __init__(self, ip: Any, args: Any, line: str, cell: str):
+        self.ip = ip
+        self.ns: dict[str, Any] = ip.user_ns
+        self.args = args
+        self.line = line
+        self.cell = cell
+        self.module_data: set[str] = set()  # inputs that are user-module globals (module.name)
+
+    # ------------------------------------------------------------------ top level
+    def run(self) -> Any:
+        __tracebackhide__ = True
+        ip, args = self.ip, self.args
+        source = ip.transform_cell(self.cell)
+        if not source.strip():
+            raise UsageError(
+                f"%%checkpoint: the cell is empty; write the code to checkpoint below the magic line\n{_USAGE}"
+            )
+        # One leading line stands for the magic line, so line numbers match the cell's.
+        self.filename = ip.compile.cache(
+            f"# %%checkpoint {self.line}\n{source}",
+            ip.execution_count,
+            raw_code=f"%%checkpoint {self.line}\n{self.cell}",
+        )
+        self.tree = ip.compile.ast_parse(f"\n{source}", filename=self.filename)
+        names = analyze_cell(self.tree)
+        if args.produce is None and names.star_import:
+            raise UsageError(
+                "%%checkpoint: the cell runs `from ... import *`, so the names it defines cannot be "
+                "known; list what to restore with --produce NAME ... (or move the import to another cell)"
+            )
+        self.names = names
+        self.show_result = ip.ast_node_interactivity != "none" and not _ends_with_semicolon(source)
+        for name in args.watch or ():
+            if _get(self.ns, name) is _MISSING:
+                raise UsageError(
+                    f"%%checkpoint: --watch {name!r} does not exist; define it before this cell or "
+                    "remove it from --watch"
+                )
+        produce_names = args.produce if args.produce is not None else [n for n in names.binds]
+        self.cp = Checkpointer(
+            "cell", args.name or _default_namespace(produce_names), store=args.store
+        )
+        self._run_leading_imports()
+        try:
+            code_fp, parts, inputs = self._identify(source)
+            input_fps = self.cp.fingerprint_inputs(inputs)
+        except Warning:
+            raise  # warnings turned into errors by the user's filters stay errors
+        except Exception as exc:  # fingerprinting must never stop the user's computation
+            warn_user(
+                f"%%checkpoint {self.cp.namespace}: the inputs could not be fingerprinted "
+                f"({type(exc).__name__}: {exc}); running the cell uncached",
+                UncachedWarning,
+            )
+            value = self._execute()[0]
+            return value if self.show_result else None
+        if not args.recompute:
+            hit = self.cp.load(code_fp, input_fps, code_parts=parts)
+            if hit is not None:
+                return self._restore(hit)
+        return self._run_and_store(code_fp, parts, inputs, input_fps)
+
+    # ------------------------------------------------------------------ fingerprints
+    def _candidate(self, name: str) -> Any:
+        """The namespace value of a name the cell reads, or _MISSING (undefined, builtin, IPython's own)."""
+        value = self.ns.get(name, _MISSING)
+        if value is _MISSING:
+            return _MISSING
+        hidden = self.ip.user_ns_hidden.get(name, _MISSING)
+        return _MISSING if hidden is value else value
+
+    def _run_leading_imports(self) -> None:
+        """Run the cell's first ``import`` statements now, before fingerprinting.
+
+        A user module counts by its running code, so it must be loaded to be fingerprinted;
+        the cell runs these statements first anyway (and a hit runs them again). Errors
+        propagate as the cell's own: nothing is stored.
+        """
+        __tracebackhide__ = True
+        prefix: list[ast.stmt] = []
+        for stmt in self.tree.body:
+            if not isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                break
+            prefix.append(stmt)
+        if prefix:
+            module = ast.Module(body=prefix, type_ignores=[])
+            exec(self.ip.compile(module, self.filename, "exec"), self.ns)
+
+    def _identify(self, source: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+        """Code fingerprint (cell + code it uses), its parts, and the input values by name.
+
+        The cell's code object is wrapped in a function whose globals are the code values
+        the cell reads, and fingerprinted by :func:`codehash.code_fingerprint`: it follows
+        them, the modules the cell imports and the attributes it uses of user modules, then
+        the user code those reach, on the code that runs (not on files).
+        """
+        from ..fingerprint import code as codehash
+
+        code_values: dict[str, Any] = {}
+        data: dict[str, Any] = {}
+        for name in self.names.reads:
+            value = self._candidate(name)
+            if value is _MISSING:
+                continue
+            (code_values if _is_code(value) else data)[name] = value
+        code = _cell_code(source, getattr(self.ip.compile, "flags", 0))
+        _, attrs, imports = _code_names(code)
+        imported = [m for m in map(sys.modules.get, sorted(imports)) if m is not None]
+        self.module_data = set()
+        if self.args.watch is None:
+            roots = [*code_values.values(), *imported]
+            for name, value in _globals_read_by(roots, self.ns, self._candidate, attrs).items():
+                if name not in data:
+                    data[name] = value
+                    if "." in name:  # a user module's global: an input, not restored
+                        self.module_data.add(name)
+            inputs = data
+        else:
+            inputs = {name: _get(self.ns, name) for name in self.args.watch}
+
+        wrapper = types.FunctionType(code, dict(code_values))
+        cell_fp = codehash.source_fingerprint(source)
+        code_fp = codehash.code_fingerprint(wrapper)
+        parts = {"<cell>": cell_fp, "<cell code>": code_fp}
+        for name, part in codehash.code_parts(wrapper).items():
+            if not name.startswith("<exec>.<module>"):  # the wrapper itself: "<cell code>"
+                parts.setdefault(name, part)
+        h = xxhash.xxh3_128(b"checkpoint_magic-cell\0")
+        h.update(repr(self.args.produce).encode())
+        h.update(f"\0{cell_fp}\0{code_fp}".encode())
+        return h.hexdigest(), parts, inputs
+
+    # ------------------------------------------------------------------ a hit
+    def _restore(self, hit: LoadResult) -> Any:
+        outputs = hit.outputs
+        record = outputs.get(OUTPUTS_KEY) or {}
+        self._run_definitions(record.get("defined", ()))
+        with _closing_new_figures():
+            restored = []
+            for name, value in outputs.items():
+                if name in _RESERVED:
+                    continue
+                _set(self.ns, name, value.load() if isinstance(value, _ModuleRef) else value)
+                restored.append(name)
+        if not self.args.quiet:
+            names = ", ".join(restored[:6]) + (
+                f" +{len(restored) - 6}" if len(restored) > 6 else ""
+            )
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(hit.created))
+            print(
+                f"[checkpoint] restored {names or 'the output'} (computed {when}, took "
+                f"{_format_duration(hit.duration)}; cell skipped)"
+            )
+        _replay(self.ip, record.get("events", ()))
+        return self._stored_result(record.get("result"), outputs)
+
+    def _run_definitions(self, defined: Any) -> None:
+        """Re-execute the cell's top-level imports, ``def`` and ``class`` statements."""
+        __tracebackhide__ = True
+        if not defined:
+            return
+        body: list[ast.stmt] = [s for s in self.tree.body if isinstance(s, _DEFINITIONS)]
+        module = ast.Module(body=body, type_ignores=[])
+        exec(self.ip.compile(module, self.filename, "exec"), self.ns)
+
+    def _stored_result(self, result: Any, outputs: Mapping[str, Any]) -> Any:
+        if not result or not self.show_result:
+            return None
+        kind = result.get("kind")
+        if kind == "value" and RESULT_KEY in outputs:
+            return outputs[RESULT_KEY]
+        if kind == "name":
+            value = _get(self.ns, result["name"])
+            if value is not _MISSING:
+                return value
+        return _ReplayedResult(result.get("data") or {}, result.get("metadata") or {})
+
+    # ------------------------------------------------------------------ a miss
+    def _execute(self) -> tuple[Any, list[dict[str, Any]], float]:
+        """Run the cell in the user namespace, output shown live and recorded; return (value, events, seconds)."""
+        __tracebackhide__ = True
+        tree = self.ip.transform_ast(self.tree)
+        body = list(tree.body)
+        last = body.pop() if body and isinstance(body[-1], ast.Expr) else None
+        module = ast.Module(body=body, type_ignores=[])
+        with _Recorder(self.ip) as recorder:
+            start = time.perf_counter()
+            exec(self.ip.compile(module, self.filename, "exec"), self.ns)
+            value = None
+            if last is not None:
+                value = eval(
+                    self.ip.compile(ast.Expression(last.value), self.filename, "eval"), self.ns
+                )
+            duration = time.perf_counter() - start
+            _flush_inline_figures(self.ip)
+        return value, recorder.events, duration
+
+    def _run_and_store(
+        self, code_fp: str, parts: dict[str, str], inputs: dict[str, Any], input_fps: dict[str, str]
+    ) -> Any:
+        __tracebackhide__ = True
+        ns, args = self.ns, self.args
+        before = {
+            name: value
+            for name, value in inputs.items()
+            if not isinstance(value, _IMMUTABLE) and name not in self.module_data
+        }
+        loaded = set(sys.modules)
+        value, events, duration = self._execute()
+        outputs: dict[str, Any] = {}
+        defined: list[str] = []
+        definition_names = _definition_names(self.tree)
+        if args.produce is not None:
+            missing = [name for name in args.produce if _get(ns, name) is _MISSING]
+            if missing:
+                raise MissingProducedNameError(
+                    f"%%checkpoint: the cell did not set {', '.join(map(repr, missing))} (listed in --produce); "
+                    "set it in the cell or remove it from --produce. Nothing was stored."
+                )
+            for name in args.produce:
+                outputs[name] = _get(ns, name)
+        else:
+            for name in self.names.binds:
+                current = ns.get(name, _MISSING)
+                if current is _MISSING or isinstance(current, _UNSTORABLE):
+                    continue
+                if name in definition_names and _is_code(current):
+                    defined.append(name)  # re-executed on a hit, not stored
+                    continue
+                outputs[name] = current
+            outputs.update(self._mutated(before, input_fps))
+        for name, current in list(outputs.items()):
+            if isinstance(current, types.ModuleType):
+                outputs[name] = _ModuleRef(current.__name__)
+        record: dict[str, Any] = {"events": events, "defined": defined, "result": None}
+        if value is not None and self.show_result:
+            record["result"] = self._describe_result(value, outputs)
+            if record["result"]["kind"] == "value":
+                outputs[RESULT_KEY] = value
+        outputs[OUTPUTS_KEY] = record
+        meta = {"produced": [n for n in outputs if n not in _RESERVED], "defined": defined}
+        late = _user_modules_loaded_since(loaded)
+        if late:
+            warn_user(
+                f"%%checkpoint {self.cp.namespace}: the cell imported the local module(s) "
+                f"{', '.join(late)} while it ran, so their code could not be part of the "
+                "fingerprint; the result was not stored. Import them in an earlier cell or in "
+                "the first lines of this cell.",
+                UncachedWarning,
+            )
+            return value if self.show_result else None
+        self.cp.save(code_fp, input_fps, outputs, duration=duration, meta=meta, code_parts=parts)
+        return value if self.show_result else None  # IPython would not show `x;` either
+
+    def _mutated(self, before: dict[str, Any], input_fps: Mapping[str, str]) -> dict[str, Any]:
+        """Inputs the cell modified in place (same object, new fingerprint): they are outputs too."""
+        same = {
+            name: value
+            for name, value in before.items()
+            if _get(self.ns, name) is value and not _is_code(value)
+        }
+        if not same:
+            return {}
+        try:
+            new = self.cp.fingerprint_inputs(same)
+        except Warning:
+            raise
+        except Exception as exc:  # the first fingerprinting worked; be safe: store them all
+            logger.debug("re-fingerprinting inputs failed (%s); storing them as outputs", exc)
+            return same
+        changed = {
+            name: value for name, value in same.items() if input_fps.get(name) != new.get(name)
+        }
+        if changed:
+            logger.debug(
+                "%%checkpoint: the cell modified %s in place; they are restored on a hit",
+                sorted(changed),
+            )
+        return changed
+
+    def _describe_result(self, value: Any, outputs: Mapping[str, Any]) -> dict[str, Any]:
+        for name, produced in outputs.items():
+            if produced is value and name not in _RESERVED:
+                return {"kind": "name", "name": name}
+        try:
+            data, metadata = self.ip.display_formatter.format(value)
+        except Exception as exc:  # a broken repr: IPython will show its error; store the text only
+            logger.debug("formatting the result failed: %s", exc)
+            data, metadata = {"text/plain": f"<{type(value).__name__}>"}, {}
+        kind = "value" if _is_plain_data(value) else "display"
+        return {"kind": kind, "data": dict(data), "metadata": dict(metadata)}
+
+
+_DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+@functools.lru_cache(maxsize=128)
+def _cell_code(source: str, flags: int) -> types.CodeType:
+    """A cell compiled, with the code of the magics it calls (``%time y = f(x)``) as constants.
+
+    One code object, so that the names, attributes and imports of all of it are followed
+    together (``import m`` in the cell, ``%time m.f(x)`` in a magic). Cached: the same
+    code object for the same cell lets the code fingerprints of later runs reuse their work.
+    """
+    flags |= ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    tree = ast.parse(source)
+    code = compile(tree, "<checkpoint-cell>", "exec", flags=flags, dont_inherit=True)
+    extra: list[types.CodeType] = []
+    for block in magic_code(tree):
+        try:
+            extra.append(
+                compile(block, "<checkpoint-magic>", "exec", flags=flags, dont_inherit=True)
+            )
+        except SyntaxError as exc:  # e.g. ``return`` outside a function: it cannot run either
+            logger.debug("code passed to a magic does not compile (%s); skipped", exc)
+    return code.replace(co_consts=(*code.co_consts, *extra)) if extra else code
+
+
+def _user_modules_loaded_since(before: set[str]) -> list[str]:
+    """User (non-installed) modules imported since ``before`` was taken from ``sys.modules``."""
+    from ..fingerprint import code as codehash
+
+    return sorted(
+        name
+        for name, module in list(sys.modules.items())
+        if name not in before
+        and isinstance(module, types.ModuleType)
+        and codehash.is_user_code(module)
+    )
+
+
+def _ends_with_semicolon(source: str) -> bool:
+    from IPython.core.displayhook import DisplayHook
+
+    try:
+        return bool(DisplayHook.semicolon_at_end_of_expression(source))
+    except Exception:  # tokenize errors on odd input: IPython would display
+        return False

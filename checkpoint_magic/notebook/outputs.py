@@ -1,0 +1,164 @@
+"""Output capture and replay of ``%%checkpoint`` cells: what a cell showed, recorded and shown again.
+
+On a miss :class:`_Recorder` tees stdout/stderr and the display publisher while the cell
+runs, so its output is shown live *and* recorded as events in order (stream text, rich
+displays such as HTML tables, images and matplotlib figures, ``clear_output``). On a hit
+:func:`_replay` publishes those events again, and :class:`_ReplayedResult` stands for a
+last-expression value whose display was stored instead of the value. Used by
+:mod:`checkpoint_magic.notebook.magic`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+#: Extra entries stored next to the produced variables (no variable may use these names).
+OUTPUTS_KEY = "__outputs__"
+RESULT_KEY = "__result__"
+_RESERVED = frozenset({OUTPUTS_KEY, RESULT_KEY})
+_WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+_UNSET: Any = object()
+
+
+class _ReplayedResult:
+    """The stored display of a last-expression value that could not be stored itself."""
+
+    def __init__(self, data: dict[str, Any], metadata: dict[str, Any]):
+        self._data = data
+        self._metadata = metadata
+
+    def _repr_mimebundle_(
+        self, include: Any = None, exclude: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        return dict(self._data), dict(self._metadata)
+
+    def __repr__(self) -> str:
+        return str(self._data.get("text/plain", "<replayed output>"))
+
+
+class _TeeStream:
+    """A text stream that writes through to the real one and records what was written."""
+
+    def __init__(self, stream: Any, name: str, events: list[dict[str, Any]]):
+        self._stream = stream
+        self._name = name
+        self._events = events
+
+    def write(self, text: str) -> int:
+        result = self._stream.write(text)
+        if text:
+            last = self._events[-1] if self._events else None
+            if last is not None and last["type"] == "stream" and last["name"] == self._name:
+                last["text"] += text
+            else:
+                self._events.append({"type": "stream", "name": self._name, "text": text})
+        return result
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._stream, attr)
+
+
+class _Recorder:
+    """Tee stdout/stderr and the display publisher: output is shown live and recorded in order."""
+
+    def __init__(self, ip: Any):
+        self.ip = ip
+        self.events: list[dict[str, Any]] = []
+
+    def __enter__(self) -> _Recorder:
+        self._streams = (sys.stdout, sys.stderr)
+        sys.stdout = _TeeStream(sys.stdout, "stdout", self.events)
+        sys.stderr = _TeeStream(sys.stderr, "stderr", self.events)
+        pub = self._pub = self.ip.display_pub
+        self._saved = {attr: pub.__dict__.get(attr, _UNSET) for attr in ("publish", "clear_output")}
+        publish, clear_output, events = pub.publish, pub.clear_output, self.events
+
+        def recording_publish(data: Any, metadata: Any = None, *a: Any, **kw: Any) -> Any:
+            events.append(
+                {
+                    "type": "display",
+                    "data": dict(data or {}),
+                    "metadata": dict(metadata or {}),
+                    "transient": kw.get("transient"),
+                    "update": bool(kw.get("update", False)),
+                }
+            )
+            return publish(data, metadata, *a, **kw)
+
+        def recording_clear_output(wait: bool = False, *a: Any, **kw: Any) -> Any:
+            events.append({"type": "clear", "wait": bool(wait)})
+            return clear_output(wait, *a, **kw)
+
+        pub.publish = recording_publish
+        pub.clear_output = recording_clear_output
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            if hasattr(stream, "flush"):
+                stream.flush()
+        sys.stdout, sys.stderr = self._streams
+        for attr, saved in self._saved.items():
+            if saved is _UNSET:
+                self._pub.__dict__.pop(attr, None)
+            else:
+                setattr(self._pub, attr, saved)
+
+
+def _flush_inline_figures(ip: Any) -> None:
+    """Show the figures the cell drew now (inside the recording), not after the cell as IPython would."""
+    backend = sys.modules.get("matplotlib_inline.backend_inline")
+    if backend is None:
+        return
+    flush = getattr(backend, "flush_figures", None)
+    if flush is not None and flush in ip.events.callbacks.get("post_execute", ()):
+        flush()
+
+
+@contextmanager
+def _closing_new_figures() -> Iterator[None]:
+    """Close figures that unpickling restored values registered with pyplot (their image is replayed)."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    before = set(pyplot.get_fignums()) if pyplot is not None else set()
+    try:
+        yield
+    finally:
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None:
+            for num in set(pyplot.get_fignums()) - before:
+                pyplot.close(num)
+
+
+def _replay(ip: Any, events: Any) -> None:
+    """Write the recorded output again, in its original order."""
+    for event in events:
+        kind = event.get("type")
+        if kind == "stream":
+            stream = sys.stderr if event.get("name") == "stderr" else sys.stdout
+            stream.write(event.get("text", ""))
+        elif kind == "display":
+            data = dict(event.get("data") or {})
+            # A widget's model lived in the old kernel: show its fallback representation instead.
+            if data.pop(_WIDGET_MIME, None) is not None and not data:
+                continue
+            sys.stdout.flush()
+            sys.stderr.flush()
+            extra: dict[str, Any] = {}
+            if event.get("transient"):
+                extra["transient"] = event["transient"]
+            if event.get("update"):
+                extra["update"] = True
+            ip.display_pub.publish(data=data, metadata=event.get("metadata") or {}, **extra)
+        elif kind == "clear":
+            sys.stdout.flush()
+            sys.stderr.flush()
+            ip.display_pub.clear_output(wait=bool(event.get("wait")))
+    sys.stdout.flush()
+    sys.stderr.flush()

@@ -1,0 +1,230 @@
+"""What a ``%%checkpoint`` cell's values are: code or data, plain data, globals its functions read.
+
+Used by :mod:`checkpoint_magic.notebook.magic` to split the names a cell reads into code (counted
+by their code fingerprint) and data (inputs), to find the data that the user code a cell
+reaches reads (notebook globals and user-module globals: inputs too), to decide which bound
+names are stored, and whether a last-expression value is restored as ``Out[n]`` itself.
+"""
+
+from __future__ import annotations
+
+import ast
+import dis
+import functools
+import inspect
+import io
+import sys
+import types
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .args import _MISSING
+
+#: Types that are never stored as inferred outputs (they cannot be pickled meaningfully).
+_UNSTORABLE = (io.IOBase, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
+#: Immutable types: an input of these types cannot have been mutated by the cell.
+_IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, frozenset, range, type(Ellipsis))
+#: Opcodes that read a global name (their argument is the name).
+_GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"})
+#: Root packages whose values are restored as ``Out[n]`` itself (not only its display).
+_DATA_PACKAGES = frozenset(
+    {
+        "builtins",
+        "numpy",
+        "pandas",
+        "sklearn",
+        "scipy",
+        "datetime",
+        "decimal",
+        "fractions",
+        "collections",
+        "pathlib",
+        "uuid",
+        "xarray",
+        "polars",
+        "pyarrow",
+    }
+)
+
+
+def _is_code(value: Any) -> bool:
+    """Functions, classes, modules and callable wrappers count as code, not as data."""
+    if isinstance(
+        value,
+        (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type, functools.partial),
+    ):
+        return True
+    return (
+        callable(value)
+        and not isinstance(value, type)
+        and inspect.isfunction(getattr(value, "__wrapped__", None))
+    )
+
+
+def _is_plain_data(value: Any, depth: int = 0) -> bool:
+    """Whether a last-expression value is data worth restoring as ``Out[n]`` itself."""
+    if depth > 3:
+        return False
+    root = (type(value).__module__ or "").partition(".")[0]
+    if root not in _DATA_PACKAGES or _is_code(value):
+        return False
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return all(_is_plain_data(v, depth + 1) for v in list(value)[:100])
+    if isinstance(value, dict):
+        items = list(value.items())[:100]
+        return all(_is_plain_data(k, depth + 1) and _is_plain_data(v, depth + 1) for k, v in items)
+    return root != "builtins" or isinstance(value, (*_IMMUTABLE, bytearray))
+
+
+def _definition_names(tree: ast.Module) -> set[str]:
+    """Names bound by the top-level imports, functions and classes of a cell."""
+    names: set[str] = set()
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(stmt.name)
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            names.update(a.asname or a.name.partition(".")[0] for a in stmt.names if a.name != "*")
+    return names
+
+
+_NAMES_CACHE: weakref.WeakKeyDictionary[types.CodeType, tuple[frozenset[str], ...]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _code_names(code: types.CodeType) -> tuple[frozenset[str], ...]:
+    """(global names read, attribute names used, modules imported) by a code object and its nested code.
+
+    Examples
+    --------
+    >>> glob, attrs, imports = _code_names(compile("import a.b\\ny = m.f(x)", "<s>", "exec"))
+    >>> sorted(glob), sorted(attrs), sorted(imports)
+    (['m', 'x'], ['a', 'f', 'y'], ['a.b'])
+    """
+    hit = _NAMES_CACHE.get(code)
+    if hit is not None:
+        return hit
+    glob: set[str] = set()
+    attrs: set[str] = set()
+    imports: set[str] = set()
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        for ins in dis.get_instructions(current):
+            if ins.opcode not in dis.hasname or not isinstance(ins.argval, str):
+                continue
+            if ins.opname in _GLOBAL_OPS:
+                glob.add(ins.argval)
+            else:  # attributes, names from ``from m import a``, stored names (a superset is safe)
+                (imports if ins.opname == "IMPORT_NAME" else attrs).add(ins.argval)
+        stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+    found = _NAMES_CACHE[code] = (frozenset(glob), frozenset(attrs), frozenset(imports))
+    return found
+
+
+def _imported_module(scope: Mapping[str, Any], name: str) -> types.ModuleType | None:
+    """The loaded module an ``import`` in code with globals ``scope`` refers to, if loaded."""
+    package = scope.get("__package__") or ""
+    for candidate in (name, f"{package}.{name}" if name and package else package):
+        module = sys.modules.get(candidate) if candidate else None
+        if isinstance(module, types.ModuleType):
+            return module
+    return None
+
+
+def _globals_read_by(
+    roots: list[Any],
+    ns: dict[str, Any],
+    candidate: Callable[[str], Any],
+    attrs: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """Data read (transitively) by the user code among ``roots``: the values that become inputs.
+
+    Code fingerprints cover the code of the helpers a function calls but not the global
+    *data* it reads; a cell calling ``train()`` that reads ``X`` must recompute when ``X``
+    changes, so such globals become inputs of the cell. The same holds for the data of a
+    user (non-installed) module: its attributes among ``attrs`` (the attribute names the
+    cell's code uses) and the module globals its functions read, under ``module.name``.
+
+    Parameters
+    ----------
+    roots : list
+        Code values the cell reads (functions, classes, modules...) and modules it imports.
+    ns : dict
+        The notebook namespace; a notebook function's globals are looked up through ``candidate``.
+    candidate : callable
+        ``name -> value`` in ``ns``, or ``_MISSING`` (undefined, builtin, IPython's own).
+    attrs : frozenset of str
+        The attribute names used by the cell's code, to read from the user modules in ``roots``.
+
+    Returns
+    -------
+    dict of str to object
+        Data values by name: ``name`` for the notebook namespace, ``module.name`` for a module's.
+    """
+    from ..fingerprint import code as codehash
+
+    found: dict[str, Any] = {}
+    seen: set[int] = set()
+    seen_attrs: set[tuple[int, str]] = set()
+    alive: list[Any] = []  # every visited object stays alive while walking, so ids stay unique
+    stack: list[tuple[Any, frozenset[str]]] = [(root, attrs) for root in roots]
+
+    def reached(key: str, value: Any, used: frozenset[str]) -> None:
+        if value is _MISSING:
+            return
+        if _is_code(value):
+            stack.append((value, used))
+        else:
+            found.setdefault(key, value)
+
+    while stack and len(seen) < 5000:
+        obj, used = stack.pop()
+        if isinstance(obj, types.ModuleType):
+            if not codehash.is_user_code(obj):
+                continue  # installed: counts by name and version
+            members = vars(obj)
+            for attr in sorted(used):
+                if attr in members and (id(obj), attr) not in seen_attrs:
+                    seen_attrs.add((id(obj), attr))
+                    alive.append(obj)
+                    reached(f"{obj.__name__}.{attr}", members[attr], used)
+            continue
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        alive.append(obj)
+        if isinstance(obj, functools.partial):
+            stack.append((obj.func, used))
+            continue
+        if not isinstance(obj, type):
+            obj = inspect.unwrap(obj) if callable(obj) else obj
+        functions: list[Any] = []
+        if isinstance(obj, types.FunctionType):
+            functions = [obj]
+        elif isinstance(obj, type) and codehash.is_user_code(obj):
+            for member in vars(obj).values():
+                member = getattr(member, "__func__", member)
+                if isinstance(member, property):
+                    functions.extend(
+                        f for f in (member.fget, member.fset, member.fdel) if f is not None
+                    )
+                elif isinstance(member, types.FunctionType):
+                    functions.append(member)
+        for func in functions:
+            if not codehash.is_user_code(func):
+                continue
+            scope = func.__globals__
+            glob, own, imports = _code_names(func.__code__)
+            for name in sorted(glob):
+                if scope is ns:
+                    reached(name, candidate(name), own)
+                else:
+                    module = scope.get("__name__") or "<exec>"
+                    reached(f"{module}.{name}", scope.get(name, _MISSING), own)
+            for name in sorted(imports):  # ``import helpers`` inside the function
+                imported = _imported_module(scope, name)
+                if imported is not None:
+                    stack.append((imported, own))
+    return found

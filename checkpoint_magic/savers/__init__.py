@@ -1,0 +1,51 @@
+"""Savers for objects that plain pickling cannot handle, and the full dump and load of a fitted
+pipeline.
+
+Examples
+--------
+>>> from checkpoint_magic.savers import PickleSaver, registered_savers
+>>> any(isinstance(s, PickleSaver) for s in registered_savers())
+True
+"""
+
+from __future__ import annotations
+
+from .builtin import (
+    NumpySaver,
+    PandasSaver,
+    PickleSaver,
+    Saver,
+    SaverCodec,
+    SklearnSaver,
+    StripUnpicklableSaver,
+    TorchModuleSaver,
+    TorchTensorSaver,
+    find_saver,
+    is_fallback_saver,
+    register_saver,
+    registered_savers,
+    saver_for,
+    saver_name,
+    strip_unpicklable,
+    unregister_saver,
+)
+
+__all__ = [
+    "NumpySaver",
+    "PandasSaver",
+    "PickleSaver",
+    "Saver",
+    "SaverCodec",
+    "SklearnSaver",
+    "StripUnpicklableSaver",
+    "TorchModuleSaver",
+    "TorchTensorSaver",
+    "find_saver",
+    "is_fallback_saver",
+    "register_saver",
+    "registered_savers",
+    "saver_for",
+    "saver_name",
+    "strip_unpicklable",
+    "unregister_saver",
+]

@@ -1,0 +1,462 @@
+"""Savers: per-type writers of a value into a directory of files, and the registry the store consults.
+
+A :class:`Saver` answers three questions: can it save this object (:meth:`~Saver.can_save`),
+write it as files into a directory (:meth:`~Saver.save`), and rebuild it from such a
+directory (:meth:`~Saver.load`). Savers serve two users:
+
+* **the store**: :func:`register_saver` wraps a saver in a :class:`SaverCodec` and registers
+  it with :func:`checkpoint_magic.store.codecs.serializers.register_codec`, so every value stored by any
+  front end is offered to the registered savers before the built-in ``npy``/``pickle``
+  codecs. Each file the saver writes becomes one content-addressed blob; on load the
+  verified blobs are copied into a temporary directory for :meth:`~Saver.load`.
+* **full dumps** (:mod:`checkpoint_magic.savers.dump`): every step of a pipeline goes through
+  :func:`saver_for`.
+
+Registered for the store by default (the built-in codecs do not handle these well):
+
+* :class:`StripUnpicklableSaver` for objects with a ``setup()`` method: attributes that do
+  not pickle (queues, locks, open files, connections) are dropped and ``setup()`` rebuilds
+  them after loading;
+* :class:`TorchModuleSaver` and :class:`TorchTensorSaver` when PyTorch is imported
+  (``torch.save`` of the tensors; GPU tensors load on the CPU when no GPU is present).
+
+Used by :func:`saver_for` (dumps) but not registered for the store, whose ``npy`` and
+out-of-band ``pickle`` codecs are already faster for these: :class:`NumpySaver`,
+:class:`PandasSaver`, :class:`SklearnSaver`, and :class:`PickleSaver` (cloudpickle; classes
+defined in ``__main__`` or a notebook are pickled by value) as the last resort.
+
+Examples
+--------
+>>> import tempfile, queue
+>>> from checkpoint_magic.store import Store
+>>> class Worker:
+...     def __init__(self):
+...         self.done = 3
+...         self.setup()
+...     def setup(self):
+...         self.jobs = queue.Queue()     # a lock inside: cannot be pickled
+>>> store = Store(tempfile.mkdtemp())
+>>> record = store.put_value(Worker())
+>>> record["codec"]
+'saver:checkpoint_magic.savers.StripUnpicklableSaver'
+>>> restored = store.get_value(record)
+>>> restored.done, type(restored.jobs).__name__
+(3, 'Queue')
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..exceptions import CheckpointError, InvalidArgumentError
+from ..store.codecs import serializers
+from ..store.codecs.saver_codec import SaverCodec, _safe_can_save, saver_name
+from .base import Saver, _class_path, _HookedPickler, _read_json, _write_json
+from .torch import TorchModuleSaver, TorchTensorSaver
+
+__all__ = [
+    "NumpySaver",
+    "PandasSaver",
+    "PickleSaver",
+    "Saver",
+    "SaverCodec",
+    "SklearnSaver",
+    "StripUnpicklableSaver",
+    "TorchModuleSaver",
+    "TorchTensorSaver",
+    "find_saver",
+    "is_fallback_saver",
+    "register_saver",
+    "registered_savers",
+    "saver_for",
+    "saver_name",
+    "strip_unpicklable",
+    "unregister_saver",
+]
+
+logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- built-in savers
+
+
+class PickleSaver(Saver):
+    """Any object through cloudpickle (one file, ``object.pkl``); the last-resort saver.
+
+    Classes and functions defined in ``__main__`` or a notebook are pickled by value, so the
+    file loads in a process that does not have their source. ``save``/``load`` also accept
+    ``persistent_id``/``persistent_load`` hooks (used by :mod:`checkpoint_magic.savers.dump` to
+    store the steps of a pipeline separately).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> PickleSaver().save(lambda x: x + 1, d)
+    >>> PickleSaver().load(d)(1)
+    2
+    """
+
+    filename = "object.pkl"
+
+    def can_save(self, obj: Any) -> bool:
+        return True
+
+    def save(
+        self, obj: Any, path: str, *, persistent_id: Callable[[Any], Any] | None = None
+    ) -> None:
+        Path(path, self.filename).write_bytes(_HookedPickler.dumps(obj, persistent_id))
+
+    def load(self, path: str, *, persistent_load: Callable[[Any], Any] | None = None) -> Any:
+        return _HookedPickler.loads(Path(path, self.filename).read_bytes(), persistent_load)
+
+
+class SklearnSaver(PickleSaver):
+    """A scikit-learn estimator through cloudpickle, with the scikit-learn version recorded.
+
+    Loading under another scikit-learn version logs a WARNING (scikit-learn itself also
+    warns); the estimator is still returned.
+    """
+
+    filename = "estimator.pkl"
+
+    def can_save(self, obj: Any) -> bool:
+        if "sklearn" not in sys.modules or isinstance(obj, type):
+            return False
+        from sklearn.base import BaseEstimator
+
+        return isinstance(obj, BaseEstimator)
+
+    def save(
+        self, obj: Any, path: str, *, persistent_id: Callable[[Any], Any] | None = None
+    ) -> None:
+        import sklearn
+
+        super().save(obj, path, persistent_id=persistent_id)
+        _write_json(
+            path, "sklearn.json", {"sklearn": sklearn.__version__, "class": _class_path(obj)}
+        )
+
+    def load(self, path: str, *, persistent_load: Callable[[Any], Any] | None = None) -> Any:
+        import sklearn
+
+        saved = _read_json(path, "sklearn.json").get("sklearn")
+        if saved and saved != sklearn.__version__:
+            logger.warning(
+                "estimator saved with scikit-learn %s is loaded with %s", saved, sklearn.__version__
+            )
+        return super().load(path, persistent_load=persistent_load)
+
+
+class NumpySaver(Saver):
+    """A numpy array (not object dtype) as ``array.npy``, readable with ``np.load``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> d = tempfile.mkdtemp()
+    >>> NumpySaver().save(np.arange(3), d)
+    >>> NumpySaver().load(d)
+    array([0, 1, 2])
+    """
+
+    def can_save(self, obj: Any) -> bool:
+        return type(obj) is np.ndarray and not obj.dtype.hasobject
+
+    def save(self, obj: np.ndarray, path: str) -> None:
+        np.save(os.path.join(path, "array.npy"), obj, allow_pickle=False)
+
+    def load(self, path: str) -> np.ndarray:
+        array: np.ndarray = np.load(os.path.join(path, "array.npy"), allow_pickle=False)
+        return array
+
+
+class PandasSaver(Saver):
+    """A pandas DataFrame or Series with ``to_pickle`` (exact dtypes, index and object columns)."""
+
+    def can_save(self, obj: Any) -> bool:
+        pd = sys.modules.get("pandas")
+        return pd is not None and isinstance(obj, (pd.DataFrame, pd.Series))
+
+    def save(self, obj: Any, path: str) -> None:
+        obj.to_pickle(os.path.join(path, "frame.pkl"), protocol=5)
+
+    def load(self, path: str) -> Any:
+        import pandas as pd
+
+        return pd.read_pickle(os.path.join(path, "frame.pkl"))
+
+
+_ALWAYS_PICKLABLE = (type(None), bool, int, float, complex, str, bytes)
+
+
+def _pickles(value: Any, persistent_id: Callable[[Any], Any] | None) -> bool:
+    if isinstance(value, _ALWAYS_PICKLABLE) or (
+        type(value) is np.ndarray and not value.dtype.hasobject
+    ):
+        return True
+    try:
+        _HookedPickler.dumps(value, persistent_id)
+    # A CheckpointError comes from a persistent_id hook (a dump's own error), not from
+    # pickling; pickling itself fails in many ways (TypeError, RuntimeError, PicklingError...).
+    except CheckpointError:
+        raise
+    except Exception as exc:
+        logger.debug(
+            "attribute of type %s does not pickle (%s: %s)",
+            type(value).__name__,
+            type(exc).__name__,
+            exc,
+        )
+        return False
+    return True
+
+
+def strip_unpicklable(
+    obj: Any, persistent_id: Callable[[Any], Any] | None = None
+) -> tuple[bytes, list[str]]:
+    """Pickle ``obj``; if that fails, pickle a shallow copy with unpicklable attributes set to ``None``.
+
+    Returns the pickle and the names of the attributes that were dropped. ``obj`` itself is
+    never modified. An ``is_initialized`` attribute (Neuraxle's convention) is set to
+    ``False`` in the copy when something was dropped.
+
+    Raises
+    ------
+    TypeError
+        ``obj`` does not pickle and has no ``__dict__`` to strip.
+    """
+    try:
+        return _HookedPickler.dumps(obj, persistent_id), []
+    except CheckpointError:
+        raise
+    except Exception as exc:  # retry attribute by attribute below
+        first_error = exc
+    state = getattr(obj, "__dict__", None)
+    if not isinstance(state, dict):
+        raise TypeError(
+            f"cannot pickle the {type(obj).__name__} and it has no attributes to strip: {first_error}"
+        )
+    dropped = sorted(name for name, value in state.items() if not _pickles(value, persistent_id))
+    try:
+        clone = copy.copy(obj)
+    except Exception:  # a custom __reduce__ may refuse: rebuild from the attributes
+        clone = object.__new__(type(obj))
+        clone.__dict__.update(state)
+    clone.__dict__.update(dict.fromkeys(dropped))
+    if dropped and "is_initialized" in clone.__dict__:
+        clone.__dict__["is_initialized"] = False
+    logger.debug("%s: attributes %s do not pickle; stored as None", type(obj).__name__, dropped)
+    return _HookedPickler.dumps(clone, persistent_id), dropped
+
+
+class StripUnpicklableSaver(PickleSaver):
+    """Objects with a ``setup()`` method: drop what does not pickle, let ``setup()`` rebuild it.
+
+    ``save`` pickles the object (cloudpickle); if that fails, every attribute that does not
+    pickle (a ``multiprocessing.Queue``, a lock, an open file or connection...) is stored as
+    ``None`` (the object itself is not modified) and the names are recorded. ``load``
+    unpickles the object and, when something was dropped, calls its ``setup()`` to rebuild
+    it (``setup=False`` leaves that to the caller: :mod:`checkpoint_magic.savers.dump` calls it on
+    first use). Write ``setup()`` so that it creates what is ``None`` or missing.
+
+    Parameters
+    ----------
+    call_setup : bool, default True
+        Whether :meth:`load` calls ``setup()`` after dropping attributes.
+
+    Examples
+    --------
+    >>> import tempfile, threading
+    >>> class Step:
+    ...     def __init__(self):
+    ...         self.lock = None
+    ...     def setup(self):
+    ...         self.lock = threading.Lock()
+    ...         return self
+    >>> step = Step().setup()
+    >>> d = tempfile.mkdtemp()
+    >>> StripUnpicklableSaver().save(step, d)
+    >>> type(step.lock).__name__, type(StripUnpicklableSaver().load(d).lock).__name__
+    ('lock', 'lock')
+    """
+
+    def __init__(self, call_setup: bool = True):
+        self.call_setup = call_setup
+
+    def __repr__(self) -> str:
+        return f"StripUnpicklableSaver(call_setup={self.call_setup!r})"
+
+    def can_save(self, obj: Any) -> bool:
+        return not isinstance(obj, type) and callable(getattr(type(obj), "setup", None))
+
+    def save(
+        self, obj: Any, path: str, *, persistent_id: Callable[[Any], Any] | None = None
+    ) -> None:
+        payload, dropped = strip_unpicklable(obj, persistent_id)
+        Path(path, self.filename).write_bytes(payload)
+        _write_json(path, "stripped.json", {"stripped": dropped, "class": _class_path(obj)})
+
+    def load(
+        self,
+        path: str,
+        *,
+        persistent_load: Callable[[Any], Any] | None = None,
+        setup: bool | None = None,
+    ) -> Any:
+        obj = super().load(path, persistent_load=persistent_load)
+        dropped = _read_json(path, "stripped.json").get("stripped") or []
+        if dropped and (self.call_setup if setup is None else setup):
+            logger.debug("%s: rebuilding %s with setup()", type(obj).__name__, dropped)
+            obj.setup()
+        return obj
+
+
+# --------------------------------------------------------------------------- the registry
+
+_registered: list[Any] = []  # newest first; consulted by saver_for before the fallbacks
+_codecs: dict[str, SaverCodec] = {}
+_FALLBACKS: tuple[Saver, ...] = (NumpySaver(), PandasSaver(), SklearnSaver(), PickleSaver())
+
+
+def register_saver(saver: Any, *, store: bool = True) -> Any:
+    """Register ``saver`` ahead of those registered before it (and of the built-in ones).
+
+    Parameters
+    ----------
+    saver : Saver
+        Any object with ``can_save(obj)``, ``save(obj, path)`` and ``load(path)``.
+    store : bool, default True
+        Also offer every value the store keeps to this saver (through a :class:`SaverCodec`).
+        With ``False`` the saver only serves :func:`checkpoint_magic.dump`.
+
+    Returns
+    -------
+    Saver
+        ``saver``, unchanged. A saver with the same :func:`saver_name` is replaced.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from checkpoint_magic.store import Store
+    >>> class Upper(Saver):
+    ...     name = "doctest.Upper"
+    ...     def can_save(self, obj): return isinstance(obj, str) and obj.isupper()
+    ...     def save(self, obj, path): Path(path, "s.txt").write_text(obj.lower())
+    ...     def load(self, path): return Path(path, "s.txt").read_text().upper()
+    >>> saver = register_saver(Upper())
+    >>> store = Store(tempfile.mkdtemp())
+    >>> record = store.put_value("HELLO")
+    >>> record["codec"], store.get_value(record)
+    ('saver:doctest.Upper', 'HELLO')
+    >>> unregister_saver(saver)
+    >>> store.put_value("HELLO")["codec"]
+    'pickle'
+    """
+    for method in ("can_save", "save", "load"):
+        if not callable(getattr(saver, method, None)):
+            raise InvalidArgumentError(
+                f"a saver needs can_save(obj), save(obj, path) and load(path) methods; "
+                f"{type(saver).__name__} has no {method}(); subclass checkpoint_magic.savers.Saver"
+            )
+    unregister_saver(saver)
+    _registered.insert(0, saver)
+    if store:
+        codec = _codecs[saver_name(saver)] = SaverCodec(saver)
+        serializers.register_codec(codec)
+    return saver
+
+
+def unregister_saver(saver: Any) -> None:
+    """Remove a saver (or the saver registered under the same name); no error if absent."""
+    name = saver_name(saver)
+    _registered[:] = [s for s in _registered if s is not saver and saver_name(s) != name]
+    codec = _codecs.pop(name, None)
+    if codec is not None:
+        serializers.unregister_codec(codec)
+
+
+def registered_savers() -> list[Any]:
+    """The registered savers, in the order they are consulted (newest first)."""
+    return list(_registered)
+
+
+def saver_for(obj: Any) -> Any:
+    """The saver :func:`checkpoint_magic.dump` uses for ``obj``: registered savers, then built-in ones.
+
+    Examples
+    --------
+    >>> type(saver_for(np.zeros(2))).__name__, type(saver_for({"a": 1})).__name__
+    ('NumpySaver', 'PickleSaver')
+    """
+    for saver in _registered:
+        if _safe_can_save(saver, obj):
+            return saver
+    for saver in _FALLBACKS:
+        if saver.can_save(obj):
+            return saver
+    raise AssertionError("PickleSaver accepts everything")  # pragma: no cover
+
+
+# Names that entries written before the savers moved into this package may carry.
+_LEGACY_NAMES = {
+    "checkpoint_magic.savers.torch.TorchModuleSaver": "checkpoint_magic.savers.TorchModuleSaver",
+    "checkpoint_magic.savers.torch.TorchTensorSaver": "checkpoint_magic.savers.TorchTensorSaver",
+}
+
+
+def find_saver(name: str) -> Any | None:
+    """The registered or built-in saver whose :func:`saver_name` is ``name``, or ``None``.
+
+    Examples
+    --------
+    >>> find_saver("checkpoint_magic.savers.NumpySaver")
+    NumpySaver()
+    >>> find_saver("no.such.Saver") is None
+    True
+    """
+    name = _LEGACY_NAMES.get(name, name)
+    for saver in (*_registered, *_FALLBACKS):
+        if saver_name(saver) == name:
+            return saver
+    return None
+
+
+def is_fallback_saver(saver: Any) -> bool:
+    """Whether ``saver`` is one of the generic built-in savers (numpy, pandas, sklearn, pickle)."""
+    return any(saver is s for s in _FALLBACKS)
+
+
+def _register_defaults() -> None:
+    for saver in (StripUnpicklableSaver(), TorchModuleSaver(), TorchTensorSaver()):
+        if not any(saver_name(s) == saver_name(saver) for s in _registered):
+            register_saver(saver)
+
+
+# The public names of the built-in savers are stable: ``saver_name`` (stored in entries and dumps)
+# and pickling see them as ``checkpoint_magic.savers.<Class>``, where they are re-exported.
+for _cls in (
+    PickleSaver,
+    SklearnSaver,
+    NumpySaver,
+    PandasSaver,
+    StripUnpicklableSaver,
+    Saver,
+    SaverCodec,
+    TorchModuleSaver,
+    TorchTensorSaver,
+):
+    _cls.__module__ = "checkpoint_magic.savers"
+del _cls
+
+_register_defaults()

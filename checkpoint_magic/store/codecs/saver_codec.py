@@ -1,0 +1,148 @@
+"""The store adapter of savers: :class:`SaverCodec`, one blob per file a saver writes, and saver names.
+
+:func:`checkpoint_magic.savers.register_saver` wraps a saver in a :class:`SaverCodec`
+registered with the store (:mod:`checkpoint_magic.store.codecs.serializers`). ``encode`` lets the saver
+write the value into a temporary directory and turns each file into a blob; ``decode``
+copies the verified blobs into a temporary directory for the saver's ``load``. The codec is named ``"saver:" + saver_name(saver)``, the name recorded in the
+store. :class:`SaverCodec` and :func:`saver_name` are public through :mod:`checkpoint_magic.savers`.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ...savers.base import _class_path
+from .serializers import BlobSource, Codec, Encoded
+
+# Log under the public module's name: these records belong to the savers' log.
+logger = logging.getLogger("checkpoint_magic.savers")
+
+#: Files at least this large are handed to the store memory-mapped instead of read into memory.
+_MMAP_MIN_BYTES = 1 << 20
+#: Blobs smaller than this are written out from memory; larger ones are copied file to file.
+_FILE_COPY_MIN_BYTES = 64 * 1024
+
+
+def saver_name(saver: Any) -> str:
+    """The stable name of a saver: its ``name`` attribute, else ``module.QualifiedClassName``.
+
+    Examples
+    --------
+    >>> from checkpoint_magic.savers import PickleSaver
+    >>> saver_name(PickleSaver())
+    'checkpoint_magic.savers.PickleSaver'
+    """
+    explicit = getattr(saver, "name", None)
+    if isinstance(explicit, str) and explicit:
+        return explicit
+    cls = type(saver)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _safe_can_save(saver: Any, obj: Any) -> bool:
+    try:
+        return bool(saver.can_save(obj))
+    except Exception as exc:  # a buggy saver must not break storing every other value
+        logger.warning(
+            "%s.can_save failed on a %s (%s: %s); skipped",
+            saver_name(saver),
+            type(obj).__name__,
+            type(exc).__name__,
+            exc,
+        )
+        return False
+
+
+def _safe_relpath(rel: str) -> str:
+    parts = Path(rel).parts
+    if not parts or Path(rel).is_absolute() or ".." in parts:
+        raise ValueError(
+            f"a saver file name must be a relative path inside its directory, not {rel!r}"
+        )
+    return rel
+
+
+def _file_buffer(path: str) -> Any:
+    """The bytes of a file: memory-mapped when large (POSIX keeps the map valid after deletion)."""
+    size = os.path.getsize(path)
+    if size == 0:
+        return b""
+    if size < _MMAP_MIN_BYTES or os.name != "posix":
+        with open(path, "rb") as f:
+            return f.read()
+    with open(path, "rb") as f:
+        return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+
+
+def _materialize(source: BlobSource, index: int, dest: str) -> None:
+    """Put a private copy of the verified blob ``index`` at ``dest``.
+
+    Never a hard link: a blob is shared by every entry with the same content, and a saver
+    that opens its file in ``"a"`` or ``"r+"`` mode would change the stored blob in place
+    (and every entry that shares it). The copy costs one write of the blob's size per load
+    (to the page cache, the disk for large blobs); ``copyfile`` copies in the kernel.
+    """
+    if source.size(index) < _FILE_COPY_MIN_BYTES:
+        Path(dest).write_bytes(source.read_bytes(index))
+        return
+    shutil.copyfile(source.path(index), dest)  # path() verified the blob against its digest
+
+
+class SaverCodec(Codec):
+    """Adapter that lets the store keep a value through a :class:`Saver` (one blob per file).
+
+    ``encode`` calls ``saver.save(obj, tmpdir)`` and turns each produced file into a blob
+    (meta: relative file names, empty directories, saver class). ``decode`` copies the
+    verified blobs into a temporary directory and calls ``saver.load(dir)``. The codec name is ``"saver:" + saver_name(saver)``, so a value is
+    read back only by the same saver.
+    """
+
+    def __init__(self, saver: Any):
+        self.saver = saver
+        self.name = "saver:" + saver_name(saver)
+
+    def __repr__(self) -> str:
+        return f"SaverCodec({self.saver!r})"
+
+    def can_encode(self, obj: Any) -> bool:
+        return _safe_can_save(self.saver, obj)
+
+    def encode(self, obj: Any) -> Encoded:
+        tmp = tempfile.mkdtemp(prefix="checkpoint-magic-save-")
+        try:
+            self.saver.save(obj, tmp)
+            files: list[str] = []
+            dirs: list[str] = []
+            for root, subdirs, names in os.walk(tmp):
+                subdirs.sort()
+                rel_root = os.path.relpath(root, tmp)
+                if rel_root != "." and not names and not subdirs:
+                    dirs.append(Path(rel_root).as_posix())
+                files.extend(
+                    Path(rel_root, n).as_posix() if rel_root != "." else n for n in sorted(names)
+                )
+            blobs = [[_file_buffer(os.path.join(tmp, rel))] for rel in files]
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return Encoded(blobs, {"files": files, "dirs": dirs, "saver": _class_path(self.saver)})
+
+    def decode(
+        self, meta: dict[str, Any], source: BlobSource, *, mmap_mode: str | None = None
+    ) -> Any:
+        tmp = tempfile.mkdtemp(prefix="checkpoint-magic-load-")
+        try:
+            for rel in meta.get("dirs", ()):
+                os.makedirs(os.path.join(tmp, _safe_relpath(rel)), exist_ok=True)
+            for index, rel in enumerate(meta.get("files", ())):
+                dest = os.path.join(tmp, _safe_relpath(rel))
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                _materialize(source, index, dest)
+            return self.saver.load(tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)

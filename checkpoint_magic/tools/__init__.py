@@ -1,0 +1,1 @@
+"""Store tooling: the ``checkpoint-magic`` command line, listings, gc, clear, pin and verify."""
