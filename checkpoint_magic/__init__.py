@@ -19,9 +19,9 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
+from ._version import __version__ as __version__
 
-# Old module paths (checkpoint_magic.fingerprint.values, ...) live in _deprecated/ for one release.
+# Old module paths (checkpoint_magic.hashing, ...) live in _deprecated/ for one release.
 __path__.append(os.path.join(os.path.dirname(__file__), "_deprecated"))
 
 # public name -> submodule that defines it

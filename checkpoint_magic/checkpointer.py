@@ -46,7 +46,7 @@ from .exceptions import (
     warn_user,
 )
 from .fingerprint.values import HASH_SCHEME_VERSION, Fingerprinter
-from .store.core import CorruptBlobError, CorruptManifestError, Store, _namespace_dir, get_store
+from .store.core import CorruptBlobError, CorruptManifestError, Store, get_store, namespace_dir
 
 __all__ = ["Checkpointer", "LoadResult", "make_key"]
 
@@ -206,7 +206,7 @@ class Checkpointer:
     ) -> None:
         from .explain import explain_miss, record_miss
 
-        if not (self.store.entries / _namespace_dir(self.namespace)).is_dir():
+        if not (self.store.entries / namespace_dir(self.namespace)).is_dir():
             logger.debug("miss %s: no entry yet", self.namespace)
             return
         try:

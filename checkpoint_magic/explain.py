@@ -27,7 +27,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .store.core import Store, _namespace_dir
+from .store.core import Store, namespace_dir
 
 __all__ = ["describe_difference", "explain_miss", "last_miss", "record_miss"]
 
@@ -87,7 +87,7 @@ def _score(
 
 
 def _recent_manifests(store: Store, namespace: str) -> list[dict[str, Any]]:
-    folder = store.entries / _namespace_dir(namespace)
+    folder = store.entries / namespace_dir(namespace)
     try:
         with os.scandir(folder) as it:
             files = [(e.stat().st_mtime, e.name) for e in it if e.is_file()]
@@ -146,7 +146,7 @@ def record_miss(
     inputs, code parts) is kept so that :func:`last_miss` can explain it when asked: a miss
     costs one small write, not a comparison with every stored entry.
     """
-    path = store.state / _namespace_dir(namespace) / "last-miss.json"
+    path = store.state / namespace_dir(namespace) / "last-miss.json"
     record: dict[str, Any] = {"namespace": namespace, "time": when}
     if reason is not None:
         record["reason"] = reason
@@ -167,7 +167,7 @@ def last_miss(store: Store, namespace: str) -> dict[str, Any] | None:
     A miss recorded without its reason is explained now, against the entries that existed
     before it.
     """
-    path = store.state / _namespace_dir(namespace) / "last-miss.json"
+    path = store.state / namespace_dir(namespace) / "last-miss.json"
     try:
         data = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):

@@ -197,7 +197,7 @@ def test_errors_that_stop_a_command_exit_2_with_one_line_not_a_traceback(capsys,
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(filled[0].root / "entries"))
 
-    monkeypatch.setattr(maintenance, "_scan_entries", denied)
+    monkeypatch.setattr(maintenance, "scan_entries", denied)
     code, _, err = run(capsys, "gc", "--max-age", "1d", "--store", str(filled[0].root))
     assert code == 2 and err.strip().endswith("Permission denied: '" + str(filled[0].root / "entries") + "'")
     assert "Traceback" not in err

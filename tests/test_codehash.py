@@ -115,13 +115,13 @@ def test_semantic_edits_change_the_fingerprint(load):
 
 def test_source_is_used_when_available(load):
     f = load(BASE).f
-    assert codehash._function_ast(f.__code__) is not None
+    assert codehash.function_ast(f.__code__) is not None
 
 
 def test_exec_defined_functions_fall_back_to_bytecode():
     f1 = exec_ns(BASE)["f"]
     f2 = exec_ns(BASE)["f"]
-    assert codehash._function_ast(f1.__code__) is None  # no source: bytecode only
+    assert codehash.function_ast(f1.__code__) is None  # no source: bytecode only
     assert f1 is not f2
     assert code_fingerprint(f1) == code_fingerprint(f2)
     # comments, docstring
@@ -138,7 +138,7 @@ def test_docstring_equal_to_a_returned_literal_is_not_dropped():
 
 def test_lambda(load):
     base = code_fingerprint(load("f = lambda x: x + 1\n").f)
-    assert codehash._function_ast(load("f = lambda x: x + 1\n").f.__code__) is not None
+    assert codehash.function_ast(load("f = lambda x: x + 1\n").f.__code__) is not None
     assert code_fingerprint(load("f = lambda x: x+1  # one more\n").f) == base
     assert code_fingerprint(load("f = lambda x: x + 2\n").f) != base
     two = load("f, g = lambda x: x + 1, lambda x: x * 2\n")  # ambiguous line: bytecode only
@@ -570,10 +570,10 @@ def test_cache_entries_die_with_their_functions():
     f = ns["f"]
     code_fingerprint(f)
     key, ref = id(f), weakref.ref(f)
-    assert key in codehash._CACHE
+    assert key in codehash.CODE_CACHE
     del f, ns
     gc.collect()
-    assert ref() is None and key not in codehash._CACHE
+    assert ref() is None and key not in codehash.CODE_CACHE
 
 
 def test_a_function_inside_its_own_closure_value():
@@ -628,12 +628,12 @@ def test_notebook_cells(script):
         from IPython.core.interactiveshell import InteractiveShell
         ip = InteractiveShell.instance()
         cells = [
-            "from checkpoint_magic.fingerprint.code import code_fingerprint, code_parts, _function_ast",
+            "from checkpoint_magic.fingerprint.code import code_fingerprint, code_parts, function_ast",
             "def helper(x):\\n    return x + 1\\n",
             "class K:\\n    def m(self):\\n        return helper(1)\\n",
             "def f(x):\\n    return helper(x) + K().m()\\n",
             "fp1 = code_fingerprint(f)",
-            "print(sorted(code_parts(f)), _function_ast(f.__code__) is not None)",
+            "print(sorted(code_parts(f)), function_ast(f.__code__) is not None)",
             "def helper(x):\\n    return x + 2\\n",
             "print(code_fingerprint(f) != fp1)",
             "def helper(x):\\n    # the first version again\\n    return x + 1\\n",

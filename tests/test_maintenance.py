@@ -344,8 +344,8 @@ def test_size_only_gc_within_budget_is_a_cheap_check(tmp_path, monkeypatch):
     store = Store(tmp_path / "s")
     commit(store, "m.f", "c", 1, big(1))
     calls = []
-    real = maintenance._scan_entries
-    monkeypatch.setattr(maintenance, "_scan_entries", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = maintenance.scan_entries
+    monkeypatch.setattr(maintenance, "scan_entries", lambda *a, **k: calls.append(1) or real(*a, **k))
     report = gc(store, max_size="1GB")
     assert not report.full_scan and calls == [] and report.size_before == du(store).objects_bytes + du(store).entries_bytes
     assert gc(store, max_size="1GB", full=True).full_scan and calls == [1]

@@ -251,7 +251,7 @@ def test_savers_torch_imports_first_in_a_fresh_process_and_names_are_kept():
         "from checkpoint_magic.store.codecs import saver_codec as _saver_codec\n"
         "from checkpoint_magic.savers.builtin import Saver, TorchModuleSaver, saver_name\n"
         "assert TorchModuleSaver is t.TorchModuleSaver and issubclass(TorchModuleSaver, Saver)\n"
-        "assert fulldump._class_path is _saver_codec._class_path is _saver_base._class_path\n"
+        "assert fulldump.class_path is _saver_codec.class_path is _saver_base.class_path\n"
         "print(saver_name(TorchModuleSaver()), saver_name(t.TorchTensorSaver()),\n"
         "      saver_name(savers.StripUnpicklableSaver()), saver_name(Saver()))\n"
     )

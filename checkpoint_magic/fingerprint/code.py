@@ -58,21 +58,21 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_CODEHASH_VERSION = 1
-_PYTHON = "python-{}.{}".format(*sys.version_info[:2])
+CODEHASH_VERSION = 1
+PYTHON_TAG = "python-{}.{}".format(*sys.version_info[:2])
 _HASCONST = frozenset(dis.hasconst)
 _EXTENDED_ARG = dis.opmap["EXTENDED_ARG"]
 _GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"})
 _SCALARS = (type(None), bool, int, float, complex, str, bytes, type(Ellipsis))
 
 
-def _hashing() -> Any:
+def values_module() -> Any:
     from . import values as hashing  # lazy: hashing imports this module lazily too
 
     return hashing
 
 
-def _frame(*items: str | bytes) -> bytes:
+def frame(*items: str | bytes) -> bytes:
     """Length-prefix every item so that no two different sequences give the same bytes."""
     out: list[bytes] = []
     for item in items:
@@ -81,11 +81,11 @@ def _frame(*items: str | bytes) -> bytes:
     return b"".join(out)
 
 
-def _hex(*items: str | bytes) -> str:
-    return xxhash.xxh3_128_hexdigest(_frame(*items))
+def hex_digest(*items: str | bytes) -> str:
+    return xxhash.xxh3_128_hexdigest(frame(*items))
 
 
-def _is_const(v: Any, depth: int = 0) -> bool:
+def is_const(v: Any, depth: int = 0) -> bool:
     """True for small plain constants: scalars of the builtin types, tuples/frozensets of them."""
     t = type(v)
     if t in _SCALARS:
@@ -94,7 +94,7 @@ def _is_const(v: Any, depth: int = 0) -> bool:
         (t is tuple or t is frozenset)
         and depth < 4
         and len(v) <= 1024
-        and all(_is_const(x, depth + 1) for x in v)
+        and all(is_const(x, depth + 1) for x in v)
     )
 
 
@@ -104,27 +104,27 @@ def _const_bytes(c: Any, out: list[bytes]) -> None:
     if c is None or c is Ellipsis or t is bool:
         out.append({None: b"N", Ellipsis: b"E", True: b"T", False: b"F"}[c])
     elif t is int:
-        out.append(b"i" + _frame(c.to_bytes(c.bit_length() // 8 + 1, "little", signed=True)))
+        out.append(b"i" + frame(c.to_bytes(c.bit_length() // 8 + 1, "little", signed=True)))
     elif t is float or t is complex:
         out.append(
             b"f" + struct.pack("<d", c) if t is float else b"c" + struct.pack("<dd", c.real, c.imag)
         )
     elif t is str or t is bytes:
-        out.append((b"s" if t is str else b"b") + _frame(c))
+        out.append((b"s" if t is str else b"b") + frame(c))
     elif t is tuple:
         out.append(b"t" + struct.pack("<Q", len(c)))
         for x in c:
             _const_bytes(x, out)
     elif t is frozenset:  # iteration order depends on PYTHONHASHSEED: sort the elements' hashes
-        items = sorted(bytes.fromhex(_const_fp(x)) for x in c)
+        items = sorted(bytes.fromhex(const_fingerprint(x)) for x in c)
         out.append(b"z" + struct.pack("<Q", len(items)) + b"".join(items))
     elif isinstance(c, types.CodeType):
-        _code_bytes(c, out)
+        code_bytes(c, out)
     else:  # not made by CPython's compiler up to 3.13; hash the value anyway
-        out.append(b"?" + _frame(f"{t.__module__}.{t.__qualname__}", _hashing().fingerprint(c)))
+        out.append(b"?" + frame(f"{t.__module__}.{t.__qualname__}", values_module().fingerprint(c)))
 
 
-def _const_fp(v: Any) -> str:
+def const_fingerprint(v: Any) -> str:
     out: list[bytes] = []
     _const_bytes(v, out)
     return xxhash.xxh3_128_hexdigest(b"".join(out))
@@ -149,7 +149,7 @@ def _docstring_slot(code: types.CodeType) -> bool:
     return True
 
 
-def _code_bytes(code: types.CodeType, out: list[bytes]) -> None:
+def code_bytes(code: types.CodeType, out: list[bytes]) -> None:
     """Append the code's identity: bytecode, names, constants; not its file or line numbers."""
     out.append(
         b"C"
@@ -157,9 +157,9 @@ def _code_bytes(code: types.CodeType, out: list[bytes]) -> None:
             "<4q", code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags
         )
     )
-    out.append(_frame(code.co_name, code.co_code, getattr(code, "co_exceptiontable", b"")))
+    out.append(frame(code.co_name, code.co_code, getattr(code, "co_exceptiontable", b"")))
     for names in (code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars):
-        out.append(_frame(str(len(names)), *names))
+        out.append(frame(str(len(names)), *names))
     out.append(struct.pack("<Q", len(code.co_consts)))
     skip_doc = _docstring_slot(code)
     for i, c in enumerate(code.co_consts):
@@ -169,7 +169,7 @@ def _code_bytes(code: types.CodeType, out: list[bytes]) -> None:
             _const_bytes(c, out)
 
 
-def _names(
+def global_names(
     code: types.CodeType,
     found: tuple[set[str], set[str], set[str]] | None = None,
 ) -> tuple[set[str], set[str], set[str]]:
@@ -185,7 +185,7 @@ def _names(
                 (imports if ins.opname == "IMPORT_NAME" else attrs).add(ins.argval)
     for c in code.co_consts:
         if isinstance(c, types.CodeType):
-            _names(c, found)
+            global_names(c, found)
     return found
 
 
@@ -207,7 +207,7 @@ def _normalized_dump(node: ast.AST) -> str:
     return ast.dump(node, annotate_fields=False, include_attributes=False)
 
 
-def _function_ast(code: types.CodeType) -> str | None:
+def function_ast(code: types.CodeType) -> str | None:
     """The normalized AST of a function or lambda as its source file reads now, or None."""
     try:
         lines, start = inspect.getsourcelines(code)
@@ -243,7 +243,7 @@ def _installed_prefixes() -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _path_is_installed(path: str) -> bool:
+def path_is_installed(path: str) -> bool:
     real = os.path.normcase(os.path.realpath(path))
     return bool({"site-packages", "dist-packages"} & set(real.split(os.sep))) or any(
         real == p or real.startswith(p + os.sep) for p in _installed_prefixes()
@@ -255,7 +255,7 @@ def _module_is_user(mod: types.ModuleType) -> bool:
     if name == "checkpoint_magic" or name.startswith("checkpoint_magic."):
         return False
     path = getattr(mod, "__file__", None) or next(iter(getattr(mod, "__path__", None) or ()), None)
-    return name == "__main__" or (bool(path) and not _path_is_installed(path))
+    return name == "__main__" or (bool(path) and not path_is_installed(path))
 
 
 def is_user_code(obj: Any) -> bool:
@@ -307,7 +307,7 @@ def is_user_code(obj: Any) -> bool:
         return modname == "__main__"
     code = getattr(obj, "__code__", None)
     if isinstance(code, types.CodeType):
-        return code.co_filename.startswith("<") or not _path_is_installed(code.co_filename)
+        return code.co_filename.startswith("<") or not path_is_installed(code.co_filename)
     return isinstance(obj, type)
 
 
@@ -330,7 +330,7 @@ def _named_like(top: str) -> list[str]:
 @functools.cache
 def _top_version(top: str) -> str | None:
     if top in sys.stdlib_module_names or top in sys.builtin_module_names:
-        return _PYTHON
+        return PYTHON_TAG
     named = _named_like(top)
     own = getattr(sys.modules.get(top), "__version__", None)
     if not named and isinstance(own, str):
@@ -380,7 +380,7 @@ def package_version(module_or_name: types.ModuleType | str) -> str | None:
     return _top_version(name.partition(".")[0])
 
 
-_CACHE: dict[Any, Entry] = {}  # filled by _codegraph.compute; read here on the fast path
+CODE_CACHE: dict[Any, Entry] = {}  # filled by _codegraph.compute; read here on the fast path
 
 
 def code_fingerprint(obj: Any) -> str:
@@ -419,7 +419,7 @@ def code_fingerprint(obj: Any) -> str:
     >>> code_fingerprint(ns1["f"]) == code_fingerprint(ns3["f"])
     False
     """
-    entry = _CACHE.get(id(obj))  # fast path: a cached function without closure values
+    entry = CODE_CACHE.get(id(obj))  # fast path: a cached function without closure values
     if entry is not None and not entry.volatile and entry.valid((obj,)):
         return entry.digest
     return _codegraph.compute(obj, parts=False)[0]
@@ -476,16 +476,16 @@ def source_fingerprint(source: str) -> str:
     """
     text = textwrap.dedent(source)
     try:
-        return _hex(
+        return hex_digest(
             "checkpoint_magic.source",
-            str(_CODEHASH_VERSION),
+            str(CODEHASH_VERSION),
             "ast",
             _normalized_dump(ast.parse(text)),
         )
     except SyntaxError as exc:
         logger.warning("code does not parse (%s); fingerprinting its text", exc)
         lines = "\n".join(line.rstrip() for line in text.strip().splitlines())
-        return _hex("checkpoint_magic.source", str(_CODEHASH_VERSION), "text", lines)
+        return hex_digest("checkpoint_magic.source", str(CODEHASH_VERSION), "text", lines)
 
 
 def referenced_names(source_or_code: Any) -> set[str]:
@@ -515,7 +515,7 @@ def referenced_names(source_or_code: Any) -> set[str]:
         raise FingerprintError(
             f"expected source, a code object or a function, not {type(code).__name__}"
         )
-    glob, _, imports = _names(code)
+    glob, _, imports = global_names(code)
     return glob | {name.partition(".")[0] for name in imports if name}
 
 

@@ -8,7 +8,7 @@ constants by value. It records the own-code fingerprint of each user
 function and class (the ``code_parts``), every name binding it followed, and what a later
 call must re-check to trust the cached fingerprint: the object each global name was bound
 to, every function's ``__code__``, defaults and closure cells. The cache itself is
-:data:`checkpoint_magic.fingerprint.code._CACHE`, read directly by ``code_fingerprint``'s fast path;
+:data:`checkpoint_magic.fingerprint.code.CODE_CACHE`, read directly by ``code_fingerprint``'s fast path;
 closure values and the data attributes of user classes (``params = {...}``) are re-hashed
 by value on every call.
 """
@@ -31,21 +31,21 @@ import xxhash
 from ..exceptions import FingerprintError
 from . import code as codehash  # its public functions through the module: they may be patched
 from .code import (
-    _CACHE,
-    _CODEHASH_VERSION,
-    _PYTHON,
-    _code_bytes,
-    _const_fp,
-    _frame,
-    _function_ast,
-    _hashing,
-    _hex,
-    _is_const,
-    _names,
-    _path_is_installed,
+    CODE_CACHE,
+    CODEHASH_VERSION,
+    PYTHON_TAG,
+    code_bytes,
+    const_fingerprint,
+    frame,
+    function_ast,
+    global_names,
+    hex_digest,
+    is_const,
+    path_is_installed,
+    values_module,
 )
 
-_INTERPRETER = sys.implementation.cache_tag or _PYTHON  # bytecode differs between interpreters
+_INTERPRETER = sys.implementation.cache_tag or PYTHON_TAG  # bytecode differs between interpreters
 _MISSING: Any = object()  # a name not bound in a namespace (a builtin, or not defined yet)
 _SAME, _WEAK, _TYPE, _EMPTY = 0, 1, 2, 3  # how a dependency is re-checked on a cached call
 _BUILTIN_TYPES = (
@@ -83,12 +83,12 @@ def _code_info(code: types.CodeType) -> tuple[bytes, tuple[frozenset[str], ...]]
     if hit is not None and hit[0]() is code:
         return hit[1], hit[2]
     out: list[bytes] = []
-    _code_bytes(code, out)
-    tree = _function_ast(code)
+    code_bytes(code, out)
+    tree = function_ast(code)
     digest = xxhash.xxh3_128_digest(
-        _frame("ast" if tree else "no-source", tree or "", b"".join(out))
+        frame("ast" if tree else "no-source", tree or "", b"".join(out))
     )
-    names = tuple(frozenset(s) for s in _names(code))
+    names = tuple(frozenset(s) for s in global_names(code))
     key = id(code)
 
     def forget(_: Any) -> None:
@@ -128,7 +128,7 @@ def _kind(v: Any) -> str:
             if isinstance(v, types.ModuleType)
             else "partial"
         )
-    if _is_const(v):
+    if is_const(v):
         return "const"
     if isinstance(v, _BUILTIN_TYPES):
         return "builtin"
@@ -141,16 +141,16 @@ def _kind(v: Any) -> str:
 
 
 def _value_fp(v: Any) -> str:
-    return "c" + _const_fp(v) if _is_const(v) else "v" + _hashing().fingerprint(v)
+    return "c" + const_fingerprint(v) if is_const(v) else "v" + values_module().fingerprint(v)
 
 
 def _data_fp(v: Any) -> str:
     """A class's data attribute by value; what cannot be walked (a lock) counts by type, quietly."""
     global _QUIET
-    if _is_const(v):
-        return "c" + _const_fp(v)
+    if is_const(v):
+        return "c" + const_fingerprint(v)
     if _QUIET is None:
-        _QUIET = _hashing()._hash_objects.QuietFingerprinter
+        _QUIET = values_module()._hash_objects.QuietFingerprinter
     return "v" + _QUIET().fingerprint(v)
 
 
@@ -238,7 +238,7 @@ class _Graph:
         if kind == "partial":
             return f"partial:{self.resolve(v.func)}|{_value_fp(v.args)}|{_value_fp(v.keywords)}"
         if kind == "const":
-            return "const:" + _const_fp(v)
+            return "const:" + const_fingerprint(v)
         return "instance:" + str(self.resolve(type(v))) if codehash.is_user_code(type(v)) else None
 
     def module(self, mod: types.ModuleType, attrs: frozenset[str]) -> str:
@@ -269,7 +269,7 @@ class _Graph:
             )
         except (ImportError, ValueError):
             origin = None
-        if origin and (origin in ("built-in", "frozen") or _path_is_installed(origin)):
+        if origin and (origin in ("built-in", "frozen") or path_is_installed(origin)):
             self.bindings.add(
                 (key, "import " + name, f"module:{name}=={codehash.package_version(name)}")
             )
@@ -300,11 +300,12 @@ class _Graph:
         digest, (glob, attrs, imports) = _code_info(code)
         defaults = [("d", d) for d in fn.__defaults__ or ()]
         defaults += sorted(("k" + k, d) for k, d in (fn.__kwdefaults__ or {}).items())
-        self.parts[key] = _hex(
-            digest, *(_frame(tag, _const_fp(d) if _is_const(d) else "~") for tag, d in defaults)
+        self.parts[key] = hex_digest(
+            digest,
+            *(frame(tag, const_fingerprint(d) if is_const(d) else "~") for tag, d in defaults),
         )
         for tag, d in defaults:  # (own code is set before following anything: recursion)
-            if not _is_const(d) and (desc := self.resolve(d)) is not None:
+            if not is_const(d) and (desc := self.resolve(d)) is not None:
                 self.bindings.add((key, "<default>" + tag, desc))
         cells = []
         for i, (name, cell) in enumerate(zip(code.co_freevars, fn.__closure__ or (), strict=False)):
@@ -360,7 +361,7 @@ class _Graph:
         for name in sorted(k for k in ns if isinstance(k, str) and k not in _SKIP_CLASS_ATTRS):
             v, kind = ns[name], "attr"
             if isinstance(v, enum.Enum) and isinstance(v, cls):  # a member: by its value
-                desc = "member:" + _const_fp(v._value_) if _is_const(v._value_) else None
+                desc = "member:" + const_fingerprint(v._value_) if is_const(v._value_) else None
                 kind = "enum"
             else:
                 desc = self.member(v)
@@ -376,7 +377,7 @@ class _Graph:
                 f"annotation:{name}={ann if isinstance(ann, str) else _ADDRESS.sub('', repr(ann))}"
                 for name, ann in sorted(annotations.items())
             ]
-        self.parts[key] = _hex(*pieces)
+        self.parts[key] = hex_digest(*pieces)
         return key
 
     def owner_class(self, fn: types.FunctionType) -> str | None:
@@ -471,7 +472,7 @@ class Entry:
                 if v is _MISSING:
                     return None
                 fp, name = _data_fp(v._value_ if slot == "enum" else v), "." + name
-            h.update(_frame(key, name, fp))
+            h.update(frame(key, name, fp))
             extra.append((key, name, fp))
         return str(h.hexdigest()), extra
 
@@ -479,7 +480,7 @@ class Entry:
         """The parts, each with the values re-hashed by :meth:`value` for it."""
         parts = dict(self.parts)
         for key, name, fp in values:
-            parts[key] = _hex(parts[key], name, fp)
+            parts[key] = hex_digest(parts[key], name, fp)
         return parts
 
 
@@ -528,23 +529,23 @@ def _build(roots: tuple[Any, ...]) -> Entry:
         descs.append(str(g.owner_class(roots[0])))
     for r, desc in zip(roots, descs, strict=False):
         if not desc.startswith("user:"):  # an installed root: its name and version are its part
-            g.parts.setdefault(_label(r), _hex(desc))
+            g.parts.setdefault(_label(r), hex_digest(desc))
     h = xxhash.xxh3_128()
     h.update(
-        _frame(
+        frame(
             "checkpoint_magic.code",
-            str(_CODEHASH_VERSION),
-            str(_hashing().HASH_SCHEME_VERSION),
+            str(CODEHASH_VERSION),
+            str(values_module().HASH_SCHEME_VERSION),
             _INTERPRETER,
             *descs,
         )
     )
     h.update(struct.pack("<Q", len(g.parts)))
     for key in sorted(g.parts):
-        h.update(_frame(key, g.parts[key]))
+        h.update(frame(key, g.parts[key]))
     h.update(struct.pack("<Q", len(g.bindings)))
     for binding in sorted(g.bindings):
-        h.update(_frame(*binding))
+        h.update(frame(*binding))
     entry = Entry()
     entry.fn_checks = tuple(g.fn_checks)
     entry.ns_checks = tuple(
@@ -573,14 +574,14 @@ def compute(obj: Any, parts: bool = True) -> tuple[str, dict[str, str]]:
     key = id(roots[0]) if len(roots) == 1 else tuple(map(id, roots))
     active = _STATE.__dict__.setdefault("active", set())
     if key in active:  # reached again while hashing its own closure values or arguments
-        return _hex("recursive", _label(obj)), {}
+        return hex_digest("recursive", _label(obj)), {}
     active.add(key)
     try:
         if partial:
             fp, own = compute(obj.func, parts)
-            return _hex("partial", fp, _value_fp(obj.args), _value_fp(obj.keywords)), own
+            return hex_digest("partial", fp, _value_fp(obj.args), _value_fp(obj.keywords)), own
         for attempt in range(2):
-            entry = _CACHE.get(key) if attempt == 0 else None
+            entry = CODE_CACHE.get(key) if attempt == 0 else None
             if entry is None or not entry.valid(roots):
                 entry = _build(roots)
                 try:
@@ -588,10 +589,12 @@ def compute(obj: Any, parts: bool = True) -> tuple[str, dict[str, str]]:
                 except TypeError:  # a root without weak references: not cached
                     pass
                 else:
-                    if key not in _CACHE:  # drop the entry when a root dies (its id may be reused)
+                    if (
+                        key not in CODE_CACHE
+                    ):  # drop the entry when a root dies (its id may be reused)
                         for r in roots:
-                            weakref.finalize(r, _CACHE.pop, key, None).atexit = False
-                    _CACHE[key] = entry
+                            weakref.finalize(r, CODE_CACHE.pop, key, None).atexit = False
+                    CODE_CACHE[key] = entry
             value = entry.value()
             if value is not None:  # None: a closure cell now holds code
                 digest, values = value

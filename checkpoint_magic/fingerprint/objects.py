@@ -40,15 +40,15 @@ from typing import Any
 import numpy as np
 
 from .values import (
-    _EXACT,
-    _HOP_ATTRS,
-    _HOP_ITEM,
-    _HOP_SILENT,
-    _TL,
+    EXACT_HANDLERS,
+    HOP_ATTRS,
+    HOP_ITEM,
+    HOP_SILENT,
     Fingerprinter,
     Handler,
-    _h_str,
-    _qualname,
+    hash_str,
+    pack_tag,
+    qualname,
 )
 
 logger = logging.getLogger(__name__)
@@ -82,11 +82,11 @@ def h_code(fp: Fingerprinter, obj: Any, h: Any) -> None:
         ch = _codehash()
         if ch is None:
             code = getattr(obj, "__code__", None)
-            text = _qualname(obj) + (code.co_code.hex() if code is not None else "")
+            text = qualname(obj) + (code.co_code.hex() if code is not None else "")
         else:  # a failure is an error (FingerprintError): the name alone could give false hits
             text = ch.code_fingerprint(obj)
         data = text.encode("utf-8", "surrogatepass")
-        hit = fp._memo[id(obj)] = (obj, _TL(b"k", len(data)) + data)
+        hit = fp._memo[id(obj)] = (obj, pack_tag(b"k", len(data)) + data)
     h.update(hit[1])
 
 
@@ -94,7 +94,7 @@ def h_class(fp: Fingerprinter, cls: type, h: Any) -> None:
     """A class: builtins by name, any other class by its code fingerprint."""
     if getattr(builtins, getattr(cls, "__name__", ""), None) is cls:
         h.update(b"B")
-        _h_str(fp, cls.__qualname__, h)
+        hash_str(fp, cls.__qualname__, h)
     else:
         h_code(fp, cls, h)
 
@@ -110,11 +110,11 @@ def _h_builtin_function(fp: Fingerprinter, obj: Any, h: Any) -> None:
     if owner is None or isinstance(owner, types.ModuleType):
         module = str(getattr(obj, "__module__", None) or getattr(owner, "__name__", ""))
         h.update(b"w")
-        _h_str(fp, f"{module}.{obj.__qualname__}", h)
+        hash_str(fp, f"{module}.{obj.__qualname__}", h)
         fp._walk(_package_version(module), h)
     else:  # a bound builtin method such as [].append: its name and its object
         h.update(b"W")
-        _h_str(fp, obj.__qualname__, h)
+        hash_str(fp, obj.__qualname__, h)
         fp._walk(owner, h)
 
 
@@ -129,7 +129,7 @@ def _package_version(module: str | types.ModuleType) -> str | None:
 
 def _h_module(fp: Fingerprinter, obj: types.ModuleType, h: Any) -> None:
     h.update(b"m")
-    _h_str(fp, obj.__name__, h)
+    hash_str(fp, obj.__name__, h)
     fp._walk(_package_version(obj), h)
 
 
@@ -159,13 +159,13 @@ def _fill_estimator(fp: Fingerprinter, est: Any, h: Any) -> None:
         fill_reduce(fp, est, h)
         return
     h.update(b"k")
-    _h_str(fp, cls.__module__, h)
-    _h_str(fp, cls.__qualname__, h)
+    hash_str(fp, cls.__module__, h)
+    hash_str(fp, cls.__qualname__, h)
     fp._walk(_package_version(cls.__module__), h)
     h_class(fp, cls, h)
     fitted = {k: v for k, v in vars(est).items() if k.endswith("_") and not k.startswith("_")}
     for part in (params, fitted):
-        fp._hop(part, _HOP_ATTRS)
+        fp._hop(part, HOP_ATTRS)
         fp._walk(part, h)
 
 
@@ -181,34 +181,34 @@ def fill_reduce(fp: Fingerprinter, obj: Any, h: Any) -> None:
         return
     if isinstance(rv, str):  # a module-level singleton, pickled by name
         h.update(b"$")
-        _h_str(fp, _qualname(cls), h)
-        _h_str(fp, rv, h)
+        hash_str(fp, qualname(cls), h)
+        hash_str(fp, rv, h)
         return
     if not isinstance(rv, tuple) or not 2 <= len(rv) <= 6:
         fp._report(obj, h, "its __reduce_ex__ returned something pickle cannot use")
         return
-    h.update(_TL(b"P", len(rv)))
+    h.update(pack_tag(b"P", len(rv)))
     h_class(fp, cls, h)  # the code of a user-defined class counts too
     func, args, *rest = rv
     if hasattr(func, "__qualname__"):
-        _h_str(fp, _qualname(func), h)
+        hash_str(fp, qualname(func), h)
     else:
         fp._walk(func, h)
     fp._walk(args, h)
     state = rest[0] if rest else None
     if isinstance(state, tuple) and len(state) == 2:  # (__dict__, __slots__ values)
-        fp._hop(state, _HOP_SILENT)
+        fp._hop(state, HOP_SILENT)
         for part in state:
-            fp._hop(part, _HOP_ATTRS)
+            fp._hop(part, HOP_ATTRS)
     else:
-        fp._hop(state, _HOP_ATTRS)
+        fp._hop(state, HOP_ATTRS)
     fp._walk(state, h)
     for items in rest[1:3]:  # listitems, dictitems (pairs, in their order)
         items = None if items is None else list(items)
-        fp._hop(items, _HOP_SILENT)
+        fp._hop(items, HOP_SILENT)
         fp._walk(items, h)
     if len(rest) > 3:
-        fp._walk(None if rest[3] is None else _qualname(rest[3]), h)
+        fp._walk(None if rest[3] is None else qualname(rest[3]), h)
 
 
 # -- the warning about values that cannot be walked ------------------------------------------
@@ -228,8 +228,8 @@ def path_to(fp: Fingerprinter, target: Any) -> str:
     for parent, child in zip(chain[:-1], chain[1:], strict=True):
         hop = fp._hops.get(id(child))
         if hop is not None and hop[0] is child:
-            parts.append(f"[{hop[2]!r}]" if hop[1] == _HOP_ITEM else "")
-            attrs = hop[1] == _HOP_ATTRS
+            parts.append(f"[{hop[2]!r}]" if hop[1] == HOP_ITEM else "")
+            attrs = hop[1] == HOP_ATTRS
         else:
             parts.append(path_label(parent, child, attrs))
             attrs = False
@@ -285,7 +285,7 @@ _CODE_EXACT: dict[type, Handler] = {
     types.BuiltinFunctionType: _h_builtin_function,
     types.ModuleType: _h_module,
 }
-_EXACT.update(_CODE_EXACT)  # registered in hashing's exact-type table
+EXACT_HANDLERS.update(_CODE_EXACT)  # registered in hashing's exact-type table
 
 
 def handler_for(cls: type) -> Handler | None:

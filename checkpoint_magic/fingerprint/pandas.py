@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .values import _HOP_ITEM, _TL, Fingerprinter, Handler, _array_body, _h_str, _qualname, _xxh
+from .values import HOP_ITEM, Fingerprinter, Handler, array_body, hash_str, pack_tag, qualname, xxh
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def _values(obj: Any) -> Any:
 
 def _fill_frame(fp: Fingerprinter, df: Any, h: Any) -> None:
     h.update(b"f")
-    _h_str(fp, _qualname(type(df)), h)
+    hash_str(fp, qualname(type(df)), h)
     h.update(_I8(df.shape[0]) + _I8(df.shape[1]))
     fp._walk(df.columns, h)
     fp._walk(df.index, h)
@@ -79,13 +79,13 @@ def _fill_frame(fp: Fingerprinter, df: Any, h: Any) -> None:
         values = column_array(i) if column_array is not None else df.iloc[:, i].array
         if isinstance(values.dtype, np.dtype):
             values = np.asarray(values)  # a zero-copy view of the numpy block
-        fp._hop(values, _HOP_ITEM, columns[i])
+        fp._hop(values, HOP_ITEM, columns[i])
         _fill_values(fp, values, h)
 
 
 def _fill_series(fp: Fingerprinter, ser: Any, h: Any) -> None:
     h.update(b"s")
-    _h_str(fp, _qualname(type(ser)), h)
+    hash_str(fp, qualname(type(ser)), h)
     fp._walk(ser.name, h)
     fp._walk(ser.index, h)
     fp._walk(dict(ser.attrs), h)
@@ -96,16 +96,16 @@ def _fill_index(fp: Fingerprinter, idx: Any, h: Any) -> None:
     import pandas as pd
 
     h.update(b"i")
-    _h_str(fp, _qualname(type(idx)), h)
+    hash_str(fp, qualname(type(idx)), h)
     if isinstance(idx, pd.RangeIndex):
         h.update(_I8(idx.start) + _I8(idx.stop) + _I8(idx.step))
         fp._walk(idx.name, h)
     elif isinstance(idx, pd.MultiIndex):
-        h.update(_TL(b"m", idx.nlevels))
+        h.update(pack_tag(b"m", idx.nlevels))
         fp._walk(list(idx.names), h)
         for level, codes in zip(idx.levels, idx.codes, strict=True):
             fp._walk(level, h)
-            _array_body(fp, np.asarray(codes), h)
+            array_body(fp, np.asarray(codes), h)
     else:
         fp._walk(idx.name, h)
         _fill_values(fp, _values(idx), h)
@@ -123,23 +123,23 @@ def _fill_values(fp: Fingerprinter, values: Any, h: Any) -> None:
         values = values.to_numpy()
     if isinstance(values, np.ndarray):
         h.update(b"n")
-        _array_body(fp, values, h)
+        array_body(fp, values, h)
         return
     h.update(b"x")
-    _h_str(fp, _qualname(type(values)), h)
-    _h_str(fp, str(values.dtype), h)  # a dtype name such as 'datetime64[ns, UTC]' or 'Int64'
+    hash_str(fp, qualname(type(values)), h)
+    hash_str(fp, str(values.dtype), h)  # a dtype name such as 'datetime64[ns, UTC]' or 'Int64'
     if isinstance(values, BaseMaskedArray):
         data, mask = values._data, values._mask
         if mask.any():  # the data under the mask is arbitrary
             data = np.where(mask, np.zeros(1, dtype=data.dtype), data)
-        _array_body(fp, data, h)
-        _array_body(fp, mask, h)
+        array_body(fp, data, h)
+        array_body(fp, mask, h)
     elif isinstance(values, pd.Categorical):
-        _array_body(fp, values.codes, h)
+        array_body(fp, values.codes, h)
         fp._walk(values.categories, h)
         fp._walk(bool(values.ordered), h)
     elif hasattr(values, "asi8"):  # Datetime/Timedelta/Period arrays, tz-aware included
-        _array_body(fp, np.asarray(values.asi8), h)
+        array_body(fp, np.asarray(values.asi8), h)
     elif isinstance(values, (pd.arrays.ArrowExtensionArray, pd.arrays.StringArray)):
         try:
             arrow = values.__arrow_array__()
@@ -152,21 +152,21 @@ def _fill_values(fp: Fingerprinter, values: Any, h: Any) -> None:
             h.update(digest)
         else:
             h.update(b"O")
-            _array_body(fp, np.asarray(values, dtype=object), h)
+            array_body(fp, np.asarray(values, dtype=object), h)
     elif isinstance(values, pd.arrays.IntervalArray):
         _fill_values(fp, _values(values.left), h)
         _fill_values(fp, _values(values.right), h)
     else:
-        _array_body(fp, np.asarray(values, dtype=object), h)
+        array_body(fp, np.asarray(values, dtype=object), h)
 
 
 class _Streams:
     """Three hashers (lengths or values, data bytes, null mask) fed chunk by chunk."""
 
     def __init__(self, seed: int) -> None:
-        self.main: Any = _xxh(seed=seed)  # lengths (strings) or values (primitives)
-        self.data: Any = _xxh(seed=seed)
-        self.mask: Any = _xxh(seed=seed)
+        self.main: Any = xxh(seed=seed)  # lengths (strings) or values (primitives)
+        self.data: Any = xxh(seed=seed)
+        self.mask: Any = xxh(seed=seed)
         self.n = 0
         self._lengths = np.empty(0, dtype=np.int64)
 
@@ -227,7 +227,7 @@ class _Streams:
             self.mask.update(np.zeros(len(chunk), dtype=np.bool_))
 
     def digest(self, kind: bytes) -> bytes:
-        return _TL(kind, self.n) + self.main.digest() + self.data.digest() + self.mask.digest()
+        return pack_tag(kind, self.n) + self.main.digest() + self.data.digest() + self.mask.digest()
 
 
 def _arrow_digest(chunks: Any, n: int, seed: int) -> bytes | None:
@@ -258,7 +258,7 @@ def object_strings_digest(fp: Fingerprinter, flat: np.ndarray) -> bytes | None:
     """
     import pyarrow as pa
 
-    streams, missing = _Streams(fp._seed), _xxh(seed=fp._seed)
+    streams, missing = _Streams(fp._seed), xxh(seed=fp._seed)
     for start in range(0, flat.shape[0], _CHUNK):
         part = flat[start : start + _CHUNK]
         try:

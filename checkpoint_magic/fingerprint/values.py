@@ -59,8 +59,8 @@ Handler = Callable[["Fingerprinter", Any, Any], None]
 # g numpy scalar, l t list/tuple, d dict, q defaultdict, O OrderedDict, e set, z frozenset,
 # S builtin subclass, A ndarray, P pandas, K estimator, G other object, B k class/code,
 # M method, w W builtin function/method, m module, n enum, R back-reference, X opaque value.
-_xxh = xxhash.xxh3_128
-_TL = struct.Struct("<cQ").pack  # tag + length or count
+xxh = xxhash.xxh3_128
+pack_tag = struct.Struct("<cQ").pack  # tag + length or count
 _TI = struct.Struct("<cq").pack  # tag + int64
 _TF = struct.Struct("<cd").pack  # tag + float64 bit pattern
 _TC = struct.Struct("<cdd").pack
@@ -74,7 +74,7 @@ _NO_REF = 1 << 62
 _NO_SLOT: Any = object()  # an unset __slots__ attribute
 _STR, _INT = {str}, {int}
 _PACK_ONE = {float: (b"f", "<f8"), int: (b"i", "<i8")}
-_HOP_SILENT, _HOP_ATTRS, _HOP_ITEM = 0, 1, 2
+HOP_SILENT, HOP_ATTRS, HOP_ITEM = 0, 1, 2
 
 
 def digest_bytes(buffer: Any) -> str:
@@ -94,7 +94,7 @@ def digest_bytes(buffer: Any) -> str:
     try:
         return xxhash.xxh3_128_hexdigest(buffer)
     except (ValueError, BufferError):  # strided: hash its C-order bytes
-        h = _xxh()
+        h = xxh()
         _stream(np.asarray(memoryview(buffer)), h)
         return h.hexdigest()
 
@@ -168,8 +168,8 @@ class Fingerprinter:
         """
         self._root = name or "value"
         self._problems.clear()
-        h = _xxh(seed=self._seed)
-        h.update(_TL(b"V", self._seed))
+        h = xxh(seed=self._seed)
+        h.update(pack_tag(b"V", self._seed))
         try:
             self._walk(obj, h)
         except RecursionError:
@@ -200,7 +200,7 @@ class Fingerprinter:
         warn_user(message, ComplexParamsIdentifyWarning)
 
     def _walk(self, obj: Any, h: Any) -> None:
-        f = _EXACT.get(type(obj))
+        f = EXACT_HANDLERS.get(type(obj))
         if f is None:
             f = _handler_for(type(obj))
         f(self, obj, h)
@@ -209,7 +209,7 @@ class Fingerprinter:
         """Push a container; False (a marker is written instead) on a cycle or when too deep."""
         depth = self._active.get(id(obj))
         if depth is not None:
-            h.update(_TL(b"R", len(self._stack) - depth))
+            h.update(pack_tag(b"R", len(self._stack) - depth))
             self._min_ref = min(self._min_ref, depth)
             return False
         depth = len(self._stack)
@@ -235,7 +235,7 @@ class Fingerprinter:
         depth = len(self._stack) - 1
         saved_ref, self._min_ref = self._min_ref, _NO_REF
         nproblems = len(self._problems)
-        sh = _xxh(seed=self._seed)
+        sh = xxh(seed=self._seed)
         fill(self, obj, sh)  # an error aborts the whole fingerprint (see fingerprint())
         self._leave(obj)
         digest = sh.digest()
@@ -256,15 +256,15 @@ class Fingerprinter:
         self._problems.append(
             (
                 _hash_objects.path_to(self, obj),
-                _qualname(type(obj) if label is None else label),
+                qualname(type(obj) if label is None else label),
                 reason,
             )
         )
         h.update(b"X")
-        _h_str(self, _qualname(type(obj)), h)
+        hash_str(self, qualname(type(obj)), h)
 
 
-def _qualname(obj: Any) -> str:
+def qualname(obj: Any) -> str:
     mod = getattr(obj, "__module__", None)
     name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
     if not isinstance(name, str):
@@ -278,23 +278,23 @@ def _h_int(fp: Fingerprinter, obj: int, h: Any) -> None:
         h.update(_TI(b"i", obj))
     except struct.error:  # beyond int64: length-prefixed two's complement
         data = obj.to_bytes(obj.bit_length() // 8 + 1, "little", signed=True)
-        h.update(_TL(b"I", len(data)) + data)
+        h.update(pack_tag(b"I", len(data)) + data)
 
 
-def _h_str(fp: Fingerprinter | None, obj: str, h: Any) -> None:
+def hash_str(fp: Fingerprinter | None, obj: str, h: Any) -> None:
     data = obj.encode("utf-8", "surrogatepass")
-    h.update(_TL(b"s", len(data)))
+    h.update(pack_tag(b"s", len(data)))
     h.update(data)
 
 
 def _h_bytes(fp: Fingerprinter, obj: bytes | bytearray, h: Any) -> None:
-    h.update(_TL(b"b" if type(obj) is bytes else b"a", len(obj)))
+    h.update(pack_tag(b"b" if type(obj) is bytes else b"a", len(obj)))
     h.update(obj)
 
 
 def _h_memoryview(fp: Fingerprinter, obj: memoryview, h: Any) -> None:
     h.update(b"v")
-    _h_str(fp, obj.format, h)
+    hash_str(fp, obj.format, h)
     h.update(_shape(obj.shape or ()))
     h.update(obj if obj.c_contiguous else obj.tobytes())
 
@@ -302,7 +302,7 @@ def _h_memoryview(fp: Fingerprinter, obj: memoryview, h: Any) -> None:
 def _h_by_args(fp: Fingerprinter, obj: Any, h: Any) -> None:
     """Stdlib value types rebuilt from plain constructor arguments (dates, Decimal, paths)."""
     h.update(b"y")
-    _h_str(fp, _qualname(type(obj)), h)
+    hash_str(fp, qualname(type(obj)), h)
     fp._walk(obj.__reduce_ex__(4)[1], h)
 
 
@@ -313,19 +313,19 @@ def _h_npscalar(fp: Fingerprinter, obj: np.generic, h: Any) -> None:
         fp._walk(dt.descr, h)
         fp._walk(obj.item(), h)
         return
-    _h_str(fp, dt.str, h)
+    hash_str(fp, dt.str, h)
     h.update(obj.tobytes())  # its size is fixed by the dtype
 
 
 def _shape(shape: tuple[int, ...]) -> bytes:
-    return _TL(b"#", len(shape)) + struct.pack(f"<{len(shape)}q", *shape)
+    return pack_tag(b"#", len(shape)) + struct.pack(f"<{len(shape)}q", *shape)
 
 
 # -- containers ------------------------------------------------------------------------------
 def _seq_handler(tag: bytes) -> Handler:
     def _h_seq(fp: Fingerprinter, obj: Any, h: Any) -> None:
         if not obj:
-            h.update(_TL(tag, 0))
+            h.update(pack_tag(tag, 0))
             return
         active, key = fp._active, id(obj)
         if key in active or len(fp._stack) >= _MAX_DEPTH:
@@ -333,7 +333,7 @@ def _seq_handler(tag: bytes) -> Handler:
             return
         active[key] = len(fp._stack)
         fp._stack.append(obj)
-        h.update(_TL(tag, len(obj)))
+        h.update(pack_tag(tag, len(obj)))
         _write_all(fp, obj, h)
         fp._stack.pop()
         del active[key]
@@ -357,7 +357,7 @@ def _write_all(fp: Fingerprinter, values: Any, h: Any) -> None:
                 out["t"] = tag
                 h.update(out)  # the same bytes as writing them one by one
                 return
-    get = _EXACT.get
+    get = EXACT_HANDLERS.get
     for x in values:
         f = get(type(x))
         if f is None:
@@ -372,7 +372,7 @@ def _unordered(fp: Fingerprinter, obj: Any, h: Any, tag: bytes, pairs: bool) -> 
     values in key order; all-``int`` keys likewise; any other mix as sorted sub-digests.
     """
     if not obj:
-        h.update(tag + _TL(b"s", 0))
+        h.update(tag + pack_tag(b"s", 0))
         return
     if not fp._enter(obj, h):
         return
@@ -381,9 +381,11 @@ def _unordered(fp: Fingerprinter, obj: Any, h: Any, tag: bytes, pairs: bool) -> 
         items = sorted(obj.items()) if pairs else [(k, None) for k in sorted(obj)]
         if kinds == _STR:
             data = [k.encode("utf-8", "surrogatepass") for k, _ in items]
-            h.update(tag + _TL(b"s", n) + struct.pack(f"<{n}Q", *map(len, data)) + b"".join(data))
+            h.update(
+                tag + pack_tag(b"s", n) + struct.pack(f"<{n}Q", *map(len, data)) + b"".join(data)
+            )
         else:
-            h.update(tag + _TL(b"i", n))
+            h.update(tag + pack_tag(b"i", n))
             for k, _ in items:
                 _h_int(fp, k, h)
         if pairs:
@@ -391,7 +393,7 @@ def _unordered(fp: Fingerprinter, obj: Any, h: Any, tag: bytes, pairs: bool) -> 
     else:
         walk, subs = fp._walk, []
         for x in obj.items() if pairs else obj:
-            sh = _xxh(seed=fp._seed)
+            sh = xxh(seed=fp._seed)
             if pairs:
                 walk(x[0], sh)
                 walk(x[1], sh)
@@ -399,7 +401,7 @@ def _unordered(fp: Fingerprinter, obj: Any, h: Any, tag: bytes, pairs: bool) -> 
                 walk(x, sh)
             subs.append(sh.digest())
         subs.sort()
-        h.update(tag + _TL(b"h", n) + b"".join(subs))
+        h.update(tag + pack_tag(b"h", n) + b"".join(subs))
     fp._leave(obj)
 
 
@@ -412,7 +414,7 @@ def _h_defaultdict(fp: Fingerprinter, obj: defaultdict, h: Any) -> None:
 def _h_ordereddict(fp: Fingerprinter, obj: OrderedDict, h: Any) -> None:
     """Order-sensitive on purpose: the same items in another order differ."""
     if fp._enter(obj, h):
-        h.update(_TL(b"O", len(obj)))
+        h.update(pack_tag(b"O", len(obj)))
         for k, v in obj.items():
             fp._walk(k, h)
             fp._walk(v, h)
@@ -433,11 +435,11 @@ def _builtin_subclass(base_handler: Handler) -> Handler:
         if not extra and not slots:
             h.update(b"N")
         elif fp._enter(obj, h):  # on the stack while its attributes are walked
-            fp._hop(extra, _HOP_ATTRS)
+            fp._hop(extra, HOP_ATTRS)
             fp._walk(extra or {}, h)
             if slots:  # (no bytes at all for a subclass without __slots__)
                 h.update(b"_")
-                fp._hop(slots, _HOP_ATTRS)
+                fp._hop(slots, HOP_ATTRS)
                 fp._walk(slots, h)
             fp._leave(obj)
 
@@ -454,24 +456,24 @@ def _fill_ndarray(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
         _hash_objects.h_class(fp, type(a), h)
         own = None if isinstance(a, np.memmap) else getattr(a, "__dict__", None)  # not its file
         if isinstance(a, np.ma.MaskedArray):
-            _array_body(fp, np.ma.getmaskarray(a), h)
+            array_body(fp, np.ma.getmaskarray(a), h)
             fp._walk(a.fill_value, h)
             fp._walk(bool(a.hardmask), h)
             own = {k: v for k, v in (own or {}).items() if k not in _MASKED_INTERNALS}
             a = a.data
         if own:
             h.update(b"@")
-            fp._hop(own, _HOP_ATTRS)
+            fp._hop(own, HOP_ATTRS)
             fp._walk(own, h)
         a = a.view(np.ndarray)
-    _array_body(fp, a, h)
+    array_body(fp, a, h)
 
 
-def _array_body(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
+def array_body(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
     """Dtype, shape, memory order and content of a plain ndarray, written into ``h``."""
     dt = a.dtype
     if dt.names is None:
-        _h_str(fp, dt.str, h)
+        hash_str(fp, dt.str, h)
     else:
         h.update(b"r")
         fp._walk(dt.descr, h)
@@ -531,13 +533,13 @@ def _object_elements(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
 
 
 # -- dispatch ---------------------------------------------------------------------------------
-_EXACT: dict[type, Handler] = {
+EXACT_HANDLERS: dict[type, Handler] = {
     type(None): lambda fp, obj, h: h.update(b"N"),
     bool: lambda fp, obj, h: h.update(b"T" if obj else b"F"),
     int: _h_int,
     float: lambda fp, obj, h: h.update(_TF(b"f", obj)),
     complex: lambda fp, obj, h: h.update(_TC(b"c", obj.real, obj.imag)),
-    str: _h_str,
+    str: hash_str,
     bytes: _h_bytes,
     bytearray: _h_bytes,
     memoryview: _h_memoryview,
@@ -556,10 +558,10 @@ _EXACT: dict[type, Handler] = {
 for _t in (_dt.datetime, _dt.date, _dt.time, _dt.timedelta, _dt.timezone, decimal.Decimal,
            fractions.Fraction, range, slice, pathlib.PurePosixPath, pathlib.PureWindowsPath,
            pathlib.PosixPath, pathlib.WindowsPath):  # fmt: skip
-    _EXACT[_t] = _h_by_args
+    EXACT_HANDLERS[_t] = _h_by_args
 for _t in set(np.sctypeDict.values()):
     if issubclass(_t, np.generic) and _t is not np.object_:
-        _EXACT[_t] = _h_npscalar
+        EXACT_HANDLERS[_t] = _h_npscalar
 
 _BUILTIN_BASES = (int, float, complex, str, bytes, bytearray, OrderedDict, defaultdict, dict,
                   list, tuple, set, frozenset)  # fmt: skip
@@ -593,7 +595,7 @@ def _resolve(cls: type) -> Handler:
         return f
     for base in _BUILTIN_BASES:
         if issubclass(cls, base):
-            return _builtin_subclass(_EXACT[base])
+            return _builtin_subclass(EXACT_HANDLERS[base])
     return lambda fp, obj, h: fp._memoised(obj, h, b"G", _hash_objects.fill_reduce)
 
 

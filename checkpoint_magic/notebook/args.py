@@ -18,28 +18,28 @@ from IPython.core.magic_arguments import parse_argstring
 
 from .. import targets
 from ..exceptions import MissingProducedNameError
-from .outputs import _RESERVED
+from .outputs import RESERVED
 
 #: What :func:`_get` returns for a target that does not exist.
-_MISSING: Any = targets.MISSING
-_USAGE = (
+MISSING: Any = targets.MISSING
+USAGE = (
     "usage: %%checkpoint [-w/--watch NAME ...] [-p/--produce NAME ...] [-r/--recompute] "
     "[-n/--name NAME] [--store PATH] [-q/--quiet]   (details: %%checkpoint?)"
 )
 
 
-def _parse_args(magic: Any, line: str) -> Any:
+def parse_args(magic: Any, line: str) -> Any:
     try:
         args = parse_argstring(magic, line)
     except UsageError as exc:
-        raise UsageError(f"%%checkpoint: {exc}\n{_USAGE}") from None
+        raise UsageError(f"%%checkpoint: {exc}\n{USAGE}") from None
     except ValueError as exc:  # unbalanced quotes in the line
         raise UsageError(
-            f"%%checkpoint: cannot split the arguments ({exc}); check the quotes\n{_USAGE}"
+            f"%%checkpoint: cannot split the arguments ({exc}); check the quotes\n{USAGE}"
         ) from None
     args.watch = _split_names(args.watch, "--watch")
     args.produce = _split_names(args.produce, "--produce")
-    reserved = sorted(_RESERVED.intersection(args.produce or ()))
+    reserved = sorted(RESERVED.intersection(args.produce or ()))
     if reserved:
         raise UsageError(
             f"%%checkpoint: {', '.join(reserved)} is reserved for the cell's output; rename the variable"
@@ -47,11 +47,11 @@ def _parse_args(magic: Any, line: str) -> Any:
     if args.name is not None:
         args.name = _unquote(args.name)
     if args.name is not None and not args.name.strip():
-        raise UsageError(f"%%checkpoint: --name needs a non-empty name\n{_USAGE}")
+        raise UsageError(f"%%checkpoint: --name needs a non-empty name\n{USAGE}")
     if args.store is not None:
         path = _unquote(args.store)
         if not path:
-            raise UsageError(f"%%checkpoint: --store needs a directory path\n{_USAGE}")
+            raise UsageError(f"%%checkpoint: --store needs a directory path\n{USAGE}")
         if os.path.exists(path) and not os.path.isdir(path):
             raise UsageError(
                 f"%%checkpoint: --store {path!r} is a file; give a directory (it is created if needed)"
@@ -82,7 +82,7 @@ def _split_names(values: list[str] | None, flag: str) -> list[str] | None:
             if part not in names:
                 names.append(part)
     if not names:
-        raise UsageError(f"%%checkpoint: {flag} needs at least one name\n{_USAGE}")
+        raise UsageError(f"%%checkpoint: {flag} needs at least one name\n{USAGE}")
     return names
 
 
@@ -107,12 +107,12 @@ def _parse_target(text: str, flag: str = "--watch") -> ast.expr:
         ) from None
 
 
-def _get(ns: Mapping[str, Any], text: str) -> Any:
+def get_target(ns: Mapping[str, Any], text: str) -> Any:
     """The value at a target path in ``ns``, or ``_MISSING``."""
     return targets.resolve(_parse_target(text), [ns])
 
 
-def _set(ns: dict[str, Any], text: str, value: Any) -> None:
+def set_target(ns: dict[str, Any], text: str, value: Any) -> None:
     """Set the target ``text`` in ``ns`` (its parent object must exist)."""
     targets.assign(
         _parse_target(text),

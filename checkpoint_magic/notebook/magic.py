@@ -78,26 +78,26 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..checkpointer import Checkpointer, LoadResult
 from ..exceptions import MissingProducedNameError, UncachedWarning, warn_user
-from .args import _MISSING, _USAGE, _get, _parse_args, _set
+from .args import MISSING, USAGE, get_target, parse_args, set_target
 from .names import analyze_cell, magic_code
 from .outputs import (
-    _RESERVED,
     OUTPUTS_KEY,
+    RESERVED,
     RESULT_KEY,
-    _closing_new_figures,
-    _flush_inline_figures,
-    _Recorder,
-    _replay,
-    _ReplayedResult,
+    Recorder,
+    ReplayedResult,
+    closing_new_figures,
+    flush_inline_figures,
+    replay,
 )
 from .values import (
-    _IMMUTABLE,
-    _UNSTORABLE,
-    _code_names,
-    _definition_names,
-    _globals_read_by,
-    _is_code,
-    _is_plain_data,
+    IMMUTABLE,
+    UNSTORABLE,
+    code_names,
+    definition_names,
+    globals_read_by,
+    is_code,
+    is_plain_data,
 )
 
 __all__ = ["CheckpointMagics", "load_ipython_extension", "unload_ipython_extension"]
@@ -225,7 +225,7 @@ class CheckpointMagics(Magics):
             model = LogisticRegression().fit(X, y)
         """
         __tracebackhide__ = True  # IPython shows the user's cell, not these frames
-        args = _parse_args(self.checkpoint, line)
+        args = parse_args(self.checkpoint, line)
         return _CellRun(self.shell, args, line, cell).run()
 
 
@@ -289,7 +289,7 @@ class _CellRun:
         source = ip.transform_cell(self.cell)
         if not source.strip():
             raise UsageError(
-                f"%%checkpoint: the cell is empty; write the code to checkpoint below the magic line\n{_USAGE}"
+                f"%%checkpoint: the cell is empty; write the code to checkpoint below the magic line\n{USAGE}"
             )
         # One leading line stands for the magic line, so line numbers match the cell's.
         self.filename = ip.compile.cache(
@@ -307,7 +307,7 @@ class _CellRun:
         self.names = names
         self.show_result = ip.ast_node_interactivity != "none" and not _ends_with_semicolon(source)
         for name in args.watch or ():
-            if _get(self.ns, name) is _MISSING:
+            if get_target(self.ns, name) is MISSING:
                 raise UsageError(
                     f"%%checkpoint: --watch {name!r} does not exist; define it before this cell or "
                     "remove it from --watch"
@@ -339,11 +339,11 @@ class _CellRun:
     # ------------------------------------------------------------------ fingerprints
     def _candidate(self, name: str) -> Any:
         """The namespace value of a name the cell reads, or _MISSING (undefined, builtin, IPython's own)."""
-        value = self.ns.get(name, _MISSING)
-        if value is _MISSING:
-            return _MISSING
-        hidden = self.ip.user_ns_hidden.get(name, _MISSING)
-        return _MISSING if hidden is value else value
+        value = self.ns.get(name, MISSING)
+        if value is MISSING:
+            return MISSING
+        hidden = self.ip.user_ns_hidden.get(name, MISSING)
+        return MISSING if hidden is value else value
 
     def _run_leading_imports(self) -> None:
         """Run the cell's first ``import`` statements now, before fingerprinting.
@@ -376,23 +376,23 @@ class _CellRun:
         data: dict[str, Any] = {}
         for name in self.names.reads:
             value = self._candidate(name)
-            if value is _MISSING:
+            if value is MISSING:
                 continue
-            (code_values if _is_code(value) else data)[name] = value
+            (code_values if is_code(value) else data)[name] = value
         code = _cell_code(source, getattr(self.ip.compile, "flags", 0))
-        _, attrs, imports = _code_names(code)
+        _, attrs, imports = code_names(code)
         imported = [m for m in map(sys.modules.get, sorted(imports)) if m is not None]
         self.module_data = set()
         if self.args.watch is None:
             roots = [*code_values.values(), *imported]
-            for name, value in _globals_read_by(roots, self.ns, self._candidate, attrs).items():
+            for name, value in globals_read_by(roots, self.ns, self._candidate, attrs).items():
                 if name not in data:
                     data[name] = value
                     if "." in name:  # a user module's global: an input, not restored
                         self.module_data.add(name)
             inputs = data
         else:
-            inputs = {name: _get(self.ns, name) for name in self.args.watch}
+            inputs = {name: get_target(self.ns, name) for name in self.args.watch}
 
         wrapper = types.FunctionType(code, dict(code_values))
         cell_fp = codehash.source_fingerprint(source)
@@ -411,12 +411,12 @@ class _CellRun:
         outputs = hit.outputs
         record = outputs.get(OUTPUTS_KEY) or {}
         self._run_definitions(record.get("defined", ()))
-        with _closing_new_figures():
+        with closing_new_figures():
             restored = []
             for name, value in outputs.items():
-                if name in _RESERVED:
+                if name in RESERVED:
                     continue
-                _set(self.ns, name, value.load() if isinstance(value, _ModuleRef) else value)
+                set_target(self.ns, name, value.load() if isinstance(value, _ModuleRef) else value)
                 restored.append(name)
         if not self.args.quiet:
             names = ", ".join(restored[:6]) + (
@@ -427,7 +427,7 @@ class _CellRun:
                 f"[checkpoint] restored {names or 'the output'} (computed {when}, took "
                 f"{_format_duration(hit.duration)}; cell skipped)"
             )
-        _replay(self.ip, record.get("events", ()))
+        replay(self.ip, record.get("events", ()))
         return self._stored_result(record.get("result"), outputs)
 
     def _run_definitions(self, defined: Any) -> None:
@@ -446,10 +446,10 @@ class _CellRun:
         if kind == "value" and RESULT_KEY in outputs:
             return outputs[RESULT_KEY]
         if kind == "name":
-            value = _get(self.ns, result["name"])
-            if value is not _MISSING:
+            value = get_target(self.ns, result["name"])
+            if value is not MISSING:
                 return value
-        return _ReplayedResult(result.get("data") or {}, result.get("metadata") or {})
+        return ReplayedResult(result.get("data") or {}, result.get("metadata") or {})
 
     # ------------------------------------------------------------------ a miss
     def _execute(self) -> tuple[Any, list[dict[str, Any]], float]:
@@ -459,7 +459,7 @@ class _CellRun:
         body = list(tree.body)
         last = body.pop() if body and isinstance(body[-1], ast.Expr) else None
         module = ast.Module(body=body, type_ignores=[])
-        with _Recorder(self.ip) as recorder:
+        with Recorder(self.ip) as recorder:
             start = time.perf_counter()
             exec(self.ip.compile(module, self.filename, "exec"), self.ns)
             value = None
@@ -468,7 +468,7 @@ class _CellRun:
                     self.ip.compile(ast.Expression(last.value), self.filename, "eval"), self.ns
                 )
             duration = time.perf_counter() - start
-            _flush_inline_figures(self.ip)
+            flush_inline_figures(self.ip)
         return value, recorder.events, duration
 
     def _run_and_store(
@@ -479,28 +479,28 @@ class _CellRun:
         before = {
             name: value
             for name, value in inputs.items()
-            if not isinstance(value, _IMMUTABLE) and name not in self.module_data
+            if not isinstance(value, IMMUTABLE) and name not in self.module_data
         }
         loaded = set(sys.modules)
         value, events, duration = self._execute()
         outputs: dict[str, Any] = {}
         defined: list[str] = []
-        definition_names = _definition_names(self.tree)
+        defined_here = definition_names(self.tree)
         if args.produce is not None:
-            missing = [name for name in args.produce if _get(ns, name) is _MISSING]
+            missing = [name for name in args.produce if get_target(ns, name) is MISSING]
             if missing:
                 raise MissingProducedNameError(
                     f"%%checkpoint: the cell did not set {', '.join(map(repr, missing))} (listed in --produce); "
                     "set it in the cell or remove it from --produce. Nothing was stored."
                 )
             for name in args.produce:
-                outputs[name] = _get(ns, name)
+                outputs[name] = get_target(ns, name)
         else:
             for name in self.names.binds:
-                current = ns.get(name, _MISSING)
-                if current is _MISSING or isinstance(current, _UNSTORABLE):
+                current = ns.get(name, MISSING)
+                if current is MISSING or isinstance(current, UNSTORABLE):
                     continue
-                if name in definition_names and _is_code(current):
+                if name in defined_here and is_code(current):
                     defined.append(name)  # re-executed on a hit, not stored
                     continue
                 outputs[name] = current
@@ -514,7 +514,7 @@ class _CellRun:
             if record["result"]["kind"] == "value":
                 outputs[RESULT_KEY] = value
         outputs[OUTPUTS_KEY] = record
-        meta = {"produced": [n for n in outputs if n not in _RESERVED], "defined": defined}
+        meta = {"produced": [n for n in outputs if n not in RESERVED], "defined": defined}
         late = _user_modules_loaded_since(loaded)
         if late:
             warn_user(
@@ -533,7 +533,7 @@ class _CellRun:
         same = {
             name: value
             for name, value in before.items()
-            if _get(self.ns, name) is value and not _is_code(value)
+            if get_target(self.ns, name) is value and not is_code(value)
         }
         if not same:
             return {}
@@ -556,14 +556,14 @@ class _CellRun:
 
     def _describe_result(self, value: Any, outputs: Mapping[str, Any]) -> dict[str, Any]:
         for name, produced in outputs.items():
-            if produced is value and name not in _RESERVED:
+            if produced is value and name not in RESERVED:
                 return {"kind": "name", "name": name}
         try:
             data, metadata = self.ip.display_formatter.format(value)
         except Exception as exc:  # a broken repr: IPython will show its error; store the text only
             logger.debug("formatting the result failed: %s", exc)
             data, metadata = {"text/plain": f"<{type(value).__name__}>"}, {}
-        kind = "value" if _is_plain_data(value) else "display"
+        kind = "value" if is_plain_data(value) else "display"
         return {"kind": kind, "data": dict(data), "metadata": dict(metadata)}
 
 

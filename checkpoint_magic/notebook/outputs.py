@@ -18,12 +18,12 @@ from typing import Any
 #: Extra entries stored next to the produced variables (no variable may use these names).
 OUTPUTS_KEY = "__outputs__"
 RESULT_KEY = "__result__"
-_RESERVED = frozenset({OUTPUTS_KEY, RESULT_KEY})
+RESERVED = frozenset({OUTPUTS_KEY, RESULT_KEY})
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 _UNSET: Any = object()
 
 
-class _ReplayedResult:
+class ReplayedResult:
     """The stored display of a last-expression value that could not be stored itself."""
 
     def __init__(self, data: dict[str, Any], metadata: dict[str, Any]):
@@ -65,14 +65,14 @@ class _TeeStream:
         return getattr(self._stream, attr)
 
 
-class _Recorder:
+class Recorder:
     """Tee stdout/stderr and the display publisher: output is shown live and recorded in order."""
 
     def __init__(self, ip: Any):
         self.ip = ip
         self.events: list[dict[str, Any]] = []
 
-    def __enter__(self) -> _Recorder:
+    def __enter__(self) -> Recorder:
         self._streams = (sys.stdout, sys.stderr)
         sys.stdout = _TeeStream(sys.stdout, "stdout", self.events)
         sys.stderr = _TeeStream(sys.stderr, "stderr", self.events)
@@ -112,7 +112,7 @@ class _Recorder:
                 setattr(self._pub, attr, saved)
 
 
-def _flush_inline_figures(ip: Any) -> None:
+def flush_inline_figures(ip: Any) -> None:
     """Show the figures the cell drew now (inside the recording), not after the cell as IPython would."""
     backend = sys.modules.get("matplotlib_inline.backend_inline")
     if backend is None:
@@ -123,7 +123,7 @@ def _flush_inline_figures(ip: Any) -> None:
 
 
 @contextmanager
-def _closing_new_figures() -> Iterator[None]:
+def closing_new_figures() -> Iterator[None]:
     """Close figures that unpickling restored values registered with pyplot (their image is replayed)."""
     pyplot = sys.modules.get("matplotlib.pyplot")
     before = set(pyplot.get_fignums()) if pyplot is not None else set()
@@ -136,7 +136,7 @@ def _closing_new_figures() -> Iterator[None]:
                 pyplot.close(num)
 
 
-def _replay(ip: Any, events: Any) -> None:
+def replay(ip: Any, events: Any) -> None:
     """Write the recorded output again, in its original order."""
     for event in events:
         kind = event.get("type")

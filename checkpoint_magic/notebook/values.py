@@ -19,12 +19,12 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .args import _MISSING
+from .args import MISSING
 
 #: Types that are never stored as inferred outputs (they cannot be pickled meaningfully).
-_UNSTORABLE = (io.IOBase, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
+UNSTORABLE = (io.IOBase, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
 #: Immutable types: an input of these types cannot have been mutated by the cell.
-_IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, frozenset, range, type(Ellipsis))
+IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, frozenset, range, type(Ellipsis))
 #: Opcodes that read a global name (their argument is the name).
 _GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"})
 #: Root packages whose values are restored as ``Out[n]`` itself (not only its display).
@@ -48,7 +48,7 @@ _DATA_PACKAGES = frozenset(
 )
 
 
-def _is_code(value: Any) -> bool:
+def is_code(value: Any) -> bool:
     """Functions, classes, modules and callable wrappers count as code, not as data."""
     if isinstance(
         value,
@@ -62,22 +62,22 @@ def _is_code(value: Any) -> bool:
     )
 
 
-def _is_plain_data(value: Any, depth: int = 0) -> bool:
+def is_plain_data(value: Any, depth: int = 0) -> bool:
     """Whether a last-expression value is data worth restoring as ``Out[n]`` itself."""
     if depth > 3:
         return False
     root = (type(value).__module__ or "").partition(".")[0]
-    if root not in _DATA_PACKAGES or _is_code(value):
+    if root not in _DATA_PACKAGES or is_code(value):
         return False
     if isinstance(value, (list, tuple, set, frozenset)):
-        return all(_is_plain_data(v, depth + 1) for v in list(value)[:100])
+        return all(is_plain_data(v, depth + 1) for v in list(value)[:100])
     if isinstance(value, dict):
         items = list(value.items())[:100]
-        return all(_is_plain_data(k, depth + 1) and _is_plain_data(v, depth + 1) for k, v in items)
-    return root != "builtins" or isinstance(value, (*_IMMUTABLE, bytearray))
+        return all(is_plain_data(k, depth + 1) and is_plain_data(v, depth + 1) for k, v in items)
+    return root != "builtins" or isinstance(value, (*IMMUTABLE, bytearray))
 
 
-def _definition_names(tree: ast.Module) -> set[str]:
+def definition_names(tree: ast.Module) -> set[str]:
     """Names bound by the top-level imports, functions and classes of a cell."""
     names: set[str] = set()
     for stmt in tree.body:
@@ -93,12 +93,12 @@ _NAMES_CACHE: weakref.WeakKeyDictionary[types.CodeType, tuple[frozenset[str], ..
 )
 
 
-def _code_names(code: types.CodeType) -> tuple[frozenset[str], ...]:
+def code_names(code: types.CodeType) -> tuple[frozenset[str], ...]:
     """(global names read, attribute names used, modules imported) by a code object and its nested code.
 
     Examples
     --------
-    >>> glob, attrs, imports = _code_names(compile("import a.b\\ny = m.f(x)", "<s>", "exec"))
+    >>> glob, attrs, imports = code_names(compile("import a.b\\ny = m.f(x)", "<s>", "exec"))
     >>> sorted(glob), sorted(attrs), sorted(imports)
     (['m', 'x'], ['a', 'f', 'y'], ['a.b'])
     """
@@ -133,7 +133,7 @@ def _imported_module(scope: Mapping[str, Any], name: str) -> types.ModuleType | 
     return None
 
 
-def _globals_read_by(
+def globals_read_by(
     roots: list[Any],
     ns: dict[str, Any],
     candidate: Callable[[str], Any],
@@ -172,9 +172,9 @@ def _globals_read_by(
     stack: list[tuple[Any, frozenset[str]]] = [(root, attrs) for root in roots]
 
     def reached(key: str, value: Any, used: frozenset[str]) -> None:
-        if value is _MISSING:
+        if value is MISSING:
             return
-        if _is_code(value):
+        if is_code(value):
             stack.append((value, used))
         else:
             found.setdefault(key, value)
@@ -216,13 +216,13 @@ def _globals_read_by(
             if not codehash.is_user_code(func):
                 continue
             scope = func.__globals__
-            glob, own, imports = _code_names(func.__code__)
+            glob, own, imports = code_names(func.__code__)
             for name in sorted(glob):
                 if scope is ns:
                     reached(name, candidate(name), own)
                 else:
                     module = scope.get("__name__") or "<exec>"
-                    reached(f"{module}.{name}", scope.get(name, _MISSING), own)
+                    reached(f"{module}.{name}", scope.get(name, MISSING), own)
             for name in sorted(imports):  # ``import helpers`` inside the function
                 imported = _imported_module(scope, name)
                 if imported is not None:

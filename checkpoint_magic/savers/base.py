@@ -9,7 +9,7 @@ importing ``savers`` back was a circular import). :class:`Saver` is public throu
 
 Examples
 --------
->>> _class_path(Saver())
+>>> class_path(Saver())
 'checkpoint_magic.savers.Saver'
 """
 
@@ -57,13 +57,13 @@ class Saver:
 Saver.__module__ = "checkpoint_magic.savers"
 
 
-def _class_path(obj: Any) -> str:
+def class_path(obj: Any) -> str:
     """``module.QualifiedName`` of the class of ``obj``."""
     cls = type(obj)
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-class _HookedPickler:
+class HookedPickler:
     """Factory of cloudpickle picklers that may externalize objects through ``persistent_id``."""
 
     @staticmethod
@@ -95,11 +95,11 @@ class _HookedPickler:
         return Unpickler(io.BytesIO(data)).load()
 
 
-def _write_json(path: str, name: str, data: dict[str, Any]) -> None:
+def write_json(path: str, name: str, data: dict[str, Any]) -> None:
     Path(path, name).write_text(json.dumps(data, sort_keys=True, default=str), encoding="utf-8")
 
 
-def _read_json(path: str, name: str) -> dict[str, Any]:
+def read_json(path: str, name: str) -> dict[str, Any]:
     try:
         data = json.loads(Path(path, name).read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -58,8 +58,8 @@ import numpy as np
 
 from ..exceptions import CheckpointError, InvalidArgumentError
 from ..store.codecs import serializers
-from ..store.codecs.saver_codec import SaverCodec, _safe_can_save, saver_name
-from .base import Saver, _class_path, _HookedPickler, _read_json, _write_json
+from ..store.codecs.saver_codec import SaverCodec, safe_can_save, saver_name
+from .base import HookedPickler, Saver, class_path, read_json, write_json
 from .torch import TorchModuleSaver, TorchTensorSaver
 
 __all__ = [
@@ -113,10 +113,10 @@ class PickleSaver(Saver):
     def save(
         self, obj: Any, path: str, *, persistent_id: Callable[[Any], Any] | None = None
     ) -> None:
-        Path(path, self.filename).write_bytes(_HookedPickler.dumps(obj, persistent_id))
+        Path(path, self.filename).write_bytes(HookedPickler.dumps(obj, persistent_id))
 
     def load(self, path: str, *, persistent_load: Callable[[Any], Any] | None = None) -> Any:
-        return _HookedPickler.loads(Path(path, self.filename).read_bytes(), persistent_load)
+        return HookedPickler.loads(Path(path, self.filename).read_bytes(), persistent_load)
 
 
 class SklearnSaver(PickleSaver):
@@ -141,14 +141,12 @@ class SklearnSaver(PickleSaver):
         import sklearn
 
         super().save(obj, path, persistent_id=persistent_id)
-        _write_json(
-            path, "sklearn.json", {"sklearn": sklearn.__version__, "class": _class_path(obj)}
-        )
+        write_json(path, "sklearn.json", {"sklearn": sklearn.__version__, "class": class_path(obj)})
 
     def load(self, path: str, *, persistent_load: Callable[[Any], Any] | None = None) -> Any:
         import sklearn
 
-        saved = _read_json(path, "sklearn.json").get("sklearn")
+        saved = read_json(path, "sklearn.json").get("sklearn")
         if saved and saved != sklearn.__version__:
             logger.warning(
                 "estimator saved with scikit-learn %s is loaded with %s", saved, sklearn.__version__
@@ -205,7 +203,7 @@ def _pickles(value: Any, persistent_id: Callable[[Any], Any] | None) -> bool:
     ):
         return True
     try:
-        _HookedPickler.dumps(value, persistent_id)
+        HookedPickler.dumps(value, persistent_id)
     # A CheckpointError comes from a persistent_id hook (a dump's own error), not from
     # pickling; pickling itself fails in many ways (TypeError, RuntimeError, PicklingError...).
     except CheckpointError:
@@ -236,7 +234,7 @@ def strip_unpicklable(
         ``obj`` does not pickle and has no ``__dict__`` to strip.
     """
     try:
-        return _HookedPickler.dumps(obj, persistent_id), []
+        return HookedPickler.dumps(obj, persistent_id), []
     except CheckpointError:
         raise
     except Exception as exc:  # retry attribute by attribute below
@@ -256,7 +254,7 @@ def strip_unpicklable(
     if dropped and "is_initialized" in clone.__dict__:
         clone.__dict__["is_initialized"] = False
     logger.debug("%s: attributes %s do not pickle; stored as None", type(obj).__name__, dropped)
-    return _HookedPickler.dumps(clone, persistent_id), dropped
+    return HookedPickler.dumps(clone, persistent_id), dropped
 
 
 class StripUnpicklableSaver(PickleSaver):
@@ -304,7 +302,7 @@ class StripUnpicklableSaver(PickleSaver):
     ) -> None:
         payload, dropped = strip_unpicklable(obj, persistent_id)
         Path(path, self.filename).write_bytes(payload)
-        _write_json(path, "stripped.json", {"stripped": dropped, "class": _class_path(obj)})
+        write_json(path, "stripped.json", {"stripped": dropped, "class": class_path(obj)})
 
     def load(
         self,
@@ -314,7 +312,7 @@ class StripUnpicklableSaver(PickleSaver):
         setup: bool | None = None,
     ) -> Any:
         obj = super().load(path, persistent_load=persistent_load)
-        dropped = _read_json(path, "stripped.json").get("stripped") or []
+        dropped = read_json(path, "stripped.json").get("stripped") or []
         if dropped and (self.call_setup if setup is None else setup):
             logger.debug("%s: rebuilding %s with setup()", type(obj).__name__, dropped)
             obj.setup()
@@ -400,7 +398,7 @@ def saver_for(obj: Any) -> Any:
     ('NumpySaver', 'PickleSaver')
     """
     for saver in _registered:
-        if _safe_can_save(saver, obj):
+        if safe_can_save(saver, obj):
             return saver
     for saver in _FALLBACKS:
         if saver.can_save(obj):

@@ -61,7 +61,7 @@ import numpy as np
 
 from .._version import __version__
 from ..exceptions import CheckpointError, InvalidArgumentError, StoreFormatError
-from .base import _class_path
+from .base import class_path
 from .builtin import (
     PickleSaver,
     StripUnpicklableSaver,
@@ -72,11 +72,11 @@ from .builtin import (
 )
 from .lifecycle import (
     FIRST_USE_METHODS,
-    _install_hooks,
-    _remove_hooks,
-    _setup_on_first_use,
-    _teardown_step,
+    install_hooks,
+    remove_hooks,
+    setup_on_first_use,
     setup_pending,
+    teardown_step,
 )
 
 __all__ = [
@@ -192,7 +192,7 @@ def teardown(obj: Any) -> None:
     (1, True)
     """
     for step in _walk_steps(obj):
-        _teardown_step(step)
+        teardown_step(step)
 
 
 # --------------------------------------------------------------------------- dump
@@ -226,7 +226,7 @@ class _Dumper:
         self.alive.append(obj)
         self.active.add(id(obj))
         self.nodes[ref] = {}  # reserve the number
-        pending = _remove_hooks(obj)  # a loaded step never used: save it as it was loaded
+        pending = remove_hooks(obj)  # a loaded step never used: save it as it was loaded
         torn = False
         if self.teardown and not pending and callable(getattr(type(obj), "teardown", None)):
             obj.teardown()
@@ -236,7 +236,7 @@ class _Dumper:
         finally:
             self.active.discard(id(obj))
             if pending or (torn and callable(getattr(type(obj), "setup", None))):
-                _install_hooks(obj)
+                install_hooks(obj)
         return ref
 
     def _save(self, obj: Any, ref: str, label: str) -> dict[str, Any]:
@@ -245,7 +245,7 @@ class _Dumper:
         directory.mkdir(parents=True)
         info: dict[str, Any] = {
             "label": label,
-            "type": _class_path(obj),
+            "type": class_path(obj),
             "saver": saver_name(saver),
         }
         if isinstance(saver, PickleSaver):
@@ -435,7 +435,7 @@ class _Loader:
         self.active.discard(ref)
         self.loaded[ref] = obj
         if callable(getattr(type(obj), "setup", None)):
-            _setup_on_first_use(obj)
+            setup_on_first_use(obj)
         return obj
 
     def _persistent_load(self, pid: Any) -> Any:
@@ -538,4 +538,4 @@ def loaded(path: str | os.PathLike[str]) -> Iterator[Any]:
         yield obj
     finally:
         for step in steps:
-            _teardown_step(step)
+            teardown_step(step)

@@ -54,12 +54,12 @@ class _SetupOnFirstUse:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         step = self.step
         with _hook_lock:
-            if _remove_hooks(step):
+            if remove_hooks(step):
                 logger.debug("setting up %s on first use (%s)", type(step).__name__, self.method)
                 try:
                     step.setup()
                 except BaseException:
-                    _install_hooks(step)
+                    install_hooks(step)
                     raise
         return getattr(step, self.method)(*args, **kwargs)
 
@@ -73,7 +73,7 @@ def _has_method(obj: Any, name: str) -> bool:
         return False
 
 
-def _install_hooks(step: Any) -> bool:
+def install_hooks(step: Any) -> bool:
     """Shadow the step's first-use methods so that ``setup()`` runs on the first call.
 
     Returns ``False`` when there is nothing to intercept (no ``__dict__`` or no such method).
@@ -92,13 +92,13 @@ def _install_hooks(step: Any) -> bool:
     return bool(names)
 
 
-def _setup_on_first_use(step: Any) -> None:
+def setup_on_first_use(step: Any) -> None:
     """Arrange for ``step.setup()`` to run on its first use, or run it now if that cannot be intercepted."""
-    if not _install_hooks(step):
+    if not install_hooks(step):
         step.setup()
 
 
-def _remove_hooks(step: Any) -> bool:
+def remove_hooks(step: Any) -> bool:
     """Remove pending first-use hooks; return whether there were any (setup still pending)."""
     state = getattr(step, "__dict__", None)
     if not isinstance(state, dict):
@@ -117,7 +117,7 @@ def setup_pending(step: Any) -> bool:
     >>> class S:
     ...     def setup(self): self.ready = True
     ...     def transform(self, x): return x
-    >>> s = S(); _setup_on_first_use(s); setup_pending(s)
+    >>> s = S(); setup_on_first_use(s); setup_pending(s)
     True
     >>> s.transform(1), s.ready, setup_pending(s)
     (1, True, False)
@@ -126,10 +126,10 @@ def setup_pending(step: Any) -> bool:
     return isinstance(state, dict) and any(isinstance(v, _SetupOnFirstUse) for v in state.values())
 
 
-def _teardown_step(step: Any) -> None:
+def teardown_step(step: Any) -> None:
     """Tear a set-up step down; it sets itself up again on its next use."""
     if setup_pending(step) or not callable(getattr(type(step), "teardown", None)):
         return
     step.teardown()
     if callable(getattr(type(step), "setup", None)):
-        _install_hooks(step)
+        install_hooks(step)

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .base import Saver, _class_path, _HookedPickler, _read_json, _write_json
+from .base import HookedPickler, Saver, class_path, read_json, write_json
 
 __all__ = ["TorchModuleSaver", "TorchTensorSaver"]
 
@@ -49,7 +49,7 @@ class TorchTensorSaver(Saver):
         import torch
 
         torch.save(obj, os.path.join(path, "tensor.pt"))
-        _write_json(path, "tensor.json", {"device": str(obj.device), "torch": torch.__version__})
+        write_json(path, "tensor.json", {"device": str(obj.device), "torch": torch.__version__})
 
     def load(self, path: str) -> Any:
         import torch
@@ -90,15 +90,15 @@ class TorchModuleSaver(Saver):
                 extras.append(o)
             return (*ref, isinstance(o, torch.nn.Parameter), bool(o.requires_grad))
 
-        skeleton = _HookedPickler.dumps(obj, persistent_id)
+        skeleton = HookedPickler.dumps(obj, persistent_id)
         torch.save({k: v.detach() for k, v in state.items()}, os.path.join(path, "state_dict.pt"))
         torch.save([t.detach() for t in extras], os.path.join(path, "extra_tensors.pt"))
         Path(path, "skeleton.pkl").write_bytes(skeleton)
         devices = sorted({str(t.device) for t in (*state.values(), *extras)})
-        _write_json(
+        write_json(
             path,
             "module.json",
-            {"class": _class_path(obj), "devices": devices, "torch": torch.__version__},
+            {"class": class_path(obj), "devices": devices, "torch": torch.__version__},
         )
 
     def load(self, path: str) -> Any:
@@ -120,8 +120,8 @@ class TorchModuleSaver(Saver):
                 found = rebuilt[(kind, key)] = tensor
             return found
 
-        module = _HookedPickler.loads(Path(path, "skeleton.pkl").read_bytes(), persistent_load)
-        info = _read_json(path, "module.json")
+        module = HookedPickler.loads(Path(path, "skeleton.pkl").read_bytes(), persistent_load)
+        info = read_json(path, "module.json")
         if (
             any(d.startswith("cuda") for d in info.get("devices", ()))
             and not torch.cuda.is_available()

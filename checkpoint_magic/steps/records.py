@@ -25,13 +25,13 @@ import xxhash
 
 from ..checkpointer import Checkpointer
 from ..exceptions import CorruptEntryWarning, FingerprintError, SignatureError, warn_user
-from ..store.core import CorruptBlobError, CorruptManifestError, Store, _namespace_dir
+from ..store.core import CorruptBlobError, CorruptManifestError, Store, namespace_dir
 
 # Log under the public module's name: these records belong to the step runs' log.
 logger = logging.getLogger("checkpoint_magic.steps")
 
 _POINTER = "latest-output.json"
-_KIND = "step"
+KIND = "step"
 
 
 # --------------------------------------------------------------------------- code fingerprints
@@ -68,7 +68,7 @@ def _detached(fn: types.FunctionType) -> types.FunctionType:
     return copy
 
 
-def _member_fp(value: Any) -> str | None:
+def member_fp(value: Any) -> str | None:
     """Fingerprint of one class member: functions by their own code, data by value."""
     from ..fingerprint.code import code_fingerprint
     from ..fingerprint.values import fingerprint
@@ -76,7 +76,7 @@ def _member_fp(value: Any) -> str | None:
     if isinstance(value, (staticmethod, classmethod)):
         value = value.__func__
     if isinstance(value, property):
-        return "|".join(str(_member_fp(f)) for f in (value.fget, value.fset, value.fdel))
+        return "|".join(str(member_fp(f)) for f in (value.fget, value.fset, value.fdel))
     if value is None:
         return "none"
     if type(value) is types.FunctionType:
@@ -86,7 +86,7 @@ def _member_fp(value: Any) -> str | None:
     return fingerprint(value)
 
 
-def _hex(*items: str) -> str:
+def hex_digest(*items: str) -> str:
     h = xxhash.xxh3_128()
     for item in items:
         data = item.encode("utf-8")
@@ -95,7 +95,7 @@ def _hex(*items: str) -> str:
     return h.hexdigest()
 
 
-def _context_fp(cls: type, stop: type) -> str:
+def context_fp(cls: type, stop: type) -> str:
     """Fingerprint of the non-step members of the user classes between ``cls`` and ``stop`` (StepCheckpoint)."""
     from ..fingerprint.code import is_user_code
 
@@ -110,17 +110,17 @@ def _context_fp(cls: type, stop: type) -> str:
     pieces = []
     for attr in sorted(members):
         try:
-            desc = _member_fp(members[attr])
+            desc = member_fp(members[attr])
         except FingerprintError as exc:
             logger.debug(
                 "%s.%s cannot be fingerprinted (%s); only its type counts", cls.__name__, attr, exc
             )
             desc = "type:" + type(members[attr]).__qualname__
         pieces.append(f"{attr}={desc}")
-    return _hex("members", *pieces)
+    return hex_digest("members", *pieces)
 
 
-def _record_fp(record: dict[str, Any]) -> str:
+def record_fp(record: dict[str, Any]) -> str:
     """Fingerprint of a stored output: its codec, meta and blob digests (or inline bytes)."""
     return xxhash.xxh3_128_hexdigest(
         json.dumps(record, sort_keys=True, default=str).encode("utf-8")
@@ -128,7 +128,7 @@ def _record_fp(record: dict[str, Any]) -> str:
 
 
 @dataclass
-class _Plan:
+class Plan:
     """How step ``name`` is keyed in this run."""
 
     name: str
@@ -146,10 +146,10 @@ class _Plan:
 
 
 def _pointer_path(store: Store, namespace: str) -> str:
-    return os.path.join(store.state, _namespace_dir(namespace), _POINTER)
+    return os.path.join(store.state, namespace_dir(namespace), _POINTER)
 
 
-def _write_pointer(store: Store, namespace: str, key: str) -> None:
+def write_pointer(store: Store, namespace: str, key: str) -> None:
     path = _pointer_path(store, namespace)
     body = json.dumps({"namespace": namespace, "key": key, "time": time.time()})
     try:
@@ -162,7 +162,7 @@ def _write_pointer(store: Store, namespace: str, key: str) -> None:
         logger.warning("could not record the latest output of %s: %s", namespace, exc)
 
 
-def _point(store: Store, namespace: str, key: str) -> None:
+def point_latest(store: Store, namespace: str, key: str) -> None:
     """Point the pointer of ``namespace`` at ``key`` unless it already does."""
     try:
         with open(_pointer_path(store, namespace), encoding="utf-8") as f:
@@ -170,10 +170,10 @@ def _point(store: Store, namespace: str, key: str) -> None:
                 return
     except (OSError, ValueError, AttributeError):
         pass
-    _write_pointer(store, namespace, key)
+    write_pointer(store, namespace, key)
 
 
-def _latest_manifest(store: Store, namespace: str, step: str) -> dict[str, Any] | None:
+def latest_manifest(store: Store, namespace: str, step: str) -> dict[str, Any] | None:
     """The manifest of the latest output of ``step``: the pointer's, else the newest entry."""
     try:
         with open(_pointer_path(store, namespace), encoding="utf-8") as f:
@@ -181,17 +181,17 @@ def _latest_manifest(store: Store, namespace: str, step: str) -> dict[str, Any] 
     except (OSError, ValueError, AttributeError):
         key = None
     if isinstance(key, str):
-        manifest = _read_manifest(store, namespace, key)
+        manifest = read_manifest(store, namespace, key)
         if manifest is not None:
             return manifest
     newest = None
     # Entry by entry, so that one refused (unsigned) or damaged entry skips only itself.
     for _, entry_key in store.iter_entry_keys(namespace):
-        manifest = _read_manifest(store, namespace, entry_key, scanning=True)
+        manifest = read_manifest(store, namespace, entry_key, scanning=True)
         if manifest is None:
             continue
         if (
-            manifest.get("kind") == _KIND
+            manifest.get("kind") == KIND
             and step in manifest.get("outputs", {})
             and (newest is None or manifest.get("created", 0) > newest.get("created", 0))
         ):
@@ -199,7 +199,7 @@ def _latest_manifest(store: Store, namespace: str, step: str) -> dict[str, Any] 
     return newest
 
 
-def _read_manifest(
+def read_manifest(
     store: Store, namespace: str, key: str, *, scanning: bool = False
 ) -> dict[str, Any] | None:
     """The manifest of entry ``key``, or ``None``: absent, damaged (warned) or refused.
@@ -221,12 +221,12 @@ def _read_manifest(
     return None
 
 
-def _entry_exists(store: Store, namespace: str, key: str) -> bool:
+def entry_exists(store: Store, namespace: str, key: str) -> bool:
     """Whether a manifest file exists for ``key`` (readable or not)."""
     return os.path.exists(store.entry_path(namespace, key))
 
 
-def _load_value(
+def load_value(
     store: Store, namespace: str, step: str, manifest: dict[str, Any]
 ) -> tuple[bool, Any]:
     """``(True, value)`` for a readable stored output, ``(False, None)`` otherwise."""

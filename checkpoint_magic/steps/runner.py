@@ -69,18 +69,18 @@ from ..exceptions import InvalidArgumentError
 from ..savers import builtin as savers  # noqa: F401 - registers the default savers with the store
 from ..store.core import Store, get_store
 from .records import (
-    _KIND,
-    _context_fp,
-    _entry_exists,
-    _hex,
-    _latest_manifest,
-    _load_value,
-    _member_fp,
-    _Plan,
-    _point,
-    _read_manifest,
-    _record_fp,
-    _write_pointer,
+    KIND,
+    Plan,
+    context_fp,
+    entry_exists,
+    hex_digest,
+    latest_manifest,
+    load_value,
+    member_fp,
+    point_latest,
+    read_manifest,
+    record_fp,
+    write_pointer,
 )
 
 __all__ = ["Checkpoint", "RunSummary", "StepCheckpoint", "step_names"]
@@ -216,7 +216,7 @@ class StepCheckpoint:
         return get_store(self.checkpoint_folder)
 
     def _checkpointer(self, store: Store, step: str) -> Checkpointer:
-        return Checkpointer(kind=_KIND, namespace=self.namespace(step), store=store)
+        return Checkpointer(kind=KIND, namespace=self.namespace(step), store=store)
 
     def load_outputs(self) -> dict[str, Any]:
         """The latest stored output of every step, keyed by step name (steps never stored are absent).
@@ -238,11 +238,11 @@ class StepCheckpoint:
         store = self.store
         outputs: dict[str, Any] = {}
         for step in step_names(type(self)):
-            manifest = _latest_manifest(store, self.namespace(step), step)
+            manifest = latest_manifest(store, self.namespace(step), step)
             if manifest is None:
                 logger.info("%s: nothing stored", self.namespace(step))
                 continue
-            ok, value = _load_value(store, self.namespace(step), step, manifest)
+            ok, value = load_value(store, self.namespace(step), step, manifest)
             if ok:
                 outputs[step] = value
         return outputs
@@ -256,31 +256,33 @@ class StepCheckpoint:
         }
         return fingerprint(state, name=f"{type(self).__name__} attributes")
 
-    def _plans(self, store: Store, steps: list[str]) -> Callable[[int, dict[str, str]], _Plan]:
+    def _plans(self, store: Store, steps: list[str]) -> Callable[[int, dict[str, str]], Plan]:
         """Return ``plan(i, output_fps)``: the checkpointer, code and inputs of step ``i``."""
         cls = type(self)
         module = cls.__module__
         base = [
-            _hex("steps", str(self.version), _context_fp(cls, StepCheckpoint), self._instance_fp())
+            hex_digest(
+                "steps", str(self.version), context_fp(cls, StepCheckpoint), self._instance_fp()
+            )
         ]
         own: list[str] = []
         for step in steps:
             fn = getattr(cls, step)
             fn = getattr(fn, "__func__", fn)
-            own.append(_member_fp(fn) or "none")
+            own.append(member_fp(fn) or "none")
 
-        def plan(i: int, output_fps: dict[str, str]) -> _Plan:
-            code_fp = _hex(*base, *(f"{steps[j]}={own[j]}" for j in range(i + 1)))
+        def plan(i: int, output_fps: dict[str, str]) -> Plan:
+            code_fp = hex_digest(*base, *(f"{steps[j]}={own[j]}" for j in range(i + 1)))
             inputs = {steps[j]: output_fps[steps[j]] for j in range(i)}
             parts = {f"{module}.{cls.__qualname__}.{steps[j]}": own[j] for j in range(i + 1)}
             parts[f"{module}.{cls.__qualname__}.<members>"] = base[0]
-            return _Plan(steps[i], self._checkpointer(store, steps[i]), code_fp, inputs, parts)
+            return Plan(steps[i], self._checkpointer(store, steps[i]), code_fp, inputs, parts)
 
         return plan
 
     # -- running ------------------------------------------------------------------------
     def _execute(
-        self, store: Store, plan: _Plan, outputs: dict[str, Any], output_fps: dict[str, str]
+        self, store: Store, plan: Plan, outputs: dict[str, Any], output_fps: dict[str, str]
     ) -> None:
         """Run one step, store its output and point the step's pointer at it."""
         step = plan.name
@@ -307,11 +309,11 @@ class StepCheckpoint:
             code_parts=plan.parts,
         ):
             return  # StoreWriteWarning already given; later steps run uncached
-        manifest = _read_manifest(store, cp.namespace, plan.key)
+        manifest = read_manifest(store, cp.namespace, plan.key)
         if manifest is None:
             return
-        output_fps[step] = _record_fp(manifest["outputs"][step])
-        _write_pointer(store, self.namespace(step), plan.key)
+        output_fps[step] = record_fp(manifest["outputs"][step])
+        write_pointer(store, self.namespace(step), plan.key)
 
     def run(self, start_from: int | None = None) -> Any:
         """Run the steps in numeric order, reusing stored outputs; return the last step's output.
@@ -365,7 +367,7 @@ class StepCheckpoint:
         store: Store,
         steps: list[str],
         start_from: int,
-        plan: Callable[..., _Plan],
+        plan: Callable[..., Plan],
         outputs: dict[str, Any],
         output_fps: dict[str, str],
         summary: RunSummary,
@@ -373,12 +375,12 @@ class StepCheckpoint:
         uncached = False
         for i, step in enumerate(steps):
             if _step_number(step) < start_from:
-                manifest = _latest_manifest(store, self.namespace(step), step)
+                manifest = latest_manifest(store, self.namespace(step), step)
                 if manifest is not None:
-                    ok, value = _load_value(store, self.namespace(step), step, manifest)
+                    ok, value = load_value(store, self.namespace(step), step, manifest)
                     if ok:
                         outputs[step] = value
-                        output_fps[step] = _record_fp(manifest["outputs"][step])
+                        output_fps[step] = record_fp(manifest["outputs"][step])
                         summary.loaded.append(step)
                         logger.debug("%s: loaded the stored output", self.namespace(step))
                         continue
@@ -395,7 +397,7 @@ class StepCheckpoint:
         store: Store,
         i: int,
         step: str,
-        plan: Callable[..., _Plan],
+        plan: Callable[..., Plan],
         outputs: dict[str, Any],
         output_fps: dict[str, str],
         uncached: bool,
@@ -420,13 +422,13 @@ class StepCheckpoint:
         self,
         store: Store,
         steps: list[str],
-        plan: Callable[..., _Plan],
+        plan: Callable[..., Plan],
         outputs: dict[str, Any],
         output_fps: dict[str, str],
         summary: RunSummary,
     ) -> None:
         pending: list[
-            tuple[int, _Plan, dict[str, Any]]
+            tuple[int, Plan, dict[str, Any]]
         ] = []  # hits whose outputs are not loaded yet
         uncached = False
         i = 0
@@ -436,14 +438,14 @@ class StepCheckpoint:
                 if not pending:
                     return
                 last_i, _, last_manifest = pending[-1]
-                ok, value = _load_value(
+                ok, value = load_value(
                     store, self.namespace(steps[last_i]), steps[last_i], last_manifest
                 )
                 if ok:  # every remaining step was a hit: only the last output is needed
                     outputs[steps[last_i]] = value
                     summary.reused.extend(p.name for _, p, _ in pending)
                     for _, p, _ in pending:
-                        _point(store, self.namespace(p.name), p.key)
+                        point_latest(store, self.namespace(p.name), p.key)
                     for _, p, _ in pending[:-1]:  # used, though not loaded: keep them from gc
                         store.record_use(self.namespace(p.name), p.key)
                     return
@@ -459,9 +461,9 @@ class StepCheckpoint:
             step = steps[i]
             if not uncached:
                 p = plan(i, output_fps)
-                manifest = _read_manifest(store, p.checkpointer.namespace, p.key)
+                manifest = read_manifest(store, p.checkpointer.namespace, p.key)
                 if manifest is not None and step in manifest.get("outputs", {}):
-                    output_fps[step] = _record_fp(manifest["outputs"][step])
+                    output_fps[step] = record_fp(manifest["outputs"][step])
                     pending.append((i, p, manifest))
                     i += 1
                     continue
@@ -471,7 +473,7 @@ class StepCheckpoint:
                     self._forget(steps, restart, output_fps)
                     i = restart
                     continue
-                if not _entry_exists(store, p.checkpointer.namespace, p.key):
+                if not entry_exists(store, p.checkpointer.namespace, p.key):
                     p.checkpointer.load(p.code_fp, p.input_fps, code_parts=p.parts)  # logs why
             summary.ran.append(step)
             uncached = self._run_one(store, i, step, plan, outputs, output_fps, uncached)
@@ -485,7 +487,7 @@ class StepCheckpoint:
     def _materialize(
         self,
         store: Store,
-        pending: list[tuple[int, _Plan, dict[str, Any]]],
+        pending: list[tuple[int, Plan, dict[str, Any]]],
         outputs: dict[str, Any],
         output_fps: dict[str, str],
         summary: RunSummary,
@@ -502,12 +504,12 @@ class StepCheckpoint:
             ok, value = (
                 (False, None)
                 if is_last
-                else _load_value(store, self.namespace(step), step, manifest)
+                else load_value(store, self.namespace(step), step, manifest)
             )
             if ok:
                 outputs[step] = value
                 summary.reused.append(step)
-                _point(store, self.namespace(p.name), p.key)
+                point_latest(store, self.namespace(p.name), p.key)
                 continue
             recorded = output_fps.get(step)
             summary.ran.append(step)

@@ -90,7 +90,7 @@ class CorruptManifestError(CheckpointError, ValueError):
 
 
 @functools.lru_cache(maxsize=4096)
-def _namespace_dir(namespace: str) -> str:
+def namespace_dir(namespace: str) -> str:
     """A directory name for ``namespace``: readable, unique, safe on every filesystem."""
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", namespace)[:96].lstrip(".") or "_"
     if safe != namespace:
@@ -416,7 +416,7 @@ class Store:
 
     def _entry_file(self, namespace: str, key: str) -> str:
         # Plain strings: this runs on every lookup, and pathlib costs more than the read itself.
-        return f"{self._entries_str}/{_namespace_dir(namespace)}/{key}"
+        return f"{self._entries_str}/{namespace_dir(namespace)}/{key}"
 
     def write_entry(self, namespace: str, key: str, manifest: Mapping[str, Any]) -> None:
         """Publish a manifest atomically (after its blobs are in place)."""
@@ -501,7 +501,7 @@ class Store:
         if not self.entries.is_dir():
             return
         dirs = (
-            [self.entries / _namespace_dir(namespace)]
+            [self.entries / namespace_dir(namespace)]
             if namespace is not None
             else sorted(self.entries.iterdir())
         )
@@ -533,7 +533,7 @@ class Store:
         return Path(self._state_file(namespace, key, suffix))
 
     def _state_file(self, namespace: str, key: str, suffix: str) -> str:
-        return f"{self._state_str}/{_namespace_dir(namespace)}/{key}{suffix}"
+        return f"{self._state_str}/{namespace_dir(namespace)}/{key}{suffix}"
 
     def record_use(self, namespace: str, key: str) -> None:
         """Count a hit of an entry (its ``.hits`` file grows by one byte; its mtime is the last use).

@@ -35,15 +35,22 @@ import xxhash
 from ..store.core import Store
 from .inventory import (
     EntryInfo,
-    _blob_files,
-    _digest_of,
-    _files,
-    _is_staging,
-    _require_store,
-    _scan_entries,
+    blob_files,
+    digest_of,
+    is_staging,
+    list_files,
+    require_store,
+    scan_entries,
 )
 from .maintenance import GRACE_SECONDS, parse_grace
-from .sweep import _live_references, _old, _remove_state, _still_old, _sweep_tmp_and_state, _unlink
+from .sweep import (
+    is_old,
+    live_references,
+    remove_state,
+    still_old,
+    sweep_tmp_and_state,
+    unlink_quietly,
+)
 
 __all__ = ["Problem", "VerifyReport", "verify"]
 
@@ -146,7 +153,7 @@ def verify(
     """
     grace = parse_grace(grace)
     if fix or drop_unsigned:
-        _require_store(store)
+        require_store(store)
     else:
         store.check_format()
     report = VerifyReport()
@@ -156,12 +163,12 @@ def verify(
 
     def found(kind: str, path: Path | str | None, detail: str, remove: bool = fix) -> Problem:
         problem = Problem(
-            kind, rel(path), detail, fixed=remove and path is not None and _unlink(path)
+            kind, rel(path), detail, fixed=remove and path is not None and unlink_quietly(path)
         )
         report.problems.append(problem)
         return problem
 
-    scan = _scan_entries(store)
+    scan = scan_entries(store)
     report.entries = len(scan.entries) + len(scan.damaged)
     for path, why in scan.damaged:
         found("damaged manifest", path, why)
@@ -170,7 +177,7 @@ def verify(
     def drop(entry: EntryInfo, problem: Problem) -> None:
         if problem.fixed:
             dropped.add((entry.ns_dir, entry.key))
-            _remove_state(store, entry)
+            remove_state(store, entry)
 
     for entry, why in scan.unsigned:
         drop(entry, found("signature", entry.path, f"{entry.namespace}: {why}", drop_unsigned))
@@ -222,28 +229,28 @@ def verify(
 
     now = time.time()
     if fix:
-        referenced = _live_references(store, scan.entries, dropped)
+        referenced = live_references(store, scan.entries, dropped)
     else:
         referenced = {d for e in scan.entries for d in e.blobs}
-    for relpath, st in _blob_files(store).items():
-        named = _digest_of(relpath)
-        if named is None or named in referenced or named in bad or not _old(st, now, grace):
+    for relpath, st in blob_files(store).items():
+        named = digest_of(relpath)
+        if named is None or named in referenced or named in bad or not is_old(st, now, grace):
             continue
         path = store.objects / relpath
-        fixed = fix and _still_old(path, grace) and _unlink(path)
+        fixed = fix and still_old(path, grace) and unlink_quietly(path)
         report.garbage.append(
             Problem("unreferenced blob", rel(path), f"{st.st_size} bytes", fixed=fixed)
         )
-    for f in _files(store.tmp):
+    for f in list_files(store.tmp):
         with contextlib.suppress(FileNotFoundError):
             st = f.stat()
-            if _is_staging(f.name) and _old(st, now, grace):
-                fixed = fix and _unlink(f.path)
+            if is_staging(f.name) and is_old(st, now, grace):
+                fixed = fix and unlink_quietly(f.path)
                 report.garbage.append(
                     Problem("staging leftover", rel(f.path), f"{st.st_size} bytes", fixed=fixed)
                 )
     live = {(e.ns_dir, e.key) for e in scan.entries} - dropped
-    _, stale = _sweep_tmp_and_state(store, live, now, grace, dry_run=not fix)
+    _, stale = sweep_tmp_and_state(store, live, now, grace, dry_run=not fix)
     if stale:
         detail = f"{stale} usage or miss records of entries that no longer exist"
         report.garbage.append(Problem("stale state", rel(store.state), detail, fixed=fix))

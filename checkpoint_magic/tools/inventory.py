@@ -38,7 +38,7 @@ from typing import Any
 
 from .. import config
 from ..exceptions import InvalidArgumentError, StoreFormatError
-from ..store.core import Store, _namespace_dir, decode_manifest, flush_usage
+from ..store.core import Store, decode_manifest, flush_usage, namespace_dir
 
 __all__ = [
     "DuReport",
@@ -103,7 +103,7 @@ class EntryInfo:
     @property
     def ns_dir(self) -> str:
         """The entry's namespace directory under ``entries/``."""
-        return self.path.parent.name if self.path is not None else _namespace_dir(self.namespace)
+        return self.path.parent.name if self.path is not None else namespace_dir(self.namespace)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able description (without the raw manifest)."""
@@ -173,12 +173,12 @@ class DuReport:
 
 
 # ---------------------------------------------------------------------------------------- scanning
-def _parse_manifest(data: bytes) -> tuple[dict[str, Any] | None, str | None, str | None]:
+def parse_manifest(data: bytes) -> tuple[dict[str, Any] | None, str | None, str | None]:
     """``(manifest, damage, signature problem)`` of a manifest file's bytes; never removes it."""
     return decode_manifest(data, config.secret_key())
 
 
-def _blob_refs(obj: Any, out: dict[str, int]) -> dict[str, int]:
+def blob_refs(obj: Any, out: dict[str, int]) -> dict[str, int]:
     """Every ``{"digest": <32 hex>, "size": int}`` found anywhere in a manifest."""
     if isinstance(obj, dict):
         digest, size = obj.get("digest"), obj.get("size")
@@ -186,15 +186,15 @@ def _blob_refs(obj: Any, out: dict[str, int]) -> dict[str, int]:
             out[digest] = size
         for value in obj.values():
             if isinstance(value, (dict, list)):
-                _blob_refs(value, out)
+                blob_refs(value, out)
     elif isinstance(obj, list):
         for value in obj:
             if isinstance(value, (dict, list)):
-                _blob_refs(value, out)
+                blob_refs(value, out)
     return out
 
 
-def _files(folder: Path) -> Iterator[os.DirEntry[str]]:
+def list_files(folder: Path) -> Iterator[os.DirEntry[str]]:
     try:
         with os.scandir(folder) as it:
             yield from (e for e in it if e.is_file(follow_symlinks=False))
@@ -202,7 +202,7 @@ def _files(folder: Path) -> Iterator[os.DirEntry[str]]:
         return
 
 
-def _dirs(folder: Path) -> list[os.DirEntry[str]]:
+def list_dirs(folder: Path) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(folder) as it:
             return sorted((e for e in it if e.is_dir(follow_symlinks=False)), key=lambda e: e.name)
@@ -218,19 +218,19 @@ class _Scan:
     entry_bytes: int = 0
 
 
-def _scan_entries(store: Store, namespace_dir: str | None = None) -> _Scan:
+def scan_entries(store: Store, namespace_dir: str | None = None) -> _Scan:
     """Read every manifest (without removing damaged ones) and the usage recorded for it."""
     flush_usage()  # hits of this process are recorded on a background thread
     scan = _Scan()
-    dirs = _dirs(store.entries)
+    dirs = list_dirs(store.entries)
     if namespace_dir is not None:
         dirs = [d for d in dirs if d.name == namespace_dir]
     for ns in dirs:
         state: dict[str, os.stat_result] = {}
-        for e in _files(store.state / ns.name):
+        for e in list_files(store.state / ns.name):
             with contextlib.suppress(FileNotFoundError):
                 state[e.name] = e.stat(follow_symlinks=False)
-        for f in sorted(_files(Path(ns.path)), key=lambda e: e.name):
+        for f in sorted(list_files(Path(ns.path)), key=lambda e: e.name):
             if f.name.startswith("."):
                 continue
             try:
@@ -239,7 +239,7 @@ def _scan_entries(store: Store, namespace_dir: str | None = None) -> _Scan:
             except FileNotFoundError:
                 continue  # removed meanwhile
             scan.entry_bytes += st.st_size
-            manifest, damage, sig_problem = _parse_manifest(data)
+            manifest, damage, sig_problem = parse_manifest(data)
             if manifest is None:
                 scan.damaged.append((Path(f.path), damage or "damaged"))
                 continue
@@ -259,7 +259,7 @@ def _scan_entries(store: Store, namespace_dir: str | None = None) -> _Scan:
                 hits=hits_st.st_size if hits_st is not None else 0,
                 duration=_number(manifest.get("duration"), 0.0),
                 pinned=(f.name + PIN) in state,
-                blobs=_blob_refs(manifest, {}),
+                blobs=blob_refs(manifest, {}),
                 manifest=manifest,
                 path=Path(f.path),
                 file_size=st.st_size,
@@ -282,33 +282,33 @@ def _number(value: Any, default: float) -> float:
     )
 
 
-def _blob_files(store: Store) -> dict[str, os.stat_result]:
+def blob_files(store: Store) -> dict[str, os.stat_result]:
     """Every file under ``objects/``, by name (a blob's name is its digest)."""
     found: dict[str, os.stat_result] = {}
-    for sub in _dirs(store.objects):
-        for f in _files(Path(sub.path)):
+    for sub in list_dirs(store.objects):
+        for f in list_files(Path(sub.path)):
             with contextlib.suppress(FileNotFoundError):
                 found[f"{sub.name}/{f.name}"] = f.stat(follow_symlinks=False)
     return found
 
 
-def _digest_of(relpath: str) -> str | None:
+def digest_of(relpath: str) -> str | None:
     """The digest a file under ``objects/`` is named by; ``None`` if the store never writes that name."""
     sub, _, name = relpath.partition("/")
     return name if _DIGEST.fullmatch(name) and name[:2] == sub else None
 
 
-def _is_staging(name: str) -> bool:
+def is_staging(name: str) -> bool:
     """Whether ``tmp/<name>`` is a staging file name the store writes (``<pid>-<32 hex>``)."""
     return _STAGING.fullmatch(name) is not None
 
 
-def _state_file(store: Store, ns_dir: str, name: str) -> Path:
+def state_file(store: Store, ns_dir: str, name: str) -> Path:
     """``state/<ns_dir>/<name>``: ``<key>.hits``, ``<key>.pin`` or a namespace record."""
     return store.state / ns_dir / name
 
 
-def _state_kind(name: str) -> tuple[str, str]:
+def state_kind(name: str) -> tuple[str, str]:
     """What ``state/<namespace>/<name>`` is.
 
     ``("entry", key)`` for a usage or pin record, ``("namespace", name)`` for a
@@ -317,9 +317,9 @@ def _state_kind(name: str) -> tuple[str, str]:
 
     Examples
     --------
-    >>> _state_kind("0123456789abcdef0123456789abcdef.hits")
+    >>> state_kind("0123456789abcdef0123456789abcdef.hits")
     ('entry', '0123456789abcdef0123456789abcdef')
-    >>> _state_kind("last-miss.json"), _state_kind(".last-miss.42.tmp"), _state_kind("notes.txt")
+    >>> state_kind("last-miss.json"), state_kind(".last-miss.42.tmp"), state_kind("notes.txt")
     (('namespace', 'last-miss.json'), ('temp', '.last-miss.42.tmp'), ('', ''))
     """
     if match := _ENTRY_RECORD.fullmatch(name):
@@ -331,7 +331,7 @@ def _state_kind(name: str) -> tuple[str, str]:
     return "", ""
 
 
-def _require_store(store: Store) -> None:
+def require_store(store: Store) -> None:
     """Refuse to change a directory that is not a checkpoint store (no valid ``FORMAT`` file).
 
     Raises
@@ -363,7 +363,7 @@ def list_entries(store: Store, namespace: str | None = None) -> list[EntryInfo]:
     ('m.f', 'c1', 1, 2.0)
     """
     store.check_format()
-    scan = _scan_entries(store, None if namespace is None else _namespace_dir(namespace))
+    scan = scan_entries(store, None if namespace is None else namespace_dir(namespace))
     if namespace is not None:
         return [e for e in scan.entries if e.namespace == namespace]
     return scan.entries
@@ -414,7 +414,7 @@ def namespaces(store: Store) -> list[str]:
     ['m.g']
     """
     names = {e.namespace for e in list_entries(store)}
-    for sub in _dirs(store.state):
+    for sub in list_dirs(store.state):
         with contextlib.suppress(OSError, ValueError, AttributeError):
             names.add(json.loads(Path(sub.path, "last-miss.json").read_text())["namespace"])
     return sorted(names)
@@ -504,7 +504,7 @@ def stored_size(store: Store) -> int:
     total = 0
     with _size_lock:
         for top in (store.objects, store.entries):
-            for sub in _dirs(top):
+            for sub in list_dirs(top):
                 try:
                     st = sub.stat(follow_symlinks=False)
                 except FileNotFoundError:
@@ -514,7 +514,7 @@ def stored_size(store: Store) -> int:
                     total += cached[1]
                     continue
                 size = 0
-                for f in _files(Path(sub.path)):
+                for f in list_files(Path(sub.path)):
                     with contextlib.suppress(FileNotFoundError):
                         size += f.stat(follow_symlinks=False).st_size
                 _size_cache[sub.path] = (
@@ -539,23 +539,23 @@ def du(store: Store) -> DuReport:
     """
     store.check_format()
     report = DuReport(root=str(store.root))
-    scan = _scan_entries(store)
+    scan = scan_entries(store)
     referenced = {d for e in scan.entries for d in e.blobs}
-    for rel, st in _blob_files(store).items():
+    for rel, st in blob_files(store).items():
         report.objects_bytes += st.st_size
         report.objects_files += 1
-        digest = _digest_of(rel)
+        digest = digest_of(rel)
         if digest is not None and digest not in referenced:
             report.reclaimable_bytes += st.st_size
             report.reclaimable_files += 1
     report.entries_bytes = scan.entry_bytes
     report.entries_files = len(scan.entries) + len(scan.damaged)
-    for f in _files(store.tmp):
+    for f in list_files(store.tmp):
         with contextlib.suppress(FileNotFoundError):
             report.tmp_bytes += f.stat().st_size
             report.tmp_files += 1
-    for sub in _dirs(store.state):
-        for f in _files(Path(sub.path)):
+    for sub in list_dirs(store.state):
+        for f in list_files(Path(sub.path)):
             with contextlib.suppress(FileNotFoundError):
                 report.state_bytes += f.stat().st_size
                 report.state_files += 1

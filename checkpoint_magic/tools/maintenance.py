@@ -52,33 +52,33 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import InvalidArgumentError
-from ..store.core import Store, _namespace_dir
+from ..store.core import Store, namespace_dir
 from .inventory import (
     NAMESPACE_RECORDS,
     DuReport,
     EntryInfo,
     NamespaceSummary,
-    _blob_files,
-    _digest_of,
-    _files,
-    _require_store,
-    _scan_entries,
-    _state_file,
+    blob_files,
+    digest_of,
     du,
     find_entry,
     list_entries,
+    list_files,
     namespaces,
+    require_store,
     resolve_namespace,
+    scan_entries,
+    state_file,
     stored_size,
     summarize,
 )
 from .sweep import (
-    _live_references,
-    _remove_manifest,
-    _remove_state,
-    _sweep_blobs,
-    _sweep_tmp_and_state,
-    _unlink,
+    live_references,
+    remove_manifest,
+    remove_state,
+    sweep_blobs,
+    sweep_tmp_and_state,
+    unlink_quietly,
 )
 
 if TYPE_CHECKING:  # pragma: no cover - imported lazily below (integrity builds on this module)
@@ -267,7 +267,7 @@ def pin(store: Store, key_prefix: str) -> EntryInfo:
     >>> pin(store, "abc").pinned, unpin(store, "abc").pinned
     (True, False)
     """
-    _require_store(store)
+    require_store(store)
     entry = find_entry(store, key_prefix)
     store.set_pinned(entry.namespace, entry.key, True)
     entry.pinned = True
@@ -276,7 +276,7 @@ def pin(store: Store, key_prefix: str) -> EntryInfo:
 
 def unpin(store: Store, key_prefix: str) -> EntryInfo:
     """Unpin the entry ``key_prefix`` names; return it."""
-    _require_store(store)
+    require_store(store)
     entry = find_entry(store, key_prefix)
     store.set_pinned(entry.namespace, entry.key, False)
     entry.pinned = False
@@ -343,7 +343,7 @@ def gc(
             f"keep_versions must be a whole number >= 1, not {keep_versions!r}"
         )
     grace = parse_grace(grace)
-    _require_store(store)
+    require_store(store)
     if not full and limit is not None and age is None and keep_versions is None:
         current = stored_size(store)
         if current <= limit:
@@ -351,9 +351,9 @@ def gc(
                 dry_run=dry_run, full_scan=False, size_before=current, size_after=current
             )
     now = time.time()
-    scan = _scan_entries(store)
-    files = _blob_files(store)
-    blobs = {d: st for rel, st in files.items() if (d := _digest_of(rel)) is not None}
+    scan = scan_entries(store)
+    files = blob_files(store)
+    blobs = {d: st for rel, st in files.items() if (d := digest_of(rel)) is not None}
     report = GcReport(
         dry_run=dry_run, size_before=sum(st.st_size for st in files.values()) + scan.entry_bytes
     )
@@ -406,20 +406,20 @@ def gc(
         report.over_budget = projected > limit
     removed = set(evicted)
     if not dry_run:
-        removed = {k for k, e in evicted.items() if _remove_manifest(e)}
+        removed = {k for k, e in evicted.items() if remove_manifest(e)}
         for k in removed:
-            report.removed_state += _remove_state(store, evicted[k])
+            report.removed_state += remove_state(store, evicted[k])
     report.evicted = [e for k, e in evicted.items() if k in removed]
     report.freed_bytes = sum(e.file_size for e in report.evicted)
     if dry_run:
         referenced = {d for e in scan.entries if (e.ns_dir, e.key) not in removed for d in e.blobs}
     else:
-        referenced = _live_references(store, scan.entries, removed)
-    swept = _sweep_blobs(store, referenced, now, grace, dry_run)
+        referenced = live_references(store, scan.entries, removed)
+    swept = sweep_blobs(store, referenced, now, grace, dry_run)
     report.freed_blobs, freed, report.pending_blobs, report.pending_bytes = swept
     report.freed_bytes += freed
     live = {(e.ns_dir, e.key) for e in scan.entries} - removed
-    report.removed_tmp, state = _sweep_tmp_and_state(store, live, now, grace, dry_run)
+    report.removed_tmp, state = sweep_tmp_and_state(store, live, now, grace, dry_run)
     report.removed_state += state
     report.size_after = report.size_before - report.freed_bytes
     if report.evicted or report.freed_blobs:
@@ -473,28 +473,28 @@ def clear(
     {'m.f': 1}
     """
     grace = parse_grace(grace)
-    _require_store(store)
-    scan = _scan_entries(store, None if namespace is None else _namespace_dir(namespace))
+    require_store(store)
+    scan = scan_entries(store, None if namespace is None else namespace_dir(namespace))
     report = ClearReport()
     targets = [e for e in scan.entries if namespace is None or e.namespace == namespace]
     for e in targets:
         if e.pinned and not force:
             report.kept_pinned += 1
-        elif e.path is not None and _unlink(e.path):
+        elif e.path is not None and unlink_quietly(e.path):
             report.removed[e.namespace] = report.removed.get(e.namespace, 0) + 1
-            _remove_state(store, e)
+            remove_state(store, e)
     if namespace is None:
         for path, _ in scan.damaged:
-            _unlink(path)
+            unlink_quietly(path)
     dirs = {e.ns_dir for e in targets} | (
-        {_namespace_dir(namespace)} if namespace is not None else set()
+        {namespace_dir(namespace)} if namespace is not None else set()
     )
     for ns_dir in dirs:
-        if not any(not f.name.startswith(".") for f in _files(store.entries / ns_dir)):
+        if not any(not f.name.startswith(".") for f in list_files(store.entries / ns_dir)):
             for name in NAMESPACE_RECORDS:
-                _unlink(_state_file(store, ns_dir, name))
-    referenced = _live_references(store, [], set())
-    swept = _sweep_blobs(store, referenced, time.time(), grace, False)
+                unlink_quietly(state_file(store, ns_dir, name))
+    referenced = live_references(store, [], set())
+    swept = sweep_blobs(store, referenced, time.time(), grace, False)
     report.freed_blobs, report.freed_bytes, report.pending_blobs, report.pending_bytes = swept
     logger.info(
         "cleared %d entries and %d blobs from %s (%d pinned entries kept)",

@@ -23,25 +23,25 @@ from .inventory import (
     HITS,
     PIN,
     EntryInfo,
-    _blob_files,
-    _blob_refs,
-    _digest_of,
-    _dirs,
-    _files,
-    _is_staging,
-    _parse_manifest,
-    _state_file,
-    _state_kind,
+    blob_files,
+    blob_refs,
+    digest_of,
+    is_staging,
+    list_dirs,
+    list_files,
+    parse_manifest,
+    state_file,
+    state_kind,
 )
 
 logger = logging.getLogger("checkpoint_magic.tools.maintenance")
 
 
-def _old(st: os.stat_result, now: float, grace: float) -> bool:
+def is_old(st: os.stat_result, now: float, grace: float) -> bool:
     return now - st.st_mtime >= grace
 
 
-def _unlink(path: str | Path) -> bool:
+def unlink_quietly(path: str | Path) -> bool:
     try:
         os.unlink(path)
         return True
@@ -49,7 +49,7 @@ def _unlink(path: str | Path) -> bool:
         return False
 
 
-def _remove_manifest(entry: EntryInfo) -> bool:
+def remove_manifest(entry: EntryInfo) -> bool:
     """Remove an entry's manifest unless a concurrent commit rewrote it since it was read."""
     if entry.path is None:
         return False
@@ -59,21 +59,23 @@ def _remove_manifest(entry: EntryInfo) -> bool:
             return False
     except FileNotFoundError:
         return False
-    return _unlink(entry.path)
+    return unlink_quietly(entry.path)
 
 
-def _remove_state(store: Store, entry: EntryInfo) -> int:
-    return sum(_unlink(_state_file(store, entry.ns_dir, entry.key + sfx)) for sfx in (HITS, PIN))
+def remove_state(store: Store, entry: EntryInfo) -> int:
+    return sum(
+        unlink_quietly(state_file(store, entry.ns_dir, entry.key + sfx)) for sfx in (HITS, PIN)
+    )
 
 
-def _live_references(
+def live_references(
     store: Store, scanned: Iterable[EntryInfo], removed: set[tuple[str, str]]
 ) -> set[str]:
     """Blobs referred to by the manifests on disk *now* (re-reading only those new or rewritten)."""
     known = {(e.ns_dir, e.key): e for e in scanned}
     referenced: set[str] = set()
-    for ns in _dirs(store.entries):
-        for f in _files(Path(ns.path)):
+    for ns in list_dirs(store.entries):
+        for f in list_files(Path(ns.path)):
             if f.name.startswith("."):
                 continue
             entry = known.get((ns.name, f.name))
@@ -82,15 +84,15 @@ def _live_references(
                     if (ns.name, f.name) not in removed:
                         referenced.update(entry.blobs)
                     continue
-                manifest, _, _ = _parse_manifest(Path(f.path).read_bytes())
+                manifest, _, _ = parse_manifest(Path(f.path).read_bytes())
             except FileNotFoundError:
                 continue
             if manifest is not None:
-                referenced.update(_blob_refs(manifest, {}))
+                referenced.update(blob_refs(manifest, {}))
     return referenced
 
 
-def _sweep_blobs(
+def sweep_blobs(
     store: Store, referenced: set[str], now: float, grace: float, dry_run: bool
 ) -> tuple[int, int, int, int]:
     """Free the blobs no manifest refers to: ``(freed, bytes, pending, pending bytes)``.
@@ -101,18 +103,18 @@ def _sweep_blobs(
     frees them). Files whose names are not digests are never touched.
     """
     count = freed = pending = pending_bytes = 0
-    for rel, st in _blob_files(store).items():
-        digest = _digest_of(rel)
+    for rel, st in blob_files(store).items():
+        digest = digest_of(rel)
         if digest is None or digest in referenced:
             continue
-        old = _old(st, now, grace)
+        old = is_old(st, now, grace)
         if old and not dry_run:
             path = store.objects / rel
             try:  # re-check right before removing: a concurrent commit may have reused it
-                old = _old(os.stat(path), time.time(), grace)
+                old = is_old(os.stat(path), time.time(), grace)
             except FileNotFoundError:
                 continue
-            if old and not _unlink(path):
+            if old and not unlink_quietly(path):
                 continue
         if old:
             count += 1
@@ -123,20 +125,24 @@ def _sweep_blobs(
     return count, freed, pending, pending_bytes
 
 
-def _sweep_tmp_and_state(
+def sweep_tmp_and_state(
     store: Store, live: set[tuple[str, str]], now: float, grace: float, dry_run: bool
 ) -> tuple[int, int]:
     """Remove staging leftovers and usage/pin/miss records of entries that no longer exist."""
     tmp = 0
-    for f in _files(store.tmp):
+    for f in list_files(store.tmp):
         with contextlib.suppress(FileNotFoundError):
-            if _is_staging(f.name) and _old(f.stat(), now, grace) and (dry_run or _unlink(f.path)):
+            if (
+                is_staging(f.name)
+                and is_old(f.stat(), now, grace)
+                and (dry_run or unlink_quietly(f.path))
+            ):
                 tmp += 1
     state = 0
     live_dirs = {ns for ns, _ in live}
-    for sub in _dirs(store.state):
-        for f in _files(Path(sub.path)):
-            kind, name = _state_kind(f.name)
+    for sub in list_dirs(store.state):
+        for f in list_files(Path(sub.path)):
+            kind, name = state_kind(f.name)
             if kind == "entry":
                 stale = (sub.name, name) not in live
             elif kind == "namespace":
@@ -144,14 +150,14 @@ def _sweep_tmp_and_state(
             else:
                 stale = kind == "temp"
             with contextlib.suppress(FileNotFoundError):
-                if stale and _old(f.stat(), now, grace) and (dry_run or _unlink(f.path)):
+                if stale and is_old(f.stat(), now, grace) and (dry_run or unlink_quietly(f.path)):
                     state += 1
     return tmp, state
 
 
-def _still_old(path: str | Path, grace: float) -> bool:
+def still_old(path: str | Path, grace: float) -> bool:
     """Re-checked right before removing a file: a concurrent commit may have reused it."""
     try:
-        return _old(os.stat(path), time.time(), grace)
+        return is_old(os.stat(path), time.time(), grace)
     except FileNotFoundError:
         return False

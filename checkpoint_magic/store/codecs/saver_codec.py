@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ...savers.base import _class_path
+from ...savers.base import class_path
 from .serializers import BlobSource, Codec, Encoded
 
 # Log under the public module's name: these records belong to the savers' log.
@@ -45,7 +45,7 @@ def saver_name(saver: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _safe_can_save(saver: Any, obj: Any) -> bool:
+def safe_can_save(saver: Any, obj: Any) -> bool:
     try:
         return bool(saver.can_save(obj))
     except Exception as exc:  # a buggy saver must not break storing every other value
@@ -111,7 +111,7 @@ class SaverCodec(Codec):
         return f"SaverCodec({self.saver!r})"
 
     def can_encode(self, obj: Any) -> bool:
-        return _safe_can_save(self.saver, obj)
+        return safe_can_save(self.saver, obj)
 
     def encode(self, obj: Any) -> Encoded:
         tmp = tempfile.mkdtemp(prefix="checkpoint-magic-save-")
@@ -130,7 +130,7 @@ class SaverCodec(Codec):
             blobs = [[_file_buffer(os.path.join(tmp, rel))] for rel in files]
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return Encoded(blobs, {"files": files, "dirs": dirs, "saver": _class_path(self.saver)})
+        return Encoded(blobs, {"files": files, "dirs": dirs, "saver": class_path(self.saver)})
 
     def decode(
         self, meta: dict[str, Any], source: BlobSource, *, mmap_mode: str | None = None
