@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import os
 import random
-import sys
 import warnings
 from pathlib import Path
 from unittest import mock
@@ -17,15 +16,12 @@ from unittest import mock
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import test_integrity as base  # noqa: E402
-
 from checkpoint_magic import checkpoint  # noqa: E402
 from checkpoint_magic.exceptions import CorruptEntryWarning, StoreWriteWarning  # noqa: E402
 from checkpoint_magic.store import core as store_module  # noqa: E402
 from checkpoint_magic.store.core import Store  # noqa: E402
 from checkpoint_magic.tools.maintenance import list_entries, verify  # noqa: E402
+from tests.tools import test_integrity as base  # noqa: E402
 
 REPEATS = int(os.environ.get("STRESS_REPEATS", "1"))  # multiply every loop below
 

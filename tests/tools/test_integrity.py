@@ -25,7 +25,7 @@ from checkpoint_magic.exceptions import CorruptEntryWarning, StoreFormatError, S
 from checkpoint_magic.store.core import Store, decode_manifest, flush_usage, manifest_body
 from checkpoint_magic.tools.maintenance import gc, list_entries, verify
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _env() -> dict[str, str]:

@@ -37,7 +37,7 @@ from checkpoint_magic.fingerprint.values import (
     fingerprint,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def distinct(*values) -> bool:

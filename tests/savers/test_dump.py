@@ -475,7 +475,7 @@ def test_a_pipeline_of_main_classes_loads_in_a_process_without_their_source(scri
 def test_a_pipeline_defined_in_a_notebook_loads_in_a_plain_python_process(
     script, tmp_path, tmp_path_factory
 ):
-    nbhelpers = pytest.importorskip("nbhelpers", reason="needs nbclient, nbformat and ipykernel")
+    nbhelpers = pytest.importorskip("tests.nbhelpers", reason="needs nbclient, nbformat and ipykernel")
     ksm = nbhelpers.write_kernelspec(tmp_path_factory.mktemp("kernelspec"))
     nb = nbhelpers.execute(
         nbhelpers.notebook([PRODUCER, "print(type(pipe).__name__)"]), ksm, cwd=tmp_path, timeout=60

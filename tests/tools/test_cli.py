@@ -19,7 +19,7 @@ from checkpoint_magic.store.core import Store
 from checkpoint_magic.tools import cli
 from checkpoint_magic.tools.maintenance import find_entry, list_entries
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def commit(store: Store, ns: str, code: str, x: int, value: Any, parts: dict[str, str] | None = None) -> str:

@@ -393,8 +393,12 @@ def test_unload_removes_the_magic_and_restores_a_shadowed_one(ip: Any) -> None:
 
 
 # --------------------------------------------------------------------------- a real kernel
-pytest.importorskip("nbclient", reason="the notebook tests need nbclient, nbformat and ipykernel")
-import nbhelpers  # noqa: E402  (tests/, after the skip)
+# Only the real-kernel tests below need nbclient: a missing extra skips them (through the
+# ``kernelspec`` fixture), never the in-process tests above.
+try:
+    from tests import nbhelpers
+except ImportError:  # pragma: no cover - the test extras install nbclient
+    nbhelpers = None  # type: ignore[assignment]
 
 SNAPSHOT = """
 import json
@@ -451,6 +455,8 @@ print(json.dumps([_before_load, _after_load, _after_reload, _after_unload, _snap
 
 @pytest.fixture(scope="module")
 def kernelspec(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    if nbhelpers is None:
+        pytest.skip("the real-kernel tests need nbclient, nbformat and ipykernel (the test extras)")
     return nbhelpers.write_kernelspec(tmp_path_factory.mktemp("kernelspec"))
 
 
