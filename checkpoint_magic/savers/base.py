@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+# Log under the public package's name: these records belong to the savers' log.
+logger = logging.getLogger("checkpoint_magic.savers")
 
 __all__ = ["Saver"]
 
@@ -105,3 +109,54 @@ def read_json(path: str, name: str) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def saver_name(saver: Any) -> str:
+    """The stable name of a saver: its ``name`` attribute, else ``module.QualifiedClassName``.
+
+    Examples
+    --------
+    >>> from checkpoint_magic.savers import PickleSaver
+    >>> saver_name(PickleSaver())
+    'checkpoint_magic.savers.PickleSaver'
+    """
+    explicit = getattr(saver, "name", None)
+    if isinstance(explicit, str) and explicit:
+        return explicit
+    cls = type(saver)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def safe_can_save(saver: Any, obj: Any) -> bool:
+    """``saver.can_save(obj)``, with a saver that raises counted as declining (and logged).
+
+    Parameters
+    ----------
+    saver : Saver
+        Any object with a ``can_save`` method.
+    obj : object
+        The value offered to it.
+
+    Returns
+    -------
+    bool
+        Whether the saver accepts ``obj``.
+
+    Examples
+    --------
+    >>> class Broken(Saver):
+    ...     def can_save(self, obj): raise RuntimeError("bug")
+    >>> safe_can_save(Broken(), 1)
+    False
+    """
+    try:
+        return bool(saver.can_save(obj))
+    except Exception as exc:  # a buggy saver must not break storing every other value
+        logger.warning(
+            "%s.can_save failed on a %s (%s: %s); skipped",
+            saver_name(saver),
+            type(obj).__name__,
+            type(exc).__name__,
+            exc,
+        )
+        return False

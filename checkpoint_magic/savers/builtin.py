@@ -4,10 +4,10 @@ A :class:`Saver` answers three questions: can it save this object (:meth:`~Saver
 write it as files into a directory (:meth:`~Saver.save`), and rebuild it from such a
 directory (:meth:`~Saver.load`). Savers serve two users:
 
-* **the store**: :func:`register_saver` wraps a saver in a :class:`SaverCodec` and registers
-  it with :func:`checkpoint_magic.store.codecs.serializers.register_codec`, so every value stored by any
-  front end is offered to the registered savers before the built-in ``npy``/``pickle``
-  codecs. Each file the saver writes becomes one content-addressed blob; on load the
+* **the store**: the store's codec lookup (:mod:`checkpoint_magic.store.codecs.serializers`)
+  offers every value stored by any front end to the savers :func:`register_saver` registered
+  for the store (:func:`store_savers`), before the built-in ``npy``/``pickle`` codecs. This
+  module imports nothing from the store: the store asks, the savers never push. Each file the saver writes becomes one content-addressed blob; on load the
   verified blobs are copied into a temporary directory for :meth:`~Saver.load`.
 * **full dumps** (:mod:`checkpoint_magic.savers.dump`): every step of a pipeline goes through
   :func:`saver_for`.
@@ -57,9 +57,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import CheckpointError, InvalidArgumentError
-from ..store.codecs import serializers
-from ..store.codecs.saver_codec import SaverCodec, safe_can_save, saver_name
-from .base import HookedPickler, Saver, class_path, read_json, write_json
+from .base import HookedPickler, Saver, class_path, read_json, safe_can_save, saver_name, write_json
 from .torch import TorchModuleSaver, TorchTensorSaver
 
 __all__ = [
@@ -67,7 +65,6 @@ __all__ = [
     "PandasSaver",
     "PickleSaver",
     "Saver",
-    "SaverCodec",
     "SklearnSaver",
     "StripUnpicklableSaver",
     "TorchModuleSaver",
@@ -77,6 +74,8 @@ __all__ = [
     "register_saver",
     "registered_savers",
     "saver_for",
+    "store_savers",
+    "find_store_saver",
     "saver_name",
     "strip_unpicklable",
     "unregister_saver",
@@ -322,7 +321,7 @@ class StripUnpicklableSaver(PickleSaver):
 # --------------------------------------------------------------------------- the registry
 
 _registered: list[Any] = []  # newest first; consulted by saver_for before the fallbacks
-_codecs: dict[str, SaverCodec] = {}
+_for_store: set[str] = set()  # names of the registered savers the store consults
 _FALLBACKS: tuple[Saver, ...] = (NumpySaver(), PandasSaver(), SklearnSaver(), PickleSaver())
 
 
@@ -334,7 +333,7 @@ def register_saver(saver: Any, *, store: bool = True) -> Any:
     saver : Saver
         Any object with ``can_save(obj)``, ``save(obj, path)`` and ``load(path)``.
     store : bool, default True
-        Also offer every value the store keeps to this saver (through a :class:`SaverCodec`).
+        Also offer every value the store keeps to this saver (the store wraps it in a ``SaverCodec``).
         With ``False`` the saver only serves :func:`checkpoint_magic.dump`.
 
     Returns
@@ -370,8 +369,7 @@ def register_saver(saver: Any, *, store: bool = True) -> Any:
     unregister_saver(saver)
     _registered.insert(0, saver)
     if store:
-        codec = _codecs[saver_name(saver)] = SaverCodec(saver)
-        serializers.register_codec(codec)
+        _for_store.add(saver_name(saver))
     return saver
 
 
@@ -379,14 +377,52 @@ def unregister_saver(saver: Any) -> None:
     """Remove a saver (or the saver registered under the same name); no error if absent."""
     name = saver_name(saver)
     _registered[:] = [s for s in _registered if s is not saver and saver_name(s) != name]
-    codec = _codecs.pop(name, None)
-    if codec is not None:
-        serializers.unregister_codec(codec)
+    _for_store.discard(name)
 
 
 def registered_savers() -> list[Any]:
     """The registered savers, in the order they are consulted (newest first)."""
     return list(_registered)
+
+
+def store_savers() -> list[Any]:
+    """The registered savers the store offers values to, newest first.
+
+    Returns
+    -------
+    list of Saver
+        The savers registered with ``store=True``.
+
+    Examples
+    --------
+    >>> [type(s).__name__ for s in store_savers()][-1]
+    'StripUnpicklableSaver'
+    """
+    return [s for s in _registered if saver_name(s) in _for_store]
+
+
+def find_store_saver(name: str) -> Any | None:
+    """The saver registered for the store under :func:`saver_name` ``name``, or ``None``.
+
+    Parameters
+    ----------
+    name : str
+        A saver name as recorded in a stored entry (``"saver:" + name`` is its codec).
+
+    Returns
+    -------
+    Saver or None
+
+    Examples
+    --------
+    >>> find_store_saver("checkpoint_magic.savers.StripUnpicklableSaver")
+    StripUnpicklableSaver(call_setup=True)
+    """
+    name = _LEGACY_NAMES.get(name, name)
+    for saver in _registered:
+        if saver_name(saver) == name and name in _for_store:
+            return saver
+    return None
 
 
 def saver_for(obj: Any) -> Any:
@@ -450,7 +486,6 @@ for _cls in (
     PandasSaver,
     StripUnpicklableSaver,
     Saver,
-    SaverCodec,
     TorchModuleSaver,
     TorchTensorSaver,
 ):

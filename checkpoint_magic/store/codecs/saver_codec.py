@@ -1,10 +1,10 @@
 """The store adapter of savers: :class:`SaverCodec`, one blob per file a saver writes, and saver names.
 
-:func:`checkpoint_magic.savers.register_saver` wraps a saver in a :class:`SaverCodec`
-registered with the store (:mod:`checkpoint_magic.store.codecs.serializers`). ``encode`` lets the saver
+The store's codec lookup (:mod:`checkpoint_magic.store.codecs.serializers`) wraps each saver
+registered for the store (:func:`checkpoint_magic.savers.register_saver`) in a :class:`SaverCodec`. ``encode`` lets the saver
 write the value into a temporary directory and turns each file into a blob; ``decode``
 copies the verified blobs into a temporary directory for the saver's ``load``. The codec is named ``"saver:" + saver_name(saver)``, the name recorded in the
-store. :class:`SaverCodec` and :func:`saver_name` are public through :mod:`checkpoint_magic.savers`.
+store. :func:`~checkpoint_magic.savers.saver_name` lives with the savers.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ...savers.base import class_path
-from .serializers import BlobSource, Codec, Encoded
+from ...savers.base import class_path, safe_can_save, saver_name
+from .base import BlobSource, Codec, Encoded
 
 # Log under the public module's name: these records belong to the savers' log.
 logger = logging.getLogger("checkpoint_magic.savers")
@@ -27,36 +27,6 @@ logger = logging.getLogger("checkpoint_magic.savers")
 _MMAP_MIN_BYTES = 1 << 20
 #: Blobs smaller than this are written out from memory; larger ones are copied file to file.
 _FILE_COPY_MIN_BYTES = 64 * 1024
-
-
-def saver_name(saver: Any) -> str:
-    """The stable name of a saver: its ``name`` attribute, else ``module.QualifiedClassName``.
-
-    Examples
-    --------
-    >>> from checkpoint_magic.savers import PickleSaver
-    >>> saver_name(PickleSaver())
-    'checkpoint_magic.savers.PickleSaver'
-    """
-    explicit = getattr(saver, "name", None)
-    if isinstance(explicit, str) and explicit:
-        return explicit
-    cls = type(saver)
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def safe_can_save(saver: Any, obj: Any) -> bool:
-    try:
-        return bool(saver.can_save(obj))
-    except Exception as exc:  # a buggy saver must not break storing every other value
-        logger.warning(
-            "%s.can_save failed on a %s (%s: %s); skipped",
-            saver_name(saver),
-            type(obj).__name__,
-            type(exc).__name__,
-            exc,
-        )
-        return False
 
 
 def _safe_relpath(rel: str) -> str:

@@ -7,7 +7,9 @@ and a :class:`BlobSource` that reads blobs *verified* (see :mod:`checkpoint_magi
 
 Codecs, first match wins:
 
-* the savers registered with :func:`register_codec` (issue-specific savers, user savers);
+* the codecs registered with :func:`register_codec`, newest first;
+* the savers registered for the store with :func:`checkpoint_magic.savers.register_saver`
+  (newest first), each through a :class:`~checkpoint_magic.store.codecs.saver_codec.SaverCodec`;
 * :class:`NpyCodec` for ``numpy.ndarray`` (not object dtype): one ``.npy`` file, so a
   stored array can also be opened with ``np.load(path, mmap_mode="r")``;
 * :class:`PickleCodec` for everything else: pickle protocol 5 with out-of-band buffers, so
@@ -20,6 +22,7 @@ Codecs, first match wins:
 Examples
 --------
 >>> import numpy as np
+
 >>> from checkpoint_magic.store.codecs.serializers import codec_for
 >>> codec_for(np.zeros(3)).name, codec_for({"a": 1}).name
 ('npy', 'pickle')
@@ -30,11 +33,13 @@ from __future__ import annotations
 import io
 import logging
 import pickle
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
+
+from ...savers import builtin as savers_registry
+from .base import BlobSource, Codec, Encoded
+from .saver_codec import SaverCodec
 
 __all__ = [
     "BlobSource",
@@ -52,54 +57,6 @@ logger = logging.getLogger(__name__)
 
 #: Out-of-band pickle buffers smaller than this stay in-band (one blob per buffer is not worth it).
 OOB_MIN_BYTES = 64 * 1024
-
-
-@dataclass
-class Encoded:
-    """What a codec produced: ``blobs[i]`` is the list of buffers that make up blob ``i``."""
-
-    blobs: list[list[Any]]
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-class BlobSource(Protocol):
-    """What a codec may ask of the store while decoding (every read is verified)."""
-
-    def read_bytes(self, index: int) -> bytes | bytearray:
-        """Return blob ``index`` as bytes (or a bytearray, to avoid a copy)."""
-        ...
-
-    def read_into(self, index: int, buffers: Sequence[memoryview]) -> None:
-        """Fill ``buffers`` (writable, total size = blob size) with blob ``index``."""
-        ...
-
-    def size(self, index: int) -> int:
-        """Size in bytes of blob ``index``."""
-        ...
-
-    def path(self, index: int) -> str:
-        """Verified path of blob ``index`` on disk (for memory mapping or file-based loaders)."""
-        ...
-
-
-class Codec:
-    """Base class of codecs. Subclasses set ``name`` and implement the three methods."""
-
-    name: str = ""
-
-    def can_encode(self, obj: Any) -> bool:
-        """Whether this codec handles ``obj``."""
-        raise NotImplementedError
-
-    def encode(self, obj: Any) -> Encoded:
-        """Turn ``obj`` into blobs and meta."""
-        raise NotImplementedError
-
-    def decode(
-        self, meta: dict[str, Any], source: BlobSource, *, mmap_mode: str | None = None
-    ) -> Any:
-        """Rebuild the value from ``meta`` and the blobs of ``source``."""
-        raise NotImplementedError
 
 
 def _raw(buffer: Any) -> memoryview:
@@ -285,25 +242,36 @@ def unregister_codec_by_name(name: str) -> None:
     _registered[:] = [c for c in _registered if c.name != name]
 
 
-_savers_loaded = False
+_saver_codecs: dict[
+    int, SaverCodec
+] = {}  # id(saver) -> its adapter (the saver is kept alive by it)
 
 
-def _load_savers() -> None:
-    """Register the shipped savers (:mod:`checkpoint_magic.savers`) once, on first use of the registry.
-
-    Done lazily so ``import checkpoint_magic`` stays cheap, and done here so that every
-    process that stores or loads a value has them, whichever front end it uses.
-    """
-    global _savers_loaded
-    if not _savers_loaded:
-        _savers_loaded = True
-        import checkpoint_magic.savers  # noqa: F401  (registers its savers on import)
+def _codec_of(saver: Any) -> SaverCodec:
+    codec = _saver_codecs.get(id(saver))
+    if codec is None or codec.saver is not saver:
+        codec = _saver_codecs[id(saver)] = SaverCodec(saver)
+    return codec
 
 
 def codec_for(obj: Any) -> Codec:
-    """The first codec (registered savers first, then built-ins) that accepts ``obj``."""
-    _load_savers()
+    """The first codec that accepts ``obj``: registered codecs, the store's savers, then built-ins.
+
+    Parameters
+    ----------
+    obj : object
+        The value to store.
+
+    Returns
+    -------
+    Codec
+        The codec whose ``encode`` will write ``obj``.
+    """
     for codec in _registered:
+        if codec.can_encode(obj):
+            return codec
+    for saver in savers_registry.store_savers():
+        codec = _codec_of(saver)
         if codec.can_encode(obj):
             return codec
     for codec in _DEFAULT_CODECS:
@@ -324,10 +292,13 @@ def codec_by_name(name: str) -> Codec:
     found = _BUILTIN_BY_NAME.get(name)
     if found is not None and not any(c.name == name for c in _registered):
         return found
-    _load_savers()
     for codec in _registered:
         if codec.name == name:
             return codec
+    if name.startswith("saver:"):
+        saver = savers_registry.find_store_saver(name[len("saver:") :])
+        if saver is not None:
+            return _codec_of(saver)
     found = _BUILTIN_BY_NAME.get(name)
     if found is not None:
         return found
