@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test bench stress lint clean
+.PHONY: demo test test-extras bench stress lint mutate clean
 .DELETE_ON_ERROR:
 
 # The stamp is written only once the environment works, so a failed first attempt is retried.
@@ -35,9 +35,15 @@ $(VENV)/.lint: pyproject.toml | $(VENV)/.created
 demo: $(VENV)/.demo
 	$(PY) notebooks/run_demo.py
 
-## test: the whole default test suite (stress runs and benchmarks are separate)
+## test: the layer contract, then the whole default test suite (stress runs and benchmarks are separate)
 test: $(VENV)/.test
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
+
+## test-extras: the tests of optional integrations that need large packages (PyTorch, CPU build)
+test-extras: $(VENV)/.test
+	$(PIP) install torch
+	$(PY) -m pytest tests/savers -k torch -p no:cacheprovider
 
 ## bench: ratios against joblib, marimo-style baselines and raw numpy, measured in one run
 bench: $(VENV)/.bench
@@ -48,11 +54,17 @@ bench: $(VENV)/.bench
 stress: $(VENV)/.test
 	$(PY) -m pytest tests/stress -p no:cacheprovider
 
-## lint: ruff (lint + format check) and mypy
+## lint: ruff (lint + format check), mypy and the layer contract
 lint: $(VENV)/.lint
 	$(VENV)/bin/ruff check checkpoint_magic tests benchmarks notebooks
 	$(VENV)/bin/ruff format --check checkpoint_magic
 	$(VENV)/bin/mypy checkpoint_magic
+	$(VENV)/bin/lint-imports
+
+## mutate: mutation testing of the fingerprint, store and front-end modules (slow; not in `make test`)
+mutate: $(VENV)/.test
+	$(PIP) install 'mutmut>=3.2,<4'
+	$(PY) benchmarks/mutate.py
 
 clean:
 	rm -rf $(VENV) .Lutil-checkpoint build *.egg-info .pytest_cache

@@ -63,7 +63,9 @@ def test_seed_comment_and_docstring_edits_are_hits(script):
 
 def test_seed_force_recompute(script):
     script.run(FOO.format(op="+", extra=""))
-    src = FOO.format(op="+", extra="print(foo(1, 2, __recompute__=True))\nprint(foo(1, 2, __recompute__=True))")
+    src = FOO.format(
+        op="+", extra="print(foo(1, 2, __recompute__=True))\nprint(foo(1, 2, __recompute__=True))"
+    )
     assert script.run(src).stdout == "3\n3\nHeavy computation.\n3\nHeavy computation.\n3\n"
 
 
@@ -139,8 +141,10 @@ def test_store_location_argument_env_and_default(script, tmp_path):
     assert (tmp_path / ".Lutil-checkpoint" / "FORMAT").exists()
     script.run(env={"CHECKPOINT_MAGIC_DIR": str(tmp_path / "env-store")})
     assert (tmp_path / "env-store" / "FORMAT").exists()
-    script.run(src.replace("@checkpoint\n", "@checkpoint(store='arg-store')\n"),
-               env={"CHECKPOINT_MAGIC_DIR": str(tmp_path / "env-store2")})
+    script.run(
+        src.replace("@checkpoint\n", "@checkpoint(store='arg-store')\n"),
+        env={"CHECKPOINT_MAGIC_DIR": str(tmp_path / "env-store2")},
+    )
     assert (tmp_path / "arg-store" / "FORMAT").exists()
     assert not (tmp_path / "env-store2").exists()
 
@@ -154,7 +158,6 @@ CALLS: list = []
 @pytest.fixture(autouse=True)
 def _reset_calls():
     CALLS.clear()
-
 
 
 def test_positional_keyword_and_default_spellings_are_one_call(store_dir):
@@ -307,7 +310,9 @@ def test_fingerprint_failure_returns_result_with_one_warning(store_dir):
     def f(x):
         return x + 1
 
-    failing = mock.patch("checkpoint_magic.checkpointer.Fingerprinter.fingerprint", side_effect=RuntimeError("boom"))
+    failing = mock.patch(
+        "checkpoint_magic.checkpointer.Fingerprinter.fingerprint", side_effect=RuntimeError("boom")
+    )
     with failing, pytest.warns(UncachedWarning, match="boom") as record:
         assert f(1) == 2
     assert len(record) == 1
@@ -319,9 +324,10 @@ def test_store_failure_returns_result_with_one_warning_and_no_entry(store_dir):
         return np.ones(100_000) * x
 
     enospc = OSError(errno.ENOSPC, "No space left on device")
-    with mock.patch("checkpoint_magic.store.core._write_full", side_effect=enospc), pytest.warns(
-        StoreWriteWarning, match="No space left"
-    ) as record:
+    with (
+        mock.patch("checkpoint_magic.store.core._write_full", side_effect=enospc),
+        pytest.warns(StoreWriteWarning, match="No space left") as record,
+    ):
         result = f(3)
     assert len(record) == 1
     assert result[0] == 3
@@ -419,3 +425,43 @@ def test_a_module_imported_inside_the_function_counts_by_its_code(script):
     assert script.run().stdout == "2\n"
     script.write("def helper(x):\n    return x + 100\n", "lazylib.py")
     assert script.run().stdout == "computing\n101\n"
+
+
+def test_ignore_leaves_out_the_named_parameters_wherever_they_stand(store_dir):
+    """``ignore=`` names parameters; it must not drop the last N of them (every seed example
+    ignores the last one, which hid exactly that bug)."""
+    CALLS.clear()
+
+    @checkpoint(store=store_dir, ignore=["verbose", "log"])
+    def scaled(verbose, x, log=None, *, factor=2):
+        CALLS.append((x, factor))
+        return x * factor
+
+    assert scaled(True, 3) == 6 and scaled(False, 3, log="a") == 6  # ignored ones: a hit
+    assert CALLS == [(3, 2)]
+    assert scaled(True, 4) == 8  # the leading argument after an ignored one counts
+    assert scaled(True, 4, factor=3) == 12  # so does a keyword-only one at the end
+    assert CALLS == [(3, 2), (4, 2), (4, 3)]
+
+
+def test_a_damaged_blob_read_with_mmap_mode_is_a_miss_not_a_wrong_value(store_dir):
+    """Memory-mapped hits must verify the blob like copying reads do."""
+    CALLS.clear()
+
+    @checkpoint(store=store_dir, mmap_mode="r")
+    def make(n):
+        CALLS.append(n)
+        return np.arange(n, dtype=np.float64)
+
+    make(200_000)
+    blob = max(
+        (p for p in (store_dir / "objects").rglob("*") if p.is_file()),
+        key=lambda p: p.stat().st_size,
+    )
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one flipped byte in the middle of the array
+    blob.write_bytes(bytes(data))
+    with pytest.warns(CorruptEntryWarning):
+        again = make(200_000)
+    assert CALLS == [200_000, 200_000]
+    np.testing.assert_array_equal(again, np.arange(200_000, dtype=np.float64))
