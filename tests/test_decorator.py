@@ -63,9 +63,7 @@ def test_seed_comment_and_docstring_edits_are_hits(script):
 
 def test_seed_force_recompute(script):
     script.run(FOO.format(op="+", extra=""))
-    src = FOO.format(
-        op="+", extra="print(foo(1, 2, __recompute__=True))\nprint(foo(1, 2, __recompute__=True))"
-    )
+    src = FOO.format(op="+", extra="print(foo(1, 2, __recompute__=True))\nprint(foo(1, 2, __recompute__=True))")
     assert script.run(src).stdout == "3\n3\nHeavy computation.\n3\nHeavy computation.\n3\n"
 
 
@@ -141,10 +139,8 @@ def test_store_location_argument_env_and_default(script, tmp_path):
     assert (tmp_path / ".Lutil-checkpoint" / "FORMAT").exists()
     script.run(env={"CHECKPOINT_MAGIC_DIR": str(tmp_path / "env-store")})
     assert (tmp_path / "env-store" / "FORMAT").exists()
-    script.run(
-        src.replace("@checkpoint\n", "@checkpoint(store='arg-store')\n"),
-        env={"CHECKPOINT_MAGIC_DIR": str(tmp_path / "env-store2")},
-    )
+    script.run(src.replace("@checkpoint\n", "@checkpoint(store='arg-store')\n"),
+               env={"CHECKPOINT_MAGIC_DIR": str(tmp_path / "env-store2")})
     assert (tmp_path / "arg-store" / "FORMAT").exists()
     assert not (tmp_path / "env-store2").exists()
 
@@ -158,6 +154,7 @@ CALLS: list = []
 @pytest.fixture(autouse=True)
 def _reset_calls():
     CALLS.clear()
+
 
 
 def test_positional_keyword_and_default_spellings_are_one_call(store_dir):
@@ -310,9 +307,7 @@ def test_fingerprint_failure_returns_result_with_one_warning(store_dir):
     def f(x):
         return x + 1
 
-    failing = mock.patch(
-        "checkpoint_magic.checkpointer.Fingerprinter.fingerprint", side_effect=RuntimeError("boom")
-    )
+    failing = mock.patch("checkpoint_magic.checkpointer.Fingerprinter.fingerprint", side_effect=RuntimeError("boom"))
     with failing, pytest.warns(UncachedWarning, match="boom") as record:
         assert f(1) == 2
     assert len(record) == 1
@@ -324,10 +319,9 @@ def test_store_failure_returns_result_with_one_warning_and_no_entry(store_dir):
         return np.ones(100_000) * x
 
     enospc = OSError(errno.ENOSPC, "No space left on device")
-    with (
-        mock.patch("checkpoint_magic.store.core._write_full", side_effect=enospc),
-        pytest.warns(StoreWriteWarning, match="No space left") as record,
-    ):
+    with mock.patch("checkpoint_magic.store.core._write_full", side_effect=enospc), pytest.warns(
+        StoreWriteWarning, match="No space left"
+    ) as record:
         result = f(3)
     assert len(record) == 1
     assert result[0] == 3
