@@ -36,7 +36,8 @@ from checkpoint_magic.exceptions import (  # noqa: E402
     StoreFormatError,
     StoreWriteWarning,
 )
-from checkpoint_magic.pipelines.files import load_hdf5, save_hdf5  # noqa: E402
+from checkpoint_magic.pipelines import StaleCheckpointWarning  # noqa: E402
+from checkpoint_magic.pipelines.files import load_hdf5, load_pickle, save_hdf5  # noqa: E402
 
 OFFSETS = [("sample_specific_offsets", "offset")]
 
@@ -338,7 +339,7 @@ def test_save_is_atomic(tmp_path):
     )
     out = wrapper.transform(make_samples(1))
     assert len(seen) == 1 and seen[0] != str(features / "0.npy")
-    assert listing(features) == ["0.npy"]
+    assert listing(features) == [".0.npy.producer", "0.npy"]  # custom save_func: a record beside
     again = wrapper.transform(make_samples(1))
     np.testing.assert_array_equal(again[0].data, out[0].data)
 
@@ -358,7 +359,8 @@ def test_a_save_that_fails_twice_succeeds_with_three_attempts(tmp_path):
     wrapper = mario.CheckpointWrapper(KeyRecorder(), str(features), save_func=flaky, attempts=3)
     out = wrapper.transform(make_samples(1))
     assert len(calls) == 3
-    assert listing(features) == ["0.h5"]  # no temporary file left behind
+    # no temporary file left behind; a custom save_func gets a hidden producer record
+    assert listing(features) == [".0.h5.producer", "0.h5"]
     np.testing.assert_array_equal(load_hdf5(str(features / "0.h5")), out[0].data)
 
 
@@ -543,14 +545,16 @@ def test_force_refits_and_stateless_estimators_are_not_fitted(tmp_path, log):
     assert not (tmp_path / "never.pkl").exists() and not hasattr(stateless, "estimator_")
 
 
-def test_model_of_another_estimator_is_refused(tmp_path):
+def test_model_of_another_estimator_is_fitted_again(tmp_path):
     model_path = str(tmp_path / "model.pkl")
     mario.CheckpointWrapper(mario.SampleWrapper(Centerer()), model_path=model_path).fit(
         make_samples(2)
     )
     other = mario.CheckpointWrapper(Centerer(), model_path=model_path)
-    with pytest.raises(InvalidArgumentError, match="holds a SampleWrapper"):
+    with pytest.warns(StaleCheckpointWarning, match="SampleWrapper -> .*Centerer"):
         other.fit(np.zeros((2, 2)))
+    assert type(other.estimator_) is Centerer
+    assert type(load_pickle(model_path)) is Centerer
 
 
 def test_failing_model_save_warns_and_keeps_the_model(tmp_path, log):

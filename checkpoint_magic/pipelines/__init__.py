@@ -98,6 +98,8 @@ from .base import estimator_requires_fit, is_wrapped, unwrap
 from .checkpoint import CheckpointWrapper
 from .dask import DaskWrapper, ToDaskBag
 from .files import hash_string
+from .producer import StaleCheckpointWarning
+from .progress import compute_with_progress, progress_bar
 from .sample import (
     DelayedSample,
     DelayedSampleSet,
@@ -120,12 +122,15 @@ __all__ = [
     "SampleBatch",
     "SampleSet",
     "SampleWrapper",
+    "StaleCheckpointWarning",
     "ToDaskBag",
+    "compute_with_progress",
     "estimator_requires_fit",
     "hash_string",
     "is_sample",
     "is_sample_set",
     "is_wrapped",
+    "progress_bar",
     "sample_metadata",
     "unwrap",
     "wrap",
