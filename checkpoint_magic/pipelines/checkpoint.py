@@ -18,7 +18,7 @@ from typing import Any
 from sklearn.utils.metaestimators import available_if
 
 from ..exceptions import InvalidArgumentError, StoreWriteWarning, UncachedWarning, warn_user
-from .base import BaseWrapper, _clone, _estimator_has, estimator_requires_fit, unwrap
+from .base import BaseWrapper, clone_estimator, estimator_has, estimator_requires_fit, unwrap
 from .files import (
     FileLoader,
     atomic_save,
@@ -40,7 +40,7 @@ from .producer import (
     sidecar_path,
 )
 from .progress import progress_bar
-from .sample import DelayedSample, SampleSet, _Constant, is_sample, is_sample_set
+from .sample import Constant, DelayedSample, SampleSet, is_sample, is_sample_set
 
 __all__ = ["CheckpointWrapper"]
 
@@ -296,7 +296,7 @@ class CheckpointWrapper(BaseWrapper):
             if not self.force and self._model_is_current(digest, description):
                 self.estimator_ = self._load_model()
                 return self
-        estimator = _clone(self.estimator)
+        estimator = clone_estimator(self.estimator)
         desc = f"fit {type(unwrap(self.estimator)).__name__}"
         with progress_bar(1, desc, self.progress, unit="fit") as bar:
             fitted = (
@@ -314,7 +314,7 @@ class CheckpointWrapper(BaseWrapper):
         loader = FileLoader(load_func, path, check_attempts(self.attempts))
         if self.sample_attribute == "data":
             return DelayedSample(loader, parent=sample)
-        data_loader = sample.load if isinstance(sample, DelayedSample) else _Constant(sample.data)
+        data_loader = sample.load if isinstance(sample, DelayedSample) else Constant(sample.data)
         return DelayedSample(
             data_loader, parent=sample, delayed_attributes={self.sample_attribute: loader}
         )
@@ -440,7 +440,7 @@ class CheckpointWrapper(BaseWrapper):
             StaleCheckpointWarning,
         )
 
-    @available_if(_estimator_has("transform"))
+    @available_if(estimator_has("transform"))
     def transform(self, X: Any) -> Any:
         """Transform samples, computing only those without a checkpoint file.
 
@@ -515,17 +515,17 @@ class CheckpointWrapper(BaseWrapper):
             paths.append(self.make_path(s, i))
         return paths  # type: ignore[return-value]
 
-    @available_if(_estimator_has("predict"))
+    @available_if(estimator_has("predict"))
     def predict(self, X: Any) -> Any:
         """``predict`` of the (fitted) estimator; not checkpointed."""
         return self._fitted_estimator().predict(X)
 
-    @available_if(_estimator_has("predict_proba"))
+    @available_if(estimator_has("predict_proba"))
     def predict_proba(self, X: Any) -> Any:
         """``predict_proba`` of the (fitted) estimator; not checkpointed."""
         return self._fitted_estimator().predict_proba(X)
 
-    @available_if(_estimator_has("decision_function"))
+    @available_if(estimator_has("decision_function"))
     def decision_function(self, X: Any) -> Any:
         """``decision_function`` of the (fitted) estimator; not checkpointed."""
         return self._fitted_estimator().decision_function(X)

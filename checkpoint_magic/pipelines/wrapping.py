@@ -12,7 +12,7 @@ from typing import Any
 from sklearn.pipeline import Pipeline
 
 from ..exceptions import InvalidArgumentError
-from .base import _is_passthrough
+from .base import is_passthrough
 from .checkpoint import CheckpointWrapper
 from .dask import DaskWrapper, ToDaskBag
 from .wrappers import SampleWrapper
@@ -133,7 +133,7 @@ def wrap(bases: Sequence[Any] | Any, estimator: Any = None, **kwargs: Any) -> An
         wrapped = copy.copy(estimator)
         steps = []
         for name, step in estimator.steps:
-            if _is_passthrough(step) or isinstance(step, ToDaskBag):
+            if is_passthrough(step) or isinstance(step, ToDaskBag):
                 steps.append((name, step))
                 continue
             step_kwargs = dict(kwargs)
