@@ -206,8 +206,9 @@ def test_sample_batch_refuses_ragged_data_and_no_copy():
     batch = mario.SampleBatch([mario.Sample(np.zeros(2)), mario.Sample(np.zeros(3))])
     with pytest.raises(ValueError, match="different shapes"):
         np.asarray(batch)
-    with pytest.raises(ValueError):
-        np.array(mario.SampleBatch([mario.Sample(np.zeros(2))]), copy=False)
+    if np.lib.NumpyVersion(np.__version__) >= "2.0.0":  # numpy 1 has no "never copy"
+        with pytest.raises(ValueError):
+            np.array(mario.SampleBatch([mario.Sample(np.zeros(2))]), copy=False)
 
 
 def test_is_sample_helpers():

@@ -108,6 +108,9 @@ def estimator_requires_fit(estimator: Any) -> bool:
         # Stateless: its fit learns nothing the transform needs. scikit-learn < 1.6 tags it
         # requires_fit=True, which would save a useless model and gather a Dask bag.
         return False
+    declared = _more_tags(estimator).get("requires_fit")
+    if isinstance(declared, bool):  # bob.pipelines style, ignored by scikit-learn >= 1.6
+        return declared
     return _requires_fit_tag(estimator)
 
 
@@ -137,16 +140,22 @@ def bob_tags(estimator: Any) -> dict[str, Any]:
     """
     while isinstance(estimator, BaseWrapper):
         estimator = estimator.estimator
-    more_tags = getattr(estimator, "_more_tags", None)
-    if not callable(more_tags):
+    tags = _more_tags(estimator)
+    return {k: v for k, v in tags.items() if isinstance(k, str) and k.startswith("bob_")}
+
+
+def _more_tags(estimator: Any) -> dict[str, Any]:
+    """What a user estimator's own ``_more_tags()`` returns (not sklearn's base classes)."""
+    if isinstance(estimator, (BaseWrapper, type)):
+        return {}
+    more_tags = getattr(type(estimator), "_more_tags", None)
+    if more_tags is None or (getattr(more_tags, "__module__", "") or "").startswith("sklearn"):
         return {}
     try:
-        tags = more_tags()
+        tags = estimator._more_tags()
     except (AttributeError, TypeError):  # a _more_tags that needs the old sklearn machinery
         return {}
-    if not isinstance(tags, dict):
-        return {}
-    return {k: v for k, v in tags.items() if isinstance(k, str) and k.startswith("bob_")}
+    return tags if isinstance(tags, dict) else {}
 
 
 def getattr_nested(estimator: Any, attr: str) -> Any:

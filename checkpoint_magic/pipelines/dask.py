@@ -27,7 +27,9 @@ from .base import (
     clone_estimator,
     estimator_has,
     estimator_requires_fit,
+    unwrap,
 )
+from .progress import compute_with_progress
 
 __all__ = ["DaskWrapper", "FitArrays", "ToDaskBag", "dask_tags"]
 
@@ -97,6 +99,10 @@ def _column(partition: Any, attribute: str) -> list[Any]:
     return [getattr(s, attribute) for s in partition]
 
 
+def _head(values: list[Any]) -> list[tuple[int, Any]]:
+    return [(len(values), values[0] if values else None)]
+
+
 def _stack(values: list[Any], ndim: int) -> Any:
     import numpy as np
 
@@ -125,17 +131,18 @@ def bag_to_array(bag: Any, attribute: str, ndim: int = 2) -> Any:
     import dask.array as da
     import numpy as np
 
-    columns = bag.map_partitions(_column, attribute).persist()
-    lengths = columns.map_partitions(lambda part: [len(part)]).compute()
-    parts = columns.to_delayed()
-    first = next((p for p, n in zip(parts, lengths, strict=True) if n), None)
+    columns = bag.map_partitions(_column, attribute)
+    # one pass for the shapes: the length of each partition and its first value
+    heads = columns.map_partitions(_head).compute()
+    lengths = [n for n, _ in heads]
+    first = next((value for n, value in heads if n), None)
     if first is None:
         raise InvalidArgumentError("Cannot fit on an empty bag of samples.")
-    sample = np.asarray(first.compute()[0])
+    sample = np.asarray(first)
     shape = sample.shape if ndim == 2 else ()
     chunks = [
         da.from_delayed(dask.delayed(_stack)(part, ndim), shape=(n, *shape), dtype=sample.dtype)
-        for part, n in zip(parts, lengths, strict=True)
+        for part, n in zip(columns.to_delayed(), lengths, strict=True)
         if n
     ]
     return da.concatenate(chunks)
@@ -186,8 +193,11 @@ class FitArrays:
 def dask_tags(estimator: Any) -> dict[tuple[str, ...], dict[str, int]]:
     """Collect the Dask resource tags of every ``DaskWrapper`` in an estimator or pipeline.
 
-    Pass the result to ``compute(resources=...)`` so that the tasks of the tagged steps
-    (``DaskWrapper(transform_tag="GPU")``) run on workers that have that resource.
+    bob.pipelines users passed this to ``compute(resources=...)``; current
+    ``dask.distributed`` applies ``resources=`` to *every* task of a compute (a mapping
+    by key would never be satisfied), so the wrappers annotate their tasks themselves
+    when the graph is built. Use this to see which tasks are tagged; do not pass it to
+    ``compute``.
 
     Parameters
     ----------
@@ -247,16 +257,24 @@ class DaskWrapper(BaseWrapper):
         must be picklable with cloudpickle, and importable by the workers.
 
     fit_tag, transform_tag
-        A Dask resource name (e.g. ``"GPU"``) for the tasks of ``fit`` and of
-        ``transform`` (and ``predict``, ...). ``fit`` asks for it when it computes;
-        transform graphs are recorded in ``resource_tags_``: pass
-        ``resources=dask_tags(pipeline)`` to ``compute``.
+        A Dask resource name (e.g. ``"GPU"``) that the task of ``fit``, and the tasks of
+        ``transform`` (and ``predict``, ...), require: they are annotated
+        (``dask.annotate(resources={tag: 1})``) when the graph is built, so a
+        ``dask.distributed`` scheduler runs them only on workers started with that
+        resource (``dask worker --resources GPU=1``); the local scheduler ignores it.
+        The tagged task keys are also recorded in ``resource_tags_`` (see
+        :func:`dask_tags`).
     fit_supports_dask_array
         Fit the estimator inside the ``SampleWrapper`` on ``dask.array`` objects, built
         from the bag without gathering it (for dask-ml estimators), instead of one
         task on a list of samples. ``None``: the estimator's
         ``bob_fit_supports_dask_array`` tag, else ``False``. Only ``fit_extra_arguments``
         reach ``fit`` then (each as a 1-D dask array).
+    progress
+        Show a progress bar while ``fit`` computes its input (see
+        :func:`~checkpoint_magic.pipelines.progress_bar`). For ``transform``, whose
+        result is lazy, compute with
+        :func:`~checkpoint_magic.pipelines.compute_with_progress`.
 
     Attributes
     ----------
@@ -292,11 +310,13 @@ class DaskWrapper(BaseWrapper):
         fit_tag: str | None = None,
         transform_tag: str | None = None,
         fit_supports_dask_array: bool | None = None,
+        progress: bool | None = None,
     ) -> None:
         self.estimator = estimator
         self.fit_tag = fit_tag
         self.transform_tag = transform_tag
         self.fit_supports_dask_array = fit_supports_dask_array
+        self.progress = progress
 
     def _tag(self, keys: tuple[Any, ...], tag: str) -> None:
         tags = self.__dict__.setdefault("resource_tags_", {})
@@ -308,9 +328,11 @@ class DaskWrapper(BaseWrapper):
         bag = _to_bag(X)
         estimator = dask.delayed(self._fitted_estimator(), traverse=False)
         logger.debug("%s.%s over %d partitions", type(self).__name__, method_name, bag.npartitions)
-        result = bag.map_partitions(_apply_to_partition, estimator, method_name)
-        if self.transform_tag:
-            self._tag(tuple(result.__dask_keys__()), self.transform_tag)
+        if not self.transform_tag:
+            return bag.map_partitions(_apply_to_partition, estimator, method_name)
+        with dask.annotate(resources={self.transform_tag: 1}):
+            result = bag.map_partitions(_apply_to_partition, estimator, method_name)
+        self._tag(tuple(result.__dask_keys__()), self.transform_tag)
         return result
 
     def _supports_dask_array(self) -> bool:
@@ -352,12 +374,14 @@ class DaskWrapper(BaseWrapper):
                 )
             self.estimator_ = _fit_estimator(self.estimator, FitArrays(X), None, {})
             return self
-        task = dask.delayed(_fit_estimator, pure=False)(self.estimator, X, y, fit_params)
         if self.fit_tag:
+            with dask.annotate(resources={self.fit_tag: 1}):
+                task = dask.delayed(_fit_estimator, pure=False)(self.estimator, X, y, fit_params)
             self._tag((task.key,), self.fit_tag)
-            self.estimator_ = task.compute(resources={self.fit_tag: 1})
         else:
-            self.estimator_ = task.compute()
+            task = dask.delayed(_fit_estimator, pure=False)(self.estimator, X, y, fit_params)
+        desc = f"fit {type(unwrap(self.estimator)).__name__}"
+        self.estimator_ = compute_with_progress(task, self.progress, desc)  # keeps the tag
         return self
 
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> Any:

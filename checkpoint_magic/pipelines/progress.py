@@ -133,11 +133,20 @@ def progress_bar(
         bar.close()
 
 
+def _annotated(collection: Any) -> bool:
+    graph = collection.__dask_graph__()
+    layers = getattr(graph, "layers", None) or {}
+    return any(getattr(layer, "annotations", None) for layer in layers.values())
+
+
 def compute_with_progress(collection: Any, progress: bool | None = None, desc: str = "") -> Any:
     """Compute a Dask collection (a bag, a delayed value) with a bar over its tasks.
 
     With a ``dask.distributed`` client active the bar follows the futures as they finish;
-    otherwise a local-scheduler callback counts the finished tasks.
+    otherwise a local-scheduler callback counts the finished tasks. A graph with
+    annotated layers (the resource tags of
+    :class:`~checkpoint_magic.pipelines.DaskWrapper`) is computed without low-level
+    optimization, which would drop the annotations.
 
     Parameters
     ----------
@@ -153,10 +162,12 @@ def compute_with_progress(collection: Any, progress: bool | None = None, desc: s
     object
         What ``collection.compute()`` returns.
     """
+    import dask
+
+    options = {"optimize_graph": False} if _annotated(collection) else {}
     show, _ = progress_enabled(progress)
     if not show:
-        return collection.compute()
-    import dask
+        return collection.compute(**options)
 
     try:
         from distributed import get_client
@@ -170,7 +181,7 @@ def compute_with_progress(collection: Any, progress: bool | None = None, desc: s
     if client is not None:
         from distributed import as_completed, futures_of
 
-        persisted = client.persist(collection)
+        persisted = client.persist(collection, **options)
         futures = futures_of(persisted)
         with progress_bar(len(futures), desc or "dask", progress, unit="partition") as bar:
             for _ in as_completed(futures):
@@ -186,4 +197,4 @@ def compute_with_progress(collection: Any, progress: bool | None = None, desc: s
                 bar.update(1)
 
         with _Count():
-            return collection.compute()
+            return collection.compute(**options)
