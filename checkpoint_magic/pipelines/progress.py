@@ -162,8 +162,6 @@ def compute_with_progress(collection: Any, progress: bool | None = None, desc: s
     object
         What ``collection.compute()`` returns.
     """
-    import dask
-
     options = {"optimize_graph": False} if _annotated(collection) else {}
     show, _ = progress_enabled(progress)
     if not show:
@@ -189,10 +187,12 @@ def compute_with_progress(collection: Any, progress: bool | None = None, desc: s
         return persisted.compute()
     from dask.callbacks import Callback
 
-    ntasks = len(dask.base.collections_to_dsk([collection]))
-    with progress_bar(ntasks, desc or "dask", progress, unit="task") as bar:
+    with progress_bar(None, desc or "dask", progress, unit="task") as bar:
 
         class _Count(Callback):
+            def _start_state(self, dsk: Any, state: Any) -> None:
+                bar.total = len(dsk)  # the tasks that run, after optimization
+
             def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, id: Any) -> None:
                 bar.update(1)
 
