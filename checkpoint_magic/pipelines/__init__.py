@@ -31,6 +31,9 @@ Checkpointing
 ``features_dir/<key>.h5`` and, on later calls, computes only the samples without a file;
 the others are :class:`DelayedSample` objects that read their file when their data is
 used. Its ``fit`` saves the fitted model to ``model_path`` (or loads it from there).
+Each file records what produced it (the estimator's class, code, parameters and, for
+features, fitted state): a file made by another configuration is recomputed, with a
+:class:`StaleCheckpointWarning` saying what changed.
 Samples need a unique, relative ``key``:
 
 >>> import os, tempfile

@@ -135,6 +135,15 @@ class CheckpointWrapper(BaseWrapper):
 
     Notes
     -----
+    Every file is bound to its producer (see
+    :mod:`~checkpoint_magic.pipelines.producer`): a feature file to the class, code,
+    ``get_params(deep=True)`` and whole fitted state of the wrapped estimator, a model
+    file to its class, code and parameters. A file made by another configuration (or
+    without a record) is recomputed and replaced, with one
+    :class:`~checkpoint_magic.pipelines.StaleCheckpointWarning` per call naming what
+    changed. HDF5 files keep the record in their user block and model files before the
+    pickle; with a custom ``save_func`` it is a hidden ``.<file name>.producer`` file.
+
     A sample's file is ``features_dir/[hash_fn(key)/]key + extension``. Keys must be
     normalised relative paths that stay inside ``features_dir`` (no absolute path, no
     ``..``, no ``.`` or empty component: ``"a"``, not ``"./a"``), and the samples of one
@@ -204,13 +213,16 @@ class CheckpointWrapper(BaseWrapper):
         """
         if self.features_dir is None:
             return None
-        extension = check_extension(self.extension)
+        return self._path(
+            sample, index, os.fspath(self.features_dir), check_extension(self.extension)
+        )
+
+    def _path(self, sample: Any, index: int, base: str, extension: str) -> str:
         key = _sample_key(sample, index)
-        parts = [os.fspath(self.features_dir)]
         if self.hash_fn is not None:
-            parts.append(checked_relative_path(self.hash_fn(key), "hash_fn(key)"))
-        parts.append(key + extension)
-        return os.path.join(*parts)
+            bucket = checked_relative_path(self.hash_fn(key), "hash_fn(key)")
+            return os.path.join(base, bucket, key + extension)
+        return os.path.join(base, key + extension)
 
     # ---------------------------------------------------------------- model
 
@@ -310,8 +322,10 @@ class CheckpointWrapper(BaseWrapper):
 
     # ---------------------------------------------------------------- features
 
-    def _loaded_sample(self, sample: Any, path: str, load_func: Callable[[str], Any]) -> Any:
-        loader = FileLoader(load_func, path, check_attempts(self.attempts))
+    def _loaded_sample(
+        self, sample: Any, path: str, load_func: Callable[[str], Any], attempts: int
+    ) -> Any:
+        loader = FileLoader(load_func, path, attempts)
         if self.sample_attribute == "data":
             return DelayedSample(loader, parent=sample)
         data_loader = sample.load if isinstance(sample, DelayedSample) else Constant(sample.data)
@@ -365,15 +379,17 @@ class CheckpointWrapper(BaseWrapper):
         """Compute the samples without a current file (one call), save them, load the others."""
         digest = None if producer is None else producer[0]
         missing = []
+        default_codec = self.save_func is None
+        recompute_all = self.force or digest is None
         for i, path in enumerate(paths):
-            if self.force or digest is None:
+            if recompute_all:
                 missing.append(i)
                 continue
-            found = read_digest(self._record_path(path))
-            if found == digest and (self.save_func is None or os.path.isfile(path)):
+            found = read_digest(path if default_codec else sidecar_path(path))
+            if found == digest and (default_codec or os.path.isfile(path)):
                 continue
             missing.append(i)
-            if found is not None and (self.save_func is None or os.path.isfile(path)):
+            if found is not None and (default_codec or os.path.isfile(path)):
                 # read what made the first stale file now, before it is replaced
                 old = read_description(self._record_path(path)) if not stale and found else None
                 stale.append((path, old))
@@ -417,10 +433,11 @@ class CheckpointWrapper(BaseWrapper):
                 )
         if len(missing) < len(samples):
             load_func = self.load_func if self.load_func is not None else load_hdf5
+            attempts = check_attempts(self.attempts)
             todo = set(missing)
             for i, (sample, path) in enumerate(zip(samples, paths, strict=True)):
                 if i not in todo:
-                    results[i] = self._loaded_sample(sample, path, load_func)
+                    results[i] = self._loaded_sample(sample, path, load_func, attempts)
             bar.update(len(samples) - len(missing))
         return results
 
@@ -505,6 +522,8 @@ class CheckpointWrapper(BaseWrapper):
         return out
 
     def _paths(self, samples: Sequence[Any]) -> list[str]:
+        base = os.fspath(self.features_dir)  # type: ignore[arg-type]
+        extension = check_extension(self.extension)  # once per call, not per sample
         paths = []
         for i, s in enumerate(samples):
             if not is_sample(s):
@@ -512,8 +531,8 @@ class CheckpointWrapper(BaseWrapper):
                     f"CheckpointWrapper.transform expects samples with a `key`, but item {i} "
                     f"is a {type(s).__name__}."
                 )
-            paths.append(self.make_path(s, i))
-        return paths  # type: ignore[return-value]
+            paths.append(self._path(s, i, base, extension))
+        return paths
 
     @available_if(estimator_has("predict"))
     def predict(self, X: Any) -> Any:

@@ -124,7 +124,7 @@ def checked_relative_path(value: Any, what: str = "key") -> str:
                 f"is not normalised (write it {_normalised(parts)!r}: no empty or '.' "
                 "component, so that each file has exactly one key)"
             )
-        else:
+        elif len(value) * 4 > MAX_KEY_COMPONENT_BYTES:  # (a UTF-8 character: 1-4 bytes)
             longest = max(len(p.encode("utf-8", "surrogatepass")) for p in parts)
             if longest > MAX_KEY_COMPONENT_BYTES:
                 raise InvalidArgumentError(
