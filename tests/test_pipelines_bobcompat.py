@@ -167,6 +167,8 @@ def test_flatten_samplesets_gives_one_sample_per_set():
     assert flat[13].key == "1-3" and flat[13].set_tag == samplesets[1].set_tag
     assert flat[13][0] is samplesets[1][3]
     assert len({s.key for s in flat}) == 100
+    with pytest.raises(ValueError, match="no key"):
+        mario.flatten_samplesets([mario.SampleSet([mario.Sample(1)])])
 
 
 def test_check_parameter_for_validity():

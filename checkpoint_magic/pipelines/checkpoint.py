@@ -299,7 +299,9 @@ class CheckpointWrapper(BaseWrapper):
         self.__dict__.pop("estimator_", None)  # never keep the fit of an earlier estimator
         if not estimator_requires_fit(self.estimator):
             return self
-        digest, header, description = None, None, {}
+        digest: str | None = None
+        header: bytes | None = None
+        description: dict[str, Any] = {}
         if self.model_path is not None:
             bound = safe_describe(self.estimator, fitted_state=False)
             if bound is not None:

@@ -232,7 +232,7 @@ def dask_tags(estimator: Any) -> dict[tuple[str, ...], dict[str, int]]:
     return tags
 
 
-def _fit_estimator(estimator: Any, X: list[Any], y: Any, fit_params: dict[str, Any]) -> Any:
+def _fit_estimator(estimator: Any, X: Any, y: Any, fit_params: dict[str, Any]) -> Any:
     """Task body: fit a copy of ``estimator`` on all the items of the bag."""
     fitted = clone_estimator(estimator)
     returned = fitted.fit(X, **fit_params) if y is None else fitted.fit(X, y, **fit_params)

@@ -106,6 +106,11 @@ def flatten_samplesets(samplesets: Iterable[SampleSet]) -> list[SampleSet]:
     list of SampleSet
         One set per sample, with the metadata of its original set (and a new key).
 
+    Raises
+    ------
+    InvalidArgumentError
+        If a set has no ``key``.
+
     Examples
     --------
     >>> from checkpoint_magic.pipelines import Sample, SampleSet
@@ -114,9 +119,15 @@ def flatten_samplesets(samplesets: Iterable[SampleSet]) -> list[SampleSet]:
     [('s-0', 3, 1), ('s-1', 3, 2)]
     """
     flat = []
-    for sset in samplesets:
+    for n, sset in enumerate(samplesets):
+        set_key = getattr(sset, "key", None)
+        if set_key is None:
+            raise InvalidArgumentError(
+                f"Sample set {n} has no key; flatten_samplesets names each new set "
+                "'<key>-<index>'. Build the sets with SampleSet(samples, key=...)."
+            )
         for i, sample in enumerate(sset):
-            flat.append(SampleSet([sample], parent=sset, key=f"{sset.key}-{i}"))
+            flat.append(SampleSet([sample], parent=sset, key=f"{set_key}-{i}"))
     return flat
 
 

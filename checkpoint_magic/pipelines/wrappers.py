@@ -92,7 +92,8 @@ def _split_failed(samples: Sequence[Any], attribute: str) -> tuple[list[int], li
 
     A sample whose attribute is missing counts as valid (the error comes later, naming it).
     """
-    valid, failed = [], []
+    valid: list[int] = []
+    failed: list[int] = []
     for i, s in enumerate(samples):
         (failed if getattr(s, attribute, 0) is None else valid).append(i)
     return valid, failed
