@@ -167,6 +167,7 @@ class TaggedAnnotator(PlusOne):
 
     def _more_tags(self) -> dict[str, Any]:
         return {
+            "requires_fit": True,  # PlusOne says False; these are fitted to test fit tags
             "bob_output": "annotations",
             "bob_transform_extra_input": (("first", "data"), ("second", "data")),
             "bob_fit_extra_input": (("y", "data"), ("extra", "annotations")),
@@ -189,6 +190,7 @@ class TaggedReader(PlusOne):
 
     def _more_tags(self) -> dict[str, Any]:
         return {
+            "requires_fit": True,
             "bob_input": "annotations",
             "bob_output": "annotations_2",
             "bob_transform_extra_input": (("first", "annotations"), ("second", "data")),

@@ -235,7 +235,13 @@ def test_explicit_arguments_win_over_tags():
 
 
 def test_requires_fit_declared_in_more_tags_is_honoured():
+    class Child(PlusOne):  # inherits requires_fit=False, as with scikit-learn's old tags
+        def _more_tags(self):
+            return {"bob_output": "x"}
+
     assert not mario.estimator_requires_fit(PlusOne())
+    assert not mario.estimator_requires_fit(Child())
+    assert mario.bob_tags(Child()) == {"bob_output": "x"}
     assert mario.estimator_requires_fit(DaskArraySum())
     assert not mario.estimator_requires_fit(mario.wrap([PlusOne, "sample", "checkpoint"]))
 

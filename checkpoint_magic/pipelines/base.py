@@ -145,17 +145,22 @@ def bob_tags(estimator: Any) -> dict[str, Any]:
 
 
 def _more_tags(estimator: Any) -> dict[str, Any]:
-    """What a user estimator's own ``_more_tags()`` returns (not sklearn's base classes)."""
+    """The tags user classes declare in ``_more_tags()`` (not sklearn's own classes)."""
     if isinstance(estimator, (BaseWrapper, type)):
         return {}
-    more_tags = getattr(type(estimator), "_more_tags", None)
-    if more_tags is None or (getattr(more_tags, "__module__", "") or "").startswith("sklearn"):
-        return {}
-    try:
-        tags = estimator._more_tags()
-    except (AttributeError, TypeError):  # a _more_tags that needs the old sklearn machinery
-        return {}
-    return tags if isinstance(tags, dict) else {}
+    # merged along the class hierarchy, base classes first, as scikit-learn < 1.6 did
+    tags: dict[str, Any] = {}
+    for klass in reversed(type(estimator).__mro__):
+        more_tags = klass.__dict__.get("_more_tags")
+        if more_tags is None or (getattr(klass, "__module__", "") or "").startswith("sklearn"):
+            continue
+        try:
+            found = more_tags(estimator)
+        except (AttributeError, TypeError):  # needs the old sklearn machinery
+            continue
+        if isinstance(found, dict):
+            tags.update(found)
+    return tags
 
 
 def getattr_nested(estimator: Any, attr: str) -> Any:

@@ -196,5 +196,9 @@ def compute_with_progress(collection: Any, progress: bool | None = None, desc: s
             def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, id: Any) -> None:
                 bar.update(1)
 
+            def _finish(self, dsk: Any, state: Any, errored: bool) -> None:
+                if not errored and bar.total is not None and bar.n < bar.total:
+                    bar.update(bar.total - bar.n)  # tasks some schedulers do not report
+
         with _Count():
             return collection.compute(**options)
