@@ -235,3 +235,25 @@ def test_long_key_split_in_directories_is_fine(tmp_path):
     key = "/".join(["y" * 150] * 2)
     out = checkpointed(tmp_path / "f", 2).transform([mario.Sample(np.ones(2), key=key)])
     assert float(out[0].data[0]) == 2.0
+
+
+class Unhashable:
+    """A parameter value whose state cannot be walked (its __reduce_ex__ is broken)."""
+
+    def __reduce_ex__(self, protocol):
+        raise RuntimeError("broken")
+
+
+def test_a_producer_that_cannot_be_fingerprinted_runs_uncached(tmp_path):
+    from checkpoint_magic.exceptions import UncachedWarning
+
+    features = tmp_path / "f"
+    wrapper = mario.CheckpointWrapper(
+        mario.SampleWrapper(Scale(k=Unhashable())), features_dir=str(features)
+    )
+    wrapper.estimator.estimator.transform = lambda X: [np.asarray(x) for x in X]
+    for _ in range(2):  # never loaded: nothing can tell whether the files are current
+        with pytest.warns(UncachedWarning, match="cannot be fingerprinted"):
+            out = wrapper.transform(samples(2))
+        assert computed(out) == [True, True]
+    assert read_digest(str(features / "1.h5")) == ""  # saved without a record
