@@ -18,7 +18,7 @@ The record travels with the file, so the directory listing does not change:
 per sample); :func:`read_description` reads the whole table only when they differ, so the
 warning can say what changed (:func:`describe_changes`).
 
-This module (with :mod:`.progress`) is the only one of the package that imports the value
+This module is the only one of the package that imports the value
 and code fingerprints.
 """
 
@@ -30,9 +30,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, BinaryIO
 
-from ..codehash import code_fingerprint, is_user_code
 from ..exceptions import CheckpointWarning, FingerprintError
-from ..hashing import fingerprint
 
 __all__ = [
     "HEADER_MAGIC",
@@ -41,6 +39,7 @@ __all__ = [
     "describe_changes",
     "describe_producer",
     "encode_header",
+    "fingerprint",
     "header_size",
     "producer_digest",
     "read_description",
@@ -99,6 +98,33 @@ def _deep_state(obj: Any, depth: int = 0) -> Any:
     if type(obj) is dict:
         return {k: _deep_state(v, depth + 1) for k, v in obj.items()}
     return obj
+
+
+def fingerprint(value: Any, name: str | None = None) -> str:
+    """The value fingerprint of the package (imported on first use: it is not cheap).
+
+    Parameters
+    ----------
+    value
+        Any value.
+    name
+        Its label in warnings.
+
+    Returns
+    -------
+    str
+        32 hex characters.
+    """
+    from ..hashing import fingerprint as value_fingerprint
+
+    return value_fingerprint(value, name=name)
+
+
+def _code(cls: type) -> str | None:
+    """The code fingerprint of a user-defined class, ``None`` for installed code."""
+    from ..codehash import code_fingerprint, is_user_code
+
+    return code_fingerprint(cls) if is_user_code(cls) else None
 
 
 def _short(value: Any, name: str) -> str:
@@ -182,9 +208,10 @@ def describe_producer(estimator: Any, *, fitted_state: bool = True) -> dict[str,
             description[f"parameter {name}"] = [_short(value, name), _shown(value)]
     for path, est in _estimators(estimator):
         est_cls = type(est)
-        if is_user_code(est_cls):
+        code = _code(est_cls)
+        if code is not None:
             key = f"code {est_cls.__module__}.{est_cls.__qualname__}"
-            description[key] = [code_fingerprint(est_cls)[:16], None]
+            description[key] = [code[:16], None]
         if fitted_state:
             try:
                 own = set(est.get_params(deep=False))
