@@ -144,6 +144,7 @@ def test_sample_wrapper_output_and_input_attributes():
     np.testing.assert_array_equal(out.data, np.ones(2))  # data kept
     np.testing.assert_array_equal(out.features, [6.0, 6.0])
     assert out.key == "0"
+    assert out is samples[0]  # set on the input sample, as bob.pipelines does
 
 
 def test_sample_wrapper_keeps_delayed_metadata_delayed():

@@ -172,9 +172,9 @@ def check_parameters_for_validity(
         parameters = (parameters,)
     for parameter in parameters:
         if parameter not in valid_parameters:
-            raise InvalidArgumentError(
-                f"Invalid {parameter_description} {parameter!r}: choose among "
-                f"{list(valid_parameters)}, or a list of those."
+            raise InvalidArgumentError(  # bob.pipelines' wording, which its users match
+                f"Invalid {parameter_description} '{parameter}'. Valid values are "
+                f"{valid_parameters}, or lists/tuples of those"
             )
     return list(parameters)
 
@@ -217,21 +217,22 @@ def check_parameter_for_validity(
     'dev'
     """
     if parameter is None:
-        if default_parameter is None:
+        if default_parameter is None:  # bob.pipelines' wording, which its users match
             raise InvalidArgumentError(
-                f"The {parameter_description} must be one of {list(valid_parameters)}, not None."
+                f"The {parameter_description} has to be one of {valid_parameters}, it might "
+                "not be 'None'."
             )
         parameter = default_parameter
     if isinstance(parameter, (list, tuple, set)):
         if len(parameter) != 1:
             raise InvalidArgumentError(
-                f"The {parameter_description} must be one of {list(valid_parameters)}; "
-                f"{list(parameter)} has {len(parameter)} values, give exactly one."
+                f"The {parameter_description} has to be one of {valid_parameters}, it might "
+                f"not be more than one ({parameter} was given)."
             )
         parameter = next(iter(parameter))
     if parameter not in valid_parameters:
         raise InvalidArgumentError(
-            f"The {parameter_description} {parameter!r} is not allowed: choose one of "
-            f"{list(valid_parameters)}."
+            f"The given {parameter_description} '{parameter}' is not allowed. Please choose "
+            f"one of {valid_parameters}."
         )
     return parameter

@@ -129,8 +129,10 @@ class SampleWrapper(BaseWrapper):
         ``fit`` receives nothing else: targets travel as sample metadata. ``None``: the
         estimator's ``bob_fit_extra_input`` tag, else none.
     output_attribute
-        Attribute of the new samples that receives the results (``"data"``: they replace
-        the data; another name keeps the input data and adds the results as metadata).
+        Attribute that receives the results. ``"data"``: new samples are returned, with
+        the results as data and the metadata of the inputs. Another name: the results
+        are set as that attribute *on the input samples*, which are returned (as in
+        bob.pipelines), so the data is kept.
         ``None``: the estimator's ``bob_output`` tag, else ``"data"``.
     input_attribute
         Attribute of the input samples given to the estimator as ``X``. ``None``: the
@@ -225,10 +227,10 @@ class SampleWrapper(BaseWrapper):
                 # keep the parent's delayed metadata delayed
                 return DelayedSample(Constant(result), parent=sample)
             return Sample(result, parent=sample)
-        extra = {output_attribute: result}
-        if isinstance(sample, DelayedSample):
-            return DelayedSample(sample.load, parent=sample, **extra)
-        return Sample(sample.data, parent=sample, **extra)
+        # Another attribute: set on the input sample itself, which is returned, as
+        # bob.pipelines does (code built on it reads the attribute from the inputs).
+        setattr(sample, output_attribute, result)
+        return sample
 
     def _apply(self, method_name: str, samples: Any) -> Any:
         samples = samples if isinstance(samples, list) else list(samples)
