@@ -214,8 +214,9 @@ def test_tags_configure_the_sample_wrapper():
     annotator.fit(features)  # fit gets y=data and extra=annotations from the tags
     assert annotator.estimator_.fitted_
 
+    assert features[0] is samples[0]  # annotations are set on the input samples
     reader = mario.wrap([TaggedReader, "sample"])
-    out = reader.transform(features)
+    out = reader.transform(samples)
     np.testing.assert_array_equal([s.annotations_2 for s in out], X + 2)
     np.testing.assert_array_equal([s.data for s in out], X)
     reader.fit(features)
