@@ -389,10 +389,14 @@ def test_checkpointed_pipeline_force_recomputes(tmp_path):
 
 def test_checkpointed_sample_sets(tmp_path):
     sets = [
-        mario.SampleSet([mario.Sample(np.full(2, 2.0 * k + j), key=f"{k}-{j}") for j in range(2)], key=str(k))  # fmt: skip
+        mario.SampleSet(
+            [mario.Sample(np.full(2, 2.0 * k + j), key=f"{k}-{j}") for j in range(2)], key=str(k)
+        )  # fmt: skip
         for k in range(3)
     ]
-    pipe = mario.wrap(["sample", "checkpoint"], make_pipeline(PlusOne()), features_dir=str(tmp_path))
+    pipe = mario.wrap(
+        ["sample", "checkpoint"], make_pipeline(PlusOne()), features_dir=str(tmp_path)
+    )
     out = pipe.transform(sets)
     assert [s.key for s in out] == ["0", "1", "2"]
     assert sorted(os.listdir(tmp_path / "plusone")) == sorted(f"{k}-{j}.h5" for k in range(3) for j in range(2))  # fmt: skip

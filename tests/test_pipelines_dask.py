@@ -250,7 +250,9 @@ def test_local_cluster_fit_on_dask_arrays(client, tmp_path):
     fitted = mario.getattr_nested(pipeline.steps[1][1], "model_")
     np.testing.assert_array_equal(fitted, np.full(3, 45.0))
     assert mario.getattr_nested(pipeline.steps[1][1], "n_targets_") == 10
-    assert os.path.isfile(os.path.join(str(tmp_path), "daskarraysum.pkl")) and not os.path.exists(model)
+    assert os.path.isfile(os.path.join(str(tmp_path), "daskarraysum.pkl")) and not os.path.exists(
+        model
+    )
     out = pipeline.transform(samples).compute()
     np.testing.assert_array_equal(out[2].data, np.full(3, 47.0))
 

@@ -111,7 +111,9 @@ def test_no_bar_when_off_or_not_a_terminal(bars, tmp_path):
         mario.SampleWrapper(FunctionTransformer()), str(tmp_path / "a"), progress=False
     )
     wrapper.transform(samples(5))
-    default = mario.CheckpointWrapper(mario.SampleWrapper(FunctionTransformer()), str(tmp_path / "b"))
+    default = mario.CheckpointWrapper(
+        mario.SampleWrapper(FunctionTransformer()), str(tmp_path / "b")
+    )
     default.transform(samples(5))  # pytest captures stderr: not a terminal
     assert bars == []
 
