@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test test-extras bench stress lint mutate clean
+.PHONY: demo test test-extras test-oldest bench stress lint mutate clean
 .DELETE_ON_ERROR:
 
 # The stamp is written only once the environment works, so a failed first attempt is retried.
@@ -45,6 +45,24 @@ test-extras: $(VENV)/.test
 	$(PIP) install torch
 	$(PY) -m pytest tests/savers -k torch -p no:cacheprovider
 
+# The declared minimum versions (pyproject.toml), installed exactly by `make test-oldest`.
+OLDEST      ?= .venv-oldest
+OLDEST_PINS := numpy==1.24.4 pandas==2.0.3 pyarrow==14.0.2 xxhash==3.0.0 cloudpickle==2.2.0 \
+               scikit-learn==1.6.0 h5py==3.8.0 tqdm==4.64.0 ipython==8.0.0 \
+               dask[distributed]==2023.1.0 pytest pytest-timeout
+
+$(OLDEST)/.created: Makefile
+	rm -rf $(OLDEST)
+	$(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip --disable-pip-version-check -q install $(OLDEST_PINS)
+	$(OLDEST)/bin/python -m pip --disable-pip-version-check -q install --no-deps -e .
+	@touch $@
+
+## test-oldest: the scikit-learn layer's tests against the minimum versions of the dependencies
+test-oldest: $(OLDEST)/.created
+	$(OLDEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(numpy|pandas|scikit-learn|h5py|dask|tqdm) '
+	$(OLDEST)/bin/python -m pytest tests/pipelines checkpoint_magic/pipelines -q -p no:cacheprovider
+
 ## bench: ratios against joblib, marimo-style baselines and raw numpy, measured in one run
 bench: $(VENV)/.bench
 	$(PY) benchmarks/bench_core.py
@@ -67,4 +85,4 @@ mutate: $(VENV)/.test
 	$(PY) benchmarks/mutate.py
 
 clean:
-	rm -rf $(VENV) .Lutil-checkpoint build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(OLDEST) .Lutil-checkpoint build *.egg-info .pytest_cache

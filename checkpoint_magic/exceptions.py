@@ -27,6 +27,7 @@ __all__ = [
     "InvalidArgumentError",
     "MissingProducedNameError",
     "SignatureError",
+    "StaleCheckpointWarning",
     "StoreFormatError",
     "StoreWriteWarning",
     "UncachedWarning",
@@ -81,6 +82,10 @@ class CorruptEntryWarning(CheckpointWarning):
 
 class StoreWriteWarning(CheckpointWarning):
     """A result could not be stored; it is still returned to the caller."""
+
+
+class StaleCheckpointWarning(CheckpointWarning):
+    """A checkpoint file was made by another configuration; it is recomputed and replaced."""
 
 
 class UncachedWarning(CheckpointWarning):

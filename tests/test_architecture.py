@@ -136,7 +136,6 @@ def test_no_import_cycles_even_through_imports_inside_functions() -> None:
     assert _cycles(_graph()) == []
 
 
-@pytest.mark.xfail(reason="PENDING: pipelines/ private names", strict=False)
 def test_no_private_name_is_imported_across_modules() -> None:
     crossings = []
     for module in MODULES:

@@ -31,6 +31,9 @@ Checkpointing
 ``features_dir/<key>.h5`` and, on later calls, computes only the samples without a file;
 the others are :class:`DelayedSample` objects that read their file when their data is
 used. Its ``fit`` saves the fitted model to ``model_path`` (or loads it from there).
+Each file records what produced it (the estimator's class, code, parameters and, for
+features, fitted state): a file made by another configuration is recomputed, with a
+:class:`StaleCheckpointWarning` saying what changed.
 Samples need a unique, relative ``key``:
 
 >>> import os, tempfile
@@ -83,30 +86,47 @@ estimators must be importable on the workers (install your package there, or use
 Contents
 --------
 :class:`Sample`, :class:`DelayedSample`, :class:`SampleSet`, :class:`DelayedSampleSet`,
-:class:`SampleBatch`
+:class:`DelayedSampleSetCached`, :class:`SampleBatch`
     Data with metadata.
 :class:`SampleWrapper`, :class:`CheckpointWrapper`, :class:`DaskWrapper`,
 :class:`ToDaskBag`
     scikit-learn meta-estimators.
-:func:`wrap`, :func:`estimator_requires_fit`, :func:`hash_string`
-    Helpers.
+:func:`wrap`, :func:`estimator_requires_fit`, :func:`hash_string`, :func:`dask_tags`,
+:func:`bob_tags`, :func:`getattr_nested`, :func:`is_instance_nested`,
+:func:`is_pipeline_wrapped`, :func:`flatten_samplesets`,
+:func:`check_parameter_for_validity`, :func:`check_parameters_for_validity`
+    Helpers (the names bob.pipelines uses).
+:func:`progress_bar`, :func:`compute_with_progress`
+    Progress bars (``tqdm.auto``) for long runs; ``CHECKPOINT_MAGIC_PROGRESS=0|1``.
+:class:`StaleCheckpointWarning`
+    A checkpoint file made by another configuration was recomputed and replaced.
 """
 
 from __future__ import annotations
 
-from .base import estimator_requires_fit, is_wrapped, unwrap
+from .base import bob_tags, estimator_requires_fit, getattr_nested, is_wrapped, unwrap
 from .checkpoint import CheckpointWrapper
-from .dask import DaskWrapper, ToDaskBag
+from .dask import DaskWrapper, ToDaskBag, dask_tags
 from .files import hash_string
+from .producer import StaleCheckpointWarning
+from .progress import compute_with_progress, progress_bar
 from .sample import (
     DelayedSample,
     DelayedSampleSet,
+    DelayedSampleSetCached,
     Sample,
     SampleBatch,
     SampleSet,
     is_sample,
     is_sample_set,
     sample_metadata,
+)
+from .utils import (
+    check_parameter_for_validity,
+    check_parameters_for_validity,
+    flatten_samplesets,
+    is_instance_nested,
+    is_pipeline_wrapped,
 )
 from .wrappers import SampleWrapper
 from .wrapping import wrap
@@ -116,16 +136,28 @@ __all__ = [
     "DaskWrapper",
     "DelayedSample",
     "DelayedSampleSet",
+    "DelayedSampleSetCached",
     "Sample",
     "SampleBatch",
     "SampleSet",
     "SampleWrapper",
+    "StaleCheckpointWarning",
     "ToDaskBag",
+    "bob_tags",
+    "check_parameter_for_validity",
+    "check_parameters_for_validity",
+    "compute_with_progress",
+    "dask_tags",
     "estimator_requires_fit",
+    "flatten_samplesets",
+    "getattr_nested",
     "hash_string",
+    "is_instance_nested",
+    "is_pipeline_wrapped",
     "is_sample",
     "is_sample_set",
     "is_wrapped",
+    "progress_bar",
     "sample_metadata",
     "unwrap",
     "wrap",

@@ -18,9 +18,20 @@ from typing import Any
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["BaseWrapper", "estimator_requires_fit", "is_wrapped", "unwrap"]
+__all__ = [
+    "BaseWrapper",
+    "bob_tags",
+    "clone_estimator",
+    "estimator_has",
+    "estimator_requires_fit",
+    "getattr_nested",
+    "is_passthrough",
+    "is_wrapped",
+    "unwrap",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +44,8 @@ except ImportError:  # pragma: no cover - older scikit-learn
 NEW_STYLE_TAGS = _get_tags is not None
 
 
-def _is_passthrough(estimator: Any) -> bool:
+def is_passthrough(estimator: Any) -> bool:
+    """Whether a pipeline step is ``None``, ``"passthrough"`` or ``"drop"``."""
     return estimator is None or (
         isinstance(estimator, str) and estimator in ("passthrough", "drop")
     )
@@ -59,9 +71,10 @@ def estimator_requires_fit(estimator: Any) -> bool:
     :class:`~checkpoint_magic.pipelines.CheckpointWrapper`,
     :class:`~checkpoint_magic.pipelines.DaskWrapper`) are seen through; a
     :class:`~sklearn.pipeline.Pipeline` requires fit when any of its steps does;
-    otherwise the estimator's ``requires_fit`` tag decides (``FunctionTransformer`` and
-    :class:`~checkpoint_magic.pipelines.ToDaskBag` need no fit). An object without ``fit``
-    needs no fit.
+    a ``FunctionTransformer`` never does (on every scikit-learn version: before 1.6 its
+    tag said otherwise); otherwise the estimator's ``requires_fit`` tag decides
+    (:class:`~checkpoint_magic.pipelines.ToDaskBag` needs no fit). An object without
+    ``fit`` needs no fit.
 
     Parameters
     ----------
@@ -83,7 +96,7 @@ def estimator_requires_fit(estimator: Any) -> bool:
     >>> estimator_requires_fit(make_pipeline(FunctionTransformer(), SampleWrapper(PCA())))
     True
     """
-    if _is_passthrough(estimator):
+    if is_passthrough(estimator):
         return False
     if isinstance(estimator, BaseWrapper):
         return estimator_requires_fit(estimator.estimator)
@@ -91,7 +104,98 @@ def estimator_requires_fit(estimator: Any) -> bool:
         return any(estimator_requires_fit(step) for _, step in estimator.steps)
     if not hasattr(estimator, "fit"):
         return False
+    if isinstance(estimator, FunctionTransformer):
+        # Stateless: its fit learns nothing the transform needs. scikit-learn < 1.6 tags it
+        # requires_fit=True, which would save a useless model and gather a Dask bag.
+        return False
+    declared = _more_tags(estimator).get("requires_fit")
+    if isinstance(declared, bool):  # bob.pipelines style, ignored by scikit-learn >= 1.6
+        return declared
     return _requires_fit_tag(estimator)
+
+
+def bob_tags(estimator: Any) -> dict[str, Any]:
+    """The ``bob_*`` tags an estimator declares in ``_more_tags()`` (bob.pipelines' way).
+
+    Wrappers are seen through: the tags of the innermost estimator are returned.
+
+    Parameters
+    ----------
+    estimator
+        Any estimator.
+
+    Returns
+    -------
+    dict
+        Only the keys starting with ``bob_``; empty when there are none.
+
+    Examples
+    --------
+    >>> from sklearn.base import BaseEstimator
+    >>> class Annotator(BaseEstimator):
+    ...     def _more_tags(self):
+    ...         return {"bob_output": "annotations", "requires_fit": False}
+    >>> bob_tags(Annotator())
+    {'bob_output': 'annotations'}
+    """
+    while isinstance(estimator, BaseWrapper):
+        estimator = estimator.estimator
+    tags = _more_tags(estimator)
+    return {k: v for k, v in tags.items() if isinstance(k, str) and k.startswith("bob_")}
+
+
+def _more_tags(estimator: Any) -> dict[str, Any]:
+    """The tags user classes declare in ``_more_tags()`` (not sklearn's own classes)."""
+    if isinstance(estimator, (BaseWrapper, type)):
+        return {}
+    # merged along the class hierarchy, base classes first, as scikit-learn < 1.6 did
+    tags: dict[str, Any] = {}
+    for klass in reversed(type(estimator).__mro__):
+        more_tags = klass.__dict__.get("_more_tags")
+        if more_tags is None or (getattr(klass, "__module__", "") or "").startswith("sklearn"):
+            continue
+        try:
+            found = more_tags(estimator)
+        except (AttributeError, TypeError):  # needs the old sklearn machinery
+            continue
+        if isinstance(found, dict):
+            tags.update(found)
+    return tags
+
+
+def getattr_nested(estimator: Any, attr: str) -> Any:
+    """``attr`` of the first of ``estimator`` and the estimators it wraps that has it.
+
+    Parameters
+    ----------
+    estimator
+        A wrapper (or any object; its ``estimator`` attribute is followed).
+    attr
+        The attribute name.
+
+    Returns
+    -------
+    object or None
+        The value, or ``None`` when no level has it. The fitted copy (``estimator_``) of a
+        wrapper is looked at before the estimator it was cloned from.
+
+    Examples
+    --------
+    >>> from sklearn.preprocessing import FunctionTransformer
+    >>> from checkpoint_magic.pipelines import CheckpointWrapper, SampleWrapper
+    >>> getattr_nested(CheckpointWrapper(SampleWrapper(FunctionTransformer())), "func") is None
+    True
+    >>> getattr_nested(CheckpointWrapper(SampleWrapper(FunctionTransformer()), "f"), "features_dir")
+    'f'
+    """
+    seen = 0
+    while estimator is not None and seen < 100:
+        if hasattr(estimator, attr):
+            return getattr(estimator, attr)
+        inner = estimator.__dict__.get("estimator_") if hasattr(estimator, "__dict__") else None
+        estimator = inner if inner is not None else getattr(estimator, "estimator", None)
+        seen += 1
+    return None
 
 
 def is_wrapped(estimator: Any, wrapper: type) -> bool:
@@ -127,15 +231,25 @@ def unwrap(estimator: Any) -> Any:
     return estimator
 
 
-def _clone(estimator: Any) -> Any:
-    """``sklearn.base.clone`` for estimators, a deep copy for other objects with ``fit``."""
+def clone_estimator(estimator: Any) -> Any:
+    """``sklearn.base.clone`` for estimators, a deep copy for other objects with ``fit``.
+
+    Parameters
+    ----------
+    estimator
+        The estimator to copy (unfitted).
+
+    Returns
+    -------
+    object
+    """
     if hasattr(estimator, "get_params") and not isinstance(estimator, type):
         return clone(estimator)
     return copy.deepcopy(estimator)
 
 
 def _estimator_is_fitted(estimator: Any) -> bool:
-    if _is_passthrough(estimator) or not hasattr(estimator, "fit"):
+    if is_passthrough(estimator) or not hasattr(estimator, "fit"):
         return True
     try:
         check_is_fitted(estimator)
@@ -146,8 +260,19 @@ def _estimator_is_fitted(estimator: Any) -> bool:
     return True
 
 
-def _estimator_has(attr: str) -> Callable[[Any], bool]:
-    """``available_if`` check: the (fitted or unfitted) wrapped estimator has ``attr``."""
+def estimator_has(attr: str) -> Callable[[Any], bool]:
+    """``available_if`` check: the (fitted or unfitted) wrapped estimator has ``attr``.
+
+    Parameters
+    ----------
+    attr
+        The method name.
+
+    Returns
+    -------
+    callable
+        ``check(wrapper) -> bool``.
+    """
 
     def check(self: Any) -> bool:
         return hasattr(self._fitted_estimator(), attr)

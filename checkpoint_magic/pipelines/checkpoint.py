@@ -9,6 +9,7 @@ of fitting, or fits and saves it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -16,8 +17,8 @@ from typing import Any
 
 from sklearn.utils.metaestimators import available_if
 
-from ..exceptions import InvalidArgumentError, StoreWriteWarning, warn_user
-from .base import BaseWrapper, _clone, _estimator_has, estimator_requires_fit
+from ..exceptions import InvalidArgumentError, StoreWriteWarning, UncachedWarning, warn_user
+from .base import BaseWrapper, clone_estimator, estimator_has, estimator_requires_fit, unwrap
 from .files import (
     FileLoader,
     atomic_save,
@@ -29,7 +30,17 @@ from .files import (
     save_hdf5,
     save_pickle,
 )
-from .sample import DelayedSample, SampleSet, _Constant, is_sample, is_sample_set
+from .producer import (
+    StaleCheckpointWarning,
+    describe_changes,
+    encode_header,
+    read_description,
+    read_digest,
+    safe_describe,
+    sidecar_path,
+)
+from .progress import progress_bar
+from .sample import Constant, DelayedSample, SampleSet, is_sample, is_sample_set
 
 __all__ = ["CheckpointWrapper"]
 
@@ -38,6 +49,20 @@ logger = logging.getLogger(__name__)
 
 class MissingKeyError(InvalidArgumentError, AttributeError):
     """A sample to checkpoint has no ``key`` (also an ``AttributeError``)."""
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        logger.warning("Could not remove %s: %s", path, exc)
+
+
+def _write_bytes(data: bytes, path: str) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 def _sample_key(sample: Any, index: int) -> str:
@@ -97,6 +122,10 @@ class CheckpointWrapper(BaseWrapper):
         fail now and then.
     force
         Recompute (and refit) even when the files exist, and overwrite them.
+    progress
+        Show a progress bar (``tqdm.auto``): ``True``, ``False``, or ``None`` for the
+        ``CHECKPOINT_MAGIC_PROGRESS`` environment variable, else automatically (in a
+        notebook or a terminal, for runs longer than a few seconds).
 
     Attributes
     ----------
@@ -106,6 +135,15 @@ class CheckpointWrapper(BaseWrapper):
 
     Notes
     -----
+    Every file is bound to its producer (see
+    :mod:`~checkpoint_magic.pipelines.producer`): a feature file to the class, code,
+    ``get_params(deep=True)`` and whole fitted state of the wrapped estimator, a model
+    file to its class, code and parameters. A file made by another configuration (or
+    without a record) is recomputed and replaced, with one
+    :class:`~checkpoint_magic.pipelines.StaleCheckpointWarning` per call naming what
+    changed. HDF5 files keep the record in their user block and model files before the
+    pickle; with a custom ``save_func`` it is a hidden ``.<file name>.producer`` file.
+
     A sample's file is ``features_dir/[hash_fn(key)/]key + extension``. Keys must be
     normalised relative paths that stay inside ``features_dir`` (no absolute path, no
     ``..``, no ``.`` or empty component: ``"a"``, not ``"./a"``), and the samples of one
@@ -148,6 +186,7 @@ class CheckpointWrapper(BaseWrapper):
         hash_fn: Callable[[str], str] | None = None,
         attempts: int = 10,
         force: bool = False,
+        progress: bool | None = None,
     ) -> None:
         self.estimator = estimator
         self.features_dir = features_dir
@@ -159,6 +198,7 @@ class CheckpointWrapper(BaseWrapper):
         self.hash_fn = hash_fn
         self.attempts = attempts
         self.force = force
+        self.progress = progress
 
     # ---------------------------------------------------------------- paths
 
@@ -173,13 +213,16 @@ class CheckpointWrapper(BaseWrapper):
         """
         if self.features_dir is None:
             return None
-        extension = check_extension(self.extension)
+        return self._path(
+            sample, index, os.fspath(self.features_dir), check_extension(self.extension)
+        )
+
+    def _path(self, sample: Any, index: int, base: str, extension: str) -> str:
         key = _sample_key(sample, index)
-        parts = [os.fspath(self.features_dir)]
         if self.hash_fn is not None:
-            parts.append(checked_relative_path(self.hash_fn(key), "hash_fn(key)"))
-        parts.append(key + extension)
-        return os.path.join(*parts)
+            bucket = checked_relative_path(self.hash_fn(key), "hash_fn(key)")
+            return os.path.join(base, bucket, key + extension)
+        return os.path.join(base, key + extension)
 
     # ---------------------------------------------------------------- model
 
@@ -195,10 +238,15 @@ class CheckpointWrapper(BaseWrapper):
         logger.debug("Loaded the fitted model from %s", path)
         return model
 
-    def _save_model(self, model: Any) -> None:
+    def _save_model(self, model: Any, header: bytes | None) -> None:
         path = os.fspath(self.model_path)  # type: ignore[arg-type]
         try:
-            atomic_save(save_pickle, model, path, attempts=check_attempts(self.attempts))
+            atomic_save(
+                functools.partial(save_pickle, header=header),
+                model,
+                path,
+                attempts=check_attempts(self.attempts),
+            )
         except Exception as exc:  # storage failed: warn, keep the fitted model in memory
             warn_user(
                 f"Could not save the fitted model to {path!r} after {self.attempts} "
@@ -209,12 +257,32 @@ class CheckpointWrapper(BaseWrapper):
         else:
             logger.debug("Saved the fitted model to %s", path)
 
-    def fit(self, X: Any, y: Any = None, **fit_params: Any) -> CheckpointWrapper:
-        """Load the model from ``model_path`` if it exists, else fit a copy and save it.
+    def _model_is_current(self, digest: str | None, description: dict[str, Any]) -> bool:
+        """Whether ``model_path`` holds a model made by this configuration (warn if stale)."""
+        path = os.fspath(self.model_path)  # type: ignore[arg-type]
+        found = read_digest(path)
+        if found is None:
+            return False
+        if digest is not None and found == digest:
+            return True
+        old = read_description(path) if found else None
+        warn_user(
+            f"The model at {path!r} was fitted by another configuration "
+            f"({describe_changes(old, description)}); fitting again and replacing it.",
+            StaleCheckpointWarning,
+        )
+        return False
 
-        Nothing happens when the estimator requires no fitting (a fitted copy from an
-        earlier ``fit`` is dropped all the same, so a replaced estimator is never
-        shadowed by a stale one).
+    def fit(self, X: Any, y: Any = None, **fit_params: Any) -> CheckpointWrapper:
+        """Load the model from ``model_path`` if this configuration made it, else fit and save.
+
+        The model file records its producer (the estimator's class, code and
+        ``get_params(deep=True)``); a file fitted by another configuration is fitted
+        again and replaced, with a
+        :class:`~checkpoint_magic.pipelines.producer.StaleCheckpointWarning` naming
+        what changed. Nothing happens when the estimator requires no fitting (a fitted
+        copy from an earlier ``fit`` is dropped all the same, so a replaced estimator is
+        never shadowed by a stale one).
 
         Parameters
         ----------
@@ -231,23 +299,38 @@ class CheckpointWrapper(BaseWrapper):
         self.__dict__.pop("estimator_", None)  # never keep the fit of an earlier estimator
         if not estimator_requires_fit(self.estimator):
             return self
-        if self.model_path is not None and not self.force and os.path.isfile(self.model_path):
-            self.estimator_ = self._load_model()
-            return self
-        estimator = _clone(self.estimator)
-        fitted = estimator.fit(X, **fit_params) if y is None else estimator.fit(X, y, **fit_params)
+        digest: str | None = None
+        header: bytes | None = None
+        description: dict[str, Any] = {}
+        if self.model_path is not None:
+            bound = safe_describe(self.estimator, fitted_state=False)
+            if bound is not None:
+                digest, description = bound
+                header = encode_header(digest, description)
+            if not self.force and self._model_is_current(digest, description):
+                self.estimator_ = self._load_model()
+                return self
+        estimator = clone_estimator(self.estimator)
+        desc = f"fit {type(unwrap(self.estimator)).__name__}"
+        with progress_bar(1, desc, self.progress, unit="fit") as bar:
+            fitted = (
+                estimator.fit(X, **fit_params) if y is None else estimator.fit(X, y, **fit_params)
+            )
+            bar.update(1)
         self.estimator_ = estimator if fitted is None else fitted
         if self.model_path is not None:
-            self._save_model(self.estimator_)
+            self._save_model(self.estimator_, header)
         return self
 
     # ---------------------------------------------------------------- features
 
-    def _loaded_sample(self, sample: Any, path: str, load_func: Callable[[str], Any]) -> Any:
-        loader = FileLoader(load_func, path, check_attempts(self.attempts))
+    def _loaded_sample(
+        self, sample: Any, path: str, load_func: Callable[[str], Any], attempts: int
+    ) -> Any:
+        loader = FileLoader(load_func, path, attempts)
         if self.sample_attribute == "data":
             return DelayedSample(loader, parent=sample)
-        data_loader = sample.load if isinstance(sample, DelayedSample) else _Constant(sample.data)
+        data_loader = sample.load if isinstance(sample, DelayedSample) else Constant(sample.data)
         return DelayedSample(
             data_loader, parent=sample, delayed_attributes={self.sample_attribute: loader}
         )
@@ -264,14 +347,58 @@ class CheckpointWrapper(BaseWrapper):
                 "wrap(['sample', 'checkpoint'], estimator, ...)."
             ) from None
 
+    def _save_func(self, header: bytes | None) -> Callable[[Any, str], Any]:
+        if self.save_func is None:
+            return functools.partial(save_hdf5, header=header)
+        return self.save_func
+
+    def _record_path(self, path: str) -> str:
+        """Where the producer record of ``path`` is read: the file, or its sidecar."""
+        return path if self.save_func is None else sidecar_path(path)
+
+    def _save_one(self, value: Any, path: str, header: bytes | None, attempts: int) -> None:
+        """Save one result with its producer record (the record last, for custom savers)."""
+        if self.save_func is None:
+            atomic_save(
+                self._save_func(header), value, path, attempts=attempts, suffix=self.extension
+            )
+            return
+        record = sidecar_path(path)
+        _remove(record)  # a crash before the new record leaves no record: recomputed
+        atomic_save(self.save_func, value, path, attempts=attempts, suffix=self.extension)
+        if header is not None:
+            atomic_save(_write_bytes, header, record, attempts=attempts)
+
     def _checkpoint(
-        self, method: Callable[[Any], Any], samples: list[Any], paths: list[str]
+        self,
+        method: Callable[[Any], Any],
+        samples: list[Any],
+        paths: list[str],
+        producer: tuple[str, dict[str, Any]] | None,
+        stale: list[tuple[str, dict[str, Any] | None]],
+        bar: Any,
     ) -> list[Any]:
-        """Compute the samples without a file (one call), save them, load the others."""
-        missing = [i for i, p in enumerate(paths) if self.force or not os.path.isfile(p)]
+        """Compute the samples without a current file (one call), save them, load the others."""
+        digest = None if producer is None else producer[0]
+        missing = []
+        default_codec = self.save_func is None
+        recompute_all = self.force or digest is None
+        for i, path in enumerate(paths):
+            if recompute_all:
+                missing.append(i)
+                continue
+            found = read_digest(path if default_codec else sidecar_path(path))
+            if found == digest and (default_codec or os.path.isfile(path)):
+                continue
+            missing.append(i)
+            if found is not None and (default_codec or os.path.isfile(path)):
+                # read what made the first stale file now, before it is replaced
+                old = read_description(self._record_path(path)) if not stale and found else None
+                stale.append((path, old))
         results: list[Any] = [None] * len(samples)
         if missing:
             logger.debug("%d of %d samples to compute", len(missing), len(samples))
+            bar.set_postfix_str(f"computing {len(missing)}")
             computed = method([samples[i] for i in missing])
             computed = computed if isinstance(computed, list) else list(computed)
             if len(computed) != len(missing):
@@ -279,22 +406,22 @@ class CheckpointWrapper(BaseWrapper):
                     f"The wrapped estimator returned {len(computed)} results for "
                     f"{len(missing)} samples; it must return one result per sample."
                 )
-            save_func = self.save_func if self.save_func is not None else save_hdf5
+            header = None if producer is None else encode_header(*producer)
             attempts = check_attempts(self.attempts)
             failure: BaseException | None = None
             unsaved = 0
             for i, result in zip(missing, computed, strict=True):
                 results[i] = result
+                bar.update(1)
                 value = None if result is None else self._saved_value(result)
-                if value is None:
+                if value is None:  # a failed sample: never saved, computed again next time
+                    _remove(paths[i])
                     continue
                 if failure is not None:
                     unsaved += 1
                     continue
                 try:
-                    atomic_save(
-                        save_func, value, paths[i], attempts=attempts, suffix=self.extension
-                    )
+                    self._save_one(value, paths[i], header, attempts)
                 except Exception as exc:  # storage failed: warn once below, keep the result
                     failure = exc
                     unsaved += 1
@@ -308,13 +435,31 @@ class CheckpointWrapper(BaseWrapper):
                 )
         if len(missing) < len(samples):
             load_func = self.load_func if self.load_func is not None else load_hdf5
+            attempts = check_attempts(self.attempts)
             todo = set(missing)
             for i, (sample, path) in enumerate(zip(samples, paths, strict=True)):
                 if i not in todo:
-                    results[i] = self._loaded_sample(sample, path, load_func)
+                    results[i] = self._loaded_sample(sample, path, load_func, attempts)
+            bar.update(len(samples) - len(missing))
         return results
 
-    @available_if(_estimator_has("transform"))
+    def _warn_stale(
+        self,
+        stale: list[tuple[str, dict[str, Any] | None]],
+        total: int,
+        description: dict[str, Any],
+    ) -> None:
+        if not stale:
+            return
+        old = stale[0][1]
+        warn_user(
+            f"{len(stale)} of {total} checkpoint files under "
+            f"{os.fspath(self.features_dir)!r} were made by another configuration "  # type: ignore[arg-type]
+            f"({describe_changes(old, description)}); they were computed again and replaced.",
+            StaleCheckpointWarning,
+        )
+
+    @available_if(estimator_has("transform"))
     def transform(self, X: Any) -> Any:
         """Transform samples, computing only those without a checkpoint file.
 
@@ -337,6 +482,17 @@ class CheckpointWrapper(BaseWrapper):
         samples = X if isinstance(X, list) else list(X)
         if not samples:
             return []
+        producer = safe_describe(estimator, fitted_state=True)  # once per call
+        if producer is None:
+            warn_user(
+                f"The configuration of {type(unwrap(estimator)).__name__} cannot be "
+                "fingerprinted, so its checkpoint files cannot be checked: every sample is "
+                "computed (and saved without a producer record). Make its parameters "
+                "picklable values to checkpoint it.",
+                UncachedWarning,
+            )
+        stale: list[tuple[str, dict[str, Any] | None]] = []
+        desc = f"transform {type(unwrap(estimator)).__name__}"
         if is_sample_set(samples[0]):
             sets: list[tuple[Any, list[Any], list[str]]] = []
             for sset in samples:
@@ -348,15 +504,28 @@ class CheckpointWrapper(BaseWrapper):
                 paths = self._paths(members)  # validate every key first
                 _check_unique(members, paths)
                 sets.append((sset, members, paths))
-            return [
-                SampleSet(self._checkpoint(estimator.transform, members, paths), parent=sset)
-                for sset, members, paths in sets
-            ]
-        paths = self._paths(samples)
-        _check_unique(samples, paths)
-        return self._checkpoint(estimator.transform, samples, paths)
+            total = sum(len(members) for _, members, _ in sets)
+            with progress_bar(total, desc, self.progress) as bar:
+                out = [
+                    SampleSet(
+                        self._checkpoint(estimator.transform, members, paths, producer, stale, bar),
+                        parent=sset,
+                    )
+                    for sset, members, paths in sets
+                ]
+        else:
+            paths = self._paths(samples)
+            _check_unique(samples, paths)
+            total = len(samples)
+            with progress_bar(total, desc, self.progress) as bar:
+                out = self._checkpoint(estimator.transform, samples, paths, producer, stale, bar)
+        if producer is not None:
+            self._warn_stale(stale, total, producer[1])
+        return out
 
     def _paths(self, samples: Sequence[Any]) -> list[str]:
+        base = os.fspath(self.features_dir)  # type: ignore[arg-type]
+        extension = check_extension(self.extension)  # once per call, not per sample
         paths = []
         for i, s in enumerate(samples):
             if not is_sample(s):
@@ -364,20 +533,20 @@ class CheckpointWrapper(BaseWrapper):
                     f"CheckpointWrapper.transform expects samples with a `key`, but item {i} "
                     f"is a {type(s).__name__}."
                 )
-            paths.append(self.make_path(s, i))
-        return paths  # type: ignore[return-value]
+            paths.append(self._path(s, i, base, extension))
+        return paths
 
-    @available_if(_estimator_has("predict"))
+    @available_if(estimator_has("predict"))
     def predict(self, X: Any) -> Any:
         """``predict`` of the (fitted) estimator; not checkpointed."""
         return self._fitted_estimator().predict(X)
 
-    @available_if(_estimator_has("predict_proba"))
+    @available_if(estimator_has("predict_proba"))
     def predict_proba(self, X: Any) -> Any:
         """``predict_proba`` of the (fitted) estimator; not checkpointed."""
         return self._fitted_estimator().predict_proba(X)
 
-    @available_if(_estimator_has("decision_function"))
+    @available_if(estimator_has("decision_function"))
     def decision_function(self, X: Any) -> Any:
         """``decision_function`` of the (fitted) estimator; not checkpointed."""
         return self._fitted_estimator().decision_function(X)

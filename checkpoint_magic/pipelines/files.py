@@ -28,6 +28,7 @@ import numpy as np
 import xxhash
 
 from ..exceptions import InvalidArgumentError, StoreFormatError
+from .producer import header_size, skip_record
 
 __all__ = [
     "FileLoader",
@@ -53,6 +54,12 @@ _SEPARATORS = re.compile(r"[\\/]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 #: dtype kinds HDF5 stores natively (bool, ints, floats, complex, fixed bytes).
 _HDF5_KINDS = frozenset("biufcS")
+#: Longest component of a key, in UTF-8 bytes. File names are limited to 255 bytes on
+#: most filesystems; the extension (at most :data:`MAX_EXTENSION_BYTES`) and the
+#: temporary and record names made from a key's file name need the rest.
+MAX_KEY_COMPONENT_BYTES = 190
+#: Longest file extension, in UTF-8 bytes.
+MAX_EXTENSION_BYTES = 32
 
 
 # ------------------------------------------------------------------------------ paths
@@ -76,9 +83,10 @@ def checked_relative_path(value: Any, what: str = "key") -> str:
     ------
     InvalidArgumentError
         For a non-string, an empty string, an absolute path, a ``..`` component, a path
-        ending in a separator, a NUL character, or a path that is not normalised (an
+        ending in a separator, a NUL character, a path that is not normalised (an
         empty or ``.`` component, as in ``./a``, ``x/./y`` or ``x//y``): each file has
-        exactly one key.
+        exactly one key; or a component longer than :data:`MAX_KEY_COMPONENT_BYTES` UTF-8
+        bytes (the filesystem would refuse its file name).
 
     Examples
     --------
@@ -116,6 +124,16 @@ def checked_relative_path(value: Any, what: str = "key") -> str:
                 f"is not normalised (write it {_normalised(parts)!r}: no empty or '.' "
                 "component, so that each file has exactly one key)"
             )
+        elif len(value) * 4 > MAX_KEY_COMPONENT_BYTES:  # (a UTF-8 character: 1-4 bytes)
+            longest = max(len(p.encode("utf-8", "surrogatepass")) for p in parts)
+            if longest > MAX_KEY_COMPONENT_BYTES:
+                raise InvalidArgumentError(
+                    f"{what} {value[:40]!r}... has a component of {longest} bytes; file "
+                    f"names are limited, so each part of a key between '/' may have at most "
+                    f"{MAX_KEY_COMPONENT_BYTES} bytes. Use shorter keys, e.g. a hash of the "
+                    "long identifier (checkpoint_magic.pipelines.hash_string or hashlib), "
+                    "or split it into sub-directories with '/'."
+                )
     if problem is not None:
         raise InvalidArgumentError(
             f"{what} {value!r} {problem}: keys become file names relative to features_dir "
@@ -153,10 +171,12 @@ def check_extension(extension: Any) -> str:
         or _SEPARATORS.search(extension)
         or ".." in extension
         or "\x00" in extension
+        or len(extension.encode("utf-8", "surrogatepass")) > MAX_EXTENSION_BYTES
     ):
         raise InvalidArgumentError(
             f"extension {extension!r} is not a file suffix: it must be empty or start with "
-            "'.', and contain no path separator, no '..' and no NUL, e.g. '.h5' or '.npy'."
+            "'.', contain no path separator, no '..' and no NUL, and have at most "
+            f"{MAX_EXTENSION_BYTES} bytes, e.g. '.h5' or '.npy'."
         )
     return extension
 
@@ -183,13 +203,23 @@ def hash_string(key: str, fold: int = 1000) -> str:
 # ------------------------------------------------------------------------------ codecs
 
 
-def save_hdf5(data: Any, path: str) -> None:
+def save_hdf5(data: Any, path: str, header: bytes | None = None) -> None:
     """Save ``data`` to an HDF5 file (the default ``save_func``).
 
     numpy arrays and scalars of a numeric, boolean or bytes dtype are stored as the
     dataset ``array`` (or ``scalar``); any other object (lists, strings, dicts, object
     arrays, ...) is stored with cloudpickle as a ``uint8`` dataset ``pickle``. :func:`load_hdf5` returns
     an equal value of the same type.
+
+    Parameters
+    ----------
+    data
+        The value to save.
+    path
+        The file to write.
+    header
+        Bytes written in the file's HDF5 user block (the producer record of
+        :mod:`~checkpoint_magic.pipelines.producer`); any HDF5 reader skips it.
 
     Examples
     --------
@@ -204,7 +234,8 @@ def save_hdf5(data: Any, path: str) -> None:
 
     # The dataset's name says what was stored: "array" (an ndarray), "scalar" (a numpy
     # scalar) or "pickle". No attributes: each costs as much as a small dataset.
-    with h5py.File(path, "w") as f:
+    options = {} if header is None else {"userblock_size": header_size(header)}
+    with h5py.File(path, "w", **options) as f:
         if isinstance(data, (np.ndarray, np.generic)) and data.dtype.kind in _HDF5_KINDS:
             f.create_dataset("array" if isinstance(data, np.ndarray) else "scalar", data=data)
         else:
@@ -212,6 +243,9 @@ def save_hdf5(data: Any, path: str) -> None:
 
             payload = cloudpickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
             f.create_dataset("pickle", data=np.frombuffer(payload, dtype=np.uint8))
+    if header is not None:
+        with open(path, "r+b") as raw:
+            raw.write(header)
 
 
 def load_hdf5(path: str) -> Any:
@@ -240,17 +274,40 @@ def load_hdf5(path: str) -> Any:
         return np.asarray(value)
 
 
-def save_pickle(obj: Any, path: str) -> None:
-    """Save ``obj`` with cloudpickle (how models are saved)."""
+def save_pickle(obj: Any, path: str, header: bytes | None = None) -> None:
+    """Save ``obj`` with cloudpickle (how models are saved), after an optional ``header``.
+
+    Parameters
+    ----------
+    obj
+        The object to save.
+    path
+        The file to write.
+    header
+        A producer record written before the pickle (:func:`load_pickle` skips it).
+    """
     import cloudpickle
 
     with open(path, "wb") as f:
+        if header is not None:
+            f.write(header)
         cloudpickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def load_pickle(path: str) -> Any:
-    """Load a pickle written by :func:`save_pickle`. Loading a pickle runs code: trust it."""
+    """Load a pickle written by :func:`save_pickle`. Loading a pickle runs code: trust it.
+
+    Parameters
+    ----------
+    path
+        The file; a producer record at its start is skipped.
+
+    Returns
+    -------
+    object
+    """
     with open(path, "rb") as f:
+        skip_record(f)
         return pickle.load(f)
 
 

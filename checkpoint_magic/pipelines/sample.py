@@ -36,8 +36,10 @@ import numpy as np
 from ..exceptions import InvalidArgumentError
 
 __all__ = [
+    "Constant",
     "DelayedSample",
     "DelayedSampleSet",
+    "DelayedSampleSetCached",
     "Sample",
     "SampleBatch",
     "SampleSet",
@@ -218,7 +220,14 @@ class DelayedSample(_SampleBase):
     delayed_attributes
         ``{name: callable}``: attributes computed (loaded) on each access.
     **metadata
-        Plain metadata attributes; they override the parent's and ``delayed_attributes``.
+        Plain metadata attributes; they override the parent's attributes (delayed or
+        not). A name may not be both here and in ``delayed_attributes``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        (a ``ValueError``) if a name is given both as plain metadata and in
+        ``delayed_attributes``, or ``load`` is not callable.
 
     Examples
     --------
@@ -247,6 +256,13 @@ class DelayedSample(_SampleBase):
         _check_reserved(metadata)
         if delayed_attributes is not None:
             _check_reserved(delayed_attributes)
+            both = sorted(set(delayed_attributes) & set(metadata))
+            if both:
+                raise InvalidArgumentError(
+                    f"{both} given both as plain metadata and in delayed_attributes; an "
+                    "attribute is either loaded on access or stored, not both. Keep one of "
+                    "the two."
+                )
         object.__setattr__(self, "_load", load)
         delayed: dict[str, Callable[[], Any]] = {}
         if parent is not None:
@@ -263,6 +279,31 @@ class DelayedSample(_SampleBase):
             delayed.pop(name, None)
             object.__setattr__(self, name, value)
         object.__setattr__(self, "_delayed_attributes", delayed or None)
+
+    @classmethod
+    def from_sample(cls, sample: Any, **metadata: Any) -> DelayedSample:
+        """A delayed copy of ``sample``; the data of a delayed sample is not loaded.
+
+        Parameters
+        ----------
+        sample
+            A :class:`Sample` (its data is kept in memory) or a :class:`DelayedSample`
+            (its ``load`` and delayed attributes are reused, nothing is loaded).
+        **metadata
+            Metadata to set or override.
+
+        Returns
+        -------
+        DelayedSample
+
+        Examples
+        --------
+        >>> d = DelayedSample.from_sample(Sample(1, key="a"), subject="s1")
+        >>> d, d.data
+        (DelayedSample(key='a', subject='s1'), 1)
+        """
+        load = sample.load if isinstance(sample, DelayedSample) else Constant(sample.data)
+        return cls(load, parent=sample, **metadata)
 
     @property
     def data(self) -> Any:
@@ -416,6 +457,35 @@ class DelayedSampleSet(SampleSet):
         return [f"{k}={v!r}" for k, v in vars(self).items() if _is_metadata(k)]
 
 
+class DelayedSampleSetCached(DelayedSampleSet):
+    """A :class:`DelayedSampleSet` that keeps its samples after the first load.
+
+    Parameters
+    ----------
+    load
+        Callable with no argument returning the list of samples; called once.
+    parent
+        A sample set whose metadata is copied first.
+    **metadata
+        Metadata of the set.
+
+    Examples
+    --------
+    >>> calls = []
+    >>> dset = DelayedSampleSetCached(lambda: calls.append(1) or [Sample(1)], key="s")
+    >>> len(dset), dset[0].data, len(calls)
+    (1, 1, 1)
+    """
+
+    @property
+    def samples(self) -> list[Any]:  # type: ignore[override]
+        """The samples, loaded on first access and kept."""
+        if self._materialized is None:
+            loaded = self._load()
+            self._materialized = loaded if isinstance(loaded, list) else list(loaded)
+        return self._materialized
+
+
 class SampleBatch(Sequence):
     """An array-like view of one attribute over many samples.
 
@@ -495,8 +565,19 @@ def is_sample_set(obj: Any) -> bool:
     return isinstance(obj, SampleSet)
 
 
-class _Constant:
-    """A picklable callable returning a value it holds (the ``load`` of an in-memory result)."""
+class Constant:
+    """A picklable callable returning a value it holds (the ``load`` of an in-memory result).
+
+    Parameters
+    ----------
+    value
+        What the call returns.
+
+    Examples
+    --------
+    >>> Constant(3)()
+    3
+    """
 
     __slots__ = ("value",)
 
@@ -513,4 +594,4 @@ class _Constant:
         (self.value,) = state
 
     def __repr__(self) -> str:
-        return f"_Constant({self.value!r})"
+        return f"Constant({self.value!r})"

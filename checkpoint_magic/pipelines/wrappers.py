@@ -15,8 +15,9 @@ from typing import Any
 from sklearn.utils.metaestimators import available_if
 
 from ..exceptions import InvalidArgumentError
-from .base import BaseWrapper, _clone, _estimator_has, estimator_requires_fit
-from .sample import DelayedSample, Sample, SampleSet, _Constant, is_sample, is_sample_set
+from .base import BaseWrapper, bob_tags, clone_estimator, estimator_has, estimator_requires_fit
+from .dask import FitArrays
+from .sample import Constant, DelayedSample, Sample, SampleSet, is_sample, is_sample_set
 
 __all__ = ["SampleWrapper"]
 
@@ -86,6 +87,18 @@ def _check_samples(samples: Sequence[Any], who: str) -> bool:
     return sets
 
 
+def _split_failed(samples: Sequence[Any], attribute: str) -> tuple[list[int], list[int]]:
+    """Indices of the samples whose ``attribute`` is set, and of those where it is ``None``.
+
+    A sample whose attribute is missing counts as valid (the error comes later, naming it).
+    """
+    valid: list[int] = []
+    failed: list[int] = []
+    for i, s in enumerate(samples):
+        (failed if getattr(s, attribute, 0) is None else valid).append(i)
+    return valid, failed
+
+
 def _len(result: Any, who: str) -> int:
     try:
         return len(result)
@@ -110,20 +123,41 @@ class SampleWrapper(BaseWrapper):
         The scikit-learn estimator (or any object with the methods used).
     transform_extra_arguments
         ``[(argument, attribute), ...]`` passed to ``transform`` (and ``predict``, ...).
+        ``None``: the estimator's ``bob_transform_extra_input`` tag, else none.
     fit_extra_arguments
         ``[(argument, attribute), ...]`` passed to ``fit``, e.g. ``[("y", "target")]``.
-        ``fit`` receives nothing else: targets travel as sample metadata.
+        ``fit`` receives nothing else: targets travel as sample metadata. ``None``: the
+        estimator's ``bob_fit_extra_input`` tag, else none.
     output_attribute
-        Attribute of the new samples that receives the results (``"data"``: they replace
-        the data; another name keeps the input data and adds the results as metadata).
+        Attribute that receives the results. ``"data"``: new samples are returned, with
+        the results as data and the metadata of the inputs. Another name: the results
+        are set as that attribute *on the input samples*, which are returned (as in
+        bob.pipelines), so the data is kept.
+        ``None``: the estimator's ``bob_output`` tag, else ``"data"``.
     input_attribute
-        Attribute of the input samples given to the estimator as ``X``.
+        Attribute of the input samples given to the estimator as ``X``. ``None``: the
+        estimator's ``bob_input`` tag, else ``"data"``.
 
     Attributes
     ----------
     estimator_
         The fitted copy of ``estimator``, set by :meth:`fit` when the estimator requires
         fitting. Without it, ``estimator`` itself is used (it may be already fitted).
+
+    Notes
+    -----
+    **Tags.** For compatibility with bob.pipelines, an estimator may declare its defaults
+    for the four arguments above in ``_more_tags()`` under the names ``bob_input``,
+    ``bob_output``, ``bob_transform_extra_input`` and ``bob_fit_extra_input``; an
+    argument given to the wrapper (not ``None``) wins over the tag. They are read when
+    the wrapper runs, so the parameters keep the values given to ``__init__``.
+
+    **Failed samples.** An estimator may return ``None`` for a sample it cannot process;
+    the new sample then has ``None`` as its ``output_attribute``. The next
+    ``SampleWrapper`` leaves samples whose input is ``None`` out of the estimator's call
+    (and out of ``fit``) and returns them with ``None``, in their place, so the list (or
+    the sample set) keeps one sample per input. A
+    :class:`~checkpoint_magic.pipelines.CheckpointWrapper` does not save them.
 
     Examples
     --------
@@ -146,8 +180,8 @@ class SampleWrapper(BaseWrapper):
         estimator: Any,
         transform_extra_arguments: Sequence[tuple[str, str]] | None = None,
         fit_extra_arguments: Sequence[tuple[str, str]] | None = None,
-        output_attribute: str = "data",
-        input_attribute: str = "data",
+        output_attribute: str | None = None,
+        input_attribute: str | None = None,
     ) -> None:
         self.estimator = estimator
         self.transform_extra_arguments = transform_extra_arguments
@@ -157,6 +191,19 @@ class SampleWrapper(BaseWrapper):
 
     # ---------------------------------------------------------------- helpers
 
+    def _setting(self, name: str, tag: str, default: Any) -> Any:
+        """An ``__init__`` argument, else the estimator's bob tag, else ``default``."""
+        value = getattr(self, name)
+        if value is not None:
+            return value
+        return bob_tags(self.estimator).get(tag, default)
+
+    def _input_attribute(self) -> str:
+        return str(self._setting("input_attribute", "bob_input", "data"))
+
+    def _output_attribute(self) -> str:
+        return str(self._setting("output_attribute", "bob_output", "data"))
+
     def _inputs(
         self, samples: Sequence[Any], pairs: list[tuple[str, str]], sets: bool
     ) -> tuple[list[Any], dict[str, list[Any]]]:
@@ -165,24 +212,25 @@ class SampleWrapper(BaseWrapper):
         def column(batch: Sequence[Any], attribute: str) -> list[Any]:
             return [_attribute(s, attribute, i) for i, s in enumerate(batch)]
 
+        input_attribute = self._input_attribute()
         if sets:
-            X = [column(list(sset), self.input_attribute) for sset in samples]
+            X = [column(list(sset), input_attribute) for sset in samples]
             kwargs = {arg: [column(list(sset), attr) for sset in samples] for arg, attr in pairs}
         else:
-            X = column(samples, self.input_attribute)
+            X = column(samples, input_attribute)
             kwargs = {arg: column(samples, attr) for arg, attr in pairs}
         return X, kwargs
 
-    def _new_sample(self, sample: Any, result: Any) -> Any:
-        if self.output_attribute == "data":
+    def _new_sample(self, sample: Any, result: Any, output_attribute: str) -> Any:
+        if output_attribute == "data":
             if isinstance(sample, DelayedSample) and sample.delayed_attributes:
                 # keep the parent's delayed metadata delayed
-                return DelayedSample(_Constant(result), parent=sample)
+                return DelayedSample(Constant(result), parent=sample)
             return Sample(result, parent=sample)
-        extra = {self.output_attribute: result}
-        if isinstance(sample, DelayedSample):
-            return DelayedSample(sample.load, parent=sample, **extra)
-        return Sample(sample.data, parent=sample, **extra)
+        # Another attribute: set on the input sample itself, which is returned, as
+        # bob.pipelines does (code built on it reads the attribute from the inputs).
+        setattr(sample, output_attribute, result)
+        return sample
 
     def _apply(self, method_name: str, samples: Any) -> Any:
         samples = samples if isinstance(samples, list) else list(samples)
@@ -193,18 +241,31 @@ class SampleWrapper(BaseWrapper):
             return [
                 SampleSet(self._apply(method_name, list(sset)), parent=sset) for sset in samples
             ]
-        pairs = _check_pairs(self.transform_extra_arguments, "transform_extra_arguments")
-        X, kwargs = self._inputs(samples, pairs, sets=False)
-        method = getattr(self._fitted_estimator(), method_name)
-        logger.debug("%s on %d samples", who, len(samples))
-        results = method(X, **kwargs)
-        n = _len(results, f"{type(self._fitted_estimator()).__name__}.{method_name}")
-        if n != len(samples):
-            raise InvalidArgumentError(
-                f"{type(self._fitted_estimator()).__name__}.{method_name} returned {n} "
-                f"results for {len(samples)} samples; it must return one result per sample."
-            )
-        return [self._new_sample(s, r) for s, r in zip(samples, results, strict=True)]
+        pairs = _check_pairs(
+            self._setting("transform_extra_arguments", "bob_transform_extra_input", None),
+            "transform_extra_arguments",
+        )
+        output_attribute = self._output_attribute()
+        # failed samples (None input, from an earlier step) are left out of the call
+        valid, failed = _split_failed(samples, self._input_attribute())
+        results: list[Any] = [None] * len(samples)
+        if valid:
+            batch = [samples[i] for i in valid] if failed else samples
+            X, kwargs = self._inputs(batch, pairs, sets=False)
+            method = getattr(self._fitted_estimator(), method_name)
+            logger.debug("%s on %d samples (%d failed left out)", who, len(batch), len(failed))
+            computed = method(X, **kwargs)
+            n = _len(computed, f"{type(self._fitted_estimator()).__name__}.{method_name}")
+            if n != len(batch):
+                raise InvalidArgumentError(
+                    f"{type(self._fitted_estimator()).__name__}.{method_name} returned {n} "
+                    f"results for {len(batch)} samples; it must return one result per sample."
+                )
+            for i, r in zip(valid, computed, strict=True):
+                results[i] = r
+        return [
+            self._new_sample(s, r, output_attribute) for s, r in zip(samples, results, strict=True)
+        ]
 
     # ---------------------------------------------------------------- API
 
@@ -242,18 +303,31 @@ class SampleWrapper(BaseWrapper):
         if not estimator_requires_fit(self.estimator):
             logger.debug("%s: the estimator requires no fit; not fitting", type(self).__name__)
             return self
+        pairs = _check_pairs(
+            self._setting("fit_extra_arguments", "bob_fit_extra_input", None),
+            "fit_extra_arguments",
+        )
+        if isinstance(X, FitArrays):  # from DaskWrapper(fit_supports_dask_array=True)
+            data, kwargs = X.build(self._input_attribute(), pairs)
+            estimator = clone_estimator(self.estimator)
+            fitted = estimator.fit(data, **kwargs, **fit_params)
+            self.estimator_ = estimator if fitted is None else fitted
+            return self
         samples = X if isinstance(X, list) else list(X)
         if not samples:
             raise InvalidArgumentError("SampleWrapper.fit got no samples to fit on.")
         sets = _check_samples(samples, "SampleWrapper.fit")
-        pairs = _check_pairs(self.fit_extra_arguments, "fit_extra_arguments")
+        if not sets:  # failed samples (None input) are not fitted on
+            valid, failed = _split_failed(samples, self._input_attribute())
+            if failed:
+                samples = [samples[i] for i in valid]
         data, kwargs = self._inputs(samples, pairs, sets)
-        estimator = _clone(self.estimator)
+        estimator = clone_estimator(self.estimator)
         fitted = estimator.fit(data, **kwargs, **fit_params)
         self.estimator_ = estimator if fitted is None else fitted
         return self
 
-    @available_if(_estimator_has("transform"))
+    @available_if(estimator_has("transform"))
     def transform(self, X: Any) -> Any:
         """Transform samples (or sample sets) in one call; return new samples.
 
@@ -270,17 +344,17 @@ class SampleWrapper(BaseWrapper):
         """
         return self._apply("transform", X)
 
-    @available_if(_estimator_has("predict"))
+    @available_if(estimator_has("predict"))
     def predict(self, X: Any) -> Any:
         """``predict`` on samples; the predictions become the new samples' data."""
         return self._apply("predict", X)
 
-    @available_if(_estimator_has("predict_proba"))
+    @available_if(estimator_has("predict_proba"))
     def predict_proba(self, X: Any) -> Any:
         """``predict_proba`` on samples; the probabilities become the new samples' data."""
         return self._apply("predict_proba", X)
 
-    @available_if(_estimator_has("decision_function"))
+    @available_if(estimator_has("decision_function"))
     def decision_function(self, X: Any) -> Any:
         """``decision_function`` on samples; the scores become the new samples' data."""
         return self._apply("decision_function", X)

@@ -12,7 +12,7 @@ from typing import Any
 from sklearn.pipeline import Pipeline
 
 from ..exceptions import InvalidArgumentError
-from .base import _is_passthrough
+from .base import is_passthrough
 from .checkpoint import CheckpointWrapper
 from .dask import DaskWrapper, ToDaskBag
 from .wrappers import SampleWrapper
@@ -91,6 +91,10 @@ def wrap(bases: Sequence[Any] | Any, estimator: Any = None, **kwargs: Any) -> An
         ``partition_size``) turns the samples into a bag.
     **kwargs
         ``__init__`` parameters: every class whose ``__init__`` names a parameter gets it.
+        ``progress=True/False`` goes to the wrappers that show progress bars
+        (:class:`~checkpoint_magic.pipelines.CheckpointWrapper`,
+        :class:`~checkpoint_magic.pipelines.DaskWrapper`) and is accepted even when
+        none is among ``bases``.
 
     Returns
     -------
@@ -133,7 +137,7 @@ def wrap(bases: Sequence[Any] | Any, estimator: Any = None, **kwargs: Any) -> An
         wrapped = copy.copy(estimator)
         steps = []
         for name, step in estimator.steps:
-            if _is_passthrough(step) or isinstance(step, ToDaskBag):
+            if is_passthrough(step) or isinstance(step, ToDaskBag):
                 steps.append((name, step))
                 continue
             step_kwargs = dict(kwargs)
@@ -152,7 +156,7 @@ def wrap(bases: Sequence[Any] | Any, estimator: Any = None, **kwargs: Any) -> An
     else:
         result = _wrap_one(classes, estimator, kwargs, used)
 
-    unused = sorted(set(kwargs) - used)
+    unused = sorted(set(kwargs) - used - {"progress"})
     if unused:
         raise InvalidArgumentError(
             f"wrap got keyword arguments that no wrapper takes: {unused}. Check their "

@@ -1,6 +1,6 @@
 """Seed 001 (the bob.pipelines "Checkpointing" page) run as a doctest, import changed only.
 
-The seed text is kept verbatim in ``tests/pipelines_seed.txt``. Its ``wrap`` examples use
+The seed text is kept verbatim in ``tests/pipelines/seed.txt``. Its ``wrap`` examples use
 ``features_dir="features"`` and ``model_path="model.pkl"`` relative to the working
 directory, and its model example names a file from ``tempfile``: the doctest runs inside a
 temporary working directory with ``tempfile`` pointed there, so nothing lands in the repo.
@@ -12,7 +12,7 @@ import doctest
 import os
 import tempfile
 
-SEED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pipelines_seed.txt")
+SEED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seed.txt")
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import numpy as np
 import pytest
 from sklearn.preprocessing import FunctionTransformer
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from pipelines_helpers import Centerer, Doubler, KeyRecorder, make_samples  # noqa: E402
-
 import checkpoint_magic.pipelines as mario  # noqa: E402
 from checkpoint_magic.pipelines import files  # noqa: E402
+from tests.pipelines.helpers import Centerer, Doubler, KeyRecorder, make_samples  # noqa: E402
 
 
 def times_ten(x):

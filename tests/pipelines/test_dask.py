@@ -12,12 +12,15 @@ import pytest
 from sklearn.pipeline import make_pipeline
 from sklearn.utils import get_tags
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)  # before any cluster starts: spawned workers inherit sys.path
-
-from pipelines_helpers import Centerer, Doubler, KeyRecorder, make_samples, read_log  # noqa: E402
-
 import checkpoint_magic.pipelines as mario  # noqa: E402
+from tests.pipelines.helpers import (  # noqa: E402
+    Centerer,
+    DaskArraySum,
+    Doubler,
+    KeyRecorder,
+    make_samples,
+    read_log,
+)
 
 dask = pytest.importorskip("dask")
 pytest.importorskip("dask.bag")
@@ -146,11 +149,15 @@ def test_dask_wrapper_accepts_plain_lists_and_sees_through_tags():
 def client():
     distributed = pytest.importorskip("distributed")
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        resources={"GPU": 1},  # for the resource tags of DaskWrapper
     )
     client = distributed.Client(cluster)
     # the workers must import the test estimators (they inherit sys.path; check it)
-    client.run(__import__, "pipelines_helpers")
+    client.run(__import__, "tests.pipelines.helpers")
     try:
         yield client
     finally:
@@ -222,3 +229,68 @@ def test_local_cluster_recomputes_only_missing_keys(client, tmp_path):
     recomputed = [c[1:] for c in read_log(log)][-1]
     assert recomputed == ["4"]
     assert sorted(os.listdir(features / "keyrecorder")) == [f"{i}.h5" for i in range(6)]
+
+
+@pytest.mark.slow
+def test_local_cluster_fit_on_dask_arrays(client, tmp_path):
+    samples = [mario.Sample(np.full(3, float(i)), key=str(i), target=i) for i in range(10)]
+    model = str(tmp_path / "model.pkl")
+    pipeline = mario.wrap(
+        ["sample", "checkpoint", "dask"],
+        make_pipeline(DaskArraySum()),
+        model_path=str(tmp_path),
+        fit_extra_arguments=[("y", "target")],
+        npartitions=3,
+    )
+    pipeline.fit(samples)
+    fitted = mario.getattr_nested(pipeline.steps[1][1], "model_")
+    np.testing.assert_array_equal(fitted, np.full(3, 45.0))
+    assert mario.getattr_nested(pipeline.steps[1][1], "n_targets_") == 10
+    assert os.path.isfile(os.path.join(str(tmp_path), "daskarraysum.pkl")) and not os.path.exists(
+        model
+    )
+    out = pipeline.transform(samples).compute()
+    np.testing.assert_array_equal(out[2].data, np.full(3, 47.0))
+
+
+@pytest.mark.slow
+def test_local_cluster_resource_tags_restrict_where_tasks_run(client):
+    import distributed
+
+    samples = make_samples(6)
+
+    def tagged(tag):
+        return mario.wrap(
+            ["sample", "dask"], make_pipeline(Doubler()), transform_tag=tag, npartitions=2
+        )
+
+    pipeline = tagged("GPU")
+    bag = pipeline.transform(samples)
+    assert mario.dask_tags(pipeline) == {tuple(bag.__dask_keys__()): {"GPU": 1}}
+    # the workers have a GPU: the tagged tasks run there ...
+    assert bag.compute(optimize_graph=False)[5].data.tolist() == [10.0, 10.0]
+    assert mario.compute_with_progress(bag, progress=False)[5].data.tolist() == [10.0, 10.0]
+    # ... and a resource no worker has keeps them waiting: the tags reach the scheduler
+    future = client.compute(tagged("TPU").transform(samples), optimize_graph=False)
+    with pytest.raises(distributed.TimeoutError):
+        future.result(timeout=1)
+    future.cancel()
+
+
+@pytest.mark.slow
+def test_local_cluster_fit_tag(client):
+    wrapper = mario.DaskWrapper(mario.SampleWrapper(Centerer()), fit_tag="GPU")
+    wrapper.fit(mario.ToDaskBag(npartitions=2).transform(make_samples(4)))
+    np.testing.assert_array_equal(wrapper.estimator_.estimator_.mean_, [1.5, 1.5])
+    assert list(mario.dask_tags(wrapper).values()) == [{"GPU": 1}]
+
+
+@pytest.mark.slow
+def test_local_cluster_compute_with_progress(client, capsys):
+    bag = mario.wrap(["sample", "dask"], make_pipeline(Doubler()), npartitions=3).transform(
+        make_samples(6)
+    )
+    out = mario.compute_with_progress(bag, progress=True, desc="doubling")
+    assert [s.data[0] for s in out] == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+    err = capsys.readouterr().err
+    assert "doubling" in err and "/3 [" in err

@@ -133,3 +133,101 @@ def make_samples(n: int = 3, dim: int = 2) -> list[Sample]:
         Sample(np.full(dim, float(i)), offset=np.array([i]), key=str(i), subject=f"s{i % 2}")
         for i in range(n)
     ]
+
+
+# ---------------------------------------------------------------- bob.pipelines-style estimators
+
+
+class PlusOne(TransformerMixin, BaseEstimator):
+    """Adds one; declares ``requires_fit: False`` the bob.pipelines way (``_more_tags``)."""
+
+    def fit(self, X: Any, y: Any = None) -> PlusOne:
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        return np.asarray(X) + 1
+
+    def _more_tags(self) -> dict[str, Any]:
+        return {"requires_fit": False}
+
+
+class TaggedAnnotator(PlusOne):
+    """Writes ``annotations``; its extra arguments come from ``bob_*`` tags."""
+
+    def transform(self, X: Any, first: Any, second: Any) -> np.ndarray:
+        np.testing.assert_array_equal(np.asarray(X), first)
+        np.testing.assert_array_equal(np.asarray(X), second)
+        return super().transform(X)
+
+    def fit(self, X: Any, y: Any, extra: Any) -> TaggedAnnotator:
+        np.testing.assert_array_equal(np.asarray(X), y)
+        np.testing.assert_array_equal(np.asarray(X) + 1, extra)
+        self.fitted_ = True
+        return self
+
+    def _more_tags(self) -> dict[str, Any]:
+        return {
+            "requires_fit": True,  # PlusOne says False; these are fitted to test fit tags
+            "bob_output": "annotations",
+            "bob_transform_extra_input": (("first", "data"), ("second", "data")),
+            "bob_fit_extra_input": (("y", "data"), ("extra", "annotations")),
+        }
+
+
+class TaggedReader(PlusOne):
+    """Reads ``annotations`` (``bob_input``) and writes ``annotations_2``."""
+
+    def transform(self, X: Any, first: Any, second: Any) -> np.ndarray:
+        np.testing.assert_array_equal(np.asarray(X), first)
+        np.testing.assert_array_equal(np.asarray(X) - 1, second)
+        return super().transform(X)
+
+    def fit(self, X: Any, y: Any, extra: Any) -> TaggedReader:
+        np.testing.assert_array_equal(np.asarray(X), y)
+        np.testing.assert_array_equal(np.asarray(X) - 1, extra)
+        self.fitted_ = True
+        return self
+
+    def _more_tags(self) -> dict[str, Any]:
+        return {
+            "requires_fit": True,
+            "bob_input": "annotations",
+            "bob_output": "annotations_2",
+            "bob_transform_extra_input": (("first", "annotations"), ("second", "data")),
+            "bob_fit_extra_input": (("y", "annotations"), ("extra", "data")),
+        }
+
+
+class HalfFailing(PlusOne):
+    """Adds one, but returns ``None`` for the samples at even positions of each call."""
+
+    def transform(self, X: Any) -> list[Any]:
+        for x in X:
+            assert x is not None, "a failed sample reached the estimator"
+        return [None if i % 2 == 0 else np.asarray(x) + 1 for i, x in enumerate(X)]
+
+
+class AllFailing(PlusOne):
+    """Returns ``None`` for every sample."""
+
+    def transform(self, X: Any) -> list[Any]:
+        return [None] * len(X)
+
+
+class DaskArraySum(TransformerMixin, BaseEstimator):
+    """Fits on dask arrays only (``bob_fit_supports_dask_array``): learns the column sums."""
+
+    def fit(self, X: Any, y: Any = None) -> DaskArraySum:
+        import dask.array as da
+
+        assert isinstance(X, da.Array), f"fit got a {type(X).__name__}, not a dask array"
+        assert y is None or isinstance(y, da.Array)
+        self.model_ = np.asarray(X.sum(axis=0).compute())
+        self.n_targets_ = None if y is None else int(y.shape[0])
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        return np.asarray(X) + self.model_
+
+    def _more_tags(self) -> dict[str, Any]:
+        return {"bob_fit_supports_dask_array": True, "requires_fit": True}
