@@ -106,6 +106,16 @@ def _user_stacklevel() -> int:
 def warn_user(message: str, category: type[Warning] = CheckpointWarning) -> None:
     """Emit ``message`` as a warning attributed to the user's line, not to this package.
 
+    The warning's ``stacklevel`` points at the first frame outside checkpoint_magic, so
+    ``-W error::...`` and warning filters by module see the user's code.
+
+    Parameters
+    ----------
+    message : str
+        What happened and how to fix it.
+    category : type of Warning, default CheckpointWarning
+        Usually a :class:`CheckpointWarning` subclass.
+
     Examples
     --------
     >>> import warnings
