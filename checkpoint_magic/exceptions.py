@@ -8,8 +8,8 @@ subclasses (themselves ``UserWarning``): the computation goes on, uncached if ne
 Examples
 --------
 >>> from checkpoint_magic.exceptions import InvalidArgumentError, CheckpointError
->>> issubclass(InvalidArgumentError, ValueError) and issubclass(InvalidArgumentError, CheckpointError)
-True
+>>> issubclass(InvalidArgumentError, ValueError), issubclass(InvalidArgumentError, CheckpointError)
+(True, True)
 """
 
 from __future__ import annotations

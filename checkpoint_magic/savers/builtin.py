@@ -1,4 +1,4 @@
-"""Savers: per-type writers of a value into a directory of files, and the registry the store consults.
+"""Savers: per-type writers of a value into a directory of files, and the registry of savers.
 
 The store's codec lookup asks :func:`store_savers` (by default :class:`StripUnpicklableSaver`
 and the PyTorch savers) before its own ``npy``/``pickle`` codecs; this module imports nothing
@@ -362,7 +362,7 @@ def _pickles(value: Any, persistent_id: Callable[[Any], Any] | None) -> bool:
 def strip_unpicklable(
     obj: Any, persistent_id: Callable[[Any], Any] | None = None
 ) -> tuple[bytes, list[str]]:
-    """Pickle ``obj``; if that fails, pickle a shallow copy with unpicklable attributes set to ``None``.
+    """Pickle ``obj``, or else a shallow copy with its unpicklable attributes set to ``None``.
 
     ``obj`` itself is never modified. An ``is_initialized`` attribute (Neuraxle's convention)
     is set to ``False`` in the copy when something was dropped.
@@ -542,8 +542,8 @@ def register_saver(saver: Any, *, store: bool = True) -> Any:
     saver : Saver
         Any object with ``can_save(obj)``, ``save(obj, path)`` and ``load(path)``.
     store : bool, default True
-        Also offer every value the store keeps to this saver (the store wraps it in a ``SaverCodec``).
-        With ``False`` the saver only serves :func:`checkpoint_magic.dump`.
+        Also offer every value the store keeps to this saver (the store wraps it in a
+        ``SaverCodec``). With ``False`` the saver only serves :func:`checkpoint_magic.dump`.
 
     Returns
     -------
@@ -654,7 +654,7 @@ def find_store_saver(name: str) -> Any | None:
 
 
 def saver_for(obj: Any) -> Any:
-    """The saver :func:`checkpoint_magic.dump` uses for ``obj``: registered savers, then built-in ones.
+    """The saver :func:`checkpoint_magic.dump` uses for ``obj``: registered savers, then built-ins.
 
     Parameters
     ----------

@@ -117,7 +117,7 @@ def _is_step(value: Any) -> bool:
 
 
 def _structural_children(obj: Any) -> list[tuple[str, Any]]:
-    """The steps directly inside ``obj``: pipeline steps, union and column members, estimator params."""
+    """The steps directly inside ``obj``: pipeline steps, union/column members, estimator params."""
     state = getattr(obj, "__dict__", None)
     if not isinstance(state, dict):
         return []

@@ -38,7 +38,7 @@ def _torch_load(torch: Any, path: str) -> Any:
 
 
 class TorchTensorSaver(Saver):
-    """A PyTorch tensor (or parameter) through ``torch.save``; a GPU tensor loads on the CPU without a GPU."""
+    """A PyTorch tensor (or parameter) through ``torch.save``; on the CPU if there is no GPU."""
 
     def can_save(self, obj: Any) -> bool:
         """Whether ``obj`` is a ``torch.Tensor`` (torch not imported: no).

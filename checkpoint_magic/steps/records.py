@@ -1,4 +1,4 @@
-"""Per-step keying and pointer records of step runs: code fingerprints, output fingerprints, latest-output pointers.
+"""Keys and pointers of step runs: code and output fingerprints, latest-output pointers.
 
 The runner keys step *k* by the code of steps 1..*k* (:func:`member_fp`, each method
 detached from its class), the class's other members (:func:`context_fp`) and the stored
@@ -236,6 +236,7 @@ class Plan:
 
     @property
     def key(self) -> str:
+        """The step's entry key: its code and input fingerprints, hashed by the checkpointer."""
         return self.checkpointer.key(self.code_fp, self.input_fps)
 
 

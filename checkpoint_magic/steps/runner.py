@@ -235,7 +235,7 @@ class StepCheckpoint:
         return Checkpointer(kind=KIND, namespace=self.namespace(step), store=store)
 
     def load_outputs(self) -> dict[str, Any]:
-        """The latest stored output of every step, keyed by step name (steps never stored are absent).
+        """The latest stored output of every step, by step name (steps never stored are absent).
 
         "Latest" is what the step's pointer names (the output of the last run, whatever
         code produced it); an output that cannot be loaded is left out with a
@@ -446,7 +446,7 @@ class StepCheckpoint:
         output_fps: dict[str, str],
         uncached: bool,
     ) -> bool:
-        """Run step ``i`` (stored if its inputs are known); return whether later steps are uncached."""
+        """Run step ``i``, stored if its inputs are known; say whether later steps are uncached."""
         if not uncached and all(s in output_fps for s in outputs):
             self._execute(store, plan(i, output_fps), outputs, output_fps)
             return step not in output_fps

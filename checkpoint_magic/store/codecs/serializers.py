@@ -48,7 +48,7 @@ OOB_MIN_BYTES = 64 * 1024
 
 
 def _raw(buffer: Any) -> memoryview:
-    """A flat byte view of ``buffer`` (a contiguous array, a PickleBuffer, bytes) without copying it."""
+    """A flat byte view of ``buffer`` (contiguous array, PickleBuffer, bytes), without a copy."""
     if isinstance(buffer, np.ndarray):  # datetime64 and friends do not export the buffer protocol
         return memoryview(buffer.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
     view = buffer.raw() if isinstance(buffer, pickle.PickleBuffer) else memoryview(buffer)
