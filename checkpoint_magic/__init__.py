@@ -61,14 +61,26 @@ def __dir__() -> list[str]:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the ``%%checkpoint`` cell magic (``%load_ext checkpoint_magic``)."""
+    """Register the ``%%checkpoint`` cell magic (``%load_ext checkpoint_magic``).
+
+    Parameters
+    ----------
+    ipython : IPython.core.interactiveshell.InteractiveShell
+        The shell loading the extension.
+    """
     from .notebook.magic import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Remove what :func:`load_ipython_extension` registered (``%unload_ext checkpoint_magic``)."""
+    """Remove what :func:`load_ipython_extension` registered (``%unload_ext checkpoint_magic``).
+
+    Parameters
+    ----------
+    ipython : IPython.core.interactiveshell.InteractiveShell
+        The shell unloading the extension.
+    """
     from .notebook.magic import unload_ipython_extension as unload
 
     unload(ipython)

@@ -1,4 +1,7 @@
-"""``python -m checkpoint_magic``: the ``checkpoint-magic`` command line (see :mod:`checkpoint_magic.tools.cli`)."""
+"""``python -m checkpoint_magic``: the ``checkpoint-magic`` command line.
+
+The commands live in :mod:`checkpoint_magic.tools.cli`.
+"""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ subclasses (themselves ``UserWarning``): the computation goes on, uncached if ne
 Examples
 --------
 >>> from checkpoint_magic.exceptions import InvalidArgumentError, CheckpointError
->>> issubclass(InvalidArgumentError, ValueError) and issubclass(InvalidArgumentError, CheckpointError)
-True
+>>> issubclass(InvalidArgumentError, ValueError), issubclass(InvalidArgumentError, CheckpointError)
+(True, True)
 """
 
 from __future__ import annotations
@@ -110,6 +110,16 @@ def _user_stacklevel() -> int:
 
 def warn_user(message: str, category: type[Warning] = CheckpointWarning) -> None:
     """Emit ``message`` as a warning attributed to the user's line, not to this package.
+
+    The warning's ``stacklevel`` points at the first frame outside checkpoint_magic, so
+    ``-W error::...`` and warning filters by module see the user's code.
+
+    Parameters
+    ----------
+    message : str
+        What happened and how to fix it.
+    category : type of Warning, default CheckpointWarning
+        Usually a :class:`CheckpointWarning` subclass.
 
     Examples
     --------

@@ -1,29 +1,10 @@
-"""Savers: per-type writers of a value into a directory of files, and the registry the store consults.
+"""Savers: per-type writers of a value into a directory of files, and the registry of savers.
 
-A :class:`Saver` answers three questions: can it save this object (:meth:`~Saver.can_save`),
-write it as files into a directory (:meth:`~Saver.save`), and rebuild it from such a
-directory (:meth:`~Saver.load`). Savers serve two users:
-
-* **the store**: the store's codec lookup (:mod:`checkpoint_magic.store.codecs.serializers`)
-  offers every value stored by any front end to the savers :func:`register_saver` registered
-  for the store (:func:`store_savers`), before the built-in ``npy``/``pickle`` codecs. This
-  module imports nothing from the store: the store asks, the savers never push. Each file the saver writes becomes one content-addressed blob; on load the
-  verified blobs are copied into a temporary directory for :meth:`~Saver.load`.
-* **full dumps** (:mod:`checkpoint_magic.savers.dump`): every step of a pipeline goes through
-  :func:`saver_for`.
-
-Registered for the store by default (the built-in codecs do not handle these well):
-
-* :class:`StripUnpicklableSaver` for objects with a ``setup()`` method: attributes that do
-  not pickle (queues, locks, open files, connections) are dropped and ``setup()`` rebuilds
-  them after loading;
-* :class:`TorchModuleSaver` and :class:`TorchTensorSaver` when PyTorch is imported
-  (``torch.save`` of the tensors; GPU tensors load on the CPU when no GPU is present).
-
-Used by :func:`saver_for` (dumps) but not registered for the store, whose ``npy`` and
-out-of-band ``pickle`` codecs are already faster for these: :class:`NumpySaver`,
-:class:`PandasSaver`, :class:`SklearnSaver`, and :class:`PickleSaver` (cloudpickle; classes
-defined in ``__main__`` or a notebook are pickled by value) as the last resort.
+The store's codec lookup asks :func:`store_savers` (by default :class:`StripUnpicklableSaver`
+and the PyTorch savers) before its own ``npy``/``pickle`` codecs; this module imports nothing
+from the store. Full dumps pick each step's saver with :func:`saver_for`, which falls back to
+:class:`NumpySaver`, :class:`PandasSaver`, :class:`SklearnSaver` and :class:`PickleSaver`:
+those are not offered to the store, whose codecs are faster for these types.
 
 Examples
 --------
@@ -107,14 +88,52 @@ class PickleSaver(Saver):
     filename = "object.pkl"
 
     def can_save(self, obj: Any) -> bool:
+        """Accept everything: the last resort.
+
+        Parameters
+        ----------
+        obj : object
+            Any value.
+
+        Returns
+        -------
+        bool
+            Always ``True``.
+        """
         return True
 
     def save(
         self, obj: Any, path: str, *, persistent_id: Callable[[Any], Any] | None = None
     ) -> None:
+        """Write ``obj`` with cloudpickle as ``path/<filename>``.
+
+        Parameters
+        ----------
+        obj : object
+            What to save.
+        path : str
+            The directory to write into.
+        persistent_id : callable, optional
+            Pickling hook that stores some inner objects by reference
+            (see :meth:`HookedPickler.dumps`).
+        """
         Path(path, self.filename).write_bytes(HookedPickler.dumps(obj, persistent_id))
 
     def load(self, path: str, *, persistent_load: Callable[[Any], Any] | None = None) -> Any:
+        """Unpickle what :meth:`save` wrote into ``path``.
+
+        Parameters
+        ----------
+        path : str
+            The directory :meth:`save` wrote.
+        persistent_load : callable, optional
+            Resolves the references the ``persistent_id`` hook wrote.
+
+        Returns
+        -------
+        object
+            The unpickled value.
+        """
         return HookedPickler.loads(Path(path, self.filename).read_bytes(), persistent_load)
 
 
@@ -123,11 +142,32 @@ class SklearnSaver(PickleSaver):
 
     Loading under another scikit-learn version logs a WARNING (scikit-learn itself also
     warns); the estimator is still returned.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> d = tempfile.mkdtemp()
+    >>> SklearnSaver().save(StandardScaler().fit([[0.0], [2.0]]), d)
+    >>> SklearnSaver().load(d).mean_
+    array([1.])
     """
 
     filename = "estimator.pkl"
 
     def can_save(self, obj: Any) -> bool:
+        """Whether ``obj`` is a scikit-learn estimator instance (sklearn not imported: no).
+
+        Parameters
+        ----------
+        obj : object
+            Any value.
+
+        Returns
+        -------
+        bool
+            ``True`` for instances of ``sklearn.base.BaseEstimator``.
+        """
         if "sklearn" not in sys.modules or isinstance(obj, type):
             return False
         from sklearn.base import BaseEstimator
@@ -137,12 +177,37 @@ class SklearnSaver(PickleSaver):
     def save(
         self, obj: Any, path: str, *, persistent_id: Callable[[Any], Any] | None = None
     ) -> None:
+        """Pickle the estimator and record the scikit-learn version in ``sklearn.json``.
+
+        Parameters
+        ----------
+        obj : sklearn.base.BaseEstimator
+            The estimator.
+        path : str
+            The directory to write into.
+        persistent_id : callable, optional
+            As for :meth:`PickleSaver.save`.
+        """
         import sklearn
 
         super().save(obj, path, persistent_id=persistent_id)
         write_json(path, "sklearn.json", {"sklearn": sklearn.__version__, "class": class_path(obj)})
 
     def load(self, path: str, *, persistent_load: Callable[[Any], Any] | None = None) -> Any:
+        """Unpickle the estimator; log a WARNING if it was saved under another scikit-learn.
+
+        Parameters
+        ----------
+        path : str
+            The directory :meth:`save` wrote.
+        persistent_load : callable, optional
+            As for :meth:`PickleSaver.load`.
+
+        Returns
+        -------
+        sklearn.base.BaseEstimator
+            The estimator.
+        """
         import sklearn
 
         saved = read_json(path, "sklearn.json").get("sklearn")
@@ -167,27 +232,103 @@ class NumpySaver(Saver):
     """
 
     def can_save(self, obj: Any) -> bool:
+        """Whether ``obj`` is exactly a ``numpy.ndarray`` without object dtype.
+
+        Parameters
+        ----------
+        obj : object
+            Any value.
+
+        Returns
+        -------
+        bool
+            ``True`` for plain arrays (no subclass, no object dtype).
+        """
         return type(obj) is np.ndarray and not obj.dtype.hasobject
 
     def save(self, obj: np.ndarray, path: str) -> None:
+        """Write ``obj`` as ``path/array.npy`` (no pickle).
+
+        Parameters
+        ----------
+        obj : numpy.ndarray
+            The array.
+        path : str
+            The directory to write into.
+        """
         np.save(os.path.join(path, "array.npy"), obj, allow_pickle=False)
 
     def load(self, path: str) -> np.ndarray:
+        """Read ``path/array.npy`` into memory.
+
+        Parameters
+        ----------
+        path : str
+            The directory :meth:`save` wrote.
+
+        Returns
+        -------
+        numpy.ndarray
+            The array.
+        """
         array: np.ndarray = np.load(os.path.join(path, "array.npy"), allow_pickle=False)
         return array
 
 
 class PandasSaver(Saver):
-    """A pandas DataFrame or Series with ``to_pickle`` (exact dtypes, index and object columns)."""
+    """A pandas DataFrame or Series with ``to_pickle`` (exact dtypes, index and object columns).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import pandas as pd
+    >>> d = tempfile.mkdtemp()
+    >>> PandasSaver().save(pd.Series([1, 2], name="n"), d)
+    >>> PandasSaver().load(d).tolist()
+    [1, 2]
+    """
 
     def can_save(self, obj: Any) -> bool:
+        """Whether ``obj`` is a pandas DataFrame or Series (pandas not imported: no).
+
+        Parameters
+        ----------
+        obj : object
+            Any value.
+
+        Returns
+        -------
+        bool
+            ``True`` for DataFrames and Series, subclasses included.
+        """
         pd = sys.modules.get("pandas")
         return pd is not None and isinstance(obj, (pd.DataFrame, pd.Series))
 
     def save(self, obj: Any, path: str) -> None:
+        """Write ``obj`` with ``to_pickle`` as ``path/frame.pkl``.
+
+        Parameters
+        ----------
+        obj : pandas.DataFrame or pandas.Series
+            The frame or series.
+        path : str
+            The directory to write into.
+        """
         obj.to_pickle(os.path.join(path, "frame.pkl"), protocol=5)
 
     def load(self, path: str) -> Any:
+        """Read ``path/frame.pkl`` with ``pandas.read_pickle``.
+
+        Parameters
+        ----------
+        path : str
+            The directory :meth:`save` wrote.
+
+        Returns
+        -------
+        pandas.DataFrame or pandas.Series
+            The frame or series.
+        """
         import pandas as pd
 
         return pd.read_pickle(os.path.join(path, "frame.pkl"))
@@ -221,16 +362,40 @@ def _pickles(value: Any, persistent_id: Callable[[Any], Any] | None) -> bool:
 def strip_unpicklable(
     obj: Any, persistent_id: Callable[[Any], Any] | None = None
 ) -> tuple[bytes, list[str]]:
-    """Pickle ``obj``; if that fails, pickle a shallow copy with unpicklable attributes set to ``None``.
+    """Pickle ``obj``, or else a shallow copy with its unpicklable attributes set to ``None``.
 
-    Returns the pickle and the names of the attributes that were dropped. ``obj`` itself is
-    never modified. An ``is_initialized`` attribute (Neuraxle's convention) is set to
-    ``False`` in the copy when something was dropped.
+    ``obj`` itself is never modified. An ``is_initialized`` attribute (Neuraxle's convention)
+    is set to ``False`` in the copy when something was dropped.
+
+    Parameters
+    ----------
+    obj : object
+        What to pickle (with cloudpickle).
+    persistent_id : callable, optional
+        Pickling hook passed on to :meth:`HookedPickler.dumps`; a
+        :class:`~checkpoint_magic.exceptions.CheckpointError` it raises propagates.
+
+    Returns
+    -------
+    payload : bytes
+        The pickle of ``obj`` or of its stripped copy.
+    dropped : list of str
+        The names of the attributes stored as ``None``, sorted; empty when ``obj`` pickled.
 
     Raises
     ------
     TypeError
         ``obj`` does not pickle and has no ``__dict__`` to strip.
+
+    Examples
+    --------
+    >>> import threading
+    >>> class Holder:
+    ...     def __init__(self):
+    ...         self.n, self.lock = 1, threading.Lock()
+    >>> payload, dropped = strip_unpicklable(Holder())
+    >>> dropped
+    ['lock']
     """
     try:
         return HookedPickler.dumps(obj, persistent_id), []
@@ -294,11 +459,39 @@ class StripUnpicklableSaver(PickleSaver):
         return f"StripUnpicklableSaver(call_setup={self.call_setup!r})"
 
     def can_save(self, obj: Any) -> bool:
+        """Whether ``obj`` is an instance whose class has a ``setup()`` method.
+
+        Parameters
+        ----------
+        obj : object
+            Any value.
+
+        Returns
+        -------
+        bool
+            ``True`` when ``type(obj).setup`` is callable (classes themselves: no).
+        """
         return not isinstance(obj, type) and callable(getattr(type(obj), "setup", None))
 
     def save(
         self, obj: Any, path: str, *, persistent_id: Callable[[Any], Any] | None = None
     ) -> None:
+        """Pickle ``obj`` without what does not pickle; record the dropped names.
+
+        Parameters
+        ----------
+        obj : object
+            An object with a ``setup()`` method.
+        path : str
+            The directory to write into (``object.pkl`` and ``stripped.json``).
+        persistent_id : callable, optional
+            As for :meth:`PickleSaver.save`.
+
+        Raises
+        ------
+        TypeError
+            ``obj`` does not pickle and has no ``__dict__`` to strip.
+        """
         payload, dropped = strip_unpicklable(obj, persistent_id)
         Path(path, self.filename).write_bytes(payload)
         write_json(path, "stripped.json", {"stripped": dropped, "class": class_path(obj)})
@@ -310,6 +503,22 @@ class StripUnpicklableSaver(PickleSaver):
         persistent_load: Callable[[Any], Any] | None = None,
         setup: bool | None = None,
     ) -> Any:
+        """Unpickle the object; call its ``setup()`` if attributes were dropped.
+
+        Parameters
+        ----------
+        path : str
+            The directory :meth:`save` wrote.
+        persistent_load : callable, optional
+            As for :meth:`PickleSaver.load`.
+        setup : bool, optional
+            Whether to call ``setup()`` after dropping attributes; default ``call_setup``.
+
+        Returns
+        -------
+        object
+            The object, set up again when something was dropped (and ``setup`` allows).
+        """
         obj = super().load(path, persistent_load=persistent_load)
         dropped = read_json(path, "stripped.json").get("stripped") or []
         if dropped and (self.call_setup if setup is None else setup):
@@ -333,13 +542,18 @@ def register_saver(saver: Any, *, store: bool = True) -> Any:
     saver : Saver
         Any object with ``can_save(obj)``, ``save(obj, path)`` and ``load(path)``.
     store : bool, default True
-        Also offer every value the store keeps to this saver (the store wraps it in a ``SaverCodec``).
-        With ``False`` the saver only serves :func:`checkpoint_magic.dump`.
+        Also offer every value the store keeps to this saver (the store wraps it in a
+        ``SaverCodec``). With ``False`` the saver only serves :func:`checkpoint_magic.dump`.
 
     Returns
     -------
     Saver
         ``saver``, unchanged. A saver with the same :func:`saver_name` is replaced.
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``saver`` lacks one of the three methods.
 
     Examples
     --------
@@ -374,14 +588,27 @@ def register_saver(saver: Any, *, store: bool = True) -> Any:
 
 
 def unregister_saver(saver: Any) -> None:
-    """Remove a saver (or the saver registered under the same name); no error if absent."""
+    """Remove a saver (or the saver registered under the same name); no error if absent.
+
+    Parameters
+    ----------
+    saver : Saver
+        The saver to remove, or any saver with the same :func:`saver_name`.
+    """
     name = saver_name(saver)
     _registered[:] = [s for s in _registered if s is not saver and saver_name(s) != name]
     _for_store.discard(name)
 
 
 def registered_savers() -> list[Any]:
-    """The registered savers, in the order they are consulted (newest first)."""
+    """The registered savers, in the order they are consulted (newest first).
+
+    Returns
+    -------
+    list of Saver
+        A copy of the registry, store-only and dump-only savers alike; the built-in
+        fallbacks of :func:`saver_for` are not in it.
+    """
     return list(_registered)
 
 
@@ -412,6 +639,7 @@ def find_store_saver(name: str) -> Any | None:
     Returns
     -------
     Saver or None
+        The saver, or ``None`` when none of that name is registered with ``store=True``.
 
     Examples
     --------
@@ -426,7 +654,18 @@ def find_store_saver(name: str) -> Any | None:
 
 
 def saver_for(obj: Any) -> Any:
-    """The saver :func:`checkpoint_magic.dump` uses for ``obj``: registered savers, then built-in ones.
+    """The saver :func:`checkpoint_magic.dump` uses for ``obj``: registered savers, then built-ins.
+
+    Parameters
+    ----------
+    obj : object
+        A step of the tree being dumped (or any object inside one).
+
+    Returns
+    -------
+    Saver
+        The first registered saver whose ``can_save`` accepts ``obj``, else the first of
+        :class:`NumpySaver`, :class:`PandasSaver`, :class:`SklearnSaver`, :class:`PickleSaver`.
 
     Examples
     --------
@@ -452,6 +691,17 @@ _LEGACY_NAMES = {
 def find_saver(name: str) -> Any | None:
     """The registered or built-in saver whose :func:`saver_name` is ``name``, or ``None``.
 
+    Parameters
+    ----------
+    name : str
+        A saver name as recorded in a dump's index (names from before the savers moved
+        into this package are accepted too).
+
+    Returns
+    -------
+    Saver or None
+        The saver, or ``None`` when no saver of that name is known in this process.
+
     Examples
     --------
     >>> find_saver("checkpoint_magic.savers.NumpySaver")
@@ -467,7 +717,23 @@ def find_saver(name: str) -> Any | None:
 
 
 def is_fallback_saver(saver: Any) -> bool:
-    """Whether ``saver`` is one of the generic built-in savers (numpy, pandas, sklearn, pickle)."""
+    """Whether ``saver`` is one of the generic built-in savers (numpy, pandas, sklearn, pickle).
+
+    Parameters
+    ----------
+    saver : Saver
+        A saver, typically one :func:`saver_for` returned.
+
+    Returns
+    -------
+    bool
+        ``True`` only for the built-in fallback instances themselves.
+
+    Examples
+    --------
+    >>> is_fallback_saver(saver_for(1)), is_fallback_saver(StripUnpicklableSaver())
+    (True, False)
+    """
     return any(saver is s for s in _FALLBACKS)
 
 

@@ -1,31 +1,17 @@
 """Full dumps: a fitted pipeline (any estimator tree) saved as a directory, one saver per step.
 
-:func:`dump` walks the tree (``Pipeline.steps``, ``FeatureUnion.transformer_list``,
-``ColumnTransformer.transformers``/``transformers_``, estimator parameters that are
-estimators, fitted attributes that are estimators) and saves every step into its own
-directory through :func:`checkpoint_magic.savers.saver_for`; a container is pickled with
-references to its steps. Any other object inside a step that a non-generic saver claims (an
-object with ``setup()``, a PyTorch module, anything a registered saver accepts) is saved
-separately through that saver as well. :func:`load` rebuilds the tree::
+:func:`dump` walks the tree (pipeline, union and column members, estimator parameters and
+fitted attributes that are estimators) and saves each step into its own directory through
+:func:`~checkpoint_magic.savers.saver_for`; a container is pickled with references to its
+steps, and an inner object that a non-generic saver claims becomes a step too::
 
     model/
       checkpoint_magic_dump.json   format, versions, the root and every step: type, saver, label
       steps/000-Pipeline/estimator.pkl
       steps/001-scale-StandardScaler/estimator.pkl
-      steps/002-queue-QueueStep/object.pkl, stripped.json
       savers/<step>.pkl            a saver that is not built in, pickled by value
 
-Classes and functions defined in ``__main__`` or a notebook are pickled *by value*
-(cloudpickle), so a dump loads in a fresh process that does not have their source code;
-classes from an importable module are pickled by reference (pass ``by_value=[module]`` to
-ship a local module's code too).
-
-Lifecycle (Neuraxle's): a loaded step that has a ``setup()`` method is set up on first use,
-the first time one of its methods ``fit``, ``transform``, ``predict``... is called
-(the method is shadowed on the instance until then; a step without such methods is set up
-at the end of :func:`load`). ``teardown()`` is called on every step before it is dumped
-(``teardown=False`` to skip), after which the live step sets itself up again on its next
-use; :func:`teardown` and the :func:`loaded` context manager release a whole tree.
+Setup on first use and teardown of the steps: :mod:`checkpoint_magic.savers.lifecycle`.
 
 Examples
 --------
@@ -131,7 +117,7 @@ def _is_step(value: Any) -> bool:
 
 
 def _structural_children(obj: Any) -> list[tuple[str, Any]]:
-    """The steps directly inside ``obj``: pipeline steps, union and column members, estimator params."""
+    """The steps directly inside ``obj``: pipeline steps, union/column members, estimator params."""
     state = getattr(obj, "__dict__", None)
     if not isinstance(state, dict):
         return []
@@ -179,6 +165,12 @@ def teardown(obj: Any) -> None:
     """Call ``teardown()`` on ``obj`` and every step inside it that is set up.
 
     Steps that have a ``setup()`` set themselves up again on their next use.
+
+    Parameters
+    ----------
+    obj : object
+        A step or a tree of steps (as walked by :func:`dump`); steps without
+        ``teardown()`` and steps not set up yet are left alone.
 
     Examples
     --------
@@ -361,13 +353,30 @@ def dump(
         Call each step's ``teardown()`` before saving it; the step sets itself up again
         (``setup()``) on its next use.
     by_value : iterable of modules or module names
-        Modules whose classes and functions are pickled by value (as ``__main__``'s are),
-        for a dump that must load where these modules are not installed.
+        Modules whose classes and functions are pickled by value (as ``__main__``'s and a
+        notebook's always are), for a dump that must load where these modules are not
+        installed; other importable classes are pickled by reference.
 
     Returns
     -------
     pathlib.Path
-        The dump directory.
+        The dump directory, absolute.
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``path`` is a file or a directory that is neither empty nor a dump, or
+        ``by_value`` names a module that is not imported.
+    CheckpointError
+        A step refers back to a step that contains it (a cycle a dump cannot hold).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> path = dump(StandardScaler().fit([[0.0], [2.0]]), tempfile.mkdtemp() + "/scaler")
+    >>> sorted(p.name for p in path.iterdir())
+    ['checkpoint_magic_dump.json', 'steps']
     """
     path = Path(os.path.abspath(os.fspath(path)))
     if path.exists() and not path.is_dir():
@@ -510,12 +519,34 @@ def _load(path: str | os.PathLike[str]) -> tuple[Any, list[Any]]:
 def load(path: str | os.PathLike[str]) -> Any:
     """Load what :func:`dump` saved in ``path``; steps with ``setup()`` set up on first use.
 
+    A loaded step with a ``setup()`` method runs it the first time one of
+    :data:`FIRST_USE_METHODS` is called on it (at once if it has none of them).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A directory :func:`dump` wrote.
+
+    Returns
+    -------
+    object
+        The rebuilt object, steps shared as they were when dumped.
+
     Raises
     ------
     InvalidArgumentError
         ``path`` is not a dump.
     StoreFormatError
         The dump was written by a newer checkpoint_magic, or is damaged.
+    CheckpointError
+        A step's saver is neither built in, registered, nor pickled in the dump.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = dump({"weights": [1.0, 2.0]}, tempfile.mkdtemp() + "/d")
+    >>> load(path)
+    {'weights': [1.0, 2.0]}
     """
     return _load(path)[0]
 
@@ -523,6 +554,21 @@ def load(path: str | os.PathLike[str]) -> Any:
 @contextlib.contextmanager
 def loaded(path: str | os.PathLike[str]) -> Iterator[Any]:
     """Load a dump for the duration of a ``with`` block, then tear every set-up step down.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A directory :func:`dump` wrote.
+
+    Yields
+    ------
+    object
+        The loaded object, as :func:`load` returns it.
+
+    Raises
+    ------
+    InvalidArgumentError, StoreFormatError, CheckpointError
+        As for :func:`load`.
 
     Examples
     --------

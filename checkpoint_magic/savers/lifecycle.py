@@ -76,7 +76,16 @@ def _has_method(obj: Any, name: str) -> bool:
 def install_hooks(step: Any) -> bool:
     """Shadow the step's first-use methods so that ``setup()`` runs on the first call.
 
-    Returns ``False`` when there is nothing to intercept (no ``__dict__`` or no such method).
+    Parameters
+    ----------
+    step : object
+        A step with a ``setup()`` method; the shadows go into its instance ``__dict__``.
+
+    Returns
+    -------
+    bool
+        ``False`` when there is nothing to intercept (no ``__dict__`` or none of
+        :data:`FIRST_USE_METHODS`); the caller then runs ``setup()`` itself.
     """
     state = getattr(step, "__dict__", None)
     if not isinstance(state, dict):
@@ -93,13 +102,30 @@ def install_hooks(step: Any) -> bool:
 
 
 def setup_on_first_use(step: Any) -> None:
-    """Arrange for ``step.setup()`` to run on its first use, or run it now if that cannot be intercepted."""
+    """Have ``step.setup()`` run on its first use, or run it now if that use cannot be intercepted.
+
+    Parameters
+    ----------
+    step : object
+        A freshly loaded step with a ``setup()`` method.
+    """
     if not install_hooks(step):
         step.setup()
 
 
 def remove_hooks(step: Any) -> bool:
-    """Remove pending first-use hooks; return whether there were any (setup still pending)."""
+    """Remove pending first-use hooks, without running ``setup()``.
+
+    Parameters
+    ----------
+    step : object
+        Any step.
+
+    Returns
+    -------
+    bool
+        Whether there were hooks, i.e. ``setup()`` was still pending.
+    """
     state = getattr(step, "__dict__", None)
     if not isinstance(state, dict):
         return False
@@ -111,6 +137,16 @@ def remove_hooks(step: Any) -> bool:
 
 def setup_pending(step: Any) -> bool:
     """Whether ``step`` was loaded (or torn down) and its ``setup()`` has not run since.
+
+    Parameters
+    ----------
+    step : object
+        Any object; one without first-use hooks is not pending.
+
+    Returns
+    -------
+    bool
+        ``True`` while the first-use hooks are installed.
 
     Examples
     --------
@@ -127,7 +163,13 @@ def setup_pending(step: Any) -> bool:
 
 
 def teardown_step(step: Any) -> None:
-    """Tear a set-up step down; it sets itself up again on its next use."""
+    """Tear a set-up step down; it sets itself up again on its next use.
+
+    Parameters
+    ----------
+    step : object
+        Any step; one whose setup is pending or that has no ``teardown()`` is left alone.
+    """
     if setup_pending(step) or not callable(getattr(type(step), "teardown", None)):
         return
     step.teardown()

@@ -1,8 +1,7 @@
 """PyTorch savers: modules and tensors through ``torch.save``, without importing torch until used.
 
-Both savers answer ``can_save`` from ``sys.modules`` (a value can only be a tensor if torch
-is already imported), so registering them costs nothing when PyTorch is not used. They are
-registered for the store by :mod:`checkpoint_magic.savers` and re-exported from it.
+Both answer ``can_save`` from ``sys.modules`` (a value can only be a tensor if torch is
+already imported), so registering them for the store costs nothing without PyTorch.
 
 Examples
 --------
@@ -39,19 +38,52 @@ def _torch_load(torch: Any, path: str) -> Any:
 
 
 class TorchTensorSaver(Saver):
-    """A PyTorch tensor (or parameter) through ``torch.save``; a GPU tensor loads on the CPU without a GPU."""
+    """A PyTorch tensor (or parameter) through ``torch.save``; on the CPU if there is no GPU."""
 
     def can_save(self, obj: Any) -> bool:
+        """Whether ``obj`` is a ``torch.Tensor`` (torch not imported: no).
+
+        Parameters
+        ----------
+        obj : object
+            Any value.
+
+        Returns
+        -------
+        bool
+            ``True`` for tensors and parameters.
+        """
         torch = _torch()
         return torch is not None and isinstance(obj, torch.Tensor)
 
     def save(self, obj: Any, path: str) -> None:
+        """Write ``path/tensor.pt`` with ``torch.save`` and its device in ``tensor.json``.
+
+        Parameters
+        ----------
+        obj : torch.Tensor
+            The tensor.
+        path : str
+            The directory to write into.
+        """
         import torch
 
         torch.save(obj, os.path.join(path, "tensor.pt"))
         write_json(path, "tensor.json", {"device": str(obj.device), "torch": torch.__version__})
 
     def load(self, path: str) -> Any:
+        """Load ``path/tensor.pt`` (``weights_only``), onto the CPU when no GPU is available.
+
+        Parameters
+        ----------
+        path : str
+            The directory :meth:`save` wrote.
+
+        Returns
+        -------
+        torch.Tensor
+            The tensor.
+        """
         import torch
 
         return _torch_load(torch, os.path.join(path, "tensor.pt"))
@@ -69,10 +101,31 @@ class TorchModuleSaver(Saver):
     """
 
     def can_save(self, obj: Any) -> bool:
+        """Whether ``obj`` is a ``torch.nn.Module`` (torch not imported: no).
+
+        Parameters
+        ----------
+        obj : object
+            Any value.
+
+        Returns
+        -------
+        bool
+            ``True`` for modules.
+        """
         torch = _torch()
         return torch is not None and isinstance(obj, torch.nn.Module)
 
     def save(self, obj: Any, path: str) -> None:
+        """Write the state dict, the other tensors and the tensorless skeleton of ``obj``.
+
+        Parameters
+        ----------
+        obj : torch.nn.Module
+            The module.
+        path : str
+            The directory to write into.
+        """
         import torch
 
         state = obj.state_dict(keep_vars=True)
@@ -102,6 +155,18 @@ class TorchModuleSaver(Saver):
         )
 
     def load(self, path: str) -> Any:
+        """Rebuild the module from its skeleton and tensors; log a WARNING if moved off a GPU.
+
+        Parameters
+        ----------
+        path : str
+            The directory :meth:`save` wrote.
+
+        Returns
+        -------
+        torch.nn.Module
+            The module, with parameters and tied weights as saved.
+        """
         import torch
 
         state = _torch_load(torch, os.path.join(path, "state_dict.pt"))

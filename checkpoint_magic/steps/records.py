@@ -1,12 +1,10 @@
-"""Per-step keying and pointer records of step runs: code fingerprints, output fingerprints, latest-output pointers.
+"""Keys and pointers of step runs: code and output fingerprints, latest-output pointers.
 
-:mod:`checkpoint_magic.steps` keys step *k* by the code of steps 1..*k*
-(:func:`_member_fp`, each method detached from its class by :func:`_detached`), the
-class's other members (:func:`_context_fp`) and the fingerprints of the earlier steps'
-stored outputs (:func:`_record_fp`); :class:`_Plan` holds one step's key. A small pointer
-per step (``state/<namespace>/latest-output.json``) names the entry of its latest output,
-for ``start_from`` and ``load_outputs``; the functions here read and write those pointers
-and the entries they name.
+The runner keys step *k* by the code of steps 1..*k* (:func:`member_fp`, each method
+detached from its class), the class's other members (:func:`context_fp`) and the stored
+outputs of the earlier steps (:func:`record_fp`); :class:`Plan` holds one step's key. A
+pointer per step (``state/<namespace>/latest-output.json``) names the entry of its latest
+output, for ``start_from`` and ``load_outputs``.
 """
 
 from __future__ import annotations
@@ -69,7 +67,35 @@ def _detached(fn: types.FunctionType) -> types.FunctionType:
 
 
 def member_fp(value: Any) -> str | None:
-    """Fingerprint of one class member: functions by their own code, data by value."""
+    """Fingerprint of one class member: functions by their own code, data by value.
+
+    A plain function is fingerprinted detached from its class, so editing one step does not
+    change the fingerprint of the others.
+
+    Parameters
+    ----------
+    value : object
+        A class attribute: function, static/class method, property, other callable or data.
+
+    Returns
+    -------
+    str or None
+        The fingerprint (``"none"`` for ``None``).
+
+    Raises
+    ------
+    FingerprintError
+        ``value`` cannot be fingerprinted.
+
+    Examples
+    --------
+    >>> one, two, again = {}, {}, {}  # user code: defined outside installed packages
+    >>> exec("def f(x):\\n    return x + 1", one)
+    >>> exec("def f(x):\\n    return x + 2", two)
+    >>> exec("def f(x):\\n    return x + 1", again)
+    >>> member_fp(one["f"]) == member_fp(again["f"]), member_fp(one["f"]) == member_fp(two["f"])
+    (True, False)
+    """
     from ..fingerprint.code import code_fingerprint
     from ..fingerprint.values import fingerprint
 
@@ -87,6 +113,23 @@ def member_fp(value: Any) -> str | None:
 
 
 def hex_digest(*items: str) -> str:
+    """128-bit hex digest of a sequence of strings, each length-prefixed (no ambiguous joins).
+
+    Parameters
+    ----------
+    *items : str
+        The parts to combine, in order.
+
+    Returns
+    -------
+    str
+        32 hex digits.
+
+    Examples
+    --------
+    >>> hex_digest("ab") == hex_digest("a", "b"), len(hex_digest("ab"))
+    (False, 32)
+    """
     h = xxhash.xxh3_128()
     for item in items:
         data = item.encode("utf-8")
@@ -96,7 +139,30 @@ def hex_digest(*items: str) -> str:
 
 
 def context_fp(cls: type, stop: type) -> str:
-    """Fingerprint of the non-step members of the user classes between ``cls`` and ``stop`` (StepCheckpoint)."""
+    """Fingerprint of the non-step members of the user classes between ``cls`` and ``stop``.
+
+    Members that cannot be fingerprinted count by their type only (logged at DEBUG); classes
+    of installed packages count through their package version, not here.
+
+    Parameters
+    ----------
+    cls : type
+        The step run's class.
+    stop : type
+        Where to stop in ``cls.__mro__`` (:class:`~checkpoint_magic.steps.StepCheckpoint`).
+
+    Returns
+    -------
+    str
+        A :func:`hex_digest` of the members' names and fingerprints.
+
+    Examples
+    --------
+    >>> ns = {}  # user code: defined outside installed packages
+    >>> exec("class A:\\n    rate = 0.1\\nclass B(A):\\n    rate = 0.2", ns)
+    >>> context_fp(ns["A"], object) == context_fp(ns["B"], object)
+    False
+    """
     from ..fingerprint.code import is_user_code
 
     members: dict[str, Any] = {}
@@ -121,7 +187,24 @@ def context_fp(cls: type, stop: type) -> str:
 
 
 def record_fp(record: dict[str, Any]) -> str:
-    """Fingerprint of a stored output: its codec, meta and blob digests (or inline bytes)."""
+    """Fingerprint of a stored output: its codec, meta and blob digests (or inline bytes).
+
+    Parameters
+    ----------
+    record : dict
+        The value record of one output in a manifest (``manifest["outputs"][step]``).
+
+    Returns
+    -------
+    str
+        32 hex digits; equal records give equal fingerprints whatever their key order.
+
+    Examples
+    --------
+    >>> a, b = {"codec": "pickle", "blobs": ["ab"]}, {"blobs": ["ab"], "codec": "pickle"}
+    >>> record_fp(a) == record_fp(b)
+    True
+    """
     return xxhash.xxh3_128_hexdigest(
         json.dumps(record, sort_keys=True, default=str).encode("utf-8")
     )
@@ -129,7 +212,21 @@ def record_fp(record: dict[str, Any]) -> str:
 
 @dataclass
 class Plan:
-    """How step ``name`` is keyed in this run."""
+    """How step ``name`` is keyed in this run.
+
+    Parameters
+    ----------
+    name : str
+        The step, e.g. ``"step_3"``.
+    checkpointer : Checkpointer
+        Reads and writes the entries of the step's namespace.
+    code_fp : str
+        Fingerprint of the code of steps 1..*k*, the class's other members and the instance.
+    input_fps : dict of str to str
+        :func:`record_fp` of each earlier step's stored output, by step name.
+    parts : dict of str to str
+        Fingerprint of each code part, by qualified name (for ``explain``).
+    """
 
     name: str
     checkpointer: Checkpointer
@@ -139,6 +236,7 @@ class Plan:
 
     @property
     def key(self) -> str:
+        """The step's entry key: its code and input fingerprints, hashed by the checkpointer."""
         return self.checkpointer.key(self.code_fp, self.input_fps)
 
 
@@ -150,6 +248,20 @@ def _pointer_path(store: Store, namespace: str) -> str:
 
 
 def write_pointer(store: Store, namespace: str, key: str) -> None:
+    """Point the latest-output pointer of ``namespace`` at entry ``key`` (atomic replace).
+
+    A failure to write is logged as a WARNING: the output is stored all the same, only
+    ``start_from`` and ``load_outputs`` lose track of it.
+
+    Parameters
+    ----------
+    store : Store
+        The store the entry lives in.
+    namespace : str
+        The step's namespace (:meth:`StepCheckpoint.namespace`).
+    key : str
+        The key of the entry holding the step's latest output.
+    """
     path = _pointer_path(store, namespace)
     body = json.dumps({"namespace": namespace, "key": key, "time": time.time()})
     try:
@@ -163,7 +275,17 @@ def write_pointer(store: Store, namespace: str, key: str) -> None:
 
 
 def point_latest(store: Store, namespace: str, key: str) -> None:
-    """Point the pointer of ``namespace`` at ``key`` unless it already does."""
+    """Point the pointer of ``namespace`` at ``key`` unless it already does.
+
+    Parameters
+    ----------
+    store : Store
+        The store the entry lives in.
+    namespace : str
+        The step's namespace.
+    key : str
+        The key of the entry holding the step's latest output.
+    """
     try:
         with open(_pointer_path(store, namespace), encoding="utf-8") as f:
             if json.load(f).get("key") == key:
@@ -174,7 +296,28 @@ def point_latest(store: Store, namespace: str, key: str) -> None:
 
 
 def latest_manifest(store: Store, namespace: str, step: str) -> dict[str, Any] | None:
-    """The manifest of the latest output of ``step``: the pointer's, else the newest entry."""
+    """The manifest of the latest output of ``step``: the pointer's, else the newest entry.
+
+    Parameters
+    ----------
+    store : Store
+        The store to read.
+    namespace : str
+        The step's namespace.
+    step : str
+        The step name, as in the manifest's ``outputs``.
+
+    Returns
+    -------
+    dict or None
+        The manifest, or ``None`` when no readable entry holds an output of ``step``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> print(latest_manifest(Store(tempfile.mkdtemp()), "run@v1:step_1", "step_1"))
+    None
+    """
     try:
         with open(_pointer_path(store, namespace), encoding="utf-8") as f:
             key = json.load(f).get("key")
@@ -208,6 +351,22 @@ def read_manifest(
     is no output: an INFO line, and the step is recomputed (and stored signed). A damaged
     manifest is a :class:`~checkpoint_magic.exceptions.CorruptEntryWarning`, or a WARNING
     log line while ``scanning`` the entries of a namespace.
+
+    Parameters
+    ----------
+    store : Store
+        The store to read.
+    namespace : str
+        The step's namespace.
+    key : str
+        The entry's key.
+    scanning : bool, default False
+        Log a damaged manifest instead of warning (one of many entries being looked at).
+
+    Returns
+    -------
+    dict or None
+        The manifest, or ``None``.
     """
     try:
         return store.read_entry(namespace, key)
@@ -222,14 +381,58 @@ def read_manifest(
 
 
 def entry_exists(store: Store, namespace: str, key: str) -> bool:
-    """Whether a manifest file exists for ``key`` (readable or not)."""
+    """Whether a manifest file exists for ``key`` (readable or not).
+
+    Parameters
+    ----------
+    store : Store
+        The store to look in.
+    namespace : str
+        The step's namespace.
+    key : str
+        The entry's key.
+
+    Returns
+    -------
+    bool
+        ``True`` if the manifest file is there.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> entry_exists(Store(tempfile.mkdtemp()), "run@v1:step_1", "0" * 32)
+    False
+    """
     return os.path.exists(store.entry_path(namespace, key))
 
 
 def load_value(
     store: Store, namespace: str, step: str, manifest: dict[str, Any]
 ) -> tuple[bool, Any]:
-    """``(True, value)`` for a readable stored output, ``(False, None)`` otherwise."""
+    """Load the stored output of ``step`` from ``manifest``; a failure is a miss, never a crash.
+
+    A damaged blob drops the entry; any failure warns with
+    :class:`~checkpoint_magic.exceptions.CorruptEntryWarning`. A success records the use
+    (for ``gc``).
+
+    Parameters
+    ----------
+    store : Store
+        The store to read.
+    namespace : str
+        The step's namespace.
+    step : str
+        The step name, a key of ``manifest["outputs"]``.
+    manifest : dict
+        The entry's manifest.
+
+    Returns
+    -------
+    ok : bool
+        Whether the output could be loaded.
+    value : object
+        The output, or ``None`` when ``ok`` is false.
+    """
     try:
         value = store.get_value(manifest["outputs"][step])
     except CorruptBlobError as exc:

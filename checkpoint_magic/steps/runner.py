@@ -1,40 +1,10 @@
 """Step runs: a class of ``step_1 ... step_N`` methods whose outputs are stored and resumed.
 
-Subclass :class:`StepCheckpoint` (``Checkpoint`` is the name dslib used), write methods
-``step_1(self, outputs)``, ``step_2(self, outputs)``... that return what the step produced
-(``outputs`` maps the names of the earlier steps to their outputs), then::
-
-    run = ModelTraining(name="model-training", checkpoint_folder="ckpt", version=1)
-    model = run.run()              # resumes by itself, returns the last step's output
-    run.run(start_from=3)          # loads steps 1-2 as stored, runs 3 onwards
-    outputs = run.load_outputs()   # {"step_1": ..., "step_2": ..., ...}
-
-Rules:
-
-* Steps run in numeric order (``step_10`` after ``step_9``). Only ``step_<number>``
-  methods are steps; any other ``step_*`` attribute is an error (rename it ``_step_...``).
-  Gaps are allowed (``step_1, step_2, step_5``); two names with one number
-  (``step_1``/``step_01``) are an error.
-* ``run()`` looks every step up in the store. Step *k*'s key covers the code of steps
-  1..*k* (each method's own normalized code and the user functions it calls), the code and
-  values of the class's other members (helpers reached through ``self``), the instance's
-  public attributes, and the stored output of every earlier step. So editing ``step_7``
-  reruns steps 7 to *N* and reuses 1 to 6; going back to an older version of the code is a
-  hit again, since every version is kept. Outputs of the steps before the first rerun are
-  loaded only if a later step needs them (a full hit loads just the last output); every
-  reused step counts as used all the same, so ``gc`` evicts least recently used runs,
-  not their first steps.
-* ``run(start_from=K)`` is dslib's behaviour: it loads the latest stored output of each
-  step before *K* (whatever code produced it), recomputes (with an INFO log line) a step
-  whose output is missing, and runs steps *K* onwards unconditionally, storing them.
-* When signing is required (``CHECKPOINT_MAGIC_SECRET``), an unsigned or wrongly signed
-  entry is no output: an INFO line, and the step is recomputed and stored signed.
-* Each ``(name, version, step)`` is its own namespace in the store
-  (``"{name}@v{version}:step_3"``): different versions never share outputs. A small
-  pointer per step (``state/<namespace>/latest-output.json``) names the entry of its
-  latest output, for ``start_from`` and :meth:`~StepCheckpoint.load_outputs`.
-* Steps must communicate through their return values: a reused step is not run, so
-  attributes it would have set on ``self`` are not set.
+Each ``(name, version, step)`` is its own store namespace (``"{name}@v{version}:step_3"``);
+step keys and the latest-output pointers come from :mod:`checkpoint_magic.steps.records`.
+Resuming loads the outputs of reused steps only when a later step needs them (a full hit
+loads just the last output), yet records every reused step as used, so ``gc`` evicts whole
+runs rather than their first steps.
 
 Examples
 --------
@@ -95,9 +65,16 @@ _OWN_ATTRS = frozenset({"name", "checkpoint_folder", "version", "last_run"})
 class RunSummary:
     """What the last :meth:`StepCheckpoint.run` did, step names in order.
 
-    ``reused``: taken from the store because nothing they depend on changed; ``loaded``:
-    taken as stored because they come before ``start_from``; ``recomputed``: before
-    ``start_from`` but with no stored output; ``ran``: executed (and stored).
+    Parameters
+    ----------
+    reused : list of str
+        Steps taken from the store because nothing they depend on changed.
+    loaded : list of str
+        Steps taken as stored because they come before ``start_from``.
+    recomputed : list of str
+        Steps before ``start_from`` that had no stored output, so ran.
+    ran : list of str
+        Steps executed (and stored), ``recomputed`` ones included.
     """
 
     reused: list[str] = field(default_factory=list)
@@ -108,6 +85,16 @@ class RunSummary:
 
 def step_names(cls: type) -> list[str]:
     """The step methods of ``cls`` in the order they run (numeric, not alphabetical).
+
+    Parameters
+    ----------
+    cls : type
+        A class with ``step_<number>`` methods (usually a :class:`StepCheckpoint` subclass).
+
+    Returns
+    -------
+    list of str
+        The step names, by step number; gaps are allowed.
 
     Raises
     ------
@@ -175,10 +162,21 @@ class StepCheckpoint:
     last_run : RunSummary or None
         Which steps the last :meth:`run` reused, loaded, recomputed and ran.
 
+    Raises
+    ------
+    InvalidArgumentError
+        An empty ``name``, a ``version`` that is neither an int nor a non-empty string, or
+        badly named steps (see :func:`step_names`).
+
     Notes
     -----
-    Public attributes set by a subclass's ``__init__`` are part of every step's key (a new
-    hyperparameter reruns the steps); attributes starting with ``_`` are not.
+    Step *k*'s key covers the code of steps 1..*k* (each method's own normalized code and
+    the user functions it calls), the code and values of the class's other members, the
+    instance's public attributes (a new hyperparameter set in ``__init__`` reruns the
+    steps; attributes starting with ``_`` do not count) and the stored outputs of the
+    earlier steps. So editing ``step_7`` reruns steps 7 to *N*, and going back to older
+    code is a hit again. A reused step is not run: steps must pass results through their
+    return values, not through attributes set on ``self``.
     """
 
     def __init__(
@@ -207,7 +205,25 @@ class StepCheckpoint:
 
     # -- names and store ---------------------------------------------------------------
     def namespace(self, step: str) -> str:
-        """The store namespace of one step's outputs: ``"{name}@v{version}:{step}"``."""
+        """The store namespace of one step's outputs: ``"{name}@v{version}:{step}"``.
+
+        Parameters
+        ----------
+        step : str
+            A step name, e.g. ``"step_3"``.
+
+        Returns
+        -------
+        str
+            The namespace; different versions never share one.
+
+        Examples
+        --------
+        >>> class Run(StepCheckpoint):
+        ...     def step_1(self, outputs): ...
+        >>> Run(name="train", version=2).namespace("step_1")
+        'train@v2:step_1'
+        """
         return f"{self.name}@v{self.version}:{step}"
 
     @property
@@ -219,7 +235,16 @@ class StepCheckpoint:
         return Checkpointer(kind=KIND, namespace=self.namespace(step), store=store)
 
     def load_outputs(self) -> dict[str, Any]:
-        """The latest stored output of every step, keyed by step name (steps never stored are absent).
+        """The latest stored output of every step, by step name (steps never stored are absent).
+
+        "Latest" is what the step's pointer names (the output of the last run, whatever
+        code produced it); an output that cannot be loaded is left out with a
+        :class:`~checkpoint_magic.exceptions.CorruptEntryWarning`.
+
+        Returns
+        -------
+        dict of str to object
+            The outputs, in step order.
 
         Examples
         --------
@@ -324,12 +349,31 @@ class StepCheckpoint:
             Without it, resume from the first step whose code (or any earlier step's code
             or output) changed. With it, load the latest stored outputs of the steps
             numbered below ``start_from`` (recomputing any that is missing) and run the
-            others unconditionally.
+            others unconditionally, storing them.
+
+        Returns
+        -------
+        object
+            The output of the last step. :attr:`last_run` says what was reused and run.
 
         Raises
         ------
         InvalidArgumentError
             ``start_from`` is not an int or is above the last step's number.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> class Two(StepCheckpoint):
+        ...     def step_1(self, outputs):
+        ...         return 2
+        ...     def step_2(self, outputs):
+        ...         return outputs["step_1"] * 10
+        >>> run = Two(name="two", checkpoint_folder=tempfile.mkdtemp())
+        >>> run.run(), run.run(start_from=2)
+        (20, 20)
+        >>> run.last_run
+        RunSummary(reused=[], loaded=['step_1'], recomputed=[], ran=['step_2'])
         """
         steps = step_names(type(self))
         if start_from is not None:
@@ -402,7 +446,7 @@ class StepCheckpoint:
         output_fps: dict[str, str],
         uncached: bool,
     ) -> bool:
-        """Run step ``i`` (stored if its inputs are known); return whether later steps are uncached."""
+        """Run step ``i``, stored if its inputs are known; say whether later steps are uncached."""
         if not uncached and all(s in output_fps for s in outputs):
             self._execute(store, plan(i, output_fps), outputs, output_fps)
             return step not in output_fps

@@ -1,10 +1,7 @@
-"""The store adapter of savers: :class:`SaverCodec`, one blob per file a saver writes, and saver names.
+"""The store adapter of savers: :class:`SaverCodec`, one blob per file a saver writes.
 
 The store's codec lookup (:mod:`checkpoint_magic.store.codecs.serializers`) wraps each saver
-registered for the store (:func:`checkpoint_magic.savers.register_saver`) in a :class:`SaverCodec`. ``encode`` lets the saver
-write the value into a temporary directory and turns each file into a blob; ``decode``
-copies the verified blobs into a temporary directory for the saver's ``load``. The codec is named ``"saver:" + saver_name(saver)``, the name recorded in the
-store. :func:`~checkpoint_magic.savers.saver_name` lives with the savers.
+registered for the store in a :class:`SaverCodec`; saver names live with the savers.
 """
 
 from __future__ import annotations
@@ -69,8 +66,20 @@ class SaverCodec(Codec):
 
     ``encode`` calls ``saver.save(obj, tmpdir)`` and turns each produced file into a blob
     (meta: relative file names, empty directories, saver class). ``decode`` copies the
-    verified blobs into a temporary directory and calls ``saver.load(dir)``. The codec name is ``"saver:" + saver_name(saver)``, so a value is
-    read back only by the same saver.
+    verified blobs into a temporary directory and calls ``saver.load(dir)``: private
+    copies, never hard links, since a saver may open its files for writing.
+
+    Parameters
+    ----------
+    saver : Saver
+        The saver to adapt. The codec is named ``"saver:" + saver_name(saver)``, so a
+        value is read back only by the same saver.
+
+    Examples
+    --------
+    >>> from checkpoint_magic.savers import StripUnpicklableSaver
+    >>> SaverCodec(StripUnpicklableSaver()).name
+    'saver:checkpoint_magic.savers.StripUnpicklableSaver'
     """
 
     def __init__(self, saver: Any):
@@ -81,9 +90,33 @@ class SaverCodec(Codec):
         return f"SaverCodec({self.saver!r})"
 
     def can_encode(self, obj: Any) -> bool:
+        """Ask the saver's ``can_save``; a saver that raises declines (logged).
+
+        Parameters
+        ----------
+        obj : object
+            The value about to be stored.
+
+        Returns
+        -------
+        bool
+            Whether the saver takes ``obj``.
+        """
         return safe_can_save(self.saver, obj)
 
     def encode(self, obj: Any) -> Encoded:
+        """Let the saver write ``obj`` into a temporary directory; one blob per file.
+
+        Parameters
+        ----------
+        obj : object
+            A value :meth:`can_encode` accepted.
+
+        Returns
+        -------
+        Encoded
+            A blob per file (large files memory-mapped), and the file and directory names.
+        """
         tmp = tempfile.mkdtemp(prefix="checkpoint-magic-save-")
         try:
             self.saver.save(obj, tmp)
@@ -105,6 +138,27 @@ class SaverCodec(Codec):
     def decode(
         self, meta: dict[str, Any], source: BlobSource, *, mmap_mode: str | None = None
     ) -> Any:
+        """Copy the verified blobs into a temporary directory and let the saver load it.
+
+        Parameters
+        ----------
+        meta : dict
+            The ``meta`` :meth:`encode` returned.
+        source : BlobSource
+            Verified reads of the blobs.
+        mmap_mode : str, optional
+            Ignored: a saver reads its own files.
+
+        Returns
+        -------
+        object
+            What the saver's ``load`` returned.
+
+        Raises
+        ------
+        ValueError
+            ``meta`` names a file outside the directory (a damaged entry).
+        """
         tmp = tempfile.mkdtemp(prefix="checkpoint-magic-load-")
         try:
             for rel in meta.get("dirs", ()):

@@ -1,23 +1,11 @@
 """Per-type codecs that turn a value into blobs and back, and the registry that picks one.
 
-A codec's :meth:`~Codec.encode` returns an :class:`Encoded`: a list of blobs (each blob a
-list of buffers written back to back, never copied) and a small JSON-able ``meta``. The
-store names each blob by the hash of its bytes. :meth:`~Codec.decode` gets the ``meta``
-and a :class:`BlobSource` that reads blobs *verified* (see :mod:`checkpoint_magic.store`).
-
-Codecs, first match wins:
-
-* the codecs registered with :func:`register_codec`, newest first;
-* the savers registered for the store with :func:`checkpoint_magic.savers.register_saver`
-  (newest first), each through a :class:`~checkpoint_magic.store.codecs.saver_codec.SaverCodec`;
-* :class:`NpyCodec` for ``numpy.ndarray`` (not object dtype): one ``.npy`` file, so a
-  stored array can also be opened with ``np.load(path, mmap_mode="r")``;
-* :class:`PickleCodec` for everything else: pickle protocol 5 with out-of-band buffers, so
-  arrays nested in tuples, dicts, DataFrames (numeric and Arrow string columns) and fitted
-  estimators are written and read without an in-band copy (measured here: a frame with a
-  string column reads back in 74 ms vs 261 ms in-band and 91 ms through Arrow IPC, and
-  object-dtype strings round-trip exactly, which Arrow does not guarantee). Values that
-  plain pickle refuses (lambdas, local classes) go through cloudpickle.
+First match wins: codecs registered with :func:`register_codec` (newest first), the savers
+registered for the store (each through a ``SaverCodec``), :class:`NpyCodec` for plain arrays
+(one ``.npy`` file, so a stored array opens with ``np.load(path, mmap_mode="r")``), then
+:class:`PickleCodec`. Why pickle 5 with out-of-band buffers: on a frame with a string column
+it read back in 74 ms here, vs 261 ms in-band and 91 ms through Arrow IPC, and object-dtype
+strings round-trip exactly, which Arrow does not guarantee.
 
 Examples
 --------
@@ -60,7 +48,7 @@ OOB_MIN_BYTES = 64 * 1024
 
 
 def _raw(buffer: Any) -> memoryview:
-    """A flat byte view of ``buffer`` (a contiguous array, a PickleBuffer, bytes) without copying it."""
+    """A flat byte view of ``buffer`` (contiguous array, PickleBuffer, bytes), without a copy."""
     if isinstance(buffer, np.ndarray):  # datetime64 and friends do not export the buffer protocol
         return memoryview(buffer.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
     view = buffer.raw() if isinstance(buffer, pickle.PickleBuffer) else memoryview(buffer)
@@ -69,6 +57,9 @@ def _raw(buffer: Any) -> memoryview:
 
 class NpyCodec(Codec):
     """Store a numpy array as one ``.npy`` file (header + raw data), read straight into place.
+
+    A Fortran-ordered array is written as is (``fortran_order`` in the header), anything
+    else not C-contiguous is copied to C order first.
 
     Examples
     --------
@@ -80,9 +71,39 @@ class NpyCodec(Codec):
     name = "npy"
 
     def can_encode(self, obj: Any) -> bool:
+        """Whether ``obj`` is exactly a ``numpy.ndarray`` without object dtype.
+
+        Parameters
+        ----------
+        obj : object
+            The value about to be stored.
+
+        Returns
+        -------
+        bool
+            ``True`` for plain arrays (no subclass, no object dtype).
+        """
         return type(obj) is np.ndarray and not obj.dtype.hasobject
 
     def encode(self, obj: np.ndarray) -> Encoded:
+        """One blob: the ``.npy`` header, then the array's bytes (not copied when contiguous).
+
+        Parameters
+        ----------
+        obj : numpy.ndarray
+            The array.
+
+        Returns
+        -------
+        Encoded
+            The blob, and the header length, dtype, shape and order as meta.
+
+        Examples
+        --------
+        >>> enc = NpyCodec().encode(np.zeros((2, 3), dtype=np.float32))
+        >>> enc.meta["shape"], enc.meta["dtype"], enc.meta["fortran"]
+        ([2, 3], '<f4', False)
+        """
         fortran = obj.flags.f_contiguous and not obj.flags.c_contiguous
         if fortran:
             data: np.ndarray = obj.T  # C-contiguous view of the same bytes
@@ -112,6 +133,28 @@ class NpyCodec(Codec):
     def decode(
         self, meta: dict[str, Any], source: BlobSource, *, mmap_mode: str | None = None
     ) -> np.ndarray:
+        """Read the array straight into a new array of the recorded dtype, shape and order.
+
+        Parameters
+        ----------
+        meta : dict
+            The ``meta`` :meth:`encode` returned.
+        source : BlobSource
+            Verified reads of the blob.
+        mmap_mode : str, optional
+            A ``numpy.load`` mmap mode (``"r"``...): map the stored ``.npy`` file
+            instead of reading it into memory.
+
+        Returns
+        -------
+        numpy.ndarray
+            The array (a ``numpy.memmap`` with ``mmap_mode``).
+
+        Raises
+        ------
+        ValueError
+            The blob does not start with a ``.npy`` header.
+        """
         dtype = _dtype_from_meta(meta["dtype"])
         shape = tuple(meta["shape"])
         order = "F" if meta["fortran"] else "C"
@@ -157,14 +200,46 @@ class PickleCodec(Codec):
     >>> enc = codec.encode({"x": [1, 2, 3]})
     >>> len(enc.blobs), enc.meta["pickler"]
     (1, 'pickle')
+    >>> class Source:  # what decode asks of the store, for a value without large buffers
+    ...     def read_bytes(self, index):
+    ...         return b"".join(bytes(b) for b in enc.blobs[index])
+    >>> codec.decode(enc.meta, Source())
+    {'x': [1, 2, 3]}
     """
 
     name = "pickle"
 
     def can_encode(self, obj: Any) -> bool:
+        """Accept everything: the last codec consulted.
+
+        Parameters
+        ----------
+        obj : object
+            Any value.
+
+        Returns
+        -------
+        bool
+            Always ``True``.
+        """
         return True
 
     def encode(self, obj: Any) -> Encoded:
+        """Pickle ``obj``; buffers of at least :data:`OOB_MIN_BYTES` become their own blobs.
+
+        Values that plain pickle refuses (lambdas, local classes) go through cloudpickle.
+
+        Parameters
+        ----------
+        obj : object
+            Any value.
+
+        Returns
+        -------
+        Encoded
+            The pickle as blob 0, then one blob per out-of-band buffer; meta names the
+            pickler and counts the buffers.
+        """
         buffers: list[pickle.PickleBuffer] = []
 
         def keep(buf: pickle.PickleBuffer) -> bool:
@@ -191,6 +266,22 @@ class PickleCodec(Codec):
     def decode(
         self, meta: dict[str, Any], source: BlobSource, *, mmap_mode: str | None = None
     ) -> Any:
+        """Unpickle blob 0 with the out-of-band buffers read from the other blobs.
+
+        Parameters
+        ----------
+        meta : dict
+            The ``meta`` :meth:`encode` returned.
+        source : BlobSource
+            Verified reads of the blobs.
+        mmap_mode : str, optional
+            Ignored.
+
+        Returns
+        -------
+        object
+            The value.
+        """
         payload = source.read_bytes(0)
         buffers = []
         for index in range(1, 1 + int(meta.get("buffers", 0))):
@@ -208,7 +299,20 @@ _registered: list[Codec] = []
 def register_codec(codec: Codec) -> Codec:
     """Register ``codec`` ahead of the built-in ones (later registrations take precedence).
 
-    Returns the codec, so it can be used as a class decorator on an instance factory.
+    Parameters
+    ----------
+    codec : Codec
+        The codec; one registered under the same ``name`` is replaced.
+
+    Returns
+    -------
+    Codec
+        ``codec``, unchanged.
+
+    Raises
+    ------
+    ValueError
+        ``codec.name`` is empty.
 
     Examples
     --------
@@ -232,13 +336,25 @@ def register_codec(codec: Codec) -> Codec:
 
 
 def unregister_codec(codec: Codec) -> None:
-    """Remove a codec added with :func:`register_codec` (no error if absent)."""
+    """Remove a codec added with :func:`register_codec` (no error if absent).
+
+    Parameters
+    ----------
+    codec : Codec
+        The registered codec.
+    """
     if codec in _registered:
         _registered.remove(codec)
 
 
 def unregister_codec_by_name(name: str) -> None:
-    """Remove the registered codec called ``name`` (no error if absent)."""
+    """Remove the registered codec called ``name`` (no error if absent).
+
+    Parameters
+    ----------
+    name : str
+        The codec's ``name``; the built-in codecs cannot be removed.
+    """
     _registered[:] = [c for c in _registered if c.name != name]
 
 
@@ -283,11 +399,29 @@ def codec_for(obj: Any) -> Codec:
 def codec_by_name(name: str) -> Codec:
     """The codec that wrote an entry, by the name recorded in its manifest.
 
+    Parameters
+    ----------
+    name : str
+        A codec name: a registered codec's, ``"saver:" + saver name``, ``"npy"`` or
+        ``"pickle"`` (a registered codec of a built-in name takes precedence).
+
+    Returns
+    -------
+    Codec
+        The codec to decode the entry with.
+
     Raises
     ------
     KeyError
         When no codec of that name is registered in this process (for example a saver
         from a package that is not imported); the caller treats the entry as a miss.
+
+    Examples
+    --------
+    >>> codec_by_name("npy").name
+    'npy'
+    >>> type(codec_by_name("saver:checkpoint_magic.savers.StripUnpicklableSaver")).__name__
+    'SaverCodec'
     """
     found = _BUILTIN_BY_NAME.get(name)
     if found is not None and not any(c.name == name for c in _registered):
