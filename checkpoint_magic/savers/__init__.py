@@ -10,26 +10,26 @@ True
 
 from __future__ import annotations
 
+from .base import Saver, saver_name
 from .builtin import (
     NumpySaver,
     PandasSaver,
     PickleSaver,
-    Saver,
     SklearnSaver,
     StripUnpicklableSaver,
-    TorchModuleSaver,
-    TorchTensorSaver,
+    strip_unpicklable,
+)
+from .registry import (
     find_saver,
     find_store_saver,
     is_fallback_saver,
     register_saver,
     registered_savers,
     saver_for,
-    saver_name,
     store_savers,
-    strip_unpicklable,
     unregister_saver,
 )
+from .torch import TorchModuleSaver, TorchTensorSaver
 
 __all__ = [
     "NumpySaver",

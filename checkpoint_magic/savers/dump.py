@@ -47,15 +47,8 @@ import numpy as np
 
 from .._version import __version__
 from ..exceptions import CheckpointError, InvalidArgumentError, StoreFormatError
-from .base import class_path
-from .builtin import (
-    PickleSaver,
-    StripUnpicklableSaver,
-    find_saver,
-    is_fallback_saver,
-    saver_for,
-    saver_name,
-)
+from .base import class_path, saver_name
+from .builtin import PickleSaver, StripUnpicklableSaver
 from .lifecycle import (
     FIRST_USE_METHODS,
     install_hooks,
@@ -64,6 +57,7 @@ from .lifecycle import (
     setup_pending,
     teardown_step,
 )
+from .registry import find_saver, is_fallback_saver, saver_for
 
 __all__ = [
     "DUMP_FORMAT",

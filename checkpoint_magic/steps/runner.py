@@ -36,7 +36,6 @@ from typing import Any
 
 from ..checkpointer import Checkpointer
 from ..exceptions import InvalidArgumentError
-from ..savers import builtin as savers  # noqa: F401 - registers the default savers with the store
 from ..store.core import Store, get_store
 from .records import (
     KIND,

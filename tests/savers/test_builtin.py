@@ -17,8 +17,7 @@ import pytest
 
 from checkpoint_magic.checkpointer import Checkpointer
 from checkpoint_magic.exceptions import InvalidArgumentError
-from checkpoint_magic.savers import builtin as savers_module
-from checkpoint_magic.savers.builtin import (
+from checkpoint_magic.savers import (
     NumpySaver,
     PandasSaver,
     PickleSaver,
@@ -32,6 +31,7 @@ from checkpoint_magic.savers.builtin import (
     strip_unpicklable,
     unregister_saver,
 )
+from checkpoint_magic.savers import builtin as savers_module
 from checkpoint_magic.steps.runner import StepCheckpoint
 from checkpoint_magic.store.codecs import serializers
 from checkpoint_magic.store.core import Store
@@ -249,7 +249,7 @@ def test_savers_torch_imports_first_in_a_fresh_process_and_names_are_kept():
         "from checkpoint_magic import savers\n"
         "from checkpoint_magic.savers import base as _saver_base, dump as fulldump\n"
         "from checkpoint_magic.store.codecs import saver_codec as _saver_codec\n"
-        "from checkpoint_magic.savers.builtin import Saver, TorchModuleSaver, saver_name\n"
+        "from checkpoint_magic.savers import Saver, TorchModuleSaver, saver_name\n"
         "assert TorchModuleSaver is t.TorchModuleSaver and issubclass(TorchModuleSaver, Saver)\n"
         "assert fulldump.class_path is _saver_codec.class_path is _saver_base.class_path\n"
         "print(saver_name(TorchModuleSaver()), saver_name(t.TorchTensorSaver()),\n"

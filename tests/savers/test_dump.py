@@ -282,7 +282,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 import checkpoint_magic
-from checkpoint_magic.savers.builtin import Saver, register_saver
+from checkpoint_magic.savers import Saver, register_saver
 
 def centred_square(X, mean):          # a helper the class calls: travels with it
     return (np.asarray(X) - mean) ** 2
@@ -342,7 +342,7 @@ CONSUMER = """
 import json, sys
 import numpy as np
 import checkpoint_magic
-from checkpoint_magic.savers.builtin import registered_savers
+from checkpoint_magic.savers import registered_savers
 
 assert not any(type(s).__name__ == "ShiftSaver" for s in registered_savers())
 pipe = checkpoint_magic.load("model")
@@ -362,7 +362,7 @@ SCRIPT_PRODUCER = """
 import json, multiprocessing, os
 import numpy as np
 import checkpoint_magic
-from checkpoint_magic.savers.builtin import Saver, register_saver
+from checkpoint_magic.savers import Saver, register_saver
 
 def centred_square(X, mean):          # a helper the classes call: travels with them
     return (np.asarray(X) - mean) ** 2
@@ -443,7 +443,7 @@ SCRIPT_CONSUMER = """
 import json, sys
 import numpy as np
 import checkpoint_magic
-from checkpoint_magic.savers.builtin import registered_savers
+from checkpoint_magic.savers import registered_savers
 
 assert not any(type(s).__name__ == "ShiftSaver" for s in registered_savers())
 pipe = checkpoint_magic.load("model")

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ...savers import builtin as savers_registry
+from ...savers import registry as savers_registry
 from .base import BlobSource, Codec, Encoded
 from .saver_codec import SaverCodec
 
