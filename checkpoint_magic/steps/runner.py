@@ -36,6 +36,7 @@ from typing import Any
 
 from ..checkpointer import Checkpointer
 from ..exceptions import InvalidArgumentError
+from ..pipelines.progress import progress_bar
 from ..store.core import Store, get_store
 from .records import (
     KIND,
@@ -339,7 +340,7 @@ class StepCheckpoint:
         output_fps[step] = record_fp(manifest["outputs"][step])
         write_pointer(store, self.namespace(step), plan.key)
 
-    def run(self, start_from: int | None = None) -> Any:
+    def run(self, start_from: int | None = None, *, progress: bool | None = None) -> Any:
         """Run the steps in numeric order, reusing stored outputs; return the last step's output.
 
         Parameters
@@ -349,6 +350,10 @@ class StepCheckpoint:
             or output) changed. With it, load the latest stored outputs of the steps
             numbered below ``start_from`` (recomputing any that is missing) and run the
             others unconditionally, storing them.
+        progress : bool, optional
+            Show a progress bar over the steps that run (``tqdm.auto``). By default it is shown
+            in a notebook or a terminal once the run lasts a while; ``CHECKPOINT_MAGIC_PROGRESS``
+            (``0``/``1``) forces it. See :func:`checkpoint_magic.pipelines.progress.progress_bar`.
 
         Returns
         -------
@@ -390,10 +395,12 @@ class StepCheckpoint:
         plan = self._plans(store, steps)
         outputs: dict[str, Any] = {}
         output_fps: dict[str, str] = {}
-        if start_from is None:
-            self._resume(store, steps, plan, outputs, output_fps, summary)
-        else:
-            self._start_from(store, steps, start_from, plan, outputs, output_fps, summary)
+        with progress_bar(len(steps), f"{self.name} v{self.version}", progress, unit="step") as bar:
+            if start_from is None:
+                self._resume(store, steps, plan, outputs, output_fps, summary, bar)
+            else:
+                self._start_from(store, steps, start_from, plan, outputs, output_fps, summary, bar)
+            bar.update(len(steps) - bar.n)
         logger.info(
             "%s v%s: reused %s, loaded %s, recomputed %s, ran %s",
             self.name,
@@ -414,6 +421,7 @@ class StepCheckpoint:
         outputs: dict[str, Any],
         output_fps: dict[str, str],
         summary: RunSummary,
+        bar: Any,
     ) -> None:
         uncached = False
         for i, step in enumerate(steps):
@@ -434,6 +442,7 @@ class StepCheckpoint:
             else:
                 summary.ran.append(step)
             uncached = self._run_one(store, i, step, plan, outputs, output_fps, uncached)
+            bar.update(1)
 
     def _run_one(
         self,
@@ -469,6 +478,7 @@ class StepCheckpoint:
         outputs: dict[str, Any],
         output_fps: dict[str, str],
         summary: RunSummary,
+        bar: Any,
     ) -> None:
         pending: list[
             tuple[int, Plan, dict[str, Any]]
@@ -520,6 +530,7 @@ class StepCheckpoint:
                     p.checkpointer.load(p.code_fp, p.input_fps, code_parts=p.parts)  # logs why
             summary.ran.append(step)
             uncached = self._run_one(store, i, step, plan, outputs, output_fps, uncached)
+            bar.update(1)
             i += 1
 
     @staticmethod

@@ -384,3 +384,23 @@ def test_an_unsigned_entry_is_recomputed_by_a_resumed_run(folder, monkeypatch):
     assert ran == ALL and run.last_run.ran == ALL
     ran.clear()
     assert make(folder).run() == TOTAL and ran == []
+
+
+def test_a_run_shows_a_progress_bar_over_its_steps_when_asked(tmp_path, capsys, monkeypatch):
+    class Three(StepCheckpoint):
+        def step_1(self, outputs):
+            return 1
+
+        def step_2(self, outputs):
+            return outputs["step_1"] + 1
+
+        def step_3(self, outputs):
+            return outputs["step_2"] + 1
+
+    run = Three(name="bar-run", checkpoint_folder=tmp_path / "s")
+    assert run.run(progress=True) == 3
+    err = capsys.readouterr().err
+    assert "bar-run v1" in err and "/3 " in err
+    assert run.run(progress=False) == 3 and capsys.readouterr().err == ""
+    monkeypatch.setenv("CHECKPOINT_MAGIC_PROGRESS", "1")
+    assert run.run() == 3 and "bar-run v1" in capsys.readouterr().err
