@@ -23,6 +23,7 @@ __all__ = [
     "ENV_MAX_SIZE",
     "ENV_SECRET",
     "fsync_enabled",
+    "resolve_store_location",
     "resolve_store_path",
     "secret_key",
 ]
@@ -48,6 +49,23 @@ def resolve_store_path(path: str | os.PathLike[str] | None = None) -> Path:
         env = os.environ.get(ENV_DIR)
         path = env if env else DEFAULT_STORE_DIRNAME
     return Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+
+
+def resolve_store_location(path: str | os.PathLike[str] | None = None) -> str:
+    """The store location as a string: a URL (``scheme://...``) as given, else :func:`resolve_store_path`.
+
+    Examples
+    --------
+    >>> resolve_store_location("memory://bucket/store")
+    'memory://bucket/store'
+    >>> resolve_store_location("/tmp/somewhere")
+    '/tmp/somewhere'
+    """
+    if path is None:
+        path = os.environ.get(ENV_DIR) or None
+    if path is not None and "://" in os.fspath(path) and not os.fspath(path).startswith("file://"):
+        return os.fspath(path)
+    return str(resolve_store_path(path))
 
 
 def fsync_enabled() -> bool:

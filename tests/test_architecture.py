@@ -255,7 +255,6 @@ def test_the_command_line_entry_points_run() -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.xfail(reason="PENDING: store -> notebook, checkpointer -> tools", strict=False)
 def test_the_layer_contract_holds() -> None:
     lint_imports = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
     if lint_imports is None:
