@@ -51,9 +51,13 @@ import signal
 import subprocess
 import sys
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # mutmut depends on toml before Python 3.11
+    import toml as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRATCH = ROOT / "build" / "mutmut"
@@ -144,7 +148,9 @@ def sync_tree(src: Path, dst: Path) -> None:
     """Make ``dst`` a fresh copy of ``src`` without bytecode caches."""
     if dst.exists():
         shutil.rmtree(dst)
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache"))
+    shutil.copytree(
+        src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+    )
 
 
 def toml_value(value: object) -> str:
@@ -201,11 +207,14 @@ def protect_frame_readers(path: Path) -> list[str]:
     short = {n.rpartition(".")[2] for n in names}
 
     class Mark(cst.CSTTransformer):
-        def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
+        def leave_FunctionDef(
+            self, original: cst.FunctionDef, updated: cst.FunctionDef
+        ) -> cst.FunctionDef:
             if updated.name.value not in short or not isinstance(updated.body, cst.IndentedBlock):
                 return updated
             header = updated.body.header.with_changes(
-                whitespace=cst.SimpleWhitespace("  "), comment=cst.Comment("# pragma: no mutate block")
+                whitespace=cst.SimpleWhitespace("  "),
+                comment=cst.Comment("# pragma: no mutate block"),
             )
             return updated.with_changes(body=updated.body.with_changes(header=header))
 
@@ -233,8 +242,9 @@ def run_mutmut(work: Path, minutes: float, max_children: int | None) -> tuple[fl
         cmd += ["--max-children", str(max_children)]
     start = time.monotonic()
     with open(work / "mutmut.log", "w") as log:
-        proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             proc.wait(timeout=minutes * 60)
             cut_short = False
@@ -248,7 +258,9 @@ def run_mutmut(work: Path, minutes: float, max_children: int | None) -> tuple[fl
             cut_short = True
     if proc.returncode not in (0, None) and not cut_short:
         tail = (work / "mutmut.log").read_text(errors="replace")[-3000:]
-        raise SystemExit(f"mutmut failed in {work} (exit {proc.returncode}); end of mutmut.log:\n{tail}")
+        raise SystemExit(
+            f"mutmut failed in {work} (exit {proc.returncode}); end of mutmut.log:\n{tail}"
+        )
     return time.monotonic() - start, cut_short
 
 
@@ -292,7 +304,11 @@ def function_spans(path: Path) -> dict[str, tuple[int, int]]:
     """``{"func" or "Class.method": (first line incl. decorators, last line)}`` of a module."""
     spans: dict[str, tuple[int, int]] = {}
     for node in ast.parse(path.read_text()).body:
-        members = [(node.name + ".", m) for m in node.body] if isinstance(node, ast.ClassDef) else [("", node)]
+        members = (
+            [(node.name + ".", m) for m in node.body]
+            if isinstance(node, ast.ClassDef)
+            else [("", node)]
+        )
         for prefix, fn in members:
             if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 first = min([fn.lineno] + [d.lineno for d in fn.decorator_list])
@@ -300,14 +316,30 @@ def function_spans(path: Path) -> dict[str, tuple[int, int]]:
     return spans
 
 
-def describe(status: str, name: str, diff: str, module: str, source_lines: list[str],
-             spans: dict[str, tuple[int, int]]) -> Survivor:
+def describe(
+    status: str,
+    name: str,
+    diff: str,
+    module: str,
+    source_lines: list[str],
+    spans: dict[str, tuple[int, int]],
+) -> Survivor:
     """Turn mutmut's per-function diff into ``file:line`` and the changed lines."""
     mangled = name.rpartition(".")[2].rpartition("__mutmut_")[0]
-    function = mangled.removeprefix("x_") if mangled.startswith("x_") else ".".join(mangled.split("ǁ")[1:])
+    function = (
+        mangled.removeprefix("x_") if mangled.startswith("x_") else ".".join(mangled.split("ǁ")[1:])
+    )
     first, last = spans.get(function, (1, len(source_lines)))
-    before = [line[1:] for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
-    after = [line[1:] for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    before = [
+        line[1:]
+        for line in diff.splitlines()
+        if line.startswith("-") and not line.startswith("---")
+    ]
+    after = [
+        line[1:]
+        for line in diff.splitlines()
+        if line.startswith("+") and not line.startswith("+++")
+    ]
     # The diff counts lines from the function's first line; find the first removed line.
     guess = first
     diff_lines = diff.splitlines()
@@ -332,13 +364,21 @@ def report(result: Result) -> str:
     """The text report of one module."""
     lines = [f"== {result.module}  (tests: {' '.join(result.tests)})"]
     checked = result.checked
-    score = f"{result.detected}/{checked} = {100 * result.detected / checked:.1f}%" if checked else "n/a"
-    lines.append(f"score: {score} killed; {result.seconds / 60:.1f} min"
-                 + ("; CUT SHORT by --minutes, the rest is 'not checked'" if result.cut_short else ""))
+    score = (
+        f"{result.detected}/{checked} = {100 * result.detected / checked:.1f}%"
+        if checked
+        else "n/a"
+    )
+    lines.append(
+        f"score: {score} killed; {result.seconds / 60:.1f} min"
+        + ("; CUT SHORT by --minutes, the rest is 'not checked'" if result.cut_short else "")
+    )
     lines.append("counts: " + ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())))
     if result.unmutated:
-        lines.append("not mutated (they read their caller's frame, which mutmut's trampoline would replace): "
-                     + ", ".join(result.unmutated))
+        lines.append(
+            "not mutated (they read their caller's frame, which mutmut's trampoline would replace): "
+            + ", ".join(result.unmutated)
+        )
     for s in result.survivors:
         lines.append(f"  {s.location}  [{s.status}] in {s.function}()")
         for text in s.before:
@@ -350,15 +390,31 @@ def report(result: Result) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("modules", nargs="*", help="module files to mutate (default: [tool.mutmut] only_mutate)")
-    parser.add_argument("--tests", nargs="+", help="test paths/globs for every module given (default: per module)")
-    parser.add_argument("--minutes", type=float, default=float(os.environ.get("MUTATE_MINUTES", 20)),
-                        help="stop each module's run after this long (default 20, or MUTATE_MINUTES)")
-    parser.add_argument("--max-children", type=int, default=None, help="parallel mutants (default: CPU count)")
+    parser.add_argument(
+        "modules", nargs="*", help="module files to mutate (default: [tool.mutmut] only_mutate)"
+    )
+    parser.add_argument(
+        "--tests", nargs="+", help="test paths/globs for every module given (default: per module)"
+    )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=float(os.environ.get("MUTATE_MINUTES", 20)),
+        help="stop each module's run after this long (default 20, or MUTATE_MINUTES)",
+    )
+    parser.add_argument(
+        "--max-children", type=int, default=None, help="parallel mutants (default: CPU count)"
+    )
     args = parser.parse_args(argv)
 
-    modules = args.modules or os.environ.get("MUTATE_MODULES", "").replace(",", " ").split() or default_modules()
-    test_patterns = args.tests or os.environ.get("MUTATE_TESTS", "").replace(",", " ").split() or None
+    modules = (
+        args.modules
+        or os.environ.get("MUTATE_MODULES", "").replace(",", " ").split()
+        or default_modules()
+    )
+    test_patterns = (
+        args.tests or os.environ.get("MUTATE_TESTS", "").replace(",", " ").split() or None
+    )
     results = []
     for module in modules:
         if not (ROOT / module).is_file():
@@ -366,7 +422,10 @@ def main(argv: list[str] | None = None) -> int:
         tests = expand(test_patterns) if test_patterns else tests_for(module)
         if not tests:
             raise SystemExit(f"{module}: no tests found; name them with --tests or MUTATE_TESTS")
-        print(f"mutating {module} against {' '.join(tests)} (at most {args.minutes:g} min)...", flush=True)
+        print(
+            f"mutating {module} against {' '.join(tests)} (at most {args.minutes:g} min)...",
+            flush=True,
+        )
         work, unmutated = prepare(module, tests)
         seconds, cut_short = run_mutmut(work, args.minutes, args.max_children)
         counts, survivors = collect(work, module)
@@ -378,8 +437,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(results) > 1:
         print("\n== summary")
         for r in results:
-            print(f"  {r.module}: {r.detected}/{r.checked} killed"
-                  + (" (cut short)" if r.cut_short else ""))
+            print(
+                f"  {r.module}: {r.detected}/{r.checked} killed"
+                + (" (cut short)" if r.cut_short else "")
+            )
     return 0
 
 
