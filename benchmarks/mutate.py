@@ -173,6 +173,7 @@ def scratch_pyproject(module: str, tests: list[str]) -> str:
     # Drop the repository's section; what follows it up to the next table header goes with it.
     text = re.sub(r"(?ms)^\[tool\.mutmut\]\n.*?(?=^\[|\Z)", "", text)
     settings["source_paths"] = [PACKAGE]
+    settings["also_copy"] = [*settings.get("also_copy", []), "sitecustomize.py"]
     settings["only_mutate"] = [module]
     settings["pytest_add_cli_args_test_selection"] = [*tests, module]
     lines = ["", "[tool.mutmut]"] + [f"{key} = {toml_value(val)}" for key, val in settings.items()]
@@ -222,6 +223,19 @@ def protect_frame_readers(path: Path) -> list[str]:
     return names
 
 
+#: Copied to the root of ``mutants/``, which ``tests/conftest.py`` puts first on the ``PYTHONPATH``
+#: of the scripts the tests start. While mutmut records which tests reach which function
+#: (``MUTANT_UNDER_TEST=stats``) the trampolines of such a script would look for mutmut's
+#: configuration in the script's working directory and fail; its hits would be lost anyway,
+#: so the script runs the original code. With a mutant active, scripts run the mutant.
+SITECUSTOMIZE = """\
+import os
+
+if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+    os.environ["MUTANT_UNDER_TEST"] = ""
+"""
+
+
 def prepare(module: str, tests: list[str]) -> tuple[Path, list[str]]:
     """Create the scratch project of ``module``; return it and the functions left unmutated."""
     work = SCRATCH / module.removesuffix(".py").replace("/", ".")
@@ -229,6 +243,7 @@ def prepare(module: str, tests: list[str]) -> tuple[Path, list[str]]:
     shutil.rmtree(work / "mutants", ignore_errors=True)
     sync_tree(ROOT / PACKAGE, work / PACKAGE)
     sync_tree(ROOT / "tests", work / "tests")
+    (work / "sitecustomize.py").write_text(SITECUSTOMIZE)
     (work / "pyproject.toml").write_text(scratch_pyproject(module, tests))
     return work, protect_frame_readers(work / module)
 
