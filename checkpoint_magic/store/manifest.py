@@ -94,14 +94,11 @@ def decode_manifest(
         return None, "checksum mismatch (flipped or truncated bytes)", None
     problem = None
     if secret is not None:
-        sig = (
-            parts[2][4:].decode("ascii", "replace")
-            if len(parts) == 3 and parts[2].startswith(b"sig=")
-            else ""
-        )
+        # Compared as bytes: the header is not covered by the checksum and may hold any bytes.
+        sig = parts[2][4:] if len(parts) == 3 and parts[2].startswith(b"sig=") else b""
         if not sig:
             problem = "not signed, and CHECKPOINT_MAGIC_SECRET requires signed entries"
-        elif not hmac.compare_digest(sig, sign(secret, body)):
+        elif not hmac.compare_digest(sig, sign(secret, body).encode("ascii")):
             problem = "wrong signature (tampered, or signed with another secret)"
         if problem is not None and not parse_refused:
             return None, None, problem
