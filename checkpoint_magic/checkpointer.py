@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import xxhash
 
@@ -43,14 +43,49 @@ from .exceptions import (
     SignatureError,
     StoreFormatError,
     StoreWriteWarning,
+    UncachedWarning,
     warn_user,
 )
 from .fingerprint.values import HASH_SCHEME_VERSION, Fingerprinter
 from .store.core import CorruptBlobError, CorruptManifestError, Store, get_store, namespace_dir
 
-__all__ = ["Checkpointer", "LoadResult", "make_key"]
+__all__ = ["Checkpointer", "LoadResult", "fingerprint_or_warn", "make_key"]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def fingerprint_or_warn(what: str, compute: Callable[[], T]) -> tuple[bool, T | None]:
+    """Run ``compute`` (the fingerprinting of a call, block or cell); ``(False, None)`` if it failed.
+
+    Fingerprinting must never stop the user's computation: any error becomes one
+    :class:`~checkpoint_magic.exceptions.UncachedWarning` naming ``what`` and the error, and
+    the caller runs the computation uncached. Warnings the user's filters turned into
+    errors stay errors. Every front end (decorator, ``InlineCheckpoint``, ``%%checkpoint``)
+    calls this, so the policy and the message are one.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     fingerprint_or_warn("doc.f", lambda: 1 / 0)
+    (False, None)
+    >>> print(caught[0].message)
+    doc.f: could not be fingerprinted (ZeroDivisionError: division by zero); running it uncached
+    >>> fingerprint_or_warn("doc.f", lambda: "fp")
+    (True, 'fp')
+    """
+    try:
+        return True, compute()
+    except Warning:
+        raise  # warnings turned into errors by the user's filters stay errors
+    except Exception as exc:  # fingerprinting must never stop the user's computation
+        warn_user(
+            f"{what}: could not be fingerprinted ({type(exc).__name__}: {exc}); running it uncached",
+            UncachedWarning,
+        )
+        return False, None
 
 
 def make_key(kind: str, namespace: str, code_fp: str, input_fps: Mapping[str, str]) -> str:

@@ -43,13 +43,11 @@ from typing import Any
 import xxhash
 
 from . import targets
-from .checkpointer import Checkpointer, LoadResult
+from .checkpointer import Checkpointer, LoadResult, fingerprint_or_warn
 from .exceptions import (
     InvalidArgumentError,
     MissingProducedNameError,
-    UncachedWarning,
     UnknownNameError,
-    warn_user,
 )
 from .store.core import Store
 
@@ -334,19 +332,17 @@ class InlineCheckpoint:
         self._start = time.perf_counter()
         self.hit = False
         self._uncached = False
-        try:
-            self._code_fp = _block_code_fingerprint(block, frame, namespace, self.produce)
-            self._input_fps = self._checkpointer.fingerprint_inputs(watched)
-        except Warning:
-            raise  # warnings turned into errors by the user's filters stay errors
-        except Exception as exc:  # fingerprinting must never stop the user's computation
-            warn_user(
-                f"{self._checkpointer.namespace}: the block could not be fingerprinted "
-                f"({type(exc).__name__}: {exc}); running it uncached",
-                UncachedWarning,
-            )
+        ok, fps = fingerprint_or_warn(
+            self._checkpointer.namespace,
+            lambda: (
+                _block_code_fingerprint(block, frame, namespace, self.produce),
+                self._checkpointer.fingerprint_inputs(watched),
+            ),
+        )
+        if not ok or fps is None:
             self._uncached = True
             return self
+        self._code_fp, self._input_fps = fps
         result: LoadResult | None = None
         if not self.recompute:
             result = self._checkpointer.load(self._code_fp, self._input_fps)

@@ -37,7 +37,15 @@ import html
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..tools.cli import Output, Table, add_command_arguments, add_commands, render_text, run
+from ..tools.cli import (
+    Output,
+    Table,
+    add_command_arguments,
+    add_commands,
+    call,
+    ls_output,
+    render_text,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..store.core import Store
@@ -99,23 +107,25 @@ class Rendered:
 
 
 def store_html(store: Store) -> str:
-    """The ``ls`` table of a store, as HTML (``Store._repr_html_`` delegates here); never raises."""
+    """The ``ls`` table of a store, as HTML (registered with IPython for ``Store``); never raises."""
     from ..exceptions import CheckpointError
 
     try:
-        output = run(argparse.Namespace(command="ls", store=store.root, target=None, entries=False))
+        output = ls_output(store)
     except (CheckpointError, OSError) as exc:
         output = Output(None, [f"{store!r}: {exc}"])
     return render_html([f"checkpoint store {store.root}", *output.blocks])
 
 
 def _execute(args: argparse.Namespace) -> Any:
+    """Call the command's plain function (:data:`checkpoint_magic.tools.cli.COMMANDS`) with the parsed options."""
     from IPython.core.error import UsageError
 
     from ..exceptions import CheckpointError
+    from ..store.core import Store
 
     try:
-        output = run(args)
+        output = call(args.command, Store(args.store), vars(args))
     except (CheckpointError, OSError) as exc:
         raise UsageError(str(exc)) from None
     return output.data if getattr(args, "json", False) else Rendered(output)
@@ -152,13 +162,25 @@ def _build() -> dict[str, Callable[[str], Any]]:
 
 
 def register(ip: Any) -> None:
-    """Register ``%checkpoint_store`` and ``%checkpoint_why`` in an IPython shell."""
+    """Register ``%checkpoint_store`` and ``%checkpoint_why``, and the HTML view of a ``Store``.
+
+    The store knows nothing of notebooks: its HTML rendering (:func:`store_html`) is handed
+    to IPython's HTML formatter here, for the :class:`~checkpoint_magic.store.Store` type.
+    """
+    from ..store.core import Store
+
     for name, func in _build().items():
         ip.register_magic_function(func, magic_kind="line", magic_name=name)
+    ip.display_formatter.formatters["text/html"].for_type(Store, store_html)
 
 
 def unregister(ip: Any) -> None:
     """Remove what :func:`register` added (only if it is still ours)."""
+    from ..store.core import Store
+
+    html_formatter = ip.display_formatter.formatters["text/html"]
+    if html_formatter.type_printers.get(Store) is store_html:
+        html_formatter.pop(Store)
     table = ip.magics_manager.magics["line"]
     for name, func in _build().items():
         if table.get(name) is func:

@@ -76,9 +76,10 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ..checkpointer import Checkpointer, LoadResult
+from ..checkpointer import Checkpointer, LoadResult, fingerprint_or_warn
 from ..exceptions import MissingProducedNameError, UncachedWarning, warn_user
-from .args import MISSING, USAGE, get_target, parse_args, set_target
+from ..units import format_duration
+from .args import MISSING, get_target, parse_args, set_target, usage
 from .names import analyze_cell, magic_code
 from .outputs import (
     OUTPUTS_KEY,
@@ -240,23 +241,6 @@ class _ModuleRef:
         return importlib.import_module(self.name)
 
 
-def _format_duration(seconds: float) -> str:
-    """A short human-readable duration.
-
-    Examples
-    --------
-    >>> _format_duration(0.0123), _format_duration(3.21), _format_duration(125), _format_duration(7300)
-    ('0.012 s', '3.2 s', '2 min 5 s', '2 h 1 min')
-    """
-    if seconds < 1:
-        return f"{seconds:.3f} s"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
-
-
 def _default_namespace(produced: list[str]) -> str:
     """``cell:`` and the produced names (a few of them), e.g. ``cell:X_pca,pca``.
 
@@ -286,10 +270,11 @@ class _CellRun:
     def run(self) -> Any:
         __tracebackhide__ = True
         ip, args = self.ip, self.args
-        source = ip.transform_cell(self.cell)
+        source = self.source = ip.transform_cell(self.cell)
         if not source.strip():
             raise UsageError(
-                f"%%checkpoint: the cell is empty; write the code to checkpoint below the magic line\n{USAGE}"
+                f"%%checkpoint: the cell is empty; write the code to checkpoint below the magic line\n"
+                f"{usage(CheckpointMagics.checkpoint)}"
             )
         # One leading line stands for the magic line, so line numbers match the cell's.
         self.filename = ip.compile.cache(
@@ -317,19 +302,11 @@ class _CellRun:
             "cell", args.name or _default_namespace(produce_names), store=args.store
         )
         self._run_leading_imports()
-        try:
-            code_fp, parts, inputs = self._identify(source)
-            input_fps = self.cp.fingerprint_inputs(inputs)
-        except Warning:
-            raise  # warnings turned into errors by the user's filters stay errors
-        except Exception as exc:  # fingerprinting must never stop the user's computation
-            warn_user(
-                f"%%checkpoint {self.cp.namespace}: the inputs could not be fingerprinted "
-                f"({type(exc).__name__}: {exc}); running the cell uncached",
-                UncachedWarning,
-            )
+        ok, identity = fingerprint_or_warn(f"%%checkpoint {self.cp.namespace}", self._fingerprints)
+        if not ok or identity is None:
             value = self._execute()[0]
             return value if self.show_result else None
+        code_fp, parts, inputs, input_fps = identity
         if not args.recompute:
             hit = self.cp.load(code_fp, input_fps, code_parts=parts)
             if hit is not None:
@@ -337,6 +314,10 @@ class _CellRun:
         return self._run_and_store(code_fp, parts, inputs, input_fps)
 
     # ------------------------------------------------------------------ fingerprints
+    def _fingerprints(self) -> tuple[str, dict[str, str], dict[str, Any], dict[str, str]]:
+        code_fp, parts, inputs = self._identify(self.source)
+        return code_fp, parts, inputs, self.cp.fingerprint_inputs(inputs)
+
     def _candidate(self, name: str) -> Any:
         """The namespace value of a name the cell reads, or _MISSING (undefined, builtin, IPython's own)."""
         value = self.ns.get(name, MISSING)
@@ -425,7 +406,7 @@ class _CellRun:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(hit.created))
             print(
                 f"[checkpoint] restored {names or 'the output'} (computed {when}, took "
-                f"{_format_duration(hit.duration)}; cell skipped)"
+                f"{format_duration(hit.duration)}; cell skipped)"
             )
         replay(self.ip, record.get("events", ()))
         return self._stored_result(record.get("result"), outputs)

@@ -331,7 +331,23 @@ def test_store_magic_renders_the_cli_tables_as_html(ip, filled):
     assert "would free 0 entries" in repr(gc)
     why = ip.run_line_magic("checkpoint_why", f"fit --store {store.root}")
     assert "code changed: pkg.fit" in why._repr_html_()
-    assert "<table" in store._repr_html_() and "pkg.score" in store._repr_html_()
+    # The store's HTML view is registered with IPython's formatter by the notebook layer.
+    data, _ = ip.display_formatter.format(store)
+    assert "<table" in data["text/html"] and "pkg.score" in data["text/html"]
+
+
+def test_store_html_view_is_registered_and_removed_with_the_extension(filled):
+    from IPython.testing.globalipapp import get_ipython
+
+    from checkpoint_magic.notebook import inspection as magics_inspect
+
+    store, _ = filled
+    shell = get_ipython()
+    html = shell.display_formatter.formatters["text/html"]
+    magics_inspect.register(shell)
+    assert html.lookup_by_type(type(store)) is magics_inspect.store_html
+    magics_inspect.unregister(shell)
+    assert type(store) not in html.type_printers
 
 
 @pytest.mark.parametrize(
