@@ -332,8 +332,8 @@ def test_store_magic_renders_the_cli_tables_as_html(ip, filled):
     why = ip.run_line_magic("checkpoint_why", f"fit --store {store.root}")
     assert "code changed: pkg.fit" in why._repr_html_()
     # The store's HTML view is registered with IPython's formatter by the notebook layer.
-    data, _ = ip.display_formatter.format(store)
-    assert "<table" in data["text/html"] and "pkg.score" in data["text/html"]
+    html = ip.display_formatter.formatters["text/html"].lookup(store)(store)
+    assert "<table" in html and "pkg.score" in html
 
 
 def test_store_html_view_is_registered_and_removed_with_the_extension(filled):
