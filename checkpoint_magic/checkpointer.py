@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 
 import xxhash
 
-from . import config
+from . import config, notes
 from ._version import __version__
 from .exceptions import (
     CorruptEntryWarning,
@@ -142,7 +142,8 @@ class Checkpointer:
         self._store_arg = store
         self._store: Store | None = store if isinstance(store, Store) else None
         #: Why the last lookup of this checkpointer missed although entries existed (set when
-        #: INFO logging is enabled; otherwise ``explain.last_miss`` computes it on demand).
+        #: notes are shown or INFO logging is enabled; otherwise ``explain.last_miss`` computes
+        #: it on demand).
         self.last_miss_reason: str | None = None
 
     def __repr__(self) -> str:
@@ -250,9 +251,12 @@ class Checkpointer:
             logger.debug("code parts unavailable for %s: %s", self.namespace, exc)
             parts = None
         now = time.time()
-        if logger.isEnabledFor(logging.INFO):
+        shown = notes.enabled()
+        if shown or logger.isEnabledFor(logging.INFO):
             reason = explain_miss(self.store, self.namespace, code_fp, input_fps, parts)
             logger.info("%s: recomputing (%s)", self.namespace, reason)
+            if shown:
+                notes.note_miss(self.namespace, reason)
             record_miss(self.store, self.namespace, reason, now)
             self.last_miss_reason = reason
         else:

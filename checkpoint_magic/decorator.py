@@ -38,6 +38,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from .checkpointer import Checkpointer, fingerprint_or_warn
 from .exceptions import InvalidArgumentError
+from .notes import note_hit
 from .store.core import Store
 
 __all__ = ["CheckpointedFunction", "checkpoint"]
@@ -161,6 +162,7 @@ class CheckpointedFunction(Generic[R]):
                 code_fp, input_fps, mmap_mode=self.mmap_mode, code_parts=self._code_parts
             )
             if hit is not None:
+                note_hit(self.checkpointer.namespace, duration=hit.duration, created=hit.created)
                 return hit.outputs["return"]
         start = time.perf_counter()
         result = func(*args, **kwargs)

@@ -42,7 +42,8 @@ from typing import Any
 
 import xxhash
 
-from . import targets
+from . import notes, targets
+from .capture import StreamRecorder, replay_streams
 from .checkpointer import Checkpointer, LoadResult, fingerprint_or_warn
 from .exceptions import (
     InvalidArgumentError,
@@ -54,6 +55,10 @@ from .store.core import Store
 __all__ = ["InlineCheckpoint"]
 
 logger = logging.getLogger(__name__)
+
+
+#: The entry's record of what the block printed (not a valid target, so no produced name).
+_OUTPUT_KEY = "<output>"
 
 
 class _SkipBody(Exception):
@@ -332,6 +337,7 @@ class InlineCheckpoint:
         self._start = time.perf_counter()
         self.hit = False
         self._uncached = False
+        self._recorder: StreamRecorder | None = None
         ok, fps = fingerprint_or_warn(
             self._checkpointer.namespace,
             lambda: (
@@ -352,6 +358,8 @@ class InlineCheckpoint:
         if result is not None:
             self._restore(frame, result)
             self._install_skip(frame, block)
+        else:
+            self._recorder = StreamRecorder().__enter__()  # shown live, replayed on a hit
         return self
 
     def _restore(self, frame: types.FrameType, result: LoadResult) -> None:
@@ -368,12 +376,13 @@ class InlineCheckpoint:
                 ),
             )
         _write_back_locals(frame)
-        logger.info(
-            "%s: skipped, restored %s (computed %s in %.2f s)",
+        if notes.enabled():  # scripts keep the seed's behaviour: a skipped block prints nothing
+            replay_streams(result.outputs.get(_OUTPUT_KEY) or ())
+        notes.note_hit(
             self._checkpointer.namespace,
-            ", ".join(self.produce) or "nothing",
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(result.created)),
-            result.duration,
+            duration=result.duration,
+            created=result.created,
+            what=", ".join(self.produce) or self._checkpointer.namespace,
         )
 
     def _install_skip(self, frame: types.FrameType, block: ast.With | ast.AsyncWith | None) -> None:
@@ -425,6 +434,9 @@ class InlineCheckpoint:
         frame = self._frame
         assert frame is not None
         self._frame = None
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            recorder.stop()
         if self.hit:
             self._uninstall_skip(frame)
             return exc_type is _SkipBody
@@ -441,6 +453,8 @@ class InlineCheckpoint:
                 "stored. Set it in the block or remove it from produce=[...]"
             ),
         )
+        if recorder is not None and recorder.events:
+            outputs[_OUTPUT_KEY] = recorder.events
         self._checkpointer.save(
             self._code_fp,
             self._input_fps,

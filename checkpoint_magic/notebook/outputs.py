@@ -1,9 +1,9 @@
 """Output capture and replay of ``%%checkpoint`` cells: what a cell showed, recorded and shown again.
 
-On a miss :class:`_Recorder` tees stdout/stderr and the display publisher while the cell
+On a miss :class:`Recorder` tees stdout/stderr and the display publisher while the cell
 runs, so its output is shown live *and* recorded as events in order (stream text, rich
 displays such as HTML tables, images and matplotlib figures, ``clear_output``). On a hit
-:func:`_replay` publishes those events again, and :class:`_ReplayedResult` stands for a
+:func:`replay` publishes those events again, and :class:`ReplayedResult` stands for a
 last-expression value whose display was stored instead of the value. Used by
 :mod:`checkpoint_magic.notebook.magic`.
 """
@@ -14,6 +14,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from ..capture import TeeStream
 
 #: Extra entries stored next to the produced variables (no variable may use these names).
 OUTPUTS_KEY = "__outputs__"
@@ -39,32 +41,6 @@ class ReplayedResult:
         return str(self._data.get("text/plain", "<replayed output>"))
 
 
-class _TeeStream:
-    """A text stream that writes through to the real one and records what was written."""
-
-    def __init__(self, stream: Any, name: str, events: list[dict[str, Any]]):
-        self._stream = stream
-        self._name = name
-        self._events = events
-
-    def write(self, text: str) -> int:
-        result = self._stream.write(text)
-        if text:
-            last = self._events[-1] if self._events else None
-            if last is not None and last["type"] == "stream" and last["name"] == self._name:
-                last["text"] += text
-            else:
-                self._events.append({"type": "stream", "name": self._name, "text": text})
-        return result
-
-    def writelines(self, lines: Any) -> None:
-        for line in lines:
-            self.write(line)
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._stream, attr)
-
-
 class Recorder:
     """Tee stdout/stderr and the display publisher: output is shown live and recorded in order."""
 
@@ -74,8 +50,8 @@ class Recorder:
 
     def __enter__(self) -> Recorder:
         self._streams = (sys.stdout, sys.stderr)
-        sys.stdout = _TeeStream(sys.stdout, "stdout", self.events)
-        sys.stderr = _TeeStream(sys.stderr, "stderr", self.events)
+        sys.stdout = TeeStream(sys.stdout, "stdout", self.events)
+        sys.stderr = TeeStream(sys.stderr, "stderr", self.events)
         pub = self._pub = self.ip.display_pub
         self._saved = {attr: pub.__dict__.get(attr, _UNSET) for attr in ("publish", "clear_output")}
         publish, clear_output, events = pub.publish, pub.clear_output, self.events
