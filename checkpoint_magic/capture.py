@@ -62,8 +62,8 @@ class StreamRecorder:
 
     def __enter__(self) -> StreamRecorder:
         self._streams = (sys.stdout, sys.stderr)
-        sys.stdout = TeeStream(sys.stdout, "stdout", self.events)  # type: ignore[assignment]
-        sys.stderr = TeeStream(sys.stderr, "stderr", self.events)  # type: ignore[assignment]
+        sys.stdout = TeeStream(sys.stdout, "stdout", self.events)
+        sys.stderr = TeeStream(sys.stderr, "stderr", self.events)
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -145,6 +146,9 @@ class Checkpointer:
         #: notes are shown or INFO logging is enabled; otherwise ``explain.last_miss`` computes
         #: it on demand).
         self.last_miss_reason: str | None = None
+        #: The optional outputs the last :meth:`save` left out because they cannot be
+        #: serialized, by name, with the reason.
+        self.left_out: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"Checkpointer({self.kind!r}, {self.namespace!r}, store={self._store_arg!r})"
@@ -278,16 +282,28 @@ class Checkpointer:
         duration: float,
         meta: Mapping[str, Any] | None = None,
         code_parts: Mapping[str, str] | None = None,
+        optional: Collection[str] = (),
     ) -> bool:
         """Commit ``outputs`` for this code and these inputs; ``False`` (and one warning) on failure.
 
         Blobs are written first and the manifest last, so a failure at any point leaves
         no partial entry. :class:`StoreFormatError` (a newer store) is raised, not warned.
+        An output named in ``optional`` that cannot be serialized (a lock, an executor, a
+        socket) is left out of the entry instead, and listed in :attr:`left_out` with why.
         """
         store = self.store
         key = self.key(code_fp, input_fps)
+        self.left_out = {}
         try:
-            records = {name: store.put_value(value) for name, value in outputs.items()}
+            records = {}
+            for name, value in outputs.items():
+                if name not in optional:
+                    records[name] = store.put_value(value)
+                    continue
+                try:
+                    records[name] = store.put_value(value)
+                except (TypeError, AttributeError, pickle.PicklingError) as exc:
+                    self.left_out[name] = f"{type(value).__name__}: {exc}"
             manifest = {
                 "format": 1,
                 "kind": self.kind,

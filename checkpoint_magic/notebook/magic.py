@@ -76,10 +76,11 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
+from .. import config, notes
 from ..checkpointer import Checkpointer, LoadResult, fingerprint_or_warn
 from ..exceptions import MissingProducedNameError, UncachedWarning, warn_user
-from ..units import format_duration
 from .args import MISSING, get_target, parse_args, set_target, usage
+from .cellcode import incidental_names, restored_line, top_level_await, user_modules_loaded_since
 from .names import analyze_cell, magic_code
 from .outputs import (
     OUTPUTS_KEY,
@@ -283,6 +284,14 @@ class _CellRun:
             raw_code=f"%%checkpoint {self.line}\n{self.cell}",
         )
         self.tree = ip.compile.ast_parse(f"\n{source}", filename=self.filename)
+        awaited = top_level_await(self.tree)
+        if awaited is not None:
+            raise UsageError(
+                f"%%checkpoint: line {awaited} awaits at the top level of the cell, which a "
+                "checkpointed cell cannot do (the magic runs the cell synchronously). Put the "
+                "async code in an `async def` function, await it in a cell of its own, and "
+                "checkpoint the async function's synchronous parts or its result."
+            )
         names = analyze_cell(self.tree)
         if args.produce is None and names.star_import:
             raise UsageError(
@@ -297,7 +306,11 @@ class _CellRun:
                     f"%%checkpoint: --watch {name!r} does not exist; define it before this cell or "
                     "remove it from --watch"
                 )
-        produce_names = args.produce if args.produce is not None else [n for n in names.binds]
+        if args.produce is not None:
+            produce_names = list(args.produce)
+        else:  # named after what it makes: not its imports, loop variables or `with` targets
+            incidental = incidental_names(self.tree)
+            produce_names = [n for n in names.binds if n not in incidental] or list(names.binds)
         self.cp = Checkpointer(
             "cell", args.name or _default_namespace(produce_names), store=args.store
         )
@@ -378,9 +391,11 @@ class _CellRun:
         wrapper = types.FunctionType(code, dict(code_values))
         cell_fp = codehash.source_fingerprint(source)
         code_fp = codehash.code_fingerprint(wrapper)
-        parts = {"<cell>": cell_fp, "<cell code>": code_fp}
+        # The cell's own code and each function it reaches; not their aggregate, so that a
+        # miss is explained by the part that changed (a helper), not by "the cell's code".
+        parts = {"<cell>": cell_fp}
         for name, part in codehash.code_parts(wrapper).items():
-            if not name.startswith("<exec>.<module>"):  # the wrapper itself: "<cell code>"
+            if not name.startswith("<exec>.<module>"):  # the wrapper itself
                 parts.setdefault(name, part)
         h = xxhash.xxh3_128(b"checkpoint_magic-cell\0")
         h.update(repr(self.args.produce).encode())
@@ -399,16 +414,9 @@ class _CellRun:
                     continue
                 set_target(self.ns, name, value.load() if isinstance(value, _ModuleRef) else value)
                 restored.append(name)
-        if not self.args.quiet:
-            names = ", ".join(restored[:6]) + (
-                f" +{len(restored) - 6}" if len(restored) > 6 else ""
-            )
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(hit.created))
-            print(
-                f"[checkpoint] restored {names or 'the output'} (computed {when}, took "
-                f"{format_duration(hit.duration)}; cell skipped)"
-            )
         replay(self.ip, record.get("events", ()))
+        if not self.args.quiet and config.notes_mode() != "off":
+            notes.show(restored_line(self.tree, self.cell, restored, hit.created, hit.duration))
         return self._stored_result(record.get("result"), outputs)
 
     def _run_definitions(self, defined: Any) -> None:
@@ -462,7 +470,7 @@ class _CellRun:
             for name, value in inputs.items()
             if not isinstance(value, IMMUTABLE) and name not in self.module_data
         }
-        loaded = set(sys.modules)
+        loaded = {id(module) for module in list(sys.modules.values())}
         value, events, duration = self._execute()
         outputs: dict[str, Any] = {}
         defined: list[str] = []
@@ -496,7 +504,7 @@ class _CellRun:
                 outputs[RESULT_KEY] = value
         outputs[OUTPUTS_KEY] = record
         meta = {"produced": [n for n in outputs if n not in RESERVED], "defined": defined}
-        late = _user_modules_loaded_since(loaded)
+        late = user_modules_loaded_since(loaded)
         if late:
             warn_user(
                 f"%%checkpoint {self.cp.namespace}: the cell imported the local module(s) "
@@ -506,7 +514,27 @@ class _CellRun:
                 UncachedWarning,
             )
             return value if self.show_result else None
-        self.cp.save(code_fp, input_fps, outputs, duration=duration, meta=meta, code_parts=parts)
+        optional = () if args.produce is not None else set(outputs) - RESERVED
+        self.cp.save(
+            code_fp,
+            input_fps,
+            outputs,
+            duration=duration,
+            meta=meta,
+            code_parts=parts,
+            optional=optional,
+        )
+        if self.cp.left_out:
+            # Left out of the entry: a hit leaves these names as they are (one note, no warning).
+            logger.info("%%checkpoint %s: not stored: %s", self.cp.namespace, self.cp.left_out)
+            if not args.quiet and config.notes_mode() != "off":
+                notes.show(
+                    "not stored (cannot be saved; a hit leaves them unset): "
+                    + ", ".join(
+                        f"{name} ({reason.split(':')[0]})"
+                        for name, reason in self.cp.left_out.items()
+                    )
+                )
         return value if self.show_result else None  # IPython would not show `x;` either
 
     def _mutated(self, before: dict[str, Any], input_fps: Mapping[str, str]) -> dict[str, Any]:
@@ -571,19 +599,6 @@ def _cell_code(source: str, flags: int) -> types.CodeType:
         except SyntaxError as exc:  # e.g. ``return`` outside a function: it cannot run either
             logger.debug("code passed to a magic does not compile (%s); skipped", exc)
     return code.replace(co_consts=(*code.co_consts, *extra)) if extra else code
-
-
-def _user_modules_loaded_since(before: set[str]) -> list[str]:
-    """User (non-installed) modules imported since ``before`` was taken from ``sys.modules``."""
-    from ..fingerprint import code as codehash
-
-    return sorted(
-        name
-        for name, module in list(sys.modules.items())
-        if name not in before
-        and isinstance(module, types.ModuleType)
-        and codehash.is_user_code(module)
-    )
 
 
 def _ends_with_semicolon(source: str) -> bool:

@@ -94,12 +94,13 @@ def test_hit_skips_the_cell_restores_values_and_replays_output(ip: Any, tmp_path
         assert cell(ip, source, "") == 21
     assert runs_file(tmp_path / "runs.txt") == 1
     assert ip.user_ns["value"] == 20
-    restored_line, replayed = second.stdout.split("\n", 1)
+    # the replayed output first, then the note saying it was restored
+    replayed, restored_line = second.stdout.rstrip("\n").split("\n", 1)
     assert (
         restored_line.startswith("[checkpoint] restored value (computed ")
         and "cell skipped" in restored_line
     )
-    assert replayed == "computed 20\n"
+    assert replayed == "computed 20"
     with capture_output() as quiet:
         cell(ip, source, "--quiet")
     assert quiet.stdout == "computed 20\n"
@@ -476,24 +477,26 @@ def test_notebook_second_kernel_skips_restores_and_replays(kernelspec: Any, tmp_
         "<b>a table</b>"
     ]
     assert nbhelpers.result_text(main1) == "31"
-    # second run, new kernel: not run again, variables restored, output replayed
-    assert text(main2).startswith("[checkpoint] restored data (computed ")
-    assert text(main2).endswith("cell skipped)\ncomputed data 30\n")
-    assert [o["data"]["text/html"] for o in nbhelpers.outputs_of(main2, "display_data")] == [
-        "<b>a table</b>"
-    ]
+    # second run, new kernel: not run again, variables restored, output replayed, then a note
+    assert text(main2) == "computed data 30\n"
+    displays = nbhelpers.outputs_of(main2, "display_data")
+    assert displays[0]["data"]["text/html"] == "<b>a table</b>" and len(displays) == 2
+    assert nbhelpers.notes_of(main2) == [displays[1]["data"]["text/plain"]]
+    assert displays[1]["data"]["text/plain"].startswith("[checkpoint] restored data (computed ")
+    assert displays[1]["data"]["text/plain"].endswith("cell skipped)")
     assert nbhelpers.result_text(main2) == "31"
     assert text(second.cells[4]) == "restored: [0, 3, 6, 9, 12] HTML\n"
     # the matplotlib figure is replayed as its image, once
     for plot in (first.cells[5], second.cells[5]):
         images = [o for o in nbhelpers.outputs_of(plot, "display_data") if "image/png" in o["data"]]
         assert len(images) == 1 and text(plot).endswith("plotted\n")
-    assert text(second.cells[5]).startswith("[checkpoint] restored ")
+    assert nbhelpers.notes_of(second.cells[5])[0].startswith("[checkpoint] restored ax, fig (")
 
     # extra cells: upstream change recomputes, a comment does not, an edit does
     changed, commented, edited = second.cells[7], second.cells[8], second.cells[9]
     assert text(changed) == "computed data 40\n" and nbhelpers.result_text(changed) == "41"
-    assert text(commented).startswith("[checkpoint] restored data")
+    assert nbhelpers.notes_of(changed) == ["[checkpoint] recomputing cell:data: input changed: factor"]
+    assert nbhelpers.notes_of(commented)[0].startswith("[checkpoint] restored data")
     assert text(edited) == "computed data 60\n"
     assert runs == ["ran"] * 3  # first run, upstream change, edit
 
