@@ -111,7 +111,7 @@ def note_miss(namespace: str, reason: str) -> None:
     The caller (:class:`~checkpoint_magic.checkpointer.Checkpointer`) logs the reason and
     checks :func:`enabled` first, since computing the reason is the costly part.
     """
-    show(f"recomputing {display_name(namespace)}: {reason}")
+    show(f"recomputing {display_name(namespace)}: {reason.replace('__main__.', '')}")
 
 
 def note_hit(namespace: str, *, duration: float, created: float, what: str = "") -> None:

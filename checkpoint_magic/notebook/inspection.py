@@ -125,7 +125,7 @@ def _execute(args: argparse.Namespace) -> Any:
     from ..store.core import Store
 
     try:
-        output = call(args.command, Store(args.store), vars(args))
+        output = call(args.command, Store(getattr(args, "store", None)), vars(args))
     except (CheckpointError, OSError) as exc:
         raise UsageError(str(exc)) from None
     return output.data if getattr(args, "json", False) else Rendered(output)
