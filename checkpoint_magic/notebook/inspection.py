@@ -106,6 +106,19 @@ class Rendered:
         return render_text(self._blocks)
 
 
+class _Html:
+    """HTML shown as the result of a magic (its text form says how to get a file)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def _repr_html_(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return "<checkpoint store report: shown as HTML in a notebook; use --html FILE for a file>"
+
+
 def store_html(store: Store) -> str:
     """The ``ls`` table of a store, as HTML (registered with IPython for ``Store``); never raises."""
     from ..exceptions import CheckpointError
@@ -124,8 +137,13 @@ def _execute(args: argparse.Namespace) -> Any:
     from ..exceptions import CheckpointError
     from ..store.core import Store
 
+    store = Store(getattr(args, "store", None))
+    if args.command == "report" and not getattr(args, "html", None):
+        from ..tools.report import report_html
+
+        return _Html(report_html(store, page=False))  # shown in the notebook, no file
     try:
-        output = call(args.command, Store(getattr(args, "store", None)), vars(args))
+        output = call(args.command, store, vars(args))
     except (CheckpointError, OSError) as exc:
         raise UsageError(str(exc)) from None
     return output.data if getattr(args, "json", False) else Rendered(output)
@@ -143,7 +161,20 @@ def _build() -> dict[str, Callable[[str], Any]]:
     @magic_arguments()
     def checkpoint_store(line: str) -> Any:
         """Inspect, budget and check the checkpoint store (the checkpoint-magic CLI, as HTML tables)."""
-        return _execute(parse_argstring(checkpoint_store, line))
+        from IPython.core.error import UsageError
+
+        from ..tools.cli import suggest_command
+
+        try:
+            args = parse_argstring(checkpoint_store, line)
+        except UsageError as exc:
+            words = line.split()
+            typo = next((w for w in words if not w.startswith("-")), None)
+            near = suggest_command(typo) if typo and "invalid choice" in str(exc) else None
+            if near is None:
+                raise
+            raise UsageError(f"{exc}; did you mean %checkpoint_store {near}?") from None
+        return _execute(args)
 
     @magic_arguments()
     def checkpoint_why(line: str) -> Any:

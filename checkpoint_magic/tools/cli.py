@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import difflib
 import inspect
 import json
 import logging
@@ -72,8 +73,10 @@ __all__ = [
     "main",
     "pin_output",
     "render_text",
+    "report_output",
     "run",
     "show_output",
+    "suggest_command",
     "verify_output",
     "why_output",
 ]
@@ -464,6 +467,14 @@ def why_output(store: Store, target: str) -> Output:
     )
 
 
+def report_output(store: Store, *, html: str | None = None) -> Output:
+    """``report``: write the store's HTML report (:mod:`checkpoint_magic.tools.report`) to ``html``."""
+    from .report import write_report
+
+    path = write_report(html or "checkpoint-report.html", store)
+    return Output({"path": str(path)}, [f"report written to {path}"])
+
+
 #: command -> (function, what its positional argument is: "required", "optional" or None).
 #: Each function is plain: ``func(store, target?, **options) -> Output``; argparse only
 #: feeds it (:func:`call`), so the notebook magics and Python code call it directly.
@@ -477,6 +488,7 @@ COMMANDS: dict[str, tuple[Callable[..., Output], str | None]] = {
     "verify": (verify_output, None),
     "gc": (gc_output, None),
     "why": (why_output, "required"),
+    "report": (report_output, None),
 }
 
 
@@ -511,11 +523,46 @@ def run(args: argparse.Namespace) -> Output:
     return call(args.command, Store(getattr(args, "store", None)), vars(args))
 
 
+def suggest_command(word: str) -> str | None:
+    """The command closest to a mistyped one, if any is close (:mod:`difflib`).
+
+    Examples
+    --------
+    >>> suggest_command("lss"), suggest_command("verfy"), suggest_command("xyzzy")
+    ('ls', 'verify', None)
+    """
+    close = difflib.get_close_matches(word, list(COMMANDS), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _unknown_command(argv: Sequence[str]) -> str | None:
+    """The first word of ``argv`` where a command is expected, if it is not one."""
+    words = list(argv)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "--store":
+            i += 2
+            continue
+        if word.startswith("-"):
+            i += 1
+            continue
+        return None if word in COMMANDS else word
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``checkpoint-magic`` (and ``python -m checkpoint_magic``); returns the exit code."""
     logging.basicConfig(
         level=logging.WARNING, format="checkpoint-magic: %(levelname)s: %(message)s"
     )
+    argv = sys.argv[1:] if argv is None else list(argv)
+    typo = _unknown_command(argv)
+    if typo is not None:
+        near = suggest_command(typo)
+        hint = f"; did you mean {near!r}?" if near else f"; the commands are: {', '.join(COMMANDS)}"
+        print(f"checkpoint-magic: error: unknown command {typo!r}{hint}", file=sys.stderr)
+        return 2
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
