@@ -32,6 +32,7 @@ _EXPORTS = {
     "checkpoint": "decorator",
     "Store": "store",
     "dump": "savers.dump",
+    "entries_frame": "tools.report",
     "load": "savers.dump",
 }
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .memory import Memory as Memory
     from .savers.dump import dump as dump
     from .savers.dump import load as load
+    from .tools.report import entries_frame as entries_frame
     from .store import Store as Store
 
 

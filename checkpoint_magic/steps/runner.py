@@ -329,7 +329,7 @@ class StepCheckpoint:
         Raises
         ------
         InvalidArgumentError
-            ``start_from`` is not an int or is above the last step's number.
+            ``start_from`` is not an int, or not between the first and the last step's numbers.
         """
         steps = step_names(type(self))
         if start_from is not None:
@@ -337,10 +337,12 @@ class StepCheckpoint:
                 raise InvalidArgumentError(
                     f"start_from must be a step number (an int), not {start_from!r}"
                 )
-            if start_from > _step_number(steps[-1]):
+            first, last = _step_number(steps[0]), _step_number(steps[-1])
+            if not first <= start_from <= last:
+                where = "after the last step" if start_from > last else "before the first step"
                 raise InvalidArgumentError(
-                    f"start_from={start_from} is after the last step ({steps[-1]}); "
-                    f"the steps are {', '.join(steps)}"
+                    f"start_from={start_from} is {where}: give a step number from {first} to "
+                    f"{last} (the steps are {', '.join(steps)})"
                 )
         store = self.store
         self.last_run = summary = RunSummary()
