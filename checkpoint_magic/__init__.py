@@ -45,8 +45,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .memory import Memory as Memory
     from .savers.dump import dump as dump
     from .savers.dump import load as load
-    from .tools.report import entries_frame as entries_frame
     from .store import Store as Store
+    from .tools.report import entries_frame as entries_frame
 
 
 def __getattr__(name: str) -> Any:

@@ -52,7 +52,9 @@ def _top_level_nodes(tree: ast.AST) -> Iterator[ast.AST]:
 def _stored_names(node: ast.AST | None) -> set[str]:
     if node is None:
         return set()
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    return {
+        n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    }
 
 
 def incidental_names(tree: ast.AST) -> set[str]:
@@ -107,7 +109,7 @@ def restored_line(
 
     Examples
     --------
-    >>> tree = ast.parse("for i in range(3):\\n    total = i")
+    >>> tree = ast.parse("for i in range(3):\\n    total = i\\n    d[i] = i")
     >>> restored_line(tree, "", ["i", "total"], 0.0, 4.62)  # doctest: +ELLIPSIS
     'restored total (computed 1970-01-01 ..., took 4.6 s; cell skipped)'
     """

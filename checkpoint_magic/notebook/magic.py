@@ -124,9 +124,13 @@ def load_ipython_extension(ip: Any) -> None:
         if name in table[kind]
     }
     ip.register_magics(magics)
+    from ..store.usage import flush_usage
     from .inspection import register
 
     register(ip)  # %checkpoint_store and %checkpoint_why
+    # A kernel that is restarted or shut down does not run atexit handlers: write the hit
+    # counts (usage statistics) after each cell instead of losing the last second of them.
+    ip.events.register("post_execute", flush_usage)
     logger.debug("checkpoint_magic extension loaded")
 
 
@@ -134,12 +138,16 @@ def unload_ipython_extension(ip: Any) -> None:
     """Remove everything :func:`load_ipython_extension` added (``%unload_ext checkpoint_magic``).
 
     The extension registers one magics instance (``%%checkpoint``), the inspection magics
-    of :mod:`checkpoint_magic.notebook.inspection` and no event callbacks; all its magics are
-    removed (a magic it had shadowed is restored) and so is its registry entry.
+    of :mod:`checkpoint_magic.notebook.inspection` (and the ``Store`` HTML view) and one
+    ``post_execute`` callback that writes hit counts; all its magics are removed (a magic it
+    had shadowed is restored), and so are its registry entry and the callback.
     """
+    from ..store.usage import flush_usage
     from .inspection import unregister
 
     unregister(ip)
+    if flush_usage in ip.events.callbacks.get("post_execute", ()):
+        ip.events.unregister("post_execute", flush_usage)
     manager = ip.magics_manager
     magics = manager.registry.get(CheckpointMagics.__name__)
     if magics is None:

@@ -10,12 +10,16 @@ last-expression value whose display was stored instead of the value. Used by
 
 from __future__ import annotations
 
+import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from ..capture import TeeStream
+
+logger = logging.getLogger(__name__)
 
 #: Extra entries stored next to the produced variables (no variable may use these names).
 OUTPUTS_KEY = "__outputs__"
@@ -77,6 +81,9 @@ class Recorder:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        for event in self.events:
+            if event["type"] == "display" and _WIDGET_MIME in event["data"]:
+                final_widget_state(event)
         for stream in (sys.stdout, sys.stderr):
             if hasattr(stream, "flush"):
                 stream.flush()
@@ -86,6 +93,46 @@ class Recorder:
                 self._pub.__dict__.pop(attr, None)
             else:
                 setattr(self._pub, attr, saved)
+
+
+def _widget_text(widget: Any) -> tuple[str, str] | None:
+    """Text and HTML of a widget's current state: labels and progress bars, in order (a tqdm bar)."""
+    parts: list[tuple[str, str]] = []
+    for child in getattr(widget, "children", None) or (widget,):
+        value, top = getattr(child, "value", None), getattr(child, "max", None)
+        if isinstance(value, (int, float)) and isinstance(top, (int, float)) and top > 0:
+            done = max(0.0, min(1.0, value / top))
+            bar = "█" * round(done * 20) + " " * (20 - round(done * 20))
+            parts.append((f"|{bar}|", f"<progress value='{value}' max='{top}'></progress>"))
+        elif isinstance(value, str):
+            text = re.sub(r"<[^>]+>", "", value).replace("&nbsp;", " ")
+            parts.append((text, value))
+    if not parts:
+        return None
+    return "".join(p[0] for p in parts), " ".join(p[1] for p in parts)
+
+
+def final_widget_state(event: dict[str, Any]) -> None:
+    """Record a widget display as the widget looks *now* (its final state), not as first shown.
+
+    A widget's later updates travel as comm messages, not displays, so the recorded
+    display holds its first state (a tqdm bar at 0%); and its model dies with the kernel.
+    The final state is stored as text and HTML; a widget that cannot be read keeps its
+    first representation.
+    """
+    ipywidgets = sys.modules.get("ipywidgets")
+    model_id = (event["data"].get(_WIDGET_MIME) or {}).get("model_id")
+    registry = getattr(getattr(ipywidgets, "Widget", None), "widgets", None)
+    widget = registry.get(model_id) if isinstance(registry, dict) and model_id else None
+    if widget is None:
+        return
+    try:
+        state = _widget_text(widget)
+    except (AttributeError, TypeError, ValueError, ReferenceError) as exc:  # a widget unlike tqdm's
+        logger.debug("cannot read the final state of widget %s: %s", model_id, exc)
+        return
+    if state is not None:
+        event["data"]["text/plain"], event["data"]["text/html"] = state
 
 
 def flush_inline_figures(ip: Any) -> None:

@@ -116,6 +116,11 @@ def test_second_kernel_skips_every_body_with_visible_notes_and_no_warnings(
     # 6: top-level await is a clear usage error
     for nb in (first, second):
         assert text(nb.cells[6], "stderr").startswith("UsageError: %%checkpoint: line 3 awaits")
+    # the hits are counted although a kernel shut down does not run atexit handlers
+    from checkpoint_magic.tools.report import entries_frame
+
+    hits = entries_frame(tmp_path / "store").groupby("name")["hits"].sum()
+    assert hits["cell:squares"] == 1 and hits["cell:cubes"] == 1
     # 7: %checkpoint_why blames the helper, not the cell's code
     why = nbhelpers.result_text(second.cells[13]) or ""
     assert "code changed: __main__.helper" in why and "<cell" not in why, why

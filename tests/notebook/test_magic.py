@@ -8,6 +8,7 @@ inferred, restored and replayed), and notebooks executed through a real Jupyter 
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -502,7 +503,9 @@ def test_notebook_second_kernel_skips_restores_and_replays(kernelspec: Any, tmp_
 
     # %reload_ext / %unload_ext: no duplicate hooks, nothing left behind
     before, loaded, reloaded, unloaded, again = json.loads(text(second.cells[10]))
-    assert before[0] == loaded[0] == reloaded[0] == unloaded[0] == again[0]  # event callbacks
+    # event callbacks: one post_execute (writing hit counts), removed by %unload_ext
+    assert before[0] == unloaded[0] and loaded[0] == reloaded[0] == again[0]
+    assert loaded[0] == {**before[0], "post_execute": before[0]["post_execute"] + 1}
     assert "checkpoint" in loaded[1] and loaded == reloaded == again
     assert "checkpoint" not in unloaded[1] and "CheckpointMagics" not in unloaded[3]
     assert unloaded[1:3] == before[1:3]
@@ -512,3 +515,42 @@ def test_notebook_second_kernel_skips_restores_and_replays(kernelspec: Any, tmp_
     usage, boom = second.cells[11:13]
     assert text(usage, "stderr").startswith("UsageError: %%checkpoint: argument -w/--watch")
     assert [e["ename"] for e in nbhelpers.outputs_of(boom, "error")] == ["KeyError"]
+
+
+def test_a_progress_widget_is_replayed_in_its_final_state(
+    ip: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tqdm-style widget (label, progress, label) is shown as it ended, not at 0%."""
+    import types as _types
+
+    class Label:
+        def __init__(self, value: str) -> None:
+            self.value = value
+
+    class Progress:
+        def __init__(self) -> None:
+            self.value, self.max = 0, 10
+
+    class Box:
+        def __init__(self, children: list[Any]) -> None:
+            self.children = children
+
+    bar = Box([Label("fit: "), Progress(), Label(" 0/10")])
+    fake = _types.ModuleType("ipywidgets")
+    fake.Widget = type("Widget", (), {"widgets": {"m1": bar}})  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ipywidgets", fake)
+    ip.user_ns["_bar"] = bar
+    monkeypatch.setitem(ip.user_ns_hidden, "_bar", bar)  # not an input: the bar's state changes
+    source = """
+        from IPython.display import display
+        display({"application/vnd.jupyter.widget-view+json": {"model_id": "m1"}, "text/plain": "fit: 0%"}, raw=True)
+        _bar.children[1].value = 10
+        _bar.children[2].value = " 10/10"
+        done = True
+    """
+    with capture_output():
+        cell(ip, source)
+    with capture_output() as second:
+        cell(ip, source)
+    assert [o.data["text/plain"] for o in second.outputs] == ["fit: |████████████████████| 10/10"]
+    assert "<progress value='10' max='10'>" in second.outputs[0].data["text/html"]
