@@ -171,7 +171,7 @@ def _barh(labels: Sequence[str], values: Sequence[float], texts: Sequence[str]) 
 
 def _size_over_time(frame: pd.DataFrame, names: list[str]) -> str:
     """The store's size as entries were created, stacked by name (top names, then the rest)."""
-    fig, ax = _figure(6.4, 3.2)
+    fig, ax = _figure(5.2, 3.2)
     ordered = frame.sort_values("created")
     group = ordered["name"].where(ordered["name"].isin(names), "other")
     layers = [n for n in [*names, "other"] if (group == n).any()]
@@ -187,7 +187,7 @@ def _size_over_time(frame: pd.DataFrame, names: list[str]) -> str:
     )
     ax.set_ylabel("MiB")
     ax.grid(axis="y", color="#e5e5e5")
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
     locator = AutoDateLocator(maxticks=6)
