@@ -400,3 +400,16 @@ def test_store_magic_errors_that_stop_a_command_are_usage_errors(ip, tmp_path, l
     with pytest.raises(UsageError, match=message):
         ip.run_line_magic("checkpoint_store", line.format(empty=tmp_path))
     assert (tmp_path / "tmp" / "notes.txt").read_text() == "mine"
+
+
+def test_command_bodies_are_plain_functions(filled):
+    """The magics (and Python code) call the commands without argparse."""
+    from checkpoint_magic.tools.cli import call, du_output, ls_output, why_output
+
+    store, _ = filled
+    grouped = ls_output(store)
+    assert {n["namespace"] for n in grouped.data["namespaces"]} == {"pkg.fit", "pkg.score"}
+    assert "KEY" in ls_output(store, entries=True).blocks[0].headers
+    assert du_output(store).data["objects_files"] >= 1
+    assert "code changed: pkg.fit" in why_output(store, "fit").data["reason"]
+    assert call("ls", store, {"target": "fit", "json": True, "store": "ignored"}).data == ls_output(store, "fit").data
