@@ -171,6 +171,8 @@ def _barh(labels: Sequence[str], values: Sequence[float], texts: Sequence[str]) 
 
 def _size_over_time(frame: pd.DataFrame, names: list[str]) -> str:
     """The store's size as entries were created, stacked by name (top names, then the rest)."""
+    import numpy as np
+
     fig, ax = _figure(5.2, 3.2)
     ordered = frame.sort_values("created")
     group = ordered["name"].where(ordered["name"].isin(names), "other")
@@ -185,6 +187,9 @@ def _size_over_time(frame: pd.DataFrame, names: list[str]) -> str:
         step="post",
         alpha=0.9,
     )
+    if times[0] == times[-1]:  # one moment: give the axis a width the date locator can label
+        pad = np.timedelta64(30, "s")
+        ax.set_xlim(times[0] - pad, times[-1] + pad)
     ax.set_ylabel("MiB")
     ax.grid(axis="y", color="#e5e5e5")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
