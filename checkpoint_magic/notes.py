@@ -32,11 +32,22 @@ from typing import Any
 from . import config
 from .units import format_duration
 
-__all__ = ["display_name", "enabled", "interactive", "note_hit", "note_miss", "show"]
+__all__ = [
+    "NOTE_METADATA",
+    "display_name",
+    "enabled",
+    "interactive",
+    "note_hit",
+    "note_miss",
+    "show",
+]
 
 logger = logging.getLogger(__name__)
 
 _PREFIX = "[checkpoint] "
+#: Display metadata marking a note: a ``%%checkpoint`` recording leaves notes out (a note
+#: says what happened in *this* run; replaying it later would be stale).
+NOTE_METADATA = "checkpoint_magic_note"
 _STYLE = "color:#6a737d;font-size:0.85em;font-family:monospace;margin:2px 0"
 
 
@@ -95,7 +106,7 @@ def show(text: str, *, html_text: str | None = None) -> None:
         sys.stderr.flush()
         shell.display_pub.publish(
             data={"text/plain": line, "text/html": f'<div style="{_STYLE}">{body}</div>'},
-            metadata={},
+            metadata={NOTE_METADATA: True},
         )
         return
     stream = sys.stdout if shell is not None else sys.stderr

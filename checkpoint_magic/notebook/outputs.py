@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..capture import TeeStream
+from ..notes import NOTE_METADATA
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class Recorder:
         publish, clear_output, events = pub.publish, pub.clear_output, self.events
 
         def recording_publish(data: Any, metadata: Any = None, *a: Any, **kw: Any) -> Any:
+            if metadata and metadata.get(NOTE_METADATA):  # this run's note, not the cell's output
+                return publish(data, metadata, *a, **kw)
             events.append(
                 {
                     "type": "display",

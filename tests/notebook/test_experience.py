@@ -59,6 +59,8 @@ CELLS: list[str | tuple[str, list[str]]] = [
     "print(squares, cubes, value, fitted, timed, helped)",
 ]
 
+CELLS.append("%%checkpoint -n wrapped\nwrapped = load_data(5)")  # 10: a note inside a cell
+
 # Only in the second kernel, after the hits: a helper changes.
 EDITS: list[str | tuple[str, list[str]]] = [
     "def clean(x):\n    return x + 2\nvalue = load_data(3)",
@@ -90,8 +92,8 @@ def test_second_kernel_skips_every_body_with_visible_notes_and_no_warnings(
         name: (tmp_path / f"{name}.txt").read_text().count("ran")
         for name in ("tqdm", "pool", "load", "inline")
     }
-    # every body ran once (the @checkpoint body once more after its helper changed)
-    assert runs == {"tqdm": 1, "pool": 1, "load": 2, "inline": 1}
+    # every body ran once (load_data for two arguments, and again after its helper changed)
+    assert runs == {"tqdm": 1, "pool": 1, "load": 3, "inline": 1}
     assert _warnings(first) == [] and _warnings(second) == []
     values = "[0, 1, 4, 9, 16] [1, 8, 27] 4 42 499500 3\n"
     assert text(first.cells[9]) == text(second.cells[9]) == values
@@ -107,7 +109,7 @@ def test_second_kernel_skips_every_body_with_visible_notes_and_no_warnings(
     # 3: a hit of @checkpoint is visible, and so is why it recomputes
     assert notes(first.cells[3]) == []
     assert notes(second.cells[3])[0].startswith("[checkpoint] restored load_data (took ")
-    assert notes(second.cells[10]) == ["[checkpoint] recomputing load_data: code changed: clean"]
+    assert notes(second.cells[11]) == ["[checkpoint] recomputing load_data: code changed: clean"]
     # 4: InlineCheckpoint replays what the block printed, then says it was restored
     assert text(first.cells[4]) == text(second.cells[4]) == "PCA fitted\n"
     assert notes(second.cells[4])[0].startswith("[checkpoint] restored fitted (took ")
@@ -122,5 +124,8 @@ def test_second_kernel_skips_every_body_with_visible_notes_and_no_warnings(
     hits = entries_frame(tmp_path / "store").groupby("name")["hits"].sum()
     assert hits["cell:squares"] == 1 and hits["cell:cubes"] == 1
     # 7: %checkpoint_why blames the helper, not the cell's code
-    why = nbhelpers.result_text(second.cells[13]) or ""
+    why = nbhelpers.result_text(second.cells[14]) or ""
+    # a note shown while a cell ran is not part of the cell's replayed output
+    assert notes(first.cells[10]) == ["[checkpoint] recomputing load_data: input changed: n"]
+    assert [n[:31] for n in notes(second.cells[10])] == ["[checkpoint] restored wrapped ("]
     assert "code changed: __main__.helper" in why and "<cell" not in why, why
