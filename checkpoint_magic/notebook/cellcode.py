@@ -28,6 +28,8 @@ from typing import Any
 from ..units import format_duration
 
 __all__ = [
+    "default_namespace",
+    "ends_with_semicolon",
     "incidental_names",
     "restored_line",
     "top_level_await",
@@ -153,3 +155,27 @@ def user_modules_loaded_since(before: set[int]) -> list[str]:
         and isinstance(module, types.ModuleType)
         and codehash.is_user_code(module)
     )
+
+
+def default_namespace(produced: list[str]) -> str:
+    """``cell:`` and the produced names (a few of them), e.g. ``cell:X_pca,pca``.
+
+    Examples
+    --------
+    >>> default_namespace(["X", "y"]), default_namespace([]), default_namespace(list("abcdef"))
+    ('cell:X,y', 'cell:_', 'cell:a,b,c,d+2')
+    """
+    if not produced:
+        return "cell:_"
+    shown = ",".join(produced[:4])
+    return f"cell:{shown}+{len(produced) - 4}" if len(produced) > 4 else f"cell:{shown}"
+
+
+def ends_with_semicolon(source: str) -> bool:
+    """Whether the cell ends with ``;`` (IPython then shows no ``Out[n]``)."""
+    from IPython.core.displayhook import DisplayHook
+
+    try:
+        return bool(DisplayHook.semicolon_at_end_of_expression(source))
+    except Exception:  # tokenize errors on odd input: IPython would display
+        return False

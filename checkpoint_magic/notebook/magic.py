@@ -3,9 +3,10 @@ r"""The IPython extension: ``%load_ext checkpoint_magic`` and the ``%%checkpoint
 ``%%checkpoint`` owns its cell. It fingerprints the cell's code and inputs, looks them up
 in the store and, on a hit, does **not** run the cell: it restores the variables the cell
 produced, replays the cell's output as it first appeared (stdout/stderr, rich displays
-such as HTML tables, images and matplotlib figures, and the value of the last
-expression as ``Out[n]``) and prints one line saying when the result was computed and
-how long that took. On a miss it runs the cell with its output shown live *and*
+such as HTML tables, images and matplotlib figures, a progress widget in its final
+state, and the value of the last expression as ``Out[n]``) and, after it, shows one note
+(:mod:`checkpoint_magic.notes`) saying what was restored, when it was computed and how
+long that took. On a miss it runs the cell with its output shown live *and*
 recorded, then stores the produced variables and the recorded output as one entry.
 
 What identifies a cell's computation:
@@ -26,12 +27,17 @@ What identifies a cell's computation:
 The cell's leading ``import`` statements run before it is fingerprinted (the cell would
 run them first anyway), so that a user module they load counts by its code. A user
 module first imported later while the cell runs could not count: the result is not
-stored (one :class:`~checkpoint_magic.exceptions.UncachedWarning`).
+stored (one :class:`~checkpoint_magic.exceptions.UncachedWarning`). Modules are compared by
+identity and origin, so a new *name* for a loaded module (``__mp_main__``, which
+``multiprocessing`` aliases to ``__main__`` at a tqdm bar's or a process pool's first
+use) and standard-library or installed modules never count. Top-level ``await`` is a
+:class:`~IPython.core.error.UsageError`.
 
 What is restored: with ``--produce``, exactly those; otherwise every name the cell binds
 at top level that is set after the run (open files and generators excepted), plus any
 input the cell *mutated* in place (``df['z'] = ...``, ``model.fit(X, y)``), found by
-fingerprinting the inputs again after the run. Top-level ``import``, ``def`` and
+fingerprinting the inputs again after the run. An inferred output that cannot be stored
+(an executor, a lock, a socket) is left out of the entry with one note naming it. Top-level ``import``, ``def`` and
 ``class`` statements are re-executed on a hit (cheap, and functions keep their live
 globals and source) instead of being unpickled.
 
@@ -80,7 +86,14 @@ from .. import config, notes
 from ..checkpointer import Checkpointer, LoadResult, fingerprint_or_warn
 from ..exceptions import MissingProducedNameError, UncachedWarning, warn_user
 from .args import MISSING, get_target, parse_args, set_target, usage
-from .cellcode import incidental_names, restored_line, top_level_await, user_modules_loaded_since
+from .cellcode import (
+    default_namespace,
+    ends_with_semicolon,
+    incidental_names,
+    restored_line,
+    top_level_await,
+    user_modules_loaded_since,
+)
 from .names import analyze_cell, magic_code
 from .outputs import (
     OUTPUTS_KEY,
@@ -214,7 +227,8 @@ class CheckpointMagics(Magics):
         "-q",
         "--quiet",
         action="store_true",
-        help="Do not print the line saying that the result was restored.",
+        help="Do not show the notes saying that the result was restored or that a value was "
+        "left out of the entry.",
     )
     @cell_magic
     def checkpoint(self, line: str, cell: str) -> Any:
@@ -248,20 +262,6 @@ class _ModuleRef:
 
     def load(self) -> types.ModuleType:
         return importlib.import_module(self.name)
-
-
-def _default_namespace(produced: list[str]) -> str:
-    """``cell:`` and the produced names (a few of them), e.g. ``cell:X_pca,pca``.
-
-    Examples
-    --------
-    >>> _default_namespace(["X", "y"]), _default_namespace([]), _default_namespace(list("abcdef"))
-    ('cell:X,y', 'cell:_', 'cell:a,b,c,d+2')
-    """
-    if not produced:
-        return "cell:_"
-    shown = ",".join(produced[:4])
-    return f"cell:{shown}+{len(produced) - 4}" if len(produced) > 4 else f"cell:{shown}"
 
 
 class _CellRun:
@@ -307,7 +307,7 @@ class _CellRun:
                 "known; list what to restore with --produce NAME ... (or move the import to another cell)"
             )
         self.names = names
-        self.show_result = ip.ast_node_interactivity != "none" and not _ends_with_semicolon(source)
+        self.show_result = ip.ast_node_interactivity != "none" and not ends_with_semicolon(source)
         for name in args.watch or ():
             if get_target(self.ns, name) is MISSING:
                 raise UsageError(
@@ -320,7 +320,7 @@ class _CellRun:
             incidental = incidental_names(self.tree)
             produce_names = [n for n in names.binds if n not in incidental] or list(names.binds)
         self.cp = Checkpointer(
-            "cell", args.name or _default_namespace(produce_names), store=args.store
+            "cell", args.name or default_namespace(produce_names), store=args.store
         )
         self._run_leading_imports()
         ok, identity = fingerprint_or_warn(f"%%checkpoint {self.cp.namespace}", self._fingerprints)
@@ -607,12 +607,3 @@ def _cell_code(source: str, flags: int) -> types.CodeType:
         except SyntaxError as exc:  # e.g. ``return`` outside a function: it cannot run either
             logger.debug("code passed to a magic does not compile (%s); skipped", exc)
     return code.replace(co_consts=(*code.co_consts, *extra)) if extra else code
-
-
-def _ends_with_semicolon(source: str) -> bool:
-    from IPython.core.displayhook import DisplayHook
-
-    try:
-        return bool(DisplayHook.semicolon_at_end_of_expression(source))
-    except Exception:  # tokenize errors on odd input: IPython would display
-        return False
