@@ -56,6 +56,16 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+#: What a ComplexParamsIdentifyWarning advises, in each front end's own arguments.
+_ADVICE = {
+    "function": "Leave it out of the key with @checkpoint(ignore=['{root}']) and pass the values "
+    "that affect the result as arguments.",
+    "block": "Watch the attributes that affect the result instead, e.g. "
+    "InlineCheckpoint(watch=['{root}.a']), and leave {root} itself out of watch=[...].",
+    "cell": "Watch the attributes that affect the result instead: %%checkpoint --watch {root}.a",
+}
+
+
 def fingerprint_or_warn(what: str, compute: Callable[[], T]) -> tuple[bool, T | None]:
     """Run ``compute`` (the fingerprinting of a call, block or cell); ``(False, None)`` if it failed.
 
@@ -164,7 +174,7 @@ class Checkpointer:
 
     def fingerprint_inputs(self, values: Mapping[str, Any]) -> dict[str, str]:
         """Fingerprint every input by name; a value seen under two names is hashed once."""
-        fp = Fingerprinter()
+        fp = Fingerprinter(_ADVICE.get(self.kind))
         return {name: fp.fingerprint(value, name=name) for name, value in values.items()}
 
     def key(self, code_fp: str, input_fps: Mapping[str, str]) -> str:

@@ -1,4 +1,4 @@
-"""Hit and miss notes in scripts: quiet by default, one line each when asked (CHECKPOINT_MAGIC_NOTES)."""
+"""What the user is told: hit and miss notes in scripts (quiet unless asked), and advice in each front end's words."""
 
 from __future__ import annotations
 
@@ -47,3 +47,31 @@ def test_a_bad_setting_says_what_is_allowed(monkeypatch):
     monkeypatch.setattr(config, "notes", "loud")
     with pytest.raises(InvalidArgumentError, match="'auto', 'on' or 'off'"):
         config.notes_mode()
+
+
+class _Holder:
+    def __init__(self):
+        import sqlite3
+
+        self.a = 1
+        self.conn = sqlite3.connect(":memory:")
+
+
+def test_complex_params_advice_uses_the_front_ends_own_arguments(store_dir):
+    from checkpoint_magic import ComplexParamsIdentifyWarning, InlineCheckpoint, checkpoint
+
+    @checkpoint(store=store_dir)
+    def use(holder):
+        return holder.a
+
+    with pytest.warns(ComplexParamsIdentifyWarning) as record:
+        use(_Holder())
+    text = str(record[0].message)
+    assert "@checkpoint(ignore=['holder'])" in text and "watch=" not in text
+
+    holder = _Holder()
+    block = InlineCheckpoint(watch=["holder"], produce=["x"], store=store_dir)
+    with pytest.warns(ComplexParamsIdentifyWarning) as record, block:
+        x = holder.a  # noqa: F841 (produced)
+    text = str(record[0].message)
+    assert "InlineCheckpoint(watch=['holder.a'])" in text and "ignore=" not in text
