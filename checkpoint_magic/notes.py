@@ -128,8 +128,7 @@ def note_miss(namespace: str, reason: str) -> None:
 def note_hit(namespace: str, *, duration: float, created: float, what: str = "") -> None:
     """Say that ``namespace`` was restored, if the run it skips took long (:data:`~checkpoint_magic.config.NOTE_HIT_SECONDS`)."""
     if duration < config.NOTE_HIT_SECONDS:
-        logger.debug("restored %s", namespace)
-        return
+        return  # the checkpointer already logged the hit at DEBUG; keep fast hits fast
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(created))
     text = (
         f"restored {what or display_name(namespace)} (took {format_duration(duration)} on {when})"
