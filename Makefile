@@ -37,6 +37,9 @@ demo: $(VENV)/.demo
 
 ## test: the layer contract, then the whole default test suite (stress runs and benchmarks are separate)
 test: $(VENV)/.test
+	-@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; } \
+	  || echo "(chromium not installed: the store report's browser test will be skipped)"
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 

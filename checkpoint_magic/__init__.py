@@ -32,6 +32,7 @@ _EXPORTS = {
     "checkpoint": "decorator",
     "Store": "store",
     "dump": "savers.dump",
+    "entries_frame": "tools.report",
     "load": "savers.dump",
 }
 
@@ -45,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .savers.dump import dump as dump
     from .savers.dump import load as load
     from .store import Store as Store
+    from .tools.report import entries_frame as entries_frame
 
 
 def __getattr__(name: str) -> Any:

@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import xxhash
 
@@ -43,15 +44,61 @@ from .exceptions import (
     SignatureError,
     StoreFormatError,
     StoreWriteWarning,
+    UncachedWarning,
     warn_user,
 )
 from .fingerprint.values import HASH_SCHEME_VERSION, Fingerprinter
 from .store.budget import enforce_budget
 from .store.core import CorruptBlobError, CorruptManifestError, Store, get_store
+from .ui import notes
 
-__all__ = ["Checkpointer", "LoadResult", "make_key"]
+__all__ = ["Checkpointer", "LoadResult", "fingerprint_or_warn", "make_key"]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+#: What a ComplexParamsIdentifyWarning advises, in each front end's own arguments.
+_ADVICE = {
+    "function": "Leave it out of the key with @checkpoint(ignore=['{root}']) and pass the values "
+    "that affect the result as arguments.",
+    "block": "Watch the attributes that affect the result instead, e.g. "
+    "InlineCheckpoint(watch=['{root}.a']), and leave {root} itself out of watch=[...].",
+    "cell": "Watch the attributes that affect the result instead: %%checkpoint --watch {root}.a",
+}
+
+
+def fingerprint_or_warn(what: str, compute: Callable[[], T]) -> tuple[bool, T | None]:
+    """Run ``compute`` (the fingerprinting of a call, block or cell); ``(False, None)`` if it failed.
+
+    Fingerprinting must never stop the user's computation: any error becomes one
+    :class:`~checkpoint_magic.exceptions.UncachedWarning` naming ``what`` and the error, and
+    the caller runs the computation uncached. Warnings the user's filters turned into
+    errors stay errors. Every front end (decorator, ``InlineCheckpoint``, ``%%checkpoint``)
+    calls this, so the policy and the message are one.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     fingerprint_or_warn("doc.f", lambda: 1 / 0)
+    (False, None)
+    >>> print(caught[0].message)
+    doc.f: could not be fingerprinted (ZeroDivisionError: division by zero); running it uncached
+    >>> fingerprint_or_warn("doc.f", lambda: "fp")
+    (True, 'fp')
+    """
+    try:
+        return True, compute()
+    except Warning:
+        raise  # warnings turned into errors by the user's filters stay errors
+    except Exception as exc:  # fingerprinting must never stop the user's computation
+        warn_user(
+            f"{what}: could not be fingerprinted ({type(exc).__name__}: {exc}); running it uncached",
+            UncachedWarning,
+        )
+        return False, None
 
 
 def make_key(kind: str, namespace: str, code_fp: str, input_fps: Mapping[str, str]) -> str:
@@ -108,8 +155,12 @@ class Checkpointer:
         self._store_arg = store
         self._store: Store | None = store if isinstance(store, Store) else None
         #: Why the last lookup of this checkpointer missed although entries existed (set when
-        #: INFO logging is enabled; otherwise ``explain.last_miss`` computes it on demand).
+        #: notes are shown or INFO logging is enabled; otherwise ``explain.last_miss`` computes
+        #: it on demand).
         self.last_miss_reason: str | None = None
+        #: The optional outputs the last :meth:`save` left out because they cannot be
+        #: serialized, by name, with the reason.
+        self.left_out: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"Checkpointer({self.kind!r}, {self.namespace!r}, store={self._store_arg!r})"
@@ -125,7 +176,7 @@ class Checkpointer:
 
     def fingerprint_inputs(self, values: Mapping[str, Any]) -> dict[str, str]:
         """Fingerprint every input by name; a value seen under two names is hashed once."""
-        fp = Fingerprinter()
+        fp = Fingerprinter(_ADVICE.get(self.kind))
         return {name: fp.fingerprint(value, name=name) for name, value in values.items()}
 
     def key(self, code_fp: str, input_fps: Mapping[str, str]) -> str:
@@ -216,9 +267,12 @@ class Checkpointer:
             logger.debug("code parts unavailable for %s: %s", self.namespace, exc)
             parts = None
         now = time.time()
-        if logger.isEnabledFor(logging.INFO):
+        shown = notes.enabled()
+        if shown or logger.isEnabledFor(logging.INFO):
             reason = explain_miss(self.store, self.namespace, code_fp, input_fps, parts)
             logger.info("%s: recomputing (%s)", self.namespace, reason)
+            if shown:
+                notes.note_miss(self.namespace, reason)
             record_miss(self.store, self.namespace, reason, now)
             self.last_miss_reason = reason
         else:
@@ -240,17 +294,29 @@ class Checkpointer:
         duration: float,
         meta: Mapping[str, Any] | None = None,
         code_parts: Mapping[str, str] | None = None,
+        optional: Collection[str] = (),
     ) -> bool:
         """Commit ``outputs`` for this code and these inputs; ``False`` (and one warning) on failure.
 
         Blobs are written first and the manifest last, so a failure at any point leaves
         no partial entry. :class:`StoreFormatError` (a newer store) is raised, not warned.
+        An output named in ``optional`` that cannot be serialized (a lock, an executor, a
+        socket) is left out of the entry instead, and listed in :attr:`left_out` with why.
         """
         store = self.store
         key = self.key(code_fp, input_fps)
+        self.left_out = {}
         try:
             with store.commit():
-                records = {name: store.put_value(value) for name, value in outputs.items()}
+                records = {}
+                for name, value in outputs.items():
+                    if name not in optional:
+                        records[name] = store.put_value(value)
+                        continue
+                    try:
+                        records[name] = store.put_value(value)
+                    except (TypeError, AttributeError, pickle.PicklingError) as exc:
+                        self.left_out[name] = f"{type(value).__name__}: {exc}"
                 manifest = {
                     "format": 1,
                     "kind": self.kind,

@@ -1,4 +1,4 @@
-"""Settings read from the environment: store location, fsync, signing secret, size budget.
+"""Settings read from the environment: store location, fsync, signing secret, size budget, notes.
 
 Every setting has one environment variable, read when it is needed (not at import), so a
 notebook can change ``os.environ`` and the next checkpoint sees it.
@@ -21,9 +21,13 @@ __all__ = [
     "ENV_DIR",
     "ENV_FSYNC",
     "ENV_MAX_SIZE",
+    "ENV_NOTES",
     "ENV_SECRET",
+    "NOTE_HIT_SECONDS",
     "fsync_enabled",
     "resolve_store_location",
+    "notes",
+    "notes_mode",
     "resolve_store_path",
     "secret_key",
 ]
@@ -33,6 +37,16 @@ ENV_DIR = "CHECKPOINT_MAGIC_DIR"
 ENV_FSYNC = "CHECKPOINT_MAGIC_FSYNC"
 ENV_SECRET = "CHECKPOINT_MAGIC_SECRET"
 ENV_MAX_SIZE = "CHECKPOINT_MAGIC_MAX_SIZE"
+ENV_NOTES = "CHECKPOINT_MAGIC_NOTES"
+
+#: The one-line notes on hits and misses (:mod:`checkpoint_magic.ui.notes`): ``"auto"`` (shown
+#: in IPython and Jupyter, quiet in scripts), ``"on"`` (also in scripts, on stderr) or
+#: ``"off"``. ``None`` defers to ``$CHECKPOINT_MAGIC_NOTES`` (default ``"auto"``).
+notes: str | None = None
+#: A hit is noted only if the computation it skips took at least this long (seconds).
+NOTE_HIT_SECONDS = 1.0
+_NOTES_VALUES = {"auto": "auto", "on": "on", "1": "on", "true": "on", "yes": "on"}
+_NOTES_VALUES.update({"off": "off", "0": "off", "false": "off", "no": "off"})
 
 
 def resolve_store_path(path: str | os.PathLike[str] | None = None) -> Path:
@@ -81,3 +95,28 @@ def secret_key() -> bytes | None:
     """The HMAC key for signed entries (``CHECKPOINT_MAGIC_SECRET``), or ``None`` when unset."""
     value = os.environ.get(ENV_SECRET)
     return value.encode("utf-8") if value else None
+
+
+def notes_mode() -> str:
+    """``"auto"``, ``"on"`` or ``"off"``: :data:`notes` if set, else ``$CHECKPOINT_MAGIC_NOTES``.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ[ENV_NOTES] = "1"
+    >>> notes_mode()
+    'on'
+    >>> del os.environ[ENV_NOTES]
+    >>> notes_mode()
+    'auto'
+    """
+    value = notes if notes is not None else os.environ.get(ENV_NOTES, "auto")
+    mode = _NOTES_VALUES.get(str(value).strip().lower())
+    if mode is None:
+        from .exceptions import InvalidArgumentError
+
+        raise InvalidArgumentError(
+            f"checkpoint_magic notes setting {value!r} (config.notes or ${ENV_NOTES}) must be "
+            "'auto', 'on' or 'off'"
+        )
+    return mode

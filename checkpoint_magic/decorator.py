@@ -36,9 +36,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar, overload
 
-from .checkpointer import Checkpointer
-from .exceptions import InvalidArgumentError, UncachedWarning, warn_user
+from .checkpointer import Checkpointer, fingerprint_or_warn
+from .exceptions import InvalidArgumentError
 from .store.core import Store
+from .ui.notes import note_hit
 
 __all__ = ["CheckpointedFunction", "checkpoint"]
 
@@ -150,22 +151,18 @@ class CheckpointedFunction(Generic[R]):
             bound = self._bind(args, kwargs)
         except TypeError:
             return func(*args, **kwargs)  # a wrong call: the function raises its own error
-        try:
-            code_fp, input_fps = self._fingerprints(bound)
-        except Warning:
-            raise  # warnings turned into errors by the user's filters stay errors
-        except Exception as exc:  # fingerprinting must never stop the user's computation
-            warn_user(
-                f"{self.checkpointer.namespace}: inputs could not be fingerprinted "
-                f"({type(exc).__name__}: {exc}); running uncached",
-                UncachedWarning,
-            )
+        ok, fps = fingerprint_or_warn(
+            self.checkpointer.namespace, lambda: self._fingerprints(bound)
+        )
+        if not ok or fps is None:
             return func(*args, **kwargs)
+        code_fp, input_fps = fps
         if not recompute:
             hit = self.checkpointer.load(
                 code_fp, input_fps, mmap_mode=self.mmap_mode, code_parts=self._code_parts
             )
             if hit is not None:
+                note_hit(self.checkpointer.namespace, duration=hit.duration, created=hit.created)
                 return hit.outputs["return"]
         start = time.perf_counter()
         result = func(*args, **kwargs)

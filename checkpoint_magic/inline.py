@@ -43,19 +43,23 @@ from typing import Any
 import xxhash
 
 from . import targets
-from .checkpointer import Checkpointer, LoadResult
+from .checkpointer import Checkpointer, LoadResult, fingerprint_or_warn
 from .exceptions import (
     InvalidArgumentError,
     MissingProducedNameError,
-    UncachedWarning,
     UnknownNameError,
-    warn_user,
 )
 from .store.core import Store
+from .ui import notes
+from .ui.capture import StreamRecorder, replay_streams
 
 __all__ = ["InlineCheckpoint"]
 
 logger = logging.getLogger(__name__)
+
+
+#: The entry's record of what the block printed (not a valid target, so no produced name).
+_OUTPUT_KEY = "<output>"
 
 
 class _SkipBody(Exception):
@@ -334,19 +338,18 @@ class InlineCheckpoint:
         self._start = time.perf_counter()
         self.hit = False
         self._uncached = False
-        try:
-            self._code_fp = _block_code_fingerprint(block, frame, namespace, self.produce)
-            self._input_fps = self._checkpointer.fingerprint_inputs(watched)
-        except Warning:
-            raise  # warnings turned into errors by the user's filters stay errors
-        except Exception as exc:  # fingerprinting must never stop the user's computation
-            warn_user(
-                f"{self._checkpointer.namespace}: the block could not be fingerprinted "
-                f"({type(exc).__name__}: {exc}); running it uncached",
-                UncachedWarning,
-            )
+        self._recorder: StreamRecorder | None = None
+        ok, fps = fingerprint_or_warn(
+            self._checkpointer.namespace,
+            lambda: (
+                _block_code_fingerprint(block, frame, namespace, self.produce),
+                self._checkpointer.fingerprint_inputs(watched),
+            ),
+        )
+        if not ok or fps is None:
             self._uncached = True
             return self
+        self._code_fp, self._input_fps = fps
         result: LoadResult | None = None
         if not self.recompute:
             result = self._checkpointer.load(self._code_fp, self._input_fps)
@@ -356,6 +359,8 @@ class InlineCheckpoint:
         if result is not None:
             self._restore(frame, result)
             self._install_skip(frame, block)
+        else:
+            self._recorder = StreamRecorder().__enter__()  # shown live, replayed on a hit
         return self
 
     def _restore(self, frame: types.FrameType, result: LoadResult) -> None:
@@ -372,12 +377,13 @@ class InlineCheckpoint:
                 ),
             )
         _write_back_locals(frame)
-        logger.info(
-            "%s: skipped, restored %s (computed %s in %.2f s)",
+        if notes.enabled():  # scripts keep the seed's behaviour: a skipped block prints nothing
+            replay_streams(result.outputs.get(_OUTPUT_KEY) or ())
+        notes.note_hit(
             self._checkpointer.namespace,
-            ", ".join(self.produce) or "nothing",
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(result.created)),
-            result.duration,
+            duration=result.duration,
+            created=result.created,
+            what=", ".join(self.produce) or self._checkpointer.namespace,
         )
 
     def _install_skip(self, frame: types.FrameType, block: ast.With | ast.AsyncWith | None) -> None:
@@ -429,6 +435,9 @@ class InlineCheckpoint:
         frame = self._frame
         assert frame is not None
         self._frame = None
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            recorder.stop()
         if self.hit:
             self._uninstall_skip(frame)
             return exc_type is _SkipBody
@@ -445,6 +454,8 @@ class InlineCheckpoint:
                 "stored. Set it in the block or remove it from produce=[...]"
             ),
         )
+        if recorder is not None and recorder.events:
+            outputs[_OUTPUT_KEY] = recorder.events
         self._checkpointer.save(
             self._code_fp,
             self._input_fps,

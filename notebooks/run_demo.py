@@ -102,11 +102,18 @@ def _label(cell: Any) -> str:
     return first if len(first) <= 58 else first[:55] + "..."
 
 
+def _notes(cell: Any) -> list[str]:
+    """The ``[checkpoint]`` notes a cell showed (hits, misses with a reason, values not stored)."""
+    return [
+        str(o["data"].get("text/plain", ""))
+        for o in cell.get("outputs", ())
+        if o.get("output_type") == "display_data"
+        and str(o.get("data", {}).get("text/plain", "")).startswith("[checkpoint] ")
+    ]
+
+
 def _restored(cell: Any) -> bool:
-    text = "".join(
-        o.get("text", "") for o in cell.get("outputs", ()) if o.get("output_type") == "stream"
-    )
-    return "[checkpoint] restored" in text
+    return any(note.startswith("[checkpoint] restored") for note in _notes(cell))
 
 
 def main_notebook() -> int:
@@ -137,11 +144,19 @@ def main_notebook() -> int:
         note = "  restored" if _restored(c2) else ""
         print(f"[{i:>2}] {_label(c1):<{width}} {t1:>7.2f}s {t2:>7.2f}s{note}")
     print(f"{'all cells':<{width + 5}} {totals[0]:>7.2f}s {totals[1]:>7.2f}s")
-    print("\n'restored': %%checkpoint skipped the cell (it prints one line saying so); hits of")
-    print("@checkpoint and InlineCheckpoint are silent, their cells are just faster.")
+    print("\n'restored': the cell showed a note saying what was restored instead of recomputed")
+    print("(%%checkpoint always; @checkpoint and InlineCheckpoint when the skipped step took >= 1 s).")
+    print("\nnotes shown in the second run:")
+    for i, _, c2 in rows:
+        for note in _notes(c2):
+            print(f"  [{i:>2}] {note}")
+    from checkpoint_magic.tools.report import write_report
+
+    report = write_report(DEMO_DIR / "report.html", STORE)
     print(
         f"\nexecuted notebooks: {DEMO_DIR.relative_to(REPO)}/quickstart-run1.ipynb, quickstart-run2.ipynb"
     )
+    print(f"store report (open it in a browser): {report}")
     return 0
 
 

@@ -99,3 +99,12 @@ def result_text(cell: Any) -> str | None:
     """The ``text/plain`` of the cell's ``Out[n]``, if it has one."""
     results = outputs_of(cell, "execute_result")
     return results[0]["data"].get("text/plain") if results else None
+
+
+def notes_of(cell: Any) -> list[str]:
+    """The text of the ``[checkpoint]`` notes a cell shows (hits, misses with a reason)."""
+    return [
+        o["data"]["text/plain"]
+        for o in outputs_of(cell, "display_data")
+        if str(o["data"].get("text/plain", "")).startswith("[checkpoint] ")
+    ]

@@ -82,3 +82,67 @@ def test_default_location_and_cache_decorator_form(monkeypatch, tmp_path):
     assert square(3) == square(3, verbose=True) == 9
     assert FITS == [3]
     assert "env" in repr(memory)
+
+
+def _filled(store_dir, n=4):
+    """A memory with ``n`` entries of ~8 KiB each, used in order (entry 0 least recently)."""
+    import time
+
+    memory = Memory(store_dir)
+    make = memory.cache(lambda i: np.full(1024, i, dtype=np.float64))
+    for i in range(n):
+        make(i)
+        time.sleep(0.01)  # distinct last-used times
+    return memory, make
+
+
+def _keys(store_dir):
+    return sorted(Store(store_dir).iter_entry_keys())
+
+
+def test_reduce_size_by_items_bytes_and_age_keeps_the_most_recently_used(store_dir):
+    import datetime
+
+    import pytest
+
+    from checkpoint_magic.exceptions import InvalidArgumentError
+
+    memory, make = _filled(store_dir)
+    assert len(_keys(store_dir)) == 4
+    assert memory.reduce_size(items_limit=3) == 1
+    assert make.is_cached(3) and not make.is_cached(0)
+    assert memory.reduce_size(bytes_limit=2 * 8192 + 1000) == 1  # two ~8 KiB entries fit
+    assert make.is_cached(3) and make.is_cached(2) and not make.is_cached(1)
+    assert memory.reduce_size(age_limit=datetime.timedelta(days=1)) == 0
+    assert memory.reduce_size(age_limit=datetime.timedelta(0)) == 2
+    assert _keys(store_dir) == []
+    with pytest.raises(InvalidArgumentError, match="timedelta"):
+        memory.reduce_size(age_limit=30)
+
+
+def test_reduce_size_leaves_other_entries_of_the_shared_store(store_dir):
+    from checkpoint_magic import checkpoint
+
+    @checkpoint(store=store_dir)
+    def other(x):
+        return x
+
+    other(1)
+    memory, make = _filled(store_dir, n=2)
+    assert memory.reduce_size(items_limit=0) == 2
+    assert other.is_cached(1)
+
+
+def test_verbose_prints_calls_like_joblib(store_dir, capsys):
+    memory = Memory(store_dir, verbose=10)
+    double = memory.cache(_double)
+    assert double(2) == 4 and double(2) == 4
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == f"[Memory] Calling {__name__}._double..." and out[2].endswith("_double - " + out[2].split(" - ")[1])
+    assert out[3] == f"[Memory] Loading {__name__}._double from the cache"
+    quiet = Memory(store_dir).cache(_double)
+    assert quiet(2) == 4 and capsys.readouterr().out == ""
+
+
+def _double(x):
+    return 2 * x

@@ -264,16 +264,26 @@ def path_label(parent: Any, child: Any, attrs: bool) -> str:
     return "<...>"
 
 
-def problem_message(root: str, problems: list[tuple[str, str, str]]) -> str:
-    """The warning about values that could not be walked: ``(path, type name, reason)`` each."""
+def problem_message(
+    root: str, problems: list[tuple[str, str, str]], advice: str | None = None
+) -> str:
+    """The warning about values that could not be walked: ``(path, type name, reason)`` each.
+
+    ``advice`` (a template with ``{root}``) says what to do with the front end's own
+    arguments; without it the advice names both ``watch=`` and ``ignore=``.
+    """
     shown = "; ".join(f"{path} ({tname}): {reason}" for path, tname, reason in problems[:5])
     if len(problems) > 5:
         shown += f"; and {len(problems) - 5} more"
+    if advice is None:
+        advice = (
+            "Watch the attributes that affect the result instead, e.g. watch=['{root}.a'], "
+            "or leave it out with ignore=['{root}']."
+        )
     return (
         f"Cannot fingerprint {shown}. Only the type enters the fingerprint, so "
         f"{'it is' if len(problems) == 1 else 'they are'} treated as unchanged whatever the "
-        "state: changing it will not cause a recomputation. Watch the attributes that affect "
-        f"the result instead, e.g. watch=['{root}.a'], or leave it out with ignore=['{root}']."
+        f"state: changing it will not cause a recomputation. {advice.format(root=root)}"
     )
 
 

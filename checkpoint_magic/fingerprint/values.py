@@ -138,9 +138,14 @@ class Fingerprinter:
     True
     """
 
-    __slots__ = ("_memo", "_active", "_stack", "_problems", "_min_ref", "_seed", "_root", "_hops")
+    __slots__ = (
+        "_memo", "_active", "_stack", "_problems", "_min_ref", "_seed", "_root", "_hops", "advice"
+    )  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, advice: str | None = None) -> None:
+        #: What a ComplexParamsIdentifyWarning tells the user to do, in the words of the
+        #: front end's arguments (a template with ``{root}``); ``None``: a generic advice.
+        self.advice = advice
         self._memo: dict[int, tuple[Any, bytes]] = {}
         self._active: dict[int, int] = {}  # id -> stack depth of the containers being walked
         self._stack: list[Any] = []  # the containers being walked, outermost first
@@ -196,7 +201,7 @@ class Fingerprinter:
         return h.hexdigest()
 
     def _warn(self) -> None:
-        message = _hash_objects.problem_message(self._root, self._problems)
+        message = _hash_objects.problem_message(self._root, self._problems, self.advice)
         warn_user(message, ComplexParamsIdentifyWarning)
 
     def _walk(self, obj: Any, h: Any) -> None:

@@ -22,23 +22,31 @@ from .outputs import RESERVED
 
 #: What :func:`_get` returns for a target that does not exist.
 MISSING: Any = targets.MISSING
-USAGE = (
-    "usage: %%checkpoint [-w/--watch NAME ...] [-p/--produce NAME ...] [-r/--recompute] "
-    "[-n/--name NAME] [--store PATH] [-q/--quiet]   (details: %%checkpoint?)"
-)
+
+
+def usage(magic: Any) -> str:
+    """The one-line usage of a magic, from its declared arguments (``magic_arguments``).
+
+    The ``@argument`` declarations on the magic are the single source of its usage and
+    help text; this only reflows argparse's usage into one line with a pointer to the help.
+    """
+    text = " ".join(magic.parser.format_usage().replace("::", "").split())
+    return f"usage: %%{text.lstrip('%')}   (details: %%checkpoint?)"
 
 
 def parse_args(magic: Any, line: str) -> Any:
+    """Parse the magic line of ``%%checkpoint`` (declared on ``magic``); bad input raises ``UsageError``."""
+    text = usage(magic)
     try:
         args = parse_argstring(magic, line)
     except UsageError as exc:
-        raise UsageError(f"%%checkpoint: {exc}\n{USAGE}") from None
+        raise UsageError(f"%%checkpoint: {exc}\n{text}") from None
     except ValueError as exc:  # unbalanced quotes in the line
         raise UsageError(
-            f"%%checkpoint: cannot split the arguments ({exc}); check the quotes\n{USAGE}"
+            f"%%checkpoint: cannot split the arguments ({exc}); check the quotes\n{text}"
         ) from None
-    args.watch = _split_names(args.watch, "--watch")
-    args.produce = _split_names(args.produce, "--produce")
+    args.watch = _split_names(args.watch, "--watch", text)
+    args.produce = _split_names(args.produce, "--produce", text)
     reserved = sorted(RESERVED.intersection(args.produce or ()))
     if reserved:
         raise UsageError(
@@ -47,11 +55,11 @@ def parse_args(magic: Any, line: str) -> Any:
     if args.name is not None:
         args.name = _unquote(args.name)
     if args.name is not None and not args.name.strip():
-        raise UsageError(f"%%checkpoint: --name needs a non-empty name\n{USAGE}")
+        raise UsageError(f"%%checkpoint: --name needs a non-empty name\n{text}")
     if args.store is not None:
         path = _unquote(args.store)
         if not path:
-            raise UsageError(f"%%checkpoint: --store needs a directory path\n{USAGE}")
+            raise UsageError(f"%%checkpoint: --store needs a directory path\n{text}")
         if os.path.exists(path) and not os.path.isdir(path):
             raise UsageError(
                 f"%%checkpoint: --store {path!r} is a file; give a directory (it is created if needed)"
@@ -67,7 +75,7 @@ def _unquote(text: str) -> str:
     return text
 
 
-def _split_names(values: list[str] | None, flag: str) -> list[str] | None:
+def _split_names(values: list[str] | None, flag: str, text: str) -> list[str] | None:
     """Flatten ``-w a b -w c,d`` into ``['a', 'b', 'c', 'd']`` and check each is a valid target."""
     if values is None:
         return None
@@ -82,7 +90,7 @@ def _split_names(values: list[str] | None, flag: str) -> list[str] | None:
             if part not in names:
                 names.append(part)
     if not names:
-        raise UsageError(f"%%checkpoint: {flag} needs at least one name\n{USAGE}")
+        raise UsageError(f"%%checkpoint: {flag} needs at least one name\n{text}")
     return names
 
 

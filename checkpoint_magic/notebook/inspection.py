@@ -35,10 +35,20 @@ from __future__ import annotations
 import argparse
 import html
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..store.core import Store
-from ..tools.cli import Output, Table, add_command_arguments, add_commands, render_text, run
+if TYPE_CHECKING:  # pragma: no cover
+    from ..store.core import Store
+
+from ..tools.cli import (
+    Output,
+    Table,
+    add_command_arguments,
+    add_commands,
+    call,
+    ls_output,
+    render_text,
+)
 
 __all__ = ["Rendered", "register", "render_html", "store_html", "unregister"]
 
@@ -96,24 +106,44 @@ class Rendered:
         return render_text(self._blocks)
 
 
+class _Html:
+    """HTML shown as the result of a magic (its text form says how to get a file)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def _repr_html_(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return "<checkpoint store report: shown as HTML in a notebook; use --html FILE for a file>"
+
+
 def store_html(store: Store) -> str:
-    """The ``ls`` table of a store, as HTML (registered for :class:`Store` by :func:`register`); never raises."""
+    """The ``ls`` table of a store, as HTML (registered with IPython for ``Store``); never raises."""
     from ..exceptions import CheckpointError
 
     try:
-        output = run(argparse.Namespace(command="ls", store=store.root, target=None, entries=False))
+        output = ls_output(store)
     except (CheckpointError, OSError) as exc:
         output = Output(None, [f"{store!r}: {exc}"])
     return render_html([f"checkpoint store {store.root}", *output.blocks])
 
 
 def _execute(args: argparse.Namespace) -> Any:
+    """Call the command's plain function (:data:`checkpoint_magic.tools.cli.COMMANDS`) with the parsed options."""
     from IPython.core.error import UsageError
 
     from ..exceptions import CheckpointError
+    from ..store.core import Store
 
+    store = Store(getattr(args, "store", None))
+    if args.command == "report" and not getattr(args, "html", None):
+        from ..tools.report import report_html
+
+        return _Html(report_html(store, page=False))  # shown in the notebook, no file
     try:
-        output = run(args)
+        output = call(args.command, store, vars(args))
     except (CheckpointError, OSError) as exc:
         raise UsageError(str(exc)) from None
     return output.data if getattr(args, "json", False) else Rendered(output)
@@ -131,7 +161,20 @@ def _build() -> dict[str, Callable[[str], Any]]:
     @magic_arguments()
     def checkpoint_store(line: str) -> Any:
         """Inspect, budget and check the checkpoint store (the checkpoint-magic CLI, as HTML tables)."""
-        return _execute(parse_argstring(checkpoint_store, line))
+        from IPython.core.error import UsageError
+
+        from ..tools.cli import suggest_command
+
+        try:
+            args = parse_argstring(checkpoint_store, line)
+        except UsageError as exc:
+            words = line.split()
+            typo = next((w for w in words if not w.startswith("-")), None)
+            near = suggest_command(typo) if typo and "invalid choice" in str(exc) else None
+            if near is None:
+                raise
+            raise UsageError(f"{exc}; did you mean %checkpoint_store {near}?") from None
+        return _execute(args)
 
     @magic_arguments()
     def checkpoint_why(line: str) -> Any:
@@ -150,7 +193,13 @@ def _build() -> dict[str, Callable[[str], Any]]:
 
 
 def register(ip: Any) -> None:
-    """Register ``%checkpoint_store`` and ``%checkpoint_why``, and the HTML view of a :class:`Store`."""
+    """Register ``%checkpoint_store`` and ``%checkpoint_why``, and the HTML view of a ``Store``.
+
+    The store knows nothing of notebooks: its HTML rendering (:func:`store_html`) is handed
+    to IPython's HTML formatter here, for the :class:`~checkpoint_magic.store.Store` type.
+    """
+    from ..store.core import Store
+
     for name, func in _build().items():
         ip.register_magic_function(func, magic_kind="line", magic_name=name)
     ip.display_formatter.formatters["text/html"].for_type(Store, store_html)
@@ -158,9 +207,11 @@ def register(ip: Any) -> None:
 
 def unregister(ip: Any) -> None:
     """Remove what :func:`register` added (only if it is still ours)."""
-    html = ip.display_formatter.formatters["text/html"]
-    if html.type_printers.get(Store) is store_html:
-        html.pop(Store)
+    from ..store.core import Store
+
+    html_formatter = ip.display_formatter.formatters["text/html"]
+    if html_formatter.type_printers.get(Store) is store_html:
+        html_formatter.pop(Store)
     table = ip.magics_manager.magics["line"]
     for name, func in _build().items():
         if table.get(name) is func:

@@ -3,9 +3,10 @@ r"""The IPython extension: ``%load_ext checkpoint_magic`` and the ``%%checkpoint
 ``%%checkpoint`` owns its cell. It fingerprints the cell's code and inputs, looks them up
 in the store and, on a hit, does **not** run the cell: it restores the variables the cell
 produced, replays the cell's output as it first appeared (stdout/stderr, rich displays
-such as HTML tables, images and matplotlib figures, and the value of the last
-expression as ``Out[n]``) and prints one line saying when the result was computed and
-how long that took. On a miss it runs the cell with its output shown live *and*
+such as HTML tables, images and matplotlib figures, a progress widget in its final
+state, and the value of the last expression as ``Out[n]``) and, after it, shows one note
+(:mod:`checkpoint_magic.ui.notes`) saying what was restored, when it was computed and how
+long that took. On a miss it runs the cell with its output shown live *and*
 recorded, then stores the produced variables and the recorded output as one entry.
 
 What identifies a cell's computation:
@@ -26,12 +27,17 @@ What identifies a cell's computation:
 The cell's leading ``import`` statements run before it is fingerprinted (the cell would
 run them first anyway), so that a user module they load counts by its code. A user
 module first imported later while the cell runs could not count: the result is not
-stored (one :class:`~checkpoint_magic.exceptions.UncachedWarning`).
+stored (one :class:`~checkpoint_magic.exceptions.UncachedWarning`). Modules are compared by
+identity and origin, so a new *name* for a loaded module (``__mp_main__``, which
+``multiprocessing`` aliases to ``__main__`` at a tqdm bar's or a process pool's first
+use) and standard-library or installed modules never count. Top-level ``await`` is a
+:class:`~IPython.core.error.UsageError`.
 
 What is restored: with ``--produce``, exactly those; otherwise every name the cell binds
 at top level that is set after the run (open files and generators excepted), plus any
 input the cell *mutated* in place (``df['z'] = ...``, ``model.fit(X, y)``), found by
-fingerprinting the inputs again after the run. Top-level ``import``, ``def`` and
+fingerprinting the inputs again after the run. An inferred output that cannot be stored
+(an executor, a lock, a socket) is left out of the entry with one note naming it. Top-level ``import``, ``def`` and
 ``class`` statements are re-executed on a hit (cheap, and functions keep their live
 globals and source) instead of being unpickled.
 
@@ -76,9 +82,19 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ..checkpointer import Checkpointer, LoadResult
+from .. import config
+from ..checkpointer import Checkpointer, LoadResult, fingerprint_or_warn
 from ..exceptions import MissingProducedNameError, UncachedWarning, warn_user
-from .args import MISSING, USAGE, get_target, parse_args, set_target
+from ..ui import notes
+from .args import MISSING, get_target, parse_args, set_target, usage
+from .cellcode import (
+    default_namespace,
+    ends_with_semicolon,
+    incidental_names,
+    restored_line,
+    top_level_await,
+    user_modules_loaded_since,
+)
 from .names import analyze_cell, magic_code
 from .outputs import (
     OUTPUTS_KEY,
@@ -122,9 +138,13 @@ def load_ipython_extension(ip: Any) -> None:
         if name in table[kind]
     }
     ip.register_magics(magics)
+    from ..store.usage import flush_usage
     from .inspection import register
 
     register(ip)  # %checkpoint_store and %checkpoint_why
+    # A kernel that is restarted or shut down does not run atexit handlers: write the hit
+    # counts (usage statistics) after each cell instead of losing the last second of them.
+    ip.events.register("post_execute", flush_usage)
     logger.debug("checkpoint_magic extension loaded")
 
 
@@ -132,12 +152,16 @@ def unload_ipython_extension(ip: Any) -> None:
     """Remove everything :func:`load_ipython_extension` added (``%unload_ext checkpoint_magic``).
 
     The extension registers one magics instance (``%%checkpoint``), the inspection magics
-    of :mod:`checkpoint_magic.notebook.inspection` and no event callbacks; all its magics are
-    removed (a magic it had shadowed is restored) and so is its registry entry.
+    of :mod:`checkpoint_magic.notebook.inspection` (and the ``Store`` HTML view) and one
+    ``post_execute`` callback that writes hit counts; all its magics are removed (a magic it
+    had shadowed is restored), and so are its registry entry and the callback.
     """
+    from ..store.usage import flush_usage
     from .inspection import unregister
 
     unregister(ip)
+    if flush_usage in ip.events.callbacks.get("post_execute", ()):
+        ip.events.unregister("post_execute", flush_usage)
     manager = ip.magics_manager
     magics = manager.registry.get(CheckpointMagics.__name__)
     if magics is None:
@@ -204,7 +228,8 @@ class CheckpointMagics(Magics):
         "-q",
         "--quiet",
         action="store_true",
-        help="Do not print the line saying that the result was restored.",
+        help="Do not show the notes saying that the result was restored or that a value was "
+        "left out of the entry.",
     )
     @cell_magic
     def checkpoint(self, line: str, cell: str) -> Any:
@@ -240,37 +265,6 @@ class _ModuleRef:
         return importlib.import_module(self.name)
 
 
-def _format_duration(seconds: float) -> str:
-    """A short human-readable duration.
-
-    Examples
-    --------
-    >>> _format_duration(0.0123), _format_duration(3.21), _format_duration(125), _format_duration(7300)
-    ('0.012 s', '3.2 s', '2 min 5 s', '2 h 1 min')
-    """
-    if seconds < 1:
-        return f"{seconds:.3f} s"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
-
-
-def _default_namespace(produced: list[str]) -> str:
-    """``cell:`` and the produced names (a few of them), e.g. ``cell:X_pca,pca``.
-
-    Examples
-    --------
-    >>> _default_namespace(["X", "y"]), _default_namespace([]), _default_namespace(list("abcdef"))
-    ('cell:X,y', 'cell:_', 'cell:a,b,c,d+2')
-    """
-    if not produced:
-        return "cell:_"
-    shown = ",".join(produced[:4])
-    return f"cell:{shown}+{len(produced) - 4}" if len(produced) > 4 else f"cell:{shown}"
-
-
 class _CellRun:
     """Everything one ``%%checkpoint`` execution does: fingerprint, then restore or run and store."""
 
@@ -286,10 +280,11 @@ class _CellRun:
     def run(self) -> Any:
         __tracebackhide__ = True
         ip, args = self.ip, self.args
-        source = ip.transform_cell(self.cell)
+        source = self.source = ip.transform_cell(self.cell)
         if not source.strip():
             raise UsageError(
-                f"%%checkpoint: the cell is empty; write the code to checkpoint below the magic line\n{USAGE}"
+                f"%%checkpoint: the cell is empty; write the code to checkpoint below the magic line\n"
+                f"{usage(CheckpointMagics.checkpoint)}"
             )
         # One leading line stands for the magic line, so line numbers match the cell's.
         self.filename = ip.compile.cache(
@@ -298,6 +293,14 @@ class _CellRun:
             raw_code=f"%%checkpoint {self.line}\n{self.cell}",
         )
         self.tree = ip.compile.ast_parse(f"\n{source}", filename=self.filename)
+        awaited = top_level_await(self.tree)
+        if awaited is not None:
+            raise UsageError(
+                f"%%checkpoint: line {awaited} awaits at the top level of the cell, which a "
+                "checkpointed cell cannot do (the magic runs the cell synchronously). Put the "
+                "async code in an `async def` function, await it in a cell of its own, and "
+                "checkpoint the async function's synchronous parts or its result."
+            )
         names = analyze_cell(self.tree)
         if args.produce is None and names.star_import:
             raise UsageError(
@@ -305,31 +308,27 @@ class _CellRun:
                 "known; list what to restore with --produce NAME ... (or move the import to another cell)"
             )
         self.names = names
-        self.show_result = ip.ast_node_interactivity != "none" and not _ends_with_semicolon(source)
+        self.show_result = ip.ast_node_interactivity != "none" and not ends_with_semicolon(source)
         for name in args.watch or ():
             if get_target(self.ns, name) is MISSING:
                 raise UsageError(
                     f"%%checkpoint: --watch {name!r} does not exist; define it before this cell or "
                     "remove it from --watch"
                 )
-        produce_names = args.produce if args.produce is not None else [n for n in names.binds]
+        if args.produce is not None:
+            produce_names = list(args.produce)
+        else:  # named after what it makes: not its imports, loop variables or `with` targets
+            incidental = incidental_names(self.tree)
+            produce_names = [n for n in names.binds if n not in incidental] or list(names.binds)
         self.cp = Checkpointer(
-            "cell", args.name or _default_namespace(produce_names), store=args.store
+            "cell", args.name or default_namespace(produce_names), store=args.store
         )
         self._run_leading_imports()
-        try:
-            code_fp, parts, inputs = self._identify(source)
-            input_fps = self.cp.fingerprint_inputs(inputs)
-        except Warning:
-            raise  # warnings turned into errors by the user's filters stay errors
-        except Exception as exc:  # fingerprinting must never stop the user's computation
-            warn_user(
-                f"%%checkpoint {self.cp.namespace}: the inputs could not be fingerprinted "
-                f"({type(exc).__name__}: {exc}); running the cell uncached",
-                UncachedWarning,
-            )
+        ok, identity = fingerprint_or_warn(f"%%checkpoint {self.cp.namespace}", self._fingerprints)
+        if not ok or identity is None:
             value = self._execute()[0]
             return value if self.show_result else None
+        code_fp, parts, inputs, input_fps = identity
         if not args.recompute:
             hit = self.cp.load(code_fp, input_fps, code_parts=parts)
             if hit is not None:
@@ -337,6 +336,10 @@ class _CellRun:
         return self._run_and_store(code_fp, parts, inputs, input_fps)
 
     # ------------------------------------------------------------------ fingerprints
+    def _fingerprints(self) -> tuple[str, dict[str, str], dict[str, Any], dict[str, str]]:
+        code_fp, parts, inputs = self._identify(self.source)
+        return code_fp, parts, inputs, self.cp.fingerprint_inputs(inputs)
+
     def _candidate(self, name: str) -> Any:
         """The namespace value of a name the cell reads, or _MISSING (undefined, builtin, IPython's own)."""
         value = self.ns.get(name, MISSING)
@@ -397,9 +400,11 @@ class _CellRun:
         wrapper = types.FunctionType(code, dict(code_values))
         cell_fp = codehash.source_fingerprint(source)
         code_fp = codehash.code_fingerprint(wrapper)
-        parts = {"<cell>": cell_fp, "<cell code>": code_fp}
+        # The cell's own code and each function it reaches; not their aggregate, so that a
+        # miss is explained by the part that changed (a helper), not by "the cell's code".
+        parts = {"<cell>": cell_fp}
         for name, part in codehash.code_parts(wrapper).items():
-            if not name.startswith("<exec>.<module>"):  # the wrapper itself: "<cell code>"
+            if not name.startswith("<exec>.<module>"):  # the wrapper itself
                 parts.setdefault(name, part)
         h = xxhash.xxh3_128(b"checkpoint_magic-cell\0")
         h.update(repr(self.args.produce).encode())
@@ -418,16 +423,9 @@ class _CellRun:
                     continue
                 set_target(self.ns, name, value.load() if isinstance(value, _ModuleRef) else value)
                 restored.append(name)
-        if not self.args.quiet:
-            names = ", ".join(restored[:6]) + (
-                f" +{len(restored) - 6}" if len(restored) > 6 else ""
-            )
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(hit.created))
-            print(
-                f"[checkpoint] restored {names or 'the output'} (computed {when}, took "
-                f"{_format_duration(hit.duration)}; cell skipped)"
-            )
         replay(self.ip, record.get("events", ()))
+        if not self.args.quiet and config.notes_mode() != "off":
+            notes.show(restored_line(self.tree, self.cell, restored, hit.created, hit.duration))
         return self._stored_result(record.get("result"), outputs)
 
     def _run_definitions(self, defined: Any) -> None:
@@ -481,7 +479,7 @@ class _CellRun:
             for name, value in inputs.items()
             if not isinstance(value, IMMUTABLE) and name not in self.module_data
         }
-        loaded = set(sys.modules)
+        loaded = {id(module) for module in list(sys.modules.values())}
         value, events, duration = self._execute()
         outputs: dict[str, Any] = {}
         defined: list[str] = []
@@ -515,7 +513,7 @@ class _CellRun:
                 outputs[RESULT_KEY] = value
         outputs[OUTPUTS_KEY] = record
         meta = {"produced": [n for n in outputs if n not in RESERVED], "defined": defined}
-        late = _user_modules_loaded_since(loaded)
+        late = user_modules_loaded_since(loaded)
         if late:
             warn_user(
                 f"%%checkpoint {self.cp.namespace}: the cell imported the local module(s) "
@@ -525,7 +523,27 @@ class _CellRun:
                 UncachedWarning,
             )
             return value if self.show_result else None
-        self.cp.save(code_fp, input_fps, outputs, duration=duration, meta=meta, code_parts=parts)
+        optional = () if args.produce is not None else set(outputs) - RESERVED
+        self.cp.save(
+            code_fp,
+            input_fps,
+            outputs,
+            duration=duration,
+            meta=meta,
+            code_parts=parts,
+            optional=optional,
+        )
+        if self.cp.left_out:
+            # Left out of the entry: a hit leaves these names as they are (one note, no warning).
+            logger.info("%%checkpoint %s: not stored: %s", self.cp.namespace, self.cp.left_out)
+            if not args.quiet and config.notes_mode() != "off":
+                notes.show(
+                    "not stored (cannot be saved; a hit leaves them unset): "
+                    + ", ".join(
+                        f"{name} ({reason.split(':')[0]})"
+                        for name, reason in self.cp.left_out.items()
+                    )
+                )
         return value if self.show_result else None  # IPython would not show `x;` either
 
     def _mutated(self, before: dict[str, Any], input_fps: Mapping[str, str]) -> dict[str, Any]:
@@ -590,25 +608,3 @@ def _cell_code(source: str, flags: int) -> types.CodeType:
         except SyntaxError as exc:  # e.g. ``return`` outside a function: it cannot run either
             logger.debug("code passed to a magic does not compile (%s); skipped", exc)
     return code.replace(co_consts=(*code.co_consts, *extra)) if extra else code
-
-
-def _user_modules_loaded_since(before: set[str]) -> list[str]:
-    """User (non-installed) modules imported since ``before`` was taken from ``sys.modules``."""
-    from ..fingerprint import code as codehash
-
-    return sorted(
-        name
-        for name, module in list(sys.modules.items())
-        if name not in before
-        and isinstance(module, types.ModuleType)
-        and codehash.is_user_code(module)
-    )
-
-
-def _ends_with_semicolon(source: str) -> bool:
-    from IPython.core.displayhook import DisplayHook
-
-    try:
-        return bool(DisplayHook.semicolon_at_end_of_expression(source))
-    except Exception:  # tokenize errors on odd input: IPython would display
-        return False

@@ -1,19 +1,26 @@
 """Output capture and replay of ``%%checkpoint`` cells: what a cell showed, recorded and shown again.
 
-On a miss :class:`_Recorder` tees stdout/stderr and the display publisher while the cell
+On a miss :class:`Recorder` tees stdout/stderr and the display publisher while the cell
 runs, so its output is shown live *and* recorded as events in order (stream text, rich
 displays such as HTML tables, images and matplotlib figures, ``clear_output``). On a hit
-:func:`_replay` publishes those events again, and :class:`_ReplayedResult` stands for a
+:func:`replay` publishes those events again, and :class:`ReplayedResult` stands for a
 last-expression value whose display was stored instead of the value. Used by
 :mod:`checkpoint_magic.notebook.magic`.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from ..ui.capture import TeeStream
+from ..ui.notes import NOTE_METADATA
+
+logger = logging.getLogger(__name__)
 
 #: Extra entries stored next to the produced variables (no variable may use these names).
 OUTPUTS_KEY = "__outputs__"
@@ -39,32 +46,6 @@ class ReplayedResult:
         return str(self._data.get("text/plain", "<replayed output>"))
 
 
-class _TeeStream:
-    """A text stream that writes through to the real one and records what was written."""
-
-    def __init__(self, stream: Any, name: str, events: list[dict[str, Any]]):
-        self._stream = stream
-        self._name = name
-        self._events = events
-
-    def write(self, text: str) -> int:
-        result = self._stream.write(text)
-        if text:
-            last = self._events[-1] if self._events else None
-            if last is not None and last["type"] == "stream" and last["name"] == self._name:
-                last["text"] += text
-            else:
-                self._events.append({"type": "stream", "name": self._name, "text": text})
-        return result
-
-    def writelines(self, lines: Any) -> None:
-        for line in lines:
-            self.write(line)
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._stream, attr)
-
-
 class Recorder:
     """Tee stdout/stderr and the display publisher: output is shown live and recorded in order."""
 
@@ -74,13 +55,15 @@ class Recorder:
 
     def __enter__(self) -> Recorder:
         self._streams = (sys.stdout, sys.stderr)
-        sys.stdout = _TeeStream(sys.stdout, "stdout", self.events)
-        sys.stderr = _TeeStream(sys.stderr, "stderr", self.events)
+        sys.stdout = TeeStream(sys.stdout, "stdout", self.events)
+        sys.stderr = TeeStream(sys.stderr, "stderr", self.events)
         pub = self._pub = self.ip.display_pub
         self._saved = {attr: pub.__dict__.get(attr, _UNSET) for attr in ("publish", "clear_output")}
         publish, clear_output, events = pub.publish, pub.clear_output, self.events
 
         def recording_publish(data: Any, metadata: Any = None, *a: Any, **kw: Any) -> Any:
+            if metadata and metadata.get(NOTE_METADATA):  # this run's note, not the cell's output
+                return publish(data, metadata, *a, **kw)
             events.append(
                 {
                     "type": "display",
@@ -101,6 +84,9 @@ class Recorder:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        for event in self.events:
+            if event["type"] == "display" and _WIDGET_MIME in event["data"]:
+                final_widget_state(event)
         for stream in (sys.stdout, sys.stderr):
             if hasattr(stream, "flush"):
                 stream.flush()
@@ -110,6 +96,46 @@ class Recorder:
                 self._pub.__dict__.pop(attr, None)
             else:
                 setattr(self._pub, attr, saved)
+
+
+def _widget_text(widget: Any) -> tuple[str, str] | None:
+    """Text and HTML of a widget's current state: labels and progress bars, in order (a tqdm bar)."""
+    parts: list[tuple[str, str]] = []
+    for child in getattr(widget, "children", None) or (widget,):
+        value, top = getattr(child, "value", None), getattr(child, "max", None)
+        if isinstance(value, (int, float)) and isinstance(top, (int, float)) and top > 0:
+            done = max(0.0, min(1.0, value / top))
+            bar = "█" * round(done * 20) + " " * (20 - round(done * 20))
+            parts.append((f"|{bar}|", f"<progress value='{value}' max='{top}'></progress>"))
+        elif isinstance(value, str):
+            text = re.sub(r"<[^>]+>", "", value).replace("&nbsp;", " ")
+            parts.append((text, value))
+    if not parts:
+        return None
+    return "".join(p[0] for p in parts), " ".join(p[1] for p in parts)
+
+
+def final_widget_state(event: dict[str, Any]) -> None:
+    """Record a widget display as the widget looks *now* (its final state), not as first shown.
+
+    A widget's later updates travel as comm messages, not displays, so the recorded
+    display holds its first state (a tqdm bar at 0%); and its model dies with the kernel.
+    The final state is stored as text and HTML; a widget that cannot be read keeps its
+    first representation.
+    """
+    ipywidgets = sys.modules.get("ipywidgets")
+    model_id = (event["data"].get(_WIDGET_MIME) or {}).get("model_id")
+    registry = getattr(getattr(ipywidgets, "Widget", None), "widgets", None)
+    widget = registry.get(model_id) if isinstance(registry, dict) and model_id else None
+    if widget is None:
+        return
+    try:
+        state = _widget_text(widget)
+    except (AttributeError, TypeError, ValueError, ReferenceError) as exc:  # a widget unlike tqdm's
+        logger.debug("cannot read the final state of widget %s: %s", model_id, exc)
+        return
+    if state is not None:
+        event["data"]["text/plain"], event["data"]["text/html"] = state
 
 
 def flush_inline_figures(ip: Any) -> None:

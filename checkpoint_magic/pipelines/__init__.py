@@ -104,12 +104,12 @@ Contents
 
 from __future__ import annotations
 
+from ..ui.progress import compute_with_progress, progress_bar
 from .base import bob_tags, estimator_requires_fit, getattr_nested, is_wrapped, unwrap
 from .checkpoint import CheckpointWrapper
 from .dask import DaskWrapper, ToDaskBag, dask_tags
 from .files import hash_string
 from .producer import StaleCheckpointWarning
-from .progress import compute_with_progress, progress_bar
 from .sample import (
     DelayedSample,
     DelayedSampleSet,

@@ -18,6 +18,7 @@ from typing import Any
 from sklearn.utils.metaestimators import available_if
 
 from ..exceptions import InvalidArgumentError, StoreWriteWarning, UncachedWarning, warn_user
+from ..ui.progress import progress_bar
 from .base import BaseWrapper, clone_estimator, estimator_has, estimator_requires_fit, unwrap
 from .files import (
     FileLoader,
@@ -39,7 +40,6 @@ from .producer import (
     safe_describe,
     sidecar_path,
 )
-from .progress import progress_bar
 from .sample import Constant, DelayedSample, SampleSet, is_sample, is_sample_set
 
 __all__ = ["CheckpointWrapper"]

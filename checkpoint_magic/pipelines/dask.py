@@ -20,6 +20,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.metaestimators import available_if
 
 from ..exceptions import InvalidArgumentError
+from ..ui.progress import compute_with_progress
 from .base import (
     NEW_STYLE_TAGS,
     BaseWrapper,
@@ -29,7 +30,6 @@ from .base import (
     estimator_requires_fit,
     unwrap,
 )
-from .progress import compute_with_progress
 
 __all__ = ["DaskWrapper", "FitArrays", "ToDaskBag", "dask_tags"]
 
@@ -272,7 +272,7 @@ class DaskWrapper(BaseWrapper):
         reach ``fit`` then (each as a 1-D dask array).
     progress
         Show a progress bar while ``fit`` computes its input (see
-        :func:`~checkpoint_magic.pipelines.progress_bar`). For ``transform``, whose
+        :func:`~checkpoint_magic.ui.progress_bar`). For ``transform``, whose
         result is lazy, compute with
         :func:`~checkpoint_magic.pipelines.compute_with_progress`.
 

@@ -36,8 +36,8 @@ from typing import Any
 
 from ..checkpointer import Checkpointer
 from ..exceptions import InvalidArgumentError
-from ..pipelines.progress import progress_bar
 from ..store.core import Store, get_store
+from ..ui.progress import progress_bar
 from .records import (
     KIND,
     Plan,
@@ -353,7 +353,7 @@ class StepCheckpoint:
         progress : bool, optional
             Show a progress bar over the steps that run (``tqdm.auto``). By default it is shown
             in a notebook or a terminal once the run lasts a while; ``CHECKPOINT_MAGIC_PROGRESS``
-            (``0``/``1``) forces it. See :func:`checkpoint_magic.pipelines.progress.progress_bar`.
+            (``0``/``1``) forces it. See :func:`checkpoint_magic.ui.progress.progress_bar`.
 
         Returns
         -------
@@ -363,7 +363,7 @@ class StepCheckpoint:
         Raises
         ------
         InvalidArgumentError
-            ``start_from`` is not an int or is above the last step's number.
+            ``start_from`` is not an int, or not between the first and the last step's numbers.
 
         Examples
         --------
@@ -385,10 +385,12 @@ class StepCheckpoint:
                 raise InvalidArgumentError(
                     f"start_from must be a step number (an int), not {start_from!r}"
                 )
-            if start_from > _step_number(steps[-1]):
+            first, last = _step_number(steps[0]), _step_number(steps[-1])
+            if not first <= start_from <= last:
+                where = "after the last step" if start_from > last else "before the first step"
                 raise InvalidArgumentError(
-                    f"start_from={start_from} is after the last step ({steps[-1]}); "
-                    f"the steps are {', '.join(steps)}"
+                    f"start_from={start_from} is {where}: give a step number from {first} to "
+                    f"{last} (the steps are {', '.join(steps)})"
                 )
         store = self.store
         self.last_run = summary = RunSummary()

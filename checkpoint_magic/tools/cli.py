@@ -42,17 +42,20 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import difflib
+import inspect
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import CheckpointError
 from ..store.core import Store
+from ..ui.units import format_ago, format_duration, format_size
 from .options import add_command_arguments, add_commands, build_parser
 
 __all__ = [
@@ -62,9 +65,20 @@ __all__ = [
     "add_command_arguments",
     "add_commands",
     "build_parser",
+    "call",
+    "clear_output",
+    "du_output",
+    "gc_output",
+    "ls_output",
     "main",
+    "pin_output",
     "render_text",
+    "report_output",
     "run",
+    "show_output",
+    "suggest_command",
+    "verify_output",
+    "why_output",
 ]
 
 logger = logging.getLogger(__name__)
@@ -119,62 +133,6 @@ def render_text(blocks: Sequence[Table | str]) -> str:
     return "\n".join(out)
 
 
-def format_size(n: float) -> str:
-    """``1536`` -> ``'1.5 KiB'``.
-
-    Examples
-    --------
-    >>> format_size(0), format_size(1536), format_size(3 * 2**30)
-    ('0 B', '1.5 KiB', '3.0 GiB')
-    """
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def format_duration(seconds: float) -> str:
-    """A short human duration: ``'0.35 s'``, ``'12 s'``, ``'4.2 min'``, ``'3.1 h'``, ``'2.0 d'``.
-
-    Examples
-    --------
-    >>> format_duration(0.354), format_duration(252), format_duration(7 * 86400)
-    ('0.35 s', '4.2 min', '7.0 d')
-    """
-    if seconds < 10:
-        return f"{seconds:.2f} s"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
-
-
-def format_ago(when: float | None, now: float | None = None) -> str:
-    """``'5 min ago'``; ``'never'`` for ``None``.
-
-    Examples
-    --------
-    >>> format_ago(100.0, now=400.0), format_ago(None)
-    ('5 min ago', 'never')
-    """
-    if when is None:
-        return "never"
-    delta = (time.time() if now is None else now) - when
-    if delta < 1:
-        return "just now"
-    if delta < 60:
-        return f"{delta:.0f} s ago"
-    if delta < 7200:
-        return f"{delta / 60:.0f} min ago"
-    if delta < 172800:
-        return f"{delta / 3600:.0f} h ago"
-    return f"{delta / 86400:.0f} d ago"
-
-
 def _iso(when: float) -> str:
     return datetime.datetime.fromtimestamp(when).isoformat(sep=" ", timespec="seconds")
 
@@ -191,24 +149,25 @@ def _short(text: str, width: int = 40) -> str:
 
 
 # ---------------------------------------------------------------------------------------- commands
-def _ls(store: Store, args: argparse.Namespace) -> Output:
+def ls_output(store: Store, target: str | None = None, *, entries: bool = False) -> Output:
+    """``ls``: the entries grouped by name, or one row per entry (``entries`` or a ``target``)."""
     from .maintenance import list_entries, resolve_namespace, summarize
 
-    name = getattr(args, "target", None)
-    entries = list_entries(store, resolve_namespace(store, name) if name else None)
-    groups = summarize(entries)
+    name = target
+    found = list_entries(store, resolve_namespace(store, name) if name else None)
+    groups = summarize(found)
     data = {
         "store": str(store.root),
         "namespaces": [
-            {**g.to_dict(), "items": [e.to_dict() for e in entries if e.namespace == g.namespace]}
+            {**g.to_dict(), "items": [e.to_dict() for e in found if e.namespace == g.namespace]}
             for g in groups
         ],
     }
-    if not entries:
+    if not found:
         return Output(data, [f"no entries in {store.root}"])
     now = time.time()
     blocks: list[Table | str] = []
-    if name or getattr(args, "entries", False):
+    if name or entries:
         rows = [
             [
                 e.key[:12],
@@ -222,7 +181,7 @@ def _ls(store: Store, args: argparse.Namespace) -> Output:
                 format_duration(e.saved),
                 "yes" if e.pinned else "",
             ]
-            for e in sorted(entries, key=lambda e: (e.namespace, -e.last_used))
+            for e in sorted(found, key=lambda e: (e.namespace, -e.last_used))
         ]
         headers = [
             "KEY",
@@ -266,19 +225,20 @@ def _ls(store: Store, args: argparse.Namespace) -> Output:
             "SAVED",
         ]
         blocks.append(Table(headers, rows, right={2, 3, 5, 8, 9}))
-    total = sum(e.size for e in entries)
-    saved = sum(e.saved for e in entries)
+    total = sum(e.size for e in found)
+    saved = sum(e.saved for e in found)
     blocks.append(
-        f"{_n(len(groups), 'name')}, {_n(len(entries), 'entry')}, {format_size(total)}; "
+        f"{_n(len(groups), 'name')}, {_n(len(found), 'entry')}, {format_size(total)}; "
         f"compute time saved: {format_duration(saved)}  (store: {store.root})"
     )
     return Output(data, blocks)
 
 
-def _show(store: Store, args: argparse.Namespace) -> Output:
+def show_output(store: Store, target: str) -> Output:
+    """``show``: one entry's manifest (``target`` is a unique key prefix)."""
     from .maintenance import find_entry
 
-    e = find_entry(store, args.target)
+    e = find_entry(store, target)
     m = e.manifest
     rows = [
         ["name", e.namespace],
@@ -314,7 +274,8 @@ def _show(store: Store, args: argparse.Namespace) -> Output:
     return Output({**e.to_dict(), "manifest": m}, [Table(["FIELD", "VALUE"], rows)])
 
 
-def _du(store: Store, args: argparse.Namespace) -> Output:
+def du_output(store: Store) -> Output:
+    """``du``: disk usage by area, and what gc would reclaim."""
     from .maintenance import du
 
     r = du(store)
@@ -338,15 +299,17 @@ def _du(store: Store, args: argparse.Namespace) -> Output:
     return Output(r.to_dict(), blocks)
 
 
-def _clear(store: Store, args: argparse.Namespace) -> Output:
+def clear_output(
+    store: Store, target: str | None = None, *, force: bool = False, grace: float | None = None
+) -> Output:
+    """``clear``: remove the entries of ``target`` (or all), pinned ones only with ``force``."""
     from .maintenance import clear, resolve_namespace
 
-    name = getattr(args, "target", None)
     report = clear(
         store,
-        resolve_namespace(store, name) if name else None,
-        force=bool(getattr(args, "force", False)),
-        grace=_grace_of(args),
+        resolve_namespace(store, target) if target else None,
+        force=force,
+        grace=_grace_of(grace),
     )
     blocks: list[Table | str] = []
     if not report.removed and not report.freed_blobs:
@@ -377,27 +340,28 @@ def _pending(blobs: int, size: int) -> list[Table | str]:
     ]
 
 
-def _grace_of(args: argparse.Namespace) -> float:
+def _grace_of(grace: float | None) -> float:
     from .maintenance import GRACE_SECONDS
 
-    grace = getattr(args, "grace", None)
     return GRACE_SECONDS if grace is None else grace
 
 
-def _pin(store: Store, args: argparse.Namespace) -> Output:
+def pin_output(store: Store, target: str, *, command: str = "pin") -> Output:
+    """``pin`` / ``unpin`` (``command``) the entry whose key starts with ``target``."""
     from .maintenance import pin, unpin
 
-    entry = (pin if args.command == "pin" else unpin)(store, args.target)
+    entry = (pin if command == "pin" else unpin)(store, target)
     verb = "pinned" if entry.pinned else "unpinned"
     return Output(entry.to_dict(), [f"{verb} {entry.key} ({entry.namespace})"])
 
 
-def _verify(store: Store, args: argparse.Namespace) -> Output:
+def verify_output(
+    store: Store, *, fix: bool = False, drop_unsigned: bool = False, grace: float | None = None
+) -> Output:
+    """``verify``: check every manifest and blob; repair with ``fix``."""
     from .maintenance import verify
 
-    fix = bool(getattr(args, "fix", False))
-    drop = bool(getattr(args, "drop_unsigned", False))
-    r = verify(store, fix=fix, drop_unsigned=drop, grace=_grace_of(args))
+    r = verify(store, fix=fix, drop_unsigned=drop_unsigned, grace=_grace_of(grace))
     blocks: list[Table | str] = []
     found = r.problems + r.garbage
     if found:
@@ -419,17 +383,26 @@ def _verify(store: Store, args: argparse.Namespace) -> Output:
     return Output(r.to_dict(), blocks, code=0 if r.ok else 1)
 
 
-def _gc(store: Store, args: argparse.Namespace) -> Output:
+def gc_output(
+    store: Store,
+    *,
+    max_size: Any = None,
+    max_age: Any = None,
+    keep_versions: int | None = None,
+    dry_run: bool = False,
+    grace: float | None = None,
+) -> Output:
+    """``gc``: evict least recently used entries over the budgets; free unused blobs."""
     from .maintenance import gc
 
-    dry = bool(getattr(args, "dry_run", False))
+    dry = dry_run
     r = gc(
         store,
-        max_size=getattr(args, "max_size", None),
-        max_age=getattr(args, "max_age", None),
-        keep_versions=getattr(args, "keep_versions", None),
+        max_size=max_size,
+        max_age=max_age,
+        keep_versions=keep_versions,
         dry_run=dry,
-        grace=_grace_of(args),
+        grace=_grace_of(grace),
         full=True,
     )
     blocks: list[Table | str] = []
@@ -459,11 +432,12 @@ def _gc(store: Store, args: argparse.Namespace) -> Output:
     return Output(r.to_dict(), blocks)
 
 
-def _why(store: Store, args: argparse.Namespace) -> Output:
+def why_output(store: Store, target: str) -> Output:
+    """``why``: why ``target`` last recomputed although entries existed."""
     from ..explain import describe_difference, last_miss
     from .maintenance import list_entries, resolve_namespace
 
-    ns = resolve_namespace(store, args.target)
+    ns = resolve_namespace(store, target)
     miss = last_miss(store, ns)
     if miss:
         data = {
@@ -493,22 +467,51 @@ def _why(store: Store, args: argparse.Namespace) -> Output:
     )
 
 
-#: command -> (function, what its positional argument is: "required", "optional" or None)
-COMMANDS: dict[str, tuple[Callable[[Store, argparse.Namespace], Output], str | None]] = {
-    "ls": (_ls, "optional"),
-    "show": (_show, "required"),
-    "du": (_du, None),
-    "clear": (_clear, "optional"),
-    "pin": (_pin, "required"),
-    "unpin": (_pin, "required"),
-    "verify": (_verify, None),
-    "gc": (_gc, None),
-    "why": (_why, "required"),
+def report_output(store: Store, *, html: str | None = None) -> Output:
+    """``report``: write the store's HTML report (:mod:`checkpoint_magic.tools.report`) to ``html``."""
+    from .report import write_report
+
+    path = write_report(html or "checkpoint-report.html", store)
+    return Output({"path": str(path)}, [f"report written to {path}"])
+
+
+#: command -> (function, what its positional argument is: "required", "optional" or None).
+#: Each function is plain: ``func(store, target?, **options) -> Output``; argparse only
+#: feeds it (:func:`call`), so the notebook magics and Python code call it directly.
+COMMANDS: dict[str, tuple[Callable[..., Output], str | None]] = {
+    "ls": (ls_output, "optional"),
+    "show": (show_output, "required"),
+    "du": (du_output, None),
+    "clear": (clear_output, "optional"),
+    "pin": (pin_output, "required"),
+    "unpin": (pin_output, "required"),
+    "verify": (verify_output, None),
+    "gc": (gc_output, None),
+    "why": (why_output, "required"),
+    "report": (report_output, None),
 }
 
 
+def call(command: str, store: Store, options: Mapping[str, Any]) -> Output:
+    """Call the function of ``command`` with the options it takes (others, such as ``json``, are ignored).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = call("ls", Store(tempfile.mkdtemp()), {"target": None, "json": True})
+    >>> out.code, out.data["namespaces"], out.blocks[0].startswith("no entries in")
+    (0, [], True)
+    """
+    func, _ = COMMANDS[command]
+    params = inspect.signature(func).parameters
+    kwargs = {k: v for k, v in options.items() if k in params and k != "store"}
+    if "command" in params:
+        kwargs["command"] = command
+    return func(store, **kwargs)
+
+
 def run(args: argparse.Namespace) -> Output:
-    """Run the command ``args.command`` on the store ``args.store`` (the CLI and magics call this).
+    """Run the parsed command line ``args`` (``args.command`` on the store ``args.store``).
 
     Examples
     --------
@@ -517,9 +520,35 @@ def run(args: argparse.Namespace) -> Output:
     >>> out.code, out.data["namespaces"], out.blocks[0].startswith("no entries in")
     (0, [], True)
     """
-    store = Store(getattr(args, "store", None))
-    func, _ = COMMANDS[args.command]
-    return func(store, args)
+    return call(args.command, Store(getattr(args, "store", None)), vars(args))
+
+
+def suggest_command(word: str) -> str | None:
+    """The command closest to a mistyped one, if any is close (:mod:`difflib`).
+
+    Examples
+    --------
+    >>> suggest_command("lss"), suggest_command("verfy"), suggest_command("xyzzy")
+    ('ls', 'verify', None)
+    """
+    close = difflib.get_close_matches(word, list(COMMANDS), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _unknown_command(argv: Sequence[str]) -> str | None:
+    """The first word of ``argv`` where a command is expected, if it is not one."""
+    words = list(argv)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "--store":
+            i += 2
+            continue
+        if word.startswith("-"):
+            i += 1
+            continue
+        return None if word in COMMANDS else word
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -527,6 +556,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING, format="checkpoint-magic: %(levelname)s: %(message)s"
     )
+    argv = sys.argv[1:] if argv is None else list(argv)
+    typo = _unknown_command(argv)
+    if typo is not None:
+        near = suggest_command(typo)
+        hint = f"; did you mean {near!r}?" if near else f"; the commands are: {', '.join(COMMANDS)}"
+        print(f"checkpoint-magic: error: unknown command {typo!r}{hint}", file=sys.stderr)
+        return 2
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -122,6 +122,10 @@ def _command_table() -> list[tuple[str, str, list[tuple[Any, dict[str, Any]]]]]:
         ("why", "why NAME recomputed although entries existed", [
             ("target", {"metavar": "NAME", "help": "the function, block or cell"}),
         ]),
+        ("report", "an HTML page with plots: time saved, size over time, versions per name", [
+            ("--html", {"metavar": "FILE", "help": "write the page to FILE (command line default: "
+                        "checkpoint-report.html; in a notebook the report is shown instead)"}),
+        ]),
     ]  # fmt: skip
 
 

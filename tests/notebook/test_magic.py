@@ -8,6 +8,7 @@ inferred, restored and replayed), and notebooks executed through a real Jupyter 
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -94,12 +95,13 @@ def test_hit_skips_the_cell_restores_values_and_replays_output(ip: Any, tmp_path
         assert cell(ip, source, "") == 21
     assert runs_file(tmp_path / "runs.txt") == 1
     assert ip.user_ns["value"] == 20
-    restored_line, replayed = second.stdout.split("\n", 1)
+    # the replayed output first, then the note saying it was restored
+    replayed, restored_line = second.stdout.rstrip("\n").split("\n", 1)
     assert (
         restored_line.startswith("[checkpoint] restored value (computed ")
         and "cell skipped" in restored_line
     )
-    assert replayed == "computed 20\n"
+    assert replayed == "computed 20"
     with capture_output() as quiet:
         cell(ip, source, "--quiet")
     assert quiet.stdout == "computed 20\n"
@@ -476,30 +478,34 @@ def test_notebook_second_kernel_skips_restores_and_replays(kernelspec: Any, tmp_
         "<b>a table</b>"
     ]
     assert nbhelpers.result_text(main1) == "31"
-    # second run, new kernel: not run again, variables restored, output replayed
-    assert text(main2).startswith("[checkpoint] restored data (computed ")
-    assert text(main2).endswith("cell skipped)\ncomputed data 30\n")
-    assert [o["data"]["text/html"] for o in nbhelpers.outputs_of(main2, "display_data")] == [
-        "<b>a table</b>"
-    ]
+    # second run, new kernel: not run again, variables restored, output replayed, then a note
+    assert text(main2) == "computed data 30\n"
+    displays = nbhelpers.outputs_of(main2, "display_data")
+    assert displays[0]["data"]["text/html"] == "<b>a table</b>" and len(displays) == 2
+    assert nbhelpers.notes_of(main2) == [displays[1]["data"]["text/plain"]]
+    assert displays[1]["data"]["text/plain"].startswith("[checkpoint] restored data (computed ")
+    assert displays[1]["data"]["text/plain"].endswith("cell skipped)")
     assert nbhelpers.result_text(main2) == "31"
     assert text(second.cells[4]) == "restored: [0, 3, 6, 9, 12] HTML\n"
     # the matplotlib figure is replayed as its image, once
     for plot in (first.cells[5], second.cells[5]):
         images = [o for o in nbhelpers.outputs_of(plot, "display_data") if "image/png" in o["data"]]
         assert len(images) == 1 and text(plot).endswith("plotted\n")
-    assert text(second.cells[5]).startswith("[checkpoint] restored ")
+    assert nbhelpers.notes_of(second.cells[5])[0].startswith("[checkpoint] restored ax, fig (")
 
     # extra cells: upstream change recomputes, a comment does not, an edit does
     changed, commented, edited = second.cells[7], second.cells[8], second.cells[9]
     assert text(changed) == "computed data 40\n" and nbhelpers.result_text(changed) == "41"
-    assert text(commented).startswith("[checkpoint] restored data")
+    assert nbhelpers.notes_of(changed) == ["[checkpoint] recomputing cell:data: input changed: factor"]
+    assert nbhelpers.notes_of(commented)[0].startswith("[checkpoint] restored data")
     assert text(edited) == "computed data 60\n"
     assert runs == ["ran"] * 3  # first run, upstream change, edit
 
     # %reload_ext / %unload_ext: no duplicate hooks, nothing left behind
     before, loaded, reloaded, unloaded, again = json.loads(text(second.cells[10]))
-    assert before[0] == loaded[0] == reloaded[0] == unloaded[0] == again[0]  # event callbacks
+    # event callbacks: one post_execute (writing hit counts), removed by %unload_ext
+    assert before[0] == unloaded[0] and loaded[0] == reloaded[0] == again[0]
+    assert loaded[0] == {**before[0], "post_execute": before[0]["post_execute"] + 1}
     assert "checkpoint" in loaded[1] and loaded == reloaded == again
     assert "checkpoint" not in unloaded[1] and "CheckpointMagics" not in unloaded[3]
     assert unloaded[1:3] == before[1:3]
@@ -509,3 +515,42 @@ def test_notebook_second_kernel_skips_restores_and_replays(kernelspec: Any, tmp_
     usage, boom = second.cells[11:13]
     assert text(usage, "stderr").startswith("UsageError: %%checkpoint: argument -w/--watch")
     assert [e["ename"] for e in nbhelpers.outputs_of(boom, "error")] == ["KeyError"]
+
+
+def test_a_progress_widget_is_replayed_in_its_final_state(
+    ip: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tqdm-style widget (label, progress, label) is shown as it ended, not at 0%."""
+    import types as _types
+
+    class Label:
+        def __init__(self, value: str) -> None:
+            self.value = value
+
+    class Progress:
+        def __init__(self) -> None:
+            self.value, self.max = 0, 10
+
+    class Box:
+        def __init__(self, children: list[Any]) -> None:
+            self.children = children
+
+    bar = Box([Label("fit: "), Progress(), Label(" 0/10")])
+    fake = _types.ModuleType("ipywidgets")
+    fake.Widget = type("Widget", (), {"widgets": {"m1": bar}})  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ipywidgets", fake)
+    ip.user_ns["_bar"] = bar
+    monkeypatch.setitem(ip.user_ns_hidden, "_bar", bar)  # not an input: the bar's state changes
+    source = """
+        from IPython.display import display
+        display({"application/vnd.jupyter.widget-view+json": {"model_id": "m1"}, "text/plain": "fit: 0%"}, raw=True)
+        _bar.children[1].value = 10
+        _bar.children[2].value = " 10/10"
+        done = True
+    """
+    with capture_output():
+        cell(ip, source)
+    with capture_output() as second:
+        cell(ip, source)
+    assert [o.data["text/plain"] for o in second.outputs] == ["fit: |████████████████████| 10/10"]
+    assert "<progress value='10' max='10'>" in second.outputs[0].data["text/html"]

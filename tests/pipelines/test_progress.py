@@ -9,7 +9,7 @@ import pytest
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 import checkpoint_magic.pipelines as mario  # noqa: E402
-from checkpoint_magic.pipelines import progress  # noqa: E402
+from checkpoint_magic.ui import progress  # noqa: E402
 
 
 class RecordingBar:

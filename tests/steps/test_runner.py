@@ -286,10 +286,15 @@ def test_gaps_are_allowed(folder):
     assert ran == ["step_5"]
 
 
-@pytest.mark.parametrize("start_from", [13, "3", 2.0, True])
+@pytest.mark.parametrize("start_from", [13, "3", 2.0, True, 0, -1])
 def test_bad_start_from(folder, start_from):
     with pytest.raises(InvalidArgumentError, match="start_from"):
         make(folder).run(start_from=start_from)
+
+
+def test_start_from_outside_the_steps_says_the_valid_range(folder):
+    with pytest.raises(ValueError, match=r"start_from=0 is before the first step: give a step number from 1 to 12"):
+        make(folder).run(start_from=0)
 
 
 @pytest.mark.parametrize(

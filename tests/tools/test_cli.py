@@ -122,7 +122,8 @@ def test_pin_gc_and_unpin(capsys, filled):
         (["gc", "--max-size", "10XB"], "invalid size '10XB'"),
         (["gc", "--max-age", "30"], "give a unit"),
         (["gc", "--keep-versions", "0"], "whole number >= 1"),
-        (["frobnicate"], "invalid choice"),
+        (["frobnicate"], "unknown command 'frobnicate'; the commands are: ls, show"),
+        (["--json", "lss"], "unknown command 'lss'; did you mean 'ls'?"),
         ([], "required"),
         (["show"], "required"),
     ],
@@ -331,8 +332,23 @@ def test_store_magic_renders_the_cli_tables_as_html(ip, filled):
     assert "would free 0 entries" in repr(gc)
     why = ip.run_line_magic("checkpoint_why", f"fit --store {store.root}")
     assert "code changed: pkg.fit" in why._repr_html_()
-    html = ip.display_formatter.formatters["text/html"].lookup(store)(store)  # registered with the magics
+    # The store's HTML view is registered with IPython's formatter by the notebook layer.
+    html = ip.display_formatter.formatters["text/html"].lookup(store)(store)
     assert "<table" in html and "pkg.score" in html
+
+
+def test_store_html_view_is_registered_and_removed_with_the_extension(filled):
+    from IPython.testing.globalipapp import get_ipython
+
+    from checkpoint_magic.notebook import inspection as magics_inspect
+
+    store, _ = filled
+    shell = get_ipython()
+    html = shell.display_formatter.formatters["text/html"]
+    magics_inspect.register(shell)
+    assert html.lookup_by_type(type(store)) is magics_inspect.store_html
+    magics_inspect.unregister(shell)
+    assert type(store) not in html.type_printers
 
 
 @pytest.mark.parametrize(
@@ -385,3 +401,16 @@ def test_store_magic_errors_that_stop_a_command_are_usage_errors(ip, tmp_path, l
     with pytest.raises(UsageError, match=message):
         ip.run_line_magic("checkpoint_store", line.format(empty=tmp_path))
     assert (tmp_path / "tmp" / "notes.txt").read_text() == "mine"
+
+
+def test_command_bodies_are_plain_functions(filled):
+    """The magics (and Python code) call the commands without argparse."""
+    from checkpoint_magic.tools.cli import call, du_output, ls_output, why_output
+
+    store, _ = filled
+    grouped = ls_output(store)
+    assert {n["namespace"] for n in grouped.data["namespaces"]} == {"pkg.fit", "pkg.score"}
+    assert "KEY" in ls_output(store, entries=True).blocks[0].headers
+    assert du_output(store).data["objects_files"] >= 1
+    assert "code changed: pkg.fit" in why_output(store, "fit").data["reason"]
+    assert call("ls", store, {"target": "fit", "json": True, "store": "ignored"}).data == ls_output(store, "fit").data
