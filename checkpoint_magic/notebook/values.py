@@ -9,24 +9,23 @@ names are stored, and whether a last-expression value is restored as ``Out[n]`` 
 from __future__ import annotations
 
 import ast
-import dis
 import functools
 import inspect
 import io
 import sys
 import types
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..fingerprint.bytecode import code_names
 from .args import MISSING
+
+__all__ = ["code_names", "globals_read_by", "is_code", "is_plain_data"]
 
 #: Types that are never stored as inferred outputs (they cannot be pickled meaningfully).
 UNSTORABLE = (io.IOBase, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
 #: Immutable types: an input of these types cannot have been mutated by the cell.
 IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, frozenset, range, type(Ellipsis))
-#: Opcodes that read a global name (their argument is the name).
-_GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"})
 #: Root packages whose values are restored as ``Out[n]`` itself (not only its display).
 _DATA_PACKAGES = frozenset(
     {
@@ -88,41 +87,6 @@ def definition_names(tree: ast.Module) -> set[str]:
     return names
 
 
-_NAMES_CACHE: weakref.WeakKeyDictionary[types.CodeType, tuple[frozenset[str], ...]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def code_names(code: types.CodeType) -> tuple[frozenset[str], ...]:
-    """(global names read, attribute names used, modules imported) by a code object and its nested code.
-
-    Examples
-    --------
-    >>> glob, attrs, imports = code_names(compile("import a.b\\ny = m.f(x)", "<s>", "exec"))
-    >>> sorted(glob), sorted(attrs), sorted(imports)
-    (['m', 'x'], ['a', 'f', 'y'], ['a.b'])
-    """
-    hit = _NAMES_CACHE.get(code)
-    if hit is not None:
-        return hit
-    glob: set[str] = set()
-    attrs: set[str] = set()
-    imports: set[str] = set()
-    stack = [code]
-    while stack:
-        current = stack.pop()
-        for ins in dis.get_instructions(current):
-            if ins.opcode not in dis.hasname or not isinstance(ins.argval, str):
-                continue
-            if ins.opname in _GLOBAL_OPS:
-                glob.add(ins.argval)
-            else:  # attributes, names from ``from m import a``, stored names (a superset is safe)
-                (imports if ins.opname == "IMPORT_NAME" else attrs).add(ins.argval)
-        stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
-    found = _NAMES_CACHE[code] = (frozenset(glob), frozenset(attrs), frozenset(imports))
-    return found
-
-
 def _imported_module(scope: Mapping[str, Any], name: str) -> types.ModuleType | None:
     """The loaded module an ``import`` in code with globals ``scope`` refers to, if loaded."""
     package = scope.get("__package__") or ""
@@ -163,7 +127,7 @@ def globals_read_by(
     dict of str to object
         Data values by name: ``name`` for the notebook namespace, ``module.name`` for a module's.
     """
-    from ..fingerprint import code as codehash
+    from ..fingerprint import origin as codehash
 
     found: dict[str, Any] = {}
     seen: set[int] = set()
