@@ -17,7 +17,8 @@ import xxhash
 __all__ = ["HASH_SCHEME_VERSION", "digest_bytes", "frame", "hex_digest"]
 
 #: Version of the encoding; bump it whenever any value's or code's fingerprint changes.
-HASH_SCHEME_VERSION = 1
+#: 2: dicts in insertion order; estimators by their whole state (private attributes too).
+HASH_SCHEME_VERSION = 2
 
 xxh = xxhash.xxh3_128
 pack_tag = struct.Struct("<cQ").pack  # tag + length or count

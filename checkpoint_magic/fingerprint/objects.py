@@ -9,7 +9,8 @@ registers :data:`EXACT` (classes, functions, methods, builtin functions, modules
   (a bound method also by its ``__self__``); builtin functions and modules by name and
   package version; enum members by class and name.
 - scikit-learn estimators by class and package version, ``get_params(deep=False)`` and
-  fitted attributes (``name_``).
+  their whole state (``__getstate__``: every attribute, private fitted ones such as
+  ``_fit_X``, ``_tree``, ``_tfidf`` included).
 - Anything else is walked through ``__reduce_ex__(4)``: what pickle would save, never pickled
   to bytes, plus the code of its class. A value whose ``__reduce_ex__`` refuses to pickle
   it (``TypeError``, ``PicklingError``, ``NotImplementedError``: lock, open file, generator,
@@ -112,7 +113,7 @@ def _is_estimator_class(cls: type) -> bool:
 
 
 def _fill_estimator(fp: Fingerprinter, est: Any, h: Any) -> None:
-    """Class with package version, ``get_params(deep=False)`` and fitted ``name_`` attributes."""
+    """Class with package version, ``get_params(deep=False)`` and the whole state."""
     cls = type(est)
     try:
         params = est.get_params(deep=False)
@@ -125,7 +126,12 @@ def _fill_estimator(fp: Fingerprinter, est: Any, h: Any) -> None:
     hash_str(fp, cls.__qualname__, h)
     fp._walk(_package_version(cls.__module__), h)
     h_class(fp, cls, h)
-    fitted = {k: v for k, v in vars(est).items() if k.endswith("_") and not k.startswith("_")}
+    # The whole fitted state: a KNeighborsClassifier predicts from _fit_X and _y, a
+    # TfidfVectorizer from _tfidf, HistGradientBoosting from _predictors (not only name_).
+    state = getattr(est, "__getstate__", None)
+    fitted = state() if callable(state) else vars(est)
+    if not isinstance(fitted, dict):
+        fitted = {"__state__": fitted}
     for part in (params, fitted):
         fp._hop(part, HOP_ATTRS)
         fp._walk(part, h)

@@ -6,10 +6,12 @@ never enter a digest. Every value is written as a one-byte type tag, a length wh
 does not fix the size, then its bytes, so ``1``, ``1.0``, ``True``, ``"1"``, ``b"1"``, ``[1]``
 and ``(1,)`` all differ. :data:`HASH_SCHEME_VERSION` seeds every hasher and heads every digest.
 
-- dicts, sets and frozensets are order-insensitive: their elements are sorted when they are
-  all ``str`` or all ``int``, otherwise each key/value pair (or element) is hashed into a
-  16-byte sub-digest and the sorted sub-digests are hashed. ``OrderedDict`` is deliberately
-  order-sensitive (order is part of its value); ``defaultdict`` includes its factory.
+- dicts hash in insertion order: order is part of a dict's value in Python (``list(d)``,
+  ``**kwargs``, a DataFrame built from it), so the same items in another order differ (at
+  worst a miss). Sets and frozensets are order-insensitive: their elements are sorted when
+  they are all ``str`` or all ``int``, otherwise each element is hashed into a 16-byte
+  sub-digest and the sorted sub-digests are hashed. ``OrderedDict`` has a tag of its own;
+  ``defaultdict`` includes its factory.
 - A container met again while it is being walked (a cycle) is written as a back-reference
   holding its distance on the walk stack: no ``RecursionError``.
 - numpy arrays: class, dtype (``dtype.str``, or ``dtype.descr`` when structured), shape,
@@ -110,7 +112,9 @@ def fingerprint(obj: Any, name: str | None = None) -> str:
     True
     >>> len(fingerprint([1, 2]))
     32
-    >>> fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})
+    >>> fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})  # order is part of a dict
+    False
+    >>> fingerprint({"a", "b"}) == fingerprint({"b", "a"})
     True
     """
     return Fingerprinter().fingerprint(obj, name)
@@ -399,10 +403,32 @@ def _unordered(fp: Fingerprinter, obj: Any, h: Any, tag: bytes, pairs: bool) -> 
     fp._leave(obj)
 
 
+def _h_dict(fp: Fingerprinter, obj: dict, h: Any) -> None:
+    """Items in insertion order; all-``str`` keys are written at once, then the values."""
+    n = len(obj)
+    if not n:
+        h.update(pack_tag(b"d", 0))
+        return
+    if not fp._enter(obj, h):
+        return
+    items = list(obj.items())
+    if set(map(type, obj)) == _STR:
+        data = [k.encode("utf-8", "surrogatepass") for k, _ in items]
+        h.update(pack_tag(b"d", n) + struct.pack(f"<{n}Q", *map(len, data)) + b"".join(data))
+        _write_all(fp, [v for _, v in items], h)
+    else:
+        h.update(pack_tag(b"D", n))
+        walk = fp._walk
+        for k, v in items:
+            walk(k, h)
+            walk(v, h)
+    fp._leave(obj)
+
+
 def _h_defaultdict(fp: Fingerprinter, obj: defaultdict, h: Any) -> None:
     h.update(b"q")
     fp._walk(obj.default_factory, h)
-    _unordered(fp, obj, h, b"d", True)
+    _h_dict(fp, obj, h)
 
 
 def _h_ordereddict(fp: Fingerprinter, obj: OrderedDict, h: Any) -> None:
@@ -516,7 +542,7 @@ EXACT_HANDLERS: dict[type, Handler] = {
     memoryview: _h_memoryview,
     list: _seq_handler(b"l"),
     tuple: _seq_handler(b"t"),
-    dict: lambda fp, obj, h: _unordered(fp, obj, h, b"d", True),
+    dict: _h_dict,
     OrderedDict: _h_ordereddict,
     defaultdict: _h_defaultdict,
     set: lambda fp, obj, h: _unordered(fp, obj, h, b"e", False),

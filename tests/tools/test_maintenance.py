@@ -188,8 +188,11 @@ def test_resolve_namespace_accepts_a_unique_last_part(tmp_path):
 def test_pin_and_unpin_by_unique_key_prefix(tmp_path):
     store = Store(tmp_path / "s")
     key = commit(store, "m.f", "c1", 1, 1)
-    other = commit(store, "m.f", "c1", 2, 2)
-    prefix = next(key[:n] for n in range(1, 33) if not other.startswith(key[:n]))
+    others = [commit(store, "m.f", "c1", 2, 2)]
+    while others[-1][0] != key[0]:  # an entry whose key shares a prefix with key's
+        others.append(commit(store, "m.f", "c1", len(others) + 2, 0))
+    other = others[-1]
+    prefix = next(key[:n] for n in range(1, 33) if not any(o.startswith(key[:n]) for o in others))
     assert pin(store, prefix).key == key
     assert store.is_pinned("m.f", key) and not store.is_pinned("m.f", other)
     assert not unpin(store, key).pinned and not store.is_pinned("m.f", key)
