@@ -38,6 +38,8 @@ from .origin import is_user_code, package_version
 
 __all__ = [
     "code_fingerprint",
+    "code_inputs",
+    "data_globals",
     "code_parts",
     "is_user_code",
     "package_version",
@@ -115,6 +117,49 @@ def code_parts(obj: Any) -> dict[str, str]:
     ['<exec>.f', '<exec>.helper']
     """
     return dict(codegraph.compute(obj)[1])
+
+
+def code_inputs(obj: Any) -> tuple[str, dict[str, Any]]:
+    """:func:`code_fingerprint` and :func:`data_globals` of ``obj`` in one pass over the cache.
+
+    Examples
+    --------
+    >>> ns = {"CONFIG": [1, 2]}
+    >>> exec("def f():\\n    return sum(CONFIG)\\n", ns)
+    >>> fp, data = code_inputs(ns["f"])
+    >>> fp == code_fingerprint(ns["f"]), data
+    (True, {'CONFIG': [1, 2]})
+    """
+    entry = CODE_CACHE.get(id(obj))  # fast path: a cached function without closure values
+    if entry is not None and not entry.volatile and entry.valid((obj,)):
+        return entry.digest, entry.data_values() if entry.data else {}
+    return code_fingerprint(obj), codegraph.data_globals(obj)
+
+
+def data_globals(obj: Any) -> dict[str, Any]:
+    """The data globals a function reads (directly or through its user helpers), by label.
+
+    Code counts by its fingerprint and small constants by value, but data (a ``CONFIG``
+    dict, an array) is an *input*: the front ends fingerprint these values on every call.
+
+    Parameters
+    ----------
+    obj : callable
+        As for :func:`code_fingerprint`.
+
+    Returns
+    -------
+    dict of str to object
+        ``NAME`` (``__main__``, ``exec``) or ``module.NAME`` -> its current value.
+
+    Examples
+    --------
+    >>> ns = {"CONFIG": {"factor": 2}, "N": 3}
+    >>> exec("def helper():\\n    return CONFIG['factor']\\ndef f(x):\\n    return helper() * x * N\\n", ns)
+    >>> data_globals(ns["f"])
+    {'CONFIG': {'factor': 2}}
+    """
+    return codegraph.data_globals(obj)
 
 
 def source_fingerprint(source: str) -> str:

@@ -15,6 +15,7 @@ by value on every call.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import importlib.util
@@ -182,6 +183,7 @@ class _Graph:
         self.groups: dict[Any, tuple[Any, str, dict[str, tuple[Any, int]]]] = {}
         self.volatile: list[tuple[Any, int | str, str, str]] = []  # (owner, cell | attr kind, ...)
         self.seen_attrs: set[tuple[int, str]] = set()
+        self.data: dict[str, tuple[Any, str, str]] = {}  # label -> (owner, attr, name)
 
     def new_key(self, obj: Any, module: Any) -> str:
         key = base = f"{module if isinstance(module, str) else '<exec>'}.{obj.__qualname__}"
@@ -209,6 +211,14 @@ class _Graph:
         self.check(owner, attr, ns, name, v, desc)
         if desc is not None:
             self.bindings.add((referrer, name, desc))
+        if (
+            v is not _MISSING
+            and (desc is None or desc.startswith(("instance:", "holds:")))
+            and not (name.startswith("__") and name.endswith("__"))
+        ):
+            module = ns.get("__name__") if type(ns) is dict else None
+            label = name if module in (None, "__main__") else f"{module}.{name}"
+            self.data.setdefault(label, (owner, attr, name))
 
     def resolve(self, v: Any, attrs: frozenset[str] = frozenset()) -> str | None:
         """A stable description of a referenced object; None for data (not included).
@@ -232,7 +242,33 @@ class _Graph:
             return f"partial:{self.resolve(v.func)}|{_value_fp(v.args)}|{_value_fp(v.keywords)}"
         if kind == "const":
             return "const:" + const_fingerprint(v)
-        return "instance:" + str(self.resolve(type(v))) if origin.is_user_code(type(v)) else None
+        held = self.held_code(v)
+        if origin.is_user_code(type(v)):
+            return "instance:" + str(self.resolve(type(v))) + (f"|{held}" if held else "")
+        return held
+
+    def held_code(self, v: Any, depth: int = 0) -> str | None:
+        """Code held in data (``OPS = {"op": double}``): followed like a direct call.
+
+        Looks into dicts (values), lists, tuples and dataclass instances, three levels deep;
+        ``functools.partial`` objects are resolved as code already.
+        """
+        if type(v) is dict:
+            items: Any = v.values()
+        elif type(v) in (list, tuple):
+            items = v
+        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+            items = vars(v).values() if hasattr(v, "__dict__") else ()
+        else:
+            return None
+        found = []
+        for x in list(items)[:1000]:
+            kind = _kind(x)
+            if kind in ("function", "class", "method", "partial", "wrapped"):
+                found.append(str(self.resolve(x)))
+            elif kind == "data" and depth < 3 and (inner := self.held_code(x, depth + 1)):
+                found.append(inner)
+        return "holds:" + ",".join(found) if found else None
 
     def module(self, mod: types.ModuleType, attrs: frozenset[str]) -> str:
         if not origin.is_user_code(mod):
@@ -358,7 +394,7 @@ class _Graph:
                 kind = "enum"
             else:
                 desc = self.member(v)
-            if desc is None or desc.startswith("instance:"):
+            if desc is None or desc.startswith(("instance:", "holds:")):
                 if _framework_data(cls, name, v):
                     continue
                 desc = "data"  # its value is hashed by Entry.value
@@ -402,7 +438,7 @@ class _Graph:
 class Entry:
     """A cached fingerprint and everything it was computed from."""
 
-    __slots__ = ("refs", "fn_checks", "ns_checks", "volatile", "base", "digest", "parts")
+    __slots__ = ("refs", "fn_checks", "ns_checks", "volatile", "base", "digest", "parts", "data")
     refs: tuple[Any, ...]
     fn_checks: tuple[tuple[Any, ...], ...]
     ns_checks: tuple[tuple[Any, ...], ...]  # (owner ref, attribute, then (name, expected) by mode)
@@ -410,6 +446,18 @@ class Entry:
     base: Any
     digest: str
     parts: dict[str, str]
+    data: tuple[tuple[str, Any, str, str], ...]  # (label, owner ref, attribute, name)
+
+    def data_values(self) -> dict[str, Any]:
+        """The current values of the data globals the code reads, by label (``CONFIG``, ``mod.X``)."""
+        out = {}
+        for label, ref, attr, name in self.data:
+            owner = ref()
+            if owner is not None:
+                v = getattr(owner, attr).get(name, _MISSING)
+                if v is not _MISSING:
+                    out[label] = v
+        return out
 
     def valid(self, roots: tuple[Any, ...]) -> bool:
         """Whether every object the fingerprint was computed from is still in place."""
@@ -558,7 +606,27 @@ def _build(roots: tuple[Any, ...]) -> Entry:
     )
     entry.volatile = tuple((weakref.ref(fn), i, key, name) for fn, i, key, name in g.volatile)
     entry.base, entry.digest, entry.parts = h, h.hexdigest(), dict(g.parts)
+    entry.data = tuple(
+        (label, weakref.ref(owner), attr, name) for label, (owner, attr, name) in g.data.items()
+    )
     return entry
+
+
+def data_globals(obj: Any) -> dict[str, Any]:
+    """The data globals (not code, not small constants) that ``obj``'s code reads, transitively.
+
+    Module-level names read by the function and every user helper it reaches, and the data
+    attributes of user modules it uses, by label: ``NAME`` for ``__main__`` / ``exec`` code,
+    ``module.NAME`` otherwise. Their *values* are inputs of a checkpointed call.
+    """
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    compute(obj, parts=False)  # builds (or validates) the cached entry
+    roots = _roots(obj)
+    entry = CODE_CACHE.get(id(roots[0]) if len(roots) == 1 else tuple(map(id, roots)))
+    if entry is None:  # a root without weak references: not cached
+        entry = _build(roots)
+    return entry.data_values()
 
 
 def compute(obj: Any, parts: bool = True) -> tuple[str, dict[str, str]]:

@@ -197,6 +197,11 @@ class Fingerprinter:
     def _warn(self) -> None:
         warn_user(problem_message(self._root, self._problems), ComplexParamsIdentifyWarning)
 
+    @property
+    def problems(self) -> list[tuple[str, str, str]]:
+        """``(path, type, reason)`` of each value the last :meth:`fingerprint` could not walk."""
+        return list(self._problems)
+
     def path_to(self, target: Any) -> str:
         """The attribute path of ``target`` (on or just below the walk stack), e.g. ``f.conn``."""
         return path_to(self._root, self._stack, self._hops, target)
