@@ -281,17 +281,19 @@ class CheckpointedFunction(Generic[R]):
         """Find what the run changed (arguments, globals, files) and commit the result."""
         outputs: dict[str, Any] = {"return": result}
         input_fps = dict(call.input_fps)
+        after = dict(input_fps)  # the arguments as the call left them
         namespace = self.checkpointer.namespace
         for name, value in bound.items():
             if name in self.ignore or isinstance(value, _IMMUTABLE) or name not in input_fps:
                 continue
             try:
-                changed = Fingerprinter().fingerprint(value, name=name) != input_fps[name]
+                now = Fingerprinter().fingerprint(value, name=name)
             except Exception as exc:  # it was fingerprinted before the run; never fail now
                 logger.debug("%s: argument %s not re-fingerprinted: %s", namespace, name, exc)
                 continue
-            if not changed:
+            if now == input_fps[name]:
                 continue
+            after[name] = now
             if extra_inputs.restorable(value):
                 outputs[_MUTATED + name] = value
             elif name not in self._warned_mutations:
@@ -322,6 +324,10 @@ class CheckpointedFunction(Generic[R]):
                     input_fps.pop(call.file_labels.get(path, ""), None)
                 memory.learn(state=[s[len("global:") :] for s in state], outputs=written)
         self._commit(call.code_fp, input_fps, outputs, duration)
+        if any(after[name] != fp for name, fp in call.input_fps.items() if name in bound):
+            # Also filed under the mutated arguments: calling again with them (the fitted
+            # model, the filled list) hits and copies back the same state.
+            self._commit(call.code_fp, {k: after[k] for k in input_fps}, outputs, duration)
 
     def _code_parts(self) -> dict[str, str]:
         from .fingerprint.code import code_parts

@@ -37,6 +37,7 @@ from .fingerprint.values import QuietFingerprinter
 from .store.core import Store, namespace_dir
 
 __all__ = [
+    "NOT_DATA",
     "InputMemory",
     "file_inputs",
     "global_inputs",
@@ -48,7 +49,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Values that are never data inputs (they carry no data the result depends on).
-_NOT_DATA: tuple[type, ...] = (
+NOT_DATA: tuple[type, ...] = (
     types.ModuleType,
     logging.Logger,
     logging.LoggerAdapter,
@@ -116,7 +117,7 @@ def global_inputs(
     out = {}
     skipped = set(skip)
     for label, value in values.items():
-        if label in memory.state or label in skipped or isinstance(value, _NOT_DATA):
+        if label in memory.state or label in skipped or isinstance(value, NOT_DATA):
             continue
         quiet = QuietFingerprinter()  # same digest as Fingerprinter, but no warning
         digest = quiet.fingerprint(value, name=label)
