@@ -237,14 +237,20 @@ def _running_code_fingerprint(code: types.CodeType, first: int, last: int) -> st
 
 
 def _block_function(
-    block: ast.With | ast.AsyncWith, frame: types.FrameType, namespace: dict[str, Any]
+    block: ast.With | ast.AsyncWith,
+    frame: types.FrameType,
+    namespace: dict[str, Any],
+    ignore: frozenset[str] = frozenset(),
 ) -> types.FunctionType:
-    """The body as a function over the frame's names (what code fingerprints follow)."""
+    """The body as a function over the frame's names (what code fingerprints follow), but
+    the ``ignore``\ d ones."""
     body = ast.Module(body=block.body, type_ignores=[])
     text = ast.unparse(body)
     scope = dict(frame.f_globals)
     if namespace is not frame.f_globals:
         scope.update(namespace)
+    for name in ignore:
+        scope.pop(name, None)
     compiled = _compiled.get(text)
     if compiled is None:
         if len(_compiled) >= _PARSED_MAX:
@@ -260,6 +266,7 @@ def _block_code_fingerprint(
     namespace: dict[str, Any],
     produce: list[str],
     data: dict[str, Any] | None = None,
+    ignore: frozenset[str] = frozenset(),
 ) -> str:
     """What identifies a block's code.
 
@@ -288,7 +295,7 @@ def _block_code_fingerprint(
     # The body as a function over the frame's names: codehash follows what it references
     # (helpers, classes, attributes of user modules, constants) like a function's globals;
     # the data globals it reaches are returned in ``data`` (inputs).
-    function = _block_function(block, frame, namespace)
+    function = _block_function(block, frame, namespace, ignore)
     uses, found = codehash.code_inputs(function)
     if data is not None:
         data.update(found)
@@ -393,7 +400,9 @@ class InlineCheckpoint:
         self._uncached = False
         try:
             data: dict[str, Any] = {}
-            self._code_fp = _block_code_fingerprint(block, frame, namespace, self.produce, data)
+            self._code_fp = _block_code_fingerprint(
+                block, frame, namespace, self.produce, data, self.ignore
+            )
             self._inputs = self._infer_inputs(frame, namespace, reads, watched)
             self._input_fps = self._checkpointer.fingerprint_inputs(self._inputs)
             self._add_globals_and_files(block, data, reads)

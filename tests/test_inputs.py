@@ -32,10 +32,11 @@ def runs(script, source: str, *edits: tuple[str, str]) -> list[str]:
     return out
 
 
-# 1. fitted estimators with private state ------------------------------------------------------
-def test_refit_estimator_with_private_state_is_a_new_input(script):
+# 1. fitted estimators with private state, and 6. mutated arguments (one sklearn import per run)
+def test_refit_private_state_counts_and_a_hit_replays_a_mutated_argument(script):
     src = """
         import numpy as np
+        from sklearn.linear_model import LinearRegression
         from sklearn.neighbors import KNeighborsClassifier
         from checkpoint_magic import checkpoint
 
@@ -43,15 +44,23 @@ def test_refit_estimator_with_private_state_is_a_new_input(script):
         def predict(model, X):
             return model.predict(X).tolist()
 
+        @checkpoint
+        def train(model, X, y, log):
+            print("training")
+            model.fit(X, y)
+            log.append("trained")
+            return float(model.score(X, y))
+
         X = np.array([[0.0], [1.0], [2.0], [3.0]])
         y = np.array([0, 0, 1, 1])
-        print(predict(KNeighborsClassifier(n_neighbors=1).fit(X, LABELS), X))
+        print(predict(KNeighborsClassifier(n_neighbors=1).fit(X, y), X))
+        model, log = LinearRegression(), []
+        train(model, X, y, log)
+        print(round(float(model.predict(X[:1])[0]), 6), log)
     """
-    first, second = runs(
-        script, src.replace("LABELS", "y"), ("fit(X, y)", "fit(X, 1 - y)")
-    )
-    assert first == "[0, 0, 1, 1]"
-    assert second == "[1, 1, 0, 0]"
+    first, second = runs(script, src, ("fit(X, y), X)", "fit(X, 1 - y), X)"))
+    assert first == "[0, 0, 1, 1]\ntraining\n-0.1 ['trained']"
+    assert second == "[1, 1, 0, 0]\n-0.1 ['trained']"  # train hit: model and log replayed
 
 
 # 2. order of dicts and **kwargs -------------------------------------------------------------------
@@ -241,7 +250,7 @@ def test_an_unchanged_big_file_costs_a_stat_not_a_read(tmp_path, store_dir):
     def size(p):
         return os.path.getsize(p)
 
-    with mock.patch.object(files, "_read_digest", wraps=files._read_digest) as reads:
+    with mock.patch.object(files, "_read_digest", return_value="0" * 32) as reads:
         assert size(str(path)) == 1 << 30
         assert reads.call_count == 1
         for _ in range(3):
@@ -253,28 +262,6 @@ def test_an_unchanged_big_file_costs_a_stat_not_a_read(tmp_path, store_dir):
 
 
 # 6. mutated arguments ----------------------------------------------------------------------------
-def test_a_hit_replays_the_mutation_of_an_argument(script):
-    src = """
-        import numpy as np
-        from sklearn.linear_model import LinearRegression
-        from checkpoint_magic import checkpoint
-
-        @checkpoint
-        def train(model, X, y, log):
-            model.fit(X, y)
-            log.append("trained")
-            return float(model.score(X, y))
-
-        X = np.arange(6.0).reshape(3, 2)
-        y = np.array([1.0, 2.0, 3.0])
-        model, log = LinearRegression(), []
-        train(model, X, y, log)
-        print(round(float(model.predict(X[:1])[0]), 6), log)
-    """
-    out = runs(script, src, ("return float", "return float"))
-    assert out == ["1.0 ['trained']", "1.0 ['trained']"]
-
-
 def test_a_mutation_that_cannot_be_replayed_warns_once(store_dir):
     import array
 
@@ -331,3 +318,64 @@ def test_restore_into_kinds():
     new["z"] = 2
     assert restore_into(df, new) and list(df.columns) == ["a", "z"]
     assert not restore_into((1,), (2,))
+
+
+# 4 and 7: InlineCheckpoint infers inputs and produced names ------------------------------------
+def test_inline_infers_produced_names_and_inputs(script):
+    src = """
+        from checkpoint_magic import InlineCheckpoint
+
+        x = 1
+        CONFIG = {"factor": 2}
+
+        def scale(v):
+            return v * CONFIG["factor"]
+
+        with InlineCheckpoint(watch=["x"]) as ck:
+            q = scale(x) + 41
+            print("computed")
+        print(q, ck.hit)
+    """
+    out = runs(script, src, ("x = 1", "x = 1"), ('"factor": 2', '"factor": 3'), ("x = 1", "x = 2"))
+    assert out == ["computed\n43 False", "43 True", "computed\n44 False", "computed\n47 False"]
+
+
+def test_inline_infers_unwatched_reads_files_and_respects_ignore(script):
+    (script.workdir / "data.csv").write_text("a\n1\n")
+    src = """
+        import pandas as pd
+        from checkpoint_magic import InlineCheckpoint
+
+        n = 2
+        verbose = 0
+        with InlineCheckpoint(ignore=["verbose"]) as ck:
+            df = pd.read_csv("data.csv") * n
+            if verbose:
+                print("verbose")
+        print(int(df["a"].sum()), ck.hit)
+    """
+    out = runs(script, src, ("n = 2", "n = 2"), ("verbose = 0", "verbose = 1"), ("n = 2", "n = 3"))
+    assert out == ["2 False", "2 True", "2 True", "verbose\n3 False"]  # verbose: ignored
+    (script.workdir / "data.csv").write_text("a\n5\n")
+    assert script.run().stdout.split() == ["verbose", "15", "False"]
+
+
+def test_explain_names_files_and_globals(script):
+    (script.workdir / "data.csv").write_text("a\n1\n")
+    src = """
+        import logging
+        from checkpoint_magic import checkpoint
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        CONFIG = {"factor": 2}
+
+        @checkpoint
+        def load(path):
+            return open(path).read() * CONFIG["factor"]
+
+        load("data.csv")
+    """
+    script.run(src)
+    (script.workdir / "data.csv").write_text("a\n2\n")
+    assert "file changed: data.csv" in script.run(src).stderr
+    assert "global changed: CONFIG" in script.run(src.replace('"factor": 2', '"factor": 3')).stderr
