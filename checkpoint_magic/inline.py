@@ -242,8 +242,10 @@ def _block_function(
     namespace: dict[str, Any],
     ignore: frozenset[str] = frozenset(),
 ) -> types.FunctionType:
-    """The body as a function over the frame's names (what code fingerprints follow), but
-    the ``ignore``\ d ones."""
+    """The body as a function over the frame's names (what code fingerprints follow).
+
+    Names in ``ignore`` are hidden from it: they count neither as code nor as constants.
+    """
     body = ast.Module(body=block.body, type_ignores=[])
     text = ast.unparse(body)
     scope = dict(frame.f_globals)

@@ -38,6 +38,8 @@ from .store.core import Store, namespace_dir
 
 __all__ = [
     "NOT_DATA",
+    "FileContent",
+    "FileInputs",
     "InputMemory",
     "file_inputs",
     "global_inputs",
@@ -154,6 +156,49 @@ def file_inputs(
 def written_files(sigs: Mapping[str, tuple[int, int, int, int] | None]) -> set[str]:
     """The paths among ``sigs`` whose signature changed since (created, written or deleted)."""
     return {path for path, before in sigs.items() if signature(path) != before}
+
+
+@dataclass(frozen=True)
+class FileContent:
+    """A file or folder as an input value: only its content digest enters a fingerprint."""
+
+    digest: str
+
+
+class FileInputs:
+    """The files a computation names, as input values, and how to forget the ones it writes.
+
+    Parameters
+    ----------
+    candidates : mapping
+        Label (the path as written) -> value (a path, or anything else, which is skipped).
+    memory : InputMemory
+        What earlier runs of the namespace taught (its output files are left out).
+
+    Examples
+    --------
+    >>> files = FileInputs({"surely/missing.csv": "surely/missing.csv"}, InputMemory())
+    >>> files.values
+    {}
+    """
+
+    def __init__(self, candidates: Mapping[str, Any], memory: InputMemory):
+        self.memory = memory
+        fps, self.sigs = file_inputs(candidates, memory)
+        self.values = {label: FileContent(digest) for label, digest in fps.items()}
+        self.labels = {}
+        for label, value in candidates.items():
+            path = path_candidate(value)
+            if path is not None:
+                self.labels[path] = "file:" + label
+
+    def forget_written(self, input_fps: dict[str, str]) -> None:
+        """After a run: files it created or changed are outputs; drop them from ``input_fps``."""
+        written = written_files(self.sigs)
+        if written:
+            for path in written:
+                input_fps.pop(self.labels.get(path, ""), None)
+            self.memory.learn(outputs=written)
 
 
 # -------------------------------------------------------------------------- mutated arguments

@@ -93,6 +93,7 @@ from .outputs import (
 from .values import (
     IMMUTABLE,
     UNSTORABLE,
+    cell_files,
     code_names,
     definition_names,
     globals_read_by,
@@ -393,6 +394,8 @@ class _CellRun:
             inputs = data
         else:
             inputs = {name: get_target(self.ns, name) for name in self.args.watch}
+        self.files = cell_files(code, inputs, self.cp)  # files it names count by content
+        inputs.update(self.files.values)
 
         wrapper = types.FunctionType(code, dict(code_values))
         cell_fp = codehash.source_fingerprint(source)
@@ -483,6 +486,7 @@ class _CellRun:
         }
         loaded = set(sys.modules)
         value, events, duration = self._execute()
+        self.files.forget_written(input_fps)  # files the cell wrote are outputs, not inputs
         outputs: dict[str, Any] = {}
         defined: list[str] = []
         defined_here = definition_names(self.tree)

@@ -12,20 +12,25 @@ import ast
 import functools
 import inspect
 import io
+import os
 import sys
 import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..checkpointer import Checkpointer
 from ..fingerprint.bytecode import code_names
+from ..fingerprint.files import code_path_constants
+from ..inputs import FileContent, FileInputs, InputMemory
 from .args import MISSING
 
-__all__ = ["code_names", "globals_read_by", "is_code", "is_plain_data"]
+__all__ = ["cell_files", "code_names", "globals_read_by", "is_code", "is_plain_data"]
 
 #: Types that are never stored as inferred outputs (they cannot be pickled meaningfully).
 UNSTORABLE = (io.IOBase, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
 #: Immutable types: an input of these types cannot have been mutated by the cell.
-IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, frozenset, range, type(Ellipsis))
+IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, frozenset, range, type(Ellipsis),
+             FileContent)  # fmt: skip
 #: Root packages whose values are restored as ``Out[n]`` itself (not only its display).
 _DATA_PACKAGES = frozenset(
     {
@@ -192,3 +197,14 @@ def globals_read_by(
                 if imported is not None:
                     stack.append((imported, own))
     return found
+
+
+def cell_files(code: types.CodeType, inputs: Mapping[str, Any], cp: Checkpointer) -> FileInputs:
+    """The files a cell names (path inputs, string constants of its code), by content.
+
+    ``.values`` (``file:PATH -> FileContent``) join the cell's inputs; after a miss,
+    ``.forget_written(input_fps)`` turns the files the cell wrote into outputs.
+    """
+    candidates = {os.fspath(v): v for v in inputs.values() if isinstance(v, (str, os.PathLike))}
+    candidates.update((c, c) for c in code_path_constants(code))
+    return FileInputs(candidates, InputMemory.of(cp.store, cp.namespace))

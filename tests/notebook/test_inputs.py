@@ -1,0 +1,52 @@
+"""%%checkpoint cells through a real Jupyter kernel: files read count by content, files written
+are outputs, data globals read through a helper count (issue #10). Each notebook runs in a new
+kernel several times, with edits in between, as a user would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+try:
+    from tests import nbhelpers
+except ImportError:  # pragma: no cover - the test extras install nbclient
+    nbhelpers = None  # type: ignore[assignment]
+
+
+@pytest.fixture(scope="module")
+def kernelspec(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    if nbhelpers is None:
+        pytest.skip("the real-kernel tests need nbclient, nbformat and ipykernel (the test extras)")
+    return nbhelpers.write_kernelspec(tmp_path_factory.mktemp("kernelspec"))
+
+
+CELLS = [
+    "%load_ext checkpoint_magic",
+    "import pandas as pd\nCONFIG = {'factor': FACTOR}\ndef scale(v):\n    return v * CONFIG['factor']",
+    "%%checkpoint\nprint('reading')\ndf = pd.read_csv('data.csv')\ntotal = scale(int(df['a'].sum()))",
+    "%%checkpoint\nprint('writing')\ndf.to_csv('out.csv', index=False)\nn = len(df)",
+    "print('total', total, 'n', n)",
+]
+
+
+def test_cell_files_and_globals_through_a_real_kernel(kernelspec: Any, tmp_path: Path) -> None:
+    env = {"CHECKPOINT_MAGIC_DIR": str(tmp_path / "store")}
+    (tmp_path / "data.csv").write_text("a\n1\n2\n")
+
+    def run(factor: int) -> list[str]:
+        cells = [c.replace("FACTOR", str(factor)) for c in CELLS]
+        nb = nbhelpers.execute(nbhelpers.notebook(cells), kernelspec, cwd=tmp_path, env=env)
+        return [nbhelpers.stream_text(c) for c in nb.cells[2:]]
+
+    first = run(2)
+    assert first[0] == "reading\n" and first[1] == "writing\n" and first[2] == "total 6 n 2\n"
+    second = run(2)  # nothing changed; out.csv, written by the cell, is not an input
+    assert second[0].startswith("[checkpoint] restored") and second[1].startswith("[checkpoint]")
+    assert second[2] == "total 6 n 2\n"
+    (tmp_path / "data.csv").write_text("a\n1\n2\n3\n")
+    third = run(2)  # the file changed: both cells recompute
+    assert third[0] == "reading\n" and third[1] == "writing\n" and third[2] == "total 12 n 3\n"
+    fourth = run(3)  # a global read through a helper changed
+    assert fourth[0] == "reading\n" and fourth[2] == "total 18 n 3\n"
