@@ -52,7 +52,7 @@ from .exceptions import (
 )
 from .fingerprint.code import code_inputs
 from .fingerprint.files import code_path_constants, path_candidate
-from .fingerprint.values import Fingerprinter
+from .fingerprint.values import QuietFingerprinter
 from .store.core import Store
 
 __all__ = ["CheckpointedFunction", "checkpoint"]
@@ -287,7 +287,7 @@ class CheckpointedFunction(Generic[R]):
             if name in self.ignore or isinstance(value, _IMMUTABLE) or name not in input_fps:
                 continue
             try:
-                now = Fingerprinter().fingerprint(value, name=name)
+                now = QuietFingerprinter().fingerprint(value, name=name)
             except Exception as exc:  # it was fingerprinted before the run; never fail now
                 logger.debug("%s: argument %s not re-fingerprinted: %s", namespace, name, exc)
                 continue

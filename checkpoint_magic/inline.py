@@ -60,7 +60,7 @@ from .exceptions import (
     warn_user,
 )
 from .fingerprint.files import code_path_constants, path_candidate
-from .fingerprint.values import Fingerprinter
+from .fingerprint.values import QuietFingerprinter
 from .notebook.names import analyze_cell
 from .notebook.values import UNSTORABLE, definition_names, is_code
 from .store.core import Store
@@ -597,7 +597,7 @@ class InlineCheckpoint:
         for name, value in self._inputs.items():  # inputs the body changed in place
             if name in outputs or name not in input_fps or isinstance(value, _IMMUTABLE):
                 continue
-            now = Fingerprinter().fingerprint(value, name=name)
+            now = QuietFingerprinter().fingerprint(value, name=name)
             if now != input_fps[name]:
                 after[name] = now
                 if extra_inputs.restorable(value):

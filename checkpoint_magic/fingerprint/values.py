@@ -368,11 +368,11 @@ def _write_all(fp: Fingerprinter, values: Any, h: Any) -> None:
         f(fp, x, h)
 
 
-def _unordered(fp: Fingerprinter, obj: Any, h: Any, tag: bytes, pairs: bool) -> None:
-    """Dict items or set elements in a canonical order: sorted, or else sorted sub-digests.
+def _unordered(fp: Fingerprinter, obj: Any, h: Any, tag: bytes) -> None:
+    """Set elements in a canonical order: sorted, or else sorted sub-digests.
 
-    All-``str`` keys are written at once (their byte lengths, then their bytes), then the
-    values in key order; all-``int`` keys likewise; any other mix as sorted sub-digests.
+    All-``str`` elements are written at once (their byte lengths, then their bytes) in sorted
+    order; all-``int`` elements likewise; any other mix as sorted sub-digests.
     """
     if not obj:
         h.update(tag + pack_tag(b"s", 0))
@@ -380,28 +380,18 @@ def _unordered(fp: Fingerprinter, obj: Any, h: Any, tag: bytes, pairs: bool) -> 
     if not fp._enter(obj, h):
         return
     n, kinds = len(obj), set(map(type, obj))
-    if kinds in (_STR, _INT):
-        items = sorted(obj.items()) if pairs else [(k, None) for k in sorted(obj)]
-        if kinds == _STR:
-            data = [k.encode("utf-8", "surrogatepass") for k, _ in items]
-            h.update(
-                tag + pack_tag(b"s", n) + struct.pack(f"<{n}Q", *map(len, data)) + b"".join(data)
-            )
-        else:
-            h.update(tag + pack_tag(b"i", n))
-            for k, _ in items:
-                _h_int(fp, k, h)
-        if pairs:
-            _write_all(fp, [v for _, v in items], h)
+    if kinds == _STR:
+        data = [k.encode("utf-8", "surrogatepass") for k in sorted(obj)]
+        h.update(tag + pack_tag(b"s", n) + struct.pack(f"<{n}Q", *map(len, data)) + b"".join(data))
+    elif kinds == _INT:
+        h.update(tag + pack_tag(b"i", n))
+        for k in sorted(obj):
+            _h_int(fp, k, h)
     else:
         walk, subs = fp._walk, []
-        for x in obj.items() if pairs else obj:
+        for x in obj:
             sh = xxh(seed=fp._seed)
-            if pairs:
-                walk(x[0], sh)
-                walk(x[1], sh)
-            else:
-                walk(x, sh)
+            walk(x, sh)
             subs.append(sh.digest())
         subs.sort()
         h.update(tag + pack_tag(b"h", n) + b"".join(subs))
@@ -550,8 +540,8 @@ EXACT_HANDLERS: dict[type, Handler] = {
     dict: _h_dict,
     OrderedDict: _h_ordereddict,
     defaultdict: _h_defaultdict,
-    set: lambda fp, obj, h: _unordered(fp, obj, h, b"e", False),
-    frozenset: lambda fp, obj, h: _unordered(fp, obj, h, b"z", False),
+    set: lambda fp, obj, h: _unordered(fp, obj, h, b"e"),
+    frozenset: lambda fp, obj, h: _unordered(fp, obj, h, b"z"),
     type(...): lambda fp, obj, h: h.update(b"."),
     type(NotImplemented): lambda fp, obj, h: h.update(b"!"),
     uuid.UUID: lambda fp, obj, h: h.update(b"u" + obj.bytes),
