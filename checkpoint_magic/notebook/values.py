@@ -9,6 +9,7 @@ names are stored, and whether a last-expression value is restored as ``Out[n]`` 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import inspect
 import io
@@ -92,6 +93,25 @@ def definition_names(tree: ast.Module) -> set[str]:
     return names
 
 
+def _held_code(value: Any, depth: int = 0) -> list[Any]:
+    """Functions and classes held in a dict's values, a list, a tuple or a dataclass instance."""
+    if isinstance(value, dict) and type(value) is dict:
+        items: Any = value.values()
+    elif type(value) in (list, tuple):
+        items = value
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items = getattr(value, "__dict__", {}).values()
+    else:
+        return []
+    found: list[Any] = []
+    for item in list(items)[:1000]:
+        if is_code(item) and not isinstance(item, types.ModuleType):
+            found.append(item)
+        elif depth < 3:
+            found.extend(_held_code(item, depth + 1))
+    return found
+
+
 def _imported_module(scope: Mapping[str, Any], name: str) -> types.ModuleType | None:
     """The loaded module an ``import`` in code with globals ``scope`` refers to, if loaded."""
     package = scope.get("__package__") or ""
@@ -147,6 +167,8 @@ def globals_read_by(
             stack.append((value, used))
         else:
             found.setdefault(key, value)
+            # Code held in data (``OPS = {"op": double}``) is followed like a direct call.
+            stack.extend((held, used) for held in _held_code(value))
 
     while stack and len(seen) < 5000:
         obj, used = stack.pop()
@@ -163,6 +185,10 @@ def globals_read_by(
         if id(obj) in seen:
             continue
         seen.add(id(obj))
+        if not is_code(obj):  # a data root: the code it holds is followed
+            alive.append(obj)
+            stack.extend((held, used) for held in _held_code(obj))
+            continue
         alive.append(obj)
         if isinstance(obj, functools.partial):
             stack.append((obj.func, used))

@@ -50,3 +50,27 @@ def test_cell_files_and_globals_through_a_real_kernel(kernelspec: Any, tmp_path:
     assert third[0] == "reading\n" and third[1] == "writing\n" and third[2] == "total 12 n 3\n"
     fourth = run(3)  # a global read through a helper changed
     assert fourth[0] == "reading\n" and fourth[2] == "total 18 n 3\n"
+
+
+@pytest.fixture
+def ip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """IPython's test shell with the extension loaded; names added by a test are removed after it."""
+    from IPython.testing.globalipapp import get_ipython
+
+    shell = get_ipython()
+    shell.extension_manager.load_extension("checkpoint_magic")
+    monkeypatch.chdir(tmp_path)
+    before = set(shell.user_ns)
+    yield shell
+    for name in set(shell.user_ns) - before:
+        del shell.user_ns[name]
+
+
+def test_a_cell_follows_code_held_in_data_to_the_globals_it_reads(ip: Any) -> None:
+    ip.run_cell("FACTOR = {'k': 2}\ndef double(v):\n    return v * FACTOR['k']\nOPS = {'op': double}")
+    cell = "y = OPS['op'](3)\n"
+    ip.run_cell_magic("checkpoint", "-q", cell)
+    assert ip.user_ns["y"] == 6
+    ip.run_cell("FACTOR['k'] = 5")  # a global read by a helper reached through a dict
+    ip.run_cell_magic("checkpoint", "-q", cell)
+    assert ip.user_ns["y"] == 15
