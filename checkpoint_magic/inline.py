@@ -400,6 +400,16 @@ class InlineCheckpoint:
         self._start = time.perf_counter()
         self.hit = False
         self._uncached = False
+        if block is None and (self._infer_produce or not self.watch):
+            # No source (code typed into exec, a frozen app): nothing can be inferred.
+            warn_user(
+                f"{self._checkpointer.namespace}: the block's source cannot be read, so its "
+                "inputs and outputs cannot be inferred; pass watch=[...] and produce=[...]. "
+                "Running it uncached",
+                UncachedWarning,
+            )
+            self._uncached = True
+            return self
         try:
             data: dict[str, Any] = {}
             self._code_fp = _block_code_fingerprint(

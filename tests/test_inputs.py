@@ -379,3 +379,16 @@ def test_explain_names_files_and_globals(script):
     (script.workdir / "data.csv").write_text("a\n2\n")
     assert "file changed: data.csv" in script.run(src).stderr
     assert "global changed: CONFIG" in script.run(src.replace('"factor": 2', '"factor": 3')).stderr
+
+
+def test_inline_without_source_and_nothing_to_infer_runs_uncached(store_dir):
+    from checkpoint_magic import InlineCheckpoint
+    from checkpoint_magic.exceptions import UncachedWarning
+
+    code = "with InlineCheckpoint(store=store):\n    q = x + 41\n"
+    ns = {"InlineCheckpoint": InlineCheckpoint, "store": store_dir, "x": 1}
+    for x in (1, 2):  # never a stale hit: the data the block reads cannot be known
+        ns["x"] = x
+        with pytest.warns(UncachedWarning, match="cannot be inferred"):
+            exec(compile(code, "<typed>", "exec"), ns)
+        assert ns["q"] == x + 41
