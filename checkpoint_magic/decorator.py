@@ -3,7 +3,12 @@
 A call is identified by the function's code fingerprint (its normalized source and
 bytecode, plus every user-defined helper it calls, transitively) and the fingerprints of
 its bound arguments (defaults included; positional and keyword spellings of one call
-are one call). The result of every code version is kept, so reverting an edit is a hit.
+are one call), of the data globals it reads (``global:NAME``) and of the files its path
+arguments and string constants name (``file:PATH``, by content); see
+:mod:`checkpoint_magic.core.inputs`. Arguments the function mutates are stored with the result
+and their state is copied back into the caller's objects on a hit. The result of every
+code version is kept, so reverting an edit is a hit. ``async def`` functions are awaited
+and their result cached (the wrapper is ``async`` too); generator functions are refused.
 
 Examples
 --------
@@ -33,11 +38,20 @@ import inspect
 import logging
 import os
 import time
+import types
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar, overload
 
-from .checkpointer import Checkpointer, fingerprint_or_warn
-from .exceptions import InvalidArgumentError
+from .core import inputs as extra_inputs
+from .core.checkpointer import Checkpointer, fingerprint_or_warn
+from .exceptions import (
+    InvalidArgumentError,
+    MutationNotReplayedWarning,
+    warn_user,
+)
+from .fingerprint.code import code_inputs
+from .fingerprint.files import code_path_constants, path_candidate
+from .fingerprint.values import QuietFingerprinter
 from .store.core import Store
 from .ui.notes import note_hit
 
@@ -48,6 +62,28 @@ logger = logging.getLogger(__name__)
 R = TypeVar("R")
 _RECOMPUTE = "__recompute__"
 _SIMPLE_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+_MUTATED = "mutated:"  # output name prefix of an argument's state after the call
+_IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, frozenset, range, tuple)
+
+
+def _qualname(func: Any) -> str:
+    """A callable's qualified name; a ``functools.partial`` is named after the function it wraps."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    return getattr(func, "__qualname__", None) or type(func).__qualname__
+
+
+class _Call:
+    """One call's key material and what is needed after a miss to spot what the run changed."""
+
+    __slots__ = ("code_fp", "input_fps", "globals", "file_sigs", "file_labels")
+
+    def __init__(self, code_fp: str, input_fps: dict[str, str]):
+        self.code_fp = code_fp
+        self.input_fps = input_fps
+        self.globals: dict[str, Any] = {}
+        self.file_sigs: dict[str, Any] = {}
+        self.file_labels: dict[str, str] = {}  # absolute path -> input name
 
 
 class CheckpointedFunction(Generic[R]):
@@ -72,16 +108,24 @@ class CheckpointedFunction(Generic[R]):
             raise InvalidArgumentError(
                 f"@checkpoint decorates a function, not {type(func).__name__}"
             )
+        qualname = _qualname(func)
+        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+            raise InvalidArgumentError(
+                f"@checkpoint cannot cache the generator function {qualname}: a generator is "
+                "consumed lazily by its caller. Return a list (or other container) instead, or "
+                "checkpoint a function that collects what it yields"
+            )
         functools.update_wrapper(self, func)
         self.__wrapped__ = func
         self._signature = inspect.signature(func)
         params = self._signature.parameters
         ignored = (ignore,) if isinstance(ignore, str) else tuple(ignore)
-        unknown = [n for n in ignored if n not in params]
+        unknown = [n for n in ignored if n not in params and not n.startswith(("global:", "file:"))]
         if unknown:
             raise InvalidArgumentError(
                 f"@checkpoint(ignore=...) names {unknown} that are not parameters of "
-                f"{func.__qualname__}{self._signature}; valid names: {list(params)}"
+                f"{qualname}{self._signature}; valid names: {list(params)}, or "
+                "'global:NAME' for a global the function reads, 'file:PATH' for a file"
             )
         if mmap_mode not in (None, "r", "c"):
             raise InvalidArgumentError(
@@ -89,9 +133,16 @@ class CheckpointedFunction(Generic[R]):
                 "blobs are shared between entries and must not be written through a memory map"
             )
         self.ignore = frozenset(ignored)
+        self._ignored_globals = frozenset(n[7:] for n in ignored if n.startswith("global:"))
         self.mmap_mode = mmap_mode
-        namespace = name or f"{getattr(func, '__module__', None) or '__main__'}.{func.__qualname__}"
+        module = getattr(func, "__module__", None) or getattr(
+            getattr(func, "func", None), "__module__", None
+        )
+        namespace = name or f"{module or '__main__'}.{qualname}"
         self.checkpointer = Checkpointer("function", namespace, store)
+        code = getattr(inspect.unwrap(_unpartial(func)), "__code__", None)
+        self._path_constants = code_path_constants(code) if isinstance(code, types.CodeType) else ()
+        self._warned_mutations: set[str] = set()
         # Fast binding for the common signature (no *args/**kwargs, no positional-only).
         simple = all(p.kind in _SIMPLE_KINDS for p in params.values())
         self._names = (
@@ -138,37 +189,138 @@ class CheckpointedFunction(Generic[R]):
         return dict(bound.arguments)
 
     def _fingerprints(self, bound: dict[str, Any]) -> tuple[str, dict[str, str]]:
-        from .fingerprint.code import code_fingerprint
+        call = self._prepare(bound)
+        return call.code_fp, call.input_fps
 
+    def _prepare(self, bound: dict[str, Any]) -> _Call:
+        """Code and input fingerprints: arguments, data globals read, files named (by content)."""
         inputs = {k: v for k, v in bound.items() if k not in self.ignore} if self.ignore else bound
-        return code_fingerprint(self.__wrapped__), self.checkpointer.fingerprint_inputs(inputs)
+        code_fp, data = code_inputs(self.__wrapped__)
+        call = _Call(code_fp, self.checkpointer.fingerprint_inputs(inputs))
+        candidates = {os.fspath(v): v for v in inputs.values() if isinstance(v, (str, os.PathLike))}
+        candidates.update((c, c) for c in self._path_constants)
+        if data or candidates:
+            memory = extra_inputs.InputMemory.of(
+                self.checkpointer.store, self.checkpointer.namespace
+            )
+            if data:
+                call.globals = data
+                call.input_fps.update(
+                    extra_inputs.global_inputs(data, memory, skip=self._ignored_globals)
+                )
+            if candidates:
+                candidates = {k: v for k, v in candidates.items() if "file:" + k not in self.ignore}
+                fps, call.file_sigs = extra_inputs.file_inputs(candidates, memory)
+                call.input_fps.update(fps)
+                for label, value in candidates.items():
+                    path = path_candidate(value)
+                    if path is not None:
+                        call.file_labels[path] = "file:" + label
+        return call
 
     # ------------------------------------------------------------------ calling
     def __call__(self, *args: Any, **kwargs: Any) -> R:
         recompute = bool(kwargs.pop(_RECOMPUTE, False))
         func = self.__wrapped__
+        prepared = self._lookup(args, kwargs, recompute)
+        if prepared is None:
+            return func(*args, **kwargs)  # a wrong call, or inputs that cannot be fingerprinted
+        bound, call, hit = prepared
+        if hit is not None:
+            return self._replay(bound, hit)
+        start = time.perf_counter()
+        result = func(*args, **kwargs)
+        self._after_miss(bound, call, result, time.perf_counter() - start)
+        return result
+
+    def _lookup(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], recompute: bool
+    ) -> tuple[dict[str, Any], _Call, Any] | None:
+        """(bound arguments, call, hit or None); None: run the function uncached."""
         try:
             bound = self._bind(args, kwargs)
         except TypeError:
-            return func(*args, **kwargs)  # a wrong call: the function raises its own error
-        ok, fps = fingerprint_or_warn(
-            self.checkpointer.namespace, lambda: self._fingerprints(bound)
-        )
-        if not ok or fps is None:
-            return func(*args, **kwargs)
-        code_fp, input_fps = fps
+            return None  # a wrong call: the function raises its own error
+        ok, call = fingerprint_or_warn(self.checkpointer.namespace, lambda: self._prepare(bound))
+        if not ok or call is None:
+            return None
+        hit = None
         if not recompute:
             hit = self.checkpointer.load(
-                code_fp, input_fps, mmap_mode=self.mmap_mode, code_parts=self._code_parts
+                call.code_fp, call.input_fps, mmap_mode=self.mmap_mode, code_parts=self._code_parts
             )
-            if hit is not None:
-                note_hit(self.checkpointer.namespace, duration=hit.duration, created=hit.created)
-                return hit.outputs["return"]
-        start = time.perf_counter()
-        result = func(*args, **kwargs)
-        duration = time.perf_counter() - start
-        self._commit(code_fp, input_fps, result, duration)
-        return result
+        return bound, call, hit
+
+    def _replay(self, bound: dict[str, Any], hit: Any) -> Any:
+        """The stored result; the stored state of mutated arguments is copied into the caller's."""
+        note_hit(self.checkpointer.namespace, duration=hit.duration, created=hit.created)
+        outputs = hit.outputs
+        if len(outputs) > 1:
+            for name, state in outputs.items():
+                arg = name[len(_MUTATED) :]
+                if (
+                    name.startswith(_MUTATED)
+                    and arg in bound
+                    and not extra_inputs.restore_into(bound[arg], state)
+                ):
+                    logger.warning(
+                        "%s: could not restore the state of argument %s",
+                        self.checkpointer.namespace,
+                        arg,
+                    )
+        return outputs["return"]
+
+    def _after_miss(self, bound: dict[str, Any], call: _Call, result: Any, duration: float) -> None:
+        """Find what the run changed (arguments, globals, files) and commit the result."""
+        outputs: dict[str, Any] = {"return": result}
+        input_fps = dict(call.input_fps)
+        after = dict(input_fps)  # the arguments as the call left them
+        namespace = self.checkpointer.namespace
+        for name, value in bound.items():
+            if name in self.ignore or isinstance(value, _IMMUTABLE) or name not in input_fps:
+                continue
+            try:
+                now = QuietFingerprinter().fingerprint(value, name=name)
+            except Exception as exc:  # it was fingerprinted before the run; never fail now
+                logger.debug("%s: argument %s not re-fingerprinted: %s", namespace, name, exc)
+                continue
+            if now == input_fps[name]:
+                continue
+            after[name] = now
+            if extra_inputs.restorable(value):
+                outputs[_MUTATED + name] = value
+            elif name not in self._warned_mutations:
+                self._warned_mutations.add(name)
+                warn_user(
+                    f"{namespace} mutates its argument {name!r} ({type(value).__name__}), whose "
+                    "state cannot be copied back on a hit: hits will not repeat the mutation. "
+                    "Return the changed object instead, or pass a copy",
+                    MutationNotReplayedWarning,
+                )
+        if call.globals or call.file_sigs:
+            memory = extra_inputs.InputMemory.of(self.checkpointer.store, namespace)
+            state = [
+                label
+                for label, fp in extra_inputs.global_inputs(call.globals, memory).items()
+                if input_fps.get(label, fp) != fp
+            ]
+            written = extra_inputs.written_files(call.file_sigs)
+            if state or written:
+                for label in state:
+                    logger.info(
+                        "%s changes the global %s while it runs: it is state, not an input",
+                        namespace,
+                        label[len("global:") :],
+                    )
+                    input_fps.pop(label, None)
+                for path in written:
+                    input_fps.pop(call.file_labels.get(path, ""), None)
+                memory.learn(state=[s[len("global:") :] for s in state], outputs=written)
+        self._commit(call.code_fp, input_fps, outputs, duration)
+        if any(after[name] != fp for name, fp in call.input_fps.items() if name in bound):
+            # Also filed under the mutated arguments: calling again with them (the fitted
+            # model, the filled list) hits and copies back the same state.
+            self._commit(call.code_fp, {k: after[k] for k in input_fps}, outputs, duration)
 
     def _code_parts(self) -> dict[str, str]:
         from .fingerprint.code import code_parts
@@ -176,16 +328,14 @@ class CheckpointedFunction(Generic[R]):
         return code_parts(self.__wrapped__)
 
     def _commit(
-        self, code_fp: str, input_fps: dict[str, str], result: Any, duration: float
+        self, code_fp: str, input_fps: dict[str, str], outputs: dict[str, Any], duration: float
     ) -> None:
         try:
             parts = self._code_parts()
         except Exception as exc:  # only used to explain misses later; never worth failing for
             logger.debug("code_parts failed for %s: %s", self.checkpointer.namespace, exc)
             parts = {}
-        self.checkpointer.save(
-            code_fp, input_fps, {"return": result}, duration=duration, code_parts=parts
-        )
+        self.checkpointer.save(code_fp, input_fps, outputs, duration=duration, code_parts=parts)
 
     # ------------------------------------------------------------------ helpers
     def is_cached(self, *args: Any, **kwargs: Any) -> bool:
@@ -199,6 +349,37 @@ class CheckpointedFunction(Generic[R]):
         Pinned entries (``checkpoint-magic pin``) are kept unless ``force=True``.
         """
         return self.checkpointer.clear(force=force)
+
+
+class AsyncCheckpointedFunction(CheckpointedFunction[R]):
+    """A checkpointed ``async def`` function: calling it returns a coroutine; the awaited
+    result is what is stored and returned on a hit."""
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> R:  # type: ignore[override]
+        recompute = bool(kwargs.pop(_RECOMPUTE, False))
+        func: Any = self.__wrapped__
+        prepared = self._lookup(args, kwargs, recompute)
+        if prepared is None:
+            return await func(*args, **kwargs)
+        bound, call, hit = prepared
+        if hit is not None:
+            return self._replay(bound, hit)
+        start = time.perf_counter()
+        result = await func(*args, **kwargs)
+        self._after_miss(bound, call, result, time.perf_counter() - start)
+        return result
+
+
+def _unpartial(func: Any) -> Any:
+    while isinstance(func, functools.partial):
+        func = func.func
+    return func
+
+
+def _make(func: Callable[..., R], **options: Any) -> CheckpointedFunction[R]:
+    if inspect.iscoroutinefunction(_unpartial(func)):
+        return AsyncCheckpointedFunction(func, **options)
+    return CheckpointedFunction(func, **options)
 
 
 class _BoundCheckpointed:
@@ -254,8 +435,9 @@ def checkpoint(
     func : callable
         The function (or method) to checkpoint.
     ignore : list of str
-        Parameters left out of the key (e.g. ``verbose``, ``n_jobs``). A name that is not a
-        parameter raises :class:`~checkpoint_magic.exceptions.InvalidArgumentError`.
+        Parameters left out of the key (e.g. ``verbose``, ``n_jobs``), ``"global:NAME"`` for a
+        global the function reads, ``"file:PATH"`` for a file it names. Any other name that
+        is not a parameter raises :class:`~checkpoint_magic.exceptions.InvalidArgumentError`.
     store : Store or path, optional
         The store; default ``$CHECKPOINT_MAGIC_DIR`` or ``./.Lutil-checkpoint``.
     name : str, optional
@@ -283,11 +465,9 @@ def checkpoint(
     2
     """
     if func is not None:
-        return CheckpointedFunction(
-            func, ignore=ignore, store=store, name=name, mmap_mode=mmap_mode
-        )
+        return _make(func, ignore=ignore, store=store, name=name, mmap_mode=mmap_mode)
 
     def decorate(f: Callable[..., R]) -> CheckpointedFunction[R]:
-        return CheckpointedFunction(f, ignore=ignore, store=store, name=name, mmap_mode=mmap_mode)
+        return _make(f, ignore=ignore, store=store, name=name, mmap_mode=mmap_mode)
 
     return decorate

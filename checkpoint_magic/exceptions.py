@@ -26,6 +26,7 @@ __all__ = [
     "FingerprintError",
     "InvalidArgumentError",
     "MissingProducedNameError",
+    "MutationNotReplayedWarning",
     "SignatureError",
     "StaleCheckpointWarning",
     "StoreFormatError",
@@ -90,6 +91,10 @@ class StaleCheckpointWarning(CheckpointWarning):
 
 class UncachedWarning(CheckpointWarning):
     """Fingerprinting failed; the computation runs without the cache."""
+
+
+class MutationNotReplayedWarning(CheckpointWarning):
+    """The computation mutates an argument whose state cannot be copied back on a hit."""
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))

@@ -11,6 +11,12 @@ first event; a tracer that was already installed (a debugger, coverage) is resto
 Watch and produce accept names (``x``), attribute paths (``f.a``) and subscripts with
 literal keys (``d['a']``, ``x[0]``, ``cfg.params['alpha']``).
 
+Inputs and outputs are inferred from the parsed block, as ``%%checkpoint`` infers them from
+a cell: the names the body reads before assigning them (data, not code) are inputs, as are
+the data globals its helpers read and the files its path values and string constants name
+(by content); the names it binds at top level are produced. ``watch=`` adds inputs,
+``ignore=`` leaves names out, ``produce=`` replaces the inferred outputs.
+
 Examples
 --------
 >>> import tempfile
@@ -42,13 +48,21 @@ from typing import Any
 
 import xxhash
 
-from . import targets
-from .checkpointer import Checkpointer, LoadResult, fingerprint_or_warn
+from .core import inputs as extra_inputs
+from .core import targets
+from .core.checkpointer import Checkpointer, LoadResult, fingerprint_or_warn
+from .core.names import analyze_cell
+from .core.namespace import UNSTORABLE, definition_names, is_code
 from .exceptions import (
     InvalidArgumentError,
     MissingProducedNameError,
+    MutationNotReplayedWarning,
+    UncachedWarning,
     UnknownNameError,
+    warn_user,
 )
+from .fingerprint.files import code_path_constants, path_candidate
+from .fingerprint.values import QuietFingerprinter
 from .store.core import Store
 from .ui import notes
 from .ui.capture import StreamRecorder, replay_streams
@@ -60,15 +74,25 @@ logger = logging.getLogger(__name__)
 
 #: The entry's record of what the block printed (not a valid target, so no produced name).
 _OUTPUT_KEY = "<output>"
+_MUTATED = "mutated:"  # output name prefix of an input's state after the block
+_CODE_KEY = " code"  # (not a name) where _block_code_fingerprint hands back the body's code
+_IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, frozenset, range, tuple)
 
 
 class _SkipBody(Exception):
     """Raised by the frame trace to jump over a block whose results were restored."""
 
 
+def _block_names(block: ast.With | ast.AsyncWith | None) -> frozenset[str]:
+    """Every name the body mentions (read or bound) at any depth."""
+    if block is None:
+        return frozenset()
+    return frozenset(n.id for stmt in block.body for n in ast.walk(stmt) if isinstance(n, ast.Name))
+
+
 # --------------------------------------------------------------------------- target expressions
 def _parse_target(expr: str, role: str) -> ast.expr:
-    """Parse a ``watch``/``produce`` item (see :mod:`checkpoint_magic.targets`)."""
+    """Parse a ``watch``/``produce`` item (see :mod:`checkpoint_magic.core.targets`)."""
     if not isinstance(expr, str) or not expr.strip():
         raise InvalidArgumentError(
             f"{role} items must be non-empty strings such as 'x', 'f.a' or \"d['a']\", not {expr!r}"
@@ -216,11 +240,39 @@ def _running_code_fingerprint(code: types.CodeType, first: int, last: int) -> st
     return h.hexdigest()
 
 
+def _block_function(
+    block: ast.With | ast.AsyncWith,
+    frame: types.FrameType,
+    namespace: dict[str, Any],
+    ignore: frozenset[str] = frozenset(),
+) -> types.FunctionType:
+    """The body as a function over the frame's names (what code fingerprints follow).
+
+    Names in ``ignore`` are hidden from it: they count neither as code nor as constants.
+    """
+    body = ast.Module(body=block.body, type_ignores=[])
+    text = ast.unparse(body)
+    scope = dict(frame.f_globals)
+    if namespace is not frame.f_globals:
+        scope.update(namespace)
+    for name in ignore:
+        scope.pop(name, None)
+    compiled = _compiled.get(text)
+    if compiled is None:
+        if len(_compiled) >= _PARSED_MAX:
+            _compiled.clear()
+        # One code object per body text, so codehash's per-code caches serve later entries.
+        compiled = _compiled[text] = compile(body, "<checkpoint_magic block>", "exec")
+    return types.FunctionType(compiled, scope)
+
+
 def _block_code_fingerprint(
     block: ast.With | ast.AsyncWith | None,
     frame: types.FrameType,
     namespace: dict[str, Any],
     produce: list[str],
+    data: dict[str, Any] | None = None,
+    ignore: frozenset[str] = frozenset(),
 ) -> str:
     """What identifies a block's code.
 
@@ -247,17 +299,14 @@ def _block_code_fingerprint(
         b"running:" + _running_code_fingerprint(frame.f_code, block.body[0].lineno, last).encode()
     )
     # The body as a function over the frame's names: codehash follows what it references
-    # (helpers, classes, attributes of user modules, constants) like a function's globals.
-    scope = dict(frame.f_globals)
-    if namespace is not frame.f_globals:
-        scope.update(namespace)
-    compiled = _compiled.get(text)
-    if compiled is None:
-        if len(_compiled) >= _PARSED_MAX:
-            _compiled.clear()
-        # One code object per body text, so codehash's per-code caches serve later entries.
-        compiled = _compiled[text] = compile(body, "<checkpoint_magic block>", "exec")
-    h.update(b"uses:" + codehash.code_fingerprint(types.FunctionType(compiled, scope)).encode())
+    # (helpers, classes, attributes of user modules, constants) like a function's globals;
+    # the data globals it reaches are returned in ``data`` (inputs).
+    function = _block_function(block, frame, namespace, ignore)
+    uses, found = codehash.code_inputs(function)
+    if data is not None:
+        data.update(found)
+        data[_CODE_KEY] = function.__code__
+    h.update(b"uses:" + uses.encode())
     return h.hexdigest()
 
 
@@ -271,10 +320,13 @@ class InlineCheckpoint:
         The inputs that identify the computation: names, attribute paths (``"f.a"``) or
         subscripts with literal keys (``"d['a']"``). A name that does not exist raises
         :class:`~checkpoint_magic.exceptions.UnknownNameError` before the body runs.
-    produce : list of str
+    produce : list of str, optional
         What the block sets and the checkpoint restores (same forms as ``watch``). A name
         the block did not set raises :class:`~checkpoint_magic.exceptions.MissingProducedNameError`
-        and nothing is stored.
+        and nothing is stored. Default: the names the body binds at top level (not its
+        functions, classes and imports), those it did not set or that cannot be stored left out.
+    ignore : list of str
+        Names left out of the inferred inputs (``"x"``, a global ``"CONFIG"``, ``"file:PATH"``).
     store : Store or path, optional
         Default ``$CHECKPOINT_MAGIC_DIR`` or ``./.Lutil-checkpoint``.
     recompute : bool
@@ -285,22 +337,28 @@ class InlineCheckpoint:
     Notes
     -----
     Works at module level in scripts, in notebook cells, and inside functions and methods
-    (produced locals are written back into the function's frame). Everything that affects
-    the result must be watched: the block's code is fingerprinted, the data it reads is not
-    unless it is in ``watch``.
+    (produced locals are written back into the function's frame). The data the body reads
+    is inferred from its source (names read before they are assigned, and the data globals
+    of the helpers it calls); ``watch`` adds what the analysis cannot see (e.g. ``cfg.a``
+    read through ``getattr``). A watched or inferred input the body changes in place is
+    stored with the outputs and restored on a hit.
     """
 
     def __init__(
         self,
         *,
         watch: Iterable[str] = (),
-        produce: Iterable[str] = (),
+        produce: Iterable[str] | None = None,
         store: Store | str | os.PathLike[str] | None = None,
         recompute: bool = False,
         name: str | None = None,
+        ignore: Iterable[str] = (),
     ):
         self.watch = [watch] if isinstance(watch, str) else list(watch)
+        self._infer_produce = produce is None
+        produce = () if produce is None else produce
         self.produce = [produce] if isinstance(produce, str) else list(produce)
+        self.ignore = frozenset([ignore] if isinstance(ignore, str) else ignore)
         self._watch_nodes = [_parse_target(w, "watch") for w in self.watch]
         self._produce_nodes = [_parse_target(p, "produce") for p in self.produce]
         self.store = store
@@ -330,6 +388,14 @@ class InlineCheckpoint:
             ),
         )
         block = _find_block(frame)
+        reads: list[str] = []
+        if block is not None:
+            names = analyze_cell(ast.Module(body=block.body, type_ignores=[]))
+            reads = names.reads
+            if self._infer_produce:
+                defined = definition_names(ast.Module(body=block.body, type_ignores=[]))
+                self.produce = [n for n in names.binds if n not in defined]
+                self._produce_nodes = [_parse_target(p, "produce") for p in self.produce]
         filename = frame.f_code.co_filename
         base = os.path.basename(filename) if os.path.exists(filename) else "block"
         self._checkpointer = Checkpointer(
@@ -339,21 +405,38 @@ class InlineCheckpoint:
         self.hit = False
         self._uncached = False
         self._recorder: StreamRecorder | None = None
-        ok, fps = fingerprint_or_warn(
-            self._checkpointer.namespace,
-            lambda: (
-                _block_code_fingerprint(block, frame, namespace, self.produce),
-                self._checkpointer.fingerprint_inputs(watched),
-            ),
-        )
-        if not ok or fps is None:
+        if block is None and (self._infer_produce or not self.watch):
+            # No source (code typed into exec, a frozen app): nothing can be inferred.
+            warn_user(
+                f"{self._checkpointer.namespace}: the block's source cannot be read, so its "
+                "inputs and outputs cannot be inferred; pass watch=[...] and produce=[...]. "
+                "Running it uncached",
+                UncachedWarning,
+            )
             self._uncached = True
             return self
-        self._code_fp, self._input_fps = fps
+
+        def prepare() -> None:
+            data: dict[str, Any] = {}
+            self._code_fp = _block_code_fingerprint(
+                block, frame, namespace, self.produce, data, self.ignore
+            )
+            self._inputs = self._infer_inputs(frame, namespace, reads, watched)
+            self._input_fps = self._checkpointer.fingerprint_inputs(self._inputs)
+            self._add_globals_and_files(block, data, reads)
+
+        ok, _ = fingerprint_or_warn(self._checkpointer.namespace, prepare)
+        if not ok:
+            self._uncached = True
+            return self
         result: LoadResult | None = None
         if not self.recompute:
             result = self._checkpointer.load(self._code_fp, self._input_fps)
-        if result is not None and not set(self.produce) <= set(result.outputs):
+        if (
+            result is not None
+            and not self._infer_produce
+            and not set(self.produce) <= set(result.outputs)
+        ):
             result = None  # an entry written under another produce list: recompute
         self.hit = result is not None
         if result is not None:
@@ -363,9 +446,70 @@ class InlineCheckpoint:
             self._recorder = StreamRecorder().__enter__()  # shown live, replayed on a hit
         return self
 
+    def _infer_inputs(
+        self,
+        frame: types.FrameType,
+        namespace: dict[str, Any],
+        reads: list[str],
+        watched: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The watched values plus the data the body reads (not code, builtins or ignored)."""
+        found: dict[str, Any] = {}
+        for name in reads:
+            if name in self.ignore or name in watched:
+                continue
+            for scope in (namespace, frame.f_globals):
+                if name in scope:
+                    value = scope[name]
+                    if not is_code(value) and not isinstance(value, extra_inputs.NOT_DATA):
+                        found[name] = value
+                    break
+        found.update(watched)
+        return found
+
+    def _add_globals_and_files(
+        self, block: ast.With | ast.AsyncWith | None, data: dict[str, Any], reads: list[str]
+    ) -> None:
+        """Data globals the body's helpers read, and files named by inputs or the body."""
+        self._globals: dict[str, Any] = {}
+        self._file_sigs: dict[str, Any] = {}
+        self._file_labels: dict[str, str] = {}
+        # The body's own names were inferred from its source (a name it only assigns is not
+        # an input); what remains are the globals its helpers read.
+        mentioned = _block_names(block)
+        data = {k: v for k, v in data.items() if k not in mentioned and k not in self._inputs}
+        candidates = {
+            os.fspath(v): v for v in self._inputs.values() if isinstance(v, (str, os.PathLike))
+        }
+        code = data.pop(_CODE_KEY, None)
+        if isinstance(code, types.CodeType):
+            candidates.update((c, c) for c in code_path_constants(code))
+        candidates = {k: v for k, v in candidates.items() if "file:" + k not in self.ignore}
+        if not data and not candidates:
+            return
+        memory = extra_inputs.InputMemory.of(self._checkpointer.store, self._checkpointer.namespace)
+        if data:
+            self._globals = data
+            self._input_fps.update(extra_inputs.global_inputs(data, memory, skip=self.ignore))
+        if candidates:
+            fps, self._file_sigs = extra_inputs.file_inputs(candidates, memory)
+            self._input_fps.update(fps)
+            for label, value in candidates.items():
+                path = path_candidate(value)
+                if path is not None:
+                    self._file_labels[path] = "file:" + label
+
     def _restore(self, frame: types.FrameType, result: LoadResult) -> None:
         namespace = self._namespace_dict(frame)
         scopes = _scopes(frame, namespace)
+        for name, value in result.outputs.items():
+            if name.startswith(_MUTATED):
+                target = self._inputs.get(name[len(_MUTATED) :], targets.MISSING)
+                if target is targets.MISSING or not extra_inputs.restore_into(target, value):
+                    logger.warning("cannot restore the state of %s", name[len(_MUTATED) :])
+        if self._infer_produce:
+            self.produce = [p for p in self.produce if p in result.outputs]
+            self._produce_nodes = [_parse_target(p, "produce") for p in self.produce]
         for expr, node in zip(self.produce, self._produce_nodes, strict=True):
             targets.assign(
                 node,
@@ -444,11 +588,22 @@ class InlineCheckpoint:
         if exc_type is not None or self._uncached:
             return False  # the body failed (propagate unchanged), or runs uncached: store nothing
         duration = time.perf_counter() - self._start
+        namespace = self._namespace_dict(frame)
+        if self._infer_produce:  # only what the body did set, and can be stored
+            scopes = _scopes(frame, namespace)
+            kept = [
+                (p, n)
+                for p, n in zip(self.produce, self._produce_nodes, strict=True)
+                if not isinstance(targets.resolve(n, scopes[:2]), UNSTORABLE)
+                and targets.resolve(n, scopes[:2]) is not targets.MISSING
+            ]
+            self.produce = [p for p, _ in kept]
+            self._produce_nodes = [n for _, n in kept]
         outputs = _values(
             self.produce,
             self._produce_nodes,
             frame,
-            self._namespace_dict(frame),
+            namespace,
             lambda expr: MissingProducedNameError(
                 f"InlineCheckpoint produces {expr!r}, but the block did not set it; nothing was "
                 "stored. Set it in the block or remove it from produce=[...]"
@@ -456,11 +611,49 @@ class InlineCheckpoint:
         )
         if recorder is not None and recorder.events:
             outputs[_OUTPUT_KEY] = recorder.events
-        self._checkpointer.save(
-            self._code_fp,
-            self._input_fps,
-            outputs,
-            duration=duration,
-            meta={"produce": self.produce},
-        )
+        input_fps = dict(self._input_fps)
+        after = dict(input_fps)  # the inputs as the run left them
+        for name, value in self._inputs.items():  # inputs the body changed in place
+            if name in outputs or name not in input_fps or isinstance(value, _IMMUTABLE):
+                continue
+            now = QuietFingerprinter().fingerprint(value, name=name)
+            if now != input_fps[name]:
+                after[name] = now
+                if extra_inputs.restorable(value):
+                    outputs[_MUTATED + name] = value
+                else:
+                    warn_user(
+                        f"{self._checkpointer.namespace}: the block changes {name!r} "
+                        f"({type(value).__name__}) in place, whose state cannot be copied back "
+                        "on a hit: hits will not repeat the change",
+                        MutationNotReplayedWarning,
+                    )
+        self._forget_changed(input_fps)
+        for fps in [input_fps] + ([after] if after != self._input_fps else []):
+            # Also filed under the changed inputs: running the block again right away (in a
+            # notebook or loop) finds them changed and hits, restoring the same state.
+            for label in set(fps) - set(input_fps):
+                fps.pop(label)
+            self._checkpointer.save(
+                self._code_fp, fps, outputs, duration=duration, meta={"produce": self.produce}
+            )
         return False
+
+    def _forget_changed(self, input_fps: dict[str, str]) -> None:
+        """Globals the run changed are state, files it wrote are outputs: not inputs from now on."""
+        if not self._globals and not self._file_sigs:
+            return
+        memory = extra_inputs.InputMemory.of(self._checkpointer.store, self._checkpointer.namespace)
+        state = [
+            label
+            for label, fp in extra_inputs.global_inputs(self._globals, memory).items()
+            if input_fps.get(label, fp) != fp
+        ]
+        written = extra_inputs.written_files(self._file_sigs)
+        for label in state:
+            logger.info("the block changes the global %s: it is state, not an input", label[7:])
+            input_fps.pop(label, None)
+        for path in written:
+            input_fps.pop(self._file_labels.get(path, ""), None)
+        if state or written:
+            memory.learn(state=[s[7:] for s in state], outputs=written)

@@ -21,8 +21,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "checkpoint_magic"
 MAX_MODULE_LINES = 600
-# 11 modules + 8 layer folders (DESIGN.md + ui/), plus _deprecated/ for one release.
-MAX_TOP_LEVEL_ENTRIES = 20
+# 8 modules + 9 layer folders (DESIGN.md's picture, with core/ and ui/), plus _deprecated/.
+MAX_TOP_LEVEL_ENTRIES = 18
 
 
 def _modules() -> dict[str, Path]:
@@ -129,9 +129,6 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     ) == [["checkpoint_magic.config", "checkpoint_magic.exceptions"]]
 
 
-@pytest.mark.xfail(
-    reason="PENDING: fingerprint and store/tools cycles are being broken", strict=False
-)
 def test_no_import_cycles_even_through_imports_inside_functions() -> None:
     assert _cycles(_graph()) == []
 
@@ -170,7 +167,7 @@ def test_no_private_name_is_imported_across_modules() -> None:
 def test_folders_show_the_layers_and_modules_stay_small() -> None:
     entries = sorted(p.name for p in PACKAGE.iterdir() if p.name != "__pycache__")
     assert len(entries) <= MAX_TOP_LEVEL_ENTRIES, entries
-    for folder in ("fingerprint", "store", "savers", "notebook", "steps", "pipelines", "tools", "ui"):
+    for folder in ("core", "fingerprint", "store", "savers", "notebook", "steps", "pipelines", "tools", "ui"):
         assert (PACKAGE / folder / "__init__.py").is_file(), folder
     too_long = {
         name: n
@@ -208,7 +205,8 @@ print("ok", heavy)
 DEPRECATED_PATHS = """
 import warnings
 for old, attr in [("hashing", "fingerprint"), ("codehash", "code_fingerprint"),
-                  ("serializers", "codec_for"), ("cli", "main"), ("magics", "load_ipython_extension")]:
+                  ("serializers", "codec_for"), ("cli", "main"), ("magics", "load_ipython_extension"),
+                  ("checkpointer", "Checkpointer")]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         module = __import__(f"checkpoint_magic.{old}", fromlist=[attr])

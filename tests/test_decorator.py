@@ -307,7 +307,7 @@ def test_fingerprint_failure_returns_result_with_one_warning(store_dir):
     def f(x):
         return x + 1
 
-    failing = mock.patch("checkpoint_magic.checkpointer.Fingerprinter.fingerprint", side_effect=RuntimeError("boom"))
+    failing = mock.patch("checkpoint_magic.core.checkpointer.Fingerprinter.fingerprint", side_effect=RuntimeError("boom"))
     with failing, pytest.warns(UncachedWarning, match="boom") as record:
         assert f(1) == 2
     assert len(record) == 1

@@ -308,7 +308,7 @@ def test_a_block_that_cannot_be_fingerprinted_runs_uncached_with_one_warning(sto
 
     from checkpoint_magic.exceptions import UncachedWarning
 
-    failing = mock.patch("checkpoint_magic.checkpointer.Fingerprinter.fingerprint", side_effect=RuntimeError("boom"))
+    failing = mock.patch("checkpoint_magic.core.checkpointer.Fingerprinter.fingerprint", side_effect=RuntimeError("boom"))
     x = 1  # noqa: F841 (watched)
     block = InlineCheckpoint(watch=["x"], produce=["y"], store=store_dir)
     with failing, pytest.warns(UncachedWarning, match="boom") as record, block as ckpt:

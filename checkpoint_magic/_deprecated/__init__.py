@@ -18,6 +18,7 @@ MOVED = {
     "serializers": "checkpoint_magic.store.codecs.serializers",
     "cli": "checkpoint_magic.tools.cli",
     "magics": "checkpoint_magic.notebook.magic",
+    "checkpointer": "checkpoint_magic.core.checkpointer",
 }
 
 

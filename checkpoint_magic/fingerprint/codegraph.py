@@ -1,4 +1,4 @@
-"""The dependency graph of a code fingerprint and its per-function cache (used by ``codehash``).
+"""The dependency graph of a code fingerprint and its per-function cache (used by ``code``).
 
 :func:`compute` walks what a function, method or class reaches: user functions and
 classes through global names, closure cells, defaults, used attributes of user modules,
@@ -8,13 +8,14 @@ constants by value. It records the own-code fingerprint of each user
 function and class (the ``code_parts``), every name binding it followed, and what a later
 call must re-check to trust the cached fingerprint: the object each global name was bound
 to, every function's ``__code__``, defaults and closure cells. The cache itself is
-:data:`checkpoint_magic.fingerprint.code.CODE_CACHE`, read directly by ``code_fingerprint``'s fast path;
+:data:`CODE_CACHE`, read directly by ``code_fingerprint``'s fast path;
 closure values and the data attributes of user classes (``params = {...}``) are re-hashed
 by value on every call.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import importlib.util
@@ -29,21 +30,18 @@ from typing import Any
 import xxhash
 
 from ..exceptions import FingerprintError
-from . import code as codehash  # its public functions through the module: they may be patched
-from .code import (
-    CODE_CACHE,
+from . import origin  # its functions through the module: tests patch package_version
+from .bytecode import (
     CODEHASH_VERSION,
-    PYTHON_TAG,
     code_bytes,
+    code_names,
     const_fingerprint,
-    frame,
     function_ast,
-    global_names,
-    hex_digest,
     is_const,
-    path_is_installed,
-    values_module,
 )
+from .encoding import HASH_SCHEME_VERSION, frame, hex_digest
+from .origin import PYTHON_TAG, path_is_installed
+from .values import QuietFingerprinter, fingerprint
 
 _INTERPRETER = sys.implementation.cache_tag or PYTHON_TAG  # bytecode differs between interpreters
 _MISSING: Any = object()  # a name not bound in a namespace (a builtin, or not defined yet)
@@ -71,7 +69,6 @@ _SKIP_CLASS_ATTRS = frozenset(
 )
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _STATE = threading.local()
-_QUIET: Any = None  # hashing's QuietFingerprinter, once imported
 
 
 _CODE_INFO: dict[int, tuple[Any, bytes, tuple[frozenset[str], ...]]] = {}
@@ -88,7 +85,7 @@ def _code_info(code: types.CodeType) -> tuple[bytes, tuple[frozenset[str], ...]]
     digest = xxhash.xxh3_128_digest(
         frame("ast" if tree else "no-source", tree or "", b"".join(out))
     )
-    names = tuple(frozenset(s) for s in global_names(code))
+    names = code_names(code)
     key = id(code)
 
     def forget(_: Any) -> None:
@@ -113,7 +110,7 @@ def _installed_name(obj: Any) -> str:
         or getattr(obj, "__name__", None)
         or type(obj).__qualname__
     )
-    return f"{mod}.{name}=={codehash.package_version(mod) if isinstance(mod, str) else None}"
+    return f"{mod}.{name}=={origin.package_version(mod) if isinstance(mod, str) else None}"
 
 
 def _kind(v: Any) -> str:
@@ -135,23 +132,20 @@ def _kind(v: Any) -> str:
     if callable(v):
         if getattr(v, "__wrapped__", None) is not None:
             return "wrapped"
-        if isinstance(getattr(v, "__name__", None), str) and not codehash.is_user_code(t):
+        if isinstance(getattr(v, "__name__", None), str) and not origin.is_user_code(t):
             return "builtin"  # numpy ufuncs, Cython functions...
     return "data"
 
 
 def _value_fp(v: Any) -> str:
-    return "c" + const_fingerprint(v) if is_const(v) else "v" + values_module().fingerprint(v)
+    return "c" + const_fingerprint(v) if is_const(v) else "v" + fingerprint(v)
 
 
 def _data_fp(v: Any) -> str:
     """A class's data attribute by value; what cannot be walked (a lock) counts by type, quietly."""
-    global _QUIET
     if is_const(v):
         return "c" + const_fingerprint(v)
-    if _QUIET is None:
-        _QUIET = values_module()._hash_objects.QuietFingerprinter
-    return "v" + _QUIET().fingerprint(v)
+    return "v" + QuietFingerprinter().fingerprint(v)
 
 
 def _framework_data(cls: type, name: str, v: Any) -> bool:
@@ -189,6 +183,7 @@ class _Graph:
         self.groups: dict[Any, tuple[Any, str, dict[str, tuple[Any, int]]]] = {}
         self.volatile: list[tuple[Any, int | str, str, str]] = []  # (owner, cell | attr kind, ...)
         self.seen_attrs: set[tuple[int, str]] = set()
+        self.data: dict[str, tuple[Any, str, str]] = {}  # label -> (owner, attr, name)
 
     def new_key(self, obj: Any, module: Any) -> str:
         key = base = f"{module if isinstance(module, str) else '<exec>'}.{obj.__qualname__}"
@@ -216,6 +211,14 @@ class _Graph:
         self.check(owner, attr, ns, name, v, desc)
         if desc is not None:
             self.bindings.add((referrer, name, desc))
+        if (
+            v is not _MISSING
+            and (desc is None or desc.startswith(("instance:", "holds:")))
+            and not (name.startswith("__") and name.endswith("__"))
+        ):
+            module = ns.get("__name__") if type(ns) is dict else None
+            label = name if module in (None, "__main__") else f"{module}.{name}"
+            self.data.setdefault(label, (owner, attr, name))
 
     def resolve(self, v: Any, attrs: frozenset[str] = frozenset()) -> str | None:
         """A stable description of a referenced object; None for data (not included).
@@ -224,7 +227,7 @@ class _Graph:
         code, not by its data: that is an input, to be passed as an argument.
         """
         kind = _kind(v)
-        if kind in ("function", "class") and codehash.is_user_code(v):
+        if kind in ("function", "class") and origin.is_user_code(v):
             return "user:" + (self.function(v) if kind == "function" else self.klass(v))
         if kind in ("function", "class", "builtin", "wrapped"):
             desc = "installed:" + _installed_name(type(v) if kind == "wrapped" else v)
@@ -239,11 +242,37 @@ class _Graph:
             return f"partial:{self.resolve(v.func)}|{_value_fp(v.args)}|{_value_fp(v.keywords)}"
         if kind == "const":
             return "const:" + const_fingerprint(v)
-        return "instance:" + str(self.resolve(type(v))) if codehash.is_user_code(type(v)) else None
+        held = self.held_code(v)
+        if origin.is_user_code(type(v)):
+            return "instance:" + str(self.resolve(type(v))) + (f"|{held}" if held else "")
+        return held
+
+    def held_code(self, v: Any, depth: int = 0) -> str | None:
+        """Code held in data (``OPS = {"op": double}``): followed like a direct call.
+
+        Looks into dicts (values), lists, tuples and dataclass instances, three levels deep;
+        ``functools.partial`` objects are resolved as code already.
+        """
+        if type(v) is dict:
+            items: Any = v.values()
+        elif type(v) in (list, tuple):
+            items = v
+        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+            items = vars(v).values() if hasattr(v, "__dict__") else ()
+        else:
+            return None
+        found = []
+        for x in list(items)[:1000]:
+            kind = _kind(x)
+            if kind in ("function", "class", "method", "partial", "wrapped"):
+                found.append(str(self.resolve(x)))
+            elif kind == "data" and depth < 3 and (inner := self.held_code(x, depth + 1)):
+                found.append(inner)
+        return "holds:" + ",".join(found) if found else None
 
     def module(self, mod: types.ModuleType, attrs: frozenset[str]) -> str:
-        if not codehash.is_user_code(mod):
-            return f"module:{mod.__name__}=={codehash.package_version(mod)}"
+        if not origin.is_user_code(mod):
+            return f"module:{mod.__name__}=={origin.package_version(mod)}"
         ns = vars(mod)  # the attributes the code uses, not the file: it may have been edited
         for a in sorted(attrs):
             if a in ns and (id(mod), a) not in self.seen_attrs:
@@ -271,7 +300,7 @@ class _Graph:
             origin = None
         if origin and (origin in ("built-in", "frozen") or path_is_installed(origin)):
             self.bindings.add(
-                (key, "import " + name, f"module:{name}=={codehash.package_version(name)}")
+                (key, "import " + name, f"module:{name}=={origin.package_version(name)}")
             )
         elif origin:
             # A user module the function imports but nobody has imported yet: import it now
@@ -338,7 +367,7 @@ class _Graph:
             return "property:" + ",".join(str(self.member(f)) for f in (v.fget, v.fset, v.fdel))
         if isinstance(v, functools.cached_property):
             return "cached_property:" + str(self.member(v.func))
-        if type(v) is types.FunctionType and codehash.is_user_code(v):
+        if type(v) is types.FunctionType and origin.is_user_code(v):
             key = self.function(v)
             return f"fn:{key}:{self.parts[key]}"
         return self.resolve(v)
@@ -365,7 +394,7 @@ class _Graph:
                 kind = "enum"
             else:
                 desc = self.member(v)
-            if desc is None or desc.startswith("instance:"):
+            if desc is None or desc.startswith(("instance:", "holds:")):
                 if _framework_data(cls, name, v):
                     continue
                 desc = "data"  # its value is hashed by Entry.value
@@ -396,7 +425,7 @@ class _Graph:
         )
         for part in path[1:]:
             obj = vars(obj).get(part, _MISSING) if isinstance(obj, type) else _MISSING
-        if not isinstance(obj, type) or not codehash.is_user_code(obj):
+        if not isinstance(obj, type) or not origin.is_user_code(obj):
             return None
         member = vars(obj).get(fn.__name__)
         for _ in range(8):  # through staticmethod/classmethod and decorators such as @checkpoint
@@ -409,7 +438,7 @@ class _Graph:
 class Entry:
     """A cached fingerprint and everything it was computed from."""
 
-    __slots__ = ("refs", "fn_checks", "ns_checks", "volatile", "base", "digest", "parts")
+    __slots__ = ("refs", "fn_checks", "ns_checks", "volatile", "base", "digest", "parts", "data")
     refs: tuple[Any, ...]
     fn_checks: tuple[tuple[Any, ...], ...]
     ns_checks: tuple[tuple[Any, ...], ...]  # (owner ref, attribute, then (name, expected) by mode)
@@ -417,6 +446,18 @@ class Entry:
     base: Any
     digest: str
     parts: dict[str, str]
+    data: tuple[tuple[str, Any, str, str], ...]  # (label, owner ref, attribute, name)
+
+    def data_values(self) -> dict[str, Any]:
+        """The current values of the data globals the code reads, by label (``CONFIG``, ``mod.X``)."""
+        out = {}
+        for label, ref, attr, name in self.data:
+            owner = ref()
+            if owner is not None:
+                v = getattr(owner, attr).get(name, _MISSING)
+                if v is not _MISSING:
+                    out[label] = v
+        return out
 
     def valid(self, roots: tuple[Any, ...]) -> bool:
         """Whether every object the fingerprint was computed from is still in place."""
@@ -484,6 +525,10 @@ class Entry:
         return parts
 
 
+#: Code fingerprints by id of the root(s), with what they were computed from.
+CODE_CACHE: dict[Any, Entry] = {}
+
+
 def _cells_unchanged(fn: types.FunctionType, cells: tuple[tuple[Any, ...], ...]) -> bool:
     for i, expect, mode in cells:
         try:
@@ -535,7 +580,7 @@ def _build(roots: tuple[Any, ...]) -> Entry:
         frame(
             "checkpoint_magic.code",
             str(CODEHASH_VERSION),
-            str(values_module().HASH_SCHEME_VERSION),
+            str(HASH_SCHEME_VERSION),
             _INTERPRETER,
             *descs,
         )
@@ -561,7 +606,27 @@ def _build(roots: tuple[Any, ...]) -> Entry:
     )
     entry.volatile = tuple((weakref.ref(fn), i, key, name) for fn, i, key, name in g.volatile)
     entry.base, entry.digest, entry.parts = h, h.hexdigest(), dict(g.parts)
+    entry.data = tuple(
+        (label, weakref.ref(owner), attr, name) for label, (owner, attr, name) in g.data.items()
+    )
     return entry
+
+
+def data_globals(obj: Any) -> dict[str, Any]:
+    """The data globals (not code, not small constants) that ``obj``'s code reads, transitively.
+
+    Module-level names read by the function and every user helper it reaches, and the data
+    attributes of user modules it uses, by label: ``NAME`` for ``__main__`` / ``exec`` code,
+    ``module.NAME`` otherwise. Their *values* are inputs of a checkpointed call.
+    """
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    compute(obj, parts=False)  # builds (or validates) the cached entry
+    roots = _roots(obj)
+    entry = CODE_CACHE.get(id(roots[0]) if len(roots) == 1 else tuple(map(id, roots)))
+    if entry is None:  # a root without weak references: not cached
+        entry = _build(roots)
+    return entry.data_values()
 
 
 def compute(obj: Any, parts: bool = True) -> tuple[str, dict[str, str]]:

@@ -1,4 +1,4 @@
-"""Fingerprints of pandas objects and of Arrow-encodable string arrays (used by ``hashing``).
+"""Fingerprints of pandas objects and of Arrow-encodable string arrays (an extension of ``values``).
 
 A DataFrame is hashed as its class, shape, columns Index, row Index, ``attrs`` and each
 column's dtype and values; a Series as its name, Index, dtype and values; an Index by its
@@ -44,6 +44,19 @@ logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20  # rows converted to Arrow / lengths computed at a time
 _I8 = struct.Struct("<q").pack
+
+
+def handler_for(cls: type) -> Handler | None:
+    """The handler of a pandas data type (memoised by id, tag ``P``), None for any other type.
+
+    Registered with :func:`checkpoint_magic.fingerprint.values.register` as a resolver.
+    """
+    if not (getattr(cls, "__module__", None) or "").startswith("pandas"):
+        return None
+    fill = fill_for(cls)
+    if fill is None:
+        return None
+    return lambda fp, obj, h: fp._memoised(obj, h, b"P", fill)
 
 
 def fill_for(cls: type) -> Handler | None:

@@ -6,10 +6,12 @@ never enter a digest. Every value is written as a one-byte type tag, a length wh
 does not fix the size, then its bytes, so ``1``, ``1.0``, ``True``, ``"1"``, ``b"1"``, ``[1]``
 and ``(1,)`` all differ. :data:`HASH_SCHEME_VERSION` seeds every hasher and heads every digest.
 
-- dicts, sets and frozensets are order-insensitive: their elements are sorted when they are
-  all ``str`` or all ``int``, otherwise each key/value pair (or element) is hashed into a
-  16-byte sub-digest and the sorted sub-digests are hashed. ``OrderedDict`` is deliberately
-  order-sensitive (order is part of its value); ``defaultdict`` includes its factory.
+- dicts hash in insertion order: order is part of a dict's value in Python (``list(d)``,
+  ``**kwargs``, a DataFrame built from it), so the same items in another order differ (at
+  worst a miss). Sets and frozensets are order-insensitive: their elements are sorted when
+  they are all ``str`` or all ``int``, otherwise each element is hashed into a 16-byte
+  sub-digest and the sorted sub-digests are hashed. ``OrderedDict`` has a tag of its own;
+  ``defaultdict`` includes its factory.
 - A container met again while it is being walked (a cycle) is written as a back-reference
   holding its distance on the walk stack: no ``RecursionError``.
 - numpy arrays: class, dtype (``dtype.str``, or ``dtype.descr`` when structured), shape,
@@ -20,9 +22,11 @@ and ``(1,)`` all differ. :data:`HASH_SCHEME_VERSION` seeds every hasher and head
   element by element (arrays of ``str`` through Arrow buffers, without a Python loop).
   Subclasses add their class and ``vars()`` (a unit), masked arrays their mask, fill_value
   and hardmask; a memmap counts by content. Builtin subclasses add ``__dict__`` and slots.
-- pandas objects go through :mod:`checkpoint_magic.fingerprint.pandas`; code (functions, methods,
-  classes), modules, enums, scikit-learn estimators and any other object (walked through
-  ``__reduce_ex__(4)``) through :mod:`checkpoint_magic.fingerprint.objects`. A value that cannot
+- Other types are handled by extensions registered with :func:`register` (explicitly, by
+  :mod:`checkpoint_magic.fingerprint`'s ``__init__``): pandas objects by
+  :mod:`checkpoint_magic.fingerprint.pandas`; code (functions, methods, classes), modules, enums,
+  scikit-learn estimators and any other object (walked through ``__reduce_ex__(4)``) by
+  :mod:`checkpoint_magic.fingerprint.objects`. This module imports neither. A value that cannot
   be pickled (lock, open file, generator, connection) adds one
   :class:`~checkpoint_magic.exceptions.ComplexParamsIdentifyWarning` naming its attribute
   path (``f.conn``); only its type enters the digest. Any other error while walking a value
@@ -35,36 +39,52 @@ import copyreg
 import datetime as _dt
 import decimal
 import fractions
+import logging
 import pathlib
 import struct
 import uuid
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-import xxhash
 
 from ..exceptions import ComplexParamsIdentifyWarning, FingerprintError, warn_user
+from .encoding import (
+    HASH_SCHEME_VERSION,
+    digest_bytes,
+    pack_complex,
+    pack_float,
+    pack_int,
+    pack_shape,
+    pack_tag,
+    qualname,
+    stream_array,
+    write_str,
+    xxh,
+)
+from .problems import HOP_ATTRS, HOP_ITEM, HOP_SILENT, path_to, problem_message
 
-__all__ = ["HASH_SCHEME_VERSION", "Fingerprinter", "digest_bytes", "fingerprint"]
+__all__ = [
+    "HASH_SCHEME_VERSION",
+    "Fingerprinter",
+    "QuietFingerprinter",
+    "digest_bytes",
+    "fingerprint",
+    "register",
+]
+__all__ += ["HOP_ATTRS", "HOP_ITEM", "HOP_SILENT", "pack_tag", "qualname", "xxh"]  # for extensions
 
-#: Version of the encoding; bump it whenever any value's fingerprint changes.
-HASH_SCHEME_VERSION = 1
+logger = logging.getLogger(__name__)
 
 Handler = Callable[["Fingerprinter", Any, Any], None]
+Resolver = Callable[[type], "Handler | None"]
 
 # Tags that start a value (each used once): N T F None/bools, i I int, f float, c complex,
 # s str, b bytes, a bytearray, v memoryview, . ! Ellipsis/NotImplemented, u UUID, y stdlib value,
 # g numpy scalar, l t list/tuple, d dict, q defaultdict, O OrderedDict, e set, z frozenset,
 # S builtin subclass, A ndarray, P pandas, K estimator, G other object, B k class/code,
 # M method, w W builtin function/method, m module, n enum, R back-reference, X opaque value.
-xxh = xxhash.xxh3_128
-pack_tag = struct.Struct("<cQ").pack  # tag + length or count
-_TI = struct.Struct("<cq").pack  # tag + int64
-_TF = struct.Struct("<cd").pack  # tag + float64 bit pattern
-_TC = struct.Struct("<cdd").pack
-_BLOCK = 1 << 20  # bytes copied at a time from a strided array
 _MAX_DEPTH = 200  # deeper nesting is reported, not recursed into
 _ARROW_MIN = 1024  # object arrays at least this long try the Arrow string path
 # A MaskedArray's own attributes: its state is hashed through its mask, fill_value, hardmask.
@@ -74,29 +94,6 @@ _NO_REF = 1 << 62
 _NO_SLOT: Any = object()  # an unset __slots__ attribute
 _STR, _INT = {str}, {int}
 _PACK_ONE = {float: (b"f", "<f8"), int: (b"i", "<i8")}
-HOP_SILENT, HOP_ATTRS, HOP_ITEM = 0, 1, 2
-
-
-def digest_bytes(buffer: Any) -> str:
-    """Return the xxh3-128 hex digest of the bytes of any buffer-protocol object.
-
-    Contiguous buffers are hashed in place (zero copy), strided ones in C order ~1 MiB at a
-    time. A plain content hash (seed 0, no scheme version): the one the store names blobs by.
-
-    Examples
-    --------
-    >>> digest_bytes(b"abc")
-    '06b05ab6733a618578af5f94892f3950'
-    >>> import numpy as np
-    >>> digest_bytes(np.arange(3.0)) == digest_bytes(np.arange(3.0).tobytes())
-    True
-    """
-    try:
-        return xxhash.xxh3_128_hexdigest(buffer)
-    except (ValueError, BufferError):  # strided: hash its C-order bytes
-        h = xxh()
-        _stream(np.asarray(memoryview(buffer)), h)
-        return h.hexdigest()
 
 
 def fingerprint(obj: Any, name: str | None = None) -> str:
@@ -115,7 +112,9 @@ def fingerprint(obj: Any, name: str | None = None) -> str:
     True
     >>> len(fingerprint([1, 2]))
     32
-    >>> fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})
+    >>> fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})  # order is part of a dict
+    False
+    >>> fingerprint({"a", "b"}) == fingerprint({"b", "a"})
     True
     """
     return Fingerprinter().fingerprint(obj, name)
@@ -185,7 +184,7 @@ class Fingerprinter:
         except (FingerprintError, Warning):
             raise
         except Exception as exc:  # a bug in a value's methods: never a type-only digest
-            where = _hash_objects.path_to(self, self._stack[-1]) if self._stack else self._root
+            where = self.path_to(self._stack[-1]) if self._stack else self._root
             raise FingerprintError(
                 f"cannot fingerprint {where}: walking it raised {type(exc).__name__}: {exc}; "
                 f"leave {self._root} out of the inputs or pass a value that can be pickled"
@@ -201,8 +200,18 @@ class Fingerprinter:
         return h.hexdigest()
 
     def _warn(self) -> None:
-        message = _hash_objects.problem_message(self._root, self._problems, self.advice)
-        warn_user(message, ComplexParamsIdentifyWarning)
+        warn_user(
+            problem_message(self._root, self._problems, self.advice), ComplexParamsIdentifyWarning
+        )
+
+    @property
+    def problems(self) -> list[tuple[str, str, str]]:
+        """``(path, type, reason)`` of each value the last :meth:`fingerprint` could not walk."""
+        return list(self._problems)
+
+    def path_to(self, target: Any) -> str:
+        """The attribute path of ``target`` (on or just below the walk stack), e.g. ``f.conn``."""
+        return path_to(self._root, self._stack, self._hops, target)
 
     def _walk(self, obj: Any, h: Any) -> None:
         f = EXACT_HANDLERS.get(type(obj))
@@ -260,7 +269,7 @@ class Fingerprinter:
         """Record a value that cannot be fingerprinted; write only its type."""
         self._problems.append(
             (
-                _hash_objects.path_to(self, obj),
+                self.path_to(obj),
                 qualname(type(obj) if label is None else label),
                 reason,
             )
@@ -269,27 +278,27 @@ class Fingerprinter:
         hash_str(self, qualname(type(obj)), h)
 
 
-def qualname(obj: Any) -> str:
-    mod = getattr(obj, "__module__", None)
-    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
-    if not isinstance(name, str):
-        name = type(obj).__qualname__
-    return f"{mod}.{name}" if isinstance(mod, str) else name
+class QuietFingerprinter(Fingerprinter):
+    """A Fingerprinter that logs values it cannot walk instead of warning (class data in code)."""
+
+    __slots__ = ()
+
+    def _warn(self) -> None:
+        logger.debug("%s", problem_message(self._root, self._problems))
 
 
 # -- scalars ---------------------------------------------------------------------------------
 def _h_int(fp: Fingerprinter, obj: int, h: Any) -> None:
     try:
-        h.update(_TI(b"i", obj))
+        h.update(pack_int(b"i", obj))
     except struct.error:  # beyond int64: length-prefixed two's complement
         data = obj.to_bytes(obj.bit_length() // 8 + 1, "little", signed=True)
         h.update(pack_tag(b"I", len(data)) + data)
 
 
 def hash_str(fp: Fingerprinter | None, obj: str, h: Any) -> None:
-    data = obj.encode("utf-8", "surrogatepass")
-    h.update(pack_tag(b"s", len(data)))
-    h.update(data)
+    """The handler of ``str``: see :func:`~checkpoint_magic.fingerprint.encoding.write_str`."""
+    write_str(h, obj)
 
 
 def _h_bytes(fp: Fingerprinter, obj: bytes | bytearray, h: Any) -> None:
@@ -300,7 +309,7 @@ def _h_bytes(fp: Fingerprinter, obj: bytes | bytearray, h: Any) -> None:
 def _h_memoryview(fp: Fingerprinter, obj: memoryview, h: Any) -> None:
     h.update(b"v")
     hash_str(fp, obj.format, h)
-    h.update(_shape(obj.shape or ()))
+    h.update(pack_shape(obj.shape or ()))
     h.update(obj if obj.c_contiguous else obj.tobytes())
 
 
@@ -320,10 +329,6 @@ def _h_npscalar(fp: Fingerprinter, obj: np.generic, h: Any) -> None:
         return
     hash_str(fp, dt.str, h)
     h.update(obj.tobytes())  # its size is fixed by the dtype
-
-
-def _shape(shape: tuple[int, ...]) -> bytes:
-    return pack_tag(b"#", len(shape)) + struct.pack(f"<{len(shape)}q", *shape)
 
 
 # -- containers ------------------------------------------------------------------------------
@@ -370,11 +375,11 @@ def _write_all(fp: Fingerprinter, values: Any, h: Any) -> None:
         f(fp, x, h)
 
 
-def _unordered(fp: Fingerprinter, obj: Any, h: Any, tag: bytes, pairs: bool) -> None:
-    """Dict items or set elements in a canonical order: sorted, or else sorted sub-digests.
+def _unordered(fp: Fingerprinter, obj: Any, h: Any, tag: bytes) -> None:
+    """Set elements in a canonical order: sorted, or else sorted sub-digests.
 
-    All-``str`` keys are written at once (their byte lengths, then their bytes), then the
-    values in key order; all-``int`` keys likewise; any other mix as sorted sub-digests.
+    All-``str`` elements are written at once (their byte lengths, then their bytes) in sorted
+    order; all-``int`` elements likewise; any other mix as sorted sub-digests.
     """
     if not obj:
         h.update(tag + pack_tag(b"s", 0))
@@ -382,38 +387,50 @@ def _unordered(fp: Fingerprinter, obj: Any, h: Any, tag: bytes, pairs: bool) -> 
     if not fp._enter(obj, h):
         return
     n, kinds = len(obj), set(map(type, obj))
-    if kinds in (_STR, _INT):
-        items = sorted(obj.items()) if pairs else [(k, None) for k in sorted(obj)]
-        if kinds == _STR:
-            data = [k.encode("utf-8", "surrogatepass") for k, _ in items]
-            h.update(
-                tag + pack_tag(b"s", n) + struct.pack(f"<{n}Q", *map(len, data)) + b"".join(data)
-            )
-        else:
-            h.update(tag + pack_tag(b"i", n))
-            for k, _ in items:
-                _h_int(fp, k, h)
-        if pairs:
-            _write_all(fp, [v for _, v in items], h)
+    if kinds == _STR:
+        data = [k.encode("utf-8", "surrogatepass") for k in sorted(obj)]
+        h.update(tag + pack_tag(b"s", n) + struct.pack(f"<{n}Q", *map(len, data)) + b"".join(data))
+    elif kinds == _INT:
+        h.update(tag + pack_tag(b"i", n))
+        for k in sorted(obj):
+            _h_int(fp, k, h)
     else:
         walk, subs = fp._walk, []
-        for x in obj.items() if pairs else obj:
+        for x in obj:
             sh = xxh(seed=fp._seed)
-            if pairs:
-                walk(x[0], sh)
-                walk(x[1], sh)
-            else:
-                walk(x, sh)
+            walk(x, sh)
             subs.append(sh.digest())
         subs.sort()
         h.update(tag + pack_tag(b"h", n) + b"".join(subs))
     fp._leave(obj)
 
 
+def _h_dict(fp: Fingerprinter, obj: dict, h: Any) -> None:
+    """Items in insertion order; all-``str`` keys are written at once, then the values."""
+    n = len(obj)
+    if not n:
+        h.update(pack_tag(b"d", 0))
+        return
+    if not fp._enter(obj, h):
+        return
+    items = list(obj.items())
+    if set(map(type, obj)) == _STR:
+        data = [k.encode("utf-8", "surrogatepass") for k, _ in items]
+        h.update(pack_tag(b"d", n) + struct.pack(f"<{n}Q", *map(len, data)) + b"".join(data))
+        _write_all(fp, [v for _, v in items], h)
+    else:
+        h.update(pack_tag(b"D", n))
+        walk = fp._walk
+        for k, v in items:
+            walk(k, h)
+            walk(v, h)
+    fp._leave(obj)
+
+
 def _h_defaultdict(fp: Fingerprinter, obj: defaultdict, h: Any) -> None:
     h.update(b"q")
     fp._walk(obj.default_factory, h)
-    _unordered(fp, obj, h, b"d", True)
+    _h_dict(fp, obj, h)
 
 
 def _h_ordereddict(fp: Fingerprinter, obj: OrderedDict, h: Any) -> None:
@@ -432,7 +449,7 @@ def _builtin_subclass(base_handler: Handler) -> Handler:
             fp._enter(obj, h)
             return
         h.update(b"S")
-        _hash_objects.h_class(fp, type(obj), h)
+        fp._walk(type(obj), h)  # a class: by the handler registered for classes
         base_handler(fp, obj, h)
         extra = getattr(obj, "__dict__", None)
         names = copyreg._slotnames(type(obj))  # type: ignore[attr-defined]  # cached by copyreg
@@ -458,7 +475,7 @@ def _h_ndarray(fp: Fingerprinter, obj: np.ndarray, h: Any) -> None:
 
 def _fill_ndarray(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
     if type(a) is not np.ndarray:  # subclass: its class, its own state, plain data
-        _hash_objects.h_class(fp, type(a), h)
+        fp._walk(type(a), h)
         own = None if isinstance(a, np.memmap) else getattr(a, "__dict__", None)  # not its file
         if isinstance(a, np.ma.MaskedArray):
             array_body(fp, np.ma.getmaskarray(a), h)
@@ -482,7 +499,7 @@ def array_body(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
     else:
         h.update(b"r")
         fp._walk(dt.descr, h)
-    h.update(_shape(a.shape))
+    h.update(pack_shape(a.shape))
     if dt.hasobject or dt.kind == "T":
         _object_elements(fp, a, h)
     elif a.flags.c_contiguous:
@@ -493,37 +510,14 @@ def array_body(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
         h.update(a.T)
     else:
         h.update(b"C")
-        _stream(a, h)
-
-
-def _stream(a: np.ndarray, h: Any) -> None:
-    """Hash the C-order bytes of a strided array, copying about 1 MiB at a time."""
-    if a.nbytes == 0 or a.ndim == 0:
-        h.update(a.tobytes())
-        return
-    row = a.nbytes // a.shape[0]
-    if row > _BLOCK and a.ndim > 1:  # one row is more than a block: recurse into the rows
-        for sub in a:
-            if sub.flags.c_contiguous:
-                h.update(sub)
-            else:
-                _stream(sub, h)
-        return
-    rows = max(1, _BLOCK // row)
-    buf = np.empty((min(rows, a.shape[0]),) + a.shape[1:], dtype=a.dtype)
-    for start in range(0, a.shape[0], rows):
-        part = a[start : start + rows]
-        out = buf[: part.shape[0]]
-        np.copyto(out, part)
-        h.update(out)
+        stream_array(a, h)
 
 
 def _object_elements(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
     flat = a.reshape(-1) if a.dtype.kind != "T" else a.reshape(-1).astype(object)
-    if a.dtype.names is None and flat.shape[0] >= _ARROW_MIN:
-        from . import pandas as _hash_pandas
-
-        digest = _hash_pandas.object_strings_digest(fp, flat)
+    strings = _STRING_ARRAY_DIGEST[0] if _STRING_ARRAY_DIGEST else None
+    if strings is not None and a.dtype.names is None and flat.shape[0] >= _ARROW_MIN:
+        digest = strings(fp, flat)
         if digest is not None:
             h.update(b"S" + digest)
             return
@@ -542,24 +536,24 @@ EXACT_HANDLERS: dict[type, Handler] = {
     type(None): lambda fp, obj, h: h.update(b"N"),
     bool: lambda fp, obj, h: h.update(b"T" if obj else b"F"),
     int: _h_int,
-    float: lambda fp, obj, h: h.update(_TF(b"f", obj)),
-    complex: lambda fp, obj, h: h.update(_TC(b"c", obj.real, obj.imag)),
+    float: lambda fp, obj, h: h.update(pack_float(b"f", obj)),
+    complex: lambda fp, obj, h: h.update(pack_complex(b"c", obj.real, obj.imag)),
     str: hash_str,
     bytes: _h_bytes,
     bytearray: _h_bytes,
     memoryview: _h_memoryview,
     list: _seq_handler(b"l"),
     tuple: _seq_handler(b"t"),
-    dict: lambda fp, obj, h: _unordered(fp, obj, h, b"d", True),
+    dict: _h_dict,
     OrderedDict: _h_ordereddict,
     defaultdict: _h_defaultdict,
-    set: lambda fp, obj, h: _unordered(fp, obj, h, b"e", False),
-    frozenset: lambda fp, obj, h: _unordered(fp, obj, h, b"z", False),
+    set: lambda fp, obj, h: _unordered(fp, obj, h, b"e"),
+    frozenset: lambda fp, obj, h: _unordered(fp, obj, h, b"z"),
     type(...): lambda fp, obj, h: h.update(b"."),
     type(NotImplemented): lambda fp, obj, h: h.update(b"!"),
     uuid.UUID: lambda fp, obj, h: h.update(b"u" + obj.bytes),
     np.ndarray: _h_ndarray,
-}  # code, classes and modules: added by _hash_objects
+}  # code, classes and modules: added through register()
 for _t in (_dt.datetime, _dt.date, _dt.time, _dt.timedelta, _dt.timezone, decimal.Decimal,
            fractions.Fraction, range, slice, pathlib.PurePosixPath, pathlib.PureWindowsPath,
            pathlib.PosixPath, pathlib.WindowsPath):  # fmt: skip
@@ -571,6 +565,52 @@ for _t in set(np.sctypeDict.values()):
 _BUILTIN_BASES = (int, float, complex, str, bytes, bytearray, OrderedDict, defaultdict, dict,
                   list, tuple, set, frozenset)  # fmt: skip
 _RESOLVED: dict[type, Handler] = {}
+_RESOLVERS: list[Resolver] = []  # asked in order about a type missing from EXACT_HANDLERS
+_FALLBACK: list[Handler] = []  # fills the sub-digest of any other object (at most one)
+_STRING_ARRAY_DIGEST: list[Callable[[Fingerprinter, np.ndarray], bytes | None]] = []
+
+
+def register(
+    exact: Mapping[type, Handler] | None = None,
+    resolver: Resolver | None = None,
+    fallback: Handler | None = None,
+    string_array_digest: Callable[[Fingerprinter, np.ndarray], bytes | None] | None = None,
+) -> None:
+    """Add an extension of the walk: handlers by exact type, a resolver, the generic fallback.
+
+    :mod:`checkpoint_magic.fingerprint`'s ``__init__`` registers the pandas and object
+    extensions; registering the same resolver again is a no-op.
+
+    Parameters
+    ----------
+    exact
+        ``type -> handler(fp, obj, h)`` for values of exactly that type.
+    resolver
+        ``cls -> handler or None``, asked (in registration order) about other types.
+    fallback
+        Fills the sub-digest of an object no handler claims (memoised, tag ``G``).
+    string_array_digest
+        ``(fp, flat object array) -> 16-byte digest or None``: a fast path for arrays of str.
+
+    Examples
+    --------
+    >>> class Point:
+    ...     def __init__(self, x):
+    ...         self.x = x
+    >>> register({Point: lambda fp, p, h: fp._walk(("Point", p.x), h)})
+    >>> fingerprint(Point(1)) == fingerprint(Point(1)) != fingerprint(Point(2))
+    True
+    >>> del EXACT_HANDLERS[Point]
+    """
+    if exact:
+        EXACT_HANDLERS.update(exact)
+    if resolver is not None and resolver not in _RESOLVERS:
+        _RESOLVERS.append(resolver)
+    if fallback is not None:
+        _FALLBACK[:] = [fallback]
+    if string_array_digest is not None:
+        _STRING_ARRAY_DIGEST[:] = [string_array_digest]
+    _RESOLVED.clear()
 
 
 def _handler_for(cls: type) -> Handler:
@@ -589,20 +629,14 @@ def _resolve(cls: type) -> Handler:
         return _h_ndarray
     if issubclass(cls, np.generic):
         return _h_npscalar
-    if (getattr(cls, "__module__", None) or "").startswith("pandas"):
-        from . import pandas as _hash_pandas
-
-        fill = _hash_pandas.fill_for(cls)
-        if fill is not None:
-            return lambda fp, obj, h: fp._memoised(obj, h, b"P", fill)
-    f = _hash_objects.handler_for(cls)  # estimators, enums, classes, code
-    if f is not None:
-        return f
+    for resolver in _RESOLVERS:  # pandas; estimators, enums, classes, code
+        f = resolver(cls)
+        if f is not None:
+            return f
     for base in _BUILTIN_BASES:
         if issubclass(cls, base):
             return _builtin_subclass(EXACT_HANDLERS[base])
-    return lambda fp, obj, h: fp._memoised(obj, h, b"G", _hash_objects.fill_reduce)
-
-
-# Imported last: it takes the helpers above and adds its handlers to _EXACT.
-from . import objects as _hash_objects  # noqa: E402
+    if _FALLBACK:
+        fill = _FALLBACK[0]
+        return lambda fp, obj, h: fp._memoised(obj, h, b"G", fill)
+    return lambda fp, obj, h: fp._report(obj, h, "no fingerprint handler is registered for it")

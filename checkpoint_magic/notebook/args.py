@@ -16,7 +16,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import parse_argstring
 
-from .. import targets
+from ..core import targets
 from ..exceptions import MissingProducedNameError
 from .outputs import RESERVED
 
@@ -95,7 +95,7 @@ def _split_names(values: list[str] | None, flag: str, text: str) -> list[str] | 
 
 
 def _parse_target(text: str, flag: str = "--watch") -> ast.expr:
-    """Parse a target (see :mod:`checkpoint_magic.targets`), else raise :class:`UsageError`.
+    """Parse a target (see :mod:`checkpoint_magic.core.targets`), else raise :class:`UsageError`.
 
     Examples
     --------

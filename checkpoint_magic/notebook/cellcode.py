@@ -1,6 +1,6 @@
 """What ``%%checkpoint`` reads from a cell's syntax and the modules it loaded, besides its names.
 
-The names a cell reads and binds are :mod:`checkpoint_magic.notebook.names`' job; this
+The names a cell reads and binds are :mod:`checkpoint_magic.core.names`' job; this
 module answers the smaller questions of :mod:`checkpoint_magic.notebook.magic`: which
 bound names are incidental (loop variables, ``with ... as`` targets), whether the cell
 awaits at top level or times itself (``%time``), which user modules it imported while

@@ -20,7 +20,7 @@ What identifies a cell's computation:
   ``mylib`` imports included); and the ``--produce`` list. A module file edited but not
   reloaded therefore counts as the old code that still runs;
 * **inputs**: with ``--watch``, exactly the watched values; otherwise the data the cell
-  reads from the namespace before assigning it (see :mod:`checkpoint_magic.notebook.names`),
+  reads from the namespace before assigning it (see :mod:`checkpoint_magic.core.names`),
   plus the global data read by the user code it reaches (notebook globals, and a user
   module's data as ``module.name``).
 
@@ -83,7 +83,18 @@ from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from .. import config
-from ..checkpointer import Checkpointer, LoadResult, fingerprint_or_warn
+from ..core.checkpointer import Checkpointer, LoadResult, fingerprint_or_warn
+from ..core.names import analyze_cell, magic_code
+from ..core.namespace import (
+    IMMUTABLE,
+    UNSTORABLE,
+    cell_files,
+    code_names,
+    definition_names,
+    globals_read_by,
+    is_code,
+    is_plain_data,
+)
 from ..exceptions import MissingProducedNameError, UncachedWarning, warn_user
 from ..ui import notes
 from .args import MISSING, get_target, parse_args, set_target, usage
@@ -95,7 +106,6 @@ from .cellcode import (
     top_level_await,
     user_modules_loaded_since,
 )
-from .names import analyze_cell, magic_code
 from .outputs import (
     OUTPUTS_KEY,
     RESERVED,
@@ -105,15 +115,6 @@ from .outputs import (
     closing_new_figures,
     flush_inline_figures,
     replay,
-)
-from .values import (
-    IMMUTABLE,
-    UNSTORABLE,
-    code_names,
-    definition_names,
-    globals_read_by,
-    is_code,
-    is_plain_data,
 )
 
 __all__ = ["CheckpointMagics", "load_ipython_extension", "unload_ipython_extension"]
@@ -387,7 +388,7 @@ class _CellRun:
         imported = [m for m in map(sys.modules.get, sorted(imports)) if m is not None]
         self.module_data = set()
         if self.args.watch is None:
-            roots = [*code_values.values(), *imported]
+            roots = [*code_values.values(), *imported, *data.values()]  # data: code it holds
             for name, value in globals_read_by(roots, self.ns, self._candidate, attrs).items():
                 if name not in data:
                     data[name] = value
@@ -396,6 +397,8 @@ class _CellRun:
             inputs = data
         else:
             inputs = {name: get_target(self.ns, name) for name in self.args.watch}
+        self.files = cell_files(code, inputs, self.cp)  # files it names count by content
+        inputs.update(self.files.values)
 
         wrapper = types.FunctionType(code, dict(code_values))
         cell_fp = codehash.source_fingerprint(source)
@@ -481,6 +484,7 @@ class _CellRun:
         }
         loaded = {id(module) for module in list(sys.modules.values())}
         value, events, duration = self._execute()
+        self.files.forget_written(input_fps)  # files the cell wrote are outputs, not inputs
         outputs: dict[str, Any] = {}
         defined: list[str] = []
         defined_here = definition_names(self.tree)

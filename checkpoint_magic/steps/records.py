@@ -19,7 +19,7 @@ from typing import Any
 
 import xxhash
 
-from ..checkpointer import Checkpointer
+from ..core.checkpointer import Checkpointer
 from ..exceptions import CorruptEntryWarning, FingerprintError, SignatureError, warn_user
 from ..store.core import CorruptBlobError, CorruptManifestError, Store
 from ..store.layout import LATEST_OUTPUT

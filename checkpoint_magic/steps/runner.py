@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..checkpointer import Checkpointer
+from ..core.checkpointer import Checkpointer
 from ..exceptions import InvalidArgumentError
 from ..store.core import Store, get_store
 from ..ui.progress import progress_bar

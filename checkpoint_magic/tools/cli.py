@@ -434,7 +434,7 @@ def gc_output(
 
 def why_output(store: Store, target: str) -> Output:
     """``why``: why ``target`` last recomputed although entries existed."""
-    from ..explain import describe_difference, last_miss
+    from ..core.explain import describe_difference, last_miss
     from .maintenance import list_entries, resolve_namespace
 
     ns = resolve_namespace(store, target)

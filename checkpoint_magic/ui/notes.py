@@ -119,7 +119,7 @@ def show(text: str, *, html_text: str | None = None) -> None:
 def note_miss(namespace: str, reason: str) -> None:
     """Say why ``namespace`` recomputes although entries exist (``code changed: helpers.clean``).
 
-    The caller (:class:`~checkpoint_magic.checkpointer.Checkpointer`) logs the reason and
+    The caller (:class:`~checkpoint_magic.core.checkpointer.Checkpointer`) logs the reason and
     checks :func:`enabled` first, since computing the reason is the costly part.
     """
     show(f"recomputing {display_name(namespace)}: {reason.replace('__main__.', '')}")

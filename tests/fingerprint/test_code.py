@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from checkpoint_magic.exceptions import FingerprintError
+from checkpoint_magic.fingerprint import bytecode, origin
 from checkpoint_magic.fingerprint import code as codehash
 from checkpoint_magic.fingerprint.code import (
     code_fingerprint,
@@ -115,13 +116,13 @@ def test_semantic_edits_change_the_fingerprint(load):
 
 def test_source_is_used_when_available(load):
     f = load(BASE).f
-    assert codehash.function_ast(f.__code__) is not None
+    assert bytecode.function_ast(f.__code__) is not None
 
 
 def test_exec_defined_functions_fall_back_to_bytecode():
     f1 = exec_ns(BASE)["f"]
     f2 = exec_ns(BASE)["f"]
-    assert codehash.function_ast(f1.__code__) is None  # no source: bytecode only
+    assert bytecode.function_ast(f1.__code__) is None  # no source: bytecode only
     assert f1 is not f2
     assert code_fingerprint(f1) == code_fingerprint(f2)
     # comments, docstring
@@ -138,7 +139,7 @@ def test_docstring_equal_to_a_returned_literal_is_not_dropped():
 
 def test_lambda(load):
     base = code_fingerprint(load("f = lambda x: x + 1\n").f)
-    assert codehash.function_ast(load("f = lambda x: x + 1\n").f.__code__) is not None
+    assert bytecode.function_ast(load("f = lambda x: x + 1\n").f.__code__) is not None
     assert code_fingerprint(load("f = lambda x: x+1  # one more\n").f) == base
     assert code_fingerprint(load("f = lambda x: x + 2\n").f) != base
     two = load("f, g = lambda x: x + 1, lambda x: x * 2\n")  # ambiguous line: bytecode only
@@ -435,7 +436,7 @@ def test_installed_code_counts_by_name_and_version(monkeypatch: pytest.MonkeyPat
     assert list(code_parts(np.mean)) == ["numpy.mean"]
     user = exec_ns("import numpy as np\ndef f(x):\n    return np.mean(x)\n")["f"]
     user_fp = code_fingerprint(user)
-    monkeypatch.setattr(codehash, "package_version", lambda module: "999.0")
+    monkeypatch.setattr(origin, "package_version", lambda module: "999.0")
     assert code_fingerprint(np.mean) != fp
     assert (
         code_fingerprint(exec_ns("import numpy as np\ndef f(x):\n    return np.mean(x)\n")["f"])
@@ -628,7 +629,8 @@ def test_notebook_cells(script):
         from IPython.core.interactiveshell import InteractiveShell
         ip = InteractiveShell.instance()
         cells = [
-            "from checkpoint_magic.fingerprint.code import code_fingerprint, code_parts, function_ast",
+            "from checkpoint_magic.fingerprint.code import code_fingerprint, code_parts\\n"
+            "from checkpoint_magic.fingerprint.bytecode import function_ast",
             "def helper(x):\\n    return x + 1\\n",
             "class K:\\n    def m(self):\\n        return helper(1)\\n",
             "def f(x):\\n    return helper(x) + K().m()\\n",

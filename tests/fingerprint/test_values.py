@@ -27,7 +27,6 @@ import pytest
 import xxhash
 
 from checkpoint_magic.exceptions import ComplexParamsIdentifyWarning, FingerprintError
-from checkpoint_magic.fingerprint import objects as _hash_objects
 from checkpoint_magic.fingerprint import pandas as _hash_pandas
 from checkpoint_magic.fingerprint import values as hashing
 from checkpoint_magic.fingerprint.values import (
@@ -69,12 +68,12 @@ def warns_about(*fragments: str):
 def test_format_and_version():
     fp = fingerprint([1, 2])
     assert len(fp) == 32 and fp == fp.lower() and int(fp, 16) >= 0
-    assert HASH_SCHEME_VERSION == 1
+    assert HASH_SCHEME_VERSION == 2  # 2: ordered dicts, whole estimator state
 
 
 def test_scheme_version_enters_every_digest(monkeypatch):
     before = [fingerprint(v) for v in (1, "a", np.arange(3), {"a": 1})]
-    monkeypatch.setattr(hashing, "HASH_SCHEME_VERSION", 2)
+    monkeypatch.setattr(hashing, "HASH_SCHEME_VERSION", HASH_SCHEME_VERSION + 1)
     after = [fingerprint(v) for v in (1, "a", np.arange(3), {"a": 1})]
     assert all(b != a for b, a in zip(before, after, strict=True))
 
@@ -203,7 +202,7 @@ def test_builtin_subclasses_are_tagged_with_their_class():
     assert distinct(
         Point(1, 2), (1, 2), MyList([1]), [1], collections.Counter("ab"), {"a": 1, "b": 1}
     )
-    assert fingerprint(collections.Counter("ab")) == fingerprint(collections.Counter("ba"))
+    assert fingerprint(collections.Counter("ab")) != fingerprint(collections.Counter("ba"))  # order
 
 
 def test_packed_runs_of_numbers_hash_like_one_by_one(monkeypatch):
@@ -221,12 +220,14 @@ def test_packed_runs_of_numbers_hash_like_one_by_one(monkeypatch):
 
 
 # -- containers -----------------------------------------------------------------------------------
-def test_dicts_order_insensitive_key_sensitive():
-    assert fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})
-    assert fingerprint({1: "x", 2: "y"}) == fingerprint({2: "y", 1: "x"})
+def test_dicts_hash_in_insertion_order():
+    # Order is part of a dict's value (list(d), **kwargs, a DataFrame built from it).
+    assert fingerprint({"a": 1, "b": 2}) != fingerprint({"b": 2, "a": 1})
+    assert fingerprint({1: "x", 2: "y"}) != fingerprint({2: "y", 1: "x"})
     mixed1 = {"a": 1, 2: [3], (4, "5"): None, b"k": 1.5, None: 0}
     mixed2 = dict(reversed(list(mixed1.items())))
-    assert fingerprint(mixed1) == fingerprint(mixed2)
+    assert fingerprint(mixed1) != fingerprint(mixed2)
+    assert fingerprint(mixed1) == fingerprint(dict(mixed1))
     assert distinct(
         {"a": 1},
         {"b": 1},
@@ -648,8 +649,7 @@ def test_instances_include_their_class_code():
     assert fingerprint(a) != fingerprint(b)
 
 
-def test_modules_without_codehash(monkeypatch):
-    monkeypatch.setattr(_hash_objects, "_CODEHASH", False)
+def test_modules_count_by_name():
     assert distinct(math, os, np)
 
 
@@ -776,17 +776,17 @@ def test_stable_across_processes_and_hash_seeds(tmp_path):
 
 
 GOLDEN = {  # name: (value, pinned digest)
-    "int": (42, "da06aa36a4b5cd4f99438254aa6b771b"),
-    "negative": (-7, "ec3470d81dcea369dd9f2253fbd30d75"),
-    "str": ("checkpoint", "d960d35b0885d8dd3356f5a5d9800128"),
+    "int": (42, "3c710433bc4c4cb782d6f0c2a524e357"),
+    "negative": (-7, "197ed2435575ac33d0a7ab07fd388169"),
+    "str": ("checkpoint", "d8e450455bb79da933df5814960951e9"),
     "nested": (
         {"b": [1, 2.5, "x"], "a": (None, True), 3: {"k": b"v"}},
-        "6506f024624f34d59520180c13eda867",
+        "ffe52e6577296a89df07b27192c1509a",
     ),
-    "array": (np.arange(12, dtype=np.float64).reshape(3, 4), "038487962f92f22bdb036ca6a680a598"),
+    "array": (np.arange(12, dtype=np.float64).reshape(3, 4), "59176329f19d985daf367654a7db4da1"),
     "frame": (
         pd.DataFrame({"a": [1.0, 2.0], "b": [3, 4]}, index=pd.Index(["r1", "r2"])),
-        "140ea4669922e18a68cb0856af09e0f2",
+        "a31af4e22a8fbaa4db748b76e4a96313",
     ),
 }
 
@@ -913,3 +913,21 @@ def test_a_checkpoint_whose_input_fails_to_walk_runs_uncached(tmp_path):
             assert f(BadState()) == 1
         assert len(record) == 1
     assert len(calls) == 2
+
+
+def test_estimators_count_their_whole_fitted_state():
+    """Private fitted attributes count: _fit_X/_y (KNN), _tfidf (TfidfVectorizer)."""
+    pytest.importorskip("sklearn")
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    y = np.array([0, 0, 1, 1])
+    a = KNeighborsClassifier(n_neighbors=1).fit(X, y)
+    b = KNeighborsClassifier(n_neighbors=1).fit(X, 1 - y)
+    assert fingerprint(a) != fingerprint(b)
+    assert fingerprint(a) == fingerprint(KNeighborsClassifier(n_neighbors=1).fit(X, y))
+    t1 = TfidfVectorizer().fit(["red blue", "red red blue"])
+    t2 = TfidfVectorizer().fit(["red blue", "blue blue red", "blue"])
+    assert t1.vocabulary_ == t2.vocabulary_
+    assert fingerprint(t1) != fingerprint(t2)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from checkpoint_magic.checkpointer import Checkpointer
+from checkpoint_magic.core.checkpointer import Checkpointer
 from checkpoint_magic.exceptions import InvalidArgumentError
 from checkpoint_magic.savers import (
     NumpySaver,

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from checkpoint_magic.checkpointer import Checkpointer
-from checkpoint_magic.explain import record_miss
+from checkpoint_magic.core.checkpointer import Checkpointer
+from checkpoint_magic.core.explain import record_miss
 from checkpoint_magic.store.core import Store
 from checkpoint_magic.tools import cli
 from checkpoint_magic.tools.maintenance import find_entry, list_entries

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from checkpoint_magic import checkpoint
-from checkpoint_magic.checkpointer import Checkpointer
+from checkpoint_magic.core.checkpointer import Checkpointer
 from checkpoint_magic.exceptions import InvalidArgumentError
 from checkpoint_magic.store import budget, layout
 from checkpoint_magic.store.core import Store, flush_usage
@@ -190,8 +190,11 @@ def test_resolve_namespace_accepts_a_unique_last_part(tmp_path):
 def test_pin_and_unpin_by_unique_key_prefix(tmp_path):
     store = Store(tmp_path / "s")
     key = commit(store, "m.f", "c1", 1, 1)
-    other = commit(store, "m.f", "c1", 2, 2)
-    prefix = next(key[:n] for n in range(1, 33) if not other.startswith(key[:n]))
+    others = [commit(store, "m.f", "c1", 2, 2)]
+    while others[-1][0] != key[0]:  # an entry whose key shares a prefix with key's
+        others.append(commit(store, "m.f", "c1", len(others) + 2, 0))
+    other = others[-1]
+    prefix = next(key[:n] for n in range(1, 33) if not any(o.startswith(key[:n]) for o in others))
     assert pin(store, prefix).key == key
     assert store.is_pinned("m.f", key) and not store.is_pinned("m.f", other)
     assert not unpin(store, key).pinned and not store.is_pinned("m.f", key)
@@ -527,7 +530,7 @@ def test_the_grace_period_must_be_a_finite_number_of_seconds(tmp_path, grace):
 
 
 def test_clear_keeps_pinned_entries_unless_forced_and_removes_the_state_of_what_it_removes(tmp_path):
-    from checkpoint_magic.explain import record_miss
+    from checkpoint_magic.core.explain import record_miss
 
     store = Store(tmp_path / "s")
     pinned = commit(store, "m.f", "c", 1, big(1))

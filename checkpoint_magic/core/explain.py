@@ -6,17 +6,22 @@ closest thing that differs, in one line:
 
 * ``code changed: helper (mod.helper)`` — the code of the function or one of its helpers;
 * ``input changed: x`` — a watched input or argument has a new value;
+* ``global changed: CONFIG`` — a data global the code reads has a new value;
+* ``file changed: data.csv`` — a file or folder the call names has new content;
 * ``new input: n_components`` — an input that no stored entry had;
 * ``no entry yet`` — nothing was ever stored under this name.
 
 Examples
 --------
->>> from checkpoint_magic.explain import describe_difference
+>>> from checkpoint_magic.core.explain import describe_difference
 >>> old = {"code": "c1", "code_parts": {"m.f": "1", "m.helper": "2"}, "inputs": {"x": "a", "y": "b"}}
 >>> describe_difference(old, "c2", {"m.f": "1", "m.helper": "3"}, {"x": "a", "y": "b"})
 'code changed: m.helper'
 >>> describe_difference(old, "c1", None, {"x": "a", "y": "z"})
 'input changed: y'
+>>> old["inputs"].update({"file:data.csv": "1", "global:CONFIG": "2"})
+>>> describe_difference(old, "c1", None, {"x": "a", "y": "b", "file:data.csv": "3", "global:CONFIG": "2"})
+'file changed: data.csv'
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from .store.core import Store
-from .store.layout import LAST_MISS
+from ..store.core import Store
+from ..store.layout import LAST_MISS
 
 __all__ = ["describe_difference", "explain_miss", "last_miss", "record_miss"]
 
@@ -63,8 +68,11 @@ def describe_difference(
     )
     new_inputs = sorted(n for n in input_fps if n not in old_inputs)
     gone_inputs = sorted(n for n in old_inputs if n not in input_fps)
-    if changed_inputs:
-        reasons.append("input changed: " + ", ".join(changed_inputs))
+    for kind, prefix in (("file", "file:"), ("global", "global:"), ("input", "")):
+        mine = [n[len(prefix) :] for n in changed_inputs if n.startswith(prefix)]
+        changed_inputs = [n for n in changed_inputs if not n.startswith(prefix)]
+        if mine:
+            reasons.append(f"{kind} changed: " + ", ".join(mine))
     if new_inputs:
         reasons.append("new input: " + ", ".join(new_inputs))
     if gone_inputs:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from checkpoint_magic import checkpoint
-from checkpoint_magic.explain import describe_difference, last_miss
+from checkpoint_magic.core.explain import describe_difference, last_miss
 from checkpoint_magic.store.core import Store
 
 HELPER_SOURCE = """
@@ -32,7 +32,7 @@ def _load(source: str, tmp_path, version: str):
 def test_first_call_is_not_explained_and_reasons_name_what_changed(tmp_path, caplog):
     store = str(tmp_path / "store")
     compute = _load(HELPER_SOURCE.format(factor=2, store=store), tmp_path, "explain_v1")
-    caplog.set_level(logging.INFO, logger="checkpoint_magic.checkpointer")
+    caplog.set_level(logging.INFO, logger="checkpoint_magic.core.checkpointer")
     compute(1)
     assert not [r for r in caplog.records if "recomputing" in r.getMessage()]
 
@@ -65,7 +65,7 @@ def test_decorated_miss_explains_code_change_by_function_name(store_dir, caplog)
         return x + 1
 
     f(1)
-    caplog.set_level(logging.INFO, logger="checkpoint_magic.checkpointer")
+    caplog.set_level(logging.INFO, logger="checkpoint_magic.core.checkpointer")
 
     @checkpoint(store=store_dir, name="explain.inline")
     def f(x):  # noqa: F811 (an edit of the function above, as in a notebook)
@@ -76,7 +76,7 @@ def test_decorated_miss_explains_code_change_by_function_name(store_dir, caplog)
 
 
 def test_without_info_logging_the_reason_is_computed_on_demand(store_dir, caplog):
-    caplog.set_level(logging.WARNING, logger="checkpoint_magic.checkpointer")
+    caplog.set_level(logging.WARNING, logger="checkpoint_magic.core.checkpointer")
 
     @checkpoint(store=store_dir, name="explain.lazy")
     def f(x):

@@ -1,4 +1,4 @@
-"""Tests of checkpoint_magic.notebook.names: a cell's inputs (names read before bound) and outputs
+"""Tests of checkpoint_magic.core.names: a cell's inputs (names read before bound) and outputs
 (names bound at top level), through every kind of statement. A read the analysis misses is an
 input that does not enter the key: a stale hit when it changes."""
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from checkpoint_magic.notebook.names import analyze_cell, cell_inputs_outputs
+from checkpoint_magic.core.names import analyze_cell, cell_inputs_outputs
 
 CASES = {
     "try body, handler, else and finally": (

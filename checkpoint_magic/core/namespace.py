@@ -9,24 +9,29 @@ names are stored, and whether a last-expression value is restored as ``Out[n]`` 
 from __future__ import annotations
 
 import ast
-import dis
+import dataclasses
 import functools
 import inspect
 import io
+import os
 import sys
 import types
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .args import MISSING
+from ..fingerprint.bytecode import code_names
+from ..fingerprint.files import code_path_constants
+from .checkpointer import Checkpointer
+from .inputs import FileContent, FileInputs, InputMemory
+from .targets import MISSING
+
+__all__ = ["cell_files", "code_names", "globals_read_by", "is_code", "is_plain_data"]
 
 #: Types that are never stored as inferred outputs (they cannot be pickled meaningfully).
 UNSTORABLE = (io.IOBase, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
 #: Immutable types: an input of these types cannot have been mutated by the cell.
-IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, frozenset, range, type(Ellipsis))
-#: Opcodes that read a global name (their argument is the name).
-_GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"})
+IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, frozenset, range, type(Ellipsis),
+             FileContent)  # fmt: skip
 #: Root packages whose values are restored as ``Out[n]`` itself (not only its display).
 _DATA_PACKAGES = frozenset(
     {
@@ -88,38 +93,22 @@ def definition_names(tree: ast.Module) -> set[str]:
     return names
 
 
-_NAMES_CACHE: weakref.WeakKeyDictionary[types.CodeType, tuple[frozenset[str], ...]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def code_names(code: types.CodeType) -> tuple[frozenset[str], ...]:
-    """(global names read, attribute names used, modules imported) by a code object and its nested code.
-
-    Examples
-    --------
-    >>> glob, attrs, imports = code_names(compile("import a.b\\ny = m.f(x)", "<s>", "exec"))
-    >>> sorted(glob), sorted(attrs), sorted(imports)
-    (['m', 'x'], ['a', 'f', 'y'], ['a.b'])
-    """
-    hit = _NAMES_CACHE.get(code)
-    if hit is not None:
-        return hit
-    glob: set[str] = set()
-    attrs: set[str] = set()
-    imports: set[str] = set()
-    stack = [code]
-    while stack:
-        current = stack.pop()
-        for ins in dis.get_instructions(current):
-            if ins.opcode not in dis.hasname or not isinstance(ins.argval, str):
-                continue
-            if ins.opname in _GLOBAL_OPS:
-                glob.add(ins.argval)
-            else:  # attributes, names from ``from m import a``, stored names (a superset is safe)
-                (imports if ins.opname == "IMPORT_NAME" else attrs).add(ins.argval)
-        stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
-    found = _NAMES_CACHE[code] = (frozenset(glob), frozenset(attrs), frozenset(imports))
+def _held_code(value: Any, depth: int = 0) -> list[Any]:
+    """Functions and classes held in a dict's values, a list, a tuple or a dataclass instance."""
+    if isinstance(value, dict) and type(value) is dict:
+        items: Any = value.values()
+    elif type(value) in (list, tuple):
+        items = value
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items = getattr(value, "__dict__", {}).values()
+    else:
+        return []
+    found: list[Any] = []
+    for item in list(items)[:1000]:
+        if is_code(item) and not isinstance(item, types.ModuleType):
+            found.append(item)
+        elif depth < 3:
+            found.extend(_held_code(item, depth + 1))
     return found
 
 
@@ -163,7 +152,7 @@ def globals_read_by(
     dict of str to object
         Data values by name: ``name`` for the notebook namespace, ``module.name`` for a module's.
     """
-    from ..fingerprint import code as codehash
+    from ..fingerprint import origin as codehash
 
     found: dict[str, Any] = {}
     seen: set[int] = set()
@@ -178,6 +167,8 @@ def globals_read_by(
             stack.append((value, used))
         else:
             found.setdefault(key, value)
+            # Code held in data (``OPS = {"op": double}``) is followed like a direct call.
+            stack.extend((held, used) for held in _held_code(value))
 
     while stack and len(seen) < 5000:
         obj, used = stack.pop()
@@ -194,6 +185,10 @@ def globals_read_by(
         if id(obj) in seen:
             continue
         seen.add(id(obj))
+        if not is_code(obj):  # a data root: the code it holds is followed
+            alive.append(obj)
+            stack.extend((held, used) for held in _held_code(obj))
+            continue
         alive.append(obj)
         if isinstance(obj, functools.partial):
             stack.append((obj.func, used))
@@ -228,3 +223,14 @@ def globals_read_by(
                 if imported is not None:
                     stack.append((imported, own))
     return found
+
+
+def cell_files(code: types.CodeType, inputs: Mapping[str, Any], cp: Checkpointer) -> FileInputs:
+    """The files a cell names (path inputs, string constants of its code), by content.
+
+    ``.values`` (``file:PATH -> FileContent``) join the cell's inputs; after a miss,
+    ``.forget_written(input_fps)`` turns the files the cell wrote into outputs.
+    """
+    candidates = {os.fspath(v): v for v in inputs.values() if isinstance(v, (str, os.PathLike))}
+    candidates.update((c, c) for c in code_path_constants(code))
+    return FileInputs(candidates, InputMemory.of(cp.store, cp.namespace))

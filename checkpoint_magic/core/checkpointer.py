@@ -37,9 +37,9 @@ from typing import Any, TypeVar
 
 import xxhash
 
-from . import config
-from ._version import __version__
-from .exceptions import (
+from .. import config
+from .._version import __version__
+from ..exceptions import (
     CorruptEntryWarning,
     SignatureError,
     StoreFormatError,
@@ -47,10 +47,10 @@ from .exceptions import (
     UncachedWarning,
     warn_user,
 )
-from .fingerprint.values import HASH_SCHEME_VERSION, Fingerprinter
-from .store.budget import enforce_budget
-from .store.core import CorruptBlobError, CorruptManifestError, Store, get_store
-from .ui import notes
+from ..fingerprint.values import HASH_SCHEME_VERSION, Fingerprinter
+from ..store.budget import enforce_budget
+from ..store.core import CorruptBlobError, CorruptManifestError, Store, get_store
+from ..ui import notes
 
 __all__ = ["Checkpointer", "LoadResult", "fingerprint_or_warn", "make_key"]
 
@@ -204,7 +204,7 @@ class Checkpointer:
         required, or one that cannot be unpickled here is a miss with one
         :class:`~checkpoint_magic.exceptions.CorruptEntryWarning`; it never yields a wrong
         value. A miss while other entries exist is explained in one INFO line (see
-        :mod:`checkpoint_magic.explain`); ``code_parts`` (or a callable computing them)
+        :mod:`checkpoint_magic.core.explain`); ``code_parts`` (or a callable computing them)
         lets the explanation name the function that changed.
         """
         store = self.store

@@ -1,0 +1,261 @@
+"""What counts as an input beyond the arguments: data globals, files by content, mutated arguments.
+
+Shared by ``@checkpoint`` and ``InlineCheckpoint`` (and the rules ``%%checkpoint`` follows):
+
+- **Data globals** a function or block reads (directly or through its user helpers) are inputs
+  by value, named ``global:NAME``. Modules, loggers, locks and values that cannot be
+  fingerprinted are not data inputs. A global the computation itself changes while it runs
+  (a memo dict, a counter) is its *state*: it is left out from then on (one INFO note), so
+  that no call can miss forever.
+- **Files**: a path (``str``/``os.PathLike``) argument or watched value, or a string constant
+  in the checkpointed code, that names an existing file or folder counts by content, named
+  ``file:PATH`` (see :mod:`checkpoint_magic.fingerprint.files`). A file the computation
+  creates or changes while it runs is an *output*: it is left out from then on, and the result
+  is filed under the key without it, so writing it never makes the next call miss.
+- **Mutated arguments**: after a miss the arguments are fingerprinted again; those the
+  computation changed are stored with the result and their state is copied back into the
+  caller's objects on a hit (:func:`restore_into`), or a warning says it cannot be.
+
+What was learned about a namespace (its state globals and output files) is kept in a small
+``inputs.json`` next to its last-miss record.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import json
+import logging
+import os
+import threading
+import types
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..fingerprint.files import content_digest, path_candidate, signature
+from ..fingerprint.values import QuietFingerprinter
+from ..store.core import Store, namespace_dir
+
+__all__ = [
+    "NOT_DATA",
+    "FileContent",
+    "FileInputs",
+    "InputMemory",
+    "file_inputs",
+    "global_inputs",
+    "restorable",
+    "restore_into",
+    "written_files",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Values that are never data inputs (they carry no data the result depends on).
+NOT_DATA: tuple[type, ...] = (
+    types.ModuleType,
+    logging.Logger,
+    logging.LoggerAdapter,
+    type(threading.Lock()),
+    type(threading.RLock()),
+    threading.Event,
+    threading.Thread,
+)
+_MEMORY: dict[tuple[str, str], InputMemory] = {}
+_MEMORY_LOCK = threading.Lock()
+
+
+@dataclass
+class InputMemory:
+    """What a namespace's earlier runs taught: globals that are state, files that are outputs."""
+
+    state: set[str] = field(default_factory=set)
+    outputs: set[str] = field(default_factory=set)
+    path: str | None = None
+
+    @classmethod
+    def of(cls, store: Store, namespace: str) -> InputMemory:
+        """The memory of ``namespace`` in ``store`` (read once per process)."""
+        root = str(store.state / namespace_dir(namespace))
+        key = (root, namespace)
+        with _MEMORY_LOCK:
+            found = _MEMORY.get(key)
+            if found is None:
+                path = os.path.join(root, "inputs.json")
+                found = cls(path=path)
+                try:
+                    with open(path, encoding="utf-8") as f:
+                        data = json.load(f)
+                    found.state = set(data.get("state", ()))
+                    found.outputs = set(data.get("outputs", ()))
+                except (OSError, ValueError, AttributeError) as exc:
+                    logger.debug("no input memory for %s (%s)", namespace, exc)
+                _MEMORY[key] = found
+        return found
+
+    def learn(self, state: Iterable[str] = (), outputs: Iterable[str] = ()) -> None:
+        """Add state globals and output files, and save (best effort)."""
+        self.state.update(state)
+        self.outputs.update(outputs)
+        if self.path is None:
+            return
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            tmp = f"{self.path}.{os.getpid()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump({"state": sorted(self.state), "outputs": sorted(self.outputs)}, f)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            logger.debug("could not save the input memory %s: %s", self.path, exc)
+
+
+def global_inputs(
+    values: Mapping[str, Any], memory: InputMemory, skip: Iterable[str] = ()
+) -> dict[str, str]:
+    """``global:LABEL -> fingerprint`` of the data globals among ``values`` (label -> value).
+
+    State globals (``memory.state``), names in ``skip``, modules, loggers, locks and values
+    that cannot be fingerprinted (logged at DEBUG) are left out.
+    """
+    out = {}
+    skipped = set(skip)
+    for label, value in values.items():
+        if label in memory.state or label in skipped or isinstance(value, NOT_DATA):
+            continue
+        quiet = QuietFingerprinter()  # same digest as Fingerprinter, but no warning
+        digest = quiet.fingerprint(value, name=label)
+        if quiet.problems:
+            logger.debug("global %s cannot be fingerprinted: not an input", label)
+            continue
+        out["global:" + label] = digest
+    return out
+
+
+def file_inputs(
+    candidates: Mapping[str, Any], memory: InputMemory
+) -> tuple[dict[str, str], dict[str, tuple[int, int, int, int] | None]]:
+    """``file:LABEL -> content digest`` of the candidates naming existing files or folders.
+
+    ``candidates`` maps a label (the path as written) to a value (a path or anything else).
+    Also returns every path-like candidate's signature (None: absent), to tell after a run
+    which files the computation wrote. Output files (``memory.outputs``) are left out.
+    """
+    fps: dict[str, str] = {}
+    sigs: dict[str, tuple[int, int, int, int] | None] = {}
+    for label, value in candidates.items():
+        path = path_candidate(value)
+        if path is None or path in memory.outputs:
+            continue
+        sigs[path] = signature(path)
+        if sigs[path] is not None:
+            digest = content_digest(path)
+            if digest is not None:
+                fps["file:" + label] = digest
+    return fps, sigs
+
+
+def written_files(sigs: Mapping[str, tuple[int, int, int, int] | None]) -> set[str]:
+    """The paths among ``sigs`` whose signature changed since (created, written or deleted)."""
+    return {path for path, before in sigs.items() if signature(path) != before}
+
+
+@dataclass(frozen=True)
+class FileContent:
+    """A file or folder as an input value: only its content digest enters a fingerprint."""
+
+    digest: str
+
+
+class FileInputs:
+    """The files a computation names, as input values, and how to forget the ones it writes.
+
+    Parameters
+    ----------
+    candidates : mapping
+        Label (the path as written) -> value (a path, or anything else, which is skipped).
+    memory : InputMemory
+        What earlier runs of the namespace taught (its output files are left out).
+
+    Examples
+    --------
+    >>> files = FileInputs({"surely/missing.csv": "surely/missing.csv"}, InputMemory())
+    >>> files.values
+    {}
+    """
+
+    def __init__(self, candidates: Mapping[str, Any], memory: InputMemory):
+        self.memory = memory
+        fps, self.sigs = file_inputs(candidates, memory)
+        self.values = {label: FileContent(digest) for label, digest in fps.items()}
+        self.labels = {}
+        for label, value in candidates.items():
+            path = path_candidate(value)
+            if path is not None:
+                self.labels[path] = "file:" + label
+
+    def forget_written(self, input_fps: dict[str, str]) -> None:
+        """After a run: files it created or changed are outputs; drop them from ``input_fps``."""
+        written = written_files(self.sigs)
+        if written:
+            for path in written:
+                input_fps.pop(self.labels.get(path, ""), None)
+            self.memory.learn(outputs=written)
+
+
+# -------------------------------------------------------------------------- mutated arguments
+def restorable(obj: Any) -> bool:
+    """Whether a stored state can be copied back into ``obj`` in place (see :func:`restore_into`)."""
+    import numpy as np
+
+    if isinstance(obj, (list, dict, set, bytearray, np.ndarray)):
+        return not isinstance(obj, np.ndarray) or obj.flags.writeable
+    if isinstance(obj, (tuple, frozenset, str, bytes, int, float, complex, type(None))):
+        return False
+    return (
+        hasattr(obj, "__dict__")
+        or bool(copyreg._slotnames(type(obj)))  # type: ignore[attr-defined]
+        or hasattr(type(obj), "__setstate__")
+    )
+
+
+def restore_into(target: Any, stored: Any) -> bool:
+    """Copy the state of ``stored`` into ``target`` in place; False if that is impossible.
+
+    Lists, dicts, sets and bytearrays are refilled; an ndarray is assigned element-wise
+    (same shape and dtype); any other object gets the stored ``__dict__`` (a DataFrame, an
+    estimator) or ``__setstate__`` of the stored state.
+
+    Examples
+    --------
+    >>> a = [1]
+    >>> restore_into(a, [1, 2]), a
+    (True, [1, 2])
+    """
+    import numpy as np
+
+    if type(target) is not type(stored):
+        return False
+    if isinstance(target, list):
+        target[:] = stored
+    elif isinstance(target, (dict, set)):
+        target.clear()
+        target.update(stored)
+    elif isinstance(target, bytearray):
+        target[:] = stored
+    elif isinstance(target, np.ndarray):
+        if target.shape != stored.shape or target.dtype != stored.dtype:
+            return False
+        target[...] = stored
+    elif hasattr(type(target), "__setstate__") and hasattr(stored, "__getstate__"):
+        target.__setstate__(stored.__getstate__())
+    elif hasattr(target, "__dict__") or copyreg._slotnames(type(target)):  # type: ignore[attr-defined]
+        if hasattr(target, "__dict__"):
+            target.__dict__.clear()
+            target.__dict__.update(stored.__dict__)
+        for name in copyreg._slotnames(type(target)):  # type: ignore[attr-defined]
+            if hasattr(stored, name):
+                setattr(target, name, getattr(stored, name))
+            elif hasattr(target, name):
+                delattr(target, name)
+    else:
+        return False
+    return True

@@ -1,0 +1,201 @@
+"""The identity of a code object: bytecode and constants, normalized source AST, names it reads.
+
+A leaf of :mod:`checkpoint_magic.fingerprint` used by ``codegraph`` (code fingerprints) and by the
+notebook layer (which names a cell reads): one scan of the bytecode for global names,
+attribute names and imports (:func:`code_names`), one encoding of a code object's bytecode and
+constants (:func:`code_bytes`), and one normalization of source (:func:`normalized_dump`).
+"""
+
+from __future__ import annotations
+
+import ast
+import dis
+import inspect
+import logging
+import struct
+import textwrap
+import tokenize
+import types
+import weakref
+from typing import Any
+
+import xxhash
+
+from .encoding import frame
+from .values import fingerprint
+
+__all__ = ["code_bytes", "code_names", "const_fingerprint", "function_ast", "normalized_dump"]
+
+logger = logging.getLogger(__name__)
+
+#: Version of the code encoding (bytecode, constants, AST); enters every code fingerprint.
+CODEHASH_VERSION = 1
+#: Opcodes that read a global name (their argument is the name).
+GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"})
+_HASCONST = frozenset(dis.hasconst)
+_EXTENDED_ARG = dis.opmap["EXTENDED_ARG"]
+_SCALARS = (type(None), bool, int, float, complex, str, bytes, type(Ellipsis))
+_NAMES_CACHE: weakref.WeakKeyDictionary[types.CodeType, tuple[frozenset[str], ...]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def is_const(v: Any, depth: int = 0) -> bool:
+    """True for small plain constants: scalars of the builtin types, tuples/frozensets of them."""
+    t = type(v)
+    if t in _SCALARS:
+        return not (t is str or t is bytes) or len(v) <= 65536
+    return (
+        (t is tuple or t is frozenset)
+        and depth < 4
+        and len(v) <= 1024
+        and all(is_const(x, depth + 1) for x in v)
+    )
+
+
+def _const_bytes(c: Any, out: list[bytes]) -> None:
+    """Append a type-tagged, framed encoding of a constant (or a nested code object) to ``out``."""
+    t = type(c)
+    if c is None or c is Ellipsis or t is bool:
+        out.append({None: b"N", Ellipsis: b"E", True: b"T", False: b"F"}[c])
+    elif t is int:
+        out.append(b"i" + frame(c.to_bytes(c.bit_length() // 8 + 1, "little", signed=True)))
+    elif t is float or t is complex:
+        out.append(
+            b"f" + struct.pack("<d", c) if t is float else b"c" + struct.pack("<dd", c.real, c.imag)
+        )
+    elif t is str or t is bytes:
+        out.append((b"s" if t is str else b"b") + frame(c))
+    elif t is tuple:
+        out.append(b"t" + struct.pack("<Q", len(c)))
+        for x in c:
+            _const_bytes(x, out)
+    elif t is frozenset:  # iteration order depends on PYTHONHASHSEED: sort the elements' hashes
+        items = sorted(bytes.fromhex(const_fingerprint(x)) for x in c)
+        out.append(b"z" + struct.pack("<Q", len(items)) + b"".join(items))
+    elif isinstance(c, types.CodeType):
+        code_bytes(c, out)
+    else:  # not made by CPython's compiler up to 3.13; hash the value anyway
+        out.append(b"?" + frame(f"{t.__module__}.{t.__qualname__}", fingerprint(c)))
+
+
+def const_fingerprint(v: Any) -> str:
+    out: list[bytes] = []
+    _const_bytes(v, out)
+    return xxhash.xxh3_128_hexdigest(b"".join(out))
+
+
+def _docstring_slot(code: types.CodeType) -> bool:
+    """Whether ``co_consts[0]`` is a function's docstring slot (a str or None the code never loads)."""
+    if (
+        not code.co_flags & inspect.CO_OPTIMIZED
+        or code.co_name.startswith("<")
+        or not code.co_consts
+    ):
+        return False
+    if not (code.co_consts[0] is None or type(code.co_consts[0]) is str):
+        return False
+    raw, ext = code.co_code, 0
+    for i in range(0, len(raw), 2):
+        op, arg = raw[i], raw[i + 1] | ext
+        ext = arg << 8 if op == _EXTENDED_ARG else 0
+        if op in _HASCONST and arg == 0:
+            return False  # loaded: e.g. a docstring equal to a returned literal
+    return True
+
+
+def code_bytes(code: types.CodeType, out: list[bytes]) -> None:
+    """Append the code's identity: bytecode, names, constants; not its file or line numbers."""
+    out.append(
+        b"C"
+        + struct.pack(
+            "<4q", code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags
+        )
+    )
+    out.append(frame(code.co_name, code.co_code, getattr(code, "co_exceptiontable", b"")))
+    for names in (code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars):
+        out.append(frame(str(len(names)), *names))
+    out.append(struct.pack("<Q", len(code.co_consts)))
+    skip_doc = _docstring_slot(code)
+    for i, c in enumerate(code.co_consts):
+        if i == 0 and skip_doc:
+            out.append(b"D")  # the docstring: editing it changes nothing
+        else:
+            _const_bytes(c, out)
+
+
+def code_names(code: types.CodeType) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(global names read, attribute names used, modules imported) by a code object and its nested code.
+
+    Cached while the code object lives.
+
+    Examples
+    --------
+    >>> glob, attrs, imports = code_names(compile("import a.b\\ny = m.f(x)", "<s>", "exec"))
+    >>> sorted(glob), sorted(attrs), sorted(imports)
+    (['m', 'x'], ['a', 'f', 'y'], ['a.b'])
+    """
+    hit = _NAMES_CACHE.get(code)
+    if hit is not None:
+        return hit  # type: ignore[return-value]
+    glob: set[str] = set()
+    attrs: set[str] = set()
+    imports: set[str] = set()
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        for ins in dis.get_instructions(current):
+            if ins.opcode not in dis.hasname or not isinstance(ins.argval, str):
+                continue
+            if ins.opname in GLOBAL_OPS:
+                glob.add(ins.argval)
+            else:  # attributes, names from ``from m import a``, stored names (a superset is safe)
+                (imports if ins.opname == "IMPORT_NAME" else attrs).add(ins.argval)
+        stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+    found = (frozenset(glob), frozenset(attrs), frozenset(imports))
+    _NAMES_CACHE[code] = found
+    return found
+
+
+def normalized_dump(node: ast.AST) -> str:
+    """``ast.dump`` without docstrings, positions or the top node's decorators."""
+    for n in ast.walk(node):
+        body = getattr(n, "body", None)
+        if (
+            isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+            and not (isinstance(n, ast.Module) and len(body) == 1)
+        ):
+            n.body = body[1:]  # (a cell whose only statement is a string displays it: kept)
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        node.decorator_list = []
+    return ast.dump(node, annotate_fields=False, include_attributes=False)
+
+
+def function_ast(code: types.CodeType) -> str | None:
+    """The normalized AST of a function or lambda as its source file reads now, or None."""
+    try:
+        lines, start = inspect.getsourcelines(code)
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except (OSError, TypeError, IndexError, SyntaxError, ValueError, tokenize.TokenError) as exc:
+        logger.debug("no source for %s (%s): bytecode only", code.co_name, exc)
+        return None
+    line = code.co_firstlineno - start + 1  # a decorated function starts at its first decorator
+    nodes = [
+        n
+        for n in ast.walk(tree)
+        if (
+            isinstance(n, ast.Lambda) and n.lineno == line
+            if code.co_name == "<lambda>"
+            else isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and n.name == code.co_name
+            and min([n.lineno] + [d.lineno for d in n.decorator_list]) == line
+        )
+    ]
+    if len(nodes) != 1:
+        logger.debug("source of %s not found unambiguously: bytecode only", code.co_name)
+        return None
+    return normalized_dump(nodes[0])

@@ -1,0 +1,161 @@
+"""Files and folders as inputs: which values name one, and their content digest (stat-cached).
+
+A path argument, a watched path or a string constant in checkpointed code that names an
+existing file or folder counts by *content*: xxh3-128 of the bytes of a file; for a folder,
+its sorted listing with each entry's kind and digest, recursively. A ``(device, inode, size,
+mtime_ns)`` signature cache keeps an unchanged file from being read again: on a hit, a file
+input costs one ``stat``.
+
+Examples
+--------
+>>> import os, tempfile
+>>> path = os.path.join(tempfile.mkdtemp(), "data.csv")
+>>> with open(path, "w") as f:
+...     _ = f.write("a,b\\n1,2\\n")
+>>> path_candidate(path) == os.path.abspath(path)
+True
+>>> len(content_digest(path))
+32
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import stat as stat_module
+import types
+import weakref
+from typing import Any
+
+import xxhash
+
+from .encoding import HASH_SCHEME_VERSION, hex_digest
+
+__all__ = ["code_path_constants", "content_digest", "path_candidate", "signature"]
+
+logger = logging.getLogger(__name__)
+
+_READ = 1 << 22  # bytes read at a time
+_MAX_PATH = 4096
+_DIGESTS: dict[str, tuple[tuple[int, int, int, int], str]] = {}  # abs path -> (signature, digest)
+_DIGESTS_MAX = 65536
+_CONSTANTS: weakref.WeakKeyDictionary[types.CodeType, tuple[str, ...]] = weakref.WeakKeyDictionary()
+#: Paths never taken as inputs: hashing the working folder or the root would read everything.
+_TOO_BROAD = frozenset({"", ".", "..", "/", "~"})
+
+
+def path_candidate(value: Any) -> str | None:
+    """The absolute path that ``value`` names if it is a ``str``/``os.PathLike`` path, else None.
+
+    Only the form is checked here (no file system access): a short string without NUL or
+    newline, not ``.``, ``..`` or ``/``.
+    """
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, os.PathLike):
+        text = os.fspath(value)
+        if not isinstance(text, str):
+            return None
+    else:
+        return None
+    if len(text) > _MAX_PATH or "\0" in text or "\n" in text or text.strip() in _TOO_BROAD:
+        return None
+    return os.path.abspath(os.path.expanduser(text))
+
+
+def signature(path: str) -> tuple[int, int, int, int] | None:
+    """``(device, inode, size, mtime_ns)`` of a path, None if it does not exist."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _read_digest(path: str) -> str:
+    """xxh3-128 of a file's bytes: memory-mapped (no copy), or read in 4 MiB chunks."""
+    h = xxhash.xxh3_128()
+    with open(path, "rb", buffering=0) as f:
+        try:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                h.update(mapped)
+                return h.hexdigest()
+        except (ValueError, OSError):  # empty file, or a file system without mmap
+            pass
+        buf = bytearray(_READ)
+        view = memoryview(buf)
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def content_digest(path: str, _depth: int = 0) -> str | None:
+    """Digest of a file's bytes or a folder's listing and contents; None if it does not exist.
+
+    An unchanged ``(device, inode, size, mtime_ns)`` reuses the digest computed before.
+    """
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    sig = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if stat_module.S_ISDIR(st.st_mode):
+        if _depth > 32:
+            return hex_digest("deep folder", path)
+        try:
+            names = sorted(os.listdir(path))
+        except OSError as exc:
+            logger.debug("cannot list %s: %s", path, exc)
+            return hex_digest("unlistable folder", str(sig))
+        parts = [str(HASH_SCHEME_VERSION), "folder"]
+        for name in names:
+            parts += [name, content_digest(os.path.join(path, name), _depth + 1) or "gone"]
+        return hex_digest(*parts)
+    if not stat_module.S_ISREG(st.st_mode):
+        return hex_digest("special file", str(st.st_mode))
+    hit = _DIGESTS.get(path)
+    if hit is not None and hit[0] == sig:
+        return hit[1]
+    try:
+        digest = _read_digest(path)
+    except OSError as exc:
+        logger.debug("cannot read %s: %s", path, exc)
+        return hex_digest("unreadable file", str(sig))
+    if len(_DIGESTS) >= _DIGESTS_MAX:
+        _DIGESTS.clear()
+    _DIGESTS[path] = (sig, digest)
+    return digest
+
+
+def code_path_constants(code: types.CodeType) -> tuple[str, ...]:
+    """String constants of a code object (and its nested code) shaped like a relative or absolute
+    file name (``"data.csv"``, ``"inputs/"``): candidates to check for existence on each call.
+
+    Examples
+    --------
+    >>> code_path_constants(compile("pd.read_csv('data.csv', sep=',')", "<s>", "exec"))
+    ('data.csv',)
+    """
+    hit = _CONSTANTS.get(code)
+    if hit is not None:
+        return hit
+    found: list[str] = []
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        for c in current.co_consts:
+            if isinstance(c, types.CodeType):
+                stack.append(c)
+            elif (
+                isinstance(c, str)
+                and 1 < len(c) < 1024
+                and ("." in c or "/" in c or os.sep in c)
+                and not any(ch.isspace() for ch in c)
+                and path_candidate(c) is not None
+                and c not in found
+            ):
+                found.append(c)
+    result = tuple(found[:64])
+    _CONSTANTS[code] = result
+    return result

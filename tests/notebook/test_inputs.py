@@ -1,0 +1,80 @@
+"""%%checkpoint cells through a real Jupyter kernel: files read count by content, files written
+are outputs, data globals read through a helper count (issue #10). Each notebook runs in a new
+kernel several times, with edits in between, as a user would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+try:
+    from tests import nbhelpers
+except ImportError:  # pragma: no cover - the test extras install nbclient
+    nbhelpers = None  # type: ignore[assignment]
+
+
+@pytest.fixture(scope="module")
+def kernelspec(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    if nbhelpers is None:
+        pytest.skip("the real-kernel tests need nbclient, nbformat and ipykernel (the test extras)")
+    return nbhelpers.write_kernelspec(tmp_path_factory.mktemp("kernelspec"))
+
+
+CELLS = [
+    "%load_ext checkpoint_magic",
+    "import pandas as pd\nCONFIG = {'factor': FACTOR}\ndef scale(v):\n    return v * CONFIG['factor']",
+    "%%checkpoint\nprint('reading')\ndf = pd.read_csv('data.csv')\ntotal = scale(int(df['a'].sum()))",
+    "%%checkpoint\nprint('writing')\ndf.to_csv('out.csv', index=False)\nn = len(df)",
+    "print('total', total, 'n', n)",
+]
+
+
+def test_cell_files_and_globals_through_a_real_kernel(kernelspec: Any, tmp_path: Path) -> None:
+    env = {"CHECKPOINT_MAGIC_DIR": str(tmp_path / "store")}
+    (tmp_path / "data.csv").write_text("a\n1\n2\n")
+
+    def run(factor: int) -> tuple[list[str], list[bool]]:
+        """What each cell printed (a hit replays it) and whether it was restored."""
+        cells = [c.replace("FACTOR", str(factor)) for c in CELLS]
+        nb = nbhelpers.execute(nbhelpers.notebook(cells), kernelspec, cwd=tmp_path, env=env)
+        restored = [
+            any(n.startswith("[checkpoint] restored") for n in nbhelpers.notes_of(c))
+            for c in nb.cells[2:]
+        ]
+        return [nbhelpers.stream_text(c) for c in nb.cells[2:]], restored
+
+    out, restored = run(2)
+    assert out == ["reading\n", "writing\n", "total 6 n 2\n"] and restored == [False, False, False]
+    out, restored = run(2)  # nothing changed; out.csv, written by the cell, is not an input
+    assert restored[:2] == [True, True] and out[2] == "total 6 n 2\n"
+    (tmp_path / "data.csv").write_text("a\n1\n2\n3\n")
+    out, restored = run(2)  # the file changed: both cells recompute
+    assert restored[:2] == [False, False] and out[2] == "total 12 n 3\n"
+    out, restored = run(3)  # a global read through a helper changed
+    assert restored[0] is False and out[2] == "total 18 n 3\n"
+
+
+@pytest.fixture
+def ip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """IPython's test shell with the extension loaded; names added by a test are removed after it."""
+    from IPython.testing.globalipapp import get_ipython
+
+    shell = get_ipython()
+    shell.extension_manager.load_extension("checkpoint_magic")
+    monkeypatch.chdir(tmp_path)
+    before = set(shell.user_ns)
+    yield shell
+    for name in set(shell.user_ns) - before:
+        del shell.user_ns[name]
+
+
+def test_a_cell_follows_code_held_in_data_to_the_globals_it_reads(ip: Any) -> None:
+    ip.run_cell("FACTOR = {'k': 2}\ndef double(v):\n    return v * FACTOR['k']\nOPS = {'op': double}")
+    cell = "y = OPS['op'](3)\n"
+    ip.run_cell_magic("checkpoint", "-q", cell)
+    assert ip.user_ns["y"] == 6
+    ip.run_cell("FACTOR['k'] = 5")  # a global read by a helper reached through a dict
+    ip.run_cell_magic("checkpoint", "-q", cell)
+    assert ip.user_ns["y"] == 15

@@ -1,0 +1,394 @@
+"""Every input counts (issue #10): fitted state, dict order, code held in data, data globals,
+files, mutated arguments, partial/async/generator functions — each run as a user would, in
+fresh processes, twice or more with an edit in between."""
+
+from __future__ import annotations
+
+import os
+from unittest import mock
+
+import numpy as np
+import pytest
+
+from checkpoint_magic import checkpoint
+from checkpoint_magic.exceptions import InvalidArgumentError, MutationNotReplayedWarning
+from checkpoint_magic.fingerprint import files
+
+CALLS: list[object] = []  # a global the checkpointed test functions change: state, not an input
+
+
+@pytest.fixture(autouse=True)
+def _calls():
+    CALLS.clear()
+
+
+def runs(script, source: str, *edits: tuple[str, str]) -> list[str]:
+    """Run ``source``, then again after each ``(old, new)`` edit; the outputs, stripped."""
+    out = [script.run(source).stdout.strip()]
+    for old, new in edits:
+        assert old in source, old
+        source = source.replace(old, new)
+        out.append(script.run(source).stdout.strip())
+    return out
+
+
+# 1. fitted estimators with private state, and 6. mutated arguments (one sklearn import per run)
+def test_refit_private_state_counts_and_a_hit_replays_a_mutated_argument(script):
+    src = """
+        import numpy as np
+        from sklearn.linear_model import LinearRegression
+        from sklearn.neighbors import KNeighborsClassifier
+        from checkpoint_magic import checkpoint
+
+        @checkpoint
+        def predict(model, X):
+            return model.predict(X).tolist()
+
+        @checkpoint
+        def train(model, X, y, log):
+            print("training")
+            model.fit(X, y)
+            log.append("trained")
+            return float(model.score(X, y))
+
+        X = np.array([[0.0], [1.0], [2.0], [3.0]])
+        y = np.array([0, 0, 1, 1])
+        print(predict(KNeighborsClassifier(n_neighbors=1).fit(X, y), X))
+        model, log = LinearRegression(), []
+        train(model, X, y, log)
+        print(round(float(model.predict(X[:1])[0]), 6), log)
+    """
+    first, second = runs(script, src, ("fit(X, y), X)", "fit(X, 1 - y), X)"))
+    assert first == "[0, 0, 1, 1]\ntraining\n-0.1 ['trained']"
+    assert second == "[1, 1, 0, 0]\n-0.1 ['trained']"  # train hit: model and log replayed
+
+
+# 2. order of dicts and **kwargs -------------------------------------------------------------------
+def test_dict_order_is_part_of_the_value(script):
+    src = """
+        from checkpoint_magic import checkpoint
+
+        @checkpoint
+        def columns(d):
+            return list(d)
+
+        @checkpoint
+        def kw(**kwargs):
+            return list(kwargs)
+
+        print(columns({"a": 1, "b": 2}), kw(a=1, b=2))
+    """
+    first, second = runs(
+        script, src, ('columns({"a": 1, "b": 2}), kw(a=1, b=2)', 'columns({"b": 2, "a": 1}), kw(b=2, a=1)')
+    )
+    assert first == "['a', 'b'] ['a', 'b']"
+    assert second == "['b', 'a'] ['b', 'a']"
+
+
+# 3. helpers reached through data -----------------------------------------------------------------
+def test_helper_held_in_a_module_dict_is_code(script):
+    src = """
+        import functools
+        from dataclasses import dataclass
+        from checkpoint_magic import checkpoint
+
+        def double(x):
+            return 2 * x
+
+        OPS = {"op": double}
+        PIPE = [functools.partial(double)]
+
+        @dataclass
+        class Conf:
+            fn: object
+
+        CONF = Conf(double)
+
+        @checkpoint
+        def apply(name, x):
+            return OPS[name](x), PIPE[0](x), CONF.fn(x)
+
+        print(apply("op", 5))
+    """
+    first, second = runs(script, src, ("return 2 * x", "return 3 * x"))
+    assert first == "(10, 10, 10)"
+    assert second == "(15, 15, 15)"
+
+
+# 4. data globals -----------------------------------------------------------------------------------
+def test_data_global_read_through_a_helper_is_an_input(script):
+    src = """
+        import logging
+        import threading
+        from checkpoint_magic import checkpoint
+
+        CONFIG = {"factor": 2}
+        LOG = logging.getLogger("x")
+        LOCK = threading.Lock()
+
+        def factor():
+            with LOCK:
+                LOG.debug("reading")
+                return CONFIG["factor"]
+
+        @checkpoint
+        def scale(x):
+            print("computing")
+            return x * factor()
+
+        print(scale(10))
+    """
+    out = runs(script, src, ('"factor": 2', '"factor": 2'), ('"factor": 2', '"factor": 3'))
+    assert out == ["computing\n20", "20", "computing\n30"]
+
+
+def test_a_global_the_function_changes_is_state_and_never_misses_forever(script):
+    src = """
+        from checkpoint_magic import checkpoint
+
+        MEMO = {}
+        CALLS = [0]
+
+        @checkpoint
+        def slow(x):
+            print("computing")
+            CALLS[0] += 1
+            MEMO[x] = x * 2
+            return MEMO[x]
+
+        print(slow(4))
+    """
+    out = runs(script, src, ("x * 2", "x * 2"), ("x * 2", "x * 2"))
+    assert out == ["computing\n8", "8", "8"]
+
+
+def test_ignore_a_global(script):
+    src = """
+        from checkpoint_magic import checkpoint
+
+        SETTINGS = {"verbose": 0}
+
+        @checkpoint(ignore=["global:SETTINGS"])
+        def f(x):
+            print("computing")
+            return x + len(SETTINGS)
+
+        print(f(1))
+    """
+    out = runs(script, src, ('{"verbose": 0}', '{"verbose": 1}'))
+    assert out == ["computing\n2", "2"]
+
+
+# 5. files ----------------------------------------------------------------------------------------
+def test_file_argument_and_file_constant_count_by_content(script):
+    (script.workdir / "data.csv").write_text("a\n1\n2\n")
+    src = """
+        import sys
+        import pandas as pd
+        from checkpoint_magic import checkpoint
+
+        @checkpoint
+        def load(path):
+            print("loading")
+            return int(pd.read_csv(path)["a"].sum())
+
+        @checkpoint
+        def load_fixed():
+            return int(pd.read_csv("data.csv")["a"].sum())
+
+        print(load("data.csv"), load_fixed())
+    """
+    assert script.run(src).stdout.split() == ["loading", "3", "3"]
+    assert script.run(src).stdout.split() == ["3", "3"]
+    (script.workdir / "data.csv").write_text("a\n1\n2\n3\n")
+    assert script.run(src).stdout.split() == ["loading", "6", "6"]
+
+
+def test_a_file_written_by_the_computation_is_an_output_not_an_input(script):
+    src = """
+        import pandas as pd
+        from checkpoint_magic import checkpoint
+
+        @checkpoint
+        def export(n):
+            print("computing")
+            pd.DataFrame({"a": range(n)}).to_csv("out.csv", index=False)
+            return n
+
+        print(export(3))
+    """
+    out = runs(script, src, ("range(n)", "range(n)"), ("range(n)", "range(n)"))
+    assert out == ["computing\n3", "3", "3"]
+    assert (script.workdir / "out.csv").exists()
+
+
+def test_folder_argument_counts_by_listing_and_contents(tmp_path, store_dir):
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("1")
+
+    @checkpoint(store=store_dir)
+    def count(path):
+        CALLS.append(1)
+        return sorted(os.listdir(path))
+
+    assert count(str(folder)) == ["a.txt"]
+    assert count(str(folder)) == ["a.txt"] and len(CALLS) == 1
+    (folder / "b.txt").write_text("2")
+    assert count(str(folder)) == ["a.txt", "b.txt"] and len(CALLS) == 2
+    (folder / "b.txt").write_text("3")
+    count(str(folder))
+    assert len(CALLS) == 3
+
+
+def test_an_unchanged_big_file_costs_a_stat_not_a_read(tmp_path, store_dir):
+    path = tmp_path / "big.bin"
+    with open(path, "wb") as f:
+        f.truncate(1 << 30)  # 1 GiB (sparse)
+
+    @checkpoint(store=store_dir)
+    def size(p):
+        return os.path.getsize(p)
+
+    with mock.patch.object(files, "_read_digest", return_value="0" * 32) as reads:
+        assert size(str(path)) == 1 << 30
+        assert reads.call_count == 1
+        for _ in range(3):
+            assert size(str(path)) == 1 << 30
+        assert reads.call_count == 1  # hits: a stat each, no read
+        os.utime(path, ns=(1, 1))  # a new mtime: read again
+        size(str(path))
+        assert reads.call_count == 2
+
+
+# 6. mutated arguments ----------------------------------------------------------------------------
+def test_a_mutation_that_cannot_be_replayed_warns_once(store_dir):
+    import array
+
+    @checkpoint(store=store_dir)
+    def bump(s, k):
+        s.append(k)
+        return k
+
+    with pytest.warns(MutationNotReplayedWarning, match="'s'"):
+        bump(array.array("i", [0]), 1)
+    bump(array.array("i", [0]), 2)  # no second warning for the same argument (-W error)
+
+
+# 8. partial, async, generator -------------------------------------------------------------------
+def test_partial_async_and_generator(store_dir):
+    import asyncio
+    import functools
+
+    def f(x, e=1):
+        return x**e
+
+    p = checkpoint(functools.partial(f, e=2), store=store_dir)
+    assert p(3) == 9 and p(3) == 9
+    assert p.checkpointer.namespace.endswith(".f")
+
+    @checkpoint(store=store_dir)
+    async def fetch(x):
+        CALLS.append(x)
+        await asyncio.sleep(0)
+        return x + 1
+
+    assert asyncio.run(fetch(1)) == 2
+    assert asyncio.run(fetch(1)) == 2 and CALLS == [1]
+
+    def gen(n):
+        yield from range(n)
+
+    with pytest.raises(InvalidArgumentError, match="generator"):
+        checkpoint(gen)
+
+
+def test_restore_into_kinds():
+    import pandas as pd
+
+    from checkpoint_magic.core.inputs import restore_into
+
+    a = np.zeros(3)
+    assert restore_into(a, np.ones(3)) and a.tolist() == [1, 1, 1]
+    d, s = {"a": 1}, {1}
+    assert restore_into(d, {"b": 2}) and d == {"b": 2}
+    assert restore_into(s, {3}) and s == {3}
+    df = pd.DataFrame({"a": [1]})
+    new = df.copy()
+    new["z"] = 2
+    assert restore_into(df, new) and list(df.columns) == ["a", "z"]
+    assert not restore_into((1,), (2,))
+
+
+# 4 and 7: InlineCheckpoint infers inputs and produced names ------------------------------------
+def test_inline_infers_produced_names_and_inputs(script):
+    src = """
+        from checkpoint_magic import InlineCheckpoint
+
+        x = 1
+        CONFIG = {"factor": 2}
+
+        def scale(v):
+            return v * CONFIG["factor"]
+
+        with InlineCheckpoint(watch=["x"]) as ck:
+            q = scale(x) + 41
+            print("computed")
+        print(q, ck.hit)
+    """
+    out = runs(script, src, ("x = 1", "x = 1"), ('"factor": 2', '"factor": 3'), ("x = 1", "x = 2"))
+    assert out == ["computed\n43 False", "43 True", "computed\n44 False", "computed\n47 False"]
+
+
+def test_inline_infers_unwatched_reads_files_and_respects_ignore(script):
+    (script.workdir / "data.csv").write_text("a\n1\n")
+    src = """
+        import pandas as pd
+        from checkpoint_magic import InlineCheckpoint
+
+        n = 2
+        verbose = 0
+        with InlineCheckpoint(ignore=["verbose"]) as ck:
+            df = pd.read_csv("data.csv") * n
+            if verbose:
+                print("verbose")
+        print(int(df["a"].sum()), ck.hit)
+    """
+    out = runs(script, src, ("n = 2", "n = 2"), ("verbose = 0", "verbose = 1"), ("n = 2", "n = 3"))
+    assert out == ["2 False", "2 True", "2 True", "verbose\n3 False"]  # verbose: ignored
+    (script.workdir / "data.csv").write_text("a\n5\n")
+    assert script.run().stdout.split() == ["verbose", "15", "False"]
+
+
+def test_explain_names_files_and_globals(script):
+    (script.workdir / "data.csv").write_text("a\n1\n")
+    src = """
+        import logging
+        from checkpoint_magic import checkpoint
+
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        CONFIG = {"factor": 2}
+
+        @checkpoint
+        def load(path):
+            return open(path).read() * CONFIG["factor"]
+
+        load("data.csv")
+    """
+    script.run(src)
+    (script.workdir / "data.csv").write_text("a\n2\n")
+    assert "file changed: data.csv" in script.run(src).stderr
+    assert "global changed: CONFIG" in script.run(src.replace('"factor": 2', '"factor": 3')).stderr
+
+
+def test_inline_without_source_and_nothing_to_infer_runs_uncached(store_dir):
+    from checkpoint_magic import InlineCheckpoint
+    from checkpoint_magic.exceptions import UncachedWarning
+
+    code = "with InlineCheckpoint(store=store):\n    q = x + 41\n"
+    ns = {"InlineCheckpoint": InlineCheckpoint, "store": store_dir, "x": 1}
+    for x in (1, 2):  # never a stale hit: the data the block reads cannot be known
+        ns["x"] = x
+        with pytest.warns(UncachedWarning, match="cannot be inferred"):
+            exec(compile(code, "<typed>", "exec"), ns)
+        assert ns["q"] == x + 41
