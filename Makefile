@@ -46,8 +46,10 @@ test-extras: $(VENV)/.test
 	$(PY) -m pytest tests/savers -k torch -p no:cacheprovider
 
 ## bench: ratios against joblib, marimo-style baselines and raw numpy, measured in one run
+##        (BENCH_ARGS="--quick" or "--only NAME" are passed to bench_core and bench_scale)
 bench: $(VENV)/.bench
-	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/bench_core.py $(BENCH_ARGS)
+	$(PY) benchmarks/bench_scale.py $(BENCH_ARGS)
 	$(PY) benchmarks/bench_pipelines.py
 
 ## stress: the long fault-injection and concurrency runs
