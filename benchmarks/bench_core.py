@@ -810,6 +810,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(BENCHMARKS))
         return 0
     names = select(list(BENCHMARKS), args.only)
+    if not names:
+        return 0
     cfg = Config.make(args.quick, Path(tempfile.mkdtemp(prefix="cm-bench-core-", dir="/tmp")))
     start, load_before = time.perf_counter(), load_average()
 

@@ -401,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(BENCHMARKS))
         return 0
     names = select(list(BENCHMARKS), args.only)
+    if not names:
+        return 0
     tmp = Path(tempfile.mkdtemp(prefix="cm-bench-scale-", dir="/tmp"))
     cfg = Config.make(args.quick, tmp, args.rebuild)
     start, load_before = time.perf_counter(), load_average()
