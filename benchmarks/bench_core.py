@@ -135,7 +135,10 @@ def our_checkpoint() -> tuple[Callable[..., Any] | None, str]:
 
 def flush_ours() -> None:
     """Wait for our store's background hit records, which would re-create a removed temp dir."""
+    # Internal: store.core.flush_usage is not re-exported; where it moved, nothing is flushed.
     flush, _ = _import_ours("store", "flush_usage")
+    if flush is None:
+        flush, _ = _import_ours("store.core", "flush_usage")
     if flush is not None:
         flush()
 
