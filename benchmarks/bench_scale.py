@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from _harness import (
     Candidate,
     Row,
@@ -54,6 +53,7 @@ from _harness import (
     select,
     within_row,
 )
+from _workloads import BLOB_EVERY, fill
 
 import checkpoint_magic
 from checkpoint_magic import checkpoint
@@ -61,15 +61,7 @@ from checkpoint_magic import checkpoint
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "scale.md"
 STORES = HERE / "results" / "scale-stores"
-NAMESPACE = "bench_scale.fill"  # fixed, so the store hits whether this file runs as __main__ or not
-BLOB_EVERY = 20
-
-
-def fill(i: int) -> Any:
-    """The cached function of the scale stores: tiny results, and a 24 KB array every 20th."""
-    if i % BLOB_EVERY == 0:
-        return np.full(3000, i, dtype=np.float64)
-    return i * 2
+NAMESPACE = "bench_scale.fill"  # the entries' name, whatever module runs the benchmark
 
 
 @dataclass(frozen=True)
