@@ -115,9 +115,13 @@ class Config:
 
 
 def _import_ours(module: str, attr: str) -> tuple[Any, str]:
-    """``(object, '')`` if ``checkpoint_magic.<module>.<attr>`` imports, else ``(None, reason)``."""
+    """``(object, '')`` if ``checkpoint_magic.<module>.<attr>`` imports, else ``(None, reason)``.
+
+    ``module=""`` looks the name up on the package itself (its public API).
+    """
     try:
-        mod = __import__(f"checkpoint_magic.{module}", fromlist=[attr])
+        name = f"checkpoint_magic.{module}" if module else "checkpoint_magic"
+        mod = __import__(name, fromlist=[attr])
         return getattr(mod, attr), ""
     except Exception as exc:  # any failure of a half-written module means "not available"
         return None, f"ours unavailable: {type(exc).__name__}: {exc}"
@@ -135,7 +139,7 @@ def our_fingerprint() -> tuple[Callable[[Any], str] | None, str]:
 
 def our_checkpoint() -> tuple[Callable[..., Any] | None, str]:
     """``checkpoint_magic.checkpoint`` (the decorator) or the reason it cannot be used."""
-    return _import_ours("decorator", "checkpoint")
+    return _import_ours("", "checkpoint")
 
 
 def flush_ours() -> None:
