@@ -67,8 +67,10 @@ test-oldest: $(OLDEST)/.created
 	$(OLDEST)/bin/python -m pytest tests/pipelines checkpoint_magic/pipelines -q -p no:cacheprovider
 
 ## bench: ratios against joblib, marimo-style baselines and raw numpy, measured in one run
+##        (BENCH_ARGS="--quick" or "--only NAME" are passed to bench_core and bench_scale)
 bench: $(VENV)/.bench
-	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/bench_core.py $(BENCH_ARGS)
+	$(PY) benchmarks/bench_scale.py $(BENCH_ARGS)
 	$(PY) benchmarks/bench_pipelines.py
 
 ## stress: the long fault-injection and concurrency runs

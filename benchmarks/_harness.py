@@ -257,6 +257,44 @@ def slowdown_row(
     )
 
 
+def within_row(
+    benchmark: str,
+    ours: Timing,
+    anchor: Timing,
+    *,
+    at_most: float,
+    note: str = "",
+) -> Row:
+    """Row for "ours at ``ours.name`` takes at most ``at_most`` x ours at ``anchor.name``".
+
+    Like :func:`slowdown_row`, but both sides are ours (e.g. a hit at 100,000 entries against
+    the same hit at 1,000), so both are named in the target.
+    """
+    med = ours.median / anchor.median
+    low = ours.minimum / anchor.minimum
+    return Row(
+        benchmark=benchmark,
+        target=f"{ours.name} / {anchor.name} <= {at_most:g}",
+        measured=f"{med:.2f}x (min {low:.2f}x)",
+        status="PASS" if med <= at_most else "FAIL",
+        ours=f"{ours.name}: {ours.describe()}",
+        anchor=f"{anchor.name}: {anchor.describe()}",
+        note=note,
+    )
+
+
+def absolute_row(benchmark: str, ours: Timing, *, at_most: float, note: str = "") -> Row:
+    """Row for an absolute target on this machine class: median at most ``at_most`` seconds."""
+    return Row(
+        benchmark=benchmark,
+        target=f"ours <= {fmt_seconds(at_most)}",
+        measured=f"{fmt_seconds(ours.median)} (min {fmt_seconds(ours.minimum)})",
+        status="PASS" if ours.median <= at_most else "FAIL",
+        ours=ours.describe(),
+        note=note,
+    )
+
+
 def info_row(benchmark: str, timing: Timing, note: str = "") -> Row:
     """Row that only reports a timing (no target)."""
     return Row(benchmark, "-", f"{timing.name}: {timing.describe()}", "INFO", note=note)
@@ -339,3 +377,124 @@ def load_average() -> float:
         return os.getloadavg()[0]
     except OSError:
         return float("nan")
+
+
+# --------------------------------------------------------------------------------------------
+# fresh child processes (peak memory without the parent's history)
+# --------------------------------------------------------------------------------------------
+
+#: Defines ``rss_mark()`` and ``rss_growth()`` in a child: ``rss_mark`` resets the kernel's RSS
+#: high-water mark (``VmHWM``) to the current RSS through ``/proc/self/clear_refs`` and
+#: remembers that RSS; ``rss_growth`` returns how far ``VmHWM`` rose above it since.
+CHILD_PRELUDE = """
+import json, sys
+def _status(field):
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(field + " not in /proc/self/status")
+_MARK = [0]
+def rss_mark():
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    _MARK[0] = _status("VmRSS")
+def rss_growth():
+    return max(0, _status("VmHWM") - _MARK[0])
+"""
+
+
+def run_child(code: str, timeout: float = 600) -> dict[str, Any]:
+    """Run ``CHILD_PRELUDE + code`` in a fresh Python started through a forking shell.
+
+    Started through ``sh`` (which forks it, rather than this process forking or exec'ing it),
+    so its ``ru_maxrss`` does not inherit this process's peak (BENCHMARKS.md). ``code`` must
+    print one JSON object as its last line of stdout; that object is returned.
+    """
+    import json
+    import subprocess
+
+    # "; exit" keeps the shell from exec'ing Python in its own place.
+    proc = subprocess.run(
+        ["/bin/sh", "-c", '"$0" -c "$1"; exit $?', sys.executable, CHILD_PRELUDE + code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"child failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------------------------
+# running a suite of benchmarks
+# --------------------------------------------------------------------------------------------
+
+
+def select(names: Sequence[str], only: Sequence[str] | None) -> list[str]:
+    """The ``names`` matching any ``--only`` prefix (all of them when none is given)."""
+    if not only:
+        return list(names)
+    chosen = [n for n in names if any(n.startswith(p) for p in only)]
+    if not chosen:  # `make bench` passes one --only to every script: not an error
+        print(f"--only {list(only)}: nothing here; the benchmarks are {', '.join(names)}")
+    return chosen
+
+
+def run_suite(
+    tag: str,
+    benchmarks: dict[str, Callable[[Any], list[Row]]],
+    cfg: Any,
+    names: Sequence[str],
+    between: Callable[[int], None] | None = None,
+) -> list[Row]:
+    """Run the named benchmarks in order, logging progress to stderr.
+
+    An exception in one benchmark (e.g. from half-written library code) is printed and
+    becomes an ``ERROR`` row; the others still run. ``between(k)`` runs after the k-th.
+    """
+    import traceback
+
+    rows: list[Row] = []
+    for k, name in enumerate(names):
+        print(f"[{tag}] {name} ...", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        try:
+            rows.extend(benchmarks[name](cfg))
+        except Exception as exc:  # report and go on with the other benchmarks
+            traceback.print_exc()
+            rows.append(Row(name, "-", "-", "ERROR", note=f"{type(exc).__name__}: {exc}"))
+        if between is not None:
+            between(k)
+        gc.collect()
+        elapsed = time.perf_counter() - start
+        print(f"[{tag}] {name} done in {elapsed:.1f} s", file=sys.stderr, flush=True)
+    return rows
+
+
+def report(
+    title: str,
+    rows: Sequence[Row],
+    *,
+    quick: bool,
+    elapsed: float,
+    loads: tuple[float, float],
+    output: Any,
+) -> None:
+    """Print the table with a header naming the run, and write it as Markdown to ``output``."""
+    mode = "quick (smoke-run sizes, not the issue's targets)" if quick else "full"
+    header = (
+        f"{title}, {mode} run, {time.strftime('%Y-%m-%d %H:%M')}, {elapsed:.0f} s.\n"
+        f"{environment_summary()}; load average {loads[0]:.1f} at start, {loads[1]:.1f} at end"
+        f" (above ~0.5 other processes share the CPUs: expect noisy medians).\n"
+        "Ratios from interleaved rounds in one process: `anchor/ours` = how many times faster we are,\n"
+        "`ours/anchor` = how many times the anchor's time we take; PASS/FAIL on the medians."
+    )
+    print(header)
+    print()
+    print(text_table(rows))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    md_header = header.replace("\n", "  \n")
+    output.write_text(f"## {title}\n\n{md_header}\n\n{markdown_table(rows)}\n")
+    print(f"\nwritten to {output}")

@@ -1,15 +1,20 @@
 """Core benchmarks: fingerprinting and ``@checkpoint`` hits and misses against their anchors.
 
 Every target of the issue is a ratio measured side by side in this one process against an
-anchor that is re-measured here (``np.max``, ``joblib.hash``, ``joblib.Memory``, raw
-``np.save`` / ``np.load``). Candidates are interleaved round by round (see ``_harness.py``);
-each row shows the median ratio (and the ratio of the minimums), the target, PASS/FAIL and the
-raw medians / minimums. The table is printed and written as Markdown to
-``benchmarks/results/core.md``.
+anchor that is re-measured here (``np.max``, ``joblib.hash``, ``joblib.Memory``, a minimal
+pure-Python disk cache, raw ``np.save`` / ``np.load``), or an absolute figure for this machine
+class (a tiny hit <= 15 us, an ``mmap_mode='r'`` hit < 1 ms). Candidates are interleaved round
+by round (see ``_harness.py``); each row shows the median ratio (and the ratio of the
+minimums), the target, PASS/FAIL and the raw medians / minimums. Peak memory of a big hit is
+read in a fresh child process (``VmHWM`` after ``clear_refs``). Our fsync is forced off
+(``CHECKPOINT_MAGIC_FSYNC=0``) where we are compared with writers that never fsync. The
+table is printed and written as Markdown to ``benchmarks/results/core.md``.
+
+Only public APIs are used, except :func:`flush_ours` (the store's background usage writer).
 
 Usage::
 
-    python benchmarks/bench_core.py                 # full run (about 3 minutes on 2 cores)
+    python benchmarks/bench_core.py                 # full run (about 4 minutes on 2 cores)
     python benchmarks/bench_core.py --quick         # small sizes, few rounds: a smoke run
     python benchmarks/bench_core.py --only hit_     # only benchmarks whose name starts so
     python benchmarks/bench_core.py --list          # names of the benchmarks
@@ -20,37 +25,40 @@ Everything is written to a temporary directory under /tmp that is removed at the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
-import gc
 import itertools
 import os
+import pickle
 import shutil
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import xxhash
 from _harness import (
     Candidate,
     MiB,
     Row,
+    absolute_row,
     calls_for,
-    environment_summary,
     fmt_bytes,
     info_row,
     interleave,
     load_average,
-    markdown_table,
     peak_memory,
+    report,
+    run_child,
+    run_suite,
+    select,
     skip_row,
     slowdown_row,
     speedup_row,
-    text_table,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results" / "core.md"
@@ -77,6 +85,8 @@ class Config:
     object_frame_rounds: int = 5  # joblib.hash takes ~10-20 s per call on that frame
     tiny_rounds: int = 15
     tiny_batch_seconds: float = 0.2
+    tiny_miss_calls: int = 200  # misses per batch (each writes a few files)
+    lineage_rounds: int = 9
 
     @classmethod
     def make(cls, quick: bool, tmp: Path) -> Config:
@@ -94,6 +104,8 @@ class Config:
             object_frame_rounds=3,
             tiny_rounds=5,
             tiny_batch_seconds=0.02,
+            tiny_miss_calls=30,
+            lineage_rounds=3,
         )
 
     def workdir(self, name: str) -> Path:
@@ -103,9 +115,13 @@ class Config:
 
 
 def _import_ours(module: str, attr: str) -> tuple[Any, str]:
-    """``(object, '')`` if ``checkpoint_magic.<module>.<attr>`` imports, else ``(None, reason)``."""
+    """``(object, '')`` if ``checkpoint_magic.<module>.<attr>`` imports, else ``(None, reason)``.
+
+    ``module=""`` looks the name up on the package itself (its public API).
+    """
     try:
-        mod = __import__(f"checkpoint_magic.{module}", fromlist=[attr])
+        name = f"checkpoint_magic.{module}" if module else "checkpoint_magic"
+        mod = __import__(name, fromlist=[attr])
         return getattr(mod, attr), ""
     except Exception as exc:  # any failure of a half-written module means "not available"
         return None, f"ours unavailable: {type(exc).__name__}: {exc}"
@@ -113,17 +129,25 @@ def _import_ours(module: str, attr: str) -> tuple[Any, str]:
 
 def our_fingerprint() -> tuple[Callable[[Any], str] | None, str]:
     """``checkpoint_magic.fingerprint.values.fingerprint`` or the reason it cannot be used."""
-    return _import_ours("hashing", "fingerprint")
+    found, reason = _import_ours("fingerprint.values", "fingerprint")
+    if found is None:  # the pre-restructure path, for comparing against older commits
+        older, _ = _import_ours("hashing", "fingerprint")
+        if older is not None:
+            return older, ""
+    return found, reason
 
 
 def our_checkpoint() -> tuple[Callable[..., Any] | None, str]:
     """``checkpoint_magic.checkpoint`` (the decorator) or the reason it cannot be used."""
-    return _import_ours("decorator", "checkpoint")
+    return _import_ours("", "checkpoint")
 
 
 def flush_ours() -> None:
     """Wait for our store's background hit records, which would re-create a removed temp dir."""
+    # Internal: store.core.flush_usage is not re-exported; where it moved, nothing is flushed.
     flush, _ = _import_ours("store", "flush_usage")
+    if flush is None:
+        flush, _ = _import_ours("store.core", "flush_usage")
     if flush is not None:
         flush()
 
@@ -221,11 +245,25 @@ def describe_result(value: Any) -> str:
     return ""
 
 
-def fsync_note() -> str:
-    """Whether our store fsyncs (``CHECKPOINT_MAGIC_FSYNC``); the raw np.save never does."""
-    setting = os.environ.get("CHECKPOINT_MAGIC_FSYNC", "").strip().lower()
-    ours = "on" if setting in {"1", "true", "yes", "on"} else "off"
-    return f"our fsync {ours} (CHECKPOINT_MAGIC_FSYNC), np.save without fsync"
+def fsync_env_name() -> str:
+    """The environment variable that turns our fsync on (``config.ENV_FSYNC`` where it exists)."""
+    name, _ = _import_ours("config", "ENV_FSYNC")
+    return name if isinstance(name, str) else "CHECKPOINT_MAGIC_FSYNC"
+
+
+@contextlib.contextmanager
+def fsync_forced_off() -> Iterator[None]:
+    """Our fsync off while inside: the same durability as joblib.Memory and a raw ``np.save``."""
+    name = fsync_env_name()
+    old = os.environ.get(name)
+    os.environ[name] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = old
 
 
 def check(condition: bool, message: str) -> str:
@@ -341,13 +379,47 @@ def bench_frame_object(cfg: Config) -> list[Row]:
     return bench_frame(cfg, "object", cfg.object_frame_rounds)
 
 
+class MinimalDiskCache:
+    """The floor anchor of a tiny hit: the least a disk cache can do, in pure Python.
+
+    Key = xxh3-128 of the pickled arguments (plus the function's name); a hit opens the
+    file named by the key, reads it and unpickles it. A miss computes, pickles to a temp
+    file and renames it into place. No code hashing, no verification, no usage records.
+    """
+
+    def __init__(self, root: Path, func: Callable[..., Any]):
+        self.root = str(root)
+        self.func = func
+        self.prefix = f"{func.__module__}.{func.__qualname__}\0".encode()
+
+    def __call__(self, *args: Any) -> Any:
+        key = xxhash.xxh3_128_hexdigest(self.prefix + pickle.dumps(args, protocol=5))
+        path = f"{self.root}/{key}"
+        try:
+            with open(path, "rb") as fh:
+                return pickle.loads(fh.read())
+        except FileNotFoundError:
+            pass
+        value = self.func(*args)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(pickle.dumps(value, protocol=5))
+        os.replace(tmp, path)
+        return value
+
+
 def bench_hit_tiny(cfg: Config) -> list[Row]:
-    """A hit of ``add(1, 2)``: @checkpoint vs joblib.Memory."""
+    """A hit of ``add(1, 2)``: @checkpoint vs joblib.Memory and vs a minimal disk cache."""
     checkpoint, reason = our_checkpoint()
     cached_jl = joblib_memory(cfg.workdir("tiny-joblib")).cache(add)
     assert cached_jl(1, 2) == 3  # the miss that fills the cache
-    calls = calls_for(lambda: cached_jl(1, 2), cfg.tiny_batch_seconds)
-    candidates = [Candidate("joblib.Memory", lambda: cached_jl(1, 2), calls=calls)]
+    floor = MinimalDiskCache(cfg.workdir("tiny-minimal"), add)
+    assert floor(1, 2) == 3
+    calls = max(200, calls_for(lambda: floor(1, 2), cfg.tiny_batch_seconds))
+    candidates = [
+        Candidate("joblib.Memory", lambda: cached_jl(1, 2), calls=max(50, calls // 8)),
+        Candidate("minimal cache", lambda: floor(1, 2), calls=calls),
+    ]
     if checkpoint is not None:
         ours = checkpoint(store=str(cfg.workdir("tiny-ours")))(add)
         assert ours(1, 2) == 3
@@ -355,9 +427,65 @@ def bench_hit_tiny(cfg: Config) -> list[Row]:
     t = interleave(candidates, cfg.tiny_rounds)
     label = "hit `add(1, 2)`"
     if checkpoint is None:
-        return [skip_row(label, "joblib.Memory/ours >= 3", reason, t["joblib.Memory"])]
+        return [
+            skip_row(label, "joblib.Memory/ours >= 8", reason, t["joblib.Memory"]),
+            skip_row(label, "ours/minimal cache <= 2.5", reason, t["minimal cache"]),
+        ]
     note = notes(f"{calls} calls per batch", hit_note(ours, 1, 2))
-    return [speedup_row(label, t["ours"], t["joblib.Memory"], at_least=3, note=note)]
+    return [
+        absolute_row(label, t["ours"], at_most=15e-6, note=note),
+        speedup_row(label, t["ours"], t["joblib.Memory"], at_least=8),
+        slowdown_row(
+            label,
+            t["ours"],
+            t["minimal cache"],
+            at_most=2.5,
+            note="xxh3(pickle(args)), open, read, pickle.loads",
+        ),
+    ]
+
+
+def bench_miss_tiny(cfg: Config) -> list[Row]:
+    """A miss of ``add(i, 1)`` with a new ``i`` on every call: @checkpoint vs joblib.Memory.
+
+    Both without fsync (joblib.Memory never fsyncs; ours is forced off through
+    ``CHECKPOINT_MAGIC_FSYNC``). The minimal cache is shown for context.
+    """
+    checkpoint, reason = our_checkpoint()
+    counter = itertools.count(10)  # shared: every call of any candidate is a new argument
+    cached_jl = joblib_memory(cfg.workdir("miss-tiny-joblib")).cache(add)
+    floor = MinimalDiskCache(cfg.workdir("miss-tiny-minimal"), add)
+    calls = cfg.tiny_miss_calls
+    candidates = [
+        Candidate("joblib.Memory", lambda: cached_jl(next(counter), 1), calls=calls),
+        Candidate("minimal cache", lambda: floor(next(counter), 1), calls=calls),
+    ]
+    label = "miss `add(i, 1)`, new i each call"
+    with fsync_forced_off():
+        if checkpoint is not None:
+            ours = checkpoint(store=str(cfg.workdir("miss-tiny-ours")))(add)
+            ours(0, 1)  # the namespace exists, as after a first run
+            candidates.append(Candidate("ours", lambda: ours(next(counter), 1), calls=calls))
+        t = interleave(candidates, cfg.tiny_rounds)
+    rows = []
+    if checkpoint is None:
+        rows.append(skip_row(label, "ours/joblib.Memory <= 1", reason, t["joblib.Memory"]))
+    else:
+        last = next(counter)
+        with fsync_forced_off():
+            ours(last, 1)
+        check_ours = check(ours.is_cached(last, 1), "a miss was not stored")
+        rows.append(
+            slowdown_row(
+                label,
+                t["ours"],
+                t["joblib.Memory"],
+                at_most=1.0,
+                note=notes(f"{calls} calls per batch, fsync off on both sides", check_ours),
+            )
+        )
+    rows.append(info_row(f"{label} (context)", t["minimal cache"], "temp file + rename"))
+    return rows
 
 
 def bench_hit_big_arg(cfg: Config) -> list[Row]:
@@ -479,7 +607,8 @@ def bench_miss_big_result(cfg: Config) -> list[Row]:
                 "ours", our_dir, checkpoint(store=str(our_dir))(emit_payload), min_bytes, counter
             )
         )
-    t = interleave([r.candidate() for r in runners], cfg.cache_rounds)
+    with fsync_forced_off():
+        t = interleave([r.candidate() for r in runners], cfg.cache_rounds)
     _PAYLOAD.clear()
 
     rows = []
@@ -496,11 +625,157 @@ def bench_miss_big_result(cfg: Config) -> list[Row]:
                 t["ours"],
                 t["np.save"],
                 at_most=1.3,
-                note=notes(note, fsync_note()),
+                note=notes(note, "fsync off (CHECKPOINT_MAGIC_FSYNC=0), like np.save"),
             )
         )
     rows.append(info_row(f"{label} (context)", t["joblib.Memory"], "not a target"))
     return rows
+
+
+def bench_hit_mmap(cfg: Config) -> list[Row]:
+    """A hit returning a 256 MiB array with ``mmap_mode='r'`` vs ``np.load(mmap_mode='r')``."""
+    checkpoint, reason = our_checkpoint()
+    n = cfg.big_bytes // 8
+    raw = cfg.workdir("mmap-raw") / "raw.npy"
+    np.save(raw, make_big(n))
+    label = f"hit returning a {fmt_bytes(n * 8)} array, mmap_mode='r'"
+    calls = 20
+    candidates = [Candidate("np.load(mmap)", lambda: np.load(raw, mmap_mode="r"), calls=calls)]
+    note = ""
+    if checkpoint is not None:
+        ours = checkpoint(store=str(cfg.workdir("mmap-ours")), mmap_mode="r")(make_big)
+        ours(n)
+        note = notes(describe_result(ours(n)), hit_note(ours, n))
+        candidates.append(Candidate("ours", lambda: ours(n), calls=calls))
+    t = interleave(candidates, cfg.cache_rounds)
+    if checkpoint is None:
+        return [skip_row(label, "ours <= 1 ms", reason, t["np.load(mmap)"])]
+    return [
+        absolute_row(label, t["ours"], at_most=1e-3, note=note),
+        info_row(f"{label} (context)", t["np.load(mmap)"], "not a target"),
+    ]
+
+
+def lineage_step1(n: int) -> np.ndarray:
+    """The first step of the lineage benchmark: a big array."""
+    return np.random.default_rng(5).random(n)
+
+
+def lineage_step2(a: np.ndarray) -> float:
+    """The second step: a tiny result computed from the big array."""
+    return float(a[0] + a[-1])
+
+
+def bench_lineage(cfg: Config) -> list[Row]:
+    """``b = step2(step1(x))`` run twice with ``mmap_mode='r'``: the cost of the second step2 hit.
+
+    The second run's ``step2`` receives the memory-mapped array its first step's hit returned:
+    a store that remembers where the array came from (its lineage) need not hash its 256 MiB
+    again. The anchor is the same ``step2`` hit with a fresh in-memory copy of that array
+    (which must be hashed). Each round gets a new ``step1`` hit / a new copy (untimed).
+    """
+    checkpoint, reason = our_checkpoint()
+    n = cfg.big_bytes // 8
+    label = f"lineage: step2 hit on step1's {fmt_bytes(n * 8)} mmap result"
+    target = "ours(lineage)/ours(equal copy) <= 0.2"
+    if checkpoint is None:
+        return [skip_row(label, target, reason)]
+    store = str(cfg.workdir("lineage-ours"))
+    step1 = checkpoint(store=store, mmap_mode="r")(lineage_step1)
+    step2 = checkpoint(store=store, mmap_mode="r")(lineage_step2)
+    expected = step2(step1(n))  # the first run: two misses
+    held: dict[str, Any] = {}
+
+    def fresh_hit() -> None:
+        held.clear()
+        held["a"] = step1(n)
+
+    def fresh_copy() -> None:
+        held.clear()
+        held["a"] = np.array(step1(n))  # equal values, new memory, no lineage
+
+    candidates = [
+        Candidate("step2 on step1's hit", lambda: step2(held["a"]), setup=fresh_hit),
+        Candidate("step2 on an equal copy", lambda: step2(held["a"]), setup=fresh_copy),
+    ]
+    t = interleave(candidates, cfg.lineage_rounds)
+    fresh_hit()
+    note = notes(
+        describe_result(held["a"]),
+        check(step2(held["a"]) == expected, "step2 hit returned a different value"),
+        hit_note(step2, held["a"]),
+    )
+    held.clear()
+    ours, anchor = t["step2 on step1's hit"], t["step2 on an equal copy"]
+    return [
+        Row(
+            benchmark=label,
+            target=target,
+            measured=f"{ours.median / anchor.median:.2f}x (min {ours.minimum / anchor.minimum:.2f}x)",
+            status="PASS" if ours.median <= 0.2 * anchor.median else "FAIL",
+            ours=ours.describe(),
+            anchor=f"equal copy: {anchor.describe()}",
+            note=notes("lineage not built yet: both hash the array", note),
+        )
+    ]
+
+
+#: The children of :func:`bench_memory_hit`. The store is filled by a child too, so that
+#: the function is imported the same way (``bench_core.make_big``) when filled and when hit.
+_MEMORY_FILL = """
+sys.path.insert(0, {bench_dir!r})
+import bench_core
+from checkpoint_magic import checkpoint
+f = checkpoint(store={store!r})(bench_core.make_big)
+f({n})
+f(1000)
+print(json.dumps({{"hit": f.is_cached({n})}}))
+"""
+_MEMORY_CHILD = """
+sys.path.insert(0, {bench_dir!r})
+import numpy as np
+import bench_core
+from checkpoint_magic import checkpoint
+f = checkpoint(store={store!r})(bench_core.make_big)
+assert f.is_cached({n}), "not a hit"
+f(1000)  # warm-up hit: imports and first-use caches are not what is measured
+rss_mark()
+a = {call}
+print(json.dumps({{"growth": rss_growth(), "nbytes": int(a.nbytes)}}))
+"""
+
+
+def bench_memory_hit(cfg: Config) -> list[Row]:
+    """Peak RSS growth of a hit returning a 256 MiB array, in a fresh child (vs np.load's)."""
+    checkpoint, reason = our_checkpoint()
+    n = cfg.big_bytes // 8
+    label = f"hit returning a {fmt_bytes(n * 8)} array: peak RSS (fresh child)"
+    target = "growth <= 1.1x size"
+    raw = cfg.workdir("memory-raw") / "raw.npy"
+    np.save(raw, make_big(n))
+    if checkpoint is None:
+        return [skip_row(label, target, reason)]
+    store = str(cfg.workdir("memory-ours"))
+    bench_dir = str(Path(__file__).resolve().parent)
+    filled = run_child(_MEMORY_FILL.format(bench_dir=bench_dir, store=store, n=n))
+    if not filled["hit"]:
+        return [Row(label, target, "-", "ERROR", note="the filled store does not hit")]
+    ours = run_child(_MEMORY_CHILD.format(bench_dir=bench_dir, store=store, n=n, call=f"f({n})"))
+    anchor = run_child(
+        _MEMORY_CHILD.format(bench_dir=bench_dir, store=store, n=n, call=f"np.load({str(raw)!r})")
+    )
+    ratio = ours["growth"] / ours["nbytes"]
+    return [
+        Row(
+            benchmark=label,
+            target=target,
+            measured=f"{ratio:.2f}x (+{fmt_bytes(ours['growth'])})",
+            status="PASS" if ratio <= 1.1 else "FAIL",
+            ours=f"+{fmt_bytes(ours['growth'])}",
+            anchor=f"np.load: +{fmt_bytes(anchor['growth'])} ({anchor['growth'] / anchor['nbytes']:.2f}x)",
+            note="VmHWM after clear_refs, child started through sh",
+        )
+    ]
 
 
 BENCHMARKS: dict[str, Callable[[Config], list[Row]]] = {
@@ -508,77 +783,19 @@ BENCHMARKS: dict[str, Callable[[Config], list[Row]]] = {
     "fingerprint_frame_str": bench_frame_str,
     "fingerprint_frame_object": bench_frame_object,
     "hit_tiny": bench_hit_tiny,
+    "miss_tiny": bench_miss_tiny,
     "hit_big_arg": bench_hit_big_arg,
     "hit_big_result": bench_hit_big_result,
     "miss_big_result": bench_miss_big_result,
+    "hit_mmap": bench_hit_mmap,
+    "lineage": bench_lineage,
+    "memory_hit": bench_memory_hit,
 }
 
 
 # --------------------------------------------------------------------------------------------
 # driver
 # --------------------------------------------------------------------------------------------
-
-
-def selected(only: list[str] | None) -> list[str]:
-    """Benchmark names matching any ``--only`` prefix (all when none given)."""
-    if not only:
-        return list(BENCHMARKS)
-    names = [n for n in BENCHMARKS if any(n.startswith(p) for p in only)]
-    if not names:
-        raise SystemExit(
-            f"--only {only}: no benchmark matches; choose from {', '.join(BENCHMARKS)}"
-        )
-    return names
-
-
-def run_one(cfg: Config, name: str) -> list[Row]:
-    """One benchmark's rows; an exception (e.g. from half-written library code) becomes an ERROR row."""
-    try:
-        return BENCHMARKS[name](cfg)
-    except Exception as exc:  # report and go on with the other benchmarks
-        traceback.print_exc()
-        return [Row(name, "-", "-", "ERROR", note=f"{type(exc).__name__}: {exc}")]
-
-
-def run(cfg: Config, names: list[str]) -> list[Row]:
-    """Run the named benchmarks in order; free big data between them."""
-    rows: list[Row] = []
-    for k, name in enumerate(names):
-        print(f"[bench_core] {name} ...", file=sys.stderr, flush=True)
-        start = time.perf_counter()
-        rows.extend(run_one(cfg, name))
-        if not any(n.startswith("fingerprint_frame") for n in names[k + 1 :]):
-            numeric_frame.cache_clear()  # the frame is shared by the two frame benchmarks only
-        gc.collect()
-        print(
-            f"[bench_core] {name} done in {time.perf_counter() - start:.1f} s",
-            file=sys.stderr,
-            flush=True,
-        )
-    return rows
-
-
-def report(
-    rows: list[Row], cfg: Config, elapsed: float, loads: tuple[float, float], output: Path
-) -> None:
-    """Print the table and write it as Markdown to ``output``."""
-    mode = "quick (smoke-run sizes, not the issue's targets)" if cfg.quick else "full"
-    header = (
-        f"Core benchmarks, {mode} run, {time.strftime('%Y-%m-%d %H:%M')}, {elapsed:.0f} s.\n"
-        f"{environment_summary()}; load average {loads[0]:.1f} at start, {loads[1]:.1f} at end"
-        f" (above ~0.5 other processes share the CPUs: expect noisy medians).\n"
-        "Ratios from interleaved rounds in one process: `anchor/ours` = how many times faster we are,\n"
-        "`ours/anchor` = how many times the anchor's time we take; PASS/FAIL on the medians."
-    )
-    print(header)
-    print()
-    print(text_table(rows))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    md_header = header.replace("\n", "  \n")
-    output.write_text(
-        f"## checkpoint_magic core benchmarks\n\n{md_header}\n\n{markdown_table(rows)}\n"
-    )
-    print(f"\nwritten to {output}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -604,15 +821,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print("\n".join(BENCHMARKS))
         return 0
-    names = selected(args.only)
+    names = select(list(BENCHMARKS), args.only)
+    if not names:
+        return 0
     cfg = Config.make(args.quick, Path(tempfile.mkdtemp(prefix="cm-bench-core-", dir="/tmp")))
     start, load_before = time.perf_counter(), load_average()
+
+    def between(k: int) -> None:
+        if not any(n.startswith("fingerprint_frame") for n in names[k + 1 :]):
+            numeric_frame.cache_clear()  # the frame is shared by the two frame benchmarks only
+
     try:
-        rows = run(cfg, names)
+        rows = run_suite("bench_core", BENCHMARKS, cfg, names, between)
     finally:
         flush_ours()
         shutil.rmtree(cfg.tmp, ignore_errors=True)
-    report(rows, cfg, time.perf_counter() - start, (load_before, load_average()), args.output)
+    report(
+        "checkpoint_magic core benchmarks",
+        rows,
+        quick=cfg.quick,
+        elapsed=time.perf_counter() - start,
+        loads=(load_before, load_average()),
+        output=args.output,
+    )
     return 0
 
 

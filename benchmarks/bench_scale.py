@@ -1,0 +1,407 @@
+"""Scale benchmarks: hits and the store tools at 1,000 vs 100,000 entries, gc of half a store.
+
+Targets (issue #15, "Hot paths and scale"):
+
+- a hit at 100,000 entries costs at most 1.5x the same hit at 1,000 (one key hit over and
+  over, and a different random key each call);
+- ``ls`` / ``du`` / ``verify`` (the public functions of ``checkpoint_magic.tools``, called
+  in-process) at 100,000 entries take at most ~40x their time at 1,000; the command line
+  (``python -m checkpoint_magic ls``) is timed once per size in a subprocess;
+- ``gc`` evicting half of a 100,000-entry store takes under a minute.
+
+The stores are filled through the public API: the checkpointed function ``fill`` is called
+with ``n`` distinct arguments from a thread pool (file creation dominates and releases the
+GIL). Every 20th result is a 24 KB array, so that 5 % of the entries have a blob (the rest
+are small enough to live inside their manifest). Built stores are kept under
+``benchmarks/results/scale-stores/`` (git-ignored), keyed by the store's ``FORMAT`` version
+and the package version, and reused while they still hit; ``--rebuild`` forces a new one.
+``gc`` runs on the large store, and the entries it evicts are computed again afterwards.
+
+Usage::
+
+    python benchmarks/bench_scale.py            # 100,000 vs 1,000 entries
+    python benchmarks/bench_scale.py --quick    # 5,000 vs 200 entries, fewer rounds
+    python benchmarks/bench_scale.py --only ls --only du
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from _harness import (
+    Candidate,
+    Row,
+    Timing,
+    absolute_row,
+    fmt_seconds,
+    interleave,
+    load_average,
+    report,
+    run_suite,
+    select,
+    within_row,
+)
+from _workloads import BLOB_EVERY, fill
+
+import checkpoint_magic
+from checkpoint_magic import checkpoint
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "scale.md"
+STORES = HERE / "results" / "scale-stores"
+NAMESPACE = "bench_scale.fill"  # the entries' name, whatever module runs the benchmark
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes and round counts of one run."""
+
+    quick: bool
+    tmp: Path
+    rebuild: bool = False
+    small: int = 1_000
+    large: int = 100_000
+    hit_rounds: int = 9
+    hit_calls: int = 500
+    tool_rounds: int = 3
+    workers: int = 8
+
+    @classmethod
+    def make(cls, quick: bool, tmp: Path, rebuild: bool) -> Config:
+        if not quick:
+            return cls(quick, tmp, rebuild)
+        return cls(
+            quick, tmp, rebuild, small=200, large=5_000, hit_rounds=5, hit_calls=200, tool_rounds=2
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# building (and reusing) the stores
+# --------------------------------------------------------------------------------------------
+
+
+def store_format() -> str:
+    """The store's FORMAT version: part of the cache key of a built store.
+
+    Reaches into ``checkpoint_magic.store`` (not re-exported at the top level); if the name
+    moves, the package version alone keys the cache.
+    """
+    try:
+        from checkpoint_magic.store import FORMAT_VERSION
+
+        return str(FORMAT_VERSION)
+    except ImportError:
+        return "unknown"
+
+
+def cached_fill(store: Path) -> Any:
+    """``fill`` checkpointed into ``store`` under a fixed namespace."""
+    return checkpoint(store=str(store), name=NAMESPACE)(fill)
+
+
+@dataclass
+class BuiltStore:
+    """A store of ``n`` entries of ``fill``; ``build_seconds`` is None when reused from disk."""
+
+    path: Path
+    n: int
+    build_seconds: float | None
+
+    @property
+    def func(self) -> Any:
+        return cached_fill(self.path)
+
+
+def build_store(n: int, workers: int, rebuild: bool) -> BuiltStore:
+    """A store with ``fill(0) .. fill(n-1)``, reused from ``STORES`` while it still hits."""
+    tag = f"format{store_format()}-v{checkpoint_magic.__version__}-n{n}"
+    root = STORES / tag
+    store = root / "store"
+    marker = root / "built.json"
+    func = cached_fill(store)
+    probes = (0, 1, n // 2 + 1, n - 1)
+    if not rebuild and marker.exists() and all(func.is_cached(i) for i in probes):
+        return BuiltStore(store, n, None)
+    for old in STORES.glob(f"*-n{n}"):  # stale builds of this size
+        shutil.rmtree(old, ignore_errors=True)
+    root.mkdir(parents=True)
+    print(f"[bench_scale] building a store of {n:,} entries ...", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        for _ in pool.map(func, range(n)):
+            pass
+    seconds = time.perf_counter() - start
+    missing = [i for i in probes if not func.is_cached(i)]
+    if missing:
+        raise RuntimeError(f"store build incomplete: fill({missing}) is not cached")
+    marker.write_text(json.dumps({"n": n, "seconds": seconds, "workers": workers}))
+    print(f"[bench_scale] built in {seconds:.1f} s", file=sys.stderr, flush=True)
+    return BuiltStore(store, n, seconds)
+
+
+_BUILT: dict[int, BuiltStore] = {}
+
+
+def stores(cfg: Config) -> tuple[BuiltStore, BuiltStore]:
+    """The small and the large store (built once per run)."""
+    for n in (cfg.small, cfg.large):
+        if n not in _BUILT:
+            _BUILT[n] = build_store(n, cfg.workers, cfg.rebuild)
+    return _BUILT[cfg.small], _BUILT[cfg.large]
+
+
+def tiny_keys(n: int, count: int, seed: int) -> list[int]:
+    """``count`` random arguments below ``n`` whose result lives inside the manifest."""
+    rng = random.Random(seed)
+    return [k for k in (rng.randrange(n) for _ in range(count * 2)) if k % BLOB_EVERY][:count]
+
+
+def label_of(n: int) -> str:
+    return f"{n // 1000}k" if n >= 1000 else str(n)
+
+
+# --------------------------------------------------------------------------------------------
+# benchmarks
+# --------------------------------------------------------------------------------------------
+
+
+def bench_build(cfg: Config) -> list[Row]:
+    """How long filling the stores took (only when they were built in this run)."""
+    rows = []
+    for built in stores(cfg):
+        blobs = len(range(0, built.n, BLOB_EVERY))
+        label = f"build a store of {built.n:,} entries ({blobs:,} with a blob)"
+        if built.build_seconds is None:
+            rows.append(Row(label, "-", "reused", "INFO", note=f"from {built.path.parent}"))
+            continue
+        rows.append(
+            Row(
+                label,
+                "-",
+                f"{built.build_seconds:.1f} s",
+                "INFO",
+                note=f"{cfg.workers} threads calling the checkpointed function; "
+                "aim: under 2 minutes for 100,000",
+            )
+        )
+    return rows
+
+
+def bench_hits(cfg: Config) -> list[Row]:
+    """A hit at 100,000 entries vs the same hit at 1,000: one key again, and random keys."""
+    small, large = stores(cfg)
+    f_small, f_large = small.func, large.func
+    calls = cfg.hit_calls
+    needed = (cfg.hit_rounds + 1) * calls + 1
+    keys_small = iter(tiny_keys(small.n, needed, 1))
+    keys_large = iter(tiny_keys(large.n, needed, 2))
+    s, L = label_of(small.n), label_of(large.n)
+    same = interleave(
+        [
+            Candidate(f"at {s}", lambda: f_small(7), calls=calls),
+            Candidate(f"at {L}", lambda: f_large(7), calls=calls),
+        ],
+        cfg.hit_rounds,
+    )
+    rand = interleave(
+        [
+            Candidate(f"at {s}", lambda: f_small(next(keys_small)), calls=calls),
+            Candidate(f"at {L}", lambda: f_large(next(keys_large)), calls=calls),
+        ],
+        cfg.hit_rounds,
+    )
+    note = "" if f_large.is_cached(7) else "WARNING: fill(7) is not cached"
+    return [
+        within_row("hit, one key again", same[f"at {L}"], same[f"at {s}"], at_most=1.5, note=note),
+        within_row(
+            "hit, a random key each call",
+            rand[f"at {L}"],
+            rand[f"at {s}"],
+            at_most=1.5,
+            note="tiny results (inside the manifest)",
+        ),
+    ]
+
+
+def tool_functions() -> dict[str, Callable[[Any], Any]]:
+    """The in-process tools: ``ls`` (list + group), ``du`` and ``verify``, by public name."""
+    from checkpoint_magic.store import Store
+    from checkpoint_magic.tools.maintenance import du, list_entries, summarize, verify
+
+    return {
+        "ls": lambda path: summarize(list_entries(Store(path))),
+        "du": lambda path: du(Store(path)),
+        "verify": lambda path: verify(Store(path)),
+    }
+
+
+def bench_tools(cfg: Config, names: tuple[str, ...]) -> list[Row]:
+    small, large = stores(cfg)
+    tools = tool_functions()
+    s, L = label_of(small.n), label_of(large.n)
+    candidates = []
+    for name in names:
+        tool = tools[name]
+        candidates.append(Candidate(f"{name} at {s}", lambda t=tool: t(small.path)))
+        candidates.append(Candidate(f"{name} at {L}", lambda t=tool: t(large.path)))
+    t = interleave(candidates, cfg.tool_rounds, warmup=0)  # a round at 100k takes ~10 s
+    rows = []
+    for name in names:
+        ours, anchor = t[f"{name} at {L}"], t[f"{name} at {s}"]
+        per_entry = fmt_seconds(ours.median / large.n)
+        rows.append(
+            within_row(
+                f"`{name}` (in-process)",
+                ours,
+                anchor,
+                at_most=40,
+                note=f"{per_entry} per entry at {L}",
+            )
+        )
+    return rows
+
+
+def bench_ls(cfg: Config) -> list[Row]:
+    return bench_tools(cfg, ("ls",))
+
+
+def bench_du(cfg: Config) -> list[Row]:
+    return bench_tools(cfg, ("du",))
+
+
+def bench_verify(cfg: Config) -> list[Row]:
+    return bench_tools(cfg, ("verify",))
+
+
+def bench_cli(cfg: Config) -> list[Row]:
+    """``python -m checkpoint_magic ls --store PATH`` once per size, in a subprocess."""
+    small, large = stores(cfg)
+    rows = []
+    for command in ("ls",):  # one command: the in-process rows cover the others
+        times = {}
+        for built in (small, large):
+            start = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "checkpoint_magic", command, "--store", str(built.path)],
+                check=True,
+                capture_output=True,
+            )
+            times[built.n] = Timing(f"at {label_of(built.n)}", [time.perf_counter() - start])
+        rows.append(
+            within_row(
+                f"`checkpoint-magic {command}` (subprocess, 1 run)",
+                times[large.n],
+                times[small.n],
+                at_most=40,
+                note="includes interpreter start-up and imports",
+            )
+        )
+    return rows
+
+
+def bench_gc(cfg: Config) -> list[Row]:
+    """``gc`` with a size budget of half the large store; the evicted entries are then refilled.
+
+    Runs on the cached store itself (copying, then deleting, 100,000 files costs minutes
+    here): afterwards the evicted calls are made again, so the store is whole for the next run.
+    """
+    from checkpoint_magic.store import Store
+    from checkpoint_magic.tools.maintenance import gc, stored_size
+
+    _, large = stores(cfg)
+    store = Store(large.path)
+    marker = large.path.parent / "built.json"
+    saved = marker.read_text()
+    marker.unlink()  # if this run stops before the refill, the next one rebuilds the store
+    budget = stored_size(store) // 2
+    start = time.perf_counter()
+    result = gc(store, max_size=budget, grace=0)
+    seconds = time.perf_counter() - start
+    evicted = len(result.evicted)
+    start = time.perf_counter()
+    func = large.func
+    with ThreadPoolExecutor(cfg.workers) as pool:
+        for _ in pool.map(func, range(large.n)):
+            pass
+    refill = time.perf_counter() - start
+    marker.write_text(saved)
+    label = f"gc evicting half of a {large.n:,}-entry store"
+    return [
+        absolute_row(
+            label,
+            Timing("ours", [seconds]),
+            at_most=60.0 * large.n / 100_000,
+            note=f"evicted {evicted:,} entries, freed {result.freed_blobs:,} blobs; "
+            f"refilling them afterwards took {refill:.1f} s (not counted)",
+        )
+    ]
+
+
+BENCHMARKS: dict[str, Callable[[Config], list[Row]]] = {
+    "build": bench_build,
+    "hits": bench_hits,
+    "ls": bench_ls,
+    "du": bench_du,
+    "verify": bench_verify,
+    "cli": bench_cli,
+    "gc": bench_gc,
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="5,000 vs 200 entries, few rounds")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="run only benchmarks whose name starts with NAME (repeatable)",
+    )
+    parser.add_argument("--list", action="store_true", help="list the benchmark names and exit")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached stores")
+    parser.add_argument(
+        "--output", type=Path, default=RESULTS, help=f"Markdown output (default {RESULTS})"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        print("\n".join(BENCHMARKS))
+        return 0
+    names = select(list(BENCHMARKS), args.only)
+    if not names:
+        return 0
+    tmp = Path(tempfile.mkdtemp(prefix="cm-bench-scale-", dir="/tmp"))
+    cfg = Config.make(args.quick, tmp, args.rebuild)
+    start, load_before = time.perf_counter(), load_average()
+    try:
+        rows = run_suite("bench_scale", BENCHMARKS, cfg, names)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    report(
+        "checkpoint_magic scale benchmarks",
+        rows,
+        quick=cfg.quick,
+        elapsed=time.perf_counter() - start,
+        loads=(load_before, load_average()),
+        output=args.output,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
