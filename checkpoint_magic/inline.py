@@ -35,26 +35,30 @@ computed
 from __future__ import annotations
 
 import ast
-import ctypes
-import dis
-import linecache
 import logging
 import os
 import sys
 import time
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
-
-import xxhash
 
 from .core import inputs as extra_inputs
 from .core import targets
+from .core.blocks import (
+    CODE_KEY,
+    SkipBody,
+    block_code_fingerprint,
+    block_names,
+    find_block,
+    frame_scopes,
+    target_values,
+    write_back_locals,
+)
 from .core.checkpointer import Checkpointer, LoadResult, fingerprint_or_warn
 from .core.names import analyze_cell
 from .core.namespace import UNSTORABLE, definition_names, is_code
 from .exceptions import (
-    InvalidArgumentError,
     MissingProducedNameError,
     MutationNotReplayedWarning,
     UncachedWarning,
@@ -75,242 +79,9 @@ logger = logging.getLogger(__name__)
 #: The entry's record of what the block printed (not a valid target, so no produced name).
 _OUTPUT_KEY = "<output>"
 _MUTATED = "mutated:"  # output name prefix of an input's state after the block
-_CODE_KEY = " code"  # (not a name) where _block_code_fingerprint hands back the body's code
 _IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, frozenset, range, tuple)
 
 
-class _SkipBody(Exception):
-    """Raised by the frame trace to jump over a block whose results were restored."""
-
-
-def _block_names(block: ast.With | ast.AsyncWith | None) -> frozenset[str]:
-    """Every name the body mentions (read or bound) at any depth."""
-    if block is None:
-        return frozenset()
-    return frozenset(n.id for stmt in block.body for n in ast.walk(stmt) if isinstance(n, ast.Name))
-
-
-# --------------------------------------------------------------------------- target expressions
-def _parse_target(expr: str, role: str) -> ast.expr:
-    """Parse a ``watch``/``produce`` item (see :mod:`checkpoint_magic.core.targets`)."""
-    if not isinstance(expr, str) or not expr.strip():
-        raise InvalidArgumentError(
-            f"{role} items must be non-empty strings such as 'x', 'f.a' or \"d['a']\", not {expr!r}"
-        )
-    try:
-        return targets.parse_target(expr)
-    except ValueError:
-        raise InvalidArgumentError(
-            f"{role} item {expr!r} must be a name, an attribute path or a subscript with a literal "
-            "key (e.g. 'x', 'model.coef_', \"d['a']\", 'x[0]')"
-        ) from None
-
-
-def _scopes(frame: types.FrameType, namespace: dict[str, Any]) -> list[dict[str, Any]]:
-    """Where a name in a block is looked up: its locals, then globals, then builtins."""
-    return [namespace, frame.f_globals, frame.f_builtins]
-
-
-def _values(
-    exprs: list[str],
-    nodes: list[ast.expr],
-    frame: types.FrameType,
-    namespace: dict[str, Any],
-    missing: Callable[[str], Exception],
-) -> dict[str, Any]:
-    """The value of each target expression in ``frame``; ``missing(expr)`` is raised for an absent one."""
-    values = {}
-    scopes = _scopes(frame, namespace)
-    for expr, node in zip(exprs, nodes, strict=True):
-        value = targets.resolve(node, scopes)
-        if value is targets.MISSING:
-            raise missing(expr)
-        values[expr] = value
-    return values
-
-
-def _write_back_locals(frame: types.FrameType) -> None:
-    """Make changes to ``frame.f_locals`` visible to a function's fast locals (CPython < 3.13)."""
-    if sys.version_info < (3, 13) and frame.f_code.co_flags & 0x1:  # CO_OPTIMIZED: a function frame
-        ctypes.pythonapi.PyFrame_LocalsToFast(ctypes.py_object(frame), ctypes.c_int(0))
-
-
-# --------------------------------------------------------------------------- finding the block
-# (file name, source digest) -> the `with` statements of that source
-_parsed: dict[tuple[str, str], list[ast.With | ast.AsyncWith]] = {}
-_PARSED_MAX = 256
-_compiled: dict[str, types.CodeType] = {}
-# code object -> (that very object, its instructions with lines); equal code objects compare
-# equal, so the identity check keeps one frame's lines from serving another's
-_lines_of: dict[
-    types.CodeType, tuple[types.CodeType, list[tuple[int | None, dis.Instruction]]]
-] = {}
-
-
-def _find_block(frame: types.FrameType) -> ast.With | ast.AsyncWith | None:
-    """The ``with`` statement whose header contains the frame's current line, parsed from source."""
-    filename = frame.f_code.co_filename
-    lines = linecache.getlines(filename, frame.f_globals)
-    if not lines:
-        return None
-    source = "".join(lines)
-    cache_key = (filename, xxhash.xxh3_64_hexdigest(source.encode("utf-8", "surrogatepass")))
-    withs = _parsed.get(cache_key)
-    if withs is None:
-        try:
-            tree = ast.parse(source, filename)
-        except SyntaxError:
-            return None
-        if len(_parsed) >= _PARSED_MAX:
-            _parsed.clear()  # a notebook gives every run of a cell a new file name
-        withs = _parsed[cache_key] = [
-            n for n in ast.walk(tree) if isinstance(n, (ast.With, ast.AsyncWith))
-        ]
-    line = frame.f_lineno
-    best: ast.With | ast.AsyncWith | None = None
-    for node in withs:
-        if node.lineno <= line <= _header_end(node) and (best is None or node.lineno > best.lineno):
-            best = node  # the innermost `with` whose header holds the line
-    return best
-
-
-def _header_end(node: ast.With | ast.AsyncWith) -> int:
-    """Last line of a ``with`` statement's header (its items), which the body may share."""
-    ends = [item.context_expr.end_lineno or node.lineno for item in node.items]
-    ends += [
-        item.optional_vars.end_lineno or node.lineno
-        for item in node.items
-        if item.optional_vars is not None
-    ]
-    return max(ends)
-
-
-def _instruction_lines(code: types.CodeType) -> list[tuple[int | None, dis.Instruction]]:
-    """Every instruction of ``code`` with its source line (portable across 3.10-3.13)."""
-    cached = _lines_of.get(code)
-    if cached is not None and cached[0] is code:
-        return cached[1]
-    out = []
-    line: int | None = None
-    for ins in dis.get_instructions(code):
-        number = getattr(ins, "line_number", None)  # 3.13
-        if number is None:
-            positions = getattr(ins, "positions", None)  # 3.11, 3.12
-            number = positions.lineno if positions is not None else None
-        if (
-            number is None
-            and isinstance(ins.starts_line, int)
-            and not isinstance(ins.starts_line, bool)
-        ):
-            number = ins.starts_line  # 3.10
-        if number is not None:
-            line = number
-        out.append((line, ins))
-    if len(_lines_of) >= _PARSED_MAX:
-        _lines_of.clear()
-    _lines_of[code] = (code, out)
-    return out
-
-
-def _running_code_fingerprint(code: types.CodeType, first: int, last: int) -> str:
-    """Fingerprint of the bytecode that is actually running for source lines ``first..last``.
-
-    Line numbers, jump offsets and file names do not enter it (jumps count relative to their
-    instruction), so code moving up or down does not change it; any change to what the
-    lines compile to does. It protects against a source file edited while the program runs:
-    the body parsed from the file would then not be the body that runs.
-    """
-    from .fingerprint.values import fingerprint
-
-    jumps = set(dis.hasjrel) | set(dis.hasjabs)
-    h = xxhash.xxh3_128()
-    for line, ins in _instruction_lines(code):
-        if line is None or not first <= line <= last:
-            continue
-        h.update(ins.opname.encode() + b"\0")
-        arg = ins.argval
-        if ins.opcode in jumps and isinstance(arg, int):
-            h.update(b"j%d\0" % (arg - ins.offset))
-        elif isinstance(arg, types.CodeType):
-            h.update(b"c" + _running_code_fingerprint(arg, 0, sys.maxsize).encode())
-        elif isinstance(arg, str):
-            h.update(b"s" + arg.encode("utf-8", "surrogatepass") + b"\0")
-        elif arg is not None:
-            h.update(b"v" + fingerprint(arg).encode())
-    return h.hexdigest()
-
-
-def _block_function(
-    block: ast.With | ast.AsyncWith,
-    frame: types.FrameType,
-    namespace: dict[str, Any],
-    ignore: frozenset[str] = frozenset(),
-) -> types.FunctionType:
-    """The body as a function over the frame's names (what code fingerprints follow).
-
-    Names in ``ignore`` are hidden from it: they count neither as code nor as constants.
-    """
-    body = ast.Module(body=block.body, type_ignores=[])
-    text = ast.unparse(body)
-    scope = dict(frame.f_globals)
-    if namespace is not frame.f_globals:
-        scope.update(namespace)
-    for name in ignore:
-        scope.pop(name, None)
-    compiled = _compiled.get(text)
-    if compiled is None:
-        if len(_compiled) >= _PARSED_MAX:
-            _compiled.clear()
-        # One code object per body text, so codehash's per-code caches serve later entries.
-        compiled = _compiled[text] = compile(body, "<checkpoint_magic block>", "exec")
-    return types.FunctionType(compiled, scope)
-
-
-def _block_code_fingerprint(
-    block: ast.With | ast.AsyncWith | None,
-    frame: types.FrameType,
-    namespace: dict[str, Any],
-    produce: list[str],
-    data: dict[str, Any] | None = None,
-    ignore: frozenset[str] = frozenset(),
-) -> str:
-    """What identifies a block's code.
-
-    Parts: the normalized AST of the body; the bytecode running for the body's lines; the
-    user functions, classes and module attributes the body uses (followed transitively by
-    :mod:`checkpoint_magic.fingerprint.code`, on their running code); and the produced names.
-    """
-    from .fingerprint import code as codehash
-
-    h = xxhash.xxh3_128()
-    h.update(("produce:" + "\0".join(produce) + "\n").encode())
-    if block is None:
-        # No source (code typed into exec, a frozen app): the enclosing code's bytecode.
-        logger.debug(
-            "no source for %s; fingerprinting the enclosing code", frame.f_code.co_filename
-        )
-        h.update(b"bytecode:" + _running_code_fingerprint(frame.f_code, 0, sys.maxsize).encode())
-        return h.hexdigest()
-    body = ast.Module(body=block.body, type_ignores=[])
-    last = max(node.end_lineno or node.lineno for node in block.body)
-    text = ast.unparse(body)
-    h.update(b"ast:" + codehash.source_fingerprint(text).encode())
-    h.update(
-        b"running:" + _running_code_fingerprint(frame.f_code, block.body[0].lineno, last).encode()
-    )
-    # The body as a function over the frame's names: codehash follows what it references
-    # (helpers, classes, attributes of user modules, constants) like a function's globals;
-    # the data globals it reaches are returned in ``data`` (inputs).
-    function = _block_function(block, frame, namespace, ignore)
-    uses, found = codehash.code_inputs(function)
-    if data is not None:
-        data.update(found)
-        data[_CODE_KEY] = function.__code__
-    h.update(b"uses:" + uses.encode())
-    return h.hexdigest()
-
-
-# --------------------------------------------------------------------------- the context manager
 class InlineCheckpoint:
     """Cache what a ``with`` block produces; skip the block when its code and watched inputs are unchanged.
 
@@ -359,8 +130,8 @@ class InlineCheckpoint:
         produce = () if produce is None else produce
         self.produce = [produce] if isinstance(produce, str) else list(produce)
         self.ignore = frozenset([ignore] if isinstance(ignore, str) else ignore)
-        self._watch_nodes = [_parse_target(w, "watch") for w in self.watch]
-        self._produce_nodes = [_parse_target(p, "produce") for p in self.produce]
+        self._watch_nodes = [targets.parse_target(w, "watch") for w in self.watch]
+        self._produce_nodes = [targets.parse_target(p, "produce") for p in self.produce]
         self.store = store
         self.recompute = recompute
         self.name = name
@@ -377,7 +148,7 @@ class InlineCheckpoint:
         frame = sys._getframe(1)
         self._frame = frame
         namespace = self._namespace_dict(frame)
-        watched = _values(
+        watched = target_values(
             self.watch,
             self._watch_nodes,
             frame,
@@ -387,7 +158,7 @@ class InlineCheckpoint:
                 "the with statement or remove it from watch=[...]"
             ),
         )
-        block = _find_block(frame)
+        block = find_block(frame)
         reads: list[str] = []
         if block is not None:
             names = analyze_cell(ast.Module(body=block.body, type_ignores=[]))
@@ -395,7 +166,7 @@ class InlineCheckpoint:
             if self._infer_produce:
                 defined = definition_names(ast.Module(body=block.body, type_ignores=[]))
                 self.produce = [n for n in names.binds if n not in defined]
-                self._produce_nodes = [_parse_target(p, "produce") for p in self.produce]
+                self._produce_nodes = [targets.parse_target(p, "produce") for p in self.produce]
         filename = frame.f_code.co_filename
         base = os.path.basename(filename) if os.path.exists(filename) else "block"
         self._checkpointer = Checkpointer(
@@ -418,7 +189,7 @@ class InlineCheckpoint:
 
         def prepare() -> None:
             data: dict[str, Any] = {}
-            self._code_fp = _block_code_fingerprint(
+            self._code_fp = block_code_fingerprint(
                 block, frame, namespace, self.produce, data, self.ignore
             )
             self._inputs = self._infer_inputs(frame, namespace, reads, watched)
@@ -476,12 +247,12 @@ class InlineCheckpoint:
         self._file_labels: dict[str, str] = {}
         # The body's own names were inferred from its source (a name it only assigns is not
         # an input); what remains are the globals its helpers read.
-        mentioned = _block_names(block)
+        mentioned = block_names(block)
         data = {k: v for k, v in data.items() if k not in mentioned and k not in self._inputs}
         candidates = {
             os.fspath(v): v for v in self._inputs.values() if isinstance(v, (str, os.PathLike))
         }
-        code = data.pop(_CODE_KEY, None)
+        code = data.pop(CODE_KEY, None)
         if isinstance(code, types.CodeType):
             candidates.update((c, c) for c in code_path_constants(code))
         candidates = {k: v for k, v in candidates.items() if "file:" + k not in self.ignore}
@@ -501,7 +272,7 @@ class InlineCheckpoint:
 
     def _restore(self, frame: types.FrameType, result: LoadResult) -> None:
         namespace = self._namespace_dict(frame)
-        scopes = _scopes(frame, namespace)
+        scopes = frame_scopes(frame, namespace)
         for name, value in result.outputs.items():
             if name.startswith(_MUTATED):
                 target = self._inputs.get(name[len(_MUTATED) :], targets.MISSING)
@@ -509,7 +280,7 @@ class InlineCheckpoint:
                     logger.warning("cannot restore the state of %s", name[len(_MUTATED) :])
         if self._infer_produce:
             self.produce = [p for p in self.produce if p in result.outputs]
-            self._produce_nodes = [_parse_target(p, "produce") for p in self.produce]
+            self._produce_nodes = [targets.parse_target(p, "produce") for p in self.produce]
         for expr, node in zip(self.produce, self._produce_nodes, strict=True):
             targets.assign(
                 node,
@@ -520,7 +291,7 @@ class InlineCheckpoint:
                     f"cannot restore {expr}: {parent} does not exist"
                 ),
             )
-        _write_back_locals(frame)
+        write_back_locals(frame)
         if notes.enabled():  # scripts keep the seed's behaviour: a skipped block prints nothing
             replay_streams(result.outputs.get(_OUTPUT_KEY) or ())
         notes.note_hit(
@@ -531,7 +302,7 @@ class InlineCheckpoint:
         )
 
     def _install_skip(self, frame: types.FrameType, block: ast.With | ast.AsyncWith | None) -> None:
-        """Raise :class:`_SkipBody` in ``frame`` once the body starts (after any ``as`` target is bound)."""
+        """Raise :class:`SkipBody` in ``frame`` once the body starts (after any ``as`` target is bound)."""
         self._saved_trace = sys.gettrace()
         self._saved_frame_trace = frame.f_trace
         self._saved_opcodes = frame.f_trace_opcodes
@@ -547,7 +318,7 @@ class InlineCheckpoint:
             # The usual case: the first line event at or after the body's first line.
             def skip(frm: types.FrameType, event: str, arg: Any) -> Any:
                 if event == "line" and frm.f_lineno >= body_line:
-                    raise _SkipBody
+                    raise SkipBody
                 return skip
 
         else:
@@ -559,7 +330,7 @@ class InlineCheckpoint:
             def skip(frm: types.FrameType, event: str, arg: Any) -> Any:
                 if len(as_names) == 1 and frm.f_locals.get(as_names[0]) is not me:
                     return skip
-                raise _SkipBody
+                raise SkipBody
 
         def global_trace(frm: types.FrameType, event: Any, arg: Any) -> Any:
             # Other frames that start meanwhile (our own __exit__) go to the previous tracer.
@@ -584,13 +355,13 @@ class InlineCheckpoint:
             recorder.stop()
         if self.hit:
             self._uninstall_skip(frame)
-            return exc_type is _SkipBody
+            return exc_type is SkipBody
         if exc_type is not None or self._uncached:
             return False  # the body failed (propagate unchanged), or runs uncached: store nothing
         duration = time.perf_counter() - self._start
         namespace = self._namespace_dict(frame)
         if self._infer_produce:  # only what the body did set, and can be stored
-            scopes = _scopes(frame, namespace)
+            scopes = frame_scopes(frame, namespace)
             kept = [
                 (p, n)
                 for p, n in zip(self.produce, self._produce_nodes, strict=True)
@@ -599,7 +370,7 @@ class InlineCheckpoint:
             ]
             self.produce = [p for p, _ in kept]
             self._produce_nodes = [n for _, n in kept]
-        outputs = _values(
+        outputs = target_values(
             self.produce,
             self._produce_nodes,
             frame,

@@ -3,7 +3,7 @@
 ``x``, ``cfg.alpha``, ``params['C']``, ``x[0]`` and chains of those
 (``model.steps[0].coef_``) are targets; anything else (calls, operators, computed keys)
 is not. Used by :class:`~checkpoint_magic.inline.InlineCheckpoint` and the
-``%%checkpoint`` magic, which wrap the errors in their own types and messages.
+``%%checkpoint`` magic.
 
 Examples
 --------
@@ -23,42 +23,73 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..exceptions import InvalidArgumentError
+
 __all__ = ["MISSING", "assign", "parse_target", "resolve"]
 
 #: What :func:`resolve` returns for a target that does not exist.
 MISSING: Any = object()
 
 
-@functools.lru_cache(maxsize=1024)
-def parse_target(text: str) -> ast.expr:
-    """Parse a target; raise :class:`ValueError` for anything else.
+def parse_target(text: str, role: str = "target") -> ast.expr:
+    """Parse a target; raise :class:`~checkpoint_magic.exceptions.InvalidArgumentError` otherwise.
 
-    The parsed node is cached and shared: do not modify it.
+    The one place that says what a target is: ``InlineCheckpoint`` and the ``%%checkpoint``
+    magic (which turns the error into a ``UsageError``) both call it. The parsed node is
+    cached and shared: do not modify it.
+
+    Parameters
+    ----------
+    text : str
+        The target, e.g. ``"cfg.params['alpha']"``.
+    role : str, default "target"
+        What the caller calls it in an error message (``"watch"``, ``"--produce"``).
+
+    Returns
+    -------
+    ast.expr
+        The parsed name, attribute or subscript chain.
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``text`` is empty, not a string, or not a name, attribute path or literal subscript
+        (also a :class:`ValueError`).
 
     Examples
     --------
     >>> ast.unparse(parse_target("cfg.params['alpha']"))
     "cfg.params['alpha']"
-    >>> parse_target("f(x)")
+    >>> parse_target("f(x)", "watch")
     Traceback (most recent call last):
     ...
-    ValueError: 'f(x)' is not a name, an attribute path (f.a) or a subscript with a literal key (d['a'])
+    checkpoint_magic.exceptions.InvalidArgumentError: watch 'f(x)' is not a name, an attribute path (f.a) or a subscript with a literal key (d['a'])
     """
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidArgumentError(
+            f"{role} items must be non-empty strings such as 'x', 'f.a' or \"d['a']\", not {text!r}"
+        )
+    node = _parse(text)
+    if node is None:
+        raise InvalidArgumentError(
+            f"{role} {text!r} is not a name, an attribute path (f.a) or a subscript with a "
+            "literal key (d['a'])"
+        )
+    return node
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(text: str) -> ast.expr | None:
     try:
         node: ast.expr | None = ast.parse(text.strip(), mode="eval").body
     except SyntaxError:
-        node = None
+        return None
     current = node
     while isinstance(current, (ast.Attribute, ast.Subscript)):
         if isinstance(current, ast.Subscript) and literal_key(current.slice) is MISSING:
-            current = None
-            break
+            return None
         current = current.value
-    if node is None or not isinstance(current, ast.Name):
-        raise ValueError(
-            f"{text!r} is not a name, an attribute path (f.a) or a subscript with a literal key (d['a'])"
-        )
-    return node
+    return node if isinstance(current, ast.Name) else None
 
 
 def literal_key(node: ast.expr) -> Any:

@@ -95,7 +95,7 @@ def _split_names(values: list[str] | None, flag: str, text: str) -> list[str] | 
 
 
 def _parse_target(text: str, flag: str = "--watch") -> ast.expr:
-    """Parse a target (see :mod:`checkpoint_magic.core.targets`), else raise :class:`UsageError`.
+    """:func:`checkpoint_magic.core.targets.parse_target`, its error as a :class:`UsageError`.
 
     Examples
     --------
@@ -107,12 +107,9 @@ def _parse_target(text: str, flag: str = "--watch") -> ast.expr:
     IPython.core.error.UsageError: %%checkpoint: --watch 'x + 1' is not a name, an attribute path (f.a) or a subscript with a literal key (d['a'])
     """
     try:
-        return targets.parse_target(text)
-    except ValueError:
-        raise UsageError(
-            f"%%checkpoint: {flag} {text!r} is not a name, an attribute path (f.a) or a subscript "
-            "with a literal key (d['a'])"
-        ) from None
+        return targets.parse_target(text, flag)
+    except ValueError as exc:
+        raise UsageError(f"%%checkpoint: {exc}") from None
 
 
 def get_target(ns: Mapping[str, Any], text: str) -> Any:
