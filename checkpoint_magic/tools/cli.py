@@ -1,9 +1,9 @@
 """The ``checkpoint-magic`` command line: parse the options, run a command, print its output.
 
-The commands themselves are plain functions in :mod:`checkpoint_magic.tools.commands`
-(re-exported here) and their options are defined in :mod:`checkpoint_magic.tools.options`,
-both shared with the notebook magics; the user manual is the README's "Inspecting and
-maintaining the store". Exit codes: 0 success, 1 ``verify`` found damage it did not fix,
+The commands are plain functions in :mod:`checkpoint_magic.tools.commands` returning an
+:class:`~checkpoint_magic.tools.output.Output` (both re-exported here), and their options
+are defined in :mod:`checkpoint_magic.tools.options`, all shared with the notebook magics;
+the user manual is the README's "Inspecting and maintaining the store". Exit codes: 0 success, 1 ``verify`` found damage it did not fix,
 2 a usage error or an error that stopped the command (one line on stderr). Nothing here
 unpickles a stored value, so inspecting any store is safe.
 
@@ -34,21 +34,19 @@ from ..exceptions import CheckpointError
 from ..store.core import Store
 from .commands import (
     COMMANDS,
-    Output,
-    Table,
     call,
     clear_output,
     du_output,
     gc_output,
     ls_output,
     pin_output,
-    render_text,
     report_output,
     show_output,
     verify_output,
     why_output,
 )
 from .options import add_command_arguments, add_commands, build_parser
+from .output import Output, Table, render_text
 
 __all__ = [
     "COMMANDS",
