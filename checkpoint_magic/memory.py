@@ -1,9 +1,8 @@
 """``Memory``: the joblib.Memory interface scikit-learn asks for, backed by the shared store.
 
-``Pipeline(steps, memory=checkpoint_magic.Memory())`` makes scikit-learn cache each
-fitted transformer through :func:`checkpoint_magic.checkpoint`, so its caching keeps every
-code version, hashes arrays and frames at memory speed, and shows up in
-``checkpoint-magic ls`` next to everything else.
+``Pipeline(steps, memory=checkpoint_magic.Memory())`` caches each fitted transformer
+through :func:`checkpoint_magic.checkpoint`, so its caching keeps every code
+version and shows up in ``checkpoint-magic ls`` next to everything else.
 
 Examples
 --------
@@ -79,9 +78,14 @@ class Memory:
     ----------
     location : str, os.PathLike or Store, optional
         The store; default ``$CHECKPOINT_MAGIC_DIR`` or ``./.Lutil-checkpoint``.
-    verbose : int
+    verbose : int, default=0
         As in joblib: ``0`` is silent, ``>= 1`` prints a line before and after each call
         that computes, ``>= 10`` also one for each result loaded from the store.
+
+    Attributes
+    ----------
+    cached_functions : list of CheckpointedFunction
+        The functions cached through this object, in order.
 
     Notes
     -----
@@ -108,8 +112,32 @@ class Memory:
     ) -> Any:
         """Return ``func`` checkpointed in this memory's store (joblib.Memory.cache's signature).
 
-        ``mmap_mode`` is passed on (numpy results memory-mapped); other joblib options are
-        accepted and ignored.
+        Parameters
+        ----------
+        func : callable, optional
+            The function to cache; without it, a decorator is returned.
+        ignore : iterable of str, optional
+            Argument names that do not count in the key.
+        verbose : int, optional
+            Overrides the memory's ``verbose`` for this function.
+        mmap_mode : str, optional
+            Passed on: numpy results are memory-mapped in this mode (``"r"``, ...).
+        **kwargs
+            Other joblib options, accepted and ignored.
+
+        Returns
+        -------
+        CheckpointedFunction or callable
+            The checkpointed function (also appended to ``cached_functions``), or a decorator
+            when ``func`` is ``None``.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> memory = Memory(tempfile.mkdtemp())
+        >>> double = memory.cache(lambda x: 2 * x)
+        >>> double(21), double.is_cached(21)
+        (42, True)
         """
         if func is None:
             return lambda f: self.cache(f, ignore=ignore, verbose=verbose, mmap_mode=mmap_mode)
@@ -125,7 +153,13 @@ class Memory:
         return cached
 
     def clear(self, warn: bool = True) -> None:
-        """Delete the entries of every function cached through this object (joblib's ``clear``)."""
+        """Delete the entries of every function cached through this object (joblib's ``clear``).
+
+        Parameters
+        ----------
+        warn : bool, default=True
+            Accepted for joblib compatibility; ignored.
+        """
         for cached in self.cached_functions:
             cached.clear()
 
@@ -135,7 +169,9 @@ class Memory:
         items_limit: int | None = None,
         age_limit: datetime.timedelta | None = None,
     ) -> int:
-        """Evict this memory's entries to fit the limits, least recently used first (joblib's ``reduce_size``).
+        """Evict this memory's entries to fit the limits, least recently used first.
+
+        The counterpart of joblib's ``Memory.reduce_size``.
 
         Only entries cached through a :class:`Memory` (``sklearn-memory:`` names) in this
         store count and are evicted; other entries of the shared store are left alone, and
@@ -155,6 +191,12 @@ class Memory:
         -------
         int
             How many entries were evicted.
+
+        Raises
+        ------
+        InvalidArgumentError
+            If ``age_limit`` is not a ``timedelta``, ``items_limit`` is negative or
+            ``bytes_limit`` is not a size.
 
         Examples
         --------

@@ -1,8 +1,8 @@
 """The arguments of ``%%checkpoint``: parsing its magic line and the target paths it names.
 
 A target is a name, an attribute path (``cfg.alpha``) or a subscript with a literal key
-(``params['C']``); :func:`_get` and :func:`_set` read and write one in a namespace. Used by
-:mod:`checkpoint_magic.notebook.magic`.
+(``params['C']``); :func:`get_target` and :func:`set_target` read and write one in a
+namespace. Used by :mod:`checkpoint_magic.notebook.magic`.
 """
 
 from __future__ import annotations
@@ -29,13 +29,46 @@ def usage(magic: Any) -> str:
 
     The ``@argument`` declarations on the magic are the single source of its usage and
     help text; this only reflows argparse's usage into one line with a pointer to the help.
+
+    Parameters
+    ----------
+    magic : callable
+        A function decorated with ``@magic_arguments()`` (it has a ``parser``).
+
+    Returns
+    -------
+    str
+        ``usage: %%checkpoint [-w NAME ...] ...   (details: %%checkpoint?)``.
     """
     text = " ".join(magic.parser.format_usage().replace("::", "").split())
     return f"usage: %%{text.lstrip('%')}   (details: %%checkpoint?)"
 
 
 def parse_args(magic: Any, line: str) -> Any:
-    """Parse the magic line of ``%%checkpoint`` (declared on ``magic``); bad input raises ``UsageError``."""
+    """Parse the magic line of ``%%checkpoint`` (declared on ``magic``) and check it.
+
+    ``--watch``/``--produce`` lists are flattened (``-w a b -w c,d``) and each target
+    checked; quotes around ``--name`` and ``--store`` are removed.
+
+    Parameters
+    ----------
+    magic : callable
+        The magic method carrying the ``@argument`` declarations.
+    line : str
+        The text after ``%%checkpoint``.
+
+    Returns
+    -------
+    argparse.Namespace
+        ``watch``, ``produce`` (lists or ``None``), ``recompute``, ``name``, ``store``,
+        ``quiet``.
+
+    Raises
+    ------
+    UsageError
+        For unknown options, unbalanced quotes, a bad target, a reserved ``--produce``
+        name, an empty ``--name`` or a ``--store`` that is empty or a file.
+    """
     text = usage(magic)
     try:
         args = parse_argstring(magic, line)
@@ -104,7 +137,7 @@ def _parse_target(text: str, flag: str = "--watch") -> ast.expr:
     >>> _parse_target("x + 1")
     Traceback (most recent call last):
     ...
-    IPython.core.error.UsageError: %%checkpoint: --watch 'x + 1' is not a name, an attribute path (f.a) or a subscript with a literal key (d['a'])
+    IPython.core.error.UsageError: %%checkpoint: --watch 'x + 1' is not a name, ...
     """
     try:
         return targets.parse_target(text, flag)
@@ -113,12 +146,50 @@ def _parse_target(text: str, flag: str = "--watch") -> ast.expr:
 
 
 def get_target(ns: Mapping[str, Any], text: str) -> Any:
-    """The value at a target path in ``ns``, or ``_MISSING``."""
+    """The value at a target path in ``ns``, or :data:`MISSING`.
+
+    Parameters
+    ----------
+    ns : mapping of str to object
+        The namespace (the user's).
+    text : str
+        A target: ``x``, ``cfg.alpha`` or ``params['C']``.
+
+    Returns
+    -------
+    object
+        The value, or :data:`MISSING` when the name, attribute or key does not exist.
+
+    Raises
+    ------
+    UsageError
+        If ``text`` is not a valid target.
+
+    Examples
+    --------
+    >>> get_target({"params": {"C": 1.0}}, "params['C']"), get_target({}, "x") is MISSING
+    (1.0, True)
+    """
     return targets.resolve(_parse_target(text), [ns])
 
 
 def set_target(ns: dict[str, Any], text: str, value: Any) -> None:
-    """Set the target ``text`` in ``ns`` (its parent object must exist)."""
+    """Set the target ``text`` in ``ns`` (its parent object must exist).
+
+    Parameters
+    ----------
+    ns : dict of str to object
+        The namespace (the user's).
+    text : str
+        A target: ``x``, ``cfg.alpha`` or ``params['C']``.
+    value : object
+        The value to set.
+
+    Raises
+    ------
+    MissingProducedNameError
+        If the object holding the attribute or key does not exist.
+    """
     targets.assign(
         _parse_target(text),
         value,

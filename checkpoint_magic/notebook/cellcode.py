@@ -9,11 +9,14 @@ it ran, and the line shown on a hit.
 Examples
 --------
 >>> import ast
->>> tree = ast.parse("import numpy as np\\nfor i in range(3):\\n    total = i\\nwith open('f') as fh:\\n    pass")
+>>> source = "import numpy as np\\nfor i in range(3):\\n    total = i\\nwith open('f') as fh:\\n    pass"
+>>> tree = ast.parse(source)
 >>> sorted(incidental_names(tree))
 ['fh', 'i', 'np']
->>> top_level_await(ast.parse("x = await f()")), top_level_await(ast.parse("async def f(): await g()"))
-(1, None)
+>>> top_level_await(ast.parse("x = await f()"))
+1
+>>> top_level_await(ast.parse("async def f(): await g()")) is None
+True
 """
 
 from __future__ import annotations
@@ -64,6 +67,16 @@ def incidental_names(tree: ast.AST) -> set[str]:
 
     They are restored on a hit, like every name the cell binds, but they do not name the
     cell's entries and are not listed in the line a hit shows.
+
+    Parameters
+    ----------
+    tree : ast.AST
+        The parsed cell.
+
+    Returns
+    -------
+    set of str
+        The incidental names (a name also assigned at top level is not incidental).
     """
     incidental: set[str] = set()
     other: set[str] = set()
@@ -84,7 +97,19 @@ def incidental_names(tree: ast.AST) -> set[str]:
 
 
 def top_level_await(tree: ast.AST) -> int | None:
-    """The line of the first ``await`` (``async for``/``async with``) at the cell's top level, or ``None``."""
+    """The line of the cell's first top-level ``await`` (or ``async for``/``async with``).
+
+    Parameters
+    ----------
+    tree : ast.AST
+        The parsed cell.
+
+    Returns
+    -------
+    int or None
+        The line number, or ``None`` when nothing at top level awaits (awaits inside an
+        ``async def`` do not count).
+    """
     for node in _top_level_nodes(tree):
         if isinstance(node, (ast.Await, ast.AsyncFor, ast.AsyncWith)):
             return getattr(node, "lineno", 0)
@@ -94,7 +119,19 @@ def top_level_await(tree: ast.AST) -> int | None:
 
 
 def uses_timing_magic(cell: str) -> bool:
-    """Whether the cell times itself (``%time``, ``%timeit``, ``%prun``): its replayed timings are old.
+    """Whether the cell times itself (``%time``, ``%timeit``, ``%prun``).
+
+    If so, the timings its replayed output shows are from the stored run.
+
+    Parameters
+    ----------
+    cell : str
+        The cell's source, before IPython's transformations.
+
+    Returns
+    -------
+    bool
+        True when a line starts with a timing magic.
 
     Examples
     --------
@@ -107,11 +144,29 @@ def uses_timing_magic(cell: str) -> bool:
 def restored_line(
     tree: ast.AST, cell: str, restored: list[str], created: float, duration: float
 ) -> str:
-    """The line shown after a hit's replayed output: the produced names, when, how long.
+    r"""The line shown after a hit's replayed output: the produced names, when, how long.
+
+    Parameters
+    ----------
+    tree : ast.AST
+        The parsed cell (its incidental names are not listed).
+    cell : str
+        The cell's source (a timing magic adds a warning that its timings are old).
+    restored : list of str
+        The names restored.
+    created : float
+        When the entry was stored (seconds since the epoch).
+    duration : float
+        Seconds the stored run took.
+
+    Returns
+    -------
+    str
+        One line, e.g. ``restored total (computed 2024-05-01 10:00:00, took 4.6 s; ...)``.
 
     Examples
     --------
-    >>> tree = ast.parse("for i in range(3):\\n    total = i\\n    d[i] = i")
+    >>> tree = ast.parse("for i in range(3):\n    total = i\n    d[i] = i")
     >>> restored_line(tree, "", ["i", "total"], 0.0, 4.62)  # doctest: +ELLIPSIS
     'restored total (computed 1970-01-01 ..., took 4.6 s; cell skipped)'
     """
@@ -137,6 +192,16 @@ def user_modules_loaded_since(before: set[int]) -> list[str]:
     its origin (its file outside the standard library and site-packages), so standard
     library and installed modules never count.
 
+    Parameters
+    ----------
+    before : set of int
+        ``id()`` of every module in ``sys.modules`` before the cell ran.
+
+    Returns
+    -------
+    list of str
+        The names of the new user modules, sorted.
+
     Examples
     --------
     >>> before = {id(m) for m in list(sys.modules.values())}
@@ -160,6 +225,16 @@ def user_modules_loaded_since(before: set[int]) -> list[str]:
 def default_namespace(produced: list[str]) -> str:
     """``cell:`` and the produced names (a few of them), e.g. ``cell:X_pca,pca``.
 
+    Parameters
+    ----------
+    produced : list of str
+        The names the cell produces.
+
+    Returns
+    -------
+    str
+        The namespace a cell's entries are listed under without ``--name``.
+
     Examples
     --------
     >>> default_namespace(["X", "y"]), default_namespace([]), default_namespace(list("abcdef"))
@@ -172,7 +247,23 @@ def default_namespace(produced: list[str]) -> str:
 
 
 def ends_with_semicolon(source: str) -> bool:
-    """Whether the cell ends with ``;`` (IPython then shows no ``Out[n]``)."""
+    r"""Whether the cell ends with ``;`` (IPython then shows no ``Out[n]``).
+
+    Parameters
+    ----------
+    source : str
+        The transformed cell source.
+
+    Returns
+    -------
+    bool
+        IPython's own answer; False for source it cannot tokenize.
+
+    Examples
+    --------
+    >>> ends_with_semicolon("x = 1\nx;"), ends_with_semicolon("x")
+    (True, False)
+    """
     from IPython.core.displayhook import DisplayHook
 
     try:

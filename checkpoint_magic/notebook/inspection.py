@@ -1,26 +1,10 @@
-"""Notebook inspection magics: ``%checkpoint_store <command>`` and ``%checkpoint_why NAME``, as HTML tables.
+"""Notebook inspection magics: ``%checkpoint_store <command>`` and ``%checkpoint_why NAME``.
 
-One line magic mirrors the ``checkpoint-magic`` command line (same commands, same
-options, same tables, rendered as HTML)::
-
-    %checkpoint_store ls                      # entries grouped by function, block or cell
-    %checkpoint_store ls fit_model            # the entries of one name (or: ls -l for all)
-    %checkpoint_store show 3fa9c1             # one entry (a unique key prefix is enough)
-    %checkpoint_store du
-    %checkpoint_store gc --max-size 1GB --max-age 30d --keep-versions 3 --dry-run
-    %checkpoint_store verify --fix
-    %checkpoint_store pin 3fa9c1 / unpin 3fa9c1 / clear [NAME] / why NAME
-    %checkpoint_why fit_model                 # short for %checkpoint_store why fit_model
-
-``--store PATH`` picks the store (default ``$CHECKPOINT_MAGIC_DIR`` or
-``./.Lutil-checkpoint``); ``--json`` returns the data (dicts and lists) instead of a
-table. The commands and options are the command line's own definition
-(:func:`checkpoint_magic.tools.cli.add_commands`), with the same validation. Bad input, and an
-error that stops a command (not a store, a newer format, a file system error), raise
-:class:`~IPython.core.error.UsageError`. The extension
-(:mod:`checkpoint_magic.notebook.magic`) calls :func:`register` and :func:`unregister`; a
-:class:`~checkpoint_magic.store.Store` shown in a notebook renders with
-:func:`store_html`. IPython is imported only when the magics are registered.
+The command line's own commands and options
+(:func:`checkpoint_magic.tools.options.add_commands`), rendered as HTML tables; errors that
+stop a command raise :class:`~IPython.core.error.UsageError`. Also the HTML view of a
+:class:`~checkpoint_magic.store.Store` (:func:`store_html`). IPython is imported only when
+:func:`register` runs.
 
 Examples
 --------
@@ -59,10 +43,21 @@ _CELL = "padding:2px 8px;border-bottom:1px solid #ddd"
 def render_html(blocks: Sequence[Table | str]) -> str:
     """HTML rendering of an output's blocks: tables for tables, paragraphs for lines.
 
+    Parameters
+    ----------
+    blocks : sequence of Table or str
+        The blocks of an :class:`~checkpoint_magic.tools.cli.Output`.
+
+    Returns
+    -------
+    str
+        One ``<div class="checkpoint-magic">`` with the blocks, text escaped.
+
     Examples
     --------
-    >>> print(render_html([Table(["A"], [["<x>"]]), "done"]))  # doctest: +ELLIPSIS
-    <div class="checkpoint-magic"><table ...><thead><tr><th ...>A</th></tr></thead><tbody><tr><td ...>&lt;x&gt;</td></tr></tbody></table><p>done</p></div>
+    >>> html = render_html([Table(["A"], [["<x>"]]), "done"])
+    >>> html.startswith('<div class="checkpoint-magic"><table'), "&lt;x&gt;" in html
+    (True, True)
     """
     parts = ['<div class="checkpoint-magic">']
     for block in blocks:
@@ -91,7 +86,17 @@ def render_html(blocks: Sequence[Table | str]) -> str:
 class Rendered:
     """What ``%checkpoint_store`` returns: shown as HTML in a notebook, as text elsewhere.
 
-    ``data`` holds what ``--json`` would return; ``code`` the CLI's exit code.
+    Parameters
+    ----------
+    output : Output
+        The command's result (:func:`checkpoint_magic.tools.cli.run`).
+
+    Attributes
+    ----------
+    data : object
+        What ``--json`` would return.
+    code : int
+        The command line's exit code.
     """
 
     def __init__(self, output: Output):
@@ -120,7 +125,18 @@ class _Html:
 
 
 def store_html(store: Store) -> str:
-    """The ``ls`` table of a store, as HTML (registered with IPython for ``Store``); never raises."""
+    """The ``ls`` table of a store, as HTML (registered with IPython for ``Store``); never raises.
+
+    Parameters
+    ----------
+    store : Store
+        The store to show.
+
+    Returns
+    -------
+    str
+        The HTML table; an error that stops the listing is shown as a line instead.
+    """
     from ..exceptions import CheckpointError
 
     try:
@@ -131,7 +147,7 @@ def store_html(store: Store) -> str:
 
 
 def _execute(args: argparse.Namespace) -> Any:
-    """Call the command's plain function (:data:`checkpoint_magic.tools.cli.COMMANDS`) with the parsed options."""
+    """Call the command's function (:data:`checkpoint_magic.tools.cli.COMMANDS`) with the options."""
     from IPython.core.error import UsageError
 
     from ..exceptions import CheckpointError
@@ -160,7 +176,7 @@ def _build() -> dict[str, Callable[[str], Any]]:
 
     @magic_arguments()
     def checkpoint_store(line: str) -> Any:
-        """Inspect, budget and check the checkpoint store (the checkpoint-magic CLI, as HTML tables)."""
+        """Inspect, budget and check the checkpoint store (the checkpoint-magic CLI, as HTML)."""
         from IPython.core.error import UsageError
 
         from ..tools.cli import suggest_command
@@ -178,7 +194,7 @@ def _build() -> dict[str, Callable[[str], Any]]:
 
     @magic_arguments()
     def checkpoint_why(line: str) -> Any:
-        """Why NAME recomputed although entries existed (the code changed, an input changed, a new input)."""
+        """Why NAME recomputed although entries existed (code changed, an input changed, ...)."""
         args = parse_argstring(checkpoint_why, line)
         args.command = "why"
         return _execute(args)
@@ -197,6 +213,11 @@ def register(ip: Any) -> None:
 
     The store knows nothing of notebooks: its HTML rendering (:func:`store_html`) is handed
     to IPython's HTML formatter here, for the :class:`~checkpoint_magic.store.Store` type.
+
+    Parameters
+    ----------
+    ip : IPython.core.interactiveshell.InteractiveShell
+        The shell to register in.
     """
     from ..store.core import Store
 
@@ -206,7 +227,13 @@ def register(ip: Any) -> None:
 
 
 def unregister(ip: Any) -> None:
-    """Remove what :func:`register` added (only if it is still ours)."""
+    """Remove what :func:`register` added (only if it is still ours).
+
+    Parameters
+    ----------
+    ip : IPython.core.interactiveshell.InteractiveShell
+        The shell to remove them from.
+    """
     from ..store.core import Store
 
     html_formatter = ip.display_formatter.formatters["text/html"]

@@ -1,53 +1,15 @@
 r"""The IPython extension: ``%load_ext checkpoint_magic`` and the ``%%checkpoint`` cell magic.
 
-``%%checkpoint`` owns its cell. It fingerprints the cell's code and inputs, looks them up
-in the store and, on a hit, does **not** run the cell: it restores the variables the cell
-produced, replays the cell's output as it first appeared (stdout/stderr, rich displays
-such as HTML tables, images and matplotlib figures, a progress widget in its final
-state, and the value of the last expression as ``Out[n]``) and, after it, shows one note
-(:mod:`checkpoint_magic.ui.notes`) saying what was restored, when it was computed and how
-long that took. On a miss it runs the cell with its output shown live *and*
-recorded, then stores the produced variables and the recorded output as one entry.
+On a hit ``%%checkpoint`` does not run its cell: it restores the variables and replays
+the output stored by the run that missed. What counts and what is restored: the README.
 
-What identifies a cell's computation:
-
-* **code**: the normalized AST and the bytecode of the cell (IPython syntax transformed
-  first; code passed to line magics such as ``%time`` included), the code of the functions
-  and classes it uses and of the user functions and classes those reach, all through
-  :func:`checkpoint_magic.fingerprint.code.code_fingerprint`; installed modules by name and
-  version, a local (user) module by the *running* code of the attributes the cell uses
-  (``mylib.f``) and, transitively, of the user code they reach (a ``helpers`` module that
-  ``mylib`` imports included); and the ``--produce`` list. A module file edited but not
-  reloaded therefore counts as the old code that still runs;
-* **inputs**: with ``--watch``, exactly the watched values; otherwise the data the cell
-  reads from the namespace before assigning it (see :mod:`checkpoint_magic.core.names`),
-  plus the global data read by the user code it reaches (notebook globals, and a user
-  module's data as ``module.name``).
-
-The cell's leading ``import`` statements run before it is fingerprinted (the cell would
-run them first anyway), so that a user module they load counts by its code. A user
-module first imported later while the cell runs could not count: the result is not
-stored (one :class:`~checkpoint_magic.exceptions.UncachedWarning`). Modules are compared by
-identity and origin, so a new *name* for a loaded module (``__mp_main__``, which
-``multiprocessing`` aliases to ``__main__`` at a tqdm bar's or a process pool's first
-use) and standard-library or installed modules never count. Top-level ``await`` is a
-:class:`~IPython.core.error.UsageError`.
-
-What is restored: with ``--produce``, exactly those; otherwise every name the cell binds
-at top level that is set after the run (open files and generators excepted), plus any
-input the cell *mutated* in place (``df['z'] = ...``, ``model.fit(X, y)``), found by
-fingerprinting the inputs again after the run. An inferred output that cannot be stored
-(an executor, a lock, a socket) is left out of the entry with one note naming it. Top-level ``import``, ``def`` and
-``class`` statements are re-executed on a hit (cheap, and functions keep their live
-globals and source) instead of being unpickled.
-
-Not replayed: effects outside the namespace (files written, global random state, shell
-commands) and output written by C code or by loggers that hold an old ``sys.stderr``.
+Design notes: the cell's leading imports run before it is fingerprinted, so a user module
+they load counts by its running code (a module first imported later would not count: the
+result is then not stored). Top-level ``def``/``class``/``import`` are re-executed on a
+hit rather than unpickled, so functions keep their live globals and source.
 
 Examples
 --------
-The magic needs an IPython shell; here the test one (in a notebook: ``%load_ext checkpoint_magic``):
-
 >>> import tempfile
 >>> from IPython.testing.globalipapp import get_ipython
 >>> ip = get_ipython()
@@ -128,6 +90,11 @@ def load_ipython_extension(ip: Any) -> None:
 
     Loading twice replaces the earlier registration; a magic of the same name that
     existed before is remembered and put back by :func:`unload_ipython_extension`.
+
+    Parameters
+    ----------
+    ip : IPython.core.interactiveshell.InteractiveShell
+        The shell to extend.
     """
     unload_ipython_extension(ip)
     magics = CheckpointMagics(ip)
@@ -156,6 +123,11 @@ def unload_ipython_extension(ip: Any) -> None:
     of :mod:`checkpoint_magic.notebook.inspection` (and the ``Store`` HTML view) and one
     ``post_execute`` callback that writes hit counts; all its magics are removed (a magic it
     had shadowed is restored), and so are its registry entry and the callback.
+
+    Parameters
+    ----------
+    ip : IPython.core.interactiveshell.InteractiveShell
+        The shell the extension was loaded in.
     """
     from ..store.usage import flush_usage
     from .inspection import unregister
@@ -234,13 +206,30 @@ class CheckpointMagics(Magics):
     )
     @cell_magic
     def checkpoint(self, line: str, cell: str) -> Any:
-        """Skip this cell when its code and inputs are unchanged: restore its variables and replay its output.
+        """Skip this cell when its code and inputs are unchanged: restore and replay it instead.
 
         The first run executes the cell (output shown as usual) and stores what it
         produced together with its output. Later runs with the same code and inputs,
         also in a new kernel, restore the variables and replay the output instead of
         running the cell. Changing the cell's code, an input, a function it calls or a
         package version makes it run again (every version's result stays stored).
+
+        Parameters
+        ----------
+        line : str
+            The options after ``%%checkpoint`` (``--watch``, ``--produce``, ...).
+        cell : str
+            The cell's code.
+
+        Returns
+        -------
+        object
+            The cell's last expression (``Out[n]``), run or replayed, or ``None``.
+
+        Raises
+        ------
+        UsageError
+            For bad options, an empty cell or top-level ``await``.
 
         Examples::
 
@@ -267,7 +256,7 @@ class _ModuleRef:
 
 
 class _CellRun:
-    """Everything one ``%%checkpoint`` execution does: fingerprint, then restore or run and store."""
+    """One ``%%checkpoint`` execution: fingerprint, then restore, or run and store."""
 
     def __init__(self, ip: Any, args: Any, line: str, cell: str):
         self.ip = ip
@@ -342,7 +331,7 @@ class _CellRun:
         return code_fp, parts, inputs, self.cp.fingerprint_inputs(inputs)
 
     def _candidate(self, name: str) -> Any:
-        """The namespace value of a name the cell reads, or _MISSING (undefined, builtin, IPython's own)."""
+        """The value of a name the cell reads, or MISSING (undefined, builtin, IPython's own)."""
         value = self.ns.get(name, MISSING)
         if value is MISSING:
             return MISSING
@@ -454,7 +443,7 @@ class _CellRun:
 
     # ------------------------------------------------------------------ a miss
     def _execute(self) -> tuple[Any, list[dict[str, Any]], float]:
-        """Run the cell in the user namespace, output shown live and recorded; return (value, events, seconds)."""
+        """Run the cell, output shown live and recorded; return (value, events, seconds)."""
         __tracebackhide__ = True
         tree = self.ip.transform_ast(self.tree)
         body = list(tree.body)
@@ -551,7 +540,7 @@ class _CellRun:
         return value if self.show_result else None  # IPython would not show `x;` either
 
     def _mutated(self, before: dict[str, Any], input_fps: Mapping[str, str]) -> dict[str, Any]:
-        """Inputs the cell modified in place (same object, new fingerprint): they are outputs too."""
+        """Inputs the cell modified in place (same object, new fingerprint): outputs too."""
         same = {
             name: value
             for name, value in before.items()

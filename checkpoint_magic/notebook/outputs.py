@@ -1,11 +1,7 @@
-"""Output capture and replay of ``%%checkpoint`` cells: what a cell showed, recorded and shown again.
+"""Output capture and replay of ``%%checkpoint`` cells: what a cell showed, shown again.
 
-On a miss :class:`Recorder` tees stdout/stderr and the display publisher while the cell
-runs, so its output is shown live *and* recorded as events in order (stream text, rich
-displays such as HTML tables, images and matplotlib figures, ``clear_output``). On a hit
-:func:`replay` publishes those events again, and :class:`ReplayedResult` stands for a
-last-expression value whose display was stored instead of the value. Used by
-:mod:`checkpoint_magic.notebook.magic`.
+On a miss :class:`Recorder` records stream text, rich displays and ``clear_output`` as
+ordered events while they are shown live; on a hit :func:`replay` publishes them again.
 """
 
 from __future__ import annotations
@@ -31,7 +27,22 @@ _UNSET: Any = object()
 
 
 class ReplayedResult:
-    """The stored display of a last-expression value that could not be stored itself."""
+    """The stored display of a last-expression value that could not be stored itself.
+
+    IPython shows it through ``_repr_mimebundle_`` exactly as the value was shown.
+
+    Parameters
+    ----------
+    data : dict
+        The display's MIME bundle (``{"text/plain": ..., "text/html": ...}``).
+    metadata : dict
+        The display's metadata.
+
+    Examples
+    --------
+    >>> ReplayedResult({"text/plain": "<Model>"}, {})
+    <Model>
+    """
 
     def __init__(self, data: dict[str, Any], metadata: dict[str, Any]):
         self._data = data
@@ -47,7 +58,16 @@ class ReplayedResult:
 
 
 class Recorder:
-    """Tee stdout/stderr and the display publisher: output is shown live and recorded in order."""
+    """Tee stdout/stderr and the display publisher: output is shown live and recorded in order.
+
+    A context manager for one cell run; ``events`` then holds stream, display and
+    ``clear_output`` events in order, as :func:`replay` takes them.
+
+    Parameters
+    ----------
+    ip : IPython.core.interactiveshell.InteractiveShell
+        The shell whose ``display_pub`` is recorded.
+    """
 
     def __init__(self, ip: Any):
         self.ip = ip
@@ -99,7 +119,7 @@ class Recorder:
 
 
 def _widget_text(widget: Any) -> tuple[str, str] | None:
-    """Text and HTML of a widget's current state: labels and progress bars, in order (a tqdm bar)."""
+    """Text and HTML of a widget's current state: labels and progress bars, in order (tqdm)."""
     parts: list[tuple[str, str]] = []
     for child in getattr(widget, "children", None) or (widget,):
         value, top = getattr(child, "value", None), getattr(child, "max", None)
@@ -122,6 +142,11 @@ def final_widget_state(event: dict[str, Any]) -> None:
     display holds its first state (a tqdm bar at 0%); and its model dies with the kernel.
     The final state is stored as text and HTML; a widget that cannot be read keeps its
     first representation.
+
+    Parameters
+    ----------
+    event : dict
+        A recorded display event; its ``data`` is updated in place.
     """
     ipywidgets = sys.modules.get("ipywidgets")
     model_id = (event["data"].get(_WIDGET_MIME) or {}).get("model_id")
@@ -139,7 +164,16 @@ def final_widget_state(event: dict[str, Any]) -> None:
 
 
 def flush_inline_figures(ip: Any) -> None:
-    """Show the figures the cell drew now (inside the recording), not after the cell as IPython would."""
+    """Show the figures the cell drew now (inside the recording), not after the cell.
+
+    IPython's inline backend would show them in a ``post_execute`` callback, after the
+    recording stopped; this flushes them only if that callback is registered.
+
+    Parameters
+    ----------
+    ip : IPython.core.interactiveshell.InteractiveShell
+        The shell running the cell.
+    """
     backend = sys.modules.get("matplotlib_inline.backend_inline")
     if backend is None:
         return
@@ -150,7 +184,7 @@ def flush_inline_figures(ip: Any) -> None:
 
 @contextmanager
 def closing_new_figures() -> Iterator[None]:
-    """Close figures that unpickling restored values registered with pyplot (their image is replayed)."""
+    """Close figures that unpickling restored values registered with pyplot (images are replayed)."""
     pyplot = sys.modules.get("matplotlib.pyplot")
     before = set(pyplot.get_fignums()) if pyplot is not None else set()
     try:
@@ -163,7 +197,18 @@ def closing_new_figures() -> Iterator[None]:
 
 
 def replay(ip: Any, events: Any) -> None:
-    """Write the recorded output again, in its original order."""
+    """Write the recorded output again, in its original order.
+
+    A widget display whose model lived in the old kernel is shown by its text or HTML
+    fallback (or skipped if it has none).
+
+    Parameters
+    ----------
+    ip : IPython.core.interactiveshell.InteractiveShell
+        The shell to publish displays to.
+    events : iterable of dict
+        Events recorded by :class:`Recorder`.
+    """
     for event in events:
         kind = event.get("type")
         if kind == "stream":

@@ -45,7 +45,23 @@ NEW_STYLE_TAGS = _get_tags is not None
 
 
 def is_passthrough(estimator: Any) -> bool:
-    """Whether a pipeline step is ``None``, ``"passthrough"`` or ``"drop"``."""
+    """Whether a pipeline step is ``None``, ``"passthrough"`` or ``"drop"``.
+
+    Parameters
+    ----------
+    estimator : object
+        A pipeline step.
+
+    Returns
+    -------
+    bool
+        True for the placeholders scikit-learn skips.
+
+    Examples
+    --------
+    >>> is_passthrough("passthrough"), is_passthrough(None), is_passthrough(len)
+    (True, True, False)
+    """
     return estimator is None or (
         isinstance(estimator, str) and estimator in ("passthrough", "drop")
     )
@@ -201,6 +217,18 @@ def getattr_nested(estimator: Any, attr: str) -> Any:
 def is_wrapped(estimator: Any, wrapper: type) -> bool:
     """Return True if ``estimator`` is, or wraps at any depth, an instance of ``wrapper``.
 
+    Parameters
+    ----------
+    estimator : object
+        An estimator, wrapped or not.
+    wrapper : type
+        A wrapper class, such as :class:`~checkpoint_magic.pipelines.SampleWrapper`.
+
+    Returns
+    -------
+    bool
+        Whether ``wrapper`` appears in the chain of wrappers.
+
     Examples
     --------
     >>> from sklearn.preprocessing import FunctionTransformer
@@ -218,6 +246,17 @@ def is_wrapped(estimator: Any, wrapper: type) -> bool:
 
 def unwrap(estimator: Any) -> Any:
     """Return the innermost estimator under any number of wrappers (fitted copy preferred).
+
+    Parameters
+    ----------
+    estimator : object
+        An estimator, wrapped or not.
+
+    Returns
+    -------
+    object
+        The innermost estimator: at each level the fitted ``estimator_`` if it exists,
+        otherwise ``estimator``. ``estimator`` itself when it is not a wrapper.
 
     Examples
     --------
@@ -317,7 +356,22 @@ class BaseWrapper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None): 
             return {"requires_fit": estimator_requires_fit(self.estimator)}
 
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> Any:
-        """Fit to ``X`` then transform ``X`` (``y`` is passed to ``fit`` only when given)."""
+        """Fit to ``X`` then transform ``X`` (``y`` is passed to ``fit`` only when given).
+
+        Parameters
+        ----------
+        X : list of Sample or SampleSet
+            The input samples.
+        y : array-like, default=None
+            Targets, passed to ``fit`` when not ``None``.
+        **fit_params : dict
+            Passed to ``fit``.
+
+        Returns
+        -------
+        list of Sample or SampleSet
+            ``self.fit(X, ...).transform(X)``.
+        """
         if y is None:
             return self.fit(X, **fit_params).transform(X)
         return self.fit(X, y, **fit_params).transform(X)

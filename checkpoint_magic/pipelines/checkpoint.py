@@ -1,10 +1,7 @@
 """``CheckpointWrapper``: save each sample's result, and the fitted model, to disk; reuse them.
 
-``transform`` keeps one file per sample, named by the sample's ``key``, under
-``features_dir``; only the samples without a file are computed (in one batched call), the
-others are returned as :class:`~checkpoint_magic.pipelines.DelayedSample` objects that read
-their file when their data is used. ``fit`` loads the model saved at ``model_path`` instead
-of fitting, or fits and saves it.
+One file per sample key under ``features_dir``; only samples without a valid file are
+computed (in one batched call), the others come back as delayed samples reading their file.
 """
 
 from __future__ import annotations
@@ -96,40 +93,40 @@ class CheckpointWrapper(BaseWrapper):
 
     Parameters
     ----------
-    estimator
+    estimator : estimator object
         A sample-aware estimator, usually a
         :class:`~checkpoint_magic.pipelines.SampleWrapper`: it takes samples and returns
         samples.
-    features_dir
+    features_dir : str or os.PathLike, default=None
         Directory of the per-sample files. ``None``: ``transform`` is not checkpointed.
-    model_path
+    model_path : str or os.PathLike, default=None
         File of the fitted model (cloudpickle). ``None``: the model is not checkpointed.
         Parent directories are created.
-    extension
+    extension : str, default=".h5"
         Suffix of the per-sample files: ``""`` or a suffix that starts with ``.``
         (``".h5"``, ``".tar.gz"``), without path separators or ``..``.
-    save_func, load_func
+    save_func, load_func : callable, default=None
         ``save_func(data, path)`` and ``load_func(path) -> data``; HDF5 through h5py
         (:func:`~checkpoint_magic.pipelines.files.save_hdf5`) by default. ``save_func``
         writes to a temporary path that ends with ``extension``.
-    sample_attribute
+    sample_attribute : str, default="data"
         The attribute of the result samples that is saved and loaded.
-    hash_fn
+    hash_fn : callable, default=None
         ``hash_fn(key) -> str``: an extra sub-directory per key (e.g.
         :func:`~checkpoint_magic.pipelines.hash_string`), to spread many files.
-    attempts
+    attempts : int, default=10
         How many times a save (or a load) is tried before giving up; network filesystems
         fail now and then.
-    force
+    force : bool, default=False
         Recompute (and refit) even when the files exist, and overwrite them.
-    progress
+    progress : bool, default=None
         Show a progress bar (``tqdm.auto``): ``True``, ``False``, or ``None`` for the
         ``CHECKPOINT_MAGIC_PROGRESS`` environment variable, else automatically (in a
         notebook or a terminal, for runs longer than a few seconds).
 
     Attributes
     ----------
-    estimator_
+    estimator_ : estimator object
         The fitted (or loaded) copy of ``estimator``, set by :meth:`fit` when the
         estimator requires fitting.
 
@@ -150,8 +147,8 @@ class CheckpointWrapper(BaseWrapper):
     call (of one sample set) must name different files; a bad key, or two samples of one
     batch with the same file, is an error before anything is computed or written. A key
     that appears in several sample sets of one call names one sample: the sets after the
-    first load its file, as a later call would. Keys that differ only by
-    letter case share a file on case-insensitive filesystems (macOS, Windows). Results that are ``None`` (or
+    first load its file, as a later call would. Keys that differ only by letter case share
+    a file on case-insensitive filesystems (macOS, Windows). Results that are ``None`` (or
     whose ``sample_attribute`` is ``None``) are returned as they are and not saved, so they
     are recomputed next time. Samples loaded from disk get the metadata of the *input*
     sample and the saved attribute; metadata that the estimator itself added is not saved.
@@ -204,6 +201,19 @@ class CheckpointWrapper(BaseWrapper):
 
     def make_path(self, sample: Any, index: int = 0) -> str | None:
         """Return the checkpoint file of ``sample`` (``None`` without ``features_dir``).
+
+        Parameters
+        ----------
+        sample : Sample
+            A sample with a ``key`` attribute.
+        index : int, default=0
+            Position of the sample in its batch, named in the error when it has no ``key``.
+
+        Returns
+        -------
+        str or None
+            ``features_dir/[hash_fn(key)/]key + extension``, or ``None`` when
+            ``features_dir`` is ``None``.
 
         Raises
         ------
@@ -538,15 +548,48 @@ class CheckpointWrapper(BaseWrapper):
 
     @available_if(estimator_has("predict"))
     def predict(self, X: Any) -> Any:
-        """``predict`` of the (fitted) estimator; not checkpointed."""
+        """``predict`` of the (fitted) estimator; not checkpointed.
+
+        Parameters
+        ----------
+        X : list of Sample or SampleSet
+            The input samples.
+
+        Returns
+        -------
+        list of Sample or SampleSet
+            What the wrapped estimator's ``predict`` returns.
+        """
         return self._fitted_estimator().predict(X)
 
     @available_if(estimator_has("predict_proba"))
     def predict_proba(self, X: Any) -> Any:
-        """``predict_proba`` of the (fitted) estimator; not checkpointed."""
+        """``predict_proba`` of the (fitted) estimator; not checkpointed.
+
+        Parameters
+        ----------
+        X : list of Sample or SampleSet
+            The input samples.
+
+        Returns
+        -------
+        list of Sample or SampleSet
+            What the wrapped estimator's ``predict_proba`` returns.
+        """
         return self._fitted_estimator().predict_proba(X)
 
     @available_if(estimator_has("decision_function"))
     def decision_function(self, X: Any) -> Any:
-        """``decision_function`` of the (fitted) estimator; not checkpointed."""
+        """``decision_function`` of the (fitted) estimator; not checkpointed.
+
+        Parameters
+        ----------
+        X : list of Sample or SampleSet
+            The input samples.
+
+        Returns
+        -------
+        list of Sample or SampleSet
+            What the wrapped estimator's ``decision_function`` returns.
+        """
         return self._fitted_estimator().decision_function(X)

@@ -250,13 +250,12 @@ class DaskWrapper(BaseWrapper):
 
     Parameters
     ----------
-    estimator
+    estimator : estimator object
         The estimator to run, usually a
         :class:`~checkpoint_magic.pipelines.CheckpointWrapper` or
         :class:`~checkpoint_magic.pipelines.SampleWrapper`. It (and what it references)
         must be picklable with cloudpickle, and importable by the workers.
-
-    fit_tag, transform_tag
+    fit_tag, transform_tag : str, default=None
         A Dask resource name (e.g. ``"GPU"``) that the task of ``fit``, and the tasks of
         ``transform`` (and ``predict``, ...), require: they are annotated
         (``dask.annotate(resources={tag: 1})``) when the graph is built, so a
@@ -264,13 +263,13 @@ class DaskWrapper(BaseWrapper):
         resource (``dask worker --resources GPU=1``); the local scheduler ignores it.
         The tagged task keys are also recorded in ``resource_tags_`` (see
         :func:`dask_tags`).
-    fit_supports_dask_array
+    fit_supports_dask_array : bool, default=None
         Fit the estimator inside the ``SampleWrapper`` on ``dask.array`` objects, built
         from the bag without gathering it (for dask-ml estimators), instead of one
         task on a list of samples. ``None``: the estimator's
         ``bob_fit_supports_dask_array`` tag, else ``False``. Only ``fit_extra_arguments``
         reach ``fit`` then (each as a 1-D dask array).
-    progress
+    progress : bool, default=None
         Show a progress bar while ``fit`` computes its input (see
         :func:`~checkpoint_magic.ui.progress_bar`). For ``transform``, whose
         result is lazy, compute with
@@ -278,9 +277,9 @@ class DaskWrapper(BaseWrapper):
 
     Attributes
     ----------
-    estimator_
+    estimator_ : estimator object
         The fitted copy of ``estimator``, set by :meth:`fit` when fitting is needed.
-    resource_tags_
+    resource_tags_ : dict
         ``{task keys: {resource: 1}}`` of the graphs built with a tag.
 
     Notes
@@ -385,7 +384,22 @@ class DaskWrapper(BaseWrapper):
         return self
 
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> Any:
-        """Fit on ``X`` (persisted first, so it is computed once) and return its transform."""
+        """Fit on ``X`` (persisted first, so it is computed once) and return its transform.
+
+        Parameters
+        ----------
+        X : dask.bag.Bag or list of Sample
+            The samples.
+        y : array-like, default=None
+            Targets, passed to ``fit``.
+        **fit_params : dict
+            Passed to ``fit``.
+
+        Returns
+        -------
+        dask.bag.Bag
+            A lazy bag of the transformed samples.
+        """
         if estimator_requires_fit(self.estimator) and X is not None:
             X = _to_bag(X).persist()
         self.fit(X, y, **fit_params)  # also drops the fit of an earlier estimator
@@ -393,22 +407,66 @@ class DaskWrapper(BaseWrapper):
 
     @available_if(estimator_has("transform"))
     def transform(self, X: Any) -> Any:
-        """Return a lazy bag of ``estimator.transform`` applied partition by partition."""
+        """Return a lazy bag of ``estimator.transform`` applied partition by partition.
+
+        Parameters
+        ----------
+        X : dask.bag.Bag or list of Sample
+            The samples (a list is turned into a bag first).
+
+        Returns
+        -------
+        dask.bag.Bag
+            The results, computed when the bag is.
+        """
         return self._map("transform", X)
 
     @available_if(estimator_has("predict"))
     def predict(self, X: Any) -> Any:
-        """Return a lazy bag of ``estimator.predict`` applied partition by partition."""
+        """Return a lazy bag of ``estimator.predict`` applied partition by partition.
+
+        Parameters
+        ----------
+        X : dask.bag.Bag or list of Sample
+            The samples (a list is turned into a bag first).
+
+        Returns
+        -------
+        dask.bag.Bag
+            The results, computed when the bag is.
+        """
         return self._map("predict", X)
 
     @available_if(estimator_has("predict_proba"))
     def predict_proba(self, X: Any) -> Any:
-        """Return a lazy bag of ``estimator.predict_proba`` applied partition by partition."""
+        """Return a lazy bag of ``estimator.predict_proba`` applied partition by partition.
+
+        Parameters
+        ----------
+        X : dask.bag.Bag or list of Sample
+            The samples (a list is turned into a bag first).
+
+        Returns
+        -------
+        dask.bag.Bag
+            The results, computed when the bag is.
+        """
         return self._map("predict_proba", X)
 
     @available_if(estimator_has("decision_function"))
     def decision_function(self, X: Any) -> Any:
-        """Return a lazy bag of ``estimator.decision_function`` applied partition by partition."""
+        """Return a lazy bag of ``estimator.decision_function`` applied partition by partition.
+
+        Parameters
+        ----------
+        X : dask.bag.Bag or list of Sample
+            The samples (a list is turned into a bag first).
+
+        Returns
+        -------
+        dask.bag.Bag
+            The results, computed when the bag is.
+        """
         return self._map("decision_function", X)
 
 
@@ -417,10 +475,10 @@ class ToDaskBag(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):  #
 
     Parameters
     ----------
-    npartitions
+    npartitions : int, default=None
         Number of partitions (each one a batched call of the next steps); dask's default
         when ``None`` and ``partition_size`` is ``None``.
-    partition_size
+    partition_size : int, default=None
         Number of samples per partition, instead of ``npartitions``.
 
     Examples
@@ -436,11 +494,36 @@ class ToDaskBag(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):  #
         self.partition_size = partition_size
 
     def fit(self, X: Any, y: Any = None) -> ToDaskBag:
-        """Do nothing (no fitting needed); return ``self``."""
+        """Do nothing (no fitting needed); return ``self``.
+
+        Parameters
+        ----------
+        X : object
+            Ignored.
+        y : object, default=None
+            Ignored.
+
+        Returns
+        -------
+        ToDaskBag
+            ``self``.
+        """
         return self
 
     def transform(self, X: Any) -> Any:
-        """Return ``X`` as a ``dask.bag`` (a bag is returned unchanged)."""
+        """Return ``X`` as a ``dask.bag`` (a bag is returned unchanged).
+
+        Parameters
+        ----------
+        X : sequence of Sample or dask.bag.Bag
+            The samples.
+
+        Returns
+        -------
+        dask.bag.Bag
+            The samples, split into ``npartitions`` partitions (or partitions of
+            ``partition_size`` samples).
+        """
         return _to_bag(X, self.npartitions, self.partition_size)
 
     def __sklearn_is_fitted__(self) -> bool:

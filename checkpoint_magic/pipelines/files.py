@@ -153,6 +153,21 @@ def check_extension(extension: Any) -> str:
     separator, a ``..`` or a NUL character (it could otherwise leave ``features_dir`` or
     make two keys share a file).
 
+    Parameters
+    ----------
+    extension : str
+        The suffix to check, such as ``".h5"``.
+
+    Returns
+    -------
+    str
+        ``extension``, unchanged.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``extension`` is not a string or not a plain file suffix.
+
     Examples
     --------
     >>> check_extension(".tar.gz"), check_extension("")
@@ -187,6 +202,23 @@ def hash_string(key: str, fold: int = 1000) -> str:
     Use it as ``CheckpointWrapper(..., hash_fn=hash_string)`` when a single directory
     would hold too many files. The bucket comes from xxh3 (stable across processes).
 
+    Parameters
+    ----------
+    key : str
+        A sample key.
+    fold : int, default=1000
+        Number of buckets.
+
+    Returns
+    -------
+    str
+        The bucket, zero-padded to the width of ``fold - 1``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``fold`` is less than 1.
+
     Examples
     --------
     >>> hash_string("sample-1") == hash_string("sample-1")
@@ -208,8 +240,8 @@ def save_hdf5(data: Any, path: str, header: bytes | None = None) -> None:
 
     numpy arrays and scalars of a numeric, boolean or bytes dtype are stored as the
     dataset ``array`` (or ``scalar``); any other object (lists, strings, dicts, object
-    arrays, ...) is stored with cloudpickle as a ``uint8`` dataset ``pickle``. :func:`load_hdf5` returns
-    an equal value of the same type.
+    arrays, ...) is stored with cloudpickle as a ``uint8`` dataset ``pickle``.
+    :func:`load_hdf5` returns an equal value of the same type.
 
     Parameters
     ----------
@@ -253,6 +285,21 @@ def load_hdf5(path: str) -> Any:
 
     A file written by another tool is read as its only dataset (or its ``array``
     dataset).
+
+    Parameters
+    ----------
+    path : str
+        The HDF5 file.
+
+    Returns
+    -------
+    object
+        The array, scalar or unpickled object that was saved.
+
+    Raises
+    ------
+    StoreFormatError
+        If the file has several datasets and none of the names :func:`save_hdf5` writes.
     """
     import h5py
 
@@ -319,7 +366,28 @@ def _retry_delay(attempt: int) -> float:
 
 
 def check_attempts(attempts: Any) -> int:
-    """Validate an ``attempts`` parameter (an integer, at least 1)."""
+    """Validate an ``attempts`` parameter (an integer, at least 1).
+
+    Parameters
+    ----------
+    attempts : int
+        The value to check.
+
+    Returns
+    -------
+    int
+        ``attempts`` as a Python int.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``attempts`` is not an integer (booleans included) or is less than 1.
+
+    Examples
+    --------
+    >>> check_attempts(3)
+    3
+    """
     if isinstance(attempts, bool) or not isinstance(attempts, (int, np.integer)) or attempts < 1:
         raise InvalidArgumentError(f"attempts must be an integer >= 1, got {attempts!r}.")
     return int(attempts)
@@ -340,6 +408,24 @@ def atomic_save(
     extension, like ``np.save``, keep the name); ``os.replace`` then moves it to
     ``path``. A failed attempt removes its temporary file and is retried after a short,
     growing delay; the last failure is raised.
+
+    Parameters
+    ----------
+    save_func : callable
+        ``save_func(data, path)`` writes ``data`` to ``path``.
+    data : object
+        What to save.
+    path : str
+        The final file.
+    attempts : int, default=1
+        How many times to try.
+    suffix : str, default=""
+        Ending of the temporary file's name.
+
+    Raises
+    ------
+    Exception
+        Whatever ``save_func`` or ``os.replace`` raised on the last attempt.
 
     Examples
     --------

@@ -223,6 +223,18 @@ def describe_producer(estimator: Any, *, fitted_state: bool = True) -> dict[str,
 def producer_digest(description: Mapping[str, list[Any]]) -> str:
     """The 32-hex digest of a description (its parts in sorted order).
 
+    Only each part's fingerprint counts, not its shown value.
+
+    Parameters
+    ----------
+    description : mapping of str to list
+        ``{part: [fingerprint, shown value or None]}``, as from :func:`describe_producer`.
+
+    Returns
+    -------
+    str
+        32 hexadecimal characters.
+
     Examples
     --------
     >>> producer_digest({"a": ["1", None]}) == producer_digest({"a": ["1", "shown"]})
@@ -235,6 +247,20 @@ def describe_changes(
     old: Mapping[str, list[Any]] | None, new: Mapping[str, list[Any]], limit: int = 4
 ) -> str:
     """Say which parts differ between two descriptions, e.g. ``parameter k (2 -> 3)``.
+
+    Parameters
+    ----------
+    old : mapping of str to list or None
+        The description recorded with the file; ``None`` when it has none.
+    new : mapping of str to list
+        The description of the current estimator.
+    limit : int, default=4
+        Most changes named; the rest are counted (``and 2 more``).
+
+    Returns
+    -------
+    str
+        A short, human-readable list of the changes.
 
     Examples
     --------
@@ -269,13 +295,36 @@ def describe_changes(
 
 
 def encode_header(digest: str, description: Mapping[str, list[Any]]) -> bytes:
-    """The record written with a file: magic, digest, then the description as JSON."""
+    """The record written with a file: magic, digest, then the description as JSON.
+
+    Parameters
+    ----------
+    digest : str
+        The producer digest (:func:`producer_digest`).
+    description : mapping of str to list
+        The producer description.
+
+    Returns
+    -------
+    bytes
+        The record, read back by :func:`read_digest` and :func:`read_description`.
+    """
     body = json.dumps(description, separators=(",", ":"), sort_keys=True).encode("utf-8")
     return HEADER_MAGIC + digest.encode("ascii") + f"{len(body):0{_LEN_DIGITS}x}".encode() + body
 
 
 def sidecar_path(path: str) -> str:
     """Where the record of a file written by a custom ``save_func`` lives.
+
+    Parameters
+    ----------
+    path : str
+        The checkpoint file.
+
+    Returns
+    -------
+    str
+        A hidden ``.<name>.producer`` file beside ``path``.
 
     Examples
     --------
@@ -289,11 +338,16 @@ def sidecar_path(path: str) -> str:
 def read_digest(path: str) -> str | None:
     """The producer digest recorded at the start of ``path``.
 
+    Parameters
+    ----------
+    path : str
+        A checkpoint file (or its sidecar).
+
     Returns
     -------
     str or None
-        The digest; :data:`NO_RECORD` (``""``) for a file without a record; ``None`` if
-        the file does not exist.
+        The digest; :data:`NO_RECORD` (``""``) for a file without a record (or unreadable
+        now); ``None`` if the file does not exist.
     """
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -313,7 +367,18 @@ def read_digest(path: str) -> str | None:
 
 
 def read_description(path: str) -> dict[str, list[Any]] | None:
-    """The description recorded at the start of ``path`` (``None`` without a readable one)."""
+    """The description recorded at the start of ``path`` (``None`` without a readable one).
+
+    Parameters
+    ----------
+    path : str
+        A checkpoint file (or its sidecar).
+
+    Returns
+    -------
+    dict of str to list or None
+        The description, or ``None`` when the file has no readable record.
+    """
     try:
         with open(path, "rb") as f:
             head = f.read(_FIXED)
@@ -329,7 +394,13 @@ def read_description(path: str) -> dict[str, list[Any]] | None:
 
 
 def skip_record(f: BinaryIO) -> None:
-    """Move the binary file ``f`` (at its start) past its producer record, if it has one."""
+    """Move the binary file ``f`` (at its start) past its producer record, if it has one.
+
+    Parameters
+    ----------
+    f : binary file
+        A file object opened for reading, positioned at its start.
+    """
     head = f.read(_FIXED)
     if len(head) == _FIXED and head.startswith(HEADER_MAGIC):
         f.seek(_FIXED + int(head[len(HEADER_MAGIC) + _DIGEST_LEN :], 16))
@@ -339,6 +410,16 @@ def skip_record(f: BinaryIO) -> None:
 
 def header_size(header: bytes) -> int:
     """Bytes a record takes at the start of a file: its length, or for HDF5 a user block.
+
+    Parameters
+    ----------
+    header : bytes
+        The record (:func:`encode_header`).
+
+    Returns
+    -------
+    int
+        The smallest HDF5 user-block size (a power of two, at least 512) that holds it.
 
     Examples
     --------
@@ -352,7 +433,21 @@ def header_size(header: bytes) -> int:
 
 
 def safe_describe(estimator: Any, *, fitted_state: bool) -> tuple[str, dict[str, list[Any]]] | None:
-    """:func:`describe_producer` and its digest, or ``None`` when it cannot be fingerprinted."""
+    """:func:`describe_producer` and its digest, or ``None`` when it cannot be fingerprinted.
+
+    Parameters
+    ----------
+    estimator : object
+        The estimator that produces the file.
+    fitted_state : bool
+        Whether the fitted state counts (feature files) or not (model files).
+
+    Returns
+    -------
+    tuple of (str, dict) or None
+        ``(digest, description)``; ``None``, with a logged warning, when the estimator
+        cannot be fingerprinted.
+    """
     try:
         description = describe_producer(estimator, fitted_state=fitted_state)
     except FingerprintError as exc:

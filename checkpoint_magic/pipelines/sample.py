@@ -1,34 +1,13 @@
 """Sample containers: data travelling through a pipeline together with its metadata.
 
-A :class:`Sample` is one piece of data (``sample.data``) plus any number of metadata
-attributes (``sample.key``, ``sample.subject``, ...). A :class:`DelayedSample` has the same
-interface but loads its data (and optionally some attributes) only when they are read. A
-:class:`SampleSet` is a mutable sequence of samples that carries its own metadata (for
-example all the samples of one subject); :class:`DelayedSampleSet` loads its samples lazily.
-:class:`SampleBatch` shows one attribute of many samples as one array-like.
-
-Examples
---------
->>> import numpy as np
->>> from checkpoint_magic.pipelines import Sample, SampleSet, SampleBatch
->>> s = Sample(np.zeros(2), key="0", subject="a")
->>> s
-Sample(data=array([0., 0.]), key='0', subject='a')
->>> child = Sample(np.ones(2), parent=s, key="1")     # metadata copied, then overridden
->>> child.key, child.subject
-('1', 'a')
->>> sset = SampleSet([s, child], subject="a")
->>> len(sset), sset[1].key
-(2, '1')
->>> np.asarray(SampleBatch(sset))
-array([[0., 0.],
-       [1., 1.]])
+:class:`Sample` and :class:`SampleSet` hold their data; :class:`DelayedSample` and
+:class:`DelayedSampleSet` load it only when it is read, so large datasets stay small.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSequence, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSequence
 from typing import Any
 
 import numpy as np
@@ -41,7 +20,6 @@ __all__ = [
     "DelayedSampleSet",
     "DelayedSampleSetCached",
     "Sample",
-    "SampleBatch",
     "SampleSet",
     "is_sample",
     "is_sample_set",
@@ -392,7 +370,15 @@ class SampleSet(_SampleBase, MutableSequence):
         return iter(self.samples)
 
     def insert(self, index: int, value: Any) -> None:
-        """Insert a sample before ``index``."""
+        """Insert a sample before ``index``.
+
+        Parameters
+        ----------
+        index : int
+            Position of the new sample, as in :meth:`list.insert`.
+        value : Sample
+            The sample to insert.
+        """
         self.samples.insert(index, value)
 
 
@@ -450,7 +436,15 @@ class DelayedSampleSet(SampleSet):
         del self._mutable()[item]
 
     def insert(self, index: int, value: Any) -> None:
-        """Insert a sample before ``index`` (loads the samples once and keeps them)."""
+        """Insert a sample before ``index`` (loads the samples once and keeps them).
+
+        Parameters
+        ----------
+        index : int
+            Position of the new sample, as in :meth:`list.insert`.
+        value : Sample
+            The sample to insert.
+        """
         self._mutable().insert(index, value)
 
     def _repr_items(self) -> list[str]:
@@ -486,65 +480,18 @@ class DelayedSampleSetCached(DelayedSampleSet):
         return self._materialized
 
 
-class SampleBatch(Sequence):
-    """An array-like view of one attribute over many samples.
-
-    ``np.asarray(batch)`` stacks the attribute of every sample into one array;
-    ``batch[i]`` is the attribute of sample ``i``.
+def is_sample(obj: Any) -> bool:
+    """Return True for a :class:`Sample` or :class:`DelayedSample`.
 
     Parameters
     ----------
-    samples
-        A sequence of samples.
-    sample_attribute
-        The attribute to show (``"data"`` by default).
+    obj : object
+        Any object.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> batch = SampleBatch([Sample(np.zeros(2)), Sample(np.ones(2))])
-    >>> len(batch), batch[1]
-    (2, array([1., 1.]))
-    >>> np.asarray(batch, dtype=int)
-    array([[0, 0],
-           [1, 1]])
-    """
-
-    def __init__(self, samples: Sequence[Any], sample_attribute: str = "data") -> None:
-        self.samples = samples
-        self.sample_attribute = sample_attribute
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, item: Any) -> Any:
-        if isinstance(item, slice):
-            return SampleBatch(self.samples[item], self.sample_attribute)
-        return getattr(self.samples[item], self.sample_attribute)
-
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        if copy is False:
-            raise ValueError("A SampleBatch cannot be viewed as an array without a copy.")
-        values = [np.asarray(getattr(s, self.sample_attribute)) for s in self.samples]
-        if not values:
-            return np.array([], dtype=dtype)
-        if all(v.shape == values[0].shape for v in values):
-            out = np.stack(values)
-            return out if dtype is None else out.astype(dtype, copy=False)
-        raise ValueError(
-            f"The {self.sample_attribute!r} attributes of these samples have different "
-            "shapes, so they cannot be stacked into one array; iterate over the batch instead."
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"SampleBatch(n_samples={len(self.samples)}, "
-            f"sample_attribute={self.sample_attribute!r})"
-        )
-
-
-def is_sample(obj: Any) -> bool:
-    """Return True for a :class:`Sample` or :class:`DelayedSample`.
+    Returns
+    -------
+    bool
+        Whether ``obj`` is a single (possibly delayed) sample.
 
     Examples
     --------
@@ -556,6 +503,16 @@ def is_sample(obj: Any) -> bool:
 
 def is_sample_set(obj: Any) -> bool:
     """Return True for a :class:`SampleSet` (delayed or not).
+
+    Parameters
+    ----------
+    obj : object
+        Any object.
+
+    Returns
+    -------
+    bool
+        Whether ``obj`` is a sample set.
 
     Examples
     --------

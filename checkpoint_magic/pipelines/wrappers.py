@@ -119,28 +119,28 @@ class SampleWrapper(BaseWrapper):
 
     Parameters
     ----------
-    estimator
+    estimator : estimator object
         The scikit-learn estimator (or any object with the methods used).
-    transform_extra_arguments
+    transform_extra_arguments : list of (str, str) tuples, default=None
         ``[(argument, attribute), ...]`` passed to ``transform`` (and ``predict``, ...).
         ``None``: the estimator's ``bob_transform_extra_input`` tag, else none.
-    fit_extra_arguments
+    fit_extra_arguments : list of (str, str) tuples, default=None
         ``[(argument, attribute), ...]`` passed to ``fit``, e.g. ``[("y", "target")]``.
         ``fit`` receives nothing else: targets travel as sample metadata. ``None``: the
         estimator's ``bob_fit_extra_input`` tag, else none.
-    output_attribute
+    output_attribute : str, default=None
         Attribute that receives the results. ``"data"``: new samples are returned, with
         the results as data and the metadata of the inputs. Another name: the results
         are set as that attribute *on the input samples*, which are returned (as in
         bob.pipelines), so the data is kept.
         ``None``: the estimator's ``bob_output`` tag, else ``"data"``.
-    input_attribute
+    input_attribute : str, default=None
         Attribute of the input samples given to the estimator as ``X``. ``None``: the
         estimator's ``bob_input`` tag, else ``"data"``.
 
     Attributes
     ----------
-    estimator_
+    estimator_ : estimator object
         The fitted copy of ``estimator``, set by :meth:`fit` when the estimator requires
         fitting. Without it, ``estimator`` itself is used (it may be already fitted).
 
@@ -171,8 +171,8 @@ class SampleWrapper(BaseWrapper):
     ...         return np.array(X) + np.array(offsets)[:, None]
     >>> samples = [Sample(np.zeros(2), offset=i, key=str(i)) for i in range(2)]
     >>> wrapper = SampleWrapper(AddOffset(), [("offsets", "offset")])
-    >>> wrapper.fit_transform(samples)
-    [Sample(data=array([0., 0.]), offset=0, key='0'), Sample(data=array([1., 1.]), offset=1, key='1')]
+    >>> wrapper.fit_transform(samples)[1]
+    Sample(data=array([1., 1.]), offset=1, key='1')
     """
 
     def __init__(
@@ -346,15 +346,51 @@ class SampleWrapper(BaseWrapper):
 
     @available_if(estimator_has("predict"))
     def predict(self, X: Any) -> Any:
-        """``predict`` on samples; the predictions become the new samples' data."""
+        """``predict`` on samples; the predictions become the new samples' data.
+
+        Parameters
+        ----------
+        X : list of Sample or SampleSet
+            The input samples (or sample sets).
+
+        Returns
+        -------
+        list of Sample or SampleSet
+            New samples in the same order, with the predictions in ``output_attribute`` and the
+            metadata of the input samples.
+        """
         return self._apply("predict", X)
 
     @available_if(estimator_has("predict_proba"))
     def predict_proba(self, X: Any) -> Any:
-        """``predict_proba`` on samples; the probabilities become the new samples' data."""
+        """``predict_proba`` on samples; the probabilities become the new samples' data.
+
+        Parameters
+        ----------
+        X : list of Sample or SampleSet
+            The input samples (or sample sets).
+
+        Returns
+        -------
+        list of Sample or SampleSet
+            New samples in the same order, with the probabilities in ``output_attribute`` and the
+            metadata of the input samples.
+        """
         return self._apply("predict_proba", X)
 
     @available_if(estimator_has("decision_function"))
     def decision_function(self, X: Any) -> Any:
-        """``decision_function`` on samples; the scores become the new samples' data."""
+        """``decision_function`` on samples; the scores become the new samples' data.
+
+        Parameters
+        ----------
+        X : list of Sample or SampleSet
+            The input samples (or sample sets).
+
+        Returns
+        -------
+        list of Sample or SampleSet
+            New samples in the same order, with the scores in ``output_attribute`` and the
+            metadata of the input samples.
+        """
         return self._apply("decision_function", X)

@@ -1,29 +1,11 @@
-"""The ``checkpoint-magic`` command line: inspect, budget, check and repair a checkpoint store.
+"""The ``checkpoint-magic`` command line: parse the options, run a command, print its output.
 
-Commands (each accepts ``--store PATH`` and ``--json``, before or after its name)::
-
-    checkpoint-magic ls [NAME] [-l]      entries grouped by function, block or cell
-    checkpoint-magic show KEY            one entry's manifest (a unique key prefix is enough)
-    checkpoint-magic du                  disk usage, and how much gc would reclaim
-    checkpoint-magic clear [NAME] [--force]  remove the entries of NAME (or all) but pinned ones
-    checkpoint-magic pin KEY / unpin KEY never evict this entry / allow it again
-    checkpoint-magic verify [--fix] [--drop-unsigned]  check every manifest and blob; repair
-    checkpoint-magic gc [--max-size 10GB] [--max-age 30d] [--keep-versions N] [--dry-run]
-    checkpoint-magic why NAME            why NAME last recomputed although entries existed
-
-The store is ``--store PATH``, else ``$CHECKPOINT_MAGIC_DIR``, else ``./.Lutil-checkpoint``.
-``NAME`` is a namespace (``module.function``, a block or cell name) or its unique last
-part. Exit codes: 0 success, 1 ``verify`` found damage it did not fix, 2 a usage error
-or an error that stopped the command (unknown key, a store of a newer format, a
-directory that is not a store, a file system error), with one line on stderr.
-
-Nothing here unpickles a stored value, so inspecting any store is safe. Loading from it
-is not: stored values are pickles, and loading a pickle from someone else's store
-without signed entries (``CHECKPOINT_MAGIC_SECRET``) is running their code.
-
-This module also holds what the notebook magics (:mod:`checkpoint_magic.notebook.inspection`)
-share with it: the commands and their options (:func:`add_commands`), the tables and
-texts (:func:`run` returns an :class:`Output`).
+The commands are plain functions in :mod:`checkpoint_magic.tools.commands` returning an
+:class:`~checkpoint_magic.tools.output.Output` (both re-exported here), and their options
+are defined in :mod:`checkpoint_magic.tools.options`, all shared with the notebook magics;
+the user manual is the README's "Inspecting and maintaining the store". Exit codes: 0 success, 1 ``verify`` found damage it did not fix,
+2 a usage error or an error that stopped the command (one line on stderr). Nothing here
+unpickles a stored value, so inspecting any store is safe.
 
 Examples
 --------
@@ -41,22 +23,30 @@ total        0   0 B
 from __future__ import annotations
 
 import argparse
-import datetime
 import difflib
-import inspect
 import json
 import logging
 import os
 import sys
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
 
 from ..exceptions import CheckpointError
 from ..store.core import Store
-from ..ui.units import format_ago, format_duration, format_size
+from .commands import (
+    COMMANDS,
+    call,
+    clear_output,
+    du_output,
+    gc_output,
+    ls_output,
+    pin_output,
+    report_output,
+    show_output,
+    verify_output,
+    why_output,
+)
 from .options import add_command_arguments, add_commands, build_parser
+from .output import Output, Table, render_text
 
 __all__ = [
     "COMMANDS",
@@ -84,434 +74,24 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-# ---------------------------------------------------------------------------------------- output
-@dataclass
-class Table:
-    """Rows of strings under headers; columns listed in ``right`` are right-aligned."""
-
-    headers: list[str]
-    rows: list[list[str]]
-    right: set[int] = field(default_factory=set)
-    title: str = ""
-
-
-@dataclass
-class Output:
-    """A command's result: ``data`` for ``--json``, ``blocks`` (tables and lines) for people."""
-
-    data: Any
-    blocks: list[Table | str] = field(default_factory=list)
-    code: int = 0
-
-
-def render_text(blocks: Sequence[Table | str]) -> str:
-    """Plain-text rendering of an output's blocks (aligned columns, two spaces apart).
-
-    Examples
-    --------
-    >>> print(render_text([Table(["NAME", "SIZE"], [["a", "1 B"], ["bb", "10 KiB"]], right={1})]))
-    NAME    SIZE
-    a        1 B
-    bb    10 KiB
-    """
-    out: list[str] = []
-    for block in blocks:
-        if isinstance(block, str):
-            out.append(block)
-            continue
-        if block.title:
-            out.append(block.title)
-        widths = [
-            max([len(h)] + [len(r[i]) for r in block.rows]) for i, h in enumerate(block.headers)
-        ]
-        for row in [block.headers, *block.rows]:
-            cells = [
-                c.rjust(w) if i in block.right else c.ljust(w)
-                for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            ]
-            out.append("  ".join(cells).rstrip())
-    return "\n".join(out)
-
-
-def _iso(when: float) -> str:
-    return datetime.datetime.fromtimestamp(when).isoformat(sep=" ", timespec="seconds")
-
-
-def _n(count: int, word: str) -> str:
-    """``'1 entry'``, ``'2 entries'``."""
-    if count == 1:
-        return f"1 {word}"
-    return f"{count} {word[:-1] + 'ies' if word.endswith('y') else word + 's'}"
-
-
-def _short(text: str, width: int = 40) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-# ---------------------------------------------------------------------------------------- commands
-def ls_output(store: Store, target: str | None = None, *, entries: bool = False) -> Output:
-    """``ls``: the entries grouped by name, or one row per entry (``entries`` or a ``target``)."""
-    from .maintenance import list_entries, resolve_namespace, summarize
-
-    name = target
-    found = list_entries(store, resolve_namespace(store, name) if name else None)
-    groups = summarize(found)
-    data = {
-        "store": str(store.root),
-        "namespaces": [
-            {**g.to_dict(), "items": [e.to_dict() for e in found if e.namespace == g.namespace]}
-            for g in groups
-        ],
-    }
-    if not found:
-        return Output(data, [f"no entries in {store.root}"])
-    now = time.time()
-    blocks: list[Table | str] = []
-    if name or entries:
-        rows = [
-            [
-                e.key[:12],
-                e.namespace,
-                e.code[:8],
-                _short(", ".join(f"{k}={v[:6]}" for k, v in sorted(e.inputs.items()))),
-                format_size(e.size),
-                format_ago(e.created, now),
-                format_ago(e.last_used, now) if e.hits else "never",
-                str(e.hits),
-                format_duration(e.saved),
-                "yes" if e.pinned else "",
-            ]
-            for e in sorted(found, key=lambda e: (e.namespace, -e.last_used))
-        ]
-        headers = [
-            "KEY",
-            "NAME",
-            "CODE",
-            "INPUTS",
-            "SIZE",
-            "CREATED",
-            "LAST USED",
-            "HITS",
-            "SAVED",
-            "PINNED",
-        ]
-        blocks.append(Table(headers, rows, right={4, 7, 8}))
-    else:
-        rows = [
-            [
-                g.namespace,
-                g.kind,
-                str(g.versions),
-                str(g.entries),
-                _short(", ".join(g.inputs)),
-                format_size(g.size),
-                format_ago(g.created, now),
-                format_ago(g.last_used, now) if g.hits else "never",
-                str(g.hits),
-                format_duration(g.saved),
-            ]
-            for g in groups
-        ]
-        headers = [
-            "NAME",
-            "KIND",
-            "VERSIONS",
-            "ENTRIES",
-            "INPUTS",
-            "SIZE",
-            "CREATED",
-            "LAST USED",
-            "HITS",
-            "SAVED",
-        ]
-        blocks.append(Table(headers, rows, right={2, 3, 5, 8, 9}))
-    total = sum(e.size for e in found)
-    saved = sum(e.saved for e in found)
-    blocks.append(
-        f"{_n(len(groups), 'name')}, {_n(len(found), 'entry')}, {format_size(total)}; "
-        f"compute time saved: {format_duration(saved)}  (store: {store.root})"
-    )
-    return Output(data, blocks)
-
-
-def show_output(store: Store, target: str) -> Output:
-    """``show``: one entry's manifest (``target`` is a unique key prefix)."""
-    from .maintenance import find_entry
-
-    e = find_entry(store, target)
-    m = e.manifest
-    rows = [
-        ["name", e.namespace],
-        ["key", e.key],
-        ["kind", e.kind],
-        ["code", e.code],
-        *[[f"  code part {k}", v] for k, v in sorted((m.get("code_parts") or {}).items())],
-        *[[f"  input {k}", v] for k, v in sorted(e.inputs.items())],
-    ]
-    for out_name, rec in sorted((m.get("outputs") or {}).items()):
-        if isinstance(rec, dict):
-            where = "inline" if "inline" in rec else f"{len(rec.get('blobs') or [])} blob(s)"
-            rows.append(
-                [
-                    f"  output {out_name}",
-                    f"{rec.get('codec', '?')}, {format_size(rec.get('size', 0))}, {where}",
-                ]
-            )
-    rows += [
-        ["size", format_size(e.size)],
-        ["created", f"{_iso(e.created)} ({format_ago(e.created)})"],
-        ["duration", format_duration(e.duration)],
-        ["last used", f"{_iso(e.last_used)} ({format_ago(e.last_used)})" if e.hits else "never"],
-        ["hits", str(e.hits)],
-        ["time saved", format_duration(e.saved)],
-        ["pinned", "yes" if e.pinned else "no"],
-        ["python", str(m.get("python", ""))],
-        ["checkpoint_magic", str(m.get("checkpoint_magic", ""))],
-        ["manifest", str(e.path)],
-    ]
-    if m.get("meta"):
-        rows.append(["meta", _short(json.dumps(m["meta"], default=str), 80)])
-    return Output({**e.to_dict(), "manifest": m}, [Table(["FIELD", "VALUE"], rows)])
-
-
-def du_output(store: Store) -> Output:
-    """``du``: disk usage by area, and what gc would reclaim."""
-    from .maintenance import du
-
-    r = du(store)
-    rows = [
-        ["objects", str(r.objects_files), format_size(r.objects_bytes)],
-        ["entries", str(r.entries_files), format_size(r.entries_bytes)],
-        ["tmp", str(r.tmp_files), format_size(r.tmp_bytes)],
-        ["state", str(r.state_files), format_size(r.state_bytes)],
-        [
-            "total",
-            str(r.objects_files + r.entries_files + r.tmp_files + r.state_files),
-            format_size(r.total_bytes),
-        ],
-    ]
-    blocks: list[Table | str] = [Table(["AREA", "FILES", "SIZE"], rows, right={1, 2})]
-    if r.reclaimable_files:
-        blocks.append(
-            f"reclaimable: {r.reclaimable_files} blobs no entry refers to, {format_size(r.reclaimable_bytes)} "
-            "(`checkpoint-magic gc` frees them)"
-        )
-    return Output(r.to_dict(), blocks)
-
-
-def clear_output(
-    store: Store, target: str | None = None, *, force: bool = False, grace: float | None = None
-) -> Output:
-    """``clear``: remove the entries of ``target`` (or all), pinned ones only with ``force``."""
-    from .maintenance import clear, resolve_namespace
-
-    report = clear(
-        store,
-        resolve_namespace(store, target) if target else None,
-        force=force,
-        grace=_grace_of(grace),
-    )
-    blocks: list[Table | str] = []
-    if not report.removed and not report.freed_blobs:
-        blocks.append(f"nothing to clear in {store.root}")
-    else:
-        if report.removed:
-            rows = [[ns, str(n)] for ns, n in sorted(report.removed.items())]
-            blocks.append(Table(["REMOVED", "ENTRIES"], rows, right={1}))
-        blocks.append(
-            f"removed {_n(sum(report.removed.values()), 'entry')} and {_n(report.freed_blobs, 'blob')} "
-            f"({format_size(report.freed_bytes)}) from {store.root}"
-        )
-    if report.kept_pinned:
-        blocks.append(
-            f"kept {_n(report.kept_pinned, 'pinned entry')} (`clear --force` removes them)"
-        )
-    blocks += _pending(report.pending_blobs, report.pending_bytes)
-    return Output(report.to_dict(), blocks)
-
-
-def _pending(blobs: int, size: int) -> list[Table | str]:
-    if not blobs:
-        return []
-    return [
-        f"{_n(blobs, 'unused blob')} ({format_size(size)}) kept for the grace period (written or "
-        "reused in the last --grace seconds: a commit may be in progress); a later "
-        "`checkpoint-magic gc` frees them"
-    ]
-
-
-def _grace_of(grace: float | None) -> float:
-    from .maintenance import GRACE_SECONDS
-
-    return GRACE_SECONDS if grace is None else grace
-
-
-def pin_output(store: Store, target: str, *, command: str = "pin") -> Output:
-    """``pin`` / ``unpin`` (``command``) the entry whose key starts with ``target``."""
-    from .maintenance import pin, unpin
-
-    entry = (pin if command == "pin" else unpin)(store, target)
-    verb = "pinned" if entry.pinned else "unpinned"
-    return Output(entry.to_dict(), [f"{verb} {entry.key} ({entry.namespace})"])
-
-
-def verify_output(
-    store: Store, *, fix: bool = False, drop_unsigned: bool = False, grace: float | None = None
-) -> Output:
-    """``verify``: check every manifest and blob; repair with ``fix``."""
-    from .maintenance import verify
-
-    r = verify(store, fix=fix, drop_unsigned=drop_unsigned, grace=_grace_of(grace))
-    blocks: list[Table | str] = []
-    found = r.problems + r.garbage
-    if found:
-        rows = [[p.kind, p.path, _short(p.detail, 70), "yes" if p.fixed else "no"] for p in found]
-        blocks.append(Table(["PROBLEM", "PATH", "DETAIL", "FIXED"], rows))
-    status = "ok" if not r.problems else ("repaired" if r.ok else "DAMAGED")
-    line = f"{status}: {r.entries} entries and {r.blobs} blobs checked, {len(r.problems)} problems, {len(r.garbage)} leftovers"
-    if any(not p.fixed and p.kind != "signature" for p in r.problems):
-        line += "; run `checkpoint-magic verify --fix` to remove the damaged entries (they are recomputed when next needed)"
-    elif r.garbage and not fix:
-        line += "; `checkpoint-magic verify --fix` or `gc` removes the leftovers"
-    blocks.append(line)
-    if r.unsigned:
-        blocks.append(
-            f"{_n(r.unsigned, 'entry')} with a failing signature kept (--fix never removes "
-            "them): check CHECKPOINT_MAGIC_SECRET (a typo, or a secret set on a store written without "
-            "one); `checkpoint-magic verify --drop-unsigned` removes them"
-        )
-    return Output(r.to_dict(), blocks, code=0 if r.ok else 1)
-
-
-def gc_output(
-    store: Store,
-    *,
-    max_size: Any = None,
-    max_age: Any = None,
-    keep_versions: int | None = None,
-    dry_run: bool = False,
-    grace: float | None = None,
-) -> Output:
-    """``gc``: evict least recently used entries over the budgets; free unused blobs."""
-    from .maintenance import gc
-
-    dry = dry_run
-    r = gc(
-        store,
-        max_size=max_size,
-        max_age=max_age,
-        keep_versions=keep_versions,
-        dry_run=dry,
-        grace=_grace_of(grace),
-        full=True,
-    )
-    blocks: list[Table | str] = []
-    if r.evicted:
-        rows = [
-            [
-                e.namespace,
-                e.key[:12],
-                format_size(e.size),
-                format_ago(e.last_used) if e.hits else "never",
-                str(e.hits),
-            ]
-            for e in r.evicted
-        ]
-        title = "would evict:" if dry else "evicted:"
-        blocks.append(
-            Table(["NAME", "KEY", "SIZE", "LAST USED", "HITS"], rows, right={2, 4}, title=title)
-        )
-    verb = "would free" if dry else "freed"
-    blocks.append(
-        f"{verb} {_n(len(r.evicted), 'entry')}, {_n(r.freed_blobs, 'blob')}, {_n(r.removed_tmp, 'staging leftover')}, "
-        f"{format_size(r.freed_bytes)}; store {format_size(r.size_before)} -> {format_size(r.size_after)}"
-    )
-    if r.over_budget:
-        blocks.append("still over --max-size: the entries left are pinned")
-    blocks += _pending(r.pending_blobs, r.pending_bytes)
-    return Output(r.to_dict(), blocks)
-
-
-def why_output(store: Store, target: str) -> Output:
-    """``why``: why ``target`` last recomputed although entries existed."""
-    from ..core.explain import describe_difference, last_miss
-    from .maintenance import list_entries, resolve_namespace
-
-    ns = resolve_namespace(store, target)
-    miss = last_miss(store, ns)
-    if miss:
-        data = {
-            "namespace": ns,
-            "reason": miss.get("reason"),
-            "time": miss.get("time"),
-            "source": "last miss",
-        }
-        when = miss.get("time")
-        ago = f" ({format_ago(float(when))})" if isinstance(when, (int, float)) else ""
-        return Output(data, [f"{ns} last recomputed{ago} because: {data['reason']}"])
-    entries = sorted(list_entries(store, ns), key=lambda e: e.created)
-    if len(entries) < 2:
-        text = "it has one entry and has not missed since" if entries else "it has no entry"
-        return Output(
-            {"namespace": ns, "reason": None, "time": None, "source": None},
-            [f"{ns}: no recorded miss; {text}"],
-        )
-    old, new = entries[-2], entries[-1]
-    reason = describe_difference(old.manifest, new.code, new.manifest.get("code_parts"), new.inputs)
-    data = {"namespace": ns, "reason": reason, "time": new.created, "source": "entries"}
-    return Output(
-        data,
-        [
-            f"{ns}: the newest entry ({format_ago(new.created)}) differs from the previous one: {reason}"
-        ],
-    )
-
-
-def report_output(store: Store, *, html: str | None = None) -> Output:
-    """``report``: write the store's HTML report (:mod:`checkpoint_magic.tools.report`) to ``html``."""
-    from .report import write_report
-
-    path = write_report(html or "checkpoint-report.html", store)
-    return Output({"path": str(path)}, [f"report written to {path}"])
-
-
-#: command -> (function, what its positional argument is: "required", "optional" or None).
-#: Each function is plain: ``func(store, target?, **options) -> Output``; argparse only
-#: feeds it (:func:`call`), so the notebook magics and Python code call it directly.
-COMMANDS: dict[str, tuple[Callable[..., Output], str | None]] = {
-    "ls": (ls_output, "optional"),
-    "show": (show_output, "required"),
-    "du": (du_output, None),
-    "clear": (clear_output, "optional"),
-    "pin": (pin_output, "required"),
-    "unpin": (pin_output, "required"),
-    "verify": (verify_output, None),
-    "gc": (gc_output, None),
-    "why": (why_output, "required"),
-    "report": (report_output, None),
-}
-
-
-def call(command: str, store: Store, options: Mapping[str, Any]) -> Output:
-    """Call the function of ``command`` with the options it takes (others, such as ``json``, are ignored).
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> out = call("ls", Store(tempfile.mkdtemp()), {"target": None, "json": True})
-    >>> out.code, out.data["namespaces"], out.blocks[0].startswith("no entries in")
-    (0, [], True)
-    """
-    func, _ = COMMANDS[command]
-    params = inspect.signature(func).parameters
-    kwargs = {k: v for k, v in options.items() if k in params and k != "store"}
-    if "command" in params:
-        kwargs["command"] = command
-    return func(store, **kwargs)
-
-
 def run(args: argparse.Namespace) -> Output:
     """Run the parsed command line ``args`` (``args.command`` on the store ``args.store``).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        What :func:`build_parser` parsed; ``store`` may be missing or ``None`` (the default
+        store).
+
+    Returns
+    -------
+    Output
+        What the command returned.
+
+    Raises
+    ------
+    CheckpointError
+        An error that stops the command (unknown key, not a store, a newer format).
 
     Examples
     --------
@@ -525,6 +105,16 @@ def run(args: argparse.Namespace) -> Output:
 
 def suggest_command(word: str) -> str | None:
     """The command closest to a mistyped one, if any is close (:mod:`difflib`).
+
+    Parameters
+    ----------
+    word : str
+        What the user typed where a command was expected.
+
+    Returns
+    -------
+    str or None
+        The closest command name, or ``None`` when none is close.
 
     Examples
     --------
@@ -552,7 +142,19 @@ def _unknown_command(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``checkpoint-magic`` (and ``python -m checkpoint_magic``); returns the exit code."""
+    """Entry point of ``checkpoint-magic`` (and ``python -m checkpoint_magic``).
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments; ``sys.argv[1:]`` when ``None``.
+
+    Returns
+    -------
+    int
+        The exit code: 0 success, 1 ``verify`` found damage it did not fix, 2 a usage error
+        or an error that stopped the command.
+    """
     logging.basicConfig(
         level=logging.WARNING, format="checkpoint-magic: %(levelname)s: %(message)s"
     )

@@ -1,4 +1,4 @@
-"""The commands and options of ``checkpoint-magic`` and ``%checkpoint_store``: one argparse definition.
+"""The commands and options of ``checkpoint-magic`` and ``%checkpoint_store``, defined once.
 
 :mod:`checkpoint_magic.tools.cli` parses its command line with :func:`build_parser`, and
 :mod:`checkpoint_magic.notebook.inspection` adds the same commands (:func:`add_commands`,
@@ -132,6 +132,13 @@ def _command_table() -> list[tuple[str, str, list[tuple[Any, dict[str, Any]]]]]:
 def add_command_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     """Add the arguments of one command (and ``--store``, ``--json``) to ``parser``.
 
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The parser to extend (``%checkpoint_why``'s, or a subcommand's).
+    command : str
+        The command whose arguments are added (``"why"``, ``"gc"``, ...).
+
     Examples
     --------
     >>> parser = argparse.ArgumentParser()
@@ -149,6 +156,11 @@ def add_command_arguments(parser: argparse.ArgumentParser, command: str) -> None
 def add_commands(parser: argparse.ArgumentParser) -> None:
     """Add every command, with its options, to ``parser`` (the CLI's, or ``%checkpoint_store``'s).
 
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The parser to extend; the chosen command is parsed into ``command``.
+
     Examples
     --------
     >>> parser = argparse.ArgumentParser()
@@ -164,6 +176,11 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``checkpoint-magic``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        A parser with every command (:func:`add_commands`) and the exit codes in its help.
 
     Examples
     --------

@@ -1,4 +1,4 @@
-"""The store as data and as a picture: :func:`entries_frame` (a DataFrame) and an HTML report with plots.
+"""The store as data and as a picture: :func:`entries_frame` and an HTML report with plots.
 
 ``entries_frame(store)`` is one row per entry with real datetimes (what
 ``%checkpoint_store ls --json`` gives as nested dicts of epoch floats);
@@ -226,7 +226,7 @@ _PAGE = (
 
 
 def report_html(store: Store | str | os.PathLike[str] | None = None, *, page: bool = True) -> str:
-    """A self-contained HTML page about the store: totals, plots (PNG, embedded) and a table per name.
+    """A self-contained HTML page about the store: totals, plots (embedded PNG), a table per name.
 
     Parameters
     ----------
@@ -356,7 +356,19 @@ def _table(by_name: pd.DataFrame) -> str:
 def write_report(
     path: str | os.PathLike[str], store: Store | str | os.PathLike[str] | None = None
 ) -> Path:
-    """Write :func:`report_html` of ``store`` to ``path`` (folders created); return the absolute path.
+    """Write :func:`report_html` of ``store`` to ``path`` (folders created).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The HTML file to write (``~`` is expanded).
+    store : Store, str or os.PathLike, optional
+        The store, or its directory; the default store when ``None``.
+
+    Returns
+    -------
+    pathlib.Path
+        The absolute path of the file written.
 
     Examples
     --------

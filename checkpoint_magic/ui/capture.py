@@ -28,7 +28,19 @@ __all__ = ["StreamRecorder", "TeeStream", "replay_streams"]
 
 
 class TeeStream:
-    """A text stream that writes through to the real one and records what was written."""
+    """A text stream that writes through to the real one and records what was written.
+
+    Consecutive writes to one stream are merged into one event.
+
+    Parameters
+    ----------
+    stream : text stream
+        The real stream (``sys.stdout`` or ``sys.stderr``); other attributes are its own.
+    name : str
+        ``"stdout"`` or ``"stderr"``, the ``name`` of the recorded events.
+    events : list of dict
+        Where events are appended; shared by the streams of one recorder, to keep order.
+    """
 
     def __init__(self, stream: Any, name: str, events: list[dict[str, Any]]):
         self._stream = stream
@@ -36,6 +48,18 @@ class TeeStream:
         self._events = events
 
     def write(self, text: str) -> int:
+        """Write ``text`` to the real stream and record it.
+
+        Parameters
+        ----------
+        text : str
+            The text to write.
+
+        Returns
+        -------
+        int
+            What the real stream's ``write`` returned.
+        """
         result = self._stream.write(text)
         if text:
             last = self._events[-1] if self._events else None
@@ -46,6 +70,13 @@ class TeeStream:
         return result
 
     def writelines(self, lines: Any) -> None:
+        """Write each of ``lines`` (no newline added), as :meth:`write`.
+
+        Parameters
+        ----------
+        lines : iterable of str
+            The text to write.
+        """
         for line in lines:
             self.write(line)
 
@@ -54,7 +85,11 @@ class TeeStream:
 
 
 class StreamRecorder:
-    """Tee ``sys.stdout`` and ``sys.stderr`` for a block: output is shown live and recorded in order."""
+    """Tee ``sys.stdout`` and ``sys.stderr`` for a block: output is shown live and recorded.
+
+    A context manager; ``events`` holds the text written, in order, as
+    ``{"type": "stream", "name": "stdout" or "stderr", "text": ...}`` dicts.
+    """
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
@@ -82,7 +117,14 @@ class StreamRecorder:
 
 
 def replay_streams(events: Iterable[dict[str, Any]]) -> None:
-    """Write the recorded stream events again, in their original order (other events are skipped)."""
+    """Write the recorded stream events again, in their original order.
+
+    Parameters
+    ----------
+    events : iterable of dict
+        Events as recorded by :class:`StreamRecorder`; those that are not stream text
+        (rich displays of a cell) are skipped.
+    """
     for event in events:
         if event.get("type") == "stream":
             stream = sys.stderr if event.get("name") == "stderr" else sys.stdout

@@ -61,6 +61,16 @@ def _shell() -> Any:
 def display_name(namespace: str) -> str:
     """A namespace as a person calls it: ``__main__.load_data`` is ``load_data``.
 
+    Parameters
+    ----------
+    namespace : str
+        A store namespace (``module.function``, a block or a cell name).
+
+    Returns
+    -------
+    str
+        ``namespace`` without a ``__main__.`` prefix.
+
     Examples
     --------
     >>> display_name("__main__.load_data"), display_name("mylib.fit")
@@ -70,7 +80,13 @@ def display_name(namespace: str) -> str:
 
 
 def interactive() -> bool:
-    """Whether someone is watching: a Jupyter kernel, or IPython at a terminal (not a script, not a test run)."""
+    """Whether someone is watching: a Jupyter kernel, or IPython at a terminal.
+
+    Returns
+    -------
+    bool
+        False in a script or a test run (no IPython shell, or stdin not a terminal).
+    """
     shell = _shell()
     if shell is None:
         return False
@@ -85,6 +101,11 @@ def enabled() -> bool:
 
     ``"auto"`` means :func:`interactive`. With notes shown, an ``InlineCheckpoint`` hit also
     replays what its block printed.
+
+    Returns
+    -------
+    bool
+        True when :func:`show` should be called.
     """
     mode = config.notes_mode()
     if mode == "auto":
@@ -95,8 +116,15 @@ def enabled() -> bool:
 def show(text: str, *, html_text: str | None = None) -> None:
     """Show one note: HTML in a Jupyter kernel, dim text on a terminal, plain text otherwise.
 
-    The caller decides whether to show it (:func:`enabled`); ``html_text`` replaces the
-    escaped ``text`` in the HTML form.
+    The caller decides whether to show it (:func:`enabled`). Outside IPython the note goes
+    to stderr, so a script's stdout stays its own.
+
+    Parameters
+    ----------
+    text : str
+        The note, without the ``[checkpoint]`` prefix.
+    html_text : str, optional
+        Replaces the escaped ``text`` in the HTML form.
     """
     line = _PREFIX + text
     shell = _shell()
@@ -121,12 +149,34 @@ def note_miss(namespace: str, reason: str) -> None:
 
     The caller (:class:`~checkpoint_magic.core.checkpointer.Checkpointer`) logs the reason and
     checks :func:`enabled` first, since computing the reason is the costly part.
+
+    Parameters
+    ----------
+    namespace : str
+        The namespace that recomputes.
+    reason : str
+        What changed since its newest entry.
     """
     show(f"recomputing {display_name(namespace)}: {reason.replace('__main__.', '')}")
 
 
 def note_hit(namespace: str, *, duration: float, created: float, what: str = "") -> None:
-    """Say that ``namespace`` was restored, if the run it skips took long (:data:`~checkpoint_magic.config.NOTE_HIT_SECONDS`)."""
+    """Say that ``namespace`` was restored, if the run it skips took long.
+
+    Hits faster than :data:`~checkpoint_magic.config.NOTE_HIT_SECONDS` say nothing; longer
+    ones are logged at INFO and shown when :func:`enabled`.
+
+    Parameters
+    ----------
+    namespace : str
+        The namespace that hit.
+    duration : float
+        Seconds the stored run took.
+    created : float
+        When the entry was stored (seconds since the epoch).
+    what : str, default=""
+        What was restored, shown instead of the namespace when given.
+    """
     if duration < config.NOTE_HIT_SECONDS:
         return  # the checkpointer already logged the hit at DEBUG; keep fast hits fast
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(created))

@@ -17,7 +17,17 @@ __all__ = ["format_ago", "format_duration", "format_size"]
 
 
 def format_size(n: float) -> str:
-    """``1536`` -> ``'1.5 KiB'`` (binary units).
+    """A size in binary units: ``1536`` is ``'1.5 KiB'``.
+
+    Parameters
+    ----------
+    n : float
+        A number of bytes.
+
+    Returns
+    -------
+    str
+        Whole bytes below 1 KiB, else one decimal in KiB, MiB, GiB or TiB.
 
     Examples
     --------
@@ -32,7 +42,18 @@ def format_size(n: float) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    """A short duration: two significant units at most (``'4.6 s'``, ``'4 min 12 s'``, ``'2 h 1 min'``).
+    """A short duration: two significant units at most (``'4.6 s'``, ``'4 min 12 s'``).
+
+    Parameters
+    ----------
+    seconds : float
+        The duration.
+
+    Returns
+    -------
+    str
+        Seconds with two or three significant digits below a minute, else the two largest
+        of days, hours, minutes and seconds.
 
     Examples
     --------
@@ -56,7 +77,19 @@ def format_duration(seconds: float) -> str:
 
 
 def format_ago(when: float | None, now: float | None = None) -> str:
-    """``'5 min ago'``; ``'never'`` for ``None``.
+    """How long ago a time was: ``'5 min ago'``; ``'never'`` for ``None``.
+
+    Parameters
+    ----------
+    when : float or None
+        A time in seconds since the epoch, or ``None`` for never.
+    now : float, optional
+        The current time; ``time.time()`` by default.
+
+    Returns
+    -------
+    str
+        ``'just now'``, or the age in seconds, minutes, hours or days, rounded.
 
     Examples
     --------
