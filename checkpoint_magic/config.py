@@ -1,4 +1,4 @@
-"""Settings read from the environment: store location, fsync, signing secret, size budget.
+"""Settings read from the environment: store location, fsync, signing secret, size budget, URL stores.
 
 Every setting has one environment variable, read when it is needed (not at import), so a
 notebook can change ``os.environ`` and the next checkpoint sees it.
@@ -13,18 +13,33 @@ Examples
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
+from typing import Any
+
+from .exceptions import InvalidArgumentError
 
 __all__ = [
     "DEFAULT_STORE_DIRNAME",
+    "ENV_CACHE",
+    "ENV_CACHE_SIZE",
     "ENV_DIR",
     "ENV_FSYNC",
+    "ENV_LEASE_TTL",
     "ENV_MAX_SIZE",
     "ENV_SECRET",
+    "ENV_STORAGE_OPTIONS",
+    "blob_cache_dir",
+    "blob_cache_max_bytes",
     "fsync_enabled",
+    "is_url",
+    "lease_ttl",
+    "resolve_store_location",
     "resolve_store_path",
     "secret_key",
+    "storage_options",
 ]
 
 DEFAULT_STORE_DIRNAME = ".Lutil-checkpoint"
@@ -32,6 +47,107 @@ ENV_DIR = "CHECKPOINT_MAGIC_DIR"
 ENV_FSYNC = "CHECKPOINT_MAGIC_FSYNC"
 ENV_SECRET = "CHECKPOINT_MAGIC_SECRET"
 ENV_MAX_SIZE = "CHECKPOINT_MAGIC_MAX_SIZE"
+ENV_STORAGE_OPTIONS = "CHECKPOINT_MAGIC_STORAGE_OPTIONS"
+ENV_CACHE = "CHECKPOINT_MAGIC_CACHE"
+ENV_CACHE_SIZE = "CHECKPOINT_MAGIC_CACHE_SIZE"
+ENV_LEASE_TTL = "CHECKPOINT_MAGIC_LEASE_TTL"
+#: Default bound of the local read cache of URL stores.
+DEFAULT_CACHE_BYTES = 1 << 30
+#: Default seconds without a heartbeat after which a computation's lease is taken over.
+DEFAULT_LEASE_TTL = 60.0
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+
+
+def is_url(location: str | os.PathLike[str]) -> bool:
+    """Whether a store location is a URL (``s3://bucket/prefix``, ``memory://x``...) and not a path.
+
+    ``file://`` URLs are local paths.
+
+    Examples
+    --------
+    >>> is_url("s3://bucket/store"), is_url("/tmp/store"), is_url("file:///tmp/store")
+    (True, False, False)
+    """
+    text = os.fspath(location)
+    return bool(_URL.match(text)) and not text.lower().startswith("file://")
+
+
+def resolve_store_location(location: str | os.PathLike[str] | None = None) -> str:
+    """The store location as a string: a URL unchanged (trailing ``/`` dropped), a path made absolute.
+
+    ``location``, else ``$CHECKPOINT_MAGIC_DIR``, else ``./.Lutil-checkpoint``.
+
+    Examples
+    --------
+    >>> resolve_store_location("s3://bucket/prefix/")
+    's3://bucket/prefix'
+    >>> resolve_store_location("/tmp/somewhere")
+    '/tmp/somewhere'
+    """
+    if location is None:
+        location = os.environ.get(ENV_DIR) or DEFAULT_STORE_DIRNAME
+    text = os.fspath(location)
+    if is_url(text):
+        return text.rstrip("/") if not text.endswith("://") else text
+    return os.fspath(resolve_store_path(text))
+
+
+def storage_options() -> dict[str, Any]:
+    """Extra fsspec options for URL stores, from ``CHECKPOINT_MAGIC_STORAGE_OPTIONS`` (a JSON object).
+
+    Credentials and endpoints normally come from the standard environment
+    (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``...); this is for anything else, and it
+    reaches worker processes (Dask) through their environment.
+
+    Raises
+    ------
+    InvalidArgumentError
+        The variable is set but is not a JSON object.
+    """
+    text = os.environ.get(ENV_STORAGE_OPTIONS, "").strip()
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        value = exc
+    if not isinstance(value, dict):
+        raise InvalidArgumentError(
+            f"{ENV_STORAGE_OPTIONS} must be a JSON object such as "
+            f'\'{{"anon": false}}\' (got {text[:80]!r})'
+        )
+    return value
+
+
+def blob_cache_dir() -> Path:
+    """Where URL stores keep their local read cache: ``$CHECKPOINT_MAGIC_CACHE``, else the user cache dir."""
+    env = os.environ.get(ENV_CACHE)
+    if env:
+        return Path(os.path.abspath(os.path.expanduser(env)))
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "checkpoint_magic" / "blobs"
+
+
+def blob_cache_max_bytes() -> int:
+    """The bound of the local read cache (``CHECKPOINT_MAGIC_CACHE_SIZE`` in bytes; 0 disables it)."""
+    text = os.environ.get(ENV_CACHE_SIZE, "").strip()
+    try:
+        return max(0, int(float(text))) if text else DEFAULT_CACHE_BYTES
+    except ValueError:
+        return DEFAULT_CACHE_BYTES
+
+
+def lease_ttl() -> float:
+    """Seconds a computation's lease lives without a heartbeat before another caller takes over.
+
+    ``CHECKPOINT_MAGIC_LEASE_TTL``, default 60. The holder renews it every third of that.
+    """
+    text = os.environ.get(ENV_LEASE_TTL, "").strip()
+    try:
+        return max(0.5, float(text)) if text else DEFAULT_LEASE_TTL
+    except ValueError:
+        return DEFAULT_LEASE_TTL
 
 
 def resolve_store_path(path: str | os.PathLike[str] | None = None) -> Path:
