@@ -43,6 +43,7 @@ test: $(VENV)/.test
 bench: $(VENV)/.bench
 	$(PY) benchmarks/bench_core.py
 	$(PY) benchmarks/bench_pipelines.py
+	$(PY) benchmarks/bench_s3.py
 
 ## stress: the long fault-injection and concurrency runs
 stress: $(VENV)/.test

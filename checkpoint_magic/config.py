@@ -36,7 +36,6 @@ __all__ = [
     "fsync_enabled",
     "is_url",
     "lease_ttl",
-    "resolve_store_location",
     "resolve_store_path",
     "secret_key",
     "storage_options",
@@ -71,26 +70,6 @@ def is_url(location: str | os.PathLike[str]) -> bool:
     """
     text = os.fspath(location)
     return bool(_URL.match(text)) and not text.lower().startswith("file://")
-
-
-def resolve_store_location(location: str | os.PathLike[str] | None = None) -> str:
-    """The store location as a string: a URL unchanged (trailing ``/`` dropped), a path made absolute.
-
-    ``location``, else ``$CHECKPOINT_MAGIC_DIR``, else ``./.Lutil-checkpoint``.
-
-    Examples
-    --------
-    >>> resolve_store_location("s3://bucket/prefix/")
-    's3://bucket/prefix'
-    >>> resolve_store_location("/tmp/somewhere")
-    '/tmp/somewhere'
-    """
-    if location is None:
-        location = os.environ.get(ENV_DIR) or DEFAULT_STORE_DIRNAME
-    text = os.fspath(location)
-    if is_url(text):
-        return text.rstrip("/") if not text.endswith("://") else text
-    return os.fspath(resolve_store_path(text))
 
 
 def storage_options() -> dict[str, Any]:
