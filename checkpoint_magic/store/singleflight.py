@@ -50,11 +50,12 @@ from .. import config
 from . import layout
 from .backends import Stat, StoreBackend
 
-__all__ = ["Flight", "acquire", "flight_leases"]
+__all__ = ["HOST", "Flight", "acquire", "flight_leases"]
 
 logger = logging.getLogger(__name__)
 
-_HOST = socket.gethostname()
+#: This host's name, as leases record it (a dead pid is only judged on its own host).
+HOST = socket.gethostname()
 #: First and longest pause between two polls of a waiter (seconds); local stores poll faster.
 POLL_MIN, POLL_MAX = 0.02, 1.0
 
@@ -90,8 +91,6 @@ class Flight:
         self.backend = backend
         self.name = name
         self.token = token
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def held(self) -> bool:
@@ -101,30 +100,22 @@ class Flight:
     def __repr__(self) -> str:
         return f"Flight({self.name!r})"
 
-    def start_heartbeat(self, interval: float) -> None:
-        """Renew the lease every ``interval`` seconds on a daemon thread until :meth:`release`."""
-        if self.name is None:
-            return
-        self._thread = threading.Thread(
-            target=self._beat, args=(interval,), name="checkpoint-magic-lease", daemon=True
-        )
-        self._thread.start()
-
-    def _beat(self, interval: float) -> None:
-        assert self.backend is not None and self.name is not None
-        while not self._stop.wait(interval):
-            try:
-                if not self.backend.touch(self.name):
-                    logger.info("lease %s was taken over; the result is still stored", self.name)
-                    return
-            except OSError as exc:  # the store is unreachable: keep trying, waiters time out
-                logger.debug("could not renew lease %s: %s", self.name, exc)
+    def renew(self) -> bool:
+        """Refresh the lease (the heartbeat); ``False`` once it is gone (taken over)."""
+        if self.backend is None or self.name is None:
+            return False
+        try:
+            if self.backend.touch(self.name):
+                return True
+        except OSError as exc:  # unreachable for now: keep trying, waiters may take over
+            logger.debug("could not renew lease %s: %s", self.name, exc)
+            return True
+        logger.info("lease %s was taken over; this result is still stored", self.name)
+        return False
 
     def release(self) -> None:
         """End the flight: stop renewing and remove the lease if it is still ours."""
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
+        _heartbeat.remove(self)
         name, self.name = self.name, None
         if name is None or self.backend is None:
             return
@@ -138,11 +129,54 @@ class Flight:
             logger.debug("could not remove lease %s: %s", name, exc)
 
 
+class _Heartbeat:
+    """One daemon thread per process renewing every held lease every ``interval`` seconds."""
+
+    def __init__(self) -> None:
+        self._flights: dict[int, tuple[Flight, float, float]] = {}  # id -> (flight, interval, due)
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def add(self, flight: Flight, interval: float) -> None:
+        with self._cond:
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name="checkpoint-magic-lease", daemon=True
+                )
+                self._thread.start()
+            self._flights[id(flight)] = (flight, interval, time.monotonic() + interval)
+            self._cond.notify()
+
+    def remove(self, flight: Flight) -> None:
+        with self._cond:
+            self._flights.pop(id(flight), None)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [f for f, _, at in self._flights.values() if at <= now]
+                for flight in due:
+                    _, interval, _ = self._flights[id(flight)]
+                    self._flights[id(flight)] = (flight, interval, now + interval)
+                nxt = min((at for _, _, at in self._flights.values()), default=now + 3600)
+            for flight in due:
+                if not flight.renew():
+                    self.remove(flight)
+            with self._cond:
+                self._cond.wait(max(0.0, nxt - time.monotonic()))
+
+
+_heartbeat = _Heartbeat()
+
+
 def _record(namespace: str, key: str, token: str) -> bytes:
     return json.dumps(
         {
             "kind": "flight",
-            "host": _HOST,
+            "host": HOST,
             "pid": os.getpid(),
             "started": time.time(),
             "namespace": namespace,
@@ -170,7 +204,7 @@ class _Watch:
         if now - self.seen[2] > self.ttl:
             return True
         owner = self._owner(name, version)
-        return owner is not None and owner[0] == _HOST and not _alive(owner[1])
+        return owner is not None and owner[0] == HOST and not _alive(owner[1])
 
     def _owner(self, name: str, version: Any) -> tuple[str, int] | None:
         if (name, version) not in self.owners:
@@ -233,7 +267,7 @@ def acquire(
                     Flight(backend, mine, token).release()
                     return Flight(None, None)
                 flight = Flight(backend, mine, token)
-                flight.start_heartbeat(max(0.1, ttl / 3))
+                _heartbeat.add(flight, max(0.1, ttl / 3))
                 return flight
             # Someone else created that generation first: watch it.
     except OSError as exc:
