@@ -20,6 +20,14 @@ from checkpoint_magic.store.backends import open_backend
 from checkpoint_magic.store.core import get_store
 
 REPO = Path(__file__).resolve().parents[2]
+# Counters live at module level: a closure over a list the function appends to would be a
+# closure value that changes on every call, and closure values are part of the key.
+RUNS: list[int] = []
+
+
+@pytest.fixture(autouse=True)
+def _reset_runs() -> None:
+    RUNS.clear()
 KEY = "0123456789abcdef0123456789abcdef"
 
 
@@ -169,11 +177,10 @@ def test_a_body_that_raises_releases_its_lease(tmp_path: Path) -> None:
 
 
 def test_threads_racing_on_one_key_run_the_body_once(tmp_path: Path) -> None:
-    runs: list[int] = []
 
     @checkpoint(store=str(tmp_path / "store"))
     def slow(x: int) -> int:
-        runs.append(x)
+        RUNS.append(x)
         time.sleep(0.5)
         return x * 2
 
@@ -183,7 +190,7 @@ def test_threads_racing_on_one_key_run_the_body_once(tmp_path: Path) -> None:
         t.start()
     for t in threads:
         t.join(30)
-    assert results == [42] * 4 and runs == [21]
+    assert results == [42] * 4 and RUNS == [21]
 
 
 # ------------------------------------------------------------------------------ processes

@@ -7,7 +7,9 @@ used first (a file's mtime is its last use), to stay under ``CHECKPOINT_MAGIC_CA
 bytes (default 1 GiB) under ``CHECKPOINT_MAGIC_CACHE`` (default ``~/.cache/checkpoint_magic/blobs``).
 
 A copy is only added once its bytes hash to its name, and the store verifies every blob it
-reads again, so a damaged cache file is a miss (and is dropped), never a wrong value.
+reads again, so a damaged cache file is a miss (and is dropped), never a wrong value. A copy
+also remembers the version of the object it came from (its ETag): if the object in the store
+is replaced or damaged, the copy is not served, so ``verify`` sees what the store holds.
 
 Examples
 --------
@@ -20,7 +22,9 @@ True
 >>> def fetch(path):
 ...     with open(path, "wb") as f:
 ...         f.write(data)
->>> cache.fill(digest, 5, fetch) == cache.get(digest, 5)
+>>> cache.fill(digest, 5, fetch, tag="etag-1") == cache.get(digest, 5, tag="etag-1")
+True
+>>> cache.get(digest, 5, tag="etag-2") is None  # the object was replaced in the store
 True
 """
 
@@ -80,13 +84,15 @@ class BlobCache:
         """Whether a blob of ``size`` bytes is worth caching (at most half the bound)."""
         return 0 < size <= self.max_bytes // 2
 
-    def path(self, digest: str) -> Path:
-        """Where the copy of blob ``digest`` lives (it may not exist)."""
-        return self.folder / digest
+    def path(self, digest: str, tag: str = "") -> Path:
+        """Where the copy of blob ``digest`` taken from object version ``tag`` lives (it may not exist)."""
+        suffix = xxhash.xxh3_64_hexdigest(tag.encode("utf-8")) if tag else "0"
+        return self.folder / f"{digest}.{suffix}"
 
-    def get(self, digest: str, size: int) -> str | None:
-        """The path of the cached copy of ``digest`` if it has ``size`` bytes (its use is recorded)."""
-        path = self.path(digest)
+    def get(self, digest: str, size: int, tag: str = "") -> str | None:
+        """The path of the cached copy of ``digest`` (``size`` bytes, from object version ``tag``);
+        its use is recorded."""
+        path = self.path(digest, tag)
         try:
             if os.stat(path).st_size != size:
                 return None
@@ -95,7 +101,9 @@ class BlobCache:
             return None
         return str(path)
 
-    def fill(self, digest: str, size: int, fetch: Callable[[str], None]) -> str | None:
+    def fill(
+        self, digest: str, size: int, fetch: Callable[[str], None], tag: str = ""
+    ) -> str | None:
         """Add blob ``digest``: ``fetch(path)`` writes its bytes to a staging file, which is
         published only if they hash to ``digest``. Returns the copy's path, ``None`` if it was
         not cached (a local fault is logged; a download fault propagates)."""
@@ -110,17 +118,19 @@ class BlobCache:
             if os.path.getsize(tmp) != size or _hash_file(tmp) != digest:
                 logger.warning("downloaded blob %s does not match its name; not cached", digest)
                 return None
-            os.replace(tmp, self.path(digest))
+            self.drop(digest)  # copies of other versions of the object
+            os.replace(tmp, self.path(digest, tag))
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         self._grow(size)
-        return str(self.path(digest))
+        return str(self.path(digest, tag))
 
     def drop(self, digest: str) -> None:
-        """Forget the copy of ``digest`` (a blob found damaged, or deleted from the store)."""
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path(digest))
+        """Forget every copy of ``digest`` (a blob found damaged, or deleted from the store)."""
+        for path in self.folder.glob(f"{digest}.*"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
     def _grow(self, size: int) -> None:
         with self._lock:

@@ -302,18 +302,22 @@ class FsspecBackend(StoreBackend):
         return io.BytesIO(self.fs.cat_file(path)), _stat(info)
 
     def _cached_blob(self, digest: str, path: str) -> str | None:
-        """The local copy of a blob, downloaded into the cache first if needed (``None`` if not cacheable)."""
+        """The local copy of a blob, downloaded into the cache first if needed (``None`` if not cacheable).
+
+        The copy is served only while the object is the one it was taken from (same ETag):
+        a blob collected or damaged in the store is never hidden by an older local copy.
+        """
         assert self.cache is not None
         info = self._info(path)
         if info is None:
-            # Gone from the store (collected, or never written): never serve a stale copy of it.
             self.cache.drop(digest)
             raise FileNotFoundError(path)
         size = int(info.get("size") or 0)
-        found = self.cache.get(digest, size)
+        tag = str(info.get("ETag") or info.get("etag") or _mtime(info))
+        found = self.cache.get(digest, size, tag)
         if found is not None or not self.cache.accepts(size):
             return found
-        return self.cache.fill(digest, size, lambda tmp: self.fs.get_file(path, tmp))
+        return self.cache.fill(digest, size, lambda tmp: self.fs.get_file(path, tmp), tag)
 
     def local_path(self, name: str) -> str | None:
         digest = self._blob_digest(name)
