@@ -48,18 +48,45 @@ def _square_for(store: str) -> Any:
     return _functions[store]
 
 
+@checkpoint(name="cluster.cube", ignore=["log_dir"])
+def cube(x: int, log_dir: str) -> int:
+    """A checkpointed function shipped to the workers as it is (its store: ``CHECKPOINT_MAGIC_DIR``)."""
+    _log_run(log_dir, x)
+    return x**3
+
+
 @pytest.fixture(scope="module")
-def client(moto_server: dict[str, str]) -> Iterator[Any]:
-    # Started after the S3 server, so the workers inherit its endpoint and credentials.
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None
-    )
-    client = distributed.Client(cluster)
+def cluster(moto_server: dict[str, str]) -> Iterator[tuple[Any, str]]:
+    """A 2-process LocalCluster and the ``s3://`` store its workers use by default.
+
+    Started after the S3 server, so the workers inherit its endpoint and credentials, and
+    ``CHECKPOINT_MAGIC_DIR`` pointing at a shared ``s3://`` store.
+    """
+    from tests.conftest import S3_BUCKET
+
+    default_store = f"s3://{S3_BUCKET}/cluster-{uuid.uuid4().hex[:8]}"
+    saved = os.environ.get("CHECKPOINT_MAGIC_DIR")
+    os.environ["CHECKPOINT_MAGIC_DIR"] = default_store
     try:
-        yield client
+        local = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None
+        )
+    finally:
+        if saved is None:
+            os.environ.pop("CHECKPOINT_MAGIC_DIR", None)
+        else:
+            os.environ["CHECKPOINT_MAGIC_DIR"] = saved
+    client = distributed.Client(local)
+    try:
+        yield client, default_store
     finally:
         client.close()
-        cluster.close()
+        local.close()
+
+
+@pytest.fixture
+def client(cluster: tuple[Any, str]) -> Any:
+    return cluster[0]
 
 
 def test_client_map_twice_runs_each_body_once(client: Any, s3_store: str, tmp_path: Path) -> None:
@@ -83,13 +110,15 @@ def test_workers_racing_on_one_key_run_it_once(client: Any, s3_store: str, tmp_p
     assert len(os.listdir(log_dir)) == 1
 
 
-def test_a_checkpointed_function_itself_ships_to_the_workers(
-    client: Any, s3_store: str, tmp_path: Path
+def test_a_checkpointed_function_ships_to_the_workers_with_the_env_store(
+    cluster: tuple[Any, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The decorated function (and its store) pickles; the workers resolve the store themselves.
+    # The decorated function itself is what is mapped; every process resolves its store from
+    # CHECKPOINT_MAGIC_DIR (an s3:// URL here), so the client hits what the workers stored.
+    client, default_store = cluster
+    monkeypatch.setenv("CHECKPOINT_MAGIC_DIR", default_store)
     log_dir = str(tmp_path / "runs")
     os.makedirs(log_dir)
-    func = _square_for(s3_store)
-    assert client.gather(client.map(func, [1, 2, 3], log_dir=log_dir, pure=False)) == [1, 4, 9]
-    assert func(2, log_dir) == 4  # a hit here, on the client
+    assert client.gather(client.map(cube, [1, 2, 3], log_dir=log_dir, pure=False)) == [1, 8, 27]
+    assert cube(2, log_dir) == 8  # a hit here, on the client
     assert len(os.listdir(log_dir)) == 3
