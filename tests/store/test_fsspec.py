@@ -117,7 +117,7 @@ def test_the_read_cache_serves_hits_and_never_outlives_the_blob(mem_url: str) ->
     big(50_000)
     backend = get_store(mem_url).backend
     assert backend.cache is not None
-    with mock.patch.object(backend.fs, "get_file", wraps=backend.fs.get_file) as download:
+    with mock.patch.object(backend, "_download", wraps=backend._download) as download:
         big(50_000)
         big(50_000)
     assert download.call_count == 1  # the first hit downloads, the second reads the copy
