@@ -131,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(tmp / "cache", ignore_errors=True)
 
         rows: list[Row] = []
-        for label, which, raw in (("tiny", "tiny", tiny_raw), (fmt_bytes(big_bytes), "big", big_raw)):
+        for label, which, raw in (
+            ("tiny", "tiny", tiny_raw),
+            (fmt_bytes(big_bytes), "big", big_raw),
+        ):
             timings = interleave(
                 [
                     Candidate("s3 miss", lambda w=which: on_s3(w), setup=wipe_s3),

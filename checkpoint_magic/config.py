@@ -94,7 +94,7 @@ def storage_options() -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidArgumentError(
             f"{ENV_STORAGE_OPTIONS} must be a JSON object such as "
-            f'\'{{"anon": false}}\' (got {text[:80]!r})'
+            f"'{{\"anon\": false}}' (got {text[:80]!r})"
         )
     return value
 

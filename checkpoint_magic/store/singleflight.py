@@ -215,7 +215,7 @@ class _Watch:
             except ValueError:
                 record = None
             ok = isinstance(record, dict) and isinstance(record.get("pid"), int)
-            self.owners[name, version] = (str(record["host"]), record["pid"]) if ok else None  # type: ignore[index]
+            self.owners[name, version] = (str(record["host"]), record["pid"]) if ok else None
         return self.owners[name, version]
 
 

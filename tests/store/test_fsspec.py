@@ -20,7 +20,7 @@ import pytest
 
 pytest.importorskip("fsspec")
 
-from checkpoint_magic import InlineCheckpoint, checkpoint  # noqa: E402
+from checkpoint_magic import checkpoint  # noqa: E402
 from checkpoint_magic.exceptions import (  # noqa: E402
     CorruptEntryWarning,
     StoreWriteWarning,
@@ -33,7 +33,7 @@ from checkpoint_magic.store.backends.url import (  # noqa: E402
     StoreUnreachableError,
     _ViewsReader,
 )
-from checkpoint_magic.store.core import Store, get_store  # noqa: E402
+from checkpoint_magic.store.core import get_store  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 # Counters live at module level: a closure over a list the function appends to would be a

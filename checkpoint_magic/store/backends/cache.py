@@ -147,7 +147,7 @@ class BlobCache:
         return sum(size for _, _, size in self._files())
 
     def _files(self) -> list[tuple[float, str, int]]:
-        found = []
+        found: list[tuple[float, str, int]] = []
         if not self.root.is_dir():
             return found
         for folder in self.root.iterdir():

@@ -327,10 +327,12 @@ class FsspecBackend(StoreBackend):
         """
         buf = bytearray(min(READ_BLOCK, max(1, size)))
         view = memoryview(buf)
-        with self.fs.open(path, "rb", block_size=READ_BLOCK, cache_type="none") as src:
-            with open(local, "wb") as dst:
-                while n := src.readinto(view):
-                    dst.write(view[:n])
+        with (
+            self.fs.open(path, "rb", block_size=READ_BLOCK, cache_type="none") as src,
+            open(local, "wb") as dst,
+        ):
+            while n := src.readinto(view):
+                dst.write(view[:n])
 
     def local_path(self, name: str) -> str | None:
         digest = self._blob_digest(name)
