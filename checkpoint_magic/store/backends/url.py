@@ -65,6 +65,8 @@ PART_SIZE = 32 << 20
 READ_BLOCK = 16 << 20
 #: Objects up to this size are refreshed by rewriting them (leases); larger ones by a server-side copy.
 TOUCH_REWRITE_MAX = 64 << 10
+#: Seconds a store seen to exist is not asked again.
+EXISTS_SECONDS = 10.0
 #: Seconds a store stays "unreachable" after a connection failure.
 OFFLINE_SECONDS = 30.0
 
@@ -195,6 +197,7 @@ class FsspecBackend(StoreBackend):
         self._root = ""
         self._offline_until = 0.0
         self._offline_reason = ""
+        self._exists_until = 0.0
         self._lock = threading.Lock()
         max_bytes = config.blob_cache_max_bytes()
         self.cache = (
@@ -267,8 +270,16 @@ class FsspecBackend(StoreBackend):
     # ------------------------------------------------------------------ the store itself
     @_io
     def exists(self) -> bool:
+        # Asked before every commit: a store seen in the last seconds is taken to exist
+        # (one LIST request less per commit; a store deleted meanwhile is recreated on the
+        # next commit after that).
+        if time.monotonic() < self._exists_until:
+            return True
         self.fs.invalidate_cache(self.path(""))
-        return bool(self.fs.exists(self.path("")))
+        found = bool(self.fs.exists(self.path("")))
+        if found:
+            self._exists_until = time.monotonic() + EXISTS_SECONDS
+        return found
 
     @_io
     def ensure(self, folders: Sequence[str]) -> None:
@@ -392,8 +403,8 @@ class FsspecBackend(StoreBackend):
             raise TypeError(f"{staged!r} was not staged by {self!r}")
         path = self.path(name)
         views, staged.views = staged.views, []
-        if not replace and self._info(path) is not None:
-            return False  # a blob: the same name holds the same bytes
+        # Create-if-absent is the conditional PUT itself (the store checked the blob is
+        # missing just before; asking again would cost a request per blob).
         mode = "overwrite" if replace else "create"
         try:
             self._upload(path, views, staged.size, mode)
@@ -470,7 +481,9 @@ class FsspecBackend(StoreBackend):
     def delete(self, name: str) -> bool:
         path = self.path(name)
         self._forget(name)
-        if self._info(path) is None:
+        # An object store's DELETE succeeds whether or not the object exists; ask first
+        # (except for leases, removed on every commit, whose callers need no answer).
+        if not name.startswith(layout.LEASES + "/") and self._info(path) is None:
             return False
         try:
             self.fs.rm_file(path)
