@@ -46,7 +46,8 @@ from .exceptions import (
     warn_user,
 )
 from .fingerprint.values import HASH_SCHEME_VERSION, Fingerprinter
-from .store.core import CorruptBlobError, CorruptManifestError, Store, get_store, namespace_dir
+from .store.budget import enforce_budget
+from .store.core import CorruptBlobError, CorruptManifestError, Store, get_store
 
 __all__ = ["Checkpointer", "LoadResult", "make_key"]
 
@@ -206,7 +207,7 @@ class Checkpointer:
     ) -> None:
         from .explain import explain_miss, record_miss
 
-        if not (self.store.entries / namespace_dir(self.namespace)).is_dir():
+        if not self.store.has_entries(self.namespace):
             logger.debug("miss %s: no entry yet", self.namespace)
             return
         try:
@@ -248,24 +249,25 @@ class Checkpointer:
         store = self.store
         key = self.key(code_fp, input_fps)
         try:
-            records = {name: store.put_value(value) for name, value in outputs.items()}
-            manifest = {
-                "format": 1,
-                "kind": self.kind,
-                "namespace": self.namespace,
-                "key": key,
-                "code": code_fp,
-                "code_parts": dict(code_parts or {}),
-                "inputs": dict(input_fps),
-                "outputs": records,
-                "meta": dict(meta or {}),
-                "created": time.time(),
-                "duration": float(duration),
-                "size": sum(int(r.get("size", 0)) for r in records.values()),
-                "python": ".".join(map(str, sys.version_info[:3])),
-                "checkpoint_magic": __version__,
-            }
-            store.write_entry(self.namespace, key, manifest)
+            with store.commit():
+                records = {name: store.put_value(value) for name, value in outputs.items()}
+                manifest = {
+                    "format": 1,
+                    "kind": self.kind,
+                    "namespace": self.namespace,
+                    "key": key,
+                    "code": code_fp,
+                    "code_parts": dict(code_parts or {}),
+                    "inputs": dict(input_fps),
+                    "outputs": records,
+                    "meta": dict(meta or {}),
+                    "created": time.time(),
+                    "duration": float(duration),
+                    "size": sum(int(r.get("size", 0)) for r in records.values()),
+                    "python": ".".join(map(str, sys.version_info[:3])),
+                    "checkpoint_magic": __version__,
+                }
+                store.write_entry(self.namespace, key, manifest)
         except StoreFormatError:
             raise
         except Exception as exc:  # pickling and I/O can fail in many ways; the result must survive
@@ -284,10 +286,8 @@ class Checkpointer:
         limit = os.environ.get(config.ENV_MAX_SIZE)
         if not limit:
             return
-        from .tools.maintenance import gc, parse_size
-
         try:
-            gc(store, max_size=parse_size(limit))
+            enforce_budget(store, limit)
         except Exception as exc:  # the commit succeeded; a failed clean-up must not hide the result
             warn_user(
                 f"automatic garbage collection ({config.ENV_MAX_SIZE}={limit}) failed: {exc}",

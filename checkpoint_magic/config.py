@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +33,8 @@ __all__ = [
     "blob_cache_dir",
     "blob_cache_max_bytes",
     "fsync_enabled",
-    "is_url",
     "lease_ttl",
+    "resolve_store_location",
     "resolve_store_path",
     "secret_key",
     "storage_options",
@@ -54,22 +53,6 @@ ENV_LEASE_TTL = "CHECKPOINT_MAGIC_LEASE_TTL"
 DEFAULT_CACHE_BYTES = 1 << 30
 #: Default seconds without a heartbeat after which a computation's lease is taken over.
 DEFAULT_LEASE_TTL = 60.0
-
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
-
-
-def is_url(location: str | os.PathLike[str]) -> bool:
-    """Whether a store location is a URL (``s3://bucket/prefix``, ``memory://x``...) and not a path.
-
-    ``file://`` URLs are local paths.
-
-    Examples
-    --------
-    >>> is_url("s3://bucket/store"), is_url("/tmp/store"), is_url("file:///tmp/store")
-    (True, False, False)
-    """
-    text = os.fspath(location)
-    return bool(_URL.match(text)) and not text.lower().startswith("file://")
 
 
 def storage_options() -> dict[str, Any]:
@@ -143,6 +126,23 @@ def resolve_store_path(path: str | os.PathLike[str] | None = None) -> Path:
         env = os.environ.get(ENV_DIR)
         path = env if env else DEFAULT_STORE_DIRNAME
     return Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+
+
+def resolve_store_location(path: str | os.PathLike[str] | None = None) -> str:
+    """The store location as a string: a URL (``scheme://...``) as given, else :func:`resolve_store_path`.
+
+    Examples
+    --------
+    >>> resolve_store_location("memory://bucket/store")
+    'memory://bucket/store'
+    >>> resolve_store_location("/tmp/somewhere")
+    '/tmp/somewhere'
+    """
+    if path is None:
+        path = os.environ.get(ENV_DIR) or None
+    if path is not None and "://" in os.fspath(path) and not os.fspath(path).startswith("file://"):
+        return os.fspath(path)
+    return str(resolve_store_path(path))
 
 
 def fsync_enabled() -> bool:

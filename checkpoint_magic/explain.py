@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any
 
-from .store.core import Store, namespace_dir
+from .store.core import Store
+from .store.layout import LAST_MISS
 
 __all__ = ["describe_difference", "explain_miss", "last_miss", "record_miss"]
 
@@ -87,15 +87,13 @@ def _score(
 
 
 def _recent_manifests(store: Store, namespace: str) -> list[dict[str, Any]]:
-    folder = store.entries / namespace_dir(namespace)
     try:
-        with os.scandir(folder) as it:
-            files = [(e.stat().st_mtime, e.name) for e in it if e.is_file()]
-    except FileNotFoundError:
+        keys = store.entry_keys_by_age(namespace)
+    except OSError as exc:
+        logger.debug("cannot list the entries of %s: %s", namespace, exc)
         return []
-    files.sort(reverse=True)
     manifests = []
-    for _, key in files[:MAX_CANDIDATES]:
+    for key in keys[:MAX_CANDIDATES]:
         try:
             manifest = store.read_entry(namespace, key)
         except Exception as exc:  # a damaged or refused entry explains nothing; skip it
@@ -146,17 +144,13 @@ def record_miss(
     inputs, code parts) is kept so that :func:`last_miss` can explain it when asked: a miss
     costs one small write, not a comparison with every stored entry.
     """
-    path = store.state / namespace_dir(namespace) / "last-miss.json"
     record: dict[str, Any] = {"namespace": namespace, "time": when}
     if reason is not None:
         record["reason"] = reason
     if request is not None:
         record["request"] = dict(request)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".last-miss.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, path)
+        store.write_record(namespace, LAST_MISS, json.dumps(record).encode("utf-8"))
     except OSError as exc:
         logger.debug("could not record the miss of %s: %s", namespace, exc)
 
@@ -167,10 +161,10 @@ def last_miss(store: Store, namespace: str) -> dict[str, Any] | None:
     A miss recorded without its reason is explained now, against the entries that existed
     before it.
     """
-    path = store.state / namespace_dir(namespace) / "last-miss.json"
     try:
-        data = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
+        raw = store.read_record(namespace, LAST_MISS)
+        data = json.loads(raw) if raw is not None else None
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(data, dict):
         return None

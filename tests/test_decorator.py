@@ -319,7 +319,7 @@ def test_store_failure_returns_result_with_one_warning_and_no_entry(store_dir):
         return np.ones(100_000) * x
 
     enospc = OSError(errno.ENOSPC, "No space left on device")
-    with mock.patch("checkpoint_magic.store.core._write_full", side_effect=enospc), pytest.warns(
+    with mock.patch("checkpoint_magic.store.backends.local.write_full", side_effect=enospc), pytest.warns(
         StoreWriteWarning, match="No space left"
     ) as record:
         result = f(3)

@@ -35,12 +35,10 @@ from __future__ import annotations
 import argparse
 import html
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..store.core import Store
 from ..tools.cli import Output, Table, add_command_arguments, add_commands, render_text, run
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..store.core import Store
 
 __all__ = ["Rendered", "register", "render_html", "store_html", "unregister"]
 
@@ -99,7 +97,7 @@ class Rendered:
 
 
 def store_html(store: Store) -> str:
-    """The ``ls`` table of a store, as HTML (``Store._repr_html_`` delegates here); never raises."""
+    """The ``ls`` table of a store, as HTML (registered for :class:`Store` by :func:`register`); never raises."""
     from ..exceptions import CheckpointError
 
     try:
@@ -152,13 +150,17 @@ def _build() -> dict[str, Callable[[str], Any]]:
 
 
 def register(ip: Any) -> None:
-    """Register ``%checkpoint_store`` and ``%checkpoint_why`` in an IPython shell."""
+    """Register ``%checkpoint_store`` and ``%checkpoint_why``, and the HTML view of a :class:`Store`."""
     for name, func in _build().items():
         ip.register_magic_function(func, magic_kind="line", magic_name=name)
+    ip.display_formatter.formatters["text/html"].for_type(Store, store_html)
 
 
 def unregister(ip: Any) -> None:
     """Remove what :func:`register` added (only if it is still ours)."""
+    html = ip.display_formatter.formatters["text/html"]
+    if html.type_printers.get(Store) is store_html:
+        html.pop(Store)
     table = ip.magics_manager.magics["line"]
     for name, func in _build().items():
         if table.get(name) is func:

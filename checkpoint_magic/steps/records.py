@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import types
-import uuid
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -25,12 +23,12 @@ import xxhash
 
 from ..checkpointer import Checkpointer
 from ..exceptions import CorruptEntryWarning, FingerprintError, SignatureError, warn_user
-from ..store.core import CorruptBlobError, CorruptManifestError, Store, namespace_dir
+from ..store.core import CorruptBlobError, CorruptManifestError, Store
+from ..store.layout import LATEST_OUTPUT
 
 # Log under the public module's name: these records belong to the step runs' log.
 logger = logging.getLogger("checkpoint_magic.steps")
 
-_POINTER = "latest-output.json"
 KIND = "step"
 
 
@@ -145,19 +143,15 @@ class Plan:
 # --------------------------------------------------------------------------- latest-output pointers and entries
 
 
-def _pointer_path(store: Store, namespace: str) -> str:
-    return os.path.join(store.state, namespace_dir(namespace), _POINTER)
+def _read_pointer(store: Store, namespace: str) -> Any:
+    raw = store.read_record(namespace, LATEST_OUTPUT)
+    return json.loads(raw).get("key") if raw is not None else None
 
 
 def write_pointer(store: Store, namespace: str, key: str) -> None:
-    path = _pointer_path(store, namespace)
     body = json.dumps({"namespace": namespace, "key": key, "time": time.time()})
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}-{uuid.uuid4().hex}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(body)
-        os.replace(tmp, path)
+        store.write_record(namespace, LATEST_OUTPUT, body.encode("utf-8"))
     except OSError as exc:  # the output is stored; only start_from/load_outputs lose track of it
         logger.warning("could not record the latest output of %s: %s", namespace, exc)
 
@@ -165,10 +159,9 @@ def write_pointer(store: Store, namespace: str, key: str) -> None:
 def point_latest(store: Store, namespace: str, key: str) -> None:
     """Point the pointer of ``namespace`` at ``key`` unless it already does."""
     try:
-        with open(_pointer_path(store, namespace), encoding="utf-8") as f:
-            if json.load(f).get("key") == key:
-                return
-    except (OSError, ValueError, AttributeError):
+        if _read_pointer(store, namespace) == key:
+            return
+    except (OSError, ValueError, AttributeError, RecursionError):
         pass
     write_pointer(store, namespace, key)
 
@@ -176,9 +169,8 @@ def point_latest(store: Store, namespace: str, key: str) -> None:
 def latest_manifest(store: Store, namespace: str, step: str) -> dict[str, Any] | None:
     """The manifest of the latest output of ``step``: the pointer's, else the newest entry."""
     try:
-        with open(_pointer_path(store, namespace), encoding="utf-8") as f:
-            key = json.load(f).get("key")
-    except (OSError, ValueError, AttributeError):
+        key = _read_pointer(store, namespace)
+    except (OSError, ValueError, AttributeError, RecursionError):
         key = None
     if isinstance(key, str):
         manifest = read_manifest(store, namespace, key)
@@ -223,7 +215,7 @@ def read_manifest(
 
 def entry_exists(store: Store, namespace: str, key: str) -> bool:
     """Whether a manifest file exists for ``key`` (readable or not)."""
-    return os.path.exists(store.entry_path(namespace, key))
+    return store.entry_exists(namespace, key)
 
 
 def load_value(

@@ -1,29 +1,22 @@
-"""The content-addressed store on disk: blobs named by their hash, one manifest per entry.
+"""The content-addressed store: :class:`Store`, written once over a backend's I/O primitives.
 
-Layout (``.Lutil-checkpoint/`` by default, see :func:`checkpoint_magic.config.resolve_store_path`)::
-
-    FORMAT                      store format version (JSON)
-    objects/ab/<digest>         immutable blobs, named by the xxh3-128 of their bytes
-    entries/<namespace>/<key>   one small manifest per cached computation
-    state/<namespace>/<key>.hits  usage record: its size is the hit count, its mtime the last use
-    state/<namespace>/<key>.pin   present while the entry is pinned (never evicted)
-    tmp/                        staging; anything left here after a crash is garbage
+:class:`Store` owns what every backend shares: deduplication (blobs named by the xxh3-128 of
+their bytes), verification on read, signing, manifests bound to their key, pins, usage,
+the hot-manifest cache and the commit leases garbage collection respects. A backend
+(:mod:`checkpoint_magic.store.backends`) only moves bytes; every name it is given comes from
+:mod:`checkpoint_magic.store.layout`.
 
 Guarantees:
 
-* **Atomic commit.** Blobs are written to ``tmp/`` and renamed into ``objects/``; the
-  manifest is renamed into ``entries/`` last, so a reader sees a whole entry or none,
-  whatever process dies when. Several processes may commit the same entry at once: the
-  last rename wins and every version is complete and valid.
-* **Verified reads.** Every blob is hashed while it is read (the hash runs on another
-  core, overlapping the read) and compared with its name; a manifest carries a checksum
-  of its body. A mismatch raises :class:`CorruptBlobError` / :class:`CorruptManifestError`
-  and removes the bad file, so the caller recomputes rather than returning a wrong value.
-* **Deduplication.** A value equal by content to a stored blob is not written again.
-* **Signed entries.** With ``CHECKPOINT_MAGIC_SECRET`` set, manifests carry an
-  HMAC-SHA256 of their body (which lists every blob digest) and unsigned or tampered
-  manifests are refused with :class:`~checkpoint_magic.exceptions.SignatureError` before
-  anything is unpickled. Without it, loading a store someone else wrote runs their code.
+* **Atomic commit.** Blobs are staged and published under their digest (create-if-absent),
+  the manifest last: a reader sees a whole entry or none, whatever process dies when.
+* **Verified reads.** Every blob is hashed while it is read (on another core, overlapping
+  the read) and compared with its name; a manifest carries a checksum of its body and names
+  its key and namespace, so a manifest found under another key is a miss, never a wrong value.
+* **Signed entries.** With ``CHECKPOINT_MAGIC_SECRET`` set, manifests carry an HMAC-SHA256
+  of their body, which names every blob also by a cryptographic digest (BLAKE3, or SHA-256
+  without the ``blake3`` package) verified on read; unsigned or tampered manifests are
+  refused with :class:`~checkpoint_magic.exceptions.SignatureError` before anything is parsed.
 
 Examples
 --------
@@ -38,15 +31,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import json
 import logging
 import mmap
 import os
-import re
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,12 +45,16 @@ import xxhash
 
 from .. import config
 from ..exceptions import CheckpointError, SignatureError, StoreFormatError
+from . import layout
+from .backends import StoreBackend, open_backend, scheme_of
 from .blobs import CorruptBlobError, hash_views, pipelined_read, readinto_full
 from .blobs import byte_view as _view
-from .blobs import write_full as _write_full
 from .codecs import serializers
-from .manifest import decode_manifest, encode_manifest, manifest_body
-from .usage import flush_usage, record_hit
+from .digests import STRONG_ALGORITHMS, new_strong_hasher, strong_hasher
+from .layout import namespace_dir
+from .leases import CommitLease
+from .manifest import MANIFEST_MAX_BYTES, decode_manifest, encode_manifest, manifest_body
+from .usage import flush_usage, read_usage, record_hit
 
 __all__ = [
     "FORMAT_VERSION",
@@ -72,6 +66,7 @@ __all__ = [
     "flush_usage",
     "get_store",
     "manifest_body",
+    "namespace_dir",
 ]
 
 logger = logging.getLogger(__name__)
@@ -82,20 +77,12 @@ INLINE_MAX_BYTES = 16 * 1024
 _OVERLAP_MIN = 24 << 20
 #: Verified hot manifest records remembered per store (see Store.read_entry).
 _HOT_RECORDS_MAX = 4096
-_RACY_NS = 100_000_000  # 0.1 s: well above a coarse timestamp tick (one jiffy, <= 10 ms)
+_RACY_SECONDS = 0.1  # well above a coarse timestamp tick (one jiffy, <= 10 ms)
+_GITIGNORE = b"# written by checkpoint_magic: a checkpoint store is never committed\n*\n"
 
 
 class CorruptManifestError(CheckpointError, ValueError):
-    """An entry manifest is unreadable or fails its checksum."""
-
-
-@functools.lru_cache(maxsize=4096)
-def namespace_dir(namespace: str) -> str:
-    """A directory name for ``namespace``: readable, unique, safe on every filesystem."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", namespace)[:96].lstrip(".") or "_"
-    if safe != namespace:
-        safe = f"{safe}-{xxhash.xxh3_64_hexdigest(namespace.encode('utf-8'))[:8]}"
-    return safe
+    """An entry manifest is unreadable, fails its checksum, or belongs to another key."""
 
 
 class _BlobReader:
@@ -114,12 +101,10 @@ class _BlobReader:
         return buf
 
     def read_into(self, index: int, buffers: Sequence[memoryview]) -> None:
-        ref = self._refs[index]
-        self._store.read_blob_into(ref["digest"], int(ref["size"]), buffers)
+        self._store.read_blob_into(self._refs[index], buffers)
 
     def path(self, index: int) -> str:
-        ref = self._refs[index]
-        return self._store.verified_blob_path(ref["digest"], int(ref["size"]))
+        return self._store.verified_blob_path(self._refs[index])
 
 
 class _InlineReader(_BlobReader):
@@ -142,14 +127,25 @@ class _InlineReader(_BlobReader):
         raise CorruptBlobError("an inline value has no file")
 
 
+class _Both:
+    """Feeds every update to several hashers (a thread target hashes for all of them)."""
+
+    def __init__(self, *hashers: Any):
+        self.hashers = [h for h in hashers if h is not None]
+
+    def update(self, data: Any) -> None:
+        for hasher in self.hashers:
+            hasher.update(data)
+
+
 class Store:
-    """A content-addressed store of checkpoint entries in one directory.
+    """A content-addressed store of checkpoint entries, over one backend.
 
     Parameters
     ----------
     path : str or os.PathLike, optional
-        The store directory; default ``$CHECKPOINT_MAGIC_DIR`` or ``./.Lutil-checkpoint``.
-        Nothing is created until the first write.
+        The store directory or URL; default ``$CHECKPOINT_MAGIC_DIR`` or ``./.Lutil-checkpoint``.
+        Nothing is created until the first write (and a deleted store is recreated then).
 
     Examples
     --------
@@ -163,187 +159,192 @@ class Store:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None):
-        self.root = config.resolve_store_path(path)
-        self.objects = self.root / "objects"
-        self.entries = self.root / "entries"
-        self.tmp = self.root / "tmp"
-        self.state = self.root / "state"
-        self._entries_str = str(self.entries)
-        self._state_str = str(self.state)
+        location = config.resolve_store_location(path)
+        self.backend: StoreBackend = open_backend(location)
+        self.location = self.backend.location
+        #: The local directory (for a local store; a URL-like path otherwise).
+        self.root = Path(self.location)
+        self.objects = self.root / layout.OBJECTS
+        self.entries = self.root / layout.ENTRIES
+        self.tmp = self.root / layout.TMP
+        self.state = self.root / layout.STATE
+        self.is_local = scheme_of(location) == "local"
         self._write_ready = False
         self._format_checked = False
-        # path -> ((inode, size, mtime_ns, secret), verified hot record); see read_entry
-        self._hot_records: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+        # entry name -> (stat version, secret, verified hot record); see read_entry
+        self._hot_records: dict[str, tuple[Any, bytes | None, dict[str, Any]]] = {}
         self._lock = threading.Lock()
+        self._local = threading.local()
 
     def __repr__(self) -> str:
-        return f"Store({str(self.root)!r})"
-
-    def _repr_html_(self) -> str:
-        """The ``checkpoint-magic ls`` table, shown when a store is displayed in a notebook."""
-        from ..notebook.inspection import store_html
-
-        return store_html(self)
+        return f"Store({self.location!r})"
 
     # ------------------------------------------------------------------ format
+    def is_store(self) -> bool:
+        """Whether the location holds a checkpoint store (a readable ``FORMAT`` record)."""
+        try:
+            self.backend.read_bytes(layout.FORMAT, limit=4096)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        return True
+
     def check_format(self) -> None:
         """Raise :class:`StoreFormatError` if the store was written by a newer, unknown format."""
         if self._format_checked:
             return
-        fmt = self.root / "FORMAT"
         try:
-            text = fmt.read_text(encoding="utf-8")
-        except FileNotFoundError:
+            text = self.backend.read_bytes(layout.FORMAT, limit=4096)
+        except (FileNotFoundError, NotADirectoryError):
             return  # an empty or new store
         try:
             version = int(json.loads(text)["format"])
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise StoreFormatError(
-                f"{fmt} is not a checkpoint_magic FORMAT file ({exc}); point the store at another "
-                "directory (store=... or CHECKPOINT_MAGIC_DIR) or remove this one"
+                f"{self.location}/FORMAT is not a checkpoint_magic FORMAT file ({exc}); point the "
+                "store at another directory (store=... or CHECKPOINT_MAGIC_DIR) or remove this one"
             ) from exc
         if version > FORMAT_VERSION:
             raise StoreFormatError(
-                f"the store {self.root} uses format {version}, written by a newer checkpoint_magic; "
-                f"this version reads format {FORMAT_VERSION}. Upgrade checkpoint_magic, or use another "
-                "store directory; nothing was read or overwritten"
+                f"the store {self.location} uses format {version}, written by a newer "
+                f"checkpoint_magic; this version reads format {FORMAT_VERSION}. Upgrade "
+                "checkpoint_magic, or use another store directory; nothing was read or overwritten"
             )
         self._format_checked = True
 
-    def _prepare_write(self) -> None:
-        if self._write_ready:
+    def prepare_write(self) -> None:
+        """Create the store's folders, ``FORMAT`` and ``.gitignore`` if missing (again if it was deleted).
+
+        Raises
+        ------
+        UnsafeStoreError
+            A folder of the store is a link the store did not create.
+        OSError
+            The store cannot be created (a file is in the way, permission denied...).
+        """
+        if self._write_ready and self.backend.exists():
             return
         with self._lock:
-            if self._write_ready:
-                return
             self.check_format()
-            for d in (self.objects, self.entries, self.tmp):
-                d.mkdir(parents=True, exist_ok=True)
-            fmt = self.root / "FORMAT"
-            if not fmt.exists():
+            self.backend.ensure(layout.TOP_FOLDERS)
+            if self.backend.stat(layout.FORMAT) is None:
                 body = json.dumps({"format": FORMAT_VERSION, "layout": "objects+entries"}) + "\n"
-                self._atomic_write(fmt, body.encode("utf-8"))
+                self.backend.create(layout.FORMAT, body.encode("utf-8"))
+            if self.backend.stat(layout.GITIGNORE) is None:
+                self.backend.create(layout.GITIGNORE, _GITIGNORE)
             self._format_checked = False
             self.check_format()
+            self._hot_records.clear()
             self._write_ready = True
 
     # ------------------------------------------------------------------ blobs
     def blob_path(self, digest: str) -> Path:
-        """Where the blob named ``digest`` lives (it may not exist)."""
-        return self.objects / digest[:2] / digest
+        """The local path of the blob named ``digest`` (it may not exist)."""
+        return self.root / layout.blob(digest)
 
-    def _tmp_path(self) -> str:
-        return os.path.join(self.tmp, f"{os.getpid()}-{uuid.uuid4().hex}")
-
-    def _write_tmp(self, views: Sequence[memoryview]) -> str:
-        """Write ``views`` back to back into a new staging file; return its path."""
-        tmp = self._tmp_path()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            with open(fd, "wb") as f:
-                for view in views:
-                    _write_full(f, view)
-                if config.fsync_enabled():
-                    f.flush()
-                    os.fsync(fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        return tmp
-
-    def _publish(self, tmp: str, final: Path) -> None:
-        """Rename a staging file into place (atomic), removing it if that fails."""
-        try:
-            os.replace(tmp, final)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-
-    def _atomic_write(self, final: Path, data: bytes | Sequence[Any]) -> None:
-        views = (
-            [_view(data)]
-            if isinstance(data, (bytes, bytearray, memoryview))
-            else [_view(b) for b in data]
-        )
-        self._publish(self._write_tmp(views), final)
+    def _claim(self, digest: str) -> None:
+        lease = getattr(self._local, "commit", None)
+        if lease is not None:
+            lease.claim(digest)
 
     def _existing_blob(self, digest: str, size: int) -> bool:
         """Whether the blob is already stored (then its mtime is refreshed)."""
-        final = self.blob_path(digest)
-        try:
-            if final.stat().st_size != size:
-                return False
-        except FileNotFoundError:
+        name = layout.blob(digest)
+        st = self.backend.stat(name)
+        if st is None or st.size != size:
             return False
-        # Refresh its mtime: garbage collection spares blobs touched recently, which closes
-        # the race with a commit that reuses a blob no manifest refers to yet.
+        # A gc with a grace period spares blobs touched recently.
         with contextlib.suppress(OSError):
-            os.utime(final)
+            self.backend.touch(name)
         return True
 
     def put_blob(self, buffers: Sequence[Any]) -> dict[str, Any]:
-        """Store the concatenation of ``buffers`` as one blob; return ``{"digest", "size"}``.
+        """Store the concatenation of ``buffers`` as one blob; return its reference.
 
-        The buffers are hashed and written in place (no copy). A blob that already exists
-        with the same size is not written again. A large blob is hashed on a second core
-        while it is written to staging (a miss then costs about one write), and the
-        staging file is dropped if the blob turns out to exist already.
+        The reference is ``{"digest", "size"}``, plus the cryptographic digest
+        (``"blake3"`` or ``"sha256"``) when signing is on. The buffers are hashed and written
+        in place (no copy); a blob that already exists is not written again. A large blob
+        is hashed on a second core while it is staged (a miss costs about one write).
         """
-        self._prepare_write()
+        self.prepare_write()
         views = [_view(b) for b in buffers]
         size = sum(view.nbytes for view in views)
         hasher = xxhash.xxh3_128()
+        strong_name, strong = (
+            new_strong_hasher() if config.secret_key() is not None else (None, None)
+        )
+        both = _Both(hasher, strong)
+        ref: dict[str, Any] = {"size": size}
         if size < _OVERLAP_MIN:
-            for view in views:
-                hasher.update(view)
-            digest = hasher.hexdigest()
+            hash_views(both, views)
+            digest = ref["digest"] = hasher.hexdigest()
+            if strong is not None and strong_name is not None:
+                ref[strong_name] = strong.hexdigest()
+            self._claim(digest)
             if not self._existing_blob(digest, size):
-                final = self.blob_path(digest)
-                final.parent.mkdir(exist_ok=True)
-                self._atomic_write(final, views)
-            return {"digest": digest, "size": size}
+                staged = self.backend.stage(layout.staging(), views, fsync=config.fsync_enabled())
+                self.backend.publish(staged, layout.blob(digest), replace=False)
+            return ref
         worker = threading.Thread(
-            target=hash_views, args=(hasher, views), name="checkpoint-magic-hash"
+            target=hash_views, args=(both, views), name="checkpoint-magic-hash"
         )
         worker.start()
         try:
-            tmp = self._write_tmp(views)
+            staged = self.backend.stage(layout.staging(), views, fsync=config.fsync_enabled())
         finally:
             worker.join()
-        digest = hasher.hexdigest()
+        digest = ref["digest"] = hasher.hexdigest()
+        if strong is not None and strong_name is not None:
+            ref[strong_name] = strong.hexdigest()
+        self._claim(digest)
         if self._existing_blob(digest, size):
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            self.backend.discard(staged)
         else:
-            final = self.blob_path(digest)
-            final.parent.mkdir(exist_ok=True)
-            self._publish(tmp, final)
-        return {"digest": digest, "size": size}
+            self.backend.publish(staged, layout.blob(digest), replace=False)
+        return ref
 
-    def _discard_corrupt(self, path: Path, why: str) -> CorruptBlobError:
+    def _discard_corrupt(self, digest: str, why: str) -> CorruptBlobError:
         with contextlib.suppress(OSError):
-            os.unlink(path)
-        logger.warning("removed corrupt blob %s (%s)", path, why)
-        return CorruptBlobError(f"blob {path.name} is corrupt ({why})")
+            self.backend.delete(layout.blob(digest))
+        logger.warning("removed corrupt blob %s (%s)", digest, why)
+        return CorruptBlobError(f"blob {digest} is corrupt ({why})")
 
-    def read_blob_into(self, digest: str, size: int, buffers: Sequence[memoryview]) -> None:
-        """Fill ``buffers`` with the blob's bytes, verifying them against ``digest``.
+    def _hashers(self, ref: Mapping[str, Any]) -> tuple[Any, Any, str]:
+        """``(hasher, expected hexdigest, name)`` a read is checked with.
+
+        Unsigned stores check the xxh3 name; signed ones the cryptographic digest the
+        signed manifest recorded (a blob without one is refused).
+        """
+        if config.secret_key() is None:
+            return xxhash.xxh3_128(), str(ref["digest"]), "xxh3"
+        for name in STRONG_ALGORITHMS:
+            if name in ref:
+                hasher = strong_hasher(name)
+                if hasher is None:
+                    raise SignatureError(
+                        f"blob {ref['digest']} is signed with {name}, unavailable here; "
+                        f"install it (pip install {name}) to read it"
+                    )
+                return hasher, str(ref[name]), name
+        raise SignatureError(
+            f"blob {ref['digest']} has no cryptographic digest, and CHECKPOINT_MAGIC_SECRET "
+            "requires one; the entry was not loaded"
+        )
+
+    def read_blob_into(self, ref: Mapping[str, Any], buffers: Sequence[memoryview]) -> None:
+        """Fill ``buffers`` with the bytes of the blob ``ref`` names, verifying them.
 
         Large blobs are hashed on a second thread while the next chunk is read, so
         verification costs little more than the read itself.
         """
-        path = self.blob_path(digest)
-        hasher = xxhash.xxh3_128()
+        digest, size = str(ref["digest"]), int(ref["size"])
+        hasher, expected, _ = self._hashers(ref)
         try:
-            f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below
+            f, st = self.backend.open_read(layout.blob(digest))
         except FileNotFoundError:
             raise CorruptBlobError(f"blob {digest} is missing") from None
         with f:
-            actual = os.fstat(f.fileno()).st_size
-            if actual != size:
-                raise self._discard_corrupt(path, f"size {actual}, expected {size}")
+            if st.size != size:
+                raise self._discard_corrupt(digest, f"size {st.size}, expected {size}")
             views = [v for v in buffers if v.nbytes]
             if size < _OVERLAP_MIN:
                 for view in views:
@@ -351,26 +352,29 @@ class Store:
                     hasher.update(view)
             else:
                 pipelined_read(f, views, hasher)
-        if hasher.hexdigest() != digest:
-            raise self._discard_corrupt(path, "content does not match its hash")
+        if hasher.hexdigest() != expected:
+            raise self._discard_corrupt(digest, "content does not match its hash")
 
-    def verified_blob_path(self, digest: str, size: int) -> str:
-        """Return the path of a blob after checking its whole content against ``digest``."""
-        path = self.blob_path(digest)
+    def verified_blob_path(self, ref: Mapping[str, Any]) -> str:
+        """A local path of the blob ``ref`` names, after checking its whole content."""
+        digest, size = str(ref["digest"]), int(ref["size"])
+        path = self.backend.local_path(layout.blob(digest))
+        if path is None:
+            raise CorruptBlobError(f"blob {digest} has no local file to memory-map")
+        hasher, expected, _ = self._hashers(ref)
         try:
-            with open(path, "rb") as f:
-                actual = os.fstat(f.fileno()).st_size
-                if actual != size:
-                    raise self._discard_corrupt(path, f"size {actual}, expected {size}")
-                hasher = xxhash.xxh3_128()
-                if size:
-                    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                        hasher.update(mapped)
+            f, st = self.backend.open_read(layout.blob(digest))
         except FileNotFoundError:
             raise CorruptBlobError(f"blob {digest} is missing") from None
-        if hasher.hexdigest() != digest:
-            raise self._discard_corrupt(path, "content does not match its hash")
-        return str(path)
+        with f:
+            if st.size != size:
+                raise self._discard_corrupt(digest, f"size {st.size}, expected {size}")
+            if size:
+                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                    hasher.update(mapped)
+        if hasher.hexdigest() != expected:
+            raise self._discard_corrupt(digest, "content does not match its hash")
+        return path
 
     # ------------------------------------------------------------------ values
     def put_value(self, obj: Any) -> dict[str, Any]:
@@ -407,23 +411,43 @@ class Store:
             mmap_mode = None
         else:
             source = _BlobReader(self, record["blobs"])
+            if mmap_mode is not None and not self.is_local:
+                mmap_mode = None
         return codec.decode(dict(record.get("meta", {})), source, mmap_mode=mmap_mode)
+
+    # ------------------------------------------------------------------ commits
+    @contextlib.contextmanager
+    def commit(self) -> Iterator[None]:
+        """Hold a commit lease while blobs and a manifest are written (garbage collection spares its blobs).
+
+        The lease lists every blob the commit stores or reuses, before it checks whether the
+        blob exists; a crashed process leaves it stale (detected by pid and age).
+        """
+        if getattr(self._local, "commit", None) is not None:
+            yield
+            return
+        lease = CommitLease(self.backend)
+        self._local.commit = lease
+        try:
+            yield
+        finally:
+            self._local.commit = None
+            lease.release()
 
     # ------------------------------------------------------------------ manifests
     def entry_path(self, namespace: str, key: str) -> Path:
-        """Where the manifest of entry ``key`` in ``namespace`` lives."""
-        return Path(self._entry_file(namespace, key))
-
-    def _entry_file(self, namespace: str, key: str) -> str:
-        # Plain strings: this runs on every lookup, and pathlib costs more than the read itself.
-        return f"{self._entries_str}/{namespace_dir(namespace)}/{key}"
+        """The local path of the manifest of entry ``key`` in ``namespace``."""
+        return self.root / layout.entry(namespace, key)
 
     def write_entry(self, namespace: str, key: str, manifest: Mapping[str, Any]) -> None:
-        """Publish a manifest atomically (after its blobs are in place)."""
-        self._prepare_write()
-        path = self.entry_path(namespace, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._atomic_write(path, encode_manifest(manifest, config.secret_key()))
+        """Publish a manifest atomically (after its blobs are in place); it names its key and namespace."""
+        self.prepare_write()
+        bound = {**manifest, "namespace": namespace, "key": key}
+        data = encode_manifest(bound, config.secret_key())
+        staged = self.backend.stage(
+            layout.staging(), [memoryview(data)], fsync=config.fsync_enabled()
+        )
+        self.backend.publish(staged, layout.entry(namespace, key))
 
     def read_entry(
         self, namespace: str, key: str, *, hot_only: bool = False
@@ -431,86 +455,85 @@ class Store:
         """Return the manifest of an entry, ``None`` if there is none.
 
         ``hot_only`` parses only what a hit needs (outputs, created, duration, meta), and
-        reuses a record this process already read and verified while the file is the same
-        one (same inode, size and modification time; a commit always publishes a new file).
-        The record is the stored, verified answer for that key, so reusing it can never give
-        a wrong value; it only spares re-reading an unchanged file. Do not mutate the result.
+        reuses a record this process already read and verified while the stored object is
+        the same one (a commit always publishes a new one). Do not mutate the result.
 
         Raises
         ------
         CorruptManifestError
-            The manifest exists but is damaged; it is removed so the entry can be rewritten.
+            The manifest exists but is damaged, oversized, or names another key or
+            namespace; it is removed so the entry can be rewritten.
         SignatureError
             Signing is required (``CHECKPOINT_MAGIC_SECRET``) and the entry is unsigned or
-            its signature is wrong; the entry is left in place and nothing of it is loaded.
+            its signature is wrong; the entry is left in place and nothing of it is parsed.
+        OSError
+            The store cannot be read (permissions, a link refused...).
         """
         self.check_format()
-        path = self._entry_file(namespace, key)
-        secret = config.secret_key() if hot_only else None
+        name = layout.entry(namespace, key)
+        secret = config.secret_key()
         if hot_only:
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
+            st = self.backend.stat(name)
+            if st is None:
                 return None
-            cached = self._hot_records.get(path)
-            if cached is not None and cached[0] == (st.st_ino, st.st_size, st.st_mtime_ns, secret):
-                return cached[1]
+            cached = self._hot_records.get(name)
+            if cached is not None and cached[0] == st.version and cached[1] == secret:
+                return cached[2]
         try:
-            fd = os.open(path, os.O_RDONLY)
+            f, st = self.backend.open_read(name)
         except FileNotFoundError:
             return None
-        try:
-            st = os.fstat(fd)
-            chunks = []
-            while chunk := os.read(fd, 1 << 16):
-                chunks.append(chunk)
-        finally:
-            os.close(fd)
-        manifest = self._parse_manifest(path, b"".join(chunks), hot_only=hot_only)
-        # Like git's "racily clean" rule: a file modified in the last 0.1 s could be
-        # modified again within one timestamp tick (coarse on some filesystems), so it is
-        # not remembered yet.
-        if hot_only and time.time_ns() - st.st_mtime_ns > _RACY_NS:
+        with f:
+            data = f.read(MANIFEST_MAX_BYTES + 1)
+        manifest = self._parse_manifest(name, data, namespace, key, hot_only=hot_only)
+        # Like git's "racily clean" rule: an object modified in the last 0.1 s could be
+        # replaced again within one timestamp tick, so it is not remembered yet.
+        if hot_only and st.version is not None and time.time() - st.mtime > _RACY_SECONDS:
             if len(self._hot_records) >= _HOT_RECORDS_MAX:
                 self._hot_records.clear()
-            self._hot_records[path] = ((st.st_ino, st.st_size, st.st_mtime_ns, secret), manifest)
+            self._hot_records[name] = (st.version, secret, manifest)
         return manifest
 
     def _parse_manifest(
-        self, path: str | Path, data: bytes, *, hot_only: bool = False
+        self, name: str, data: bytes, namespace: str, key: str, *, hot_only: bool = False
     ) -> dict[str, Any]:
-        manifest, damage, problem = decode_manifest(data, config.secret_key(), hot_only=hot_only)
+        manifest, damage, problem = decode_manifest(
+            data, config.secret_key(), hot_only=hot_only, namespace=namespace, key=key
+        )
+        if problem is not None:
+            raise SignatureError(f"entry {key}: {problem}; it was not loaded")
         if manifest is None:
             with contextlib.suppress(OSError):
-                os.unlink(path)
-            raise CorruptManifestError(f"manifest {path} is damaged ({damage}); it was removed")
-        if problem is not None:
-            raise SignatureError(f"entry {os.path.basename(path)}: {problem}; it was not loaded")
+                self.backend.delete(name)
+            raise CorruptManifestError(f"manifest {name} is damaged ({damage}); it was removed")
         return manifest
 
     def delete_entry(self, namespace: str, key: str) -> bool:
         """Remove an entry's manifest (its blobs are freed by garbage collection)."""
-        try:
-            os.unlink(self.entry_path(namespace, key))
-            return True
-        except FileNotFoundError:
-            return False
+        return self.backend.delete(layout.entry(namespace, key))
+
+    def has_entries(self, namespace: str) -> bool:
+        """Whether the namespace has an entry folder (cheap: no manifest is read)."""
+        return bool(self.backend.list_folders(layout.ENTRIES)) and bool(
+            self.backend.list_files(layout.entry_folder(namespace))
+        )
+
+    def entry_keys_by_age(self, namespace: str) -> list[str]:
+        """Keys of the namespace's entries, most recently written first."""
+        files = self.backend.list_files(layout.entry_folder(namespace))
+        return [n for n, _ in sorted(files, key=lambda f: f[1].mtime, reverse=True)]
 
     def iter_entry_keys(self, namespace: str | None = None) -> Iterator[tuple[str, str]]:
-        """Yield ``(namespace directory, key)`` of every entry (of one namespace if given)."""
-        if not self.entries.is_dir():
-            return
-        dirs = (
-            [self.entries / namespace_dir(namespace)]
+        """Yield ``(namespace folder, key)`` of every entry (of one namespace if given)."""
+        folders = (
+            [namespace_dir(namespace)]
             if namespace is not None
-            else sorted(self.entries.iterdir())
+            else self.backend.list_folders(layout.ENTRIES)
         )
-        for d in dirs:
-            if not d.is_dir():
-                continue
-            for p in sorted(d.iterdir()):
-                if p.is_file() and not p.name.startswith("."):
-                    yield d.name, p.name
+        for folder in folders:
+            for name, _ in self.backend.list_files(f"{layout.ENTRIES}/{folder}"):
+                if not name.startswith("."):
+                    yield folder, name
 
     def iter_manifests(self, namespace: str | None = None) -> Iterator[dict[str, Any]]:
         """Yield every readable manifest.
@@ -518,53 +541,56 @@ class Store:
         Damaged ones, and ones refused because signing is required and they are unsigned or
         wrongly signed, are skipped with a log line.
         """
-        for ns_dir, key in self.iter_entry_keys(namespace):
-            path = self.entries / ns_dir / key
+        for folder, key in self.iter_entry_keys(namespace):
+            name = f"{layout.ENTRIES}/{folder}/{key}"
             try:
-                data = path.read_bytes()
-                yield self._parse_manifest(path, data)
+                data = self.backend.read_bytes(name, limit=MANIFEST_MAX_BYTES)
+                decoded, damage, problem = decode_manifest(data, config.secret_key())
             except FileNotFoundError:
                 continue
-            except (CorruptManifestError, SignatureError) as exc:
-                logger.warning("%s", exc)
+            if decoded is None or problem is not None:
+                logger.warning("skipping %s: %s", name, damage or problem)
+                continue
+            yield decoded
 
-    # ------------------------------------------------------------------ usage and pins
-    def _state_path(self, namespace: str, key: str, suffix: str) -> Path:
-        return Path(self._state_file(namespace, key, suffix))
+    # ------------------------------------------------------------------ records, usage and pins
+    def write_record(self, namespace: str, name: str, data: bytes) -> None:
+        """Replace a namespace record (``state/<namespace>/<name>``, a :data:`layout.NAMESPACE_RECORDS` name)."""
+        self.prepare_write()
+        self.backend.write(layout.namespace_record(namespace, name), data)
 
-    def _state_file(self, namespace: str, key: str, suffix: str) -> str:
-        return f"{self._state_str}/{namespace_dir(namespace)}/{key}{suffix}"
+    def read_record(self, namespace: str, name: str, limit: int = 1 << 20) -> bytes | None:
+        """The bytes of a namespace record, ``None`` if it is missing."""
+        try:
+            return self.backend.read_bytes(layout.namespace_record(namespace, name), limit=limit)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def entry_exists(self, namespace: str, key: str) -> bool:
+        """Whether a manifest is stored for ``key`` (readable or not)."""
+        return self.backend.stat(layout.entry(namespace, key)) is not None
 
     def record_use(self, namespace: str, key: str) -> None:
-        """Count a hit of an entry (its ``.hits`` file grows by one byte; its mtime is the last use).
-
-        Counts are kept in memory and written at most once a second, at interpreter exit
-        and by :func:`flush_usage`, so a hit does not wait for a write.
-        """
-        record_hit(self._state_file(namespace, key, ".hits"))
+        """Count a hit of an entry (in memory; written in batches by a background timer and at exit)."""
+        record_hit(self.backend, layout.entry_state(namespace, key, layout.HITS))
 
     def usage(self, namespace: str, key: str) -> tuple[int, float | None]:
         """``(hits, last used)`` of an entry; last used is ``None`` if it was never hit."""
         flush_usage()
-        try:
-            st = self._state_path(namespace, key, ".hits").stat()
-        except FileNotFoundError:
-            return 0, None
-        return st.st_size, st.st_mtime
+        return read_usage(self.backend, layout.entry_state(namespace, key, layout.HITS))
 
     def set_pinned(self, namespace: str, key: str, pinned: bool = True) -> None:
         """Pin (or unpin) an entry: pinned entries are never evicted by garbage collection."""
-        path = self._state_path(namespace, key, ".pin")
+        name = layout.entry_state(namespace, key, layout.PIN)
         if pinned:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch()
+            self.prepare_write()
+            self.backend.create(name, b"")
         else:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+            self.backend.delete(name)
 
     def is_pinned(self, namespace: str, key: str) -> bool:
         """Whether the entry is pinned."""
-        return self._state_path(namespace, key, ".pin").exists()
+        return self.backend.stat(layout.entry_state(namespace, key, layout.PIN)) is not None
 
     def clear(self, namespace: str | None = None, *, force: bool = False) -> int:
         """Delete the entries of ``namespace`` (every entry if ``None``); return how many.
@@ -573,12 +599,10 @@ class Store:
         collection (``checkpoint-magic gc``), which also removes their usage records.
         """
         removed = 0
-        for ns_dir, key in list(self.iter_entry_keys(namespace)):
-            if not force and (self.state / ns_dir / f"{key}.pin").exists():
+        for folder, key in list(self.iter_entry_keys(namespace)):
+            if not force and self.backend.stat(f"{layout.STATE}/{folder}/{key}{layout.PIN}"):
                 continue
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.entries / ns_dir / key)
-                removed += 1
+            removed += self.backend.delete(f"{layout.ENTRIES}/{folder}/{key}")
         return removed
 
 
@@ -600,7 +624,7 @@ def get_store(store: Store | str | os.PathLike[str] | None = None) -> Store:
     """
     if isinstance(store, Store):
         return store
-    root = str(config.resolve_store_path(store))
+    root = config.resolve_store_location(store)
     with _stores_lock:
         found = _stores.get(root)
         if found is None:

@@ -1,10 +1,15 @@
 """The manifest file format: one checksummed, optionally signed record per store entry.
 
 A manifest file is ``CMM1 <xxh3-128 of body> [sig=<HMAC-SHA256 of body>]``, a newline, then
-the body: a first JSON line with what a hit needs (outputs, created, duration, meta) and a
-second with the rest (code, code parts, inputs, sizes...). A lookup parses only the first
-line; the checksum and the signature cover both. The body names every blob by its hash, so
-a signature over it covers the blobs too.
+the body: a first JSON line with what a hit needs (outputs, created, duration, meta) and the
+key and namespace it was written for, and a second with the rest (code, code parts, inputs,
+sizes...). A lookup parses only the first line; the checksum and the signature cover both.
+In a signed store the body names every blob also by a cryptographic digest, so the
+signature covers the blobs' bytes.
+
+Nothing large is parsed before it is checked: a manifest over :data:`MANIFEST_MAX_BYTES` is
+damaged, the signature (when required) is checked before any JSON is parsed, and JSON too
+deeply nested to parse is damage, not a ``RecursionError``.
 """
 
 from __future__ import annotations
@@ -18,13 +23,15 @@ from typing import Any
 
 import xxhash
 
-__all__ = ["decode_manifest", "encode_manifest", "manifest_body", "sign"]
+__all__ = ["MANIFEST_MAX_BYTES", "decode_manifest", "encode_manifest", "manifest_body", "sign"]
 
 MAGIC = b"CMM1"
+#: A manifest larger than this is damaged (it is never read whole into memory).
+MANIFEST_MAX_BYTES = 16 << 20
 
 #: Manifest fields a hit needs; they are written on their own JSON line so a lookup parses
 #: only them. Everything else (code parts, inputs, sizes...) is on the second line.
-_HOT_KEYS = ("created", "duration", "meta", "outputs")
+_HOT_KEYS = ("created", "duration", "key", "meta", "namespace", "outputs")
 
 
 def manifest_body(manifest: Mapping[str, Any]) -> bytes:
@@ -54,29 +61,37 @@ def encode_manifest(manifest: Mapping[str, Any], secret: bytes | None = None) ->
 
 
 def decode_manifest(
-    data: bytes, secret: bytes | None = None, *, hot_only: bool = False
+    data: bytes,
+    secret: bytes | None = None,
+    *,
+    hot_only: bool = False,
+    namespace: str | None = None,
+    key: str | None = None,
+    parse_refused: bool = False,
 ) -> tuple[dict[str, Any] | None, str | None, str | None]:
     """``(manifest, damage, signature problem)`` of a manifest file's bytes; removes nothing.
 
-    ``damage`` says why the bytes are not a valid manifest (the manifest is then ``None``);
-    ``signature problem`` is set when ``secret`` is given and the entry is unsigned or its
-    signature is wrong. With ``hot_only`` only the fields a hit needs are parsed.
+    ``damage`` says why the bytes are not a valid manifest (the manifest is then ``None``):
+    oversized, bad header, checksum mismatch, malformed JSON, or, when ``namespace``/``key``
+    are given, a manifest written for another entry. ``signature problem`` is set when
+    ``secret`` is given and the entry is unsigned or its signature is wrong; such a body is
+    not parsed unless ``parse_refused`` (the tools list refused entries). With ``hot_only``
+    only the fields a hit needs are parsed.
+
+    Examples
+    --------
+    >>> data = encode_manifest({"outputs": {}, "namespace": "m.f", "key": "k1"})
+    >>> decode_manifest(data, namespace="m.f", key="k2")[1]
+    'written for entry m.f/k1, found under m.f/k2'
     """
+    if len(data) > MANIFEST_MAX_BYTES:
+        return None, f"larger than {MANIFEST_MAX_BYTES} bytes", None
     head, sep, body = data.partition(b"\n")
     parts = head.split(b" ")
     if not sep or len(parts) not in (2, 3) or parts[0] != MAGIC:
         return None, "not a manifest (bad header or truncated)", None
     if xxhash.xxh3_128_hexdigest(body).encode("ascii") != parts[1]:
         return None, "checksum mismatch (flipped or truncated bytes)", None
-    hot, _, cold = body.partition(b"\n")
-    try:
-        manifest = json.loads(hot)
-        if not hot_only and isinstance(manifest, dict):
-            manifest.update(json.loads(cold) if cold else {})
-    except ValueError:
-        manifest = None
-    if not isinstance(manifest, dict):
-        return None, "not a JSON object", None
     problem = None
     if secret is not None:
         sig = (
@@ -88,6 +103,23 @@ def decode_manifest(
             problem = "not signed, and CHECKPOINT_MAGIC_SECRET requires signed entries"
         elif not hmac.compare_digest(sig, sign(secret, body)):
             problem = "wrong signature (tampered, or signed with another secret)"
+        if problem is not None and not parse_refused:
+            return None, None, problem
+    hot, _, cold = body.partition(b"\n")
+    try:
+        manifest = json.loads(hot)
+        if isinstance(manifest, dict) and (not hot_only or "key" not in manifest):
+            # Manifests written before the key moved to the hot line keep it in the cold one.
+            extra = json.loads(cold) if cold else {}
+            if isinstance(extra, dict):
+                manifest.update(extra)
+    except (ValueError, RecursionError):
+        manifest = None
+    if not isinstance(manifest, dict):
+        return None, "not a JSON object (malformed or too deeply nested)", problem
+    if key is not None and (manifest.get("key"), manifest.get("namespace")) != (key, namespace):
+        found = f"{manifest.get('namespace')}/{manifest.get('key')}"
+        return None, f"written for entry {found}, found under {namespace}/{key}", problem
     return manifest, None, problem
 
 

@@ -1,83 +1,124 @@
-"""Usage records of store entries: hits counted in memory and appended to ``.hits`` files in batches.
+"""Usage records of store entries: hits counted in memory, written in batches by a timer thread.
 
-An entry's usage file grows by one byte per hit (its size is the hit count) and its mtime is
-the last use. A hit only increments an in-memory counter; counts are written at most once
-a second, at interpreter exit and by :func:`flush_usage`, so recording use costs well under
-a microsecond and a crash loses at most the last second of counts (never an entry or a value).
+An entry's usage record (``state/<namespace>/<key>.hits``) is one short line, ``<hits>
+<last used>``, replaced atomically: bounded in size however often the entry is hit, and
+never torn by a crash. A hit only increments an in-memory counter (well under a
+microsecond); a daemon thread writes pending counts every :data:`FLUSH_INTERVAL` seconds,
+so a living kernel keeps least-recently-used eviction right, and exit flushes the rest. A
+crash loses at most the last interval of counts, never an entry or a value. Two processes
+flushing the same record at once may lose one's increment (the later write wins); the
+last-use time, which eviction orders by, stays right.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
-import os
 import threading
 import time
 
-__all__ = ["flush_usage", "record_hit"]
+from .backends import StoreBackend
+
+__all__ = ["FLUSH_INTERVAL", "flush_usage", "parse_usage", "read_usage", "record_hit"]
 
 logger = logging.getLogger(__name__)
 
+#: Seconds between two automatic flushes of pending hit counts.
+FLUSH_INTERVAL = 1.0
+#: A usage record is never read beyond this size.
+_RECORD_MAX = 256
 
-def _append_hits(path: str, count: int) -> None:
-    """Append ``count`` bytes to a usage file (one ``O_APPEND`` write is atomic across processes)."""
+
+def parse_usage(data: bytes, mtime: float) -> tuple[int, float]:
+    """``(hits, last used)`` from a usage record's bytes (``mtime`` dates a legacy record).
+
+    Examples
+    --------
+    >>> parse_usage(b"3 1700000000.5\\n", 0.0)
+    (3, 1700000000.5)
+    >>> parse_usage(b"...", 42.0)  # a record of the earlier format: one byte per hit
+    (3, 42.0)
+    """
+    fields = data.split()
+    if len(fields) == 2:
+        try:
+            return max(int(fields[0]), 0), float(fields[1])
+        except ValueError:
+            pass
+    return data.count(b"."), mtime
+
+
+def read_usage(backend: StoreBackend, name: str) -> tuple[int, float | None]:
+    """``(hits, last used)`` of the usage record ``name``; ``(0, None)`` if there is none."""
+    st = backend.stat(name)
+    if st is None:
+        return 0, None
     try:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        except FileNotFoundError:
-            # <store>/state/<namespace>/<key>.hits: create the folders below the store, but
-            # never resurrect a store that was deleted since the hit.
-            folder = os.path.dirname(path)
-            if not os.path.isdir(os.path.dirname(os.path.dirname(folder))):
-                return
-            os.makedirs(folder, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, b"." * count)
-        finally:
-            os.close(fd)
+        data = backend.read_bytes(name, limit=_RECORD_MAX)
+    except FileNotFoundError:
+        return 0, None
+    return parse_usage(data[:_RECORD_MAX], st.mtime)
+
+
+def _add_hits(backend: StoreBackend, name: str, count: int, last: float) -> None:
+    """Add ``count`` hits to a usage record, never creating a store that was deleted."""
+    if not backend.exists():
+        return
+    try:
+        hits, previous = read_usage(backend, name)
+        body = f"{hits + count} {max(last, previous or 0.0):.6f}\n".encode("ascii")
+        backend.write(name, body)
     except OSError as exc:  # a read-only store is used without recording
-        logger.debug("could not record a hit in %s: %s", path, exc)
+        logger.debug("could not record %d hits in %s: %s", count, name, exc)
 
 
 class _UsageWriter:
-    """Counts hits in memory and writes them in batches: at most once a second, and at exit.
-
-    A hit only increments a counter, so recording use costs well under a microsecond; a
-    crash loses at most the last second of counts (never an entry or a value).
-    """
-
-    #: Seconds between two automatic flushes.
-    INTERVAL = 1.0
+    """Counts hits in memory; a daemon thread writes them every interval, and at exit."""
 
     def __init__(self) -> None:
-        self._pending: dict[str, int] = {}
+        self._pending: dict[tuple[int, str], tuple[StoreBackend, int, float]] = {}
         self._lock = threading.Lock()
-        self._last_flush = time.monotonic()
+        self._flush_lock = threading.Lock()
+        self._wakeup = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def submit(self, path: str) -> None:
+    def submit(self, backend: StoreBackend, name: str) -> None:
+        now = time.time()
         with self._lock:
-            self._pending[path] = self._pending.get(path, 0) + 1
-        if time.monotonic() - self._last_flush >= self.INTERVAL:
+            _, count, _ = self._pending.get((id(backend), name), (backend, 0, now))
+            self._pending[(id(backend), name)] = (backend, count + 1, now)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="checkpoint-magic-usage", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(FLUSH_INTERVAL)
+            with self._lock:
+                if not self._pending:
+                    self._thread = None
+                    return
             self.flush()
 
     def flush(self) -> None:
-        with self._lock:
-            batch, self._pending = self._pending, {}
-            self._last_flush = time.monotonic()
-        for path, count in batch.items():
-            _append_hits(path, count)
+        with self._flush_lock:
+            with self._lock:
+                batch, self._pending = self._pending, {}
+            for (_, name), (backend, count, last) in batch.items():
+                _add_hits(backend, name, count, last)
 
 
 _usage_writer = _UsageWriter()
 atexit.register(_usage_writer.flush)
 
 
-def record_hit(path: str) -> None:
-    """Count one hit of the entry whose usage file is ``path``."""
-    _usage_writer.submit(path)
+def record_hit(backend: StoreBackend, name: str) -> None:
+    """Count one hit of the entry whose usage record is ``name``."""
+    _usage_writer.submit(backend, name)
 
 
 def flush_usage() -> None:
-    """Wait until every recorded hit is written to the store (called at exit automatically)."""
+    """Write every recorded hit to its store now (a timer and interpreter exit do it too)."""
     _usage_writer.flush()

@@ -21,35 +21,25 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import xxhash
 
+from ..store import layout
+from ..store.budget import GRACE_SECONDS, parse_grace
+from ..store.catalog import EntryInfo, blob_files, require_store, scan_entries
 from ..store.core import Store
-from .inventory import (
-    EntryInfo,
-    blob_files,
-    digest_of,
-    is_staging,
-    list_files,
-    require_store,
-    scan_entries,
-)
-from .maintenance import GRACE_SECONDS, parse_grace
-from .sweep import (
+from ..store.sweep import (
+    free_blobs,
     is_old,
     live_references,
+    removable_staging,
     remove_state,
-    still_old,
     sweep_tmp_and_state,
-    unlink_quietly,
 )
 
 __all__ = ["Problem", "VerifyReport", "verify"]
@@ -104,13 +94,14 @@ class VerifyReport:
         }
 
 
-def _hash_file(path: Path) -> tuple[int, str]:
-    """``(size, xxh3-128 hex)`` of a file, read in chunks."""
+def _hash_blob(store: Store, name: str) -> tuple[int, str]:
+    """``(size, xxh3-128 hex)`` of a stored blob, read in chunks."""
     hasher = xxhash.xxh3_128()
     size = 0
-    with open(path, "rb", buffering=0) as f:
-        view = memoryview(bytearray(min(_CHUNK, max(os.fstat(f.fileno()).st_size, 1))))
-        while n := f.readinto(view):
+    f, st = store.backend.open_read(name)
+    with f:
+        view = memoryview(bytearray(min(_CHUNK, max(st.size, 1))))
+        while n := f.readinto(view):  # type: ignore[attr-defined]
             hasher.update(view[:n])
             size += n
     return size, hasher.hexdigest()
@@ -129,14 +120,14 @@ def verify(
     ``CHECKPOINT_MAGIC_SECRET`` set, an unsigned or wrongly signed manifest
     (``signature``); a blob that is missing, of the wrong size or whose bytes do not hash
     to its name, and the entries referring to it (``broken entry``). Garbage (space
-    only): staging files left by a crash, blobs no manifest refers to, usage records of
-    removed entries, all older than ``grace`` seconds (younger ones may belong to a
-    commit in progress). Only files named as the store names them are ever removed.
+    only): staging files left by a crashed process, blobs no manifest refers to (never one
+    a commit in flight uses), usage records of removed entries; with ``grace``, only
+    those older than that. Only files named as the store names them are ever removed.
+    A location that is not a store is an error (:class:`StoreFormatError`).
 
     ``fix`` never removes an entry only because its signature fails: a mistyped secret,
     or a secret set on a store written without one, would wipe it. Those stay (and
     ``ok`` stays false) until the secret is right, or ``drop_unsigned`` removes them.
-    Changing anything requires a valid ``FORMAT`` file.
 
     Examples
     --------
@@ -144,27 +135,19 @@ def verify(
     >>> store = Store(tempfile.mkdtemp())
     >>> record = store.put_value(bytes(100_000))
     >>> store.write_entry("m.f", "k1", {"outputs": {"return": record}})
-    >>> store.blob_path(record["blobs"][0]["digest"]).write_bytes(b"flipped")
-    7
+    >>> store.backend.write(f"objects/{record['blobs'][0]['digest'][:2]}/{record['blobs'][0]['digest']}", b"flipped")
+    True
     >>> [p.kind for p in verify(store).problems]
     ['corrupt blob', 'broken entry']
     >>> verify(store, fix=True).ok, verify(store).ok
     (True, True)
     """
     grace = parse_grace(grace)
-    if fix or drop_unsigned:
-        require_store(store)
-    else:
-        store.check_format()
+    require_store(store, allow_empty=not (fix or drop_unsigned))
     report = VerifyReport()
 
-    def rel(path: Path | str | None) -> str:
-        return os.path.relpath(path, store.root) if path is not None else ""
-
-    def found(kind: str, path: Path | str | None, detail: str, remove: bool = fix) -> Problem:
-        problem = Problem(
-            kind, rel(path), detail, fixed=remove and path is not None and unlink_quietly(path)
-        )
+    def found(kind: str, name: str, detail: str, remove: bool = fix) -> Problem:
+        problem = Problem(kind, name, detail, fixed=remove and store.backend.delete(name))
         report.problems.append(problem)
         return problem
 
@@ -180,7 +163,7 @@ def verify(
             remove_state(store, entry)
 
     for entry, why in scan.unsigned:
-        drop(entry, found("signature", entry.path, f"{entry.namespace}: {why}", drop_unsigned))
+        drop(entry, found("signature", entry.name, f"{entry.namespace}: {why}", drop_unsigned))
     users: dict[str, list[EntryInfo]] = defaultdict(list)
     for e in scan.entries:
         for d in e.blobs:
@@ -188,10 +171,10 @@ def verify(
     bad: dict[str, str] = {}
     missing: list[Problem] = []
     for digest in sorted(users):
-        path = store.blob_path(digest)
+        path = layout.blob(digest)
         expected = users[digest][0].blobs[digest]
         try:
-            size, actual = _hash_file(path)
+            size, actual = _hash_blob(store, path)
         except FileNotFoundError:
             bad[digest] = "missing"
             missing.append(
@@ -220,44 +203,55 @@ def verify(
                 e,
                 found(
                     "broken entry",
-                    e.path,
+                    e.name,
                     f"{e.namespace}: refers to {bad[broken[0]]} blob {broken[0]}{more}",
                 ),
             )
     for problem in missing:  # fixed by removing every entry that refers to the blob
-        problem.fixed = all((e.ns_dir, e.key) in dropped for e in users[Path(problem.path).name])
+        digest = problem.path.rsplit("/", 1)[-1]
+        problem.fixed = all((e.ns_dir, e.key) in dropped for e in users[digest])
 
     now = time.time()
     if fix:
         referenced = live_references(store, scan.entries, dropped)
     else:
         referenced = {d for e in scan.entries for d in e.blobs}
-    for relpath, st in blob_files(store).items():
-        named = digest_of(relpath)
-        if named is None or named in referenced or named in bad or not is_old(st, now, grace):
-            continue
-        path = store.objects / relpath
-        fixed = fix and still_old(path, grace) and unlink_quietly(path)
-        report.garbage.append(
-            Problem("unreferenced blob", rel(path), f"{st.st_size} bytes", fixed=fixed)
+    garbage = {
+        named: st
+        for relpath, st in blob_files(store).items()
+        if (named := layout.digest_of(relpath)) is not None
+        and named not in referenced
+        and named not in bad
+        and is_old(st, now, grace)
+    }
+    freed: set[str] = set()
+    if fix and garbage:
+        before = set(garbage)
+        free_blobs(
+            store, referenced | bad.keys(), now, grace, False, scanned=scan.entries, removed=dropped
         )
-    for f in list_files(store.tmp):
-        with contextlib.suppress(FileNotFoundError):
-            st = f.stat()
-            if is_staging(f.name) and is_old(st, now, grace):
-                fixed = fix and unlink_quietly(f.path)
-                report.garbage.append(
-                    Problem("staging leftover", rel(f.path), f"{st.st_size} bytes", fixed=fixed)
-                )
+        freed = {d for d in before if store.backend.stat(layout.blob(d)) is None}
+    for named, st in sorted(garbage.items()):
+        report.garbage.append(
+            Problem(
+                "unreferenced blob", layout.blob(named), f"{st.size} bytes", fixed=named in freed
+            )
+        )
+    for name, st in store.backend.list_files(layout.TMP):
+        if removable_staging(name, st, now, grace):
+            fixed = fix and store.backend.delete(f"{layout.TMP}/{name}")
+            report.garbage.append(
+                Problem("staging leftover", f"{layout.TMP}/{name}", f"{st.size} bytes", fixed=fixed)
+            )
     live = {(e.ns_dir, e.key) for e in scan.entries} - dropped
     _, stale = sweep_tmp_and_state(store, live, now, grace, dry_run=not fix)
     if stale:
         detail = f"{stale} usage or miss records of entries that no longer exist"
-        report.garbage.append(Problem("stale state", rel(store.state), detail, fixed=fix))
+        report.garbage.append(Problem("stale state", layout.STATE, detail, fixed=fix))
     if report.problems or report.garbage:
         logger.info(
             "verify %s: %d problems, %d leftovers",
-            store.root,
+            store.location,
             len(report.problems),
             len(report.garbage),
         )

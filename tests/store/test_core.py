@@ -22,7 +22,9 @@ def test_layout_is_created_on_first_write_only(store_dir):
     assert not store_dir.exists()
     store.put_blob([b"hello"])
     assert json.loads((store_dir / "FORMAT").read_text())["format"] == 1
-    assert {p.name for p in store_dir.iterdir()} == {"FORMAT", "objects", "entries", "tmp"}
+    assert {p.name for p in store_dir.iterdir()} == {
+        "FORMAT", ".gitignore", "objects", "entries", "state", "tmp", "leases"
+    }
     assert list((store_dir / "tmp").iterdir()) == []
 
 
@@ -121,7 +123,7 @@ def test_failed_write_leaves_no_partial_blob_or_temp_file(store_dir):
     store = Store(store_dir)
     store.put_blob([b"first"])
     enospc = OSError(errno.ENOSPC, "No space left on device")
-    with mock.patch("checkpoint_magic.store.core._write_full", side_effect=enospc), pytest.raises(OSError):
+    with mock.patch("checkpoint_magic.store.backends.local.write_full", side_effect=enospc), pytest.raises(OSError):
         store.put_blob([np.ones(1000)])
     assert list((store_dir / "tmp").iterdir()) == []
     assert len([p for p in (store_dir / "objects").rglob("*") if p.is_file()]) == 1
@@ -131,12 +133,12 @@ def test_failed_large_write_leaves_nothing_and_a_retry_succeeds(store_dir):
     store = Store(store_dir)
     big = np.random.default_rng(3).random(4 << 20)  # 32 MiB: hashed while it is written
     enospc = OSError(errno.ENOSPC, "No space left on device")
-    with mock.patch("checkpoint_magic.store.core._write_full", side_effect=enospc), pytest.raises(OSError):
+    with mock.patch("checkpoint_magic.store.backends.local.write_full", side_effect=enospc), pytest.raises(OSError):
         store.put_blob([big])
     assert list((store_dir / "tmp").iterdir()) == []
     ref = store.put_blob([big])
     out = np.empty_like(big)
-    store.read_blob_into(ref["digest"], ref["size"], [memoryview(out).cast("B")])
+    store.read_blob_into(ref, [memoryview(out).cast("B")])
     assert np.array_equal(out, big)
     assert store.put_blob([big]) == ref  # deduplicated: the staging copy is dropped
     assert list((store_dir / "tmp").iterdir()) == []
@@ -216,7 +218,7 @@ def test_hot_records_are_reused_only_while_the_file_is_unchanged(store_dir):
     old = time.time() - 60
     os.utime(path, (old, old))  # older than the "racily clean" window
     first = store.read_entry("ns", "k", hot_only=True)
-    assert first == {"outputs": {"a": 1}}  # only the fields a hit needs
+    assert first == {"outputs": {"a": 1}, "key": "k", "namespace": "ns"}  # only what a hit needs
     assert store.read_entry("ns", "k", hot_only=True) is first  # reused, verified once
     store.write_entry("ns", "k", {"outputs": {"a": 2}})  # a new commit: a new file
     assert store.read_entry("ns", "k", hot_only=True)["outputs"] == {"a": 2}

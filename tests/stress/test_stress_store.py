@@ -18,7 +18,7 @@ import pytest
 
 from checkpoint_magic import checkpoint  # noqa: E402
 from checkpoint_magic.exceptions import CorruptEntryWarning, StoreWriteWarning  # noqa: E402
-from checkpoint_magic.store import core as store_module  # noqa: E402
+from checkpoint_magic.store.backends import local as store_module  # noqa: E402
 from checkpoint_magic.store.core import Store  # noqa: E402
 from checkpoint_magic.tools.maintenance import list_entries, verify  # noqa: E402
 from tests.tools import test_integrity as base  # noqa: E402
@@ -110,7 +110,7 @@ def test_random_damage_never_yields_a_wrong_value(tmp_path, monkeypatch):
 def test_random_write_failures_never_leave_a_partial_entry(tmp_path):
     rng = random.Random(3)
     store = Store(tmp_path / "s")
-    real = store_module._write_full
+    real = store_module.write_full
 
     @checkpoint(store=store)
     def compute(seed, n):
@@ -128,7 +128,7 @@ def test_random_write_failures_never_leave_a_partial_entry(tmp_path):
             return real(fd, view)
 
         seed, n = i, rng.choice([10, 30_000, 200_000])
-        with mock.patch.object(store_module, "_write_full", write_full), warnings.catch_warnings(record=True) as record:
+        with mock.patch.object(store_module, "write_full", write_full), warnings.catch_warnings(record=True) as record:
             warnings.simplefilter("always")
             value = compute(seed, n)
         np.testing.assert_array_equal(value["a"], np.random.default_rng(seed).random(n))

@@ -183,7 +183,7 @@ def test_a_newer_store_format_is_an_error_not_a_crash(capsys, tmp_path):
 
 
 def test_errors_that_stop_a_command_exit_2_with_one_line_not_a_traceback(capsys, tmp_path, filled, monkeypatch):
-    from checkpoint_magic.tools import maintenance
+    from checkpoint_magic.store import budget
 
     a_file = tmp_path / "passwd"
     a_file.write_text("root:x:0:0")
@@ -197,7 +197,7 @@ def test_errors_that_stop_a_command_exit_2_with_one_line_not_a_traceback(capsys,
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(filled[0].root / "entries"))
 
-    monkeypatch.setattr(maintenance, "scan_entries", denied)
+    monkeypatch.setattr(budget, "scan_entries", denied)
     code, _, err = run(capsys, "gc", "--max-age", "1d", "--store", str(filled[0].root))
     assert code == 2 and err.strip().endswith("Permission denied: '" + str(filled[0].root / "entries") + "'")
     assert "Traceback" not in err
@@ -284,9 +284,9 @@ def test_the_console_script_on_a_store_filled_by_a_script(script, tmp_path):
     assert _cli(tmp_path, "verify").stdout.startswith("ok: 1 entries")
     clear = _cli(tmp_path, "clear")  # the one entry left is pinned
     assert clear.returncode == 0 and "kept 1 pinned entry (`clear --force` removes them)" in clear.stdout
-    assert "2 unused blobs" in clear.stdout and "kept for the grace period" in clear.stdout  # 3 values, 6 entries
+    assert "kept for the grace period" not in clear.stdout  # gc freed the evicted entries' blobs at once
     clear = _cli(tmp_path, "clear", "--force", "--grace", "0")
-    assert clear.returncode == 0 and "removed 1 entry and 3 blobs" in clear.stdout
+    assert clear.returncode == 0 and "removed 1 entry and 1 blob" in clear.stdout
     help_ = _cli(tmp_path, "--help")
     assert help_.returncode == 0 and "running their code" in help_.stdout
 
@@ -331,7 +331,8 @@ def test_store_magic_renders_the_cli_tables_as_html(ip, filled):
     assert "would free 0 entries" in repr(gc)
     why = ip.run_line_magic("checkpoint_why", f"fit --store {store.root}")
     assert "code changed: pkg.fit" in why._repr_html_()
-    assert "<table" in store._repr_html_() and "pkg.score" in store._repr_html_()
+    html = ip.display_formatter.formatters["text/html"].lookup(store)(store)  # registered with the magics
+    assert "<table" in html and "pkg.score" in html
 
 
 @pytest.mark.parametrize(

@@ -252,10 +252,10 @@ def test_a_damaged_entry_is_one_warning_then_a_correct_recompute(tmp_path, monke
 # ---------------------------------------------------------------------------------------- full or read-only disk
 @pytest.mark.parametrize("failing_write", [0, 1])  # the blob's write, or the manifest's
 def test_disk_full_returns_the_result_with_one_warning_and_no_partial_entry(tmp_path, failing_write):
-    from checkpoint_magic.store import core as store_module
+    from checkpoint_magic.store.backends import local as store_module
 
     store = Store(tmp_path / "s")
-    real = store_module._write_full
+    real = store_module.write_full
     calls = []
 
     def write_full(fd, view):
@@ -269,7 +269,7 @@ def test_disk_full_returns_the_result_with_one_warning_and_no_partial_entry(tmp_
         return np.arange(n) + 0.5
 
     compute(3)  # the store exists; its one entry is small (inline: one write, the manifest)
-    with mock.patch.object(store_module, "_write_full", write_full), pytest.warns(StoreWriteWarning, match="No space") as record:
+    with mock.patch.object(store_module, "write_full", write_full), pytest.warns(StoreWriteWarning, match="No space") as record:
         value = compute(40_000)
     np.testing.assert_array_equal(value, np.arange(40_000) + 0.5)
     assert _caught(record, StoreWriteWarning) == 1 and len(calls) == failing_write + 1
@@ -295,13 +295,16 @@ def _read_only(store: Store):
     real_open, real_mkdir = os.open, os.mkdir
     root = str(store.root)
 
+    def under_store(path, kwargs):  # the store opens its files relative to its folders
+        return str(path).startswith(root) or kwargs.get("dir_fd") is not None
+
     def guarded_open(path, flags, *args, **kwargs):
-        if str(path).startswith(root) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+        if under_store(path, kwargs) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
             raise OSError(errno.EROFS, "Read-only file system", str(path))
         return real_open(path, flags, *args, **kwargs)
 
     def guarded_mkdir(path, *args, **kwargs):
-        if str(path).startswith(root):
+        if under_store(path, kwargs):
             raise OSError(errno.EROFS, "Read-only file system", str(path))
         return real_mkdir(path, *args, **kwargs)
 

@@ -12,8 +12,8 @@ import pytest
 from checkpoint_magic import checkpoint
 from checkpoint_magic.checkpointer import Checkpointer
 from checkpoint_magic.exceptions import InvalidArgumentError
+from checkpoint_magic.store import budget, layout
 from checkpoint_magic.store.core import Store, flush_usage
-from checkpoint_magic.tools import maintenance
 from checkpoint_magic.tools.maintenance import (
     clear,
     du,
@@ -46,7 +46,9 @@ def used(store: Store, ns: str, key: str, when: float, hits: int = 1) -> None:
     for _ in range(hits):
         store.record_use(ns, key)
     flush_usage()
-    path = store._state_path(ns, key, ".hits")
+    path = store.root / layout.entry_state(ns, key, layout.HITS)
+    hits_now = int(path.read_text().split()[0])
+    path.write_text(f"{hits_now} {when}\n")
     os.utime(path, (when, when))
 
 
@@ -299,10 +301,10 @@ def test_orphans_and_leftovers_wait_for_the_grace_period(tmp_path):
     orphan = store.put_blob([b"z" * 5000])["digest"]
     (store.tmp / f"123-{'0' * 32}").write_bytes(b"partial")  # a staging file of a crashed commit
     used(store, "ghost.ns", "deadbeef" * 4, time.time())  # a usage record of no entry
-    report = gc(store)
+    report = gc(store, grace=600)
     assert (report.freed_blobs, report.removed_tmp, report.removed_state) == (0, 0, 0)
     assert store.blob_path(orphan).exists()
-    report = gc(store, grace=0)
+    report = gc(store)  # grace 0 by default
     assert (report.freed_blobs, report.removed_tmp, report.removed_state) == (1, 1, 1)
     assert not store.blob_path(orphan).exists() and list(store.tmp.iterdir()) == []
     assert keys(store) == {key} and verify(store, grace=0).garbage == []
@@ -314,11 +316,12 @@ def test_a_blob_reused_by_a_commit_in_progress_survives_eviction(tmp_path):
     key = commit(store, "m.f", "c", 1, value)
     age_files(store, 60)
     digest = next(iter(find_entry(store, key).blobs))
-    store.put_value(value)  # another process starts committing the same value: blobs first...
+    with store.commit():  # another process starts committing the same value: blobs first...
+        store.put_value(value)
+        gc(store, max_size=0)
+        assert keys(store) == set()
+        assert store.blob_path(digest).exists()  # ...so its manifest will find the blob
     gc(store, max_size=0)
-    assert keys(store) == set()
-    assert store.blob_path(digest).exists()  # ...so its manifest will find the blob
-    gc(store, max_size=0, grace=0)
     assert not store.blob_path(digest).exists()
 
 
@@ -337,15 +340,15 @@ def test_gc_removes_usage_records_of_evicted_entries(tmp_path):
     key = commit(store, "m.f", "c", 1, big(1))
     used(store, "m.f", key, time.time() - 100)
     gc(store, max_size=0)
-    assert not store._state_path("m.f", key, ".hits").exists()
+    assert not (store.root / layout.entry_state("m.f", key, layout.HITS)).exists()
 
 
 def test_size_only_gc_within_budget_is_a_cheap_check(tmp_path, monkeypatch):
     store = Store(tmp_path / "s")
     commit(store, "m.f", "c", 1, big(1))
     calls = []
-    real = maintenance.scan_entries
-    monkeypatch.setattr(maintenance, "scan_entries", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = budget.scan_entries
+    monkeypatch.setattr(budget, "scan_entries", lambda *a, **k: calls.append(1) or real(*a, **k))
     report = gc(store, max_size="1GB")
     assert not report.full_scan and calls == [] and report.size_before == du(store).objects_bytes + du(store).entries_bytes
     assert gc(store, max_size="1GB", full=True).full_scan and calls == [1]
@@ -502,15 +505,15 @@ def test_blobs_of_evicted_or_cleared_entries_wait_for_the_grace_period(tmp_path)
     store = Store(tmp_path / "s")
     commit(store, "m.f", "c", 1, big(1))
     commit(store, "m.g", "c", 1, big(2))
-    report = gc(store, max_size=0)  # a concurrent commit may be reusing the blob right now
+    report = gc(store, max_size=0, grace=600)  # an explicit grace period keeps young garbage
     assert len(report.evicted) == 2 and (report.freed_blobs, report.pending_blobs) == (0, 2)
     assert du(store).objects_files == 2 and not report.over_budget  # garbage does not count
-    assert gc(store, grace=0).freed_blobs == 2  # only grace=0, passed explicitly, frees them at once
+    assert gc(store).freed_blobs == 2  # by default (grace 0) garbage is freed at once
     commit(store, "m.f", "c", 1, big(1))
-    report = clear(store)
+    report = clear(store, grace=600)
     assert report.removed == {"m.f": 1} and (report.freed_blobs, report.pending_blobs) == (0, 1)
     age_files(store, 3600)
-    assert gc(store).freed_blobs == 1 and du(store).objects_files == 0
+    assert gc(store, grace=600).freed_blobs == 1 and du(store).objects_files == 0
 
 
 @pytest.mark.parametrize("grace", [-1, float("nan"), float("inf"), "soon", True])
@@ -534,7 +537,7 @@ def test_clear_keeps_pinned_entries_unless_forced_and_removes_the_state_of_what_
     record_miss(store, "m.f", "input changed: x", time.time())
     report = clear(store, "m.f", grace=0)
     assert report.removed == {"m.f": 1} and report.kept_pinned == 1 and report.freed_blobs == 1
-    assert keys(store) == {pinned} and not store._state_path("m.f", other, ".hits").exists()
+    assert keys(store) == {pinned} and not (store.root / layout.entry_state("m.f", other, layout.HITS)).exists()
     assert (store.state / "m.f" / "last-miss.json").exists()  # the name still has an entry
     report = clear(store, grace=0, force=True)
     assert report.removed == {"m.f": 1} and report.kept_pinned == 0 and report.freed_blobs == 1

@@ -1,0 +1,333 @@
+"""The local-filesystem store backend, and the one atomic-write helper for local files.
+
+Every write walks from the store root one folder at a time with ``O_NOFOLLOW`` (``openat``
+on the folder descriptors), so a folder replaced by a symbolic link is refused
+(:class:`~checkpoint_magic.store.backends.base.UnsafeStoreError`) instead of followed out
+of the store; files are created with ``O_EXCL | O_NOFOLLOW`` under unpredictable names and
+moved into place with ``rename``/``link`` relative to those descriptors. The root itself may
+be a link: choosing where the store lives is the user's right.
+
+Examples
+--------
+>>> import os, tempfile
+>>> d = tempfile.mkdtemp()
+>>> atomic_write(os.path.join(d, "a.json"), b"{}")
+>>> open(os.path.join(d, "a.json"), "rb").read()
+b'{}'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat as stat_module
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO
+
+from ..blobs import write_full
+from ..layout import staging as new_staging_name
+from .base import Staged, Stat, StoreBackend, UnsafeStoreError
+
+__all__ = ["LocalBackend", "atomic_write"]
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_READ = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace the local file ``path`` with ``data`` atomically.
+
+    The data goes to a new file of an unpredictable name in the same folder (created with
+    ``O_EXCL | O_NOFOLLOW``, so a planted link is never written through), then is renamed
+    over ``path``: readers see the old content or the new one, never a part.
+    """
+    path = os.fspath(path)
+    folder, leaf = os.path.split(path)
+    tmp = os.path.join(folder, f".{leaf}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(tmp, _NEW_FILE, 0o644)
+    try:
+        with open(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _refused(path: str) -> UnsafeStoreError:
+    return UnsafeStoreError(
+        errno.ELOOP,
+        f"{path} is a symbolic link (or not a folder) the checkpoint store did not create; "
+        "nothing is written through it. Remove it, or point the store at another directory",
+    )
+
+
+class LocalBackend(StoreBackend):
+    """A store in a local directory.
+
+    Parameters
+    ----------
+    root : str
+        The store directory (absolute); created on the first write.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = os.path.abspath(os.fspath(root))
+        self.location = self.root
+
+    def __repr__(self) -> str:
+        return f"LocalBackend({self.root!r})"
+
+    def path(self, name: str) -> str:
+        """The local path of a store name."""
+        return f"{self.root}/{name}" if name else self.root
+
+    # ------------------------------------------------------------------ folders
+    @contextlib.contextmanager
+    def _folder(self, folder: str, *, create: bool) -> Iterator[int]:
+        """A descriptor of ``folder``, reached from the root without following links."""
+        if create and not os.path.isdir(self.root):
+            os.makedirs(self.root, exist_ok=True)
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for part in folder.split("/") if folder else ():
+                try:
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, 0o777, dir_fd=fd)
+                    child = self._open_child(fd, part, folder)
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                        raise _refused(self.path(folder)) from None
+                    raise
+                os.close(fd)
+                fd = child
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _open_child(self, fd: int, part: str, folder: str) -> int:
+        try:
+            return os.open(part, _DIR_FLAGS, dir_fd=fd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise _refused(self.path(folder)) from None
+            raise
+
+    @staticmethod
+    def _split(name: str) -> tuple[str, str]:
+        folder, _, leaf = name.rpartition("/")
+        return folder, leaf
+
+    def exists(self) -> bool:
+        return os.path.isdir(self.root)
+
+    def is_empty(self) -> bool:
+        try:
+            st = os.stat(self.root)
+        except FileNotFoundError:
+            return True
+        if not stat_module.S_ISDIR(st.st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory", self.root)
+        with os.scandir(self.root) as it:
+            return next(it, None) is None
+
+    def ensure(self, folders: Sequence[str]) -> None:
+        for folder in folders:
+            with self._folder(folder, create=True):
+                pass
+
+    # ------------------------------------------------------------------ reading
+    def open_read(self, name: str) -> tuple[BinaryIO, Stat]:
+        try:
+            fd = os.open(self.path(name), _READ)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _refused(self.path(name)) from None
+            raise
+        try:
+            st = os.fstat(fd)
+            if not stat_module.S_ISREG(st.st_mode):
+                raise FileNotFoundError(errno.ENOENT, "not a regular file", self.path(name))
+            f = open(fd, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
+        except BaseException:
+            os.close(fd)
+            raise
+        return f, self._stat(st)
+
+    @staticmethod
+    def _stat(st: os.stat_result) -> Stat:
+        return Stat(st.st_size, st.st_mtime, (st.st_ino, st.st_size, st.st_mtime_ns))
+
+    def read_bytes(self, name: str, limit: int | None = None) -> bytes:
+        f, _ = self.open_read(name)
+        with f:
+            chunks = []
+            remaining = -1 if limit is None else limit + 1
+            while remaining:
+                chunk = f.read(1 << 16 if remaining < 0 else min(remaining, 1 << 16))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                if remaining > 0:
+                    remaining -= len(chunk)
+            return b"".join(chunks)
+
+    def local_path(self, name: str) -> str | None:
+        return self.path(name)
+
+    def stat(self, name: str) -> Stat | None:
+        try:
+            st = os.stat(self.path(name), follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return self._stat(st) if stat_module.S_ISREG(st.st_mode) else None
+
+    def stat_folder(self, folder: str) -> Stat | None:
+        try:
+            st = os.stat(self.path(folder), follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return self._stat(st) if stat_module.S_ISDIR(st.st_mode) else None
+
+    def list_files(self, folder: str) -> list[tuple[str, Stat]]:
+        found = []
+        try:
+            with os.scandir(self.path(folder)) as it:
+                for e in it:
+                    with contextlib.suppress(FileNotFoundError):
+                        if e.is_file(follow_symlinks=False):
+                            found.append((e.name, self._stat(e.stat(follow_symlinks=False))))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(found, key=lambda item: item[0])
+
+    def list_folders(self, folder: str) -> list[str]:
+        try:
+            with os.scandir(self.path(folder)) as it:
+                return sorted(e.name for e in it if e.is_dir(follow_symlinks=False))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    # ------------------------------------------------------------------ writing
+    def stage(self, name: str, views: Sequence[memoryview], *, fsync: bool = False) -> Staged:
+        return self._stage(name, views, fsync=fsync, small=False)
+
+    def _stage(self, name: str, views: Sequence[memoryview], *, fsync: bool, small: bool) -> Staged:
+        folder, leaf = self._split(name)
+        with self._folder(folder, create=True) as dfd:
+            fd = os.open(leaf, _NEW_FILE, 0o644, dir_fd=dfd)
+            try:
+                with open(fd, "wb") as f:
+                    for view in views:
+                        if small:
+                            f.write(view)
+                        else:
+                            write_full(f, view)
+                    if fsync:
+                        f.flush()
+                        os.fsync(fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(leaf, dir_fd=dfd)
+                raise
+        return Staged(name, sum(v.nbytes for v in views))
+
+    def publish(self, staged: Staged, name: str, *, replace: bool = True) -> bool:
+        src_folder, src = self._split(staged.name)
+        folder, leaf = self._split(name)
+        try:
+            with (
+                self._folder(src_folder, create=False) as sfd,
+                self._folder(folder, create=True) as dfd,
+            ):
+                if replace:
+                    os.replace(src, leaf, src_dir_fd=sfd, dst_dir_fd=dfd)
+                    return True
+                try:
+                    os.link(src, leaf, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
+                    created = True
+                except FileExistsError:
+                    created = False
+                except OSError as exc:  # no hard links here (some network filesystems)
+                    if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+                        raise
+                    created = not self._exists_at(dfd, leaf)
+                    if created:
+                        os.replace(src, leaf, src_dir_fd=sfd, dst_dir_fd=dfd)
+                        return True
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(src, dir_fd=sfd)
+                return created
+        except BaseException:
+            self.discard(staged)
+            raise
+
+    @staticmethod
+    def _exists_at(dfd: int, leaf: str) -> bool:
+        try:
+            os.stat(leaf, dir_fd=dfd, follow_symlinks=False)
+            return True
+        except FileNotFoundError:
+            return False
+
+    def discard(self, staged: Staged) -> None:
+        with contextlib.suppress(OSError):
+            self.delete(staged.name)
+
+    def write(self, name: str, data: bytes, *, staging: str | None = None) -> bool:
+        staged = self._stage(
+            staging or new_staging_name(), [memoryview(data)], fsync=False, small=True
+        )
+        return self.publish(staged, name)
+
+    def create(self, name: str, data: bytes) -> bool:
+        staged = self._stage(new_staging_name(), [memoryview(data)], fsync=False, small=True)
+        return self.publish(staged, name, replace=False)
+
+    def touch(self, name: str) -> bool:
+        folder, leaf = self._split(name)
+        try:
+            with self._folder(folder, create=False) as dfd:
+                os.utime(leaf, dir_fd=dfd, follow_symlinks=False)
+            return True
+        except FileNotFoundError:
+            return False
+
+    def move(self, name: str, new_name: str) -> bool:
+        src_folder, src = self._split(name)
+        folder, leaf = self._split(new_name)
+        try:
+            with (
+                self._folder(src_folder, create=False) as sfd,
+                self._folder(folder, create=True) as dfd,
+            ):
+                os.replace(src, leaf, src_dir_fd=sfd, dst_dir_fd=dfd)
+            return True
+        except FileNotFoundError:
+            return False
+
+    def delete(self, name: str) -> bool:
+        folder, leaf = self._split(name)
+        try:
+            with self._folder(folder, create=False) as dfd:
+                os.unlink(leaf, dir_fd=dfd)
+            return True
+        except FileNotFoundError:
+            return False
+
+    def delete_folder(self, folder: str) -> bool:
+        parent, leaf = self._split(folder)
+        try:
+            with self._folder(parent, create=False) as dfd:
+                os.rmdir(leaf, dir_fd=dfd)
+            return True
+        except OSError:
+            return False

@@ -1,0 +1,294 @@
+"""What is in a store, read without side effects: the entry model the store's tools share.
+
+:func:`scan_entries` reads every manifest (without removing damaged ones, never unpickling
+anything) and the usage recorded for it, through the backend; :func:`blob_files` lists the
+blobs and :func:`stored_size` totals them cheaply. Budgets (:mod:`checkpoint_magic.store.budget`),
+the sweep, and the tools (``ls``, ``du``, ``verify``) build on these.
+
+Examples
+--------
+>>> import tempfile
+>>> from checkpoint_magic.store import Store
+>>> store = Store(tempfile.mkdtemp())
+>>> record = store.put_value(bytes(100_000))
+>>> store.write_entry("demo.f", "a1b2", {"outputs": {"return": record}})
+>>> [(e.namespace, e.key, e.size) for e in scan_entries(store).entries]
+[('demo.f', 'a1b2', 100009)]
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import config
+from ..exceptions import StoreFormatError
+from . import layout
+from .backends import Stat
+from .core import Store
+from .manifest import MANIFEST_MAX_BYTES, decode_manifest
+from .usage import flush_usage, parse_usage
+
+__all__ = [
+    "EntryInfo",
+    "Scan",
+    "blob_files",
+    "blob_refs",
+    "parse_manifest",
+    "require_store",
+    "scan_entries",
+    "stored_size",
+]
+
+
+@dataclass
+class EntryInfo:
+    """One cached computation, as listed by :func:`scan_entries`.
+
+    ``last_used`` is the last recorded hit (the creation time if never hit); ``saved``
+    is the compute time the cache has saved so far (``hits * duration``); ``name`` is the
+    manifest's store name (``entries/<namespace folder>/<key>``).
+    """
+
+    namespace: str
+    key: str
+    kind: str
+    code: str
+    inputs: dict[str, str]
+    outputs: list[str]
+    size: int
+    created: float
+    last_used: float
+    hits: int
+    duration: float
+    pinned: bool
+    blobs: dict[str, int] = field(default_factory=dict, repr=False)
+    manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+    path: Path | None = field(default=None, repr=False)
+    file_size: int = field(default=0, repr=False)
+    version: Any = field(default=None, repr=False)
+    name: str = field(default="", repr=False)
+
+    @property
+    def saved(self) -> float:
+        """Compute time saved by hits so far, in seconds."""
+        return self.hits * self.duration
+
+    @property
+    def ns_dir(self) -> str:
+        """The entry's namespace folder under ``entries/``."""
+        return self.name.split("/")[1] if self.name else layout.namespace_dir(self.namespace)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able description (without the raw manifest)."""
+        return {
+            "namespace": self.namespace,
+            "key": self.key,
+            "kind": self.kind,
+            "code": self.code,
+            "inputs": dict(self.inputs),
+            "outputs": list(self.outputs),
+            "size": self.size,
+            "created": self.created,
+            "last_used": self.last_used,
+            "hits": self.hits,
+            "duration": self.duration,
+            "saved": self.saved,
+            "pinned": self.pinned,
+            "blobs": dict(self.blobs),
+        }
+
+
+@dataclass
+class Scan:
+    """Every manifest of a store: readable ``entries``, ``damaged`` ones (name, why), refused ``unsigned`` ones."""
+
+    entries: list[EntryInfo] = field(default_factory=list)
+    damaged: list[tuple[str, str]] = field(default_factory=list)
+    unsigned: list[tuple[EntryInfo, str]] = field(default_factory=list)
+    entry_bytes: int = 0
+
+
+def parse_manifest(data: bytes) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    """``(manifest, damage, signature problem)`` of a manifest file's bytes; never removes it."""
+    return decode_manifest(data, config.secret_key(), parse_refused=True)
+
+
+def blob_refs(obj: Any, out: dict[str, int], depth: int = 0) -> dict[str, int]:
+    """Every ``{"digest": <32 hex>, "size": int}`` found anywhere in a manifest."""
+    if depth > 64:
+        return out
+    if isinstance(obj, dict):
+        digest, size = obj.get("digest"), obj.get("size")
+        if isinstance(digest, str) and layout.is_digest(digest) and isinstance(size, int):
+            out[digest] = size
+        for value in obj.values():
+            if isinstance(value, (dict, list)):
+                blob_refs(value, out, depth + 1)
+    elif isinstance(obj, list):
+        for value in obj:
+            if isinstance(value, (dict, list)):
+                blob_refs(value, out, depth + 1)
+    return out
+
+
+def _number(value: Any, default: float) -> float:
+    return (
+        float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+    )
+
+
+def _str_dict(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def read_entry_file(store: Store, ns_dir: str, key: str, st: Stat) -> tuple[EntryInfo | None, str]:
+    """An :class:`EntryInfo` of one manifest (usage and pin not filled), or ``(None, why damaged)``."""
+    name = f"{layout.ENTRIES}/{ns_dir}/{key}"
+    data = store.backend.read_bytes(name, limit=MANIFEST_MAX_BYTES)
+    manifest, damage, sig_problem = parse_manifest(data)
+    if manifest is not None and (
+        manifest.get("key", key) != key
+        or ("namespace" in manifest and layout.namespace_dir(str(manifest["namespace"])) != ns_dir)
+    ):
+        damage = f"written for entry {manifest.get('namespace')}/{manifest.get('key')}"
+        manifest = None
+    if manifest is None:
+        return None, damage or "damaged"
+    created = _number(manifest.get("created"), st.mtime)
+    outputs = manifest.get("outputs")
+    info = EntryInfo(
+        namespace=str(manifest.get("namespace") or ns_dir),
+        key=key,
+        kind=str(manifest.get("kind") or ""),
+        code=str(manifest.get("code") or ""),
+        inputs=_str_dict(manifest.get("inputs")),
+        outputs=sorted(outputs) if isinstance(outputs, dict) else [],
+        size=0,
+        created=created,
+        last_used=created,
+        hits=0,
+        duration=_number(manifest.get("duration"), 0.0),
+        pinned=False,
+        blobs=blob_refs(manifest, {}),
+        manifest=manifest,
+        path=store.root / name if store.is_local else None,
+        file_size=st.size,
+        version=st.version,
+        name=name,
+    )
+    info.size = int(_number(manifest.get("size"), sum(info.blobs.values())))
+    return info, sig_problem or ""
+
+
+def scan_entries(store: Store, namespace_dir: str | None = None) -> Scan:
+    """Read every manifest (without removing damaged ones) and the usage recorded for it."""
+    flush_usage()  # hits of this process are counted in memory
+    scan = Scan()
+    folders = store.backend.list_folders(layout.ENTRIES)
+    if namespace_dir is not None:
+        folders = [d for d in folders if d == namespace_dir]
+    for ns_dir in folders:
+        state = dict(store.backend.list_files(layout.state_folder(ns_dir)))
+        for key, st in store.backend.list_files(f"{layout.ENTRIES}/{ns_dir}"):
+            if key.startswith("."):
+                continue
+            try:
+                info, problem = read_entry_file(store, ns_dir, key, st)
+            except FileNotFoundError:
+                continue  # removed meanwhile
+            scan.entry_bytes += st.size
+            if info is None:
+                scan.damaged.append((f"{layout.ENTRIES}/{ns_dir}/{key}", problem))
+                continue
+            hits_st = state.get(key + layout.HITS)
+            if hits_st is not None:
+                try:
+                    data = store.backend.read_bytes(
+                        f"{layout.STATE}/{ns_dir}/{key}{layout.HITS}", 256
+                    )
+                    info.hits, info.last_used = parse_usage(data, hits_st.mtime)
+                except FileNotFoundError:
+                    pass
+            info.pinned = (key + layout.PIN) in state
+            scan.entries.append(info)
+            if problem:
+                scan.unsigned.append((info, problem))
+    return scan
+
+
+def blob_files(store: Store) -> dict[str, Stat]:
+    """Every file under ``objects/``, by ``<sub>/<name>`` (a blob's name is its digest)."""
+    found: dict[str, Stat] = {}
+    for sub in store.backend.list_folders(layout.OBJECTS):
+        for name, st in store.backend.list_files(f"{layout.OBJECTS}/{sub}"):
+            found[f"{sub}/{name}"] = st
+    return found
+
+
+def require_store(store: Store, *, allow_empty: bool = False) -> None:
+    """Refuse a location that is not a checkpoint store (no valid ``FORMAT`` record).
+
+    With ``allow_empty`` (read-only commands), a location where nothing exists yet is an
+    empty store.
+
+    Raises
+    ------
+    StoreFormatError
+        ``FORMAT`` is missing, unreadable as a format record, or of a newer format.
+    NotADirectoryError
+        The location is a file, or below one.
+    """
+    store.check_format()
+    if store.is_store():
+        return
+    if allow_empty and store.backend.is_empty():
+        return
+    raise StoreFormatError(
+        f"{store.location} is not a checkpoint store (it has no FORMAT file); nothing was "
+        "changed. Check --store, the store= argument or CHECKPOINT_MAGIC_DIR"
+    )
+
+
+_size_cache: dict[tuple[str, str], tuple[Any, int]] = {}
+_size_lock = threading.Lock()
+_RACY_SECONDS = 2.0
+
+
+def stored_size(store: Store) -> int:
+    """Bytes under ``objects/`` and ``entries/``, cheaply: only folders changed since the last call are re-read.
+
+    A folder's mtime changes whenever an object is published into it or removed from it,
+    so unchanged folders keep their cached total; one modified within the last two seconds
+    is re-read next time too (timestamps are coarse). This keeps the automatic gc after
+    every commit (``CHECKPOINT_MAGIC_MAX_SIZE``) cheap.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> store = Store(tempfile.mkdtemp())
+    >>> _ = store.put_blob([bytes(20_000)])
+    >>> stored_size(store)
+    20000
+    """
+    now = time.time()
+    total = 0
+    backend = store.backend
+    with _size_lock:
+        for top in (layout.OBJECTS, layout.ENTRIES):
+            for sub in backend.list_folders(top):
+                folder = f"{top}/{sub}"
+                st = backend.stat_folder(folder)
+                cache_key = (store.location, folder)
+                cached = _size_cache.get(cache_key)
+                if st is not None and cached is not None and cached[0] == st.version:
+                    total += cached[1]
+                    continue
+                size = sum(f.size for _, f in backend.list_files(folder))
+                fresh = st is not None and now - st.mtime > _RACY_SECONDS
+                _size_cache[cache_key] = (st.version if fresh and st else None, size)
+                total += size
+    return total

@@ -1,0 +1,127 @@
+"""Leases: small objects under ``leases/`` that say a commit is in flight and which blobs it uses.
+
+A commit that stores blobs holds a :class:`CommitLease`. It lists every blob digest the
+commit stores or reuses, written *before* the commit checks whether the blob exists, and is
+deleted once the manifest is published. Garbage collection frees an unreferenced blob in
+three steps (see :mod:`checkpoint_magic.store.sweep`): move it aside, read the live leases,
+then restore it if a lease claims it or a manifest now refers to it. A commit that claims a
+blob after gc read the leases finds it gone and writes it again, so no interleaving
+publishes a manifest whose blob gc removed.
+
+A lease of a process that died (same host, pid gone) or not refreshed for
+:data:`LEASE_TTL` seconds is stale: ignored, and removed by gc.
+
+Examples
+--------
+>>> import tempfile
+>>> from checkpoint_magic.store.backends import open_backend
+>>> backend = open_backend(tempfile.mkdtemp())
+>>> lease = CommitLease(backend)
+>>> lease.claim("0123456789abcdef0123456789abcdef")
+>>> sorted(live_claims(backend)[0])
+['0123456789abcdef0123456789abcdef']
+>>> lease.release(); live_claims(backend)
+(set(), [])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+from . import layout
+from .backends import StoreBackend
+
+__all__ = ["LEASE_TTL", "CommitLease", "is_stale", "live_claims"]
+
+logger = logging.getLogger(__name__)
+
+#: A lease not refreshed for this many seconds is stale, whoever holds it.
+LEASE_TTL = 3600.0
+_HOST = socket.gethostname()
+
+
+class CommitLease:
+    """The lease of one commit; created by its first :meth:`claim`, removed by :meth:`release`."""
+
+    def __init__(self, backend: StoreBackend):
+        self.backend = backend
+        self.name: str | None = None
+        self.digests: list[str] = []
+        self.started = time.time()
+
+    def _body(self) -> bytes:
+        record = {
+            "kind": "commit",
+            "host": _HOST,
+            "pid": os.getpid(),
+            "started": self.started,
+            "digests": self.digests,
+        }
+        return json.dumps(record).encode("utf-8")
+
+    def claim(self, digest: str) -> None:
+        """Record that the commit stores or reuses blob ``digest`` (before checking it exists)."""
+        if digest in self.digests:
+            return
+        self.digests.append(digest)
+        if self.name is None:
+            self.name = layout.lease("commit")
+            self.backend.create(self.name, self._body())
+        else:
+            self.backend.write(self.name, self._body())
+
+    def release(self) -> None:
+        """Remove the lease (the commit is published, or abandoned)."""
+        if self.name is not None:
+            with contextlib.suppress(OSError):
+                self.backend.delete(self.name)
+            self.name = None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_stale(record: dict[str, Any], mtime: float, now: float) -> bool:
+    """Whether a lease record's holder is gone: a dead pid on this host, or no refresh for :data:`LEASE_TTL`."""
+    if now - mtime > LEASE_TTL:
+        return True
+    pid = record.get("pid")
+    return record.get("host") == _HOST and isinstance(pid, int) and not _alive(pid)
+
+
+def live_claims(backend: StoreBackend) -> tuple[set[str], list[str]]:
+    """``(digests claimed by live commits, names of stale leases)``."""
+    now = time.time()
+    claimed: set[str] = set()
+    stale: list[str] = []
+    for leaf, st in backend.list_files(layout.LEASES):
+        name = f"{layout.LEASES}/{leaf}"
+        try:
+            record = json.loads(backend.read_bytes(name, limit=1 << 20))
+        except FileNotFoundError:
+            continue
+        except (ValueError, RecursionError):
+            record = None
+        if not isinstance(record, dict):
+            # Half-written by a crash, or not ours: stale once old enough.
+            if now - st.mtime > 60:
+                stale.append(name)
+            continue
+        if is_stale(record, st.mtime, now):
+            stale.append(name)
+            continue
+        claimed.update(d for d in record.get("digests", []) if isinstance(d, str))
+    return claimed, stale

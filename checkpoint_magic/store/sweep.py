@@ -1,0 +1,207 @@
+"""Removing a store's garbage safely: only names the store writes, never a blob a live commit uses.
+
+Garbage collection (:mod:`checkpoint_magic.store.budget`) and ``verify --fix`` remove files
+only through these helpers. An unreferenced blob is freed in three steps: it is moved aside
+(``tmp/gc-<random>``), then the live commit leases are read (:mod:`checkpoint_magic.store.leases`)
+and the manifests listed again, and the blob is restored if a lease claims it or a manifest
+now refers to it; otherwise it is deleted. A commit claims a blob in its lease before it
+checks that the blob exists, so either gc sees the claim, or the commit sees the blob gone
+and writes it again: a grace period is not needed for safety (``grace`` only keeps
+recently touched garbage around). A staging file is removed only when the process that
+writes it is gone; a state record only when its entry is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterable
+
+from . import layout
+from .backends import Stat
+from .catalog import EntryInfo, blob_files, blob_refs, parse_manifest
+from .core import Store
+from .leases import LEASE_TTL, live_claims
+from .manifest import MANIFEST_MAX_BYTES
+
+__all__ = [
+    "free_blobs",
+    "is_old",
+    "live_references",
+    "remove_manifest",
+    "remove_state",
+    "sweep_tmp_and_state",
+]
+
+logger = logging.getLogger(__name__)
+
+#: A blob set aside by a gc that died is removed after this many seconds.
+_TRASH_AGE = 600.0
+
+
+def is_old(st: Stat, now: float, grace: float) -> bool:
+    """Whether ``st`` was last modified at least ``grace`` seconds before ``now``."""
+    return now - st.mtime >= grace
+
+
+def remove_manifest(store: Store, entry: EntryInfo) -> bool:
+    """Remove an entry's manifest unless a concurrent commit rewrote it since it was read."""
+    st = store.backend.stat(entry.name)
+    if st is None:
+        return False
+    if st.version != entry.version:
+        logger.debug("%s was rewritten meanwhile; kept", entry.name)
+        return False
+    return store.backend.delete(entry.name)
+
+
+def remove_state(store: Store, entry: EntryInfo) -> int:
+    """Remove an entry's usage and pin records; return how many were removed."""
+    folder = layout.state_folder(entry.ns_dir)
+    return sum(
+        store.backend.delete(f"{folder}/{entry.key}{sfx}") for sfx in (layout.HITS, layout.PIN)
+    )
+
+
+def live_references(
+    store: Store, scanned: Iterable[EntryInfo], removed: set[tuple[str, str]]
+) -> set[str]:
+    """Blobs referred to by the manifests stored *now* (re-reading only those new or rewritten)."""
+    known = {(e.ns_dir, e.key): e for e in scanned}
+    referenced: set[str] = set()
+    backend = store.backend
+    for ns_dir in backend.list_folders(layout.ENTRIES):
+        for key, st in backend.list_files(f"{layout.ENTRIES}/{ns_dir}"):
+            if key.startswith("."):
+                continue
+            entry = known.get((ns_dir, key))
+            if entry is not None and st.version == entry.version:
+                if (ns_dir, key) not in removed:
+                    referenced.update(entry.blobs)
+                continue
+            try:
+                data = backend.read_bytes(f"{layout.ENTRIES}/{ns_dir}/{key}", MANIFEST_MAX_BYTES)
+            except FileNotFoundError:
+                continue
+            manifest, _, _ = parse_manifest(data)
+            if manifest is not None:
+                referenced.update(blob_refs(manifest, {}))
+    return referenced
+
+
+def free_blobs(
+    store: Store,
+    referenced: set[str],
+    now: float,
+    grace: float,
+    dry_run: bool,
+    *,
+    scanned: Iterable[EntryInfo] = (),
+    removed: set[tuple[str, str]] | None = None,
+) -> tuple[int, int, int, int]:
+    """Free the blobs no manifest refers to: ``(freed, bytes, pending, pending bytes)``.
+
+    Blobs touched within ``grace`` seconds are *pending* (a later gc frees them). Files
+    whose names are not digests are never touched. See the module docstring for why a
+    blob a live commit uses is never lost.
+    """
+    backend = store.backend
+    count = freed = pending = pending_bytes = 0
+    aside: dict[str, tuple[str, Stat]] = {}
+    for rel, st in blob_files(store).items():
+        digest = layout.digest_of(rel)
+        if digest is None or digest in referenced:
+            continue
+        if not is_old(st, now, grace):
+            pending += 1
+            pending_bytes += st.size
+        elif dry_run:
+            count += 1
+            freed += st.size
+        else:
+            trash = layout.trash()
+            with contextlib.suppress(FileNotFoundError):
+                current = backend.stat(layout.blob(digest))
+                if (
+                    current is not None
+                    and is_old(current, time.time(), grace)
+                    and backend.move(layout.blob(digest), trash)
+                ):
+                    aside[digest] = (trash, st)
+                    continue
+            pending += 1
+            pending_bytes += st.size
+    if not aside:
+        return count, freed, pending, pending_bytes
+    claimed, stale = live_claims(backend)
+    still = live_references(store, scanned, removed or set())
+    for digest, (trash, st) in aside.items():
+        if digest in claimed or digest in still:
+            if backend.stat(layout.blob(digest)) is None:
+                backend.move(trash, layout.blob(digest))
+            else:
+                backend.delete(trash)
+            pending += 1
+            pending_bytes += st.size
+        else:
+            backend.delete(trash)
+            count += 1
+            freed += st.size
+    for name in stale:
+        backend.delete(name)
+    return count, freed, pending, pending_bytes
+
+
+def _writer_alive(name: str) -> bool:
+    pid, _, _ = name.partition("-")
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def removable_staging(name: str, st: Stat, now: float, grace: float) -> bool:
+    """Whether ``tmp/<name>`` is a staging leftover: a name the store writes, its writer gone, old enough."""
+    if not layout.is_staging(name) or not is_old(st, now, grace):
+        return False
+    if name.startswith("gc-"):
+        return now - st.mtime >= _TRASH_AGE  # a gc in progress restores or deletes it soon
+    return not _writer_alive(name) or now - st.mtime >= LEASE_TTL
+
+
+def sweep_tmp_and_state(
+    store: Store, live: set[tuple[str, str]], now: float, grace: float, dry_run: bool
+) -> tuple[int, int]:
+    """Remove staging leftovers and usage/pin/miss records of entries that no longer exist."""
+    backend = store.backend
+    tmp = 0
+    for name, st in backend.list_files(layout.TMP):
+        if removable_staging(name, st, now, grace) and (
+            dry_run or backend.delete(f"{layout.TMP}/{name}")
+        ):
+            tmp += 1
+    state = 0
+    live_dirs = {ns for ns, _ in live}
+    for ns_dir in backend.list_folders(layout.STATE):
+        for name, st in backend.list_files(layout.state_folder(ns_dir)):
+            kind, key = layout.state_kind(name)
+            if kind == "entry":
+                stale = (ns_dir, key) not in live
+            elif kind == "namespace":
+                stale = ns_dir not in live_dirs
+            else:
+                stale = kind == "temp"
+            if (
+                stale
+                and is_old(st, now, grace)
+                and (dry_run or backend.delete(f"{layout.state_folder(ns_dir)}/{name}"))
+            ):
+                state += 1
+    return tmp, state
