@@ -26,6 +26,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -43,15 +44,21 @@ from .exceptions import (
     SignatureError,
     StoreFormatError,
     StoreWriteWarning,
+    UncachedWarning,
     warn_user,
 )
 from .fingerprint.values import HASH_SCHEME_VERSION, Fingerprinter
+from .store import singleflight
 from .store.budget import enforce_budget
 from .store.core import CorruptBlobError, CorruptManifestError, Store, get_store
 
 __all__ = ["Checkpointer", "LoadResult", "make_key"]
 
 logger = logging.getLogger(__name__)
+
+#: Kinds whose racing callers run a missing computation once (see :mod:`.store.singleflight`):
+#: the front ends that release the lease when the body raises (:meth:`Checkpointer.abandon`).
+SINGLE_FLIGHT_KINDS = frozenset({"function"})
 
 
 def make_key(kind: str, namespace: str, code_fp: str, input_fps: Mapping[str, str]) -> str:
@@ -110,6 +117,17 @@ class Checkpointer:
         #: Why the last lookup of this checkpointer missed although entries existed (set when
         #: INFO logging is enabled; otherwise ``explain.last_miss`` computes it on demand).
         self.last_miss_reason: str | None = None
+        # key -> the single-flight lease this process holds while it computes that entry
+        self._flights: dict[str, singleflight.Flight] = {}
+        # keys whose lookup failed on a store fault: their call runs uncached (one warning)
+        self._uncached: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Shipped to other processes (Dask workers): the store is resolved again there.
+        state = dict(self.__dict__, _store=None, _flights={}, _uncached=set())
+        if isinstance(self._store_arg, Store):
+            state["_store_arg"] = self._store_arg.location
+        return state
 
     def __repr__(self) -> str:
         return f"Checkpointer({self.kind!r}, {self.namespace!r}, store={self._store_arg!r})"
@@ -166,8 +184,22 @@ class Checkpointer:
         except SignatureError as exc:
             warn_user(f"checkpoint {self.namespace}: {exc}; recomputing", CorruptEntryWarning)
             return None
+        except OSError as exc:  # the store is unreachable (network, permissions): run uncached
+            self._uncached.add(key)
+            warn_user(
+                f"checkpoint {self.namespace}: the store {store.location} cannot be read "
+                f"({type(exc).__name__}: {exc}); running uncached",
+                UncachedWarning,
+            )
+            return None
         if manifest is None:
-            self._explain_miss(code_fp, input_fps, code_parts)
+            try:
+                self._explain_miss(code_fp, input_fps, code_parts)
+            except OSError as exc:  # the explanation is a courtesy
+                logger.debug("could not explain the miss of %s: %s", self.namespace, exc)
+            if self.kind in SINGLE_FLIGHT_KINDS and self._await_flight(store, key):
+                # Another process computed it meanwhile: load its entry.
+                return self.load(code_fp, input_fps, mmap_mode=mmap_mode, code_parts=code_parts)
             return None
         try:
             outputs = {
@@ -175,7 +207,8 @@ class Checkpointer:
                 for name, rec in manifest["outputs"].items()
             }
         except CorruptBlobError as exc:
-            store.delete_entry(self.namespace, key)
+            with contextlib.suppress(OSError):
+                store.delete_entry(self.namespace, key)
             warn_user(
                 f"checkpoint {self.namespace}: {exc}; the entry is dropped and recomputed",
                 CorruptEntryWarning,
@@ -183,13 +216,16 @@ class Checkpointer:
             return None
         # Unpickling runs arbitrary code: any failure is a miss, never a crash.
         except Exception as exc:
+            if isinstance(exc, OSError):  # unreachable now: this call runs uncached
+                self._uncached.add(key)
             warn_user(
                 f"checkpoint {self.namespace}: the stored result could not be loaded "
                 f"({type(exc).__name__}: {exc}); recomputing",
                 CorruptEntryWarning,
             )
             return None
-        store.record_use(self.namespace, key)
+        with contextlib.suppress(OSError):
+            store.record_use(self.namespace, key)
         logger.debug("hit %s %s", self.namespace, key)
         return LoadResult(
             key=key,
@@ -198,6 +234,40 @@ class Checkpointer:
             created=float(manifest.get("created", 0.0)),
             duration=float(manifest.get("duration", 0.0)),
         )
+
+    def _await_flight(self, store: Store, key: str) -> bool:
+        """Take the single-flight lease of ``key``, or wait for the process computing it.
+
+        ``True`` when the entry appeared meanwhile (load it); ``False`` when this caller
+        computes (holding the lease until :meth:`save` or :meth:`abandon`).
+        """
+
+        def published() -> bool:
+            try:
+                return store.read_entry(self.namespace, key, hot_only=True) is not None
+            except (CorruptManifestError, SignatureError):
+                return True  # something is there: the lookup will warn and recompute
+            except OSError:
+                return False
+
+        flight = singleflight.acquire(store.backend, self.namespace, key, published)
+        if flight.held:
+            previous = self._flights.pop(key, None)
+            self._flights[key] = flight
+            if previous is not None:
+                previous.release()
+            return False
+        return published()
+
+    def abandon(self, code_fp: str, input_fps: Mapping[str, str]) -> None:
+        """The computation of this entry failed: release its lease so a waiting caller runs it."""
+        self._end_flight(self.key(code_fp, input_fps))
+
+    def _end_flight(self, key: str) -> None:
+        self._uncached.discard(key)
+        flight = self._flights.pop(key, None)
+        if flight is not None:
+            flight.release()
 
     def _explain_miss(
         self,
@@ -248,6 +318,10 @@ class Checkpointer:
         """
         store = self.store
         key = self.key(code_fp, input_fps)
+        if key in self._uncached:  # its lookup already warned that the store is unreachable
+            self._end_flight(key)
+            logger.debug("not storing %s %s: the store was unreachable", self.namespace, key)
+            return False
         try:
             with store.commit():
                 records = {name: store.put_value(value) for name, value in outputs.items()}
@@ -269,14 +343,17 @@ class Checkpointer:
                 }
                 store.write_entry(self.namespace, key, manifest)
         except StoreFormatError:
+            self._end_flight(key)
             raise
         except Exception as exc:  # pickling and I/O can fail in many ways; the result must survive
+            self._end_flight(key)
             warn_user(
                 f"checkpoint {self.namespace}: the result was computed but could not be stored "
                 f"({type(exc).__name__}: {exc}); it is returned uncached",
                 StoreWriteWarning,
             )
             return False
+        self._end_flight(key)
         logger.debug("stored %s %s", self.namespace, key)
         self._enforce_budget(store)
         return True

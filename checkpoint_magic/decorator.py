@@ -32,6 +32,7 @@ import functools
 import inspect
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar, overload
@@ -106,6 +107,18 @@ class CheckpointedFunction(Generic[R]):
     def __repr__(self) -> str:
         return f"<checkpointed function {self.checkpointer.namespace}>"
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # Sent to another process (Dask workers, multiprocessing): by reference when the
+        # decorated function is importable, so the code is read from its file there and
+        # fingerprints the same as here; otherwise by value.
+        module, qualname = self.__module__, getattr(self, "__qualname__", "")
+        target: Any = sys.modules.get(module)
+        for part in qualname.split("."):
+            target = getattr(target, part, None)
+        if target is self and module != "__main__":
+            return qualname
+        return super().__reduce_ex__(protocol)
+
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
             return self
@@ -168,7 +181,11 @@ class CheckpointedFunction(Generic[R]):
             if hit is not None:
                 return hit.outputs["return"]
         start = time.perf_counter()
-        result = func(*args, **kwargs)
+        try:
+            result = func(*args, **kwargs)
+        except BaseException:
+            self.checkpointer.abandon(code_fp, input_fps)  # let a waiting caller run it
+            raise
         duration = time.perf_counter() - start
         self._commit(code_fp, input_fps, result, duration)
         return result
