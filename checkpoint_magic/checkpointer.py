@@ -154,7 +154,7 @@ class Checkpointer:
         """Whether a readable manifest exists for this code and these inputs (blobs not read)."""
         try:
             return self.store.read_entry(self.namespace, self.key(code_fp, input_fps)) is not None
-        except (CorruptManifestError, SignatureError):
+        except (CorruptManifestError, SignatureError, OSError):
             return False
 
     def load(

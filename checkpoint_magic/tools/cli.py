@@ -198,14 +198,14 @@ def _ls(store: Store, args: argparse.Namespace) -> Output:
     entries = list_entries(store, resolve_namespace(store, name) if name else None)
     groups = summarize(entries)
     data = {
-        "store": str(store.root),
+        "store": store.location,
         "namespaces": [
             {**g.to_dict(), "items": [e.to_dict() for e in entries if e.namespace == g.namespace]}
             for g in groups
         ],
     }
     if not entries:
-        return Output(data, [f"no entries in {store.root}"])
+        return Output(data, [f"no entries in {store.location}"])
     now = time.time()
     blocks: list[Table | str] = []
     if name or getattr(args, "entries", False):
@@ -270,7 +270,7 @@ def _ls(store: Store, args: argparse.Namespace) -> Output:
     saved = sum(e.saved for e in entries)
     blocks.append(
         f"{_n(len(groups), 'name')}, {_n(len(entries), 'entry')}, {format_size(total)}; "
-        f"compute time saved: {format_duration(saved)}  (store: {store.root})"
+        f"compute time saved: {format_duration(saved)}  (store: {store.location})"
     )
     return Output(data, blocks)
 

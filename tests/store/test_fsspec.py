@@ -180,6 +180,29 @@ def test_an_unreachable_store_returns_the_value_with_one_warning(mem_url: str) -
     assert len(ours) == 1 and RUNS == [1]
 
 
+def test_a_hit_whose_blob_cannot_be_read_is_a_miss_with_one_warning(mem_url: str) -> None:
+    @checkpoint(store=mem_url)
+    def f(n: int) -> np.ndarray:
+        RUNS.append(n)
+        return np.ones(n)
+
+    f(100_000)
+    backend = get_store(mem_url).backend
+    backend.clear_cache()
+    real_open = backend.open_read
+
+    def flaky(name: str) -> Any:
+        if name.startswith(layout.OBJECTS + "/"):
+            raise StoreUnreachableError("connection reset while reading")
+        return real_open(name)
+
+    with mock.patch.object(backend, "open_read", side_effect=flaky):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert f(100_000).sum() == 100_000
+    assert [w.category for w in caught] == [CorruptEntryWarning] and RUNS == [100_000] * 2
+
+
 def test_store_objects_pickle_without_their_client(mem_url: str) -> None:
     import pickle
 
