@@ -203,6 +203,20 @@ def test_a_hit_whose_blob_cannot_be_read_is_a_miss_with_one_warning(mem_url: str
     assert [w.category for w in caught] == [CorruptEntryWarning] and RUNS == [100_000] * 2
 
 
+def test_memory_location_and_store_objects_take_urls(mem_url: str) -> None:
+    from checkpoint_magic import Memory
+    from checkpoint_magic.store.core import Store
+
+    memory = Memory(location=mem_url)
+    assert repr(memory) == f"Memory(location={mem_url!r})"
+    cached = memory.cache(np.sqrt)
+    assert np.array_equal(cached(np.arange(4.0)), np.sqrt(np.arange(4.0)))
+    assert cached.is_cached(np.arange(4.0))
+    store = Store(mem_url, storage_options={"skip_instance_cache": True})
+    assert store.backend.storage_options == {"skip_instance_cache": True}
+    assert len(list(store.iter_entry_keys())) == 1  # the entry Memory.cache stored
+
+
 def test_store_objects_pickle_without_their_client(mem_url: str) -> None:
     import pickle
 
