@@ -271,5 +271,5 @@ def acquire(
                 return flight
             # Someone else created that generation first: watch it.
     except OSError as exc:
-        logger.warning("%s: single-flight unavailable (%s); computing without it", namespace, exc)
+        logger.info("%s: single-flight unavailable (%s); computing without it", namespace, exc)
         return Flight(None, None)

@@ -116,7 +116,7 @@ class BlobCache:
         try:
             fetch(tmp)
             if os.path.getsize(tmp) != size or _hash_file(tmp) != digest:
-                logger.warning("downloaded blob %s does not match its name; not cached", digest)
+                logger.info("downloaded blob %s does not match its name; not cached", digest)
                 return None
             self.drop(digest)  # copies of other versions of the object
             os.replace(tmp, self.path(digest, tag))

@@ -48,7 +48,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, BinaryIO, TypeVar
 
 from ... import config
-from ...exceptions import CheckpointError
+from ...exceptions import CheckpointError, InvalidArgumentError
 from .. import layout
 from .base import Staged, Stat, StoreBackend
 from .cache import BlobCache
@@ -236,14 +236,14 @@ class FsspecBackend(StoreBackend):
     def path(self, name: str) -> str:
         """The filesystem path of store name ``name``."""
         if name.startswith("/") or ".." in name.split("/"):
-            raise ValueError(f"not a store name: {name!r}")
+            raise InvalidArgumentError(f"not a store name: {name!r} (names are relative, no '..')")
         self.fs  # noqa: B018 - resolves the root
         return f"{self._root}/{name}" if name else self._root
 
     def _went_offline(self, exc: BaseException) -> StoreUnreachableError:
         self._offline_until = time.monotonic() + OFFLINE_SECONDS
         self._offline_reason = f"{time.strftime('%H:%M:%S')}: {type(exc).__name__}: {exc}"
-        logger.warning("store %s unreachable: %s", self.location, exc)
+        logger.info("store %s unreachable: %s", self.location, exc)
         return StoreUnreachableError(
             f"store {self.location} is unreachable ({type(exc).__name__}: {exc}); check the URL, "
             "AWS_ENDPOINT_URL / credentials and the network"
