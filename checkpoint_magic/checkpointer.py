@@ -250,6 +250,11 @@ class Checkpointer:
             except OSError:
                 return False
 
+        try:
+            store.prepare_write()  # a lease is a write: the store and its FORMAT come first
+        except OSError as exc:
+            logger.debug("no single-flight for %s: %s", self.namespace, exc)
+            return False
         flight = singleflight.acquire(store.backend, self.namespace, key, published)
         if flight.held:
             previous = self._flights.pop(key, None)

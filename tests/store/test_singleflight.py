@@ -164,6 +164,18 @@ def test_a_store_fault_means_computing_without_single_flight(tmp_path: Path) -> 
 # ------------------------------------------------------------------------------ through @checkpoint
 
 
+def test_a_miss_takes_its_lease_in_a_whole_store(tmp_path: Path) -> None:
+    # A process killed right after its lease must leave a store (FORMAT first), not a bare folder.
+    from checkpoint_magic.checkpointer import Checkpointer
+
+    cp = Checkpointer("function", "m.f", store=str(tmp_path / "new"))
+    assert cp.load("code", {}) is None
+    store = get_store(str(tmp_path / "new"))
+    assert store.is_store() and len(_lease_names(store.backend)) == 1
+    cp.abandon("code", {})
+    assert _lease_names(store.backend) == []
+
+
 def test_a_body_that_raises_releases_its_lease(tmp_path: Path) -> None:
     store = str(tmp_path / "store")
 
