@@ -196,10 +196,12 @@ def test_a_hit_whose_blob_cannot_be_read_is_a_miss_with_one_warning(mem_url: str
             raise StoreUnreachableError("connection reset while reading")
         return real_open(name)
 
-    with mock.patch.object(backend, "open_read", side_effect=flaky):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            assert f(100_000).sum() == 100_000
+    with (
+        mock.patch.object(backend, "open_read", side_effect=flaky),
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
+        assert f(100_000).sum() == 100_000
     assert [w.category for w in caught] == [CorruptEntryWarning] and RUNS == [100_000] * 2
 
 
