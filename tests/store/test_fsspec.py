@@ -130,6 +130,13 @@ def test_the_read_cache_serves_hits_and_never_outlives_the_blob(mem_url: str) ->
         big(50_000)  # a miss, recomputed: the local copy is not served for a blob that is gone
 
 
+def _writer(data: bytes) -> Any:
+    def fetch(path: str) -> None:  # no digest returned: the cache hashes the file itself
+        Path(path).write_bytes(data)
+
+    return fetch
+
+
 def test_blob_cache_is_bounded_and_trims_least_recently_used(tmp_path: Path) -> None:
     import xxhash
 
@@ -137,7 +144,7 @@ def test_blob_cache_is_bounded_and_trims_least_recently_used(tmp_path: Path) -> 
     blobs = [bytes([i]) * 3000 for i in range(5)]
     for i, data in enumerate(blobs):
         digest = xxhash.xxh3_128_hexdigest(data)
-        cache.fill(digest, len(data), lambda p, d=data: Path(p).write_bytes(d))
+        cache.fill(digest, len(data), _writer(data))
         os.utime(cache.path(digest), (i, i))  # deterministic ages
     assert cache.total() <= 10_000
     kept = {p.name.split(".")[0] for p in cache.folder.iterdir()}
@@ -145,7 +152,7 @@ def test_blob_cache_is_bounded_and_trims_least_recently_used(tmp_path: Path) -> 
     assert xxhash.xxh3_128_hexdigest(blobs[0]) not in kept
     # a download that does not match its name is not cached
     wrong = xxhash.xxh3_128_hexdigest(b"other")
-    assert cache.fill(wrong, 5, lambda p: Path(p).write_bytes(b"wrong")) is None
+    assert cache.fill(wrong, 5, _writer(b"wrong")) is None
     assert not cache.accepts(6000)
 
 

@@ -21,7 +21,7 @@ Examples
 True
 >>> def fetch(path):
 ...     with open(path, "wb") as f:
-...         f.write(data)
+...         f.write(data)  # returns None: the cache hashes the file itself
 >>> cache.fill(digest, 5, fetch, tag="etag-1") == cache.get(digest, 5, tag="etag-1")
 True
 >>> cache.get(digest, 5, tag="etag-2") is None  # the object was replaced in the store
@@ -102,11 +102,13 @@ class BlobCache:
         return str(path)
 
     def fill(
-        self, digest: str, size: int, fetch: Callable[[str], None], tag: str = ""
+        self, digest: str, size: int, fetch: Callable[[str], str | None], tag: str = ""
     ) -> str | None:
         """Add blob ``digest``: ``fetch(path)`` writes its bytes to a staging file, which is
-        published only if they hash to ``digest``. Returns the copy's path, ``None`` if it was
-        not cached (a local fault is logged; a download fault propagates)."""
+        published only if they hash to ``digest``. ``fetch`` may return the xxh3-128 it
+        computed while writing (saving a second read); ``None`` has the file hashed here.
+        Returns the copy's path, ``None`` if it was not cached (a local fault is logged; a
+        download fault propagates)."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -114,8 +116,8 @@ class BlobCache:
             return None
         tmp = str(self.folder / f".{os.getpid()}-{uuid.uuid4().hex}.part")
         try:
-            fetch(tmp)
-            if os.path.getsize(tmp) != size or _hash_file(tmp) != digest:
+            computed = fetch(tmp)
+            if os.path.getsize(tmp) != size or (computed or _hash_file(tmp)) != digest:
                 logger.info("downloaded blob %s does not match its name; not cached", digest)
                 return None
             self.drop(digest)  # copies of other versions of the object

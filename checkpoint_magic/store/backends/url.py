@@ -47,6 +47,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, BinaryIO, TypeVar
 
+import xxhash
+
 from ... import config
 from ...exceptions import CheckpointError, InvalidArgumentError
 from .. import layout
@@ -62,7 +64,7 @@ SINGLE_PUT_MAX = 96 << 20
 #: Part size of larger uploads (multipart): the memory one upload holds at a time.
 PART_SIZE = 32 << 20
 #: Read block size (one ranged GET) of blobs streamed from the store.
-READ_BLOCK = 16 << 20
+READ_BLOCK = 32 << 20
 #: Objects up to this size are refreshed by rewriting them (leases); larger ones by a server-side copy.
 TOUCH_REWRITE_MAX = 64 << 10
 #: Seconds a store seen to exist is not asked again.
@@ -330,20 +332,24 @@ class FsspecBackend(StoreBackend):
             return found
         return self.cache.fill(digest, size, lambda tmp: self._download(path, tmp, size), tag)
 
-    def _download(self, path: str, local: str, size: int) -> None:
-        """Stream an object into a local file through one reused buffer (ranged reads).
+    def _download(self, path: str, local: str, size: int) -> str:
+        """Stream an object into a local file through one reused buffer (ranged reads);
+        return the xxh3-128 of its bytes, hashed on the way.
 
         ``fs.get_file`` lets the HTTP client buffer ahead of the disk (a 64 MiB object
         peaked at ~114 MiB of Python memory here); this holds one block.
         """
+        hasher = xxhash.xxh3_128()
         buf = bytearray(min(READ_BLOCK, max(1, size)))
         view = memoryview(buf)
         with (
-            self.fs.open(path, "rb", block_size=READ_BLOCK, cache_type="none") as src,
+            self.fs.open(path, "rb", block_size=READ_BLOCK, cache_type="none", size=size) as src,
             open(local, "wb") as dst,
         ):
             while n := src.readinto(view):
+                hasher.update(view[:n])
                 dst.write(view[:n])
+        return hasher.hexdigest()
 
     def local_path(self, name: str) -> str | None:
         digest = self._blob_digest(name)
