@@ -117,10 +117,10 @@ def test_the_read_cache_serves_hits_and_never_outlives_the_blob(mem_url: str) ->
     big(50_000)
     backend = get_store(mem_url).backend
     assert backend.cache is not None
-    with mock.patch.object(backend, "_download", wraps=backend._download) as download:
+    with mock.patch.object(backend.fs, "open", wraps=backend.fs.open) as download:
         big(50_000)
         big(50_000)
-    assert download.call_count == 1  # the first hit downloads, the second reads the copy
+    assert download.call_count == 1  # the first hit reads the store (keeping a copy), the second the copy
     cached = list(backend.cache.folder.iterdir())
     assert len(cached) == 1
     (ab,) = backend.list_folders(layout.OBJECTS)

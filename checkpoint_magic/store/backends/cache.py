@@ -109,22 +109,37 @@ class BlobCache:
         computed while writing (saving a second read); ``None`` has the file hashed here.
         Returns the copy's path, ``None`` if it was not cached (a local fault is logged; a
         download fault propagates)."""
+        tmp = self.staging()
+        if tmp is None:
+            return None
+        try:
+            computed = fetch(tmp)
+            return self.publish(tmp, digest, size, computed or _hash_file(tmp), tag)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def staging(self) -> str | None:
+        """A new staging file name in the cache (``None`` if the cache folder cannot be made)."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             logger.debug("blob cache %s unavailable: %s", self.folder, exc)
             return None
-        tmp = str(self.folder / f".{os.getpid()}-{uuid.uuid4().hex}.part")
+        return str(self.folder / f".{os.getpid()}-{uuid.uuid4().hex}.part")
+
+    def publish(self, tmp: str, digest: str, size: int, computed: str, tag: str = "") -> str | None:
+        """Move the staging file ``tmp`` in as the copy of ``digest`` if its ``size`` bytes hash
+        (``computed``) to that name; return the copy's path, or ``None`` (``tmp`` is left)."""
         try:
-            computed = fetch(tmp)
-            if os.path.getsize(tmp) != size or (computed or _hash_file(tmp)) != digest:
+            if os.path.getsize(tmp) != size or computed != digest:
                 logger.info("downloaded blob %s does not match its name; not cached", digest)
                 return None
             self.drop(digest)  # copies of other versions of the object
             os.replace(tmp, self.path(digest, tag))
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        except OSError as exc:
+            logger.debug("could not cache blob %s: %s", digest, exc)
+            return None
         self._grow(size)
         return str(self.path(digest, tag))
 

@@ -36,6 +36,7 @@ b'hello'
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import io
@@ -45,7 +46,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar, cast
 
 import xxhash
 
@@ -169,6 +170,52 @@ class _ViewsReader(io.RawIOBase):
                 self._pos += n
             start = end
         return done
+
+
+class _TeeReader(io.RawIOBase):
+    """Reads a blob from the store into the caller's buffers and a cache staging file at once.
+
+    When every byte was read, the copy joins the cache if it hashes to the blob's name; a
+    partial read (an error, a closed file) leaves nothing in the cache.
+    """
+
+    def __init__(
+        self, remote: Any, tmp: str, cache: BlobCache, digest: str, size: int, tag: str
+    ) -> None:
+        self._remote = remote
+        self._tmp = tmp
+        self._copy = open(tmp, "wb")  # noqa: SIM115 - closed in close()
+        self._cache, self._digest, self._size, self._tag = cache, digest, size, tag
+        self._hasher = xxhash.xxh3_128()
+        self._done = 0
+        self.name = f"{digest} (remote)"
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        n = self._remote.readinto(view)
+        if n:
+            self._hasher.update(view[:n])
+            self._copy.write(view[:n])
+            self._done += n
+        return n
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self._remote.close()
+            self._copy.close()
+            if self._done == self._size:
+                self._cache.publish(
+                    self._tmp, self._digest, self._size, self._hasher.hexdigest(), self._tag
+                )
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tmp)
+            super().close()
 
 
 class _Pending(Staged):
@@ -302,17 +349,33 @@ class FsspecBackend(StoreBackend):
     def open_read(self, name: str) -> tuple[BinaryIO, Stat]:
         path = self.path(name)
         digest = self._blob_digest(name)
-        if digest is not None and self.cache is not None:
-            local = self._cached_blob(digest, path)
-            if local is not None:
-                st = os.stat(local)
-                return open(local, "rb", buffering=0), Stat(st.st_size, st.st_mtime, digest)  # noqa: SIM115
         info = self._info(path)
         if info is None:
+            if digest is not None and self.cache is not None:
+                self.cache.drop(digest)  # gone from the store: never serve a stale copy of it
             raise FileNotFoundError(f"{self.location}/{name}")
-        if info.get("size", 0) > READ_BLOCK:
+        size = int(info.get("size") or 0)
+        if digest is not None and self.cache is not None:
+            tag = self._tag(info)
+            local = self.cache.get(digest, size, tag)
+            if local is not None:
+                return open(local, "rb", buffering=0), _stat(info)  # noqa: SIM115
+            tmp = self.cache.staging() if self.cache.accepts(size) else None
+            if tmp is not None:
+                # Read from the store straight into the caller's buffers, keeping a copy.
+                remote = self.fs.open(
+                    path, "rb", block_size=READ_BLOCK, cache_type="none", size=size
+                )
+                tee = _TeeReader(remote, tmp, self.cache, digest, size, tag)
+                return cast(BinaryIO, tee), _stat(info)
+        if size > READ_BLOCK:
             return self.fs.open(path, "rb", block_size=READ_BLOCK, cache_type="none"), _stat(info)
         return io.BytesIO(self.fs.cat_file(path)), _stat(info)
+
+    @staticmethod
+    def _tag(info: Mapping[str, Any]) -> str:
+        """The version of an object a cached copy is tied to (its ETag, else its mtime)."""
+        return str(info.get("ETag") or info.get("etag") or _mtime(info))
 
     def _cached_blob(self, digest: str, path: str) -> str | None:
         """The local copy of a blob, downloaded into the cache first if needed (``None`` if not cacheable).
@@ -326,7 +389,7 @@ class FsspecBackend(StoreBackend):
             self.cache.drop(digest)
             raise FileNotFoundError(path)
         size = int(info.get("size") or 0)
-        tag = str(info.get("ETag") or info.get("etag") or _mtime(info))
+        tag = self._tag(info)
         found = self.cache.get(digest, size, tag)
         if found is not None or not self.cache.accepts(size):
             return found
