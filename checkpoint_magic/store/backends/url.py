@@ -363,8 +363,9 @@ class FsspecBackend(StoreBackend):
             tmp = self.cache.staging() if self.cache.accepts(size) else None
             if tmp is not None:
                 # Read from the store straight into the caller's buffers, keeping a copy.
+                # (read-ahead: the store reads 8 MiB chunks, each a request without it)
                 remote = self.fs.open(
-                    path, "rb", block_size=READ_BLOCK, cache_type="none", size=size
+                    path, "rb", block_size=READ_BLOCK, cache_type="readahead", size=size
                 )
                 tee = _TeeReader(remote, tmp, self.cache, digest, size, tag)
                 return cast(BinaryIO, tee), _stat(info)
