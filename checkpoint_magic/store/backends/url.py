@@ -65,7 +65,7 @@ SINGLE_PUT_MAX = 96 << 20
 #: Part size of larger uploads (multipart): the memory one upload holds at a time.
 PART_SIZE = 32 << 20
 #: Read block size (one ranged GET) of blobs streamed from the store.
-READ_BLOCK = 32 << 20
+READ_BLOCK = 16 << 20
 #: Objects up to this size are refreshed by rewriting them (leases); larger ones by a server-side copy.
 TOUCH_REWRITE_MAX = 64 << 10
 #: Seconds a store seen to exist is not asked again.
