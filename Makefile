@@ -72,6 +72,7 @@ bench: $(VENV)/.bench
 	$(PY) benchmarks/bench_core.py $(BENCH_ARGS)
 	$(PY) benchmarks/bench_scale.py $(BENCH_ARGS)
 	$(PY) benchmarks/bench_pipelines.py
+	$(PY) benchmarks/bench_s3.py
 
 ## stress: the long fault-injection and concurrency runs
 stress: $(VENV)/.test

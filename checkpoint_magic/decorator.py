@@ -37,6 +37,7 @@ import functools
 import inspect
 import logging
 import os
+import sys
 import time
 import types
 from collections.abc import Callable, Iterable
@@ -158,6 +159,18 @@ class CheckpointedFunction(Generic[R]):
     def __repr__(self) -> str:
         return f"<checkpointed function {self.checkpointer.namespace}>"
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # Sent to another process (Dask workers, multiprocessing): by reference when the
+        # decorated function is importable, so the code is read from its file there and
+        # fingerprints the same as here; otherwise by value.
+        module, qualname = self.__module__, getattr(self, "__qualname__", "")
+        target: Any = sys.modules.get(module)
+        for part in qualname.split("."):
+            target = getattr(target, part, None)
+        if target is self and module != "__main__":
+            return qualname
+        return super().__reduce_ex__(protocol)
+
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
             return self
@@ -229,8 +242,15 @@ class CheckpointedFunction(Generic[R]):
         if hit is not None:
             return self._replay(bound, hit)
         start = time.perf_counter()
-        result = func(*args, **kwargs)
-        self._after_miss(bound, call, result, time.perf_counter() - start)
+        try:
+            result = func(*args, **kwargs)
+        except BaseException:
+            self.checkpointer.abandon(call.code_fp, call.input_fps)  # a waiting caller runs it
+            raise
+        try:
+            self._after_miss(bound, call, result, time.perf_counter() - start)
+        finally:  # the entry may be filed under other inputs (state globals): free the lease
+            self.checkpointer.abandon(call.code_fp, call.input_fps)
         return result
 
     def _lookup(
@@ -272,6 +292,8 @@ class CheckpointedFunction(Generic[R]):
 
     def _after_miss(self, bound: dict[str, Any], call: _Call, result: Any, duration: float) -> None:
         """Find what the run changed (arguments, globals, files) and commit the result."""
+        if self.checkpointer.lookup_failed(call.code_fp, call.input_fps):
+            return  # the store could not be read (one warning already): run uncached
         outputs: dict[str, Any] = {"return": result}
         input_fps = dict(call.input_fps)
         after = dict(input_fps)  # the arguments as the call left them
@@ -365,8 +387,15 @@ class AsyncCheckpointedFunction(CheckpointedFunction[R]):
         if hit is not None:
             return self._replay(bound, hit)
         start = time.perf_counter()
-        result = await func(*args, **kwargs)
-        self._after_miss(bound, call, result, time.perf_counter() - start)
+        try:
+            result = await func(*args, **kwargs)
+        except BaseException:
+            self.checkpointer.abandon(call.code_fp, call.input_fps)  # a waiting caller runs it
+            raise
+        try:
+            self._after_miss(bound, call, result, time.perf_counter() - start)
+        finally:  # the entry may be filed under other inputs (state globals): free the lease
+            self.checkpointer.abandon(call.code_fp, call.input_fps)
         return result
 
 

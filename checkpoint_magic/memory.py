@@ -100,7 +100,7 @@ class Memory:
         self.cached_functions: list[CheckpointedFunction[Any]] = []
 
     def __repr__(self) -> str:
-        return f"Memory(location={str(get_store(self.location).root)!r})"
+        return f"Memory(location={get_store(self.location).location!r})"
 
     def cache(
         self,

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,89 @@ class ScriptRunner:
 def script(tmp_path: Path) -> ScriptRunner:
     """Run scripts in fresh processes inside ``tmp_path`` (their default store is ``tmp_path/.Lutil-checkpoint``)."""
     return ScriptRunner(tmp_path)
+
+
+# ---------------------------------------------------------------------- object storage (S3)
+S3_BUCKET = "checkpoint-magic-tests"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[dict[str, str]]:
+    """A real S3-compatible server (moto) on a free loopback port, shared by the session.
+
+    Yields the environment that points boto3/s3fs at it (endpoint and dummy credentials) after
+    creating the test bucket. Skips when ``moto[server]`` or ``s3fs`` is not installed.
+    """
+    pytest.importorskip("moto.server")
+    pytest.importorskip("s3fs")
+    import time
+    import urllib.error
+    import urllib.request
+
+    port = _free_port()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{env['AWS_ENDPOINT_URL']}/moto-api/", timeout=1).close()
+                break
+            except (urllib.error.URLError, OSError):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.05)
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            import s3fs
+
+            s3fs.S3FileSystem(skip_instance_cache=True).mkdir(S3_BUCKET)
+            yield env
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def s3_store(
+    moto_server: dict[str, str], request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> str:
+    """A fresh, empty ``s3://`` store URL on the session's moto server (its own prefix per test).
+
+    The local read cache of URL stores goes to a temporary directory too.
+    """
+    import re
+    import uuid
+
+    monkeypatch.setenv("CHECKPOINT_MAGIC_CACHE", str(tmp_path_factory.mktemp("blob-cache")))
+    name = re.sub(r"[^A-Za-z0-9_-]", "-", request.node.name)[:40]
+    return f"s3://{S3_BUCKET}/{name}-{uuid.uuid4().hex[:8]}"

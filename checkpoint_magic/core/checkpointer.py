@@ -26,6 +26,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -48,6 +49,7 @@ from ..exceptions import (
     warn_user,
 )
 from ..fingerprint.values import HASH_SCHEME_VERSION, Fingerprinter
+from ..store import singleflight
 from ..store.budget import enforce_budget
 from ..store.core import CorruptBlobError, CorruptManifestError, Store, get_store
 from ..ui import notes
@@ -99,6 +101,10 @@ def fingerprint_or_warn(what: str, compute: Callable[[], T]) -> tuple[bool, T | 
             UncachedWarning,
         )
         return False, None
+
+#: Kinds whose racing callers run a missing computation once (see :mod:`.store.singleflight`):
+#: the front ends that release the lease when the body raises (:meth:`Checkpointer.abandon`).
+SINGLE_FLIGHT_KINDS = frozenset({"function"})
 
 
 def make_key(kind: str, namespace: str, code_fp: str, input_fps: Mapping[str, str]) -> str:
@@ -161,6 +167,17 @@ class Checkpointer:
         #: The optional outputs the last :meth:`save` left out because they cannot be
         #: serialized, by name, with the reason.
         self.left_out: dict[str, str] = {}
+        # key -> the single-flight lease this process holds while it computes that entry
+        self._flights: dict[str, singleflight.Flight] = {}
+        # keys whose lookup failed on a store fault: their call runs uncached (one warning)
+        self._uncached: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Shipped to other processes (Dask workers): the store is resolved again there.
+        state = dict(self.__dict__, _store=None, _flights={}, _uncached=set())
+        if isinstance(self._store_arg, Store):
+            state["_store_arg"] = self._store_arg.location
+        return state
 
     def __repr__(self) -> str:
         return f"Checkpointer({self.kind!r}, {self.namespace!r}, store={self._store_arg!r})"
@@ -187,7 +204,7 @@ class Checkpointer:
         """Whether a readable manifest exists for this code and these inputs (blobs not read)."""
         try:
             return self.store.read_entry(self.namespace, self.key(code_fp, input_fps)) is not None
-        except (CorruptManifestError, SignatureError):
+        except (CorruptManifestError, SignatureError, OSError):
             return False
 
     def load(
@@ -217,8 +234,22 @@ class Checkpointer:
         except SignatureError as exc:
             warn_user(f"checkpoint {self.namespace}: {exc}; recomputing", CorruptEntryWarning)
             return None
+        except OSError as exc:  # the store is unreachable (network, permissions): run uncached
+            self._uncached.add(key)
+            warn_user(
+                f"checkpoint {self.namespace}: the store {store.location} cannot be read "
+                f"({type(exc).__name__}: {exc}); running uncached",
+                UncachedWarning,
+            )
+            return None
         if manifest is None:
-            self._explain_miss(code_fp, input_fps, code_parts)
+            try:
+                self._explain_miss(code_fp, input_fps, code_parts)
+            except OSError as exc:  # the explanation is a courtesy
+                logger.debug("could not explain the miss of %s: %s", self.namespace, exc)
+            if self.kind in SINGLE_FLIGHT_KINDS and self._await_flight(store, key):
+                # Another process computed it meanwhile: load its entry.
+                return self.load(code_fp, input_fps, mmap_mode=mmap_mode, code_parts=code_parts)
             return None
         try:
             outputs = {
@@ -226,7 +257,8 @@ class Checkpointer:
                 for name, rec in manifest["outputs"].items()
             }
         except CorruptBlobError as exc:
-            store.delete_entry(self.namespace, key)
+            with contextlib.suppress(OSError):
+                store.delete_entry(self.namespace, key)
             warn_user(
                 f"checkpoint {self.namespace}: {exc}; the entry is dropped and recomputed",
                 CorruptEntryWarning,
@@ -234,13 +266,16 @@ class Checkpointer:
             return None
         # Unpickling runs arbitrary code: any failure is a miss, never a crash.
         except Exception as exc:
+            if isinstance(exc, OSError):  # unreachable now: this call runs uncached
+                self._uncached.add(key)
             warn_user(
                 f"checkpoint {self.namespace}: the stored result could not be loaded "
                 f"({type(exc).__name__}: {exc}); recomputing",
                 CorruptEntryWarning,
             )
             return None
-        store.record_use(self.namespace, key)
+        with contextlib.suppress(OSError):
+            store.record_use(self.namespace, key)
         logger.debug("hit %s %s", self.namespace, key)
         return LoadResult(
             key=key,
@@ -249,6 +284,60 @@ class Checkpointer:
             created=float(manifest.get("created", 0.0)),
             duration=float(manifest.get("duration", 0.0)),
         )
+
+    def _await_flight(self, store: Store, key: str) -> bool:
+        """Take the single-flight lease of ``key``, or wait for the process computing it.
+
+        ``True`` when the entry appeared meanwhile (load it); ``False`` when this caller
+        computes (holding the lease until :meth:`save` or :meth:`abandon`).
+        """
+
+        def published() -> bool:
+            try:
+                return store.read_entry(self.namespace, key, hot_only=True) is not None
+            except (CorruptManifestError, SignatureError):
+                return True  # something is there: the lookup will warn and recompute
+            except OSError:
+                return False
+
+        try:
+            store.prepare_write()  # a lease is a write: the store and its FORMAT come first
+        except OSError as exc:
+            logger.debug("no single-flight for %s: %s", self.namespace, exc)
+            return False
+        flight = singleflight.acquire(store.backend, self.namespace, key, published)
+        if flight.held:
+            previous = self._flights.pop(key, None)
+            self._flights[key] = flight
+            if previous is not None:
+                previous.release()
+            return False
+        return published()
+
+    def lookup_failed(self, code_fp: str, input_fps: Mapping[str, str]) -> bool:
+        """Whether the lookup of this entry met a store fault (and warned): do not store it.
+
+        Parameters
+        ----------
+        code_fp, input_fps
+            The fingerprints the entry was looked up with.
+
+        Returns
+        -------
+        bool
+            ``True`` until :meth:`abandon` or :meth:`save` ends the call.
+        """
+        return self.key(code_fp, input_fps) in self._uncached
+
+    def abandon(self, code_fp: str, input_fps: Mapping[str, str]) -> None:
+        """The computation of this entry failed: release its lease so a waiting caller runs it."""
+        self._end_flight(self.key(code_fp, input_fps))
+
+    def _end_flight(self, key: str) -> None:
+        self._uncached.discard(key)
+        flight = self._flights.pop(key, None)
+        if flight is not None:
+            flight.release()
 
     def _explain_miss(
         self,
@@ -306,6 +395,10 @@ class Checkpointer:
         store = self.store
         key = self.key(code_fp, input_fps)
         self.left_out = {}
+        if key in self._uncached:  # its lookup already warned that the store is unreachable
+            self._end_flight(key)
+            logger.debug("not storing %s %s: the store was unreachable", self.namespace, key)
+            return False
         try:
             with store.commit():
                 records = {}
@@ -335,14 +428,17 @@ class Checkpointer:
                 }
                 store.write_entry(self.namespace, key, manifest)
         except StoreFormatError:
+            self._end_flight(key)
             raise
         except Exception as exc:  # pickling and I/O can fail in many ways; the result must survive
+            self._end_flight(key)
             warn_user(
                 f"checkpoint {self.namespace}: the result was computed but could not be stored "
                 f"({type(exc).__name__}: {exc}); it is returned uncached",
                 StoreWriteWarning,
             )
             return False
+        self._end_flight(key)
         logger.debug("stored %s %s", self.namespace, key)
         self._enforce_budget(store)
         return True

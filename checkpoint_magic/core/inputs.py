@@ -113,13 +113,16 @@ def global_inputs(
 ) -> dict[str, str]:
     """``global:LABEL -> fingerprint`` of the data globals among ``values`` (label -> value).
 
-    State globals (``memory.state``), names in ``skip``, modules, loggers, locks and values
-    that cannot be fingerprinted (logged at DEBUG) are left out.
+    State globals (``memory.state``), names in ``skip`` (a label such as ``module.NAME``, or
+    the bare ``NAME``), modules, loggers, locks and values that cannot be fingerprinted
+    (logged at DEBUG) are left out.
     """
     out = {}
     skipped = set(skip)
     for label, value in values.items():
-        if label in memory.state or label in skipped or isinstance(value, NOT_DATA):
+        if label in memory.state or isinstance(value, NOT_DATA):
+            continue
+        if label in skipped or label.rpartition(".")[2] in skipped:
             continue
         quiet = QuietFingerprinter()  # same digest as Fingerprinter, but no warning
         digest = quiet.fingerprint(value, name=label)

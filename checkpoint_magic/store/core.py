@@ -146,6 +146,9 @@ class Store:
     path : str or os.PathLike, optional
         The store directory or URL; default ``$CHECKPOINT_MAGIC_DIR`` or ``./.Lutil-checkpoint``.
         Nothing is created until the first write (and a deleted store is recreated then).
+    storage_options : mapping, optional
+        Options of a URL store's fsspec filesystem (credentials, ``endpoint_url``...); by
+        default they come from the standard environment (``AWS_ENDPOINT_URL``...).
 
     Examples
     --------
@@ -158,9 +161,14 @@ class Store:
     ['k1']
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+    ):
         location = config.resolve_store_location(path)
-        self.backend: StoreBackend = open_backend(location)
+        self.backend: StoreBackend = open_backend(location, **(storage_options or {}))
         self.location = self.backend.location
         #: The local directory (for a local store; a URL-like path otherwise).
         self.root = Path(self.location)

@@ -13,6 +13,7 @@ A store is a tree of *names*: ``/``-separated paths relative to its root, which 
     tmp/<pid>-<32 hex>             staging (unpredictable names); garbage after a crash
     tmp/gc-<32 hex>                a blob garbage collection is about to free
     leases/<kind>-<32 hex>         a commit or a gc in flight (see ``store.leases``)
+    leases/flight-<key>-<n>        a computation in flight (see ``store.singleflight``)
 
 Nothing else in the package spells these names; the tools recognise what they may remove
 through :func:`digest_of`, :func:`is_staging` and :func:`state_kind`.
@@ -53,6 +54,8 @@ __all__ = [
     "entry",
     "entry_folder",
     "entry_state",
+    "flight_generation",
+    "flight_lease",
     "is_digest",
     "is_staging",
     "join",
@@ -151,6 +154,24 @@ def trash() -> str:
 def lease(kind: str) -> str:
     """A new lease name: ``leases/<kind>-<32 random hex>``."""
     return f"{LEASES}/{kind}-{uuid.uuid4().hex}"
+
+
+def flight_lease(key: str, generation: int) -> str:
+    """``leases/flight-<key>-<generation>``: the single-flight lease of one computation.
+
+    Examples
+    --------
+    >>> flight_lease("0123456789abcdef0123456789abcdef", 0)
+    'leases/flight-0123456789abcdef0123456789abcdef-0'
+    """
+    return f"{LEASES}/flight-{key}-{generation}"
+
+
+def flight_generation(leaf: str, key: str) -> int | None:
+    """The generation of ``leases/<leaf>`` if it is a flight lease of ``key``, else ``None``."""
+    prefix = f"flight-{key}-"
+    rest = leaf[len(prefix) :] if leaf.startswith(prefix) else ""
+    return int(rest) if rest.isdigit() else None
 
 
 def digest_of(relpath: str) -> str | None:

@@ -62,13 +62,13 @@ def read_usage(backend: StoreBackend, name: str) -> tuple[int, float | None]:
 
 def _add_hits(backend: StoreBackend, name: str, count: int, last: float) -> None:
     """Add ``count`` hits to a usage record, never creating a store that was deleted."""
-    if not backend.exists():
-        return
     try:
+        if not backend.exists():
+            return
         hits, previous = read_usage(backend, name)
         body = f"{hits + count} {max(last, previous or 0.0):.6f}\n".encode("ascii")
         backend.write(name, body)
-    except OSError as exc:  # a read-only store is used without recording
+    except OSError as exc:  # a read-only or unreachable store is used without recording
         logger.debug("could not record %d hits in %s: %s", count, name, exc)
 
 

@@ -78,14 +78,14 @@ def ls_output(store: Store, target: str | None = None, *, entries: bool = False)
     found = list_entries(store, resolve_namespace(store, name) if name else None)
     groups = summarize(found)
     data = {
-        "store": str(store.root),
+        "store": store.location,
         "namespaces": [
             {**g.to_dict(), "items": [e.to_dict() for e in found if e.namespace == g.namespace]}
             for g in groups
         ],
     }
     if not found:
-        return Output(data, [f"no entries in {store.root}"])
+        return Output(data, [f"no entries in {store.location}"])
     now = time.time()
     blocks: list[Table | str] = []
     if name or entries:
@@ -150,7 +150,7 @@ def ls_output(store: Store, target: str | None = None, *, entries: bool = False)
     saved = sum(e.saved for e in found)
     blocks.append(
         f"{_n(len(groups), 'name')}, {_n(len(found), 'entry')}, {format_size(total)}; "
-        f"compute time saved: {format_duration(saved)}  (store: {store.root})"
+        f"compute time saved: {format_duration(saved)}  (store: {store.location})"
     )
     return Output(data, blocks)
 
@@ -286,14 +286,14 @@ def clear_output(
     )
     blocks: list[Table | str] = []
     if not report.removed and not report.freed_blobs:
-        blocks.append(f"nothing to clear in {store.root}")
+        blocks.append(f"nothing to clear in {store.location}")
     else:
         if report.removed:
             rows = [[ns, str(n)] for ns, n in sorted(report.removed.items())]
             blocks.append(Table(["REMOVED", "ENTRIES"], rows, right={1}))
         blocks.append(
             f"removed {_n(sum(report.removed.values()), 'entry')} and {_n(report.freed_blobs, 'blob')} "
-            f"({format_size(report.freed_bytes)}) from {store.root}"
+            f"({format_size(report.freed_bytes)}) from {store.location}"
         )
     if report.kept_pinned:
         blocks.append(

@@ -9,8 +9,8 @@ Examples
 >>> import tempfile
 >>> open_backend(tempfile.mkdtemp()).exists()
 True
->>> sorted(registered_backends())
-['local']
+>>> sorted(registered_backends())[:4], "s3" in registered_backends()
+(['abfs', 'abfss', 'adl', 'az'], True)
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from typing import Any
 
 from ...exceptions import InvalidArgumentError
 from .base import Staged, Stat, StoreBackend, UnsafeStoreError
 from .local import LocalBackend, atomic_write
 
 __all__ = [
+    "FSSPEC_SCHEMES",
     "LocalBackend",
     "Staged",
     "Stat",
@@ -36,9 +38,21 @@ __all__ = [
     "scheme_of",
 ]
 
-BackendFactory = Callable[[str], StoreBackend]
+BackendFactory = Callable[..., StoreBackend]
+
+
+def _url_backend(location: str, **storage_options: Any) -> StoreBackend:
+    """The fsspec backend (:mod:`.url`), imported when a URL store is first opened."""
+    from .url import FsspecBackend
+
+    return FsspecBackend(location, storage_options)
+
+
+#: URL schemes served through fsspec (s3fs, gcsfs, adlfs... must be installed for their scheme).
+FSSPEC_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory", "hdfs", "sftp")
 
 _registry: dict[str, BackendFactory] = {"local": LocalBackend}
+_registry.update(dict.fromkeys(FSSPEC_SCHEMES, _url_backend))
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
 
 
@@ -69,8 +83,8 @@ def scheme_of(location: str | os.PathLike[str]) -> str:
     return match.group(1).lower()
 
 
-def open_backend(location: str | os.PathLike[str]) -> StoreBackend:
-    """The backend of a store location (path or URL).
+def open_backend(location: str | os.PathLike[str], **storage_options: Any) -> StoreBackend:
+    """The backend of a store location (path or URL); ``storage_options`` go to a URL backend.
 
     Raises
     ------
@@ -88,4 +102,4 @@ def open_backend(location: str | os.PathLike[str]) -> StoreBackend:
             f"{', '.join(sorted(_registry))}. Register one with "
             "checkpoint_magic.store.backends.register_backend"
         )
-    return factory(text)
+    return factory(text, **storage_options) if storage_options else factory(text)
