@@ -60,6 +60,7 @@ __all__ = [
     "FORMAT_VERSION",
     "CorruptBlobError",
     "CorruptManifestError",
+    "ForeignStoreError",
     "Store",
     "decode_manifest",
     "encode_manifest",
@@ -83,6 +84,13 @@ _GITIGNORE = b"# written by checkpoint_magic: a checkpoint store is never commit
 
 class CorruptManifestError(CheckpointError, ValueError):
     """An entry manifest is unreadable, fails its checksum, or belongs to another key."""
+
+
+class ForeignStoreError(StoreFormatError):
+    """The store location holds a ``FORMAT`` file that checkpoint_magic did not write.
+
+    A front end warns once and runs uncached; the command-line tools refuse the location.
+    """
 
 
 class _BlobReader:
@@ -199,7 +207,7 @@ class Store:
         try:
             version = int(json.loads(text)["format"])
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
-            raise StoreFormatError(
+            raise ForeignStoreError(
                 f"{self.location}/FORMAT is not a checkpoint_magic FORMAT file ({exc}); point the "
                 "store at another directory (store=... or CHECKPOINT_MAGIC_DIR) or remove this one"
             ) from exc
