@@ -72,7 +72,6 @@ _PERSISTENT = {
     errno.EPERM: "permission denied",
     errno.EROFS: "read-only file system",
     errno.ENOTDIR: "not a directory",
-    errno.EEXIST: "not a directory",
     errno.ELOOP: "a link the store did not create",
 }
 _warned: set[tuple[str, str]] = set()

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import json
 import logging
 import mmap
@@ -46,7 +47,7 @@ import xxhash
 from .. import config
 from ..exceptions import CheckpointError, SignatureError, StoreFormatError
 from . import layout
-from .backends import StoreBackend, open_backend, scheme_of
+from .backends import StoreBackend, UnsafeStoreError, open_backend, scheme_of
 from .blobs import CorruptBlobError, hash_views, pipelined_read, readinto_full
 from .blobs import byte_view as _view
 from .codecs import serializers
@@ -592,7 +593,12 @@ class Store:
         name = layout.entry_state(namespace, key, layout.PIN)
         if pinned:
             self.prepare_write()
-            self.backend.create(name, b"")
+            if not self.backend.create(name, b"") and not self.is_pinned(namespace, key):
+                raise UnsafeStoreError(
+                    errno.EEXIST,
+                    f"{self.location}/{name} exists and is not a pin the store wrote (a link?); "
+                    "remove it, then pin again",
+                )
         else:
             self.backend.delete(name)
 

@@ -91,7 +91,12 @@ class LocalBackend(StoreBackend):
     def _folder(self, folder: str, *, create: bool) -> Iterator[int]:
         """A descriptor of ``folder``, reached from the root without following links."""
         if create and not os.path.isdir(self.root):
-            os.makedirs(self.root, exist_ok=True)
+            try:
+                os.makedirs(self.root, exist_ok=True)
+            except FileExistsError:  # a file (or a dangling link) where the store should be
+                raise NotADirectoryError(
+                    errno.ENOTDIR, "the store location exists and is not a directory", self.root
+                ) from None
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
             for part in folder.split("/") if folder else ():
