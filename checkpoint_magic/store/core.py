@@ -80,6 +80,8 @@ _OVERLAP_MIN = 24 << 20
 #: Verified hot manifest records remembered per store (see Store.read_entry).
 _HOT_RECORDS_MAX = 4096
 _RACY_SECONDS = 0.1  # well above a coarse timestamp tick (one jiffy, <= 10 ms)
+#: The hash blobs are addressed (named) by: fast, not collision resistant (see digests).
+address_hasher = xxhash.xxh3_128
 _GITIGNORE = b"# written by checkpoint_magic: a checkpoint store is never committed\n*\n"
 
 
@@ -277,7 +279,7 @@ class Store:
         self.prepare_write()
         views = [_view(b) for b in buffers]
         size = sum(view.nbytes for view in views)
-        hasher = xxhash.xxh3_128()
+        hasher = address_hasher()
         strong_name, strong = (
             new_strong_hasher() if config.secret_key() is not None else (None, None)
         )
@@ -324,7 +326,7 @@ class Store:
         signed manifest recorded (a blob without one is refused).
         """
         if config.secret_key() is None:
-            return xxhash.xxh3_128(), str(ref["digest"]), "xxh3"
+            return address_hasher(), str(ref["digest"]), "xxh3"
         for name in STRONG_ALGORITHMS:
             if name in ref:
                 hasher = strong_hasher(name)
