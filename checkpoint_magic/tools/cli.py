@@ -5,7 +5,7 @@ Commands (each accepts ``--store PATH`` and ``--json``, before or after its name
     checkpoint-magic ls [NAME] [-l]      entries grouped by function, block or cell
     checkpoint-magic show KEY            one entry's manifest (a unique key prefix is enough)
     checkpoint-magic du                  disk usage, and how much gc would reclaim
-    checkpoint-magic clear [NAME] [--force]  remove the entries of NAME (or all) but pinned ones
+    checkpoint-magic clear [NAME] [--force] [--yes]  remove the entries of NAME (or all, after asking) but pinned ones
     checkpoint-magic pin KEY / unpin KEY never evict this entry / allow it again
     checkpoint-magic verify [--fix] [--drop-unsigned]  check every manifest and blob; repair
     checkpoint-magic gc [--max-size 10GB] [--max-age 30d] [--keep-versions N] [--dry-run]
@@ -342,6 +342,8 @@ def _clear(store: Store, args: argparse.Namespace) -> Output:
     from .maintenance import clear, resolve_namespace
 
     name = getattr(args, "target", None)
+    if not name and not getattr(args, "yes", False) and not _confirmed_clear_all(store):
+        return Output({"removed": {}, "cancelled": True}, ["cancelled: nothing was removed"], code=1)
     report = clear(
         store,
         resolve_namespace(store, name) if name else None,
@@ -365,6 +367,22 @@ def _clear(store: Store, args: argparse.Namespace) -> Output:
         )
     blocks += _pending(report.pending_blobs, report.pending_bytes)
     return Output(report.to_dict(), blocks)
+
+
+def _confirmed_clear_all(store: Store) -> bool:
+    """Ask before `clear` without a name wipes every entry (refuse when nobody can answer)."""
+    from ..exceptions import InvalidArgumentError
+    from .maintenance import list_entries
+
+    count = len(list_entries(store))  # also refuses a directory that is not a store
+    if not count:
+        return True
+    what = f"remove all {_n(count, 'entry')} of {store.root} (every function, block and cell)"
+    if not sys.stdin or not sys.stdin.isatty():
+        raise InvalidArgumentError(
+            f"`clear` without NAME would {what}; pass --yes to confirm, or name what to clear"
+        )
+    return input(f"{what}? [y/N] ").strip().lower() in ("y", "yes")
 
 
 def _pending(blobs: int, size: int) -> list[Table | str]:
