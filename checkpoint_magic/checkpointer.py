@@ -72,6 +72,7 @@ _PERSISTENT = {
     errno.EPERM: "permission denied",
     errno.EROFS: "read-only file system",
     errno.ENOTDIR: "not a directory",
+    errno.EISDIR: "a folder where a file should be",
     errno.ELOOP: "a link the store did not create",
 }
 _warned: set[tuple[str, str]] = set()

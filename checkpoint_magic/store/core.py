@@ -47,7 +47,7 @@ import xxhash
 from .. import config
 from ..exceptions import CheckpointError, SignatureError, StoreFormatError
 from . import layout
-from .backends import StoreBackend, UnsafeStoreError, open_backend, scheme_of
+from .backends import Staged, StoreBackend, UnsafeStoreError, open_backend, scheme_of
 from .blobs import CorruptBlobError, hash_views, pipelined_read, readinto_full
 from .blobs import byte_view as _view
 from .codecs import serializers
@@ -292,8 +292,7 @@ class Store:
                 ref[strong_name] = strong.hexdigest()
             self._claim(digest)
             if not self._existing_blob(digest, size):
-                staged = self.backend.stage(layout.staging(), views, fsync=config.fsync_enabled())
-                self.backend.publish(staged, layout.blob(digest), replace=False)
+                self._publish_blob(digest, views)
             return ref
         worker = threading.Thread(
             target=hash_views, args=(both, views), name="checkpoint-magic-hash"
@@ -310,8 +309,28 @@ class Store:
         if self._existing_blob(digest, size):
             self.backend.discard(staged)
         else:
-            self.backend.publish(staged, layout.blob(digest), replace=False)
+            self._publish_blob(digest, views, staged)
         return ref
+
+    def _publish_blob(
+        self, digest: str, views: Sequence[memoryview], staged: Staged | None = None
+    ) -> None:
+        """Publish a blob (create-if-absent); a squatter at its name that is no blob is removed.
+
+        A link, a FIFO or a device planted under a blob's name is never read (reads refuse
+        anything but a regular file), but it would make every commit of that blob a no-op:
+        it is removed, once, and the blob published.
+        """
+        name = layout.blob(digest)
+        for _ in range(2):
+            if staged is None:
+                staged = self.backend.stage(layout.staging(), views, fsync=config.fsync_enabled())
+            if self.backend.publish(staged, name, replace=False) or self.backend.stat(name):
+                return
+            staged = None
+            logger.warning("removed %s/%s: it is not a blob the store wrote", self.location, name)
+            with contextlib.suppress(OSError):
+                self.backend.delete(name)
 
     def _discard_corrupt(self, digest: str, why: str) -> CorruptBlobError:
         with contextlib.suppress(OSError):
