@@ -92,7 +92,7 @@ def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
 def outside_of(tmp: Path) -> Path:
     """A folder beside the store, with a file in it: writes outside the store would show here."""
     outside = tmp / "outside"
-    outside.mkdir(exist_ok=True)
+    outside.mkdir(parents=True, exist_ok=True)
     (outside / "victim.txt").write_text("keep me")
     return outside
 
