@@ -227,7 +227,10 @@ class Checkpointer:
             return None
         except (ForeignStoreError, OSError) as exc:  # permissions, a file in the way, a link...
             _warn_fault(
-                store, exc, f"checkpoint {self.namespace}: the store cannot be read", CorruptEntryWarning
+                store,
+                exc,
+                f"checkpoint {self.namespace}: the store cannot be read",
+                CorruptEntryWarning,
             )
             return None
         if manifest is None:

@@ -113,7 +113,7 @@ def test_an_unreadable_store_warns_once_and_every_call_runs_uncached(tmp_path, f
     }[fault]
     with _denied(store.root, **target):
         values, record = _calls_with_warnings(f, [30_000, 30_000, 20_000, 30_000])
-    for value, n in zip(values, [30_000, 30_000, 20_000, 30_000]):
+    for value, n in zip(values, [30_000, 30_000, 20_000, 30_000], strict=True):
         np.testing.assert_array_equal(value, np.arange(n) * 2)
     assert len(record) == 1, [str(w.message) for w in record]  # once per store and process
     assert issubclass(record[0].category, CheckpointWarning)

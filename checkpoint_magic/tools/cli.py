@@ -343,7 +343,9 @@ def _clear(store: Store, args: argparse.Namespace) -> Output:
 
     name = getattr(args, "target", None)
     if not name and not getattr(args, "yes", False) and not _confirmed_clear_all(store):
-        return Output({"removed": {}, "cancelled": True}, ["cancelled: nothing was removed"], code=1)
+        return Output(
+            {"removed": {}, "cancelled": True}, ["cancelled: nothing was removed"], code=1
+        )
     report = clear(
         store,
         resolve_namespace(store, name) if name else None,

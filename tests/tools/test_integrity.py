@@ -23,7 +23,12 @@ import pytest
 
 from checkpoint_magic import checkpoint
 from checkpoint_magic.checkpointer import Checkpointer
-from checkpoint_magic.exceptions import CheckpointWarning, CorruptEntryWarning, StoreFormatError, StoreWriteWarning
+from checkpoint_magic.exceptions import (
+    CheckpointWarning,
+    CorruptEntryWarning,
+    StoreFormatError,
+    StoreWriteWarning,
+)
 from checkpoint_magic.store.core import Store, decode_manifest, flush_usage, manifest_body
 from checkpoint_magic.tools.maintenance import gc, list_entries, verify
 

@@ -213,14 +213,17 @@ def _faithful_cloudpickler() -> type:
     """
     import cloudpickle
 
-    class FaithfulPickler(cloudpickle.Pickler):  # type: ignore[misc, name-defined]
+    class FaithfulPickler(cloudpickle.Pickler):
         def reducer_override(self, obj: Any) -> Any:
-            if isinstance(obj, io.IOBase) and not isinstance(obj, (io.BytesIO, io.StringIO)):
-                if obj not in (sys.stdin, sys.stdout, sys.stderr):
-                    raise UnrestorableValueError(
-                        f"{obj!r} is an open file: it cannot be stored and restored as the same "
-                        "object (return its path or its content instead)"
-                    )
+            if (
+                isinstance(obj, io.IOBase)
+                and not isinstance(obj, (io.BytesIO, io.StringIO))
+                and obj not in (sys.stdin, sys.stdout, sys.stderr)
+            ):
+                raise UnrestorableValueError(
+                    f"{obj!r} is an open file: it cannot be stored and restored as the same "
+                    "object (return its path or its content instead)"
+                )
             return super().reducer_override(obj)
 
     return FaithfulPickler
