@@ -48,9 +48,18 @@ from .. import config
 from ..exceptions import CheckpointError, SignatureError, StoreFormatError
 from . import layout
 from .backends import Staged, StoreBackend, UnsafeStoreError, open_backend, scheme_of
-from .blobs import CorruptBlobError, hash_views, pipelined_read, readinto_full
+from .blobs import (
+    CorruptBlobError,
+    InlineBlobSource,
+    MultiHasher,
+    StoredBlobSource,
+    hash_views,
+    pipelined_read,
+    readinto_full,
+)
 from .blobs import byte_view as _view
 from .codecs import serializers
+from .codecs.base import BlobSource
 from .digests import STRONG_ALGORITHMS, new_strong_hasher, strong_hasher
 from .layout import namespace_dir
 from .leases import CommitLease
@@ -94,59 +103,6 @@ class ForeignStoreError(StoreFormatError):
 
     A front end warns once and runs uncached; the command-line tools refuse the location.
     """
-
-
-class _BlobReader:
-    """The :class:`~checkpoint_magic.store.codecs.serializers.BlobSource` handed to a codec while decoding."""
-
-    def __init__(self, store: Store, refs: Sequence[Mapping[str, Any]]):
-        self._store = store
-        self._refs = refs
-
-    def size(self, index: int) -> int:
-        return int(self._refs[index]["size"])
-
-    def read_bytes(self, index: int) -> bytes | bytearray:
-        buf = bytearray(self.size(index))  # returned as is: pickle.loads takes it without a copy
-        self.read_into(index, [memoryview(buf)])
-        return buf
-
-    def read_into(self, index: int, buffers: Sequence[memoryview]) -> None:
-        self._store.read_blob_into(self._refs[index], buffers)
-
-    def path(self, index: int) -> str:
-        return self._store.verified_blob_path(self._refs[index])
-
-
-class _InlineReader(_BlobReader):
-    def __init__(self, payload: bytes):
-        self._payload = payload
-
-    def size(self, index: int) -> int:
-        return len(self._payload)
-
-    def read_bytes(self, index: int) -> bytes | bytearray:
-        return self._payload
-
-    def read_into(self, index: int, buffers: Sequence[memoryview]) -> None:
-        offset = 0
-        for view in buffers:
-            view[:] = self._payload[offset : offset + view.nbytes]
-            offset += view.nbytes
-
-    def path(self, index: int) -> str:  # pragma: no cover - inline values are never memory-mapped
-        raise CorruptBlobError("an inline value has no file")
-
-
-class _Both:
-    """Feeds every update to several hashers (a thread target hashes for all of them)."""
-
-    def __init__(self, *hashers: Any):
-        self.hashers = [h for h in hashers if h is not None]
-
-    def update(self, data: Any) -> None:
-        for hasher in self.hashers:
-            hasher.update(data)
 
 
 class Store:
@@ -283,7 +239,7 @@ class Store:
         strong_name, strong = (
             new_strong_hasher() if config.secret_key() is not None else (None, None)
         )
-        both = _Both(hasher, strong)
+        both = MultiHasher(hasher, strong)
         ref: dict[str, Any] = {"size": size}
         if size < _OVERLAP_MIN:
             hash_views(both, views)
@@ -437,10 +393,10 @@ class Store:
         """
         codec = serializers.codec_by_name(record["codec"])
         if "inline" in record:
-            source: _BlobReader = _InlineReader(base64.b64decode(record["inline"]))
+            source: BlobSource = InlineBlobSource(base64.b64decode(record["inline"]))
             mmap_mode = None
         else:
-            source = _BlobReader(self, record["blobs"])
+            source = StoredBlobSource(self, record["blobs"])
             if mmap_mode is not None and not self.is_local:
                 mmap_mode = None
         return codec.decode(dict(record.get("meta", {})), source, mmap_mode=mmap_mode)
