@@ -106,9 +106,10 @@ def _warn_fault(store: Store, exc: BaseException, doing: str, category: type[War
         logger.debug("%s (%s; warned before)", doing, text)
         return
     warn_user(
-        f"{doing} ({text}). The checkpoint store {store.location} is unusable ({kind}): "
-        "computations run uncached until it is fixed (check its permissions, or point "
-        "store=... / CHECKPOINT_MAGIC_DIR elsewhere); this warning is shown once per process",
+        f"{doing} ({text}). The checkpoint store {store.location} has a lasting fault "
+        f"({kind}): what it cannot do is skipped, and computations run uncached, until it is "
+        "fixed (check its permissions and links, or point store=... / CHECKPOINT_MAGIC_DIR "
+        "elsewhere); this warning is shown once per process",
         category,
     )
 
