@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ...exceptions import CheckpointError
 from ...savers import registry as savers_registry
 from .base import BlobSource, Codec, Encoded
 from .saver_codec import SaverCodec
@@ -194,7 +195,7 @@ def _tuplify(descr: Any) -> Any:
     return descr
 
 
-class UnrestorableValueError(pickle.PicklingError):
+class UnrestorableValueError(CheckpointError, pickle.PicklingError):
     """A value would not come back as itself from the store (an open file, say); it is not stored."""
 
 
