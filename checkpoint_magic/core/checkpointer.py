@@ -9,7 +9,11 @@ Failure policy (DESIGN.md): a corrupt or unreadable entry is a miss with one
 :class:`~checkpoint_magic.exceptions.CorruptEntryWarning`; a failed save is one
 :class:`~checkpoint_magic.exceptions.StoreWriteWarning` and the computed values are
 still returned by the caller; a store of a newer format raises
-:class:`~checkpoint_magic.exceptions.StoreFormatError` before anything runs.
+:class:`~checkpoint_magic.exceptions.StoreFormatError` before anything runs. A fault that
+will not go away by itself (permission denied, a read-only file system, a store path that
+is a file, a folder replaced by a link, a location holding something else) is warned about
+once per store and process; the calls run uncached meanwhile, and use the store again as
+soon as it works.
 
 Examples
 --------
@@ -27,10 +31,12 @@ True
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import pickle
 import sys
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -51,10 +57,16 @@ from ..exceptions import (
 from ..fingerprint.values import HASH_SCHEME_VERSION, Fingerprinter
 from ..store import singleflight
 from ..store.budget import enforce_budget
-from ..store.core import CorruptBlobError, CorruptManifestError, Store, get_store
+from ..store.core import (
+    CorruptBlobError,
+    CorruptManifestError,
+    ForeignStoreError,
+    Store,
+    get_store,
+)
 from ..ui import notes
 
-__all__ = ["Checkpointer", "LoadResult", "fingerprint_or_warn", "make_key"]
+__all__ = ["Checkpointer", "LoadResult", "fault_kind", "fingerprint_or_warn", "make_key"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -105,6 +117,53 @@ def fingerprint_or_warn(what: str, compute: Callable[[], T]) -> tuple[bool, T | 
 #: Kinds whose racing callers run a missing computation once (see :mod:`.store.singleflight`):
 #: the front ends that release the lease when the body raises (:meth:`Checkpointer.abandon`).
 SINGLE_FLIGHT_KINDS = frozenset({"function"})
+
+#: Faults that persist until someone fixes them, by errno: warned about once per store.
+_PERSISTENT = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "read-only file system",
+    errno.ENOTDIR: "not a directory",
+    errno.EISDIR: "a folder where a file should be",
+    errno.ELOOP: "a link the store did not create",
+}
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def fault_kind(exc: BaseException) -> str | None:
+    """The kind of a persistent store fault (warned about once per store), ``None`` for others.
+
+    Examples
+    --------
+    >>> fault_kind(PermissionError(13, "Permission denied")), fault_kind(OSError(28, "full"))
+    ('permission denied', None)
+    """
+    if isinstance(exc, ForeignStoreError):
+        return "not a checkpoint store"
+    return _PERSISTENT.get(getattr(exc, "errno", None) or -1)
+
+
+def _warn_fault(store: Store, exc: BaseException, doing: str, category: type[Warning]) -> None:
+    """Warn about a store fault; a persistent one only the first time for this store in this process."""
+    kind = fault_kind(exc)
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if kind is None:
+        warn_user(f"{doing} ({text})", category)
+        return
+    with _warned_lock:
+        first = (store.location, kind) not in _warned
+        _warned.add((store.location, kind))
+    if not first:
+        logger.debug("%s (%s; warned before)", doing, text)
+        return
+    warn_user(
+        f"{doing} ({text}). The checkpoint store {store.location} has a lasting fault "
+        f"({kind}): what it cannot do is skipped, and computations run uncached, until it is "
+        "fixed (check its permissions and links, or point store=... / CHECKPOINT_MAGIC_DIR "
+        "elsewhere); this warning is shown once per process",
+        category,
+    )
 
 
 def make_key(kind: str, namespace: str, code_fp: str, input_fps: Mapping[str, str]) -> str:
@@ -204,7 +263,7 @@ class Checkpointer:
         """Whether a readable manifest exists for this code and these inputs (blobs not read)."""
         try:
             return self.store.read_entry(self.namespace, self.key(code_fp, input_fps)) is not None
-        except (CorruptManifestError, SignatureError, OSError):
+        except (CorruptManifestError, SignatureError, ForeignStoreError, OSError):
             return False
 
     def load(
@@ -234,11 +293,13 @@ class Checkpointer:
         except SignatureError as exc:
             warn_user(f"checkpoint {self.namespace}: {exc}; recomputing", CorruptEntryWarning)
             return None
-        except OSError as exc:  # the store is unreachable (network, permissions): run uncached
-            self._uncached.add(key)
-            warn_user(
-                f"checkpoint {self.namespace}: the store {store.location} cannot be read "
-                f"({type(exc).__name__}: {exc}); running uncached",
+        except (ForeignStoreError, OSError) as exc:  # permissions, network, a file in the way...
+            self._uncached.add(key)  # this call runs uncached: nothing is stored
+            _warn_fault(
+                store,
+                exc,
+                f"checkpoint {self.namespace}: the store {store.location} cannot be read; "
+                "running uncached",
                 UncachedWarning,
             )
             return None
@@ -261,6 +322,14 @@ class Checkpointer:
                 store.delete_entry(self.namespace, key)
             warn_user(
                 f"checkpoint {self.namespace}: {exc}; the entry is dropped and recomputed",
+                CorruptEntryWarning,
+            )
+            return None
+        except OSError as exc:  # an unreadable blob: not damage, the entry is kept
+            _warn_fault(
+                store,
+                exc,
+                f"checkpoint {self.namespace}: a stored result cannot be read; recomputing",
                 CorruptEntryWarning,
             )
             return None
@@ -427,9 +496,21 @@ class Checkpointer:
                     "checkpoint_magic": __version__,
                 }
                 store.write_entry(self.namespace, key, manifest)
+        except ForeignStoreError as exc:
+            _warn_fault(store, exc, f"checkpoint {self.namespace}: not stored", StoreWriteWarning)
+            return False
         except StoreFormatError:
             self._end_flight(key)
             raise
+        except OSError as exc:
+            _warn_fault(
+                store,
+                exc,
+                f"checkpoint {self.namespace}: the result was computed but could not be stored; "
+                "it is returned uncached",
+                StoreWriteWarning,
+            )
+            return False
         except Exception as exc:  # pickling and I/O can fail in many ways; the result must survive
             self._end_flight(key)
             warn_user(

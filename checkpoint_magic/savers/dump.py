@@ -296,6 +296,8 @@ def _pickled_by_value(modules: list[types.ModuleType]) -> Iterator[None]:
             cloudpickle.unregister_pickle_by_value(module)
 
 
+# Kept here, not folded into store.backends.local.atomic_write: that one replaces a file,
+# this one swaps a whole directory, and savers sit below the store (import-linter layers).
 def _publish(tmp: Path, path: Path) -> None:
     """Move the finished dump ``tmp`` to ``path``, replacing an earlier dump there.
 

@@ -1,4 +1,5 @@
-"""Low-level blob I/O for the store: zero-copy byte views, full reads and writes, verified pipelined reads.
+"""Low-level blob I/O for the store: zero-copy byte views, full reads and writes, verified pipelined reads,
+and the blob sources a codec decodes from.
 
 These helpers never allocate a copy of the data they move: a value's buffers are written
 as they are, and reads fill buffers the caller allocated (numpy-allocated, so large reads
@@ -9,8 +10,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from ..exceptions import CheckpointError
 
 __all__ = [
     "CorruptBlobError",
+    "InlineBlobSource",
+    "MultiHasher",
+    "StoredBlobSource",
     "byte_view",
     "hash_views",
     "pipelined_read",
@@ -33,6 +37,78 @@ TOFILE_MIN = 1 << 20
 
 class CorruptBlobError(CheckpointError, OSError):
     """A blob is missing, truncated, or its bytes do not hash to its name."""
+
+
+class BlobReads(Protocol):
+    """What :class:`StoredBlobSource` asks of the store: verified reads of a blob reference."""
+
+    def read_blob_into(self, ref: Mapping[str, Any], buffers: Sequence[memoryview]) -> None: ...
+
+    def verified_blob_path(self, ref: Mapping[str, Any]) -> str: ...
+
+
+class StoredBlobSource:
+    """The blob source a codec decodes a stored value from (every read verified by the store)."""
+
+    def __init__(self, store: BlobReads, refs: Sequence[Mapping[str, Any]]):
+        self._store = store
+        self._refs = refs
+
+    def size(self, index: int) -> int:
+        """Size of blob ``index``, as recorded in the manifest."""
+        return int(self._refs[index]["size"])
+
+    def read_bytes(self, index: int) -> bytes | bytearray:
+        """Blob ``index`` as a bytearray (``pickle.loads`` takes it without a copy)."""
+        buf = bytearray(self.size(index))
+        self.read_into(index, [memoryview(buf)])
+        return buf
+
+    def read_into(self, index: int, buffers: Sequence[memoryview]) -> None:
+        """Fill ``buffers`` with blob ``index``."""
+        self._store.read_blob_into(self._refs[index], buffers)
+
+    def path(self, index: int) -> str:
+        """A local path of blob ``index``, after checking its content."""
+        return self._store.verified_blob_path(self._refs[index])
+
+
+class InlineBlobSource:
+    """The blob source of a value kept inside its manifest (covered by the manifest's checksum)."""
+
+    def __init__(self, payload: bytes):
+        self._payload = payload
+
+    def size(self, index: int) -> int:
+        """Size of the payload."""
+        return len(self._payload)
+
+    def read_bytes(self, index: int) -> bytes | bytearray:
+        """The payload."""
+        return self._payload
+
+    def read_into(self, index: int, buffers: Sequence[memoryview]) -> None:
+        """Fill ``buffers`` with the payload."""
+        offset = 0
+        for view in buffers:
+            view[:] = self._payload[offset : offset + view.nbytes]
+            offset += view.nbytes
+
+    def path(self, index: int) -> str:  # pragma: no cover - inline values are never memory-mapped
+        """Never: an inline value has no file."""
+        raise CorruptBlobError("an inline value has no file")
+
+
+class MultiHasher:
+    """Feeds every update to several hashers (a thread target hashes for all of them)."""
+
+    def __init__(self, *hashers: Any):
+        self.hashers = [h for h in hashers if h is not None]
+
+    def update(self, data: Any) -> None:
+        """Feed ``data`` to every hasher."""
+        for hasher in self.hashers:
+            hasher.update(data)
 
 
 def byte_view(buffer: Any) -> memoryview:

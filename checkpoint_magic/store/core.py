@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import json
 import logging
 import mmap
@@ -46,10 +47,19 @@ import xxhash
 from .. import config
 from ..exceptions import CheckpointError, SignatureError, StoreFormatError
 from . import layout
-from .backends import StoreBackend, open_backend, scheme_of
-from .blobs import CorruptBlobError, hash_views, pipelined_read, readinto_full
+from .backends import Staged, StoreBackend, UnsafeStoreError, open_backend, scheme_of
+from .blobs import (
+    CorruptBlobError,
+    InlineBlobSource,
+    MultiHasher,
+    StoredBlobSource,
+    hash_views,
+    pipelined_read,
+    readinto_full,
+)
 from .blobs import byte_view as _view
 from .codecs import serializers
+from .codecs.base import BlobSource
 from .digests import STRONG_ALGORITHMS, new_strong_hasher, strong_hasher
 from .layout import namespace_dir
 from .leases import CommitLease
@@ -60,6 +70,7 @@ __all__ = [
     "FORMAT_VERSION",
     "CorruptBlobError",
     "CorruptManifestError",
+    "ForeignStoreError",
     "Store",
     "decode_manifest",
     "encode_manifest",
@@ -78,6 +89,8 @@ _OVERLAP_MIN = 24 << 20
 #: Verified hot manifest records remembered per store (see Store.read_entry).
 _HOT_RECORDS_MAX = 4096
 _RACY_SECONDS = 0.1  # well above a coarse timestamp tick (one jiffy, <= 10 ms)
+#: The hash blobs are addressed (named) by: fast, not collision resistant (see digests).
+address_hasher = xxhash.xxh3_128
 _GITIGNORE = b"# written by checkpoint_magic: a checkpoint store is never committed\n*\n"
 
 
@@ -85,57 +98,11 @@ class CorruptManifestError(CheckpointError, ValueError):
     """An entry manifest is unreadable, fails its checksum, or belongs to another key."""
 
 
-class _BlobReader:
-    """The :class:`~checkpoint_magic.store.codecs.serializers.BlobSource` handed to a codec while decoding."""
+class ForeignStoreError(StoreFormatError):
+    """The store location holds a ``FORMAT`` file that checkpoint_magic did not write.
 
-    def __init__(self, store: Store, refs: Sequence[Mapping[str, Any]]):
-        self._store = store
-        self._refs = refs
-
-    def size(self, index: int) -> int:
-        return int(self._refs[index]["size"])
-
-    def read_bytes(self, index: int) -> bytes | bytearray:
-        buf = bytearray(self.size(index))  # returned as is: pickle.loads takes it without a copy
-        self.read_into(index, [memoryview(buf)])
-        return buf
-
-    def read_into(self, index: int, buffers: Sequence[memoryview]) -> None:
-        self._store.read_blob_into(self._refs[index], buffers)
-
-    def path(self, index: int) -> str:
-        return self._store.verified_blob_path(self._refs[index])
-
-
-class _InlineReader(_BlobReader):
-    def __init__(self, payload: bytes):
-        self._payload = payload
-
-    def size(self, index: int) -> int:
-        return len(self._payload)
-
-    def read_bytes(self, index: int) -> bytes | bytearray:
-        return self._payload
-
-    def read_into(self, index: int, buffers: Sequence[memoryview]) -> None:
-        offset = 0
-        for view in buffers:
-            view[:] = self._payload[offset : offset + view.nbytes]
-            offset += view.nbytes
-
-    def path(self, index: int) -> str:  # pragma: no cover - inline values are never memory-mapped
-        raise CorruptBlobError("an inline value has no file")
-
-
-class _Both:
-    """Feeds every update to several hashers (a thread target hashes for all of them)."""
-
-    def __init__(self, *hashers: Any):
-        self.hashers = [h for h in hashers if h is not None]
-
-    def update(self, data: Any) -> None:
-        for hasher in self.hashers:
-            hasher.update(data)
+    A front end warns once and runs uncached; the command-line tools refuse the location.
+    """
 
 
 class Store:
@@ -207,7 +174,7 @@ class Store:
         try:
             version = int(json.loads(text)["format"])
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
-            raise StoreFormatError(
+            raise ForeignStoreError(
                 f"{self.location}/FORMAT is not a checkpoint_magic FORMAT file ({exc}); point the "
                 "store at another directory (store=... or CHECKPOINT_MAGIC_DIR) or remove this one"
             ) from exc
@@ -276,11 +243,11 @@ class Store:
         self.prepare_write()
         views = [_view(b) for b in buffers]
         size = sum(view.nbytes for view in views)
-        hasher = xxhash.xxh3_128()
+        hasher = address_hasher()
         strong_name, strong = (
             new_strong_hasher() if config.secret_key() is not None else (None, None)
         )
-        both = _Both(hasher, strong)
+        both = MultiHasher(hasher, strong)
         ref: dict[str, Any] = {"size": size}
         if size < _OVERLAP_MIN:
             hash_views(both, views)
@@ -289,8 +256,7 @@ class Store:
                 ref[strong_name] = strong.hexdigest()
             self._claim(digest)
             if not self._existing_blob(digest, size):
-                staged = self.backend.stage(layout.staging(), views, fsync=config.fsync_enabled())
-                self.backend.publish(staged, layout.blob(digest), replace=False)
+                self._publish_blob(digest, views)
             return ref
         worker = threading.Thread(
             target=hash_views, args=(both, views), name="checkpoint-magic-hash"
@@ -307,8 +273,28 @@ class Store:
         if self._existing_blob(digest, size):
             self.backend.discard(staged)
         else:
-            self.backend.publish(staged, layout.blob(digest), replace=False)
+            self._publish_blob(digest, views, staged)
         return ref
+
+    def _publish_blob(
+        self, digest: str, views: Sequence[memoryview], staged: Staged | None = None
+    ) -> None:
+        """Publish a blob (create-if-absent); a squatter at its name that is no blob is removed.
+
+        A link, a FIFO or a device planted under a blob's name is never read (reads refuse
+        anything but a regular file), but it would make every commit of that blob a no-op:
+        it is removed, once, and the blob published.
+        """
+        name = layout.blob(digest)
+        for _ in range(2):
+            if staged is None:
+                staged = self.backend.stage(layout.staging(), views, fsync=config.fsync_enabled())
+            if self.backend.publish(staged, name, replace=False) or self.backend.stat(name):
+                return
+            staged = None
+            logger.warning("removed %s/%s: it is not a blob the store wrote", self.location, name)
+            with contextlib.suppress(OSError):
+                self.backend.delete(name)
 
     def _discard_corrupt(self, digest: str, why: str) -> CorruptBlobError:
         with contextlib.suppress(OSError):
@@ -323,7 +309,7 @@ class Store:
         signed manifest recorded (a blob without one is refused).
         """
         if config.secret_key() is None:
-            return xxhash.xxh3_128(), str(ref["digest"]), "xxh3"
+            return address_hasher(), str(ref["digest"]), "xxh3"
         for name in STRONG_ALGORITHMS:
             if name in ref:
                 hasher = strong_hasher(name)
@@ -415,10 +401,10 @@ class Store:
         """
         codec = serializers.codec_by_name(record["codec"])
         if "inline" in record:
-            source: _BlobReader = _InlineReader(base64.b64decode(record["inline"]))
+            source: BlobSource = InlineBlobSource(base64.b64decode(record["inline"]))
             mmap_mode = None
         else:
-            source = _BlobReader(self, record["blobs"])
+            source = StoredBlobSource(self, record["blobs"])
             if mmap_mode is not None and not self.is_local:
                 mmap_mode = None
         return codec.decode(dict(record.get("meta", {})), source, mmap_mode=mmap_mode)
@@ -592,7 +578,12 @@ class Store:
         name = layout.entry_state(namespace, key, layout.PIN)
         if pinned:
             self.prepare_write()
-            self.backend.create(name, b"")
+            if not self.backend.create(name, b"") and not self.is_pinned(namespace, key):
+                raise UnsafeStoreError(
+                    errno.EEXIST,
+                    f"{self.location}/{name} exists and is not a pin the store wrote (a link?); "
+                    "remove it, then pin again",
+                )
         else:
             self.backend.delete(name)
 

@@ -3,9 +3,13 @@
 xxh3-128 names blobs (fast, and enough to detect damage) but is not collision resistant:
 someone able to write to a shared store could craft a second blob under the same name.
 Signed manifests therefore also name every blob by a cryptographic digest, checked on
-read. BLAKE3 (the optional ``blake3`` package) hashes 256 MiB in ~36 ms on one core here,
-SHA-256 (standard library, SHA-NI) in ~136 ms and BLAKE2b in ~196 ms; all release the GIL,
-so the hash overlaps the read or write it checks.
+read. BLAKE3 (the ``blake3`` package, a dependency) hashes 256 MiB in ~36 ms on one core
+here, SHA-256 (standard library, SHA-NI) in ~136 ms and BLAKE2b in ~196 ms; all release
+the GIL, so the hash overlaps the read or write it checks, and BLAKE3 also spreads one
+large update over the free cores. The algorithm is named in the signed manifest (the
+key of the digest in a blob reference): a process without ``blake3`` (an install that
+skipped dependencies) writes SHA-256, and refuses a BLAKE3-signed entry as a miss with a
+warning instead of trusting it unverified.
 
 Examples
 --------
@@ -25,7 +29,7 @@ from typing import Any
 __all__ = ["STRONG_ALGORITHMS", "new_strong_hasher", "strong_hasher"]
 
 _blake3: Any
-try:  # optional: 4x faster than SHA-256 here
+try:  # a dependency; 4x faster than SHA-256 here
     import blake3 as _blake3
 except ImportError:  # pragma: no cover - depends on the environment
     _blake3 = None
@@ -37,7 +41,7 @@ STRONG_ALGORITHMS = ("blake3", "sha256")
 def strong_hasher(name: str) -> Any | None:
     """A new hasher of algorithm ``name``; ``None`` if it is unknown or unavailable here."""
     if name == "blake3" and _blake3 is not None:
-        return _blake3.blake3(max_threads=1)
+        return _blake3.blake3(max_threads=_blake3.blake3.AUTO)
     if name == "sha256":
         return hashlib.sha256()
     return None

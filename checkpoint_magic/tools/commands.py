@@ -250,7 +250,12 @@ def du_output(store: Store) -> Output:
 
 
 def clear_output(
-    store: Store, target: str | None = None, *, force: bool = False, grace: float | None = None
+    store: Store,
+    target: str | None = None,
+    *,
+    force: bool = False,
+    grace: float | None = None,
+    yes: bool = False,
 ) -> Output:
     """``clear``: remove the entries of ``target`` (or all), pinned ones only with ``force``.
 
@@ -265,6 +270,9 @@ def clear_output(
     grace : float, optional
         Seconds a blob or temporary file must be old before it is removed (so a writer
         still running keeps its files); the store's default grace period when ``None``.
+    yes : bool, default=False
+        Without ``target``, clear everything without asking (otherwise a terminal is asked
+        and anything else refused).
 
     Returns
     -------
@@ -276,8 +284,10 @@ def clear_output(
     InvalidArgumentError
         If ``target`` matches no name, or the last part of several.
     """
-    from .maintenance import clear, resolve_namespace
+    from .maintenance import clear, confirm_clear_all, resolve_namespace
 
+    if not target and not yes and not confirm_clear_all(store):
+        return Output({"removed": {}, "cancelled": True}, ["cancelled: nothing was removed"], code=1)
     report = clear(
         store,
         resolve_namespace(store, target) if target else None,

@@ -30,6 +30,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -193,3 +194,37 @@ def clear(
         report.kept_pinned,
     )
     return report
+
+
+def confirm_clear_all(store: Store) -> bool:
+    """Ask before ``clear`` without a name wipes every entry; refuse when nobody can answer.
+
+    Parameters
+    ----------
+    store : Store
+        The store about to be cleared.
+
+    Returns
+    -------
+    bool
+        ``True`` when there is nothing to remove or the user answered yes on a terminal.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Standard input is not a terminal: pass ``--yes`` (``yes=True``) to confirm.
+    """
+    from ..exceptions import InvalidArgumentError
+    from .inventory import list_entries
+
+    count = len(list_entries(store))  # also refuses a directory that is not a store
+    if not count:
+        return True
+    what = f"remove all {count} entries of {store.location} (every function, block and cell)"
+    if count == 1:
+        what = f"remove the only entry of {store.location}"
+    if not sys.stdin or not sys.stdin.isatty():
+        raise InvalidArgumentError(
+            f"`clear` without NAME would {what}; pass --yes to confirm, or name what to clear"
+        )
+    return input(f"{what}? [y/N] ").strip().lower() in ("y", "yes")

@@ -83,8 +83,8 @@ def _command_table() -> list[tuple[str, str, list[tuple[Any, dict[str, Any]]]]]:
         {
             "type": _arg_type(parse_grace, keep=True),
             "metavar": "SECONDS",
-            "help": "leave files younger than this alone: a commit may be in "
-            "progress (default 600; 0 removes them at once)",
+            "help": "leave unused files younger than this alone (default 0: "
+            "free them at once; commits in flight are protected by their leases)",
         },
     )
     flag = {"action": "store_true"}
@@ -98,6 +98,8 @@ def _command_table() -> list[tuple[str, str, list[tuple[Any, dict[str, Any]]]]]:
         ("clear", "remove the entries of NAME (or every entry), except pinned ones, and their blobs", [
             ("target", {"metavar": "NAME", "nargs": "?", "help": "the function, block or cell (default: all)"}),
             ("--force", {**flag, "help": "remove pinned entries too"}),
+            (("-y", "--yes"), {**flag, "help": "clear every entry without asking (needed "
+                               "without NAME when not run from a terminal)"}),
             grace,
         ]),
         ("pin", "never evict this entry", [key]),

@@ -166,7 +166,7 @@ def test_a_store_fault_means_computing_without_single_flight(tmp_path: Path) -> 
 
 def test_a_miss_takes_its_lease_in_a_whole_store(tmp_path: Path) -> None:
     # A process killed right after its lease must leave a store (FORMAT first), not a bare folder.
-    from checkpoint_magic.checkpointer import Checkpointer
+    from checkpoint_magic.core.checkpointer import Checkpointer
 
     cp = Checkpointer("function", "m.f", store=str(tmp_path / "new"))
     assert cp.load("code", {}) is None

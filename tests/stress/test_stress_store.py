@@ -1,7 +1,9 @@
 """Long fault-injection and concurrency runs of the store (``make stress``; see README.md).
 
-The scenarios are those of ``tests/test_integrity.py``, repeated many more times, plus
+The scenarios are those of ``tests/tools/test_integrity.py``, repeated many more times, plus
 concurrent writers under an automatic size budget, random damage and random write failures.
+Every scenario counts wrong values, exceptions in user calls and writes outside the store,
+and requires zero of each.
 """
 
 from __future__ import annotations
@@ -48,6 +50,32 @@ def test_twelve_processes_under_an_automatic_size_budget(tmp_path):
 
 def test_sigkill_many_times(tmp_path):
     base.kill_during_commits(tmp_path, repeats=40 * REPEATS, rng=random.Random(20240611))
+
+
+@pytest.mark.parametrize("run", range(2 * REPEATS))
+def test_gc_and_verify_fix_loops_at_grace_0_during_eight_writers(tmp_path, run):
+    store = base.run_concurrent(tmp_path, processes=8, rounds=40, during=base.gc_and_verify_fix)
+    report = verify(store, grace=0)
+    assert report.problems == [] and report.garbage == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["gc", "--max-size", "300KB", "--grace", "0"], ["clear", "--yes", "--grace", "0"], ["clear", "fill.v1", "--force"]],
+    ids=["gc", "clear-all", "clear-one"],
+)
+def test_sigkill_during_gc_and_clear_many_times(tmp_path, command):
+    base.kill_during_maintenance(tmp_path, command, repeats=40 * REPEATS, rng=random.Random(11))
+
+
+def test_hostile_stores_many_rounds(tmp_path):
+    totals = {"wrong": 0, "exceptions": 0}
+    for i in range(5 * REPEATS):
+        for how in base.HOSTILE:
+            wrong, errors, _ = base.hostile_round(tmp_path / f"{i}-{base.HOSTILE.index(how)}", how, calls=6)
+            totals["wrong"] += wrong
+            totals["exceptions"] += errors
+    assert totals == {"wrong": 0, "exceptions": 0}
 
 
 @checkpoint(ignore=["log"])
@@ -116,6 +144,7 @@ def test_random_write_failures_never_leave_a_partial_entry(tmp_path):
     def compute(seed, n):
         return {"a": np.random.default_rng(seed).random(n), "b": np.arange(n) * seed, "seed": seed}
 
+    read_only_said = False
     for i in range(100 * REPEATS):
         fail_at = rng.randrange(4)
         error = rng.choice([errno.ENOSPC, errno.EROFS, errno.EIO, errno.EDQUOT])
@@ -135,8 +164,12 @@ def test_random_write_failures_never_leave_a_partial_entry(tmp_path):
         assert len(record) <= 1 and all(issubclass(w.category, StoreWriteWarning) for w in record)
         assert list(store.tmp.iterdir()) == []
         assert verify(store).problems == []
+        failed = len(calls) > fail_at
         stored = compute.is_cached(seed, n)
-        assert stored == (not record)  # a warning means no entry; no warning means a whole entry
+        assert stored == (not failed)  # a failed write leaves no entry, else a whole entry
+        # A failure warns, except a lasting one (a read-only disk) said once already.
+        assert bool(record) == failed or (error == errno.EROFS and read_only_said)
+        read_only_said |= failed and error == errno.EROFS
         if stored:
             with warnings.catch_warnings():
                 warnings.simplefilter("error")

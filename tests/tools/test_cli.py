@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -169,10 +170,28 @@ def test_clear_one_name_then_everything(capsys, filled):
     root = str(store.root)
     code, out, _ = run(capsys, "clear", "score", "--store", root)
     assert code == 0 and "pkg.score" in out and "removed 1 entry" in out
-    code, out, _ = run(capsys, "clear", "--grace", "0", "--store", root)
+    code, out, _ = run(capsys, "clear", "--grace", "0", "--yes", "--store", root)
     assert "removed 2 entries and 2 blobs" in out
     assert run(capsys, "clear", "--store", root)[1].startswith("nothing to clear")
     assert run(capsys, "du", "--json", "--store", root)[1].count('"objects_bytes": 0') == 1
+
+
+def test_clear_without_a_name_asks_first_and_refuses_when_nobody_can_answer(capsys, filled, monkeypatch):
+    from unittest import mock
+
+    store, keys = filled
+    root = str(store.root)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal: a script, CI, a pipe
+    code, out, err = run(capsys, "clear", "--store", root)
+    assert code == 2 and "pass --yes to confirm" in err and "remove all 3 entries" in err
+    assert len(list_entries(store)) == 3
+    with mock.patch.object(sys.stdin, "isatty", return_value=True), mock.patch("builtins.input", return_value="n") as asked:
+        code, out, _ = run(capsys, "clear", "--store", root)
+    assert code == 1 and "cancelled: nothing was removed" in out and len(list_entries(store)) == 3
+    assert "remove all 3 entries" in asked.call_args.args[0]
+    with mock.patch.object(sys.stdin, "isatty", return_value=True), mock.patch("builtins.input", return_value="y"):
+        code, out, _ = run(capsys, "clear", "--store", root)
+    assert code == 0 and "removed 3 entries" in out and list_entries(store) == []
 
 
 def test_a_newer_store_format_is_an_error_not_a_crash(capsys, tmp_path):
@@ -231,7 +250,7 @@ def test_clear_keeps_pinned_entries_unless_forced(capsys, filled):
     run(capsys, "pin", keys["fit1"], "--store", root)
     code, out, _ = run(capsys, "clear", "fit", "--grace", "0", "--store", root)
     assert code == 0 and "removed 1 entry" in out and "kept 1 pinned entry" in out
-    code, out, _ = run(capsys, "--json", "clear", "--force", "--store", root)
+    code, out, _ = run(capsys, "--json", "clear", "--force", "--yes", "--store", root)
     data = json.loads(out)
     assert data["removed"] == {"pkg.fit": 1, "pkg.score": 1} and data["kept_pinned"] == 0
     assert list_entries(store) == []
@@ -283,10 +302,10 @@ def test_the_console_script_on_a_store_filled_by_a_script(script, tmp_path):
     gc = _cli(tmp_path, "--json", "gc", "--max-size", "1KB")
     assert gc.returncode == 0 and len(json.loads(gc.stdout)["evicted"]) == 5
     assert _cli(tmp_path, "verify").stdout.startswith("ok: 1 entries")
-    clear = _cli(tmp_path, "clear")  # the one entry left is pinned
+    clear = _cli(tmp_path, "clear", "--yes")  # the one entry left is pinned
     assert clear.returncode == 0 and "kept 1 pinned entry (`clear --force` removes them)" in clear.stdout
     assert "kept for the grace period" not in clear.stdout  # gc freed the evicted entries' blobs at once
-    clear = _cli(tmp_path, "clear", "--force", "--grace", "0")
+    clear = _cli(tmp_path, "clear", "--force", "--grace", "0", "-y")
     assert clear.returncode == 0 and "removed 1 entry and 1 blob" in clear.stdout
     help_ = _cli(tmp_path, "--help")
     assert help_.returncode == 0 and "running their code" in help_.stdout

@@ -34,7 +34,9 @@ __all__ = ["LocalBackend", "atomic_write"]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-_READ = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+# O_NONBLOCK: a FIFO planted where a file should be must not hang the open (the fstat
+# that follows refuses anything but a regular file; reads of regular files never block).
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
@@ -91,7 +93,12 @@ class LocalBackend(StoreBackend):
     def _folder(self, folder: str, *, create: bool) -> Iterator[int]:
         """A descriptor of ``folder``, reached from the root without following links."""
         if create and not os.path.isdir(self.root):
-            os.makedirs(self.root, exist_ok=True)
+            try:
+                os.makedirs(self.root, exist_ok=True)
+            except FileExistsError:  # a file (or a dangling link) where the store should be
+                raise NotADirectoryError(
+                    errno.ENOTDIR, "the store location exists and is not a directory", self.root
+                ) from None
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
             for part in folder.split("/") if folder else ():

@@ -18,13 +18,16 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import pickle
+import sys
 from typing import Any
 
 import numpy as np
 
+from ...exceptions import CheckpointError
 from ...savers import registry as savers_registry
 from .base import BlobSource, Codec, Encoded
 from .saver_codec import SaverCodec
@@ -35,6 +38,7 @@ __all__ = [
     "Encoded",
     "NpyCodec",
     "PickleCodec",
+    "UnrestorableValueError",
     "codec_by_name",
     "codec_for",
     "register_codec",
@@ -191,8 +195,48 @@ def _tuplify(descr: Any) -> Any:
     return descr
 
 
+class UnrestorableValueError(CheckpointError, pickle.PicklingError):
+    """A value would not come back as itself from the store (an open file, say); it is not stored."""
+
+
+def _type_name(obj: Any) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+@functools.lru_cache(maxsize=1)
+def _faithful_cloudpickler() -> type:
+    """cloudpickle's pickler, minus what it restores as something else.
+
+    cloudpickle pickles a text file open for reading as its remaining *content*, restored
+    as an ``io.StringIO``: a hit would silently return another type. Files (other than the
+    interpreter's own standard streams, pickled by reference) are refused instead.
+    """
+    import cloudpickle
+
+    class FaithfulPickler(cloudpickle.Pickler):
+        def reducer_override(self, obj: Any) -> Any:
+            if (
+                isinstance(obj, io.IOBase)
+                and not isinstance(obj, (io.BytesIO, io.StringIO))
+                and obj not in (sys.stdin, sys.stdout, sys.stderr)
+            ):
+                raise UnrestorableValueError(
+                    f"{obj!r} is an open file: it cannot be stored and restored as the same "
+                    "object (return its path or its content instead)"
+                )
+            return super().reducer_override(obj)
+
+    return FaithfulPickler
+
+
 class PickleCodec(Codec):
     """Pickle protocol 5, large buffers out of band as their own blobs; cloudpickle as fallback.
+
+    A value is stored only if it comes back as itself: open files (which cloudpickle turns
+    into ``io.StringIO``), sockets, generators, locks and the like are refused with
+    :class:`UnrestorableValueError` (the caller gets its value, uncached, with a warning),
+    and a decoded value of another type than the one stored is refused too.
 
     Examples
     --------
@@ -254,14 +298,22 @@ class PickleCodec(Codec):
         try:
             payload = pickle.dumps(obj, protocol=5, buffer_callback=keep)
         except (pickle.PicklingError, AttributeError, TypeError) as exc:
-            import cloudpickle
-
             logger.debug("plain pickle refused %s (%s); using cloudpickle", type(obj).__name__, exc)
             buffers.clear()
-            payload = cloudpickle.dumps(obj, protocol=5, buffer_callback=keep)
+            out = io.BytesIO()
+            try:
+                _faithful_cloudpickler()(out, protocol=5, buffer_callback=keep).dump(obj)
+            except UnrestorableValueError:
+                raise
+            except (pickle.PicklingError, AttributeError, TypeError) as again:
+                raise UnrestorableValueError(
+                    f"a {_type_name(obj)} cannot be stored: {again} (pickle: {exc})"
+                ) from again
+            payload = out.getvalue()
             pickler = "cloudpickle"
         blobs: list[list[Any]] = [[payload]] + [[_raw(b)] for b in buffers]
-        return Encoded(blobs, {"pickler": pickler, "buffers": len(buffers)})
+        meta = {"pickler": pickler, "buffers": len(buffers), "type": _type_name(obj)}
+        return Encoded(blobs, meta)
 
     def decode(
         self, meta: dict[str, Any], source: BlobSource, *, mmap_mode: str | None = None
@@ -288,7 +340,11 @@ class PickleCodec(Codec):
             buf = np.empty(source.size(index), dtype=np.uint8)
             source.read_into(index, [_raw(buf)])
             buffers.append(buf)
-        return pickle.loads(payload, buffers=buffers)
+        value = pickle.loads(payload, buffers=buffers)
+        stored = meta.get("type")
+        if stored is not None and _type_name(value) != stored:
+            raise TypeError(f"a {stored} was stored but a {_type_name(value)} came back")
+        return value
 
 
 _DEFAULT_CODECS: list[Codec] = [NpyCodec(), PickleCodec()]

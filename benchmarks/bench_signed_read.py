@@ -1,0 +1,64 @@
+"""Signed vs unsigned reads of a 256 MiB result (issue #11: signed within 1.5x of unsigned).
+
+Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_signed_read.py [rounds]``. Interleaves
+an unsigned read (xxh3 check), a signed read with the default algorithm (BLAKE3 if installed)
+and, for reference, a signed read checked with SHA-256, round by round in one process, and
+prints medians, minimums and the ratios to the unsigned read (see shared BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from unittest import mock
+
+import numpy as np
+
+from checkpoint_magic.store.core import Store
+
+
+def main(rounds: int = 11) -> None:
+    value = np.random.default_rng(0).random(32 << 20)  # 256 MiB of float64
+    root = tempfile.mkdtemp()
+    os.environ.pop("CHECKPOINT_MAGIC_SECRET", None)
+    unsigned_store = Store(os.path.join(root, "unsigned"))
+    unsigned = unsigned_store.put_value(value)
+    os.environ["CHECKPOINT_MAGIC_SECRET"] = "bench"
+    signed_store = Store(os.path.join(root, "signed"))
+    signed = signed_store.put_value(value)
+    from checkpoint_magic.store import digests
+
+    with mock.patch.object(digests, "STRONG_ALGORITHMS", ("sha256",)):
+        sha_store = Store(os.path.join(root, "sha256"))
+        sha = sha_store.put_value(value)
+    algorithm = next(k for k in signed["blobs"][0] if k not in ("digest", "size"))
+    cases = {
+        "unsigned (xxh3)": (unsigned_store, unsigned, None),
+        f"signed ({algorithm})": (signed_store, signed, "bench"),
+        "signed (sha256)": (sha_store, sha, "bench"),
+    }
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, (store, record, secret) in cases.items():
+            if secret is None:
+                os.environ.pop("CHECKPOINT_MAGIC_SECRET", None)
+            else:
+                os.environ["CHECKPOINT_MAGIC_SECRET"] = secret
+            start = time.perf_counter()
+            got = store.get_value(record)
+            times[name].append(time.perf_counter() - start)
+            assert got.shape == value.shape
+            del got
+    base = statistics.median(times["unsigned (xxh3)"])
+    print(f"256 MiB array, {rounds} interleaved rounds, {os.cpu_count()} cores")
+    print(f"{'read':22} {'median':>9} {'min':>9} {'ratio':>6}")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        print(f"{name:22} {med * 1e3:7.1f}ms {min(ts) * 1e3:7.1f}ms {med / base:5.2f}x")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 11)
