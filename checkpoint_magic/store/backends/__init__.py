@@ -1,4 +1,4 @@
-"""Store backends: the I/O primitives under :class:`~checkpoint_magic.store.Store`, and their registry.
+"""Store backends: the I/O primitives under :class:`~.store.Store`, and their registry.
 
 A store location is a local path or a URL. :func:`open_backend` picks the backend by the
 location's scheme (``"local"`` for a path); :func:`register_backend` adds one. The registry
@@ -59,18 +59,49 @@ _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
 def register_backend(scheme: str, factory: BackendFactory) -> None:
     """Make ``factory(location)`` the backend of store locations starting with ``<scheme>://``.
 
-    ``"local"`` is the backend of plain paths (and ``file://`` URLs).
+    ``"local"`` is the backend of plain paths (and ``file://`` URLs). A later registration
+    of a scheme replaces the earlier one.
+
+    Parameters
+    ----------
+    scheme : str
+        A URL scheme (lower case, without ``://``), or ``"local"``.
+    factory : callable
+        ``factory(location, **storage_options)`` returns a :class:`StoreBackend`.
+
+    Examples
+    --------
+    >>> register_backend("mylocal", lambda location: LocalBackend(location[len("mylocal://"):]))
+    >>> open_backend("mylocal:///tmp/somewhere")
+    LocalBackend('/tmp/somewhere')
+    >>> del _registry["mylocal"]
     """
     _registry[scheme] = factory
 
 
 def registered_backends() -> dict[str, BackendFactory]:
-    """A copy of the registry: scheme -> backend factory."""
+    """A copy of the registry: scheme -> backend factory.
+
+    Returns
+    -------
+    dict of str to callable
+        Changing it does not change the registry.
+    """
     return dict(_registry)
 
 
 def scheme_of(location: str | os.PathLike[str]) -> str:
     """The scheme of a store location: a URL's scheme, ``"local"`` for a path.
+
+    Parameters
+    ----------
+    location : str or os.PathLike
+        A store path or URL.
+
+    Returns
+    -------
+    str
+        The lower-cased scheme; ``"local"`` for paths and ``file://`` URLs.
 
     Examples
     --------
@@ -84,7 +115,19 @@ def scheme_of(location: str | os.PathLike[str]) -> str:
 
 
 def open_backend(location: str | os.PathLike[str], **storage_options: Any) -> StoreBackend:
-    """The backend of a store location (path or URL); ``storage_options`` go to a URL backend.
+    """The backend of a store location (path or URL), chosen by its scheme.
+
+    Parameters
+    ----------
+    location : str or os.PathLike
+        A local path, a ``file://`` URL, or a URL of a registered scheme.
+    **storage_options
+        Passed to the backend factory (fsspec options of a URL backend).
+
+    Returns
+    -------
+    StoreBackend
+        A backend over that location; nothing is created yet.
 
     Raises
     ------

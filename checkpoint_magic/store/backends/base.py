@@ -1,4 +1,4 @@
-"""The store backend interface: the I/O primitives a :class:`~checkpoint_magic.store.Store` is built on.
+"""The store backend interface: the I/O primitives a :class:`~.store.Store` is built on.
 
 A backend moves bytes under *names* (``/``-separated paths relative to the store root, all
 spelled by :mod:`checkpoint_magic.store.layout`) and nothing else: it knows no manifests,
@@ -44,7 +44,10 @@ __all__ = ["Staged", "Stat", "StoreBackend", "UnsafeStoreError"]
 
 
 class UnsafeStoreError(CheckpointError, OSError):
-    """A folder or file of the store is a link the store did not create; nothing is written through it."""
+    """A folder or file of the store is a link the store did not create.
+
+    Nothing is written through it; the message says how to fix the store.
+    """
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,10 @@ class Stat:
 
 @dataclass
 class Staged:
-    """Data written to a staging name, not yet visible under its final name (see :meth:`StoreBackend.stage`)."""
+    """Data written to a staging name, not yet visible under its final name.
+
+    Returned by :meth:`StoreBackend.stage`; ``size`` is the number of bytes written.
+    """
 
     name: str
     size: int
@@ -72,7 +78,8 @@ class StoreBackend(abc.ABC):
     """I/O primitives over the names of one store (abstract).
 
     A new backend implements the abstract methods (about a dozen short ones) and is made
-    known with :func:`~checkpoint_magic.store.backends.register_backend`.
+    known with :func:`~checkpoint_magic.store.backends.register_backend`. Every ``name`` is a
+    ``/``-separated path relative to the store root; ``""`` is the root itself.
     """
 
     #: Where the store is, as the user would write it (a path or a URL).
@@ -81,15 +88,34 @@ class StoreBackend(abc.ABC):
     # ------------------------------------------------------------------ the store itself
     @abc.abstractmethod
     def exists(self) -> bool:
-        """Whether the store's root exists (a deleted store is recreated on the next write)."""
+        """Whether the store's root exists (a deleted store is recreated on the next write).
+
+        Returns
+        -------
+        bool
+            ``True`` if the root folder (or URL prefix) exists; never raises for a missing root.
+        """
 
     def is_empty(self) -> bool:
-        """Whether nothing is stored at the location (it may not exist yet)."""
+        """Whether nothing is stored at the location (it may not exist yet).
+
+        Returns
+        -------
+        bool
+            ``True`` if the root is missing or holds neither files nor folders.
+        """
         return not self.exists() or not (self.list_folders("") or self.list_files(""))
 
     @abc.abstractmethod
     def ensure(self, folders: Sequence[str]) -> None:
         """Create the root and ``folders`` if missing; refuse them if they are links.
+
+        Must be idempotent and safe to call from several processes at once.
+
+        Parameters
+        ----------
+        folders : sequence of str
+            Folder names (relative to the root) that must exist afterwards.
 
         Raises
         ------
@@ -104,6 +130,20 @@ class StoreBackend(abc.ABC):
     def open_read(self, name: str) -> tuple[BinaryIO, Stat]:
         """Open ``name`` for reading (a binary file with ``readinto``) and stat it.
 
+        The stat must describe the object the returned file reads (not a later replacement).
+
+        Parameters
+        ----------
+        name : str
+            Name of a stored object.
+
+        Returns
+        -------
+        file : binary file
+            Open for reading, positioned at 0; the caller closes it.
+        stat : Stat
+            Size, mtime and version of that object.
+
         Raises
         ------
         FileNotFoundError
@@ -112,6 +152,18 @@ class StoreBackend(abc.ABC):
 
     def read_bytes(self, name: str, limit: int | None = None) -> bytes:
         """The bytes stored under ``name`` (at most ``limit`` + 1 of them, to detect oversize).
+
+        Parameters
+        ----------
+        name : str
+            Name of a stored object.
+        limit : int, optional
+            Read at most ``limit + 1`` bytes, so a caller can tell an object is too large.
+
+        Returns
+        -------
+        bytes
+            The object's content (or its first ``limit + 1`` bytes).
 
         Raises
         ------
@@ -123,72 +175,241 @@ class StoreBackend(abc.ABC):
             return f.read() if limit is None else f.read(limit + 1)
 
     def local_path(self, name: str) -> str | None:
-        """A local file path of ``name`` that can be memory-mapped, or ``None`` if the backend has none."""
+        """A local file path of ``name`` that can be memory-mapped, or ``None`` if there is none.
+
+        Parameters
+        ----------
+        name : str
+            Name of a stored object.
+
+        Returns
+        -------
+        str or None
+            An absolute path whose file stays valid while the object is not deleted; the
+            default (remote backends) is ``None``.
+        """
         return None
 
     @abc.abstractmethod
     def stat(self, name: str) -> Stat | None:
-        """Size and modification time of ``name``; ``None`` if nothing is stored there."""
+        """Size and modification time of ``name``; ``None`` if nothing is stored there.
+
+        Parameters
+        ----------
+        name : str
+            Name of a stored object.
+
+        Returns
+        -------
+        Stat or None
+            ``None`` for a missing name (or a link, which is never followed); never raises
+            :class:`FileNotFoundError`.
+        """
 
     def stat_folder(self, folder: str) -> Stat | None:
-        """A folder's stat whose ``version`` changes whenever an object is added to or removed from it.
+        """A folder's stat whose ``version`` changes whenever an object is added to or removed.
 
-        ``None`` (the default) when the backend cannot tell: callers then re-list the folder.
+        Parameters
+        ----------
+        folder : str
+            Name of a folder.
+
+        Returns
+        -------
+        Stat or None
+            ``None`` (the default) when the backend cannot tell: callers then re-list the folder.
         """
         return None
 
     @abc.abstractmethod
     def list_files(self, folder: str) -> list[tuple[str, Stat]]:
-        """``(name, stat)`` of the files directly in ``folder`` (no links), sorted by name; ``[]`` if none."""
+        """``(name, stat)`` of the files directly in ``folder`` (no links), sorted by name.
+
+        Parameters
+        ----------
+        folder : str
+            Name of a folder (``""`` for the root).
+
+        Returns
+        -------
+        list of (str, Stat)
+            Base names (not full names) with their stats; ``[]`` if the folder is missing.
+        """
 
     @abc.abstractmethod
     def list_folders(self, folder: str) -> list[str]:
-        """Names of the folders directly in ``folder`` (no links), sorted; ``[]`` if none."""
+        """Names of the folders directly in ``folder`` (no links), sorted.
+
+        Parameters
+        ----------
+        folder : str
+            Name of a folder (``""`` for the root).
+
+        Returns
+        -------
+        list of str
+            Base names of the sub-folders; ``[]`` if the folder is missing.
+        """
 
     # ------------------------------------------------------------------ writing
     @abc.abstractmethod
     def stage(self, name: str, views: Sequence[memoryview], *, fsync: bool = False) -> Staged:
         """Write ``views`` back to back under the staging name ``name`` (never an existing object).
 
-        The data becomes visible under its final name only through :meth:`publish`.
+        The data becomes visible under its final name only through :meth:`publish`; on
+        failure nothing may be left under its final name.
+
+        Parameters
+        ----------
+        name : str
+            A fresh staging name (see :func:`checkpoint_magic.store.layout.staging`).
+        views : sequence of memoryview
+            Byte buffers written in order.
+        fsync : bool, default False
+            Make the data durable before returning (where the backend can).
+
+        Returns
+        -------
+        Staged
+            The handle to pass to :meth:`publish` or :meth:`discard`.
+
+        Raises
+        ------
+        OSError
+            The data could not be written (disk full, permission denied...).
         """
 
     @abc.abstractmethod
     def publish(self, staged: Staged, name: str, *, replace: bool = True) -> bool:
         """Move ``staged`` to ``name`` atomically, creating ``name``'s folder if needed.
 
-        With ``replace=False`` this is create-if-absent: if ``name`` exists, the staged data
-        is dropped and ``False`` is returned. The staged data is gone in every case.
+        A concurrent reader sees the old object or the new one, never a part. With
+        ``replace=False`` this is create-if-absent: if ``name`` exists, the staged data is
+        dropped and ``False`` is returned. The staged data is gone in every case.
+
+        Parameters
+        ----------
+        staged : Staged
+            What :meth:`stage` returned.
+        name : str
+            The final name.
+        replace : bool, default True
+            Replace an existing object; if ``False``, keep it.
+
+        Returns
+        -------
+        bool
+            ``True`` if ``name`` now holds the staged data.
         """
 
     @abc.abstractmethod
     def discard(self, staged: Staged) -> None:
-        """Drop staged data that will not be published."""
+        """Drop staged data that will not be published (no error if it is already gone).
+
+        Parameters
+        ----------
+        staged : Staged
+            What :meth:`stage` returned.
+        """
 
     def write(self, name: str, data: bytes, *, staging: str | None = None) -> bool:
-        """Replace ``name`` with ``data`` atomically (through a staging name)."""
+        """Replace ``name`` with ``data`` atomically (through a staging name).
+
+        Parameters
+        ----------
+        name : str
+            The final name.
+        data : bytes
+            The new content.
+        staging : str, optional
+            The staging name to use (a fresh one by default).
+
+        Returns
+        -------
+        bool
+            ``True`` if ``name`` now holds ``data``.
+        """
         staged = self.stage(staging or new_staging_name(), [memoryview(data)])
         return self.publish(staged, name)
 
     @abc.abstractmethod
     def create(self, name: str, data: bytes) -> bool:
-        """Create ``name`` holding ``data`` if nothing is stored there (atomically); ``False`` if something is.
+        """Create ``name`` holding ``data`` if nothing is stored there, atomically.
 
-        The lease primitive: two processes creating the same name cannot both succeed.
+        The lease primitive: two processes creating the same name cannot both succeed, and
+        a reader never sees a partly written object.
+
+        Parameters
+        ----------
+        name : str
+            The name to create (its folder is created if needed).
+        data : bytes
+            The content (small: a lease's owner record).
+
+        Returns
+        -------
+        bool
+            ``True`` if this call created ``name``; ``False`` if something was stored there.
         """
 
     @abc.abstractmethod
     def touch(self, name: str) -> bool:
-        """Set the modification time of ``name`` to now (refresh a lease); ``False`` if it is gone."""
+        """Set the modification time of ``name`` to now (refresh a lease).
+
+        Parameters
+        ----------
+        name : str
+            Name of a stored object; it is never created.
+
+        Returns
+        -------
+        bool
+            ``False`` if ``name`` is gone.
+        """
 
     @abc.abstractmethod
     def move(self, name: str, new_name: str) -> bool:
-        """Rename ``name`` to ``new_name`` (replacing it); ``False`` if ``name`` is gone."""
+        """Rename ``name`` to ``new_name``, replacing it (atomically where the backend can).
+
+        Parameters
+        ----------
+        name : str
+            Name of a stored object.
+        new_name : str
+            Its new name (its folder is created if needed).
+
+        Returns
+        -------
+        bool
+            ``False`` if ``name`` is gone.
+        """
 
     @abc.abstractmethod
     def delete(self, name: str) -> bool:
-        """Remove ``name``; ``False`` if it was already gone."""
+        """Remove ``name``.
+
+        Parameters
+        ----------
+        name : str
+            Name of a stored object.
+
+        Returns
+        -------
+        bool
+            ``False`` if it was already gone (not an error: deletes race with each other).
+        """
 
     @abc.abstractmethod
     def delete_folder(self, folder: str) -> bool:
-        """Remove an empty folder; ``False`` if it is gone or not empty."""
+        """Remove an empty folder.
+
+        Parameters
+        ----------
+        folder : str
+            Name of a folder.
+
+        Returns
+        -------
+        bool
+            ``False`` if it is gone or not empty (a non-empty folder is never removed).
+        """

@@ -1,10 +1,11 @@
-"""The local read cache of URL stores: verified copies of remote blobs, bounded in size, LRU-trimmed.
+"""The local read cache of URL stores: verified copies of remote blobs, bounded, LRU-trimmed.
 
 Blobs are named by the hash of their content, so a cached copy is never stale: the cache
 needs no invalidation, only a bound. Each store location gets its own folder (a blob planted
 in one store cannot be served to another), and the whole cache is trimmed, least recently
 used first (a file's mtime is its last use), to stay under ``CHECKPOINT_MAGIC_CACHE_SIZE``
-bytes (default 1 GiB) under ``CHECKPOINT_MAGIC_CACHE`` (default ``~/.cache/checkpoint_magic/blobs``).
+bytes (default 1 GiB) under ``CHECKPOINT_MAGIC_CACHE`` (default
+``~/.cache/checkpoint_magic/blobs``).
 
 A copy is only added once its bytes hash to its name, and the store verifies every blob it
 reads again, so a damaged cache file is a miss (and is dropped), never a wrong value. A copy
@@ -81,17 +82,55 @@ class BlobCache:
         return f"BlobCache({str(self.folder)!r}, max_bytes={self.max_bytes})"
 
     def accepts(self, size: int) -> bool:
-        """Whether a blob of ``size`` bytes is worth caching (at most half the bound)."""
+        """Whether a blob of ``size`` bytes is worth caching (at most half the bound).
+
+        Parameters
+        ----------
+        size : int
+            The blob's size in bytes.
+
+        Returns
+        -------
+        bool
+            ``True`` if ``0 < size <= max_bytes // 2``.
+        """
         return 0 < size <= self.max_bytes // 2
 
     def path(self, digest: str, tag: str = "") -> Path:
-        """Where the copy of blob ``digest`` taken from object version ``tag`` lives (it may not exist)."""
+        """Where the copy of blob ``digest`` taken from object version ``tag`` lives.
+
+        Parameters
+        ----------
+        digest : str
+            The blob's content hash (its name in the store).
+        tag : str, default ""
+            The version (ETag) of the store object the copy comes from.
+
+        Returns
+        -------
+        pathlib.Path
+            The copy's path in this location's folder; the file may not exist.
+        """
         suffix = xxhash.xxh3_64_hexdigest(tag.encode("utf-8")) if tag else "0"
         return self.folder / f"{digest}.{suffix}"
 
     def get(self, digest: str, size: int, tag: str = "") -> str | None:
-        """The path of the cached copy of ``digest`` (``size`` bytes, from object version ``tag``);
-        its use is recorded."""
+        """The path of the cached copy of ``digest``, recording its use (for LRU trimming).
+
+        Parameters
+        ----------
+        digest : str
+            The blob's content hash.
+        size : int
+            Its expected size in bytes; a copy of another size is a miss.
+        tag : str, default ""
+            The version (ETag) of the store object; a copy of another version is a miss.
+
+        Returns
+        -------
+        str or None
+            The copy's path, or ``None`` on a miss.
+        """
         path = self.path(digest, tag)
         try:
             if os.stat(path).st_size != size:
@@ -104,11 +143,31 @@ class BlobCache:
     def fill(
         self, digest: str, size: int, fetch: Callable[[str], str | None], tag: str = ""
     ) -> str | None:
-        """Add blob ``digest``: ``fetch(path)`` writes its bytes to a staging file, which is
-        published only if they hash to ``digest``. ``fetch`` may return the xxh3-128 it
-        computed while writing (saving a second read); ``None`` has the file hashed here.
-        Returns the copy's path, ``None`` if it was not cached (a local fault is logged; a
-        download fault propagates)."""
+        """Add blob ``digest``, published only if the fetched bytes hash to ``digest``.
+
+        Parameters
+        ----------
+        digest : str
+            The blob's content hash.
+        size : int
+            Its size in bytes.
+        fetch : callable
+            ``fetch(path)`` writes the blob's bytes to the staging file ``path``; it may
+            return the xxh3-128 it computed while writing (saving a second read), or
+            ``None`` to have the file hashed here.
+        tag : str, default ""
+            The version (ETag) of the store object fetched.
+
+        Returns
+        -------
+        str or None
+            The copy's path, ``None`` if it was not cached (a local fault is logged).
+
+        Raises
+        ------
+        Exception
+            Whatever ``fetch`` raises (a download fault) propagates; the staging file is removed.
+        """
         tmp = self.staging()
         if tmp is None:
             return None
@@ -120,7 +179,13 @@ class BlobCache:
                 os.unlink(tmp)
 
     def staging(self) -> str | None:
-        """A new staging file name in the cache (``None`` if the cache folder cannot be made)."""
+        """A new staging file name in the cache, creating this location's folder.
+
+        Returns
+        -------
+        str or None
+            A fresh path (the file is not created), or ``None`` if the folder cannot be made.
+        """
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -129,8 +194,26 @@ class BlobCache:
         return str(self.folder / f".{os.getpid()}-{uuid.uuid4().hex}.part")
 
     def publish(self, tmp: str, digest: str, size: int, computed: str, tag: str = "") -> str | None:
-        """Move the staging file ``tmp`` in as the copy of ``digest`` if its ``size`` bytes hash
-        (``computed``) to that name; return the copy's path, or ``None`` (``tmp`` is left)."""
+        """Move the staging file ``tmp`` in as the copy of ``digest`` if it matches that name.
+
+        Parameters
+        ----------
+        tmp : str
+            A staging file from :meth:`staging`.
+        digest : str
+            The blob's content hash.
+        size : int
+            Its expected size; a file of another size is refused.
+        computed : str
+            The xxh3-128 of ``tmp``'s bytes; it must equal ``digest``.
+        tag : str, default ""
+            The version (ETag) of the store object.
+
+        Returns
+        -------
+        str or None
+            The copy's path, or ``None`` if refused or failed (``tmp`` is then left in place).
+        """
         try:
             if os.path.getsize(tmp) != size or computed != digest:
                 logger.info("downloaded blob %s does not match its name; not cached", digest)
@@ -144,7 +227,13 @@ class BlobCache:
         return str(self.path(digest, tag))
 
     def drop(self, digest: str) -> None:
-        """Forget every copy of ``digest`` (a blob found damaged, or deleted from the store)."""
+        """Forget every copy of ``digest`` (a blob found damaged, or deleted from the store).
+
+        Parameters
+        ----------
+        digest : str
+            The blob's content hash.
+        """
         for path in self.folder.glob(f"{digest}.*"):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
@@ -160,7 +249,13 @@ class BlobCache:
             self.trim()
 
     def total(self) -> int:
-        """Bytes held by the whole cache (every store's folder)."""
+        """Bytes held by the whole cache (every store's folder).
+
+        Returns
+        -------
+        int
+            The sum of the sizes of the cached copies (staging files excluded).
+        """
         return sum(size for _, _, size in self._files())
 
     def _files(self) -> list[tuple[float, str, int]]:
@@ -177,8 +272,18 @@ class BlobCache:
         return found
 
     def trim(self, target: int | None = None) -> int:
-        """Remove least recently used copies until the cache holds at most ``target`` bytes
-        (default 90% of the bound); return how many bytes were freed."""
+        """Remove least recently used copies until the cache holds at most ``target`` bytes.
+
+        Parameters
+        ----------
+        target : int, optional
+            The size to trim to; default 90% of ``max_bytes``.
+
+        Returns
+        -------
+        int
+            How many bytes were freed.
+        """
         goal = int(self.max_bytes * 0.9) if target is None else target
         files = sorted(self._files())
         total = sum(size for _, _, size in files)

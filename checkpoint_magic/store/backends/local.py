@@ -45,6 +45,18 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     The data goes to a new file of an unpredictable name in the same folder (created with
     ``O_EXCL | O_NOFOLLOW``, so a planted link is never written through), then is renamed
     over ``path``: readers see the old content or the new one, never a part.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to replace; its folder must exist.
+    data : bytes
+        The new content.
+
+    Raises
+    ------
+    OSError
+        The folder is missing or not writable; no partial file is left behind.
     """
     path = os.fspath(path)
     folder, leaf = os.path.split(path)
@@ -85,7 +97,18 @@ class LocalBackend(StoreBackend):
         return f"LocalBackend({self.root!r})"
 
     def path(self, name: str) -> str:
-        """The local path of a store name."""
+        """The local path of a store name.
+
+        Parameters
+        ----------
+        name : str
+            A store name (``""`` for the root).
+
+        Returns
+        -------
+        str
+            ``<root>/<name>``; nothing is checked on disk.
+        """
         return f"{self.root}/{name}" if name else self.root
 
     # ------------------------------------------------------------------ folders
