@@ -92,13 +92,39 @@ _LEGACY_TEMP = re.compile(r"\.last-miss\.[0-9]+\.tmp|latest-output\.json\.[0-9]+
 
 
 def join(*parts: str) -> str:
-    """Join name parts with ``/`` (store names are the same on every platform)."""
+    """Join name parts with ``/`` (store names are the same on every platform).
+
+    Parameters
+    ----------
+    *parts : str
+        Name parts, none empty.
+
+    Returns
+    -------
+    str
+        The joined name.
+
+    Examples
+    --------
+    >>> join(STATE, "m.f", LAST_MISS)
+    'state/m.f/last-miss.json'
+    """
     return "/".join(parts)
 
 
 @functools.lru_cache(maxsize=4096)
 def namespace_dir(namespace: str) -> str:
     """A folder name for ``namespace``: readable, unique, safe on every filesystem.
+
+    Parameters
+    ----------
+    namespace : str
+        The namespace (the function's qualified name, or a cell's).
+
+    Returns
+    -------
+    str
+        ``namespace`` itself if it is safe, else a sanitized prefix plus a hash of it.
 
     Examples
     --------
@@ -112,52 +138,152 @@ def namespace_dir(namespace: str) -> str:
 
 
 def blob(digest: str) -> str:
-    """``objects/<first two hex digits>/<digest>``."""
+    """The name of a blob: ``objects/<first two hex digits>/<digest>``.
+
+    Parameters
+    ----------
+    digest : str
+        The blob's content hash (32 hex digits).
+
+    Returns
+    -------
+    str
+    """
     return f"{OBJECTS}/{digest[:2]}/{digest}"
 
 
 def entry_folder(namespace: str) -> str:
-    """``entries/<namespace folder>``."""
+    """The folder of a namespace's manifests: ``entries/<namespace folder>``.
+
+    Parameters
+    ----------
+    namespace : str
+        The namespace (the function's qualified name, or a cell's).
+
+    Returns
+    -------
+    str
+    """
     return f"{ENTRIES}/{namespace_dir(namespace)}"
 
 
 def entry(namespace: str, key: str) -> str:
-    """``entries/<namespace folder>/<key>``: the manifest of one entry."""
+    """The name of one entry's manifest: ``entries/<namespace folder>/<key>``.
+
+    Parameters
+    ----------
+    namespace : str
+        The namespace (the function's qualified name, or a cell's).
+    key : str
+        The entry's key (32 hex digits).
+
+    Returns
+    -------
+    str
+    """
     return f"{ENTRIES}/{namespace_dir(namespace)}/{key}"
 
 
 def state_folder(ns_dir: str) -> str:
-    """``state/<namespace folder>`` (``ns_dir`` is already a :func:`namespace_dir`)."""
+    """The folder of a namespace's state records: ``state/<namespace folder>``.
+
+    Parameters
+    ----------
+    ns_dir : str
+        A namespace folder, as :func:`namespace_dir` returns it.
+
+    Returns
+    -------
+    str
+    """
     return f"{STATE}/{ns_dir}"
 
 
 def entry_state(namespace: str, key: str, suffix: str) -> str:
-    """``state/<namespace folder>/<key><suffix>`` (``suffix`` is :data:`HITS` or :data:`PIN`)."""
+    """The name of an entry's state record: ``state/<namespace folder>/<key><suffix>``.
+
+    Parameters
+    ----------
+    namespace : str
+        The namespace (the function's qualified name, or a cell's).
+    key : str
+        The entry's key (32 hex digits).
+    suffix : str
+        :data:`HITS` (usage record) or :data:`PIN` (pin marker).
+
+    Returns
+    -------
+    str
+    """
     return f"{STATE}/{namespace_dir(namespace)}/{key}{suffix}"
 
 
 def namespace_record(namespace: str, name: str) -> str:
-    """``state/<namespace folder>/<name>`` (``name`` is one of :data:`NAMESPACE_RECORDS`)."""
+    """The name of a namespace's record: ``state/<namespace folder>/<name>``.
+
+    Parameters
+    ----------
+    namespace : str
+        The namespace (the function's qualified name, or a cell's).
+    name : str
+        One of :data:`NAMESPACE_RECORDS`.
+
+    Returns
+    -------
+    str
+    """
     return f"{STATE}/{namespace_dir(namespace)}/{name}"
 
 
 def staging() -> str:
-    """A new, unpredictable staging name: ``tmp/<pid>-<32 random hex>``."""
+    """A new, unpredictable staging name: ``tmp/<pid>-<32 random hex>``.
+
+    Returns
+    -------
+    str
+        A name no other writer uses (the pid lets a sweep tell live writers' files).
+    """
     return f"{TMP}/{os.getpid()}-{uuid.uuid4().hex}"
 
 
 def trash() -> str:
-    """A new name for a blob garbage collection is about to free: ``tmp/gc-<32 random hex>``."""
+    """A new name for a blob garbage collection is about to free: ``tmp/gc-<32 hex>``.
+
+    Returns
+    -------
+    str
+    """
     return f"{TMP}/gc-{uuid.uuid4().hex}"
 
 
 def lease(kind: str) -> str:
-    """A new lease name: ``leases/<kind>-<32 random hex>``."""
+    """A new lease name: ``leases/<kind>-<32 random hex>``.
+
+    Parameters
+    ----------
+    kind : str
+        What the lease is for (``"commit"`` or ``"gc"``).
+
+    Returns
+    -------
+    str
+    """
     return f"{LEASES}/{kind}-{uuid.uuid4().hex}"
 
 
 def flight_lease(key: str, generation: int) -> str:
     """``leases/flight-<key>-<generation>``: the single-flight lease of one computation.
+
+    Parameters
+    ----------
+    key : str
+        The entry's key (32 hex digits).
+    generation : int
+        The lease's generation (a new one is taken over a stale lease).
+
+    Returns
+    -------
+    str
 
     Examples
     --------
@@ -168,14 +294,42 @@ def flight_lease(key: str, generation: int) -> str:
 
 
 def flight_generation(leaf: str, key: str) -> int | None:
-    """The generation of ``leases/<leaf>`` if it is a flight lease of ``key``, else ``None``."""
+    """The generation of ``leases/<leaf>`` if it is a flight lease of ``key``.
+
+    Parameters
+    ----------
+    leaf : str
+        A file name in ``leases/``.
+    key : str
+        The entry's key (32 hex digits).
+
+    Returns
+    -------
+    int or None
+        The generation, ``None`` if ``leaf`` is not a flight lease of ``key``.
+
+    Examples
+    --------
+    >>> flight_generation("flight-abc-3", "abc"), flight_generation("commit-abc", "abc")
+    (3, None)
+    """
     prefix = f"flight-{key}-"
     rest = leaf[len(prefix) :] if leaf.startswith(prefix) else ""
     return int(rest) if rest.isdigit() else None
 
 
 def digest_of(relpath: str) -> str | None:
-    """The digest ``objects/<relpath>`` is named by; ``None`` if the store never writes that name.
+    """The digest ``objects/<relpath>`` is named by.
+
+    Parameters
+    ----------
+    relpath : str
+        A path relative to ``objects/``.
+
+    Returns
+    -------
+    str or None
+        The digest, ``None`` if the store never writes that name (tools must leave it).
 
     Examples
     --------
@@ -187,12 +341,31 @@ def digest_of(relpath: str) -> str | None:
 
 
 def is_digest(name: str) -> bool:
-    """Whether ``name`` looks like a blob digest (32 lowercase hex digits)."""
+    """Whether ``name`` looks like a blob digest (32 lowercase hex digits).
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    bool
+    """
     return _DIGEST.fullmatch(name) is not None
 
 
 def is_staging(name: str) -> bool:
-    """Whether ``tmp/<name>`` is a name the store writes (``<pid>-<32 hex>`` or ``gc-<32 hex>``)."""
+    """Whether ``tmp/<name>`` is a name the store writes (``<pid>-<32 hex>``, ``gc-<32 hex>``).
+
+    Parameters
+    ----------
+    name : str
+        A file name in ``tmp/``.
+
+    Returns
+    -------
+    bool
+    """
     return _STAGING.fullmatch(name) is not None
 
 
@@ -202,6 +375,16 @@ def state_kind(name: str) -> tuple[str, str]:
     ``("entry", key)`` for a usage or pin record, ``("namespace", name)`` for a
     namespace's record, ``("temp", name)`` for a temporary name earlier versions wrote, and
     ``("", "")`` for a name the store never writes (never removed).
+
+    Parameters
+    ----------
+    name : str
+        A file name in ``state/<namespace>/``.
+
+    Returns
+    -------
+    tuple of (str, str)
+        ``(kind, detail)`` as above.
 
     Examples
     --------

@@ -1,4 +1,4 @@
-"""The URL store backend: a store in object storage (``s3://``, ``gs://``, ``az://``, ``memory://``) through fsspec.
+"""The URL store backend: a store in object storage (``s3://``, ``gs://``...) through fsspec.
 
 Every name of the store (:mod:`checkpoint_magic.store.layout`) is an object under the URL's
 prefix. The guarantees of the local backend hold here through the object store's own:
@@ -66,7 +66,7 @@ SINGLE_PUT_MAX = 96 << 20
 PART_SIZE = 32 << 20
 #: Read block size (one ranged GET) of blobs streamed from the store.
 READ_BLOCK = 16 << 20
-#: Objects up to this size are refreshed by rewriting them (leases); larger ones by a server-side copy.
+#: Objects up to this size are refreshed by rewriting them (leases); larger ones by a server copy.
 TOUCH_REWRITE_MAX = 64 << 10
 #: Seconds a store seen to exist is not asked again.
 EXISTS_SECONDS = 10.0
@@ -227,7 +227,7 @@ class _Pending(Staged):
 
 
 class FsspecBackend(StoreBackend):
-    """A store under a URL, through fsspec (s3fs for ``s3://``: ``pip install checkpoint_magic[s3]``).
+    """A store under a URL, through fsspec (``s3://`` needs ``pip install checkpoint_magic[s3]``).
 
     Parameters
     ----------
@@ -283,7 +283,23 @@ class FsspecBackend(StoreBackend):
         return self._fs
 
     def path(self, name: str) -> str:
-        """The filesystem path of store name ``name``."""
+        """The fsspec path of store name ``name`` (resolving the filesystem on first use).
+
+        Parameters
+        ----------
+        name : str
+            A relative store name (``""`` for the root).
+
+        Returns
+        -------
+        str
+            ``<root>/<name>`` in the filesystem's own spelling (no protocol).
+
+        Raises
+        ------
+        InvalidArgumentError
+            ``name`` is absolute or contains ``..``.
+        """
         if name.startswith("/") or ".." in name.split("/"):
             raise InvalidArgumentError(f"not a store name: {name!r} (names are relative, no '..')")
         self.fs  # noqa: B018 - resolves the root
@@ -379,7 +395,7 @@ class FsspecBackend(StoreBackend):
         return str(info.get("ETag") or info.get("etag") or _mtime(info))
 
     def _cached_blob(self, digest: str, path: str) -> str | None:
-        """The local copy of a blob, downloaded into the cache first if needed (``None`` if not cacheable).
+        """The local copy of a blob, downloaded into the cache if needed (``None`` if uncacheable).
 
         The copy is served only while the object is the one it was taken from (same ETag):
         a blob collected or damaged in the store is never hidden by an older local copy.
