@@ -39,7 +39,19 @@ STRONG_ALGORITHMS = ("blake3", "sha256")
 
 
 def strong_hasher(name: str) -> Any | None:
-    """A new hasher of algorithm ``name``; ``None`` if it is unknown or unavailable here."""
+    """A new hasher of algorithm ``name``.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`STRONG_ALGORITHMS` (as a signed blob reference names it).
+
+    Returns
+    -------
+    hasher or None
+        An object with ``update`` and ``hexdigest`` (64 hex digits); ``None`` if the
+        algorithm is unknown or unavailable here (the caller then refuses the entry).
+    """
     if name == "blake3" and _blake3 is not None:
         return _blake3.blake3(max_threads=_blake3.blake3.AUTO)
     if name == "sha256":
@@ -48,7 +60,15 @@ def strong_hasher(name: str) -> Any | None:
 
 
 def new_strong_hasher() -> tuple[str, Any]:
-    """``(algorithm, hasher)`` of the fastest cryptographic hash available."""
+    """``(algorithm, hasher)`` of the fastest cryptographic hash available.
+
+    Returns
+    -------
+    algorithm : str
+        ``"blake3"`` if the package is installed, else ``"sha256"``.
+    hasher : object
+        A new hasher of that algorithm.
+    """
     for name in STRONG_ALGORITHMS:
         hasher = strong_hasher(name)
         if hasher is not None:

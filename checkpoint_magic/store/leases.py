@@ -1,4 +1,4 @@
-"""Leases: small objects under ``leases/`` that say a commit is in flight and which blobs it uses.
+"""Commit leases: objects under ``leases/`` naming a commit in flight and the blobs it uses.
 
 A commit that stores blobs holds a :class:`CommitLease`. It lists every blob digest the
 commit stores or reuses, written *before* the commit checks whether the blob exists, and is
@@ -47,7 +47,13 @@ _HOST = socket.gethostname()
 
 
 class CommitLease:
-    """The lease of one commit; created by its first :meth:`claim`, removed by :meth:`release`."""
+    """The lease of one commit; created by its first :meth:`claim`, removed by :meth:`release`.
+
+    Parameters
+    ----------
+    backend : StoreBackend
+        The backend of the store the commit writes to.
+    """
 
     def __init__(self, backend: StoreBackend):
         self.backend = backend
@@ -66,7 +72,18 @@ class CommitLease:
         return json.dumps(record).encode("utf-8")
 
     def claim(self, digest: str) -> None:
-        """Record that the commit stores or reuses blob ``digest`` (before checking it exists)."""
+        """Record that the commit stores or reuses blob ``digest`` (before checking it exists).
+
+        Parameters
+        ----------
+        digest : str
+            The blob's content hash; claiming it twice is a no-op.
+
+        Raises
+        ------
+        OSError
+            The lease could not be written (the commit must not rely on the blob then).
+        """
         if digest in self.digests:
             return
         self.digests.append(digest)
@@ -95,7 +112,22 @@ def _alive(pid: int) -> bool:
 
 
 def is_stale(record: dict[str, Any], mtime: float, now: float) -> bool:
-    """Whether a lease record's holder is gone: a dead pid on this host, or no refresh for :data:`LEASE_TTL`."""
+    """Whether a lease's holder is gone: a dead pid on this host, or no refresh for a while.
+
+    Parameters
+    ----------
+    record : dict
+        The lease's JSON record (``host``, ``pid``...).
+    mtime : float
+        The lease's modification time (its last refresh).
+    now : float
+        The current time.
+
+    Returns
+    -------
+    bool
+        ``True`` if the lease is older than :data:`LEASE_TTL` or its process is gone.
+    """
     if now - mtime > LEASE_TTL:
         return True
     pid = record.get("pid")
@@ -103,7 +135,20 @@ def is_stale(record: dict[str, Any], mtime: float, now: float) -> bool:
 
 
 def live_claims(backend: StoreBackend) -> tuple[set[str], list[str]]:
-    """``(digests claimed by live commits, names of stale leases)``."""
+    """``(digests claimed by live commits, names of stale leases)``.
+
+    Parameters
+    ----------
+    backend : StoreBackend
+        The store's backend.
+
+    Returns
+    -------
+    claimed : set of str
+        Every blob digest a live commit lease lists.
+    stale : list of str
+        Names of leases whose holder is gone (or unreadable ones older than a minute).
+    """
     now = time.time()
     claimed: set[str] = set()
     stale: list[str] = []

@@ -35,7 +35,19 @@ _HOT_KEYS = ("created", "duration", "key", "meta", "namespace", "outputs")
 
 
 def manifest_body(manifest: Mapping[str, Any]) -> bytes:
-    """The bytes a manifest's checksum and signature cover: a hot JSON line, then the rest."""
+    """The bytes a manifest's checksum and signature cover: a hot JSON line, then the rest.
+
+    Parameters
+    ----------
+    manifest : mapping
+        The manifest's fields (JSON-serializable; other values are written as ``str``).
+
+    Returns
+    -------
+    bytes
+        Two lines of canonical JSON (sorted keys, no spaces); the same manifest always
+        gives the same bytes.
+    """
     hot = {k: manifest[k] for k in _HOT_KEYS if k in manifest}
     cold = {k: v for k, v in manifest.items() if k not in hot}
     dump = functools.partial(json.dumps, sort_keys=True, separators=(",", ":"), default=str)
@@ -44,6 +56,17 @@ def manifest_body(manifest: Mapping[str, Any]) -> bytes:
 
 def encode_manifest(manifest: Mapping[str, Any], secret: bytes | None = None) -> bytes:
     """A manifest file's bytes: ``CMM1 <xxh3 of body> [sig=<hmac>]``, a newline, the body.
+
+    Parameters
+    ----------
+    manifest : mapping
+        The manifest's fields.
+    secret : bytes, optional
+        The store's signing secret; the header then carries an HMAC of the body.
+
+    Returns
+    -------
+    bytes
 
     Examples
     --------
@@ -77,6 +100,28 @@ def decode_manifest(
     ``secret`` is given and the entry is unsigned or its signature is wrong; such a body is
     not parsed unless ``parse_refused`` (the tools list refused entries). With ``hot_only``
     only the fields a hit needs are parsed.
+
+    Parameters
+    ----------
+    data : bytes
+        A manifest file's bytes.
+    secret : bytes, optional
+        The store's signing secret: the signature is then required and checked.
+    hot_only : bool, default False
+        Parse only the first JSON line (what a hit needs).
+    namespace, key : str, optional
+        The entry the file was found under; a manifest written for another is damage.
+    parse_refused : bool, default False
+        Parse a body whose signature is missing or wrong anyway (for listing tools).
+
+    Returns
+    -------
+    manifest : dict or None
+        The fields, ``None`` if damaged or refused.
+    damage : str or None
+        Why the bytes are not a valid manifest.
+    signature_problem : str or None
+        Why a signed store refuses the entry.
 
     Examples
     --------
@@ -121,5 +166,23 @@ def decode_manifest(
 
 
 def sign(secret: bytes, body: bytes) -> str:
-    """HMAC-SHA256 of a manifest body (which lists every blob digest it refers to)."""
+    """HMAC-SHA256 of a manifest body (which lists every blob digest it refers to).
+
+    Parameters
+    ----------
+    secret : bytes
+        The signing secret.
+    body : bytes
+        What :func:`manifest_body` returned.
+
+    Returns
+    -------
+    str
+        64 hex digits.
+
+    Examples
+    --------
+    >>> len(sign(b"secret", b"body"))
+    64
+    """
     return hmac.new(secret, body, hashlib.sha256).hexdigest()

@@ -1,4 +1,4 @@
-"""Usage records of store entries: hits counted in memory, written in batches by a timer thread.
+"""Usage records of store entries: hits counted in memory, written in batches by a thread.
 
 An entry's usage record (``state/<namespace>/<key>.hits``) is one short line, ``<hits>
 <last used>``, replaced atomically: bounded in size however often the entry is hit, and
@@ -30,7 +30,19 @@ _RECORD_MAX = 256
 
 
 def parse_usage(data: bytes, mtime: float) -> tuple[int, float]:
-    """``(hits, last used)`` from a usage record's bytes (``mtime`` dates a legacy record).
+    """``(hits, last used)`` from a usage record's bytes.
+
+    Parameters
+    ----------
+    data : bytes
+        The record's content.
+    mtime : float
+        The record's modification time: the last use of a legacy record.
+
+    Returns
+    -------
+    hits : int
+    last_used : float
 
     Examples
     --------
@@ -49,7 +61,21 @@ def parse_usage(data: bytes, mtime: float) -> tuple[int, float]:
 
 
 def read_usage(backend: StoreBackend, name: str) -> tuple[int, float | None]:
-    """``(hits, last used)`` of the usage record ``name``; ``(0, None)`` if there is none."""
+    """``(hits, last used)`` of the usage record ``name``.
+
+    Parameters
+    ----------
+    backend : StoreBackend
+        The store's backend.
+    name : str
+        The record's name (:func:`~checkpoint_magic.store.layout.entry_state` with ``HITS``).
+
+    Returns
+    -------
+    hits : int
+    last_used : float or None
+        ``(0, None)`` if there is no record.
+    """
     st = backend.stat(name)
     if st is None:
         return 0, None
@@ -115,7 +141,15 @@ atexit.register(_usage_writer.flush)
 
 
 def record_hit(backend: StoreBackend, name: str) -> None:
-    """Count one hit of the entry whose usage record is ``name``."""
+    """Count one hit of the entry whose usage record is ``name`` (written later, in a batch).
+
+    Parameters
+    ----------
+    backend : StoreBackend
+        The store's backend.
+    name : str
+        The entry's usage record name.
+    """
     _usage_writer.submit(backend, name)
 
 
