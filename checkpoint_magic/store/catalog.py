@@ -2,8 +2,8 @@
 
 :func:`scan_entries` reads every manifest (without removing damaged ones, never unpickling
 anything) and the usage recorded for it, through the backend; :func:`blob_files` lists the
-blobs and :func:`stored_size` totals them cheaply. Budgets (:mod:`checkpoint_magic.store.budget`),
-the sweep, and the tools (``ls``, ``du``, ``verify``) build on these.
+blobs and :func:`stored_size` totals them cheaply. Budgets (:mod:`.budget`), the sweep, and
+the tools (``ls``, ``du``, ``verify``) build on these.
 
 Examples
 --------
@@ -83,7 +83,13 @@ class EntryInfo:
         return self.name.split("/")[1] if self.name else layout.namespace_dir(self.namespace)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able description (without the raw manifest)."""
+        """A JSON-able description (without the raw manifest).
+
+        Returns
+        -------
+        dict
+            The listed fields plus ``saved``; ``blobs`` maps digest to size.
+        """
         return {
             "namespace": self.namespace,
             "key": self.key,
@@ -104,7 +110,11 @@ class EntryInfo:
 
 @dataclass
 class Scan:
-    """Every manifest of a store: readable ``entries``, ``damaged`` ones (name, why), refused ``unsigned`` ones."""
+    """Every manifest of a store, as :func:`scan_entries` read it.
+
+    ``entries`` are the readable ones; ``damaged`` are ``(name, why)``; ``unsigned`` are
+    entries a signed store refuses, with why; ``entry_bytes`` totals the manifest files.
+    """
 
     entries: list[EntryInfo] = field(default_factory=list)
     damaged: list[tuple[str, str]] = field(default_factory=list)
@@ -113,12 +123,44 @@ class Scan:
 
 
 def parse_manifest(data: bytes) -> tuple[dict[str, Any] | None, str | None, str | None]:
-    """``(manifest, damage, signature problem)`` of a manifest file's bytes; never removes it."""
+    """``(manifest, damage, signature problem)`` of a manifest file's bytes; never removes it.
+
+    Parameters
+    ----------
+    data : bytes
+        A manifest file's bytes.
+
+    Returns
+    -------
+    tuple
+        As :func:`~checkpoint_magic.store.manifest.decode_manifest`, with the configured
+        secret, parsing refused (unsigned) entries too.
+    """
     return decode_manifest(data, config.secret_key(), parse_refused=True)
 
 
 def blob_refs(obj: Any, out: dict[str, int], depth: int = 0) -> dict[str, int]:
-    """Every ``{"digest": <32 hex>, "size": int}`` found anywhere in a manifest."""
+    """Every ``{"digest": <32 hex>, "size": int}`` found anywhere in a manifest.
+
+    Parameters
+    ----------
+    obj : object
+        A manifest (or part of one): nested dicts and lists.
+    out : dict of str to int
+        Filled in place with digest -> size.
+    depth : int, default 0
+        Current nesting depth; deeper than 64 is not searched.
+
+    Returns
+    -------
+    dict of str to int
+        ``out``.
+
+    Examples
+    --------
+    >>> blob_refs({"outputs": [{"digest": "0" * 32, "size": 5}]}, {})
+    {'00000000000000000000000000000000': 5}
+    """
     if depth > 64:
         return out
     if isinstance(obj, dict):
@@ -146,7 +188,31 @@ def _str_dict(value: Any) -> dict[str, str]:
 
 
 def read_entry_file(store: Store, ns_dir: str, key: str, st: Stat) -> tuple[EntryInfo | None, str]:
-    """An :class:`EntryInfo` of one manifest (usage and pin not filled), or ``(None, why damaged)``."""
+    """An :class:`EntryInfo` of one manifest (usage and pin not filled).
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    ns_dir : str
+        The namespace folder under ``entries/``.
+    key : str
+        The manifest's file name.
+    st : Stat
+        Its stat (from the listing).
+
+    Returns
+    -------
+    info : EntryInfo or None
+        ``None`` if the manifest is damaged.
+    problem : str
+        Why it is damaged, or why a signed store refuses it; ``""`` otherwise.
+
+    Raises
+    ------
+    FileNotFoundError
+        The manifest was removed meanwhile.
+    """
     name = f"{layout.ENTRIES}/{ns_dir}/{key}"
     data = store.backend.read_bytes(name, limit=MANIFEST_MAX_BYTES)
     manifest, damage, sig_problem = parse_manifest(data)
@@ -185,7 +251,19 @@ def read_entry_file(store: Store, ns_dir: str, key: str, st: Stat) -> tuple[Entr
 
 
 def scan_entries(store: Store, namespace_dir: str | None = None) -> Scan:
-    """Read every manifest (without removing damaged ones) and the usage recorded for it."""
+    """Read every manifest (without removing damaged ones) and the usage recorded for it.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    namespace_dir : str, optional
+        Only this namespace folder.
+
+    Returns
+    -------
+    Scan
+    """
     flush_usage()  # hits of this process are counted in memory
     scan = Scan()
     folders = store.backend.list_folders(layout.ENTRIES)
@@ -221,7 +299,17 @@ def scan_entries(store: Store, namespace_dir: str | None = None) -> Scan:
 
 
 def blob_files(store: Store) -> dict[str, Stat]:
-    """Every file under ``objects/``, by ``<sub>/<name>`` (a blob's name is its digest)."""
+    """Every file under ``objects/``, by ``<sub>/<name>`` (a blob's name is its digest).
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+
+    Returns
+    -------
+    dict of str to Stat
+    """
     found: dict[str, Stat] = {}
     for sub in store.backend.list_folders(layout.OBJECTS):
         for name, st in store.backend.list_files(f"{layout.OBJECTS}/{sub}"):
@@ -232,8 +320,12 @@ def blob_files(store: Store) -> dict[str, Stat]:
 def require_store(store: Store, *, allow_empty: bool = False) -> None:
     """Refuse a location that is not a checkpoint store (no valid ``FORMAT`` record).
 
-    With ``allow_empty`` (read-only commands), a location where nothing exists yet is an
-    empty store.
+    Parameters
+    ----------
+    store : Store
+        The store.
+    allow_empty : bool, default False
+        Accept a location where nothing exists yet as an empty store (read-only commands).
 
     Raises
     ------
@@ -259,12 +351,21 @@ _RACY_SECONDS = 2.0
 
 
 def stored_size(store: Store) -> int:
-    """Bytes under ``objects/`` and ``entries/``, cheaply: only folders changed since the last call are re-read.
+    """Bytes under ``objects/`` and ``entries/``, re-reading only folders changed since last call.
 
     A folder's mtime changes whenever an object is published into it or removed from it,
     so unchanged folders keep their cached total; one modified within the last two seconds
     is re-read next time too (timestamps are coarse). This keeps the automatic gc after
     every commit (``CHECKPOINT_MAGIC_MAX_SIZE``) cheap.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+
+    Returns
+    -------
+    int
 
     Examples
     --------

@@ -1,8 +1,8 @@
-"""Removing a store's garbage safely: only names the store writes, never a blob a live commit uses.
+"""Removing a store's garbage safely: only names the store writes, never a blob in use.
 
 Garbage collection (:mod:`checkpoint_magic.store.budget`) and ``verify --fix`` remove files
 only through these helpers. An unreferenced blob is freed in three steps: it is moved aside
-(``tmp/gc-<random>``), then the live commit leases are read (:mod:`checkpoint_magic.store.leases`)
+(``tmp/gc-<random>``), then the live commit leases are read (:mod:`.leases`)
 and the manifests listed again, and the blob is restored if a lease claims it or a manifest
 now refers to it; otherwise it is deleted. A commit claims a blob in its lease before it
 checks that the blob exists, so either gc sees the claim, or the commit sees the blob gone
@@ -42,12 +42,39 @@ _TRASH_AGE = 600.0
 
 
 def is_old(st: Stat, now: float, grace: float) -> bool:
-    """Whether ``st`` was last modified at least ``grace`` seconds before ``now``."""
+    """Whether ``st`` was last modified at least ``grace`` seconds before ``now``.
+
+    Parameters
+    ----------
+    st : Stat
+        A stored object's stat.
+    now : float
+        The current time.
+    grace : float
+        Seconds a file must be left alone after its last modification.
+
+    Returns
+    -------
+    bool
+    """
     return now - st.mtime >= grace
 
 
 def remove_manifest(store: Store, entry: EntryInfo) -> bool:
-    """Remove an entry's manifest unless a concurrent commit rewrote it since it was read."""
+    """Remove an entry's manifest unless a concurrent commit rewrote it since it was read.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    entry : EntryInfo
+        The entry, as :func:`~checkpoint_magic.store.catalog.scan_entries` listed it.
+
+    Returns
+    -------
+    bool
+        ``True`` if removed; ``False`` if gone or rewritten meanwhile (then kept).
+    """
     st = store.backend.stat(entry.name)
     if st is None:
         return False
@@ -58,7 +85,20 @@ def remove_manifest(store: Store, entry: EntryInfo) -> bool:
 
 
 def remove_state(store: Store, entry: EntryInfo) -> int:
-    """Remove an entry's usage and pin records; return how many were removed."""
+    """Remove an entry's usage and pin records.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    entry : EntryInfo
+        The entry, as :func:`~checkpoint_magic.store.catalog.scan_entries` listed it.
+
+    Returns
+    -------
+    int
+        How many records were removed (0 to 2).
+    """
     folder = layout.state_folder(entry.ns_dir)
     return sum(
         store.backend.delete(f"{folder}/{entry.key}{sfx}") for sfx in (layout.HITS, layout.PIN)
@@ -68,7 +108,22 @@ def remove_state(store: Store, entry: EntryInfo) -> int:
 def live_references(
     store: Store, scanned: Iterable[EntryInfo], removed: set[tuple[str, str]]
 ) -> set[str]:
-    """Blobs referred to by the manifests stored *now* (re-reading only those new or rewritten)."""
+    """Blobs referred to by the manifests stored *now* (re-reading only new or rewritten ones).
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    scanned : iterable of EntryInfo
+        Entries read earlier; an unchanged manifest (same version) is not read again.
+    removed : set of (str, str)
+        ``(namespace folder, key)`` of entries removed since: their blobs do not count.
+
+    Returns
+    -------
+    set of str
+        Digests of every blob a current manifest refers to.
+    """
     known = {(e.ns_dir, e.key): e for e in scanned}
     referenced: set[str] = set()
     backend = store.backend
@@ -106,6 +161,32 @@ def free_blobs(
     Blobs touched within ``grace`` seconds are *pending* (a later gc frees them). Files
     whose names are not digests are never touched. See the module docstring for why a
     blob a live commit uses is never lost.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    referenced : set of str
+        Digests referred to by the manifests scanned (never freed).
+    now : float
+        The current time.
+    grace : float
+        Seconds a file must be left alone after its last modification.
+    dry_run : bool
+        Count what would be freed; remove nothing.
+    scanned : iterable of EntryInfo, optional
+        The entries scanned, to re-check references cheaply (:func:`live_references`).
+    removed : set of (str, str), optional
+        Entries removed by this gc.
+
+    Returns
+    -------
+    freed : int
+        Blobs freed (or that would be, with ``dry_run``).
+    freed_bytes : int
+    pending : int
+        Unreferenced blobs kept for now (too recent, or claimed meanwhile).
+    pending_bytes : int
     """
     backend = store.backend
     count = freed = pending = pending_bytes = 0
@@ -168,7 +249,23 @@ def _writer_alive(name: str) -> bool:
 
 
 def removable_staging(name: str, st: Stat, now: float, grace: float) -> bool:
-    """Whether ``tmp/<name>`` is a staging leftover: a name the store writes, its writer gone, old enough."""
+    """Whether ``tmp/<name>`` is a staging leftover: a store name, its writer gone, old enough.
+
+    Parameters
+    ----------
+    name : str
+        A file name in ``tmp/``.
+    st : Stat
+        Its stat.
+    now : float
+        The current time.
+    grace : float
+        Seconds a file must be left alone after its last modification.
+
+    Returns
+    -------
+    bool
+    """
     if not layout.is_staging(name) or not is_old(st, now, grace):
         return False
     if name.startswith("gc-"):
@@ -179,7 +276,28 @@ def removable_staging(name: str, st: Stat, now: float, grace: float) -> bool:
 def sweep_tmp_and_state(
     store: Store, live: set[tuple[str, str]], now: float, grace: float, dry_run: bool
 ) -> tuple[int, int]:
-    """Remove staging leftovers and usage/pin/miss records of entries that no longer exist."""
+    """Remove staging leftovers and usage/pin/miss records of entries that no longer exist.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    live : set of (str, str)
+        ``(namespace folder, key)`` of the entries that exist.
+    now : float
+        The current time.
+    grace : float
+        Seconds a file must be left alone after its last modification.
+    dry_run : bool
+        Count what would be removed; remove nothing.
+
+    Returns
+    -------
+    tmp : int
+        Staging files removed.
+    state : int
+        State records removed.
+    """
     backend = store.backend
     tmp = 0
     for name, st in backend.list_files(layout.TMP):
