@@ -1,5 +1,6 @@
-"""Low-level blob I/O for the store: zero-copy byte views, full reads and writes, verified pipelined reads,
-and the blob sources a codec decodes from.
+"""Low-level blob I/O: zero-copy byte views, full reads and writes, pipelined verified reads.
+
+It also owns the blob sources a codec decodes from.
 
 These helpers never allocate a copy of the data they move: a value's buffers are written
 as they are, and reads fill buffers the caller allocated (numpy-allocated, so large reads
@@ -48,77 +49,232 @@ class BlobReads(Protocol):
 
 
 class StoredBlobSource:
-    """The blob source a codec decodes a stored value from (every read verified by the store)."""
+    """The blob source a codec decodes a stored value from (every read verified by the store).
+
+    Parameters
+    ----------
+    store : BlobReads
+        The store (anything with verified ``read_blob_into`` and ``verified_blob_path``).
+    refs : sequence of mapping
+        The value's blob references from its manifest (``digest``, ``size``...).
+    """
 
     def __init__(self, store: BlobReads, refs: Sequence[Mapping[str, Any]]):
         self._store = store
         self._refs = refs
 
     def size(self, index: int) -> int:
-        """Size of blob ``index``, as recorded in the manifest."""
+        """Size of blob ``index``, as recorded in the manifest.
+
+        Parameters
+        ----------
+        index : int
+            Position of the blob in the value's blob list.
+
+        Returns
+        -------
+        int
+        """
         return int(self._refs[index]["size"])
 
     def read_bytes(self, index: int) -> bytes | bytearray:
-        """Blob ``index`` as a bytearray (``pickle.loads`` takes it without a copy)."""
+        """Blob ``index`` as a bytearray (``pickle.loads`` takes it without a copy).
+
+        Parameters
+        ----------
+        index : int
+            Position of the blob in the value's blob list.
+
+        Returns
+        -------
+        bytearray
+
+        Raises
+        ------
+        CorruptBlobError
+            The blob is missing, truncated or damaged.
+        """
         buf = bytearray(self.size(index))
         self.read_into(index, [memoryview(buf)])
         return buf
 
     def read_into(self, index: int, buffers: Sequence[memoryview]) -> None:
-        """Fill ``buffers`` with blob ``index``."""
+        """Fill ``buffers`` with blob ``index``.
+
+        Parameters
+        ----------
+        index : int
+            Position of the blob in the value's blob list.
+        buffers : sequence of memoryview
+            Writable buffers filled in order; their sizes add up to the blob's.
+
+        Raises
+        ------
+        CorruptBlobError
+            The blob is missing, truncated or damaged.
+        """
         self._store.read_blob_into(self._refs[index], buffers)
 
     def path(self, index: int) -> str:
-        """A local path of blob ``index``, after checking its content."""
+        """A local path of blob ``index``, after checking its content (for memory-mapping).
+
+        Parameters
+        ----------
+        index : int
+            Position of the blob in the value's blob list.
+
+        Returns
+        -------
+        str
+
+        Raises
+        ------
+        CorruptBlobError
+            The blob is missing, truncated or damaged.
+        """
         return self._store.verified_blob_path(self._refs[index])
 
 
 class InlineBlobSource:
-    """The blob source of a value kept inside its manifest (covered by the manifest's checksum)."""
+    """The blob source of a value kept inside its manifest (covered by the manifest's checksum).
+
+    Parameters
+    ----------
+    payload : bytes
+        The value's only blob.
+
+    Examples
+    --------
+    >>> source = InlineBlobSource(b"abc")
+    >>> buf = bytearray(3)
+    >>> source.read_into(0, [memoryview(buf)])
+    >>> source.size(0), bytes(buf)
+    (3, b'abc')
+    """
 
     def __init__(self, payload: bytes):
         self._payload = payload
 
     def size(self, index: int) -> int:
-        """Size of the payload."""
+        """Size of the payload.
+
+        Parameters
+        ----------
+        index : int
+            Ignored: an inline value has one payload.
+
+        Returns
+        -------
+        int
+        """
         return len(self._payload)
 
     def read_bytes(self, index: int) -> bytes | bytearray:
-        """The payload."""
+        """The payload.
+
+        Parameters
+        ----------
+        index : int
+            Ignored: an inline value has one payload.
+
+        Returns
+        -------
+        bytes
+        """
         return self._payload
 
     def read_into(self, index: int, buffers: Sequence[memoryview]) -> None:
-        """Fill ``buffers`` with the payload."""
+        """Fill ``buffers`` with the payload.
+
+        Parameters
+        ----------
+        index : int
+            Ignored: an inline value has one payload.
+        buffers : sequence of memoryview
+            Writable buffers filled in order; their sizes add up to the blob's.
+        """
         offset = 0
         for view in buffers:
             view[:] = self._payload[offset : offset + view.nbytes]
             offset += view.nbytes
 
     def path(self, index: int) -> str:  # pragma: no cover - inline values are never memory-mapped
-        """Never: an inline value has no file."""
+        """Never: an inline value has no file.
+
+        Parameters
+        ----------
+        index : int
+            Ignored: an inline value has one payload.
+
+        Raises
+        ------
+        CorruptBlobError
+            Always.
+        """
         raise CorruptBlobError("an inline value has no file")
 
 
 class MultiHasher:
-    """Feeds every update to several hashers (a thread target hashes for all of them)."""
+    """Feeds every update to several hashers (a thread target hashes for all of them).
+
+    Parameters
+    ----------
+    *hashers : hasher or None
+        Objects with ``update``; ``None`` entries are skipped.
+    """
 
     def __init__(self, *hashers: Any):
         self.hashers = [h for h in hashers if h is not None]
 
     def update(self, data: Any) -> None:
-        """Feed ``data`` to every hasher."""
+        """Feed ``data`` to every hasher.
+
+        Parameters
+        ----------
+        data : bytes-like
+        """
         for hasher in self.hashers:
             hasher.update(data)
 
 
 def byte_view(buffer: Any) -> memoryview:
-    """A flat, unsigned-byte view of any buffer (or ``PickleBuffer``), without copying it."""
+    """A flat, unsigned-byte view of any buffer (or ``PickleBuffer``), without copying it.
+
+    Parameters
+    ----------
+    buffer : buffer
+        A C-contiguous object supporting the buffer protocol.
+
+    Returns
+    -------
+    memoryview
+        Format ``"B"``, one dimension.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> byte_view(np.zeros((2, 3), dtype=np.float32)).nbytes
+    24
+    """
     view = buffer.raw() if hasattr(buffer, "raw") else memoryview(buffer)
     return view if (view.format == "B" and view.ndim == 1) else view.cast("B")
 
 
 def readinto_full(f: Any, view: memoryview) -> None:
-    """Fill ``view`` from ``f``; a file that ends early is a :class:`CorruptBlobError`."""
+    """Fill ``view`` from ``f``.
+
+    Parameters
+    ----------
+    f : binary file
+        Open for reading, with ``readinto`` and ``name``.
+    view : memoryview
+        The writable buffer to fill completely.
+
+    Raises
+    ------
+    CorruptBlobError
+        The file ends before ``view`` is full.
+    """
     done = 0
     total = view.nbytes
     while done < total:
@@ -129,7 +285,15 @@ def readinto_full(f: Any, view: memoryview) -> None:
 
 
 def write_full(f: Any, view: memoryview) -> None:
-    """Write all of ``view`` to the binary file ``f`` (unbuffered-ish: large views bypass Python)."""
+    """Write all of ``view`` to the binary file ``f`` (large views bypass Python's buffering).
+
+    Parameters
+    ----------
+    f : binary file
+        Open for writing.
+    view : memoryview
+        The bytes to write.
+    """
     if view.nbytes >= TOFILE_MIN:
         # numpy's tofile (one fwrite with the GIL released) measured ~25% faster here than
         # os.write or FileIO.write of the same 256 MiB buffer.
@@ -140,13 +304,35 @@ def write_full(f: Any, view: memoryview) -> None:
 
 
 def hash_views(hasher: Any, views: Sequence[memoryview]) -> None:
-    """Feed ``views`` to ``hasher`` in order (a thread target: xxhash releases the GIL)."""
+    """Feed ``views`` to ``hasher`` in order (a thread target: xxhash releases the GIL).
+
+    Parameters
+    ----------
+    hasher : hasher
+        An object with ``update``.
+    views : sequence of memoryview
+    """
     for view in views:
         hasher.update(view)  # releases the GIL for large buffers
 
 
 def pipelined_read(f: Any, views: Sequence[memoryview], hasher: Any) -> None:
-    """Read ``views`` from ``f`` in chunks while another thread hashes the chunks already read."""
+    """Read ``views`` from ``f`` in chunks while another thread hashes the chunks already read.
+
+    Parameters
+    ----------
+    f : binary file
+        Open for reading, positioned at the blob's start.
+    views : sequence of memoryview
+        Writable buffers filled in order.
+    hasher : hasher
+        Fed every chunk, in order; the caller compares its digest afterwards.
+
+    Raises
+    ------
+    CorruptBlobError
+        The file ends early.
+    """
     pending: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
 
     def consume() -> None:

@@ -65,6 +65,21 @@ def parse_size(value: str | int | float) -> int:
     ``KB/MB/GB/TB`` are powers of 1000; ``KiB/MiB/GiB/TiB`` and the bare letters
     ``K/M/G/T`` (as in ``du -h``) are powers of 1024.
 
+    Parameters
+    ----------
+    value : str, int or float
+        A size with an optional unit, or a number of bytes.
+
+    Returns
+    -------
+    int
+        Bytes.
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``value`` is negative, NaN, a bool, or not a size.
+
     Examples
     --------
     >>> parse_size("10GB"), parse_size("500MiB"), parse_size("1.5G"), parse_size(4096)
@@ -72,7 +87,7 @@ def parse_size(value: str | int | float) -> int:
     >>> parse_size("ten gigs")
     Traceback (most recent call last):
     ...
-    checkpoint_magic.exceptions.InvalidArgumentError: invalid size 'ten gigs': use a number of bytes or a number with a unit, e.g. 500MB, 10GB, 1.5G, 2GiB
+    checkpoint_magic.exceptions.InvalidArgumentError: invalid size 'ten gigs': use a number ...
     """
     if isinstance(value, bool):
         raise InvalidArgumentError(f"invalid size {value!r}: use a number of bytes or e.g. '10GB'")
@@ -98,6 +113,21 @@ def parse_size(value: str | int | float) -> int:
 def parse_age(value: str | int | float) -> float:
     """Seconds from ``30d``, ``12h``, ``90m``, ``45s``, ``2w`` (or a number of seconds).
 
+    Parameters
+    ----------
+    value : str, int or float
+        An age with a unit, or a number of seconds.
+
+    Returns
+    -------
+    float
+        Seconds.
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``value`` is negative, NaN, a bool, or a string without a unit.
+
     Examples
     --------
     >>> parse_age("30d"), parse_age("12h"), parse_age("90m"), parse_age(5)
@@ -105,7 +135,7 @@ def parse_age(value: str | int | float) -> float:
     >>> parse_age("30")
     Traceback (most recent call last):
     ...
-    checkpoint_magic.exceptions.InvalidArgumentError: invalid age '30': give a unit, e.g. 30d (days), 12h, 90m, 45s or 2w
+    checkpoint_magic.exceptions.InvalidArgumentError: invalid age '30': give a unit, e.g. 30d ...
     """
     if isinstance(value, bool):
         raise InvalidArgumentError(f"invalid age {value!r}: use e.g. '30d'")
@@ -124,6 +154,20 @@ def parse_age(value: str | int | float) -> float:
 def parse_grace(value: str | float) -> float:
     """Seconds of a grace period (``600``, ``"0"``): a finite number >= 0.
 
+    Parameters
+    ----------
+    value : str or float
+        A number of seconds.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``value`` is not a finite number >= 0.
+
     Examples
     --------
     >>> parse_grace("600"), parse_grace(0)
@@ -131,7 +175,7 @@ def parse_grace(value: str | float) -> float:
     >>> parse_grace("-1")
     Traceback (most recent call last):
     ...
-    checkpoint_magic.exceptions.InvalidArgumentError: invalid grace period '-1': give a finite number of seconds >= 0 (0 removes garbage at once)
+    checkpoint_magic.exceptions.InvalidArgumentError: invalid grace period '-1': give a ...
     """
     try:
         seconds = float(value) if not isinstance(value, bool) else math.nan
@@ -163,7 +207,13 @@ class GcReport:
     over_budget: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able description."""
+        """A JSON-able description.
+
+        Returns
+        -------
+        dict
+            Every field; ``evicted`` as a list of ``{namespace, key, size}``.
+        """
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "evicted"}
         data["evicted"] = [
             {"namespace": e.namespace, "key": e.key, "size": e.size} for e in self.evicted
@@ -216,7 +266,8 @@ def gc(
     >>> store = Store(tempfile.mkdtemp())
     >>> for i, key in enumerate(["old", "new"]):
     ...     rec = store.put_value(bytes([i]) * 50_000)
-    ...     store.write_entry("m.f", key, {"namespace": "m.f", "created": float(i), "outputs": {"return": rec}})
+    ...     manifest = {"namespace": "m.f", "created": float(i), "outputs": {"return": rec}}
+    ...     store.write_entry("m.f", key, manifest)
     >>> report = gc(store, max_size="60KB", dry_run=True)
     >>> [e.key for e in report.evicted], report.size_after <= 60_000
     (['old'], True)
@@ -337,5 +388,17 @@ def enforce_budget(store: Store, max_size: str | int) -> GcReport:
     """Keep the store within ``max_size`` after a commit (``CHECKPOINT_MAGIC_MAX_SIZE``).
 
     Costs a few ``stat`` calls while the store is within budget (see :func:`stored_size`).
+
+    Parameters
+    ----------
+    store : Store
+        The store just written to.
+    max_size : str or int
+        The size budget, as :func:`parse_size` reads it.
+
+    Returns
+    -------
+    GcReport
+        What :func:`gc` did.
     """
     return gc(store, max_size=max_size)
