@@ -43,9 +43,29 @@ class CorruptBlobError(CheckpointError, OSError):
 class BlobReads(Protocol):
     """What :class:`StoredBlobSource` asks of the store: verified reads of a blob reference."""
 
-    def read_blob_into(self, ref: Mapping[str, Any], buffers: Sequence[memoryview]) -> None: ...
+    def read_blob_into(self, ref: Mapping[str, Any], buffers: Sequence[memoryview]) -> None:
+        """Fill ``buffers`` with the verified bytes of blob ``ref``.
 
-    def verified_blob_path(self, ref: Mapping[str, Any]) -> str: ...
+        Parameters
+        ----------
+        ref : mapping
+            A blob reference (``digest``, ``size``...).
+        buffers : sequence of memoryview
+            Writable buffers whose sizes add up to the blob's.
+        """
+
+    def verified_blob_path(self, ref: Mapping[str, Any]) -> str:
+        """A local path of blob ``ref`` whose content was checked.
+
+        Parameters
+        ----------
+        ref : mapping
+            A blob reference.
+
+        Returns
+        -------
+        str
+        """
 
 
 class StoredBlobSource:

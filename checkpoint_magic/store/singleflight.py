@@ -1,4 +1,4 @@
-"""Single-flight: racing callers of one missing computation run it once, the others wait and load it.
+"""Single-flight: racing callers of one missing computation run it once; the others load it.
 
 The first caller to miss takes the computation's *flight lease*, a small object under
 ``leases/`` created with the backend's atomic create-if-absent (``O_CREAT|O_EXCL`` locally, a
@@ -71,7 +71,20 @@ def _alive(pid: int) -> bool:
 
 
 def flight_leases(backend: StoreBackend, key: str) -> list[tuple[int, str, Stat]]:
-    """``(generation, name, stat)`` of the flight leases of ``key``, oldest generation first."""
+    """``(generation, name, stat)`` of the flight leases of ``key``, oldest generation first.
+
+    Parameters
+    ----------
+    backend : StoreBackend
+        The store's backend.
+    key : str
+        The entry's key.
+
+    Returns
+    -------
+    list of (int, str, Stat)
+        ``[]`` if no computation of ``key`` is in flight.
+    """
     found = []
     for leaf, st in backend.list_files(layout.LEASES):
         gen = layout.flight_generation(leaf, key)
@@ -85,6 +98,15 @@ class Flight:
 
     ``held`` is ``False`` when the entry appeared while waiting (load it), or when the store
     failed and the caller computes without single-flight.
+
+    Parameters
+    ----------
+    backend : StoreBackend or None
+        The store's backend; ``None`` for a flight not held.
+    name : str or None
+        The held lease's name; ``None`` if not held.
+    token : str, default ""
+        The random token written in the lease, so :meth:`release` removes only its own.
     """
 
     def __init__(self, backend: StoreBackend | None, name: str | None, token: str = ""):
@@ -101,7 +123,14 @@ class Flight:
         return f"Flight({self.name!r})"
 
     def renew(self) -> bool:
-        """Refresh the lease (the heartbeat); ``False`` once it is gone (taken over)."""
+        """Refresh the lease (the heartbeat).
+
+        Returns
+        -------
+        bool
+            ``False`` once the lease is gone (taken over) or not held; ``True`` while held,
+            also when the store is unreachable for now.
+        """
         if self.backend is None or self.name is None:
             return False
         try:
@@ -188,7 +217,7 @@ def _record(namespace: str, key: str, token: str) -> bytes:
 
 
 class _Watch:
-    """A waiter's view of the current lease: when it last saw it change (its own monotonic clock)."""
+    """A waiter's view of the current lease: when it last saw it change (own monotonic clock)."""
 
     def __init__(self, backend: StoreBackend, ttl: float):
         self.backend = backend
@@ -234,6 +263,28 @@ def acquire(
     held when ``entry_exists()`` became true while waiting (load the entry). A store failure
     returns a flight not held either, after a log line: the caller computes uncoordinated.
     Call ``entry_exists`` first yourself: this assumes a miss was just seen.
+
+    Parameters
+    ----------
+    backend : StoreBackend
+        The store's backend.
+    namespace : str
+        The computation's namespace (for log lines).
+    key : str
+        The entry's key.
+    entry_exists : callable
+        ``entry_exists()`` tells whether the entry was committed meanwhile.
+    ttl : float, optional
+        Seconds without a lease change after which a waiter takes it over (default
+        ``config.lease_ttl()``).
+    poll_max : float, optional
+        Longest pause between two polls, in seconds (default :data:`POLL_MAX`).
+
+    Returns
+    -------
+    Flight
+        Held: compute, commit, release. Not held: load the entry (or compute uncoordinated
+        after a store failure).
     """
     ttl = config.lease_ttl() if ttl is None else ttl
     poll_max = POLL_MAX if poll_max is None else poll_max
