@@ -1,22 +1,14 @@
 """The content-addressed store: :class:`Store`, written once over a backend's I/O primitives.
 
-:class:`Store` owns what every backend shares: deduplication (blobs named by the xxh3-128 of
-their bytes), verification on read, signing, manifests bound to their key, pins, usage,
-the hot-manifest cache and the commit leases garbage collection respects. A backend
-(:mod:`checkpoint_magic.store.backends`) only moves bytes; every name it is given comes from
-:mod:`checkpoint_magic.store.layout`.
+:class:`Store` owns what every backend shares: deduplication (blobs named by their xxh3-128),
+verification on read, signing, manifests bound to their key, pins, usage, the hot-manifest
+cache and the commit leases gc respects. A backend (:mod:`.backends`) only moves bytes under
+names from :mod:`.layout`.
 
-Guarantees:
-
-* **Atomic commit.** Blobs are staged and published under their digest (create-if-absent),
-  the manifest last: a reader sees a whole entry or none, whatever process dies when.
-* **Verified reads.** Every blob is hashed while it is read (on another core, overlapping
-  the read) and compared with its name; a manifest carries a checksum of its body and names
-  its key and namespace, so a manifest found under another key is a miss, never a wrong value.
-* **Signed entries.** With ``CHECKPOINT_MAGIC_SECRET`` set, manifests carry an HMAC-SHA256
-  of their body, which names every blob also by a cryptographic digest (BLAKE3, or SHA-256
-  without the ``blake3`` package) verified on read; unsigned or tampered manifests are
-  refused with :class:`~checkpoint_magic.exceptions.SignatureError` before anything is parsed.
+Guarantees: *atomic commit* (blobs published create-if-absent, the manifest last);
+*verified reads* (blobs hashed while read; a manifest checksummed and bound to its key);
+*signed entries* with ``CHECKPOINT_MAGIC_SECRET`` (an HMAC over a body naming every blob by
+BLAKE3/SHA-256 too; a wrong one is refused before parsing).
 
 Examples
 --------
@@ -610,9 +602,16 @@ _stores_lock = threading.Lock()
 
 
 def get_store(store: Store | str | os.PathLike[str] | None = None) -> Store:
-    """Return a :class:`Store` for ``store`` (a Store, a path, or ``None`` for the default).
+    """The :class:`Store` of ``store``, shared per location in a process (checked once).
 
-    Store objects are shared per directory within a process, so the format check runs once.
+    Parameters
+    ----------
+    store : Store, str, os.PathLike or None
+        A store (returned as is), a path or URL, or ``None`` for the configured default.
+
+    Returns
+    -------
+    Store
 
     Examples
     --------
