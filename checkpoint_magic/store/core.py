@@ -179,7 +179,7 @@ class Store:
         self._format_checked = True
 
     def prepare_write(self) -> None:
-        """Create the store's folders, ``FORMAT`` and ``.gitignore`` if missing (again if it was deleted).
+        """Create the store's folders, ``FORMAT`` and ``.gitignore`` if missing (again if deleted).
 
         Raises
         ------
@@ -404,7 +404,7 @@ class Store:
     # ------------------------------------------------------------------ commits
     @contextlib.contextmanager
     def commit(self) -> Iterator[None]:
-        """Hold a commit lease while blobs and a manifest are written (garbage collection spares its blobs).
+        """Hold a commit lease while blobs and a manifest are written (gc spares its blobs).
 
         The lease lists every blob the commit stores or reuses, before it checks whether the
         blob exists; a crashed process leaves it stale (detected by pid and age).
@@ -426,7 +426,7 @@ class Store:
         return self.root / layout.entry(namespace, key)
 
     def write_entry(self, namespace: str, key: str, manifest: Mapping[str, Any]) -> None:
-        """Publish a manifest atomically (after its blobs are in place); it names its key and namespace."""
+        """Publish a manifest atomically (after its blobs); it names its key and namespace."""
         self.prepare_write()
         bound = {**manifest, "namespace": namespace, "key": key}
         data = encode_manifest(bound, config.secret_key())
@@ -541,7 +541,7 @@ class Store:
 
     # ------------------------------------------------------------------ records, usage and pins
     def write_record(self, namespace: str, name: str, data: bytes) -> None:
-        """Replace a namespace record (``state/<namespace>/<name>``, a :data:`layout.NAMESPACE_RECORDS` name)."""
+        """Replace a namespace record ``state/<namespace>/<name>`` (see ``NAMESPACE_RECORDS``)."""
         self.prepare_write()
         self.backend.write(layout.namespace_record(namespace, name), data)
 
@@ -557,7 +557,7 @@ class Store:
         return self.backend.stat(layout.entry(namespace, key)) is not None
 
     def record_use(self, namespace: str, key: str) -> None:
-        """Count a hit of an entry (in memory; written in batches by a background timer and at exit)."""
+        """Count a hit of an entry (in memory; written in batches by a timer thread and at exit)."""
         record_hit(self.backend, layout.entry_state(namespace, key, layout.HITS))
 
     def usage(self, namespace: str, key: str) -> tuple[int, float | None]:

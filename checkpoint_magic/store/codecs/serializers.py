@@ -196,7 +196,7 @@ def _tuplify(descr: Any) -> Any:
 
 
 class UnrestorableValueError(CheckpointError, pickle.PicklingError):
-    """A value would not come back as itself from the store (an open file, say); it is not stored."""
+    """A value would not come back as itself from the store (an open file, say): not stored."""
 
 
 def _type_name(obj: Any) -> str:
