@@ -25,7 +25,6 @@ from __future__ import annotations
 import copyreg
 import json
 import logging
-import os
 import threading
 import types
 from collections.abc import Iterable, Mapping
@@ -34,7 +33,8 @@ from typing import Any
 
 from ..fingerprint.files import content_digest, path_candidate, signature
 from ..fingerprint.values import QuietFingerprinter
-from ..store.core import Store, namespace_dir
+from ..store.core import Store
+from ..store.layout import INPUT_MEMORY
 
 __all__ = [
     "NOT_DATA",
@@ -70,42 +70,59 @@ class InputMemory:
 
     state: set[str] = field(default_factory=set)
     outputs: set[str] = field(default_factory=set)
-    path: str | None = None
+    store: Store | None = None
+    namespace: str = ""
 
     @classmethod
     def of(cls, store: Store, namespace: str) -> InputMemory:
-        """The memory of ``namespace`` in ``store`` (read once per process)."""
-        root = str(store.state / namespace_dir(namespace))
-        key = (root, namespace)
+        """The memory of ``namespace`` in ``store`` (read once per process).
+
+        Parameters
+        ----------
+        store : Store
+            The store whose namespace record (``state/<namespace>/inputs.json``) holds it.
+        namespace : str
+            The function, block or cell.
+
+        Returns
+        -------
+        InputMemory
+            Shared by every caller of this namespace in this process.
+        """
+        key = (store.location, namespace)
         with _MEMORY_LOCK:
             found = _MEMORY.get(key)
             if found is None:
-                path = os.path.join(root, "inputs.json")
-                found = cls(path=path)
+                found = cls(store=store, namespace=namespace)
                 try:
-                    with open(path, encoding="utf-8") as f:
-                        data = json.load(f)
+                    raw = store.read_record(namespace, INPUT_MEMORY)
+                    data = json.loads(raw) if raw else {}
                     found.state = set(data.get("state", ()))
                     found.outputs = set(data.get("outputs", ()))
-                except (OSError, ValueError, AttributeError) as exc:
+                except (OSError, ValueError, AttributeError, TypeError) as exc:
                     logger.debug("no input memory for %s (%s)", namespace, exc)
                 _MEMORY[key] = found
         return found
 
     def learn(self, state: Iterable[str] = (), outputs: Iterable[str] = ()) -> None:
-        """Add state globals and output files, and save (best effort)."""
+        """Add state globals and output files, and save them (best effort).
+
+        Parameters
+        ----------
+        state : iterable of str
+            Globals the computation changes while it runs (left out of its inputs).
+        outputs : iterable of str
+            Files it writes (never counted as its inputs).
+        """
         self.state.update(state)
         self.outputs.update(outputs)
-        if self.path is None:
+        if self.store is None:
             return
+        body = json.dumps({"state": sorted(self.state), "outputs": sorted(self.outputs)})
         try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            tmp = f"{self.path}.{os.getpid()}.tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump({"state": sorted(self.state), "outputs": sorted(self.outputs)}, f)
-            os.replace(tmp, self.path)
+            self.store.write_record(self.namespace, INPUT_MEMORY, body.encode("utf-8"))
         except OSError as exc:
-            logger.debug("could not save the input memory %s: %s", self.path, exc)
+            logger.debug("could not save the input memory of %s: %s", self.namespace, exc)
 
 
 def global_inputs(

@@ -143,7 +143,7 @@ def store_html(store: Store) -> str:
         output = ls_output(store)
     except (CheckpointError, OSError) as exc:
         output = Output(None, [f"{store!r}: {exc}"])
-    return render_html([f"checkpoint store {store.root}", *output.blocks])
+    return render_html([f"checkpoint store {store.location}", *output.blocks])
 
 
 def _execute(args: argparse.Namespace) -> Any:

@@ -40,6 +40,7 @@ __all__ = [
     "FORMAT",
     "GITIGNORE",
     "HITS",
+    "INPUT_MEMORY",
     "LAST_MISS",
     "LATEST_OUTPUT",
     "LEASES",
@@ -81,8 +82,9 @@ HITS = ".hits"
 PIN = ".pin"
 LAST_MISS = "last-miss.json"
 LATEST_OUTPUT = "latest-output.json"
+INPUT_MEMORY = "inputs.json"
 #: Per-namespace records under ``state/<namespace>/``.
-NAMESPACE_RECORDS = (LAST_MISS, LATEST_OUTPUT)
+NAMESPACE_RECORDS = (LAST_MISS, LATEST_OUTPUT, INPUT_MEMORY)
 
 _DIGEST = re.compile(r"[0-9a-f]{32}")
 _STAGING = re.compile(r"(?:[0-9]+|gc)-[0-9a-f]{32}")

@@ -457,3 +457,23 @@ def test_the_server_stopped_mid_call_returns_the_value_with_one_warning(
     assert proc.stdout.strip() == "result 42"
     assert proc.stderr.count("Warning:") == 1, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_url_store_never_writes_local_folders(mem_url: str, tmp_path: Path, monkeypatch) -> None:
+    """Every record of a URL store (here: what a run taught about its inputs) goes through the
+    backend: nothing named after the URL appears in the working directory."""
+    monkeypatch.chdir(tmp_path)
+    STATE_COUNTER.clear()
+
+    @checkpoint(store=mem_url)
+    def write_and_count(path: str) -> int:
+        STATE_COUNTER.append(1)  # a global it changes: learned as state, not an input
+        Path(path).write_text("out")  # a file it writes: learned as an output
+        return len(STATE_COUNTER)
+
+    write_and_count(str(tmp_path / "out.txt"))
+    write_and_count(str(tmp_path / "out.txt"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+STATE_COUNTER: list[int] = []
