@@ -250,7 +250,7 @@ class UrlLoader(FileLoader):
         """Download the object and load it with ``load_func``."""
         fs, path = url_fs(self.path)
         if self.load_func in _READS_FILE_OBJECTS:
-            return self.load_func(io.BytesIO(fs.cat_file(path)))  # type: ignore[arg-type]
+            return self.load_func(io.BytesIO(fs.cat_file(path)))
         suffix = posixpath.splitext(path)[1]
         with tempfile.TemporaryDirectory(prefix="checkpoint-magic-download-") as tmpdir:
             local = os.path.join(tmpdir, f"file{suffix}")

@@ -33,7 +33,7 @@ def prefix(request: pytest.FixtureRequest) -> str:
 def seed_samples() -> list[Sample]:
     X = np.zeros((3, 2))
     offsets = np.arange(3).reshape((3, 1))
-    return [Sample(x, offset=o, key=str(i)) for i, (x, o) in enumerate(zip(X, offsets))]
+    return [Sample(x, offset=o, key=str(i)) for i, (x, o) in enumerate(zip(X, offsets, strict=True))]
 
 
 def names_under(url: str) -> list[str]:
@@ -163,7 +163,7 @@ class MyTransformer(TransformerMixin, BaseEstimator):
 sample_transformer = mario.SampleWrapper(MyTransformer(), [("sample_specific_offsets", "offset")])
 X = np.zeros((3, 2))
 offsets = np.arange(3).reshape((3, 1))
-samples = [mario.Sample(x, offset=o, key=str(i)) for i, (x, o) in enumerate(zip(X, offsets))]
+samples = [mario.Sample(x, offset=o, key=str(i)) for i, (x, o) in enumerate(zip(X, offsets, strict=True))]
 prefix = os.environ["SEED_PREFIX"]
 mario.CheckpointWrapper(sample_transformer, model_path=prefix + "/model.pkl").fit(samples)
 wrapper = mario.CheckpointWrapper(sample_transformer, features_dir=prefix + "/features")
