@@ -183,3 +183,29 @@ def test_seed_example_in_fresh_processes_against_s3(s3_store, script):
     assert first.splitlines()[-1] == second.splitlines()[-1] == expected
     assert names_under(f"{s3_store}/features") == ["0.h5", "1.h5", "2.h5"]
     assert names_under(s3_store) == ["features/0.h5", "features/1.h5", "features/2.h5", "model.pkl"]
+
+
+def test_an_unreachable_url_is_a_clear_error_and_a_failed_upload_a_warning(monkeypatch):
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from checkpoint_magic.exceptions import StoreWriteWarning
+    from checkpoint_magic.store.backends.url import StoreUnreachableError
+
+    features = f"memory://checkpoint-magic-tests/{uuid.uuid4().hex[:12]}/features"
+    samples = seed_samples()
+    wrapper = CheckpointWrapper(
+        SampleWrapper(AddOffset(), SEED_ARGS), features_dir=features, attempts=2
+    )
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionRefusedError("connection refused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(MemoryFileSystem, "put_file", refuse)
+        with pytest.warns(StoreWriteWarning, match="Could not save 3 of 3"):
+            out = wrapper.transform(samples)
+    np.testing.assert_array_equal(out[2].data, [2.0, 2.0])
+    assert names_under(features) == []
+    monkeypatch.setattr(MemoryFileSystem, "cat_file", refuse)
+    with pytest.raises(StoreUnreachableError, match=r"0\.h5 cannot be reached.*AWS_ENDPOINT_URL"):
+        wrapper.transform(samples)
