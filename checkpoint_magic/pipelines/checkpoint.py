@@ -33,7 +33,7 @@ from .producer import (
     safe_describe,
     sidecar_path,
 )
-from .remote import FileOps, file_ops
+from .remote import FileOps, file_ops, is_url
 from .sample import Constant, DelayedSample, SampleSet, is_sample, is_sample_set
 
 __all__ = ["CheckpointWrapper"]
@@ -65,8 +65,9 @@ def _sample_key(sample: Any, index: int) -> str:
 def _check_unique(samples: Sequence[Any], paths: Sequence[str]) -> None:
     """Refuse two samples of one call that map to one file (the second would load the first)."""
     seen: dict[str, int] = {}
+    url = bool(paths) and is_url(paths[0])  # object names are case-sensitive everywhere
     for i, path in enumerate(paths):
-        name = os.path.normcase(os.path.normpath(path))
+        name = path if url else os.path.normcase(os.path.normpath(path))
         first = seen.setdefault(name, i)
         if first != i:
             raise InvalidArgumentError(
@@ -86,10 +87,12 @@ class CheckpointWrapper(BaseWrapper):
         :class:`~checkpoint_magic.pipelines.SampleWrapper`: it takes samples and returns
         samples.
     features_dir : str or os.PathLike, default=None
-        Directory of the per-sample files. ``None``: ``transform`` is not checkpointed.
+        Directory of the per-sample files, or a URL prefix (``s3://bucket/features``,
+        through fsspec: see :mod:`~checkpoint_magic.pipelines.remote`). ``None``:
+        ``transform`` is not checkpointed.
     model_path : str or os.PathLike, default=None
-        File of the fitted model (cloudpickle). ``None``: the model is not checkpointed.
-        Parent directories are created.
+        File (or URL) of the fitted model (cloudpickle). ``None``: the model is not
+        checkpointed. Parent directories are created.
     extension : str, default=".h5"
         Suffix of the per-sample files: ``""`` or a suffix that starts with ``.``
         (``".h5"``, ``".tar.gz"``), without path separators or ``..``.
@@ -140,7 +143,8 @@ class CheckpointWrapper(BaseWrapper):
     whose ``sample_attribute`` is ``None``) are returned as they are and not saved, so they
     are recomputed next time. Samples loaded from disk get the metadata of the *input*
     sample and the saved attribute; metadata that the estimator itself added is not saved.
-    Writes are atomic (temporary file, then ``os.replace``), so several processes may
+    Writes are atomic (temporary file, then ``os.replace``; at a URL, one upload of a local
+    temporary file), so several processes may
     checkpoint into the same directory. If a save still fails after ``attempts`` tries, a
     :class:`~checkpoint_magic.exceptions.StoreWriteWarning` is emitted, the result is
     returned unsaved, and the remaining results of that call are not saved either.
