@@ -144,8 +144,7 @@ class CheckpointWrapper(BaseWrapper):
     are recomputed next time. Samples loaded from disk get the metadata of the *input*
     sample and the saved attribute; metadata that the estimator itself added is not saved.
     Writes are atomic (temporary file, then ``os.replace``; at a URL, one upload of a local
-    temporary file), so several processes may
-    checkpoint into the same directory. If a save still fails after ``attempts`` tries, a
+    temporary file), so several processes may checkpoint into the same directory. If a save still fails after ``attempts`` tries, a
     :class:`~checkpoint_magic.exceptions.StoreWriteWarning` is emitted, the result is
     returned unsaved, and the remaining results of that call are not saved either.
 
