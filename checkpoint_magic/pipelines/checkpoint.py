@@ -18,8 +18,6 @@ from ..exceptions import InvalidArgumentError, StoreWriteWarning, UncachedWarnin
 from ..ui.progress import progress_bar
 from .base import BaseWrapper, clone_estimator, estimator_has, estimator_requires_fit, unwrap
 from .files import (
-    FileLoader,
-    atomic_save,
     check_attempts,
     check_extension,
     checked_relative_path,
@@ -32,11 +30,10 @@ from .producer import (
     StaleCheckpointWarning,
     describe_changes,
     encode_header,
-    read_description,
-    read_digest,
     safe_describe,
     sidecar_path,
 )
+from .remote import FileOps, file_ops, is_url
 from .sample import Constant, DelayedSample, SampleSet, is_sample, is_sample_set
 
 __all__ = ["CheckpointWrapper"]
@@ -46,15 +43,6 @@ logger = logging.getLogger(__name__)
 
 class MissingKeyError(InvalidArgumentError, AttributeError):
     """A sample to checkpoint has no ``key`` (also an ``AttributeError``)."""
-
-
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        logger.warning("Could not remove %s: %s", path, exc)
 
 
 def _write_bytes(data: bytes, path: str) -> None:
@@ -77,8 +65,9 @@ def _sample_key(sample: Any, index: int) -> str:
 def _check_unique(samples: Sequence[Any], paths: Sequence[str]) -> None:
     """Refuse two samples of one call that map to one file (the second would load the first)."""
     seen: dict[str, int] = {}
+    url = bool(paths) and is_url(paths[0])  # object names are case-sensitive everywhere
     for i, path in enumerate(paths):
-        name = os.path.normcase(os.path.normpath(path))
+        name = path if url else os.path.normcase(os.path.normpath(path))
         first = seen.setdefault(name, i)
         if first != i:
             raise InvalidArgumentError(
@@ -98,10 +87,12 @@ class CheckpointWrapper(BaseWrapper):
         :class:`~checkpoint_magic.pipelines.SampleWrapper`: it takes samples and returns
         samples.
     features_dir : str or os.PathLike, default=None
-        Directory of the per-sample files. ``None``: ``transform`` is not checkpointed.
+        Directory of the per-sample files, or a URL prefix (``s3://bucket/features``,
+        through fsspec: see :mod:`~checkpoint_magic.pipelines.remote`). ``None``:
+        ``transform`` is not checkpointed.
     model_path : str or os.PathLike, default=None
-        File of the fitted model (cloudpickle). ``None``: the model is not checkpointed.
-        Parent directories are created.
+        File (or URL) of the fitted model (cloudpickle). ``None``: the model is not
+        checkpointed. Parent directories are created.
     extension : str, default=".h5"
         Suffix of the per-sample files: ``""`` or a suffix that starts with ``.``
         (``".h5"``, ``".tar.gz"``), without path separators or ``..``.
@@ -152,8 +143,8 @@ class CheckpointWrapper(BaseWrapper):
     whose ``sample_attribute`` is ``None``) are returned as they are and not saved, so they
     are recomputed next time. Samples loaded from disk get the metadata of the *input*
     sample and the saved attribute; metadata that the estimator itself added is not saved.
-    Writes are atomic (temporary file, then ``os.replace``), so several processes may
-    checkpoint into the same directory. If a save still fails after ``attempts`` tries, a
+    Writes are atomic (temporary file, then ``os.replace``; at a URL, one upload of a local
+    temporary file), so several processes may checkpoint into the same directory. If a save still fails after ``attempts`` tries, a
     :class:`~checkpoint_magic.exceptions.StoreWriteWarning` is emitted, the result is
     returned unsaved, and the remaining results of that call are not saved either.
 
@@ -223,22 +214,21 @@ class CheckpointWrapper(BaseWrapper):
         """
         if self.features_dir is None:
             return None
-        return self._path(
-            sample, index, os.fspath(self.features_dir), check_extension(self.extension)
-        )
+        base = os.fspath(self.features_dir)
+        return self._path(sample, index, base, check_extension(self.extension), file_ops(base))
 
-    def _path(self, sample: Any, index: int, base: str, extension: str) -> str:
+    def _path(self, sample: Any, index: int, base: str, extension: str, ops: FileOps) -> str:
         key = _sample_key(sample, index)
         if self.hash_fn is not None:
             bucket = checked_relative_path(self.hash_fn(key), "hash_fn(key)")
-            return os.path.join(base, bucket, key + extension)
-        return os.path.join(base, key + extension)
+            return ops.join(base, bucket, key + extension)
+        return ops.join(base, key + extension)
 
     # ---------------------------------------------------------------- model
 
     def _load_model(self) -> Any:
         path = os.fspath(self.model_path)  # type: ignore[arg-type]
-        model = FileLoader(load_pickle, path, check_attempts(self.attempts))()
+        model = file_ops(path).loader(load_pickle, path, check_attempts(self.attempts))()
         if type(model) is not type(self.estimator):
             raise InvalidArgumentError(
                 f"model_path {path!r} holds a {type(model).__name__}, but this "
@@ -251,7 +241,7 @@ class CheckpointWrapper(BaseWrapper):
     def _save_model(self, model: Any, header: bytes | None) -> None:
         path = os.fspath(self.model_path)  # type: ignore[arg-type]
         try:
-            atomic_save(
+            file_ops(path).save(
                 functools.partial(save_pickle, header=header),
                 model,
                 path,
@@ -270,12 +260,13 @@ class CheckpointWrapper(BaseWrapper):
     def _model_is_current(self, digest: str | None, description: dict[str, Any]) -> bool:
         """Whether ``model_path`` holds a model made by this configuration (warn if stale)."""
         path = os.fspath(self.model_path)  # type: ignore[arg-type]
-        found = read_digest(path)
+        ops = file_ops(path)
+        found = ops.read_digest(path)
         if found is None:
             return False
         if digest is not None and found == digest:
             return True
-        old = read_description(path) if found else None
+        old = ops.read_description(path) if found else None
         warn_user(
             f"The model at {path!r} was fitted by another configuration "
             f"({describe_changes(old, description)}); fitting again and replacing it.",
@@ -335,9 +326,9 @@ class CheckpointWrapper(BaseWrapper):
     # ---------------------------------------------------------------- features
 
     def _loaded_sample(
-        self, sample: Any, path: str, load_func: Callable[[str], Any], attempts: int
+        self, sample: Any, path: str, load_func: Callable[[str], Any], attempts: int, ops: FileOps
     ) -> Any:
-        loader = FileLoader(load_func, path, attempts)
+        loader = ops.loader(load_func, path, attempts)
         if self.sample_attribute == "data":
             return DelayedSample(loader, parent=sample)
         data_loader = sample.load if isinstance(sample, DelayedSample) else Constant(sample.data)
@@ -366,18 +357,18 @@ class CheckpointWrapper(BaseWrapper):
         """Where the producer record of ``path`` is read: the file, or its sidecar."""
         return path if self.save_func is None else sidecar_path(path)
 
-    def _save_one(self, value: Any, path: str, header: bytes | None, attempts: int) -> None:
+    def _save_one(
+        self, value: Any, path: str, header: bytes | None, attempts: int, ops: FileOps
+    ) -> None:
         """Save one result with its producer record (the record last, for custom savers)."""
         if self.save_func is None:
-            atomic_save(
-                self._save_func(header), value, path, attempts=attempts, suffix=self.extension
-            )
+            ops.save(self._save_func(header), value, path, attempts=attempts, suffix=self.extension)
             return
         record = sidecar_path(path)
-        _remove(record)  # a crash before the new record leaves no record: recomputed
-        atomic_save(self.save_func, value, path, attempts=attempts, suffix=self.extension)
+        ops.remove(record)  # a crash before the new record leaves no record: recomputed
+        ops.save(self.save_func, value, path, attempts=attempts, suffix=self.extension)
         if header is not None:
-            atomic_save(_write_bytes, header, record, attempts=attempts)
+            ops.save(_write_bytes, header, record, attempts=attempts)
 
     def _checkpoint(
         self,
@@ -390,6 +381,7 @@ class CheckpointWrapper(BaseWrapper):
     ) -> list[Any]:
         """Compute the samples without a current file (one call), save them, load the others."""
         digest = None if producer is None else producer[0]
+        ops = file_ops(self.features_dir)
         missing = []
         default_codec = self.save_func is None
         recompute_all = self.force or digest is None
@@ -397,13 +389,13 @@ class CheckpointWrapper(BaseWrapper):
             if recompute_all:
                 missing.append(i)
                 continue
-            found = read_digest(path if default_codec else sidecar_path(path))
-            if found == digest and (default_codec or os.path.isfile(path)):
+            found = ops.read_digest(path if default_codec else sidecar_path(path))
+            if found == digest and (default_codec or ops.isfile(path)):
                 continue
             missing.append(i)
-            if found is not None and (default_codec or os.path.isfile(path)):
+            if found is not None and (default_codec or ops.isfile(path)):
                 # read what made the first stale file now, before it is replaced
-                old = read_description(self._record_path(path)) if not stale and found else None
+                old = ops.read_description(self._record_path(path)) if not stale and found else None
                 stale.append((path, old))
         results: list[Any] = [None] * len(samples)
         if missing:
@@ -425,13 +417,13 @@ class CheckpointWrapper(BaseWrapper):
                 bar.update(1)
                 value = None if result is None else self._saved_value(result)
                 if value is None:  # a failed sample: never saved, computed again next time
-                    _remove(paths[i])
+                    ops.remove(paths[i])
                     continue
                 if failure is not None:
                     unsaved += 1
                     continue
                 try:
-                    self._save_one(value, paths[i], header, attempts)
+                    self._save_one(value, paths[i], header, attempts, ops)
                 except Exception as exc:  # storage failed: warn once below, keep the result
                     failure = exc
                     unsaved += 1
@@ -449,7 +441,7 @@ class CheckpointWrapper(BaseWrapper):
             todo = set(missing)
             for i, (sample, path) in enumerate(zip(samples, paths, strict=True)):
                 if i not in todo:
-                    results[i] = self._loaded_sample(sample, path, load_func, attempts)
+                    results[i] = self._loaded_sample(sample, path, load_func, attempts, ops)
             bar.update(len(samples) - len(missing))
         return results
 
@@ -536,6 +528,7 @@ class CheckpointWrapper(BaseWrapper):
     def _paths(self, samples: Sequence[Any]) -> list[str]:
         base = os.fspath(self.features_dir)  # type: ignore[arg-type]
         extension = check_extension(self.extension)  # once per call, not per sample
+        ops = file_ops(base)
         paths = []
         for i, s in enumerate(samples):
             if not is_sample(s):
@@ -543,7 +536,7 @@ class CheckpointWrapper(BaseWrapper):
                     f"CheckpointWrapper.transform expects samples with a `key`, but item {i} "
                     f"is a {type(s).__name__}."
                 )
-            paths.append(self._path(s, i, base, extension))
+            paths.append(self._path(s, i, base, extension, ops))
         return paths
 
     @available_if(estimator_has("predict"))

@@ -22,7 +22,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import xxhash
@@ -39,6 +39,7 @@ __all__ = [
     "hash_string",
     "load_hdf5",
     "load_pickle",
+    "retry_delay",
     "save_hdf5",
     "save_pickle",
 ]
@@ -280,7 +281,7 @@ def save_hdf5(data: Any, path: str, header: bytes | None = None) -> None:
             raw.write(header)
 
 
-def load_hdf5(path: str) -> Any:
+def load_hdf5(path: str | BinaryIO) -> Any:
     """Load what :func:`save_hdf5` saved (the default ``load_func``).
 
     A file written by another tool is read as its only dataset (or its ``array``
@@ -288,8 +289,8 @@ def load_hdf5(path: str) -> Any:
 
     Parameters
     ----------
-    path : str
-        The HDF5 file.
+    path : str or binary file
+        The HDF5 file (or a file object, such as ``io.BytesIO`` of its bytes).
 
     Returns
     -------
@@ -341,18 +342,22 @@ def save_pickle(obj: Any, path: str, header: bytes | None = None) -> None:
         cloudpickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def load_pickle(path: str) -> Any:
+def load_pickle(path: str | BinaryIO) -> Any:
     """Load a pickle written by :func:`save_pickle`. Loading a pickle runs code: trust it.
 
     Parameters
     ----------
     path
-        The file; a producer record at its start is skipped.
+        The file (or a binary file object at its start); a producer record at its start is
+        skipped.
 
     Returns
     -------
     object
     """
+    if not isinstance(path, (str, os.PathLike)):
+        skip_record(path)
+        return pickle.load(path)
     with open(path, "rb") as f:
         skip_record(f)
         return pickle.load(f)
@@ -361,7 +366,8 @@ def load_pickle(path: str) -> Any:
 # ------------------------------------------------------------------------------ I/O
 
 
-def _retry_delay(attempt: int) -> float:
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (doubling, at most :data:`MAX_RETRY_DELAY`)."""
     return float(min(RETRY_DELAY * 2 ** (attempt - 1), MAX_RETRY_DELAY))
 
 
@@ -459,7 +465,7 @@ def atomic_save(
             )
         finally:
             _remove_quietly(tmp)
-        time.sleep(_retry_delay(attempt))
+        time.sleep(retry_delay(attempt))
 
 
 def _remove_quietly(path: str) -> None:
@@ -497,7 +503,7 @@ class FileLoader:
     def __call__(self) -> Any:
         for attempt in range(1, self.attempts + 1):
             try:
-                return self.load_func(self.path)
+                return self.read()
             except OSError as exc:
                 if attempt >= self.attempts:
                     raise
@@ -508,8 +514,12 @@ class FileLoader:
                     self.attempts,
                     exc,
                 )
-                time.sleep(_retry_delay(attempt))
+                time.sleep(retry_delay(attempt))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def read(self) -> Any:
+        """One attempt: ``load_func(path)``."""
+        return self.load_func(self.path)
 
     def __getstate__(self) -> tuple[Any, str, int]:
         return (self.load_func, self.path, self.attempts)

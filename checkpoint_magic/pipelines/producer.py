@@ -33,11 +33,14 @@ from typing import Any, BinaryIO
 from ..exceptions import FingerprintError, StaleCheckpointWarning
 
 __all__ = [
+    "DIGEST_BYTES",
     "HEADER_MAGIC",
     "NO_RECORD",
     "StaleCheckpointWarning",
     "describe_changes",
     "describe_producer",
+    "description_in",
+    "digest_in",
     "encode_header",
     "fingerprint",
     "header_size",
@@ -56,6 +59,8 @@ HEADER_MAGIC = b"\x89CMP1\n"
 _DIGEST_LEN = 32
 _LEN_DIGITS = 8
 _FIXED = len(HEADER_MAGIC) + _DIGEST_LEN + _LEN_DIGITS
+#: Bytes at the start of a file that hold its producer digest (:func:`digest_in`).
+DIGEST_BYTES = len(HEADER_MAGIC) + _DIGEST_LEN
 #: What :func:`read_digest` returns for an existing file without a producer record.
 NO_RECORD = ""
 _SHOWN_MAX = 60  # longest repr shown in a warning
@@ -356,14 +361,35 @@ def read_digest(path: str) -> str | None:
     except OSError:  # unreadable now: treat as present without record, recomputed
         return NO_RECORD
     try:
-        head = os.read(fd, len(HEADER_MAGIC) + _DIGEST_LEN)
+        head = os.read(fd, DIGEST_BYTES)
     except OSError:
         return NO_RECORD
     finally:
         os.close(fd)
-    if not head.startswith(HEADER_MAGIC) or len(head) < len(HEADER_MAGIC) + _DIGEST_LEN:
+    return digest_in(head)
+
+
+def digest_in(head: bytes) -> str:
+    """The producer digest in the first :data:`DIGEST_BYTES` bytes of a file.
+
+    Parameters
+    ----------
+    head : bytes
+        The start of the file (at least :data:`DIGEST_BYTES` bytes when it has a record).
+
+    Returns
+    -------
+    str
+        The digest, or :data:`NO_RECORD` (``""``) when ``head`` starts no record.
+
+    Examples
+    --------
+    >>> digest_in(encode_header("0" * 32, {})[:DIGEST_BYTES]) == "0" * 32, digest_in(b"HDF")
+    (True, '')
+    """
+    if not head.startswith(HEADER_MAGIC) or len(head) < DIGEST_BYTES:
         return NO_RECORD
-    return head[len(HEADER_MAGIC) :].decode("ascii", "replace")
+    return head[len(HEADER_MAGIC) : DIGEST_BYTES].decode("ascii", "replace")
 
 
 def read_description(path: str) -> dict[str, list[Any]] | None:
@@ -381,15 +407,36 @@ def read_description(path: str) -> dict[str, list[Any]] | None:
     """
     try:
         with open(path, "rb") as f:
-            head = f.read(_FIXED)
-            if len(head) < _FIXED or not head.startswith(HEADER_MAGIC):
-                return None
-            size = int(head[len(HEADER_MAGIC) + _DIGEST_LEN :], 16)
-            body = f.read(size)
-        value = json.loads(body.decode("utf-8"))
+            return description_in(f)
     except (OSError, ValueError) as exc:
         logger.debug("No readable producer record in %s: %s", path, exc)
         return None
+
+
+def description_in(f: BinaryIO) -> dict[str, list[Any]] | None:
+    """The description recorded at the start of the binary file ``f`` (at its start).
+
+    Parameters
+    ----------
+    f : binary file
+        A file object opened for reading, positioned at its start (a local file, or an
+        fsspec file of a URL: it reads the record only).
+
+    Returns
+    -------
+    dict of str to list or None
+        The description, or ``None`` when ``f`` starts no record.
+
+    Raises
+    ------
+    OSError, ValueError
+        When ``f`` cannot be read, or its record is damaged.
+    """
+    head = f.read(_FIXED)
+    if len(head) < _FIXED or not head.startswith(HEADER_MAGIC):
+        return None
+    size = int(head[len(HEADER_MAGIC) + _DIGEST_LEN :], 16)
+    value = json.loads(f.read(size).decode("utf-8"))
     return value if isinstance(value, dict) else None
 
 
