@@ -10,8 +10,10 @@ sees through them.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -375,3 +377,51 @@ class BaseWrapper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None): 
         if y is None:
             return self.fit(X, **fit_params).transform(X)
         return self.fit(X, y, **fit_params).transform(X)
+
+
+def rebind_main_classes(obj: Any, _seen: set[int] | None = None, _depth: int = 0) -> Any:
+    """Give objects of by-value copies of ``__main__`` classes their live class back.
+
+    A model pickled from a script or notebook carries the classes defined there *by value*
+    (cloudpickle), so loading it makes new class objects, whose code no longer reads as the
+    class the script defines: every file it then produces would look made by another
+    configuration. The caller has checked that the model was made by the live class's code
+    (its producer record), so the copy and the live class are the same code.
+
+    Parameters
+    ----------
+    obj : object
+        A loaded model (walked through its attributes, lists, tuples and dicts).
+
+    Returns
+    -------
+    object
+        ``obj``, changed in place.
+
+    Examples
+    --------
+    >>> rebind_main_classes([1, {"a": 2}])
+    [1, {'a': 2}]
+    """
+    seen = set() if _seen is None else _seen
+    if id(obj) in seen or _depth > 50:
+        return obj
+    seen.add(id(obj))
+    if isinstance(obj, (list, tuple)):
+        for item in obj:
+            rebind_main_classes(item, seen, _depth + 1)
+        return obj
+    if isinstance(obj, dict):
+        for item in obj.values():
+            rebind_main_classes(item, seen, _depth + 1)
+        return obj
+    cls = type(obj)
+    if cls.__module__ == "__main__":
+        live = getattr(sys.modules.get("__main__"), cls.__qualname__, None)
+        if isinstance(live, type) and live is not cls and live.__qualname__ == cls.__qualname__:
+            # A layout the live class cannot take (TypeError): the copy stays, files recompute.
+            with contextlib.suppress(TypeError):
+                obj.__class__ = live
+    for value in getattr(obj, "__dict__", {}).values():
+        rebind_main_classes(value, seen, _depth + 1)
+    return obj

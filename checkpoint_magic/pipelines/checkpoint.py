@@ -16,7 +16,14 @@ from sklearn.utils.metaestimators import available_if
 
 from ..exceptions import InvalidArgumentError, StoreWriteWarning, UncachedWarning, warn_user
 from ..ui.progress import progress_bar
-from .base import BaseWrapper, clone_estimator, estimator_has, estimator_requires_fit, unwrap
+from .base import (
+    BaseWrapper,
+    clone_estimator,
+    estimator_has,
+    estimator_requires_fit,
+    rebind_main_classes,
+    unwrap,
+)
 from .files import (
     check_attempts,
     check_extension,
@@ -229,6 +236,7 @@ class CheckpointWrapper(BaseWrapper):
     def _load_model(self) -> Any:
         path = os.fspath(self.model_path)  # type: ignore[arg-type]
         model = file_ops(path).loader(load_pickle, path, check_attempts(self.attempts))()
+        rebind_main_classes(model)  # its producer record matched: the live classes' code
         if type(model) is not type(self.estimator):
             raise InvalidArgumentError(
                 f"model_path {path!r} holds a {type(model).__name__}, but this "

@@ -58,3 +58,34 @@ def test_seed_prints_what_it_says(tmp_path, monkeypatch, capsys):
     runner = doctest.DocTestRunner(optionflags=FLAGS)
     runner.run(test, out=lambda s: None)
     assert runner.summarize(verbose=False).failed == 1
+
+
+SCRIPT_WITH_MODEL = """
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+import checkpoint_magic.pipelines as mario
+
+class MyTransformer(TransformerMixin, BaseEstimator):
+    def fit(self, X, y=None):
+        print("fit")
+        self.mean_ = np.mean(X)
+        return self
+
+    def transform(self, X):
+        print("transform")
+        return np.asarray(X) - self.mean_
+
+samples = [mario.Sample(np.arange(3.0) + i, key=str(i)) for i in range(3)]
+est = mario.wrap(["sample", "checkpoint"], MyTransformer(), features_dir="features", model_path="model.pkl")
+print([float(s.data.sum()) for s in est.fit(samples).transform(samples)])
+"""
+
+
+def test_a_script_class_with_model_path_and_features_dir_is_reused_on_the_next_run(script):
+    """The seed's usual set-up, run twice as a script: the model pickled with its ``__main__``
+    class by value must not make every feature file look made by another configuration."""
+    first = script.run(SCRIPT_WITH_MODEL)
+    assert first.stdout.splitlines()[:2] == ["fit", "transform"]
+    second = script.run(SCRIPT_WITH_MODEL)
+    assert second.stdout.splitlines() == [first.stdout.splitlines()[-1]]  # no fit, no transform
+    assert "Warning" not in second.stderr
