@@ -273,7 +273,7 @@ class Checkpointer:
             logger.info("%s: recomputing (%s)", self.namespace, reason)
             if shown:
                 notes.note_miss(self.namespace, reason)
-            record_miss(self.store, self.namespace, reason, now)
+            record_miss(self.store, self.namespace, reason, now, defer=True)
             self.last_miss_reason = reason
         else:
             # Nobody is listening now: keep what is needed to explain it on demand (`why`).
@@ -283,7 +283,7 @@ class Checkpointer:
                 "inputs": dict(input_fps),
                 "parts": parts,
             }
-            record_miss(self.store, self.namespace, None, now, request=request)
+            record_miss(self.store, self.namespace, None, now, request=request, defer=True)
 
     def save(
         self,

@@ -175,6 +175,8 @@ class Store:
         self._hot_records: dict[str, tuple[Any, bytes | None, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
+        # entry folder -> (folder stat version, whether it holds a file); see has_entries
+        self._has_entries: dict[str, tuple[Any, bool]] = {}
 
     def __repr__(self) -> str:
         return f"Store({self.location!r})"
@@ -513,10 +515,24 @@ class Store:
         return self.backend.delete(layout.entry(namespace, key))
 
     def has_entries(self, namespace: str) -> bool:
-        """Whether the namespace has an entry folder (cheap: no manifest is read)."""
-        return bool(self.backend.list_folders(layout.ENTRIES)) and bool(
-            self.backend.list_files(layout.entry_folder(namespace))
-        )
+        """Whether the namespace has an entry file (cheap: no manifest is read, nothing stat'ed)."""
+        folder = layout.entry_folder(namespace)
+        path = self.backend.local_path(folder)
+        if path is None:
+            return bool(self.backend.list_files(folder))
+        folder_stat = self.backend.stat_folder(folder)
+        if folder_stat is None:
+            return False
+        known = self._has_entries.get(folder)
+        if known is not None and known[0] == folder_stat.version:
+            return known[1]  # the folder's mtime moves with every file added or removed
+        try:  # stop at the first file: a miss must not cost a listing of every entry
+            with os.scandir(path) as it:
+                found = any(e.is_file(follow_symlinks=False) for e in it)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        self._has_entries[folder] = (folder_stat.version, found)
+        return found
 
     def entry_keys_by_age(self, namespace: str) -> list[str]:
         """Keys of the namespace's entries, most recently written first."""
