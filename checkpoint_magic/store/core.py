@@ -78,6 +78,13 @@ _OVERLAP_MIN = 24 << 20
 #: Verified hot manifest records remembered per store (see Store.read_entry).
 _HOT_RECORDS_MAX = 4096
 _RACY_SECONDS = 0.1  # well above a coarse timestamp tick (one jiffy, <= 10 ms)
+
+
+def _stat_signature(st: os.stat_result) -> tuple[int, ...]:
+    """What identifies a file's content without reading it: moves with any change of it."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 _GITIGNORE = b"# written by checkpoint_magic: a checkpoint store is never committed\n*\n"
 
 
@@ -177,6 +184,8 @@ class Store:
         self._local = threading.local()
         # entry folder -> (folder stat version, whether it holds a file); see has_entries
         self._has_entries: dict[str, tuple[Any, bool]] = {}
+        # local blob path -> ((algorithm, digest), stat signature) verified by this process
+        self._verified_blobs: dict[str, tuple[tuple[str, str], tuple[int, ...]]] = {}
 
     def __repr__(self) -> str:
         return f"Store({self.location!r})"
@@ -363,7 +372,17 @@ class Store:
         path = self.backend.local_path(layout.blob(digest))
         if path is None:
             raise CorruptBlobError(f"blob {digest} has no local file to memory-map")
-        hasher, expected, _ = self._hashers(ref)
+        hasher, expected, algorithm = self._hashers(ref)
+        # A blob this process verified is not hashed again while its file is provably the
+        # same: device, inode, size, mtime and ctime (which any in-place change or utime
+        # call moves, and which cannot be set back) all unchanged.
+        known = self._verified_blobs.get(path)
+        if known is not None and known[0] == (algorithm, expected):
+            try:
+                if _stat_signature(os.stat(path, follow_symlinks=False)) == known[1]:
+                    return path
+            except OSError:
+                pass
         try:
             f, st = self.backend.open_read(layout.blob(digest))
         except FileNotFoundError:
@@ -371,11 +390,16 @@ class Store:
         with f:
             if st.size != size:
                 raise self._discard_corrupt(digest, f"size {st.size}, expected {size}")
+            before = os.fstat(f.fileno())  # taken before hashing: a change during it moves ctime
             if size:
                 with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
                     hasher.update(mapped)
         if hasher.hexdigest() != expected:
             raise self._discard_corrupt(digest, "content does not match its hash")
+        if time.time() - before.st_ctime > _RACY_SECONDS:  # not changed within a timestamp tick
+            if len(self._verified_blobs) >= _HOT_RECORDS_MAX:
+                self._verified_blobs.clear()
+            self._verified_blobs[path] = ((algorithm, expected), _stat_signature(before))
         return path
 
     # ------------------------------------------------------------------ values
