@@ -35,6 +35,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import numpy as np
 import xxhash
 
 from .. import config
@@ -47,6 +48,7 @@ from ..exceptions import (
     UncachedWarning,
     warn_user,
 )
+from ..fingerprint.frozen import remember as remember_read_only
 from ..fingerprint.values import HASH_SCHEME_VERSION, Fingerprinter
 from ..store.budget import enforce_budget
 from ..store.core import CorruptBlobError, CorruptManifestError, Store, get_store
@@ -120,6 +122,14 @@ def make_key(kind: str, namespace: str, code_fp: str, input_fps: Mapping[str, st
     for name in sorted(input_fps):
         h.update(f"{len(name)}:{name}={input_fps[name]}\0".encode())
     return h.hexdigest()
+
+
+def _remember_read_only(store: Store, outputs: Mapping[str, Any]) -> None:
+    """Let the fingerprints reuse the digest of read-only memory maps of verified blobs."""
+    for value in outputs.values():
+        filename = getattr(value, "filename", None) if type(value) is np.memmap else None
+        if filename:
+            remember_read_only(value, store.verified_signature(filename))
 
 
 @dataclass
@@ -240,6 +250,8 @@ class Checkpointer:
                 CorruptEntryWarning,
             )
             return None
+        if mmap_mode == "r":
+            _remember_read_only(store, outputs)
         store.record_use(self.namespace, key)
         logger.debug("hit %s %s", self.namespace, key)
         return LoadResult(

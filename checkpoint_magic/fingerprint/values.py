@@ -63,6 +63,7 @@ from .encoding import (
     write_str,
     xxh,
 )
+from .frozen import keep_digest, known_digest
 from .problems import HOP_ATTRS, HOP_ITEM, HOP_SILENT, path_to, problem_message
 
 __all__ = [
@@ -470,7 +471,19 @@ def _builtin_subclass(base_handler: Handler) -> Handler:
 
 # -- numpy -----------------------------------------------------------------------------------
 def _h_ndarray(fp: Fingerprinter, obj: np.ndarray, h: Any) -> None:
+    if type(obj) is not np.memmap or obj.flags.writeable:
+        fp._memoised(obj, h, b"A", _fill_ndarray)
+        return
+    # A read-only memory map of a file provably unchanged since its digest was computed
+    # (see fingerprint.frozen) is not hashed again.
+    digest = known_digest(obj, fp._seed)
+    if digest is not None:
+        h.update(b"A" + digest)
+        return
     fp._memoised(obj, h, b"A", _fill_ndarray)
+    hit = fp._memo.get(id(obj))
+    if hit is not None and hit[0] is obj:
+        keep_digest(obj, fp._seed, hit[1])
 
 
 def _fill_ndarray(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:

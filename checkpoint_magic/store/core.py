@@ -402,6 +402,12 @@ class Store:
             self._verified_blobs[path] = ((algorithm, expected), _stat_signature(before))
         return path
 
+    def verified_signature(self, path: str) -> tuple[int, ...] | None:
+        """The stat signature (dev, ino, size, mtime_ns, ctime_ns) at which this process last
+        verified the blob file ``path`` (see :meth:`verified_blob_path`), or ``None``."""
+        known = self._verified_blobs.get(path)
+        return None if known is None else known[1]
+
     # ------------------------------------------------------------------ values
     def put_value(self, obj: Any) -> dict[str, Any]:
         """Encode ``obj`` with its codec and store it; return the record kept in a manifest."""
