@@ -348,7 +348,7 @@ class Store:
         verification costs little more than the read itself.
         """
         digest, size = str(ref["digest"]), int(ref["size"])
-        hasher, expected, _ = self._hashers(ref)
+        hasher, expected, algorithm = self._hashers(ref)
         try:
             f, st = self.backend.open_read(layout.blob(digest))
         except FileNotFoundError:
@@ -357,6 +357,19 @@ class Store:
             if st.size != size:
                 raise self._discard_corrupt(digest, f"size {st.size}, expected {size}")
             views = [v for v in buffers if v.nbytes]
+            path = self.backend.local_path(layout.blob(digest))
+            before = os.fstat(f.fileno()) if path is not None else None
+            known = self._trusted_signature(layout.blob(digest), algorithm, expected)
+            if known is not None and before is not None and _stat_signature(before) == known:
+                # Verified by this process and unchanged since: read without hashing, and
+                # check the file did not change while it was read (ctime would move).
+                for view in views:
+                    readinto_full(f, view)
+                if _stat_signature(os.fstat(f.fileno())) == known:
+                    return
+                hasher = self._hashers(ref)[0]
+                f.seek(0)
+                views = [v for v in buffers if v.nbytes]
             if size < _OVERLAP_MIN:
                 for view in views:
                     readinto_full(f, view)
@@ -365,6 +378,16 @@ class Store:
                 pipelined_read(f, views, hasher)
         if hasher.hexdigest() != expected:
             raise self._discard_corrupt(digest, "content does not match its hash")
+        if path is not None and before is not None:
+            self._remember_verified(path, (algorithm, expected), before)
+
+    def _trusted_signature(
+        self, name: str, algorithm: str, expected: str
+    ) -> tuple[int, ...] | None:
+        """The stat signature at which this process verified blob ``name`` against ``expected``."""
+        path = self.backend.local_path(name)
+        known = None if path is None else self._verified_blobs.get(path)
+        return known[1] if known is not None and known[0] == (algorithm, expected) else None
 
     def verified_blob_path(self, ref: Mapping[str, Any]) -> str:
         """A local path of the blob ``ref`` names, after checking its whole content."""
@@ -396,11 +419,17 @@ class Store:
                     hasher.update(mapped)
         if hasher.hexdigest() != expected:
             raise self._discard_corrupt(digest, "content does not match its hash")
+        self._remember_verified(path, (algorithm, expected), before)
+        return path
+
+    def _remember_verified(
+        self, path: str, digest: tuple[str, str], before: os.stat_result
+    ) -> None:
+        """Remember that the blob file ``path`` (stat'ed ``before`` hashing) matched ``digest``."""
         if time.time() - before.st_ctime > _RACY_SECONDS:  # not changed within a timestamp tick
             if len(self._verified_blobs) >= _HOT_RECORDS_MAX:
                 self._verified_blobs.clear()
-            self._verified_blobs[path] = ((algorithm, expected), _stat_signature(before))
-        return path
+            self._verified_blobs[path] = (digest, _stat_signature(before))
 
     def verified_signature(self, path: str) -> tuple[int, ...] | None:
         """The stat signature (dev, ino, size, mtime_ns, ctime_ns) at which this process last
