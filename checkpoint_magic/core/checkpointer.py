@@ -164,6 +164,7 @@ class Checkpointer:
         self.namespace = namespace
         self._store_arg = store
         self._store: Store | None = store if isinstance(store, Store) else None
+        self._default: tuple[tuple[str | None, str], Store] | None = None
         #: Why the last lookup of this checkpointer missed although entries existed (set when
         #: notes are shown or INFO logging is enabled; otherwise ``explain.last_miss`` computes
         #: it on demand).
@@ -180,7 +181,14 @@ class Checkpointer:
         """The store, resolved on first use (so ``CHECKPOINT_MAGIC_DIR`` set later still counts)."""
         if self._store is None:
             if self._store_arg is None:
-                return get_store(None)  # re-resolved each time: the env var or cwd may change
+                # Re-resolved when the env var or the cwd changes (resolving costs syscalls).
+                try:
+                    where = (os.environ.get(config.ENV_DIR), os.getcwd())
+                except OSError:  # the cwd was removed: resolve as before
+                    return get_store(None)
+                if self._default is None or self._default[0] != where:
+                    self._default = (where, get_store(None))
+                return self._default[1]
             self._store = get_store(self._store_arg)
         return self._store
 
