@@ -115,13 +115,9 @@ def make_key(kind: str, namespace: str, code_fp: str, input_fps: Mapping[str, st
     >>> make_key("function", "m.f", "c", {"a": "1"}) == make_key("function", "m.f", "c", {"b": "1"})
     False
     """
-    h = xxhash.xxh3_128()
-    h.update(
-        f"checkpoint_magic-key\0{HASH_SCHEME_VERSION}\0{kind}\0{namespace}\0{code_fp}\0".encode()
-    )
-    for name in sorted(input_fps):
-        h.update(f"{len(name)}:{name}={input_fps[name]}\0".encode())
-    return h.hexdigest()
+    parts = [f"checkpoint_magic-key\0{HASH_SCHEME_VERSION}\0{kind}\0{namespace}\0{code_fp}\0"]
+    parts += [f"{len(name)}:{name}={input_fps[name]}\0" for name in sorted(input_fps)]
+    return xxhash.xxh3_128_hexdigest("".join(parts).encode())  # one call: the same digest
 
 
 def _remember_read_only(store: Store, outputs: Mapping[str, Any]) -> None:
