@@ -590,7 +590,8 @@ class Store:
                 found = any(e.is_file(follow_symlinks=False) for e in it)
         except (FileNotFoundError, NotADirectoryError):
             return False
-        self._has_entries[folder] = (folder_stat.version, found)
+        if time.time() - folder_stat.mtime > _RACY_SECONDS:  # not changed within a tick
+            self._has_entries[folder] = (folder_stat.version, found)
         return found
 
     def entry_keys_by_age(self, namespace: str) -> list[str]:
