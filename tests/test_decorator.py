@@ -459,3 +459,71 @@ def test_a_damaged_blob_read_with_mmap_mode_is_a_miss_not_a_wrong_value(store_di
         again = make(200_000)
     assert CALLS == [200_000, 200_000]
     np.testing.assert_array_equal(again, np.arange(200_000, dtype=np.float64))
+
+
+def test_a_blob_changed_in_place_after_a_verified_mmap_hit_is_caught(store_dir):
+    """The verified-blob cache trusts a blob only while its full stat signature is unchanged."""
+    import os
+    import time
+
+    CALLS.clear()
+
+    @checkpoint(store=store_dir, mmap_mode="r")
+    def make(n):
+        CALLS.append(n)
+        return np.arange(n, dtype=np.float64)
+
+    make(200_000)
+    blob = max(
+        (p for p in (store_dir / "objects").rglob("*") if p.is_file()),
+        key=lambda p: p.stat().st_size,
+    )
+    time.sleep(0.2)  # past the racy window, so the verification below is remembered
+    for _ in range(2):  # verified once, then trusted by its stat signature
+        np.testing.assert_array_equal(make(200_000), np.arange(200_000, dtype=np.float64))
+    assert CALLS == [200_000]
+    before = blob.stat()
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, content changed in place...
+    with open(blob, "r+b") as f:  # ...in the same inode
+        f.write(bytes(data))
+    os.utime(blob, ns=(before.st_atime_ns, before.st_mtime_ns))  # and its mtime set back
+    with pytest.warns(CorruptEntryWarning):
+        again = make(200_000)
+    assert CALLS == [200_000, 200_000]
+    np.testing.assert_array_equal(again, np.arange(200_000, dtype=np.float64))
+
+
+@pytest.mark.parametrize("n", [200_000, 4_000_000])  # read plainly / hashed on a second thread
+def test_a_blob_changed_in_place_after_a_verified_hit_is_caught(store_dir, n):
+    """Reads skip hashing a blob this process verified only while its stat signature holds."""
+    import os
+    import time
+
+    CALLS.clear()
+
+    @checkpoint(store=store_dir)
+    def make(n):
+        CALLS.append(n)
+        return np.arange(n, dtype=np.float64)
+
+    make(n)
+    blob = max(
+        (p for p in (store_dir / "objects").rglob("*") if p.is_file()),
+        key=lambda p: p.stat().st_size,
+    )
+    time.sleep(0.2)  # past the racy window, so the verification below is remembered
+    for _ in range(2):  # verified once, then trusted by its stat signature
+        np.testing.assert_array_equal(make(n), np.arange(n, dtype=np.float64))
+    assert list(CALLS) == [n]
+    before = blob.stat()
+    with open(blob, "r+b") as f:  # same size, same inode, one byte changed
+        f.seek(before.st_size // 2)
+        byte = f.read(1)
+        f.seek(before.st_size // 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    os.utime(blob, ns=(before.st_atime_ns, before.st_mtime_ns))  # and its mtime set back
+    with pytest.warns(CorruptEntryWarning):
+        again = make(n)
+    assert list(CALLS) == [n, n]
+    np.testing.assert_array_equal(again, np.arange(n, dtype=np.float64))

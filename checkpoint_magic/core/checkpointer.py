@@ -42,6 +42,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import numpy as np
 import xxhash
 
 from .. import config
@@ -54,6 +55,7 @@ from ..exceptions import (
     UncachedWarning,
     warn_user,
 )
+from ..fingerprint.frozen import remember as remember_read_only
 from ..fingerprint.values import HASH_SCHEME_VERSION, Fingerprinter
 from ..store import singleflight
 from ..store.budget import enforce_budget
@@ -178,13 +180,17 @@ def make_key(kind: str, namespace: str, code_fp: str, input_fps: Mapping[str, st
     >>> make_key("function", "m.f", "c", {"a": "1"}) == make_key("function", "m.f", "c", {"b": "1"})
     False
     """
-    h = xxhash.xxh3_128()
-    h.update(
-        f"checkpoint_magic-key\0{HASH_SCHEME_VERSION}\0{kind}\0{namespace}\0{code_fp}\0".encode()
-    )
-    for name in sorted(input_fps):
-        h.update(f"{len(name)}:{name}={input_fps[name]}\0".encode())
-    return h.hexdigest()
+    parts = [f"checkpoint_magic-key\0{HASH_SCHEME_VERSION}\0{kind}\0{namespace}\0{code_fp}\0"]
+    parts += [f"{len(name)}:{name}={input_fps[name]}\0" for name in sorted(input_fps)]
+    return xxhash.xxh3_128_hexdigest("".join(parts).encode())  # one call: the same digest
+
+
+def _remember_read_only(store: Store, outputs: Mapping[str, Any]) -> None:
+    """Let the fingerprints reuse the digest of read-only memory maps of verified blobs."""
+    for value in outputs.values():
+        filename = getattr(value, "filename", None) if type(value) is np.memmap else None
+        if filename:
+            remember_read_only(value, store.verified_signature(filename))
 
 
 @dataclass
@@ -219,6 +225,7 @@ class Checkpointer:
         self.namespace = namespace
         self._store_arg = store
         self._store: Store | None = store if isinstance(store, Store) else None
+        self._default: tuple[tuple[str | None, str], Store] | None = None
         #: Why the last lookup of this checkpointer missed although entries existed (set when
         #: notes are shown or INFO logging is enabled; otherwise ``explain.last_miss`` computes
         #: it on demand).
@@ -246,7 +253,14 @@ class Checkpointer:
         """The store, resolved on first use (so ``CHECKPOINT_MAGIC_DIR`` set later still counts)."""
         if self._store is None:
             if self._store_arg is None:
-                return get_store(None)  # re-resolved each time: the env var or cwd may change
+                # Re-resolved when the env var or the cwd changes (resolving costs syscalls).
+                try:
+                    where = (os.environ.get(config.ENV_DIR), os.getcwd())
+                except OSError:  # the cwd was removed: resolve as before
+                    return get_store(None)
+                if self._default is None or self._default[0] != where:
+                    self._default = (where, get_store(None))
+                return self._default[1]
             self._store = get_store(self._store_arg)
         return self._store
 
@@ -343,6 +357,8 @@ class Checkpointer:
                 CorruptEntryWarning,
             )
             return None
+        if mmap_mode == "r":
+            _remember_read_only(store, outputs)
         with contextlib.suppress(OSError):
             store.record_use(self.namespace, key)
         logger.debug("hit %s %s", self.namespace, key)
@@ -431,7 +447,7 @@ class Checkpointer:
             logger.info("%s: recomputing (%s)", self.namespace, reason)
             if shown:
                 notes.note_miss(self.namespace, reason)
-            record_miss(self.store, self.namespace, reason, now)
+            record_miss(self.store, self.namespace, reason, now, defer=True)
             self.last_miss_reason = reason
         else:
             # Nobody is listening now: keep what is needed to explain it on demand (`why`).
@@ -441,7 +457,7 @@ class Checkpointer:
                 "inputs": dict(input_fps),
                 "parts": parts,
             }
-            record_miss(self.store, self.namespace, None, now, request=request)
+            record_miss(self.store, self.namespace, None, now, request=request, defer=True)
 
     def save(
         self,

@@ -26,8 +26,11 @@ Examples
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,6 +43,57 @@ logger = logging.getLogger(__name__)
 
 #: At most this many recent entries of a namespace are compared (misses stay cheap).
 MAX_CANDIDATES = 200
+#: Seconds a deferred miss record waits before a timer thread writes it (exit writes the rest).
+FLUSH_INTERVAL = 1.0
+
+
+class _MissWriter:
+    """Keeps the last miss record of each namespace in memory; a daemon thread writes them.
+
+    A miss then costs no file-system write in the caller's thread; a burst of misses of one
+    namespace (a loop over new arguments) writes its record once per interval, and
+    :func:`last_miss` and interpreter exit write what is pending first.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[int, str], tuple[Store, bytes]] = {}
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, store: Store, namespace: str, data: bytes) -> None:
+        with self._lock:
+            self._pending[(id(store), namespace)] = (store, data)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="checkpoint-magic-misses", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(FLUSH_INTERVAL)
+            with self._lock:
+                if not self._pending:
+                    self._thread = None
+                    return
+            self.flush()
+
+    def flush(self) -> None:
+        with self._flush_lock:
+            with self._lock:
+                batch, self._pending = self._pending, {}
+            for (_, namespace), (store, data) in batch.items():
+                if not store.backend.exists():  # never re-create a store deleted meanwhile
+                    continue
+                try:
+                    store.write_record(namespace, LAST_MISS, data)
+                except OSError as exc:
+                    logger.debug("could not record the miss of %s: %s", namespace, exc)
+
+
+_miss_writer = _MissWriter()
+atexit.register(_miss_writer.flush)
 
 
 def describe_difference(
@@ -145,18 +199,24 @@ def record_miss(
     when: float,
     *,
     request: Mapping[str, Any] | None = None,
+    defer: bool = False,
 ) -> None:
     """Remember the last miss of a namespace, for ``checkpoint-magic why NAME`` (best effort).
 
     Either the ``reason`` is known already (it was logged), or the ``request`` (key, code,
     inputs, code parts) is kept so that :func:`last_miss` can explain it when asked: a miss
-    costs one small write, not a comparison with every stored entry.
+    costs one small write, not a comparison with every stored entry. With ``defer`` the
+    write happens in a background thread (within :data:`FLUSH_INTERVAL`, at exit, or when
+    :func:`last_miss` is asked in this process), only the namespace's latest miss is written.
     """
     record: dict[str, Any] = {"namespace": namespace, "time": when}
     if reason is not None:
         record["reason"] = reason
     if request is not None:
         record["request"] = dict(request)
+    if defer:
+        _miss_writer.submit(store, namespace, json.dumps(record).encode("utf-8"))
+        return
     try:
         store.write_record(namespace, LAST_MISS, json.dumps(record).encode("utf-8"))
     except OSError as exc:
@@ -169,6 +229,7 @@ def last_miss(store: Store, namespace: str) -> dict[str, Any] | None:
     A miss recorded without its reason is explained now, against the entries that existed
     before it.
     """
+    _miss_writer.flush()
     try:
         raw = store.read_record(namespace, LAST_MISS)
         data = json.loads(raw) if raw is not None else None

@@ -63,6 +63,7 @@ from .encoding import (
     write_str,
     xxh,
 )
+from .frozen import keep_digest, known_digest
 from .problems import HOP_ATTRS, HOP_ITEM, HOP_SILENT, path_to, problem_message
 
 __all__ = [
@@ -120,6 +121,14 @@ def fingerprint(obj: Any, name: str | None = None) -> str:
     return Fingerprinter().fingerprint(obj, name)
 
 
+#: Immutable scalars whose fingerprints are remembered (a tiny hit hashes no argument twice).
+_SCALAR_TYPES = frozenset({int, str, bool, type(None), bytes})
+_SIZED = frozenset({str, bytes})
+_SCALAR_STR_MAX = 256
+_SCALAR_MEMO_MAX = 4096
+_scalar_fps: dict[tuple[Any, ...], str] = {}
+
+
 class Fingerprinter:
     """Fingerprint several values, hashing a large value shared between them only once.
 
@@ -170,6 +179,19 @@ class Fingerprinter:
         >>> fp.fingerprint((1, "a"), name="x") == fingerprint((1, "a"))
         True
         """
+        cls = type(obj)
+        if cls in _SCALAR_TYPES and (cls not in _SIZED or len(obj) <= _SCALAR_STR_MAX):
+            memo_key = (cls, obj, self._seed)  # the type too: 1, 1.0 and True are equal keys
+            known = _scalar_fps.get(memo_key)
+            if known is None:
+                known = self._fingerprint(obj, name)
+                if len(_scalar_fps) >= _SCALAR_MEMO_MAX:
+                    _scalar_fps.clear()
+                _scalar_fps[memo_key] = known
+            return known
+        return self._fingerprint(obj, name)
+
+    def _fingerprint(self, obj: Any, name: str | None) -> str:
         self._root = name or "value"
         self._problems.clear()
         h = xxh(seed=self._seed)
@@ -470,7 +492,19 @@ def _builtin_subclass(base_handler: Handler) -> Handler:
 
 # -- numpy -----------------------------------------------------------------------------------
 def _h_ndarray(fp: Fingerprinter, obj: np.ndarray, h: Any) -> None:
+    if type(obj) is not np.memmap or obj.flags.writeable:
+        fp._memoised(obj, h, b"A", _fill_ndarray)
+        return
+    # A read-only memory map of a file provably unchanged since its digest was computed
+    # (see fingerprint.frozen) is not hashed again.
+    digest = known_digest(obj, fp._seed)
+    if digest is not None:
+        h.update(b"A" + digest)
+        return
     fp._memoised(obj, h, b"A", _fill_ndarray)
+    hit = fp._memo.get(id(obj))
+    if hit is not None and hit[0] is obj:
+        keep_digest(obj, fp._seed, hit[1])
 
 
 def _fill_ndarray(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
@@ -611,6 +645,7 @@ def register(
     if string_array_digest is not None:
         _STRING_ARRAY_DIGEST[:] = [string_array_digest]
     _RESOLVED.clear()
+    _scalar_fps.clear()
 
 
 def _handler_for(cls: type) -> Handler:

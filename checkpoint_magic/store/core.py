@@ -83,6 +83,21 @@ _HOT_RECORDS_MAX = 4096
 _RACY_SECONDS = 0.1  # well above a coarse timestamp tick (one jiffy, <= 10 ms)
 #: The hash blobs are addressed (named) by: fast, not collision resistant (see digests).
 address_hasher = xxhash.xxh3_128
+
+
+def _fstat(f: Any) -> os.stat_result | None:
+    """The stat of an open local file; ``None`` for a stream without a descriptor (URL stores)."""
+    try:
+        return os.fstat(f.fileno())
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
+
+
+def _stat_signature(st: os.stat_result) -> tuple[int, ...]:
+    """What identifies a file's content without reading it: moves with any change of it."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 _GITIGNORE = b"# written by checkpoint_magic: a checkpoint store is never committed\n*\n"
 
 
@@ -142,6 +157,10 @@ class Store:
         self._hot_records: dict[str, tuple[Any, bytes | None, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
+        # entry folder -> (folder stat version, whether it holds a file); see has_entries
+        self._has_entries: dict[str, tuple[Any, bool]] = {}
+        # local blob path -> ((algorithm, digest), stat signature) verified by this process
+        self._verified_blobs: dict[str, tuple[tuple[str, str], tuple[int, ...]]] = {}
 
     def __repr__(self) -> str:
         return f"Store({self.location!r})"
@@ -323,7 +342,7 @@ class Store:
         verification costs little more than the read itself.
         """
         digest, size = str(ref["digest"]), int(ref["size"])
-        hasher, expected, _ = self._hashers(ref)
+        hasher, expected, algorithm = self._hashers(ref)
         try:
             f, st = self.backend.open_read(layout.blob(digest))
         except FileNotFoundError:
@@ -332,6 +351,20 @@ class Store:
             if st.size != size:
                 raise self._discard_corrupt(digest, f"size {st.size}, expected {size}")
             views = [v for v in buffers if v.nbytes]
+            # Only the store's own local files can be trusted by their stat signature.
+            before = _fstat(f) if self.backend.files_are_local else None
+            path = self.backend.local_path(layout.blob(digest)) if before is not None else None
+            known = None if path is None else self._trusted_signature(path, algorithm, expected)
+            if known is not None and before is not None and _stat_signature(before) == known:
+                # Verified by this process and unchanged since: read without hashing, and
+                # check the file did not change while it was read (ctime would move).
+                for view in views:
+                    readinto_full(f, view)
+                if _stat_signature(os.fstat(f.fileno())) == known:
+                    return
+                hasher = self._hashers(ref)[0]
+                f.seek(0)
+                views = [v for v in buffers if v.nbytes]
             if size < _OVERLAP_MIN:
                 for view in views:
                     readinto_full(f, view)
@@ -340,6 +373,15 @@ class Store:
                 pipelined_read(f, views, hasher)
         if hasher.hexdigest() != expected:
             raise self._discard_corrupt(digest, "content does not match its hash")
+        if path is not None and before is not None:
+            self._remember_verified(path, (algorithm, expected), before)
+
+    def _trusted_signature(
+        self, path: str, algorithm: str, expected: str
+    ) -> tuple[int, ...] | None:
+        """The stat signature at which this process verified the blob at ``path``."""
+        known = self._verified_blobs.get(path)
+        return known[1] if known is not None and known[0] == (algorithm, expected) else None
 
     def verified_blob_path(self, ref: Mapping[str, Any]) -> str:
         """A local path of the blob ``ref`` names, after checking its whole content."""
@@ -347,7 +389,17 @@ class Store:
         path = self.backend.local_path(layout.blob(digest))
         if path is None:
             raise CorruptBlobError(f"blob {digest} has no local file to memory-map")
-        hasher, expected, _ = self._hashers(ref)
+        hasher, expected, algorithm = self._hashers(ref)
+        # A blob this process verified is not hashed again while its file is provably the
+        # same: device, inode, size, mtime and ctime (which any in-place change or utime
+        # call moves, and which cannot be set back) all unchanged.
+        known = self._verified_blobs.get(path)
+        if known is not None and known[0] == (algorithm, expected):
+            try:
+                if _stat_signature(os.stat(path, follow_symlinks=False)) == known[1]:
+                    return path
+            except OSError:
+                pass
         try:
             f, st = self.backend.open_read(layout.blob(digest))
         except FileNotFoundError:
@@ -355,12 +407,29 @@ class Store:
         with f:
             if st.size != size:
                 raise self._discard_corrupt(digest, f"size {st.size}, expected {size}")
+            before = os.fstat(f.fileno())  # taken before hashing: a change during it moves ctime
             if size:
                 with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
                     hasher.update(mapped)
         if hasher.hexdigest() != expected:
             raise self._discard_corrupt(digest, "content does not match its hash")
+        self._remember_verified(path, (algorithm, expected), before)
         return path
+
+    def _remember_verified(
+        self, path: str, digest: tuple[str, str], before: os.stat_result
+    ) -> None:
+        """Remember that the blob file ``path`` (stat'ed ``before`` hashing) matched ``digest``."""
+        if time.time() - before.st_ctime > _RACY_SECONDS:  # not changed within a timestamp tick
+            if len(self._verified_blobs) >= _HOT_RECORDS_MAX:
+                self._verified_blobs.clear()
+            self._verified_blobs[path] = (digest, _stat_signature(before))
+
+    def verified_signature(self, path: str) -> tuple[int, ...] | None:
+        """The stat signature (dev, ino, size, mtime_ns, ctime_ns) at which this process last
+        verified the blob file ``path`` (see :meth:`verified_blob_path`), or ``None``."""
+        known = self._verified_blobs.get(path)
+        return None if known is None else known[1]
 
     # ------------------------------------------------------------------ values
     def put_value(self, obj: Any) -> dict[str, Any]:
@@ -499,10 +568,25 @@ class Store:
         return self.backend.delete(layout.entry(namespace, key))
 
     def has_entries(self, namespace: str) -> bool:
-        """Whether the namespace has an entry folder (cheap: no manifest is read)."""
-        return bool(self.backend.list_folders(layout.ENTRIES)) and bool(
-            self.backend.list_files(layout.entry_folder(namespace))
-        )
+        """Whether the namespace has an entry file (cheap: no manifest is read, nothing stat'ed)."""
+        folder = layout.entry_folder(namespace)
+        path = self.backend.local_path(folder)
+        if path is None:
+            return bool(self.backend.list_files(folder))
+        folder_stat = self.backend.stat_folder(folder)
+        if folder_stat is None:
+            return False
+        known = self._has_entries.get(folder)
+        if known is not None and known[0] == folder_stat.version:
+            return known[1]  # the folder's mtime moves with every file added or removed
+        try:  # stop at the first file: a miss must not cost a listing of every entry
+            with os.scandir(path) as it:
+                found = any(e.is_file(follow_symlinks=False) for e in it)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        if time.time() - folder_stat.mtime > _RACY_SECONDS:  # not changed within a tick
+            self._has_entries[folder] = (folder_stat.version, found)
+        return found
 
     def entry_keys_by_age(self, namespace: str) -> list[str]:
         """Keys of the namespace's entries, most recently written first."""

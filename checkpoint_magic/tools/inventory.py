@@ -30,7 +30,14 @@ from typing import Any
 
 from ..exceptions import InvalidArgumentError
 from ..store import layout
-from ..store.catalog import EntryInfo, blob_files, require_store, scan_entries, stored_size
+from ..store.catalog import (
+    EntryInfo,
+    blob_files,
+    manifest_refs,
+    require_store,
+    scan_entries,
+    stored_size,
+)
 from ..store.core import Store
 
 __all__ = [
@@ -248,8 +255,7 @@ def du(store: Store) -> DuReport:
     """
     require_store(store, allow_empty=True)
     report = DuReport(root=store.location)
-    scan = scan_entries(store)
-    referenced = {d for e in scan.entries for d in e.blobs}
+    referenced, entry_bytes, entry_files = manifest_refs(store)
     for rel, st in blob_files(store).items():
         report.objects_bytes += st.size
         report.objects_files += 1
@@ -257,8 +263,8 @@ def du(store: Store) -> DuReport:
         if digest is not None and digest not in referenced:
             report.reclaimable_bytes += st.size
             report.reclaimable_files += 1
-    report.entries_bytes = scan.entry_bytes
-    report.entries_files = len(scan.entries) + len(scan.damaged)
+    report.entries_bytes = entry_bytes
+    report.entries_files = entry_files
     for _, st in store.backend.list_files(layout.TMP):
         report.tmp_bytes += st.size
         report.tmp_files += 1

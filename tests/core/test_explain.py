@@ -86,3 +86,31 @@ def test_without_info_logging_the_reason_is_computed_on_demand(store_dir, caplog
     f(2)  # a miss while an entry exists: recorded, not explained yet
     assert "recomputing" not in caplog.text
     assert last_miss(Store(store_dir), "explain.lazy")["reason"] == "input changed: x"
+
+
+def test_a_deferred_miss_record_is_written_before_why_reads_it(store_dir):
+    from checkpoint_magic.core import explain
+
+    @checkpoint(store=store_dir, name="explain.deferred")
+    def f(x):
+        return x + 1
+
+    f(1)
+    f(2)
+    f(3)  # only the namespace's latest miss is kept
+    store = Store(store_dir)
+    miss = last_miss(store, "explain.deferred")
+    assert miss["request"]["key"] == store.entry_keys_by_age("explain.deferred")[0]  # f(3)'s
+    assert miss["reason"] == "input changed: x"
+    explain._miss_writer.flush()  # nothing pending is left behind
+
+
+def test_has_entries_follows_entries_added_and_removed(store_dir):
+    store = Store(store_dir)
+    assert not store.has_entries("m.f")
+    record = store.put_value(1)
+    manifest = {"format": 1, "key": "k" * 32, "namespace": "m.f", "outputs": {"return": record}}
+    store.write_entry("m.f", "k" * 32, manifest)
+    assert store.has_entries("m.f")
+    store.delete_entry("m.f", "k" * 32)
+    assert not store.has_entries("m.f")

@@ -931,3 +931,12 @@ def test_estimators_count_their_whole_fitted_state():
     t2 = TfidfVectorizer().fit(["red blue", "blue blue red", "blue"])
     assert t1.vocabulary_ == t2.vocabulary_
     assert fingerprint(t1) != fingerprint(t2)
+
+
+def test_remembered_scalar_fingerprints_keep_types_apart():
+    from checkpoint_magic.fingerprint.values import Fingerprinter
+
+    for _ in range(2):  # computed, then remembered
+        fps = [Fingerprinter().fingerprint(v) for v in (1, True, 1.0, "1", b"1", None, 0, False)]
+        assert len(set(fps)) == len(fps)
+    assert Fingerprinter().fingerprint("x" * 1000) == Fingerprinter().fingerprint("x" * 1000)

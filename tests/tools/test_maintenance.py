@@ -153,6 +153,19 @@ def test_du_counts_every_area_and_reclaimable_blobs(tmp_path):
     assert report.total_bytes == report.objects_bytes + report.entries_bytes + report.tmp_bytes + report.state_bytes
 
 
+def test_du_finds_the_blobs_of_entries_with_escaped_or_damaged_manifests(tmp_path):
+    store = Store(tmp_path / "s")
+    key = commit(store, "m.f\u00e9", "c1", 1, big(1))  # a name JSON writes as \u escapes
+    commit(store, "m.g", "c1", 1, 1)  # a tiny result: no blob
+    damaged = commit(store, "m.h", "c1", 1, big(2))
+    store.entry_path("m.h", damaged).write_bytes(b"garbage")
+    report = du(store)
+    kept = find_entry(store, key).blobs
+    assert report.entries_files == 3
+    assert report.reclaimable_files == 1  # only the blob of the damaged manifest
+    assert report.objects_bytes - report.reclaimable_bytes == sum(kept.values())
+
+
 def test_stored_size_follows_every_change(tmp_path):
     store = Store(tmp_path / "s")
 

@@ -82,6 +82,11 @@ class StoreBackend(abc.ABC):
     ``/``-separated path relative to the store root; ``""`` is the root itself.
     """
 
+    #: Whether :meth:`open_read` returns the store's own local files, whose stat signature
+    #: (device, inode, size, mtime, ctime) changes with any change of their content: then a
+    #: blob this process verified may be read again without hashing while it is unchanged.
+    files_are_local: bool = False
+
     #: Where the store is, as the user would write it (a path or a URL).
     location: str
 

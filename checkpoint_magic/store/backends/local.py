@@ -89,6 +89,8 @@ class LocalBackend(StoreBackend):
         The store directory (absolute); created on the first write.
     """
 
+    files_are_local = True
+
     def __init__(self, root: str | os.PathLike[str]):
         self.root = os.path.abspath(os.fspath(root))
         self.location = self.root
