@@ -17,7 +17,8 @@ Fingerprints are cached per function object with what they depended on (the obje
 global name was bound to, every function's ``__code__``, defaults and closure cells): a
 repeated :func:`code_fingerprint` costs a few identity checks, and rebinding a helper (a
 notebook re-running a cell, IPython's autoreload swapping ``__code__``) is noticed. The
-traversal of what a function reaches and that cache live in :mod:`checkpoint_magic.fingerprint.codegraph`;
+traversal of what a function reaches lives in :mod:`~checkpoint_magic.fingerprint.codegraph`, that
+cache in :mod:`~checkpoint_magic.fingerprint.codecache`;
 code objects and ASTs are encoded by :mod:`~checkpoint_magic.fingerprint.bytecode`, user code is
 told from installed code by :mod:`~checkpoint_magic.fingerprint.origin`; this module is the API.
 """
@@ -31,7 +32,7 @@ import types
 from typing import Any
 
 from ..exceptions import FingerprintError
-from . import codegraph
+from . import codecache
 from .bytecode import CODEHASH_VERSION, code_names, normalized_dump
 from .encoding import hex_digest
 from .origin import is_user_code, package_version
@@ -49,8 +50,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The per-function cache of code fingerprints (owned by ``codegraph``).
-CODE_CACHE = codegraph.CODE_CACHE
+#: The per-function cache of code fingerprints (owned by ``codecache``).
+CODE_CACHE = codecache.CODE_CACHE
 
 
 def code_fingerprint(obj: Any) -> str:
@@ -92,7 +93,7 @@ def code_fingerprint(obj: Any) -> str:
     entry = CODE_CACHE.get(id(obj))  # fast path: a cached function without closure values
     if entry is not None and not entry.volatile and entry.valid((obj,)):
         return entry.digest
-    return codegraph.compute(obj, parts=False)[0]
+    return codecache.compute(obj, parts=False)[0]
 
 
 def code_parts(obj: Any) -> dict[str, str]:
@@ -116,7 +117,7 @@ def code_parts(obj: Any) -> dict[str, str]:
     >>> sorted(code_parts(ns["f"]))
     ['<exec>.f', '<exec>.helper']
     """
-    return dict(codegraph.compute(obj)[1])
+    return dict(codecache.compute(obj)[1])
 
 
 def code_inputs(obj: Any) -> tuple[str, dict[str, Any]]:
@@ -133,7 +134,7 @@ def code_inputs(obj: Any) -> tuple[str, dict[str, Any]]:
     entry = CODE_CACHE.get(id(obj))  # fast path: a cached function without closure values
     if entry is not None and not entry.volatile and entry.valid((obj,)):
         return entry.digest, entry.data_values() if entry.data else {}
-    return code_fingerprint(obj), codegraph.data_globals(obj)
+    return code_fingerprint(obj), codecache.data_globals(obj)
 
 
 def data_globals(obj: Any) -> dict[str, Any]:
@@ -159,7 +160,7 @@ def data_globals(obj: Any) -> dict[str, Any]:
     >>> data_globals(ns["f"])
     {'CONFIG': {'factor': 2}}
     """
-    return codegraph.data_globals(obj)
+    return codecache.data_globals(obj)
 
 
 def source_fingerprint(source: str) -> str:

@@ -1,16 +1,14 @@
-"""The dependency graph of a code fingerprint and its per-function cache (used by ``code``).
+"""The traversal behind a code fingerprint: what a function, method or class reaches.
 
-:func:`compute` walks what a function, method or class reaches: user functions and
-classes through global names, closure cells, defaults, used attributes of user modules,
-imports inside the function and the class a method is defined in, and the class of a
-global that is an instance of a user class; installed code by name and version; small
-constants by value. It records the own-code fingerprint of each user
-function and class (the ``code_parts``), every name binding it followed, and what a later
-call must re-check to trust the cached fingerprint: the object each global name was bound
-to, every function's ``__code__``, defaults and closure cells. The cache itself is
-:data:`CODE_CACHE`, read directly by ``code_fingerprint``'s fast path;
-closure values and the data attributes of user classes (``params = {...}``) are re-hashed
-by value on every call.
+:class:`Graph` walks user functions and classes through global names, closure cells, defaults,
+used attributes of user modules, imports inside the function and the class a method is defined
+in, and the class of a global that is an instance of a user class; installed code counts by name
+and version, small constants by value. It records the own-code fingerprint of each user function
+and class (the ``code_parts``), every name binding it followed, and what a later call must
+re-check to trust the cached fingerprint: the object each global name was bound to, every
+function's ``__code__``, defaults and closure cells. The check modes (:data:`SAME`, :data:`WEAK`,
+:data:`TYPE`, :data:`EMPTY`) and :func:`kind_of` are shared with ``codecache``, which turns a
+traversal into a cached :class:`~checkpoint_magic.fingerprint.codecache.Entry`.
 """
 
 from __future__ import annotations
@@ -20,32 +18,27 @@ import enum
 import functools
 import importlib.util
 import re
-import struct
 import sys
-import threading
 import types
 import weakref
 from typing import Any
 
 import xxhash
 
-from ..exceptions import FingerprintError
 from . import origin  # its functions through the module: tests patch package_version
 from .bytecode import (
-    CODEHASH_VERSION,
     code_bytes,
     code_names,
     const_fingerprint,
     function_ast,
     is_const,
 )
-from .encoding import HASH_SCHEME_VERSION, frame, hex_digest
-from .origin import PYTHON_TAG, path_is_installed
+from .encoding import frame, hex_digest
+from .origin import path_is_installed
 from .values import QuietFingerprinter, fingerprint
 
-_INTERPRETER = sys.implementation.cache_tag or PYTHON_TAG  # bytecode differs between interpreters
-_MISSING: Any = object()  # a name not bound in a namespace (a builtin, or not defined yet)
-_SAME, _WEAK, _TYPE, _EMPTY = 0, 1, 2, 3  # how a dependency is re-checked on a cached call
+MISSING: Any = object()  # a name not bound in a namespace (a builtin, or not defined yet)
+SAME, WEAK, TYPE, EMPTY = 0, 1, 2, 3  # how a dependency is re-checked on a cached call
 _BUILTIN_TYPES = (
     types.BuiltinFunctionType,
     types.MethodDescriptorType,
@@ -68,7 +61,6 @@ _SKIP_CLASS_ATTRS = frozenset(
     }
 )
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
-_STATE = threading.local()
 
 
 _CODE_INFO: dict[int, tuple[Any, bytes, tuple[frozenset[str], ...]]] = {}
@@ -113,7 +105,7 @@ def _installed_name(obj: Any) -> str:
     return f"{mod}.{name}=={origin.package_version(mod) if isinstance(mod, str) else None}"
 
 
-def _kind(v: Any) -> str:
+def kind_of(v: Any) -> str:
     t = type(v)
     if t is types.FunctionType or t is types.MethodType:
         return "function" if t is types.FunctionType else "method"
@@ -137,11 +129,11 @@ def _kind(v: Any) -> str:
     return "data"
 
 
-def _value_fp(v: Any) -> str:
+def value_fp(v: Any) -> str:
     return "c" + const_fingerprint(v) if is_const(v) else "v" + fingerprint(v)
 
 
-def _data_fp(v: Any) -> str:
+def data_fp(v: Any) -> str:
     """A class's data attribute by value; what cannot be walked (a lock) counts by type, quietly."""
     if is_const(v):
         return "c" + const_fingerprint(v)
@@ -159,19 +151,19 @@ def _framework_data(cls: type, name: str, v: Any) -> bool:
 
 def _expect(v: Any, desc: str | None) -> tuple[Any, int]:
     """What a cached call compares a binding with: the object, a weak reference, or its type."""
-    if v is _MISSING or (desc is not None and desc.startswith("const:")):
-        return v, _SAME
+    if v is MISSING or (desc is not None and desc.startswith("const:")):
+        return v, SAME
     if (desc is None and type(v) not in (str, bytes, tuple, frozenset)) or (
         desc is not None and desc.startswith("instance:")
     ):
-        return weakref.ref(type(v)), _TYPE  # data: only a change to code matters
+        return weakref.ref(type(v)), TYPE  # data: only a change to code matters
     try:
-        return weakref.ref(v), _WEAK
+        return weakref.ref(v), WEAK
     except TypeError:
-        return v, _SAME
+        return v, SAME
 
 
-class _Graph:
+class Graph:
     """One traversal: own-code parts, name bindings, and what a cached call must re-check."""
 
     def __init__(self) -> None:
@@ -206,13 +198,13 @@ class _Graph:
     def lookup(
         self, owner: Any, attr: str, ns: Any, name: str, attrs: frozenset[str], referrer: str
     ) -> None:
-        v = ns.get(name, _MISSING)
-        desc = None if v is _MISSING else self.resolve(v, attrs)
+        v = ns.get(name, MISSING)
+        desc = None if v is MISSING else self.resolve(v, attrs)
         self.check(owner, attr, ns, name, v, desc)
         if desc is not None:
             self.bindings.add((referrer, name, desc))
         if (
-            v is not _MISSING
+            v is not MISSING
             and (desc is None or desc.startswith(("instance:", "holds:")))
             and not (name.startswith("__") and name.endswith("__"))
         ):
@@ -226,7 +218,7 @@ class _Graph:
         An instance of a user-defined class (``scorer = Scorer()``) counts by its class's
         code, not by its data: that is an input, to be passed as an argument.
         """
-        kind = _kind(v)
+        kind = kind_of(v)
         if kind in ("function", "class") and origin.is_user_code(v):
             return "user:" + (self.function(v) if kind == "function" else self.klass(v))
         if kind in ("function", "class", "builtin", "wrapped"):
@@ -239,7 +231,7 @@ class _Graph:
             owner = v.__self__
             return f"method:{self.resolve(v.__func__)}|{self.resolve(owner if isinstance(owner, type) else type(owner))}"
         if kind == "partial":
-            return f"partial:{self.resolve(v.func)}|{_value_fp(v.args)}|{_value_fp(v.keywords)}"
+            return f"partial:{self.resolve(v.func)}|{value_fp(v.args)}|{value_fp(v.keywords)}"
         if kind == "const":
             return "const:" + const_fingerprint(v)
         held = self.held_code(v)
@@ -263,7 +255,7 @@ class _Graph:
             return None
         found = []
         for x in list(items)[:1000]:
-            kind = _kind(x)
+            kind = kind_of(x)
             if kind in ("function", "class", "method", "partial", "wrapped"):
                 found.append(str(self.resolve(x)))
             elif kind == "data" and depth < 3 and (inner := self.held_code(x, depth + 1)):
@@ -319,7 +311,7 @@ class _Graph:
             raise ImportError(f"cannot import {name!r}, which {fn.__qualname__} imports")
         else:  # nothing on the path by that name (yet): the function will fail to import it
             if candidates[0]:
-                self.check(sys, "modules", sys.modules, candidates[0], _MISSING, None)
+                self.check(sys, "modules", sys.modules, candidates[0], MISSING, None)
             self.bindings.add((key, "import " + name, "unresolved"))
 
     def function(self, fn: types.FunctionType) -> str:
@@ -341,10 +333,10 @@ class _Graph:
             try:
                 v = cell.cell_contents
             except ValueError:
-                cells.append((i, None, _EMPTY))
+                cells.append((i, None, EMPTY))
                 self.bindings.add((key, "<cell>" + name, "empty"))
                 continue
-            if _kind(v) in ("data", "const"):
+            if kind_of(v) in ("data", "const"):
                 self.volatile.append((fn, i, key, name))  # re-hashed on every call
             else:
                 desc = self.resolve(v, attrs)
@@ -414,7 +406,7 @@ class _Graph:
         path = fn.__qualname__.split(".")[:-1]
         if not path or "<locals>" in path:
             return None
-        obj = fn.__globals__.get(path[0], _MISSING)
+        obj = fn.__globals__.get(path[0], MISSING)
         self.check(
             fn,
             "__globals__",
@@ -424,7 +416,7 @@ class _Graph:
             "class" if isinstance(obj, type) else None,
         )
         for part in path[1:]:
-            obj = vars(obj).get(part, _MISSING) if isinstance(obj, type) else _MISSING
+            obj = vars(obj).get(part, MISSING) if isinstance(obj, type) else MISSING
         if not isinstance(obj, type) or not origin.is_user_code(obj):
             return None
         member = vars(obj).get(fn.__name__)
@@ -433,237 +425,3 @@ class _Graph:
                 return "owner:user:" + self.klass(obj)
             member = getattr(member, "__func__", None) or getattr(member, "__wrapped__", None)
         return "owner:redefined"  # the name holds another version of the class now
-
-
-class Entry:
-    """A cached fingerprint and everything it was computed from."""
-
-    __slots__ = ("refs", "fn_checks", "ns_checks", "volatile", "base", "digest", "parts", "data")
-    refs: tuple[Any, ...]
-    fn_checks: tuple[tuple[Any, ...], ...]
-    ns_checks: tuple[tuple[Any, ...], ...]  # (owner ref, attribute, then (name, expected) by mode)
-    volatile: tuple[tuple[Any, int | str, str, str], ...]  # owner ref, cell | attr kind, key, name
-    base: Any
-    digest: str
-    parts: dict[str, str]
-    data: tuple[tuple[str, Any, str, str], ...]  # (label, owner ref, attribute, name)
-
-    def data_values(self) -> dict[str, Any]:
-        """The current values of the data globals the code reads, by label (``CONFIG``, ``mod.X``)."""
-        out = {}
-        for label, ref, attr, name in self.data:
-            owner = ref()
-            if owner is not None:
-                v = getattr(owner, attr).get(name, _MISSING)
-                if v is not _MISSING:
-                    out[label] = v
-        return out
-
-    def valid(self, roots: tuple[Any, ...]) -> bool:
-        """Whether every object the fingerprint was computed from is still in place."""
-        for ref, root in zip(self.refs, roots, strict=True):
-            if ref() is not root:
-                return False
-        for ref, code, defaults, kwdefaults, cells in self.fn_checks:
-            fn = ref()
-            if (
-                fn is None
-                or fn.__code__ is not code
-                or fn.__defaults__ is not defaults
-                or fn.__kwdefaults__ is not kwdefaults
-                or (cells and not _cells_unchanged(fn, cells))
-            ):
-                return False
-        missing = _MISSING
-        for ref, attr, weak, same, typed in self.ns_checks:
-            if (owner := ref()) is None:
-                return False
-            get = getattr(owner, attr).get
-            for name, expect in weak:
-                if get(name, missing) is not expect():
-                    return False
-            for name, expect in same:
-                if get(name, missing) is not expect:
-                    return False
-            for name, expect in typed:
-                if type(get(name, missing)) is not expect():
-                    return False
-        return True
-
-    def value(self) -> tuple[str, list[tuple[str, str, str]]] | None:
-        """The fingerprint, re-hashing closure values and class data (None: rebuild), and
-        ``(part key, name, value fingerprint)`` of each value re-hashed.
-
-        Called after :meth:`valid`, so a class data attribute is still the same object.
-        """
-        if not self.volatile:
-            return self.digest, []
-        h, extra = self.base.copy(), []
-        for ref, slot, key, name in self.volatile:
-            if type(slot) is int:
-                try:
-                    v = ref().__closure__[slot].cell_contents
-                except (AttributeError, ValueError):
-                    return None
-                if _kind(v) not in ("data", "const"):
-                    return None  # a closure cell now holds code
-                fp = _value_fp(v)
-            else:
-                v = vars(owner).get(name, _MISSING) if (owner := ref()) is not None else _MISSING
-                if v is _MISSING:
-                    return None
-                fp, name = _data_fp(v._value_ if slot == "enum" else v), "." + name
-            h.update(frame(key, name, fp))
-            extra.append((key, name, fp))
-        return str(h.hexdigest()), extra
-
-    def current_parts(self, values: list[tuple[str, str, str]]) -> dict[str, str]:
-        """The parts, each with the values re-hashed by :meth:`value` for it."""
-        parts = dict(self.parts)
-        for key, name, fp in values:
-            parts[key] = hex_digest(parts[key], name, fp)
-        return parts
-
-
-#: Code fingerprints by id of the root(s), with what they were computed from.
-CODE_CACHE: dict[Any, Entry] = {}
-
-
-def _cells_unchanged(fn: types.FunctionType, cells: tuple[tuple[Any, ...], ...]) -> bool:
-    for i, expect, mode in cells:
-        try:
-            v = fn.__closure__[i].cell_contents  # type: ignore[index]
-        except ValueError:
-            v = _MISSING
-        if (
-            (v is not _MISSING)
-            if mode == _EMPTY
-            else (v is not (expect() if mode == _WEAK else expect))
-        ):
-            return False
-    return True
-
-
-def _roots(obj: Any) -> tuple[Any, ...]:
-    """What to fingerprint: a method is its function and the class of its instance."""
-    if type(obj) is types.MethodType:
-        owner = obj.__self__
-        return obj.__func__, owner if isinstance(owner, type) else type(owner)
-    if isinstance(obj, (staticmethod, classmethod)):
-        return _roots(obj.__func__)
-    if _kind(obj) in ("function", "class", "builtin", "wrapped"):
-        return (obj,)
-    if callable(obj):
-        return (type(obj),)  # a callable instance: its class's code (its state is data)
-    raise FingerprintError(
-        f"cannot fingerprint the code of a {type(obj).__name__}: pass a function, "
-        "method, lambda, functools.partial or class"
-    )
-
-
-def _label(obj: Any) -> str:
-    return (
-        f"{getattr(obj, '__module__', None)}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
-    )
-
-
-def _build(roots: tuple[Any, ...]) -> Entry:
-    g = _Graph()
-    descs = [str(g.resolve(r)) for r in roots]
-    if len(roots) == 1 and type(roots[0]) is types.FunctionType and descs[0].startswith("user:"):
-        descs.append(str(g.owner_class(roots[0])))
-    for r, desc in zip(roots, descs, strict=False):
-        if not desc.startswith("user:"):  # an installed root: its name and version are its part
-            g.parts.setdefault(_label(r), hex_digest(desc))
-    h = xxhash.xxh3_128()
-    h.update(
-        frame(
-            "checkpoint_magic.code",
-            str(CODEHASH_VERSION),
-            str(HASH_SCHEME_VERSION),
-            _INTERPRETER,
-            *descs,
-        )
-    )
-    h.update(struct.pack("<Q", len(g.parts)))
-    for key in sorted(g.parts):
-        h.update(frame(key, g.parts[key]))
-    h.update(struct.pack("<Q", len(g.bindings)))
-    for binding in sorted(g.bindings):
-        h.update(frame(*binding))
-    entry = Entry()
-    entry.fn_checks = tuple(g.fn_checks)
-    entry.ns_checks = tuple(
-        (
-            ref,
-            attr,
-            *(
-                tuple((n, e) for n, (e, m) in items.items() if m == mode)
-                for mode in (_WEAK, _SAME, _TYPE)
-            ),
-        )
-        for ref, attr, items in g.groups.values()
-    )
-    entry.volatile = tuple((weakref.ref(fn), i, key, name) for fn, i, key, name in g.volatile)
-    entry.base, entry.digest, entry.parts = h, h.hexdigest(), dict(g.parts)
-    entry.data = tuple(
-        (label, weakref.ref(owner), attr, name) for label, (owner, attr, name) in g.data.items()
-    )
-    return entry
-
-
-def data_globals(obj: Any) -> dict[str, Any]:
-    """The data globals (not code, not small constants) that ``obj``'s code reads, transitively.
-
-    Module-level names read by the function and every user helper it reaches, and the data
-    attributes of user modules it uses, by label: ``NAME`` for ``__main__`` / ``exec`` code,
-    ``module.NAME`` otherwise. Their *values* are inputs of a checkpointed call.
-    """
-    while isinstance(obj, functools.partial):
-        obj = obj.func
-    compute(obj, parts=False)  # builds (or validates) the cached entry
-    roots = _roots(obj)
-    entry = CODE_CACHE.get(id(roots[0]) if len(roots) == 1 else tuple(map(id, roots)))
-    if entry is None:  # a root without weak references: not cached
-        entry = _build(roots)
-    return entry.data_values()
-
-
-def compute(obj: Any, parts: bool = True) -> tuple[str, dict[str, str]]:
-    """(fingerprint, parts) of ``obj``, from the cache when nothing it used has changed.
-
-    With ``parts=False`` the parts are not updated with the current data values (faster).
-    """
-    partial = isinstance(obj, functools.partial)
-    roots = (obj,) if partial else _roots(obj)
-    key = id(roots[0]) if len(roots) == 1 else tuple(map(id, roots))
-    active = _STATE.__dict__.setdefault("active", set())
-    if key in active:  # reached again while hashing its own closure values or arguments
-        return hex_digest("recursive", _label(obj)), {}
-    active.add(key)
-    try:
-        if partial:
-            fp, own = compute(obj.func, parts)
-            return hex_digest("partial", fp, _value_fp(obj.args), _value_fp(obj.keywords)), own
-        for attempt in range(2):
-            entry = CODE_CACHE.get(key) if attempt == 0 else None
-            if entry is None or not entry.valid(roots):
-                entry = _build(roots)
-                try:
-                    entry.refs = tuple(weakref.ref(r) for r in roots)
-                except TypeError:  # a root without weak references: not cached
-                    pass
-                else:
-                    if (
-                        key not in CODE_CACHE
-                    ):  # drop the entry when a root dies (its id may be reused)
-                        for r in roots:
-                            weakref.finalize(r, CODE_CACHE.pop, key, None).atexit = False
-                    CODE_CACHE[key] = entry
-            value = entry.value()
-            if value is not None:  # None: a closure cell now holds code
-                digest, values = value
-                return digest, entry.current_parts(values) if parts and values else entry.parts
-        raise FingerprintError(f"the closure of {_label(obj)} changed while it was fingerprinted")
-    finally:
-        active.discard(key)
