@@ -121,12 +121,29 @@ def code_parts(obj: Any) -> dict[str, str]:
 
 
 def code_inputs(obj: Any) -> tuple[str, dict[str, Any]]:
-    """:func:`code_fingerprint` and :func:`data_globals` of ``obj`` in one pass over the cache.
+    r"""Return :func:`code_fingerprint` and :func:`data_globals` of ``obj`` in one pass over the cache.
+
+    Parameters
+    ----------
+    obj : function, method, class, functools.partial or callable instance
+        The code, as for :func:`code_fingerprint`.
+
+    Returns
+    -------
+    fingerprint : str
+        The code fingerprint (32 hexadecimal digits).
+    data : dict of str to object
+        The data globals the code reads, by label (``NAME``, ``module.NAME``).
+
+    Raises
+    ------
+    FingerprintError
+        When ``obj`` is not code or its code cannot be fingerprinted.
 
     Examples
     --------
     >>> ns = {"CONFIG": [1, 2]}
-    >>> exec("def f():\\n    return sum(CONFIG)\\n", ns)
+    >>> exec("def f():\n    return sum(CONFIG)\n", ns)
     >>> fp, data = code_inputs(ns["f"])
     >>> fp == code_fingerprint(ns["f"]), data
     (True, {'CONFIG': [1, 2]})
