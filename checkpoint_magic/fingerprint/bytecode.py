@@ -123,7 +123,7 @@ def const_fingerprint(v: Any) -> str:
 
 
 def _docstring_slot(code: types.CodeType) -> bool:
-    """Whether ``co_consts[0]`` is a function's docstring slot (a str or None the code never loads)."""
+    """Whether ``co_consts[0]`` is a docstring slot (a str or None the code never loads)."""
     if (
         not code.co_flags & inspect.CO_OPTIMIZED
         or code.co_name.startswith("<")
@@ -177,7 +177,7 @@ def code_bytes(code: types.CodeType, out: list[bytes]) -> None:
 
 
 def code_names(code: types.CodeType) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    r"""Return (global names read, attribute names used, modules imported) by a code object and its nested code.
+    r"""Return (global names read, attribute names, modules imported) by code and its nested code.
 
     Cached while the code object lives.
 

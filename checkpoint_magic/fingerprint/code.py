@@ -9,8 +9,8 @@ name, a closure cell, a used attribute of a user module or the class of a method
 Installed packages count by name and version, small global constants (None, bool,
 numbers, str, bytes and tuples/frozensets of them) by value, closure values and the data
 attributes of user classes (``params = {'lr': 0.1}`` in a class body) through
-:func:`checkpoint_magic.fingerprint.values.fingerprint`. A global that is an instance of a user class
-(``scorer = Scorer()``) counts by its class's code, not by its data. Other global values
+:func:`checkpoint_magic.fingerprint.values.fingerprint`. A global that is an instance of a user
+class (``scorer = Scorer()``) counts by its class's code, not by its data. Other global values
 (data) are *not* included: pass data as arguments so that it is an input.
 
 Fingerprints are cached per function object with what they depended on (the object each
@@ -121,7 +121,7 @@ def code_parts(obj: Any) -> dict[str, str]:
 
 
 def code_inputs(obj: Any) -> tuple[str, dict[str, Any]]:
-    r"""Return :func:`code_fingerprint` and :func:`data_globals` of ``obj`` in one pass over the cache.
+    r"""Return :func:`code_fingerprint` and :func:`data_globals` of ``obj`` in one cache pass.
 
     Parameters
     ----------
@@ -173,7 +173,8 @@ def data_globals(obj: Any) -> dict[str, Any]:
     Examples
     --------
     >>> ns = {"CONFIG": {"factor": 2}, "N": 3}
-    >>> exec("def helper():\\n    return CONFIG['factor']\\ndef f(x):\\n    return helper() * x * N\\n", ns)
+    >>> src = "def helper():\\n    return CONFIG['factor']\\n"
+    >>> exec(src + "def f(x):\\n    return helper() * x * N\\n", ns)
     >>> data_globals(ns["f"])
     {'CONFIG': {'factor': 2}}
     """

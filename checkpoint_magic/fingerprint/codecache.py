@@ -45,7 +45,13 @@ class Entry:
     data: tuple[tuple[str, Any, str, str], ...]  # (label, owner ref, attribute, name)
 
     def data_values(self) -> dict[str, Any]:
-        """The current values of the data globals the code reads, by label (``CONFIG``, ``mod.X``)."""
+        """Return the current values of the data globals the code reads (``CONFIG``, ``mod.X``).
+
+        Returns
+        -------
+        dict of str to object
+            The values still bound (a name unbound since is left out).
+        """
         out = {}
         for label, ref, attr, name in self.data:
             owner = ref()
@@ -56,7 +62,19 @@ class Entry:
         return out
 
     def valid(self, roots: tuple[Any, ...]) -> bool:
-        """Whether every object the fingerprint was computed from is still in place."""
+        """Whether every object the fingerprint was computed from is still in place.
+
+        Parameters
+        ----------
+        roots : tuple
+            The objects fingerprinted (a function; or a method's function and class).
+
+        Returns
+        -------
+        bool
+            False when a root, a function's code, defaults or closure cells, or a followed name
+            binding has changed.
+        """
         for ref, root in zip(self.refs, roots, strict=True):
             if ref() is not root:
                 return False
@@ -87,10 +105,15 @@ class Entry:
         return True
 
     def value(self) -> tuple[str, list[tuple[str, str, str]]] | None:
-        """The fingerprint, re-hashing closure values and class data (None: rebuild), and
-        ``(part key, name, value fingerprint)`` of each value re-hashed.
+        """Return the fingerprint, re-hashing closure values and class data (None: rebuild).
 
         Called after :meth:`valid`, so a class data attribute is still the same object.
+
+        Returns
+        -------
+        tuple of (str, list of (str, str, str)), or None
+            The fingerprint and ``(part key, name, value fingerprint)`` of each value re-hashed;
+            None when a closure cell now holds code or a data attribute is gone (rebuild).
         """
         if not self.volatile:
             return self.digest, []
@@ -114,7 +137,18 @@ class Entry:
         return str(h.hexdigest()), extra
 
     def current_parts(self, values: list[tuple[str, str, str]]) -> dict[str, str]:
-        """The parts, each with the values re-hashed by :meth:`value` for it."""
+        """Return the parts, each with the values re-hashed by :meth:`value` for it.
+
+        Parameters
+        ----------
+        values : list of (str, str, str)
+            ``(part key, name, value fingerprint)`` as returned by :meth:`value`.
+
+        Returns
+        -------
+        dict of str to str
+            Part key to digest.
+        """
         parts = dict(self.parts)
         for key, name, fp in values:
             parts[key] = hex_digest(parts[key], name, fp)
@@ -209,11 +243,33 @@ def _build(roots: tuple[Any, ...]) -> Entry:
 
 
 def data_globals(obj: Any) -> dict[str, Any]:
-    """The data globals (not code, not small constants) that ``obj``'s code reads, transitively.
+    r"""Return the data globals (not code, not small constants) that ``obj``'s code reads.
 
     Module-level names read by the function and every user helper it reaches, and the data
     attributes of user modules it uses, by label: ``NAME`` for ``__main__`` / ``exec`` code,
     ``module.NAME`` otherwise. Their *values* are inputs of a checkpointed call.
+
+    Parameters
+    ----------
+    obj : function, method, class, functools.partial or callable instance
+        The code.
+
+    Returns
+    -------
+    dict of str to object
+        Label to current value.
+
+    Raises
+    ------
+    FingerprintError
+        When ``obj`` is not code.
+
+    Examples
+    --------
+    >>> ns = {"CONFIG": {"k": 3}}
+    >>> exec("def f():\n    return CONFIG['k']\n", ns)
+    >>> data_globals(ns["f"])
+    {'CONFIG': {'k': 3}}
     """
     while isinstance(obj, functools.partial):
         obj = obj.func
@@ -226,9 +282,34 @@ def data_globals(obj: Any) -> dict[str, Any]:
 
 
 def compute(obj: Any, parts: bool = True) -> tuple[str, dict[str, str]]:
-    """(fingerprint, parts) of ``obj``, from the cache when nothing it used has changed.
+    r"""Return (fingerprint, parts) of ``obj``, from the cache when nothing it used has changed.
 
-    With ``parts=False`` the parts are not updated with the current data values (faster).
+    Parameters
+    ----------
+    obj : function, method, class, functools.partial or callable instance
+        The code.
+    parts : bool, default True
+        With False the parts are not updated with the current data values (faster).
+
+    Returns
+    -------
+    fingerprint : str
+        32 hexadecimal digits.
+    parts : dict of str to str
+        The own-code digest of each user function and class reached, by key.
+
+    Raises
+    ------
+    FingerprintError
+        When ``obj`` is not code, or its closure changes while it is fingerprinted.
+
+    Examples
+    --------
+    >>> ns = {}
+    >>> exec("def g(x):\n    return x\ndef f(x):\n    return g(x)\n", ns)
+    >>> fp, parts = compute(ns["f"])
+    >>> len(fp), sorted(parts)
+    (32, ['<exec>.f', '<exec>.g'])
     """
     partial = isinstance(obj, functools.partial)
     roots = (obj,) if partial else _roots(obj)

@@ -67,7 +67,7 @@ _CODE_INFO: dict[int, tuple[Any, bytes, tuple[frozenset[str], ...]]] = {}
 
 
 def _code_info(code: types.CodeType) -> tuple[bytes, tuple[frozenset[str], ...]]:
-    """(own-code digest from AST and bytecode, referenced names) of a code object, cached while it lives."""
+    """(own-code digest from AST and bytecode, referenced names) of code, cached while it lives."""
     hit = _CODE_INFO.get(id(code))
     if hit is not None and hit[0]() is code:
         return hit[1], hit[2]
@@ -106,6 +106,25 @@ def _installed_name(obj: Any) -> str:
 
 
 def kind_of(v: Any) -> str:
+    """Classify a referenced object for the traversal.
+
+    Parameters
+    ----------
+    v : object
+        A global, closure value, default, class attribute or held value.
+
+    Returns
+    -------
+    str
+        One of ``function``, ``method``, ``class``, ``module``, ``partial``, ``const``,
+        ``builtin`` (installed callables such as numpy ufuncs), ``wrapped`` (a callable with
+        ``__wrapped__``) and ``data``.
+
+    Examples
+    --------
+    >>> kind_of(len), kind_of(3), kind_of([3]), kind_of(kind_of)
+    ('builtin', 'const', 'data', 'function')
+    """
     t = type(v)
     if t is types.FunctionType or t is types.MethodType:
         return "function" if t is types.FunctionType else "method"
@@ -130,11 +149,45 @@ def kind_of(v: Any) -> str:
 
 
 def value_fp(v: Any) -> str:
+    """Fingerprint a value: small constants by type and value, anything else with ``fingerprint``.
+
+    Parameters
+    ----------
+    v : object
+        A closure value, or the arguments of a ``functools.partial``.
+
+    Returns
+    -------
+    str
+        ``"c"`` or ``"v"`` followed by 32 hexadecimal digits.
+
+    Examples
+    --------
+    >>> value_fp(1)[0], value_fp([1])[0]
+    ('c', 'v')
+    """
     return "c" + const_fingerprint(v) if is_const(v) else "v" + fingerprint(v)
 
 
 def data_fp(v: Any) -> str:
-    """A class's data attribute by value; what cannot be walked (a lock) counts by type, quietly."""
+    """Fingerprint a class's data attribute by value; a lock (not walkable) counts by type, quietly.
+
+    Parameters
+    ----------
+    v : object
+        The attribute's value.
+
+    Returns
+    -------
+    str
+        ``"c"`` or ``"v"`` followed by 32 hexadecimal digits.
+
+    Examples
+    --------
+    >>> import threading
+    >>> data_fp(threading.Lock())[0]
+    'v'
+    """
     if is_const(v):
         return "c" + const_fingerprint(v)
     return "v" + QuietFingerprinter().fingerprint(v)
@@ -178,6 +231,20 @@ class Graph:
         self.data: dict[str, tuple[Any, str, str]] = {}  # label -> (owner, attr, name)
 
     def new_key(self, obj: Any, module: Any) -> str:
+        """Name a user function or class in the parts (``module.qualname``, ``#2`` on a clash).
+
+        Parameters
+        ----------
+        obj : function or class
+            The object; it is kept alive for the traversal.
+        module : str or None
+            Its module name (None: ``<exec>``).
+
+        Returns
+        -------
+        str
+            The key, registered with an empty part that the caller fills.
+        """
         key = base = f"{module if isinstance(module, str) else '<exec>'}.{obj.__qualname__}"
         n = 1
         while key in self.parts:
@@ -188,7 +255,24 @@ class Graph:
         return key
 
     def check(self, owner: Any, attr: str, ns: Any, name: str, v: Any, desc: str | None) -> None:
-        """Re-check ``getattr(owner, attr)[name]`` on cached calls."""
+        """Re-check ``getattr(owner, attr)[name]`` on cached calls.
+
+        Parameters
+        ----------
+        owner : object
+            The object holding the namespace (a function, module, class or ``sys``).
+        attr : str
+            The attribute of ``owner`` that is the namespace (``__globals__``, ``__dict__``,
+            ``modules``).
+        ns : dict or mappingproxy
+            The namespace itself.
+        name : str
+            The name looked up in it.
+        v : object
+            What it is bound to now (:data:`MISSING` when unbound).
+        desc : str or None
+            How the traversal described ``v`` (None: data); chooses the check mode.
+        """
         gkey = id(ns) if type(ns) is dict else (id(owner), attr)
         if gkey not in self.groups:
             self.alive.append(owner)
@@ -198,6 +282,23 @@ class Graph:
     def lookup(
         self, owner: Any, attr: str, ns: Any, name: str, attrs: frozenset[str], referrer: str
     ) -> None:
+        """Follow a name read from a namespace: describe its value, bind it, re-check it later.
+
+        Parameters
+        ----------
+        owner : object
+            The object holding the namespace (a function or a module).
+        attr : str
+            The attribute of ``owner`` that is the namespace (``__globals__``, ``__dict__``).
+        ns : dict
+            The namespace.
+        name : str
+            The name read.
+        attrs : frozenset of str
+            Attribute names the referring code uses (the parts of a user module that count).
+        referrer : str
+            The part key (or ``module NAME``) of the code that reads the name.
+        """
         v = ns.get(name, MISSING)
         desc = None if v is MISSING else self.resolve(v, attrs)
         self.check(owner, attr, ns, name, v, desc)
@@ -213,10 +314,23 @@ class Graph:
             self.data.setdefault(label, (owner, attr, name))
 
     def resolve(self, v: Any, attrs: frozenset[str] = frozenset()) -> str | None:
-        """A stable description of a referenced object; None for data (not included).
+        """Return a stable description of a referenced object; None for data (not included).
 
         An instance of a user-defined class (``scorer = Scorer()``) counts by its class's
         code, not by its data: that is an input, to be passed as an argument.
+
+        Parameters
+        ----------
+        v : object
+            The referenced object.
+        attrs : frozenset of str, optional
+            Attribute names the referring code uses (for a user module).
+
+        Returns
+        -------
+        str or None
+            ``user:KEY``, ``installed:NAME==VERSION``, ``module:...``, ``const:...``,
+            ``instance:...``, ``holds:...`` and so on; None for data.
         """
         kind = kind_of(v)
         if kind in ("function", "class") and origin.is_user_code(v):
@@ -240,10 +354,22 @@ class Graph:
         return held
 
     def held_code(self, v: Any, depth: int = 0) -> str | None:
-        """Code held in data (``OPS = {"op": double}``): followed like a direct call.
+        """Describe code held in data (``OPS = {"op": double}``): followed like a direct call.
 
         Looks into dicts (values), lists, tuples and dataclass instances, three levels deep;
         ``functools.partial`` objects are resolved as code already.
+
+        Parameters
+        ----------
+        v : object
+            The data value.
+        depth : int, default 0
+            The nesting level reached so far.
+
+        Returns
+        -------
+        str or None
+            ``holds:`` and the descriptions of the code found, or None when there is none.
         """
         if type(v) is dict:
             items: Any = v.values()
@@ -263,6 +389,20 @@ class Graph:
         return "holds:" + ",".join(found) if found else None
 
     def module(self, mod: types.ModuleType, attrs: frozenset[str]) -> str:
+        """Describe a module: installed by name and version, a user one through the attributes used.
+
+        Parameters
+        ----------
+        mod : types.ModuleType
+            The module.
+        attrs : frozenset of str
+            Attribute names the referring code uses; those of a user module are followed.
+
+        Returns
+        -------
+        str
+            ``module:NAME==VERSION`` or ``usermodule:NAME``.
+        """
         if not origin.is_user_code(mod):
             return f"module:{mod.__name__}=={origin.package_version(mod)}"
         ns = vars(mod)  # the attributes the code uses, not the file: it may have been edited
@@ -273,7 +413,24 @@ class Graph:
         return "usermodule:" + mod.__name__
 
     def imported(self, fn: types.FunctionType, name: str, attrs: frozenset[str], key: str) -> None:
-        """A module imported inside the function (``import x``, ``from .y import z``)."""
+        """Follow a module imported inside the function (``import x``, ``from .y import z``).
+
+        Parameters
+        ----------
+        fn : types.FunctionType
+            The importing function (its package resolves relative imports).
+        name : str
+            The module name as the ``IMPORT_NAME`` instruction has it (empty: ``from . import``).
+        attrs : frozenset of str
+            Attribute names the function uses.
+        key : str
+            The function's part key.
+
+        Raises
+        ------
+        ImportError
+            When a user module that the function imports cannot be imported.
+        """
         pkg = fn.__globals__.get("__package__") or ""
         candidates = ([name] + ([f"{pkg}.{name}"] if pkg else [])) if name else [pkg]
         for cand in filter(None, candidates):
@@ -315,6 +472,18 @@ class Graph:
             self.bindings.add((key, "import " + name, "unresolved"))
 
     def function(self, fn: types.FunctionType) -> str:
+        """Follow a user function: its own code, defaults, closure cells, globals and imports.
+
+        Parameters
+        ----------
+        fn : types.FunctionType
+            The function.
+
+        Returns
+        -------
+        str
+            Its part key (the same key when reached again: recursion is fine).
+        """
         if (key := self.keys.get(id(fn))) is not None:
             return key
         key, code = self.new_key(fn, fn.__module__), fn.__code__
@@ -352,7 +521,18 @@ class Graph:
         return key
 
     def member(self, v: Any) -> str | None:
-        """A class attribute: methods by their own code, constants by value, None for data."""
+        """Describe a class attribute: methods by their own code, constants by value, None for data.
+
+        Parameters
+        ----------
+        v : object
+            The value in the class ``__dict__``.
+
+        Returns
+        -------
+        str or None
+            The description (``fn:KEY:PART``, ``property:...``, ...), None for data.
+        """
         if isinstance(v, (staticmethod, classmethod)):
             return f"{type(v).__name__}:{self.member(v.__func__)}"
         if isinstance(v, property):
@@ -365,10 +545,20 @@ class Graph:
         return self.resolve(v)
 
     def klass(self, cls: type) -> str:
-        """A class's own part, built from its members (a notebook class has no retrievable source).
+        """Follow a user class: its part is built from its members (a notebook class has no source).
 
         Data attributes (``params = {...}``, arrays, user instances, Enum members' values)
-        are hashed by value on every call (:meth:`Entry.value`), so in-place edits count too.
+        are hashed by value on every call (``Entry.value``), so in-place edits count too.
+
+        Parameters
+        ----------
+        cls : type
+            The class.
+
+        Returns
+        -------
+        str
+            Its part key.
         """
         if (key := self.keys.get(id(cls))) is not None:
             return key
@@ -402,7 +592,19 @@ class Graph:
         return key
 
     def owner_class(self, fn: types.FunctionType) -> str | None:
-        """The class a plain function is defined in (``A.meth``), found through its ``__qualname__``."""
+        """Describe the class a plain function is defined in (``A.meth``), by ``__qualname__``.
+
+        Parameters
+        ----------
+        fn : types.FunctionType
+            The function.
+
+        Returns
+        -------
+        str or None
+            ``owner:user:KEY``, ``owner:redefined`` when the name now holds another version of the
+            class, or None for a module-level, nested or installed function.
+        """
         path = fn.__qualname__.split(".")[:-1]
         if not path or "<locals>" in path:
             return None

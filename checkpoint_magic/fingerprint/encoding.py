@@ -1,4 +1,4 @@
-"""The framing every fingerprint is written in: type tags, lengths, xxh3 helpers, the scheme version.
+"""The framing every fingerprint is written in: type tags, lengths, xxh3, the scheme version.
 
 A leaf: every other module of :mod:`checkpoint_magic.fingerprint` builds on it and it imports
 none of them. A value is written as a one-byte tag, a length where the tag does not fix the

@@ -46,7 +46,7 @@ _TOO_BROAD = frozenset({"", ".", "..", "/", "~"})
 
 
 def path_candidate(value: Any) -> str | None:
-    """Return the absolute path that ``value`` names if it is a ``str``/``os.PathLike`` path, else None.
+    """Return the absolute path that ``value`` names if it is a ``str``/``os.PathLike``, else None.
 
     Only the form is checked here (no file system access): a short string without NUL or
     newline, not ``.``, ``..`` or ``/``.
@@ -125,7 +125,7 @@ def _read_digest(path: str) -> str:
 
 
 def content_digest(path: str, _depth: int = 0) -> str | None:
-    """Return the digest of a file's bytes or a folder's listing and contents; None if it does not exist.
+    """Return the digest of a file's bytes or a folder's listing and contents; None if missing.
 
     An unchanged ``(device, inode, size, mtime_ns)`` reuses the digest computed before.
 
@@ -184,7 +184,7 @@ def content_digest(path: str, _depth: int = 0) -> str | None:
 
 
 def code_path_constants(code: types.CodeType) -> tuple[str, ...]:
-    """Return string constants of a code object shaped like a file name (``"data.csv"``, ``"inputs/"``).
+    """Return string constants of code shaped like a file name (``"data.csv"``, ``"inputs/"``).
 
     Nested code is searched too; these are candidates to check for existence on each call.
 

@@ -1,4 +1,4 @@
-"""Fingerprints of code, classes, modules, enums, estimators and other objects (a ``values`` extension).
+"""Fingerprints of code, classes, modules, enums, estimators and other objects (extends ``values``).
 
 Everything :mod:`checkpoint_magic.fingerprint.values` neither encodes itself (builtins, containers,
 numpy) nor hands to :mod:`checkpoint_magic.fingerprint.pandas`. :mod:`checkpoint_magic.fingerprint`

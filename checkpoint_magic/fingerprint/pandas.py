@@ -47,7 +47,7 @@ _I8 = struct.Struct("<q").pack
 
 
 def handler_for(cls: type) -> Handler | None:
-    """Return the handler of a pandas data type (memoised by id, tag ``P``), None for any other type.
+    """Return the handler of a pandas data type (memoised by id, tag ``P``), None for other types.
 
     Registered with :func:`checkpoint_magic.fingerprint.values.register` as a resolver.
 
@@ -295,7 +295,7 @@ def _arrow_digest(chunks: Any, n: int, seed: int) -> bytes | None:
 
 
 def object_strings_digest(fp: Fingerprinter, flat: np.ndarray) -> bytes | None:
-    """Return the digest of a 1-d object array of ``str`` and missing values, None for anything else.
+    """Return the digest of a 1-d object array of ``str`` and missing values, else None.
 
     The array is converted to Arrow 1M items at a time (type inference, no Python loop).
     Missing values (None, NaN, ``pd.NA``, NaT) become Arrow nulls; each of them is then also

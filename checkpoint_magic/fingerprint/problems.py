@@ -18,7 +18,7 @@ HOP_SILENT, HOP_ATTRS, HOP_ITEM = 0, 1, 2
 
 
 def path_to(root: str, stack: list[Any], hops: dict[int, tuple[Any, int, Any]], target: Any) -> str:
-    """Spell the attribute path of ``target`` (on or just below the walk ``stack``), e.g. ``f.conn``.
+    """Spell the attribute path of ``target`` (on or just below the walk ``stack``): ``f.conn``.
 
     Parameters
     ----------

@@ -236,7 +236,7 @@ class Fingerprinter:
         return list(self._problems)
 
     def path_to(self, target: Any) -> str:
-        """Return the attribute path of ``target`` (on or just below the walk stack), e.g. ``f.conn``.
+        """Return the attribute path of ``target`` (on or just below the walk stack): ``f.conn``.
 
         Parameters
         ----------
@@ -334,7 +334,7 @@ def _h_int(fp: Fingerprinter, obj: int, h: Any) -> None:
 
 
 def hash_str(fp: Fingerprinter | None, obj: str, h: Any) -> None:
-    """Hash a ``str``: the handler of ``str``, see :func:`~checkpoint_magic.fingerprint.encoding.write_str`.
+    """Hash a ``str`` (the handler of ``str``): see :func:`~.encoding.write_str`.
 
     Parameters
     ----------
