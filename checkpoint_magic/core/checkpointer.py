@@ -83,7 +83,7 @@ _ADVICE = {
 
 
 def fingerprint_or_warn(what: str, compute: Callable[[], T]) -> tuple[bool, T | None]:
-    """Run ``compute`` (the fingerprinting of a call, block or cell); ``(False, None)`` if it failed.
+    """Run ``compute`` (fingerprinting a call, block or cell); ``(False, None)`` if it failed.
 
     Fingerprinting must never stop the user's computation: any error becomes one
     :class:`~checkpoint_magic.exceptions.UncachedWarning` naming ``what`` and the error, and
@@ -174,7 +174,7 @@ def fault_kind(exc: BaseException) -> str | None:
 
 
 def _warn_fault(store: Store, exc: BaseException, doing: str, category: type[Warning]) -> None:
-    """Warn about a store fault; a persistent one only the first time for this store in this process."""
+    """Warn about a store fault; a persistent one only the first time for this store and process."""
     kind = fault_kind(exc)
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     if kind is None:
@@ -572,7 +572,7 @@ class Checkpointer:
         code_parts: Mapping[str, str] | None = None,
         optional: Collection[str] = (),
     ) -> bool:
-        """Commit ``outputs`` for this code and these inputs; ``False`` (and one warning) on failure.
+        """Commit ``outputs`` for this code and these inputs; False (and one warning) on failure.
 
         Blobs are written first and the manifest last, so a failure at any point leaves
         no partial entry. :class:`StoreFormatError` (a newer store) is raised, not warned.
@@ -670,7 +670,7 @@ class Checkpointer:
         return True
 
     def _enforce_budget(self, store: Store) -> None:
-        """With ``CHECKPOINT_MAGIC_MAX_SIZE`` set, evict least recently used entries after a commit."""
+        """With ``CHECKPOINT_MAGIC_MAX_SIZE`` set, evict the least recently used after commits."""
         limit = os.environ.get(config.ENV_MAX_SIZE)
         if not limit:
             return

@@ -14,13 +14,15 @@ closest thing that differs, in one line:
 Examples
 --------
 >>> from checkpoint_magic.core.explain import describe_difference
->>> old = {"code": "c1", "code_parts": {"m.f": "1", "m.helper": "2"}, "inputs": {"x": "a", "y": "b"}}
+>>> old = {"code": "c1", "code_parts": {"m.f": "1", "m.helper": "2"}}
+>>> old["inputs"] = {"x": "a", "y": "b"}
 >>> describe_difference(old, "c2", {"m.f": "1", "m.helper": "3"}, {"x": "a", "y": "b"})
 'code changed: m.helper'
 >>> describe_difference(old, "c1", None, {"x": "a", "y": "z"})
 'input changed: y'
 >>> old["inputs"].update({"file:data.csv": "1", "global:CONFIG": "2"})
->>> describe_difference(old, "c1", None, {"x": "a", "y": "b", "file:data.csv": "3", "global:CONFIG": "2"})
+>>> new = {"x": "a", "y": "b", "file:data.csv": "3", "global:CONFIG": "2"}
+>>> describe_difference(old, "c1", None, new)
 'file changed: data.csv'
 """
 
@@ -105,7 +107,7 @@ def describe_difference(
 def _score(
     entry: Mapping[str, Any], code_fp: str, input_fps: Mapping[str, str]
 ) -> tuple[int, bool, float]:
-    """Closeness of an entry to a lookup: matching inputs first, then matching code; newer wins ties.
+    """Closeness of an entry to a lookup: matching inputs first, then code; newer wins ties.
 
     Inputs come first: when an entry for these very inputs exists under other code, the
     answer to "why did it recompute?" is that the code changed, even if entries of the
