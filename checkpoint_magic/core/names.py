@@ -300,7 +300,7 @@ class _Analyzer:
             self.magic_call(call, bound)
 
     def nested_scope(self, node: ast.AST, bound: frozenset[str]) -> None:
-        """Globals read (and walrus / ``global`` names bound) by a function, class, comprehension."""
+        """Globals read (walrus, ``global`` names bound) by a function, class or comprehension."""
         reads, binds = _scope_globals(node, frozenset())
         for name in sorted(reads):
             self.read(name, bound)
