@@ -198,7 +198,7 @@ class CheckpointedFunction(Generic[R]):
 
     # ------------------------------------------------------------------ binding
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The call's arguments by parameter name, defaults applied (TypeError if they do not bind)."""
+        """The call's arguments by parameter name, with defaults; TypeError if they do not bind."""
         names = self._names
         if names is not None and len(args) <= len(names):
             values = dict(
