@@ -440,18 +440,18 @@ class Graph:
                 self.bindings.add((key, "import " + name, str(desc)))
                 return
         try:
-            origin = (
+            found = (
                 getattr(importlib.util.find_spec(name.partition(".")[0]), "origin", None)
                 if name
                 else None
             )
         except (ImportError, ValueError):
-            origin = None
-        if origin and (origin in ("built-in", "frozen") or path_is_installed(origin)):
+            found = None
+        if found and (found in ("built-in", "frozen") or path_is_installed(found)):
             self.bindings.add(
                 (key, "import " + name, f"module:{name}=={origin.package_version(name)}")
             )
-        elif origin:
+        elif found:
             # A user module the function imports but nobody has imported yet: import it now
             # (the function is about to), so that it counts by its running code and its own
             # helpers, transitively. A constant "unresolved" marker would give the same key
