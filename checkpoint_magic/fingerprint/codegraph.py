@@ -217,7 +217,12 @@ def _expect(v: Any, desc: str | None) -> tuple[Any, int]:
 
 
 class Graph:
-    """One traversal: own-code parts, name bindings, and what a cached call must re-check."""
+    """One traversal: own-code parts, name bindings, and what a cached call must re-check.
+
+    :meth:`resolve` (each root) and :meth:`owner_class` (a root function's class) drive it;
+    ``codecache`` then reads the collected ``parts``, ``bindings``, ``fn_checks``, ``groups``
+    (namespace re-checks), ``volatile`` (values re-hashed on every call) and ``data``.
+    """
 
     def __init__(self) -> None:
         self.parts: dict[str, str] = {}
@@ -230,21 +235,7 @@ class Graph:
         self.seen_attrs: set[tuple[int, str]] = set()
         self.data: dict[str, tuple[Any, str, str]] = {}  # label -> (owner, attr, name)
 
-    def new_key(self, obj: Any, module: Any) -> str:
-        """Name a user function or class in the parts (``module.qualname``, ``#2`` on a clash).
-
-        Parameters
-        ----------
-        obj : function or class
-            The object; it is kept alive for the traversal.
-        module : str or None
-            Its module name (None: ``<exec>``).
-
-        Returns
-        -------
-        str
-            The key, registered with an empty part that the caller fills.
-        """
+    def _new_key(self, obj: Any, module: Any) -> str:
         key = base = f"{module if isinstance(module, str) else '<exec>'}.{obj.__qualname__}"
         n = 1
         while key in self.parts:
@@ -254,54 +245,20 @@ class Graph:
         self.alive.append(obj)
         return key
 
-    def check(self, owner: Any, attr: str, ns: Any, name: str, v: Any, desc: str | None) -> None:
-        """Re-check ``getattr(owner, attr)[name]`` on cached calls.
-
-        Parameters
-        ----------
-        owner : object
-            The object holding the namespace (a function, module, class or ``sys``).
-        attr : str
-            The attribute of ``owner`` that is the namespace (``__globals__``, ``__dict__``,
-            ``modules``).
-        ns : dict or mappingproxy
-            The namespace itself.
-        name : str
-            The name looked up in it.
-        v : object
-            What it is bound to now (:data:`MISSING` when unbound).
-        desc : str or None
-            How the traversal described ``v`` (None: data); chooses the check mode.
-        """
+    def _check(self, owner: Any, attr: str, ns: Any, name: str, v: Any, desc: str | None) -> None:
+        """Re-check ``getattr(owner, attr)[name]`` on cached calls."""
         gkey = id(ns) if type(ns) is dict else (id(owner), attr)
         if gkey not in self.groups:
             self.alive.append(owner)
             self.groups[gkey] = (weakref.ref(owner), attr, {})
         self.groups[gkey][2].setdefault(name, _expect(v, desc))
 
-    def lookup(
+    def _lookup(
         self, owner: Any, attr: str, ns: Any, name: str, attrs: frozenset[str], referrer: str
     ) -> None:
-        """Follow a name read from a namespace: describe its value, bind it, re-check it later.
-
-        Parameters
-        ----------
-        owner : object
-            The object holding the namespace (a function or a module).
-        attr : str
-            The attribute of ``owner`` that is the namespace (``__globals__``, ``__dict__``).
-        ns : dict
-            The namespace.
-        name : str
-            The name read.
-        attrs : frozenset of str
-            Attribute names the referring code uses (the parts of a user module that count).
-        referrer : str
-            The part key (or ``module NAME``) of the code that reads the name.
-        """
         v = ns.get(name, MISSING)
         desc = None if v is MISSING else self.resolve(v, attrs)
-        self.check(owner, attr, ns, name, v, desc)
+        self._check(owner, attr, ns, name, v, desc)
         if desc is not None:
             self.bindings.add((referrer, name, desc))
         if (
@@ -334,13 +291,13 @@ class Graph:
         """
         kind = kind_of(v)
         if kind in ("function", "class") and origin.is_user_code(v):
-            return "user:" + (self.function(v) if kind == "function" else self.klass(v))
+            return "user:" + (self._function(v) if kind == "function" else self._klass(v))
         if kind in ("function", "class", "builtin", "wrapped"):
             desc = "installed:" + _installed_name(type(v) if kind == "wrapped" else v)
             inner = getattr(v, "__wrapped__", None) if kind != "class" else None
             return desc if inner is None or inner is v else f"{desc}|wraps:{self.resolve(inner)}"
         if kind == "module":
-            return self.module(v, attrs)
+            return self._module(v, attrs)
         if kind == "method":
             owner = v.__self__
             return f"method:{self.resolve(v.__func__)}|{self.resolve(owner if isinstance(owner, type) else type(owner))}"
@@ -348,28 +305,16 @@ class Graph:
             return f"partial:{self.resolve(v.func)}|{value_fp(v.args)}|{value_fp(v.keywords)}"
         if kind == "const":
             return "const:" + const_fingerprint(v)
-        held = self.held_code(v)
+        held = self._held_code(v)
         if origin.is_user_code(type(v)):
             return "instance:" + str(self.resolve(type(v))) + (f"|{held}" if held else "")
         return held
 
-    def held_code(self, v: Any, depth: int = 0) -> str | None:
-        """Describe code held in data (``OPS = {"op": double}``): followed like a direct call.
+    def _held_code(self, v: Any, depth: int = 0) -> str | None:
+        """Code held in data (``OPS = {"op": double}``): followed like a direct call.
 
         Looks into dicts (values), lists, tuples and dataclass instances, three levels deep;
         ``functools.partial`` objects are resolved as code already.
-
-        Parameters
-        ----------
-        v : object
-            The data value.
-        depth : int, default 0
-            The nesting level reached so far.
-
-        Returns
-        -------
-        str or None
-            ``holds:`` and the descriptions of the code found, or None when there is none.
         """
         if type(v) is dict:
             items: Any = v.values()
@@ -384,59 +329,28 @@ class Graph:
             kind = kind_of(x)
             if kind in ("function", "class", "method", "partial", "wrapped"):
                 found.append(str(self.resolve(x)))
-            elif kind == "data" and depth < 3 and (inner := self.held_code(x, depth + 1)):
+            elif kind == "data" and depth < 3 and (inner := self._held_code(x, depth + 1)):
                 found.append(inner)
         return "holds:" + ",".join(found) if found else None
 
-    def module(self, mod: types.ModuleType, attrs: frozenset[str]) -> str:
-        """Describe a module: installed by name and version, a user one through the attributes used.
-
-        Parameters
-        ----------
-        mod : types.ModuleType
-            The module.
-        attrs : frozenset of str
-            Attribute names the referring code uses; those of a user module are followed.
-
-        Returns
-        -------
-        str
-            ``module:NAME==VERSION`` or ``usermodule:NAME``.
-        """
+    def _module(self, mod: types.ModuleType, attrs: frozenset[str]) -> str:
         if not origin.is_user_code(mod):
             return f"module:{mod.__name__}=={origin.package_version(mod)}"
         ns = vars(mod)  # the attributes the code uses, not the file: it may have been edited
         for a in sorted(attrs):
             if a in ns and (id(mod), a) not in self.seen_attrs:
                 self.seen_attrs.add((id(mod), a))
-                self.lookup(mod, "__dict__", ns, a, attrs, "module " + mod.__name__)
+                self._lookup(mod, "__dict__", ns, a, attrs, "module " + mod.__name__)
         return "usermodule:" + mod.__name__
 
-    def imported(self, fn: types.FunctionType, name: str, attrs: frozenset[str], key: str) -> None:
-        """Follow a module imported inside the function (``import x``, ``from .y import z``).
-
-        Parameters
-        ----------
-        fn : types.FunctionType
-            The importing function (its package resolves relative imports).
-        name : str
-            The module name as the ``IMPORT_NAME`` instruction has it (empty: ``from . import``).
-        attrs : frozenset of str
-            Attribute names the function uses.
-        key : str
-            The function's part key.
-
-        Raises
-        ------
-        ImportError
-            When a user module that the function imports cannot be imported.
-        """
+    def _imported(self, fn: types.FunctionType, name: str, attrs: frozenset[str], key: str) -> None:
+        """A module imported inside the function (``import x``, ``from .y import z``)."""
         pkg = fn.__globals__.get("__package__") or ""
         candidates = ([name] + ([f"{pkg}.{name}"] if pkg else [])) if name else [pkg]
         for cand in filter(None, candidates):
             if (mod := sys.modules.get(cand)) is not None:
                 desc = self.resolve(mod, attrs)
-                self.check(sys, "modules", sys.modules, cand, mod, desc)
+                self._check(sys, "modules", sys.modules, cand, mod, desc)
                 self.bindings.add((key, "import " + name, str(desc)))
                 return
         try:
@@ -462,31 +376,19 @@ class Graph:
                 except ImportError:
                     continue
                 desc = self.resolve(mod, attrs)
-                self.check(sys, "modules", sys.modules, cand, mod, desc)
+                self._check(sys, "modules", sys.modules, cand, mod, desc)
                 self.bindings.add((key, "import " + name, str(desc)))
                 return
             raise ImportError(f"cannot import {name!r}, which {fn.__qualname__} imports")
         else:  # nothing on the path by that name (yet): the function will fail to import it
             if candidates[0]:
-                self.check(sys, "modules", sys.modules, candidates[0], MISSING, None)
+                self._check(sys, "modules", sys.modules, candidates[0], MISSING, None)
             self.bindings.add((key, "import " + name, "unresolved"))
 
-    def function(self, fn: types.FunctionType) -> str:
-        """Follow a user function: its own code, defaults, closure cells, globals and imports.
-
-        Parameters
-        ----------
-        fn : types.FunctionType
-            The function.
-
-        Returns
-        -------
-        str
-            Its part key (the same key when reached again: recursion is fine).
-        """
+    def _function(self, fn: types.FunctionType) -> str:
         if (key := self.keys.get(id(fn))) is not None:
             return key
-        key, code = self.new_key(fn, fn.__module__), fn.__code__
+        key, code = self._new_key(fn, fn.__module__), fn.__code__
         digest, (glob, attrs, imports) = _code_info(code)
         defaults = [("d", d) for d in fn.__defaults__ or ()]
         defaults += sorted(("k" + k, d) for k, d in (fn.__kwdefaults__ or {}).items())
@@ -515,55 +417,34 @@ class Graph:
             (weakref.ref(fn), code, fn.__defaults__, fn.__kwdefaults__, tuple(cells))
         )
         for name in sorted(glob):
-            self.lookup(fn, "__globals__", fn.__globals__, name, attrs, key)
+            self._lookup(fn, "__globals__", fn.__globals__, name, attrs, key)
         for name in sorted(imports):
-            self.imported(fn, name, attrs, key)
+            self._imported(fn, name, attrs, key)
         return key
 
-    def member(self, v: Any) -> str | None:
-        """Describe a class attribute: methods by their own code, constants by value, None for data.
-
-        Parameters
-        ----------
-        v : object
-            The value in the class ``__dict__``.
-
-        Returns
-        -------
-        str or None
-            The description (``fn:KEY:PART``, ``property:...``, ...), None for data.
-        """
+    def _member(self, v: Any) -> str | None:
+        """A class attribute: methods by their own code, constants by value, None for data."""
         if isinstance(v, (staticmethod, classmethod)):
-            return f"{type(v).__name__}:{self.member(v.__func__)}"
+            return f"{type(v).__name__}:{self._member(v.__func__)}"
         if isinstance(v, property):
-            return "property:" + ",".join(str(self.member(f)) for f in (v.fget, v.fset, v.fdel))
+            return "property:" + ",".join(str(self._member(f)) for f in (v.fget, v.fset, v.fdel))
         if isinstance(v, functools.cached_property):
-            return "cached_property:" + str(self.member(v.func))
+            return "cached_property:" + str(self._member(v.func))
         if type(v) is types.FunctionType and origin.is_user_code(v):
-            key = self.function(v)
+            key = self._function(v)
             return f"fn:{key}:{self.parts[key]}"
         return self.resolve(v)
 
-    def klass(self, cls: type) -> str:
-        """Follow a user class: its part is built from its members (a notebook class has no source).
+    def _klass(self, cls: type) -> str:
+        """A class's own part, built from its members (a notebook class has no retrievable source).
 
         Data attributes (``params = {...}``, arrays, user instances, Enum members' values)
-        are hashed by value on every call (``Entry.value``), so in-place edits count too.
-
-        Parameters
-        ----------
-        cls : type
-            The class.
-
-        Returns
-        -------
-        str
-            Its part key.
+        are hashed by value on every call (``codecache.Entry.value``): in-place edits count too.
         """
         if (key := self.keys.get(id(cls))) is not None:
             return key
         ns = vars(cls)
-        key = self.new_key(
+        key = self._new_key(
             cls, None if ns.get("__module__") == "builtins" else ns.get("__module__")
         )
         pieces = [cls.__qualname__, *("base:" + str(self.resolve(b)) for b in cls.__bases__)]
@@ -575,14 +456,14 @@ class Graph:
                 desc = "member:" + const_fingerprint(v._value_) if is_const(v._value_) else None
                 kind = "enum"
             else:
-                desc = self.member(v)
+                desc = self._member(v)
             if desc is None or desc.startswith(("instance:", "holds:")):
                 if _framework_data(cls, name, v):
                     continue
                 desc = "data"  # its value is hashed by Entry.value
                 self.volatile.append((cls, kind, key, name))
             pieces.append(f"{name}={desc}")
-            self.check(cls, "__dict__", ns, name, v, desc)
+            self._check(cls, "__dict__", ns, name, v, desc)
         if isinstance(annotations := ns.get("__annotations__"), dict):
             pieces += [
                 f"annotation:{name}={ann if isinstance(ann, str) else _ADDRESS.sub('', repr(ann))}"
@@ -609,7 +490,7 @@ class Graph:
         if not path or "<locals>" in path:
             return None
         obj = fn.__globals__.get(path[0], MISSING)
-        self.check(
+        self._check(
             fn,
             "__globals__",
             fn.__globals__,
@@ -624,6 +505,6 @@ class Graph:
         member = vars(obj).get(fn.__name__)
         for _ in range(8):  # through staticmethod/classmethod and decorators such as @checkpoint
             if member is fn:
-                return "owner:user:" + self.klass(obj)
+                return "owner:user:" + self._klass(obj)
             member = getattr(member, "__func__", None) or getattr(member, "__wrapped__", None)
         return "owner:redefined"  # the name holds another version of the class now
