@@ -71,16 +71,27 @@ DEFAULT_LEASE_TTL = 60.0
 
 
 def storage_options() -> dict[str, Any]:
-    """Extra fsspec options for URL stores, from ``CHECKPOINT_MAGIC_STORAGE_OPTIONS`` (a JSON object).
+    """Return extra fsspec options for URL stores, from ``CHECKPOINT_MAGIC_STORAGE_OPTIONS`` (JSON).
 
     Credentials and endpoints normally come from the standard environment
     (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``...); this is for anything else, and it
     reaches worker processes (Dask) through their environment.
 
+    Returns
+    -------
+    dict of str to object
+        The options; empty when the variable is unset or blank.
+
     Raises
     ------
     InvalidArgumentError
         The variable is set but is not a JSON object.
+
+    Examples
+    --------
+    >>> _ = os.environ.pop(ENV_STORAGE_OPTIONS, None)
+    >>> storage_options()
+    {}
     """
     text = os.environ.get(ENV_STORAGE_OPTIONS, "").strip()
     if not text:
@@ -98,7 +109,19 @@ def storage_options() -> dict[str, Any]:
 
 
 def blob_cache_dir() -> Path:
-    """Where URL stores keep their local read cache: ``$CHECKPOINT_MAGIC_CACHE``, else the user cache dir."""
+    """Return where URL stores keep their local read cache.
+
+    Returns
+    -------
+    pathlib.Path
+        ``$CHECKPOINT_MAGIC_CACHE``, else ``checkpoint_magic/blobs`` in the user cache directory
+        (``$XDG_CACHE_HOME`` or ``~/.cache``).
+
+    Examples
+    --------
+    >>> blob_cache_dir().is_absolute()
+    True
+    """
     env = os.environ.get(ENV_CACHE)
     if env:
         return Path(os.path.abspath(os.path.expanduser(env)))
@@ -107,7 +130,13 @@ def blob_cache_dir() -> Path:
 
 
 def blob_cache_max_bytes() -> int:
-    """The bound of the local read cache (``CHECKPOINT_MAGIC_CACHE_SIZE`` in bytes; 0 disables it)."""
+    """Return the bound of the local read cache (``CHECKPOINT_MAGIC_CACHE_SIZE`` in bytes).
+
+    Returns
+    -------
+    int
+        The bound; 0 disables the cache; :data:`DEFAULT_CACHE_BYTES` when unset or invalid.
+    """
     text = os.environ.get(ENV_CACHE_SIZE, "").strip()
     try:
         return max(0, int(float(text))) if text else DEFAULT_CACHE_BYTES
@@ -116,9 +145,14 @@ def blob_cache_max_bytes() -> int:
 
 
 def lease_ttl() -> float:
-    """Seconds a computation's lease lives without a heartbeat before another caller takes over.
+    """Return the seconds a lease lives without a heartbeat before another caller takes over.
 
     ``CHECKPOINT_MAGIC_LEASE_TTL``, default 60. The holder renews it every third of that.
+
+    Returns
+    -------
+    float
+        At least 0.5; :data:`DEFAULT_LEASE_TTL` when unset or invalid.
     """
     text = os.environ.get(ENV_LEASE_TTL, "").strip()
     try:
@@ -128,9 +162,19 @@ def lease_ttl() -> float:
 
 
 def resolve_store_path(path: str | os.PathLike[str] | None = None) -> Path:
-    """Return the store directory: ``path``, else ``$CHECKPOINT_MAGIC_DIR``, else ``./.Lutil-checkpoint``.
+    """Return the store directory: ``path``, ``$CHECKPOINT_MAGIC_DIR``, or ``./.Lutil-checkpoint``.
 
     The result is absolute, so a later ``os.chdir`` does not move the store.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        The store directory given by the caller; ``~`` is expanded.
+
+    Returns
+    -------
+    pathlib.Path
+        The absolute store directory (not created).
 
     Examples
     --------
@@ -144,7 +188,18 @@ def resolve_store_path(path: str | os.PathLike[str] | None = None) -> Path:
 
 
 def resolve_store_location(path: str | os.PathLike[str] | None = None) -> str:
-    """The store location as a string: a URL (``scheme://...``) as given, else :func:`resolve_store_path`.
+    """Return the store location as a string: a URL (``scheme://...``) as given, else a local path.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        A URL or a directory; None uses ``$CHECKPOINT_MAGIC_DIR``, then the default.
+
+    Returns
+    -------
+    str
+        The URL, or the absolute directory from :func:`resolve_store_path` (``file://`` URLs
+        included).
 
     Examples
     --------
@@ -161,22 +216,43 @@ def resolve_store_location(path: str | os.PathLike[str] | None = None) -> str:
 
 
 def fsync_enabled() -> bool:
-    """Whether blobs and manifests are fsync'ed before they are published (``CHECKPOINT_MAGIC_FSYNC=1``).
+    """Whether blobs and manifests are fsync'ed before publication (``CHECKPOINT_MAGIC_FSYNC=1``).
 
     Off by default: every blob is verified against its name when it is read, so a blob torn
     by a power cut is detected and recomputed; fsync only buys durability at ~0.25 s per GiB.
+
+    Returns
+    -------
+    bool
+        True when the variable is ``1``, ``true``, ``yes`` or ``on``.
     """
     return os.environ.get(ENV_FSYNC, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def secret_key() -> bytes | None:
-    """The HMAC key for signed entries (``CHECKPOINT_MAGIC_SECRET``), or ``None`` when unset."""
+    """Return the HMAC key for signed entries (``CHECKPOINT_MAGIC_SECRET``), or ``None`` when unset.
+
+    Returns
+    -------
+    bytes or None
+        The UTF-8 encoded secret.
+    """
     value = os.environ.get(ENV_SECRET)
     return value.encode("utf-8") if value else None
 
 
 def notes_mode() -> str:
-    """``"auto"``, ``"on"`` or ``"off"``: :data:`notes` if set, else ``$CHECKPOINT_MAGIC_NOTES``.
+    """Return ``"auto"``, ``"on"`` or ``"off"``: :data:`notes`, else ``$CHECKPOINT_MAGIC_NOTES``.
+
+    Returns
+    -------
+    str
+        The mode (``1``/``true``/``yes`` read as ``"on"``, ``0``/``false``/``no`` as ``"off"``).
+
+    Raises
+    ------
+    InvalidArgumentError
+        When the setting is none of these.
 
     Examples
     --------

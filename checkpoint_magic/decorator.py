@@ -94,6 +94,26 @@ class CheckpointedFunction(Generic[R]):
     replaces the stored entry; :meth:`is_cached` tells whether a call would be a hit;
     :meth:`clear` deletes the function's entries (every code version). ``__wrapped__`` is
     the original function.
+
+    Parameters
+    ----------
+    func : callable
+        The function, method or ``functools.partial`` to checkpoint.
+    ignore : Iterable of str, default ()
+        Parameters, ``"global:NAME"`` or ``"file:PATH"`` left out of the key (see
+        :func:`checkpoint`).
+    store : Store, str or os.PathLike, optional
+        The store; default ``$CHECKPOINT_MAGIC_DIR`` or ``./.Lutil-checkpoint``.
+    name : str, optional
+        The namespace entries are grouped under; default ``module.qualname``.
+    mmap_mode : {None, 'r', 'c'}
+        Return stored numpy arrays memory-mapped instead of read into memory.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When ``func`` is not callable, is a generator function, or ``ignore`` names something
+        that is not a parameter.
     """
 
     def __init__(
@@ -178,7 +198,7 @@ class CheckpointedFunction(Generic[R]):
 
     # ------------------------------------------------------------------ binding
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The call's arguments by parameter name, defaults applied (TypeError if they do not bind)."""
+        """The call's arguments by parameter name, with defaults; TypeError if they do not bind."""
         names = self._names
         if names is not None and len(args) <= len(names):
             values = dict(
@@ -361,7 +381,27 @@ class CheckpointedFunction(Generic[R]):
 
     # ------------------------------------------------------------------ helpers
     def is_cached(self, *args: Any, **kwargs: Any) -> bool:
-        """Whether calling with these arguments would be a hit (the stored blobs are not read)."""
+        """Whether calling with these arguments would be a hit (the stored blobs are not read).
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The arguments of a call, as the function takes them.
+
+        Returns
+        -------
+        bool
+            True when an entry exists for the current code and these arguments.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> @checkpoint(store=tempfile.mkdtemp())
+        ... def double(x):
+        ...     return 2 * x
+        >>> double.is_cached(3), double(3), double.is_cached(3)
+        (False, 6, True)
+        """
         code_fp, input_fps = self._fingerprints(self._bind(args, kwargs))
         return self.checkpointer.contains(code_fp, input_fps)
 
@@ -369,6 +409,25 @@ class CheckpointedFunction(Generic[R]):
         """Delete this function's entries, for every code version; return how many were removed.
 
         Pinned entries (``checkpoint-magic pin``) are kept unless ``force=True``.
+
+        Parameters
+        ----------
+        force : bool, default False
+            Delete pinned entries too.
+
+        Returns
+        -------
+        int
+            How many entries were deleted.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> @checkpoint(store=tempfile.mkdtemp())
+        ... def double(x):
+        ...     return 2 * x
+        >>> double(1), double(2), double.clear()
+        (2, 4, 2)
         """
         return self.checkpointer.clear(force=force)
 

@@ -83,7 +83,7 @@ _IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, frozenset, rang
 
 
 class InlineCheckpoint:
-    """Cache what a ``with`` block produces; skip the block when its code and watched inputs are unchanged.
+    """Cache what a ``with`` block produces; skip the block when its code and inputs are unchanged.
 
     Parameters
     ----------
@@ -302,7 +302,7 @@ class InlineCheckpoint:
         )
 
     def _install_skip(self, frame: types.FrameType, block: ast.With | ast.AsyncWith | None) -> None:
-        """Raise :class:`SkipBody` in ``frame`` once the body starts (after any ``as`` target is bound)."""
+        """Raise :class:`SkipBody` in ``frame`` once the body starts, after the ``as`` target."""
         self._saved_trace = sys.gettrace()
         self._saved_frame_trace = frame.f_trace
         self._saved_opcodes = frame.f_trace_opcodes

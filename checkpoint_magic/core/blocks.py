@@ -36,14 +36,43 @@ class SkipBody(Exception):
 
 
 def block_names(block: ast.With | ast.AsyncWith | None) -> frozenset[str]:
-    """Every name the body mentions (read or bound) at any depth."""
+    r"""Return every name the body mentions (read or bound) at any depth.
+
+    Parameters
+    ----------
+    block : ast.With, ast.AsyncWith or None
+        The ``with`` statement (None: no source, no names).
+
+    Returns
+    -------
+    frozenset of str
+        The names.
+
+    Examples
+    --------
+    >>> sorted(block_names(ast.parse("with c:\n    y = f(x)").body[0]))
+    ['f', 'x', 'y']
+    """
     if block is None:
         return frozenset()
     return frozenset(n.id for stmt in block.body for n in ast.walk(stmt) if isinstance(n, ast.Name))
 
 
 def frame_scopes(frame: types.FrameType, namespace: dict[str, Any]) -> list[dict[str, Any]]:
-    """Where a name in a block is looked up: its locals, then globals, then builtins."""
+    """Return where a name in a block is looked up: its locals, then globals, then builtins.
+
+    Parameters
+    ----------
+    frame : types.FrameType
+        The frame running the block.
+    namespace : dict of str to object
+        Its locals (``frame.f_locals``; the globals at module level).
+
+    Returns
+    -------
+    list of dict of str to object
+        ``[namespace, frame.f_globals, frame.f_builtins]``.
+    """
     return [namespace, frame.f_globals, frame.f_builtins]
 
 
@@ -54,7 +83,38 @@ def target_values(
     namespace: dict[str, Any],
     missing: Callable[[str], Exception],
 ) -> dict[str, Any]:
-    """The value of each target expression in ``frame``; ``missing(expr)`` is raised for an absent one."""
+    """Return the value of each target expression in ``frame``.
+
+    Parameters
+    ----------
+    exprs : list of str
+        The target expressions as written (``"model"``, ``"cfg['x']"``).
+    nodes : list of ast.expr
+        The same, parsed by :func:`~checkpoint_magic.core.targets.parse_target`.
+    frame : types.FrameType
+        The frame running the block.
+    namespace : dict of str to object
+        Its locals (``frame.f_locals``; the globals at module level).
+    missing : callable
+        Takes an expression and returns the exception to raise when it has no value.
+
+    Returns
+    -------
+    dict of str to object
+        The value of each expression.
+
+    Raises
+    ------
+    Exception
+        ``missing(expr)`` for the first expression that has no value.
+
+    Examples
+    --------
+    >>> import sys
+    >>> frame, d = sys._getframe(), {"a": 1}
+    >>> target_values(["d['a']"], [targets.parse_target("d['a']")], frame, {"d": d}, KeyError)
+    {"d['a']": 1}
+    """
     values = {}
     scopes = frame_scopes(frame, namespace)
     for expr, node in zip(exprs, nodes, strict=True):
@@ -66,7 +126,13 @@ def target_values(
 
 
 def write_back_locals(frame: types.FrameType) -> None:
-    """Make changes to ``frame.f_locals`` visible to a function's fast locals (CPython < 3.13)."""
+    """Make changes to ``frame.f_locals`` visible to a function's fast locals (CPython < 3.13).
+
+    Parameters
+    ----------
+    frame : types.FrameType
+        The frame whose ``f_locals`` was changed (a no-op for module frames and on 3.13+).
+    """
     if sys.version_info < (3, 13) and frame.f_code.co_flags & 0x1:  # CO_OPTIMIZED: a function frame
         ctypes.pythonapi.PyFrame_LocalsToFast(ctypes.py_object(frame), ctypes.c_int(0))
 
@@ -84,7 +150,18 @@ _lines_of: dict[
 
 
 def find_block(frame: types.FrameType) -> ast.With | ast.AsyncWith | None:
-    """The ``with`` statement whose header contains the frame's current line, parsed from source."""
+    """Return the ``with`` statement whose header holds the frame's current line, from source.
+
+    Parameters
+    ----------
+    frame : types.FrameType
+        The frame executing the ``with`` header.
+
+    Returns
+    -------
+    ast.With, ast.AsyncWith or None
+        The innermost such statement; None when the source is unavailable or does not parse.
+    """
     filename = frame.f_code.co_filename
     lines = linecache.getlines(filename, frame.f_globals)
     if not lines:
@@ -111,7 +188,23 @@ def find_block(frame: types.FrameType) -> ast.With | ast.AsyncWith | None:
 
 
 def header_end(node: ast.With | ast.AsyncWith) -> int:
-    """Last line of a ``with`` statement's header (its items), which the body may share."""
+    r"""Return the last line of a ``with`` statement's header (its items), which the body may share.
+
+    Parameters
+    ----------
+    node : ast.With or ast.AsyncWith
+        The statement.
+
+    Returns
+    -------
+    int
+        The line number.
+
+    Examples
+    --------
+    >>> header_end(ast.parse("with a(\n    1\n) as b:\n    pass").body[0])
+    3
+    """
     ends = [item.context_expr.end_lineno or node.lineno for item in node.items]
     ends += [
         item.optional_vars.end_lineno or node.lineno
@@ -122,7 +215,23 @@ def header_end(node: ast.With | ast.AsyncWith) -> int:
 
 
 def instruction_lines(code: types.CodeType) -> list[tuple[int | None, dis.Instruction]]:
-    """Every instruction of ``code`` with its source line (portable across 3.10-3.13)."""
+    """Return every instruction of ``code`` with its source line (portable across 3.10-3.13).
+
+    Parameters
+    ----------
+    code : types.CodeType
+        The code object (nested code objects are not entered).
+
+    Returns
+    -------
+    list of (int or None, dis.Instruction)
+        Each instruction with the line it belongs to (None before the first line).
+
+    Examples
+    --------
+    >>> [line for line, ins in instruction_lines(compile("x = 1", "<s>", "exec"))][-1]
+    1
+    """
     cached = _lines_of.get(code)
     if cached is not None and cached[0] is code:
         return cached[1]
@@ -149,12 +258,31 @@ def instruction_lines(code: types.CodeType) -> list[tuple[int | None, dis.Instru
 
 
 def running_code_fingerprint(code: types.CodeType, first: int, last: int) -> str:
-    """Fingerprint of the bytecode that is actually running for source lines ``first..last``.
+    r"""Return the fingerprint of the bytecode actually running for source lines ``first..last``.
 
     Line numbers, jump offsets and file names do not enter it (jumps count relative to their
     instruction), so code moving up or down does not change it; any change to what the
     lines compile to does. It protects against a source file edited while the program runs:
     the body parsed from the file would then not be the body that runs.
+
+    Parameters
+    ----------
+    code : types.CodeType
+        The running code (the frame's ``f_code``).
+    first, last : int
+        The source lines of the body, inclusive.
+
+    Returns
+    -------
+    str
+        32 hexadecimal digits.
+
+    Examples
+    --------
+    >>> a = compile("x = 1\ny = 2", "<a>", "exec")
+    >>> b = compile("\n\nx = 1\ny = 2", "<b>", "exec")
+    >>> running_code_fingerprint(a, 1, 2) == running_code_fingerprint(b, 3, 4)
+    True
     """
     from ..fingerprint.values import fingerprint
 
@@ -182,9 +310,25 @@ def block_function(
     namespace: dict[str, Any],
     ignore: frozenset[str] = frozenset(),
 ) -> types.FunctionType:
-    """The body as a function over the frame's names (what code fingerprints follow).
+    """Return the body as a function over the frame's names (what code fingerprints follow).
 
     Names in ``ignore`` are hidden from it: they count neither as code nor as constants.
+
+    Parameters
+    ----------
+    block : ast.With or ast.AsyncWith
+        The ``with`` statement, as :func:`find_block` returns it.
+    frame : types.FrameType
+        The frame running the block.
+    namespace : dict of str to object
+        Its locals (``frame.f_locals``; the globals at module level).
+    ignore : frozenset of str, optional
+        Names to hide.
+
+    Returns
+    -------
+    types.FunctionType
+        A function (never called) whose globals are the frame's globals and ``namespace``.
     """
     body = ast.Module(body=block.body, type_ignores=[])
     text = ast.unparse(body)
@@ -210,11 +354,36 @@ def block_code_fingerprint(
     data: dict[str, Any] | None = None,
     ignore: frozenset[str] = frozenset(),
 ) -> str:
-    """What identifies a block's code.
+    """Return what identifies a block's code.
 
     Parts: the normalized AST of the body; the bytecode running for the body's lines; the
     user functions, classes and module attributes the body uses (followed transitively by
     :mod:`checkpoint_magic.fingerprint.code`, on their running code); and the produced names.
+
+    Parameters
+    ----------
+    block : ast.With, ast.AsyncWith or None
+        The ``with`` statement; None (no source) fingerprints the enclosing code's bytecode.
+    frame : types.FrameType
+        The frame running the block.
+    namespace : dict of str to object
+        Its locals (``frame.f_locals``; the globals at module level).
+    produce : list of str
+        The names the block produces.
+    data : dict of str to object, optional
+        Receives the data globals the body reads, by label, and its code under :data:`CODE_KEY`.
+    ignore : frozenset of str, optional
+        Names to hide from the code fingerprint.
+
+    Returns
+    -------
+    str
+        32 hexadecimal digits.
+
+    Raises
+    ------
+    FingerprintError
+        When the code the body reaches cannot be fingerprinted.
     """
     from ..fingerprint import code as codehash
 

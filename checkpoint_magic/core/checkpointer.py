@@ -85,13 +85,32 @@ _ADVICE = {
 
 
 def fingerprint_or_warn(what: str, compute: Callable[[], T]) -> tuple[bool, T | None]:
-    """Run ``compute`` (the fingerprinting of a call, block or cell); ``(False, None)`` if it failed.
+    """Run ``compute`` (fingerprinting a call, block or cell); ``(False, None)`` if it failed.
 
     Fingerprinting must never stop the user's computation: any error becomes one
     :class:`~checkpoint_magic.exceptions.UncachedWarning` naming ``what`` and the error, and
     the caller runs the computation uncached. Warnings the user's filters turned into
     errors stay errors. Every front end (decorator, ``InlineCheckpoint``, ``%%checkpoint``)
     calls this, so the policy and the message are one.
+
+    Parameters
+    ----------
+    what : str
+        What is fingerprinted, as the warning names it (``module.function``, a cell label).
+    compute : callable
+        Takes no argument and returns the fingerprint(s).
+
+    Returns
+    -------
+    ok : bool
+        Whether ``compute`` returned.
+    value : object or None
+        What it returned; None when it failed.
+
+    Raises
+    ------
+    Warning
+        A warning raised by ``compute`` that the user's filters turned into an error.
 
     Examples
     --------
@@ -134,7 +153,17 @@ _warned_lock = threading.Lock()
 
 
 def fault_kind(exc: BaseException) -> str | None:
-    """The kind of a persistent store fault (warned about once per store), ``None`` for others.
+    """Return the kind of a persistent store fault (warned about once per store), None for others.
+
+    Parameters
+    ----------
+    exc : BaseException
+        The error a store operation raised.
+
+    Returns
+    -------
+    str or None
+        A short description (``"permission denied"``, ``"read-only file system"``...).
 
     Examples
     --------
@@ -147,7 +176,7 @@ def fault_kind(exc: BaseException) -> str | None:
 
 
 def _warn_fault(store: Store, exc: BaseException, doing: str, category: type[Warning]) -> None:
-    """Warn about a store fault; a persistent one only the first time for this store in this process."""
+    """Warn about a store fault; a persistent one only the first time for this store and process."""
     kind = fault_kind(exc)
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     if kind is None:
@@ -169,13 +198,30 @@ def _warn_fault(store: Store, exc: BaseException, doing: str, category: type[War
 
 
 def make_key(kind: str, namespace: str, code_fp: str, input_fps: Mapping[str, str]) -> str:
-    """The entry key: xxh3-128 over the scheme version, kind, namespace, code and inputs.
+    """Return the entry key: xxh3-128 over the scheme version, kind, namespace, code and inputs.
 
     Input order does not matter; input names do.
 
+    Parameters
+    ----------
+    kind : str
+        What is cached (``"function"``, ``"block"``, ``"cell"``, ``"step"``...).
+    namespace : str
+        The name entries are grouped under.
+    code_fp : str
+        The code fingerprint.
+    input_fps : Mapping of str to str
+        The input fingerprints by name.
+
+    Returns
+    -------
+    str
+        32 hexadecimal digits.
+
     Examples
     --------
-    >>> make_key("function", "m.f", "c", {"a": "1", "b": "2"}) == make_key("function", "m.f", "c", {"b": "2", "a": "1"})
+    >>> a = make_key("function", "m.f", "c", {"a": "1", "b": "2"})
+    >>> a == make_key("function", "m.f", "c", {"b": "2", "a": "1"})
     True
     >>> make_key("function", "m.f", "c", {"a": "1"}) == make_key("function", "m.f", "c", {"b": "1"})
     False
@@ -265,16 +311,64 @@ class Checkpointer:
         return self._store
 
     def fingerprint_inputs(self, values: Mapping[str, Any]) -> dict[str, str]:
-        """Fingerprint every input by name; a value seen under two names is hashed once."""
+        """Fingerprint every input by name; a value seen under two names is hashed once.
+
+        Parameters
+        ----------
+        values : Mapping of str to object
+            The inputs by name.
+
+        Returns
+        -------
+        dict of str to str
+            The fingerprint of each input, by name.
+
+        Raises
+        ------
+        FingerprintError
+            When an input cannot be walked (a bug in its methods, or nested too deeply).
+
+        Examples
+        --------
+        >>> fps = Checkpointer("function", "doc.f").fingerprint_inputs({"x": 1, "y": [1]})
+        >>> sorted(fps), len(fps["x"])
+        (['x', 'y'], 32)
+        """
         fp = Fingerprinter(_ADVICE.get(self.kind))
         return {name: fp.fingerprint(value, name=name) for name, value in values.items()}
 
     def key(self, code_fp: str, input_fps: Mapping[str, str]) -> str:
-        """The key of the entry for this code and these inputs."""
+        """Return the key of the entry for this code and these inputs.
+
+        Parameters
+        ----------
+        code_fp : str
+            The code fingerprint (see :func:`~checkpoint_magic.fingerprint.code.code_fingerprint`).
+        input_fps : Mapping of str to str
+            The input fingerprints by name (see :meth:`fingerprint_inputs`).
+
+        Returns
+        -------
+        str
+            32 hexadecimal digits (see :func:`make_key`).
+        """
         return make_key(self.kind, self.namespace, code_fp, input_fps)
 
     def contains(self, code_fp: str, input_fps: Mapping[str, str]) -> bool:
-        """Whether a readable manifest exists for this code and these inputs (blobs not read)."""
+        """Whether a readable manifest exists for this code and these inputs (blobs not read).
+
+        Parameters
+        ----------
+        code_fp : str
+            The code fingerprint (see :func:`~checkpoint_magic.fingerprint.code.code_fingerprint`).
+        input_fps : Mapping of str to str
+            The input fingerprints by name (see :meth:`fingerprint_inputs`).
+
+        Returns
+        -------
+        bool
+            False too when the manifest is damaged, unsigned or unreadable.
+        """
         try:
             return self.store.read_entry(self.namespace, self.key(code_fp, input_fps)) is not None
         except (CorruptManifestError, SignatureError, ForeignStoreError, OSError):
@@ -296,6 +390,22 @@ class Checkpointer:
         value. A miss while other entries exist is explained in one INFO line (see
         :mod:`checkpoint_magic.core.explain`); ``code_parts`` (or a callable computing them)
         lets the explanation name the function that changed.
+
+        Parameters
+        ----------
+        code_fp : str
+            The code fingerprint (see :func:`~checkpoint_magic.fingerprint.code.code_fingerprint`).
+        input_fps : Mapping of str to str
+            The input fingerprints by name (see :meth:`fingerprint_inputs`).
+        mmap_mode : str, optional
+            Passed to savers that can memory-map arrays (``"r"``, ``"c"``...).
+        code_parts : Mapping of str to str, or callable returning one, optional
+            The own-code digest of each function reached, for the miss explanation.
+
+        Returns
+        -------
+        LoadResult or None
+            The outputs on a hit; None on a miss (the caller computes, then :meth:`save`).
         """
         store = self.store
         key = self.key(code_fp, input_fps)
@@ -415,7 +525,15 @@ class Checkpointer:
         return self.key(code_fp, input_fps) in self._uncached
 
     def abandon(self, code_fp: str, input_fps: Mapping[str, str]) -> None:
-        """The computation of this entry failed: release its lease so a waiting caller runs it."""
+        """Release the lease of an entry whose computation failed, so that a waiting caller runs it.
+
+        Parameters
+        ----------
+        code_fp : str
+            The code fingerprint (see :func:`~checkpoint_magic.fingerprint.code.code_fingerprint`).
+        input_fps : Mapping of str to str
+            The input fingerprints by name (see :meth:`fingerprint_inputs`).
+        """
         self._end_flight(self.key(code_fp, input_fps))
 
     def _end_flight(self, key: str) -> None:
@@ -470,12 +588,39 @@ class Checkpointer:
         code_parts: Mapping[str, str] | None = None,
         optional: Collection[str] = (),
     ) -> bool:
-        """Commit ``outputs`` for this code and these inputs; ``False`` (and one warning) on failure.
+        """Commit ``outputs`` for this code and these inputs; False (and one warning) on failure.
 
         Blobs are written first and the manifest last, so a failure at any point leaves
         no partial entry. :class:`StoreFormatError` (a newer store) is raised, not warned.
         An output named in ``optional`` that cannot be serialized (a lock, an executor, a
         socket) is left out of the entry instead, and listed in :attr:`left_out` with why.
+
+        Parameters
+        ----------
+        code_fp : str
+            The code fingerprint (see :func:`~checkpoint_magic.fingerprint.code.code_fingerprint`).
+        input_fps : Mapping of str to str
+            The input fingerprints by name (see :meth:`fingerprint_inputs`).
+        outputs : Mapping of str to object
+            The values to store, by name.
+        duration : float
+            How long the computation took, in seconds.
+        meta : Mapping of str to object, optional
+            Extra manifest metadata (labels, sources, the notebook's output...).
+        code_parts : Mapping of str to str, optional
+            The own-code digest of each function reached, kept to explain later misses.
+        optional : Collection of str, default ()
+            Outputs that are left out, rather than failing the save, when they cannot be stored.
+
+        Returns
+        -------
+        bool
+            Whether the entry was committed.
+
+        Raises
+        ------
+        StoreFormatError
+            When the store was written by a newer, incompatible version.
         """
         store = self.store
         key = self.key(code_fp, input_fps)
@@ -541,7 +686,7 @@ class Checkpointer:
         return True
 
     def _enforce_budget(self, store: Store) -> None:
-        """With ``CHECKPOINT_MAGIC_MAX_SIZE`` set, evict least recently used entries after a commit."""
+        """With ``CHECKPOINT_MAGIC_MAX_SIZE`` set, evict the least recently used after commits."""
         limit = os.environ.get(config.ENV_MAX_SIZE)
         if not limit:
             return
@@ -554,6 +699,16 @@ class Checkpointer:
             )
 
     def clear(self, *, force: bool = False) -> int:
-        """Delete every entry of this namespace (every code version; pinned ones only with
-        ``force``); return how many."""
+        """Delete every entry of this namespace (every code version).
+
+        Parameters
+        ----------
+        force : bool, default False
+            Delete pinned entries too.
+
+        Returns
+        -------
+        int
+            How many entries were deleted.
+        """
         return self.store.clear(self.namespace, force=force)

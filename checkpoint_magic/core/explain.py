@@ -14,13 +14,15 @@ closest thing that differs, in one line:
 Examples
 --------
 >>> from checkpoint_magic.core.explain import describe_difference
->>> old = {"code": "c1", "code_parts": {"m.f": "1", "m.helper": "2"}, "inputs": {"x": "a", "y": "b"}}
+>>> old = {"code": "c1", "code_parts": {"m.f": "1", "m.helper": "2"}}
+>>> old["inputs"] = {"x": "a", "y": "b"}
 >>> describe_difference(old, "c2", {"m.f": "1", "m.helper": "3"}, {"x": "a", "y": "b"})
 'code changed: m.helper'
 >>> describe_difference(old, "c1", None, {"x": "a", "y": "z"})
 'input changed: y'
 >>> old["inputs"].update({"file:data.csv": "1", "global:CONFIG": "2"})
->>> describe_difference(old, "c1", None, {"x": "a", "y": "b", "file:data.csv": "3", "global:CONFIG": "2"})
+>>> new = {"x": "a", "y": "b", "file:data.csv": "3", "global:CONFIG": "2"}
+>>> describe_difference(old, "c1", None, new)
 'file changed: data.csv'
 """
 
@@ -102,7 +104,29 @@ def describe_difference(
     code_parts: Mapping[str, str] | None,
     input_fps: Mapping[str, str],
 ) -> str:
-    """One line saying how a lookup differs from a stored entry's manifest."""
+    """Say in one line how a lookup differs from a stored entry's manifest.
+
+    Parameters
+    ----------
+    entry : Mapping of str to object
+        The stored manifest (its ``code``, ``code_parts`` and ``inputs``).
+    code_fp : str
+        The code fingerprint of the lookup.
+    code_parts : Mapping of str to str or None
+        The own-code digest of each function the lookup reached, to name the one that changed.
+    input_fps : Mapping of str to str
+        The input fingerprints of the lookup, by name.
+
+    Returns
+    -------
+    str
+        The differences, ``"; "``-separated (``"input changed: x"``).
+
+    Examples
+    --------
+    >>> describe_difference({"code": "c", "inputs": {"x": "1"}}, "c", None, {"x": "2"})
+    'input changed: x'
+    """
     reasons = []
     if entry.get("code") != code_fp:
         old_parts: Mapping[str, str] = entry.get("code_parts") or {}
@@ -137,7 +161,7 @@ def describe_difference(
 def _score(
     entry: Mapping[str, Any], code_fp: str, input_fps: Mapping[str, str]
 ) -> tuple[int, bool, float]:
-    """Closeness of an entry to a lookup: matching inputs first, then matching code; newer wins ties.
+    """Closeness of an entry to a lookup: matching inputs first, then code; newer wins ties.
 
     Inputs come first: when an entry for these very inputs exists under other code, the
     answer to "why did it recompute?" is that the code changed, even if entries of the
@@ -176,10 +200,32 @@ def explain_miss(
     exclude_key: str | None = None,
     before: float | None = None,
 ) -> str:
-    """Why a lookup missed: compared with the closest stored entry of the same namespace.
+    """Explain why a lookup missed: compared with the closest stored entry of the same namespace.
 
     ``exclude_key`` leaves out the entry the miss itself produced, and ``before`` the entries
     created after the miss, when the explanation is computed later (see :func:`last_miss`).
+
+    Parameters
+    ----------
+    store : Store
+        The checkpoint store.
+    namespace : str
+        The namespace whose entries are compared.
+    code_fp : str
+        The code fingerprint of the lookup.
+    input_fps : Mapping of str to str
+        The input fingerprints of the lookup, by name.
+    code_parts : Mapping of str to str, optional
+        The own-code digest of each function the lookup reached.
+    exclude_key : str, optional
+        The key of an entry to leave out.
+    before : float, optional
+        Leave out entries created at or after this time (seconds since the epoch).
+
+    Returns
+    -------
+    str
+        One line, e.g. ``"code changed: mod.helper"``.
     """
     candidates = [
         m
@@ -208,6 +254,21 @@ def record_miss(
     costs one small write, not a comparison with every stored entry. With ``defer`` the
     write happens in a background thread (within :data:`FLUSH_INTERVAL`, at exit, or when
     :func:`last_miss` is asked in this process), only the namespace's latest miss is written.
+
+    Parameters
+    ----------
+    store : Store
+        The checkpoint store.
+    namespace : str
+        The namespace whose entries are compared.
+    reason : str or None
+        The explanation, when it was computed already.
+    when : float
+        The time of the miss (seconds since the epoch).
+    request : Mapping of str to object, optional
+        ``key``, ``code``, ``inputs`` and ``parts`` of the lookup, to explain it later.
+    defer : bool, default False
+        Write it from a background thread (the miss path of a call) instead of now.
     """
     record: dict[str, Any] = {"namespace": namespace, "time": when}
     if reason is not None:
@@ -224,10 +285,22 @@ def record_miss(
 
 
 def last_miss(store: Store, namespace: str) -> dict[str, Any] | None:
-    """The last recorded miss of a namespace (``{"namespace", "reason", "time"}``), if any.
+    """Return the last recorded miss of a namespace (``{"namespace", "reason", "time"}``), if any.
 
     A miss recorded without its reason is explained now, against the entries that existed
     before it.
+
+    Parameters
+    ----------
+    store : Store
+        The checkpoint store.
+    namespace : str
+        The namespace whose entries are compared.
+
+    Returns
+    -------
+    dict of str to object, or None
+        The record; None when no miss was recorded or the record is unreadable.
     """
     _miss_writer.flush()
     try:

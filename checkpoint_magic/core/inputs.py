@@ -128,11 +128,30 @@ class InputMemory:
 def global_inputs(
     values: Mapping[str, Any], memory: InputMemory, skip: Iterable[str] = ()
 ) -> dict[str, str]:
-    """``global:LABEL -> fingerprint`` of the data globals among ``values`` (label -> value).
+    """Return ``global:LABEL -> fingerprint`` of the data globals among ``values`` (label -> value).
 
     State globals (``memory.state``), names in ``skip`` (a label such as ``module.NAME``, or
     the bare ``NAME``), modules, loggers, locks and values that cannot be fingerprinted
     (logged at DEBUG) are left out.
+
+    Parameters
+    ----------
+    values : Mapping of str to object
+        The data globals the code reads, by label.
+    memory : InputMemory
+        What earlier runs of the namespace taught.
+    skip : Iterable of str, default ()
+        Labels or bare names to leave out.
+
+    Returns
+    -------
+    dict of str to str
+        ``global:LABEL`` to fingerprint.
+
+    Examples
+    --------
+    >>> sorted(global_inputs({"A": [1], "m.B": 2, "C": 3}, InputMemory(), skip=["B"]))
+    ['global:A', 'global:C']
     """
     out = {}
     skipped = set(skip)
@@ -153,11 +172,29 @@ def global_inputs(
 def file_inputs(
     candidates: Mapping[str, Any], memory: InputMemory
 ) -> tuple[dict[str, str], dict[str, tuple[int, int, int, int] | None]]:
-    """``file:LABEL -> content digest`` of the candidates naming existing files or folders.
+    """Return ``file:LABEL -> content digest`` of the candidates naming existing files or folders.
 
-    ``candidates`` maps a label (the path as written) to a value (a path or anything else).
     Also returns every path-like candidate's signature (None: absent), to tell after a run
     which files the computation wrote. Output files (``memory.outputs``) are left out.
+
+    Parameters
+    ----------
+    candidates : Mapping of str to object
+        Label (the path as written) to value (a path, or anything else, which is skipped).
+    memory : InputMemory
+        What earlier runs of the namespace taught.
+
+    Returns
+    -------
+    fps : dict of str to str
+        ``file:LABEL`` to content digest, for the paths that exist.
+    sigs : dict of str to (tuple of four int, or None)
+        Absolute path to its signature before the run (None: absent).
+
+    Examples
+    --------
+    >>> file_inputs({"surely/missing.csv": "surely/missing.csv", "n": 3}, InputMemory())[0]
+    {}
     """
     fps: dict[str, str] = {}
     sigs: dict[str, tuple[int, int, int, int] | None] = {}
@@ -174,7 +211,23 @@ def file_inputs(
 
 
 def written_files(sigs: Mapping[str, tuple[int, int, int, int] | None]) -> set[str]:
-    """The paths among ``sigs`` whose signature changed since (created, written or deleted)."""
+    """Return the paths among ``sigs`` whose signature changed since (created, written or deleted).
+
+    Parameters
+    ----------
+    sigs : Mapping of str to (tuple of four int, or None)
+        Absolute path to its signature before the run, as :func:`file_inputs` returns.
+
+    Returns
+    -------
+    set of str
+        The paths written, created or deleted since.
+
+    Examples
+    --------
+    >>> written_files({"surely/missing.csv": None})
+    set()
+    """
     return {path for path, before in sigs.items() if signature(path) != before}
 
 
@@ -213,7 +266,15 @@ class FileInputs:
                 self.labels[path] = "file:" + label
 
     def forget_written(self, input_fps: dict[str, str]) -> None:
-        """After a run: files it created or changed are outputs; drop them from ``input_fps``."""
+        """After a run: files it created or changed are outputs; drop them from ``input_fps``.
+
+        They are also remembered as outputs of the namespace (see :meth:`InputMemory.learn`).
+
+        Parameters
+        ----------
+        input_fps : dict of str to str
+            The input fingerprints of the run, by name; modified in place.
+        """
         written = written_files(self.sigs)
         if written:
             for path in written:
@@ -223,7 +284,23 @@ class FileInputs:
 
 # -------------------------------------------------------------------------- mutated arguments
 def restorable(obj: Any) -> bool:
-    """Whether a stored state can be copied back into ``obj`` in place (see :func:`restore_into`)."""
+    """Whether a stored state can be copied back into ``obj`` in place (see :func:`restore_into`).
+
+    Parameters
+    ----------
+    obj : object
+        A mutated argument.
+
+    Returns
+    -------
+    bool
+        True for lists, dicts, sets, bytearrays, writeable arrays and objects with state.
+
+    Examples
+    --------
+    >>> restorable([1]), restorable((1,))
+    (True, False)
+    """
     import numpy as np
 
     if isinstance(obj, (list, dict, set, bytearray, np.ndarray)):
@@ -243,6 +320,18 @@ def restore_into(target: Any, stored: Any) -> bool:
     Lists, dicts, sets and bytearrays are refilled; an ndarray is assigned element-wise
     (same shape and dtype); any other object gets the stored ``__dict__`` (a DataFrame, an
     estimator) or ``__setstate__`` of the stored state.
+
+    Parameters
+    ----------
+    target : object
+        The caller's object, changed in place.
+    stored : object
+        The stored state, of the same type.
+
+    Returns
+    -------
+    bool
+        Whether ``target`` now has the state of ``stored``.
 
     Examples
     --------

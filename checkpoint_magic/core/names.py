@@ -117,8 +117,26 @@ def cell_inputs_outputs(source: str) -> tuple[list[str], list[str]]:
 def analyze_cell(source: str | ast.Module) -> CellNames:
     """Analyse a cell's source (or its parsed module); see :func:`cell_inputs_outputs`.
 
+    Parameters
+    ----------
+    source : str or ast.Module
+        Python source (IPython syntax already transformed), or its parsed module.
+
+    Returns
+    -------
+    CellNames
+        The names the cell reads and binds, and whether it runs a star import.
+
+    Raises
+    ------
+    SyntaxError
+        When ``source`` is a string that does not parse.
+
     Examples
     --------
+    >>> names = analyze_cell("y = f(x)")
+    >>> names.reads, names.binds, names.star_import
+    (['f', 'x'], ['y'], False)
     >>> analyze_cell("from os.path import *").star_import
     True
     """
@@ -282,7 +300,7 @@ class _Analyzer:
             self.magic_call(call, bound)
 
     def nested_scope(self, node: ast.AST, bound: frozenset[str]) -> None:
-        """Globals read (and walrus / ``global`` names bound) by a function, class or comprehension."""
+        """Globals read (walrus, ``global`` names bound) by a function, class or comprehension."""
         reads, binds = _scope_globals(node, frozenset())
         for name in sorted(reads):
             self.read(name, bound)

@@ -54,7 +54,24 @@ _DATA_PACKAGES = frozenset(
 
 
 def is_code(value: Any) -> bool:
-    """Functions, classes, modules and callable wrappers count as code, not as data."""
+    """Whether a value is code (functions, classes, modules, callable wrappers) rather than data.
+
+    Parameters
+    ----------
+    value : object
+        A value in the user's namespace.
+
+    Returns
+    -------
+    bool
+        True for code, which a cell re-creates rather than restores.
+
+    Examples
+    --------
+    >>> import functools
+    >>> is_code(len), is_code(functools.partial(max, 1)), is_code([1])
+    (True, True, False)
+    """
     if isinstance(
         value,
         (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type, functools.partial),
@@ -68,7 +85,25 @@ def is_code(value: Any) -> bool:
 
 
 def is_plain_data(value: Any, depth: int = 0) -> bool:
-    """Whether a last-expression value is data worth restoring as ``Out[n]`` itself."""
+    """Whether a last-expression value is data worth restoring as ``Out[n]`` itself.
+
+    Parameters
+    ----------
+    value : object
+        The value of the cell's last expression.
+    depth : int, default 0
+        The nesting level reached so far (more than 3 levels is not plain data).
+
+    Returns
+    -------
+    bool
+        True for builtin, numpy, pandas... values and containers of them (no code).
+
+    Examples
+    --------
+    >>> is_plain_data([1, "a"]), is_plain_data(print)
+    (True, False)
+    """
     if depth > 3:
         return False
     root = (type(value).__module__ or "").partition(".")[0]
@@ -83,7 +118,23 @@ def is_plain_data(value: Any, depth: int = 0) -> bool:
 
 
 def definition_names(tree: ast.Module) -> set[str]:
-    """Names bound by the top-level imports, functions and classes of a cell."""
+    r"""Return the names bound by the top-level imports, functions and classes of a cell.
+
+    Parameters
+    ----------
+    tree : ast.Module
+        The parsed cell.
+
+    Returns
+    -------
+    set of str
+        The names (an ``import a.b`` binds ``a``; star imports bind nothing known).
+
+    Examples
+    --------
+    >>> sorted(definition_names(ast.parse("import os.path\ndef f(): pass\nx = 1")))
+    ['f', 'os']
+    """
     names: set[str] = set()
     for stmt in tree.body:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -226,10 +277,24 @@ def globals_read_by(
 
 
 def cell_files(code: types.CodeType, inputs: Mapping[str, Any], cp: Checkpointer) -> FileInputs:
-    """The files a cell names (path inputs, string constants of its code), by content.
+    """Return the files a cell names (path inputs, string constants of its code), by content.
 
     ``.values`` (``file:PATH -> FileContent``) join the cell's inputs; after a miss,
     ``.forget_written(input_fps)`` turns the files the cell wrote into outputs.
+
+    Parameters
+    ----------
+    code : types.CodeType
+        The cell's compiled code (its string constants that look like paths are candidates).
+    inputs : Mapping of str to object
+        The cell's input values by name (``str`` and ``os.PathLike`` ones are candidates).
+    cp : Checkpointer
+        The cell's checkpointer (its store and namespace hold what earlier runs learnt).
+
+    Returns
+    -------
+    FileInputs
+        The existing files and folders among the candidates, as inputs.
     """
     candidates = {os.fspath(v): v for v in inputs.values() if isinstance(v, (str, os.PathLike))}
     candidates.update((c, c) for c in code_path_constants(code))

@@ -60,10 +60,10 @@ def parse_target(text: str, role: str = "target") -> ast.expr:
     --------
     >>> ast.unparse(parse_target("cfg.params['alpha']"))
     "cfg.params['alpha']"
-    >>> parse_target("f(x)", "watch")
+    >>> parse_target("f(x)", "watch")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    checkpoint_magic.exceptions.InvalidArgumentError: watch 'f(x)' is not a name, an attribute path (f.a) or a subscript with a literal key (d['a'])
+    checkpoint_magic.exceptions.InvalidArgumentError: watch 'f(x)' is not a name, an attribute ...
     """
     if not isinstance(text, str) or not text.strip():
         raise InvalidArgumentError(
@@ -93,7 +93,25 @@ def _parse(text: str) -> ast.expr | None:
 
 
 def literal_key(node: ast.expr) -> Any:
-    """The value of a literal subscript key, or :data:`MISSING` when it is not a literal."""
+    """Return the value of a literal subscript key, or :data:`MISSING` when it is not a literal.
+
+    Parameters
+    ----------
+    node : ast.expr
+        The ``slice`` of an ``ast.Subscript``.
+
+    Returns
+    -------
+    object
+        The key, or :data:`MISSING`.
+
+    Examples
+    --------
+    >>> literal_key(ast.parse("'a'", mode="eval").body)
+    'a'
+    >>> literal_key(ast.parse("k", mode="eval").body) is MISSING
+    True
+    """
     try:
         return ast.literal_eval(node)
     except (ValueError, TypeError):  # not a literal, or an unhashable one
@@ -101,9 +119,25 @@ def literal_key(node: ast.expr) -> Any:
 
 
 def resolve(node: ast.expr, scopes: Sequence[Mapping[str, Any]]) -> Any:
-    """The value of a parsed target; names are looked up in ``scopes`` in order.
+    """Return the value of a parsed target; names are looked up in ``scopes`` in order.
 
-    Returns :data:`MISSING` when a name, an attribute or a key along the path does not exist.
+    Parameters
+    ----------
+    node : ast.expr
+        A target from :func:`parse_target` (a name, attribute or literal subscript chain).
+    scopes : Sequence of Mapping of str to object
+        The namespaces to look the leading name up in (e.g. locals, then globals).
+
+    Returns
+    -------
+    object
+        The value; :data:`MISSING` when a name, an attribute or a key along the path does not
+        exist.
+
+    Examples
+    --------
+    >>> resolve(parse_target("d['a']"), [{"d": {"a": 1}}])
+    1
     """
     if isinstance(node, ast.Name):
         for scope in scopes:
@@ -131,8 +165,31 @@ def assign(
 ) -> None:
     """Set a parsed target: a name in ``namespace``, an attribute or item on its parent.
 
-    The parent is found through ``scopes``; when it does not exist,
-    ``missing_parent(<parent path>)`` is raised.
+    Parameters
+    ----------
+    node : ast.expr
+        A target from :func:`parse_target`.
+    value : object
+        The value to set.
+    namespace : dict of str to object
+        Where a bare name is bound.
+    scopes : Sequence of Mapping of str to object
+        Where the parent of an attribute or item target is looked up.
+    missing_parent : callable
+        Takes the parent's path (``"d['a']"``) and returns the exception to raise when the
+        parent does not exist.
+
+    Raises
+    ------
+    Exception
+        ``missing_parent(<parent path>)`` when the parent does not exist.
+
+    Examples
+    --------
+    >>> ns = {"d": {}}
+    >>> assign(parse_target("d['k']"), 5, ns, [ns], KeyError)
+    >>> ns
+    {'d': {'k': 5}}
     """
     if isinstance(node, ast.Name):
         namespace[node.id] = value

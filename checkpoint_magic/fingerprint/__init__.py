@@ -4,7 +4,8 @@
 extended, through :func:`~checkpoint_magic.fingerprint.values.register` called right here, by
 ``pandas`` and ``objects`` (code, estimators, any other object); ``code`` fingerprints functions
 by their normalized AST and running bytecode (``bytecode``), following the user code they reach
-(``codegraph``; ``origin`` tells user code from installed code). Nothing here touches the store.
+(``codegraph``, cached by ``codecache``; ``origin`` tells user code from installed code).
+Nothing here touches the store.
 """
 
 from . import objects, pandas, values

@@ -41,7 +41,26 @@ _NAMES_CACHE: weakref.WeakKeyDictionary[types.CodeType, tuple[frozenset[str], ..
 
 
 def is_const(v: Any, depth: int = 0) -> bool:
-    """True for small plain constants: scalars of the builtin types, tuples/frozensets of them."""
+    """Whether ``v`` is a small plain constant: a builtin scalar, or a tuple/frozenset of them.
+
+    Parameters
+    ----------
+    v : object
+        The value.
+    depth : int, default 0
+        The nesting level reached so far (more than 4 levels is not a constant).
+
+    Returns
+    -------
+    bool
+        True for ``None``, bools, numbers, ``str``/``bytes`` up to 64 KiB, and tuples and
+        frozensets (up to 1024 items, 4 levels) of those.
+
+    Examples
+    --------
+    >>> is_const((1, "a", None)), is_const([1])
+    (True, False)
+    """
     t = type(v)
     if t in _SCALARS:
         return not (t is str or t is bytes) or len(v) <= 65536
@@ -80,13 +99,31 @@ def _const_bytes(c: Any, out: list[bytes]) -> None:
 
 
 def const_fingerprint(v: Any) -> str:
+    """Return the fingerprint of a constant (or code object) by type and value.
+
+    Parameters
+    ----------
+    v : object
+        A constant as found in ``co_consts`` (see :func:`is_const`), or a code object; anything
+        else is fingerprinted by value.
+
+    Returns
+    -------
+    str
+        32 hexadecimal digits; ``1`` and ``1.0`` and ``True`` differ.
+
+    Examples
+    --------
+    >>> const_fingerprint(1) != const_fingerprint(1.0) != const_fingerprint(True)
+    True
+    """
     out: list[bytes] = []
     _const_bytes(v, out)
     return xxhash.xxh3_128_hexdigest(b"".join(out))
 
 
 def _docstring_slot(code: types.CodeType) -> bool:
-    """Whether ``co_consts[0]`` is a function's docstring slot (a str or None the code never loads)."""
+    """Whether ``co_consts[0]`` is a docstring slot (a str or None the code never loads)."""
     if (
         not code.co_flags & inspect.CO_OPTIMIZED
         or code.co_name.startswith("<")
@@ -105,7 +142,22 @@ def _docstring_slot(code: types.CodeType) -> bool:
 
 
 def code_bytes(code: types.CodeType, out: list[bytes]) -> None:
-    """Append the code's identity: bytecode, names, constants; not its file or line numbers."""
+    """Append the code's identity: bytecode, names, constants; not its file or line numbers.
+
+    Parameters
+    ----------
+    code : types.CodeType
+        The code object; nested code objects among its constants are included.
+    out : list of bytes
+        Receives the encoded pieces (join them to hash).
+
+    Examples
+    --------
+    >>> out = []
+    >>> code_bytes((lambda x: x + 1).__code__, out)
+    >>> out[0][:1]
+    b'C'
+    """
     out.append(
         b"C"
         + struct.pack(
@@ -125,13 +177,24 @@ def code_bytes(code: types.CodeType, out: list[bytes]) -> None:
 
 
 def code_names(code: types.CodeType) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    """(global names read, attribute names used, modules imported) by a code object and its nested code.
+    r"""Return (global names read, attribute names, modules imported) by code and its nested code.
 
     Cached while the code object lives.
 
+    Parameters
+    ----------
+    code : types.CodeType
+        The code object.
+
+    Returns
+    -------
+    tuple of three frozenset of str
+        Global names read; attribute (and other non-global) names used, a safe superset;
+        the modules named by ``import`` statements.
+
     Examples
     --------
-    >>> glob, attrs, imports = code_names(compile("import a.b\\ny = m.f(x)", "<s>", "exec"))
+    >>> glob, attrs, imports = code_names(compile("import a.b\ny = m.f(x)", "<s>", "exec"))
     >>> sorted(glob), sorted(attrs), sorted(imports)
     (['m', 'x'], ['a', 'f', 'y'], ['a.b'])
     """
@@ -158,7 +221,27 @@ def code_names(code: types.CodeType) -> tuple[frozenset[str], frozenset[str], fr
 
 
 def normalized_dump(node: ast.AST) -> str:
-    """``ast.dump`` without docstrings, positions or the top node's decorators."""
+    r"""Dump an AST without docstrings, positions or the top node's decorators.
+
+    The tree is modified in place (docstrings and the top decorators are removed).
+
+    Parameters
+    ----------
+    node : ast.AST
+        The tree, typically a function definition.
+
+    Returns
+    -------
+    str
+        ``ast.dump`` of the tree, without field names or positions.
+
+    Examples
+    --------
+    >>> a = ast.parse('def f():\n    "doc"\n    return 1').body[0]
+    >>> b = ast.parse("def f():\n\n    return 1").body[0]
+    >>> normalized_dump(a) == normalized_dump(b)
+    True
+    """
     for n in ast.walk(node):
         body = getattr(n, "body", None)
         if (
@@ -176,7 +259,19 @@ def normalized_dump(node: ast.AST) -> str:
 
 
 def function_ast(code: types.CodeType) -> str | None:
-    """The normalized AST of a function or lambda as its source file reads now, or None."""
+    """Return the normalized AST of a function or lambda as its source file reads now, or None.
+
+    Parameters
+    ----------
+    code : types.CodeType
+        The function's or lambda's code object.
+
+    Returns
+    -------
+    str or None
+        :func:`normalized_dump` of its definition; None when there is no source or it is
+        ambiguous (two lambdas on one line), then the bytecode alone identifies the code.
+    """
     try:
         lines, start = inspect.getsourcelines(code)
         tree = ast.parse(textwrap.dedent("".join(lines)))

@@ -9,15 +9,16 @@ name, a closure cell, a used attribute of a user module or the class of a method
 Installed packages count by name and version, small global constants (None, bool,
 numbers, str, bytes and tuples/frozensets of them) by value, closure values and the data
 attributes of user classes (``params = {'lr': 0.1}`` in a class body) through
-:func:`checkpoint_magic.fingerprint.values.fingerprint`. A global that is an instance of a user class
-(``scorer = Scorer()``) counts by its class's code, not by its data. Other global values
+:func:`checkpoint_magic.fingerprint.values.fingerprint`. A global that is an instance of a user
+class (``scorer = Scorer()``) counts by its class's code, not by its data. Other global values
 (data) are *not* included: pass data as arguments so that it is an input.
 
 Fingerprints are cached per function object with what they depended on (the object each
 global name was bound to, every function's ``__code__``, defaults and closure cells): a
 repeated :func:`code_fingerprint` costs a few identity checks, and rebinding a helper (a
 notebook re-running a cell, IPython's autoreload swapping ``__code__``) is noticed. The
-traversal of what a function reaches and that cache live in :mod:`checkpoint_magic.fingerprint.codegraph`;
+traversal of what a function reaches lives in :mod:`~checkpoint_magic.fingerprint.codegraph`, that
+cache in :mod:`~checkpoint_magic.fingerprint.codecache`;
 code objects and ASTs are encoded by :mod:`~checkpoint_magic.fingerprint.bytecode`, user code is
 told from installed code by :mod:`~checkpoint_magic.fingerprint.origin`; this module is the API.
 """
@@ -31,7 +32,7 @@ import types
 from typing import Any
 
 from ..exceptions import FingerprintError
-from . import codegraph
+from . import codecache
 from .bytecode import CODEHASH_VERSION, code_names, normalized_dump
 from .encoding import hex_digest
 from .origin import is_user_code, package_version
@@ -49,8 +50,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The per-function cache of code fingerprints (owned by ``codegraph``).
-CODE_CACHE = codegraph.CODE_CACHE
+#: The per-function cache of code fingerprints (owned by ``codecache``).
+CODE_CACHE = codecache.CODE_CACHE
 
 
 def code_fingerprint(obj: Any) -> str:
@@ -92,7 +93,7 @@ def code_fingerprint(obj: Any) -> str:
     entry = CODE_CACHE.get(id(obj))  # fast path: a cached function without closure values
     if entry is not None and not entry.volatile and entry.valid((obj,)):
         return entry.digest
-    return codegraph.compute(obj, parts=False)[0]
+    return codecache.compute(obj, parts=False)[0]
 
 
 def code_parts(obj: Any) -> dict[str, str]:
@@ -116,16 +117,33 @@ def code_parts(obj: Any) -> dict[str, str]:
     >>> sorted(code_parts(ns["f"]))
     ['<exec>.f', '<exec>.helper']
     """
-    return dict(codegraph.compute(obj)[1])
+    return dict(codecache.compute(obj)[1])
 
 
 def code_inputs(obj: Any) -> tuple[str, dict[str, Any]]:
-    """:func:`code_fingerprint` and :func:`data_globals` of ``obj`` in one pass over the cache.
+    r"""Return :func:`code_fingerprint` and :func:`data_globals` of ``obj`` in one cache pass.
+
+    Parameters
+    ----------
+    obj : function, method, class, functools.partial or callable instance
+        The code, as for :func:`code_fingerprint`.
+
+    Returns
+    -------
+    fingerprint : str
+        The code fingerprint (32 hexadecimal digits).
+    data : dict of str to object
+        The data globals the code reads, by label (``NAME``, ``module.NAME``).
+
+    Raises
+    ------
+    FingerprintError
+        When ``obj`` is not code or its code cannot be fingerprinted.
 
     Examples
     --------
     >>> ns = {"CONFIG": [1, 2]}
-    >>> exec("def f():\\n    return sum(CONFIG)\\n", ns)
+    >>> exec("def f():\n    return sum(CONFIG)\n", ns)
     >>> fp, data = code_inputs(ns["f"])
     >>> fp == code_fingerprint(ns["f"]), data
     (True, {'CONFIG': [1, 2]})
@@ -133,7 +151,7 @@ def code_inputs(obj: Any) -> tuple[str, dict[str, Any]]:
     entry = CODE_CACHE.get(id(obj))  # fast path: a cached function without closure values
     if entry is not None and not entry.volatile and entry.valid((obj,)):
         return entry.digest, entry.data_values() if entry.data else {}
-    return code_fingerprint(obj), codegraph.data_globals(obj)
+    return code_fingerprint(obj), codecache.data_globals(obj)
 
 
 def data_globals(obj: Any) -> dict[str, Any]:
@@ -155,11 +173,12 @@ def data_globals(obj: Any) -> dict[str, Any]:
     Examples
     --------
     >>> ns = {"CONFIG": {"factor": 2}, "N": 3}
-    >>> exec("def helper():\\n    return CONFIG['factor']\\ndef f(x):\\n    return helper() * x * N\\n", ns)
+    >>> src = "def helper():\\n    return CONFIG['factor']\\n"
+    >>> exec(src + "def f(x):\\n    return helper() * x * N\\n", ns)
     >>> data_globals(ns["f"])
     {'CONFIG': {'factor': 2}}
     """
-    return codegraph.data_globals(obj)
+    return codecache.data_globals(obj)
 
 
 def source_fingerprint(source: str) -> str:

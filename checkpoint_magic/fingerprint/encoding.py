@@ -1,4 +1,4 @@
-"""The framing every fingerprint is written in: type tags, lengths, xxh3 helpers, the scheme version.
+"""The framing every fingerprint is written in: type tags, lengths, xxh3, the scheme version.
 
 A leaf: every other module of :mod:`checkpoint_magic.fingerprint` builds on it and it imports
 none of them. A value is written as a one-byte tag, a length where the tag does not fix the
@@ -29,19 +29,60 @@ BLOCK = 1 << 20  # bytes copied at a time from a strided array
 
 
 def write_str(h: Any, text: str) -> None:
-    """Write ``text`` into the hasher ``h`` as tag ``s``, its UTF-8 length, its UTF-8 bytes."""
+    """Write ``text`` into the hasher ``h`` as tag ``s``, its UTF-8 length, its UTF-8 bytes.
+
+    Parameters
+    ----------
+    h : xxhash.xxh3_128
+        The hasher to update (anything with ``update(bytes)``).
+    text : str
+        The text; lone surrogates are kept (``surrogatepass``).
+
+    Examples
+    --------
+    >>> h = xxh()
+    >>> write_str(h, "ab")
+    >>> h.hexdigest() == xxh(pack_tag(b"s", 2) + b"ab").hexdigest()
+    True
+    """
     data = text.encode("utf-8", "surrogatepass")
     h.update(pack_tag(b"s", len(data)))
     h.update(data)
 
 
 def pack_shape(shape: tuple[int, ...]) -> bytes:
-    """An array shape: tag ``#``, the number of dimensions, then each as int64."""
+    """Encode an array shape: tag ``#``, the number of dimensions, then each as int64.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The shape.
+
+    Returns
+    -------
+    bytes
+        ``9 + 8 * len(shape)`` bytes.
+
+    Examples
+    --------
+    >>> len(pack_shape((2, 3)))
+    25
+    """
     return pack_tag(b"#", len(shape)) + struct.pack(f"<{len(shape)}q", *shape)
 
 
 def frame(*items: str | bytes) -> bytes:
     """Length-prefix every item so that no two different sequences give the same bytes.
+
+    Parameters
+    ----------
+    *items : str or bytes
+        The items; a ``str`` is UTF-8 encoded (lone surrogates kept).
+
+    Returns
+    -------
+    bytes
+        Each item as its little-endian uint64 length followed by its bytes.
 
     Examples
     --------
@@ -56,7 +97,17 @@ def frame(*items: str | bytes) -> bytes:
 
 
 def hex_digest(*items: str | bytes) -> str:
-    """xxh3-128 hex digest of the :func:`frame` of ``items``.
+    """Return the xxh3-128 hex digest of the :func:`frame` of ``items``.
+
+    Parameters
+    ----------
+    *items : str or bytes
+        The items, framed first.
+
+    Returns
+    -------
+    str
+        32 hexadecimal digits.
 
     Examples
     --------
@@ -67,7 +118,25 @@ def hex_digest(*items: str | bytes) -> str:
 
 
 def qualname(obj: Any) -> str:
-    """``module.qualname`` of a class or function (its type's name for anything else)."""
+    """Return ``module.qualname`` of a class or function (its type's name for anything else).
+
+    Parameters
+    ----------
+    obj : object
+        A class, function, or any other object.
+
+    Returns
+    -------
+    str
+        ``module.qualname``, or the bare qualified name when there is no module.
+
+    Examples
+    --------
+    >>> qualname(frame)
+    'checkpoint_magic.fingerprint.encoding.frame'
+    >>> qualname(3)
+    'int'
+    """
     mod = getattr(obj, "__module__", None)
     name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
     if not isinstance(name, str):
@@ -76,7 +145,23 @@ def qualname(obj: Any) -> str:
 
 
 def stream_array(a: np.ndarray, h: Any) -> None:
-    """Hash the C-order bytes of a strided array, copying about 1 MiB at a time."""
+    """Hash the C-order bytes of a strided array, copying about 1 MiB at a time.
+
+    Parameters
+    ----------
+    a : numpy.ndarray
+        The array, in any memory layout.
+    h : xxhash.xxh3_128
+        The hasher to update (anything with ``update(buffer)``).
+
+    Examples
+    --------
+    >>> a = np.arange(12.0).reshape(3, 4)
+    >>> h = xxh()
+    >>> stream_array(a.T, h)
+    >>> h.hexdigest() == xxh(np.ascontiguousarray(a.T).tobytes()).hexdigest()
+    True
+    """
     if a.nbytes == 0 or a.ndim == 0:
         h.update(a.tobytes())
         return
@@ -102,6 +187,16 @@ def digest_bytes(buffer: Any) -> str:
 
     Contiguous buffers are hashed in place (zero copy), strided ones in C order ~1 MiB at a
     time. A plain content hash (seed 0, no scheme version): the one the store names blobs by.
+
+    Parameters
+    ----------
+    buffer : bytes-like
+        Any object supporting the buffer protocol (``bytes``, ``memoryview``, an array).
+
+    Returns
+    -------
+    str
+        32 hexadecimal digits.
 
     Examples
     --------

@@ -46,10 +46,28 @@ _TOO_BROAD = frozenset({"", ".", "..", "/", "~"})
 
 
 def path_candidate(value: Any) -> str | None:
-    """The absolute path that ``value`` names if it is a ``str``/``os.PathLike`` path, else None.
+    """Return the absolute path that ``value`` names if it is a ``str``/``os.PathLike``, else None.
 
     Only the form is checked here (no file system access): a short string without NUL or
     newline, not ``.``, ``..`` or ``/``.
+
+    Parameters
+    ----------
+    value : object
+        Any value (an argument, a global, a constant).
+
+    Returns
+    -------
+    str or None
+        The absolute, user-expanded path, or None.
+
+    Examples
+    --------
+    >>> import os
+    >>> path_candidate("data.csv") == os.path.abspath("data.csv")
+    True
+    >>> path_candidate("."), path_candidate(3)
+    (None, None)
     """
     if isinstance(value, str):
         text = value
@@ -65,7 +83,23 @@ def path_candidate(value: Any) -> str | None:
 
 
 def signature(path: str) -> tuple[int, int, int, int] | None:
-    """``(device, inode, size, mtime_ns)`` of a path, None if it does not exist."""
+    """Return ``(device, inode, size, mtime_ns)`` of a path, None if it does not exist.
+
+    Parameters
+    ----------
+    path : str
+        The path (symbolic links are followed).
+
+    Returns
+    -------
+    tuple of four int, or None
+        The stat signature that tells whether a file may have changed.
+
+    Examples
+    --------
+    >>> signature("/nonexistent/file") is None
+    True
+    """
     try:
         st = os.stat(path)
     except (OSError, ValueError):
@@ -91,9 +125,30 @@ def _read_digest(path: str) -> str:
 
 
 def content_digest(path: str, _depth: int = 0) -> str | None:
-    """Digest of a file's bytes or a folder's listing and contents; None if it does not exist.
+    """Return the digest of a file's bytes or a folder's listing and contents; None if missing.
 
     An unchanged ``(device, inode, size, mtime_ns)`` reuses the digest computed before.
+
+    Parameters
+    ----------
+    path : str
+        A file or folder (folders are walked recursively, in name order).
+    _depth : int, default 0
+        Internal: the folder nesting reached (beyond 32 levels a folder counts by its path).
+
+    Returns
+    -------
+    str or None
+        32 hexadecimal digits; None when nothing exists at ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> with open(os.path.join(d, "a.txt"), "w") as f:
+    ...     _ = f.write("x")
+    >>> len(content_digest(d)), content_digest(os.path.join(d, "missing"))
+    (32, None)
     """
     try:
         st = os.stat(path)
@@ -129,8 +184,19 @@ def content_digest(path: str, _depth: int = 0) -> str | None:
 
 
 def code_path_constants(code: types.CodeType) -> tuple[str, ...]:
-    """String constants of a code object (and its nested code) shaped like a relative or absolute
-    file name (``"data.csv"``, ``"inputs/"``): candidates to check for existence on each call.
+    """Return string constants of code shaped like a file name (``"data.csv"``, ``"inputs/"``).
+
+    Nested code is searched too; these are candidates to check for existence on each call.
+
+    Parameters
+    ----------
+    code : types.CodeType
+        The code object.
+
+    Returns
+    -------
+    tuple of str
+        Up to 64 constants, in order of first appearance (cached while the code lives).
 
     Examples
     --------

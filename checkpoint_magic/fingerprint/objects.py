@@ -1,4 +1,4 @@
-"""Fingerprints of code, classes, modules, enums, estimators and other objects (a ``values`` extension).
+"""Fingerprints of code, classes, modules, enums, estimators and other objects (extends ``values``).
 
 Everything :mod:`checkpoint_magic.fingerprint.values` neither encodes itself (builtins, containers,
 numpy) nor hands to :mod:`checkpoint_magic.fingerprint.pandas`. :mod:`checkpoint_magic.fingerprint`
@@ -49,7 +49,22 @@ _REFUSALS = (TypeError, pickle.PicklingError, NotImplementedError)
 
 # -- code, classes, modules, enums -----------------------------------------------------------
 def h_code(fp: Fingerprinter, obj: Any, h: Any) -> None:
-    """Functions, methods and classes: their code fingerprint (memoised by id)."""
+    """Hash a function, method or class as its code fingerprint (memoised by id).
+
+    Parameters
+    ----------
+    fp : Fingerprinter
+        The walk in progress (its memo, seed and problem reports).
+    obj : function, method or class
+        The code object to fingerprint.
+    h : xxhash.xxh3_128
+        The hasher to update.
+
+    Raises
+    ------
+    FingerprintError
+        When the code cannot be fingerprinted (the name alone could give false hits).
+    """
     hit = fp._memo.get(id(obj))
     if hit is None:  # a failure raises FingerprintError: the name alone could give false hits
         text = code_fingerprint(obj)
@@ -59,7 +74,17 @@ def h_code(fp: Fingerprinter, obj: Any, h: Any) -> None:
 
 
 def h_class(fp: Fingerprinter, cls: type, h: Any) -> None:
-    """A class: builtins by name, any other class by its code fingerprint."""
+    """Hash a class: builtins by name, any other class by its code fingerprint.
+
+    Parameters
+    ----------
+    fp : Fingerprinter
+        The walk in progress (its memo, seed and problem reports).
+    cls : type
+        The class.
+    h : xxhash.xxh3_128
+        The hasher to update.
+    """
     if getattr(builtins, getattr(cls, "__name__", ""), None) is cls:
         h.update(b"B")
         hash_str(fp, cls.__qualname__, h)
@@ -139,7 +164,20 @@ def _fill_estimator(fp: Fingerprinter, est: Any, h: Any) -> None:
 
 # -- everything else: the pickled state, walked -----------------------------------------------
 def fill_reduce(fp: Fingerprinter, obj: Any, h: Any) -> None:
-    """Fill ``h`` with what ``__reduce_ex__(4)`` returns for ``obj``, walked, and its class."""
+    """Fill ``h`` with what ``__reduce_ex__(4)`` returns for ``obj``, walked, and its class.
+
+    A value that refuses to be pickled (a lock, an open file) is reported through ``fp`` (it
+    then counts by its type only) instead of raising.
+
+    Parameters
+    ----------
+    fp : Fingerprinter
+        The walk in progress (its memo, seed and problem reports).
+    obj : object
+        The value, of a type no other handler takes.
+    h : xxhash.xxh3_128
+        The hasher to update.
+    """
     cls = type(obj)
     try:
         reducer = copyreg.dispatch_table.get(cls)  # as pickle does (numpy ufuncs, ...)
@@ -195,6 +233,22 @@ def handler_for(cls: type) -> Handler | None:
 
     Estimators, enums, classes (instances of a metaclass) and subclasses of the code types;
     None for builtin subclasses and other objects (see :func:`fill_reduce`).
+
+    Parameters
+    ----------
+    cls : type
+        The type of the value to hash.
+
+    Returns
+    -------
+    Handler or None
+        ``handler(fp, obj, h)``, or None to let ``values`` decide.
+
+    Examples
+    --------
+    >>> import enum
+    >>> handler_for(enum.Enum) is not None, handler_for(dict) is None
+    (True, True)
     """
     if _is_estimator_class(cls):
         return lambda fp, obj, h: fp._memoised(obj, h, b"K", _fill_estimator)

@@ -32,6 +32,26 @@ def _installed_prefixes() -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=4096)
 def path_is_installed(path: str) -> bool:
+    """Whether a file lies in the standard library or site-/dist-packages (cached).
+
+    Parameters
+    ----------
+    path : str
+        A file or directory path; symbolic links are resolved.
+
+    Returns
+    -------
+    bool
+        True for installed code, False for the user's own files.
+
+    Examples
+    --------
+    >>> import os
+    >>> path_is_installed(os.__file__)
+    True
+    >>> path_is_installed("/nonexistent/project/helpers.py")
+    False
+    """
     real = os.path.normcase(os.path.realpath(path))
     return bool({"site-packages", "dist-packages"} & set(real.split(os.sep))) or any(
         real == p or real.startswith(p + os.sep) for p in _installed_prefixes()

@@ -47,9 +47,25 @@ _I8 = struct.Struct("<q").pack
 
 
 def handler_for(cls: type) -> Handler | None:
-    """The handler of a pandas data type (memoised by id, tag ``P``), None for any other type.
+    """Return the handler of a pandas data type (memoised by id, tag ``P``), None for other types.
 
     Registered with :func:`checkpoint_magic.fingerprint.values.register` as a resolver.
+
+    Parameters
+    ----------
+    cls : type
+        The type of the value to hash.
+
+    Returns
+    -------
+    Handler or None
+        ``handler(fp, obj, h)`` for DataFrame, Series, Index and extension arrays.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> handler_for(pd.DataFrame) is not None, handler_for(dict) is None
+    (True, True)
     """
     if not (getattr(cls, "__module__", None) or "").startswith("pandas"):
         return None
@@ -60,7 +76,24 @@ def handler_for(cls: type) -> Handler | None:
 
 
 def fill_for(cls: type) -> Handler | None:
-    """Return the function that fills a hasher with a ``cls`` value, None if not pandas data."""
+    """Return the function that fills a hasher with a ``cls`` value, None if not pandas data.
+
+    Parameters
+    ----------
+    cls : type
+        A type from the ``pandas`` package.
+
+    Returns
+    -------
+    Handler or None
+        ``fill(fp, obj, h)`` (not memoised; :func:`handler_for` wraps it).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> fill_for(pd.Series) is not None, fill_for(pd.Timestamp) is None
+    (True, True)
+    """
     import pandas as pd
 
     if issubclass(cls, pd.DataFrame):
@@ -262,12 +295,34 @@ def _arrow_digest(chunks: Any, n: int, seed: int) -> bytes | None:
 
 
 def object_strings_digest(fp: Fingerprinter, flat: np.ndarray) -> bytes | None:
-    """Digest of a 1-d object array of ``str`` and missing values, None for anything else.
+    """Return the digest of a 1-d object array of ``str`` and missing values, else None.
 
     The array is converted to Arrow 1M items at a time (type inference, no Python loop).
     Missing values (None, NaN, ``pd.NA``, NaT) become Arrow nulls; each of them is then also
     hashed as itself, so that None, NaN and ``"nan"`` all differ. A chunk that Arrow does not
     infer as strings (numbers, bytes, mixed) aborts the fast path.
+
+    Parameters
+    ----------
+    fp : Fingerprinter
+        The walk in progress (its memo, seed and problem reports).
+    flat : numpy.ndarray
+        A one-dimensional array of dtype ``object``.
+
+    Returns
+    -------
+    bytes or None
+        The digest of the length, data and null streams plus the missing values; None when
+        the fast path does not apply (the caller then hashes element by element).
+
+    Examples
+    --------
+    >>> from checkpoint_magic.fingerprint.values import Fingerprinter
+    >>> fp = Fingerprinter()
+    >>> object_strings_digest(fp, np.array(["a", None], dtype=object)) is not None
+    True
+    >>> object_strings_digest(fp, np.array([b"a"], dtype=object)) is None
+    True
     """
     import pyarrow as pa
 

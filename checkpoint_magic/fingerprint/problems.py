@@ -18,7 +18,24 @@ HOP_SILENT, HOP_ATTRS, HOP_ITEM = 0, 1, 2
 
 
 def path_to(root: str, stack: list[Any], hops: dict[int, tuple[Any, int, Any]], target: Any) -> str:
-    """The attribute path of ``target`` (on or just below the walk ``stack``), e.g. ``f.conn``.
+    """Spell the attribute path of ``target`` (on or just below the walk ``stack``): ``f.conn``.
+
+    Parameters
+    ----------
+    root : str
+        The name of the value being fingerprinted (the path's first part).
+    stack : list
+        The objects being walked, outermost first (``stack[0]`` is the root value).
+    hops : dict of int to (object, int, object)
+        By ``id`` of a child: ``(child, HOP_SILENT | HOP_ATTRS | HOP_ITEM, key)``, recorded by
+        the walk where the child's name cannot be found again by searching its parent.
+    target : object
+        The value to name: the last object on ``stack`` or a child of it.
+
+    Returns
+    -------
+    str
+        The path; beyond 16 parts the middle is elided (``<n more>``).
 
     Examples
     --------
@@ -43,7 +60,28 @@ def path_to(root: str, stack: list[Any], hops: dict[int, tuple[Any, int, Any]], 
 
 
 def path_label(parent: Any, child: Any, attrs: bool) -> str:
-    """How ``child`` is reached from ``parent``, for a warning message (``.a``, ``[0]``)."""
+    """Name how ``child`` is reached from ``parent``, for a warning message (``.a``, ``[0]``).
+
+    Parameters
+    ----------
+    parent : object
+        A dict, list, tuple, set, array or object holding ``child``.
+    child : object
+        The value, found in ``parent`` by identity.
+    attrs : bool
+        Whether ``parent`` is an object's attribute dict (string keys then read as ``.key``).
+
+    Returns
+    -------
+    str
+        The label, or ``"<...>"`` when ``child`` is not found in ``parent``.
+
+    Examples
+    --------
+    >>> x = object()
+    >>> path_label([1, x], x, False), path_label({"a": x}, x, True)
+    ('[1]', '.a')
+    """
     if isinstance(parent, dict):
         for k, v in parent.items():
             if v is child:

@@ -102,10 +102,20 @@ def fingerprint(obj: Any, name: str | None = None) -> str:
 
     Parameters
     ----------
-    obj
+    obj : object
         Any value. Equal content gives equal fingerprints in every process.
-    name
+    name : str, optional
         Label of the value in warning messages (a parameter or watched variable name).
+
+    Returns
+    -------
+    str
+        32 lowercase hexadecimal digits.
+
+    Raises
+    ------
+    FingerprintError
+        When walking the value fails (a bug in its methods) or it is nested too deeply.
 
     Examples
     --------
@@ -136,6 +146,12 @@ class Fingerprinter:
     other objects and code are memoised by ``id`` (values on a reference cycle excepted);
     the instance keeps a reference to each so that ids stay valid while it lives. Do not
     mutate the values between calls on one instance.
+
+    Parameters
+    ----------
+    advice : str, optional
+        What a ComplexParamsIdentifyWarning tells the user to do, in the words of the front
+        end's arguments (a template with ``{root}``); None gives a generic advice.
 
     Examples
     --------
@@ -168,10 +184,20 @@ class Fingerprinter:
 
         Parameters
         ----------
-        obj
+        obj : object
             Any value; see :func:`fingerprint`.
-        name
+        name : str, optional
             Label of the value in warning messages, e.g. ``"f"`` gives paths like ``f.conn``.
+
+        Returns
+        -------
+        str
+            32 lowercase hexadecimal digits.
+
+        Raises
+        ------
+        FingerprintError
+            When walking the value fails (a bug in its methods) or it is nested too deeply.
 
         Examples
         --------
@@ -232,7 +258,18 @@ class Fingerprinter:
         return list(self._problems)
 
     def path_to(self, target: Any) -> str:
-        """The attribute path of ``target`` (on or just below the walk stack), e.g. ``f.conn``."""
+        """Return the attribute path of ``target`` (on or just below the walk stack): ``f.conn``.
+
+        Parameters
+        ----------
+        target : object
+            A value being walked, or a child of the innermost one.
+
+        Returns
+        -------
+        str
+            The path, starting with the name given to :meth:`fingerprint`.
+        """
         return path_to(self._root, self._stack, self._hops, target)
 
     def _walk(self, obj: Any, h: Any) -> None:
@@ -319,7 +356,17 @@ def _h_int(fp: Fingerprinter, obj: int, h: Any) -> None:
 
 
 def hash_str(fp: Fingerprinter | None, obj: str, h: Any) -> None:
-    """The handler of ``str``: see :func:`~checkpoint_magic.fingerprint.encoding.write_str`."""
+    """Hash a ``str`` (the handler of ``str``): see :func:`~.encoding.write_str`.
+
+    Parameters
+    ----------
+    fp : Fingerprinter or None
+        The walk in progress (unused: strings need no memo).
+    obj : str
+        The text.
+    h : xxhash.xxh3_128
+        The hasher to update.
+    """
     write_str(h, obj)
 
 
@@ -526,7 +573,17 @@ def _fill_ndarray(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
 
 
 def array_body(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
-    """Dtype, shape, memory order and content of a plain ndarray, written into ``h``."""
+    """Write the dtype, shape, memory order and content of a plain ndarray into ``h``.
+
+    Parameters
+    ----------
+    fp : Fingerprinter
+        The walk in progress (its memo, seed and problem reports).
+    a : numpy.ndarray
+        A base-class ndarray (subclasses are viewed as ``np.ndarray`` by the caller).
+    h : xxhash.xxh3_128
+        The hasher to update.
+    """
     dt = a.dtype
     if dt.names is None:
         hash_str(fp, dt.str, h)

@@ -3,10 +3,9 @@ r"""The IPython extension: ``%load_ext checkpoint_magic`` and the ``%%checkpoint
 On a hit ``%%checkpoint`` does not run its cell: it restores the variables and replays
 the output stored by the run that missed. What counts and what is restored: the README.
 
-Design notes: the cell's leading imports run before it is fingerprinted, so a user module
-they load counts by its running code (a module first imported later would not count: the
-result is then not stored). Top-level ``def``/``class``/``import`` are re-executed on a
-hit rather than unpickled, so functions keep their live globals and source.
+Design notes: the cell's leading imports run before it is fingerprinted, so a user module they
+load counts by its running code (one first imported later would not count: no entry is stored).
+Top-level ``def``/``class``/``import`` re-run on a hit (not unpickled): live globals and source.
 
 Examples
 --------
@@ -110,8 +109,7 @@ def load_ipython_extension(ip: Any) -> None:
     from .inspection import register
 
     register(ip)  # %checkpoint_store and %checkpoint_why
-    # A kernel that is restarted or shut down does not run atexit handlers: write the hit
-    # counts (usage statistics) after each cell instead of losing the last second of them.
+    # A restarted or shut-down kernel runs no atexit handlers: write hit counts after each cell.
     ip.events.register("post_execute", flush_usage)
     logger.debug("checkpoint_magic extension loaded")
 
@@ -392,8 +390,7 @@ class _CellRun:
         wrapper = types.FunctionType(code, dict(code_values))
         cell_fp = codehash.source_fingerprint(source)
         code_fp = codehash.code_fingerprint(wrapper)
-        # The cell's own code and each function it reaches; not their aggregate, so that a
-        # miss is explained by the part that changed (a helper), not by "the cell's code".
+        # Each part apart, not their aggregate: a miss names the part that changed (a helper).
         parts = {"<cell>": cell_fp}
         for name, part in codehash.code_parts(wrapper).items():
             if not name.startswith("<exec>.<module>"):  # the wrapper itself

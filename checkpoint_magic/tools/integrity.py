@@ -59,7 +59,13 @@ class Problem:
     fixed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able description."""
+        """Return a JSON-able description.
+
+        Returns
+        -------
+        dict of str to object
+            The fields by name.
+        """
         return asdict(self)
 
 
@@ -83,7 +89,13 @@ class VerifyReport:
         return sum(p.kind == "signature" and not p.fixed for p in self.problems)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able description."""
+        """Return a JSON-able description.
+
+        Returns
+        -------
+        dict of str to object
+            ``ok``, ``entries``, ``blobs``, ``unsigned``, and the ``problems`` and ``garbage``.
+        """
         return {
             "ok": self.ok,
             "entries": self.entries,
@@ -123,11 +135,31 @@ def verify(
     only): staging files left by a crashed process, blobs no manifest refers to (never one
     a commit in flight uses), usage records of removed entries; with ``grace``, only
     those older than that. Only files named as the store names them are ever removed.
-    A location that is not a store is an error (:class:`StoreFormatError`).
 
     ``fix`` never removes an entry only because its signature fails: a mistyped secret,
     or a secret set on a store written without one, would wipe it. Those stay (and
     ``ok`` stays false) until the secret is right, or ``drop_unsigned`` removes them.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    fix : bool, default False
+        Remove damaged entries and blobs, and the garbage.
+    drop_unsigned : bool, default False
+        Also remove entries whose signature fails.
+    grace : float, default 0
+        Seconds within which garbage is left alone (a commit may still be using it).
+
+    Returns
+    -------
+    VerifyReport
+        The problems and garbage found (``fixed`` when removed).
+
+    Raises
+    ------
+    StoreFormatError
+        When the location is not a checkpoint store.
 
     Examples
     --------
@@ -135,7 +167,8 @@ def verify(
     >>> store = Store(tempfile.mkdtemp())
     >>> record = store.put_value(bytes(100_000))
     >>> store.write_entry("m.f", "k1", {"outputs": {"return": record}})
-    >>> store.backend.write(f"objects/{record['blobs'][0]['digest'][:2]}/{record['blobs'][0]['digest']}", b"flipped")
+    >>> digest = record["blobs"][0]["digest"]
+    >>> store.backend.write(f"objects/{digest[:2]}/{digest}", b"flipped")
     True
     >>> [p.kind for p in verify(store).problems]
     ['corrupt blob', 'broken entry']

@@ -74,7 +74,13 @@ class NamespaceSummary:
     pinned: int
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able description."""
+        """Return a JSON-able description.
+
+        Returns
+        -------
+        dict of str to object
+            The fields by name.
+        """
         return asdict(self)
 
 
@@ -100,20 +106,44 @@ class DuReport:
         return self.objects_bytes + self.entries_bytes + self.tmp_bytes + self.state_bytes
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able description."""
+        """Return a JSON-able description.
+
+        Returns
+        -------
+        dict of str to object
+            The fields by name, plus ``total_bytes``.
+        """
         return {**asdict(self), "total_bytes": self.total_bytes}
 
 
 def list_entries(store: Store, namespace: str | None = None) -> list[EntryInfo]:
-    """Every readable entry of the store (or of one namespace), in directory order.
+    """Return every readable entry of the store (or of one namespace), in directory order.
 
     Damaged manifests are skipped (``verify`` reports them); nothing is unpickled.
+
+    Parameters
+    ----------
+    store : Store
+        The store (it must exist; an empty folder counts as an empty store).
+    namespace : str, optional
+        Only the entries of this namespace.
+
+    Returns
+    -------
+    list of EntryInfo
+        One per readable manifest.
+
+    Raises
+    ------
+    StoreFormatError
+        When the location exists but is not a checkpoint store, or is of a newer format.
 
     Examples
     --------
     >>> import tempfile
     >>> store = Store(tempfile.mkdtemp())
-    >>> store.write_entry("m.f", "k1", {"namespace": "m.f", "code": "c1", "inputs": {"x": "1"}, "duration": 2.0})
+    >>> manifest = {"namespace": "m.f", "code": "c1", "inputs": {"x": "1"}, "duration": 2.0}
+    >>> store.write_entry("m.f", "k1", manifest)
     >>> store.record_use("m.f", "k1")
     >>> entry = list_entries(store)[0]
     >>> entry.namespace, entry.code, entry.hits, entry.saved
@@ -129,10 +159,23 @@ def list_entries(store: Store, namespace: str | None = None) -> list[EntryInfo]:
 def summarize(entries: Iterable[EntryInfo]) -> list[NamespaceSummary]:
     """Group entries by namespace: entry and code-version counts, sizes, use, time saved.
 
+    Parameters
+    ----------
+    entries : Iterable of EntryInfo
+        Entries, e.g. from :func:`list_entries`.
+
+    Returns
+    -------
+    list of NamespaceSummary
+        One per namespace, sorted by name.
+
     Examples
     --------
-    >>> e = EntryInfo("m.f", "k", "function", "c1", {"x": "1"}, ["return"], 10, 1.0, 2.0, 3, 0.5, False)
-    >>> s = summarize([e, EntryInfo("m.f", "k2", "function", "c2", {"x": "2"}, ["return"], 5, 1.5, 1.5, 0, 0.5, True)])[0]
+    >>> e1 = EntryInfo("m.f", "k", "function", "c1", {"x": "1"}, ["return"], 10, 1.0, 2.0, 3, 0.5,
+    ...                False)
+    >>> e2 = EntryInfo("m.f", "k2", "function", "c2", {"x": "2"}, ["return"], 5, 1.5, 1.5, 0, 0.5,
+    ...                True)
+    >>> s = summarize([e1, e2])[0]
     >>> s.entries, s.versions, s.size, s.hits, s.saved, s.pinned
     (2, 2, 15, 3, 1.5, 1)
     """
@@ -160,7 +203,17 @@ def summarize(entries: Iterable[EntryInfo]) -> list[NamespaceSummary]:
 
 
 def namespaces(store: Store) -> list[str]:
-    """Every namespace with an entry or a recorded miss.
+    """Return every namespace with an entry or a recorded miss.
+
+    Parameters
+    ----------
+    store : Store
+        The store (it must exist; an empty folder counts as an empty store).
+
+    Returns
+    -------
+    list of str
+        The namespaces, sorted.
 
     Examples
     --------
@@ -183,7 +236,24 @@ def namespaces(store: Store) -> list[str]:
 
 
 def resolve_namespace(store: Store, name: str) -> str:
-    """The namespace ``name`` refers to: itself, or the only one ending in ``.name``.
+    """Return the namespace ``name`` refers to: itself, or the only one ending in ``.name``.
+
+    Parameters
+    ----------
+    store : Store
+        The store (it must exist; an empty folder counts as an empty store).
+    name : str
+        A full namespace (``module.function``) or its last part.
+
+    Returns
+    -------
+    str
+        The full namespace.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When no namespace, or several, match.
 
     Examples
     --------
@@ -210,7 +280,19 @@ def resolve_namespace(store: Store, name: str) -> str:
 
 
 def find_entry(store: Store, key_prefix: str) -> EntryInfo:
-    """The entry whose key starts with ``key_prefix`` (unique prefixes are accepted, as in git).
+    """Return the entry whose key starts with ``key_prefix`` (a unique prefix, as in git).
+
+    Parameters
+    ----------
+    store : Store
+        The store (it must exist; an empty folder counts as an empty store).
+    key_prefix : str
+        A key or a unique prefix of one (``NAMESPACE/KEY`` is accepted too).
+
+    Returns
+    -------
+    EntryInfo
+        The entry.
 
     Raises
     ------
@@ -242,7 +324,17 @@ def find_entry(store: Store, key_prefix: str) -> EntryInfo:
 
 
 def du(store: Store) -> DuReport:
-    """Bytes and files in ``objects/``, ``entries/``, ``tmp/``, ``state/``, and reclaimable blobs.
+    """Return bytes and files in ``objects/``, ``entries/``, ``tmp/``, ``state/``, reclaimable.
+
+    Parameters
+    ----------
+    store : Store
+        The store (it must exist; an empty folder counts as an empty store).
+
+    Returns
+    -------
+    DuReport
+        The sizes; reclaimable blobs are those no readable entry references.
 
     Examples
     --------

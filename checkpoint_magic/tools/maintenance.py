@@ -100,13 +100,36 @@ class ClearReport:
     pending_bytes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able description."""
+        """Return a JSON-able description.
+
+        Returns
+        -------
+        dict of str to object
+            The fields by name.
+        """
         return asdict(self)
 
 
 # ---------------------------------------------------------------------------------------- pins
 def pin(store: Store, key_prefix: str) -> EntryInfo:
     """Pin the entry ``key_prefix`` names, so that :func:`gc` never evicts it; return it.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    key_prefix : str
+        The entry's key or a unique prefix of it (see :func:`~.inventory.find_entry`).
+
+    Returns
+    -------
+    EntryInfo
+        The entry, now pinned.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When no entry, or several, match ``key_prefix``.
 
     Examples
     --------
@@ -124,7 +147,25 @@ def pin(store: Store, key_prefix: str) -> EntryInfo:
 
 
 def unpin(store: Store, key_prefix: str) -> EntryInfo:
-    """Unpin the entry ``key_prefix`` names; return it."""
+    """Unpin the entry ``key_prefix`` names; return it.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    key_prefix : str
+        The entry's key or a unique prefix of it (see :func:`~.inventory.find_entry`).
+
+    Returns
+    -------
+    EntryInfo
+        The entry, no longer pinned.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When no entry, or several, match ``key_prefix``.
+    """
     require_store(store)
     entry = find_entry(store, key_prefix)
     store.set_pinned(entry.namespace, entry.key, False)
@@ -139,13 +180,34 @@ def clear(
     force: bool = False,
     grace: float = GRACE_SECONDS,
 ) -> ClearReport:
-    """Remove the entries of ``namespace`` (every entry if ``None``), their state, and the blobs only they used.
+    """Remove the entries of ``namespace`` (every entry if None), their state, and their own blobs.
 
     Pinned entries are kept unless ``force``. The removed entries' usage and pin records
     go with them, and a namespace left without entries loses its last-miss and
     latest-output records. Blobs no remaining entry refers to are freed at once (never one
     a commit in flight uses); with ``grace``, those touched within that many seconds are
     left to a later :func:`gc` (``pending_blobs``).
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    namespace : str, optional
+        The namespace to clear; None clears every entry (and removes damaged manifests).
+    force : bool, default False
+        Remove pinned entries too.
+    grace : float, default 0
+        Seconds within which an unreferenced blob is left alone.
+
+    Returns
+    -------
+    ClearReport
+        What was removed, kept and left pending.
+
+    Raises
+    ------
+    StoreFormatError
+        When the location is not a checkpoint store.
 
     Examples
     --------

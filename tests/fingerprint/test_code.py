@@ -742,3 +742,22 @@ def test_instances_of_user_classes_count_by_their_class_code(load):
     fp1 = code_fingerprint(m1.f)
     m2 = load(SCORER.replace("x * 2", "x * 4"))
     assert code_fingerprint(m2.f) != fp1
+
+
+def test_an_installed_module_first_imported_inside_the_function(script):
+    # The function imports a standard-library module nobody has imported yet: it counts by
+    # name and version (it used to fail with AttributeError and leave the call uncached).
+    proc = script.run(
+        """
+        import sys
+        from checkpoint_magic.fingerprint.code import code_fingerprint
+
+        def f():
+            import colorsys
+            return colorsys.rgb_to_hsv(1, 0, 0)
+
+        assert "colorsys" not in sys.modules
+        print(code_fingerprint(f) == code_fingerprint(f), "colorsys" in sys.modules)
+        """
+    )
+    assert proc.stdout.split() == ["True", "False"]
