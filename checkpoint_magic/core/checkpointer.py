@@ -31,16 +31,14 @@ True
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import pickle
 import sys
-import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import xxhash
@@ -67,134 +65,16 @@ from ..store.core import (
     get_store,
 )
 from ..ui import notes
+from .faults import ADVICE, fault_kind, fingerprint_or_warn, warn_fault
 
 __all__ = ["Checkpointer", "LoadResult", "fault_kind", "fingerprint_or_warn", "make_key"]
 
+# fault_kind and fingerprint_or_warn live in .faults; re-exported here, where callers meet them.
+
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
-
-
-#: What a ComplexParamsIdentifyWarning advises, in each front end's own arguments.
-_ADVICE = {
-    "function": "Leave it out of the key with @checkpoint(ignore=['{root}']) and pass the values "
-    "that affect the result as arguments.",
-    "block": "Watch the attributes that affect the result instead, e.g. "
-    "InlineCheckpoint(watch=['{root}.a']), and leave {root} itself out of watch=[...].",
-    "cell": "Watch the attributes that affect the result instead: %%checkpoint --watch {root}.a",
-}
-
-
-def fingerprint_or_warn(what: str, compute: Callable[[], T]) -> tuple[bool, T | None]:
-    """Run ``compute`` (fingerprinting a call, block or cell); ``(False, None)`` if it failed.
-
-    Fingerprinting must never stop the user's computation: any error becomes one
-    :class:`~checkpoint_magic.exceptions.UncachedWarning` naming ``what`` and the error, and
-    the caller runs the computation uncached. Warnings the user's filters turned into
-    errors stay errors. Every front end (decorator, ``InlineCheckpoint``, ``%%checkpoint``)
-    calls this, so the policy and the message are one.
-
-    Parameters
-    ----------
-    what : str
-        What is fingerprinted, as the warning names it (``module.function``, a cell label).
-    compute : callable
-        Takes no argument and returns the fingerprint(s).
-
-    Returns
-    -------
-    ok : bool
-        Whether ``compute`` returned.
-    value : object or None
-        What it returned; None when it failed.
-
-    Raises
-    ------
-    Warning
-        A warning raised by ``compute`` that the user's filters turned into an error.
-
-    Examples
-    --------
-    >>> import warnings
-    >>> with warnings.catch_warnings(record=True) as caught:
-    ...     warnings.simplefilter("always")
-    ...     fingerprint_or_warn("doc.f", lambda: 1 / 0)
-    (False, None)
-    >>> print(caught[0].message)
-    doc.f: could not be fingerprinted (ZeroDivisionError: division by zero); running it uncached
-    >>> fingerprint_or_warn("doc.f", lambda: "fp")
-    (True, 'fp')
-    """
-    try:
-        return True, compute()
-    except Warning:
-        raise  # warnings turned into errors by the user's filters stay errors
-    except Exception as exc:  # fingerprinting must never stop the user's computation
-        warn_user(
-            f"{what}: could not be fingerprinted ({type(exc).__name__}: {exc}); running it uncached",
-            UncachedWarning,
-        )
-        return False, None
-
 #: Kinds whose racing callers run a missing computation once (see :mod:`.store.singleflight`):
 #: the front ends that release the lease when the body raises (:meth:`Checkpointer.abandon`).
 SINGLE_FLIGHT_KINDS = frozenset({"function"})
-
-#: Faults that persist until someone fixes them, by errno: warned about once per store.
-_PERSISTENT = {
-    errno.EACCES: "permission denied",
-    errno.EPERM: "permission denied",
-    errno.EROFS: "read-only file system",
-    errno.ENOTDIR: "not a directory",
-    errno.EISDIR: "a folder where a file should be",
-    errno.ELOOP: "a link the store did not create",
-}
-_warned: set[tuple[str, str]] = set()
-_warned_lock = threading.Lock()
-
-
-def fault_kind(exc: BaseException) -> str | None:
-    """Return the kind of a persistent store fault (warned about once per store), None for others.
-
-    Parameters
-    ----------
-    exc : BaseException
-        The error a store operation raised.
-
-    Returns
-    -------
-    str or None
-        A short description (``"permission denied"``, ``"read-only file system"``...).
-
-    Examples
-    --------
-    >>> fault_kind(PermissionError(13, "Permission denied")), fault_kind(OSError(28, "full"))
-    ('permission denied', None)
-    """
-    if isinstance(exc, ForeignStoreError):
-        return "not a checkpoint store"
-    return _PERSISTENT.get(getattr(exc, "errno", None) or -1)
-
-
-def _warn_fault(store: Store, exc: BaseException, doing: str, category: type[Warning]) -> None:
-    """Warn about a store fault; a persistent one only the first time for this store and process."""
-    kind = fault_kind(exc)
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    if kind is None:
-        warn_user(f"{doing} ({text})", category)
-        return
-    with _warned_lock:
-        first = (store.location, kind) not in _warned
-        _warned.add((store.location, kind))
-    if not first:
-        logger.debug("%s (%s; warned before)", doing, text)
-        return
-    warn_user(
-        f"{doing} ({text}). The checkpoint store {store.location} has a lasting fault "
-        f"({kind}): what it cannot do is skipped, and computations run uncached, until it is "
-        "fixed (check its permissions and links, or point store=... / CHECKPOINT_MAGIC_DIR "
-        "elsewhere); this warning is shown once per process",
-        category,
-    )
 
 
 def make_key(kind: str, namespace: str, code_fp: str, input_fps: Mapping[str, str]) -> str:
@@ -334,7 +214,7 @@ class Checkpointer:
         >>> sorted(fps), len(fps["x"])
         (['x', 'y'], 32)
         """
-        fp = Fingerprinter(_ADVICE.get(self.kind))
+        fp = Fingerprinter(ADVICE.get(self.kind))
         return {name: fp.fingerprint(value, name=name) for name, value in values.items()}
 
     def key(self, code_fp: str, input_fps: Mapping[str, str]) -> str:
@@ -419,7 +299,7 @@ class Checkpointer:
             return None
         except (ForeignStoreError, OSError) as exc:  # permissions, network, a file in the way...
             self._uncached.add(key)  # this call runs uncached: nothing is stored
-            _warn_fault(
+            warn_fault(
                 store,
                 exc,
                 f"checkpoint {self.namespace}: the store {store.location} cannot be read; "
@@ -450,7 +330,7 @@ class Checkpointer:
             )
             return None
         except OSError as exc:  # an unreadable blob: not damage, the entry is kept
-            _warn_fault(
+            warn_fault(
                 store,
                 exc,
                 f"checkpoint {self.namespace}: a stored result cannot be read; recomputing",
@@ -658,13 +538,13 @@ class Checkpointer:
                 }
                 store.write_entry(self.namespace, key, manifest)
         except ForeignStoreError as exc:
-            _warn_fault(store, exc, f"checkpoint {self.namespace}: not stored", StoreWriteWarning)
+            warn_fault(store, exc, f"checkpoint {self.namespace}: not stored", StoreWriteWarning)
             return False
         except StoreFormatError:
             self._end_flight(key)
             raise
         except OSError as exc:
-            _warn_fault(
+            warn_fault(
                 store,
                 exc,
                 f"checkpoint {self.namespace}: the result was computed but could not be stored; "

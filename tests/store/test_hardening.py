@@ -116,14 +116,14 @@ def test_a_colliding_blob_in_a_signed_store_is_refused_and_never_unpickled(tmp_p
     blob is refused before it is unpickled; an unsigned one runs it (the danger is real)."""
     import numpy as np
 
-    from checkpoint_magic.store import core
+    from checkpoint_magic.store import blobstore
 
     if signed:
         monkeypatch.setenv("CHECKPOINT_MAGIC_SECRET", "our secret")
     store = Store(tmp_path / "s")
     marker = tmp_path / "pwned"
     honest = ["x" * 30_000]
-    monkeypatch.setattr(core, "address_hasher", _Colliding)
+    monkeypatch.setattr(blobstore, "address_hasher", _Colliding)
 
     @checkpoint(store=store, name="m.honest", ignore=["log"])
     def honest_value(log):
@@ -170,7 +170,7 @@ def test_an_entry_signed_with_an_algorithm_this_process_lacks_is_a_miss_with_a_w
     [algorithm] = set(entry.manifest["outputs"]["return"]["blobs"][0]) - {"digest", "size"}
     real = digests.strong_hasher
     monkeypatch.setattr(digests, "STRONG_ALGORITHMS", tuple(a for a in digests.STRONG_ALGORITHMS if a != algorithm) or ("sha256",))
-    monkeypatch.setattr("checkpoint_magic.store.core.strong_hasher", lambda name: None if name == algorithm else real(name))
+    monkeypatch.setattr("checkpoint_magic.store.blobstore.strong_hasher", lambda name: None if name == algorithm else real(name))
     with pytest.warns(CorruptEntryWarning, match=f"signed with {algorithm}, unavailable here"):
         assert value(log) == b"z" * 40_000
     assert log == [1, 1]
