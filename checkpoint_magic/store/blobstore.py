@@ -14,7 +14,7 @@ import mmap
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,10 +64,24 @@ class BlobStore:
 
     backend: StoreBackend
     location: str
+    root: Path
+    _local: threading.local
+    prepare_write: Callable[[], None]
     _verified_blobs: dict[str, tuple[tuple[str, str], tuple[int, ...]]]
 
     def blob_path(self, digest: str) -> Path:
-        """The local path of the blob named ``digest`` (it may not exist)."""
+        """The local path of the blob named ``digest`` (it may not exist).
+
+        Parameters
+        ----------
+        digest : str
+            The blob's xxh3-128 address.
+
+        Returns
+        -------
+        pathlib.Path
+            Its path under the store root (local stores).
+        """
         return self.root / layout.blob(digest)
 
     def _claim(self, digest: str) -> None:
@@ -93,6 +107,16 @@ class BlobStore:
         (``"blake3"`` or ``"sha256"``) when signing is on. The buffers are hashed and written
         in place (no copy); a blob that already exists is not written again. A large blob
         is hashed on a second core while it is staged (a miss costs about one write).
+
+        Parameters
+        ----------
+        buffers : sequence of buffers
+            The bytes of the value, written back to back as one blob (never copied).
+
+        Returns
+        -------
+        dict
+            The blob's reference: ``digest``, ``size`` (and the strong digest in signed stores).
         """
         self.prepare_write()
         views = [_view(b) for b in buffers]
@@ -183,6 +207,14 @@ class BlobStore:
 
         Large blobs are hashed on a second thread while the next chunk is read, so
         verification costs little more than the read itself.
+
+        Parameters
+        ----------
+        ref : mapping
+            The blob's reference in a record (``digest``, ``size``, and in signed stores its
+            cryptographic digest).
+        buffers : sequence of buffers
+            The bytes of the value, written back to back as one blob (never copied).
         """
         digest, size = str(ref["digest"]), int(ref["size"])
         hasher, expected, algorithm = self._hashers(ref)
@@ -227,7 +259,19 @@ class BlobStore:
         return known[1] if known is not None and known[0] == (algorithm, expected) else None
 
     def verified_blob_path(self, ref: Mapping[str, Any]) -> str:
-        """A local path of the blob ``ref`` names, after checking its whole content."""
+        """A local path of the blob ``ref`` names, after checking its whole content.
+
+        Parameters
+        ----------
+        ref : mapping
+            The blob's reference in a record (``digest``, ``size``, and in signed stores its
+            cryptographic digest).
+
+        Returns
+        -------
+        str
+            A local path of the blob, its content checked against its name.
+        """
         digest, size = str(ref["digest"]), int(ref["size"])
         path = self.backend.local_path(layout.blob(digest))
         if path is None:
@@ -270,7 +314,18 @@ class BlobStore:
 
     def verified_signature(self, path: str) -> tuple[int, ...] | None:
         """The stat signature (dev, ino, size, mtime_ns, ctime_ns) at which this process last
-        verified the blob file ``path`` (see :meth:`verified_blob_path`), or ``None``."""
+        verified the blob file ``path`` (see :meth:`verified_blob_path`), or ``None``.
+
+        Parameters
+        ----------
+        path : str
+            A local blob file.
+
+        Returns
+        -------
+        tuple of int or None
+            The stat signature at which this process verified the file, if it did.
+        """
         known = self._verified_blobs.get(path)
         return None if known is None else known[1]
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import errno
 import json
 import logging
 import os
@@ -36,7 +35,7 @@ from typing import Any
 from .. import config
 from ..exceptions import CheckpointError, SignatureError, StoreFormatError
 from . import layout
-from .backends import StoreBackend, UnsafeStoreError, open_backend, scheme_of
+from .backends import StoreBackend, open_backend, scheme_of
 from .blobs import (
     CorruptBlobError,
     InlineBlobSource,
@@ -49,7 +48,8 @@ from .codecs.base import BlobSource
 from .layout import namespace_dir
 from .leases import CommitLease
 from .manifest import MANIFEST_MAX_BYTES, decode_manifest, encode_manifest, manifest_body
-from .usage import flush_usage, read_usage, record_hit
+from .records import EntryRecords
+from .usage import flush_usage
 
 __all__ = [
     "FORMAT_VERSION",
@@ -89,7 +89,7 @@ class ForeignStoreError(StoreFormatError):
     """
 
 
-class Store(BlobStore):
+class Store(EntryRecords, BlobStore):
     """A content-addressed store of checkpoint entries, over one backend.
 
     Parameters
@@ -144,7 +144,13 @@ class Store(BlobStore):
 
     # ------------------------------------------------------------------ format
     def is_store(self) -> bool:
-        """Whether the location holds a checkpoint store (a readable ``FORMAT`` record)."""
+        """Whether the location holds a checkpoint store (a readable ``FORMAT`` record).
+
+        Returns
+        -------
+        bool
+            ``True`` when a ``FORMAT`` record can be read.
+        """
         try:
             self.backend.read_bytes(layout.FORMAT, limit=4096)
         except (FileNotFoundError, NotADirectoryError):
@@ -201,7 +207,18 @@ class Store(BlobStore):
 
     # ------------------------------------------------------------------ blobs
     def put_value(self, obj: Any) -> dict[str, Any]:
-        """Encode ``obj`` with its codec and store it; return the record kept in a manifest."""
+        """Encode ``obj`` with its codec and store it; return the record kept in a manifest.
+
+        Parameters
+        ----------
+        obj : object
+            The value to store.
+
+        Returns
+        -------
+        dict
+            The record a manifest keeps: codec, meta and blob references (or the inline bytes).
+        """
         codec = serializers.codec_for(obj)
         encoded = codec.encode(obj)
         record: dict[str, Any] = {"codec": codec.name, "meta": encoded.meta}
@@ -220,6 +237,18 @@ class Store(BlobStore):
 
     def get_value(self, record: Mapping[str, Any], *, mmap_mode: str | None = None) -> Any:
         """Decode a value from its manifest record, verifying every blob it reads.
+
+        Parameters
+        ----------
+        record : mapping
+            The value's record, as :meth:`put_value` returned it.
+        mmap_mode : {None, 'r'}
+            ``'r'``: arrays come back as read-only memory maps of their verified blobs.
+
+        Returns
+        -------
+        object
+            The value, equal to the one stored.
 
         Raises
         ------
@@ -259,11 +288,34 @@ class Store(BlobStore):
 
     # ------------------------------------------------------------------ manifests
     def entry_path(self, namespace: str, key: str) -> Path:
-        """The local path of the manifest of entry ``key`` in ``namespace``."""
+        """The local path of the manifest of entry ``key`` in ``namespace``.
+
+        Parameters
+        ----------
+        namespace : str
+            The function, block or cell the entry belongs to.
+        key : str
+            The entry's key.
+
+        Returns
+        -------
+        pathlib.Path
+            Where the manifest is under the store root (local stores).
+        """
         return self.root / layout.entry(namespace, key)
 
     def write_entry(self, namespace: str, key: str, manifest: Mapping[str, Any]) -> None:
-        """Publish a manifest atomically (after its blobs); it names its key and namespace."""
+        """Publish a manifest atomically (after its blobs); it names its key and namespace.
+
+        Parameters
+        ----------
+        namespace : str
+            The function, block or cell the entry belongs to.
+        key : str
+            The entry's key.
+        manifest : mapping
+            The entry's manifest (its code and input fingerprints, output records).
+        """
         self.prepare_write()
         bound = {**manifest, "namespace": namespace, "key": key}
         data = encode_manifest(bound, config.secret_key())
@@ -291,6 +343,20 @@ class Store(BlobStore):
             its signature is wrong; the entry is left in place and nothing of it is parsed.
         OSError
             The store cannot be read (permissions, a link refused...).
+
+        Parameters
+        ----------
+        namespace : str
+            The function, block or cell the entry belongs to.
+        key : str
+            The entry's key.
+        hot_only : bool, default False
+            Only the part a hit needs (outputs, times), not the code parts and inputs.
+
+        Returns
+        -------
+        dict or None
+            The manifest, checked against its key and (when required) its signature.
         """
         self.check_format()
         name = layout.entry(namespace, key)
@@ -331,115 +397,23 @@ class Store(BlobStore):
             raise CorruptManifestError(f"manifest {name} is damaged ({damage}); it was removed")
         return manifest
 
-    def delete_entry(self, namespace: str, key: str) -> bool:
-        """Remove an entry's manifest (its blobs are freed by garbage collection)."""
-        return self.backend.delete(layout.entry(namespace, key))
-
-    def has_entries(self, namespace: str) -> bool:
-        """Whether the namespace has an entry file (cheap: no manifest is read, nothing stat'ed)."""
-        folder = layout.entry_folder(namespace)
-        path = self.backend.local_path(folder)
-        if path is None:
-            return bool(self.backend.list_files(folder))
-        folder_stat = self.backend.stat_folder(folder)
-        if folder_stat is None:
-            return False
-        known = self._has_entries.get(folder)
-        if known is not None and known[0] == folder_stat.version:
-            return known[1]  # the folder's mtime moves with every file added or removed
-        try:  # stop at the first file: a miss must not cost a listing of every entry
-            with os.scandir(path) as it:
-                found = any(e.is_file(follow_symlinks=False) for e in it)
-        except (FileNotFoundError, NotADirectoryError):
-            return False
-        if time.time() - folder_stat.mtime > _RACY_SECONDS:  # not changed within a tick
-            self._has_entries[folder] = (folder_stat.version, found)
-        return found
-
-    def entry_keys_by_age(self, namespace: str) -> list[str]:
-        """Keys of the namespace's entries, most recently written first."""
-        files = self.backend.list_files(layout.entry_folder(namespace))
-        return [n for n, _ in sorted(files, key=lambda f: f[1].mtime, reverse=True)]
-
-    def iter_entry_keys(self, namespace: str | None = None) -> Iterator[tuple[str, str]]:
-        """Yield ``(namespace folder, key)`` of every entry (of one namespace if given)."""
-        folders = (
-            [namespace_dir(namespace)]
-            if namespace is not None
-            else self.backend.list_folders(layout.ENTRIES)
-        )
-        for folder in folders:
-            for name, _ in self.backend.list_files(f"{layout.ENTRIES}/{folder}"):
-                if not name.startswith("."):
-                    yield folder, name
-
-    def iter_manifests(self, namespace: str | None = None) -> Iterator[dict[str, Any]]:
-        """Yield every readable manifest.
-
-        Damaged ones, and ones refused because signing is required and they are unsigned or
-        wrongly signed, are skipped with a log line.
-        """
-        for folder, key in self.iter_entry_keys(namespace):
-            name = f"{layout.ENTRIES}/{folder}/{key}"
-            try:
-                data = self.backend.read_bytes(name, limit=MANIFEST_MAX_BYTES)
-                decoded, damage, problem = decode_manifest(data, config.secret_key())
-            except FileNotFoundError:
-                continue
-            if decoded is None or problem is not None:
-                logger.warning("skipping %s: %s", name, damage or problem)
-                continue
-            yield decoded
-
-    # ------------------------------------------------------------------ records, usage and pins
-    def write_record(self, namespace: str, name: str, data: bytes) -> None:
-        """Replace a namespace record ``state/<namespace>/<name>`` (see ``NAMESPACE_RECORDS``)."""
-        self.prepare_write()
-        self.backend.write(layout.namespace_record(namespace, name), data)
-
-    def read_record(self, namespace: str, name: str, limit: int = 1 << 20) -> bytes | None:
-        """The bytes of a namespace record, ``None`` if it is missing."""
-        try:
-            return self.backend.read_bytes(layout.namespace_record(namespace, name), limit=limit)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-
-    def entry_exists(self, namespace: str, key: str) -> bool:
-        """Whether a manifest is stored for ``key`` (readable or not)."""
-        return self.backend.stat(layout.entry(namespace, key)) is not None
-
-    def record_use(self, namespace: str, key: str) -> None:
-        """Count a hit of an entry (in memory; written in batches by a timer thread and at exit)."""
-        record_hit(self.backend, layout.entry_state(namespace, key, layout.HITS))
-
-    def usage(self, namespace: str, key: str) -> tuple[int, float | None]:
-        """``(hits, last used)`` of an entry; last used is ``None`` if it was never hit."""
-        flush_usage()
-        return read_usage(self.backend, layout.entry_state(namespace, key, layout.HITS))
-
-    def set_pinned(self, namespace: str, key: str, pinned: bool = True) -> None:
-        """Pin (or unpin) an entry: pinned entries are never evicted by garbage collection."""
-        name = layout.entry_state(namespace, key, layout.PIN)
-        if pinned:
-            self.prepare_write()
-            if not self.backend.create(name, b"") and not self.is_pinned(namespace, key):
-                raise UnsafeStoreError(
-                    errno.EEXIST,
-                    f"{self.location}/{name} exists and is not a pin the store wrote (a link?); "
-                    "remove it, then pin again",
-                )
-        else:
-            self.backend.delete(name)
-
-    def is_pinned(self, namespace: str, key: str) -> bool:
-        """Whether the entry is pinned."""
-        return self.backend.stat(layout.entry_state(namespace, key, layout.PIN)) is not None
-
     def clear(self, namespace: str | None = None, *, force: bool = False) -> int:
         """Delete the entries of ``namespace`` (every entry if ``None``); return how many.
 
         Pinned entries are kept unless ``force``. Their blobs are freed later by garbage
         collection (``checkpoint-magic gc``), which also removes their usage records.
+
+        Parameters
+        ----------
+        namespace : str, optional
+            Only this namespace; every namespace when ``None``.
+        force : bool, default False
+            Also delete pinned entries.
+
+        Returns
+        -------
+        int
+            How many entries were deleted.
         """
         removed = 0
         for folder, key in list(self.iter_entry_keys(namespace)):
