@@ -220,7 +220,11 @@ class Memory:
         limit = None if bytes_limit is None else parse_size(bytes_limit)
         store = get_store(self.location)
         entries = sorted(
-            (e for e in scan_entries(store).entries if e.namespace.startswith(PREFIX) and not e.pinned),
+            (
+                e
+                for e in scan_entries(store).entries
+                if e.namespace.startswith(PREFIX) and not e.pinned
+            ),
             key=lambda e: e.last_used,
             reverse=True,  # most recently used first: they are kept
         )

@@ -287,7 +287,9 @@ def clear_output(
     from .maintenance import clear, confirm_clear_all, resolve_namespace
 
     if not target and not yes and not confirm_clear_all(store):
-        return Output({"removed": {}, "cancelled": True}, ["cancelled: nothing was removed"], code=1)
+        return Output(
+            {"removed": {}, "cancelled": True}, ["cancelled: nothing was removed"], code=1
+        )
     report = clear(
         store,
         resolve_namespace(store, target) if target else None,
@@ -550,9 +552,8 @@ def report_output(store: Store, *, html: str | None = None) -> Output:
     return Output({"path": str(path)}, [f"report written to {path}"])
 
 
-#: command -> (function, what its positional argument is: "required", "optional" or None).
-#: Each function is plain: ``func(store, target?, **options) -> Output``; argparse only
-#: feeds it (:func:`call`), so the notebook magics and Python code call it directly.
+#: command -> (function, its positional argument: "required", "optional" or None). Each is a
+#: plain ``func(store, target?, **options) -> Output`` the magics and :func:`call` use alike.
 COMMANDS: dict[str, tuple[Callable[..., Output], str | None]] = {
     "ls": (ls_output, "optional"),
     "show": (show_output, "required"),
