@@ -231,7 +231,8 @@ class CheckpointedFunction(Generic[R]):
         code_fp, data = code_inputs(self.__wrapped__)
         call = _Call(code_fp, self.checkpointer.fingerprint_inputs(inputs))
         candidates = {os.fspath(v): v for v in inputs.values() if isinstance(v, (str, os.PathLike))}
-        candidates.update((c, c) for c in self._path_constants)
+        if self._path_constants:
+            candidates.update((c, c) for c in self._path_constants)
         if data or candidates:
             memory = extra_inputs.InputMemory.of(
                 self.checkpointer.store, self.checkpointer.namespace

@@ -270,3 +270,14 @@ def test_a_failure_while_writing_the_manifest_leaves_no_partial_manifest(tmp_pat
     assert {e.key for e in list_entries(store)} == before
     assert list(store.tmp.iterdir()) == [] and verify(store).problems == []
     assert calls == [5, 40_000]
+
+
+def test_key_is_make_key_also_after_the_namespace_is_reassigned():
+    from checkpoint_magic.core.checkpointer import Checkpointer, make_key
+
+    checkpointer = Checkpointer("function", "m.f")
+    fps = {"b": "2", "a": "1", "ab": "3"}
+    assert checkpointer.key("c", fps) == make_key("function", "m.f", "c", fps)
+    checkpointer.namespace = "m.g"  # the key prefix is cached: it must follow
+    assert checkpointer.key("c", fps) == make_key("function", "m.g", "c", fps)
+    assert checkpointer.key("c", fps) != make_key("function", "m.f", "c", fps)

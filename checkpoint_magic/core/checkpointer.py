@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import xxhash
 
 from .. import config
 from .._version import __version__
@@ -54,7 +53,7 @@ from ..exceptions import (
     warn_user,
 )
 from ..fingerprint.frozen import remember as remember_read_only
-from ..fingerprint.values import HASH_SCHEME_VERSION, Fingerprinter
+from ..fingerprint.values import Fingerprinter
 from ..store import singleflight
 from ..store.budget import enforce_budget
 from ..store.core import (
@@ -66,6 +65,7 @@ from ..store.core import (
 )
 from ..ui import notes
 from .faults import ADVICE, fault_kind, fingerprint_or_warn, warn_fault
+from .keys import key_from, key_prefix, make_key
 
 __all__ = ["Checkpointer", "LoadResult", "fault_kind", "fingerprint_or_warn", "make_key"]
 
@@ -75,40 +75,6 @@ logger = logging.getLogger(__name__)
 #: Kinds whose racing callers run a missing computation once (see :mod:`.store.singleflight`):
 #: the front ends that release the lease when the body raises (:meth:`Checkpointer.abandon`).
 SINGLE_FLIGHT_KINDS = frozenset({"function"})
-
-
-def make_key(kind: str, namespace: str, code_fp: str, input_fps: Mapping[str, str]) -> str:
-    """Return the entry key: xxh3-128 over the scheme version, kind, namespace, code and inputs.
-
-    Input order does not matter; input names do.
-
-    Parameters
-    ----------
-    kind : str
-        What is cached (``"function"``, ``"block"``, ``"cell"``, ``"step"``...).
-    namespace : str
-        The name entries are grouped under.
-    code_fp : str
-        The code fingerprint.
-    input_fps : Mapping of str to str
-        The input fingerprints by name.
-
-    Returns
-    -------
-    str
-        32 hexadecimal digits.
-
-    Examples
-    --------
-    >>> a = make_key("function", "m.f", "c", {"a": "1", "b": "2"})
-    >>> a == make_key("function", "m.f", "c", {"b": "2", "a": "1"})
-    True
-    >>> make_key("function", "m.f", "c", {"a": "1"}) == make_key("function", "m.f", "c", {"b": "1"})
-    False
-    """
-    parts = [f"checkpoint_magic-key\0{HASH_SCHEME_VERSION}\0{kind}\0{namespace}\0{code_fp}\0"]
-    parts += [f"{len(name)}:{name}={input_fps[name]}\0" for name in sorted(input_fps)]
-    return xxhash.xxh3_128_hexdigest("".join(parts).encode())  # one call: the same digest
 
 
 def _remember_read_only(store: Store, outputs: Mapping[str, Any]) -> None:
@@ -149,6 +115,7 @@ class Checkpointer:
     ):
         self.kind = kind
         self.namespace = namespace
+        self._key_prefix = (kind, namespace, key_prefix(kind, namespace))  # see key()
         self._store_arg = store
         self._store: Store | None = store if isinstance(store, Store) else None
         self._default: tuple[tuple[str | None, str], Store] | None = None
@@ -232,7 +199,11 @@ class Checkpointer:
         str
             32 hexadecimal digits (see :func:`make_key`).
         """
-        return make_key(self.kind, self.namespace, code_fp, input_fps)
+        kind, namespace, prefix = self._key_prefix
+        if kind != self.kind or namespace != self.namespace:  # reassigned since: make it again
+            self._key_prefix = (self.kind, self.namespace, key_prefix(self.kind, self.namespace))
+            prefix = self._key_prefix[2]
+        return key_from(prefix, code_fp, input_fps)
 
     def contains(self, code_fp: str, input_fps: Mapping[str, str]) -> bool:
         """Whether a readable manifest exists for this code and these inputs (blobs not read).
@@ -349,8 +320,7 @@ class Checkpointer:
             return None
         if mmap_mode == "r":
             _remember_read_only(store, outputs)
-        with contextlib.suppress(OSError):
-            store.record_use(self.namespace, key)
+        store.record_use(self.namespace, key)  # in memory: written later by a thread
         logger.debug("hit %s %s", self.namespace, key)
         return LoadResult(
             key=key,

@@ -28,15 +28,13 @@ Examples
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
-import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from ..store.core import Store
+from ..store.deferred import BatchWriter
 from ..store.layout import LAST_MISS
 
 __all__ = ["describe_difference", "explain_miss", "last_miss", "record_miss"]
@@ -49,53 +47,15 @@ MAX_CANDIDATES = 200
 FLUSH_INTERVAL = 1.0
 
 
-class _MissWriter:
-    """Keeps the last miss record of each namespace in memory; a daemon thread writes them.
-
-    A miss then costs no file-system write in the caller's thread; a burst of misses of one
-    namespace (a loop over new arguments) writes its record once per interval, and
-    :func:`last_miss` and interpreter exit write what is pending first.
-    """
-
-    def __init__(self) -> None:
-        self._pending: dict[tuple[int, str], tuple[Store, bytes]] = {}
-        self._lock = threading.Lock()
-        self._flush_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def submit(self, store: Store, namespace: str, data: bytes) -> None:
-        with self._lock:
-            self._pending[(id(store), namespace)] = (store, data)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="checkpoint-magic-misses", daemon=True
-                )
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(FLUSH_INTERVAL)
-            with self._lock:
-                if not self._pending:
-                    self._thread = None
-                    return
-            self.flush()
-
-    def flush(self) -> None:
-        with self._flush_lock:
-            with self._lock:
-                batch, self._pending = self._pending, {}
-            for (_, namespace), (store, data) in batch.items():
-                if not store.backend.exists():  # never re-create a store deleted meanwhile
-                    continue
-                try:
-                    store.write_record(namespace, LAST_MISS, data)
-                except OSError as exc:
-                    logger.debug("could not record the miss of %s: %s", namespace, exc)
+def _write_miss(slot: tuple[int, str], value: tuple[Store, bytes]) -> None:
+    store, data = value
+    if store.backend.exists():  # never re-create a store deleted meanwhile
+        store.write_record(slot[1], LAST_MISS, data)
 
 
-_miss_writer = _MissWriter()
-atexit.register(_miss_writer.flush)
+#: The last miss of each namespace, written by a thread: a miss costs no write of its own,
+#: and a burst of misses of one namespace (a loop over new arguments) writes it once.
+_miss_writer = BatchWriter("misses", FLUSH_INTERVAL)
 
 
 def describe_difference(
@@ -276,7 +236,8 @@ def record_miss(
     if request is not None:
         record["request"] = dict(request)
     if defer:
-        _miss_writer.submit(store, namespace, json.dumps(record).encode("utf-8"))
+        data = json.dumps(record).encode("utf-8")
+        _miss_writer.submit((id(store), namespace), (store, data), _write_miss)
         return
     try:
         store.write_record(namespace, LAST_MISS, json.dumps(record).encode("utf-8"))

@@ -75,6 +75,23 @@ _HOT_RECORDS_MAX = 4096
 _RACY_SECONDS = 0.1  # well above a coarse timestamp tick (one jiffy, <= 10 ms)
 
 
+def _with_payloads(outputs: Any) -> Any:
+    """Output records with their inline values decoded (``payload``); malformed ones as given.
+
+    A malformed record is left for :meth:`Store.get_value` to refuse (a miss with a warning).
+    """
+    if not isinstance(outputs, dict):
+        return outputs
+    decoded = {}
+    for name, record in outputs.items():
+        if isinstance(record, dict) and isinstance(record.get("inline"), str):
+            # binascii.Error (a ValueError): damaged base64, refused when it is read
+            with contextlib.suppress(ValueError):
+                record = {**record, "payload": base64.b64decode(record["inline"])}
+        decoded[name] = record
+    return decoded
+
+
 _GITIGNORE = b"# written by checkpoint_magic: a checkpoint store is never committed\n*\n"
 
 
@@ -134,8 +151,8 @@ class Store(EntryRecords, BlobStore):
         self._hot_records: dict[str, tuple[Any, bytes | None, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
-        # entry folder -> (folder stat version, whether it holds a file); see has_entries
-        self._has_entries: dict[str, tuple[Any, bool]] = {}
+        # entry folder -> (folder stat version, a file in it or None); see has_entries
+        self._has_entries: dict[str, tuple[Any, str | None]] = {}
         # local blob path -> ((algorithm, digest), stat signature) verified by this process
         self._verified_blobs: dict[str, tuple[tuple[str, str], tuple[int, ...]]] = {}
 
@@ -258,8 +275,13 @@ class Store(EntryRecords, BlobStore):
             The codec that wrote the value is not registered in this process.
         """
         codec = serializers.codec_by_name(record["codec"])
-        if "inline" in record:
-            source: BlobSource = InlineBlobSource(base64.b64decode(record["inline"]))
+        payload = record.get("payload")  # decoded already by read_entry(hot_only=True)
+        if type(payload) is not bytes:  # never from a file: JSON has no bytes
+            payload = None
+        if payload is None and "inline" in record:
+            payload = base64.b64decode(record["inline"])
+        if payload is not None:
+            source: BlobSource = InlineBlobSource(payload)
             mmap_mode = None
         else:
             source = StoredBlobSource(self, record["blobs"])
@@ -358,15 +380,16 @@ class Store(EntryRecords, BlobStore):
         dict or None
             The manifest, checked against its key and (when required) its signature.
         """
-        self.check_format()
+        if not self._format_checked:
+            self.check_format()
         name = layout.entry(namespace, key)
         secret = config.secret_key()
         if hot_only:
-            st = self.backend.stat(name)
-            if st is None:
+            version = self.backend.version(name)
+            if version is None:
                 return None
             cached = self._hot_records.get(name)
-            if cached is not None and cached[0] == st.version and cached[1] == secret:
+            if cached is not None and cached[0] == version and cached[1] == secret:
                 return cached[2]
         try:
             f, st = self.backend.open_read(name)
@@ -375,6 +398,8 @@ class Store(EntryRecords, BlobStore):
         with f:
             data = f.read(MANIFEST_MAX_BYTES + 1)
         manifest = self._parse_manifest(name, data, namespace, key, hot_only=hot_only)
+        if hot_only:  # decode inline values once: a remembered record serves many hits
+            manifest["outputs"] = _with_payloads(manifest.get("outputs"))
         # Like git's "racily clean" rule: an object modified in the last 0.1 s could be
         # replaced again within one timestamp tick, so it is not remembered yet.
         if hot_only and st.version is not None and time.time() - st.mtime > _RACY_SECONDS:

@@ -34,7 +34,7 @@ class EntryRecords:
     backend: StoreBackend
     location: str
     prepare_write: Callable[[], None]
-    _has_entries: dict[str, tuple[Any, bool]]
+    _has_entries: dict[str, tuple[Any, str | None]]
 
     def delete_entry(self, namespace: str, key: str) -> bool:
         """Remove an entry's manifest (its blobs are freed by garbage collection).
@@ -74,16 +74,22 @@ class EntryRecords:
         if folder_stat is None:
             return False
         known = self._has_entries.get(folder)
-        if known is not None and known[0] == folder_stat.version:
-            return known[1]  # the folder's mtime moves with every file added or removed
+        if known is not None:
+            if known[0] == folder_stat.version:  # its mtime moves with every file added or removed
+                return known[1] is not None
+            if known[1] is not None and self.backend.stat(f"{folder}/{known[1]}") is not None:
+                return True  # the file seen last time is still there: no listing needed
+        found = None
         try:  # stop at the first file: a miss must not cost a listing of every entry
             with os.scandir(path) as it:
-                found = any(e.is_file(follow_symlinks=False) for e in it)
+                found = next((e.name for e in it if e.is_file(follow_symlinks=False)), None)
         except (FileNotFoundError, NotADirectoryError):
             return False
         if time.time() - folder_stat.mtime > _RACY_SECONDS:  # not changed within a tick
             self._has_entries[folder] = (folder_stat.version, found)
-        return found
+        elif found is not None:  # a file name stays a valid hint however recent the folder
+            self._has_entries[folder] = (None, found)
+        return found is not None
 
     def entry_keys_by_age(self, namespace: str) -> list[str]:
         """Keys of the namespace's entries, most recently written first.

@@ -12,12 +12,11 @@ last-use time, which eviction orders by, stays right.
 
 from __future__ import annotations
 
-import atexit
 import logging
-import threading
 import time
 
 from .backends import StoreBackend
+from .deferred import BatchWriter
 
 __all__ = ["FLUSH_INTERVAL", "flush_usage", "parse_usage", "read_usage", "record_hit"]
 
@@ -98,46 +97,19 @@ def _add_hits(backend: StoreBackend, name: str, count: int, last: float) -> None
         logger.debug("could not record %d hits in %s: %s", count, name, exc)
 
 
-class _UsageWriter:
-    """Counts hits in memory; a daemon thread writes them every interval, and at exit."""
-
-    def __init__(self) -> None:
-        self._pending: dict[tuple[int, str], tuple[StoreBackend, int, float]] = {}
-        self._lock = threading.Lock()
-        self._flush_lock = threading.Lock()
-        self._wakeup = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def submit(self, backend: StoreBackend, name: str) -> None:
-        now = time.time()
-        with self._lock:
-            _, count, _ = self._pending.get((id(backend), name), (backend, 0, now))
-            self._pending[(id(backend), name)] = (backend, count + 1, now)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="checkpoint-magic-usage", daemon=True
-                )
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(FLUSH_INTERVAL)
-            with self._lock:
-                if not self._pending:
-                    self._thread = None
-                    return
-            self.flush()
-
-    def flush(self) -> None:
-        with self._flush_lock:
-            with self._lock:
-                batch, self._pending = self._pending, {}
-            for (_, name), (backend, count, last) in batch.items():
-                _add_hits(backend, name, count, last)
+_Hits = tuple[StoreBackend, int, float]  # (backend, hits, last hit)
 
 
-_usage_writer = _UsageWriter()
-atexit.register(_usage_writer.flush)
+def _merge_hits(pending: _Hits, new: _Hits) -> _Hits:
+    return pending[0], pending[1] + new[1], new[2]
+
+
+def _write_hits(slot: tuple[int, str], value: _Hits) -> None:
+    backend, count, last = value
+    _add_hits(backend, slot[1], count, last)
+
+
+_usage_writer = BatchWriter("usage", FLUSH_INTERVAL)
 
 
 def record_hit(backend: StoreBackend, name: str) -> None:
@@ -150,7 +122,7 @@ def record_hit(backend: StoreBackend, name: str) -> None:
     name : str
         The entry's usage record name.
     """
-    _usage_writer.submit(backend, name)
+    _usage_writer.submit((id(backend), name), (backend, 1, time.time()), _write_hits, _merge_hits)
 
 
 def flush_usage() -> None:

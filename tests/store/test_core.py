@@ -6,6 +6,7 @@ import errno
 import json
 import multiprocessing
 import os
+import time
 from pathlib import Path
 from unittest import mock
 
@@ -246,3 +247,65 @@ def test_clear_keeps_pinned_entries_unless_forced(store_dir):
     assert store.clear("ns") == 1
     assert [k for _, k in store.iter_entry_keys("ns")] == ["a" * 32]
     assert store.clear("ns", force=True) == 1
+
+
+def test_backend_version_is_the_stat_version_and_none_for_what_is_not_a_file(store_dir):
+    store = Store(store_dir)
+    store.write_entry("ns", "k", {"outputs": {}})
+    backend, name = store.backend, "entries/ns/k"
+    assert backend.version(name) == backend.stat(name).version is not None
+    assert backend.version("entries/ns/missing") is None
+    assert backend.version("entries/ns") is None  # a folder
+    os.symlink(store.entry_path("ns", "k"), store_dir / "entries" / "ns" / "link")
+    assert backend.version("entries/ns/link") is None  # a link is never followed
+    store.write_entry("ns", "k", {"outputs": {"a": 1}})  # replaced: a new version
+    assert backend.version(name) == backend.stat(name).version
+
+
+@pytest.mark.parametrize(
+    "outputs",
+    [
+        ["not", "a", "mapping"],
+        {"return": "not a record"},
+        {"return": {"codec": "pickle", "inline": "@@@ not base64 @@@"}},
+        {"return": {"codec": "pickle", "inline": 42}},
+        {"return": {"codec": "pickle", "inline": "", "payload": "a JSON string, never bytes"}},
+    ],
+)
+def test_a_hit_on_malformed_output_records_is_a_miss_with_a_warning(store_dir, outputs):
+    from checkpoint_magic.core.checkpointer import Checkpointer
+    from checkpoint_magic.exceptions import CorruptEntryWarning
+
+    checkpointer = Checkpointer("function", "m.f", store=str(store_dir))
+    key = checkpointer.key("c" * 32, {})
+    # A manifest with a valid checksum (it needs no secret) but nonsense outputs.
+    checkpointer.store.write_entry("m.f", key, {"outputs": outputs})
+    with pytest.warns(CorruptEntryWarning):
+        assert checkpointer.load("c" * 32, {}) is None
+
+
+def test_inline_values_are_decoded_once_per_remembered_manifest(store_dir):
+    store = Store(store_dir)
+    store.write_entry("ns", "k", {"outputs": {"return": store.put_value([1, 2])}})
+    old = time.time() - 60
+    os.utime(store.entry_path("ns", "k"), (old, old))
+    record = store.read_entry("ns", "k", hot_only=True)["outputs"]["return"]
+    assert isinstance(record["payload"], bytes)
+    with mock.patch("base64.b64decode", side_effect=AssertionError("decoded again")):
+        again = store.read_entry("ns", "k", hot_only=True)["outputs"]["return"]
+        assert store.get_value(again) == [1, 2]
+        assert store.get_value(again) is not store.get_value(again)  # a new value per hit
+
+
+def test_has_entries_reuses_a_file_it_saw_and_notices_when_it_is_gone(store_dir):
+    store = Store(store_dir)
+    for key in ("a" * 32, "b" * 32):
+        store.write_entry("m.f", key, {"outputs": {}})
+    with mock.patch("os.scandir", wraps=os.scandir) as scandir:
+        assert store.has_entries("m.f")
+        store.write_entry("m.f", "c" * 32, {"outputs": {}})  # the folder changes
+        assert store.has_entries("m.f")
+    assert scandir.call_count == 1  # the second answer came from one stat of a known file
+    for key in ("a" * 32, "b" * 32, "c" * 32):
+        store.delete_entry("m.f", key)
+    assert not store.has_entries("m.f")

@@ -211,6 +211,25 @@ class StoreBackend(abc.ABC):
             :class:`FileNotFoundError`.
         """
 
+    def version(self, name: str) -> Any:
+        """The ``version`` of :meth:`stat` alone: the cheapest check that ``name`` is unchanged.
+
+        The hit path calls it on every hit to reuse a manifest it already verified; a backend
+        may override it to skip building a :class:`Stat`.
+
+        Parameters
+        ----------
+        name : str
+            Name of a stored object.
+
+        Returns
+        -------
+        object or None
+            ``stat(name).version``; ``None`` for a missing name.
+        """
+        st = self.stat(name)
+        return None if st is None else st.version
+
     def stat_folder(self, folder: str) -> Stat | None:
         """A folder's stat whose ``version`` changes whenever an object is added to or removed.
 

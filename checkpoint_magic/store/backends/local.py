@@ -24,7 +24,7 @@ import os
 import stat as stat_module
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ..blobs import write_full
 from ..layout import staging as new_staging_name
@@ -221,6 +221,14 @@ class LocalBackend(StoreBackend):
         except (FileNotFoundError, NotADirectoryError):
             return None
         return self._stat(st) if stat_module.S_ISREG(st.st_mode) else None
+
+    def version(self, name: str) -> Any:
+        try:
+            st = os.stat(self.path(name), follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        # The same identity as _stat's version, without building a Stat (the hit path).
+        return (st.st_ino, st.st_size, st.st_mtime_ns) if stat_module.S_ISREG(st.st_mode) else None
 
     def stat_folder(self, folder: str) -> Stat | None:
         try:

@@ -480,7 +480,7 @@ def codec_by_name(name: str) -> Codec:
     'SaverCodec'
     """
     found = _BUILTIN_BY_NAME.get(name)
-    if found is not None and not any(c.name == name for c in _registered):
+    if found is not None and (not _registered or all(c.name != name for c in _registered)):
         return found
     for codec in _registered:
         if codec.name == name:
