@@ -65,6 +65,7 @@ from ..store.core import (
     get_store,
 )
 from ..ui import notes
+from . import lineage
 from .faults import ADVICE, fault_kind, fingerprint_or_warn, warn_fault
 
 __all__ = ["Checkpointer", "LoadResult", "fault_kind", "fingerprint_or_warn", "make_key"]
@@ -215,7 +216,8 @@ class Checkpointer:
         (['x', 'y'], 32)
         """
         fp = Fingerprinter(ADVICE.get(self.kind))
-        return {name: fp.fingerprint(value, name=name) for name, value in values.items()}
+        fps = {name: fp.fingerprint(value, name=name) for name, value in values.items()}
+        return lineage.observe(values, fps) if lineage.watching else fps  # restored maps
 
     def key(self, code_fp: str, input_fps: Mapping[str, str]) -> str:
         """Return the key of the entry for this code and these inputs.
@@ -349,6 +351,7 @@ class Checkpointer:
             return None
         if mmap_mode == "r":
             _remember_read_only(store, outputs)
+        lineage.restored(store.location, self.kind, code_fp, manifest, outputs)
         with contextlib.suppress(OSError):
             store.record_use(self.namespace, key)
         logger.debug("hit %s %s", self.namespace, key)
@@ -536,6 +539,7 @@ class Checkpointer:
                     "python": ".".join(map(str, sys.version_info[:3])),
                     "checkpoint_magic": __version__,
                 }
+                lineage.annotate(manifest, outputs, store.location)
                 store.write_entry(self.namespace, key, manifest)
         except ForeignStoreError as exc:
             warn_fault(store, exc, f"checkpoint {self.namespace}: not stored", StoreWriteWarning)
@@ -561,6 +565,7 @@ class Checkpointer:
             )
             return False
         self._end_flight(key)
+        lineage.register(store.location, manifest)
         logger.debug("stored %s %s", self.namespace, key)
         self._enforce_budget(store)
         return True
