@@ -41,6 +41,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import weakref
@@ -87,7 +88,7 @@ _FIELDS = ("namespace", "kind", "key", "code", "created")
 _by_digest: dict[str, tuple[str, dict[str, Any]]] = {}
 # id(memory map restored by a hit) -> (weak reference, store location, producer record)
 _by_id: dict[int, tuple[weakref.ref[Any], str, dict[str, Any]]] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()  # reentrant: a weak reference's callback may run inside
 #: True while read-only memory maps restored by hits are remembered: only then does
 #: fingerprinting a call's inputs look them up (:func:`observe`).
 watching = False
@@ -224,7 +225,6 @@ def restored(
     outputs : Mapping of str to object
         The restored values, by name.
     """
-    global watching
     for name, rec in manifest["outputs"].items():
         digest = rec.get("fp")
         value = outputs.get(name)
@@ -234,13 +234,19 @@ def restored(
         producer["code"] = code
         if digest is not None:
             _keep(digest, location, producer)
-        elif not value.flags.writeable and not name.startswith("__"):
-            key = id(value)
-            with _lock:
-                while len(_by_id) >= REGISTRY_MAX:
-                    del _by_id[next(iter(_by_id))]
-                _by_id[key] = (weakref.ref(value, lambda ref: _forget(ref, key)), location, producer)
-                watching = True
+        elif isinstance(value, np.memmap) and not (value.flags.writeable or name[:2] == "__"):
+            _watch(value, location, producer)
+
+
+def _watch(value: np.memmap, location: str, producer: dict[str, Any]) -> None:
+    """Remember a read-only map a hit restored, until it is garbage collected."""
+    global watching
+    key = id(value)
+    with _lock:
+        while len(_by_id) >= REGISTRY_MAX:
+            del _by_id[next(iter(_by_id))]
+        _by_id[key] = (weakref.ref(value, functools.partial(_forget, key=key)), location, producer)
+        watching = True
 
 
 def _forget(ref: weakref.ref[Any], key: int) -> None:
@@ -276,7 +282,7 @@ def observe(values: Mapping[str, Any], input_fps: dict[str, str]) -> dict[str, s
         known = _by_id.get(id(value))
         if known is None or known[0]() is not value or name not in input_fps:
             continue
-        if known_digest(value, HASH_SCHEME_VERSION) is not None:
+        if isinstance(value, np.memmap) and known_digest(value, HASH_SCHEME_VERSION) is not None:
             _keep(input_fps[name], known[1], known[2])
     return input_fps
 
