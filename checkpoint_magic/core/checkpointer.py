@@ -351,7 +351,8 @@ class Checkpointer:
             return None
         if mmap_mode == "r":
             _remember_read_only(store, outputs)
-        lineage.restored(store.location, self.kind, code_fp, manifest, outputs)
+        if mmap_mode == "r" or "output_fps" in manifest:  # what lineage can learn from a hit
+            lineage.restored(store.location, self.kind, code_fp, manifest, outputs)
         with contextlib.suppress(OSError):
             store.record_use(self.namespace, key)
         logger.debug("hit %s %s", self.namespace, key)

@@ -14,8 +14,8 @@ places, neither of which hashes a large value again:
 
 * **at commit**, outputs that are cheap to fingerprint (see :func:`annotate`): arrays and
   pandas objects up to :data:`BUFFER_MAX` bytes, other values up to :data:`OBJECT_MAX`
-  bytes, as serialized. Their digest is kept in the output's record (``"fp"``) so a hit in
-  a later process learns it from the manifest's first line without hashing anything;
+  bytes, as serialized. Their digests are kept in the manifest (``output_fps``, on its
+  first line) so that a hit in a later process learns them without hashing anything;
 * **read-only memory maps** (hits with ``mmap_mode='r'``): when a later call fingerprints
   the very array a hit restored, and :mod:`checkpoint_magic.fingerprint.frozen` proves its
   file unchanged since the store verified it, the digest just computed is the digest of
@@ -31,7 +31,7 @@ them unchanged would cost a second hash of every large result; outputs under
 Examples
 --------
 >>> register("/store", {"kind": "function", "namespace": "m.load", "key": "k1", "code": "c1",
-...     "created": 0.0, "outputs": {"return": {"fp": "f" * 32}}})
+...     "created": 0.0, "output_fps": {"return": "f" * 32}})
 >>> [link["from"]["namespace"] for link in links("/store", "k2", {"a": "f" * 32, "b": "0"})]
 ['m.load']
 >>> describe({"input": "a", "from": {"namespace": "m.load", "code": "c1ab2345ff",
@@ -122,10 +122,10 @@ def _cheap_limit(value: Any) -> int:
 def annotate(manifest: dict[str, Any], outputs: Mapping[str, Any], location: str) -> None:
     """Fill a manifest about to be committed: output digests (cheap ones) and the lineage.
 
-    Each output record whose value is cheap to fingerprint (see the module's description)
-    gets its value fingerprint as ``"fp"``; front ends' reserved outputs (names starting
-    with ``__``) are left out. The inputs whose fingerprint a known output has are listed
-    in ``manifest["lineage"]`` (the field is absent when there are none).
+    Each output whose value is cheap to fingerprint (see the module's description) gets its
+    value fingerprint in ``manifest["output_fps"]``; front ends' reserved outputs (names
+    starting with ``__``) are left out. The inputs whose fingerprint a known output has are
+    listed in ``manifest["lineage"]``. Either field is absent when it would be empty.
 
     Parameters
     ----------
@@ -140,12 +140,13 @@ def annotate(manifest: dict[str, Any], outputs: Mapping[str, Any], location: str
     --------
     >>> m = {"key": "k", "inputs": {}, "outputs": {"return": {"size": 100}, "n": {"size": 5}}}
     >>> annotate(m, {"return": list(range(30)), "n": 3}, "/store")
-    >>> len(m["outputs"]["return"]["fp"]), "fp" in m["outputs"]["n"], "lineage" in m
-    (32, False, False)
+    >>> list(m["output_fps"]), len(m["output_fps"]["return"]), "lineage" in m
+    (['return'], 32, False)
     """
+    digests = {}
     for name, rec in manifest["outputs"].items():
         size = rec.get("size", 0)
-        if size < MIN_SIZE or name.startswith("__") or name not in outputs:
+        if size < MIN_SIZE or name[:2] == "__" or name not in outputs:
             continue
         value = outputs[name]
         if size > _cheap_limit(value):
@@ -157,7 +158,9 @@ def annotate(manifest: dict[str, Any], outputs: Mapping[str, Any], location: str
             logger.debug("no lineage digest for output %s: %s", name, exc)
             continue
         if not fp.problems:  # a partly walked value is no identity
-            rec["fp"] = digest
+            digests[name] = digest
+    if digests:
+        manifest["output_fps"] = digests
     found = links(location, manifest["key"], manifest.get("inputs") or {})
     if found:
         manifest["lineage"] = found
@@ -184,11 +187,11 @@ def links(location: str, key: str, input_fps: Mapping[str, str]) -> list[dict[st
     if not _by_digest:
         return []
     found = []
-    for name in sorted(input_fps):
-        known = _by_digest.get(input_fps[name])
+    for name, digest in input_fps.items():
+        known = _by_digest.get(digest)
         if known is not None and known[0] == location and known[1]["key"] != key:
             found.append({"input": name, "from": dict(known[1])})
-    return found
+    return sorted(found, key=lambda link: link["input"])
 
 
 def register(location: str, manifest: Mapping[str, Any]) -> None:
@@ -201,16 +204,14 @@ def register(location: str, manifest: Mapping[str, Any]) -> None:
     manifest : Mapping of str to object
         The committed manifest.
     """
-    for name, rec in (manifest.get("outputs") or {}).items():
-        digest = rec.get("fp") if isinstance(rec, dict) else None
-        if digest:
-            _keep(digest, location, _producer(manifest, name))
+    for name, digest in (manifest.get("output_fps") or {}).items():
+        _keep(digest, location, _producer(manifest, name))
 
 
 def restored(
     location: str, kind: str, code: str, manifest: Mapping[str, Any], outputs: Mapping[str, Any]
 ) -> None:
-    """Remember the outputs a hit restored: digests its manifest records, read-only maps.
+    """Remember the outputs a hit restored: the digests its manifest records, read-only maps.
 
     Parameters
     ----------
@@ -225,14 +226,14 @@ def restored(
     outputs : Mapping of str to object
         The restored values, by name.
     """
-    for name, rec in manifest["outputs"].items():
-        digest = rec.get("fp")
-        value = outputs.get(name)
+    digests = manifest.get("output_fps") or {}
+    for name, value in outputs.items():
+        digest = digests.get(name)
         if digest is None and type(value) is not np.memmap:
             continue
         producer = _producer(manifest, name, kind)
         producer["code"] = code
-        if digest is not None:
+        if isinstance(digest, str):
             _keep(digest, location, producer)
         elif isinstance(value, np.memmap) and not (value.flags.writeable or name[:2] == "__"):
             _watch(value, location, producer)

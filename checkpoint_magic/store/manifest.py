@@ -30,8 +30,10 @@ MAGIC = b"CMM1"
 MANIFEST_MAX_BYTES = 16 << 20
 
 #: Manifest fields a hit needs; they are written on their own JSON line so a lookup parses
-#: only them. Everything else (code parts, inputs, sizes...) is on the second line.
-_HOT_KEYS = ("created", "duration", "key", "meta", "namespace", "outputs")
+#: only them. Everything else (code parts, inputs, sizes...) is on the second line. The
+#: optional ``output_fps`` (value digests of outputs, :mod:`checkpoint_magic.core.lineage`)
+#: is there so that a hit learns them; readers that do not know it ignore it.
+_HOT_KEYS = ("created", "duration", "key", "meta", "namespace", "output_fps", "outputs")
 
 
 def manifest_body(manifest: Mapping[str, Any]) -> bytes:
