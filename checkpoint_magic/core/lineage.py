@@ -81,33 +81,31 @@ BUFFER_MAX = 1 << 20
 OBJECT_MAX = 4 << 10
 #: Digests (and memory-mapped arrays) remembered at most; the oldest go first.
 REGISTRY_MAX = 4096
-#: The fields of a producer a lineage record keeps.
+#: The fields of a producer a lineage record keeps (then ``output``).
 _FIELDS = ("namespace", "kind", "key", "code", "created")
 
-# output digest -> (store location, producer record)
-_by_digest: dict[str, tuple[str, dict[str, Any]]] = {}
-# id(memory map restored by a hit) -> (weak reference, store location, producer record)
-_by_id: dict[int, tuple[weakref.ref[Any], str, dict[str, Any]]] = {}
+#: A producer as the registry keeps it: its store's location, the :data:`_FIELDS`, the output.
+Producer = tuple[str, Any, Any, Any, Any, Any, str]
+# output digest -> its producer
+_by_digest: dict[str, Producer] = {}
+# id(memory map restored by a hit) -> (weak reference, its producer)
+_by_id: dict[int, tuple[weakref.ref[Any], Producer]] = {}
 _lock = threading.RLock()  # reentrant: a weak reference's callback may run inside
 #: True while read-only memory maps restored by hits are remembered: only then does
 #: fingerprinting a call's inputs look them up (:func:`observe`).
 watching = False
 
 
-def _producer(source: Mapping[str, Any], output: str, kind: str | None = None) -> dict[str, Any]:
-    record = {f: source.get(f) for f in _FIELDS}
-    if kind is not None:
-        record["kind"] = kind
-    record["output"] = output
-    return record
+def _evict(table: dict[Any, Any]) -> None:
+    """Forget the oldest quarter of a full table (``list`` copies the keys atomically)."""
+    if len(table) >= REGISTRY_MAX:
+        for key in list(table)[: REGISTRY_MAX // 4]:
+            table.pop(key, None)
 
 
-def _keep(digest: str, location: str, producer: dict[str, Any]) -> None:
-    with _lock:
-        _by_digest.pop(digest, None)  # re-inserted last: the most recent producer wins
-        while len(_by_digest) >= REGISTRY_MAX:
-            del _by_digest[next(iter(_by_digest))]
-        _by_digest[digest] = (location, producer)
+def _keep(digest: str, producer: Producer) -> None:
+    _evict(_by_digest)
+    _by_digest[digest] = producer  # the latest producer of equal content wins
 
 
 def _cheap_limit(value: Any) -> int:
@@ -189,8 +187,9 @@ def links(location: str, key: str, input_fps: Mapping[str, str]) -> list[dict[st
     found = []
     for name, digest in input_fps.items():
         known = _by_digest.get(digest)
-        if known is not None and known[0] == location and known[1]["key"] != key:
-            found.append({"input": name, "from": dict(known[1])})
+        if known is not None and known[0] == location and known[3] != key:
+            source = dict(zip(_FIELDS, known[1:6], strict=True))
+            found.append({"input": name, "from": {**source, "output": known[6]}})
     return sorted(found, key=lambda link: link["input"])
 
 
@@ -204,8 +203,9 @@ def register(location: str, manifest: Mapping[str, Any]) -> None:
     manifest : Mapping of str to object
         The committed manifest.
     """
+    source = (location, *(manifest.get(f) for f in _FIELDS))
     for name, digest in (manifest.get("output_fps") or {}).items():
-        _keep(digest, location, _producer(manifest, name))
+        _keep(digest, (*source, name))
 
 
 def restored(
@@ -227,26 +227,25 @@ def restored(
         The restored values, by name.
     """
     digests = manifest.get("output_fps") or {}
-    for name, value in outputs.items():
-        digest = digests.get(name)
-        if digest is None and type(value) is not np.memmap:
-            continue
-        producer = _producer(manifest, name, kind)
-        producer["code"] = code
+    source = (location, manifest.get("namespace"), kind, manifest.get("key"), code)
+    created = manifest.get("created")
+    for name, digest in digests.items():
         if isinstance(digest, str):
-            _keep(digest, location, producer)
-        elif isinstance(value, np.memmap) and not (value.flags.writeable or name[:2] == "__"):
-            _watch(value, location, producer)
+            _keep(digest, (*source, created, name))
+    for name, value in outputs.items():
+        if type(value) is not np.memmap or value.flags.writeable or name[:2] == "__":
+            continue
+        if name not in digests:  # known already: its digest was recorded at commit
+            _watch(value, (*source, created, name))
 
 
-def _watch(value: np.memmap, location: str, producer: dict[str, Any]) -> None:
+def _watch(value: np.memmap, producer: Producer) -> None:
     """Remember a read-only map a hit restored, until it is garbage collected."""
     global watching
     key = id(value)
     with _lock:
-        while len(_by_id) >= REGISTRY_MAX:
-            del _by_id[next(iter(_by_id))]
-        _by_id[key] = (weakref.ref(value, functools.partial(_forget, key=key)), location, producer)
+        _evict(_by_id)
+        _by_id[key] = (weakref.ref(value, functools.partial(_forget, key=key)), producer)
         watching = True
 
 
@@ -284,7 +283,7 @@ def observe(values: Mapping[str, Any], input_fps: dict[str, str]) -> dict[str, s
         if known is None or known[0]() is not value or name not in input_fps:
             continue
         if isinstance(value, np.memmap) and known_digest(value, HASH_SCHEME_VERSION) is not None:
-            _keep(input_fps[name], known[1], known[2])
+            _keep(input_fps[name], known[1])
     return input_fps
 
 
