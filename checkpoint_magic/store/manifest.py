@@ -1,9 +1,9 @@
 """The manifest file format: one checksummed, optionally signed record per store entry.
 
 A manifest file is ``CMM1 <xxh3-128 of body> [sig=<HMAC-SHA256 of body>]``, a newline, then
-the body: a first JSON line with what a hit needs (outputs, created, duration, meta) and the
-key and namespace it was written for, and a second with the rest (code, code parts, inputs,
-sizes...). A lookup parses only the first line; the checksum and the signature cover both.
+the body: a first JSON line with what a hit needs (outputs, created, duration, meta, the
+optional ``output_fps`` of lineage) and the key and namespace it was written for, and a
+second with the rest (code, code parts, inputs, sizes, the optional ``lineage``...). A lookup parses only the first line; the checksum and the signature cover both.
 In a signed store the body names every blob also by a cryptographic digest, so the
 signature covers the blobs' bytes.
 

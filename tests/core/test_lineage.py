@@ -157,6 +157,25 @@ def test_small_and_large_writable_outputs_are_not_hashed_at_commit(store_dir: Pa
     assert all("output_fps" not in m for m in _manifests(Store(store_dir), "make"))
 
 
+def test_blocks_record_where_their_inputs_came_from(script: Any, tmp_path: Path) -> None:
+    source = """
+    import numpy as np
+    from checkpoint_magic import InlineCheckpoint
+
+    with InlineCheckpoint(name="prepare", produce=["X"]):
+        X = np.linspace(0.0, 1.0, 64)
+    with InlineCheckpoint(name="fit", watch=["X"], produce=["w"]):
+        w = float(X.mean()) + {bias}
+    print(w)
+    """
+    script.run(source.format(bias=0))
+    script.run(source.format(bias=1))  # prepare hits in a fresh process; fit recomputes
+    store = Store(tmp_path / ".Lutil-checkpoint")
+    (prepare,) = _entries(store, "prepare")
+    assert f"input X came from X of prepare@{prepare['code'][:8]}" in _why(store, "fit")
+    assert all(m["lineage"][0]["from"]["key"] == prepare["key"] for m in _entries(store, "fit"))
+
+
 def test_a_read_only_map_restored_by_a_hit_is_traced_without_rehashing(
     script: Any, tmp_path: Path
 ) -> None:
