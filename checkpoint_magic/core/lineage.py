@@ -184,13 +184,15 @@ def links(location: str, key: str, input_fps: Mapping[str, str]) -> list[dict[st
     """
     if not _by_digest:
         return []
-    found = []
+    found: list[dict[str, Any]] = []
     for name, digest in input_fps.items():
         known = _by_digest.get(digest)
         if known is not None and known[0] == location and known[3] != key:
             source = dict(zip(_FIELDS, known[1:6], strict=True))
             found.append({"input": name, "from": {**source, "output": known[6]}})
-    return sorted(found, key=lambda link: link["input"])
+    if len(found) > 1:
+        found.sort(key=lambda link: link["input"])
+    return found
 
 
 def register(location: str, manifest: Mapping[str, Any]) -> None:
@@ -203,9 +205,11 @@ def register(location: str, manifest: Mapping[str, Any]) -> None:
     manifest : Mapping of str to object
         The committed manifest.
     """
-    source = (location, *(manifest.get(f) for f in _FIELDS))
-    for name, digest in (manifest.get("output_fps") or {}).items():
-        _keep(digest, (*source, name))
+    digests = manifest.get("output_fps")
+    if digests:
+        source = (location, *(manifest.get(f) for f in _FIELDS))
+        for name, digest in digests.items():
+            _keep(digest, (*source, name))
 
 
 def restored(
