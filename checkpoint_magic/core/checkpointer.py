@@ -64,6 +64,7 @@ from ..store.core import (
     get_store,
 )
 from ..ui import notes
+from . import lineage
 from .faults import ADVICE, fault_kind, fingerprint_or_warn, warn_fault
 from .keys import key_from, key_prefix, make_key
 
@@ -182,7 +183,8 @@ class Checkpointer:
         (['x', 'y'], 32)
         """
         fp = Fingerprinter(ADVICE.get(self.kind))
-        return {name: fp.fingerprint(value, name=name) for name, value in values.items()}
+        fps = {name: fp.fingerprint(value, name=name) for name, value in values.items()}
+        return lineage.observe(values, fps) if lineage.watching else fps  # restored maps
 
     def key(self, code_fp: str, input_fps: Mapping[str, str]) -> str:
         """Return the key of the entry for this code and these inputs.
@@ -320,6 +322,8 @@ class Checkpointer:
             return None
         if mmap_mode == "r":
             _remember_read_only(store, outputs)
+        if mmap_mode == "r" or "output_fps" in manifest:  # what lineage can learn from a hit
+            lineage.restored(store.location, self.kind, code_fp, manifest, outputs)
         store.record_use(self.namespace, key)  # in memory: written later by a thread
         logger.debug("hit %s %s", self.namespace, key)
         return LoadResult(
@@ -506,6 +510,7 @@ class Checkpointer:
                     "python": ".".join(map(str, sys.version_info[:3])),
                     "checkpoint_magic": __version__,
                 }
+                lineage.annotate(manifest, outputs, store.location)
                 store.write_entry(self.namespace, key, manifest)
         except ForeignStoreError as exc:
             warn_fault(store, exc, f"checkpoint {self.namespace}: not stored", StoreWriteWarning)
@@ -531,6 +536,7 @@ class Checkpointer:
             )
             return False
         self._end_flight(key)
+        lineage.register(store.location, manifest)
         logger.debug("stored %s %s", self.namespace, key)
         self._enforce_budget(store)
         return True

@@ -1,9 +1,9 @@
 """The manifest file format: one checksummed, optionally signed record per store entry.
 
 A manifest file is ``CMM1 <xxh3-128 of body> [sig=<HMAC-SHA256 of body>]``, a newline, then
-the body: a first JSON line with what a hit needs (outputs, created, duration, meta) and the
-key and namespace it was written for, and a second with the rest (code, code parts, inputs,
-sizes...). A lookup parses only the first line; the checksum and the signature cover both.
+the body: a first JSON line with what a hit needs (outputs, created, duration, meta, the
+optional ``output_fps`` of lineage) and the key and namespace it was written for, and a
+second with the rest (code, code parts, inputs, sizes, the optional ``lineage``...). A lookup parses only the first line; the checksum and the signature cover both.
 In a signed store the body names every blob also by a cryptographic digest, so the
 signature covers the blobs' bytes.
 
@@ -30,8 +30,10 @@ MAGIC = b"CMM1"
 MANIFEST_MAX_BYTES = 16 << 20
 
 #: Manifest fields a hit needs; they are written on their own JSON line so a lookup parses
-#: only them. Everything else (code parts, inputs, sizes...) is on the second line.
-_HOT_KEYS = ("created", "duration", "key", "meta", "namespace", "outputs")
+#: only them. Everything else (code parts, inputs, sizes...) is on the second line. The
+#: optional ``output_fps`` (value digests of outputs, :mod:`checkpoint_magic.core.lineage`)
+#: is there so that a hit learns them; readers that do not know it ignore it.
+_HOT_KEYS = ("created", "duration", "key", "meta", "namespace", "output_fps", "outputs")
 
 
 def manifest_body(manifest: Mapping[str, Any]) -> bytes:

@@ -156,7 +156,7 @@ def ls_output(store: Store, target: str | None = None, *, entries: bool = False)
 
 
 def show_output(store: Store, target: str) -> Output:
-    """``show``: one entry's manifest (``target`` is a unique key prefix).
+    """``show``: one entry's manifest (``target`` is a unique key prefix) and its inputs' lineage.
 
     Parameters
     ----------
@@ -175,6 +175,7 @@ def show_output(store: Store, target: str) -> Output:
     InvalidArgumentError
         If no entry's key starts with ``target``, or several do.
     """
+    from ..core.lineage import describe
     from .maintenance import find_entry
 
     e = find_entry(store, target)
@@ -186,6 +187,7 @@ def show_output(store: Store, target: str) -> Output:
         ["code", e.code],
         *[[f"  code part {k}", v] for k, v in sorted((m.get("code_parts") or {}).items())],
         *[[f"  input {k}", v] for k, v in sorted(e.inputs.items())],
+        *[["lineage", describe(link)] for link in m.get("lineage") or []],
     ]
     for out_name, rec in sorted((m.get("outputs") or {}).items()):
         if isinstance(rec, dict):
@@ -491,7 +493,8 @@ def why_output(store: Store, target: str) -> Output:
     -------
     Output
         The reason recorded with the last miss; without one, how the two newest entries
-        differ (``reason`` is ``None`` when there are fewer than two).
+        differ (``reason`` is ``None`` when there are fewer than two); and where the newest
+        entry's inputs came from (``lineage``, see :mod:`checkpoint_magic.core.lineage`).
 
     Raises
     ------
@@ -499,36 +502,32 @@ def why_output(store: Store, target: str) -> Output:
         If ``target`` matches no name, or the last part of several.
     """
     from ..core.explain import describe_difference, last_miss
+    from ..core.lineage import describe
     from .maintenance import list_entries, resolve_namespace
 
     ns = resolve_namespace(store, target)
+    entries = sorted(list_entries(store, ns), key=lambda e: e.created)
+    links = (entries[-1].manifest.get("lineage") or []) if entries else []
+    origin = [f"  {describe(link)}" for link in links]  # of the newest entry's inputs
     miss = last_miss(store, ns)
     if miss:
-        data = {
-            "namespace": ns,
-            "reason": miss.get("reason"),
-            "time": miss.get("time"),
-            "source": "last miss",
-        }
+        data = {"namespace": ns, "reason": miss.get("reason"), "time": miss.get("time")}
         when = miss.get("time")
         ago = f" ({format_ago(float(when))})" if isinstance(when, (int, float)) else ""
-        return Output(data, [f"{ns} last recomputed{ago} because: {data['reason']}"])
-    entries = sorted(list_entries(store, ns), key=lambda e: e.created)
+        text = f"{ns} last recomputed{ago} because: {data['reason']}"
+        return Output({**data, "source": "last miss", "lineage": links}, [text, *origin])
     if len(entries) < 2:
         text = "it has one entry and has not missed since" if entries else "it has no entry"
         return Output(
-            {"namespace": ns, "reason": None, "time": None, "source": None},
-            [f"{ns}: no recorded miss; {text}"],
+            {"namespace": ns, "reason": None, "time": None, "source": None, "lineage": links},
+            [f"{ns}: no recorded miss; {text}", *origin],
         )
     old, new = entries[-2], entries[-1]
     reason = describe_difference(old.manifest, new.code, new.manifest.get("code_parts"), new.inputs)
     data = {"namespace": ns, "reason": reason, "time": new.created, "source": "entries"}
-    return Output(
-        data,
-        [
-            f"{ns}: the newest entry ({format_ago(new.created)}) differs from the previous one: {reason}"
-        ],
-    )
+    ago = format_ago(new.created)
+    text = f"{ns}: the newest entry ({ago}) differs from the previous one: {reason}"
+    return Output({**data, "lineage": links}, [text, *origin])
 
 
 def report_output(store: Store, *, html: str | None = None) -> Output:

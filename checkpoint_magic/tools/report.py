@@ -28,7 +28,7 @@ import datetime
 import html
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,7 @@ _COLUMNS = [
     "pinned",
     "inputs",
     "outputs",
+    "inputs_from",
 ]
 
 
@@ -66,6 +67,12 @@ def _entries(store: Store) -> list[EntryInfo]:
     from .inventory import list_entries
 
     return list_entries(store)
+
+
+def _sources(manifest: Mapping[str, Any]) -> list[str]:
+    """The names of the entries an entry's inputs came from (its manifest's ``lineage``)."""
+    links = manifest.get("lineage") or []
+    return sorted({str((link.get("from") or {}).get("namespace")) for link in links})
 
 
 def _when(epoch: float) -> datetime.datetime:
@@ -87,7 +94,8 @@ def entries_frame(store: Store | str | os.PathLike[str] | None = None) -> pd.Dat
         code fingerprint: one value per code version), ``created`` and ``last_used``
         (local ``datetime64``; ``NaT`` if never used), ``hits``, ``duration_s`` (how long
         the computation took), ``saved_s`` (hits times duration), ``size_bytes``,
-        ``pinned``, ``inputs`` and ``outputs`` (lists of names).
+        ``pinned``, ``inputs`` and ``outputs`` (lists of names), ``inputs_from`` (the names
+        of the entries its inputs came from, see :mod:`checkpoint_magic.core.lineage`).
 
     Examples
     --------
@@ -120,6 +128,7 @@ def entries_frame(store: Store | str | os.PathLike[str] | None = None) -> pd.Dat
             "pinned": bool(e.pinned),
             "inputs": sorted(e.inputs),
             "outputs": list(e.outputs),
+            "inputs_from": _sources(e.manifest),
         }
         for e in _entries(get_store(store))
     ]
@@ -277,6 +286,8 @@ def report_html(store: Store | str | os.PathLike[str] | None = None, *, page: bo
         )
         .sort_values(["saved", "size"], ascending=False)
     )
+    newest = frame.groupby("name", sort=False)["inputs_from"].last()  # sorted by created
+    by_name["inputs_from"] = [", ".join(newest[name]) for name in by_name.index]
     top = by_name.head(TOP)
     cards = [
         (format_duration(float(frame["saved_s"].sum())), "compute time saved"),
@@ -326,6 +337,7 @@ def _now() -> float:
 
 def _table(by_name: pd.DataFrame) -> str:
     headers = ["name", "kind", "versions", "entries", "size", "hits", "saved", "last used"]
+    headers.append("inputs from")
     numeric = {"versions", "entries", "size", "hits", "saved"}
     now = _now()
     rows = []
@@ -340,6 +352,7 @@ def _table(by_name: pd.DataFrame) -> str:
             str(int(row["hits"])),
             format_duration(float(row["saved"])),
             "never" if used is None or used != used else format_ago(used.timestamp(), now),
+            str(row["inputs_from"]),
         ]
         rows.append(
             "<tr>"

@@ -126,3 +126,21 @@ def test_report_renders_in_a_browser_to_a_non_blank_page(filled: Path, tmp_path:
     blue = (pixels[..., 2] > 0.55) & (pixels[..., 0] < 0.4) & (pixels[..., 1] < 0.55)
     assert blue.mean() > 0.01, "no plot bars visible in the rendered report"
     assert len(np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 50
+
+
+def test_the_frame_and_the_report_name_where_inputs_came_from(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+
+    @checkpoint(store=store, name="load")
+    def load(n):
+        return np.arange(float(n))
+
+    @checkpoint(store=store, name="fit")
+    def fit(a):
+        return float(a.sum())
+
+    fit(load(10))
+    frame = entries_frame(store).set_index("name")
+    assert frame.loc["fit", "inputs_from"] == ["load"] and frame.loc["load", "inputs_from"] == []
+    assert "<th class=''>inputs from</th>" in report_html(store)
+    assert "<td class=''>load</td></tr>" in report_html(store)
