@@ -73,9 +73,10 @@ logger = logging.getLogger(__name__)
 
 #: Outputs smaller than this, serialized (numbers, short strings), get no lineage.
 MIN_SIZE = 64
-#: Arrays and pandas objects up to this size, serialized, are fingerprinted at commit
-#: (hashing is ~30 GB/s: tens of microseconds next to a commit of a millisecond or more).
-BUFFER_MAX = 1 << 20
+#: Arrays and pandas objects up to this size, serialized, are fingerprinted at commit:
+#: hashing runs at ~20-30 GB/s, a few milliseconds for 64 MiB next to the ~20 ms of writing
+#: them (about a tenth more on such a miss); larger results would pay the same share.
+BUFFER_MAX = 64 << 20
 #: Other values up to this size are fingerprinted at commit (walking Python objects costs
 #: several times their pickling).
 OBJECT_MAX = 4 << 10
@@ -112,7 +113,8 @@ def _cheap_limit(value: Any) -> int:
     """How large (serialized) ``value`` may be for its fingerprint to be cheap at commit."""
     if isinstance(value, np.ndarray):
         return BUFFER_MAX if value.dtype != object else OBJECT_MAX
-    if type(value).__module__.startswith("pandas."):
+    module = type(value).__module__  # "pandas" itself for pandas 3's frames and series
+    if module == "pandas" or module.startswith("pandas."):
         return BUFFER_MAX
     return OBJECT_MAX
 

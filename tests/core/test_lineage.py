@@ -147,7 +147,16 @@ def test_an_equal_copy_counts_as_the_output_and_other_stores_do_not(
     assert all("lineage" not in m for m in _manifests(Store(tmp_path / "other"), "elsewhere"))
 
 
-def test_small_and_large_writable_outputs_are_not_hashed_at_commit(store_dir: Path) -> None:
+@pytest.fixture
+def small_limit(monkeypatch: pytest.MonkeyPatch) -> int:
+    """A 1 MiB limit on what commits hash, so that "large" outputs stay small in tests."""
+    monkeypatch.setattr(lineage, "BUFFER_MAX", 1 << 20)
+    return lineage.BUFFER_MAX
+
+
+def test_small_and_large_writable_outputs_are_not_hashed_at_commit(
+    store_dir: Path, small_limit: int
+) -> None:
     @checkpoint(store=store_dir)
     def make(n: int) -> Any:
         return np.zeros(n) if n > 1 else n
@@ -182,6 +191,9 @@ def test_a_read_only_map_restored_by_a_hit_is_traced_without_rehashing(
     source = """
     import numpy as np
     from checkpoint_magic import checkpoint
+    from checkpoint_magic.core import lineage
+
+    lineage.BUFFER_MAX = {limit}  # "large" outputs stay small in a test
 
     @checkpoint(mmap_mode="r")
     def step1(n):
@@ -193,11 +205,13 @@ def test_a_read_only_map_restored_by_a_hit_is_traced_without_rehashing(
 
     print(step2(step1({n})))
     """
-    n = lineage.BUFFER_MAX // 8 * 2  # larger than what commits hash
-    script.run(source.format(bias=0, n=n))  # step1's miss returns a writable array: no lineage
+    limit = 1 << 20
+    n = limit // 8 * 2  # larger than what commits hash
+    script.run(source.format(bias=0, n=n, limit=limit))  # step1's miss: writable, no lineage
     store = Store(tmp_path / ".Lutil-checkpoint")
     assert all("lineage" not in m for m in _entries(store, "__main__.step2"))
-    script.run(source.format(bias=1, n=n))  # step1 hits (a read-only map), step2 recomputes
+    # step1 hits (a read-only map), step2 recomputes
+    script.run(source.format(bias=1, n=n, limit=limit))
     (step1,) = _entries(store, "__main__.step1")
     assert "output_fps" not in step1
     linked = [m for m in _entries(store, "__main__.step2") if "lineage" in m]
@@ -205,7 +219,7 @@ def test_a_read_only_map_restored_by_a_hit_is_traced_without_rehashing(
     assert f"input a came from __main__.step1@{step1['code'][:8]}" in _why(store, "step2")
 
 
-def test_a_view_of_a_restored_map_is_not_attributed(store_dir: Path) -> None:
+def test_a_view_of_a_restored_map_is_not_attributed(store_dir: Path, small_limit: int) -> None:
     @checkpoint(store=store_dir, mmap_mode="r")
     def step1(n: int) -> np.ndarray:
         return np.ones(n)
@@ -263,3 +277,20 @@ def test_cells_show_where_their_inputs_came_from_in_a_real_kernel(tmp_path: Path
 
     assert "input df came from df of load@" in why(0)
     assert "input df came from df of load@" in why(1)  # load hits in a new kernel; fit recomputes
+
+
+def test_a_frame_of_megabytes_returned_by_a_miss_is_traced(store_dir: Path) -> None:
+    import pandas as pd
+
+    @checkpoint(store=store_dir)
+    def load_data(n: int) -> pd.DataFrame:
+        return pd.DataFrame({"x": np.arange(n, dtype=float), "y": np.ones(n)})
+
+    @checkpoint(store=store_dir)
+    def train(frame: pd.DataFrame) -> float:
+        return float(frame["x"].sum())
+
+    train(load_data(300_000))  # ~4.8 MB: hashed when committed
+    (producer,) = _manifests(Store(store_dir), "load_data")
+    (consumer,) = _manifests(Store(store_dir), "train")
+    assert consumer["lineage"][0]["from"]["key"] == producer["key"]
