@@ -24,7 +24,13 @@ def test_layout_is_created_on_first_write_only(store_dir):
     store.put_blob([b"hello"])
     assert json.loads((store_dir / "FORMAT").read_text())["format"] == 1
     assert {p.name for p in store_dir.iterdir()} == {
-        "FORMAT", ".gitignore", "objects", "entries", "state", "tmp", "leases"
+        "FORMAT",
+        ".gitignore",
+        "objects",
+        "entries",
+        "state",
+        "tmp",
+        "leases",
     }
     assert list((store_dir / "tmp").iterdir()) == []
 
@@ -124,7 +130,10 @@ def test_failed_write_leaves_no_partial_blob_or_temp_file(store_dir):
     store = Store(store_dir)
     store.put_blob([b"first"])
     enospc = OSError(errno.ENOSPC, "No space left on device")
-    with mock.patch("checkpoint_magic.store.backends.local.write_full", side_effect=enospc), pytest.raises(OSError):
+    with (
+        mock.patch("checkpoint_magic.store.backends.local.write_full", side_effect=enospc),
+        pytest.raises(OSError),
+    ):
         store.put_blob([np.ones(1000)])
     assert list((store_dir / "tmp").iterdir()) == []
     assert len([p for p in (store_dir / "objects").rglob("*") if p.is_file()]) == 1
@@ -134,7 +143,10 @@ def test_failed_large_write_leaves_nothing_and_a_retry_succeeds(store_dir):
     store = Store(store_dir)
     big = np.random.default_rng(3).random(4 << 20)  # 32 MiB: hashed while it is written
     enospc = OSError(errno.ENOSPC, "No space left on device")
-    with mock.patch("checkpoint_magic.store.backends.local.write_full", side_effect=enospc), pytest.raises(OSError):
+    with (
+        mock.patch("checkpoint_magic.store.backends.local.write_full", side_effect=enospc),
+        pytest.raises(OSError),
+    ):
         store.put_blob([big])
     assert list((store_dir / "tmp").iterdir()) == []
     ref = store.put_blob([big])
@@ -168,7 +180,9 @@ def test_location_precedence(tmp_path, monkeypatch):
 def _writer(root: str, seed: int, out: multiprocessing.Queue[str]) -> None:
     store = Store(root)
     for i in range(20):
-        value = np.full(30_000, (seed + i) % 5, dtype=np.float64)  # overlapping values across processes
+        value = np.full(
+            30_000, (seed + i) % 5, dtype=np.float64
+        )  # overlapping values across processes
         record = store.put_value(value)
         store.write_entry("concurrent", f"k{(seed + i) % 5}", {"outputs": {"return": record}})
     out.put("ok")

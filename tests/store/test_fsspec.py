@@ -120,7 +120,9 @@ def test_the_read_cache_serves_hits_and_never_outlives_the_blob(mem_url: str) ->
     with mock.patch.object(backend.fs, "open", wraps=backend.fs.open) as download:
         big(50_000)
         big(50_000)
-    assert download.call_count == 1  # the first hit reads the store (keeping a copy), the second the copy
+    assert (
+        download.call_count == 1
+    )  # the first hit reads the store (keeping a copy), the second the copy
     cached = list(backend.cache.folder.iterdir())
     assert len(cached) == 1
     (ab,) = backend.list_folders(layout.OBJECTS)
@@ -266,7 +268,10 @@ def test_a_script_run_twice_against_s3_hits_the_second_time(script: Any, s3_stor
 
 
 def _cli(store: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
     proc = subprocess.run(
         [sys.executable, "-m", "checkpoint_magic", "--store", store, *args],
         env=env,
@@ -367,7 +372,9 @@ def test_checkpoint_magic_cell_on_s3_in_a_real_kernel(tmp_path: Path, s3_store: 
     second = nbhelpers.execute(nbhelpers.notebook(cells), ksm, cwd=tmp_path)
     assert nbhelpers.stream_text(first.cells[2]) == "computing\n"
     assert nbhelpers.stream_text(second.cells[2]) == "computing\n"  # replayed
-    assert any(n.startswith("[checkpoint] restored doubled") for n in nbhelpers.notes_of(second.cells[2]))
+    assert any(
+        n.startswith("[checkpoint] restored doubled") for n in nbhelpers.notes_of(second.cells[2])
+    )
     assert nbhelpers.stream_text(second.cells[3]) == "90\n"
     assert (tmp_path / "runs.txt").read_text() == "ran\n"  # the cell ran once
 

@@ -110,7 +110,9 @@ def _payload_bytes(value) -> bytes:
 
 
 @pytest.mark.parametrize("signed", [True, False])
-def test_a_colliding_blob_in_a_signed_store_is_refused_and_never_unpickled(tmp_path, monkeypatch, signed):
+def test_a_colliding_blob_in_a_signed_store_is_refused_and_never_unpickled(
+    tmp_path, monkeypatch, signed
+):
     """xxh3 addresses blobs but is not collision resistant: two payloads under one address. A
     signed store checks the cryptographic digest its signed manifest recorded, so the attacker's
     blob is refused before it is unpickled; an unsigned one runs it (the danger is real)."""
@@ -152,7 +154,9 @@ def test_a_colliding_blob_in_a_signed_store_is_refused_and_never_unpickled(tmp_p
     np.testing.assert_equal(len(good), store.blob_path(_Colliding.DIGEST).stat().st_size)
 
 
-def test_an_entry_signed_with_an_algorithm_this_process_lacks_is_a_miss_with_a_warning(tmp_path, monkeypatch):
+def test_an_entry_signed_with_an_algorithm_this_process_lacks_is_a_miss_with_a_warning(
+    tmp_path, monkeypatch
+):
     """A store signed where blake3 is installed, read where it is not: refused, never trusted unverified."""
     from checkpoint_magic.store import digests
 
@@ -169,8 +173,15 @@ def test_an_entry_signed_with_an_algorithm_this_process_lacks_is_a_miss_with_a_w
     [entry] = list_entries(store)
     [algorithm] = set(entry.manifest["outputs"]["return"]["blobs"][0]) - {"digest", "size"}
     real = digests.strong_hasher
-    monkeypatch.setattr(digests, "STRONG_ALGORITHMS", tuple(a for a in digests.STRONG_ALGORITHMS if a != algorithm) or ("sha256",))
-    monkeypatch.setattr("checkpoint_magic.store.blobstore.strong_hasher", lambda name: None if name == algorithm else real(name))
+    monkeypatch.setattr(
+        digests,
+        "STRONG_ALGORITHMS",
+        tuple(a for a in digests.STRONG_ALGORITHMS if a != algorithm) or ("sha256",),
+    )
+    monkeypatch.setattr(
+        "checkpoint_magic.store.blobstore.strong_hasher",
+        lambda name: None if name == algorithm else real(name),
+    )
     with pytest.warns(CorruptEntryWarning, match=f"signed with {algorithm}, unavailable here"):
         assert value(log) == b"z" * 40_000
     assert log == [1, 1]
@@ -212,7 +223,16 @@ def _linked_store(tmp_path: Path):
 
 @pytest.mark.parametrize(
     "planted",
-    ["objects", "tmp", "state", "entries/<ns>", "<key>.hits", "<key>.pin", "last-miss.json", "staging name"],
+    [
+        "objects",
+        "tmp",
+        "state",
+        "entries/<ns>",
+        "<key>.hits",
+        "<key>.pin",
+        "last-miss.json",
+        "staging name",
+    ],
 )
 def test_no_write_goes_through_a_planted_link(tmp_path, monkeypatch, planted):
     """Whatever an attacker replaces by a link to a folder or file outside the store: nothing is
@@ -235,7 +255,9 @@ def test_no_write_goes_through_a_planted_link(tmp_path, monkeypatch, planted):
         monkeypatch.setattr(layout, "staging", lambda: "tmp/4242-" + "0" * 32)
         (store.tmp / ("4242-" + "0" * 32)).symlink_to(outside / "victim.txt")
     else:
-        name = {"<key>.hits": entry.key + ".hits", "<key>.pin": entry.key + ".pin"}.get(planted, planted)
+        name = {"<key>.hits": entry.key + ".hits", "<key>.pin": entry.key + ".pin"}.get(
+            planted, planted
+        )
         path = store.root / "state" / ns_dir / name
         path.unlink(missing_ok=True)
         path.symlink_to(outside / "victim.txt")
@@ -310,8 +332,15 @@ def test_a_living_process_flushes_its_hits_on_a_timer_and_they_survive_a_kill(tm
     script = tmp_path / "hitter.py"
     script.write_text(HITTER)
     store = Store(tmp_path / "s")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
-    p = subprocess.Popen([sys.executable, str(script), str(store.root)], env=env, stdout=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    p = subprocess.Popen(
+        [sys.executable, str(script), str(store.root)], env=env, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert p.stdout is not None and p.stdout.readline().strip() == "hit"
         [entry] = list_entries(store)

@@ -73,7 +73,14 @@ def test_object_arrays_use_pickle(store_dir):
 @pytest.mark.parametrize(
     "value",
     [
-        None, 1, 1.5, "text", b"bytes", [1, (2, 3)], {"a": {1, 2}}, datetime.datetime(2020, 1, 2),
+        None,
+        1,
+        1.5,
+        "text",
+        b"bytes",
+        [1, (2, 3)],
+        {"a": {1, 2}},
+        datetime.datetime(2020, 1, 2),
         {"nested": np.arange(200_000.0), "other": np.ones(3)},
     ],
     ids=repr,
@@ -146,7 +153,9 @@ def test_codec_without_name_is_rejected():
 
 
 def test_structured_dtype_with_offsets_and_padding_roundtrips_exactly(store_dir):
-    dtype = np.dtype({"names": ["a", "b"], "formats": ["<i4", "<f8"], "offsets": [0, 8], "itemsize": 24})
+    dtype = np.dtype(
+        {"names": ["a", "b"], "formats": ["<i4", "<f8"], "offsets": [0, 8], "itemsize": 24}
+    )
     array = np.zeros(50_000, dtype=dtype)
     array["a"] = np.arange(50_000)
     back = _roundtrip(Store(store_dir), array)

@@ -28,6 +28,8 @@ RUNS: list[int] = []
 @pytest.fixture(autouse=True)
 def _reset_runs() -> None:
     RUNS.clear()
+
+
 KEY = "0123456789abcdef0123456789abcdef"
 
 
@@ -120,6 +122,32 @@ def test_a_lease_that_stops_changing_is_taken_over_after_the_ttl(tmp_path: Path)
     flight = singleflight.acquire(backend, "m.f", KEY, lambda: False, ttl=0.5)
     assert flight.held and time.monotonic() - start >= 0.5
     flight.release()
+
+
+def test_a_lease_left_empty_by_a_holder_that_died_at_once_is_taken_over_soon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = open_backend(str(tmp_path / "store"))
+    # Created in place, then its holder died before writing its record: no pid to judge.
+    assert backend.create(layout.flight_lease(KEY, 0), b"", whole=False)
+    monkeypatch.setattr(singleflight, "EMPTY_STALE", 0.3)
+    start = time.monotonic()
+    flight = singleflight.acquire(backend, "m.f", KEY, lambda: False, ttl=600)
+    assert flight.held and 0.3 <= time.monotonic() - start < 60  # not the ttl
+    assert _lease_names(backend) == [f"flight-{KEY}-1"]
+    flight.release()
+
+
+def test_a_lease_created_in_place_is_whole_once_created_and_never_created_twice(
+    tmp_path: Path,
+) -> None:
+    backend = open_backend(str(tmp_path / "store"))
+    name = layout.flight_lease(KEY, 0)
+    assert backend.create(name, b'{"pid": 1}', whole=False)
+    assert not backend.create(name, b'{"pid": 2}', whole=False)
+    assert not backend.create(name, b'{"pid": 3}')
+    assert backend.read_bytes(name) == b'{"pid": 1}'
+    assert os.listdir(tmp_path / "store" / "tmp") == []  # nothing staged
 
 
 def test_the_holder_renews_its_lease_so_waiters_keep_waiting(tmp_path: Path) -> None:
@@ -225,7 +253,10 @@ print(slow(21))
 def _racers(tmp_path: Path, store: str, n: int, sleep: float) -> list[subprocess.Popen[str]]:
     script = tmp_path / "racer.py"
     script.write_text(RACER)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
     return [
         subprocess.Popen(
             [sys.executable, str(script), store, str(tmp_path / "runs.txt"), str(sleep)],

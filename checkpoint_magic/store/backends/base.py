@@ -357,11 +357,11 @@ class StoreBackend(abc.ABC):
         return self.publish(staged, name)
 
     @abc.abstractmethod
-    def create(self, name: str, data: bytes) -> bool:
+    def create(self, name: str, data: bytes, *, whole: bool = True) -> bool:
         """Create ``name`` holding ``data`` if nothing is stored there, atomically.
 
         The lease primitive: two processes creating the same name cannot both succeed, and
-        a reader never sees a partly written object.
+        (unless ``whole=False``) a reader never sees a partly written object.
 
         Parameters
         ----------
@@ -369,6 +369,11 @@ class StoreBackend(abc.ABC):
             The name to create (its folder is created if needed).
         data : bytes
             The content (small: a lease's owner record).
+        whole : bool, default True
+            ``False`` lets a reader see the object empty or partly written for a moment,
+            if that makes creating it cheaper (the local backend then writes it in place
+            instead of linking a staged copy): for records whose readers treat an
+            unreadable one as just created.
 
         Returns
         -------

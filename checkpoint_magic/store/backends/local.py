@@ -376,9 +376,24 @@ class LocalBackend(StoreBackend):
         )
         return self.publish(staged, name)
 
-    def create(self, name: str, data: bytes) -> bool:
-        staged = self._stage(new_staging_name(), [memoryview(data)], fsync=False, small=True)
-        return self.publish(staged, name, replace=False)
+    def create(self, name: str, data: bytes, *, whole: bool = True) -> bool:
+        if whole:  # staged, then linked: the name appears with its whole content
+            staged = self._stage(new_staging_name(), [memoryview(data)], fsync=False, small=True)
+            return self.publish(staged, name, replace=False)
+        folder, leaf = self._split(name)
+        with self._folder(folder, create=True) as dfd:
+            try:
+                fd = os.open(leaf, _NEW_FILE, 0o644, dir_fd=dfd)
+            except FileExistsError:
+                return False
+            try:
+                with open(fd, "wb") as f:
+                    f.write(data)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(leaf, dir_fd=dfd)
+                raise
+        return True
 
     def touch(self, name: str) -> bool:
         folder, leaf = self._split(name)

@@ -519,8 +519,8 @@ class FsspecBackend(StoreBackend):
         return True
 
     @_io
-    def create(self, name: str, data: bytes) -> bool:
-        try:
+    def create(self, name: str, data: bytes, *, whole: bool = True) -> bool:
+        try:  # a conditional PUT: whole either way
             self.fs.pipe_file(self.path(name), bytes(data), mode="create")
         except FileExistsError:
             return False
