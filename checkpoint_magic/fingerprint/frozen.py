@@ -3,7 +3,7 @@
 A hit with ``mmap_mode='r'`` returns a :class:`numpy.memmap` of a blob the store has just
 verified. Passing it on to the next step (``step2(step1(x))``) would hash its whole content
 again; instead, the front end :func:`remember`\\ s it with the stat signature the store
-verified, and :mod:`checkpoint_magic.fingerprint.values` reuses its digest, computed once per
+verified, and :mod:`checkpoint_magic.fingerprint.arrays` reuses its digest, computed once per
 file content and geometry, for as long as all of these hold:
 
 * it is the very object remembered (a weak, identity-keyed table; views and slices are

@@ -39,7 +39,8 @@ from typing import Any
 
 from . import origin
 from .code import code_fingerprint
-from .values import HOP_ATTRS, HOP_SILENT, Fingerprinter, Handler, hash_str, pack_tag, qualname
+from .stdtypes import hash_str
+from .values import HOP_ATTRS, HOP_SILENT, Fingerprinter, Handler, pack_tag, qualname
 
 logger = logging.getLogger(__name__)
 

@@ -38,7 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from .values import HOP_ITEM, Fingerprinter, Handler, array_body, hash_str, pack_tag, qualname, xxh
+from .arrays import array_body
+from .stdtypes import hash_str
+from .values import HOP_ITEM, Fingerprinter, Handler, pack_tag, qualname, xxh
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Tests for checkpoint_magic.fingerprint.values (and _hash_pandas): value fingerprints."""
+"""Tests for checkpoint_magic.fingerprint.values and its handlers (stdtypes, arrays, pandas)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ import pytest
 import xxhash
 
 from checkpoint_magic.exceptions import ComplexParamsIdentifyWarning, FingerprintError
+from checkpoint_magic.fingerprint import arrays as hash_arrays
 from checkpoint_magic.fingerprint import pandas as _hash_pandas
+from checkpoint_magic.fingerprint import stdtypes as hash_stdtypes
 from checkpoint_magic.fingerprint import values as hashing
 from checkpoint_magic.fingerprint.values import (
     HASH_SCHEME_VERSION,
@@ -215,7 +217,7 @@ def test_packed_runs_of_numbers_hash_like_one_by_one(monkeypatch):
         np.array([1.5] * 1000, dtype=object),
     ]
     packed = [fingerprint(v) for v in values]
-    monkeypatch.setattr(hashing, "_PACK_ONE", {})
+    monkeypatch.setattr(hash_stdtypes, "_PACK_ONE", {})
     assert [fingerprint(v) for v in values] == packed
 
 
@@ -725,7 +727,7 @@ def test_a_value_under_several_names_is_hashed_once():
     df = frame()
     fp = Fingerprinter()
     with (
-        mock.patch.object(hashing, "_fill_ndarray", wraps=hashing._fill_ndarray) as spy,
+        mock.patch.object(hash_arrays, "_fill_ndarray", wraps=hash_arrays._fill_ndarray) as spy,
         mock.patch.object(_hash_pandas, "_fill_values", wraps=_hash_pandas._fill_values) as spy_pd,
     ):
         first = [
