@@ -12,7 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import numpy as np
 
@@ -218,7 +218,7 @@ class InlineBlobSource:
             view[:] = self._payload[offset : offset + view.nbytes]
             offset += view.nbytes
 
-    def path(self, index: int) -> str:  # pragma: no cover - inline values are never memory-mapped
+    def path(self, index: int) -> NoReturn:  # pragma: no cover - inline values are never mmapped
         """Never: an inline value has no file.
 
         Parameters

@@ -1,6 +1,8 @@
-"""The blobs of a store: written once by content (deduplicated, create-if-absent) and read
-back verified against their name (and, in signed stores, a cryptographic digest); a blob this
-process verified is trusted again only while its file's stat signature is unchanged.
+"""The blobs of a store: written once by content, read back verified against their name.
+
+Blobs are written once by content (deduplicated, create-if-absent) and read back verified
+against their name (and, in signed stores, a cryptographic digest); a blob this process verified
+is trusted again only while its file's stat signature is unchanged.
 
 :class:`BlobStore` is the half of :class:`~checkpoint_magic.store.Store` that handles blobs;
 it is not used on its own.

@@ -191,7 +191,33 @@ def parse_grace(value: str | float) -> float:
 
 @dataclass
 class GcReport:
-    """What :func:`gc` removed (or, with ``dry_run``, would remove)."""
+    """What :func:`gc` removed (or, with ``dry_run``, would remove).
+
+    Attributes
+    ----------
+    dry_run : bool
+        Nothing was removed: the report says what would be.
+    full_scan : bool
+        False when only ``max_size`` was given and the store was within it: nothing was
+        scanned, and the sizes are the quick :func:`stored_size`.
+    size_before, size_after : int
+        Bytes of ``objects/`` and ``entries/`` before and after.
+    evicted : list of EntryInfo
+        The entries evicted, least recently used first.
+    freed_blobs : int
+        Unreferenced blobs removed.
+    freed_bytes : int
+        Bytes freed: the evicted manifests and the removed blobs.
+    removed_tmp : int
+        Staging leftovers removed from ``tmp/``.
+    removed_state : int
+        State records removed with the evicted entries or found stale.
+    pending_blobs, pending_bytes : int
+        Unreferenced blobs (and their bytes) modified within the grace period, left to a
+        later gc.
+    over_budget : bool
+        Pinned entries alone exceed ``max_size``.
+    """
 
     dry_run: bool = False
     full_scan: bool = True

@@ -273,7 +273,13 @@ class Store(EntryRecords, BlobStore):
         """Hold a commit lease while blobs and a manifest are written (gc spares its blobs).
 
         The lease lists every blob the commit stores or reuses, before it checks whether the
-        blob exists; a crashed process leaves it stale (detected by pid and age).
+        blob exists; a crashed process leaves it stale (detected by pid and age). A commit
+        nested in another one of the same thread shares its lease.
+
+        Yields
+        ------
+        None
+            Write the blobs and the manifest inside the ``with`` block.
         """
         if getattr(self._local, "commit", None) is not None:
             yield

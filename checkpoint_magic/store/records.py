@@ -1,5 +1,7 @@
-"""The entries of a store as a catalogue: listing and iterating them, and the small state
-records next to them (hit counts, pins, per-namespace records such as the last miss).
+"""The entries of a store as a catalogue: listing, iterating, and their small state records.
+
+Listing and iterating the entries, and the small state records next to them (hit counts, pins,
+per-namespace records such as the last miss).
 
 :class:`EntryRecords` is the half of :class:`~checkpoint_magic.store.Store` that handles these;
 it is not used on its own.
