@@ -230,27 +230,64 @@ def _parameters(fn: Def, method: bool) -> list[str]:
     return [n for n in names if not n.startswith("_")]
 
 
+def _own_nodes(fn: Def) -> Iterator[ast.AST]:
+    """The nodes of ``fn``'s body, not those of the functions and classes it defines."""
+    todo: list[ast.AST] = list(fn.body)
+    while todo:
+        node = todo.pop()
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            todo.extend(ast.iter_child_nodes(node))
+
+
 def _returns_a_value(fn: Def) -> bool:
     """Judged by the annotation; without one, by a ``return <value>`` or ``yield`` in its body."""
     if fn.returns is not None:
         return ast.unparse(fn.returns) not in _NO_VALUE
-    todo: list[ast.AST] = list(fn.body)
-    while todo:
-        node = todo.pop()
+    for node in _own_nodes(fn):
         if isinstance(node, (ast.Yield, ast.YieldFrom)):
             return True
         value = node.value if isinstance(node, ast.Return) else None
         if value is not None and not (isinstance(value, ast.Constant) and value.value is None):
             return True
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            todo.extend(ast.iter_child_nodes(node))
     return False
 
 
-def _documented(where: str, doc: str, parameters: list[str], returns: bool) -> list[str]:
+def _raised(fn: Def) -> set[str]:
+    """Exception classes ``fn`` raises itself (``raise Name(...)``; not re-raises, not helpers')."""
+    names = set()
+    for node in _own_nodes(fn):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            name = exc.attr if isinstance(exc, ast.Attribute) else getattr(exc, "id", "")
+            if name[:1].isupper() and name not in {"NotImplementedError", "AssertionError"}:
+                names.add(name)
+    return names
+
+
+def _exception_class(name: str) -> type | None:
+    import builtins
+
+    import checkpoint_magic.exceptions
+
+    found = getattr(builtins, name, None) or getattr(checkpoint_magic.exceptions, name, None)
+    return found if isinstance(found, type) else None
+
+
+def _covered(raised: str, written: set[str]) -> bool:
+    """Whether a ``Raises`` section naming ``written`` covers ``raised`` (or a base class of it)."""
+    if raised in written:
+        return True
+    cls = _exception_class(raised)
+    bases = [b for b in map(_exception_class, written) if b is not None]
+    return cls is not None and any(issubclass(cls, b) for b in bases)
+
+
+def _documented(where: str, doc: str, fn: Def, method: bool, returns: bool = True) -> list[str]:
     if not doc:
         return [f"{where}: no docstring"]
     sections, gaps = _sections(doc), []
+    parameters = _parameters(fn, method)
     if parameters:
         written = sections.get("Parameters", set()) | sections.get("Other Parameters", set())
         missing = [p for p in parameters if p not in written]
@@ -259,8 +296,11 @@ def _documented(where: str, doc: str, parameters: list[str], returns: bool) -> l
             gaps.append(f"{where}: no Parameters section ({', '.join(parameters)})")
         elif missing or unknown:
             gaps.append(f"{where}: Parameters miss {missing}, name unknown {unknown}")
-    if returns and not {"Returns", "Yields"} & set(sections):
+    if returns and _returns_a_value(fn) and not {"Returns", "Yields"} & set(sections):
         gaps.append(f"{where}: no Returns (or Yields) section")
+    unsaid = sorted(e for e in _raised(fn) if not _covered(e, sections.get("Raises", set())))
+    if unsaid:
+        gaps.append(f"{where}: Raises does not name {unsaid}")
     return gaps
 
 
@@ -307,10 +347,11 @@ def _class_gaps(where: str, cls: ast.ClassDef, classes: _Classes) -> list[str]:
         and isinstance(n.target, ast.Name)
         and "ClassVar" not in ast.unparse(n.annotation)
     ]
-    records = "dataclass" in _decorators(cls) or any("NamedTuple" in ast.unparse(b) for b in cls.bases)
+    named_tuple = any("NamedTuple" in ast.unparse(b) for b in cls.bases)
+    records = "dataclass" in _decorators(cls) or named_tuple
     if init is not None:
         init_doc = ast.get_docstring(init) or ""
-        gaps += _documented(where, f"{doc}\n\n{init_doc}", _parameters(init, True), False)
+        gaps += _documented(where, f"{doc}\n\n{init_doc}", init, method=True, returns=False)
     elif records and fields:
         sections = _sections(doc)
         written = sections.get("Attributes", set()) | sections.get("Parameters", set())
@@ -327,9 +368,7 @@ def _class_gaps(where: str, cls: ast.ClassDef, classes: _Classes) -> list[str]:
             if decorators & _PROPERTY_DECORATORS or "overload" in decorators:
                 continue
             method_doc = ast.get_docstring(node) or classes.inherited_doc(cls, node.name)
-            gaps += _documented(
-                f"{where}.{node.name}", method_doc, _parameters(node, True), _returns_a_value(node)
-            )
+            gaps += _documented(f"{where}.{node.name}", method_doc, node, method=True)
         elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
             gaps += _class_gaps(f"{where}.{node.name}", node, classes)
     return gaps
@@ -341,7 +380,10 @@ def _public_api_gaps(trees: dict[str, ast.Module]) -> list[str]:
     Public: a name without a leading underscore, in a module none of whose path parts starts
     with one (``__init__`` aside). Properties, dunder methods and ``@overload`` stubs are
     exempt; a method without a docstring of its own is judged by the one it inherits from a
-    base class of the package (``inspect.getdoc`` shows that one).
+    base class of the package (``inspect.getdoc`` shows that one). ``Parameters`` must name
+    every parameter a caller passes and no other; ``Returns`` (or ``Yields``) is due unless
+    the annotation is ``None``; ``Raises`` must name (or name a base of) every exception class
+    the body raises itself; a dataclass or NamedTuple lists its fields under ``Attributes``.
     """
     classes, gaps = _Classes(trees), []
     for module, tree in trees.items():
@@ -352,7 +394,7 @@ def _public_api_gaps(trees: dict[str, ast.Module]) -> list[str]:
             if isinstance(node, Def) and not node.name.startswith("_"):
                 if "overload" not in _decorators(node):
                     doc = ast.get_docstring(node) or ""
-                    gaps += _documented(where, doc, _parameters(node, False), _returns_a_value(node))
+                    gaps += _documented(where, doc, node, method=False)
             elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
                 gaps += _class_gaps(where, node, classes)
     return gaps
@@ -377,7 +419,15 @@ def g(x) -> None:
     ----------
     x, y : int
         X.
+
+    Raises
+    ------
+    OSError
+        Never mind.
     """
+    if x:
+        raise FileNotFoundError(x)  # covered: an OSError
+    raise ValueError(x)
 
 def _private(a):
     return a
@@ -406,7 +456,8 @@ class C:
         "checkpoint_magic.demo:2 f: Parameters miss ['b'], name unknown []",
         "checkpoint_magic.demo:2 f: no Returns (or Yields) section",
         "checkpoint_magic.demo:12 g: Parameters miss [], name unknown ['y']",
-        "checkpoint_magic.demo:24 C.items: no docstring",
+        "checkpoint_magic.demo:12 g: Raises does not name ['ValueError']",
+        "checkpoint_magic.demo:32 C.items: no docstring",
     ]
 
 

@@ -398,6 +398,11 @@ class DelayedSampleSet(SampleSet):
     **metadata
         Metadata of the set.
 
+    Raises
+    ------
+    InvalidArgumentError
+        When ``load`` is not callable.
+
     Examples
     --------
     >>> dset = DelayedSampleSet(lambda: [Sample(1), Sample(2)], key="set-1")

@@ -217,6 +217,12 @@ class BlobStore:
             cryptographic digest).
         buffers : sequence of buffers
             The bytes of the value, written back to back as one blob (never copied).
+
+        Raises
+        ------
+        CorruptBlobError
+            When the blob is missing, or its size or content does not match its reference
+            (a corrupt blob is removed from the store).
         """
         digest, size = str(ref["digest"]), int(ref["size"])
         hasher, expected, algorithm = self._hashers(ref)
@@ -273,6 +279,12 @@ class BlobStore:
         -------
         str
             A local path of the blob, its content checked against its name.
+
+        Raises
+        ------
+        CorruptBlobError
+            When the blob has no local file (a URL store), is missing, or its size or content
+            does not match its reference (a corrupt blob is removed from the store).
         """
         digest, size = str(ref["digest"]), int(ref["size"])
         path = self.backend.local_path(layout.blob(digest))

@@ -262,6 +262,7 @@ def gc(
     Parameters
     ----------
     store : Store
+        The store to trim.
     max_size : str or int, optional
         Keep ``objects/`` + ``entries/`` within this size (``"10GB"``, ``"500MiB"``, bytes).
     max_age : str or float, optional
@@ -285,6 +286,14 @@ def gc(
         Budgets count the entries kept: unreferenced blobs (``pending`` ones included)
         are garbage. Pinned entries are never evicted; if they alone exceed
         ``max_size``, ``over_budget`` is set.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When a budget or the grace period cannot be parsed (``keep_versions`` must be a
+        whole number >= 1).
+    StoreFormatError
+        When ``store`` is not a checkpoint store (or of a newer format).
 
     Examples
     --------

@@ -158,7 +158,17 @@ class Store(EntryRecords, BlobStore):
         return True
 
     def check_format(self) -> None:
-        """Raise :class:`StoreFormatError` if the store was written by a newer, unknown format."""
+        """Raise :class:`StoreFormatError` if the store was written by a newer, unknown format.
+
+        Checked once per instance; an empty or new store (no ``FORMAT``) passes.
+
+        Raises
+        ------
+        ForeignStoreError
+            When ``FORMAT`` is not a checkpoint_magic format record.
+        StoreFormatError
+            When ``FORMAT`` names a newer format than this version reads.
+        """
         if self._format_checked:
             return
         try:

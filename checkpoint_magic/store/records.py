@@ -250,6 +250,11 @@ class EntryRecords:
             The entry's key.
         pinned : bool, default True
             Pin (``True``) or unpin (``False``).
+
+        Raises
+        ------
+        UnsafeStoreError
+            When the pin's name is taken by something the store did not write (a link?).
         """
         name = layout.entry_state(namespace, key, layout.PIN)
         if pinned:

@@ -124,6 +124,12 @@ class StoreBackend(abc.ABC):
         -------
         bool
             ``True`` if the root is missing or holds neither files nor folders.
+
+        Raises
+        ------
+        OSError
+            When the location cannot be listed, e.g. ``NotADirectoryError`` when it is a
+            file.
         """
         return not self.exists() or not (self.list_folders("") or self.list_files(""))
 
@@ -321,6 +327,14 @@ class StoreBackend(abc.ABC):
         -------
         bool
             ``True`` if ``name`` now holds the staged data.
+
+        Raises
+        ------
+        TypeError
+            When ``staged`` was not made by this backend's :meth:`stage` (backends that can
+            tell).
+        OSError
+            When the data cannot be moved into place.
         """
 
     @abc.abstractmethod
