@@ -49,34 +49,34 @@ _MASKED_INTERNALS = {"_mask", "_sharedmask", "_hardmask", "_baseclass", "_isfiel
 # -- arrays ----------------------------------------------------------------------------------
 def _h_ndarray(fp: Fingerprinter, obj: np.ndarray, h: Any) -> None:
     if type(obj) is not np.memmap or obj.flags.writeable:
-        fp._memoised(obj, h, b"A", _fill_ndarray)
+        fp.memoised(obj, h, b"A", _fill_ndarray)
         return
     # A read-only memory map of a file provably unchanged since its digest was computed
     # (see fingerprint.frozen) is not hashed again.
-    digest = known_digest(obj, fp._seed)
+    digest = known_digest(obj, fp.seed)
     if digest is not None:
         h.update(b"A" + digest)
         return
-    fp._memoised(obj, h, b"A", _fill_ndarray)
-    hit = fp._memo.get(id(obj))
+    fp.memoised(obj, h, b"A", _fill_ndarray)
+    hit = fp.memo.get(id(obj))
     if hit is not None and hit[0] is obj:
-        keep_digest(obj, fp._seed, hit[1])
+        keep_digest(obj, fp.seed, hit[1])
 
 
 def _fill_ndarray(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
     if type(a) is not np.ndarray:  # subclass: its class, its own state, plain data
-        fp._walk(type(a), h)
+        fp.walk(type(a), h)
         own = None if isinstance(a, np.memmap) else getattr(a, "__dict__", None)  # not its file
         if isinstance(a, np.ma.MaskedArray):
             array_body(fp, np.ma.getmaskarray(a), h)
-            fp._walk(a.fill_value, h)
-            fp._walk(bool(a.hardmask), h)
+            fp.walk(a.fill_value, h)
+            fp.walk(bool(a.hardmask), h)
             own = {k: v for k, v in (own or {}).items() if k not in _MASKED_INTERNALS}
             a = a.data
         if own:
             h.update(b"@")
-            fp._hop(own, HOP_ATTRS)
-            fp._walk(own, h)
+            fp.hop(own, HOP_ATTRS)
+            fp.walk(own, h)
         a = a.view(np.ndarray)
     array_body(fp, a, h)
 
@@ -98,7 +98,7 @@ def array_body(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
         hash_str(fp, dt.str, h)
     else:
         h.update(b"r")
-        fp._walk(dt.descr, h)
+        fp.walk(dt.descr, h)
     h.update(pack_shape(a.shape))
     if dt.hasobject or dt.kind == "T":
         _object_elements(fp, a, h)
@@ -121,14 +121,14 @@ def _object_elements(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
         if digest is not None:
             h.update(b"S" + digest)
             return
-    pushed = not (fp._stack and fp._stack[-1] is a)
-    if pushed and not fp._enter(a, h):
+    pushed = not (fp.stack and fp.stack[-1] is a)
+    if pushed and not fp.enter(a, h):
         return
     h.update(b"E")
     for start in range(0, flat.shape[0], 1 << 16):
         write_all(fp, flat[start : start + (1 << 16)].tolist(), h)
     if pushed:
-        fp._leave(a)
+        fp.leave(a)
 
 
 # -- scalars and dispatch ---------------------------------------------------------------------
@@ -136,8 +136,8 @@ def _h_npscalar(fp: Fingerprinter, obj: np.generic, h: Any) -> None:
     dt = obj.dtype
     h.update(b"g")
     if dt.names is not None or dt.hasobject:
-        fp._walk(dt.descr, h)
-        fp._walk(obj.item(), h)
+        fp.walk(dt.descr, h)
+        fp.walk(obj.item(), h)
         return
     hash_str(fp, dt.str, h)
     h.update(obj.tobytes())  # its size is fixed by the dtype

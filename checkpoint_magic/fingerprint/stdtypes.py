@@ -100,7 +100,7 @@ def _h_by_args(fp: Fingerprinter, obj: Any, h: Any) -> None:
     """Stdlib value types rebuilt from plain constructor arguments (dates, Decimal, paths)."""
     h.update(b"y")
     hash_str(fp, qualname(type(obj)), h)
-    fp._walk(obj.__reduce_ex__(4)[1], h)
+    fp.walk(obj.__reduce_ex__(4)[1], h)
 
 
 # -- containers ------------------------------------------------------------------------------
@@ -109,15 +109,15 @@ def _seq_handler(tag: bytes) -> Handler:
         if not obj:
             h.update(pack_tag(tag, 0))
             return
-        active, key = fp._active, id(obj)
-        if key in active or len(fp._stack) >= MAX_DEPTH:
-            fp._enter(obj, h)  # writes the back-reference or reports the depth
+        active, key = fp.active, id(obj)
+        if key in active or len(fp.stack) >= MAX_DEPTH:
+            fp.enter(obj, h)  # writes the back-reference or reports the depth
             return
-        active[key] = len(fp._stack)
-        fp._stack.append(obj)
+        active[key] = len(fp.stack)
+        fp.stack.append(obj)
         h.update(pack_tag(tag, len(obj)))
         write_all(fp, obj, h)
-        fp._stack.pop()
+        fp.stack.pop()
         del active[key]
 
     return _h_seq
@@ -170,7 +170,7 @@ def _unordered(fp: Fingerprinter, obj: Any, h: Any, tag: bytes) -> None:
     if not obj:
         h.update(tag + pack_tag(b"s", 0))
         return
-    if not fp._enter(obj, h):
+    if not fp.enter(obj, h):
         return
     n, kinds = len(obj), set(map(type, obj))
     if kinds == _STR:
@@ -181,14 +181,14 @@ def _unordered(fp: Fingerprinter, obj: Any, h: Any, tag: bytes) -> None:
         for k in sorted(obj):
             _h_int(fp, k, h)
     else:
-        walk, subs = fp._walk, []
+        walk, subs = fp.walk, []
         for x in obj:
-            sh = xxh(seed=fp._seed)
+            sh = xxh(seed=fp.seed)
             walk(x, sh)
             subs.append(sh.digest())
         subs.sort()
         h.update(tag + pack_tag(b"h", n) + b"".join(subs))
-    fp._leave(obj)
+    fp.leave(obj)
 
 
 def _h_dict(fp: Fingerprinter, obj: dict, h: Any) -> None:
@@ -197,7 +197,7 @@ def _h_dict(fp: Fingerprinter, obj: dict, h: Any) -> None:
     if not n:
         h.update(pack_tag(b"d", 0))
         return
-    if not fp._enter(obj, h):
+    if not fp.enter(obj, h):
         return
     items = list(obj.items())
     if set(map(type, obj)) == _STR:
@@ -206,50 +206,50 @@ def _h_dict(fp: Fingerprinter, obj: dict, h: Any) -> None:
         write_all(fp, [v for _, v in items], h)
     else:
         h.update(pack_tag(b"D", n))
-        walk = fp._walk
+        walk = fp.walk
         for k, v in items:
             walk(k, h)
             walk(v, h)
-    fp._leave(obj)
+    fp.leave(obj)
 
 
 def _h_defaultdict(fp: Fingerprinter, obj: defaultdict, h: Any) -> None:
     h.update(b"q")
-    fp._walk(obj.default_factory, h)
+    fp.walk(obj.default_factory, h)
     _h_dict(fp, obj, h)
 
 
 def _h_ordereddict(fp: Fingerprinter, obj: OrderedDict, h: Any) -> None:
     """Order-sensitive on purpose: the same items in another order differ."""
-    if fp._enter(obj, h):
+    if fp.enter(obj, h):
         h.update(pack_tag(b"O", len(obj)))
         for k, v in obj.items():
-            fp._walk(k, h)
-            fp._walk(v, h)
-        fp._leave(obj)
+            fp.walk(k, h)
+            fp.walk(v, h)
+        fp.leave(obj)
 
 
 def _builtin_subclass(base_handler: Handler) -> Handler:
     def _h_subclass(fp: Fingerprinter, obj: Any, h: Any) -> None:
-        if id(obj) in fp._active:  # met again inside its own attributes
-            fp._enter(obj, h)
+        if id(obj) in fp.active:  # met again inside its own attributes
+            fp.enter(obj, h)
             return
         h.update(b"S")
-        fp._walk(type(obj), h)  # a class: by the handler registered for classes
+        fp.walk(type(obj), h)  # a class: by the handler registered for classes
         base_handler(fp, obj, h)
         extra = getattr(obj, "__dict__", None)
         names = copyreg._slotnames(type(obj))  # type: ignore[attr-defined]  # cached by copyreg
         slots = {n: v for n in names if (v := getattr(obj, n, _NO_SLOT)) is not _NO_SLOT}
         if not extra and not slots:
             h.update(b"N")
-        elif fp._enter(obj, h):  # on the stack while its attributes are walked
-            fp._hop(extra, HOP_ATTRS)
-            fp._walk(extra or {}, h)
+        elif fp.enter(obj, h):  # on the stack while its attributes are walked
+            fp.hop(extra, HOP_ATTRS)
+            fp.walk(extra or {}, h)
             if slots:  # (no bytes at all for a subclass without __slots__)
                 h.update(b"_")
-                fp._hop(slots, HOP_ATTRS)
-                fp._walk(slots, h)
-            fp._leave(obj)
+                fp.hop(slots, HOP_ATTRS)
+                fp.walk(slots, h)
+            fp.leave(obj)
 
     return _h_subclass
 

@@ -121,11 +121,30 @@ class Fingerprinter:
     the instance keeps a reference to each so that ids stay valid while it lives. Do not
     mutate the values between calls on one instance.
 
+    Handlers (see :func:`register`) walk a value's parts with :meth:`walk`, bracket a
+    container with :meth:`enter` and :meth:`leave` (or :meth:`memoised` for a costly value),
+    name parts for warnings with :meth:`hop`, and :meth:`report` what they cannot walk.
+
     Parameters
     ----------
     advice : str, optional
         What a ComplexParamsIdentifyWarning tells the user to do, in the words of the front
         end's arguments (a template with ``{root}``); None gives a generic advice.
+
+    Attributes
+    ----------
+    seed : int
+        Seeds every hasher of the walk (:data:`HASH_SCHEME_VERSION`).
+    memo : dict
+        ``id -> (value, sub-digest)`` of the values :meth:`memoised` hashed.
+    stack : list
+        The containers being walked, outermost first.
+    active : dict
+        ``id -> depth in stack`` of those containers (how a cycle is found). Handlers on
+        the hot path may push and pop ``stack`` and ``active`` themselves, as :meth:`enter`
+        and :meth:`leave` do.
+    advice : str or None
+        The ``advice`` given.
 
     Examples
     --------
@@ -137,20 +156,20 @@ class Fingerprinter:
     """
 
     __slots__ = (
-        "_memo", "_active", "_stack", "_problems", "_min_ref", "_seed", "_root", "_hops", "advice"
+        "memo", "active", "stack", "_problems", "_min_ref", "seed", "_root", "_hops", "advice"
     )  # fmt: skip
 
     def __init__(self, advice: str | None = None) -> None:
         #: What a ComplexParamsIdentifyWarning tells the user to do, in the words of the
         #: front end's arguments (a template with ``{root}``); ``None``: a generic advice.
         self.advice = advice
-        self._memo: dict[int, tuple[Any, bytes]] = {}
-        self._active: dict[int, int] = {}  # id -> stack depth of the containers being walked
-        self._stack: list[Any] = []  # the containers being walked, outermost first
+        self.memo: dict[int, tuple[Any, bytes]] = {}
+        self.active: dict[int, int] = {}  # id -> stack depth of the containers being walked
+        self.stack: list[Any] = []  # the containers being walked, outermost first
         self._problems: list[tuple[str, str, str]] = []  # (path, type, reason) to warn about
         self._hops: dict[int, tuple[Any, int, Any]] = {}  # how children are named in paths
         self._min_ref = _NO_REF  # shallowest depth a back-reference pointed to
-        self._seed = HASH_SCHEME_VERSION
+        self.seed = HASH_SCHEME_VERSION
         self._root = "value"
 
     def fingerprint(self, obj: Any, name: str | None = None) -> str:
@@ -181,7 +200,7 @@ class Fingerprinter:
         """
         cls = type(obj)
         if cls in _SCALAR_TYPES and (cls not in _SIZED or len(obj) <= _SCALAR_STR_MAX):
-            memo_key = (cls, obj, self._seed)  # the type too: 1, 1.0 and True are equal keys
+            memo_key = (cls, obj, self.seed)  # the type too: 1, 1.0 and True are equal keys
             known = _scalar_fps.get(memo_key)
             if known is None:
                 known = self._fingerprint(obj, name)
@@ -194,10 +213,10 @@ class Fingerprinter:
     def _fingerprint(self, obj: Any, name: str | None) -> str:
         self._root = name or "value"
         self._problems.clear()
-        h = xxh(seed=self._seed)
-        h.update(pack_tag(b"V", self._seed))
+        h = xxh(seed=self.seed)
+        h.update(pack_tag(b"V", self.seed))
         try:
-            self._walk(obj, h)
+            self.walk(obj, h)
         except RecursionError:
             raise FingerprintError(
                 f"{self._root} is nested too deeply to be fingerprinted; pass a flatter "
@@ -206,15 +225,15 @@ class Fingerprinter:
         except (FingerprintError, Warning):
             raise
         except Exception as exc:  # a bug in a value's methods: never a type-only digest
-            where = self.path_to(self._stack[-1]) if self._stack else self._root
+            where = self.path_to(self.stack[-1]) if self.stack else self._root
             raise FingerprintError(
                 f"cannot fingerprint {where}: walking it raised {type(exc).__name__}: {exc}; "
                 f"leave {self._root} out of the inputs or pass a value that can be pickled"
             ) from exc
         finally:
-            if self._stack or self._hops:  # only after an error or a generic object
-                self._active.clear()
-                self._stack.clear()
+            if self.stack or self._hops:  # only after an error or a generic object
+                self.active.clear()
+                self.stack.clear()
                 self._hops.clear()
             self._min_ref = _NO_REF
         if self._problems:
@@ -244,62 +263,135 @@ class Fingerprinter:
         str
             The path, starting with the name given to :meth:`fingerprint`.
         """
-        return path_to(self._root, self._stack, self._hops, target)
+        return path_to(self._root, self.stack, self._hops, target)
 
-    def _walk(self, obj: Any, h: Any) -> None:
+    def walk(self, obj: Any, h: Any) -> None:
+        """Write ``obj`` into ``h`` with the handler of its type: how handlers walk parts.
+
+        Parameters
+        ----------
+        obj : object
+            A value, or a part of the value being walked.
+        h : xxhash.xxh3_128
+            The hasher to update.
+        """
         f = EXACT_HANDLERS.get(type(obj))
         if f is None:
             f = handler_for(type(obj))
         f(self, obj, h)
 
-    def _enter(self, obj: Any, h: Any) -> bool:
-        """Push a container; False (a marker is written instead) on a cycle or when too deep."""
-        depth = self._active.get(id(obj))
+    def enter(self, obj: Any, h: Any) -> bool:
+        """Push a container on the walk stack before walking its parts.
+
+        Parameters
+        ----------
+        obj : object
+            The container.
+        h : xxhash.xxh3_128
+            Where a back-reference (on a cycle) or a report (too deep) is written instead.
+
+        Returns
+        -------
+        bool
+            True if the caller walks its parts and then calls :meth:`leave`; False when a
+            marker was written instead: ``obj`` is already on the stack, or the stack is
+            :data:`MAX_DEPTH` deep.
+        """
+        depth = self.active.get(id(obj))
         if depth is not None:
-            h.update(pack_tag(b"R", len(self._stack) - depth))
+            h.update(pack_tag(b"R", len(self.stack) - depth))
             self._min_ref = min(self._min_ref, depth)
             return False
-        depth = len(self._stack)
+        depth = len(self.stack)
         if depth >= MAX_DEPTH:
-            self._report(obj, h, f"it is nested more than {MAX_DEPTH} levels deep")
+            self.report(obj, h, f"it is nested more than {MAX_DEPTH} levels deep")
             return False
-        self._active[id(obj)] = depth
-        self._stack.append(obj)
+        self.active[id(obj)] = depth
+        self.stack.append(obj)
         return True
 
-    def _leave(self, obj: Any) -> None:
-        self._stack.pop()
-        del self._active[id(obj)]
+    def leave(self, obj: Any) -> None:
+        """Pop the container :meth:`enter` pushed, once its parts are walked.
 
-    def _memoised(self, obj: Any, h: Any, tag: bytes, fill: Handler) -> None:
-        """Write ``tag`` and the sub-digest of ``obj`` computed by ``fill``, memoised by id."""
-        hit = self._memo.get(id(obj))
+        Parameters
+        ----------
+        obj : object
+            The container (the innermost one on the stack).
+        """
+        self.stack.pop()
+        del self.active[id(obj)]
+
+    def memoised(self, obj: Any, h: Any, tag: bytes, fill: Handler) -> None:
+        """Write ``tag`` and the sub-digest of ``obj`` computed by ``fill``, memoised by id.
+
+        A value met again in this instance is not walked again. Values on a reference cycle,
+        and values with a part that could not be fingerprinted, are not memoised.
+
+        Parameters
+        ----------
+        obj : object
+            A large or costly value (an array, a frame, an estimator, an object).
+        h : xxhash.xxh3_128
+            The hasher to update.
+        tag : bytes
+            The one-byte tag of its kind, written before the sub-digest.
+        fill : Handler
+            ``fill(fp, obj, sh)`` writes ``obj`` into a fresh hasher ``sh``.
+        """
+        hit = self.memo.get(id(obj))
         if hit is not None:
             h.update(tag + hit[1])
             return
-        if not self._enter(obj, h):
+        if not self.enter(obj, h):
             return
-        depth = len(self._stack) - 1
+        depth = len(self.stack) - 1
         saved_ref, self._min_ref = self._min_ref, _NO_REF
         nproblems = len(self._problems)
-        sh = xxh(seed=self._seed)
+        sh = xxh(seed=self.seed)
         fill(self, obj, sh)  # an error aborts the whole fingerprint (see fingerprint())
-        self._leave(obj)
+        self.leave(obj)
         digest = sh.digest()
         # The walk of a value on a reference cycle (a back-reference to obj or above it)
         # depends on where the cycle was entered: such values are not memoised.
         if self._min_ref > depth and len(self._problems) == nproblems:
-            self._memo[id(obj)] = (obj, digest)
+            self.memo[id(obj)] = (obj, digest)
         self._min_ref = min(saved_ref, self._min_ref)
         h.update(tag + digest)
 
-    def _hop(self, child: Any, kind: int, key: Any = None) -> None:
-        """Say how ``child`` is named in attribute paths (read only to word a warning)."""
+    def hop(self, child: Any, kind: int, key: Any = None) -> None:
+        """Say how ``child`` is named in attribute paths (read only to word a warning).
+
+        Parameters
+        ----------
+        child : object
+            A part of the value being walked; None is ignored.
+        kind : int
+            :data:`HOP_ATTRS` (its items are attributes: ``f.conn``), :data:`HOP_ITEM`
+            (it is the item ``key`` of its parent: ``df['c']``) or :data:`HOP_SILENT`
+            (it adds nothing to the path).
+        key : object, optional
+            The key of a :data:`HOP_ITEM`.
+        """
         if child is not None:
             self._hops[id(child)] = (child, kind, key)
 
-    def _report(self, obj: Any, h: Any, reason: str, label: Any = None) -> None:
-        """Record a value that cannot be fingerprinted; write only its type."""
+    def report(self, obj: Any, h: Any, reason: str, label: Any = None) -> None:
+        """Record a value that cannot be fingerprinted; write only its type.
+
+        The reports of one :meth:`fingerprint` call end in one
+        ComplexParamsIdentifyWarning naming each value's attribute path.
+
+        Parameters
+        ----------
+        obj : object
+            The value (on or just below the walk stack, to name its path).
+        h : xxhash.xxh3_128
+            The hasher: it gets a marker and the qualified name of ``obj``'s type.
+        reason : str
+            Why, in words ("it cannot be pickled (TypeError: ...)").
+        label : object, optional
+            What to name as its type in the warning instead of ``type(obj)``.
+        """
         self._problems.append(
             (
                 self.path_to(obj),
@@ -345,7 +437,7 @@ def register(
     (:mod:`~checkpoint_magic.fingerprint.objects`), and last the resolver of builtin
     subclasses. Resolvers are asked in registration order, so one registered later is asked
     only about types none of these claims; registering the same resolver again is a no-op.
-    A handler writes the value's bytes into ``h`` and walks its parts with ``fp._walk``.
+    A handler writes the value's bytes into ``h`` and walks its parts with ``fp.walk``.
 
     Parameters
     ----------
@@ -366,7 +458,7 @@ def register(
     >>> class Point:
     ...     def __init__(self, x):
     ...         self.x = x
-    >>> register({Point: lambda fp, p, h: fp._walk(("Point", p.x), h)})
+    >>> register({Point: lambda fp, p, h: fp.walk(("Point", p.x), h)})
     >>> fingerprint(Point(1)) == fingerprint(Point(1)) != fingerprint(Point(2))
     True
     >>> del EXACT_HANDLERS[Point]
@@ -420,5 +512,5 @@ def _resolve(cls: type) -> Handler:
             return f
     if _FALLBACK:
         fill = _FALLBACK[0]
-        return lambda fp, obj, h: fp._memoised(obj, h, b"G", fill)
-    return lambda fp, obj, h: fp._report(obj, h, "no fingerprint handler is registered for it")
+        return lambda fp, obj, h: fp.memoised(obj, h, b"G", fill)
+    return lambda fp, obj, h: fp.report(obj, h, "no fingerprint handler is registered for it")
