@@ -800,6 +800,41 @@ def test_golden_digests(name):
     assert fingerprint(value) == digest
 
 
+# -- dispatch ------------------------------------------------------------------------------------
+class Widget:
+    def __init__(self, size):
+        self.size = size
+
+
+class Sizes(list):
+    pass
+
+
+def test_handlers_are_resolved_in_registration_order(monkeypatch):
+    from checkpoint_magic.fingerprint import objects
+
+    # an IntEnum is an int: the enum handler is asked before the builtin-subclass one
+    assert hash_stdtypes.subclass_handler_for(Shade) is not None
+    assert hashing.handler_for(Shade) is objects.handler_for(Shade)
+    assert hashing.handler_for(np.ma.MaskedArray) is hash_arrays.handler_for(np.ma.MaskedArray)
+    # a resolver registered later is asked only about types no earlier handler claims
+    monkeypatch.setattr(hashing, "_RESOLVERS", list(hashing._RESOLVERS))
+    monkeypatch.setattr(hashing, "_RESOLVED", {})
+    before = fingerprint(Sizes([1]))
+
+    def by_size(fp, obj, h):
+        fp.walk(("Widget", obj.size), h)
+
+    def resolver(cls):
+        return by_size if cls in (Widget, Sizes) else None
+
+    hashing.register(resolver=resolver)
+    hashing.register(resolver=resolver)  # again: a no-op
+    assert hashing._RESOLVERS.count(resolver) == 1
+    assert fingerprint(Widget(1)) == fingerprint(("Widget", 1)) != fingerprint(Widget(2))
+    assert fingerprint(Sizes([1])) == before  # claimed by the builtin-subclass handler
+
+
 # -- digest_bytes --------------------------------------------------------------------------------
 def test_digest_bytes():
     assert digest_bytes(b"abc") == xxhash.xxh3_128_hexdigest(b"abc")
