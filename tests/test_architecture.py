@@ -212,6 +212,23 @@ def _sections(doc: str) -> dict[str, set[str]]:
     return found
 
 
+def _bare_entries(doc: str, titles: tuple[str, ...]) -> list[str]:
+    """Entries of the sections ``titles`` that have no description line under them."""
+    bare = []
+    headers = list(_SECTION.finditer(doc))
+    for i, header in enumerate(headers):
+        if header.group(2) not in titles:
+            continue
+        end = headers[i + 1].start() if i + 1 < len(headers) else len(doc)
+        lines = [line for line in doc[header.end() : end].splitlines() if line.strip()]
+        indent = len(header.group(1))
+        for line, following in zip(lines, [*lines[1:], ""], strict=True):
+            deeper = len(following) - len(following.lstrip()) > indent
+            if len(line) - len(line.lstrip()) == indent and not deeper:
+                bare.append(line.strip())
+    return bare
+
+
 def _decorators(node: Def | ast.ClassDef) -> set[str]:
     names = set()
     for d in node.decorator_list:
@@ -296,6 +313,8 @@ def _documented(where: str, doc: str, fn: Def, method: bool, returns: bool = Tru
             gaps.append(f"{where}: no Parameters section ({', '.join(parameters)})")
         elif missing or unknown:
             gaps.append(f"{where}: Parameters miss {missing}, name unknown {unknown}")
+        elif bare := _bare_entries(doc, ("Parameters", "Other Parameters")):
+            gaps.append(f"{where}: Parameters without a description: {bare}")
     if returns and _returns_a_value(fn) and not {"Returns", "Yields"} & set(sections):
         gaps.append(f"{where}: no Returns (or Yields) section")
     unsaid = sorted(e for e in _raised(fn) if not _covered(e, sections.get("Raises", set())))
@@ -362,6 +381,8 @@ def _class_gaps(where: str, cls: ast.ClassDef, classes: _Classes) -> list[str]:
             gaps.append(f"{where}: no Attributes (or Parameters) section ({', '.join(fields)})")
         elif missing or unknown:
             gaps.append(f"{where}: Attributes miss {missing}, name unknown {unknown}")
+        elif bare := _bare_entries(doc, ("Attributes", "Parameters")):
+            gaps.append(f"{where}: Attributes without a description: {bare}")
     for node in cls.body:
         if isinstance(node, Def) and not node.name.startswith("_"):
             decorators = _decorators(node)
@@ -381,7 +402,7 @@ def _public_api_gaps(trees: dict[str, ast.Module]) -> list[str]:
     with one (``__init__`` aside). Properties, dunder methods and ``@overload`` stubs are
     exempt; a method without a docstring of its own is judged by the one it inherits from a
     base class of the package (``inspect.getdoc`` shows that one). ``Parameters`` must name
-    every parameter a caller passes and no other; ``Returns`` (or ``Yields``) is due unless
+    every parameter a caller passes and no other, each with a description; ``Returns`` (or ``Yields``) is due unless
     the annotation is ``None``; ``Raises`` must name (or name a base of) every exception class
     the body raises itself; a dataclass or NamedTuple lists its fields under ``Attributes``.
     """
@@ -450,6 +471,14 @@ class C:
     @property
     def size(self):
         return self.n
+
+def h(q) -> None:
+    """Do h.
+
+    Parameters
+    ----------
+    q : int
+    """
 '''
     gaps = _public_api_gaps({"checkpoint_magic.demo": ast.parse(source)})
     assert gaps == [
@@ -458,6 +487,7 @@ class C:
         "checkpoint_magic.demo:12 g: Parameters miss [], name unknown ['y']",
         "checkpoint_magic.demo:12 g: Raises does not name ['ValueError']",
         "checkpoint_magic.demo:32 C.items: no docstring",
+        "checkpoint_magic.demo:51 h: Parameters without a description: ['q : int']",
     ]
 
 

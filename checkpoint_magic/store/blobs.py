@@ -252,6 +252,7 @@ class MultiHasher:
         Parameters
         ----------
         data : bytes-like
+            The next bytes of the stream.
         """
         for hasher in self.hashers:
             hasher.update(data)
@@ -331,6 +332,7 @@ def hash_views(hasher: Any, views: Sequence[memoryview]) -> None:
     hasher : hasher
         An object with ``update``.
     views : sequence of memoryview
+        The buffers, hashed as one stream.
     """
     for view in views:
         hasher.update(view)  # releases the GIL for large buffers

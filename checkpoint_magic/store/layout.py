@@ -348,10 +348,12 @@ def is_digest(name: str) -> bool:
     Parameters
     ----------
     name : str
+        A file name under ``objects/``.
 
     Returns
     -------
     bool
+        True if it is 32 lowercase hexadecimal digits.
     """
     return _DIGEST.fullmatch(name) is not None
 
