@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ComplexParamsIdentifyWarning, FingerprintError, warn_user
 from .encoding import HASH_SCHEME_VERSION, digest_bytes, pack_tag, qualname, write_str, xxh
 from .problems import HOP_ATTRS, HOP_ITEM, HOP_SILENT, path_to, problem_message
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "EXACT_HANDLERS",
