@@ -317,6 +317,8 @@ def _documented(where: str, doc: str, fn: Def, method: bool, returns: bool = Tru
             gaps.append(f"{where}: Parameters without a description: {bare}")
     if returns and _returns_a_value(fn) and not {"Returns", "Yields"} & set(sections):
         gaps.append(f"{where}: no Returns (or Yields) section")
+    elif bare := _bare_entries(doc, ("Returns", "Yields", "Raises")):
+        gaps.append(f"{where}: Returns, Yields or Raises without a description: {bare}")
     unsaid = sorted(e for e in _raised(fn) if not _covered(e, sections.get("Raises", set())))
     if unsaid:
         gaps.append(f"{where}: Raises does not name {unsaid}")
@@ -402,9 +404,10 @@ def _public_api_gaps(trees: dict[str, ast.Module]) -> list[str]:
     with one (``__init__`` aside). Properties, dunder methods and ``@overload`` stubs are
     exempt; a method without a docstring of its own is judged by the one it inherits from a
     base class of the package (``inspect.getdoc`` shows that one). ``Parameters`` must name
-    every parameter a caller passes and no other, each with a description; ``Returns`` (or ``Yields``) is due unless
+    every parameter a caller passes and no other; ``Returns`` (or ``Yields``) is due unless
     the annotation is ``None``; ``Raises`` must name (or name a base of) every exception class
     the body raises itself; a dataclass or NamedTuple lists its fields under ``Attributes``.
+    Every entry of these sections has a description under it.
     """
     classes, gaps = _Classes(trees), []
     for module, tree in trees.items():
@@ -472,12 +475,16 @@ class C:
     def size(self):
         return self.n
 
-def h(q) -> None:
+def h(q) -> int:
     """Do h.
 
     Parameters
     ----------
     q : int
+
+    Returns
+    -------
+    int
     """
 '''
     gaps = _public_api_gaps({"checkpoint_magic.demo": ast.parse(source)})
@@ -488,6 +495,7 @@ def h(q) -> None:
         "checkpoint_magic.demo:12 g: Raises does not name ['ValueError']",
         "checkpoint_magic.demo:32 C.items: no docstring",
         "checkpoint_magic.demo:51 h: Parameters without a description: ['q : int']",
+        "checkpoint_magic.demo:51 h: Returns, Yields or Raises without a description: ['int']",
     ]
 
 

@@ -79,6 +79,7 @@ def checked_relative_path(value: Any, what: str = "key") -> str:
     Returns
     -------
     str
+        ``value`` (an integer as its decimal string), checked.
 
     Raises
     ------
@@ -354,6 +355,7 @@ def load_pickle(path: str | BinaryIO) -> Any:
     Returns
     -------
     object
+        The unpickled value.
     """
     if not isinstance(path, (str, os.PathLike)):
         skip_record(path)

@@ -77,6 +77,7 @@ def is_url(location: str | os.PathLike[str] | None) -> bool:
     Returns
     -------
     bool
+        True for a URL whose scheme is not ``file``.
 
     Examples
     --------
@@ -384,6 +385,7 @@ def file_ops(location: str | os.PathLike[str] | None) -> FileOps:
     Returns
     -------
     FileOps
+        How to join, read, write and remove files there.
 
     Examples
     --------

@@ -273,6 +273,7 @@ class DelayedSample(_SampleBase):
         Returns
         -------
         DelayedSample
+            A new delayed sample: the metadata of ``sample``, updated with ``metadata``.
 
         Examples
         --------

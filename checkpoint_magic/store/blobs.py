@@ -65,6 +65,7 @@ class BlobReads(Protocol):
         Returns
         -------
         str
+            A local file holding exactly the blob's bytes.
         """
 
 
@@ -94,6 +95,7 @@ class StoredBlobSource:
         Returns
         -------
         int
+            The blob's size in bytes.
         """
         return int(self._refs[index]["size"])
 
@@ -108,6 +110,7 @@ class StoredBlobSource:
         Returns
         -------
         bytearray
+            The blob's bytes, verified.
 
         Raises
         ------
@@ -146,6 +149,7 @@ class StoredBlobSource:
         Returns
         -------
         str
+            A local file holding exactly the blob's bytes.
 
         Raises
         ------
@@ -186,6 +190,7 @@ class InlineBlobSource:
         Returns
         -------
         int
+            The payload's size in bytes.
         """
         return len(self._payload)
 
@@ -200,6 +205,7 @@ class InlineBlobSource:
         Returns
         -------
         bytes
+            The payload, covered by the manifest's checksum.
         """
         return self._payload
 

@@ -162,6 +162,7 @@ def parse_grace(value: str | float) -> float:
     Returns
     -------
     float
+        The number of seconds.
 
     Raises
     ------

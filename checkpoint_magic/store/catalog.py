@@ -347,6 +347,7 @@ def scan_entries(store: Store, namespace_dir: str | None = None) -> Scan:
     Returns
     -------
     Scan
+        The readable entries (usage and pins filled in), the damaged and the refused ones.
     """
     flush_usage()  # hits of this process are counted in memory
     scan = Scan()
@@ -437,6 +438,7 @@ def blob_files(store: Store) -> dict[str, Stat]:
     Returns
     -------
     dict of str to Stat
+        The stat of each blob file.
     """
     found: dict[str, Stat] = {}
     for sub in store.backend.list_folders(layout.OBJECTS):
@@ -494,6 +496,7 @@ def stored_size(store: Store) -> int:
     Returns
     -------
     int
+        Bytes of the blob and manifest files.
 
     Examples
     --------

@@ -454,6 +454,7 @@ def get_store(store: Store | str | os.PathLike[str] | None = None) -> Store:
     Returns
     -------
     Store
+        The same instance for every call with the same location in this process.
 
     Examples
     --------

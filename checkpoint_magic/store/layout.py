@@ -150,6 +150,7 @@ def blob(digest: str) -> str:
     Returns
     -------
     str
+        The name, relative to the store root.
     """
     return f"{OBJECTS}/{digest[:2]}/{digest}"
 
@@ -165,6 +166,7 @@ def entry_folder(namespace: str) -> str:
     Returns
     -------
     str
+        The name, relative to the store root.
     """
     return f"{ENTRIES}/{namespace_dir(namespace)}"
 
@@ -182,6 +184,7 @@ def entry(namespace: str, key: str) -> str:
     Returns
     -------
     str
+        The name, relative to the store root.
     """
     return f"{ENTRIES}/{namespace_dir(namespace)}/{key}"
 
@@ -197,6 +200,7 @@ def state_folder(ns_dir: str) -> str:
     Returns
     -------
     str
+        The name, relative to the store root.
     """
     return f"{STATE}/{ns_dir}"
 
@@ -216,6 +220,7 @@ def entry_state(namespace: str, key: str, suffix: str) -> str:
     Returns
     -------
     str
+        The name, relative to the store root.
     """
     return f"{STATE}/{namespace_dir(namespace)}/{key}{suffix}"
 
@@ -233,6 +238,7 @@ def namespace_record(namespace: str, name: str) -> str:
     Returns
     -------
     str
+        The name, relative to the store root.
     """
     return f"{STATE}/{namespace_dir(namespace)}/{name}"
 
@@ -254,6 +260,7 @@ def trash() -> str:
     Returns
     -------
     str
+        A fresh name, relative to the store root.
     """
     return f"{TMP}/gc-{uuid.uuid4().hex}"
 
@@ -269,6 +276,7 @@ def lease(kind: str) -> str:
     Returns
     -------
     str
+        A fresh name, relative to the store root.
     """
     return f"{LEASES}/{kind}-{uuid.uuid4().hex}"
 
@@ -286,6 +294,7 @@ def flight_lease(key: str, generation: int) -> str:
     Returns
     -------
     str
+        The name, relative to the store root.
 
     Examples
     --------
@@ -369,6 +378,7 @@ def is_staging(name: str) -> bool:
     Returns
     -------
     bool
+        True for those two patterns.
     """
     return _STAGING.fullmatch(name) is not None
 
