@@ -68,6 +68,8 @@ PACKAGE = "checkpoint_magic"
 #: and tests/stress are deliberately absent.
 TESTS_BY_MODULE: dict[str, list[str]] = {
     "checkpoint_magic/fingerprint/values.py": ["tests/fingerprint"],
+    "checkpoint_magic/fingerprint/stdtypes.py": ["tests/fingerprint"],
+    "checkpoint_magic/fingerprint/arrays.py": ["tests/fingerprint"],
     "checkpoint_magic/fingerprint/pandas.py": ["tests/fingerprint"],
     "checkpoint_magic/fingerprint/objects.py": ["tests/fingerprint"],
     "checkpoint_magic/fingerprint/code.py": ["tests/fingerprint"],

@@ -1,5 +1,4 @@
-"""Settings read from the environment: store location, fsync, signing secret, size budget, notes,
-URL stores.
+"""Settings read from the environment: store, fsync, signing, budget, notes, URL stores.
 
 Every setting has one environment variable, read when it is needed (not at import), so a
 notebook can change ``os.environ`` and the next checkpoint sees it.

@@ -1,4 +1,4 @@
-"""Deprecated: ``checkpoint_magic.checkpointer`` moved (see :data:`checkpoint_magic._deprecated.MOVED`)."""
+"""Deprecated: ``checkpoint_magic.checkpointer`` moved (see :data:`.MOVED` of ``_deprecated``)."""
 
 from checkpoint_magic._deprecated import redirect
 

@@ -88,7 +88,13 @@ def _remember_read_only(store: Store, outputs: Mapping[str, Any]) -> None:
 
 @dataclass
 class LoadResult:
-    """A hit: the stored ``outputs`` by name, plus when and how long the first run took."""
+    """A hit: the stored ``outputs`` by name, plus when and how long the first run took.
+
+    Attributes
+    ----------
+    key, outputs, meta, created, duration
+        The key; the values by name; extra manifest metadata; commit time; run seconds.
+    """
 
     key: str
     outputs: dict[str, Any]

@@ -1,6 +1,8 @@
-"""When checkpointing cannot do its job: the uncached fallback for a call that cannot be
-fingerprinted (:func:`fingerprint_or_warn`, one policy and message for every front end), and
-the warn-once policy for lasting store faults (:func:`fault_kind`, :func:`warn_fault`)."""
+"""When checkpointing cannot do its job: the uncached fallback and store-fault warnings.
+
+The uncached fallback for a call that cannot be fingerprinted (:func:`fingerprint_or_warn`, one
+policy and message for every front end), and the warn-once policy for lasting store faults
+(:func:`fault_kind`, :func:`warn_fault`)."""
 
 from __future__ import annotations
 
@@ -118,7 +120,19 @@ def fault_kind(exc: BaseException) -> str | None:
 
 
 def warn_fault(store: Store, exc: BaseException, doing: str, category: type[Warning]) -> None:
-    """Warn about a store fault; a persistent one only the first time for this store and process."""
+    """Warn about a store fault; a persistent one only the first time for this store and process.
+
+    Parameters
+    ----------
+    store : Store
+        The store that failed; a lasting fault is warned once per ``store.location``.
+    exc : BaseException
+        The fault (an ``OSError`` or a store error); its type and text end the message.
+    doing : str
+        What could not be done, e.g. ``"checkpoint f: not stored"``: the message's start.
+    category : type of Warning
+        The warning class to emit (a CheckpointWarning subclass).
+    """
     kind = fault_kind(exc)
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     if kind is None:

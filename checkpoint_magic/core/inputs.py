@@ -66,7 +66,19 @@ _MEMORY_LOCK = threading.Lock()
 
 @dataclass
 class InputMemory:
-    """What a namespace's earlier runs taught: globals that are state, files that are outputs."""
+    """What a namespace's earlier runs taught: globals that are state, files that are outputs.
+
+    Attributes
+    ----------
+    state : set of str
+        Globals the computation changes while it runs (left out of its inputs).
+    outputs : set of str
+        Files it writes (never counted as its inputs).
+    store : Store or None
+        Where :meth:`learn` saves them; None keeps them in memory only.
+    namespace : str
+        The function, block or cell they belong to.
+    """
 
     state: set[str] = field(default_factory=set)
     outputs: set[str] = field(default_factory=set)
@@ -233,7 +245,14 @@ def written_files(sigs: Mapping[str, tuple[int, int, int, int] | None]) -> set[s
 
 @dataclass(frozen=True)
 class FileContent:
-    """A file or folder as an input value: only its content digest enters a fingerprint."""
+    """A file or folder as an input value: only its content digest enters a fingerprint.
+
+    Attributes
+    ----------
+    digest : str
+        The content digest of the file or folder (see
+        :func:`checkpoint_magic.fingerprint.files.content_digest`).
+    """
 
     digest: str
 

@@ -229,10 +229,19 @@ def referenced_names(source_or_code: Any) -> set[str]:
     Parameters
     ----------
     source_or_code : str, code object or function
+        Python source (dedented first), a code object, or anything with a ``__code__``.
 
     Returns
     -------
     set of str
+        The global names read and the top-level names of the modules imported.
+
+    Raises
+    ------
+    FingerprintError
+        When ``source_or_code`` is none of these.
+    SyntaxError
+        When the source does not compile.
 
     Examples
     --------

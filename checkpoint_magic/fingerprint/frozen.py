@@ -3,7 +3,7 @@
 A hit with ``mmap_mode='r'`` returns a :class:`numpy.memmap` of a blob the store has just
 verified. Passing it on to the next step (``step2(step1(x))``) would hash its whole content
 again; instead, the front end :func:`remember`\\ s it with the stat signature the store
-verified, and :mod:`checkpoint_magic.fingerprint.values` reuses its digest, computed once per
+verified, and :mod:`checkpoint_magic.fingerprint.arrays` reuses its digest, computed once per
 file content and geometry, for as long as all of these hold:
 
 * it is the very object remembered (a weak, identity-keyed table; views and slices are
@@ -49,7 +49,18 @@ _digests: dict[tuple[Any, ...], bytes] = {}
 
 
 def signature(st: os.stat_result) -> tuple[int, ...]:
-    """What identifies a file's content without reading it: moves with any change of it."""
+    """What identifies a file's content without reading it: moves with any change of it.
+
+    Parameters
+    ----------
+    st : os.stat_result
+        The file's status.
+
+    Returns
+    -------
+    tuple of int
+        Device, inode, size, mtime and ctime (in nanoseconds).
+    """
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
@@ -66,8 +77,19 @@ def _forget(ref: weakref.ref[Any], key: int) -> None:
 def remember(a: Any, verified: tuple[int, ...] | None) -> bool:
     """Remember a read-only memory map whose file had the stat signature ``verified``.
 
-    Returns whether it was remembered: only a plain :class:`numpy.memmap` that maps its
-    file directly, read-only, whose file still has that signature.
+    Parameters
+    ----------
+    a : object
+        A value just restored (only a plain read-only :class:`numpy.memmap` is remembered).
+    verified : tuple of int or None
+        The :func:`signature` of its file when the store verified its content; None when
+        it was not verified.
+
+    Returns
+    -------
+    bool
+        Whether it was remembered: only a plain :class:`numpy.memmap` that maps its file
+        directly, read-only, whose file still has that signature.
     """
     if (
         verified is None
@@ -106,13 +128,37 @@ def _entry(a: np.ndarray, seed: int) -> tuple[Any, ...] | None:
 
 
 def known_digest(a: np.ndarray, seed: int) -> bytes | None:
-    """The sub-digest of a remembered, unchanged array if it was computed before."""
+    """The sub-digest of a remembered, unchanged array if it was computed before.
+
+    Parameters
+    ----------
+    a : numpy.ndarray
+        The array being fingerprinted.
+    seed : int
+        The seed of the walk (digests of different hash schemes are kept apart).
+
+    Returns
+    -------
+    bytes or None
+        The 16-byte sub-digest kept by :func:`keep_digest`; None when ``a`` is not
+        remembered, has changed (writeable, geometry, file signature) or was not hashed yet.
+    """
     key = _entry(a, seed)
     return None if key is None else _digests.get(key)
 
 
 def keep_digest(a: np.ndarray, seed: int, digest: bytes) -> None:
-    """Keep the sub-digest just computed for ``a`` if it is remembered and unchanged."""
+    """Keep the sub-digest just computed for ``a`` if it is remembered and unchanged.
+
+    Parameters
+    ----------
+    a : numpy.ndarray
+        The array just fingerprinted.
+    seed : int
+        The seed of the walk.
+    digest : bytes
+        Its 16-byte sub-digest.
+    """
     key = _entry(a, seed)
     if key is not None:
         if len(_digests) >= _MAX:

@@ -39,7 +39,8 @@ from typing import Any
 
 from . import origin
 from .code import code_fingerprint
-from .values import HOP_ATTRS, HOP_SILENT, Fingerprinter, Handler, hash_str, pack_tag, qualname
+from .stdtypes import hash_str
+from .values import HOP_ATTRS, HOP_SILENT, Fingerprinter, Handler, pack_tag, qualname
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +66,11 @@ def h_code(fp: Fingerprinter, obj: Any, h: Any) -> None:
     FingerprintError
         When the code cannot be fingerprinted (the name alone could give false hits).
     """
-    hit = fp._memo.get(id(obj))
+    hit = fp.memo.get(id(obj))
     if hit is None:  # a failure raises FingerprintError: the name alone could give false hits
         text = code_fingerprint(obj)
         data = text.encode("utf-8", "surrogatepass")
-        hit = fp._memo[id(obj)] = (obj, pack_tag(b"k", len(data)) + data)
+        hit = fp.memo[id(obj)] = (obj, pack_tag(b"k", len(data)) + data)
     h.update(hit[1])
 
 
@@ -95,7 +96,7 @@ def h_class(fp: Fingerprinter, cls: type, h: Any) -> None:
 def _h_method(fp: Fingerprinter, obj: types.MethodType, h: Any) -> None:
     h.update(b"M")
     h_code(fp, obj, h)
-    fp._walk(obj.__self__, h)
+    fp.walk(obj.__self__, h)
 
 
 def _h_builtin_function(fp: Fingerprinter, obj: Any, h: Any) -> None:
@@ -104,11 +105,11 @@ def _h_builtin_function(fp: Fingerprinter, obj: Any, h: Any) -> None:
         module = str(getattr(obj, "__module__", None) or getattr(owner, "__name__", ""))
         h.update(b"w")
         hash_str(fp, f"{module}.{obj.__qualname__}", h)
-        fp._walk(_package_version(module), h)
+        fp.walk(_package_version(module), h)
     else:  # a bound builtin method such as [].append: its name and its object
         h.update(b"W")
         hash_str(fp, obj.__qualname__, h)
-        fp._walk(owner, h)
+        fp.walk(owner, h)
 
 
 def _package_version(module: str | types.ModuleType) -> str | None:
@@ -118,15 +119,15 @@ def _package_version(module: str | types.ModuleType) -> str | None:
 def _h_module(fp: Fingerprinter, obj: types.ModuleType, h: Any) -> None:
     h.update(b"m")
     hash_str(fp, obj.__name__, h)
-    fp._walk(_package_version(obj), h)
+    fp.walk(_package_version(obj), h)
 
 
 def _h_enum(fp: Fingerprinter, obj: enum.Enum, h: Any) -> None:
     h.update(b"n")
     h_class(fp, type(obj), h)
-    fp._walk(obj.name, h)
+    fp.walk(obj.name, h)
     if obj.name is None:  # a combination of flags without a name (Python 3.10)
-        fp._walk(obj.value, h)
+        fp.walk(obj.value, h)
 
 
 # -- scikit-learn estimators -----------------------------------------------------------------
@@ -149,7 +150,7 @@ def _fill_estimator(fp: Fingerprinter, est: Any, h: Any) -> None:
     h.update(b"k")
     hash_str(fp, cls.__module__, h)
     hash_str(fp, cls.__qualname__, h)
-    fp._walk(_package_version(cls.__module__), h)
+    fp.walk(_package_version(cls.__module__), h)
     h_class(fp, cls, h)
     # The whole fitted state: a KNeighborsClassifier predicts from _fit_X and _y, a
     # TfidfVectorizer from _tfidf, HistGradientBoosting from _predictors (not only name_).
@@ -158,8 +159,8 @@ def _fill_estimator(fp: Fingerprinter, est: Any, h: Any) -> None:
     if not isinstance(fitted, dict):
         fitted = {"__state__": fitted}
     for part in (params, fitted):
-        fp._hop(part, HOP_ATTRS)
-        fp._walk(part, h)
+        fp.hop(part, HOP_ATTRS)
+        fp.walk(part, h)
 
 
 # -- everything else: the pickled state, walked -----------------------------------------------
@@ -183,7 +184,7 @@ def fill_reduce(fp: Fingerprinter, obj: Any, h: Any) -> None:
         reducer = copyreg.dispatch_table.get(cls)  # as pickle does (numpy ufuncs, ...)
         rv = reducer(obj) if reducer is not None else obj.__reduce_ex__(4)
     except _REFUSALS as exc:  # any other error is a bug: FingerprintError (see hashing)
-        fp._report(obj, h, f"it cannot be pickled ({type(exc).__name__}: {exc})")
+        fp.report(obj, h, f"it cannot be pickled ({type(exc).__name__}: {exc})")
         return
     if isinstance(rv, str):  # a module-level singleton, pickled by name
         h.update(b"$")
@@ -191,7 +192,7 @@ def fill_reduce(fp: Fingerprinter, obj: Any, h: Any) -> None:
         hash_str(fp, rv, h)
         return
     if not isinstance(rv, tuple) or not 2 <= len(rv) <= 6:
-        fp._report(obj, h, "its __reduce_ex__ returned something pickle cannot use")
+        fp.report(obj, h, "its __reduce_ex__ returned something pickle cannot use")
         return
     h.update(pack_tag(b"P", len(rv)))
     h_class(fp, cls, h)  # the code of a user-defined class counts too
@@ -199,22 +200,22 @@ def fill_reduce(fp: Fingerprinter, obj: Any, h: Any) -> None:
     if hasattr(func, "__qualname__"):
         hash_str(fp, qualname(func), h)
     else:
-        fp._walk(func, h)
-    fp._walk(args, h)
+        fp.walk(func, h)
+    fp.walk(args, h)
     state = rest[0] if rest else None
     if isinstance(state, tuple) and len(state) == 2:  # (__dict__, __slots__ values)
-        fp._hop(state, HOP_SILENT)
+        fp.hop(state, HOP_SILENT)
         for part in state:
-            fp._hop(part, HOP_ATTRS)
+            fp.hop(part, HOP_ATTRS)
     else:
-        fp._hop(state, HOP_ATTRS)
-    fp._walk(state, h)
+        fp.hop(state, HOP_ATTRS)
+    fp.walk(state, h)
     for items in rest[1:3]:  # listitems, dictitems (pairs, in their order)
         items = None if items is None else list(items)
-        fp._hop(items, HOP_SILENT)
-        fp._walk(items, h)
+        fp.hop(items, HOP_SILENT)
+        fp.walk(items, h)
     if len(rest) > 3:
-        fp._walk(None if rest[3] is None else qualname(rest[3]), h)
+        fp.walk(None if rest[3] is None else qualname(rest[3]), h)
 
 
 # -- dispatch ---------------------------------------------------------------------------------
@@ -251,7 +252,7 @@ def handler_for(cls: type) -> Handler | None:
     (True, True)
     """
     if _is_estimator_class(cls):
-        return lambda fp, obj, h: fp._memoised(obj, h, b"K", _fill_estimator)
+        return lambda fp, obj, h: fp.memoised(obj, h, b"K", _fill_estimator)
     if issubclass(cls, enum.Enum):
         return _h_enum
     for code_type, handler in EXACT.items():  # metaclasses (type) first

@@ -76,10 +76,12 @@ def is_user_code(obj: Any) -> bool:
     Parameters
     ----------
     obj : function, class, method or module
+        The code object to classify (a method by its function, a class by its module).
 
     Returns
     -------
     bool
+        True for user code, False for installed code and for ``checkpoint_magic``.
 
     Examples
     --------

@@ -38,7 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from .values import HOP_ITEM, Fingerprinter, Handler, array_body, hash_str, pack_tag, qualname, xxh
+from .arrays import array_body
+from .stdtypes import hash_str
+from .values import HOP_ITEM, Fingerprinter, Handler, pack_tag, qualname, xxh
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ def handler_for(cls: type) -> Handler | None:
     fill = fill_for(cls)
     if fill is None:
         return None
-    return lambda fp, obj, h: fp._memoised(obj, h, b"P", fill)
+    return lambda fp, obj, h: fp.memoised(obj, h, b"P", fill)
 
 
 def fill_for(cls: type) -> Handler | None:
@@ -116,25 +118,25 @@ def _fill_frame(fp: Fingerprinter, df: Any, h: Any) -> None:
     h.update(b"f")
     hash_str(fp, qualname(type(df)), h)
     h.update(_I8(df.shape[0]) + _I8(df.shape[1]))
-    fp._walk(df.columns, h)
-    fp._walk(df.index, h)
-    fp._walk(dict(df.attrs), h)
+    fp.walk(df.columns, h)
+    fp.walk(df.index, h)
+    fp.walk(dict(df.attrs), h)
     columns = df.columns
     column_array = getattr(df, "_get_column_array", None)  # 40x faster than .iloc[:, i]
     for i in range(df.shape[1]):
         values = column_array(i) if column_array is not None else df.iloc[:, i].array
         if isinstance(values.dtype, np.dtype):
             values = np.asarray(values)  # a zero-copy view of the numpy block
-        fp._hop(values, HOP_ITEM, columns[i])
+        fp.hop(values, HOP_ITEM, columns[i])
         _fill_values(fp, values, h)
 
 
 def _fill_series(fp: Fingerprinter, ser: Any, h: Any) -> None:
     h.update(b"s")
     hash_str(fp, qualname(type(ser)), h)
-    fp._walk(ser.name, h)
-    fp._walk(ser.index, h)
-    fp._walk(dict(ser.attrs), h)
+    fp.walk(ser.name, h)
+    fp.walk(ser.index, h)
+    fp.walk(dict(ser.attrs), h)
     _fill_values(fp, _values(ser), h)
 
 
@@ -145,18 +147,18 @@ def _fill_index(fp: Fingerprinter, idx: Any, h: Any) -> None:
     hash_str(fp, qualname(type(idx)), h)
     if isinstance(idx, pd.RangeIndex):
         h.update(_I8(idx.start) + _I8(idx.stop) + _I8(idx.step))
-        fp._walk(idx.name, h)
+        fp.walk(idx.name, h)
     elif isinstance(idx, pd.MultiIndex):
         h.update(pack_tag(b"m", idx.nlevels))
-        fp._walk(list(idx.names), h)
+        fp.walk(list(idx.names), h)
         for level, codes in zip(idx.levels, idx.codes, strict=True):
-            fp._walk(level, h)
+            fp.walk(level, h)
             array_body(fp, np.asarray(codes), h)
     else:
-        fp._walk(idx.name, h)
+        fp.walk(idx.name, h)
         _fill_values(fp, _values(idx), h)
         if isinstance(idx, (pd.DatetimeIndex, pd.TimedeltaIndex, pd.PeriodIndex)):
-            fp._walk(idx.freq, h)  # a DateOffset (walked through its pickled state) or None
+            fp.walk(idx.freq, h)  # a DateOffset (walked through its pickled state) or None
 
 
 def _fill_values(fp: Fingerprinter, values: Any, h: Any) -> None:
@@ -182,14 +184,14 @@ def _fill_values(fp: Fingerprinter, values: Any, h: Any) -> None:
         array_body(fp, mask, h)
     elif isinstance(values, pd.Categorical):
         array_body(fp, values.codes, h)
-        fp._walk(values.categories, h)
-        fp._walk(bool(values.ordered), h)
+        fp.walk(values.categories, h)
+        fp.walk(bool(values.ordered), h)
     elif hasattr(values, "asi8"):  # Datetime/Timedelta/Period arrays, tz-aware included
         array_body(fp, np.asarray(values.asi8), h)
     elif isinstance(values, (pd.arrays.ArrowExtensionArray, pd.arrays.StringArray)):
         try:
             arrow = values.__arrow_array__()
-            digest = _arrow_digest(getattr(arrow, "chunks", [arrow]), len(values), fp._seed)
+            digest = _arrow_digest(getattr(arrow, "chunks", [arrow]), len(values), fp.seed)
         except Exception as exc:  # noqa: BLE001 - any failure: no fast path (e.g. surrogates)
             logger.debug("no Arrow fast path for a %s column (%r)", values.dtype, exc)
             digest = None
@@ -326,7 +328,7 @@ def object_strings_digest(fp: Fingerprinter, flat: np.ndarray) -> bytes | None:
     """
     import pyarrow as pa
 
-    streams, missing = _Streams(fp._seed), xxh(seed=fp._seed)
+    streams, missing = _Streams(fp.seed), xxh(seed=fp.seed)
     for start in range(0, flat.shape[0], _CHUNK):
         part = flat[start : start + _CHUNK]
         try:
@@ -339,5 +341,5 @@ def object_strings_digest(fp: Fingerprinter, flat: np.ndarray) -> bytes | None:
             return None
         if nulls is not None:
             for x in part[nulls].tolist():
-                fp._walk(x, missing)
+                fp.walk(x, missing)
     return streams.digest(b"o") + missing.digest()

@@ -1,4 +1,4 @@
-"""Value fingerprints (xxh3-128): the public API, the walk, and builtins, containers and numpy.
+"""Value fingerprints (xxh3-128): the public API, the walk, and the registry of its handlers.
 
 A fingerprint identifies a value by its content, the same in every process and for every
 ``PYTHONHASHSEED``. Python's ``hash()``, ``id()``, set iteration order and ``str()``/``repr()``
@@ -6,79 +6,60 @@ never enter a digest. Every value is written as a one-byte type tag, a length wh
 does not fix the size, then its bytes, so ``1``, ``1.0``, ``True``, ``"1"``, ``b"1"``, ``[1]``
 and ``(1,)`` all differ. :data:`HASH_SCHEME_VERSION` seeds every hasher and heads every digest.
 
-- dicts hash in insertion order: order is part of a dict's value in Python (``list(d)``,
-  ``**kwargs``, a DataFrame built from it), so the same items in another order differ (at
-  worst a miss). Sets and frozensets are order-insensitive: their elements are sorted when
-  they are all ``str`` or all ``int``, otherwise each element is hashed into a 16-byte
-  sub-digest and the sorted sub-digests are hashed. ``OrderedDict`` has a tag of its own;
-  ``defaultdict`` includes its factory.
-- A container met again while it is being walked (a cycle) is written as a back-reference
-  holding its distance on the walk stack: no ``RecursionError``.
-- numpy arrays: class, dtype (``dtype.str``, or ``dtype.descr`` when structured), shape,
-  memory order, then the raw buffer, zero-copy when contiguous. An F-contiguous array is
-  hashed through its transposed (C-contiguous) view with order ``F`` recorded, so C and F
-  arrays with equal values differ on purpose: a cache miss, never a wrong hit. Other strided
-  views are copied ~1 MiB at a time and hash like their C-contiguous copy. Object arrays go
-  element by element (arrays of ``str`` through Arrow buffers, without a Python loop).
-  Subclasses add their class and ``vars()`` (a unit), masked arrays their mask, fill_value
-  and hardmask; a memmap counts by content. Builtin subclasses add ``__dict__`` and slots.
-- Other types are handled by extensions registered with :func:`register` (explicitly, by
-  :mod:`checkpoint_magic.fingerprint`'s ``__init__``): pandas objects by
-  :mod:`checkpoint_magic.fingerprint.pandas`; code (functions, methods, classes), modules, enums,
-  scikit-learn estimators and any other object (walked through ``__reduce_ex__(4)``) by
-  :mod:`checkpoint_magic.fingerprint.objects`. This module imports neither. A value that cannot
-  be pickled (lock, open file, generator, connection) adds one
-  :class:`~checkpoint_magic.exceptions.ComplexParamsIdentifyWarning` naming its attribute
-  path (``f.conn``); only its type enters the digest. Any other error while walking a value
-  raises :class:`~checkpoint_magic.exceptions.FingerprintError`: front ends run uncached.
+This module owns the walk (:class:`Fingerprinter`: memo by id, cycle detection, depth limit,
+problem reports) and the dispatch table it walks by (:data:`EXACT_HANDLERS`,
+:func:`register`, :func:`handler_for`); it encodes no type itself. The handlers are
+registered explicitly by :mod:`checkpoint_magic.fingerprint`'s ``__init__``:
+
+- builtins and containers by :mod:`checkpoint_magic.fingerprint.stdtypes` (dicts in
+  insertion order, sets order-insensitive);
+- numpy arrays and scalars by :mod:`checkpoint_magic.fingerprint.arrays`;
+- pandas objects by :mod:`checkpoint_magic.fingerprint.pandas`;
+- code (functions, methods, classes), modules, enums, scikit-learn estimators and any other
+  object (walked through ``__reduce_ex__(4)``) by :mod:`checkpoint_magic.fingerprint.objects`.
+
+A container met again while it is being walked (a cycle) is written as a back-reference
+holding its distance on the walk stack: no ``RecursionError``. A value that cannot be pickled
+(lock, open file, generator, connection) adds one
+:class:`~checkpoint_magic.exceptions.ComplexParamsIdentifyWarning` naming its attribute path
+(``f.conn``); only its type enters the digest. Any other error while walking a value raises
+:class:`~checkpoint_magic.exceptions.FingerprintError`: front ends run uncached.
 """
 
 from __future__ import annotations
 
-import copyreg
-import datetime as _dt
-import decimal
-import fractions
 import logging
-import pathlib
-import struct
-import uuid
-from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ComplexParamsIdentifyWarning, FingerprintError, warn_user
-from .encoding import (
-    HASH_SCHEME_VERSION,
-    digest_bytes,
-    pack_complex,
-    pack_float,
-    pack_int,
-    pack_shape,
-    pack_tag,
-    qualname,
-    stream_array,
-    write_str,
-    xxh,
-)
-from .frozen import keep_digest, known_digest
+from .encoding import HASH_SCHEME_VERSION, digest_bytes, pack_tag, qualname, write_str, xxh
 from .problems import HOP_ATTRS, HOP_ITEM, HOP_SILENT, path_to, problem_message
 
+if TYPE_CHECKING:
+    import numpy as np
+
 __all__ = [
+    "EXACT_HANDLERS",
     "HASH_SCHEME_VERSION",
+    "MAX_DEPTH",
+    "STRING_ARRAY_DIGEST",
     "Fingerprinter",
+    "Handler",
     "QuietFingerprinter",
+    "Resolver",
     "digest_bytes",
     "fingerprint",
+    "handler_for",
     "register",
 ]
 __all__ += ["HOP_ATTRS", "HOP_ITEM", "HOP_SILENT", "pack_tag", "qualname", "xxh"]  # for extensions
 
 logger = logging.getLogger(__name__)
 
+#: ``handler(fp, obj, h)``: writes ``obj`` into the hasher ``h``, walking its parts with ``fp``.
 Handler = Callable[["Fingerprinter", Any, Any], None]
+#: ``resolver(cls)``: the handler of the values of type ``cls``, or None for another resolver.
 Resolver = Callable[[type], "Handler | None"]
 
 # Tags that start a value (each used once): N T F None/bools, i I int, f float, c complex,
@@ -86,15 +67,9 @@ Resolver = Callable[[type], "Handler | None"]
 # g numpy scalar, l t list/tuple, d dict, q defaultdict, O OrderedDict, e set, z frozenset,
 # S builtin subclass, A ndarray, P pandas, K estimator, G other object, B k class/code,
 # M method, w W builtin function/method, m module, n enum, R back-reference, X opaque value.
-_MAX_DEPTH = 200  # deeper nesting is reported, not recursed into
-_ARROW_MIN = 1024  # object arrays at least this long try the Arrow string path
-# A MaskedArray's own attributes: its state is hashed through its mask, fill_value, hardmask.
-_MASKED_INTERNALS = {"_mask", "_sharedmask", "_hardmask", "_baseclass", "_isfield", "_fill_value",
-                     "_optinfo", "_basedict"}  # fmt: skip
+#: Containers nested deeper than this are reported, not recursed into.
+MAX_DEPTH = 200
 _NO_REF = 1 << 62
-_NO_SLOT: Any = object()  # an unset __slots__ attribute
-_STR, _INT = {str}, {int}
-_PACK_ONE = {float: (b"f", "<f8"), int: (b"i", "<i8")}
 
 
 def fingerprint(obj: Any, name: str | None = None) -> str:
@@ -147,11 +122,30 @@ class Fingerprinter:
     the instance keeps a reference to each so that ids stay valid while it lives. Do not
     mutate the values between calls on one instance.
 
+    Handlers (see :func:`register`) walk a value's parts with :meth:`walk`, bracket a
+    container with :meth:`enter` and :meth:`leave` (or :meth:`memoised` for a costly value),
+    name parts for warnings with :meth:`hop`, and :meth:`report` what they cannot walk.
+
     Parameters
     ----------
     advice : str, optional
         What a ComplexParamsIdentifyWarning tells the user to do, in the words of the front
         end's arguments (a template with ``{root}``); None gives a generic advice.
+
+    Attributes
+    ----------
+    seed : int
+        Seeds every hasher of the walk (:data:`HASH_SCHEME_VERSION`).
+    memo : dict
+        ``id -> (value, sub-digest)`` of the values :meth:`memoised` hashed.
+    stack : list
+        The containers being walked, outermost first.
+    active : dict
+        ``id -> depth in stack`` of those containers (how a cycle is found). Handlers on
+        the hot path may push and pop ``stack`` and ``active`` themselves, as :meth:`enter`
+        and :meth:`leave` do.
+    advice : str or None
+        The ``advice`` given.
 
     Examples
     --------
@@ -163,20 +157,20 @@ class Fingerprinter:
     """
 
     __slots__ = (
-        "_memo", "_active", "_stack", "_problems", "_min_ref", "_seed", "_root", "_hops", "advice"
+        "memo", "active", "stack", "_problems", "_min_ref", "seed", "_root", "_hops", "advice"
     )  # fmt: skip
 
     def __init__(self, advice: str | None = None) -> None:
         #: What a ComplexParamsIdentifyWarning tells the user to do, in the words of the
         #: front end's arguments (a template with ``{root}``); ``None``: a generic advice.
         self.advice = advice
-        self._memo: dict[int, tuple[Any, bytes]] = {}
-        self._active: dict[int, int] = {}  # id -> stack depth of the containers being walked
-        self._stack: list[Any] = []  # the containers being walked, outermost first
+        self.memo: dict[int, tuple[Any, bytes]] = {}
+        self.active: dict[int, int] = {}  # id -> stack depth of the containers being walked
+        self.stack: list[Any] = []  # the containers being walked, outermost first
         self._problems: list[tuple[str, str, str]] = []  # (path, type, reason) to warn about
         self._hops: dict[int, tuple[Any, int, Any]] = {}  # how children are named in paths
         self._min_ref = _NO_REF  # shallowest depth a back-reference pointed to
-        self._seed = HASH_SCHEME_VERSION
+        self.seed = HASH_SCHEME_VERSION
         self._root = "value"
 
     def fingerprint(self, obj: Any, name: str | None = None) -> str:
@@ -207,7 +201,7 @@ class Fingerprinter:
         """
         cls = type(obj)
         if cls in _SCALAR_TYPES and (cls not in _SIZED or len(obj) <= _SCALAR_STR_MAX):
-            memo_key = (cls, obj, self._seed)  # the type too: 1, 1.0 and True are equal keys
+            memo_key = (cls, obj, self.seed)  # the type too: 1, 1.0 and True are equal keys
             known = _scalar_fps.get(memo_key)
             if known is None:
                 known = self._fingerprint(obj, name)
@@ -220,10 +214,10 @@ class Fingerprinter:
     def _fingerprint(self, obj: Any, name: str | None) -> str:
         self._root = name or "value"
         self._problems.clear()
-        h = xxh(seed=self._seed)
-        h.update(pack_tag(b"V", self._seed))
+        h = xxh(seed=self.seed)
+        h.update(pack_tag(b"V", self.seed))
         try:
-            self._walk(obj, h)
+            self.walk(obj, h)
         except RecursionError:
             raise FingerprintError(
                 f"{self._root} is nested too deeply to be fingerprinted; pass a flatter "
@@ -232,15 +226,15 @@ class Fingerprinter:
         except (FingerprintError, Warning):
             raise
         except Exception as exc:  # a bug in a value's methods: never a type-only digest
-            where = self.path_to(self._stack[-1]) if self._stack else self._root
+            where = self.path_to(self.stack[-1]) if self.stack else self._root
             raise FingerprintError(
                 f"cannot fingerprint {where}: walking it raised {type(exc).__name__}: {exc}; "
                 f"leave {self._root} out of the inputs or pass a value that can be pickled"
             ) from exc
         finally:
-            if self._stack or self._hops:  # only after an error or a generic object
-                self._active.clear()
-                self._stack.clear()
+            if self.stack or self._hops:  # only after an error or a generic object
+                self.active.clear()
+                self.stack.clear()
                 self._hops.clear()
             self._min_ref = _NO_REF
         if self._problems:
@@ -270,62 +264,135 @@ class Fingerprinter:
         str
             The path, starting with the name given to :meth:`fingerprint`.
         """
-        return path_to(self._root, self._stack, self._hops, target)
+        return path_to(self._root, self.stack, self._hops, target)
 
-    def _walk(self, obj: Any, h: Any) -> None:
+    def walk(self, obj: Any, h: Any) -> None:
+        """Write ``obj`` into ``h`` with the handler of its type: how handlers walk parts.
+
+        Parameters
+        ----------
+        obj : object
+            A value, or a part of the value being walked.
+        h : xxhash.xxh3_128
+            The hasher to update.
+        """
         f = EXACT_HANDLERS.get(type(obj))
         if f is None:
-            f = _handler_for(type(obj))
+            f = handler_for(type(obj))
         f(self, obj, h)
 
-    def _enter(self, obj: Any, h: Any) -> bool:
-        """Push a container; False (a marker is written instead) on a cycle or when too deep."""
-        depth = self._active.get(id(obj))
+    def enter(self, obj: Any, h: Any) -> bool:
+        """Push a container on the walk stack before walking its parts.
+
+        Parameters
+        ----------
+        obj : object
+            The container.
+        h : xxhash.xxh3_128
+            Where a back-reference (on a cycle) or a report (too deep) is written instead.
+
+        Returns
+        -------
+        bool
+            True if the caller walks its parts and then calls :meth:`leave`; False when a
+            marker was written instead: ``obj`` is already on the stack, or the stack is
+            :data:`MAX_DEPTH` deep.
+        """
+        depth = self.active.get(id(obj))
         if depth is not None:
-            h.update(pack_tag(b"R", len(self._stack) - depth))
+            h.update(pack_tag(b"R", len(self.stack) - depth))
             self._min_ref = min(self._min_ref, depth)
             return False
-        depth = len(self._stack)
-        if depth >= _MAX_DEPTH:
-            self._report(obj, h, f"it is nested more than {_MAX_DEPTH} levels deep")
+        depth = len(self.stack)
+        if depth >= MAX_DEPTH:
+            self.report(obj, h, f"it is nested more than {MAX_DEPTH} levels deep")
             return False
-        self._active[id(obj)] = depth
-        self._stack.append(obj)
+        self.active[id(obj)] = depth
+        self.stack.append(obj)
         return True
 
-    def _leave(self, obj: Any) -> None:
-        self._stack.pop()
-        del self._active[id(obj)]
+    def leave(self, obj: Any) -> None:
+        """Pop the container :meth:`enter` pushed, once its parts are walked.
 
-    def _memoised(self, obj: Any, h: Any, tag: bytes, fill: Handler) -> None:
-        """Write ``tag`` and the sub-digest of ``obj`` computed by ``fill``, memoised by id."""
-        hit = self._memo.get(id(obj))
+        Parameters
+        ----------
+        obj : object
+            The container (the innermost one on the stack).
+        """
+        self.stack.pop()
+        del self.active[id(obj)]
+
+    def memoised(self, obj: Any, h: Any, tag: bytes, fill: Handler) -> None:
+        """Write ``tag`` and the sub-digest of ``obj`` computed by ``fill``, memoised by id.
+
+        A value met again in this instance is not walked again. Values on a reference cycle,
+        and values with a part that could not be fingerprinted, are not memoised.
+
+        Parameters
+        ----------
+        obj : object
+            A large or costly value (an array, a frame, an estimator, an object).
+        h : xxhash.xxh3_128
+            The hasher to update.
+        tag : bytes
+            The one-byte tag of its kind, written before the sub-digest.
+        fill : Handler
+            ``fill(fp, obj, sh)`` writes ``obj`` into a fresh hasher ``sh``.
+        """
+        hit = self.memo.get(id(obj))
         if hit is not None:
             h.update(tag + hit[1])
             return
-        if not self._enter(obj, h):
+        if not self.enter(obj, h):
             return
-        depth = len(self._stack) - 1
+        depth = len(self.stack) - 1
         saved_ref, self._min_ref = self._min_ref, _NO_REF
         nproblems = len(self._problems)
-        sh = xxh(seed=self._seed)
+        sh = xxh(seed=self.seed)
         fill(self, obj, sh)  # an error aborts the whole fingerprint (see fingerprint())
-        self._leave(obj)
+        self.leave(obj)
         digest = sh.digest()
         # The walk of a value on a reference cycle (a back-reference to obj or above it)
         # depends on where the cycle was entered: such values are not memoised.
         if self._min_ref > depth and len(self._problems) == nproblems:
-            self._memo[id(obj)] = (obj, digest)
+            self.memo[id(obj)] = (obj, digest)
         self._min_ref = min(saved_ref, self._min_ref)
         h.update(tag + digest)
 
-    def _hop(self, child: Any, kind: int, key: Any = None) -> None:
-        """Say how ``child`` is named in attribute paths (read only to word a warning)."""
+    def hop(self, child: Any, kind: int, key: Any = None) -> None:
+        """Say how ``child`` is named in attribute paths (read only to word a warning).
+
+        Parameters
+        ----------
+        child : object
+            A part of the value being walked; None is ignored.
+        kind : int
+            :data:`HOP_ATTRS` (its items are attributes: ``f.conn``), :data:`HOP_ITEM`
+            (it is the item ``key`` of its parent: ``df['c']``) or :data:`HOP_SILENT`
+            (it adds nothing to the path).
+        key : object, optional
+            The key of a :data:`HOP_ITEM`.
+        """
         if child is not None:
             self._hops[id(child)] = (child, kind, key)
 
-    def _report(self, obj: Any, h: Any, reason: str, label: Any = None) -> None:
-        """Record a value that cannot be fingerprinted; write only its type."""
+    def report(self, obj: Any, h: Any, reason: str, label: Any = None) -> None:
+        """Record a value that cannot be fingerprinted; write only its type.
+
+        The reports of one :meth:`fingerprint` call end in one
+        ComplexParamsIdentifyWarning naming each value's attribute path.
+
+        Parameters
+        ----------
+        obj : object
+            The value (on or just below the walk stack, to name its path).
+        h : xxhash.xxh3_128
+            The hasher: it gets a marker and the qualified name of ``obj``'s type.
+        reason : str
+            Why, in words ("it cannot be pickled (TypeError: ...)").
+        label : object, optional
+            What to name as its type in the warning instead of ``type(obj)``.
+        """
         self._problems.append(
             (
                 self.path_to(obj),
@@ -334,7 +401,7 @@ class Fingerprinter:
             )
         )
         h.update(b"X")
-        hash_str(self, qualname(type(obj)), h)
+        write_str(h, qualname(type(obj)))
 
 
 class QuietFingerprinter(Fingerprinter):
@@ -346,319 +413,14 @@ class QuietFingerprinter(Fingerprinter):
         logger.debug("%s", problem_message(self._root, self._problems))
 
 
-# -- scalars ---------------------------------------------------------------------------------
-def _h_int(fp: Fingerprinter, obj: int, h: Any) -> None:
-    try:
-        h.update(pack_int(b"i", obj))
-    except struct.error:  # beyond int64: length-prefixed two's complement
-        data = obj.to_bytes(obj.bit_length() // 8 + 1, "little", signed=True)
-        h.update(pack_tag(b"I", len(data)) + data)
-
-
-def hash_str(fp: Fingerprinter | None, obj: str, h: Any) -> None:
-    """Hash a ``str`` (the handler of ``str``): see :func:`~.encoding.write_str`.
-
-    Parameters
-    ----------
-    fp : Fingerprinter or None
-        The walk in progress (unused: strings need no memo).
-    obj : str
-        The text.
-    h : xxhash.xxh3_128
-        The hasher to update.
-    """
-    write_str(h, obj)
-
-
-def _h_bytes(fp: Fingerprinter, obj: bytes | bytearray, h: Any) -> None:
-    h.update(pack_tag(b"b" if type(obj) is bytes else b"a", len(obj)))
-    h.update(obj)
-
-
-def _h_memoryview(fp: Fingerprinter, obj: memoryview, h: Any) -> None:
-    h.update(b"v")
-    hash_str(fp, obj.format, h)
-    h.update(pack_shape(obj.shape or ()))
-    h.update(obj if obj.c_contiguous else obj.tobytes())
-
-
-def _h_by_args(fp: Fingerprinter, obj: Any, h: Any) -> None:
-    """Stdlib value types rebuilt from plain constructor arguments (dates, Decimal, paths)."""
-    h.update(b"y")
-    hash_str(fp, qualname(type(obj)), h)
-    fp._walk(obj.__reduce_ex__(4)[1], h)
-
-
-def _h_npscalar(fp: Fingerprinter, obj: np.generic, h: Any) -> None:
-    dt = obj.dtype
-    h.update(b"g")
-    if dt.names is not None or dt.hasobject:
-        fp._walk(dt.descr, h)
-        fp._walk(obj.item(), h)
-        return
-    hash_str(fp, dt.str, h)
-    h.update(obj.tobytes())  # its size is fixed by the dtype
-
-
-# -- containers ------------------------------------------------------------------------------
-def _seq_handler(tag: bytes) -> Handler:
-    def _h_seq(fp: Fingerprinter, obj: Any, h: Any) -> None:
-        if not obj:
-            h.update(pack_tag(tag, 0))
-            return
-        active, key = fp._active, id(obj)
-        if key in active or len(fp._stack) >= _MAX_DEPTH:
-            fp._enter(obj, h)  # writes the back-reference or reports the depth
-            return
-        active[key] = len(fp._stack)
-        fp._stack.append(obj)
-        h.update(pack_tag(tag, len(obj)))
-        _write_all(fp, obj, h)
-        fp._stack.pop()
-        del active[key]
-
-    return _h_seq
-
-
-def _write_all(fp: Fingerprinter, values: Any, h: Any) -> None:
-    """Write each value in turn; a long run of only floats or only ints is packed by numpy."""
-    if len(values) >= 128:
-        kinds = set(map(type, values))
-        packed = _PACK_ONE.get(kinds.pop()) if len(kinds) == 1 else None
-        if packed is not None:
-            tag, dtype = packed
-            out = np.empty(len(values), dtype=[("t", "S1"), ("v", dtype)])  # 9-byte records
-            try:
-                out["v"] = values
-            except OverflowError:  # an int beyond int64: written one by one below
-                pass
-            else:
-                out["t"] = tag
-                h.update(out)  # the same bytes as writing them one by one
-                return
-    get = EXACT_HANDLERS.get
-    for x in values:
-        f = get(type(x))
-        if f is None:
-            f = _handler_for(type(x))
-        f(fp, x, h)
-
-
-def _unordered(fp: Fingerprinter, obj: Any, h: Any, tag: bytes) -> None:
-    """Set elements in a canonical order: sorted, or else sorted sub-digests.
-
-    All-``str`` elements are written at once (their byte lengths, then their bytes) in sorted
-    order; all-``int`` elements likewise; any other mix as sorted sub-digests.
-    """
-    if not obj:
-        h.update(tag + pack_tag(b"s", 0))
-        return
-    if not fp._enter(obj, h):
-        return
-    n, kinds = len(obj), set(map(type, obj))
-    if kinds == _STR:
-        data = [k.encode("utf-8", "surrogatepass") for k in sorted(obj)]
-        h.update(tag + pack_tag(b"s", n) + struct.pack(f"<{n}Q", *map(len, data)) + b"".join(data))
-    elif kinds == _INT:
-        h.update(tag + pack_tag(b"i", n))
-        for k in sorted(obj):
-            _h_int(fp, k, h)
-    else:
-        walk, subs = fp._walk, []
-        for x in obj:
-            sh = xxh(seed=fp._seed)
-            walk(x, sh)
-            subs.append(sh.digest())
-        subs.sort()
-        h.update(tag + pack_tag(b"h", n) + b"".join(subs))
-    fp._leave(obj)
-
-
-def _h_dict(fp: Fingerprinter, obj: dict, h: Any) -> None:
-    """Items in insertion order; all-``str`` keys are written at once, then the values."""
-    n = len(obj)
-    if not n:
-        h.update(pack_tag(b"d", 0))
-        return
-    if not fp._enter(obj, h):
-        return
-    items = list(obj.items())
-    if set(map(type, obj)) == _STR:
-        data = [k.encode("utf-8", "surrogatepass") for k, _ in items]
-        h.update(pack_tag(b"d", n) + struct.pack(f"<{n}Q", *map(len, data)) + b"".join(data))
-        _write_all(fp, [v for _, v in items], h)
-    else:
-        h.update(pack_tag(b"D", n))
-        walk = fp._walk
-        for k, v in items:
-            walk(k, h)
-            walk(v, h)
-    fp._leave(obj)
-
-
-def _h_defaultdict(fp: Fingerprinter, obj: defaultdict, h: Any) -> None:
-    h.update(b"q")
-    fp._walk(obj.default_factory, h)
-    _h_dict(fp, obj, h)
-
-
-def _h_ordereddict(fp: Fingerprinter, obj: OrderedDict, h: Any) -> None:
-    """Order-sensitive on purpose: the same items in another order differ."""
-    if fp._enter(obj, h):
-        h.update(pack_tag(b"O", len(obj)))
-        for k, v in obj.items():
-            fp._walk(k, h)
-            fp._walk(v, h)
-        fp._leave(obj)
-
-
-def _builtin_subclass(base_handler: Handler) -> Handler:
-    def _h_subclass(fp: Fingerprinter, obj: Any, h: Any) -> None:
-        if id(obj) in fp._active:  # met again inside its own attributes
-            fp._enter(obj, h)
-            return
-        h.update(b"S")
-        fp._walk(type(obj), h)  # a class: by the handler registered for classes
-        base_handler(fp, obj, h)
-        extra = getattr(obj, "__dict__", None)
-        names = copyreg._slotnames(type(obj))  # type: ignore[attr-defined]  # cached by copyreg
-        slots = {n: v for n in names if (v := getattr(obj, n, _NO_SLOT)) is not _NO_SLOT}
-        if not extra and not slots:
-            h.update(b"N")
-        elif fp._enter(obj, h):  # on the stack while its attributes are walked
-            fp._hop(extra, HOP_ATTRS)
-            fp._walk(extra or {}, h)
-            if slots:  # (no bytes at all for a subclass without __slots__)
-                h.update(b"_")
-                fp._hop(slots, HOP_ATTRS)
-                fp._walk(slots, h)
-            fp._leave(obj)
-
-    return _h_subclass
-
-
-# -- numpy -----------------------------------------------------------------------------------
-def _h_ndarray(fp: Fingerprinter, obj: np.ndarray, h: Any) -> None:
-    if type(obj) is not np.memmap or obj.flags.writeable:
-        fp._memoised(obj, h, b"A", _fill_ndarray)
-        return
-    # A read-only memory map of a file provably unchanged since its digest was computed
-    # (see fingerprint.frozen) is not hashed again.
-    digest = known_digest(obj, fp._seed)
-    if digest is not None:
-        h.update(b"A" + digest)
-        return
-    fp._memoised(obj, h, b"A", _fill_ndarray)
-    hit = fp._memo.get(id(obj))
-    if hit is not None and hit[0] is obj:
-        keep_digest(obj, fp._seed, hit[1])
-
-
-def _fill_ndarray(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
-    if type(a) is not np.ndarray:  # subclass: its class, its own state, plain data
-        fp._walk(type(a), h)
-        own = None if isinstance(a, np.memmap) else getattr(a, "__dict__", None)  # not its file
-        if isinstance(a, np.ma.MaskedArray):
-            array_body(fp, np.ma.getmaskarray(a), h)
-            fp._walk(a.fill_value, h)
-            fp._walk(bool(a.hardmask), h)
-            own = {k: v for k, v in (own or {}).items() if k not in _MASKED_INTERNALS}
-            a = a.data
-        if own:
-            h.update(b"@")
-            fp._hop(own, HOP_ATTRS)
-            fp._walk(own, h)
-        a = a.view(np.ndarray)
-    array_body(fp, a, h)
-
-
-def array_body(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
-    """Write the dtype, shape, memory order and content of a plain ndarray into ``h``.
-
-    Parameters
-    ----------
-    fp : Fingerprinter
-        The walk in progress (its memo, seed and problem reports).
-    a : numpy.ndarray
-        A base-class ndarray (subclasses are viewed as ``np.ndarray`` by the caller).
-    h : xxhash.xxh3_128
-        The hasher to update.
-    """
-    dt = a.dtype
-    if dt.names is None:
-        hash_str(fp, dt.str, h)
-    else:
-        h.update(b"r")
-        fp._walk(dt.descr, h)
-    h.update(pack_shape(a.shape))
-    if dt.hasobject or dt.kind == "T":
-        _object_elements(fp, a, h)
-    elif a.flags.c_contiguous:
-        h.update(b"C")
-        h.update(a)
-    elif a.flags.f_contiguous:
-        h.update(b"F")
-        h.update(a.T)
-    else:
-        h.update(b"C")
-        stream_array(a, h)
-
-
-def _object_elements(fp: Fingerprinter, a: np.ndarray, h: Any) -> None:
-    flat = a.reshape(-1) if a.dtype.kind != "T" else a.reshape(-1).astype(object)
-    strings = _STRING_ARRAY_DIGEST[0] if _STRING_ARRAY_DIGEST else None
-    if strings is not None and a.dtype.names is None and flat.shape[0] >= _ARROW_MIN:
-        digest = strings(fp, flat)
-        if digest is not None:
-            h.update(b"S" + digest)
-            return
-    pushed = not (fp._stack and fp._stack[-1] is a)
-    if pushed and not fp._enter(a, h):
-        return
-    h.update(b"E")
-    for start in range(0, flat.shape[0], 1 << 16):
-        _write_all(fp, flat[start : start + (1 << 16)].tolist(), h)
-    if pushed:
-        fp._leave(a)
-
-
 # -- dispatch ---------------------------------------------------------------------------------
-EXACT_HANDLERS: dict[type, Handler] = {
-    type(None): lambda fp, obj, h: h.update(b"N"),
-    bool: lambda fp, obj, h: h.update(b"T" if obj else b"F"),
-    int: _h_int,
-    float: lambda fp, obj, h: h.update(pack_float(b"f", obj)),
-    complex: lambda fp, obj, h: h.update(pack_complex(b"c", obj.real, obj.imag)),
-    str: hash_str,
-    bytes: _h_bytes,
-    bytearray: _h_bytes,
-    memoryview: _h_memoryview,
-    list: _seq_handler(b"l"),
-    tuple: _seq_handler(b"t"),
-    dict: _h_dict,
-    OrderedDict: _h_ordereddict,
-    defaultdict: _h_defaultdict,
-    set: lambda fp, obj, h: _unordered(fp, obj, h, b"e"),
-    frozenset: lambda fp, obj, h: _unordered(fp, obj, h, b"z"),
-    type(...): lambda fp, obj, h: h.update(b"."),
-    type(NotImplemented): lambda fp, obj, h: h.update(b"!"),
-    uuid.UUID: lambda fp, obj, h: h.update(b"u" + obj.bytes),
-    np.ndarray: _h_ndarray,
-}  # code, classes and modules: added through register()
-for _t in (_dt.datetime, _dt.date, _dt.time, _dt.timedelta, _dt.timezone, decimal.Decimal,
-           fractions.Fraction, range, slice, pathlib.PurePosixPath, pathlib.PureWindowsPath,
-           pathlib.PosixPath, pathlib.WindowsPath):  # fmt: skip
-    EXACT_HANDLERS[_t] = _h_by_args
-for _t in set(np.sctypeDict.values()):
-    if issubclass(_t, np.generic) and _t is not np.object_:
-        EXACT_HANDLERS[_t] = _h_npscalar
-
-_BUILTIN_BASES = (int, float, complex, str, bytes, bytearray, OrderedDict, defaultdict, dict,
-                  list, tuple, set, frozenset)  # fmt: skip
+#: Handler of each exact type; filled by :func:`register` (builtins, numpy, code, classes...).
+EXACT_HANDLERS: dict[type, Handler] = {}
 _RESOLVED: dict[type, Handler] = {}
 _RESOLVERS: list[Resolver] = []  # asked in order about a type missing from EXACT_HANDLERS
 _FALLBACK: list[Handler] = []  # fills the sub-digest of any other object (at most one)
-_STRING_ARRAY_DIGEST: list[Callable[[Fingerprinter, np.ndarray], bytes | None]] = []
+#: The fast path for one-dimensional object arrays of ``str`` (at most one), see :func:`register`.
+STRING_ARRAY_DIGEST: list[Callable[[Fingerprinter, np.ndarray], bytes | None]] = []
 
 
 def register(
@@ -669,18 +431,27 @@ def register(
 ) -> None:
     """Add an extension of the walk: handlers by exact type, a resolver, the generic fallback.
 
-    :mod:`checkpoint_magic.fingerprint`'s ``__init__`` registers the pandas and object
-    extensions; registering the same resolver again is a no-op.
+    :mod:`checkpoint_magic.fingerprint`'s ``__init__`` fills the walk, in this order: builtin
+    types (:mod:`~checkpoint_magic.fingerprint.stdtypes`), numpy
+    (:mod:`~checkpoint_magic.fingerprint.arrays`), pandas, then code, classes, modules,
+    enums, estimators and the fallback for any other object
+    (:mod:`~checkpoint_magic.fingerprint.objects`), and last the resolver of builtin
+    subclasses. Resolvers are asked in registration order, so one registered later is asked
+    only about types none of these claims; registering the same resolver again is a no-op.
+    A handler writes the value's bytes into ``h`` and walks its parts with ``fp.walk``.
 
     Parameters
     ----------
-    exact
-        ``type -> handler(fp, obj, h)`` for values of exactly that type.
-    resolver
-        ``cls -> handler or None``, asked (in registration order) about other types.
-    fallback
-        Fills the sub-digest of an object no handler claims (memoised, tag ``G``).
-    string_array_digest
+    exact : mapping of type to Handler, optional
+        ``type -> handler(fp, obj, h)`` for values of exactly that type (replacing any
+        handler that type had).
+    resolver : Resolver, optional
+        ``cls -> handler or None``, asked about the types missing from :data:`EXACT_HANDLERS`
+        (once per type: its answer is cached).
+    fallback : Handler, optional
+        Fills the sub-digest of an object no handler claims (memoised, tag ``G``); replaces
+        the previous fallback.
+    string_array_digest : callable, optional
         ``(fp, flat object array) -> 16-byte digest or None``: a fast path for arrays of str.
 
     Examples
@@ -688,7 +459,7 @@ def register(
     >>> class Point:
     ...     def __init__(self, x):
     ...         self.x = x
-    >>> register({Point: lambda fp, p, h: fp._walk(("Point", p.x), h)})
+    >>> register({Point: lambda fp, p, h: fp.walk(("Point", p.x), h)})
     >>> fingerprint(Point(1)) == fingerprint(Point(1)) != fingerprint(Point(2))
     True
     >>> del EXACT_HANDLERS[Point]
@@ -700,13 +471,32 @@ def register(
     if fallback is not None:
         _FALLBACK[:] = [fallback]
     if string_array_digest is not None:
-        _STRING_ARRAY_DIGEST[:] = [string_array_digest]
+        STRING_ARRAY_DIGEST[:] = [string_array_digest]
     _RESOLVED.clear()
     _scalar_fps.clear()
 
 
-def _handler_for(cls: type) -> Handler:
-    """Handler of a type missing from the exact-type table (resolved once per type)."""
+def handler_for(cls: type) -> Handler:
+    """Return the handler of a type missing from :data:`EXACT_HANDLERS` (resolved once per type).
+
+    Parameters
+    ----------
+    cls : type
+        The type of the value to hash.
+
+    Returns
+    -------
+    Handler
+        The first registered resolver's answer; else the fallback memoised under tag ``G``;
+        else a handler that reports the value as one that cannot be fingerprinted.
+
+    Examples
+    --------
+    >>> class Tags(list):
+    ...     pass
+    >>> handler_for(Tags) is handler_for(Tags)
+    True
+    """
     f = _RESOLVED.get(cls)
     if f is None:
         f = _resolve(cls)
@@ -717,18 +507,11 @@ def _handler_for(cls: type) -> Handler:
 
 
 def _resolve(cls: type) -> Handler:
-    if issubclass(cls, np.ndarray):
-        return _h_ndarray
-    if issubclass(cls, np.generic):
-        return _h_npscalar
-    for resolver in _RESOLVERS:  # pandas; estimators, enums, classes, code
+    for resolver in _RESOLVERS:  # numpy; pandas; estimators, enums, classes, code; builtins
         f = resolver(cls)
         if f is not None:
             return f
-    for base in _BUILTIN_BASES:
-        if issubclass(cls, base):
-            return _builtin_subclass(EXACT_HANDLERS[base])
     if _FALLBACK:
         fill = _FALLBACK[0]
-        return lambda fp, obj, h: fp._memoised(obj, h, b"G", fill)
-    return lambda fp, obj, h: fp._report(obj, h, "no fingerprint handler is registered for it")
+        return lambda fp, obj, h: fp.memoised(obj, h, b"G", fill)
+    return lambda fp, obj, h: fp.report(obj, h, "no fingerprint handler is registered for it")

@@ -184,7 +184,16 @@ def flush_inline_figures(ip: Any) -> None:
 
 @contextmanager
 def closing_new_figures() -> Iterator[None]:
-    """Close figures that unpickling restored values registered with pyplot (images are replayed)."""
+    """Close figures that unpickling restored values registered with pyplot (images are replayed).
+
+    A context manager: the figures pyplot holds when the block ends, and did not hold when it
+    started, are closed (their images are replayed from the captured output instead).
+
+    Yields
+    ------
+    None
+        Nothing: restore the values inside the ``with`` block.
+    """
     pyplot = sys.modules.get("matplotlib.pyplot")
     before = set(pyplot.get_fignums()) if pyplot is not None else set()
     try:

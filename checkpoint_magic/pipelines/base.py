@@ -102,6 +102,7 @@ def estimator_requires_fit(estimator: Any) -> bool:
     Returns
     -------
     bool
+        True if ``fit`` must run before ``transform``.
 
     Examples
     --------
@@ -283,6 +284,7 @@ def clone_estimator(estimator: Any) -> Any:
     Returns
     -------
     object
+        An unfitted copy: ``sklearn.base.clone`` of an estimator, else a deep copy.
     """
     if hasattr(estimator, "get_params") and not isinstance(estimator, type):
         return clone(estimator)

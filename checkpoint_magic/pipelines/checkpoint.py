@@ -482,9 +482,13 @@ class CheckpointWrapper(BaseWrapper):
         Returns
         -------
         list
-            In input order: the computed results, and
-            :class:`~checkpoint_magic.pipelines.DelayedSample` objects that load the
-            existing files.
+            In input order: the computed results, and :class:`~.sample.DelayedSample`
+            objects that load the existing files.
+
+        Raises
+        ------
+        InvalidArgumentError
+            When ``X`` mixes sample sets and other objects, or sample keys are missing or clash.
         """
         estimator = self._fitted_estimator()
         if self.features_dir is None:

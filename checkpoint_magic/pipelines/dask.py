@@ -126,6 +126,12 @@ def bag_to_array(bag: Any, attribute: str, ndim: int = 2) -> Any:
     Returns
     -------
     dask.array.Array
+        The values stacked along the first axis, one chunk per partition of ``bag``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When ``bag`` holds no sample.
     """
     import dask
     import dask.array as da
@@ -359,6 +365,12 @@ class DaskWrapper(BaseWrapper):
         -------
         DaskWrapper
             ``self``.
+
+        Raises
+        ------
+        InvalidArgumentError
+            When the estimator fits on dask arrays (``fit_supports_dask_array``) and ``y`` or
+            other fit arguments are given: they come from the samples then.
         """
         self.__dict__.pop("estimator_", None)  # never keep the fit of an earlier estimator
         if not estimator_requires_fit(self.estimator):

@@ -79,6 +79,7 @@ def checked_relative_path(value: Any, what: str = "key") -> str:
     Returns
     -------
     str
+        ``value`` (an integer as its decimal string), checked.
 
     Raises
     ------
@@ -354,6 +355,7 @@ def load_pickle(path: str | BinaryIO) -> Any:
     Returns
     -------
     object
+        The unpickled value.
     """
     if not isinstance(path, (str, os.PathLike)):
         skip_record(path)
@@ -367,7 +369,23 @@ def load_pickle(path: str | BinaryIO) -> Any:
 
 
 def retry_delay(attempt: int) -> float:
-    """Seconds to wait after failed attempt number ``attempt`` (doubling, at most :data:`MAX_RETRY_DELAY`)."""
+    """Seconds to wait after failed attempt number ``attempt`` (doubling, capped).
+
+    Parameters
+    ----------
+    attempt : int
+        The number of the attempt that just failed, from 1.
+
+    Returns
+    -------
+    float
+        :data:`RETRY_DELAY` doubled after each failed attempt, at most :data:`MAX_RETRY_DELAY`.
+
+    Examples
+    --------
+    >>> retry_delay(1) == RETRY_DELAY, retry_delay(2) == 2 * RETRY_DELAY, retry_delay(99)
+    (True, True, 0.5)
+    """
     return float(min(RETRY_DELAY * 2 ** (attempt - 1), MAX_RETRY_DELAY))
 
 
@@ -518,7 +536,18 @@ class FileLoader:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def read(self) -> Any:
-        """One attempt: ``load_func(path)``."""
+        """One attempt: ``load_func(path)``.
+
+        Returns
+        -------
+        object
+            What ``load_func`` returned.
+
+        Raises
+        ------
+        OSError
+            When the file cannot be read now (:meth:`__call__` retries it).
+        """
         return self.load_func(self.path)
 
     def __getstate__(self) -> tuple[Any, str, int]:

@@ -77,6 +77,7 @@ def is_url(location: str | os.PathLike[str] | None) -> bool:
     Returns
     -------
     bool
+        True for a URL whose scheme is not ``file``.
 
     Examples
     --------
@@ -131,7 +132,24 @@ def _unreachable(url: str, exc: BaseException) -> StoreUnreachableError:
 
 
 def url_digest(url: str) -> str | None:
-    """:func:`~.producer.read_digest` of a URL: one ranged read of the first bytes."""
+    """:func:`~.producer.read_digest` of a URL: one ranged read of the first bytes.
+
+    Parameters
+    ----------
+    url : str
+        A checkpoint file (or its sidecar) in object storage.
+
+    Returns
+    -------
+    str or None
+        The producer digest; :data:`~.producer.NO_RECORD` (``""``) for an object without a
+        record; ``None`` if the object does not exist.
+
+    Raises
+    ------
+    StoreUnreachableError
+        When the object storage cannot be reached (credentials, endpoint, network).
+    """
     fs, path = url_fs(url)
     try:
         head = fs.cat_file(path, start=0, end=DIGEST_BYTES)
@@ -143,7 +161,19 @@ def url_digest(url: str) -> str | None:
 
 
 def url_description(url: str) -> dict[str, list[Any]] | None:
-    """:func:`~.producer.read_description` of a URL (reads the record only)."""
+    """:func:`~.producer.read_description` of a URL (reads the record only).
+
+    Parameters
+    ----------
+    url : str
+        A checkpoint file (or its sidecar) in object storage.
+
+    Returns
+    -------
+    dict of str to list or None
+        The description, or ``None`` when the object has no readable record (or cannot be
+        read: logged at DEBUG).
+    """
     fs, path = url_fs(url)
     try:
         with fs.open(path, "rb", block_size=1 << 16) as f:
@@ -154,7 +184,23 @@ def url_description(url: str) -> dict[str, list[Any]] | None:
 
 
 def url_isfile(url: str) -> bool:
-    """Whether the object ``url`` exists."""
+    """Whether the object ``url`` exists.
+
+    Parameters
+    ----------
+    url : str
+        An object in object storage.
+
+    Returns
+    -------
+    bool
+        True if it exists as a file (not as a folder prefix).
+
+    Raises
+    ------
+    StoreUnreachableError
+        When the object storage cannot be reached (credentials, endpoint, network).
+    """
     fs, path = url_fs(url)
     try:
         return bool(fs.isfile(path))
@@ -217,7 +263,13 @@ def upload(
 
 
 def remove_file(path: str) -> None:
-    """Remove the local file ``path`` if it exists (a failure is logged as a warning)."""
+    """Remove the local file ``path`` if it exists (a failure is logged as a warning).
+
+    Parameters
+    ----------
+    path : str
+        The file; a missing one is no error.
+    """
     try:
         os.remove(path)
     except FileNotFoundError:
@@ -227,7 +279,13 @@ def remove_file(path: str) -> None:
 
 
 def remove_url(url: str) -> None:
-    """Remove the object ``url`` if it exists (a failure is logged as a warning)."""
+    """Remove the object ``url`` if it exists (a failure is logged as a warning).
+
+    Parameters
+    ----------
+    url : str
+        The object; a missing one is no error.
+    """
     fs, path = url_fs(url)
     try:
         fs.rm_file(path)
@@ -247,7 +305,18 @@ class UrlLoader(FileLoader):
     __slots__ = ()
 
     def read(self) -> Any:
-        """Download the object and load it with ``load_func``."""
+        """Download the object and load it with ``load_func``.
+
+        Returns
+        -------
+        object
+            What ``load_func`` returned.
+
+        Raises
+        ------
+        OSError
+            When the object cannot be downloaded now (:meth:`__call__` retries it).
+        """
         fs, path = url_fs(self.path)
         if self.load_func in _READS_FILE_OBJECTS:
             return self.load_func(io.BytesIO(fs.cat_file(path)))
@@ -262,7 +331,25 @@ class UrlLoader(FileLoader):
 
 
 class FileOps(NamedTuple):
-    """The file operations of one location (see :func:`file_ops`)."""
+    """The file operations of one location (see :func:`file_ops`).
+
+    Attributes
+    ----------
+    join : callable
+        Joins path parts (``os.path.join`` or ``posixpath.join``).
+    read_digest : callable
+        ``read_digest(path) -> str or None``: the producer digest recorded in a file.
+    read_description : callable
+        ``read_description(path) -> dict or None``: the producer description in a file.
+    isfile : callable
+        ``isfile(path) -> bool``.
+    save : callable
+        ``save(save_func, data, path, *, attempts, suffix)``: an atomic write of one file.
+    remove : callable
+        ``remove(path)``: removes a file if it exists.
+    loader : type of FileLoader
+        The picklable loader of one file (:class:`FileLoader` or :class:`UrlLoader`).
+    """
 
     join: Callable[..., str]
     read_digest: Callable[[str], str | None]
@@ -298,6 +385,7 @@ def file_ops(location: str | os.PathLike[str] | None) -> FileOps:
     Returns
     -------
     FileOps
+        How to join, read, write and remove files there.
 
     Examples
     --------

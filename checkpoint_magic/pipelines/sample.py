@@ -273,6 +273,7 @@ class DelayedSample(_SampleBase):
         Returns
         -------
         DelayedSample
+            A new delayed sample: the metadata of ``sample``, updated with ``metadata``.
 
         Examples
         --------
@@ -397,6 +398,11 @@ class DelayedSampleSet(SampleSet):
         A sample set whose metadata is copied first.
     **metadata
         Metadata of the set.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When ``load`` is not callable.
 
     Examples
     --------

@@ -39,6 +39,7 @@ def is_instance_nested(
     Returns
     -------
     bool
+        True if ``instance``, or an object nested under ``attribute``, is one.
 
     Examples
     --------
@@ -153,6 +154,7 @@ def check_parameters_for_validity(
     Returns
     -------
     list
+        The values (``default_parameters``, or all ``valid_parameters``, when empty).
 
     Raises
     ------

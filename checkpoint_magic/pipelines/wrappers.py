@@ -292,6 +292,13 @@ class SampleWrapper(BaseWrapper):
         -------
         SampleWrapper
             ``self``.
+
+        Raises
+        ------
+        UnexpectedTargetError
+            When ``y`` is given: targets travel in the samples' metadata.
+        InvalidArgumentError
+            When ``X`` holds no sample.
         """
         self.__dict__.pop("estimator_", None)  # never keep the fit of an earlier estimator
         if y is not None:

@@ -98,7 +98,8 @@ def wrap(bases: Sequence[Any] | Any, estimator: Any = None, **kwargs: Any) -> An
 
     Returns
     -------
-    The wrapped estimator (or pipeline).
+    object
+        The wrapped estimator (or pipeline).
 
     Raises
     ------

@@ -1,5 +1,4 @@
-"""Savers for objects that plain pickling cannot handle, and the full dump and load of a fitted
-pipeline.
+"""Savers for what plain pickling cannot handle, and the full dump and load of a pipeline.
 
 Examples
 --------

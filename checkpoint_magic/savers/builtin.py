@@ -1,5 +1,6 @@
-"""The shipped savers: pickle (cloudpickle), scikit-learn, numpy, pandas, and the saver that
-strips what does not pickle and rebuilds it with ``setup()``.
+"""The shipped savers: pickle (cloudpickle), scikit-learn, numpy, pandas, strip-and-rebuild.
+
+The last one strips what does not pickle and rebuilds it with ``setup()``.
 
 Which saver serves which value is decided by :mod:`checkpoint_magic.savers.registry`.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import numpy as np
 
@@ -65,6 +65,7 @@ class BlobReads(Protocol):
         Returns
         -------
         str
+            A local file holding exactly the blob's bytes.
         """
 
 
@@ -94,6 +95,7 @@ class StoredBlobSource:
         Returns
         -------
         int
+            The blob's size in bytes.
         """
         return int(self._refs[index]["size"])
 
@@ -108,6 +110,7 @@ class StoredBlobSource:
         Returns
         -------
         bytearray
+            The blob's bytes, verified.
 
         Raises
         ------
@@ -146,6 +149,7 @@ class StoredBlobSource:
         Returns
         -------
         str
+            A local file holding exactly the blob's bytes.
 
         Raises
         ------
@@ -186,6 +190,7 @@ class InlineBlobSource:
         Returns
         -------
         int
+            The payload's size in bytes.
         """
         return len(self._payload)
 
@@ -200,6 +205,7 @@ class InlineBlobSource:
         Returns
         -------
         bytes
+            The payload, covered by the manifest's checksum.
         """
         return self._payload
 
@@ -218,7 +224,7 @@ class InlineBlobSource:
             view[:] = self._payload[offset : offset + view.nbytes]
             offset += view.nbytes
 
-    def path(self, index: int) -> str:  # pragma: no cover - inline values are never memory-mapped
+    def path(self, index: int) -> NoReturn:  # pragma: no cover - inline values are never mmapped
         """Never: an inline value has no file.
 
         Parameters
@@ -252,6 +258,7 @@ class MultiHasher:
         Parameters
         ----------
         data : bytes-like
+            The next bytes of the stream.
         """
         for hasher in self.hashers:
             hasher.update(data)
@@ -331,6 +338,7 @@ def hash_views(hasher: Any, views: Sequence[memoryview]) -> None:
     hasher : hasher
         An object with ``update``.
     views : sequence of memoryview
+        The buffers, hashed as one stream.
     """
     for view in views:
         hasher.update(view)  # releases the GIL for large buffers

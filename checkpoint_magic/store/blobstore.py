@@ -1,6 +1,8 @@
-"""The blobs of a store: written once by content (deduplicated, create-if-absent) and read
-back verified against their name (and, in signed stores, a cryptographic digest); a blob this
-process verified is trusted again only while its file's stat signature is unchanged.
+"""The blobs of a store: written once by content, read back verified against their name.
+
+Blobs are written once by content (deduplicated, create-if-absent) and read back verified
+against their name (and, in signed stores, a cryptographic digest); a blob this process verified
+is trusted again only while its file's stat signature is unchanged.
 
 :class:`BlobStore` is the half of :class:`~checkpoint_magic.store.Store` that handles blobs;
 it is not used on its own.
@@ -215,6 +217,12 @@ class BlobStore:
             cryptographic digest).
         buffers : sequence of buffers
             The bytes of the value, written back to back as one blob (never copied).
+
+        Raises
+        ------
+        CorruptBlobError
+            When the blob is missing, or its size or content does not match its reference
+            (a corrupt blob is removed from the store).
         """
         digest, size = str(ref["digest"]), int(ref["size"])
         hasher, expected, algorithm = self._hashers(ref)
@@ -271,6 +279,12 @@ class BlobStore:
         -------
         str
             A local path of the blob, its content checked against its name.
+
+        Raises
+        ------
+        CorruptBlobError
+            When the blob has no local file (a URL store), is missing, or its size or content
+            does not match its reference (a corrupt blob is removed from the store).
         """
         digest, size = str(ref["digest"]), int(ref["size"])
         path = self.backend.local_path(layout.blob(digest))

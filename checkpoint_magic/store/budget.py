@@ -162,6 +162,7 @@ def parse_grace(value: str | float) -> float:
     Returns
     -------
     float
+        The number of seconds.
 
     Raises
     ------
@@ -191,7 +192,33 @@ def parse_grace(value: str | float) -> float:
 
 @dataclass
 class GcReport:
-    """What :func:`gc` removed (or, with ``dry_run``, would remove)."""
+    """What :func:`gc` removed (or, with ``dry_run``, would remove).
+
+    Attributes
+    ----------
+    dry_run : bool
+        Nothing was removed: the report says what would be.
+    full_scan : bool
+        False when only ``max_size`` was given and the store was within it: nothing was
+        scanned, and the sizes are the quick :func:`stored_size`.
+    size_before, size_after : int
+        Bytes of ``objects/`` and ``entries/`` before and after.
+    evicted : list of EntryInfo
+        The entries evicted, least recently used first.
+    freed_blobs : int
+        Unreferenced blobs removed.
+    freed_bytes : int
+        Bytes freed: the evicted manifests and the removed blobs.
+    removed_tmp : int
+        Staging leftovers removed from ``tmp/``.
+    removed_state : int
+        State records removed with the evicted entries or found stale.
+    pending_blobs, pending_bytes : int
+        Unreferenced blobs (and their bytes) modified within the grace period, left to a
+        later gc.
+    over_budget : bool
+        Pinned entries alone exceed ``max_size``.
+    """
 
     dry_run: bool = False
     full_scan: bool = True
@@ -236,6 +263,7 @@ def gc(
     Parameters
     ----------
     store : Store
+        The store to trim.
     max_size : str or int, optional
         Keep ``objects/`` + ``entries/`` within this size (``"10GB"``, ``"500MiB"``, bytes).
     max_age : str or float, optional
@@ -259,6 +287,14 @@ def gc(
         Budgets count the entries kept: unreferenced blobs (``pending`` ones included)
         are garbage. Pinned entries are never evicted; if they alone exceed
         ``max_size``, ``over_budget`` is set.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When a budget or the grace period cannot be parsed (``keep_versions`` must be a
+        whole number >= 1).
+    StoreFormatError
+        When ``store`` is not a checkpoint store (or of a newer format).
 
     Examples
     --------

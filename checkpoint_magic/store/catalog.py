@@ -55,6 +55,49 @@ class EntryInfo:
     ``last_used`` is the last recorded hit (the creation time if never hit); ``saved``
     is the compute time the cache has saved so far (``hits * duration``); ``name`` is the
     manifest's store name (``entries/<namespace folder>/<key>``).
+
+    Attributes
+    ----------
+    namespace : str
+        The function, block or cell the entry belongs to.
+    key : str
+        The entry's key (its manifest's file name).
+    kind : str
+        What was cached: ``"function"``, ``"block"``, ``"cell"``, ``"step"``...
+    code : str
+        The code fingerprint.
+    inputs : dict of str to str
+        The input fingerprints by name.
+    outputs : list of str
+        The names of the stored outputs, sorted.
+    size : int
+        Bytes of the blobs it references (as its manifest records them).
+    created : float
+        When it was committed (seconds since the epoch).
+    last_used : float
+        Its last recorded hit, or ``created``.
+    hits : int
+        Hits recorded so far.
+    duration : float
+        How long the computation took when it ran, in seconds.
+    pinned : bool
+        Whether it is pinned (never evicted).
+    blobs : dict of str to int
+        The digest and size of every blob it references.
+    manifest : dict of str to object
+        The parsed manifest.
+    path : pathlib.Path or None
+        The manifest's path in a local store; None for a URL store.
+    file_size : int
+        Bytes of the manifest file.
+    version : object
+        The manifest file's :attr:`Stat.version <checkpoint_magic.store.backends.base.Stat>`.
+    name : str
+        The manifest's store name.
+    saved : float
+        Compute time saved by its hits so far, in seconds (a property).
+    ns_dir : str
+        Its namespace folder under ``entries/`` (a property).
     """
 
     namespace: str
@@ -116,8 +159,16 @@ class EntryInfo:
 class Scan:
     """Every manifest of a store, as :func:`scan_entries` read it.
 
-    ``entries`` are the readable ones; ``damaged`` are ``(name, why)``; ``unsigned`` are
-    entries a signed store refuses, with why; ``entry_bytes`` totals the manifest files.
+    Attributes
+    ----------
+    entries : list of EntryInfo
+        The readable manifests (those a signed store refuses included).
+    damaged : list of tuple of (str, str)
+        ``(manifest name, why)`` of each manifest that cannot be read.
+    unsigned : list of tuple of (EntryInfo, str)
+        The entries a signed store refuses, with why.
+    entry_bytes : int
+        Bytes of every manifest file, damaged ones included.
     """
 
     entries: list[EntryInfo] = field(default_factory=list)
@@ -296,6 +347,7 @@ def scan_entries(store: Store, namespace_dir: str | None = None) -> Scan:
     Returns
     -------
     Scan
+        The readable entries (usage and pins filled in), the damaged and the refused ones.
     """
     flush_usage()  # hits of this process are counted in memory
     scan = Scan()
@@ -336,6 +388,20 @@ def manifest_refs(store: Store) -> tuple[set[str], int, int]:
 
     What ``du`` needs, without building an :class:`EntryInfo` or reading usage: a manifest
     whose bytes cannot hold a blob reference is not parsed at all.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+
+    Returns
+    -------
+    referenced : set of str
+        The digests of the blobs that readable manifests reference.
+    manifest_bytes : int
+        Bytes of the manifest files (damaged ones included).
+    manifest_files : int
+        How many manifest files there are.
     """
     referenced: set[str] = set()
     total = files = 0
@@ -372,6 +438,7 @@ def blob_files(store: Store) -> dict[str, Stat]:
     Returns
     -------
     dict of str to Stat
+        The stat of each blob file.
     """
     found: dict[str, Stat] = {}
     for sub in store.backend.list_folders(layout.OBJECTS):
@@ -429,6 +496,7 @@ def stored_size(store: Store) -> int:
     Returns
     -------
     int
+        Bytes of the blob and manifest files.
 
     Examples
     --------

@@ -175,7 +175,17 @@ class Store(EntryRecords, BlobStore):
         return True
 
     def check_format(self) -> None:
-        """Raise :class:`StoreFormatError` if the store was written by a newer, unknown format."""
+        """Raise :class:`StoreFormatError` if the store was written by a newer, unknown format.
+
+        Checked once per instance; an empty or new store (no ``FORMAT``) passes.
+
+        Raises
+        ------
+        ForeignStoreError
+            When ``FORMAT`` is not a checkpoint_magic format record.
+        StoreFormatError
+            When ``FORMAT`` names a newer format than this version reads.
+        """
         if self._format_checked:
             return
         try:
@@ -295,7 +305,13 @@ class Store(EntryRecords, BlobStore):
         """Hold a commit lease while blobs and a manifest are written (gc spares its blobs).
 
         The lease lists every blob the commit stores or reuses, before it checks whether the
-        blob exists; a crashed process leaves it stale (detected by pid and age).
+        blob exists; a crashed process leaves it stale (detected by pid and age). A commit
+        nested in another one of the same thread shares its lease.
+
+        Yields
+        ------
+        None
+            Write the blobs and the manifest inside the ``with`` block.
         """
         if getattr(self._local, "commit", None) is not None:
             yield
@@ -463,6 +479,7 @@ def get_store(store: Store | str | os.PathLike[str] | None = None) -> Store:
     Returns
     -------
     Store
+        The same instance for every call with the same location in this process.
 
     Examples
     --------

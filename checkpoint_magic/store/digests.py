@@ -68,6 +68,11 @@ def new_strong_hasher() -> tuple[str, Any]:
         ``"blake3"`` if the package is installed, else ``"sha256"``.
     hasher : object
         A new hasher of that algorithm.
+
+    Raises
+    ------
+    RuntimeError
+        When no algorithm is available (never in practice: ``hashlib`` always has sha256).
     """
     for name in STRONG_ALGORITHMS:
         hasher = strong_hasher(name)

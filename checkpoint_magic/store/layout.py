@@ -151,6 +151,7 @@ def blob(digest: str) -> str:
     Returns
     -------
     str
+        The name, relative to the store root.
     """
     return f"{OBJECTS}/{digest[:2]}/{digest}"
 
@@ -166,6 +167,7 @@ def entry_folder(namespace: str) -> str:
     Returns
     -------
     str
+        The name, relative to the store root.
     """
     return f"{ENTRIES}/{namespace_dir(namespace)}"
 
@@ -183,6 +185,7 @@ def entry(namespace: str, key: str) -> str:
     Returns
     -------
     str
+        The name, relative to the store root.
     """
     return f"{ENTRIES}/{namespace_dir(namespace)}/{key}"
 
@@ -198,6 +201,7 @@ def state_folder(ns_dir: str) -> str:
     Returns
     -------
     str
+        The name, relative to the store root.
     """
     return f"{STATE}/{ns_dir}"
 
@@ -217,6 +221,7 @@ def entry_state(namespace: str, key: str, suffix: str) -> str:
     Returns
     -------
     str
+        The name, relative to the store root.
     """
     return f"{STATE}/{namespace_dir(namespace)}/{key}{suffix}"
 
@@ -234,6 +239,7 @@ def namespace_record(namespace: str, name: str) -> str:
     Returns
     -------
     str
+        The name, relative to the store root.
     """
     return f"{STATE}/{namespace_dir(namespace)}/{name}"
 
@@ -255,6 +261,7 @@ def trash() -> str:
     Returns
     -------
     str
+        A fresh name, relative to the store root.
     """
     return f"{TMP}/gc-{uuid.uuid4().hex}"
 
@@ -270,6 +277,7 @@ def lease(kind: str) -> str:
     Returns
     -------
     str
+        A fresh name, relative to the store root.
     """
     return f"{LEASES}/{kind}-{uuid.uuid4().hex}"
 
@@ -287,6 +295,7 @@ def flight_lease(key: str, generation: int) -> str:
     Returns
     -------
     str
+        The name, relative to the store root.
 
     Examples
     --------
@@ -349,10 +358,12 @@ def is_digest(name: str) -> bool:
     Parameters
     ----------
     name : str
+        A file name under ``objects/``.
 
     Returns
     -------
     bool
+        True if it is 32 lowercase hexadecimal digits.
     """
     return _DIGEST.fullmatch(name) is not None
 
@@ -368,6 +379,7 @@ def is_staging(name: str) -> bool:
     Returns
     -------
     bool
+        True for those two patterns.
     """
     return _STAGING.fullmatch(name) is not None
 

@@ -69,6 +69,7 @@ def encode_manifest(manifest: Mapping[str, Any], secret: bytes | None = None) ->
     Returns
     -------
     bytes
+        The header line, then :func:`manifest_body`.
 
     Examples
     --------

@@ -1,5 +1,7 @@
-"""The entries of a store as a catalogue: listing and iterating them, and the small state
-records next to them (hit counts, pins, per-namespace records such as the last miss).
+"""The entries of a store as a catalogue: listing, iterating, and their small state records.
+
+Listing and iterating the entries, and the small state records next to them (hit counts, pins,
+per-namespace records such as the last miss).
 
 :class:`EntryRecords` is the half of :class:`~checkpoint_magic.store.Store` that handles these;
 it is not used on its own.
@@ -254,6 +256,11 @@ class EntryRecords:
             The entry's key.
         pinned : bool, default True
             Pin (``True``) or unpin (``False``).
+
+        Raises
+        ------
+        UnsafeStoreError
+            When the pin's name is taken by something the store did not write (a link?).
         """
         name = layout.entry_state(namespace, key, layout.PIN)
         if pinned:

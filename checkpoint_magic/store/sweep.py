@@ -56,6 +56,7 @@ def is_old(st: Stat, now: float, grace: float) -> bool:
     Returns
     -------
     bool
+        True if ``now - st.mtime >= grace``.
     """
     return now - st.mtime >= grace
 
@@ -184,9 +185,11 @@ def free_blobs(
     freed : int
         Blobs freed (or that would be, with ``dry_run``).
     freed_bytes : int
+        Their bytes.
     pending : int
         Unreferenced blobs kept for now (too recent, or claimed meanwhile).
     pending_bytes : int
+        Their bytes.
     """
     backend = store.backend
     count = freed = pending = pending_bytes = 0
@@ -265,6 +268,7 @@ def removable_staging(name: str, st: Stat, now: float, grace: float) -> bool:
     Returns
     -------
     bool
+        True if it may be removed.
     """
     if not layout.is_staging(name) or not is_old(st, now, grace):
         return False

@@ -41,7 +41,9 @@ def parse_usage(data: bytes, mtime: float) -> tuple[int, float]:
     Returns
     -------
     hits : int
+        Hits recorded (one per dot in a record of the earlier format).
     last_used : float
+        When last used; ``mtime`` for a record of the earlier format.
 
     Examples
     --------
@@ -72,6 +74,7 @@ def read_usage(backend: StoreBackend, name: str) -> tuple[int, float | None]:
     Returns
     -------
     hits : int
+        Hits recorded.
     last_used : float or None
         ``(0, None)`` if there is no record.
     """

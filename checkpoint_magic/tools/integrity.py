@@ -51,7 +51,21 @@ _CHUNK = 8 << 20
 
 @dataclass
 class Problem:
-    """One finding of :func:`verify`; ``path`` is relative to the store root."""
+    """One finding of :func:`verify`; ``path`` is relative to the store root.
+
+    Attributes
+    ----------
+    kind : str
+        What is wrong: ``"damaged manifest"``, ``"signature"``, ``"missing blob"``,
+        ``"corrupt blob"``, ``"broken entry"``; or, for leftovers, ``"unreferenced blob"``,
+        ``"staging leftover"``, ``"stale state"``.
+    path : str
+        The file concerned, relative to the store root.
+    detail : str
+        Why, in words (sizes, the entries that refer to a missing blob...).
+    fixed : bool
+        Whether ``fix=True`` (or ``drop_unsigned``) removed it.
+    """
 
     kind: str
     path: str
@@ -71,7 +85,23 @@ class Problem:
 
 @dataclass
 class VerifyReport:
-    """Damage (``problems``) and leftovers (``garbage``) found by :func:`verify`."""
+    """Damage (``problems``) and leftovers (``garbage``) found by :func:`verify`.
+
+    Attributes
+    ----------
+    entries : int
+        Manifests checked (damaged ones included).
+    blobs : int
+        Referenced blobs found and hashed.
+    problems : list of Problem
+        Damage: manifests, signatures, blobs and the entries they break.
+    garbage : list of Problem
+        Leftovers that only take space: unreferenced blobs, staging files, stale state.
+    ok : bool
+        No damage left unfixed (a property).
+    unsigned : int
+        Entries kept although their signature fails (a property).
+    """
 
     entries: int = 0
     blobs: int = 0

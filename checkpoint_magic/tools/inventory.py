@@ -59,7 +59,33 @@ logger = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------- model
 @dataclass
 class NamespaceSummary:
-    """The entries of one function, block or cell, grouped (see :func:`summarize`)."""
+    """The entries of one function, block or cell, grouped (see :func:`summarize`).
+
+    Attributes
+    ----------
+    namespace : str
+        The function, block or cell.
+    kind : str
+        The kinds of its entries, comma-separated.
+    entries : int
+        How many entries it has.
+    versions : int
+        How many code versions they were computed by.
+    inputs : list of str
+        The input names of all its entries, sorted.
+    size : int
+        Bytes of their blobs.
+    created : float
+        The oldest entry's creation time (seconds since the epoch).
+    last_used : float
+        The most recent hit (or creation) of any of them.
+    hits : int
+        Hits recorded for all of them.
+    saved : float
+        Compute time their hits saved, in seconds.
+    pinned : int
+        How many of them are pinned.
+    """
 
     namespace: str
     kind: str
@@ -86,7 +112,25 @@ class NamespaceSummary:
 
 @dataclass
 class DuReport:
-    """Bytes and files under each part of the store (see :func:`du`)."""
+    """Bytes and files under each part of the store (see :func:`du`).
+
+    Attributes
+    ----------
+    root : str
+        The store's location.
+    objects_bytes, objects_files : int
+        Blobs under ``objects/``.
+    entries_bytes, entries_files : int
+        Manifests under ``entries/``.
+    tmp_bytes, tmp_files : int
+        Staging files under ``tmp/``.
+    state_bytes, state_files : int
+        Usage, pins and other records under ``state/``.
+    reclaimable_bytes, reclaimable_files : int
+        Blobs no readable entry references (what ``gc`` would free).
+    total_bytes : int
+        Everything under the store directory (a property).
+    """
 
     root: str
     objects_bytes: int = 0

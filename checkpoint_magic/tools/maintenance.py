@@ -88,8 +88,17 @@ logger = logging.getLogger(__name__)
 class ClearReport:
     """What :func:`clear` removed: entries per namespace, then the blobs they alone used.
 
-    ``kept_pinned`` pinned entries were kept (``force`` removes them); ``pending_blobs``
-    unreferenced blobs were modified within the grace period and are left to a later gc.
+    Attributes
+    ----------
+    removed : dict of str to int
+        Entries removed, by namespace.
+    freed_blobs, freed_bytes : int
+        Blobs removed because no remaining entry references them, and their bytes.
+    kept_pinned : int
+        Pinned entries kept (``force`` removes them).
+    pending_blobs, pending_bytes : int
+        Unreferenced blobs (and their bytes) modified within the grace period, left to a
+        later gc.
     """
 
     removed: dict[str, int] = field(default_factory=dict)

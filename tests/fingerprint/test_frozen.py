@@ -31,7 +31,7 @@ def test_a_remembered_memmap_is_hashed_once_then_its_digest_is_reused(tmp_path, 
     first = fingerprint(a)
     hashed = []
     monkeypatch.setattr(
-        "checkpoint_magic.fingerprint.values.array_body", lambda *args: hashed.append(1)
+        "checkpoint_magic.fingerprint.arrays.array_body", lambda *args: hashed.append(1)
     )
     assert fingerprint(a) == first
     assert hashed == []  # reused, not hashed

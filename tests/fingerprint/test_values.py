@@ -1,4 +1,7 @@
-"""Tests for checkpoint_magic.fingerprint.values (and _hash_pandas): value fingerprints."""
+"""Tests for checkpoint_magic.fingerprint.values: the walk, its dispatch, and pandas and objects.
+
+Builtins and containers are tested in ``test_stdtypes``, numpy arrays in ``test_arrays``.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import tracemalloc
 import uuid
 from pathlib import Path
 from unittest import mock
@@ -26,8 +28,10 @@ import pandas as pd
 import pytest
 import xxhash
 
-from checkpoint_magic.exceptions import ComplexParamsIdentifyWarning, FingerprintError
+from checkpoint_magic.exceptions import FingerprintError
+from checkpoint_magic.fingerprint import arrays as hash_arrays
 from checkpoint_magic.fingerprint import pandas as _hash_pandas
+from checkpoint_magic.fingerprint import stdtypes as hash_stdtypes
 from checkpoint_magic.fingerprint import values as hashing
 from checkpoint_magic.fingerprint.values import (
     HASH_SCHEME_VERSION,
@@ -35,33 +39,9 @@ from checkpoint_magic.fingerprint.values import (
     digest_bytes,
     fingerprint,
 )
+from tests.fingerprint.checks import distinct, warns_about
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def distinct(*values) -> bool:
-    fps = [fingerprint(v) for v in values]
-    return len(set(fps)) == len(fps)
-
-
-def warns_about(*fragments: str):
-    """Context manager: exactly one ComplexParamsIdentifyWarning containing every fragment."""
-
-    class _Check:
-        def __enter__(self):
-            self.cm = pytest.warns(ComplexParamsIdentifyWarning)
-            self.record = self.cm.__enter__()
-            return self.record
-
-        def __exit__(self, *exc):
-            self.cm.__exit__(*exc)
-            ours = [w for w in self.record if issubclass(w.category, ComplexParamsIdentifyWarning)]
-            assert len(ours) == 1, [str(w.message) for w in ours]
-            for fragment in fragments:
-                assert fragment in str(ours[0].message), str(ours[0].message)
-            return False
-
-    return _Check()
 
 
 # -- basics -------------------------------------------------------------------------------------
@@ -203,268 +183,6 @@ def test_builtin_subclasses_are_tagged_with_their_class():
         Point(1, 2), (1, 2), MyList([1]), [1], collections.Counter("ab"), {"a": 1, "b": 1}
     )
     assert fingerprint(collections.Counter("ab")) != fingerprint(collections.Counter("ba"))  # order
-
-
-def test_packed_runs_of_numbers_hash_like_one_by_one(monkeypatch):
-    values = [
-        [float(i) for i in range(200)] + [-0.0, float("nan"), float("inf"), 5e-324],
-        list(range(-100, 200)) + [2**63 - 1, -(2**63)],
-        [2**70] + list(range(200)),
-        tuple(range(129)),
-        {f"k{i}": i / 3 for i in range(300)},
-        np.array([1.5] * 1000, dtype=object),
-    ]
-    packed = [fingerprint(v) for v in values]
-    monkeypatch.setattr(hashing, "_PACK_ONE", {})
-    assert [fingerprint(v) for v in values] == packed
-
-
-# -- containers -----------------------------------------------------------------------------------
-def test_dicts_hash_in_insertion_order():
-    # Order is part of a dict's value (list(d), **kwargs, a DataFrame built from it).
-    assert fingerprint({"a": 1, "b": 2}) != fingerprint({"b": 2, "a": 1})
-    assert fingerprint({1: "x", 2: "y"}) != fingerprint({2: "y", 1: "x"})
-    mixed1 = {"a": 1, 2: [3], (4, "5"): None, b"k": 1.5, None: 0}
-    mixed2 = dict(reversed(list(mixed1.items())))
-    assert fingerprint(mixed1) != fingerprint(mixed2)
-    assert fingerprint(mixed1) == fingerprint(dict(mixed1))
-    assert distinct(
-        {"a": 1},
-        {"b": 1},
-        {"a": 2},
-        {"a": 1, "b": 2},
-        {"a": 2, "b": 1},
-        {1: "a"},
-        {"1": "a"},
-        {1.0: "a"},
-    )
-    assert distinct({"a": 1, 2: 3}, {"a": 3, 2: 1})  # the pairs, not just keys and values, count
-
-
-def test_sets_order_insensitive():
-    words = [f"w{i}" for i in range(50)]
-    assert fingerprint(set(words)) == fingerprint(set(reversed(words)))
-    mixed = [1, "a", (2, 3), b"x", 2.5, None, frozenset([1])]
-    assert fingerprint(set(mixed)) == fingerprint(set(reversed(mixed)))
-    assert fingerprint(frozenset(mixed)) == fingerprint(frozenset(reversed(mixed)))
-    assert distinct(set(mixed), frozenset(mixed), list(mixed), {1, 2}, {1, 3}, {"1", 2})
-
-
-def test_ordereddict_is_order_sensitive_and_defaultdict_has_its_factory():
-    od1 = collections.OrderedDict([("a", 1), ("b", 2)])
-    od2 = collections.OrderedDict([("b", 2), ("a", 1)])
-    assert fingerprint(od1) != fingerprint(od2)
-    assert fingerprint(od1) == fingerprint(collections.OrderedDict([("a", 1), ("b", 2)]))
-    dd_list = collections.defaultdict(list, {"a": 1})
-    dd_int = collections.defaultdict(int, {"a": 1})
-    assert distinct(dd_list, dd_int, {"a": 1}, od1)
-    assert fingerprint(dd_list) == fingerprint(collections.defaultdict(list, {"a": 1}))
-
-
-def test_cycles_do_not_recurse_forever():
-    a = [1]
-    a.append(a)
-    b = [1]
-    b.append(b)
-    assert fingerprint(a) == fingerprint(b)
-    c = [1, [2]]
-    c[1].append(c)
-    assert fingerprint(a) != fingerprint(c)
-    d = {"x": 1}
-    d["self"] = d
-    e = {"x": 1}
-    e["self"] = e
-    assert fingerprint(d) == fingerprint(e) != fingerprint({"x": 1, "self": {}})
-
-    class Node:
-        pass
-
-    n1, n2 = Node(), Node()
-    n1.other, n2.other = n2, n1
-    n1.v, n2.v = 1, 2
-    m1, m2 = Node(), Node()
-    m1.other, m2.other = m2, m1
-    m1.v, m2.v = 1, 2
-    assert fingerprint(n1) == fingerprint(m1)
-    assert fingerprint(n1) != fingerprint(n2)
-
-    class MyDict(dict):
-        pass
-
-    md = MyDict(a=1)
-    md.me = md  # a cycle through the instance __dict__ of a builtin subclass
-    assert len(fingerprint(md)) == 32
-    arr = np.empty(2, dtype=object)
-    arr[0], arr[1] = arr, 1
-    assert len(fingerprint(arr)) == 32
-
-
-def test_memoised_value_with_a_cycle_through_its_parent_is_not_stale():
-    class Holder:
-        pass
-
-    h = Holder()
-    h.child = Holder()
-    h.child.parent = h  # the child's digest depends on where it is met
-    fp = Fingerprinter()
-    whole = fp.fingerprint(h, "h")
-    alone = fp.fingerprint(h.child, "c")
-    assert alone == fingerprint(h.child)
-    assert whole == fingerprint(h)
-
-
-def test_deep_nesting_warns_instead_of_crashing():
-    deep: list = []
-    cur = deep
-    for _ in range(5000):
-        cur.append([])
-        cur = cur[0]
-    with warns_about("nested more than", "deep[0][0]"):
-        assert len(fingerprint(deep, "deep")) == 32
-
-
-# -- numpy ---------------------------------------------------------------------------------------
-def test_arrays_of_every_ndim_are_distinct_and_stable():
-    arrays = [np.array(5.0)] + [
-        np.arange(2**k, dtype=np.float64).reshape((2,) * k) for k in range(1, 6)
-    ]
-    assert distinct(*arrays)
-    for a in arrays:
-        assert fingerprint(a) == fingerprint(a.copy())
-
-
-def test_array_dtype_and_shape_count():
-    raw = np.arange(12, dtype=np.int32)
-    assert distinct(
-        raw,
-        raw.view(np.float32),
-        raw.view(np.uint32),
-        raw.reshape(3, 4),
-        raw.reshape(4, 3),
-        raw.reshape(2, 6),
-        raw.reshape(12, 1),
-        raw.astype(np.int64),
-    )
-    assert distinct(
-        np.zeros(3, "M8[ns]"), np.zeros(3, "M8[s]"), np.zeros(3, "m8[ns]"), np.zeros(3, "i8")
-    )
-    assert distinct(
-        np.zeros(2, [("a", "<i4"), ("b", "<f8")]),
-        np.zeros(2, [("a", "<i4"), ("c", "<f8")]),
-        np.zeros(2, [("a", "<f8"), ("b", "<i4")]),
-    )
-    assert distinct(
-        np.array(["ab"]),
-        np.array([b"ab"]),
-        np.array(["ab"], dtype=object),
-        np.array([1.0]),
-        np.array([1.0], dtype=">f8"),
-    )
-
-
-def test_one_element_in_the_middle_of_a_big_nested_array():
-    a = np.zeros(10_000_000)
-    before = fingerprint({"data": [a]})
-    a[5_000_000] = 1e-300
-    assert fingerprint({"data": [a]}) != before
-
-
-def test_memory_order_and_strided_views():
-    c = np.arange(12.0).reshape(3, 4)
-    f = np.asfortranarray(c)
-    assert fingerprint(c) != fingerprint(f)  # deliberate: a miss, never a wrong hit
-    assert fingerprint(f) == fingerprint(np.asfortranarray(c.copy()))
-    assert fingerprint(np.ascontiguousarray(f)) == fingerprint(c)
-    view = c[:, ::2]
-    assert not view.flags.c_contiguous and not view.flags.f_contiguous
-    assert fingerprint(view) == fingerprint(view.copy())
-    # rows bigger than a 1 MiB block: the streamer recurses into the first axis
-    big = np.random.default_rng(0).random((3, 300_000, 2))[:, ::2, :]
-    assert fingerprint(big) == fingerprint(np.ascontiguousarray(big))
-    tall = np.arange(1_000_000, dtype=np.int16)[::3]
-    assert fingerprint(tall) == fingerprint(tall.copy())
-    big2 = big.copy()
-    big2[2, -1, -1] += 1
-    assert fingerprint(big2[:, ::1]) != fingerprint(big)
-
-
-def test_contiguous_array_is_hashed_without_a_copy():
-    a = np.random.default_rng(1).random(8_000_000)  # 64 MB
-    tracemalloc.start()
-    try:
-        fingerprint(a)
-        strided = a[::2]
-        tracemalloc.reset_peak()
-        fingerprint(strided)
-        _, peak_strided = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        fingerprint(a)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 1_000_000
-    assert peak_strided < 4_000_000  # one ~1 MiB block at a time, not a 32 MB copy
-
-
-def test_object_arrays():
-    assert distinct(
-        np.array(["a", 1], dtype=object),
-        np.array(["a", "1"], dtype=object),
-        np.array(["a", None], dtype=object),
-        np.array(["a", np.nan], dtype=object),
-        np.array(["a", "nan"], dtype=object),
-        np.array(["a", b"b"], dtype=object),
-        np.array(["a", "b"], dtype=object),
-    )
-    two_d = np.array([["a", "b"], ["c", "d"]], dtype=object)
-    assert distinct(two_d, two_d.T, two_d.reshape(4))
-    assert fingerprint(two_d.T) == fingerprint(two_d.T.copy())
-
-
-def test_big_object_string_arrays_use_the_arrow_path(monkeypatch):
-    words = np.array([f"w{i}" for i in range(5000)], dtype=object)
-    base = fingerprint(words)
-    variants = []
-    for replacement in (None, np.nan, "nan", b"w7", "w7 ", 7):
-        v = words.copy()
-        v[7] = replacement
-        variants.append(v)
-    assert distinct(words, *variants)
-    assert fingerprint(variants[0]) == fingerprint(variants[0].copy())
-    # the chunking of the Arrow conversion does not change the digest
-    monkeypatch.setattr(_hash_pandas, "_CHUNK", 333)
-    assert fingerprint(words) == base
-    # the fast path takes str and missing values; bytes and numbers go element by element
-    fp = Fingerprinter()
-    assert all(
-        _hash_pandas.object_strings_digest(fp, v) is not None
-        for v in [words] + variants[:3] + variants[4:5]
-    )
-    assert all(
-        _hash_pandas.object_strings_digest(fp, v) is None for v in variants[3:4] + variants[5:]
-    )
-    with_na = words.copy()
-    with_na[[3, 9]] = [pd.NA, pd.NaT]
-    assert distinct(with_na, variants[0], variants[1])
-
-
-def test_numpy_scalars_masked_arrays_and_string_dtype():
-    assert distinct(
-        np.float64(1.5),
-        1.5,
-        np.float32(1.5),
-        np.array(1.5),
-        np.str_("a"),
-        "a",
-        np.datetime64("2020-01-01"),
-        np.datetime64("2020-01-01", "ns"),
-    )
-    m1 = np.ma.masked_array([1, 2, 3], mask=[0, 1, 0])
-    m2 = np.ma.masked_array([1, 2, 3], mask=[0, 0, 0])
-    assert distinct(m1, m2, np.array([1, 2, 3]))
-    sd = np.array(["a", "bc"], dtype=np.dtypes.StringDType())
-    assert fingerprint(sd) == fingerprint(np.array(["a", "bc"], dtype=np.dtypes.StringDType()))
-    assert fingerprint(sd) != fingerprint(np.array(["a", "bd"], dtype=np.dtypes.StringDType()))
 
 
 # -- pandas -------------------------------------------------------------------------------------
@@ -725,7 +443,7 @@ def test_a_value_under_several_names_is_hashed_once():
     df = frame()
     fp = Fingerprinter()
     with (
-        mock.patch.object(hashing, "_fill_ndarray", wraps=hashing._fill_ndarray) as spy,
+        mock.patch.object(hash_arrays, "_fill_ndarray", wraps=hash_arrays._fill_ndarray) as spy,
         mock.patch.object(_hash_pandas, "_fill_values", wraps=_hash_pandas._fill_values) as spy_pd,
     ):
         first = [
@@ -796,6 +514,41 @@ def test_golden_digests(name):
     """Pinned digests: if one changes, the encoding changed and HASH_SCHEME_VERSION must be bumped."""
     value, digest = GOLDEN[name]
     assert fingerprint(value) == digest
+
+
+# -- dispatch ------------------------------------------------------------------------------------
+class Widget:
+    def __init__(self, size):
+        self.size = size
+
+
+class Sizes(list):
+    pass
+
+
+def test_handlers_are_resolved_in_registration_order(monkeypatch):
+    from checkpoint_magic.fingerprint import objects
+
+    # an IntEnum is an int: the enum handler is asked before the builtin-subclass one
+    assert hash_stdtypes.subclass_handler_for(Shade) is not None
+    assert hashing.handler_for(Shade) is objects.handler_for(Shade)
+    assert hashing.handler_for(np.ma.MaskedArray) is hash_arrays.handler_for(np.ma.MaskedArray)
+    # a resolver registered later is asked only about types no earlier handler claims
+    monkeypatch.setattr(hashing, "_RESOLVERS", list(hashing._RESOLVERS))
+    monkeypatch.setattr(hashing, "_RESOLVED", {})
+    before = fingerprint(Sizes([1]))
+
+    def by_size(fp, obj, h):
+        fp.walk(("Widget", obj.size), h)
+
+    def resolver(cls):
+        return by_size if cls in (Widget, Sizes) else None
+
+    hashing.register(resolver=resolver)
+    hashing.register(resolver=resolver)  # again: a no-op
+    assert hashing._RESOLVERS.count(resolver) == 1
+    assert fingerprint(Widget(1)) == fingerprint(("Widget", 1)) != fingerprint(Widget(2))
+    assert fingerprint(Sizes([1])) == before  # claimed by the builtin-subclass handler
 
 
 # -- digest_bytes --------------------------------------------------------------------------------

@@ -54,8 +54,16 @@ class UnsafeStoreError(CheckpointError, OSError):
 class Stat:
     """What a backend knows of a stored object: size, modification time, and an identity.
 
-    ``version`` changes whenever the object is replaced (a local file's inode and mtime,
-    an object store's ETag); the store uses it to reuse a manifest it already verified.
+    Attributes
+    ----------
+    size : int
+        Bytes.
+    mtime : float
+        Last modification time (seconds since the epoch).
+    version : object
+        Changes whenever the object is replaced (a local file's inode and mtime, an object
+        store's ETag); the store uses it to reuse a manifest it already verified. None when
+        the backend cannot tell.
     """
 
     size: int
@@ -67,7 +75,15 @@ class Stat:
 class Staged:
     """Data written to a staging name, not yet visible under its final name.
 
-    Returned by :meth:`StoreBackend.stage`; ``size`` is the number of bytes written.
+    Returned by :meth:`StoreBackend.stage` and passed on to :meth:`StoreBackend.publish`
+    or :meth:`StoreBackend.discard`.
+
+    Attributes
+    ----------
+    name : str
+        The staging name the data was written to.
+    size : int
+        The number of bytes written.
     """
 
     name: str
@@ -108,6 +124,12 @@ class StoreBackend(abc.ABC):
         -------
         bool
             ``True`` if the root is missing or holds neither files nor folders.
+
+        Raises
+        ------
+        OSError
+            When the location cannot be listed, e.g. ``NotADirectoryError`` when it is a
+            file.
         """
         return not self.exists() or not (self.list_folders("") or self.list_files(""))
 
@@ -324,6 +346,14 @@ class StoreBackend(abc.ABC):
         -------
         bool
             ``True`` if ``name`` now holds the staged data.
+
+        Raises
+        ------
+        TypeError
+            When ``staged`` was not made by this backend's :meth:`stage` (backends that can
+            tell).
+        OSError
+            When the data cannot be moved into place.
         """
 
     @abc.abstractmethod

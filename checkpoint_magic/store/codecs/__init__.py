@@ -1,2 +1,4 @@
-"""Codecs: how a stored value becomes bytes (``serializers``) and how registered savers plug in
-(``saver_codec``)."""
+"""Codecs: how a stored value becomes bytes, and how registered savers plug in.
+
+``serializers`` turns values into bytes; ``saver_codec`` plugs registered savers in.
+"""

@@ -1,5 +1,8 @@
-"""The codec interface: what a codec returns (:class:`Encoded`) and may ask of the store
-(:class:`BlobSource`) while decoding. A leaf: imports nothing from the package."""
+"""The codec interface: what a codec returns and what it may ask of the store while decoding.
+
+A codec returns an :class:`Encoded` and may read blobs through a :class:`BlobSource`. A leaf:
+imports nothing from the package.
+"""
 
 from __future__ import annotations
 

@@ -283,6 +283,11 @@ class PickleCodec(Codec):
         Encoded
             The pickle as blob 0, then one blob per out-of-band buffer; meta names the
             pickler and counts the buffers.
+
+        Raises
+        ------
+        UnrestorableValueError
+            When neither pickle nor cloudpickle can pickle ``obj`` faithfully.
         """
         buffers: list[pickle.PickleBuffer] = []
 
@@ -333,6 +338,13 @@ class PickleCodec(Codec):
         -------
         object
             The value.
+
+        Raises
+        ------
+        TypeError
+            When the unpickled value is not of the type that was stored.
+        CorruptBlobError
+            When a blob is missing or damaged.
         """
         payload = source.read_bytes(0)
         buffers = []
