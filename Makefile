@@ -73,6 +73,7 @@ bench: $(VENV)/.bench
 	$(PY) benchmarks/bench_scale.py $(BENCH_ARGS)
 	$(PY) benchmarks/bench_pipelines.py
 	$(PY) benchmarks/bench_s3.py
+	$(PY) benchmarks/bench_signed_read.py
 
 ## stress: the long fault-injection and concurrency runs
 stress: $(VENV)/.test
