@@ -323,3 +323,43 @@ def test_has_entries_reuses_a_file_it_saw_and_notices_when_it_is_gone(store_dir)
     for key in ("a" * 32, "b" * 32, "c" * 32):
         store.delete_entry("m.f", key)
     assert not store.has_entries("m.f")
+
+
+def _aged(store: Store, namespace: str, key: str) -> None:
+    """Make a manifest old enough to be remembered by the hot path (not racily clean)."""
+    old = time.time() - 60
+    os.utime(store.entry_path(namespace, key), (old, old))
+
+
+@pytest.mark.parametrize("value", ["small, inline", np.arange(100_000.0)], ids=["inline", "blob"])
+def test_a_store_moved_away_while_hit_is_a_clean_miss(tmp_path, value):
+    """A hit is checked at the store's location: a store renamed away (the user archives it,
+    or points a link elsewhere) is a miss, not a hit from the old folder nor a 'missing blob'."""
+    from checkpoint_magic.core.checkpointer import Checkpointer
+
+    location = tmp_path / "s"
+    checkpointer = Checkpointer("function", "m.moved", store=str(location))
+    store = checkpointer.store
+    key = checkpointer.key("c" * 32, {})
+    store.write_entry("m.moved", key, {"outputs": {"return": store.put_value(value)}})
+    _aged(store, "m.moved", key)
+    for _ in range(3):  # remembered by the hot path
+        assert checkpointer.load("c" * 32, {}) is not None
+    location.rename(tmp_path / "archived")
+    assert store.read_entry("m.moved", key) is None
+    assert store.read_entry("m.moved", key, hot_only=True) is None
+    assert checkpointer.load("c" * 32, {}) is None  # no CorruptEntryWarning (they are errors here)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
+def test_stores_used_by_a_process_hold_no_descriptors(tmp_path):
+    """get_store keeps every store of the process: none may keep a file descriptor open."""
+    before = len(os.listdir("/proc/self/fd"))
+    for i in range(40):
+        store = get_store(tmp_path / str(i))
+        store.write_entry("m.f", "k" * 32, {"outputs": {"return": store.put_value(i)}})
+        _aged(store, "m.f", "k" * 32)
+        for _ in range(2):
+            assert store.read_entry("m.f", "k" * 32, hot_only=True) is not None
+    # 40 stores: one held each would show; a writer thread may hold one for a moment
+    assert len(os.listdir("/proc/self/fd")) - before < 10

@@ -90,3 +90,21 @@ def test_a_forked_child_does_not_write_what_its_parent_had_pending(tmp_path):
     os.waitpid(pid, 0)
     writer.flush()
     assert marker.read_text() == "x"  # written once, by the parent
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_thread_killed_by_an_unexpected_error_is_replaced():
+    """A write that raises something else than OSError (a StoreFormatError from a store
+    recreated by a newer version) ends the thread: the next record still gets one."""
+
+    def broken(slot, value):
+        raise RuntimeError("not an OSError")
+
+    writer = BatchWriter("test", interval=0.05)
+    writer.submit("a", 1, broken)
+    dead = writer._thread
+    dead.join(10)
+    assert not dead.is_alive()
+    written = threading.Event()
+    writer.submit("b", 2, lambda slot, value: written.set())
+    assert written.wait(10)  # written by a new thread, without a flush

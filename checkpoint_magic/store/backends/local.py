@@ -23,7 +23,6 @@ import errno
 import os
 import stat as stat_module
 import uuid
-import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
 
@@ -33,8 +32,6 @@ from .base import Staged, Stat, StoreBackend, UnsafeStoreError
 
 __all__ = ["LocalBackend", "atomic_write"]
 
-#: Folders whose descriptors a backend keeps open for :meth:`LocalBackend.version`.
-_VERSION_DIRS_MAX = 64
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 # O_NONBLOCK: a FIFO planted where a file should be must not hang the open (the fstat
@@ -75,13 +72,6 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
-def _close_all(fds: dict[str, int]) -> None:
-    for fd in fds.values():
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    fds.clear()
-
-
 def _refused(path: str) -> UnsafeStoreError:
     return UnsafeStoreError(
         errno.ELOOP,
@@ -104,17 +94,6 @@ class LocalBackend(StoreBackend):
     def __init__(self, root: str | os.PathLike[str]):
         self.root = os.path.abspath(os.fspath(root))
         self.location = self.root
-        # folder -> descriptor, for version(): a hit stats its manifest relative to its
-        # folder (one path component to resolve, not five). Closed with the backend.
-        self._version_dirs: dict[str, int] = {}
-        weakref.finalize(self, _close_all, self._version_dirs)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_version_dirs": {}}  # descriptors mean nothing elsewhere
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        weakref.finalize(self, _close_all, self._version_dirs)
 
     def __repr__(self) -> str:
         return f"LocalBackend({self.root!r})"
@@ -244,39 +223,12 @@ class LocalBackend(StoreBackend):
         return self._stat(st) if stat_module.S_ISREG(st.st_mode) else None
 
     def version(self, name: str) -> Any:
-        # The same identity as _stat's version, without building a Stat (the hit path).
-        folder, _, leaf = name.rpartition("/")
-        dfd = self._version_dirs.get(folder)
-        if dfd is not None:
-            # Resolved in the folder this process opened. Found there, it is the object's
-            # identity, which only serves to recognise a manifest read before (inode numbers
-            # are unique: a folder moved or replaced since cannot pass another file for it).
-            try:
-                st = os.stat(leaf, dir_fd=dfd, follow_symlinks=False)
-                if stat_module.S_ISREG(st.st_mode):
-                    return (st.st_ino, st.st_size, st.st_mtime_ns)
-            except (FileNotFoundError, NotADirectoryError):
-                pass  # not there, or the folder was replaced: resolve the whole path
         try:
             st = os.stat(self.path(name), follow_symlinks=False)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        if not stat_module.S_ISREG(st.st_mode):
-            return None
-        if folder and len(self._version_dirs) < _VERSION_DIRS_MAX:
-            self._remember_folder(folder)
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-    def _remember_folder(self, folder: str) -> None:
-        try:
-            with self._folder(folder, create=False) as dfd:
-                fd = os.dup(dfd)  # not inherited by child processes
-        except OSError:  # gone, or a link refused: keep resolving whole paths
-            return
-        old = self._version_dirs.pop(folder, None)
-        self._version_dirs[folder] = fd
-        if old is not None:
-            os.close(old)
+        # The same identity as _stat's version, without building a Stat (the hit path).
+        return (st.st_ino, st.st_size, st.st_mtime_ns) if stat_module.S_ISREG(st.st_mode) else None
 
     def stat_folder(self, folder: str) -> Stat | None:
         try:
