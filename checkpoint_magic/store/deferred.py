@@ -77,7 +77,7 @@ class BatchWriter:
         value : object
             The record to write.
         write : callable
-            ``write(slot, value)`` writes it; its :class:`OSError` is logged, not raised.
+            ``write(slot, value)`` writes it; its errors are logged, never raised.
         merge : callable, optional
             ``merge(pending, value)`` combines a value with the one already pending for the
             slot; without it the later value replaces the pending one.
@@ -115,6 +115,8 @@ class BatchWriter:
                     write(slot, value)
                 except OSError as exc:  # a read-only or unreachable store: used unrecorded
                     logger.debug("%s: could not write %r: %s", self.name, slot, exc)
+                except Exception:  # bookkeeping: never lose the rest, never fail a caller
+                    logger.warning("%s: could not write %r", self.name, slot, exc_info=True)
 
     def _after_fork(self) -> None:
         self._pending = {}

@@ -115,7 +115,6 @@ def join(*parts: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-@functools.lru_cache(maxsize=4096)  # on every hit; a process meets few namespaces
 def namespace_dir(namespace: str) -> str:
     """A folder name for ``namespace``: readable, unique, safe on every filesystem.
 

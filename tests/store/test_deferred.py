@@ -108,3 +108,18 @@ def test_a_thread_killed_by_an_unexpected_error_is_replaced():
     written = threading.Event()
     writer.submit("b", 2, lambda slot, value: written.set())
     assert written.wait(10)  # written by a new thread, without a flush
+
+
+def test_an_unexpected_error_of_one_write_loses_nothing_else_and_is_not_raised(caplog):
+    written = []
+
+    def broken(slot, value):
+        raise ValueError("a store of a newer format")
+
+    writer = BatchWriter("test", interval=3600)
+    writer.submit("a", 1, broken)
+    writer.submit("b", 2, lambda slot, value: written.append(value))
+    with caplog.at_level(logging.WARNING, logger="checkpoint_magic.store.deferred"):
+        writer.flush()  # a reader of another store calls this: it must not fail
+    assert written == [2]
+    assert "could not write 'a'" in caplog.text
