@@ -19,19 +19,32 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
+import json
+import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import config
 from ..exceptions import StoreFormatError
 from . import layout
 from .backends import Stat
 from .core import Store
+from .index import (
+    INDEX_ERRORS,
+    EntryIndex,
+    EntryRow,
+    StateRow,
+    index_failed,
+    open_index,
+    signature,
+    trusted,
+)
 from .manifest import MANIFEST_MAX_BYTES, decode_manifest
 from .usage import flush_usage, parse_usage
 
@@ -40,11 +53,15 @@ __all__ = [
     "Scan",
     "blob_files",
     "blob_refs",
+    "load_manifest",
     "manifest_refs",
     "parse_manifest",
+    "read_entries",
     "require_store",
+    "row_parser",
     "scan_entries",
     "stored_size",
+    "with_index",
 ]
 
 
@@ -54,7 +71,8 @@ class EntryInfo:
 
     ``last_used`` is the last recorded hit (the creation time if never hit); ``saved``
     is the compute time the cache has saved so far (``hits * duration``); ``name`` is the
-    manifest's store name (``entries/<namespace folder>/<key>``).
+    manifest's store name (``entries/<namespace folder>/<key>``); ``version`` its stat
+    signature when it was read (:func:`~checkpoint_magic.store.index.signature`).
     """
 
     namespace: str
@@ -70,11 +88,24 @@ class EntryInfo:
     duration: float
     pinned: bool
     blobs: dict[str, int] = field(default_factory=dict, repr=False)
-    manifest: dict[str, Any] = field(default_factory=dict, repr=False)
-    path: Path | None = field(default=None, repr=False)
+    manifest_data: dict[str, Any] | None = field(default=None, repr=False)
+    root: str | None = field(default=None, repr=False)
     file_size: int = field(default=0, repr=False)
-    version: Any = field(default=None, repr=False)
+    version: str | None = field(default=None, repr=False)
     name: str = field(default="", repr=False)
+    loader: Callable[[], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The whole manifest (read on first use when the entry was listed from the index)."""
+        if self.manifest_data is None:
+            self.manifest_data = self.loader() if self.loader is not None else {}
+        return self.manifest_data
+
+    @property
+    def path(self) -> Path | None:
+        """The manifest's local path (``None`` for a URL store)."""
+        return Path(self.root, self.name) if self.root is not None and self.name else None
 
     @property
     def saved(self) -> float:
@@ -272,19 +303,174 @@ def read_entry_file(
         pinned=False,
         # A manifest whose bytes never spell "digest" (nor any \u escape) references no blob.
         blobs=blob_refs(manifest, {}) if _may_reference_blobs(data) else {},
-        manifest=manifest,
-        path=store.root / name if store.is_local else None,
+        manifest_data=manifest,
+        root=store.location if store.is_local else None,
         file_size=st.size,
-        version=st.version,
+        version=signature(st),
         name=name,
     )
     info.size = int(_number(manifest.get("size"), sum(info.blobs.values())))
     return info, sig_problem or ""
 
 
+def load_manifest(store: Store, name: str) -> dict[str, Any]:
+    """The manifest ``name`` as :func:`parse_manifest` reads it; ``{}`` if gone or damaged.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    name : str
+        The manifest's store name (``entries/<namespace folder>/<key>``).
+
+    Returns
+    -------
+    dict
+    """
+    try:
+        data = store.backend.read_bytes(name, limit=MANIFEST_MAX_BYTES)
+    except FileNotFoundError:
+        return {}
+    return parse_manifest(data)[0] or {}
+
+
+def row_parser(store: Store) -> Callable[[str, str], EntryRow | None]:
+    """A function reading one manifest into an index row (for :meth:`EntryIndex.refresh`).
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+
+    Returns
+    -------
+    callable
+        ``parse(ns_dir, key)``: the :class:`~checkpoint_magic.store.index.EntryRow`, or
+        ``None`` if the manifest was removed meanwhile.
+    """
+    now = time.time()
+    dumps = json.dumps
+
+    def parse(ns_dir: str, key: str) -> EntryRow | None:
+        try:
+            f, st = store.backend.open_read(f"{layout.ENTRIES}/{ns_dir}/{key}")
+            with f:
+                data = f.read(MANIFEST_MAX_BYTES + 1) if st.size > MANIFEST_MAX_BYTES else f.read()
+        except FileNotFoundError:
+            return None
+        info, problem = read_entry_file(store, ns_dir, key, st, data)
+        head = (ns_dir, key, signature(st), trusted(st, now), st.size, st.mtime)
+        if info is None:
+            return EntryRow(*head, damage=problem or "damaged")
+        return EntryRow(
+            *head,
+            None,
+            problem or None,
+            info.namespace,
+            info.kind,
+            info.code,
+            dumps(info.inputs),
+            dumps(sorted(info.inputs)),
+            dumps(info.outputs),
+            info.size,
+            info.created,
+            info.duration,
+            dumps(info.blobs),
+        )
+
+    return parse
+
+
+def _entry_of(store: Store, row: StateRow, root: str | None) -> EntryInfo:
+    e = row.entry
+    name = f"{layout.ENTRIES}/{e.ns_dir}/{e.key}"
+    return EntryInfo(
+        namespace=e.namespace,
+        key=e.key,
+        kind=e.kind,
+        code=e.code,
+        inputs=json.loads(e.inputs),
+        outputs=json.loads(e.outputs),
+        size=e.size,
+        created=e.created,
+        last_used=e.created if row.last_used is None else row.last_used,
+        hits=row.hits or 0,
+        duration=e.duration,
+        pinned=row.pinned,
+        blobs=json.loads(e.blobs) if e.blobs != "{}" else {},
+        root=root,
+        file_size=e.file_size,
+        version=e.version,
+        name=name,
+        loader=functools.partial(load_manifest, store, name),
+    )
+
+
+_T = TypeVar("_T")
+
+
+def with_index(
+    store: Store, use: Callable[[EntryIndex], _T], namespace_dir: str | None = None
+) -> _T | None:
+    """``use(index)`` on the store's entry index refreshed from the manifests; ``None`` if unusable.
+
+    The index (:mod:`checkpoint_magic.store.index`) is refreshed first: only folders
+    changed since its last refresh are listed, and only new or changed manifests read.
+    ``None`` means there is no index (a URL store, a read-only one) or it failed (locked,
+    damaged: logged once, and a damaged one is rebuilt next time): the caller reads the
+    manifests then.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    use : callable
+        What to compute from the refreshed index.
+    namespace_dir : str, optional
+        Refresh only this namespace folder.
+
+    Returns
+    -------
+    object or None
+        What ``use`` returned.
+    """
+    index = open_index(store, config.secret_key())
+    if index is None:
+        return None
+    try:
+        index.refresh(row_parser(store), None if namespace_dir is None else [namespace_dir])
+        return use(index)
+    except INDEX_ERRORS as exc:
+        if not isinstance(exc, sqlite3.Error):
+            raise  # the store itself failed: reading the manifests would fail too
+        index_failed(store, exc)
+        return None
+    finally:
+        index.close()
+
+
+def _scan_index(store: Store, index: EntryIndex, namespace_dir: str | None) -> Scan:
+    scan = Scan()
+    root = store.location if store.is_local else None
+    for row in index.entries(namespace_dir):
+        e = row.entry
+        scan.entry_bytes += e.file_size
+        if e.damage is not None:
+            scan.damaged.append((f"{layout.ENTRIES}/{e.ns_dir}/{e.key}", e.damage))
+            continue
+        info = _entry_of(store, row, root)
+        scan.entries.append(info)
+        if e.problem:
+            scan.unsigned.append((info, e.problem))
+    return scan
+
+
 @_no_gc_pauses()
-def scan_entries(store: Store, namespace_dir: str | None = None) -> Scan:
-    """Read every manifest (without removing damaged ones) and the usage recorded for it.
+def scan_entries(store: Store, namespace_dir: str | None = None, *, fresh: bool = False) -> Scan:
+    """Every manifest (without removing damaged ones) and the usage recorded for it.
+
+    Listed from the store's entry index (refreshed first from the folders that changed)
+    where the store has one, else, or with ``fresh``, by reading every manifest.
 
     Parameters
     ----------
@@ -292,18 +478,43 @@ def scan_entries(store: Store, namespace_dir: str | None = None) -> Scan:
         The store.
     namespace_dir : str, optional
         Only this namespace folder.
+    fresh : bool, default False
+        Read every manifest now (``verify``: a check cannot come from an index).
 
     Returns
     -------
     Scan
     """
     flush_usage()  # hits of this process are counted in memory
+    if not fresh:
+        indexed = with_index(store, lambda idx: _scan_index(store, idx, namespace_dir), namespace_dir)
+        if indexed is not None:
+            return indexed
+    return read_entries(store, namespace_dir, usage=True)
+
+
+def read_entries(store: Store, namespace_dir: str | None = None, *, usage: bool = True) -> Scan:
+    """Read every manifest (and, with ``usage``, every usage record and pin).
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    namespace_dir : str, optional
+        Only this namespace folder.
+    usage : bool, default True
+        Fill ``hits``, ``last_used`` and ``pinned`` (``verify`` needs none of them).
+
+    Returns
+    -------
+    Scan
+    """
     scan = Scan()
     folders = store.backend.list_folders(layout.ENTRIES)
     if namespace_dir is not None:
         folders = [d for d in folders if d == namespace_dir]
     for ns_dir in folders:
-        state = dict(store.backend.list_files(layout.state_folder(ns_dir)))
+        state = dict(store.backend.list_files(layout.state_folder(ns_dir))) if usage else {}
         for key, st in store.backend.list_files(f"{layout.ENTRIES}/{ns_dir}"):
             if key.startswith("."):
                 continue
@@ -337,6 +548,11 @@ def manifest_refs(store: Store) -> tuple[set[str], int, int]:
     What ``du`` needs, without building an :class:`EntryInfo` or reading usage: a manifest
     whose bytes cannot hold a blob reference is not parsed at all.
     """
+    indexed = with_index(
+        store, lambda idx: (idx.referenced(), *idx.entry_totals())
+    )
+    if indexed is not None:
+        return indexed
     referenced: set[str] = set()
     total = files = 0
     with _no_gc_pauses():
