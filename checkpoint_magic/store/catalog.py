@@ -493,6 +493,7 @@ def scan_entries(store: Store, namespace_dir: str | None = None, *, fresh: bool 
     return read_entries(store, namespace_dir, usage=True)
 
 
+@_no_gc_pauses()
 def read_entries(store: Store, namespace_dir: str | None = None, *, usage: bool = True) -> Scan:
     """Read every manifest (and, with ``usage``, every usage record and pin).
 
