@@ -467,35 +467,40 @@ class EntryIndex:
         for row in self.db.execute(query, args):
             yield StateRow(EntryRow._make(row[:width]), row[width], row[width + 1], bool(row[-1]))
 
-    def summaries(self) -> list[tuple[Any, ...]]:
+    def summaries(self, namespace: str | None = None) -> list[tuple[Any, ...]]:
         """Per namespace of readable entries, aggregated in SQL.
+
+        Parameters
+        ----------
+        namespace : str, optional
+            Only this namespace.
 
         Returns
         -------
         list of tuple
             ``(namespace, kinds, entries, versions, size, created, last used, hits, saved,
-            pinned)``; ``kinds`` is a comma-separated text.
+            pinned, input names)``, by namespace; ``kinds`` is comma-separated text, ``input
+            names`` a set of every input name of the namespace.
         """
-        return self.db.execute(
-            "SELECT e.namespace, group_concat(DISTINCT e.kind), count(*), "
+        where, args = ("AND e.namespace = ?", (namespace,)) if namespace is not None else ("", ())
+        rows = self.db.execute(
+            "SELECT e.namespace, group_concat(DISTINCT e.kind), count(*), "  # noqa: S608
             "count(DISTINCT e.code), sum(e.size), min(e.created), "
             "max(coalesce(h.last_used, e.created)), sum(coalesce(h.hits, 0)), "
             "sum(coalesce(h.hits, 0) * e.duration), sum(p.key IS NOT NULL) FROM entries e "
             "LEFT JOIN state h ON h.ns_dir = e.ns_dir AND h.key = e.key AND h.kind = 'hits' "
             "LEFT JOIN state p ON p.ns_dir = e.ns_dir AND p.key = e.key AND p.kind = 'pin' "
-            "WHERE e.damage IS NULL GROUP BY e.namespace ORDER BY e.namespace"
+            f"WHERE e.damage IS NULL {where} GROUP BY e.namespace ORDER BY e.namespace",
+            args,
         ).fetchall()
-
-    def input_names(self) -> list[tuple[str, str]]:
-        """``(namespace, JSON list of input names)``, each distinct pair once.
-
-        Returns
-        -------
-        list of tuple of (str, str)
-        """
-        return self.db.execute(
-            "SELECT DISTINCT namespace, input_names FROM entries WHERE damage IS NULL"
-        ).fetchall()
+        names: dict[str, set[str]] = {}
+        for ns, text in self.db.execute(
+            "SELECT DISTINCT e.namespace, e.input_names FROM entries e "  # noqa: S608
+            f"WHERE e.damage IS NULL {where}",
+            args,
+        ):
+            names.setdefault(ns, set()).update(json.loads(text))
+        return [(*row, names.get(row[0], set())) for row in rows]
 
     def referenced(self) -> set[str]:
         """Digests of the blobs readable manifests refer to.
