@@ -112,7 +112,7 @@ class EntryInfo:
         """Compute time saved by hits so far, in seconds."""
         return self.hits * self.duration
 
-    @property
+    @functools.cached_property
     def ns_dir(self) -> str:
         """The entry's namespace folder under ``entries/``."""
         return self.name.split("/")[1] if self.name else layout.namespace_dir(self.namespace)
@@ -409,6 +409,7 @@ def _entry_of(store: Store, row: StateRow, root: str | None) -> EntryInfo:
 _T = TypeVar("_T")
 
 
+@_no_gc_pauses()
 def with_index(
     store: Store, use: Callable[[EntryIndex], _T], namespace_dir: str | None = None
 ) -> _T | None:
@@ -487,7 +488,9 @@ def scan_entries(store: Store, namespace_dir: str | None = None, *, fresh: bool 
     """
     flush_usage()  # hits of this process are counted in memory
     if not fresh:
-        indexed = with_index(store, lambda idx: _scan_index(store, idx, namespace_dir), namespace_dir)
+        indexed = with_index(
+            store, lambda idx: _scan_index(store, idx, namespace_dir), namespace_dir
+        )
         if indexed is not None:
             return indexed
     return read_entries(store, namespace_dir, usage=True)
@@ -549,9 +552,7 @@ def manifest_refs(store: Store) -> tuple[set[str], int, int]:
     What ``du`` needs, without building an :class:`EntryInfo` or reading usage: a manifest
     whose bytes cannot hold a blob reference is not parsed at all.
     """
-    indexed = with_index(
-        store, lambda idx: (idx.referenced(), *idx.entry_totals())
-    )
+    indexed = with_index(store, lambda idx: (idx.referenced(), *idx.entry_totals()))
     if indexed is not None:
         return indexed
     referenced: set[str] = set()

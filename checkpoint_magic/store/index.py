@@ -429,8 +429,12 @@ class EntryIndex:
                 "DELETE FROM state WHERE ns_dir = ? AND key = ? AND kind = ?",
                 [(ns_dir, key, kind) for key, kind in known if (key, kind) not in listed],
             )
-            self.db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fresh)
-            self.db.execute("INSERT OR REPLACE INTO folders VALUES (?, ?)", (folder, folder_version))
+            self.db.executemany(
+                "INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fresh
+            )
+            self.db.execute(
+                "INSERT OR REPLACE INTO folders VALUES (?, ?)", (folder, folder_version)
+            )
         return True
 
     def refresh_all_state(self) -> None:
