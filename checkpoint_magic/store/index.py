@@ -1,29 +1,24 @@
 """The entry index: a SQLite cache of what every manifest and usage record says, kept fresh.
 
-Listing a store of 100,000 entries by reading every manifest costs ~100 us per entry and
-more once the files fall out of the page cache. The index (``state/.entry-index-1.sqlite3``,
-:data:`~checkpoint_magic.store.layout.INDEX`, in WAL mode, as diskcache keeps its own) holds
-per entry what the tools need (namespace, key, kind, code, inputs, outputs, size, times,
-blob references, damage) and per state record its hits, last use or pin, so ``ls``, ``du``
-and ``gc`` read rows instead of files.
+Reading every manifest costs ~100 us per entry (more once they leave the page cache). The
+index (:data:`~checkpoint_magic.store.layout.INDEX` under ``state/``, WAL mode, as diskcache
+keeps its own) holds per entry what the tools need (namespace, kind, code, inputs, outputs,
+size, times, blob references, damage) and per state record its hits, last use or pin, so
+``ls``, ``du`` and ``gc`` read rows instead of files. **The manifests stay the source of
+truth**: before every use the index is refreshed from them, cheaply and soundly:
 
-**The manifests stay the source of truth.** The index is refreshed from them before every
-use, cheaply and soundly:
-
-* a folder (``entries/<namespace>`` or ``state/<namespace>``) whose stat signature is the
-  one recorded at its last listing is unchanged: every file the store writes is published
-  by rename, which changes the folder's modification time;
+* a folder (``entries/<ns>``, ``state/<ns>``) whose stat signature is the one recorded at
+  its last listing is unchanged: the store publishes every file by rename, which changes
+  its folder's mtime (a file rewritten *in place* by something else is seen once its
+  folder changes; ``verify`` always reads every manifest itself);
 * a changed folder is listed with one ``stat`` per file, and only files whose signature
   (inode, size, mtime) is new or different are read again; rows of files gone are dropped;
-* like git's "racily clean" rule, a folder or file modified within :data:`RACY_SECONDS` of
-  the listing could change again within one timestamp tick unseen: its signature is not
-  recorded, so the next refresh looks again.
+* as git's "racily clean" rule, a folder or file changed within :data:`RACY_SECONDS` of
+  the listing could change again within one timestamp tick unseen: it is looked at again.
 
-Hits and commits never read or write the index: a hit cannot depend on it. Everything
-here may fail (a corrupt, locked, foreign or read-only index file): callers catch
-:data:`INDEX_ERRORS` and fall back to reading the manifests (see
-:func:`checkpoint_magic.store.catalog.scan_entries`). The index is kept for local stores
-only; see :func:`open_index`.
+Hits and commits never read or write the index. Any failure (a corrupt, locked, foreign or
+read-only index) makes callers read the manifests instead (:data:`INDEX_ERRORS`,
+:func:`checkpoint_magic.store.catalog.with_index`). Local stores only: see :func:`open_index`.
 
 Examples
 --------
@@ -67,7 +62,6 @@ __all__ = [
     "open_index",
     "signature",
     "trusted",
-    "version_text",
 ]
 
 logger = logging.getLogger(__name__)
@@ -140,6 +134,11 @@ class StateRow(NamedTuple):
 Parser = Callable[[str, str], "EntryRow | None"]
 
 _ENTRY_COLUMNS = ", ".join(f"e.{name}" for name in EntryRow._fields)
+_JOINED = (  # entries with their usage record and pin
+    "FROM entries e "
+    "LEFT JOIN state h ON h.ns_dir = e.ns_dir AND h.key = e.key AND h.kind = 'hits' "
+    "LEFT JOIN state p ON p.ns_dir = e.ns_dir AND p.key = e.key AND p.kind = 'pin'"
+)
 _warned: set[tuple[str, str]] = set()
 _warned_lock = threading.Lock()
 
@@ -149,13 +148,7 @@ def _warn_once(location: str, what: str, exc: BaseException, level: int = loggin
         if (location, what) in _warned:
             return
         _warned.add((location, what))
-    logger.log(
-        level,
-        "the entry index of %s %s (%s); listing from the manifests instead",
-        location,
-        what,
-        exc,
-    )
+    logger.log(level, "entry index of %s %s (%s); reading manifests instead", location, what, exc)
 
 
 def signature(st: Stat) -> str:
@@ -191,31 +184,17 @@ def trusted(st: Stat, now: float) -> bool:
     Returns
     -------
     bool
+
+    Examples
+    --------
+    >>> trusted(Stat(3, 100.0, (7, 3, 1)), now=200.0), trusted(Stat(3, 199.5, (7, 3, 1)), 200.0)
+    (True, False)
     """
     return st.version is not None and now - st.mtime >= RACY_SECONDS
 
 
-def version_text(st: Stat | None, now: float) -> str | None:
-    """A folder's stat signature as stored, or ``None`` if absent or too recent to trust.
-
-    Parameters
-    ----------
-    st : Stat or None
-        A file's or folder's stat.
-    now : float
-        The time the listing started.
-
-    Returns
-    -------
-    str or None
-
-    Examples
-    --------
-    >>> version_text(Stat(3, 100.0, (7, 3, 100_000_000_000)), now=200.0)
-    '(7, 3, 100000000000)'
-    >>> version_text(Stat(3, 199.5, (7, 3, 1)), now=200.0) is None
-    True
-    """
+def _folder_signature(st: Stat | None, now: float) -> str | None:
+    """A folder's signature as recorded: ``None`` if it is missing or changed too recently."""
     return signature(st) if st is not None and trusted(st, now) else None
 
 
@@ -336,7 +315,7 @@ class EntryIndex:
         now = time.time()
         # The folder's stat is taken before listing it: a change during the listing leaves
         # the recorded signature behind the folder's, so the next refresh lists it again.
-        folder_version = version_text(self.backend.stat_folder(folder), now)
+        folder_version = _folder_signature(self.backend.stat_folder(folder), now)
         if folder_version is not None and self._folder_version(folder) == folder_version:
             return False
         known = {
@@ -392,7 +371,7 @@ class EntryIndex:
         """
         folder = layout.state_folder(ns_dir)
         now = time.time()
-        folder_version = version_text(self.backend.stat_folder(folder), now)
+        folder_version = _folder_signature(self.backend.stat_folder(folder), now)
         if folder_version is not None and self._folder_version(folder) == folder_version:
             return False
         known = {
@@ -462,9 +441,7 @@ class EntryIndex:
         """
         where, args = ("WHERE e.ns_dir = ?", (ns_dir,)) if ns_dir is not None else ("", ())
         query = (
-            f"SELECT {_ENTRY_COLUMNS}, h.hits, h.last_used, p.key IS NOT NULL FROM entries e "  # noqa: S608
-            "LEFT JOIN state h ON h.ns_dir = e.ns_dir AND h.key = e.key AND h.kind = 'hits' "
-            "LEFT JOIN state p ON p.ns_dir = e.ns_dir AND p.key = e.key AND p.kind = 'pin' "
+            f"SELECT {_ENTRY_COLUMNS}, h.hits, h.last_used, p.key IS NOT NULL {_JOINED} "  # noqa: S608
             f"{where} ORDER BY e.ns_dir, e.key"
         )
         width = len(EntryRow._fields)
@@ -491,9 +468,7 @@ class EntryIndex:
             "SELECT e.namespace, group_concat(DISTINCT e.kind), count(*), "  # noqa: S608
             "count(DISTINCT e.code), sum(e.size), min(e.created), "
             "max(coalesce(h.last_used, e.created)), sum(coalesce(h.hits, 0)), "
-            "sum(coalesce(h.hits, 0) * e.duration), sum(p.key IS NOT NULL) FROM entries e "
-            "LEFT JOIN state h ON h.ns_dir = e.ns_dir AND h.key = e.key AND h.kind = 'hits' "
-            "LEFT JOIN state p ON p.ns_dir = e.ns_dir AND p.key = e.key AND p.kind = 'pin' "
+            f"sum(coalesce(h.hits, 0) * e.duration), sum(p.key IS NOT NULL) {_JOINED} "
             f"WHERE e.damage IS NULL {where} GROUP BY e.namespace ORDER BY e.namespace",
             args,
         ).fetchall()
@@ -515,25 +490,18 @@ class EntryIndex:
         """
         return {r[0] for r in self.db.execute("SELECT DISTINCT digest FROM refs")}
 
-    def entry_totals(self) -> tuple[int, int]:
-        """``(bytes, files)`` of every manifest file (damaged ones too).
+    def totals(self) -> tuple[int, int, int, int]:
+        """``(manifest bytes, manifest files, state bytes, state files)`` (damaged ones too).
 
         Returns
         -------
-        tuple of (int, int)
+        tuple of int
         """
-        size, files = self.db.execute("SELECT sum(file_size), count(*) FROM entries").fetchone()
-        return int(size or 0), int(files)
-
-    def state_totals(self) -> tuple[int, int]:
-        """``(bytes, files)`` of every state record.
-
-        Returns
-        -------
-        tuple of (int, int)
-        """
-        size, files = self.db.execute("SELECT sum(size), count(*) FROM state").fetchone()
-        return int(size or 0), int(files)
+        sizes = [
+            self.db.execute(f"SELECT sum({col}), count(*) FROM {table}").fetchone()  # noqa: S608
+            for table, col in (("entries", "file_size"), ("state", "size"))
+        ]
+        return int(sizes[0][0] or 0), sizes[0][1], int(sizes[1][0] or 0), sizes[1][1]
 
 
 def _loads(text: str) -> dict[str, int]:
@@ -560,12 +528,10 @@ def _refuse_links(backend: StoreBackend) -> str | None:
 def open_index(store: Any, secret: bytes | None = None) -> EntryIndex | None:
     """The store's entry index, created if missing; ``None`` where there is none.
 
-    A store in a local folder has one (in its ``state/`` folder); a URL store has none (its
-    listings already carry each object's ETag, but keeping an index in the local cache of
-    a store shared between machines is left for later): its tools read the manifests. A
-    read-only store, or one not created yet, has none either. A corrupt or foreign index
-    file is removed and rebuilt (a warning is logged once); a locked one is not waited for
-    beyond a few seconds.
+    A local store has one in ``state/``. A URL store has none (its tools read the manifests;
+    an index in the local cache, keyed by the ETags listings carry, is left for later), nor
+    has a read-only store or one not created yet. A corrupt or foreign index is removed
+    and rebuilt (logged once); a locked one is not waited for beyond a few seconds.
 
     Parameters
     ----------

@@ -408,7 +408,8 @@ def du(store: Store) -> DuReport:
 
     def from_index(index: EntryIndex) -> tuple[set[str], int, int, tuple[int, int]]:
         index.refresh_all_state()
-        return (index.referenced(), *index.entry_totals(), index.state_totals())
+        entry_bytes, entry_files, state_bytes, state_files = index.totals()
+        return index.referenced(), entry_bytes, entry_files, (state_bytes, state_files)
 
     indexed = with_index(store, from_index)
     if indexed is None:
