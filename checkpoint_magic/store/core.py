@@ -373,7 +373,8 @@ class Store(EntryRecords, BlobStore):
         except FileNotFoundError:
             return None
         with f:
-            data = f.read(MANIFEST_MAX_BYTES + 1)
+            # Sized by the stat: reading MANIFEST_MAX_BYTES + 1 allocates 16 MiB per read.
+            data = f.read(min(st.size, MANIFEST_MAX_BYTES) + 1)
         manifest = self._parse_manifest(name, data, namespace, key, hot_only=hot_only)
         # Like git's "racily clean" rule: an object modified in the last 0.1 s could be
         # replaced again within one timestamp tick, so it is not remembered yet.
