@@ -280,10 +280,7 @@ class EntryIndex:
         present = self.backend.list_folders(layout.ENTRIES)
         targets = present if ns_dirs is None else [d for d in present if d in ns_dirs]
         known = {r[0] for r in self.db.execute("SELECT DISTINCT ns_dir FROM entries")}
-        gone = known - set(present)
-        if ns_dirs is not None:
-            gone &= set(ns_dirs)
-        if gone:
+        if gone := (known - set(present)) & (known if ns_dirs is None else set(ns_dirs)):
             with self._write():
                 for ns_dir in gone:
                     self._forget_folder(ns_dir)
@@ -563,7 +560,8 @@ def open_index(store: Any, secret: bytes | None = None) -> EntryIndex | None:
             discard_index(store)
             return EntryIndex(backend, path, secret)
     except INDEX_ERRORS as exc:
-        level = logging.INFO if isinstance(exc, PermissionError) else logging.WARNING
+        normal = isinstance(exc, (PermissionError, sqlite3.OperationalError))  # read-only...
+        level = logging.INFO if normal else logging.WARNING
         _warn_once(store.location, "cannot be used", exc, level)
         return None
 
