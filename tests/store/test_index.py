@@ -98,13 +98,13 @@ def test_a_locked_index_falls_back_to_the_manifests(store, monkeypatch, caplog):
     holder = sqlite3.connect(index_path(store), isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        with caplog.at_level(logging.WARNING, logger="checkpoint_magic.store.index"):
+        with caplog.at_level(logging.INFO, logger="checkpoint_magic.store.index"):
             assert listed(store) == full(store)
             assert summarize_store(store) == summarize(read_entries(store).entries)
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert "locked" in caplog.text
+    assert "locked" in caplog.text  # said once, not as a warning: another process holds it
     assert listed(store) == full(store)
 
 
