@@ -1,10 +1,12 @@
 """What is in a store, for people: entries grouped by name, sizes, key lookup.
 
 This module owns the read-only views the commands share (:func:`list_entries`,
-:func:`summarize`, :func:`du`, :func:`find_entry`, :func:`resolve_namespace`), built on the
-store's catalog (:mod:`checkpoint_magic.store.catalog`): manifests are parsed without
-removing damaged ones (``verify`` reports them) and nothing is unpickled, so inspecting a
-store someone else wrote is safe. Changing a store is :mod:`checkpoint_magic.tools.maintenance`.
+:func:`summarize`, :func:`summarize_store`, :func:`du`, :func:`find_entry`,
+:func:`resolve_namespace`), built on the store's catalog
+(:mod:`checkpoint_magic.store.catalog`) and its entry index (:mod:`~checkpoint_magic.store.index`,
+refreshed from the manifests before each use): manifests are parsed without removing
+damaged ones (``verify`` reports them) and nothing is unpickled, so inspecting a store
+someone else wrote is safe. Changing a store is :mod:`checkpoint_magic.tools.maintenance`.
 
 Examples
 --------
