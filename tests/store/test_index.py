@@ -12,6 +12,7 @@ import pytest
 
 from checkpoint_magic.store import Store, index, layout
 from checkpoint_magic.store.catalog import read_entries, scan_entries
+from checkpoint_magic.store.usage import flush_usage
 from checkpoint_magic.tools.inventory import du, list_entries, summarize, summarize_store
 from checkpoint_magic.tools.maintenance import gc
 
@@ -27,6 +28,7 @@ def commit(store: Store, key: str, *, code: str = "c1", blob: bytes | None = Non
 
 def full(store: Store) -> tuple[list[dict], list[tuple[str, str]]]:
     """What reading every manifest and usage record gives."""
+    flush_usage()
     scan = read_entries(store)
     return [e.to_dict() for e in scan.entries], scan.damaged
 
@@ -254,3 +256,22 @@ def test_unchanged_manifests_are_not_read_again(store, monkeypatch):
     assert listed(store) == full(store) and reads[0] == "k5"
     reads.clear()
     assert listed(store)[0] and reads in ([], ["k5"])  # k5 is re-read while racily recent
+
+
+def test_listing_a_location_with_no_store_creates_nothing(tmp_path):
+    store = Store(tmp_path / "nothing-here")
+    assert list_entries(store) == [] and summarize_store(store) == [] and du(store).total_bytes == 0
+    assert not (tmp_path / "nothing-here").exists()
+
+
+def test_an_index_that_cannot_be_written_falls_back(store, monkeypatch, caplog):
+    expected = full(store)
+
+    def refuse(*args, **kwargs):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(index.sqlite3, "connect", refuse)
+    with caplog.at_level(logging.INFO, logger="checkpoint_magic.store.index"):
+        assert listed(store) == expected
+        assert [s.entries for s in summarize_store(store)] == [5]
+    assert caplog.text.count("readonly") == 1  # said once per store and process
