@@ -5,8 +5,10 @@ Targets (issue #15, "Hot paths and scale"):
 - a hit at 100,000 entries costs at most 1.5x the same hit at 1,000 (one key hit over and
   over, and a different random key each call);
 - ``ls`` / ``du`` / ``verify`` (the public functions of ``checkpoint_magic.tools``, called
-  in-process) at 100,000 entries take at most ~40x their time at 1,000; the command line
-  (``python -m checkpoint_magic ls``) is timed once per size in a subprocess;
+  in-process) at 100,000 entries take at most ~40x their time at 1,000, also right after a
+  commit changed the entries folder; ``ls -l`` (every entry built) is shown too, and the
+  one-off rebuild of the entry index; the command line (``python -m checkpoint_magic ls``)
+  is timed once per size in a subprocess;
 - ``gc`` evicting half of a 100,000-entry store takes under a minute.
 
 The stores are filled through the public API: the checkpointed function ``fill`` is called
@@ -204,7 +206,7 @@ def bench_hits(cfg: Config) -> list[Row]:
     small, large = stores(cfg)
     f_small, f_large = small.func, large.func
     calls = cfg.hit_calls
-    needed = (cfg.hit_rounds + 1) * calls + 1
+    needed = 2 * (cfg.hit_rounds + 1) * calls + 1
     keys_small = iter(tiny_keys(small.n, needed, 1))
     keys_large = iter(tiny_keys(large.n, needed, 2))
     s, L = label_of(small.n), label_of(large.n)
@@ -222,26 +224,64 @@ def bench_hits(cfg: Config) -> list[Row]:
         ],
         cfg.hit_rounds,
     )
+    # The store keeps the last 4,096 manifests it read in memory: all of a 1,000-entry store
+    # after the rounds above, few of 100,000. Forgetting them before each call compares what
+    # a hit costs when its manifest is read from the store, at either size.
+    from checkpoint_magic.store import get_store
+
+    def first_hit(func: Any, path: Path, keys: Any) -> Callable[[], Any]:
+        store = get_store(str(path))
+        hot = getattr(store, "_hot_records", None)  # the store's in-memory manifest cache
+
+        def call() -> Any:
+            if hot is not None:
+                hot.clear()
+            return func(next(keys))
+
+        return call
+
+    cold = interleave(
+        [
+            Candidate(f"at {s}", first_hit(f_small, small.path, keys_small), calls=calls),
+            Candidate(f"at {L}", first_hit(f_large, large.path, keys_large), calls=calls),
+        ],
+        cfg.hit_rounds,
+    )
+    hot_note = "" if hasattr(get_store(str(small.path)), "_hot_records") else "WARNING: no cache"
     note = "" if f_large.is_cached(7) else "WARNING: fill(7) is not cached"
     return [
+        within_row(
+            "hit, a random key, its manifest read from the store",
+            cold[f"at {L}"],
+            cold[f"at {s}"],
+            at_most=1.5,
+            note=hot_note or "the in-memory cache of recently read manifests is emptied first",
+        ),
         within_row("hit, one key again", same[f"at {L}"], same[f"at {s}"], at_most=1.5, note=note),
         within_row(
             "hit, a random key each call",
             rand[f"at {L}"],
             rand[f"at {s}"],
             at_most=1.5,
-            note="tiny results (inside the manifest)",
+            note="tiny results (inside the manifest); at 1k every manifest is in the "
+            "in-memory cache of the last 4,096 read, at 100k few are",
         ),
     ]
 
 
 def tool_functions() -> dict[str, Callable[[Any], Any]]:
-    """The in-process tools: ``ls`` (list + group), ``du`` and ``verify``, by public name."""
+    """The in-process tools by public name.
+
+    ``ls`` is what ``checkpoint-magic ls`` shows (one summary per name, aggregated by the
+    entry index), ``ls-l`` builds every entry (``list_entries``, as ``ls -l`` and ``gc``
+    do), ``du`` and ``verify`` (which reads and checks every manifest and blob itself).
+    """
     from checkpoint_magic.store import Store
-    from checkpoint_magic.tools.maintenance import du, list_entries, summarize, verify
+    from checkpoint_magic.tools.maintenance import du, list_entries, summarize_store, verify
 
     return {
-        "ls": lambda path: summarize(list_entries(Store(path))),
+        "ls": lambda path: summarize_store(Store(path)),
+        "ls-l": lambda path: list_entries(Store(path)),
         "du": lambda path: du(Store(path)),
         "verify": lambda path: verify(Store(path)),
     }
@@ -251,12 +291,14 @@ def bench_tools(cfg: Config, names: tuple[str, ...]) -> list[Row]:
     small, large = stores(cfg)
     tools = tool_functions()
     s, L = label_of(small.n), label_of(large.n)
+    for built in (small, large):  # the index exists (as after any earlier use of the tools)
+        tools["ls"](built.path)
     candidates = []
     for name in names:
         tool = tools[name]
         candidates.append(Candidate(f"{name} at {s}", lambda t=tool: t(small.path)))
         candidates.append(Candidate(f"{name} at {L}", lambda t=tool: t(large.path)))
-    t = interleave(candidates, cfg.tool_rounds, warmup=0)  # a round at 100k takes ~10 s
+    t = interleave(candidates, cfg.tool_rounds, warmup=0)
     rows = []
     for name in names:
         ours, anchor = t[f"{name} at {L}"], t[f"{name} at {s}"]
@@ -267,14 +309,15 @@ def bench_tools(cfg: Config, names: tuple[str, ...]) -> list[Row]:
                 ours,
                 anchor,
                 at_most=40,
-                note=f"{per_entry} per entry at {L}",
+                note=f"{per_entry} per entry at {L}, "
+                f"{fmt_seconds(anchor.median / small.n)} at {s}",
             )
         )
     return rows
 
 
 def bench_ls(cfg: Config) -> list[Row]:
-    return bench_tools(cfg, ("ls",))
+    return bench_tools(cfg, ("ls", "ls-l"))
 
 
 def bench_du(cfg: Config) -> list[Row]:
@@ -283,6 +326,73 @@ def bench_du(cfg: Config) -> list[Row]:
 
 def bench_verify(cfg: Config) -> list[Row]:
     return bench_tools(cfg, ("verify",))
+
+
+def bench_changed(cfg: Config) -> list[Row]:
+    """``ls`` and ``du`` right after a commit: the changed folder is listed with a stat per file.
+
+    Each round first writes one new entry into the benchmark's namespace (untimed) and
+    removes it afterwards, so the index must notice the folder changed and re-check every
+    manifest's stat signature (reading only the new one).
+    """
+    from checkpoint_magic.store import Store
+
+    small, large = stores(cfg)
+    tools = tool_functions()
+    s, L = label_of(small.n), label_of(large.n)
+    key = "f" * 32
+
+    def write(path: Path) -> None:
+        Store(path).write_entry(NAMESPACE, key, {"namespace": NAMESPACE, "outputs": {}})
+
+    def remove(path: Path) -> None:
+        Store(path).delete_entry(NAMESPACE, key)
+
+    candidates = [
+        Candidate(
+            f"{name} at {label_of(b.n)}",
+            lambda t=tools[name], p=b.path: t(p),
+            setup=lambda p=b.path: write(p),
+            teardown=lambda p=b.path: remove(p),
+        )
+        for name in ("ls", "du")
+        for b in (small, large)
+    ]
+    t = interleave(candidates, cfg.tool_rounds, warmup=1)
+    return [
+        within_row(
+            f"`{name}` right after a commit (in-process)",
+            t[f"{name} at {L}"],
+            t[f"{name} at {s}"],
+            at_most=40,
+            note="the changed folder is re-listed with one stat per manifest",
+        )
+        for name in ("ls", "du")
+    ]
+
+
+def bench_rebuild(cfg: Config) -> list[Row]:
+    """``ls`` with no index: it is rebuilt from every manifest (once, not a target)."""
+    from checkpoint_magic.store import Store
+    from checkpoint_magic.store.index import discard_index
+
+    tools = tool_functions()
+    rows = []
+    for built in stores(cfg):
+        discard_index(Store(built.path))
+        start = time.perf_counter()
+        tools["ls"](built.path)
+        seconds = time.perf_counter() - start
+        rows.append(
+            Row(
+                f"`ls` rebuilding the entry index of {built.n:,} entries",
+                "-",
+                f"{seconds:.2f} s",
+                "INFO",
+                note=f"{fmt_seconds(seconds / built.n)} per entry (every manifest read once)",
+            )
+        )
+    return rows
 
 
 def bench_cli(cfg: Config) -> list[Row]:
@@ -355,6 +465,8 @@ BENCHMARKS: dict[str, Callable[[Config], list[Row]]] = {
     "ls": bench_ls,
     "du": bench_du,
     "verify": bench_verify,
+    "changed": bench_changed,
+    "rebuild": bench_rebuild,
     "cli": bench_cli,
     "gc": bench_gc,
 }

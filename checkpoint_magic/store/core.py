@@ -412,7 +412,8 @@ class Store(EntryRecords, BlobStore):
         except FileNotFoundError:
             return None
         with f:
-            data = f.read(MANIFEST_MAX_BYTES + 1)
+            # Sized by the stat: reading MANIFEST_MAX_BYTES + 1 allocates 16 MiB per read.
+            data = f.read(min(st.size, MANIFEST_MAX_BYTES) + 1)
         manifest = self._parse_manifest(name, data, namespace, key, hot_only=hot_only)
         if hot_only:  # decode inline values once: a remembered record serves many hits
             manifest["outputs"] = _with_payloads(manifest.get("outputs"))

@@ -10,6 +10,7 @@ A store is a tree of *names*: ``/``-separated paths relative to its root, which 
     state/<namespace>/<key>.hits   usage record of an entry (hit count and last use)
     state/<namespace>/<key>.pin    present while the entry is pinned (never evicted)
     state/<namespace>/last-miss.json, latest-output.json   per-namespace records
+    state/.entry-index-1.sqlite3   the entry index (a cache of the manifests; see ``store.index``)
     tmp/<pid>-<32 hex>             staging (unpredictable names); garbage after a crash
     tmp/gc-<32 hex>                a blob garbage collection is about to free
     leases/<kind>-<32 hex>         a commit or a gc in flight (see ``store.leases``)
@@ -40,6 +41,8 @@ __all__ = [
     "FORMAT",
     "GITIGNORE",
     "HITS",
+    "INDEX",
+    "INDEX_FILES",
     "INPUT_MEMORY",
     "LAST_MISS",
     "LATEST_OUTPUT",
@@ -85,6 +88,11 @@ LATEST_OUTPUT = "latest-output.json"
 INPUT_MEMORY = "inputs.json"
 #: Per-namespace records under ``state/<namespace>/``.
 NAMESPACE_RECORDS = (LAST_MISS, LATEST_OUTPUT, INPUT_MEMORY)
+#: The entry index (SQLite): a file directly in ``state/``, where no namespace folder can
+#: collide with it (namespace folders never start with a dot). The number is its schema.
+INDEX = f"{STATE}/.entry-index-1.sqlite3"
+#: The index and the files SQLite keeps next to it (write-ahead log, shared memory).
+INDEX_FILES = (INDEX, f"{INDEX}-wal", f"{INDEX}-shm")
 
 _DIGEST = re.compile(r"[0-9a-f]{32}")
 _STAGING = re.compile(r"(?:[0-9]+|gc)-[0-9a-f]{32}")

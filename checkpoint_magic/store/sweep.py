@@ -23,6 +23,7 @@ from . import layout
 from .backends import Stat
 from .catalog import EntryInfo, blob_files, blob_refs, parse_manifest
 from .core import Store
+from .index import signature
 from .leases import LEASE_TTL, live_claims
 from .manifest import MANIFEST_MAX_BYTES
 
@@ -79,7 +80,7 @@ def remove_manifest(store: Store, entry: EntryInfo) -> bool:
     st = store.backend.stat(entry.name)
     if st is None:
         return False
-    if st.version != entry.version:
+    if signature(st) != entry.version:
         logger.debug("%s was rewritten meanwhile; kept", entry.name)
         return False
     return store.backend.delete(entry.name)
@@ -133,7 +134,7 @@ def live_references(
             if key.startswith("."):
                 continue
             entry = known.get((ns_dir, key))
-            if entry is not None and st.version == entry.version:
+            if entry is not None and signature(st) == entry.version:
                 if (ns_dir, key) not in removed:
                     referenced.update(entry.blobs)
                 continue

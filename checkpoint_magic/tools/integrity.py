@@ -31,7 +31,7 @@ import xxhash
 
 from ..store import layout
 from ..store.budget import GRACE_SECONDS, parse_grace
-from ..store.catalog import EntryInfo, blob_files, require_store, scan_entries
+from ..store.catalog import EntryInfo, blob_files, read_entries, require_store
 from ..store.core import Store
 from ..store.sweep import (
     free_blobs,
@@ -214,7 +214,7 @@ def verify(
         report.problems.append(problem)
         return problem
 
-    scan = scan_entries(store)
+    scan = read_entries(store, usage=False)  # every manifest read now: never from the index
     report.entries = len(scan.entries) + len(scan.damaged)
     for path, why in scan.damaged:
         found("damaged manifest", path, why)

@@ -1,10 +1,12 @@
 """What is in a store, for people: entries grouped by name, sizes, key lookup.
 
 This module owns the read-only views the commands share (:func:`list_entries`,
-:func:`summarize`, :func:`du`, :func:`find_entry`, :func:`resolve_namespace`), built on the
-store's catalog (:mod:`checkpoint_magic.store.catalog`): manifests are parsed without
-removing damaged ones (``verify`` reports them) and nothing is unpickled, so inspecting a
-store someone else wrote is safe. Changing a store is :mod:`checkpoint_magic.tools.maintenance`.
+:func:`summarize`, :func:`summarize_store`, :func:`du`, :func:`find_entry`,
+:func:`resolve_namespace`), built on the store's catalog
+(:mod:`checkpoint_magic.store.catalog`) and its entry index (:mod:`~checkpoint_magic.store.index`,
+refreshed from the manifests before each use): manifests are parsed without removing
+damaged ones (``verify`` reports them) and nothing is unpickled, so inspecting a store
+someone else wrote is safe. Changing a store is :mod:`checkpoint_magic.tools.maintenance`.
 
 Examples
 --------
@@ -37,8 +39,11 @@ from ..store.catalog import (
     require_store,
     scan_entries,
     stored_size,
+    with_index,
 )
 from ..store.core import Store
+from ..store.index import EntryIndex
+from ..store.usage import flush_usage
 
 __all__ = [
     "DuReport",
@@ -51,6 +56,7 @@ __all__ = [
     "resolve_namespace",
     "stored_size",
     "summarize",
+    "summarize_store",
 ]
 
 logger = logging.getLogger(__name__)
@@ -246,6 +252,59 @@ def summarize(entries: Iterable[EntryInfo]) -> list[NamespaceSummary]:
     return sorted(summaries, key=lambda s: s.namespace)
 
 
+def summarize_store(store: Store, namespace: str | None = None) -> list[NamespaceSummary]:
+    """What ``checkpoint-magic ls`` shows: :func:`summarize` of every entry, from the index.
+
+    Equal to ``summarize(list_entries(store, namespace))``, but aggregated by the store's
+    entry index (refreshed first from the folders changed since) without building an
+    :class:`EntryInfo` per entry; a store without an index is read entry by entry.
+
+    Parameters
+    ----------
+    store : Store
+        The store (it must exist; an empty folder counts as an empty store).
+    namespace : str, optional
+        Only this namespace.
+
+    Returns
+    -------
+    list of NamespaceSummary
+        One per namespace, sorted by name.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> store = Store(tempfile.mkdtemp())
+    >>> store.write_entry("m.f", "k1", {"namespace": "m.f", "code": "c1", "inputs": {"x": "1"}})
+    >>> store.write_entry("m.f", "k2", {"namespace": "m.f", "code": "c2", "inputs": {"y": "2"}})
+    >>> s = summarize_store(store)[0]
+    >>> s.namespace, s.entries, s.versions, s.inputs
+    ('m.f', 2, 2, ['x', 'y'])
+    """
+    require_store(store, allow_empty=True)
+    flush_usage()  # hits of this process are counted in memory
+    ns_dir = None if namespace is None else layout.namespace_dir(namespace)
+    rows = with_index(store, lambda index: index.summaries(namespace), ns_dir)
+    if rows is None:
+        return summarize(list_entries(store, namespace))
+    return [
+        NamespaceSummary(
+            namespace=ns,
+            kind=", ".join(sorted(k for k in (kinds or "").split(",") if k)),
+            entries=count,
+            versions=versions,
+            inputs=sorted(inputs),
+            size=int(size or 0),
+            created=created,
+            last_used=last_used,
+            hits=int(hits or 0),
+            saved=float(saved or 0.0),
+            pinned=int(pinned or 0),
+        )
+        for ns, kinds, count, versions, size, created, last_used, hits, saved, pinned, inputs in rows
+    ]
+
+
 def namespaces(store: Store) -> list[str]:
     """Return every namespace with an entry or a recorded miss.
 
@@ -391,7 +450,22 @@ def du(store: Store) -> DuReport:
     """
     require_store(store, allow_empty=True)
     report = DuReport(root=store.location)
-    referenced, entry_bytes, entry_files = manifest_refs(store)
+    flush_usage()  # hits of this process are counted in memory
+
+    def from_index(index: EntryIndex) -> tuple[set[str], int, int, tuple[int, int]]:
+        index.refresh_all_state()
+        entry_bytes, entry_files, state_bytes, state_files = index.totals()
+        return index.referenced(), entry_bytes, entry_files, (state_bytes, state_files)
+
+    indexed = with_index(store, from_index)
+    if indexed is None:
+        referenced, entry_bytes, entry_files = manifest_refs(store)
+    else:
+        referenced, entry_bytes, entry_files, (report.state_bytes, report.state_files) = indexed
+        for name in layout.INDEX_FILES:  # the index itself lives in the state area
+            if (st := store.backend.stat(name)) is not None:
+                report.state_bytes += st.size
+                report.state_files += 1
     for rel, st in blob_files(store).items():
         report.objects_bytes += st.size
         report.objects_files += 1
@@ -404,8 +478,9 @@ def du(store: Store) -> DuReport:
     for _, st in store.backend.list_files(layout.TMP):
         report.tmp_bytes += st.size
         report.tmp_files += 1
-    for ns_dir in store.backend.list_folders(layout.STATE):
-        for _, st in store.backend.list_files(layout.state_folder(ns_dir)):
-            report.state_bytes += st.size
-            report.state_files += 1
+    if indexed is None:
+        for ns_dir in store.backend.list_folders(layout.STATE):
+            for _, st in store.backend.list_files(layout.state_folder(ns_dir)):
+                report.state_bytes += st.size
+                report.state_files += 1
     return report

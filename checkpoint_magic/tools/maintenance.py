@@ -52,6 +52,7 @@ from .inventory import (
     resolve_namespace,
     stored_size,
     summarize,
+    summarize_store,
 )
 
 __all__ = [
@@ -76,6 +77,7 @@ __all__ = [
     "resolve_namespace",
     "stored_size",
     "summarize",
+    "summarize_store",
     "unpin",
     "verify",
 ]

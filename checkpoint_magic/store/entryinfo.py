@@ -1,0 +1,286 @@
+"""One entry as the store's tools see it: :class:`EntryInfo`, :class:`Scan`, and reading one.
+
+:func:`read_entry_file` turns a manifest's bytes into an :class:`EntryInfo` without removing
+a damaged one and without unpickling anything; :func:`parse_manifest` and :func:`blob_refs`
+are the pieces it is made of. Listing a whole store is :mod:`checkpoint_magic.store.catalog`.
+
+Examples
+--------
+>>> blob_refs({"outputs": {"return": {"digest": "ab" * 16, "size": 3}}}, {})
+{'abababababababababababababababab': 3}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import config
+from . import layout
+from .backends import Stat
+from .core import Store
+from .index import signature
+from .manifest import MANIFEST_MAX_BYTES, decode_manifest
+
+__all__ = [
+    "EntryInfo",
+    "Scan",
+    "blob_refs",
+    "may_reference_blobs",
+    "no_gc_pauses",
+    "parse_manifest",
+    "read_entry_file",
+]
+
+
+@dataclass
+class EntryInfo:
+    """One cached computation, as listed by :func:`scan_entries`.
+
+    ``last_used`` is the last recorded hit (the creation time if never hit); ``saved``
+    is the compute time the cache has saved so far (``hits * duration``); ``name`` is the
+    manifest's store name (``entries/<namespace folder>/<key>``); ``version`` its stat
+    signature when it was read (:func:`~checkpoint_magic.store.index.signature`).
+    """
+
+    namespace: str
+    key: str
+    kind: str
+    code: str
+    inputs: dict[str, str]
+    outputs: list[str]
+    size: int
+    created: float
+    last_used: float
+    hits: int
+    duration: float
+    pinned: bool
+    blobs: dict[str, int] = field(default_factory=dict, repr=False)
+    manifest_data: dict[str, Any] | None = field(default=None, repr=False)
+    root: str | None = field(default=None, repr=False)
+    file_size: int = field(default=0, repr=False)
+    version: str | None = field(default=None, repr=False)
+    name: str = field(default="", repr=False)
+    loader: Callable[[], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The whole manifest (read on first use when the entry was listed from the index)."""
+        if self.manifest_data is None:
+            self.manifest_data = self.loader() if self.loader is not None else {}
+        return self.manifest_data
+
+    @property
+    def path(self) -> Path | None:
+        """The manifest's local path (``None`` for a URL store)."""
+        return Path(self.root, self.name) if self.root is not None and self.name else None
+
+    @property
+    def saved(self) -> float:
+        """Compute time saved by hits so far, in seconds."""
+        return self.hits * self.duration
+
+    @functools.cached_property
+    def ns_dir(self) -> str:
+        """The entry's namespace folder under ``entries/``."""
+        return self.name.split("/")[1] if self.name else layout.namespace_dir(self.namespace)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able description (without the raw manifest).
+
+        Returns
+        -------
+        dict
+            The listed fields plus ``saved``; ``blobs`` maps digest to size.
+        """
+        return {
+            "namespace": self.namespace,
+            "key": self.key,
+            "kind": self.kind,
+            "code": self.code,
+            "inputs": dict(self.inputs),
+            "outputs": list(self.outputs),
+            "size": self.size,
+            "created": self.created,
+            "last_used": self.last_used,
+            "hits": self.hits,
+            "duration": self.duration,
+            "saved": self.saved,
+            "pinned": self.pinned,
+            "blobs": dict(self.blobs),
+        }
+
+
+@dataclass
+class Scan:
+    """Every manifest of a store, as :func:`scan_entries` read it.
+
+    ``entries`` are the readable ones; ``damaged`` are ``(name, why)``; ``unsigned`` are
+    entries a signed store refuses, with why; ``entry_bytes`` totals the manifest files.
+    """
+
+    entries: list[EntryInfo] = field(default_factory=list)
+    damaged: list[tuple[str, str]] = field(default_factory=list)
+    unsigned: list[tuple[EntryInfo, str]] = field(default_factory=list)
+    entry_bytes: int = 0
+
+
+def parse_manifest(data: bytes) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    """``(manifest, damage, signature problem)`` of a manifest file's bytes; never removes it.
+
+    Parameters
+    ----------
+    data : bytes
+        A manifest file's bytes.
+
+    Returns
+    -------
+    tuple
+        As :func:`~checkpoint_magic.store.manifest.decode_manifest`, with the configured
+        secret, parsing refused (unsigned) entries too.
+    """
+    return decode_manifest(data, config.secret_key(), parse_refused=True)
+
+
+def blob_refs(obj: Any, out: dict[str, int], depth: int = 0) -> dict[str, int]:
+    """Every ``{"digest": <32 hex>, "size": int}`` found anywhere in a manifest.
+
+    Parameters
+    ----------
+    obj : object
+        A manifest (or part of one): nested dicts and lists.
+    out : dict of str to int
+        Filled in place with digest -> size.
+    depth : int, default 0
+        Current nesting depth; deeper than 64 is not searched.
+
+    Returns
+    -------
+    dict of str to int
+        ``out``.
+
+    Examples
+    --------
+    >>> blob_refs({"outputs": [{"digest": "0" * 32, "size": 5}]}, {})
+    {'00000000000000000000000000000000': 5}
+    """
+    if depth > 64:
+        return out
+    if isinstance(obj, dict):
+        digest, size = obj.get("digest"), obj.get("size")
+        if isinstance(digest, str) and layout.is_digest(digest) and isinstance(size, int):
+            out[digest] = size
+        for value in obj.values():
+            if isinstance(value, (dict, list)):
+                blob_refs(value, out, depth + 1)
+    elif isinstance(obj, list):
+        for value in obj:
+            if isinstance(value, (dict, list)):
+                blob_refs(value, out, depth + 1)
+    return out
+
+
+def _number(value: Any, default: float) -> float:
+    return (
+        float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+    )
+
+
+def _str_dict(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def may_reference_blobs(data: bytes) -> bool:
+    """Whether manifest bytes can hold a blob reference: they spell ``"digest"`` (or escape)."""
+    return b'"digest"' in data or b"\\u" in data
+
+
+@contextlib.contextmanager
+def no_gc_pauses() -> Iterator[None]:
+    """Hold the cyclic garbage collector while a scan builds many long-lived containers.
+
+    Each generation-2 pass walks every object the scan built so far, which made listing
+    100,000 entries superlinear (as Mercurial's ``util.nogc`` works around); the scan
+    creates no reference cycles, and the collector is re-enabled at once afterwards.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def read_entry_file(
+    store: Store, ns_dir: str, key: str, st: Stat, data: bytes | None = None
+) -> tuple[EntryInfo | None, str]:
+    """An :class:`EntryInfo` of one manifest (usage and pin not filled).
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    ns_dir : str
+        The namespace folder under ``entries/``.
+    key : str
+        The manifest's file name.
+    st : Stat
+        Its stat (from the listing).
+    data : bytes, optional
+        The manifest's bytes when the caller has read them already.
+
+    Returns
+    -------
+    info : EntryInfo or None
+        ``None`` if the manifest is damaged.
+    problem : str
+        Why it is damaged, or why a signed store refuses it; ``""`` otherwise.
+
+    Raises
+    ------
+    FileNotFoundError
+        The manifest was removed meanwhile.
+    """
+    name = f"{layout.ENTRIES}/{ns_dir}/{key}"
+    if data is None:
+        data = store.backend.read_bytes(name, limit=MANIFEST_MAX_BYTES)
+    manifest, damage, sig_problem = parse_manifest(data)
+    if manifest is not None and (
+        manifest.get("key", key) != key
+        or ("namespace" in manifest and layout.namespace_dir(str(manifest["namespace"])) != ns_dir)
+    ):
+        damage = f"written for entry {manifest.get('namespace')}/{manifest.get('key')}"
+        manifest = None
+    if manifest is None:
+        return None, damage or "damaged"
+    created = _number(manifest.get("created"), st.mtime)
+    outputs = manifest.get("outputs")
+    info = EntryInfo(
+        namespace=str(manifest.get("namespace") or ns_dir),
+        key=key,
+        kind=str(manifest.get("kind") or ""),
+        code=str(manifest.get("code") or ""),
+        inputs=_str_dict(manifest.get("inputs")),
+        outputs=sorted(outputs) if isinstance(outputs, dict) else [],
+        size=0,
+        created=created,
+        last_used=created,
+        hits=0,
+        duration=_number(manifest.get("duration"), 0.0),
+        pinned=False,
+        # A manifest whose bytes never spell "digest" (nor any \u escape) references no blob.
+        blobs=blob_refs(manifest, {}) if may_reference_blobs(data) else {},
+        manifest_data=manifest,
+        root=store.location if store.is_local else None,
+        file_size=st.size,
+        version=signature(st),
+        name=name,
+    )
+    info.size = int(_number(manifest.get("size"), sum(info.blobs.values())))
+    return info, sig_problem or ""

@@ -1,0 +1,598 @@
+"""The entry index: a SQLite cache of what every manifest and usage record says, kept fresh.
+
+Reading every manifest costs ~100 us per entry (more once they leave the page cache). The
+index (:data:`~checkpoint_magic.store.layout.INDEX` under ``state/``, WAL mode, as diskcache
+keeps its own) holds per entry what the tools need (namespace, kind, code, inputs, outputs,
+size, times, blob references, damage) and per state record its hits, last use or pin, so
+``ls``, ``du`` and ``gc`` read rows instead of files. **The manifests stay the source of
+truth**: before every use the index is refreshed from them, cheaply and soundly:
+
+* a folder (``entries/<ns>``, ``state/<ns>``) whose stat signature is the one recorded at
+  its last listing is unchanged: the store publishes every file by rename, which changes
+  its folder's mtime (a file rewritten *in place* by something else is seen once its
+  folder changes; ``verify`` always reads every manifest itself);
+* a changed folder is listed with one ``stat`` per file, and only files whose signature
+  (inode, size, mtime) is new or different are read again; rows of files gone are dropped;
+* as git's "racily clean" rule, a folder or file changed within :data:`RACY_SECONDS` of
+  the listing could change again within one timestamp tick unseen: it is looked at again.
+
+Hits and commits never read or write the index. Any failure (a corrupt, locked, foreign or
+read-only index) makes callers read the manifests instead (:data:`INDEX_ERRORS`,
+:func:`checkpoint_magic.store.catalog.with_index`). Local stores only: see :func:`open_index`.
+
+Examples
+--------
+>>> import tempfile
+>>> from checkpoint_magic.store import Store
+>>> store = Store(tempfile.mkdtemp())
+>>> store.write_entry("demo.f", "k1", {"outputs": {}})
+>>> index = open_index(store)
+>>> index is not None and index.path.endswith(".entry-index-1.sqlite3")
+True
+>>> index.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import os
+import sqlite3
+import stat as stat_module
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+from . import layout
+from .backends import Stat, StoreBackend
+from .usage import parse_usage
+
+__all__ = [
+    "INDEX_ERRORS",
+    "RACY_SECONDS",
+    "EntryIndex",
+    "EntryRow",
+    "StateRow",
+    "discard_index",
+    "index_failed",
+    "open_index",
+    "signature",
+    "trusted",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Errors that make the index unusable for one call (the caller reads the manifests then).
+INDEX_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
+#: A folder or file modified this recently may change again within a timestamp tick unseen.
+RACY_SECONDS = 2.0
+_SCHEMA = "checkpoint_magic entry index 1"
+_BUSY_TIMEOUT = 10.0  # seconds to wait for another process's write before giving up
+
+_SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS folders (name TEXT PRIMARY KEY, version TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS entries (
+    ns_dir TEXT NOT NULL, key TEXT NOT NULL, version TEXT, trusted INTEGER,
+    file_size INTEGER, mtime REAL,
+    damage TEXT, problem TEXT, namespace TEXT, kind TEXT, code TEXT, inputs TEXT,
+    input_names TEXT, outputs TEXT, size INTEGER, created REAL, duration REAL, blobs TEXT,
+    PRIMARY KEY (ns_dir, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS refs (
+    digest TEXT NOT NULL, ns_dir TEXT NOT NULL, key TEXT NOT NULL, size INTEGER,
+    PRIMARY KEY (ns_dir, key, digest)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state (
+    ns_dir TEXT NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL, version TEXT,
+    trusted INTEGER, size INTEGER, hits INTEGER, last_used REAL,
+    PRIMARY KEY (ns_dir, key, kind)) WITHOUT ROWID;
+"""
+
+
+class EntryRow(NamedTuple):
+    """What the index keeps of one manifest (``damage`` set: the manifest is unreadable).
+
+    ``version`` is the manifest's stat signature when it was read (:func:`signature`);
+    ``trusted`` is false when it was read within :data:`RACY_SECONDS` of its last change
+    (then it is read again next time).
+    ``inputs``, ``input_names``, ``outputs`` and ``blobs`` are JSON text.
+    """
+
+    ns_dir: str
+    key: str
+    version: str
+    trusted: bool
+    file_size: int
+    mtime: float
+    damage: str | None = None
+    problem: str | None = None
+    namespace: str = ""
+    kind: str = ""
+    code: str = ""
+    inputs: str = "{}"
+    input_names: str = "[]"
+    outputs: str = "[]"
+    size: int = 0
+    created: float = 0.0
+    duration: float = 0.0
+    blobs: str = "{}"
+
+
+class StateRow(NamedTuple):
+    """An entry row joined with its usage record and pin (see :meth:`EntryIndex.entries`)."""
+
+    entry: EntryRow
+    hits: int | None
+    last_used: float | None
+    pinned: bool
+
+
+#: Parses the manifest ``entries/<ns_dir>/<key>`` into a row; ``None`` if it is gone.
+Parser = Callable[[str, str], "EntryRow | None"]
+
+_ENTRY_COLUMNS = ", ".join(f"e.{name}" for name in EntryRow._fields)
+_JOINED = (  # entries with their usage record and pin
+    "FROM entries e "
+    "LEFT JOIN state h ON h.ns_dir = e.ns_dir AND h.key = e.key AND h.kind = 'hits' "
+    "LEFT JOIN state p ON p.ns_dir = e.ns_dir AND p.key = e.key AND p.kind = 'pin'"
+)
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(location: str, what: str, exc: BaseException, level: int = logging.WARNING) -> None:
+    with _warned_lock:
+        if (location, what) in _warned:
+            return
+        _warned.add((location, what))
+    logger.log(level, "entry index of %s %s (%s); reading manifests instead", location, what, exc)
+
+
+def signature(st: Stat) -> str:
+    """A stat signature as the index stores it (and :class:`EntryInfo` keeps it).
+
+    Parameters
+    ----------
+    st : Stat
+        A file's stat.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> signature(Stat(3, 100.0, (7, 3, 100_000_000_000)))
+    '(7, 3, 100000000000)'
+    """
+    return repr(st.version)
+
+
+def trusted(st: Stat, now: float) -> bool:
+    """Whether ``st`` was last changed long enough before ``now`` to reuse what was read.
+
+    Parameters
+    ----------
+    st : Stat
+        A file's stat.
+    now : float
+        The time the listing started.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> trusted(Stat(3, 100.0, (7, 3, 1)), now=200.0), trusted(Stat(3, 199.5, (7, 3, 1)), 200.0)
+    (True, False)
+    """
+    return st.version is not None and now - st.mtime >= RACY_SECONDS
+
+
+def _folder_signature(st: Stat | None, now: float) -> str | None:
+    """A folder's signature as recorded: ``None`` if it is missing or changed too recently."""
+    return signature(st) if st is not None and trusted(st, now) else None
+
+
+def _secret_tag(secret: bytes | None) -> str:
+    """What of the signing secret the index records: whether parses may be reused."""
+    if secret is None:
+        return "unsigned"
+    return hmac.new(secret, b"checkpoint_magic entry index", hashlib.sha256).hexdigest()[:32]
+
+
+class EntryIndex:
+    """An open entry index of one store (see the module docstring); not thread-safe.
+
+    Parameters
+    ----------
+    backend : StoreBackend
+        The store's backend (listings and reads go through it).
+    path : str
+        The local SQLite file.
+    secret : bytes or None
+        The signing secret in use: rows parsed under another one are dropped.
+    """
+
+    def __init__(self, backend: StoreBackend, path: str, secret: bytes | None):
+        self.backend = backend
+        self.path = path
+        self.db = sqlite3.connect(
+            path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+        try:
+            self._setup(_secret_tag(secret))
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _setup(self, secret_tag: str) -> None:
+        db = self.db
+        if db.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
+            raise sqlite3.OperationalError("the index cannot use write-ahead logging here")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA_SQL)  # idempotent; it commits, so it runs outside _write
+        with self._write():
+            meta = dict(db.execute("SELECT name, value FROM meta"))
+            if meta.get("schema", _SCHEMA) != _SCHEMA:
+                raise sqlite3.DatabaseError(f"not an index of this version: {meta['schema']!r}")
+            if meta.get("secret") != secret_tag:  # parses depend on the secret: start over
+                for table in ("entries", "refs", "folders"):
+                    db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+            db.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                [("schema", _SCHEMA), ("secret", secret_tag)],
+            )
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.db.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _folder_version(self, name: str) -> str | None:
+        row = self.db.execute("SELECT version FROM folders WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    # ------------------------------------------------------------------ refreshing
+    def refresh(self, parse: Parser, ns_dirs: list[str] | None = None) -> None:
+        """Bring the rows of ``ns_dirs`` (every namespace folder if None) up to date.
+
+        Parameters
+        ----------
+        parse : callable
+            ``parse(ns_dir, key)`` reads one manifest into an :class:`EntryRow`.
+        ns_dirs : list of str, optional
+            Only these namespace folders.
+        """
+        present = self.backend.list_folders(layout.ENTRIES)
+        targets = present if ns_dirs is None else [d for d in present if d in ns_dirs]
+        known = {r[0] for r in self.db.execute("SELECT DISTINCT ns_dir FROM entries")}
+        if gone := (known - set(present)) & (known if ns_dirs is None else set(ns_dirs)):
+            with self._write():
+                for ns_dir in gone:
+                    self._forget_folder(ns_dir)
+        for ns_dir in targets:
+            self.refresh_entries(ns_dir, parse)
+            self.refresh_state(ns_dir)
+
+    def _forget_folder(self, ns_dir: str) -> None:
+        for table in ("entries", "refs"):
+            self.db.execute(f"DELETE FROM {table} WHERE ns_dir = ?", (ns_dir,))  # noqa: S608
+        self.db.execute("DELETE FROM folders WHERE name = ?", (f"{layout.ENTRIES}/{ns_dir}",))
+
+    def refresh_entries(self, ns_dir: str, parse: Parser) -> bool:
+        """Re-list ``entries/<ns_dir>`` if it changed; re-read new and changed manifests.
+
+        Parameters
+        ----------
+        ns_dir : str
+            A namespace folder.
+        parse : callable
+            ``parse(ns_dir, key)`` reads one manifest into an :class:`EntryRow`.
+
+        Returns
+        -------
+        bool
+            Whether the folder was listed (it had changed, or was never listed).
+        """
+        folder = f"{layout.ENTRIES}/{ns_dir}"
+        now = time.time()
+        # The folder's stat is taken before listing it: a change during the listing leaves
+        # the recorded signature behind the folder's, so the next refresh lists it again.
+        folder_version = _folder_signature(self.backend.stat_folder(folder), now)
+        if folder_version is not None and self._folder_version(folder) == folder_version:
+            return False
+        known = {
+            key: version if trust else None
+            for key, version, trust in self.db.execute(
+                "SELECT key, version, trusted FROM entries WHERE ns_dir = ?", (ns_dir,)
+            )
+        }
+        listed: set[str] = set()
+        fresh: list[EntryRow] = []
+        for key, st in self.backend.list_files(folder):
+            if key.startswith("."):
+                continue
+            if known.get(key) == signature(st):
+                listed.add(key)
+                continue
+            row = parse(ns_dir, key)
+            if row is not None:  # else removed meanwhile
+                listed.add(key)
+                fresh.append(row)
+        with self._write():
+            db = self.db
+            removed = [(ns_dir, k) for k in known if k not in listed]
+            db.executemany("DELETE FROM entries WHERE ns_dir = ? AND key = ?", removed)
+            db.executemany("DELETE FROM refs WHERE ns_dir = ? AND key = ?", removed)
+            db.executemany("DELETE FROM refs WHERE ns_dir = ? AND key = ?", [r[:2] for r in fresh])
+            marks = ", ".join("?" * len(EntryRow._fields))
+            db.executemany(f"INSERT OR REPLACE INTO entries VALUES ({marks})", fresh)  # noqa: S608
+            db.executemany(
+                "INSERT OR REPLACE INTO refs VALUES (?, ?, ?, ?)",
+                [
+                    (digest, r.ns_dir, r.key, size)
+                    for r in fresh
+                    if r.damage is None and r.blobs != "{}"
+                    for digest, size in _loads(r.blobs).items()
+                ],
+            )
+            db.execute("INSERT OR REPLACE INTO folders VALUES (?, ?)", (folder, folder_version))
+        return True
+
+    def refresh_state(self, ns_dir: str) -> bool:
+        """Re-list ``state/<ns_dir>`` if it changed; re-read new and changed usage records.
+
+        Parameters
+        ----------
+        ns_dir : str
+            A namespace folder.
+
+        Returns
+        -------
+        bool
+            Whether the folder was listed.
+        """
+        folder = layout.state_folder(ns_dir)
+        now = time.time()
+        folder_version = _folder_signature(self.backend.stat_folder(folder), now)
+        if folder_version is not None and self._folder_version(folder) == folder_version:
+            return False
+        known = {
+            (key, kind): version if trust else None
+            for key, kind, version, trust in self.db.execute(
+                "SELECT key, kind, version, trusted FROM state WHERE ns_dir = ?", (ns_dir,)
+            )
+        }
+        listed: set[tuple[str, str]] = set()
+        fresh: list[tuple[Any, ...]] = []
+        for name, st in self.backend.list_files(folder):
+            key, kind = name, ""  # a namespace record, or a name the store never writes
+            for suffix, what in ((layout.HITS, "hits"), (layout.PIN, "pin")):
+                if name.endswith(suffix):
+                    key, kind = name[: -len(suffix)], what
+            listed.add((key, kind))
+            if known.get((key, kind)) == signature(st):
+                continue
+            hits = last_used = None
+            if kind == "hits":
+                try:
+                    f, st = self.backend.open_read(f"{folder}/{name}")
+                    with f:
+                        data = f.read(256)
+                except FileNotFoundError:
+                    listed.discard((key, kind))
+                    continue
+                hits, last_used = parse_usage(data, st.mtime)
+            fresh.append(
+                (ns_dir, key, kind, signature(st), trusted(st, now), st.size, hits, last_used)
+            )
+        with self._write():
+            self.db.executemany(
+                "DELETE FROM state WHERE ns_dir = ? AND key = ? AND kind = ?",
+                [(ns_dir, key, kind) for key, kind in known if (key, kind) not in listed],
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fresh
+            )
+            self.db.execute(
+                "INSERT OR REPLACE INTO folders VALUES (?, ?)", (folder, folder_version)
+            )
+        return True
+
+    def refresh_all_state(self) -> None:
+        """Refresh every ``state/<namespace>`` folder (namespaces without entries too)."""
+        present = self.backend.list_folders(layout.STATE)
+        known = {r[0] for r in self.db.execute("SELECT DISTINCT ns_dir FROM state")}
+        with self._write():
+            for ns_dir in known - set(present):
+                self.db.execute("DELETE FROM state WHERE ns_dir = ?", (ns_dir,))
+        for ns_dir in present:
+            self.refresh_state(ns_dir)
+
+    # ------------------------------------------------------------------ reading
+    def entries(self, ns_dir: str | None = None) -> Iterator[StateRow]:
+        """Every entry row (damaged ones too) with its usage and pin, by folder and key.
+
+        Parameters
+        ----------
+        ns_dir : str, optional
+            Only this namespace folder.
+
+        Yields
+        ------
+        StateRow
+        """
+        where, args = ("WHERE e.ns_dir = ?", (ns_dir,)) if ns_dir is not None else ("", ())
+        query = (
+            f"SELECT {_ENTRY_COLUMNS}, h.hits, h.last_used, p.key IS NOT NULL {_JOINED} "  # noqa: S608
+            f"{where} ORDER BY e.ns_dir, e.key"
+        )
+        width = len(EntryRow._fields)
+        for row in self.db.execute(query, args):
+            yield StateRow(EntryRow._make(row[:width]), row[width], row[width + 1], bool(row[-1]))
+
+    def summaries(self, namespace: str | None = None) -> list[tuple[Any, ...]]:
+        """Per namespace of readable entries, aggregated in SQL.
+
+        Parameters
+        ----------
+        namespace : str, optional
+            Only this namespace.
+
+        Returns
+        -------
+        list of tuple
+            ``(namespace, kinds, entries, versions, size, created, last used, hits, saved,
+            pinned, input names)``, by namespace; ``kinds`` is comma-separated text, ``input
+            names`` a set of every input name of the namespace.
+        """
+        where, args = ("AND e.namespace = ?", (namespace,)) if namespace is not None else ("", ())
+        rows = self.db.execute(
+            "SELECT e.namespace, group_concat(DISTINCT e.kind), count(*), "  # noqa: S608
+            "count(DISTINCT e.code), sum(e.size), min(e.created), "
+            "max(coalesce(h.last_used, e.created)), sum(coalesce(h.hits, 0)), "
+            f"sum(coalesce(h.hits, 0) * e.duration), sum(p.key IS NOT NULL) {_JOINED} "
+            f"WHERE e.damage IS NULL {where} GROUP BY e.namespace ORDER BY e.namespace",
+            args,
+        ).fetchall()
+        names: dict[str, set[str]] = {}
+        for ns, text in self.db.execute(
+            "SELECT DISTINCT e.namespace, e.input_names FROM entries e "  # noqa: S608
+            f"WHERE e.damage IS NULL {where}",
+            args,
+        ):
+            names.setdefault(ns, set()).update(json.loads(text))
+        return [(*row, names.get(row[0], set())) for row in rows]
+
+    def referenced(self) -> set[str]:
+        """Digests of the blobs readable manifests refer to.
+
+        Returns
+        -------
+        set of str
+        """
+        return {r[0] for r in self.db.execute("SELECT DISTINCT digest FROM refs")}
+
+    def totals(self) -> tuple[int, int, int, int]:
+        """``(manifest bytes, manifest files, state bytes, state files)`` (damaged ones too).
+
+        Returns
+        -------
+        tuple of int
+        """
+        sizes = [
+            self.db.execute(f"SELECT sum({col}), count(*) FROM {table}").fetchone()  # noqa: S608
+            for table, col in (("entries", "file_size"), ("state", "size"))
+        ]
+        return int(sizes[0][0] or 0), sizes[0][1], int(sizes[1][0] or 0), sizes[1][1]
+
+
+def _loads(text: str) -> dict[str, int]:
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {}
+
+
+def _refuse_links(backend: StoreBackend) -> str | None:
+    """The index's local path, ``None`` if the store has none or one of its files is a link."""
+    path = backend.local_path(layout.INDEX)
+    if path is None:
+        return None
+    for name in layout.INDEX_FILES:
+        local = backend.local_path(name)
+        try:
+            st = os.lstat(local) if local else None
+        except FileNotFoundError:
+            continue
+        if st is None or not stat_module.S_ISREG(st.st_mode):
+            raise sqlite3.OperationalError(f"{local} is not a regular file the store wrote")
+    return path
+
+
+def open_index(store: Any, secret: bytes | None = None) -> EntryIndex | None:
+    """The store's entry index, created if missing; ``None`` where there is none.
+
+    A local store has one in ``state/``. A URL store has none (its tools read the manifests;
+    an index in the local cache, keyed by the ETags listings carry, is left for later), nor
+    has a read-only store or one not created yet. A corrupt or foreign index is removed
+    and rebuilt (logged once); a locked one is not waited for beyond a few seconds.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    secret : bytes, optional
+        The signing secret in use (``CHECKPOINT_MAGIC_SECRET``).
+
+    Returns
+    -------
+    EntryIndex or None
+        Open; the caller closes it.
+    """
+    backend = store.backend
+    if not store.is_local or not backend.files_are_local:
+        return None
+    try:
+        if backend.stat_folder(layout.STATE) is None:
+            return None  # nothing to index yet (and a read-only command creates nothing)
+        path = _refuse_links(backend)
+        if path is None:
+            return None
+        try:
+            return EntryIndex(backend, path, secret)
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.DatabaseError as exc:  # not a database, malformed, or of another schema
+            _warn_once(store.location, "was damaged or foreign and is rebuilt", exc)
+            discard_index(store)
+            return EntryIndex(backend, path, secret)
+    except INDEX_ERRORS as exc:
+        normal = isinstance(exc, (PermissionError, sqlite3.OperationalError))  # read-only...
+        level = logging.INFO if normal else logging.WARNING
+        _warn_once(store.location, "cannot be used", exc, level)
+        return None
+
+
+def index_failed(store: Any, exc: sqlite3.Error) -> None:
+    """Log (once per store and kind) that the index failed; remove it if it is damaged.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    exc : sqlite3.Error
+        What failed: a locked or unwritable index is left alone, a damaged one removed
+        (the next listing rebuilds it from the manifests).
+    """
+    if isinstance(exc, sqlite3.OperationalError):
+        _warn_once(store.location, "is locked or cannot be written", exc)
+        return
+    _warn_once(store.location, "was damaged and is rebuilt", exc)
+    with contextlib.suppress(OSError):
+        discard_index(store)
+
+
+def discard_index(store: Any) -> None:
+    """Remove the store's index files (a damaged index is rebuilt from the manifests).
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    """
+    for name in layout.INDEX_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            store.backend.delete(name)
