@@ -85,6 +85,7 @@ def load_manifest(store: Store, name: str) -> dict[str, Any]:
     Returns
     -------
     dict
+        The manifest's fields (signature problems do not stop it being read).
     """
     try:
         data = store.backend.read_bytes(name, limit=MANIFEST_MAX_BYTES)
@@ -244,6 +245,7 @@ def scan_entries(store: Store, namespace_dir: str | None = None, *, fresh: bool 
     Returns
     -------
     Scan
+        The readable entries (usage and pins filled in), the damaged and the refused ones.
     """
     flush_usage()  # hits of this process are counted in memory
     if not fresh:
@@ -271,6 +273,7 @@ def read_entries(store: Store, namespace_dir: str | None = None, *, usage: bool 
     Returns
     -------
     Scan
+        The readable entries, the damaged and the refused ones.
     """
     scan = Scan()
     folders = store.backend.list_folders(layout.ENTRIES)
@@ -310,6 +313,20 @@ def manifest_refs(store: Store) -> tuple[set[str], int, int]:
 
     What ``du`` needs, without building an :class:`EntryInfo` or reading usage: a manifest
     whose bytes cannot hold a blob reference is not parsed at all.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+
+    Returns
+    -------
+    referenced : set of str
+        The digests of the blobs that readable manifests reference.
+    manifest_bytes : int
+        Bytes of every manifest file.
+    manifest_files : int
+        How many manifest files there are.
     """
     indexed = with_index(store, lambda idx: (idx.referenced(), *idx.totals()[:2]))
     if indexed is not None:
@@ -349,6 +366,7 @@ def blob_files(store: Store) -> dict[str, Stat]:
     Returns
     -------
     dict of str to Stat
+        The stat of each blob file.
     """
     found: dict[str, Stat] = {}
     for sub in store.backend.list_folders(layout.OBJECTS):
@@ -406,6 +424,7 @@ def stored_size(store: Store) -> int:
     Returns
     -------
     int
+        Bytes of the blob and manifest files.
 
     Examples
     --------

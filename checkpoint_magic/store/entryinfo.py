@@ -46,6 +46,48 @@ class EntryInfo:
     is the compute time the cache has saved so far (``hits * duration``); ``name`` is the
     manifest's store name (``entries/<namespace folder>/<key>``); ``version`` its stat
     signature when it was read (:func:`~checkpoint_magic.store.index.signature`).
+
+    Attributes
+    ----------
+    namespace : str
+        The function, block or cell the entry belongs to.
+    key : str
+        The entry's key (its manifest's file name).
+    kind : str
+        What was cached: ``"function"``, ``"block"``, ``"cell"``, ``"step"``...
+    code : str
+        The code fingerprint.
+    inputs : dict of str to str
+        The input fingerprints by name.
+    outputs : list of str
+        The names of the stored outputs, sorted.
+    size : int
+        Bytes of the blobs it references (as its manifest records them).
+    created : float
+        When it was committed (seconds since the epoch).
+    last_used : float
+        Its last recorded hit, or ``created``.
+    hits : int
+        Hits recorded so far.
+    duration : float
+        How long the computation took when it ran, in seconds.
+    pinned : bool
+        Whether it is pinned (never evicted).
+    blobs : dict of str to int
+        The digest and size of every blob it references.
+    manifest_data : dict of str to object or None
+        The parsed manifest; ``None`` until :attr:`manifest` reads it (entries listed
+        from the index).
+    root : str or None
+        The store's local directory; ``None`` for a URL store.
+    file_size : int
+        Bytes of the manifest file.
+    version : str or None
+        The manifest file's stat signature when it was read.
+    name : str
+        The manifest's store name.
+    loader : callable or None
+        Reads the whole manifest on demand (entries listed from the index).
     """
 
     namespace: str
@@ -120,8 +162,16 @@ class EntryInfo:
 class Scan:
     """Every manifest of a store, as :func:`scan_entries` read it.
 
-    ``entries`` are the readable ones; ``damaged`` are ``(name, why)``; ``unsigned`` are
-    entries a signed store refuses, with why; ``entry_bytes`` totals the manifest files.
+    Attributes
+    ----------
+    entries : list of EntryInfo
+        The readable manifests (those a signed store refuses included).
+    damaged : list of tuple of (str, str)
+        ``(manifest name, why)`` of each manifest that cannot be read.
+    unsigned : list of tuple of (EntryInfo, str)
+        The entries a signed store refuses, with why.
+    entry_bytes : int
+        Bytes of every manifest file, damaged ones included.
     """
 
     entries: list[EntryInfo] = field(default_factory=list)
@@ -196,7 +246,18 @@ def _str_dict(value: Any) -> dict[str, str]:
 
 
 def may_reference_blobs(data: bytes) -> bool:
-    """Whether manifest bytes can hold a blob reference: they spell ``"digest"`` (or escape)."""
+    """Whether manifest bytes can hold a blob reference: they spell ``"digest"`` (or escape).
+
+    Parameters
+    ----------
+    data : bytes
+        A manifest file's bytes.
+
+    Returns
+    -------
+    bool
+        ``False`` only when no blob reference can be in them (their JSON need not be parsed).
+    """
     return b'"digest"' in data or b"\\u" in data
 
 
@@ -207,6 +268,11 @@ def no_gc_pauses() -> Iterator[None]:
     Each generation-2 pass walks every object the scan built so far, which made listing
     100,000 entries superlinear (as Mercurial's ``util.nogc`` works around); the scan
     creates no reference cycles, and the collector is re-enabled at once afterwards.
+
+    Yields
+    ------
+    None
+        While the collector is held (re-enabled after, if it was enabled).
     """
     enabled = gc.isenabled()
     gc.disable()

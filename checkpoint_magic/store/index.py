@@ -45,10 +45,11 @@ import stat as stat_module
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 from . import layout
 from .backends import Stat, StoreBackend
+from .indexrows import RACY_SECONDS, EntryRow, StateRow, signature, trusted
 from .usage import parse_usage
 
 __all__ = [
@@ -68,8 +69,6 @@ logger = logging.getLogger(__name__)
 
 #: Errors that make the index unusable for one call (the caller reads the manifests then).
 INDEX_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
-#: A folder or file modified this recently may change again within a timestamp tick unseen.
-RACY_SECONDS = 2.0
 _SCHEMA = "checkpoint_magic entry index 1"
 _BUSY_TIMEOUT = 10.0  # seconds to wait for another process's write before giving up
 
@@ -92,44 +91,6 @@ CREATE TABLE IF NOT EXISTS state (
 """
 
 
-class EntryRow(NamedTuple):
-    """What the index keeps of one manifest (``damage`` set: the manifest is unreadable).
-
-    ``version`` is the manifest's stat signature when it was read (:func:`signature`);
-    ``trusted`` is false when it was read within :data:`RACY_SECONDS` of its last change
-    (then it is read again next time).
-    ``inputs``, ``input_names``, ``outputs`` and ``blobs`` are JSON text.
-    """
-
-    ns_dir: str
-    key: str
-    version: str
-    trusted: bool
-    file_size: int
-    mtime: float
-    damage: str | None = None
-    problem: str | None = None
-    namespace: str = ""
-    kind: str = ""
-    code: str = ""
-    inputs: str = "{}"
-    input_names: str = "[]"
-    outputs: str = "[]"
-    size: int = 0
-    created: float = 0.0
-    duration: float = 0.0
-    blobs: str = "{}"
-
-
-class StateRow(NamedTuple):
-    """An entry row joined with its usage record and pin (see :meth:`EntryIndex.entries`)."""
-
-    entry: EntryRow
-    hits: int | None
-    last_used: float | None
-    pinned: bool
-
-
 #: Parses the manifest ``entries/<ns_dir>/<key>`` into a row; ``None`` if it is gone.
 Parser = Callable[[str, str], "EntryRow | None"]
 
@@ -149,48 +110,6 @@ def _warn_once(location: str, what: str, exc: BaseException, level: int = loggin
             return
         _warned.add((location, what))
     logger.log(level, "entry index of %s %s (%s); reading manifests instead", location, what, exc)
-
-
-def signature(st: Stat) -> str:
-    """A stat signature as the index stores it (and :class:`EntryInfo` keeps it).
-
-    Parameters
-    ----------
-    st : Stat
-        A file's stat.
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> signature(Stat(3, 100.0, (7, 3, 100_000_000_000)))
-    '(7, 3, 100000000000)'
-    """
-    return repr(st.version)
-
-
-def trusted(st: Stat, now: float) -> bool:
-    """Whether ``st`` was last changed long enough before ``now`` to reuse what was read.
-
-    Parameters
-    ----------
-    st : Stat
-        A file's stat.
-    now : float
-        The time the listing started.
-
-    Returns
-    -------
-    bool
-
-    Examples
-    --------
-    >>> trusted(Stat(3, 100.0, (7, 3, 1)), now=200.0), trusted(Stat(3, 199.5, (7, 3, 1)), 200.0)
-    (True, False)
-    """
-    return st.version is not None and now - st.mtime >= RACY_SECONDS
 
 
 def _folder_signature(st: Stat | None, now: float) -> str | None:
@@ -435,6 +354,7 @@ class EntryIndex:
         Yields
         ------
         StateRow
+            One per manifest, ordered by namespace folder and key.
         """
         where, args = ("WHERE e.ns_dir = ?", (ns_dir,)) if ns_dir is not None else ("", ())
         query = (
@@ -484,6 +404,7 @@ class EntryIndex:
         Returns
         -------
         set of str
+            Every digest a readable manifest lists.
         """
         return {r[0] for r in self.db.execute("SELECT DISTINCT digest FROM refs")}
 
@@ -493,6 +414,7 @@ class EntryIndex:
         Returns
         -------
         tuple of int
+            Bytes and count of the manifest files, then of the state records.
         """
         sizes = [
             self.db.execute(f"SELECT sum({col}), count(*) FROM {table}").fetchone()  # noqa: S608
