@@ -47,10 +47,10 @@ MAX_CANDIDATES = 200
 FLUSH_INTERVAL = 1.0
 
 
-def _write_miss(slot: tuple[int, str], value: tuple[Store, bytes]) -> None:
-    store, data = value
+def _write_miss(slot: tuple[int, str], value: tuple[Store, dict[str, Any]]) -> None:
+    store, record = value
     if store.backend.exists():  # never re-create a store deleted meanwhile
-        store.write_record(slot[1], LAST_MISS, data)
+        store.write_record(slot[1], LAST_MISS, json.dumps(record).encode("utf-8"))
 
 
 #: The last miss of each namespace, written by a thread: a miss costs no write of its own,
@@ -236,8 +236,8 @@ def record_miss(
     if request is not None:
         record["request"] = dict(request)
     if defer:
-        data = json.dumps(record).encode("utf-8")
-        _miss_writer.submit((id(store), namespace), (store, data), _write_miss)
+        # Serialized by the writer: a burst of misses of one namespace encodes only its last.
+        _miss_writer.submit((id(store), namespace), (store, record), _write_miss)
         return
     try:
         store.write_record(namespace, LAST_MISS, json.dumps(record).encode("utf-8"))

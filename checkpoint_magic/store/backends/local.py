@@ -72,6 +72,12 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
+def _not_a_folder(root: str) -> NotADirectoryError:
+    return NotADirectoryError(
+        errno.ENOTDIR, "the store location exists and is not a directory", root
+    )
+
+
 def _refused(path: str) -> UnsafeStoreError:
     return UnsafeStoreError(
         errno.ELOOP,
@@ -117,14 +123,20 @@ class LocalBackend(StoreBackend):
     @contextlib.contextmanager
     def _folder(self, folder: str, *, create: bool) -> Iterator[int]:
         """A descriptor of ``folder``, reached from the root without following links."""
-        if create and not os.path.isdir(self.root):
+        try:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:  # a new store, or one deleted meanwhile
+            if not create:
+                raise
             try:
                 os.makedirs(self.root, exist_ok=True)
-            except FileExistsError:  # a file (or a dangling link) where the store should be
-                raise NotADirectoryError(
-                    errno.ENOTDIR, "the store location exists and is not a directory", self.root
-                ) from None
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+            except FileExistsError:  # a dangling link where the store should be
+                raise _not_a_folder(self.root) from None
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        except NotADirectoryError:
+            if not create:
+                raise
+            raise _not_a_folder(self.root) from None  # a file where the store should be
         try:
             for part in folder.split("/") if folder else ():
                 try:
