@@ -387,9 +387,10 @@ def pipelined_read(f: Any, views: Sequence[memoryview], hasher: Any) -> None:
 def chunked_read_digest(f: Any, view: memoryview, workers: int | None = None) -> str:
     """Fill ``view`` from the blob file ``f`` and return its ``"blake3-chunks"`` digest.
 
-    Each chunk is copied and then hashed by the same thread while it is still in the CPU
-    cache, on ``workers`` threads: one pass over memory, every core busy (a signed read
-    then costs little more than an unsigned one, whose hash is far cheaper).
+    The chunks are split into ``workers`` contiguous runs, one per thread (the caller's
+    included); each thread copies a chunk and hashes it while it is still in the CPU
+    cache: one pass over memory, every core busy (a signed read then costs little more
+    than an unsigned one, whose hash is far cheaper).
 
     Parameters
     ----------
@@ -412,18 +413,26 @@ def chunked_read_digest(f: Any, view: memoryview, workers: int | None = None) ->
     """
     fd = f.fileno()
     total = view.nbytes
+    starts = range(0, total, CHUNK_BYTES)
+    digests: list[bytes] = [b""] * len(starts)
 
-    def one(start: int) -> bytes:
-        chunk = view[start : start + CHUNK_BYTES]
-        done = 0
-        while done < chunk.nbytes:
-            n = os.preadv(fd, [chunk[done:]], start + done)
-            if not n:
-                raise CorruptBlobError(f"blob {f.name} is shorter than recorded")
-            done += n
-        return chunk_digest(chunk)
+    def run(first: int, stop: int) -> None:
+        for index in range(first, stop):
+            start = starts[index]
+            chunk = view[start : start + CHUNK_BYTES]
+            done = 0
+            while done < chunk.nbytes:
+                n = os.preadv(fd, [chunk[done:]], start + done)
+                if not n:
+                    raise CorruptBlobError(f"blob {f.name} is shorter than recorded")
+                done += n
+            digests[index] = chunk_digest(chunk)
 
-    workers = workers or min(4, os.cpu_count() or 1)
-    with ThreadPoolExecutor(workers, thread_name_prefix="checkpoint-magic-verify") as pool:
-        digests = list(pool.map(one, range(0, total, CHUNK_BYTES)))
+    workers = max(1, min(workers or min(4, os.cpu_count() or 1), len(starts)))
+    bounds = [len(starts) * i // workers for i in range(workers + 1)]
+    with ThreadPoolExecutor(workers - 1 or 1, thread_name_prefix="checkpoint-magic-verify") as pool:
+        others = [pool.submit(run, bounds[i], bounds[i + 1]) for i in range(1, workers)]
+        run(bounds[0], bounds[1])  # the caller's share
+        for done_run in others:
+            done_run.result()
     return combine(digests, total)
