@@ -50,7 +50,6 @@ from typing import Any
 
 import numpy as np
 
-from ..exceptions import FingerprintError
 from ..fingerprint.frozen import known_digest
 from ..fingerprint.values import HASH_SCHEME_VERSION, QuietFingerprinter
 from ..ui.units import format_ago
@@ -154,14 +153,20 @@ def annotate(manifest: dict[str, Any], outputs: Mapping[str, Any], location: str
         fp = QuietFingerprinter()
         try:
             digest = fp.fingerprint(value)
-        except (FingerprintError, Warning) as exc:  # a courtesy: the entry is stored without it
+        # Lineage is a courtesy: whatever a value's own methods raise while it is walked
+        # (a __reduce__ that fails, a recursion too deep), the entry is stored without it.
+        except Exception as exc:
             logger.debug("no lineage digest for output %s: %s", name, exc)
             continue
         if not fp.problems:  # a partly walked value is no identity
             digests[name] = digest
     if digests:
         manifest["output_fps"] = digests
-    found = links(location, manifest["key"], manifest.get("inputs") or {})
+    try:
+        found = links(location, manifest["key"], manifest.get("inputs") or {})
+    except Exception as exc:  # a courtesy too: never the reason a result is not stored
+        logger.debug("no lineage for %s: %s", manifest.get("key"), exc)
+        found = []
     if found:
         manifest["lineage"] = found
 

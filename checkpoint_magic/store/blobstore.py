@@ -197,7 +197,7 @@ class BlobStore:
                 if hasher is None:
                     raise SignatureError(
                         f"blob {ref['digest']} is signed with {name}, unavailable here; "
-                        f"install it (pip install {name}) to read it"
+                        f"install it (pip install {name.split('-')[0]}) to read it"
                     )
                 return hasher, str(ref[name]), name
         raise SignatureError(
@@ -254,7 +254,7 @@ class BlobStore:
                     readinto_full(f, view)
                     hasher.update(view)
                 actual = hasher.hexdigest()
-            elif algorithm == "blake3-chunks" and len(views) == 1:
+            elif algorithm == "blake3-chunks" and len(views) == 1 and self.backend.files_are_local:
                 actual = chunked_read_digest(f, views[0])  # copied and hashed in parallel
             else:
                 pipelined_read(f, views, hasher)

@@ -86,8 +86,10 @@ def _with_payloads(outputs: Any) -> Any:
     for name, record in outputs.items():
         if isinstance(record, dict) and isinstance(record.get("inline"), str):
             # binascii.Error (a ValueError): damaged base64, refused when it is read
-            with contextlib.suppress(ValueError):
-                record = {**record, "payload": base64.b64decode(record["inline"])}
+            with contextlib.suppress(ValueError):  # the text is not kept: payload replaces it
+                payload = base64.b64decode(record["inline"])
+                record = {k: v for k, v in record.items() if k != "inline"}
+                record["payload"] = payload
         decoded[name] = record
     return decoded
 

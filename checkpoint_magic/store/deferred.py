@@ -88,8 +88,8 @@ class BatchWriter:
                 if pending is not None:
                     value = merge(pending[0], value)
             self._pending[slot] = (value, write)
-            # The thread clears it, under the lock, when it ends; one killed by an error
-            # other than OSError (see flush) leaves it set, dead: start another.
+            # The thread clears it, under the lock, when it ends; one killed by a
+            # BaseException (flush catches the rest) leaves it set, dead: start another.
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name=f"checkpoint-magic-{self.name}", daemon=True

@@ -56,7 +56,8 @@ class EntryRecords:
         return self.backend.delete(layout.entry(namespace, key))
 
     def has_entries(self, namespace: str) -> bool:
-        """Whether the namespace has an entry file (cheap: no manifest is read, nothing stat'ed).
+        """Whether the namespace has an entry file (cheap: no manifest is read, no listing
+        while a file seen before is still there).
 
         Parameters
         ----------

@@ -38,6 +38,7 @@ Examples
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -255,6 +256,24 @@ class _Watch:
         return self.owners[name, version]
 
 
+def _create_in_place(backend: StoreBackend, name: str, data: bytes) -> bool:
+    """``backend.create(name, data, whole=False)``, or without ``whole`` for a backend
+    written before the keyword existed (its create is then whole, which is as correct)."""
+    cls = type(backend)
+    accepts = _ACCEPTS_WHOLE.get(cls)
+    if accepts is None:
+        try:
+            accepts = "whole" in inspect.signature(cls.create).parameters
+        except (TypeError, ValueError):  # no signature to inspect: assume the old one
+            accepts = False
+        _ACCEPTS_WHOLE[cls] = accepts
+    return backend.create(name, data, whole=False) if accepts else backend.create(name, data)
+
+
+# backend class -> whether its create() takes ``whole`` (third-party backends may not)
+_ACCEPTS_WHOLE: dict[type, bool] = {}
+
+
 def acquire(
     backend: StoreBackend,
     namespace: str,
@@ -320,7 +339,7 @@ def acquire(
             mine = layout.flight_lease(key, gen)
             # Written in place (not staged and linked): two file-system operations fewer
             # per miss; a reader may see it empty for a moment (see _Watch.stale).
-            if backend.create(mine, _record(namespace, key, token), whole=False):
+            if _create_in_place(backend, mine, _record(namespace, key, token)):
                 for _, old, _ in leases:
                     backend.delete(old)  # stale generations, or ones released meanwhile
                 if entry_exists():  # published between our last look and the lease

@@ -294,3 +294,21 @@ def test_a_frame_of_megabytes_returned_by_a_miss_is_traced(store_dir: Path) -> N
     (producer,) = _manifests(Store(store_dir), "load_data")
     (consumer,) = _manifests(Store(store_dir), "train")
     assert consumer["lineage"][0]["from"]["key"] == producer["key"]
+
+
+def test_a_failing_output_fingerprint_never_stops_the_result_being_stored(
+    store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from checkpoint_magic.fingerprint.values import QuietFingerprinter
+
+    def broken(self: Any, value: Any, name: Any = None) -> str:
+        raise RecursionError("a value whose own methods recurse")
+
+    @checkpoint(store=store_dir)
+    def make(n: int) -> list[int]:
+        return list(range(n))
+
+    monkeypatch.setattr(QuietFingerprinter, "fingerprint", broken)
+    assert make(40) == list(range(40))  # no StoreWriteWarning: it is stored, without lineage
+    (manifest,) = _manifests(Store(store_dir), "make")
+    assert "output_fps" not in manifest

@@ -33,7 +33,7 @@ from checkpoint_magic.store.backends.url import (  # noqa: E402
     StoreUnreachableError,
     _ViewsReader,
 )
-from checkpoint_magic.store.core import get_store  # noqa: E402
+from checkpoint_magic.store.core import Store, get_store  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 # Counters live at module level: a closure over a list the function appends to would be a
@@ -484,3 +484,14 @@ def test_a_url_store_never_writes_local_folders(mem_url: str, tmp_path: Path, mo
 
 
 STATE_COUNTER: list[int] = []
+
+
+def test_a_large_signed_blob_of_a_url_store_is_verified_from_a_stream(
+    mem_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHECKPOINT_MAGIC_SECRET", "our secret")
+    monkeypatch.setenv("CHECKPOINT_MAGIC_CACHE_SIZE", "0")  # no local copy: read the stream
+    value = np.random.default_rng(3).random(4 << 20)  # 32 MiB: the large-read path
+    record = Store(mem_url).put_value(value)
+    assert "blake3-chunks" in record["blobs"][-1]
+    np.testing.assert_array_equal(Store(mem_url).get_value(record), value)

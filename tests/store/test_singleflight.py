@@ -326,3 +326,19 @@ def test_a_stopped_holder_on_s3_is_taken_over_after_the_ttl(
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_backend_whose_create_predates_the_whole_keyword_still_takes_leases(
+    tmp_path: Path,
+) -> None:
+    from checkpoint_magic.store.backends.local import LocalBackend
+
+    class OldBackend(LocalBackend):  # a third-party backend written against the old API
+        def create(self, name: str, data: bytes) -> bool:  # type: ignore[override]
+            return super().create(name, data)
+
+    backend = OldBackend(str(tmp_path / "store"))
+    flight = singleflight.acquire(backend, "m.f", KEY, lambda: False)
+    assert flight.held and _lease_names(backend) == [f"flight-{KEY}-0"]
+    assert json.loads(backend.read_bytes(f"leases/flight-{KEY}-0"))["kind"] == "flight"
+    flight.release()

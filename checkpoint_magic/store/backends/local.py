@@ -72,6 +72,11 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
+def _version(st: os.stat_result) -> tuple[int, int, int]:
+    """A local file's identity: any replacement or change of it gives another."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def _not_a_folder(root: str) -> NotADirectoryError:
     return NotADirectoryError(
         errno.ENOTDIR, "the store location exists and is not a directory", root
@@ -208,7 +213,7 @@ class LocalBackend(StoreBackend):
 
     @staticmethod
     def _stat(st: os.stat_result) -> Stat:
-        return Stat(st.st_size, st.st_mtime, (st.st_ino, st.st_size, st.st_mtime_ns))
+        return Stat(st.st_size, st.st_mtime, _version(st))
 
     def read_bytes(self, name: str, limit: int | None = None) -> bytes:
         f, _ = self.open_read(name)
@@ -239,8 +244,8 @@ class LocalBackend(StoreBackend):
             st = os.stat(self.path(name), follow_symlinks=False)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        # The same identity as _stat's version, without building a Stat (the hit path).
-        return (st.st_ino, st.st_size, st.st_mtime_ns) if stat_module.S_ISREG(st.st_mode) else None
+        # _stat's version, without building a Stat (the hit path).
+        return _version(st) if stat_module.S_ISREG(st.st_mode) else None
 
     def stat_folder(self, folder: str) -> Stat | None:
         try:
@@ -351,12 +356,15 @@ class LocalBackend(StoreBackend):
             except FileExistsError:
                 return False
             try:
-                with open(fd, "wb") as f:
-                    f.write(data)
+                view = memoryview(data)
+                while view.nbytes:
+                    view = view[os.write(fd, view) :]
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(leaf, dir_fd=dfd)
                 raise
+            finally:
+                os.close(fd)
         return True
 
     def touch(self, name: str) -> bool:
