@@ -42,16 +42,8 @@ from .entryinfo import (
     parse_manifest,
     read_entry_file,
 )
-from .index import (
-    INDEX_ERRORS,
-    EntryIndex,
-    EntryRow,
-    StateRow,
-    index_failed,
-    open_index,
-    signature,
-    trusted,
-)
+from .index import INDEX_ERRORS, EntryIndex, index_failed, open_index
+from .indexrows import RACY_SECONDS, EntryRow, StateRow, signature, trusted
 from .manifest import MANIFEST_MAX_BYTES
 from .usage import flush_usage, parse_usage
 
@@ -405,7 +397,6 @@ def require_store(store: Store, *, allow_empty: bool = False) -> None:
 
 _size_cache: dict[tuple[str, str], tuple[Any, int]] = {}
 _size_lock = threading.Lock()
-_RACY_SECONDS = 2.0
 
 
 def stored_size(store: Store) -> int:
@@ -448,7 +439,7 @@ def stored_size(store: Store) -> int:
                     total += cached[1]
                     continue
                 size = sum(f.size for _, f in backend.list_files(folder))
-                fresh = st is not None and now - st.mtime > _RACY_SECONDS
+                fresh = st is not None and now - st.mtime > RACY_SECONDS
                 _size_cache[cache_key] = (st.version if fresh and st else None, size)
                 total += size
     return total

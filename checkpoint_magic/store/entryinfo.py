@@ -24,7 +24,7 @@ from .. import config
 from . import layout
 from .backends import Stat
 from .core import Store
-from .index import signature
+from .indexrows import signature
 from .manifest import MANIFEST_MAX_BYTES, decode_manifest
 
 __all__ = [

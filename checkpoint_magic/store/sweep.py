@@ -23,7 +23,7 @@ from . import layout
 from .backends import Stat
 from .catalog import EntryInfo, blob_files, blob_refs, parse_manifest
 from .core import Store
-from .index import signature
+from .indexrows import signature
 from .leases import LEASE_TTL, live_claims
 from .manifest import MANIFEST_MAX_BYTES
 
