@@ -384,20 +384,21 @@ def pipelined_read(f: Any, views: Sequence[memoryview], hasher: Any) -> None:
         worker.join()
 
 
-def chunked_read_digest(f: Any, view: memoryview, workers: int | None = None) -> str:
-    """Fill ``view`` from the blob file ``f`` and return its ``"blake3-chunks"`` digest.
+def chunked_read_digest(f: Any, views: Sequence[memoryview], workers: int | None = None) -> str:
+    """Fill ``views`` from the blob file ``f`` and return its ``"blake3-chunks"`` digest.
 
-    The chunks are split into ``workers`` contiguous runs, one per thread (the caller's
-    included); each thread copies a chunk and hashes it while it is still in the CPU
-    cache: one pass over memory, every core busy (a signed read then costs little more
+    The blob's chunks are split into ``workers`` contiguous runs, one per thread (the
+    caller's included); each thread copies a chunk and hashes it while it is still in the
+    CPU cache: one pass over memory, every core busy (a signed read then costs little more
     than an unsigned one, whose hash is far cheaper).
 
     Parameters
     ----------
     f : binary file
         The blob's file (read by offset from its start; its position does not matter).
-    view : memoryview
-        The writable buffer to fill, as long as the blob.
+    views : sequence of memoryview
+        The writable buffers filled back to back (a header and an array's data, say), as
+        long as the blob together.
     workers : int, optional
         Threads to use (default: the CPU count, at most 4).
 
@@ -409,24 +410,37 @@ def chunked_read_digest(f: Any, view: memoryview, workers: int | None = None) ->
     Raises
     ------
     CorruptBlobError
-        The file ends before ``view`` is full.
+        The file ends before the views are full.
     """
     fd = f.fileno()
-    total = view.nbytes
+    placed = []  # (offset in the blob, view)
+    total = 0
+    for view in views:
+        placed.append((total, view))
+        total += view.nbytes
     starts = range(0, total, CHUNK_BYTES)
     digests: list[bytes] = [b""] * len(starts)
 
+    def pieces(start: int) -> list[tuple[int, memoryview]]:
+        """The parts of the views chunk ``start`` covers, with their offsets in the blob."""
+        end = min(start + CHUNK_BYTES, total)
+        return [
+            (max(start, at), view[max(start - at, 0) : end - at])
+            for at, view in placed
+            if at < end and at + view.nbytes > start
+        ]
+
     def run(first: int, stop: int) -> None:
         for index in range(first, stop):
-            start = starts[index]
-            chunk = view[start : start + CHUNK_BYTES]
-            done = 0
-            while done < chunk.nbytes:
-                n = os.preadv(fd, [chunk[done:]], start + done)
-                if not n:
-                    raise CorruptBlobError(f"blob {f.name} is shorter than recorded")
-                done += n
-            digests[index] = chunk_digest(chunk)
+            parts = pieces(starts[index])
+            for at, part in parts:
+                done = 0
+                while done < part.nbytes:
+                    n = os.preadv(fd, [part[done:]], at + done)
+                    if not n:
+                        raise CorruptBlobError(f"blob {f.name} is shorter than recorded")
+                    done += n
+            digests[index] = chunk_digest(*(part for _, part in parts))
 
     workers = max(1, min(workers or min(4, os.cpu_count() or 1), len(starts)))
     bounds = [len(starts) * i // workers for i in range(workers + 1)]

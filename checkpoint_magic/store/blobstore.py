@@ -254,8 +254,8 @@ class BlobStore:
                     readinto_full(f, view)
                     hasher.update(view)
                 actual = hasher.hexdigest()
-            elif algorithm == "blake3-chunks" and len(views) == 1 and self.backend.files_are_local:
-                actual = chunked_read_digest(f, views[0])  # copied and hashed in parallel
+            elif algorithm == "blake3-chunks" and self.backend.files_are_local:
+                actual = chunked_read_digest(f, views)  # copied and hashed in parallel
             else:
                 pipelined_read(f, views, hasher)
                 actual = hasher.hexdigest()

@@ -121,20 +121,24 @@ class ChunkedBlake3:
         return combine(digests, self._total)
 
 
-def chunk_digest(chunk: Any) -> bytes:
+def chunk_digest(*parts: Any) -> bytes:
     """The BLAKE3 digest of one chunk of a ``"blake3-chunks"`` blob (one thread).
 
     Parameters
     ----------
-    chunk : bytes-like
-        The chunk: :data:`CHUNK_BYTES` long, except the blob's last one.
+    *parts : bytes-like
+        The chunk's bytes, in order (one buffer, or the pieces of the buffers it spans):
+        :data:`CHUNK_BYTES` in all, except for the blob's last chunk.
 
     Returns
     -------
     bytes
         32 bytes.
     """
-    return bytes(_blake3.blake3(chunk).digest())
+    hasher = _blake3.blake3()
+    for part in parts:
+        hasher.update(part)
+    return bytes(hasher.digest())
 
 
 def combine(digests: list[bytes], total: int) -> str:

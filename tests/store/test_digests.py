@@ -46,12 +46,12 @@ def test_the_parallel_read_fills_the_buffer_and_agrees_with_the_hasher(tmp_path)
     path.write_bytes(data.tobytes())
     out = np.empty_like(data)
     with open(path, "rb", buffering=0) as f:
-        digest = chunked_read_digest(f, memoryview(out), workers=3)
+        digest = chunked_read_digest(f, [memoryview(out)], workers=3)
     np.testing.assert_array_equal(out, data)
     assert digest == _digest(data.tobytes(), 1 << 20)
     path.write_bytes(data.tobytes()[:-1])  # truncated behind the caller's size check
     with open(path, "rb", buffering=0) as f, pytest.raises(CorruptBlobError, match="shorter"):
-        chunked_read_digest(f, memoryview(out))
+        chunked_read_digest(f, [memoryview(out)])
 
 
 @pytest.mark.parametrize("algorithm", ["blake3-chunks", "blake3"])
@@ -77,3 +77,15 @@ def test_signed_large_blobs_are_verified_in_parallel_and_old_blake3_ones_still_r
         f.write(bytes([byte[0] ^ 0xFF]))
     with pytest.raises(CorruptBlobError, match="does not match"):
         Store(tmp_path / "s").get_value(record)
+
+
+@pytest.mark.parametrize("cut", [0, 1, 100, CHUNK_BYTES - 1, CHUNK_BYTES, CHUNK_BYTES + 3])
+def test_the_parallel_read_fills_several_buffers_back_to_back(tmp_path, cut):
+    data = np.random.default_rng(cut).integers(0, 256, 2 * CHUNK_BYTES + 11, dtype=np.uint8)
+    path = tmp_path / "blob"
+    path.write_bytes(data.tobytes())
+    head, tail = np.empty(cut, np.uint8), np.empty(data.size - cut, np.uint8)
+    with open(path, "rb", buffering=0) as f:
+        digest = chunked_read_digest(f, [memoryview(head), memoryview(tail)], workers=2)
+    np.testing.assert_array_equal(np.concatenate([head, tail]), data)
+    assert digest == _digest(data.tobytes(), 1 << 20)
