@@ -349,22 +349,10 @@ class LocalBackend(StoreBackend):
         if whole:  # staged, then linked: the name appears with its whole content
             staged = self._stage(new_staging_name(), [memoryview(data)], fsync=False, small=True)
             return self.publish(staged, name, replace=False)
-        folder, leaf = self._split(name)
-        with self._folder(folder, create=True) as dfd:
-            try:
-                fd = os.open(leaf, _NEW_FILE, 0o644, dir_fd=dfd)
-            except FileExistsError:
-                return False
-            try:
-                view = memoryview(data)
-                while view.nbytes:
-                    view = view[os.write(fd, view) :]
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(leaf, dir_fd=dfd)
-                raise
-            finally:
-                os.close(fd)
+        try:  # written in place: created exclusively, removed again if the write fails
+            self._stage(name, [memoryview(data)], fsync=False, small=True)
+        except FileExistsError:
+            return False
         return True
 
     def touch(self, name: str) -> bool:
