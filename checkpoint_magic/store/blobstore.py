@@ -25,7 +25,7 @@ import xxhash
 from .. import config
 from ..exceptions import SignatureError
 from . import layout
-from .backends import Staged, StoreBackend
+from .backends import TICK_SECONDS, Staged, StoreBackend
 from .blobs import (
     CorruptBlobError,
     MultiHasher,
@@ -46,7 +46,6 @@ address_hasher = xxhash.xxh3_128
 _OVERLAP_MIN = 24 << 20
 #: Verified blobs remembered per store; a blob changed less than this long ago is not.
 _VERIFIED_MAX = 4096
-_RACY_SECONDS = 0.1
 
 
 def _fstat(f: Any) -> os.stat_result | None:
@@ -326,7 +325,7 @@ class BlobStore:
         self, path: str, digest: tuple[str, str], before: os.stat_result
     ) -> None:
         """Remember that the blob file ``path`` (stat'ed ``before`` hashing) matched ``digest``."""
-        if time.time() - before.st_ctime > _RACY_SECONDS:  # not changed within a timestamp tick
+        if time.time() - before.st_ctime > TICK_SECONDS:  # not changed within a timestamp tick
             if len(self._verified_blobs) >= _VERIFIED_MAX:
                 self._verified_blobs.clear()
             self._verified_blobs[path] = (digest, _stat_signature(before))

@@ -35,7 +35,7 @@ from typing import Any
 from .. import config
 from ..exceptions import CheckpointError, SignatureError, StoreFormatError
 from . import layout
-from .backends import StoreBackend, open_backend, scheme_of
+from .backends import TICK_SECONDS, StoreBackend, open_backend, scheme_of
 from .blobs import (
     CorruptBlobError,
     InlineBlobSource,
@@ -72,7 +72,6 @@ FORMAT_VERSION = 1
 INLINE_MAX_BYTES = 16 * 1024
 #: Verified hot manifest records remembered per store (see Store.read_entry).
 _HOT_RECORDS_MAX = 4096
-_RACY_SECONDS = 0.1  # well above a coarse timestamp tick (one jiffy, <= 10 ms)
 
 
 def _with_payloads(outputs: Any) -> Any:
@@ -421,7 +420,7 @@ class Store(EntryRecords, BlobStore):
             manifest["outputs"] = _with_payloads(manifest.get("outputs"))
         # Like git's "racily clean" rule: an object modified in the last 0.1 s could be
         # replaced again within one timestamp tick, so it is not remembered yet.
-        if hot_only and st.version is not None and time.time() - st.mtime > _RACY_SECONDS:
+        if hot_only and st.version is not None and time.time() - st.mtime > TICK_SECONDS:
             if len(self._hot_records) >= _HOT_RECORDS_MAX:
                 self._hot_records.clear()
             self._hot_records[name] = (st.version, secret, manifest)

@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import config
 from . import layout
-from .backends import StoreBackend, UnsafeStoreError
+from .backends import TICK_SECONDS, StoreBackend, UnsafeStoreError
 from .layout import namespace_dir
 from .manifest import MANIFEST_MAX_BYTES, decode_manifest
 from .usage import flush_usage, read_usage, record_hit
@@ -26,8 +26,6 @@ from .usage import flush_usage, read_usage, record_hit
 __all__ = ["EntryRecords"]
 
 logger = logging.getLogger("checkpoint_magic.store.core")
-
-_RACY_SECONDS = 0.1  # a folder changed within a timestamp tick may change again unseen
 
 
 class EntryRecords:
@@ -88,7 +86,7 @@ class EntryRecords:
                 found = next((e.name for e in it if e.is_file(follow_symlinks=False)), None)
         except (FileNotFoundError, NotADirectoryError):
             return False
-        if time.time() - folder_stat.mtime > _RACY_SECONDS:  # not changed within a tick
+        if time.time() - folder_stat.mtime > TICK_SECONDS:  # not changed within a tick
             self._has_entries[folder] = (folder_stat.version, found)
         elif found is not None:  # a file name stays a valid hint however recent the folder
             self._has_entries[folder] = (None, found)

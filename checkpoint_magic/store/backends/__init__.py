@@ -21,11 +21,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ...exceptions import InvalidArgumentError
-from .base import Staged, Stat, StoreBackend, UnsafeStoreError
+from .base import TICK_SECONDS, Staged, Stat, StoreBackend, UnsafeStoreError
 from .local import LocalBackend, atomic_write
 
 __all__ = [
     "FSSPEC_SCHEMES",
+    "TICK_SECONDS",
     "LocalBackend",
     "Staged",
     "Stat",

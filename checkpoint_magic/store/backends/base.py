@@ -40,7 +40,7 @@ from typing import Any, BinaryIO
 from ...exceptions import CheckpointError
 from ..layout import staging as new_staging_name
 
-__all__ = ["Staged", "Stat", "StoreBackend", "UnsafeStoreError"]
+__all__ = ["TICK_SECONDS", "Staged", "Stat", "StoreBackend", "UnsafeStoreError"]
 
 
 class UnsafeStoreError(CheckpointError, OSError):
@@ -48,6 +48,12 @@ class UnsafeStoreError(CheckpointError, OSError):
 
     Nothing is written through it; the message says how to fix the store.
     """
+
+
+#: Well above a coarse timestamp tick (one jiffy, <= 10 ms): an object changed within it
+#: may change again with the same mtime, so what was read of it is not remembered yet
+#: (git's "racily clean" rule).
+TICK_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
