@@ -415,11 +415,11 @@ class Store(EntryRecords, BlobStore):
         with f:
             # Sized by the stat: reading MANIFEST_MAX_BYTES + 1 allocates 16 MiB per read.
             data = f.read(min(st.size, MANIFEST_MAX_BYTES) + 1)
-        manifest = self._parse_manifest(name, data, namespace, key, hot_only=hot_only)
+        manifest = self._parse_manifest(name, data, namespace, key, secret, hot_only=hot_only)
         if hot_only:  # decode inline values once: a remembered record serves many hits
             manifest["outputs"] = _with_payloads(manifest.get("outputs"))
-        # Like git's "racily clean" rule: an object modified in the last 0.1 s could be
-        # replaced again within one timestamp tick, so it is not remembered yet.
+        # An object modified within a timestamp tick could be replaced again unseen: it is
+        # not remembered yet (see TICK_SECONDS).
         if hot_only and st.version is not None and time.time() - st.mtime > TICK_SECONDS:
             if len(self._hot_records) >= _HOT_RECORDS_MAX:
                 self._hot_records.clear()
@@ -427,10 +427,18 @@ class Store(EntryRecords, BlobStore):
         return manifest
 
     def _parse_manifest(
-        self, name: str, data: bytes, namespace: str, key: str, *, hot_only: bool = False
+        self,
+        name: str,
+        data: bytes,
+        namespace: str,
+        key: str,
+        secret: bytes | None,
+        *,
+        hot_only: bool = False,
     ) -> dict[str, Any]:
+        # The secret the caller read once: the record it remembers is keyed on that one.
         manifest, damage, problem = decode_manifest(
-            data, config.secret_key(), hot_only=hot_only, namespace=namespace, key=key
+            data, secret, hot_only=hot_only, namespace=namespace, key=key
         )
         if problem is not None:
             raise SignatureError(f"entry {key}: {problem}; it was not loaded")

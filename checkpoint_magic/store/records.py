@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -68,9 +67,8 @@ class EntryRecords:
             Whether at least one entry file exists.
         """
         folder = layout.entry_folder(namespace)
-        path = self.backend.local_path(folder)
-        if path is None:
-            return bool(self.backend.list_files(folder))
+        if self.backend.local_path(folder) is None:  # no folder times to trust: look
+            return self.backend.first_file(folder) is not None
         folder_stat = self.backend.stat_folder(folder)
         if folder_stat is None:
             return False
@@ -80,12 +78,7 @@ class EntryRecords:
                 return known[1] is not None
             if known[1] is not None and self.backend.stat(f"{folder}/{known[1]}") is not None:
                 return True  # the file seen last time is still there: no listing needed
-        found = None
-        try:  # stop at the first file: a miss must not cost a listing of every entry
-            with os.scandir(path) as it:
-                found = next((e.name for e in it if e.is_file(follow_symlinks=False)), None)
-        except (FileNotFoundError, NotADirectoryError):
-            return False
+        found = self.backend.first_file(folder)  # a miss must not cost a full listing
         if time.time() - folder_stat.mtime > TICK_SECONDS:  # not changed within a tick
             self._has_entries[folder] = (folder_stat.version, found)
         elif found is not None:  # a file name stays a valid hint however recent the folder

@@ -288,6 +288,22 @@ class StoreBackend(abc.ABC):
             Base names (not full names) with their stats; ``[]`` if the folder is missing.
         """
 
+    def first_file(self, folder: str) -> str | None:
+        """The name of one file directly in ``folder`` (no links), without listing them all.
+
+        Parameters
+        ----------
+        folder : str
+            Name of a folder.
+
+        Returns
+        -------
+        str or None
+            A base name; ``None`` if the folder is missing or holds no file.
+        """
+        found = self.list_files(folder)
+        return found[0][0] if found else None
+
     @abc.abstractmethod
     def list_folders(self, folder: str) -> list[str]:
         """Names of the folders directly in ``folder`` (no links), sorted.

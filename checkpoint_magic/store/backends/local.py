@@ -266,6 +266,13 @@ class LocalBackend(StoreBackend):
             return []
         return sorted(found, key=lambda item: item[0])
 
+    def first_file(self, folder: str) -> str | None:
+        try:  # stop at the first file: no listing of every entry
+            with os.scandir(self.path(folder)) as it:
+                return next((e.name for e in it if e.is_file(follow_symlinks=False)), None)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
     def list_folders(self, folder: str) -> list[str]:
         try:
             with os.scandir(self.path(folder)) as it:
