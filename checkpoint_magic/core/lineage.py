@@ -46,7 +46,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -84,8 +84,29 @@ REGISTRY_MAX = 4096
 #: The fields of a producer a lineage record keeps (then ``output``).
 _FIELDS = ("namespace", "kind", "key", "code", "created")
 
-#: A producer as the registry keeps it: its store's location, the :data:`_FIELDS`, the output.
-Producer = tuple[str, Any, Any, Any, Any, Any, str]
+
+class Producer(NamedTuple):
+    """The entry that produced an output, as the registry keeps it.
+
+    Attributes
+    ----------
+    location : str
+        Its store's location (lineage links entries of one store only).
+    namespace, kind, key, code, created : object
+        The :data:`_FIELDS` of its manifest.
+    output : str
+        The output's name.
+    """
+
+    location: str
+    namespace: Any
+    kind: Any
+    key: Any
+    code: Any
+    created: Any
+    output: str
+
+
 # output digest -> its producer
 _by_digest: dict[str, Producer] = {}
 # id(memory map restored by a hit) -> (weak reference, its producer)
@@ -194,9 +215,9 @@ def links(location: str, key: str, input_fps: Mapping[str, str]) -> list[dict[st
     found: list[dict[str, Any]] = []
     for name, digest in input_fps.items():
         known = _by_digest.get(digest)
-        if known is not None and known[0] == location and known[3] != key:
-            source = dict(zip(_FIELDS, known[1:6], strict=True))
-            found.append({"input": name, "from": {**source, "output": known[6]}})
+        if known is not None and known.location == location and known.key != key:
+            source = {field: getattr(known, field) for field in _FIELDS}
+            found.append({"input": name, "from": {**source, "output": known.output}})
     if len(found) > 1:
         found.sort(key=lambda link: link["input"])
     return found
@@ -214,9 +235,9 @@ def register(location: str, manifest: Mapping[str, Any]) -> None:
     """
     digests = manifest.get("output_fps")
     if digests:
-        source = (location, *(manifest.get(f) for f in _FIELDS))
+        source = {field: manifest.get(field) for field in _FIELDS}
         for name, digest in digests.items():
-            _keep(digest, (*source, name))
+            _keep(digest, Producer(location=location, output=name, **source))
 
 
 def restored(
@@ -242,12 +263,12 @@ def restored(
     created = manifest.get("created")
     for name, digest in digests.items():
         if isinstance(digest, str):
-            _keep(digest, (*source, created, name))
+            _keep(digest, Producer(*source, created, name))
     for name, value in outputs.items():
         if type(value) is not np.memmap or value.flags.writeable or name[:2] == "__":
             continue
         if name not in digests:  # known already: its digest was recorded at commit
-            _watch(value, (*source, created, name))
+            _watch(value, Producer(*source, created, name))
 
 
 def _watch(value: np.memmap, producer: Producer) -> None:
