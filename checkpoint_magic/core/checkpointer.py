@@ -135,6 +135,7 @@ class Checkpointer:
         self.left_out: dict[str, str] = {}
         # key -> the single-flight lease this process holds while it computes that entry
         self._flights: dict[str, singleflight.Flight] = {}
+        self._slowest: float | None = None  # longest computation seen (worth_a_flight)
         # keys whose lookup failed on a store fault: their call runs uncached (one warning)
         self._uncached: set[str] = set()
 
@@ -291,7 +292,11 @@ class Checkpointer:
                 self._explain_miss(code_fp, input_fps, code_parts)
             except OSError as exc:  # the explanation is a courtesy
                 logger.debug("could not explain the miss of %s: %s", self.namespace, exc)
-            if self.kind in SINGLE_FLIGHT_KINDS and self._await_flight(store, key):
+            if (
+                self.kind in SINGLE_FLIGHT_KINDS
+                and singleflight.worth_a_flight(self._slowest)
+                and self._await_flight(store, key)
+            ):
                 # Another process computed it meanwhile: load its entry.
                 return self.load(code_fp, input_fps, mmap_mode=mmap_mode, code_parts=code_parts)
             return None
@@ -485,6 +490,7 @@ class Checkpointer:
         store = self.store
         key = self.key(code_fp, input_fps)
         self.left_out = {}
+        self._slowest = max(self._slowest or 0.0, duration)
         if key in self._uncached:  # its lookup already warned that the store is unreachable
             self._end_flight(key)
             logger.debug("not storing %s %s: the store was unreachable", self.namespace, key)

@@ -18,6 +18,12 @@ creating generation ``g + 1`` (create-if-absent again), so exactly one waiter ta
 Nothing waits forever, and nothing is lost: a taken-over holder that was only slow still
 publishes its result (a valid entry), it merely stops renewing.
 
+Coordination is for computations worth waiting for. A caller whose computation took less
+than :data:`WORTH_WAITING` every time this process ran it (:func:`worth_a_flight`) computes
+without a lease: a waiter's first poll comes no sooner than that, and the lease's four
+file-system operations cost more than running such a computation twice. Two racing callers
+then both publish the same valid entry (the later one replaces the earlier, atomically).
+
 The lease is a JSON record (``kind`` ``"flight"``, host, pid, namespace, key, an empty
 ``digests`` list) that garbage collection reads with the commit leases
 (:mod:`checkpoint_magic.store.leases`): it marks a computation in flight, claims no blob,
@@ -53,7 +59,7 @@ from .. import config
 from . import layout
 from .backends import Stat, StoreBackend
 
-__all__ = ["HOST", "Flight", "acquire", "flight_leases"]
+__all__ = ["HOST", "WORTH_WAITING", "Flight", "acquire", "flight_leases", "worth_a_flight"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +70,8 @@ HOST = socket.gethostname()
 EMPTY_STALE = 2.0
 #: First and longest pause between two polls of a waiter (seconds); local stores poll faster.
 POLL_MIN, POLL_MAX = 0.02, 1.0
+#: A computation always faster than this (seconds) is not coordinated (see :func:`worth_a_flight`).
+WORTH_WAITING = POLL_MIN
 
 
 def _alive(pid: int) -> bool:
@@ -74,6 +82,29 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def worth_a_flight(slowest: float | None) -> bool:
+    """Whether a miss should take the flight lease, given its computation's slowest run so far.
+
+    Parameters
+    ----------
+    slowest : float or None
+        The longest this computation (one checkpoint) took in this process, in seconds;
+        ``None`` before its first run, which is coordinated: how long it takes is unknown.
+
+    Returns
+    -------
+    bool
+        ``False`` when it never took as long as :data:`WORTH_WAITING`: a waiter could not
+        get its result sooner than by computing it.
+
+    Examples
+    --------
+    >>> worth_a_flight(None), worth_a_flight(2.5), worth_a_flight(0.001)
+    (True, True, False)
+    """
+    return slowest is None or slowest >= WORTH_WAITING
 
 
 def flight_leases(backend: StoreBackend, key: str) -> list[tuple[int, str, Stat]]:

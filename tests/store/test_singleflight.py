@@ -342,3 +342,35 @@ def test_a_backend_whose_create_predates_the_whole_keyword_still_takes_leases(
     assert flight.held and _lease_names(backend) == [f"flight-{KEY}-0"]
     assert json.loads(backend.read_bytes(f"leases/flight-{KEY}-0"))["kind"] == "flight"
     flight.release()
+
+
+# ------------------------------------------------------------------------------ worth a flight
+
+
+def test_a_computation_always_faster_than_a_poll_is_not_coordinated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taken: list[str] = []
+    acquire = singleflight.acquire
+
+    def counting(backend: Any, namespace: str, key: str, *args: Any, **kwargs: Any) -> Any:
+        taken.append(key)
+        return acquire(backend, namespace, key, *args, **kwargs)
+
+    monkeypatch.setattr(singleflight, "acquire", counting)
+    pause = {"seconds": 0.0}
+
+    @checkpoint(store=str(tmp_path / "store"), ignore=["global:pause"])
+    def f(x: int) -> int:
+        time.sleep(pause["seconds"])
+        return x + 1
+
+    assert f(1) == 2 and len(taken) == 1  # how long it takes is unknown: coordinated
+    assert [f(i) for i in range(2, 5)] == [3, 4, 5] and len(taken) == 1  # fast: not
+    pause["seconds"] = singleflight.WORTH_WAITING * 1.5
+    assert f(10) == 11 and len(taken) == 1  # known fast so far: not coordinated
+    assert f(11) == 12 and len(taken) == 2  # it once took long enough to be worth waiting for
+    pause["seconds"] = 0.0
+    assert f(12) == 13 and len(taken) == 3  # the slowest run counts, not the last one
+    assert _lease_names(get_store(str(tmp_path / "store")).backend) == []
+    assert f.is_cached(3) and f.is_cached(12)

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
 
-from ..blobs import write_full
+from ..blobs import TOFILE_MIN, write_full
 from ..layout import staging as new_staging_name
 from .base import Staged, Stat, StoreBackend, UnsafeStoreError
 
@@ -37,6 +37,12 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "
 # O_NONBLOCK: a FIFO planted where a file should be must not hang the open (the fstat
 # that follows refuses anything but a regular file; reads of regular files never block).
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def _write_record(fd: int, view: memoryview) -> None:
+    data = view.cast("B") if view.format not in ("B", "b", "c") else view
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
@@ -128,8 +134,16 @@ class LocalBackend(StoreBackend):
     @contextlib.contextmanager
     def _folder(self, folder: str, *, create: bool) -> Iterator[int]:
         """A descriptor of ``folder``, reached from the root without following links."""
+        fd = self._descend(self._open_root(create), folder, create=create)
         try:
-            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _open_root(self, create: bool) -> int:
+        """A descriptor of the store root (created if ``create``); the caller closes it."""
+        try:
+            return os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         except FileNotFoundError:  # a new store, or one deleted meanwhile
             if not create:
                 raise
@@ -137,13 +151,23 @@ class LocalBackend(StoreBackend):
                 os.makedirs(self.root, exist_ok=True)
             except FileExistsError:  # a dangling link where the store should be
                 raise _not_a_folder(self.root) from None
-            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+            return os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         except NotADirectoryError:
             if not create:
                 raise
             raise _not_a_folder(self.root) from None  # a file where the store should be
+
+    def _descend(self, fd: int, folder: str, *, create: bool, keep: bool = False) -> int:
+        """A descriptor of ``folder`` below the folder ``fd``, no link followed.
+
+        ``fd`` is closed unless ``keep``; the caller closes the descriptor returned (``fd``
+        itself, not a copy, when ``folder`` is ``""`` and not ``keep``).
+        """
+        if not folder:
+            return os.dup(fd) if keep else fd
+        first = True
         try:
-            for part in folder.split("/") if folder else ():
+            for part in folder.split("/"):
                 try:
                     child = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 except FileNotFoundError:
@@ -156,11 +180,35 @@ class LocalBackend(StoreBackend):
                     if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                         raise _refused(self.path(folder)) from None
                     raise
-                os.close(fd)
+                if not (first and keep):
+                    os.close(fd)
+                first = False
                 fd = child
-            yield fd
+            return fd
+        except BaseException:
+            if not (first and keep):
+                os.close(fd)
+            raise
+
+    @contextlib.contextmanager
+    def _folders(self, source: str, target: str) -> Iterator[tuple[int, int]]:
+        """Descriptors of an existing ``source`` folder and of ``target`` (created), the root
+        opened once."""
+        root = self._open_root(create=False)
+        try:
+            sfd = self._descend(root, source, create=False, keep=True)
+            try:
+                dfd = self._descend(root, target, create=True, keep=True)
+            except BaseException:
+                os.close(sfd)
+                raise
         finally:
-            os.close(fd)
+            os.close(root)
+        try:
+            yield sfd, dfd
+        finally:
+            os.close(sfd)
+            os.close(dfd)
 
     def _open_child(self, fd: int, part: str, folder: str) -> int:
         try:
@@ -286,32 +334,39 @@ class LocalBackend(StoreBackend):
 
     def _stage(self, name: str, views: Sequence[memoryview], *, fsync: bool, small: bool) -> Staged:
         folder, leaf = self._split(name)
+        size = sum(v.nbytes for v in views)
         with self._folder(folder, create=True) as dfd:
             fd = os.open(leaf, _NEW_FILE, 0o644, dir_fd=dfd)
             try:
-                with open(fd, "wb") as f:
-                    for view in views:
-                        if small:
-                            f.write(view)
-                        else:
+                if size < TOFILE_MIN:  # no file object: three system calls fewer
+                    try:
+                        for view in views:
+                            if small:  # bookkeeping records, not the data path
+                                _write_record(fd, view)
+                            else:
+                                write_full(fd, view)
+                        if fsync:
+                            os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                else:
+                    with open(fd, "wb") as f:
+                        for view in views:
                             write_full(f, view)
-                    if fsync:
-                        f.flush()
-                        os.fsync(fd)
+                        if fsync:
+                            f.flush()
+                            os.fsync(fd)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(leaf, dir_fd=dfd)
                 raise
-        return Staged(name, sum(v.nbytes for v in views))
+        return Staged(name, size)
 
     def publish(self, staged: Staged, name: str, *, replace: bool = True) -> bool:
         src_folder, src = self._split(staged.name)
         folder, leaf = self._split(name)
         try:
-            with (
-                self._folder(src_folder, create=False) as sfd,
-                self._folder(folder, create=True) as dfd,
-            ):
+            with self._folders(src_folder, folder) as (sfd, dfd):
                 if replace:
                     os.replace(src, leaf, src_dir_fd=sfd, dst_dir_fd=dfd)
                     return True
@@ -375,10 +430,7 @@ class LocalBackend(StoreBackend):
         src_folder, src = self._split(name)
         folder, leaf = self._split(new_name)
         try:
-            with (
-                self._folder(src_folder, create=False) as sfd,
-                self._folder(folder, create=True) as dfd,
-            ):
+            with self._folders(src_folder, folder) as (sfd, dfd):
                 os.replace(src, leaf, src_dir_fd=sfd, dst_dir_fd=dfd)
             return True
         except FileNotFoundError:
