@@ -51,7 +51,7 @@ from .exceptions import (
     warn_user,
 )
 from .fingerprint.code import code_inputs
-from .fingerprint.files import code_path_constants, path_candidate
+from .fingerprint.files import code_path_constants, path_candidate, path_values
 from .fingerprint.values import QuietFingerprinter
 from .store.core import Store
 from .ui.notes import note_hit
@@ -230,7 +230,7 @@ class CheckpointedFunction(Generic[R]):
         inputs = {k: v for k, v in bound.items() if k not in self.ignore} if self.ignore else bound
         code_fp, data = code_inputs(self.__wrapped__)
         call = _Call(code_fp, self.checkpointer.fingerprint_inputs(inputs))
-        candidates = {os.fspath(v): v for v in inputs.values() if isinstance(v, (str, os.PathLike))}
+        candidates = path_values(inputs.values())
         if self._path_constants:
             candidates.update((c, c) for c in self._path_constants)
         if data or candidates:

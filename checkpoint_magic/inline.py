@@ -65,7 +65,7 @@ from .exceptions import (
     UnknownNameError,
     warn_user,
 )
-from .fingerprint.files import code_path_constants, path_candidate
+from .fingerprint.files import code_path_constants, path_candidate, path_values
 from .fingerprint.values import QuietFingerprinter
 from .store.core import Store
 from .ui import notes
@@ -249,9 +249,7 @@ class InlineCheckpoint:
         # an input); what remains are the globals its helpers read.
         mentioned = block_names(block)
         data = {k: v for k, v in data.items() if k not in mentioned and k not in self._inputs}
-        candidates = {
-            os.fspath(v): v for v in self._inputs.values() if isinstance(v, (str, os.PathLike))
-        }
+        candidates = path_values(self._inputs.values())
         code = data.pop(CODE_KEY, None)
         if isinstance(code, types.CodeType):
             candidates.update((c, c) for c in code_path_constants(code))

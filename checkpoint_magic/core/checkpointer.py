@@ -123,6 +123,7 @@ class Checkpointer:
         self.kind = kind
         self.namespace = namespace
         self._key_prefix = (kind, namespace, key_prefix(kind, namespace))  # see key()
+        self._last_key: tuple[str, str, dict[str, str], str] = ("", "", {}, "")  # see key()
         self._store_arg = store
         self._store: Store | None = store if isinstance(store, Store) else None
         self._default: tuple[tuple[str | None, str], Store] | None = None
@@ -212,7 +213,14 @@ class Checkpointer:
         if kind != self.kind or namespace != self.namespace:  # reassigned since: make it again
             self._key_prefix = (self.kind, self.namespace, key_prefix(self.kind, self.namespace))
             prefix = self._key_prefix[2]
-        return key_from(prefix, code_fp, input_fps)
+        # The last key made, by the prefix, code and inputs it was made of (a miss asks for
+        # its key five times; a loop may call with the same inputs again): compared, not hashed.
+        last = self._last_key
+        if last[0] is prefix and last[1] == code_fp and last[2] == input_fps:
+            return last[3]
+        key = key_from(prefix, code_fp, input_fps)
+        self._last_key = (prefix, code_fp, dict(input_fps), key)
+        return key
 
     def contains(self, code_fp: str, input_fps: Mapping[str, str]) -> bool:
         """Whether a readable manifest exists for this code and these inputs (blobs not read).

@@ -13,14 +13,13 @@ import dataclasses
 import functools
 import inspect
 import io
-import os
 import sys
 import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..fingerprint.bytecode import code_names
-from ..fingerprint.files import code_path_constants
+from ..fingerprint.files import code_path_constants, path_values
 from .checkpointer import Checkpointer
 from .inputs import FileContent, FileInputs, InputMemory
 from .targets import MISSING
@@ -296,6 +295,6 @@ def cell_files(code: types.CodeType, inputs: Mapping[str, Any], cp: Checkpointer
     FileInputs
         The existing files and folders among the candidates, as inputs.
     """
-    candidates = {os.fspath(v): v for v in inputs.values() if isinstance(v, (str, os.PathLike))}
+    candidates = path_values(inputs.values())
     candidates.update((c, c) for c in code_path_constants(code))
     return FileInputs(candidates, InputMemory.of(cp.store, cp.namespace))

@@ -26,13 +26,14 @@ import os
 import stat as stat_module
 import types
 import weakref
+from collections.abc import Iterable
 from typing import Any
 
 import xxhash
 
 from .encoding import HASH_SCHEME_VERSION, hex_digest
 
-__all__ = ["code_path_constants", "content_digest", "path_candidate", "signature"]
+__all__ = ["code_path_constants", "content_digest", "path_candidate", "path_values", "signature"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,35 @@ def path_candidate(value: Any) -> str | None:
     if len(text) > _MAX_PATH or "\0" in text or "\n" in text or text.strip() in _TOO_BROAD:
         return None
     return os.path.abspath(os.path.expanduser(text))
+
+
+def path_values(values: Iterable[Any]) -> dict[Any, Any]:
+    """The values that are ``str`` or ``os.PathLike``, by what ``os.fspath`` makes of them.
+
+    A value without ``__fspath__`` is never checked against ``os.PathLike`` (an abstract
+    class, slow to check): this runs on every call of a checkpointed function.
+
+    Parameters
+    ----------
+    values : iterable
+        Any values (a call's arguments, a block's watched values).
+
+    Returns
+    -------
+    dict
+        ``os.fspath(value) -> value`` for each path-like value, in order.
+
+    Examples
+    --------
+    >>> import pathlib
+    >>> path_values([3, "data.csv", pathlib.PurePosixPath("d/x.npy"), b"raw"])
+    {'data.csv': 'data.csv', 'd/x.npy': PurePosixPath('d/x.npy')}
+    """
+    return {
+        os.fspath(v): v
+        for v in values
+        if isinstance(v, str) or (hasattr(v, "__fspath__") and isinstance(v, os.PathLike))
+    }
 
 
 def signature(path: str) -> tuple[int, int, int, int] | None:

@@ -93,6 +93,10 @@ def _with_payloads(outputs: Any) -> Any:
     return decoded
 
 
+#: Decoded values of these exact types, which nothing can change in place, are handed out
+#: again by the next hits of the same remembered record (see Store.get_value).
+_IMMUTABLE = frozenset({int, float, complex, bool, str, bytes, type(None)})
+
 _GITIGNORE = b"# written by checkpoint_magic: a checkpoint store is never committed\n*\n"
 
 
@@ -150,6 +154,8 @@ class Store(EntryRecords, BlobStore):
         self._format_checked = False
         # entry name -> (stat version, secret, verified hot record); see read_entry
         self._hot_records: dict[str, tuple[Any, bytes | None, dict[str, Any]]] = {}
+        # id(output record) -> (that record, its decoded immutable value): see get_value
+        self._decoded: dict[int, tuple[Mapping[str, Any], Any]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
         # entry folder -> (folder stat version, a file in it or None); see has_entries
@@ -285,10 +291,14 @@ class Store(EntryRecords, BlobStore):
         KeyError
             The codec that wrote the value is not registered in this process.
         """
-        codec = serializers.codec_by_name(record["codec"])
         payload = record.get("payload")  # decoded already by read_entry(hot_only=True)
         if type(payload) is not bytes:  # never from a file: JSON has no bytes
             payload = None
+        else:
+            kept = self._decoded.get(id(record))
+            if kept is not None and kept[0] is record:
+                return kept[1]
+        codec = serializers.codec_by_name(record["codec"])
         if payload is None and "inline" in record:
             payload = base64.b64decode(record["inline"])
         if payload is not None:
@@ -298,7 +308,12 @@ class Store(EntryRecords, BlobStore):
             source = StoredBlobSource(self, record["blobs"])
             if mmap_mode is not None and not self.is_local:
                 mmap_mode = None
-        return codec.decode(dict(record.get("meta", {})), source, mmap_mode=mmap_mode)
+        value = codec.decode(dict(record.get("meta", {})), source, mmap_mode=mmap_mode)
+        if payload is not None and type(value) in _IMMUTABLE:  # for the next hits
+            if len(self._decoded) >= _HOT_RECORDS_MAX:
+                self._decoded.clear()
+            self._decoded[id(record)] = (record, value)  # the record kept: its id stays its own
+        return value
 
     # ------------------------------------------------------------------ commits
     @contextlib.contextmanager

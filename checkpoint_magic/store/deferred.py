@@ -88,22 +88,27 @@ class BatchWriter:
                 if pending is not None:
                     value = merge(pending[0], value)
             self._pending[slot] = (value, write)
-            # The thread clears it, under the lock, when it ends; one killed by a
-            # BaseException (flush catches the rest) leaves it set, dead: start another.
-            if self._thread is None or not self._thread.is_alive():
+            # The thread clears it, under the lock, when it ends, however it ends (no
+            # is_alive() per call: this runs on every hit).
+            if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name=f"checkpoint-magic-{self.name}", daemon=True
                 )
                 self._thread.start()
 
     def _run(self) -> None:
-        while True:
-            time.sleep(self.interval)
+        try:
+            while True:
+                time.sleep(self.interval)
+                with self._lock:
+                    if not self._pending:
+                        self._thread = None
+                        return
+                self.flush()
+        except BaseException:  # flush catches the rest: the next submit starts another thread
             with self._lock:
-                if not self._pending:
-                    self._thread = None
-                    return
-            self.flush()
+                self._thread = None
+            raise
 
     def flush(self) -> None:
         """Write every pending record now (in the caller's thread)."""

@@ -363,3 +363,28 @@ def test_stores_used_by_a_process_hold_no_descriptors(tmp_path):
             assert store.read_entry("m.f", "k" * 32, hot_only=True) is not None
     # 40 stores: one held each would show; a writer thread may hold one for a moment
     assert len(os.listdir("/proc/self/fd")) - before < 10
+
+
+def test_hits_of_a_remembered_manifest_hand_out_immutable_values_and_fresh_mutable_ones(tmp_path):
+    from checkpoint_magic import checkpoint
+    from checkpoint_magic.store.backends import TICK_SECONDS
+
+    @checkpoint(store=str(tmp_path / "s"))
+    def listed(x):
+        return [x, {"k": x}]
+
+    @checkpoint(store=str(tmp_path / "s"))
+    def big(x):
+        return 10**30 + x
+
+    assert listed(1) == [1, {"k": 1}] and big(1) == 10**30 + 1
+    time.sleep(TICK_SECONDS * 2)  # old enough to be remembered by the next hit
+    first = listed(1)
+    first[1]["k"] = "changed by the caller"
+    first.append("more")
+    assert listed(1) == [1, {"k": 1}] and listed(1) is not listed(1)  # decoded on each hit
+    assert [big(1) for _ in range(3)] == [10**30 + 1] * 3
+    store = get_store(str(tmp_path / "s"))
+    key = big.checkpointer.key(*big._fingerprints({"x": 1}))
+    record = store.read_entry(big.checkpointer.namespace, key, hot_only=True)["outputs"]["return"]
+    json.dumps(record, default=str)  # the remembered record itself is left as read
