@@ -75,22 +75,19 @@ _HOT_RECORDS_MAX = 4096
 
 
 def _with_payloads(outputs: Any) -> Any:
-    """Output records with their inline values decoded (``payload``); malformed ones as given.
+    """Decode the inline values of freshly parsed output records in place (``payload``).
 
     A malformed record is left for :meth:`Store.get_value` to refuse (a miss with a warning).
     """
     if not isinstance(outputs, dict):
         return outputs
-    decoded = {}
-    for name, record in outputs.items():
+    for record in outputs.values():  # parsed for this read only: changed in place
         if isinstance(record, dict) and isinstance(record.get("inline"), str):
             # binascii.Error (a ValueError): damaged base64, refused when it is read
             with contextlib.suppress(ValueError):  # the text is not kept: payload replaces it
-                payload = base64.b64decode(record["inline"])
-                record = {k: v for k, v in record.items() if k != "inline"}
-                record["payload"] = payload
-        decoded[name] = record
-    return decoded
+                record["payload"] = base64.b64decode(record["inline"])
+                del record["inline"]
+    return outputs
 
 
 #: Decoded values of these exact types, which nothing can change in place, are handed out
@@ -416,20 +413,18 @@ class Store(EntryRecords, BlobStore):
             self.check_format()
         name = layout.entry(namespace, key)
         secret = config.secret_key()
-        if hot_only:
+        cached = self._hot_records.get(name) if hot_only else None
+        if cached is not None:  # one stat tells whether the manifest is still the same object
             version = self.backend.version(name)
             if version is None:
                 return None
-            cached = self._hot_records.get(name)
-            if cached is not None and cached[0] == version and cached[1] == secret:
+            if cached[0] == version and cached[1] == secret:
                 return cached[2]
         try:
-            f, st = self.backend.open_read(name)
+            # Sized by the stat: reading MANIFEST_MAX_BYTES + 1 allocates 16 MiB per read.
+            data, st = self.backend.read_small(name, MANIFEST_MAX_BYTES)
         except FileNotFoundError:
             return None
-        with f:
-            # Sized by the stat: reading MANIFEST_MAX_BYTES + 1 allocates 16 MiB per read.
-            data = f.read(min(st.size, MANIFEST_MAX_BYTES) + 1)
         manifest = self._parse_manifest(name, data, namespace, key, secret, hot_only=hot_only)
         if hot_only:  # decode inline values once: a remembered record serves many hits
             manifest["outputs"] = _with_payloads(manifest.get("outputs"))

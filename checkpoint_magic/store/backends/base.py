@@ -207,6 +207,36 @@ class StoreBackend(abc.ABC):
         with f:
             return f.read() if limit is None else f.read(limit + 1)
 
+    def read_small(self, name: str, limit: int) -> tuple[bytes, Stat]:
+        """The bytes of a small object, at most ``limit`` + 1 of them, and its stat, together.
+
+        The hit path reads manifests with it; a backend may override it to read in fewer
+        calls (the local one opens, stats, reads and closes a descriptor: no file object).
+
+        Parameters
+        ----------
+        name : str
+            Name of a stored object.
+        limit : int
+            Read at most ``limit + 1`` bytes, so a caller can tell an object is too large;
+            fewer when the object is smaller (no buffer of ``limit`` bytes is allocated).
+
+        Returns
+        -------
+        data : bytes
+            The object's content (or its first ``limit + 1`` bytes).
+        stat : Stat
+            Size, mtime and version of the object read.
+
+        Raises
+        ------
+        FileNotFoundError
+            Nothing is stored under ``name``.
+        """
+        f, st = self.open_read(name)
+        with f:
+            return f.read(min(st.size, limit) + 1), st
+
     def local_path(self, name: str) -> str | None:
         """A local file path of ``name`` that can be memory-mapped, or ``None`` if there is none.
 

@@ -259,11 +259,37 @@ class LocalBackend(StoreBackend):
             raise
         return f, self._stat(st)
 
+    def read_small(self, name: str, limit: int) -> tuple[bytes, Stat]:
+        try:
+            fd = os.open(self.path(name), _READ)
+        except NotADirectoryError:  # a file where a folder should be: nothing stored (as stat)
+            raise FileNotFoundError(errno.ENOENT, "not stored", self.path(name)) from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _refused(self.path(name)) from None
+            raise
+        try:
+            st = os.fstat(fd)
+            if not stat_module.S_ISREG(st.st_mode):
+                raise FileNotFoundError(errno.ENOENT, "not a regular file", self.path(name))
+            want = min(st.st_size, limit) + 1  # one byte more than the size: a read to EOF
+            data = os.read(fd, want)
+            while len(data) < want - 1:  # a short read before the end (rare on local files)
+                more = os.read(fd, want - len(data))
+                if not more:
+                    break
+                data += more
+        finally:
+            os.close(fd)
+        return data, self._stat(st)
+
     @staticmethod
     def _stat(st: os.stat_result) -> Stat:
         return Stat(st.st_size, st.st_mtime, _version(st))
 
     def read_bytes(self, name: str, limit: int | None = None) -> bytes:
+        if limit is not None and limit <= 1 << 20:
+            return self.read_small(name, limit)[0]
         f, _ = self.open_read(name)
         with f:
             chunks = []
