@@ -91,10 +91,15 @@ class BatchWriter:
             # The thread clears it, under the lock, when it ends, however it ends (no
             # is_alive() per call: this runs on every hit).
             if self._thread is None:
-                self._thread = threading.Thread(
+                thread = threading.Thread(
                     target=self._run, name=f"checkpoint-magic-{self.name}", daemon=True
                 )
-                self._thread.start()
+                try:
+                    thread.start()
+                except RuntimeError as exc:  # interpreter shutdown: the exit flush writes it
+                    logger.debug("%s: no writer thread (%s)", self.name, exc)
+                else:
+                    self._thread = thread
 
     def _run(self) -> None:
         try:
