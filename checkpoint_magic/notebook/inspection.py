@@ -140,7 +140,7 @@ def store_html(store: Store) -> str:
     from ..exceptions import CheckpointError
 
     try:
-        output = ls_output(store)
+        output = ls_output(store, json=False)
     except (CheckpointError, OSError) as exc:
         output = Output(None, [f"{store!r}: {exc}"])
     return render_html([f"checkpoint store {store.location}", *output.blocks])

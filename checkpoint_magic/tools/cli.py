@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> Output:
     >>> out.code, out.data["namespaces"], out.blocks[0].startswith("no entries in")
     (0, [], True)
     """
-    return call(args.command, Store(getattr(args, "store", None)), vars(args))
+    options = {"json": False, **vars(args)}  # without --json, a command may do less (ls)
+    return call(args.command, Store(getattr(args, "store", None)), options)
 
 
 def suggest_command(word: str) -> str | None:

@@ -433,3 +433,26 @@ def test_command_bodies_are_plain_functions(filled):
     assert du_output(store).data["objects_files"] >= 1
     assert "code changed: pkg.fit" in why_output(store, "fit").data["reason"]
     assert call("ls", store, {"target": "fit", "json": True, "store": "ignored"}).data == ls_output(store, "fit").data
+
+
+def test_ls_without_json_shows_the_same_table_from_the_index_totals(filled, monkeypatch):
+    """The grouped view reads the index's totals per name (no entry built); --json lists them."""
+    import types
+
+    from checkpoint_magic.tools import commands
+    from checkpoint_magic.tools.output import render_text
+
+    store, _ = filled
+    monkeypatch.setattr(commands, "time", types.SimpleNamespace(time=lambda: 2e9))  # one "now"
+    full, quick = commands.ls_output(store), commands.ls_output(store, json=False)
+    assert render_text(quick.blocks) == render_text(full.blocks)
+    assert [{k: v for k, v in ns.items() if k != "items"} for ns in full.data["namespaces"]] == (
+        quick.data["namespaces"]
+    )
+    assert all("items" not in ns for ns in quick.data["namespaces"])
+    # The command line prints the grouped view without building entries; --json has them all.
+    import checkpoint_magic.tools.maintenance as maintenance
+
+    built: list[int] = []
+    monkeypatch.setattr(maintenance, "list_entries", lambda *a, **k: built.append(1) or [])
+    assert cli.main(["ls", "--store", str(store.root)]) == 0 and built == []
