@@ -388,3 +388,27 @@ def test_hits_of_a_remembered_manifest_hand_out_immutable_values_and_fresh_mutab
     key = big.checkpointer.key(*big._fingerprints({"x": 1}))
     record = store.read_entry(big.checkpointer.namespace, key, hot_only=True)["outputs"]["return"]
     json.dumps(record, default=str)  # the remembered record itself is left as read
+
+
+def test_a_manifest_replaced_by_a_link_is_a_miss_and_the_commit_replaces_the_link(
+    store_dir, tmp_path
+):
+    # As lstat sees it, nothing is stored there: a miss (never a store fault that leaves the
+    # call uncached for good); the commit replaces the link itself, never its target.
+    import shutil
+
+    from checkpoint_magic.core.checkpointer import Checkpointer
+
+    cp = Checkpointer("function", "m.f", store=Store(store_dir))
+    assert cp.save("c" * 32, {"x": "1"}, {"return": 1}, duration=1.0)
+    manifest = Path(cp.store.entry_path("m.f", cp.key("c" * 32, {"x": "1"})))
+    outside = tmp_path / "outside-manifest"
+    shutil.copy(manifest, outside)
+    before = outside.read_bytes()
+    manifest.unlink()
+    manifest.symlink_to(outside)
+    fresh = Checkpointer("function", "m.f", store=Store(store_dir))  # nothing remembered
+    assert fresh.load("c" * 32, {"x": "1"}) is None
+    assert fresh.save("c" * 32, {"x": "1"}, {"return": 2}, duration=1.0)
+    assert not manifest.is_symlink() and outside.read_bytes() == before
+    assert fresh.load("c" * 32, {"x": "1"}).outputs == {"return": 2}
