@@ -296,6 +296,7 @@ class Store(EntryRecords, BlobStore):
             if kept is not None and kept[0] is record:
                 return kept[1]
         codec = serializers.codec_by_name(record["codec"])
+        remembered = payload is not None  # a record read_entry remembers: kept for next hits
         if payload is None and "inline" in record:
             payload = base64.b64decode(record["inline"])
         if payload is not None:
@@ -306,7 +307,7 @@ class Store(EntryRecords, BlobStore):
             if mmap_mode is not None and not self.is_local:
                 mmap_mode = None
         value = codec.decode(dict(record.get("meta", {})), source, mmap_mode=mmap_mode)
-        if payload is not None and type(value) in _IMMUTABLE:  # for the next hits
+        if remembered and type(value) in _IMMUTABLE:  # for the next hits
             if len(self._decoded) >= _HOT_RECORDS_MAX:
                 self._decoded.clear()
             self._decoded[id(record)] = (record, value)  # the record kept: its id stays its own

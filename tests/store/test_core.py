@@ -311,6 +311,21 @@ def test_inline_values_are_decoded_once_per_remembered_manifest(store_dir):
         assert store.get_value(again) is not store.get_value(again)  # a new value per hit
 
 
+def test_only_records_of_remembered_manifests_keep_their_decoded_value(store_dir):
+    # A record a caller holds (put_value's, a full read's) is never served from the memo of
+    # decoded values: it is not kept alive in it either (16 KiB of text each, 4096 of them).
+    store = Store(store_dir)
+    record = store.put_value("text")
+    assert store.get_value(record) == "text"
+    store.write_entry("ns", "k", {"outputs": {"return": record}})
+    assert store.get_value(store.read_entry("ns", "k")["outputs"]["return"]) == "text"
+    assert store._decoded == {}
+    _aged(store, "ns", "k")
+    hot = store.read_entry("ns", "k", hot_only=True)["outputs"]["return"]
+    assert store.get_value(hot) == "text" and store.get_value(hot) is store.get_value(hot)
+    assert len(store._decoded) == 1
+
+
 def test_has_entries_reuses_a_file_it_saw_and_notices_when_it_is_gone(store_dir):
     store = Store(store_dir)
     for key in ("a" * 32, "b" * 32):
