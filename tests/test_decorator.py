@@ -527,3 +527,19 @@ def test_a_blob_changed_in_place_after_a_verified_hit_is_caught(store_dir, n):
         again = make(n)
     assert list(CALLS) == [n, n]
     np.testing.assert_array_equal(again, np.arange(n, dtype=np.float64))
+
+
+def test_an_argument_whose_getattr_raises_keyerror_is_cached(store_dir):
+    # dict.__getitem__ as __getattr__ (a common config idiom) raises KeyError for any
+    # missing attribute, __fspath__ included: still an ordinary, cached argument.
+    class AttrDict(dict):
+        __getattr__ = dict.__getitem__
+
+    @checkpoint(store=store_dir)
+    def f(cfg):
+        CALLS.append(1)
+        return cfg["a"] + 1
+
+    assert f(AttrDict(a=1)) == 2
+    assert f(AttrDict(a=1)) == 2
+    assert len(CALLS) == 1

@@ -141,8 +141,9 @@ class Checkpointer:
         self._uncached: set[str] = set()
 
     def __getstate__(self) -> dict[str, Any]:
-        # Shipped to other processes (Dask workers): the store is resolved again there.
-        state = dict(self.__dict__, _store=None, _flights={}, _uncached=set())
+        # Shipped to other processes (Dask workers): the store is resolved again there, and
+        # how long the runs took is measured there (worth_a_flight counts this process's).
+        state = dict(self.__dict__, _store=None, _flights={}, _uncached=set(), _slowest=None)
         if isinstance(self._store_arg, Store):
             state["_store_arg"] = self._store_arg.location
         return state

@@ -86,8 +86,11 @@ def path_candidate(value: Any) -> str | None:
 def path_values(values: Iterable[Any]) -> dict[Any, Any]:
     """The values that are ``str`` or ``os.PathLike``, by what ``os.fspath`` makes of them.
 
-    A value without ``__fspath__`` is never checked against ``os.PathLike`` (an abstract
-    class, slow to check): this runs on every call of a checkpointed function.
+    A value whose type has no ``__fspath__`` is never checked against ``os.PathLike`` (an
+    abstract class, slow to check): this runs on every call of a checkpointed function. The
+    type is asked, as :func:`os.fspath` does, never the value: an object whose
+    ``__getattr__`` raises something else than ``AttributeError`` (``dict.__getitem__``
+    as ``__getattr__``) is an ordinary value, not an error.
 
     Parameters
     ----------
@@ -108,7 +111,7 @@ def path_values(values: Iterable[Any]) -> dict[Any, Any]:
     return {
         os.fspath(v): v
         for v in values
-        if isinstance(v, str) or (hasattr(v, "__fspath__") and isinstance(v, os.PathLike))
+        if isinstance(v, str) or (hasattr(type(v), "__fspath__") and isinstance(v, os.PathLike))
     }
 
 

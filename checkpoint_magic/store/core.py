@@ -35,7 +35,7 @@ from typing import Any
 from .. import config
 from ..exceptions import CheckpointError, SignatureError, StoreFormatError
 from . import layout
-from .backends import TICK_SECONDS, StoreBackend, open_backend, scheme_of
+from .backends import TICK_SECONDS, StoreBackend, UnsafeStoreError, open_backend, scheme_of
 from .blobs import (
     CorruptBlobError,
     InlineBlobSource,
@@ -296,6 +296,7 @@ class Store(EntryRecords, BlobStore):
             if kept is not None and kept[0] is record:
                 return kept[1]
         codec = serializers.codec_by_name(record["codec"])
+        remembered = payload is not None  # a record read_entry remembers: kept for next hits
         if payload is None and "inline" in record:
             payload = base64.b64decode(record["inline"])
         if payload is not None:
@@ -306,7 +307,7 @@ class Store(EntryRecords, BlobStore):
             if mmap_mode is not None and not self.is_local:
                 mmap_mode = None
         value = codec.decode(dict(record.get("meta", {})), source, mmap_mode=mmap_mode)
-        if payload is not None and type(value) in _IMMUTABLE:  # for the next hits
+        if remembered and type(value) in _IMMUTABLE:  # for the next hits
             if len(self._decoded) >= _HOT_RECORDS_MAX:
                 self._decoded.clear()
             self._decoded[id(record)] = (record, value)  # the record kept: its id stays its own
@@ -425,6 +426,12 @@ class Store(EntryRecords, BlobStore):
             data, st = self.backend.read_small(name, MANIFEST_MAX_BYTES)
         except FileNotFoundError:
             return None
+        except UnsafeStoreError:
+            # A link where the manifest should be: for a hit, nothing is stored there, as lstat
+            # says (the commit replaces the link itself, never its target), not a store fault.
+            if hot_only and self.backend.version(name) is None:
+                return None
+            raise
         manifest = self._parse_manifest(name, data, namespace, key, secret, hot_only=hot_only)
         if hot_only:  # decode inline values once: a remembered record serves many hits
             manifest["outputs"] = _with_payloads(manifest.get("outputs"))

@@ -311,6 +311,21 @@ def test_inline_values_are_decoded_once_per_remembered_manifest(store_dir):
         assert store.get_value(again) is not store.get_value(again)  # a new value per hit
 
 
+def test_only_records_of_remembered_manifests_keep_their_decoded_value(store_dir):
+    # A record a caller holds (put_value's, a full read's) is never served from the memo of
+    # decoded values: it is not kept alive in it either (16 KiB of text each, 4096 of them).
+    store = Store(store_dir)
+    record = store.put_value("text")
+    assert store.get_value(record) == "text"
+    store.write_entry("ns", "k", {"outputs": {"return": record}})
+    assert store.get_value(store.read_entry("ns", "k")["outputs"]["return"]) == "text"
+    assert store._decoded == {}
+    _aged(store, "ns", "k")
+    hot = store.read_entry("ns", "k", hot_only=True)["outputs"]["return"]
+    assert store.get_value(hot) == "text" and store.get_value(hot) is store.get_value(hot)
+    assert len(store._decoded) == 1
+
+
 def test_has_entries_reuses_a_file_it_saw_and_notices_when_it_is_gone(store_dir):
     store = Store(store_dir)
     for key in ("a" * 32, "b" * 32):
@@ -388,3 +403,27 @@ def test_hits_of_a_remembered_manifest_hand_out_immutable_values_and_fresh_mutab
     key = big.checkpointer.key(*big._fingerprints({"x": 1}))
     record = store.read_entry(big.checkpointer.namespace, key, hot_only=True)["outputs"]["return"]
     json.dumps(record, default=str)  # the remembered record itself is left as read
+
+
+def test_a_manifest_replaced_by_a_link_is_a_miss_and_the_commit_replaces_the_link(
+    store_dir, tmp_path
+):
+    # As lstat sees it, nothing is stored there: a miss (never a store fault that leaves the
+    # call uncached for good); the commit replaces the link itself, never its target.
+    import shutil
+
+    from checkpoint_magic.core.checkpointer import Checkpointer
+
+    cp = Checkpointer("function", "m.f", store=Store(store_dir))
+    assert cp.save("c" * 32, {"x": "1"}, {"return": 1}, duration=1.0)
+    manifest = Path(cp.store.entry_path("m.f", cp.key("c" * 32, {"x": "1"})))
+    outside = tmp_path / "outside-manifest"
+    shutil.copy(manifest, outside)
+    before = outside.read_bytes()
+    manifest.unlink()
+    manifest.symlink_to(outside)
+    fresh = Checkpointer("function", "m.f", store=Store(store_dir))  # nothing remembered
+    assert fresh.load("c" * 32, {"x": "1"}) is None
+    assert fresh.save("c" * 32, {"x": "1"}, {"return": 2}, duration=1.0)
+    assert not manifest.is_symlink() and outside.read_bytes() == before
+    assert fresh.load("c" * 32, {"x": "1"}).outputs == {"return": 2}

@@ -374,3 +374,21 @@ def test_a_computation_always_faster_than_a_poll_is_not_coordinated(
     assert f(12) == 13 and len(taken) == 3  # the slowest run counts, not the last one
     assert _lease_names(get_store(str(tmp_path / "store")).backend) == []
     assert f.is_cached(3) and f.is_cached(12)
+
+
+def test_a_checkpointer_shipped_to_another_process_times_its_own_runs(tmp_path: Path) -> None:
+    # "Every run in this process": a pickled copy (a Dask worker's) has not run it yet, so its
+    # first miss is coordinated whatever the sender measured.
+    import pickle
+
+    from checkpoint_magic.core.checkpointer import Checkpointer
+
+    cp = Checkpointer("function", "m.f", store=str(tmp_path / "store"))
+    backend = get_store(str(tmp_path / "store")).backend
+    assert cp.load("code", {"x": "1"}) is None and len(_lease_names(backend)) == 1
+    assert cp.save("code", {"x": "1"}, {"return": 1}, duration=0.0)
+    assert cp.load("code", {"x": "2"}) is None and _lease_names(backend) == []  # known fast
+    shipped = pickle.loads(pickle.dumps(cp))
+    assert shipped.load("code", {"x": "3"}) is None and len(_lease_names(backend)) == 1
+    shipped.abandon("code", {"x": "3"})
+    assert _lease_names(backend) == []

@@ -1,0 +1,42 @@
+"""Tests of checkpoint_magic.fingerprint.files: which values are paths."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+from checkpoint_magic.fingerprint.files import path_values
+
+
+class AttrDict(dict):
+    """The common config idiom: attributes are keys (a missing one raises KeyError)."""
+
+    __getattr__ = dict.__getitem__
+
+
+class Registered:
+    """Registered as os.PathLike but without __fspath__: os.fspath refuses it."""
+
+
+os.PathLike.register(Registered)
+
+
+class InstanceFspath:
+    def __init__(self) -> None:
+        self.__fspath__ = lambda: "x"  # on the instance: os.fspath ignores it
+
+
+def test_path_values_finds_str_and_path_like_in_order():
+    p = pathlib.PurePosixPath("d/x.npy")
+    assert path_values([1, "a.csv", p, b"raw", None]) == {"a.csv": "a.csv", "d/x.npy": p}
+
+
+def test_path_values_never_asks_the_value_for_fspath():
+    # A __getattr__ raising KeyError (not AttributeError) is an ordinary value, as it was
+    # with isinstance(v, (str, os.PathLike)).
+    assert path_values([AttrDict(a=1), "f"]) == {"f": "f"}
+
+
+def test_path_values_same_choice_as_os_fspath():
+    # Neither can be turned into a path by os.fspath: neither is a candidate.
+    assert path_values([Registered(), InstanceFspath()]) == {}
