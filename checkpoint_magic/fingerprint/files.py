@@ -42,6 +42,9 @@ _MAX_PATH = 4096
 _DIGESTS: dict[str, tuple[tuple[int, int, int, int], str]] = {}  # abs path -> (signature, digest)
 _DIGESTS_MAX = 65536
 _CONSTANTS: weakref.WeakKeyDictionary[types.CodeType, tuple[str, ...]] = weakref.WeakKeyDictionary()
+#: type -> whether its values name a path (``str`` or ``os.PathLike``): see path_values
+_PATH_TYPES: dict[type, bool] = {}
+_PATH_TYPES_MAX = 1024
 #: Paths never taken as inputs: hashing the working folder or the root would read everything.
 _TOO_BROAD = frozenset({"", ".", "..", "/", "~"})
 
@@ -86,8 +89,9 @@ def path_candidate(value: Any) -> str | None:
 def path_values(values: Iterable[Any]) -> dict[Any, Any]:
     """The values that are ``str`` or ``os.PathLike``, by what ``os.fspath`` makes of them.
 
-    A value whose type has no ``__fspath__`` is never checked against ``os.PathLike`` (an
-    abstract class, slow to check): this runs on every call of a checkpointed function. The
+    This runs on every call of a checkpointed function: what a type is, is found once per
+    type (a type without ``__fspath__`` is never checked against the abstract
+    ``os.PathLike``, slow to check). The
     type is asked, as :func:`os.fspath` does, never the value: an object whose
     ``__getattr__`` raises something else than ``AttributeError`` (``dict.__getitem__``
     as ``__getattr__``) is an ordinary value, not an error.
@@ -108,11 +112,19 @@ def path_values(values: Iterable[Any]) -> dict[Any, Any]:
     >>> path_values([3, "data.csv", pathlib.PurePosixPath("d/x.npy"), b"raw"])
     {'data.csv': 'data.csv', 'd/x.npy': PurePosixPath('d/x.npy')}
     """
-    return {
-        os.fspath(v): v
-        for v in values
-        if isinstance(v, str) or (hasattr(type(v), "__fspath__") and isinstance(v, os.PathLike))
-    }
+    found = {}
+    for v in values:
+        kind = type(v)
+        path_like = _PATH_TYPES.get(kind)
+        if path_like is None:  # once per type: asking a type for a missing name is slow
+            if len(_PATH_TYPES) >= _PATH_TYPES_MAX:
+                _PATH_TYPES.clear()
+            path_like = _PATH_TYPES[kind] = issubclass(kind, str) or (
+                hasattr(kind, "__fspath__") and issubclass(kind, os.PathLike)
+            )
+        if path_like:
+            found[os.fspath(v)] = v
+    return found
 
 
 def signature(path: str) -> tuple[int, int, int, int] | None:
