@@ -11,13 +11,13 @@ from __future__ import annotations
 import datetime
 import inspect
 import json
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..store.core import Store
 from ..ui.units import format_ago, format_duration, format_size
-from .output import Output, Table
+from .listing import ls_output
+from .output import Output, Table, plural, shorten
 
 __all__ = [
     "COMMANDS",
@@ -36,164 +36,6 @@ __all__ = [
 
 def _iso(when: float) -> str:
     return datetime.datetime.fromtimestamp(when).isoformat(sep=" ", timespec="seconds")
-
-
-def _n(count: int, word: str) -> str:
-    """``'1 entry'``, ``'2 entries'``."""
-    if count == 1:
-        return f"1 {word}"
-    return f"{count} {word[:-1] + 'ies' if word.endswith('y') else word + 's'}"
-
-
-def _short(text: str, width: int = 40) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-# ---------------------------------------------------------------------------------------- commands
-def ls_output(
-    store: Store, target: str | None = None, *, entries: bool = False, json: bool = True
-) -> Output:
-    """``ls``: the entries grouped by name, or one row per entry (``entries`` or a ``target``).
-
-    The grouped view without ``json`` reads only the entry index's totals per name (no entry
-    is built: at 100,000 entries this is ~20 times faster); ``json`` also lists every entry.
-
-    Parameters
-    ----------
-    store : Store
-        The store to work on.
-    target : str, optional
-        A namespace or its unique last part: list only its entries, one row each.
-    entries : bool, default=False
-        One row per entry for every name (``ls -l``).
-    json : bool, default=True
-        Put every entry in ``data`` (``items`` of each name), as ``--json`` prints it.
-
-    Returns
-    -------
-    Output
-        ``data`` is ``{"store": ..., "namespaces": [...]}``, each name with its ``items``
-        (its entries) unless only the grouped view was asked for without ``json``.
-
-    Raises
-    ------
-    InvalidArgumentError
-        If ``target`` matches no name, or the last part of several.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> store = Store(tempfile.mkdtemp())
-    >>> store.write_entry("m.f", "k1", {"namespace": "m.f", "code": "c1", "inputs": {"x": "1"}})
-    >>> out = ls_output(store, json=False)
-    >>> [g["entries"] for g in out.data["namespaces"]], "items" in out.data["namespaces"][0]
-    ([1], False)
-    >>> [e["key"] for e in ls_output(store).data["namespaces"][0]["items"]]
-    ['k1']
-    """
-    from .maintenance import list_entries, resolve_namespace, summarize, summarize_store
-
-    name = target
-    if not (name or entries or json):
-        groups = summarize_store(store)
-        data = {"store": store.location, "namespaces": [g.to_dict() for g in groups]}
-        if not groups:
-            return Output(data, [f"no entries in {store.location}"])
-        total = sum(g.size for g in groups)
-        saved = sum(g.saved for g in groups)
-        count = sum(g.entries for g in groups)
-        return Output(
-            data, [_groups_table(groups), _totals(store, len(groups), count, total, saved)]
-        )
-    found = list_entries(store, resolve_namespace(store, name) if name else None)
-    groups = summarize(found)
-    data = {
-        "store": store.location,
-        "namespaces": [
-            {**g.to_dict(), "items": [e.to_dict() for e in found if e.namespace == g.namespace]}
-            for g in groups
-        ],
-    }
-    if not found:
-        return Output(data, [f"no entries in {store.location}"])
-    now = time.time()
-    blocks: list[Table | str] = []
-    if name or entries:
-        rows = [
-            [
-                e.key[:12],
-                e.namespace,
-                e.code[:8],
-                _short(", ".join(f"{k}={v[:6]}" for k, v in sorted(e.inputs.items()))),
-                format_size(e.size),
-                format_ago(e.created, now),
-                format_ago(e.last_used, now) if e.hits else "never",
-                str(e.hits),
-                format_duration(e.saved),
-                "yes" if e.pinned else "",
-            ]
-            for e in sorted(found, key=lambda e: (e.namespace, -e.last_used))
-        ]
-        headers = [
-            "KEY",
-            "NAME",
-            "CODE",
-            "INPUTS",
-            "SIZE",
-            "CREATED",
-            "LAST USED",
-            "HITS",
-            "SAVED",
-            "PINNED",
-        ]
-        blocks.append(Table(headers, rows, right={4, 7, 8}))
-    else:
-        blocks.append(_groups_table(groups))
-    total = sum(e.size for e in found)
-    saved = sum(e.saved for e in found)
-    blocks.append(_totals(store, len(groups), len(found), total, saved))
-    return Output(data, blocks)
-
-
-def _groups_table(groups: list[Any]) -> Table:
-    """The grouped view of ``ls``: one row per name."""
-    now = time.time()
-    rows = [
-        [
-            g.namespace,
-            g.kind,
-            str(g.versions),
-            str(g.entries),
-            _short(", ".join(g.inputs)),
-            format_size(g.size),
-            format_ago(g.created, now),
-            format_ago(g.last_used, now) if g.hits else "never",
-            str(g.hits),
-            format_duration(g.saved),
-        ]
-        for g in groups
-    ]
-    headers = [
-        "NAME",
-        "KIND",
-        "VERSIONS",
-        "ENTRIES",
-        "INPUTS",
-        "SIZE",
-        "CREATED",
-        "LAST USED",
-        "HITS",
-        "SAVED",
-    ]
-    return Table(headers, rows, right={2, 3, 5, 8, 9})
-
-
-def _totals(store: Store, names: int, entries: int, size: int, saved: float) -> str:
-    """The last line of ``ls``."""
-    return (
-        f"{_n(names, 'name')}, {_n(entries, 'entry')}, {format_size(size)}; "
-        f"compute time saved: {format_duration(saved)}  (store: {store.location})"
-    )
 
 
 def show_output(store: Store, target: str) -> Output:
@@ -252,7 +94,7 @@ def show_output(store: Store, target: str) -> Output:
         ["manifest", str(e.path)],
     ]
     if m.get("meta"):
-        rows.append(["meta", _short(json.dumps(m["meta"], default=str), 80)])
+        rows.append(["meta", shorten(json.dumps(m["meta"], default=str), 80)])
     return Output({**e.to_dict(), "manifest": m}, [Table(["FIELD", "VALUE"], rows)])
 
 
@@ -347,12 +189,12 @@ def clear_output(
             rows = [[ns, str(n)] for ns, n in sorted(report.removed.items())]
             blocks.append(Table(["REMOVED", "ENTRIES"], rows, right={1}))
         blocks.append(
-            f"removed {_n(sum(report.removed.values()), 'entry')} and {_n(report.freed_blobs, 'blob')} "
+            f"removed {plural(sum(report.removed.values()), 'entry')} and {plural(report.freed_blobs, 'blob')} "
             f"({format_size(report.freed_bytes)}) from {store.location}"
         )
     if report.kept_pinned:
         blocks.append(
-            f"kept {_n(report.kept_pinned, 'pinned entry')} (`clear --force` removes them)"
+            f"kept {plural(report.kept_pinned, 'pinned entry')} (`clear --force` removes them)"
         )
     blocks += _pending(report.pending_blobs, report.pending_bytes)
     return Output(report.to_dict(), blocks)
@@ -362,7 +204,7 @@ def _pending(blobs: int, size: int) -> list[Table | str]:
     if not blobs:
         return []
     return [
-        f"{_n(blobs, 'unused blob')} ({format_size(size)}) kept for the grace period (written or "
+        f"{plural(blobs, 'unused blob')} ({format_size(size)}) kept for the grace period (written or "
         "reused in the last --grace seconds: a commit may be in progress); a later "
         "`checkpoint-magic gc` frees them"
     ]
@@ -431,7 +273,7 @@ def verify_output(
     blocks: list[Table | str] = []
     found = r.problems + r.garbage
     if found:
-        rows = [[p.kind, p.path, _short(p.detail, 70), "yes" if p.fixed else "no"] for p in found]
+        rows = [[p.kind, p.path, shorten(p.detail, 70), "yes" if p.fixed else "no"] for p in found]
         blocks.append(Table(["PROBLEM", "PATH", "DETAIL", "FIXED"], rows))
     status = "ok" if not r.problems else ("repaired" if r.ok else "DAMAGED")
     line = f"{status}: {r.entries} entries and {r.blobs} blobs checked, {len(r.problems)} problems, {len(r.garbage)} leftovers"
@@ -442,7 +284,7 @@ def verify_output(
     blocks.append(line)
     if r.unsigned:
         blocks.append(
-            f"{_n(r.unsigned, 'entry')} with a failing signature kept (--fix never removes "
+            f"{plural(r.unsigned, 'entry')} with a failing signature kept (--fix never removes "
             "them): check CHECKPOINT_MAGIC_SECRET (a typo, or a secret set on a store written without "
             "one); `checkpoint-magic verify --drop-unsigned` removes them"
         )
@@ -511,7 +353,7 @@ def gc_output(
         )
     verb = "would free" if dry else "freed"
     blocks.append(
-        f"{verb} {_n(len(r.evicted), 'entry')}, {_n(r.freed_blobs, 'blob')}, {_n(r.removed_tmp, 'staging leftover')}, "
+        f"{verb} {plural(len(r.evicted), 'entry')}, {plural(r.freed_blobs, 'blob')}, {plural(r.removed_tmp, 'staging leftover')}, "
         f"{format_size(r.freed_bytes)}; store {format_size(r.size_before)} -> {format_size(r.size_after)}"
     )
     if r.over_budget:

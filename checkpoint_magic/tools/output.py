@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Output", "Table", "render_text"]
+__all__ = ["Output", "Table", "plural", "render_text", "shorten"]
 
 
 @dataclass
@@ -92,3 +92,51 @@ def render_text(blocks: Sequence[Table | str]) -> str:
             ]
             out.append("  ".join(cells).rstrip())
     return "\n".join(out)
+
+
+def plural(count: int, word: str) -> str:
+    """``count`` and ``word``, in the plural unless ``count`` is 1.
+
+    Parameters
+    ----------
+    count : int
+        How many.
+    word : str
+        A noun in the singular (a final ``y`` becomes ``ies``).
+
+    Returns
+    -------
+    str
+        For example ``'1 entry'`` or ``'2 entries'``.
+
+    Examples
+    --------
+    >>> plural(1, "entry"), plural(2, "entry"), plural(0, "blob")
+    ('1 entry', '2 entries', '0 blobs')
+    """
+    if count == 1:
+        return f"1 {word}"
+    return f"{count} {word[:-1] + 'ies' if word.endswith('y') else word + 's'}"
+
+
+def shorten(text: str, width: int = 40) -> str:
+    """``text`` cut to ``width`` characters, an ellipsis marking the cut.
+
+    Parameters
+    ----------
+    text : str
+        A cell of a table.
+    width : int, default 40
+        The most characters shown.
+
+    Returns
+    -------
+    str
+        ``text`` itself when it fits.
+
+    Examples
+    --------
+    >>> shorten("abcdef", 4)
+    'abc…'
+    """
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..store.core import Store, get_store
 from ..ui.units import format_ago, format_duration, format_size
+from .output import shorten
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -160,7 +161,7 @@ def _short(name: str, width: int = 34) -> str:
     """A name as a label: ``__main__.`` dropped, shortened, never starting with ``_``
     (matplotlib hides legend entries whose label does)."""
     name = name.removeprefix("__main__.")
-    name = name if len(name) <= width else name[: width - 1] + "…"
+    name = shorten(name, width)
     return "\u2009" + name if name.startswith("_") else name
 
 

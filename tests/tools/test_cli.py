@@ -439,12 +439,12 @@ def test_ls_without_json_shows_the_same_table_from_the_index_totals(filled, monk
     """The grouped view reads the index's totals per name (no entry built); --json lists them."""
     import types
 
-    from checkpoint_magic.tools import commands
+    from checkpoint_magic.tools import listing
     from checkpoint_magic.tools.output import render_text
 
     store, _ = filled
-    monkeypatch.setattr(commands, "time", types.SimpleNamespace(time=lambda: 2e9))  # one "now"
-    full, quick = commands.ls_output(store), commands.ls_output(store, json=False)
+    monkeypatch.setattr(listing, "time", types.SimpleNamespace(time=lambda: 2e9))  # one "now"
+    full, quick = listing.ls_output(store), listing.ls_output(store, json=False)
     assert render_text(quick.blocks) == render_text(full.blocks)
     assert [{k: v for k, v in ns.items() if k != "items"} for ns in full.data["namespaces"]] == (
         quick.data["namespaces"]
