@@ -172,6 +172,10 @@ class CheckpointedFunction(Generic[R]):
             else None
         )
         self._all_names = frozenset(params)
+        # Calls giving every parameter by position bind with one zip (see _bind).
+        self._arity = (
+            len(params) if self._names is not None and len(self._names) == len(params) else -1
+        )
         self._defaults = [
             (n, p.default) for n, p in params.items() if p.default is not inspect.Parameter.empty
         ]
@@ -200,6 +204,8 @@ class CheckpointedFunction(Generic[R]):
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call's arguments by parameter name, with defaults; TypeError if they do not bind."""
         names = self._names
+        if len(args) == self._arity and not kwargs:  # every parameter given by position
+            return dict(zip(names, args, strict=True))  # type: ignore[arg-type]
         if names is not None and len(args) <= len(names):
             values = dict(
                 zip(names, args, strict=False)
@@ -282,7 +288,7 @@ class CheckpointedFunction(Generic[R]):
             bound = self._bind(args, kwargs)
         except TypeError:
             return None  # a wrong call: the function raises its own error
-        ok, call = fingerprint_or_warn(self.checkpointer.namespace, lambda: self._prepare(bound))
+        ok, call = fingerprint_or_warn(self.checkpointer.namespace, self._prepare, bound)
         if not ok or call is None:
             return None
         hit = None

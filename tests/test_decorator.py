@@ -173,6 +173,16 @@ def test_positional_keyword_and_default_spellings_are_one_call(store_dir):
     assert len(CALLS) == 2
 
 
+def test_a_call_giving_every_parameter_by_position_is_the_same_call(store_dir):
+    @checkpoint(store=store_dir)
+    def g(a, b=2):
+        CALLS.append(1)
+        return a + b
+
+    assert g(1, 2) == g(1) == g(a=1) == g(1, b=2) == 3 and len(CALLS) == 1
+    assert g(1, 5) == 6 and len(CALLS) == 2
+
+
 def test_varargs_and_kwargs(store_dir):
     @checkpoint(store=store_dir)
     def f(a, /, *rest, **named):

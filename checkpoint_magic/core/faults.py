@@ -10,7 +10,7 @@ import errno
 import logging
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..exceptions import UncachedWarning, warn_user
 from ..store.core import ForeignStoreError, Store
@@ -31,8 +31,8 @@ ADVICE = {
 }
 
 
-def fingerprint_or_warn(what: str, compute: Callable[[], T]) -> tuple[bool, T | None]:
-    """Run ``compute`` (fingerprinting a call, block or cell); ``(False, None)`` if it failed.
+def fingerprint_or_warn(what: str, compute: Callable[..., T], *args: Any) -> tuple[bool, T | None]:
+    """Run ``compute(*args)`` (fingerprinting a call, block or cell); ``(False, None)`` if it failed.
 
     Fingerprinting must never stop the user's computation: any error becomes one
     :class:`~checkpoint_magic.exceptions.UncachedWarning` naming ``what`` and the error, and
@@ -45,7 +45,9 @@ def fingerprint_or_warn(what: str, compute: Callable[[], T]) -> tuple[bool, T | 
     what : str
         What is fingerprinted, as the warning names it (``module.function``, a cell label).
     compute : callable
-        Takes no argument and returns the fingerprint(s).
+        Returns the fingerprint(s).
+    *args
+        Passed to ``compute`` (no closure to build on the hit path).
 
     Returns
     -------
@@ -72,7 +74,7 @@ def fingerprint_or_warn(what: str, compute: Callable[[], T]) -> tuple[bool, T | 
     (True, 'fp')
     """
     try:
-        return True, compute()
+        return True, compute(*args)
     except Warning:
         raise  # warnings turned into errors by the user's filters stay errors
     except Exception as exc:  # fingerprinting must never stop the user's computation

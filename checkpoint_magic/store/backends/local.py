@@ -315,7 +315,7 @@ class LocalBackend(StoreBackend):
 
     def version(self, name: str) -> Any:
         try:
-            st = os.stat(self.path(name), follow_symlinks=False)
+            st = os.stat(f"{self.root}/{name}", follow_symlinks=False)
         except (FileNotFoundError, NotADirectoryError):
             return None
         # _stat's version, without building a Stat (the hit path).
