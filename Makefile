@@ -74,6 +74,7 @@ bench: $(VENV)/.bench
 	$(PY) benchmarks/bench_pipelines.py
 	$(PY) benchmarks/bench_s3.py
 	$(PY) benchmarks/bench_signed_read.py
+	$(PY) benchmarks/readme_table.py
 
 ## stress: the long fault-injection and concurrency runs
 stress: $(VENV)/.test
