@@ -368,6 +368,12 @@ class EntryIndex:
     def summaries(self, namespace: str | None = None) -> list[tuple[Any, ...]]:
         """Per namespace of readable entries, aggregated in SQL.
 
+        The totals of every namespace are kept in the index with what its ``folders`` table
+        said when they were computed; they are reused while it says the same (no folder
+        listed since, and none changed too recently to be recorded): rows only change when
+        a folder is listed again, which records its new signature. An unchanged store of
+        any size is then summed up without reading its rows.
+
         Parameters
         ----------
         namespace : str, optional
@@ -380,6 +386,34 @@ class EntryIndex:
             pinned, input names)``, by namespace; ``kinds`` is comma-separated text, ``input
             names`` a set of every input name of the namespace.
         """
+        if namespace is not None:
+            return self._summaries(namespace)
+        self.db.execute("BEGIN")  # one snapshot: the folders as the totals were computed
+        try:
+            folders = self._folders_key()
+            kept = self.db.execute("SELECT value FROM meta WHERE name = 'summaries'").fetchone()
+            cached = _cached_rows(kept[0], folders) if kept and folders else None
+            rows = cached if cached is not None else self._summaries(None)
+        finally:
+            self.db.execute("COMMIT")
+        if cached is None and folders is not None:
+            text = json.dumps(
+                {"folders": folders, "rows": [[*r[:-1], sorted(r[-1])] for r in rows]}
+            )
+            try:  # a cache: not keeping it is no error
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('summaries', ?)", (text,))
+            except sqlite3.Error as exc:
+                logger.debug("entry index totals not kept: %s", exc)
+        return rows
+
+    def _folders_key(self) -> str | None:
+        """What the ``folders`` table says, ``None`` while a folder is too recent to trust."""
+        folders = self.db.execute("SELECT name, version FROM folders ORDER BY name").fetchall()
+        if any(version is None for _, version in folders):
+            return None
+        return hashlib.sha256(json.dumps(folders).encode("utf-8")).hexdigest()
+
+    def _summaries(self, namespace: str | None) -> list[tuple[Any, ...]]:
         where, args = ("AND e.namespace = ?", (namespace,)) if namespace is not None else ("", ())
         rows = self.db.execute(
             "SELECT e.namespace, group_concat(DISTINCT e.kind), count(*), "  # noqa: S608
@@ -421,6 +455,17 @@ class EntryIndex:
             for table, col in (("entries", "file_size"), ("state", "size"))
         ]
         return int(sizes[0][0] or 0), sizes[0][1], int(sizes[1][0] or 0), sizes[1][1]
+
+
+def _cached_rows(text: str, folders: str) -> list[tuple[Any, ...]] | None:
+    """The totals kept in ``text`` if they were computed from these ``folders``."""
+    try:
+        kept = json.loads(text)
+        if kept.get("folders") != folders:
+            return None
+        return [(*row[:-1], set(row[-1])) for row in kept["rows"]]
+    except (ValueError, TypeError, KeyError, AttributeError):  # damaged: computed again
+        return None
 
 
 def _loads(text: str) -> dict[str, int]:

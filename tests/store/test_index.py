@@ -275,3 +275,33 @@ def test_an_index_that_cannot_be_written_falls_back(store, monkeypatch, caplog):
         assert listed(store) == expected
         assert [s.entries for s in summarize_store(store)] == [5]
     assert caplog.text.count("readonly") == 1  # said once per store and process
+
+
+def test_the_totals_of_an_unchanged_store_are_kept_and_follow_every_change(store, monkeypatch):
+    """ls sums up an unchanged store without reading its rows; any change is seen."""
+    computed: list[object] = []
+    original = index.EntryIndex._summaries
+    monkeypatch.setattr(
+        index.EntryIndex, "_summaries", lambda self, ns: computed.append(ns) or original(self, ns)
+    )
+    summarize_store(store)
+    age(store)
+    first = summarize_store(store)  # folders listed again (now trusted): computed and kept
+    computed.clear()
+    assert summarize_store(store) == first == summarize(list_entries(store)) and computed == []
+    commit(store, "k9", code="c2")  # a new entry and a new code version
+    assert summarize_store(store) == summarize(list_entries(store)) and computed
+    age(store)
+    summarize_store(store)
+    computed.clear()
+    assert summarize_store(store)[0].versions == 2 and computed == []
+    store.record_use(NS, "k9")  # a hit: its count is in the state folder
+    flush_usage()
+    age(store)
+    assert summarize_store(store)[0].hits == 2 and computed  # k1's hit and k9's
+    store.set_pinned(NS, "k0")
+    age(store)
+    assert summarize_store(store)[0].pinned == 2
+    with sqlite3.connect(index_path(store)) as db:  # damaged totals are computed again
+        db.execute("UPDATE meta SET value = 'not json' WHERE name = 'summaries'")
+    assert summarize_store(store) == summarize(list_entries(store))
