@@ -71,6 +71,7 @@ logger = logging.getLogger(__name__)
 INDEX_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
 _SCHEMA = "checkpoint_magic entry index 1"
 _BUSY_TIMEOUT = 10.0  # seconds to wait for another process's write before giving up
+_NO_FOLDER = "none"  # the recorded version of a missing state folder
 
 _SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
@@ -287,7 +288,10 @@ class EntryIndex:
         """
         folder = layout.state_folder(ns_dir)
         now = time.time()
-        folder_version = _folder_signature(self.backend.stat_folder(folder), now)
+        st = self.backend.stat_folder(folder)
+        # A name never hit nor pinned has no state folder: that is known (no records), not
+        # racy, so its totals can be kept; a folder appearing later has a signature of its own.
+        folder_version = _NO_FOLDER if st is None else _folder_signature(st, now)
         if folder_version is not None and self._folder_version(folder) == folder_version:
             return False
         known = {

@@ -305,3 +305,27 @@ def test_the_totals_of_an_unchanged_store_are_kept_and_follow_every_change(store
     with sqlite3.connect(index_path(store)) as db:  # damaged totals are computed again
         db.execute("UPDATE meta SET value = 'not json' WHERE name = 'summaries'")
     assert summarize_store(store) == summarize(list_entries(store))
+
+
+def test_the_totals_are_kept_for_a_name_never_hit_nor_pinned(tmp_path, monkeypatch):
+    """A name without a state folder (no hit, no pin yet) does not stop ls keeping its totals."""
+    store = Store(tmp_path / "s")
+    commit(store, "k1")
+    store.write_entry("m.g", "k1", {"namespace": "m.g", "code": "c1"})
+    store.record_use(NS, "k1")  # m.f has a state folder, m.g has none
+    flush_usage()
+    assert not (store.root / layout.state_folder(layout.namespace_dir("m.g"))).exists()
+    computed: list[object] = []
+    original = index.EntryIndex._summaries
+    monkeypatch.setattr(
+        index.EntryIndex, "_summaries", lambda self, ns: computed.append(ns) or original(self, ns)
+    )
+    summarize_store(store)
+    age(store)
+    first = summarize_store(store)  # folders listed again (now trusted): computed and kept
+    computed.clear()
+    assert summarize_store(store) == first == summarize(list_entries(store)) and computed == []
+    store.record_use("m.g", "k1")  # its state folder appears: seen
+    flush_usage()
+    age(store)
+    assert [s.hits for s in summarize_store(store)] == [1, 1] and computed
