@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import pathlib
 import warnings
 from unittest import mock
 
@@ -553,3 +554,23 @@ def test_an_argument_whose_getattr_raises_keyerror_is_cached(store_dir):
     assert f(AttrDict(a=1)) == 2
     assert f(AttrDict(a=1)) == 2
     assert len(CALLS) == 1
+
+
+def test_a_class_that_becomes_path_like_makes_its_file_an_input(tmp_path):
+    """An argument whose class gained __fspath__ since an earlier call names a file from now on."""
+    data = tmp_path / "data.txt"
+    data.write_text("one")
+
+    class Source:
+        def __str__(self) -> str:
+            return str(data)
+
+    @checkpoint
+    def read(source):
+        return pathlib.Path(str(source)).read_text()
+
+    assert read(Source()) == "one"
+    Source.__fspath__ = Source.__str__  # type: ignore[attr-defined]
+    assert read(Source()) == "one"
+    data.write_text("two")
+    assert read(Source()) == "two"  # the file is an input now: never the stale "one"

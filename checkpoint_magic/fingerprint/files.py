@@ -42,8 +42,10 @@ _MAX_PATH = 4096
 _DIGESTS: dict[str, tuple[tuple[int, int, int, int], str]] = {}  # abs path -> (signature, digest)
 _DIGESTS_MAX = 65536
 _CONSTANTS: weakref.WeakKeyDictionary[types.CodeType, tuple[str, ...]] = weakref.WeakKeyDictionary()
-#: type -> whether its values name a path (``str`` or ``os.PathLike``): see path_values
+#: type -> whether its values name a path (``str`` or ``os.PathLike``): see path_values;
+#: only types whose attributes cannot change (builtin and extension types: int, ndarray...)
 _PATH_TYPES: dict[type, bool] = {}
+_IMMUTABLE_TYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE
 _PATH_TYPES_MAX = 1024
 #: Paths never taken as inputs: hashing the working folder or the root would read everything.
 _TOO_BROAD = frozenset({"", ".", "..", "/", "~"})
@@ -89,12 +91,12 @@ def path_candidate(value: Any) -> str | None:
 def path_values(values: Iterable[Any]) -> dict[Any, Any]:
     """The values that are ``str`` or ``os.PathLike``, by what ``os.fspath`` makes of them.
 
-    This runs on every call of a checkpointed function: what a type is, is found once per
-    type (a type without ``__fspath__`` is never checked against the abstract
-    ``os.PathLike``, slow to check). The
-    type is asked, as :func:`os.fspath` does, never the value: an object whose
-    ``__getattr__`` raises something else than ``AttributeError`` (``dict.__getitem__``
-    as ``__getattr__``) is an ordinary value, not an error.
+    This runs on every call of a checkpointed function: what a builtin or extension type
+    is, is found once per type (a class is asked again: it may gain ``__fspath__``), and a
+    type without ``__fspath__`` is never checked against the abstract ``os.PathLike``,
+    slow to check. The type is asked, as :func:`os.fspath` does, never the value: an
+    object whose ``__getattr__`` raises something else than ``AttributeError``
+    (``dict.__getitem__`` as ``__getattr__``) is an ordinary value, not an error.
 
     Parameters
     ----------
@@ -116,12 +118,14 @@ def path_values(values: Iterable[Any]) -> dict[Any, Any]:
     for v in values:
         kind = type(v)
         path_like = _PATH_TYPES.get(kind)
-        if path_like is None:  # once per type: asking a type for a missing name is slow
-            if len(_PATH_TYPES) >= _PATH_TYPES_MAX:
-                _PATH_TYPES.clear()
-            path_like = _PATH_TYPES[kind] = issubclass(kind, str) or (
+        if path_like is None:
+            path_like = issubclass(kind, str) or (
                 hasattr(kind, "__fspath__") and issubclass(kind, os.PathLike)
             )
+            if kind.__flags__ & _IMMUTABLE_TYPE:  # a class may gain __fspath__: asked each time
+                if len(_PATH_TYPES) >= _PATH_TYPES_MAX:
+                    _PATH_TYPES.clear()
+                _PATH_TYPES[kind] = path_like
         if path_like:
             found[os.fspath(v)] = v
     return found

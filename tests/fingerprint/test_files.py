@@ -40,3 +40,13 @@ def test_path_values_never_asks_the_value_for_fspath():
 def test_path_values_same_choice_as_os_fspath():
     # Neither can be turned into a path by os.fspath: neither is a candidate.
     assert path_values([Registered(), InstanceFspath()]) == {}
+
+
+def test_path_values_sees_a_class_that_gains_fspath():
+    # A class is mutable: what it was at an earlier call (not a path) is asked again.
+    class Source:
+        pass
+
+    assert path_values([Source()]) == {}
+    Source.__fspath__ = lambda self: "data.csv"  # type: ignore[attr-defined]
+    assert list(path_values([Source()])) == ["data.csv"]
