@@ -1,7 +1,8 @@
 """Regenerate the README's benchmark table from the tables the last ``make bench`` wrote.
 
-Every row with a target (``PASS`` or ``FAIL``) of ``benchmarks/results/{core,scale,s3}.md``,
-and the target lines of ``signed_read.md``, go between the README's markers::
+Every row of ``benchmarks/results/{core,scale,s3}.md`` but the context ones (``INFO``): a
+target met or not (``PASS``, ``FAIL``), a benchmark that crashed (``ERROR``) or could not run
+(``SKIP``), and the target lines of ``signed_read.md``, go between the README's markers::
 
     <!-- make bench: begin -->
     ...
@@ -25,6 +26,8 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 README = HERE.parent / "README.md"
 BEGIN, END = "<!-- make bench: begin -->", "<!-- make bench: end -->"
+#: The results shown: a crash or a skip hides no target.
+SHOWN = ("PASS", "FAIL", "ERROR", "SKIP")
 #: The result files read, in the order their rows are shown, with what each measures.
 SOURCES = (
     ("core.md", "core"),
@@ -76,17 +79,17 @@ def build(results: Path = RESULTS) -> str:
             continue
         text = path.read_text()
         for cells in table_rows(text):
-            if len(cells) < 6 or cells[3] not in ("PASS", "FAIL"):
+            if len(cells) < 6 or cells[3] not in SHOWN:  # INFO: context, not a result
                 continue
             bench, target, measured, result, ours, anchor = cells[:6]
-            result = f"**{result}**" if result == "FAIL" else result
+            result = f"**{result}**" if result in ("FAIL", "ERROR") else result
             lines.append(f"| {bench} | {target} | {measured} | {result} | {ours} | {anchor} |")
         runs.append(f"- {what} (`benchmarks/results/{name}`): {run_of(text) or 'no date recorded'}")
     signed = results / "signed_read.md"
     if signed.exists():
         text = signed.read_text()
         for line in text.splitlines():
-            match = re.match(r"target: (.*?) (<= .*): ([\d.]+x) (PASS|FAIL)", line)
+            match = re.match(r"target: (.*?) (<= .*): (\S+x) (PASS|FAIL)", line)
             if match:
                 what_read, target, ratio, result = match.groups()
                 result = f"**{result}**" if result == "FAIL" else result
