@@ -398,8 +398,11 @@ class EntryIndex:
             kept = self.db.execute("SELECT value FROM meta WHERE name = 'summaries'").fetchone()
             cached = _cached_rows(kept[0], folders) if kept and folders else None
             rows = cached if cached is not None else self._summaries(None)
-        finally:
-            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:  # SQLite ends it itself on some errors: that error counts
+                self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
         if cached is None and folders is not None:
             text = json.dumps(
                 {"folders": folders, "rows": [[*r[:-1], sorted(r[-1])] for r in rows]}

@@ -329,3 +329,17 @@ def test_the_totals_are_kept_for_a_name_never_hit_nor_pinned(tmp_path, monkeypat
     flush_usage()
     age(store)
     assert [s.hits for s in summarize_store(store)] == [1, 1] and computed
+
+
+def test_an_index_failing_while_summing_up_is_reported_as_what_failed(store, monkeypatch, caplog):
+    """SQLite may end the read transaction itself on an error: that error is the one reported."""
+    listed(store)
+
+    def failing(self, namespace):
+        self.db.execute("ROLLBACK")  # as SQLite does on some errors (SQLITE_IOERR, _NOMEM...)
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(index.EntryIndex, "_summaries", failing)
+    with caplog.at_level(logging.INFO, logger="checkpoint_magic.store.index"):
+        assert summarize_store(store) == summarize(read_entries(store).entries)
+    assert "damaged" in caplog.text and "locked" not in caplog.text
