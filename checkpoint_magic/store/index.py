@@ -302,7 +302,10 @@ class EntryIndex:
         }
         listed: set[tuple[str, str]] = set()
         fresh: list[tuple[Any, ...]] = []
-        for name, st in self.backend.list_files(folder):
+        files = self.backend.list_files(folder)
+        if files and folder_version == _NO_FOLDER:  # it appeared meanwhile: looked at again
+            folder_version = None
+        for name, st in files:
             key, kind = name, ""  # a namespace record, or a name the store never writes
             for suffix, what in ((layout.HITS, "hits"), (layout.PIN, "pin")):
                 if name.endswith(suffix):

@@ -343,3 +343,22 @@ def test_an_index_failing_while_summing_up_is_reported_as_what_failed(store, mon
     with caplog.at_level(logging.INFO, logger="checkpoint_magic.store.index"):
         assert summarize_store(store) == summarize(read_entries(store).entries)
     assert "damaged" in caplog.text and "locked" not in caplog.text
+
+
+def test_a_state_folder_appearing_during_its_listing_is_listed_again(store, monkeypatch):
+    """Missing at the stat, present at the listing, then removed: its records are forgotten."""
+    state = layout.state_folder(layout.namespace_dir(NS))
+    original = type(store.backend).stat_folder
+    monkeypatch.setattr(  # as if the folder was created between its stat and its listing
+        type(store.backend),
+        "stat_folder",
+        lambda self, folder: None if folder == state else original(self, folder),
+    )
+    assert summarize_store(store)[0].hits == 1
+    monkeypatch.undo()
+    for path in (store.root / state).iterdir():
+        path.unlink()
+    (store.root / state).rmdir()
+    age(store)
+    assert summarize_store(store) == summarize(read_entries(store).entries)
+    assert summarize_store(store)[0].hits == 0
