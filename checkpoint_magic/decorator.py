@@ -116,6 +116,10 @@ class CheckpointedFunction(Generic[R]):
         that is not a parameter.
     """
 
+    #: Parameters a call gives all by position, to bind it by one zip (-1: never). A class
+    #: default: an instance pickled by an earlier version, without it, binds the long way.
+    _arity = -1
+
     def __init__(
         self,
         func: Callable[..., R],

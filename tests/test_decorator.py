@@ -574,3 +574,14 @@ def test_a_class_that_becomes_path_like_makes_its_file_an_input(tmp_path):
     assert read(Source()) == "one"
     data.write_text("two")
     assert read(Source()) == "two"  # the file is an input now: never the stale "one"
+
+
+def test_a_checkpointed_function_unpickled_from_an_earlier_version_still_binds(store_dir):
+    """An instance whose state predates the positional fast path (no ``_arity``) still works."""
+
+    @checkpoint(store=store_dir)
+    def g(a, b):
+        return a + b
+
+    del g.__dict__["_arity"]  # as unpickled from the state an earlier version wrote
+    assert g(1, 2) == 3 and g(1, 2) == 3 and g(a=1, b=2) == 3
