@@ -371,6 +371,12 @@ def acquire(
             # Written in place (not staged and linked): two file-system operations fewer
             # per miss; a reader may see it empty for a moment (see _Watch.stale).
             if _create_in_place(backend, mine, _record(namespace, key, token)):
+                # The listing may have been stale: a file it named was removed (by a waiter
+                # taking over) before its stat, after a newer generation was created that
+                # it did not see yet. Whoever holds the newest generation runs; others wait.
+                if any(g > gen for g, _, _ in flight_leases(backend, key)):
+                    backend.delete(mine)
+                    continue
                 for _, old, _ in leases:
                     backend.delete(old)  # stale generations, or ones released meanwhile
                 if entry_exists():  # published between our last look and the lease

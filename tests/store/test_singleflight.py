@@ -392,3 +392,25 @@ def test_a_checkpointer_shipped_to_another_process_times_its_own_runs(tmp_path: 
     assert shipped.load("code", {"x": "3"}) is None and len(_lease_names(backend)) == 1
     shipped.abandon("code", {"x": "3"})
     assert _lease_names(backend) == []
+
+
+def test_a_stale_listing_never_makes_a_second_holder(tmp_path: Path) -> None:
+    """A listing can miss a newer generation and name an older one removed meanwhile (its
+    stat fails): the caller then creates generation 0 beside the live generation 1."""
+    from checkpoint_magic.store.backends.local import LocalBackend
+
+    class StaleOnce(LocalBackend):
+        stale = True
+
+        def list_files(self, folder: str) -> Any:
+            if self.stale:  # the first look: gen 0 gone, gen 1 not seen yet
+                self.stale = False
+                return []
+            return super().list_files(folder)
+
+    backend = StaleOnce(str(tmp_path / "store"))
+    _plant_lease(backend, os.getpid(), generation=1)  # a live holder of generation 1
+    looks = iter([False, True])
+    flight = singleflight.acquire(backend, "m.f", KEY, lambda: next(looks, True), ttl=600)
+    assert not flight.held  # it waited for the holder's entry instead of computing too
+    assert _lease_names(backend) == [f"flight-{KEY}-1"]
