@@ -20,8 +20,8 @@ publishes its result (a valid entry), it merely stops renewing.
 
 Coordination is for computations worth waiting for. A caller whose computation took less
 than :data:`WORTH_WAITING` every time this process ran it (:func:`worth_a_flight`) computes
-without a lease: a waiter's first poll comes no sooner than that, and the lease's four
-file-system operations cost more than running such a computation twice. Two racing callers
+without a lease: a waiter's first poll comes no sooner than that, and the lease's
+file-system operations (list, create, check, read back, delete) cost more than running such a computation twice. Two racing callers
 then both publish the same valid entry (the later one replaces the earlier, atomically).
 
 The lease is a JSON record (``kind`` ``"flight"``, host, pid, namespace, key, an empty
