@@ -32,6 +32,7 @@ __all__ = [
     "pipelined_read",
     "readinto_full",
     "write_full",
+    "write_to_fd",
 ]
 
 #: Chunk size of a pipelined (read while hashing) blob read.
@@ -315,6 +316,31 @@ def readinto_full(f: Any, view: memoryview) -> None:
         done += n
 
 
+def write_to_fd(fd: int, view: memoryview) -> None:
+    """Write all of ``view`` to the descriptor ``fd`` with ``os.write``, continuing short writes.
+
+    Parameters
+    ----------
+    fd : int
+        A file descriptor open for writing.
+    view : memoryview
+        The bytes to write (any C-contiguous buffer: cast to bytes).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> fd, path = tempfile.mkstemp()
+    >>> write_to_fd(fd, memoryview(b"hello")); os.close(fd)
+    >>> with open(path, "rb") as f:
+    ...     f.read()
+    b'hello'
+    >>> os.remove(path)
+    """
+    data = view if view.ndim == 1 and view.format in ("B", "b", "c") else view.cast("B")
+    while data:
+        data = data[os.write(fd, data) :]
+
+
 def write_full(f: Any, view: memoryview) -> None:
     """Write all of ``view`` to ``f``, a binary file or a file descriptor.
 
@@ -329,9 +355,7 @@ def write_full(f: Any, view: memoryview) -> None:
         The bytes to write.
     """
     if isinstance(f, int):
-        data = view if view.ndim == 1 and view.format in ("B", "b", "c") else view.cast("B")
-        while data:
-            data = data[os.write(f, data) :]
+        write_to_fd(f, view)
     elif view.nbytes >= TOFILE_MIN:
         # numpy's tofile (one fwrite with the GIL released) measured ~25% faster here than
         # os.write or FileIO.write of the same 256 MiB buffer.

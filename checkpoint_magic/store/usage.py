@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 
-from .backends import StoreBackend
+from .backends import StoreBackend, UnsafeStoreError
 from .deferred import BatchWriter
 
 __all__ = ["FLUSH_INTERVAL", "flush_usage", "parse_usage", "read_usage", "record_hit"]
@@ -78,12 +78,9 @@ def read_usage(backend: StoreBackend, name: str) -> tuple[int, float | None]:
     last_used : float or None
         ``(0, None)`` if there is no record.
     """
-    st = backend.stat(name)
-    if st is None:
-        return 0, None
     try:
-        data = backend.read_bytes(name, limit=_RECORD_MAX)
-    except FileNotFoundError:
+        data, st = backend.read_small(name, _RECORD_MAX)  # the bytes and the stat at once
+    except (FileNotFoundError, UnsafeStoreError):  # missing, or a link: never followed
         return 0, None
     return parse_usage(data[:_RECORD_MAX], st.mtime)
 

@@ -66,12 +66,7 @@ def ls_output(
         data = {"store": store.location, "namespaces": [g.to_dict() for g in groups]}
         if not groups:
             return Output(data, [f"no entries in {store.location}"])
-        total = sum(g.size for g in groups)
-        saved = sum(g.saved for g in groups)
-        count = sum(g.entries for g in groups)
-        return Output(
-            data, [_groups_table(groups), _totals(store, len(groups), count, total, saved)]
-        )
+        return Output(data, [_groups_table(groups), _totals(store, groups)])
     found = list_entries(store, resolve_namespace(store, name) if name else None)
     groups = summarize(found)
     data = {
@@ -116,9 +111,7 @@ def ls_output(
         blocks.append(Table(headers, rows, right={4, 7, 8}))
     else:
         blocks.append(_groups_table(groups))
-    total = sum(e.size for e in found)
-    saved = sum(e.saved for e in found)
-    blocks.append(_totals(store, len(groups), len(found), total, saved))
+    blocks.append(_totals(store, groups))
     return Output(data, blocks)
 
 
@@ -155,9 +148,12 @@ def _groups_table(groups: list[Any]) -> Table:
     return Table(headers, rows, right={2, 3, 5, 8, 9})
 
 
-def _totals(store: Store, names: int, entries: int, size: int, saved: float) -> str:
-    """The last line of ``ls``."""
+def _totals(store: Store, groups: list[Any]) -> str:
+    """The last line of ``ls``: names, entries, size and time saved, summed over ``groups``."""
+    entries = sum(g.entries for g in groups)
+    size = sum(g.size for g in groups)
+    saved = sum(g.saved for g in groups)
     return (
-        f"{plural(names, 'name')}, {plural(entries, 'entry')}, {format_size(size)}; "
+        f"{plural(len(groups), 'name')}, {plural(entries, 'entry')}, {format_size(size)}; "
         f"compute time saved: {format_duration(saved)}  (store: {store.location})"
     )

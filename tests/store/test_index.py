@@ -51,6 +51,16 @@ def age(store: Store, seconds: float = 100.0) -> None:
                 os.utime(path, (past, past), follow_symlinks=False)
 
 
+def count_summing(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Each time the index sums its rows up (not reusing kept totals), one item is appended."""
+    computed: list[object] = []
+    original = index.EntryIndex._summaries
+    monkeypatch.setattr(
+        index.EntryIndex, "_summaries", lambda self, ns: computed.append(ns) or original(self, ns)
+    )
+    return computed
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     store = Store(tmp_path / "s")
@@ -279,11 +289,7 @@ def test_an_index_that_cannot_be_written_falls_back(store, monkeypatch, caplog):
 
 def test_the_totals_of_an_unchanged_store_are_kept_and_follow_every_change(store, monkeypatch):
     """ls sums up an unchanged store without reading its rows; any change is seen."""
-    computed: list[object] = []
-    original = index.EntryIndex._summaries
-    monkeypatch.setattr(
-        index.EntryIndex, "_summaries", lambda self, ns: computed.append(ns) or original(self, ns)
-    )
+    computed = count_summing(monkeypatch)
     summarize_store(store)
     age(store)
     first = summarize_store(store)  # folders listed again (now trusted): computed and kept
@@ -315,11 +321,7 @@ def test_the_totals_are_kept_for_a_name_never_hit_nor_pinned(tmp_path, monkeypat
     store.record_use(NS, "k1")  # m.f has a state folder, m.g has none
     flush_usage()
     assert not (store.root / layout.state_folder(layout.namespace_dir("m.g"))).exists()
-    computed: list[object] = []
-    original = index.EntryIndex._summaries
-    monkeypatch.setattr(
-        index.EntryIndex, "_summaries", lambda self, ns: computed.append(ns) or original(self, ns)
-    )
+    computed = count_summing(monkeypatch)
     summarize_store(store)
     age(store)
     first = summarize_store(store)  # folders listed again (now trusted): computed and kept

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
 
-from ..blobs import TOFILE_MIN, write_full
+from ..blobs import TOFILE_MIN, write_full, write_to_fd
 from ..layout import staging as new_staging_name
 from .base import Staged, Stat, StoreBackend, UnsafeStoreError
 
@@ -37,12 +37,6 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "
 # O_NONBLOCK: a FIFO planted where a file should be must not hang the open (the fstat
 # that follows refuses anything but a regular file; reads of regular files never block).
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-
-
-def _write_record(fd: int, view: memoryview) -> None:
-    data = view.cast("B") if view.format not in ("B", "b", "c") else view
-    while data:
-        data = data[os.write(fd, data) :]
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
@@ -242,7 +236,8 @@ class LocalBackend(StoreBackend):
                 pass
 
     # ------------------------------------------------------------------ reading
-    def open_read(self, name: str) -> tuple[BinaryIO, Stat]:
+    def _open_regular(self, name: str) -> tuple[int, os.stat_result]:
+        """A descriptor of the regular file ``name`` and its stat; the caller closes it."""
         try:
             fd = os.open(self.path(name), _READ)
         except OSError as exc:
@@ -253,6 +248,14 @@ class LocalBackend(StoreBackend):
             st = os.fstat(fd)
             if not stat_module.S_ISREG(st.st_mode):
                 raise FileNotFoundError(errno.ENOENT, "not a regular file", self.path(name))
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, st
+
+    def open_read(self, name: str) -> tuple[BinaryIO, Stat]:
+        fd, st = self._open_regular(name)
+        try:
             f = open(fd, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
         except BaseException:
             os.close(fd)
@@ -261,17 +264,10 @@ class LocalBackend(StoreBackend):
 
     def read_small(self, name: str, limit: int) -> tuple[bytes, Stat]:
         try:
-            fd = os.open(self.path(name), _READ)
+            fd, st = self._open_regular(name)
         except NotADirectoryError:  # a file where a folder should be: nothing stored (as stat)
             raise FileNotFoundError(errno.ENOENT, "not stored", self.path(name)) from None
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise _refused(self.path(name)) from None
-            raise
         try:
-            st = os.fstat(fd)
-            if not stat_module.S_ISREG(st.st_mode):
-                raise FileNotFoundError(errno.ENOENT, "not a regular file", self.path(name))
             want = min(st.st_size, limit) + 1  # one byte more than the size: a read to EOF
             data = os.read(fd, want)
             while len(data) < want - 1:  # a short read before the end (rare on local files)
@@ -368,7 +364,7 @@ class LocalBackend(StoreBackend):
                     try:
                         for view in views:
                             if small:  # bookkeeping records, not the data path
-                                _write_record(fd, view)
+                                write_to_fd(fd, view)
                             else:
                                 write_full(fd, view)
                         if fsync:
