@@ -46,6 +46,7 @@ from .index import INDEX_ERRORS, EntryIndex, index_failed, open_index
 from .indexrows import RACY_SECONDS, EntryRow, StateRow, signature, trusted
 from .manifest import MANIFEST_MAX_BYTES
 from .usage import flush_usage, parse_usage
+from .walk import entry_files, entry_folders, state_files
 
 __all__ = [
     "EntryInfo",
@@ -102,10 +103,11 @@ def row_parser(store: Store) -> Callable[[str, str], EntryRow | None]:
     """
     now = time.time()
     dumps = json.dumps
+    sharded = store.sharded
 
     def parse(ns_dir: str, key: str) -> EntryRow | None:
         try:
-            f, st = store.backend.open_read(f"{layout.ENTRIES}/{ns_dir}/{key}")
+            f, st = store.backend.open_read(layout.entry_in(ns_dir, key, sharded=sharded))
             with f:
                 data = f.read(MANIFEST_MAX_BYTES + 1) if st.size > MANIFEST_MAX_BYTES else f.read()
         except FileNotFoundError:
@@ -135,7 +137,7 @@ def row_parser(store: Store) -> Callable[[str, str], EntryRow | None]:
 
 def _entry_of(store: Store, row: StateRow, root: str | None) -> EntryInfo:
     e = row.entry
-    name = f"{layout.ENTRIES}/{e.ns_dir}/{e.key}"
+    name = layout.entry_in(e.ns_dir, e.key, sharded=store.sharded)
     return EntryInfo(
         namespace=e.namespace,
         key=e.key,
@@ -204,12 +206,13 @@ def with_index(
 
 def _scan_index(store: Store, index: EntryIndex, namespace_dir: str | None) -> Scan:
     scan = Scan()
+    sharded = store.sharded
     root = store.location if store.is_local else None
     for row in index.entries(namespace_dir):
         e = row.entry
         scan.entry_bytes += e.file_size
         if e.damage is not None:
-            scan.damaged.append((f"{layout.ENTRIES}/{e.ns_dir}/{e.key}", e.damage))
+            scan.damaged.append((layout.entry_in(e.ns_dir, e.key, sharded=sharded), e.damage))
             continue
         info = _entry_of(store, row, root)
         scan.entries.append(info)
@@ -271,24 +274,27 @@ def read_entries(store: Store, namespace_dir: str | None = None, *, usage: bool 
     folders = store.backend.list_folders(layout.ENTRIES)
     if namespace_dir is not None:
         folders = [d for d in folders if d == namespace_dir]
+    sharded = store.sharded
     for ns_dir in folders:
-        state = dict(store.backend.list_files(layout.state_folder(ns_dir))) if usage else {}
-        for key, st in store.backend.list_files(f"{layout.ENTRIES}/{ns_dir}"):
-            if key.startswith("."):
-                continue
+        state = (
+            {leaf: st for leaf, _, st in state_files(store.backend, ns_dir, sharded=sharded)}
+            if usage
+            else {}
+        )
+        for key, st in entry_files(store.backend, ns_dir, sharded=sharded):
             try:
                 info, problem = read_entry_file(store, ns_dir, key, st)
             except FileNotFoundError:
                 continue  # removed meanwhile
             scan.entry_bytes += st.size
             if info is None:
-                scan.damaged.append((f"{layout.ENTRIES}/{ns_dir}/{key}", problem))
+                scan.damaged.append((layout.entry_in(ns_dir, key, sharded=sharded), problem))
                 continue
             hits_st = state.get(key + layout.HITS)
             if hits_st is not None:
                 try:
                     data = store.backend.read_bytes(
-                        f"{layout.STATE}/{ns_dir}/{key}{layout.HITS}", 256
+                        layout.state_in(ns_dir, key, layout.HITS, sharded=sharded), 256
                     )
                     info.hits, info.last_used = parse_usage(data, hits_st.mtime)
                 except FileNotFoundError:
@@ -325,13 +331,12 @@ def manifest_refs(store: Store) -> tuple[set[str], int, int]:
         return indexed
     referenced: set[str] = set()
     total = files = 0
+    sharded = store.sharded
     with no_gc_pauses():
         for ns_dir in store.backend.list_folders(layout.ENTRIES):
-            for key, st in store.backend.list_files(f"{layout.ENTRIES}/{ns_dir}"):
-                if key.startswith("."):
-                    continue
+            for key, st in entry_files(store.backend, ns_dir, sharded=sharded):
                 try:
-                    name = f"{layout.ENTRIES}/{ns_dir}/{key}"
+                    name = layout.entry_in(ns_dir, key, sharded=sharded)
                     data = store.backend.read_bytes(name, limit=MANIFEST_MAX_BYTES)
                     info = (
                         read_entry_file(store, ns_dir, key, st, data)[0]
@@ -428,18 +433,19 @@ def stored_size(store: Store) -> int:
     now = time.time()
     total = 0
     backend = store.backend
+    folders = [f"{layout.OBJECTS}/{sub}" for sub in backend.list_folders(layout.OBJECTS)]
+    for ns_dir in backend.list_folders(layout.ENTRIES):
+        folders += entry_folders(backend, ns_dir, sharded=store.sharded)
     with _size_lock:
-        for top in (layout.OBJECTS, layout.ENTRIES):
-            for sub in backend.list_folders(top):
-                folder = f"{top}/{sub}"
-                st = backend.stat_folder(folder)
-                cache_key = (store.location, folder)
-                cached = _size_cache.get(cache_key)
-                if st is not None and cached is not None and cached[0] == st.version:
-                    total += cached[1]
-                    continue
-                size = sum(f.size for _, f in backend.list_files(folder))
-                fresh = st is not None and now - st.mtime > RACY_SECONDS
-                _size_cache[cache_key] = (st.version if fresh and st else None, size)
-                total += size
+        for folder in folders:
+            st = backend.stat_folder(folder)
+            cache_key = (store.location, folder)
+            cached = _size_cache.get(cache_key)
+            if st is not None and cached is not None and cached[0] == st.version:
+                total += cached[1]
+                continue
+            size = sum(f.size for _, f in backend.list_files(folder))
+            fresh = st is not None and now - st.mtime > RACY_SECONDS
+            _size_cache[cache_key] = (st.version if fresh and st else None, size)
+            total += size
     return total

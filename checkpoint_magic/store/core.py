@@ -67,7 +67,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+#: The store format this version writes. Format 2 keeps entries and their records in shard
+#: folders (see :mod:`.layout`); a store of format 1 is read and written as it is, flat,
+#: until ``checkpoint-magic upgrade`` moves it to format 2.
+FORMAT_VERSION = 2
+#: The first format with shard folders.
+SHARDED_FORMAT = 2
+#: What ``FORMAT`` says of the layout (for people; the number is what is checked).
+FORMAT_LAYOUT = "objects+sharded-entries"
 #: Values whose single encoded blob is at most this size live inside the manifest itself.
 INLINE_MAX_BYTES = 16 * 1024
 #: Verified hot manifest records remembered per store (see Store.read_entry).
@@ -149,6 +156,7 @@ class Store(EntryRecords, BlobStore):
         self.is_local = scheme_of(location) == "local"
         self._write_ready = False
         self._format_checked = False
+        self._sharded = True  # as FORMAT says (check_format); a new store is sharded
         # entry name -> (stat version, secret, verified hot record); see read_entry
         self._hot_records: dict[str, tuple[Any, bytes | None, dict[str, Any]]] = {}
         # id(output record) -> (that record, its decoded immutable value): see get_value
@@ -195,7 +203,8 @@ class Store(EntryRecords, BlobStore):
         try:
             text = self.backend.read_bytes(layout.FORMAT, limit=4096)
         except (FileNotFoundError, NotADirectoryError):
-            return  # an empty or new store
+            self._sharded = True  # an empty or new store: it will be written in this format
+            return
         try:
             version = int(json.loads(text)["format"])
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
@@ -209,6 +218,7 @@ class Store(EntryRecords, BlobStore):
                 f"checkpoint_magic; this version reads format {FORMAT_VERSION}. Upgrade "
                 "checkpoint_magic, or use another store directory; nothing was read or overwritten"
             )
+        self._sharded = version >= SHARDED_FORMAT
         self._format_checked = True
 
     def prepare_write(self) -> None:
@@ -227,7 +237,7 @@ class Store(EntryRecords, BlobStore):
             self.check_format()
             self.backend.ensure(layout.TOP_FOLDERS)
             if self.backend.stat(layout.FORMAT) is None:
-                body = json.dumps({"format": FORMAT_VERSION, "layout": "objects+entries"}) + "\n"
+                body = json.dumps({"format": FORMAT_VERSION, "layout": FORMAT_LAYOUT}) + "\n"
                 self.backend.create(layout.FORMAT, body.encode("utf-8"))
             if self.backend.stat(layout.GITIGNORE) is None:
                 self.backend.create(layout.GITIGNORE, _GITIGNORE)
@@ -354,7 +364,7 @@ class Store(EntryRecords, BlobStore):
         pathlib.Path
             Where the manifest is under the store root (local stores).
         """
-        return self.root / layout.entry(namespace, key)
+        return self.root / layout.entry(namespace, key, sharded=self.sharded)
 
     def write_entry(self, namespace: str, key: str, manifest: Mapping[str, Any]) -> None:
         """Publish a manifest atomically (after its blobs); it names its key and namespace.
@@ -374,7 +384,7 @@ class Store(EntryRecords, BlobStore):
         staged = self.backend.stage(
             layout.staging(), [memoryview(data)], fsync=config.fsync_enabled()
         )
-        self.backend.publish(staged, layout.entry(namespace, key))
+        self.backend.publish(staged, layout.entry(namespace, key, sharded=self.sharded))
 
     def read_entry(
         self, namespace: str, key: str, *, hot_only: bool = False
@@ -412,7 +422,7 @@ class Store(EntryRecords, BlobStore):
         """
         if not self._format_checked:
             self.check_format()
-        name = layout.entry(namespace, key)
+        name = layout.entry(namespace, key, sharded=self._sharded)
         secret = config.secret_key()
         cached = self._hot_records.get(name) if hot_only else None
         if cached is not None:  # one stat tells whether the manifest is still the same object
@@ -484,10 +494,13 @@ class Store(EntryRecords, BlobStore):
             How many entries were deleted.
         """
         removed = 0
+        sharded = self.sharded
         for folder, key in list(self.iter_entry_keys(namespace)):
-            if not force and self.backend.stat(f"{layout.STATE}/{folder}/{key}{layout.PIN}"):
+            if not force and self.backend.stat(
+                layout.state_in(folder, key, layout.PIN, sharded=sharded)
+            ):
                 continue
-            removed += self.backend.delete(f"{layout.ENTRIES}/{folder}/{key}")
+            removed += self.backend.delete(layout.entry_in(folder, key, sharded=sharded))
         return removed
 
 

@@ -313,7 +313,7 @@ def read_entry_file(
     FileNotFoundError
         The manifest was removed meanwhile.
     """
-    name = f"{layout.ENTRIES}/{ns_dir}/{key}"
+    name = layout.entry_in(ns_dir, key, sharded=store.sharded)
     if data is None:
         data = store.backend.read_bytes(name, limit=MANIFEST_MAX_BYTES)
     manifest, damage, sig_problem = parse_manifest(data)

@@ -43,14 +43,13 @@ import os
 import sqlite3
 import stat as stat_module
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from . import layout
-from .backends import Stat, StoreBackend
+from .backends import StoreBackend
+from .indexfresh import IndexRefresh
 from .indexrows import RACY_SECONDS, EntryRow, StateRow, signature, trusted
-from .usage import parse_usage
 
 __all__ = [
     "INDEX_ERRORS",
@@ -71,7 +70,6 @@ logger = logging.getLogger(__name__)
 INDEX_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
 _SCHEMA = "checkpoint_magic entry index 1"
 _BUSY_TIMEOUT = 10.0  # seconds to wait for another process's write before giving up
-_NO_FOLDER = "none"  # the recorded version of a missing state folder
 
 _SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
@@ -92,9 +90,6 @@ CREATE TABLE IF NOT EXISTS state (
 """
 
 
-#: Parses the manifest ``entries/<ns_dir>/<key>`` into a row; ``None`` if it is gone.
-Parser = Callable[[str, str], "EntryRow | None"]
-
 _ENTRY_COLUMNS = ", ".join(f"e.{name}" for name in EntryRow._fields)
 _JOINED = (  # entries with their usage record and pin
     "FROM entries e "
@@ -113,11 +108,6 @@ def _warn_once(location: str, what: str, exc: BaseException, level: int = loggin
     logger.log(level, "entry index of %s %s (%s); reading manifests instead", location, what, exc)
 
 
-def _folder_signature(st: Stat | None, now: float) -> str | None:
-    """A folder's signature as recorded: ``None`` if it is missing or changed too recently."""
-    return signature(st) if st is not None and trusted(st, now) else None
-
-
 def _secret_tag(secret: bytes | None) -> str:
     """What of the signing secret the index records: whether parses may be reused."""
     if secret is None:
@@ -125,7 +115,7 @@ def _secret_tag(secret: bytes | None) -> str:
     return hmac.new(secret, b"checkpoint_magic entry index", hashlib.sha256).hexdigest()[:32]
 
 
-class EntryIndex:
+class EntryIndex(IndexRefresh):
     """An open entry index of one store (see the module docstring); not thread-safe.
 
     Parameters
@@ -136,10 +126,16 @@ class EntryIndex:
         The local SQLite file.
     secret : bytes or None
         The signing secret in use: rows parsed under another one are dropped.
+    sharded : bool, default True
+        Whether the store keeps entries in shard folders (format 2); rows of the other
+        layout (an index kept across ``checkpoint-magic upgrade``) are dropped.
     """
 
-    def __init__(self, backend: StoreBackend, path: str, secret: bytes | None):
+    def __init__(
+        self, backend: StoreBackend, path: str, secret: bytes | None, *, sharded: bool = True
+    ):
         self.backend = backend
+        self.sharded = sharded
         self.path = path
         self.db = sqlite3.connect(
             path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
@@ -160,194 +156,22 @@ class EntryIndex:
             meta = dict(db.execute("SELECT name, value FROM meta"))
             if meta.get("schema", _SCHEMA) != _SCHEMA:
                 raise sqlite3.DatabaseError(f"not an index of this version: {meta['schema']!r}")
+            tables: tuple[str, ...] = ()
             if meta.get("secret") != secret_tag:  # parses depend on the secret: start over
-                for table in ("entries", "refs", "folders"):
-                    db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+                tables = ("entries", "refs", "folders")
+            shape = "sharded" if self.sharded else "flat"  # an index before shards was flat
+            if meta.get("layout", "flat") != shape:  # the store was upgraded: start over
+                tables = ("entries", "refs", "folders", "state")
+            for table in tables:
+                db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
             db.executemany(
                 "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                [("schema", _SCHEMA), ("secret", secret_tag)],
+                [("schema", _SCHEMA), ("secret", secret_tag), ("layout", shape)],
             )
 
     def close(self) -> None:
         """Close the database connection."""
         self.db.close()
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
-
-    def _folder_version(self, name: str) -> str | None:
-        row = self.db.execute("SELECT version FROM folders WHERE name = ?", (name,)).fetchone()
-        return row[0] if row else None
-
-    # ------------------------------------------------------------------ refreshing
-    def refresh(self, parse: Parser, ns_dirs: list[str] | None = None) -> None:
-        """Bring the rows of ``ns_dirs`` (every namespace folder if None) up to date.
-
-        Parameters
-        ----------
-        parse : callable
-            ``parse(ns_dir, key)`` reads one manifest into an :class:`EntryRow`.
-        ns_dirs : list of str, optional
-            Only these namespace folders.
-        """
-        present = self.backend.list_folders(layout.ENTRIES)
-        targets = present if ns_dirs is None else [d for d in present if d in ns_dirs]
-        known = {r[0] for r in self.db.execute("SELECT DISTINCT ns_dir FROM entries")}
-        if gone := (known - set(present)) & (known if ns_dirs is None else set(ns_dirs)):
-            with self._write():
-                for ns_dir in gone:
-                    self._forget_folder(ns_dir)
-        for ns_dir in targets:
-            self.refresh_entries(ns_dir, parse)
-            self.refresh_state(ns_dir)
-
-    def _forget_folder(self, ns_dir: str) -> None:
-        for table in ("entries", "refs"):
-            self.db.execute(f"DELETE FROM {table} WHERE ns_dir = ?", (ns_dir,))  # noqa: S608
-        self.db.execute("DELETE FROM folders WHERE name = ?", (f"{layout.ENTRIES}/{ns_dir}",))
-
-    def refresh_entries(self, ns_dir: str, parse: Parser) -> bool:
-        """Re-list ``entries/<ns_dir>`` if it changed; re-read new and changed manifests.
-
-        Parameters
-        ----------
-        ns_dir : str
-            A namespace folder.
-        parse : callable
-            ``parse(ns_dir, key)`` reads one manifest into an :class:`EntryRow`.
-
-        Returns
-        -------
-        bool
-            Whether the folder was listed (it had changed, or was never listed).
-        """
-        folder = f"{layout.ENTRIES}/{ns_dir}"
-        now = time.time()
-        # The folder's stat is taken before listing it: a change during the listing leaves
-        # the recorded signature behind the folder's, so the next refresh lists it again.
-        folder_version = _folder_signature(self.backend.stat_folder(folder), now)
-        if folder_version is not None and self._folder_version(folder) == folder_version:
-            return False
-        known = {
-            key: version if trust else None
-            for key, version, trust in self.db.execute(
-                "SELECT key, version, trusted FROM entries WHERE ns_dir = ?", (ns_dir,)
-            )
-        }
-        listed: set[str] = set()
-        fresh: list[EntryRow] = []
-        for key, st in self.backend.list_files(folder):
-            if key.startswith("."):
-                continue
-            if known.get(key) == signature(st):
-                listed.add(key)
-                continue
-            row = parse(ns_dir, key)
-            if row is not None:  # else removed meanwhile
-                listed.add(key)
-                fresh.append(row)
-        with self._write():
-            db = self.db
-            removed = [(ns_dir, k) for k in known if k not in listed]
-            db.executemany("DELETE FROM entries WHERE ns_dir = ? AND key = ?", removed)
-            db.executemany("DELETE FROM refs WHERE ns_dir = ? AND key = ?", removed)
-            db.executemany("DELETE FROM refs WHERE ns_dir = ? AND key = ?", [r[:2] for r in fresh])
-            marks = ", ".join("?" * len(EntryRow._fields))
-            db.executemany(f"INSERT OR REPLACE INTO entries VALUES ({marks})", fresh)  # noqa: S608
-            db.executemany(
-                "INSERT OR REPLACE INTO refs VALUES (?, ?, ?, ?)",
-                [
-                    (digest, r.ns_dir, r.key, size)
-                    for r in fresh
-                    if r.damage is None and r.blobs != "{}"
-                    for digest, size in _loads(r.blobs).items()
-                ],
-            )
-            db.execute("INSERT OR REPLACE INTO folders VALUES (?, ?)", (folder, folder_version))
-        return True
-
-    def refresh_state(self, ns_dir: str) -> bool:
-        """Re-list ``state/<ns_dir>`` if it changed; re-read new and changed usage records.
-
-        Parameters
-        ----------
-        ns_dir : str
-            A namespace folder.
-
-        Returns
-        -------
-        bool
-            Whether the folder was listed.
-        """
-        folder = layout.state_folder(ns_dir)
-        now = time.time()
-        st = self.backend.stat_folder(folder)
-        # A name never hit nor pinned has no state folder: that is known (no records), not
-        # racy, so its totals can be kept; a folder appearing later has a signature of its own.
-        folder_version = _NO_FOLDER if st is None else _folder_signature(st, now)
-        if folder_version is not None and self._folder_version(folder) == folder_version:
-            return False
-        known = {
-            (key, kind): version if trust else None
-            for key, kind, version, trust in self.db.execute(
-                "SELECT key, kind, version, trusted FROM state WHERE ns_dir = ?", (ns_dir,)
-            )
-        }
-        listed: set[tuple[str, str]] = set()
-        fresh: list[tuple[Any, ...]] = []
-        files = self.backend.list_files(folder)
-        if files and folder_version == _NO_FOLDER:  # it appeared meanwhile: looked at again
-            folder_version = None
-        for name, st in files:
-            key, kind = name, ""  # a namespace record, or a name the store never writes
-            for suffix, what in ((layout.HITS, "hits"), (layout.PIN, "pin")):
-                if name.endswith(suffix):
-                    key, kind = name[: -len(suffix)], what
-            listed.add((key, kind))
-            if known.get((key, kind)) == signature(st):
-                continue
-            hits = last_used = None
-            if kind == "hits":
-                try:
-                    f, st = self.backend.open_read(f"{folder}/{name}")
-                    with f:
-                        data = f.read(256)
-                except FileNotFoundError:
-                    listed.discard((key, kind))
-                    continue
-                hits, last_used = parse_usage(data, st.mtime)
-            fresh.append(
-                (ns_dir, key, kind, signature(st), trusted(st, now), st.size, hits, last_used)
-            )
-        with self._write():
-            self.db.executemany(
-                "DELETE FROM state WHERE ns_dir = ? AND key = ? AND kind = ?",
-                [(ns_dir, key, kind) for key, kind in known if (key, kind) not in listed],
-            )
-            self.db.executemany(
-                "INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fresh
-            )
-            self.db.execute(
-                "INSERT OR REPLACE INTO folders VALUES (?, ?)", (folder, folder_version)
-            )
-        return True
-
-    def refresh_all_state(self) -> None:
-        """Refresh every ``state/<namespace>`` folder (namespaces without entries too)."""
-        present = self.backend.list_folders(layout.STATE)
-        known = {r[0] for r in self.db.execute("SELECT DISTINCT ns_dir FROM state")}
-        with self._write():
-            for ns_dir in known - set(present):
-                self.db.execute("DELETE FROM state WHERE ns_dir = ?", (ns_dir,))
-        for ns_dir in present:
-            self.refresh_state(ns_dir)
 
     # ------------------------------------------------------------------ reading
     def entries(self, ns_dir: str | None = None) -> Iterator[StateRow]:
@@ -478,11 +302,6 @@ def _cached_rows(text: str, folders: str) -> list[tuple[Any, ...]] | None:
         return None
 
 
-def _loads(text: str) -> dict[str, int]:
-    value = json.loads(text)
-    return value if isinstance(value, dict) else {}
-
-
 def _refuse_links(backend: StoreBackend) -> str | None:
     """The index's local path, ``None`` if the store has none or one of its files is a link."""
     path = backend.local_path(layout.INDEX)
@@ -529,13 +348,13 @@ def open_index(store: Any, secret: bytes | None = None) -> EntryIndex | None:
         if path is None:
             return None
         try:
-            return EntryIndex(backend, path, secret)
+            return EntryIndex(backend, path, secret, sharded=store.sharded)
         except sqlite3.OperationalError:
             raise
         except sqlite3.DatabaseError as exc:  # not a database, malformed, or of another schema
             _warn_once(store.location, "was damaged or foreign and is rebuilt", exc)
             discard_index(store)
-            return EntryIndex(backend, path, secret)
+            return EntryIndex(backend, path, secret, sharded=store.sharded)
     except INDEX_ERRORS as exc:
         normal = isinstance(exc, (PermissionError, sqlite3.OperationalError))  # read-only...
         level = logging.INFO if normal else logging.WARNING

@@ -6,15 +6,23 @@ A store is a tree of *names*: ``/``-separated paths relative to its root, which 
     FORMAT                         store format version (JSON)
     .gitignore                     ``*``: a store never shows in ``git status``
     objects/ab/<digest>            immutable blobs, named by the xxh3-128 of their bytes
-    entries/<namespace>/<key>      one small manifest per cached computation
-    state/<namespace>/<key>.hits   usage record of an entry (hit count and last use)
-    state/<namespace>/<key>.pin    present while the entry is pinned (never evicted)
+    entries/<namespace>/ab/<key>   one small manifest per cached computation (``ab``: the
+                                   key's first two characters, its *shard*)
+    state/<namespace>/ab/<key>.hits   usage record of an entry (hit count and last use)
+    state/<namespace>/ab/<key>.pin    present while the entry is pinned (never evicted)
     state/<namespace>/last-miss.json, latest-output.json   per-namespace records
     state/.entry-index-1.sqlite3   the entry index (a cache of the manifests; see ``store.index``)
     tmp/<pid>-<32 hex>             staging (unpredictable names); garbage after a crash
     tmp/gc-<32 hex>                a blob garbage collection is about to free
     leases/<kind>-<32 hex>         a commit or a gc in flight (see ``store.leases``)
     leases/flight-<key>-<n>        a computation in flight (see ``store.singleflight``)
+
+Entries and their records are *sharded* by the first two characters of their key, as git
+shards its objects: a commit changes one folder of a few hundred files, not a folder of every
+entry of the namespace, so a tool that finds a folder changed lists a few hundred files again,
+not a hundred thousand. Stores of format 1 (written before shards) keep every manifest and
+record directly in the namespace folder; ``sharded=False`` names those, and
+``checkpoint-magic upgrade`` moves them into shards (:mod:`checkpoint_magic.store.upgrade`).
 
 Nothing else in the package spells these names; the tools recognise what they may remove
 through :func:`digest_of`, :func:`is_staging` and :func:`state_kind`.
@@ -23,8 +31,10 @@ Examples
 --------
 >>> blob("0123456789abcdef0123456789abcdef")
 'objects/01/0123456789abcdef0123456789abcdef'
->>> entry("m.f", "k1"), entry_state("m.f", "k1", HITS)
-('entries/m.f/k1', 'state/m.f/k1.hits')
+>>> entry("m.f", "0a1b"), entry_state("m.f", "0a1b", HITS)
+('entries/m.f/0a/0a1b', 'state/m.f/0a/0a1b.hits')
+>>> entry("m.f", "0a1b", sharded=False)
+'entries/m.f/0a1b'
 """
 
 from __future__ import annotations
@@ -57,6 +67,7 @@ __all__ = [
     "digest_of",
     "entry",
     "entry_folder",
+    "entry_in",
     "entry_state",
     "flight_generation",
     "flight_lease",
@@ -66,6 +77,8 @@ __all__ = [
     "lease",
     "namespace_dir",
     "namespace_record",
+    "shard",
+    "state_in",
     "staging",
     "state_folder",
     "state_kind",
@@ -179,8 +192,54 @@ def entry_folder(namespace: str) -> str:
     return f"{ENTRIES}/{namespace_dir(namespace)}"
 
 
-def entry(namespace: str, key: str) -> str:
-    """The name of one entry's manifest: ``entries/<namespace folder>/<key>``.
+def shard(key: str) -> str:
+    """The shard of a key: its first two characters (the folder its manifest is in).
+
+    Parameters
+    ----------
+    key : str
+        The entry's key (32 hex digits).
+
+    Returns
+    -------
+    str
+        ``key[:2]``.
+
+    Examples
+    --------
+    >>> shard("0123456789abcdef0123456789abcdef")
+    '01'
+    """
+    return key[:2]
+
+
+def entry_in(ns_dir: str, key: str, *, sharded: bool = True) -> str:
+    """The name of one entry's manifest, by namespace folder: ``entries/<ns_dir>/<shard>/<key>``.
+
+    Parameters
+    ----------
+    ns_dir : str
+        A namespace folder, as :func:`namespace_dir` returns it.
+    key : str
+        The entry's key (32 hex digits).
+    sharded : bool, default True
+        ``False`` for a store of format 1: ``entries/<ns_dir>/<key>``.
+
+    Returns
+    -------
+    str
+        The name, relative to the store root.
+
+    Examples
+    --------
+    >>> entry_in("m.f", "0a1b"), entry_in("m.f", "0a1b", sharded=False)
+    ('entries/m.f/0a/0a1b', 'entries/m.f/0a1b')
+    """
+    return f"{ENTRIES}/{ns_dir}/{key[:2]}/{key}" if sharded else f"{ENTRIES}/{ns_dir}/{key}"
+
+
+def entry(namespace: str, key: str, *, sharded: bool = True) -> str:
+    """The name of one entry's manifest: ``entries/<namespace folder>/<shard>/<key>``.
 
     Parameters
     ----------
@@ -188,13 +247,16 @@ def entry(namespace: str, key: str) -> str:
         The namespace (the function's qualified name, or a cell's).
     key : str
         The entry's key (32 hex digits).
+    sharded : bool, default True
+        ``False`` for a store of format 1 (no shard folder).
 
     Returns
     -------
     str
         The name, relative to the store root.
     """
-    return f"{ENTRIES}/{namespace_dir(namespace)}/{key}"
+    ns_dir = namespace_dir(namespace)  # entry_in, inlined: a hit asks for this name
+    return f"{ENTRIES}/{ns_dir}/{key[:2]}/{key}" if sharded else f"{ENTRIES}/{ns_dir}/{key}"
 
 
 def state_folder(ns_dir: str) -> str:
@@ -213,8 +275,37 @@ def state_folder(ns_dir: str) -> str:
     return f"{STATE}/{ns_dir}"
 
 
-def entry_state(namespace: str, key: str, suffix: str) -> str:
-    """The name of an entry's state record: ``state/<namespace folder>/<key><suffix>``.
+def state_in(ns_dir: str, key: str, suffix: str, *, sharded: bool = True) -> str:
+    """An entry's state record, by namespace folder: ``state/<ns_dir>/<shard>/<key><suffix>``.
+
+    Parameters
+    ----------
+    ns_dir : str
+        A namespace folder, as :func:`namespace_dir` returns it.
+    key : str
+        The entry's key (32 hex digits).
+    suffix : str
+        :data:`HITS` (usage record) or :data:`PIN` (pin marker).
+    sharded : bool, default True
+        ``False`` for a store of format 1: ``state/<ns_dir>/<key><suffix>``.
+
+    Returns
+    -------
+    str
+        The name, relative to the store root.
+
+    Examples
+    --------
+    >>> state_in("m.f", "0a1b", PIN), state_in("m.f", "0a1b", PIN, sharded=False)
+    ('state/m.f/0a/0a1b.pin', 'state/m.f/0a1b.pin')
+    """
+    if sharded:
+        return f"{STATE}/{ns_dir}/{key[:2]}/{key}{suffix}"
+    return f"{STATE}/{ns_dir}/{key}{suffix}"
+
+
+def entry_state(namespace: str, key: str, suffix: str, *, sharded: bool = True) -> str:
+    """The name of an entry's state record: ``state/<namespace folder>/<shard>/<key><suffix>``.
 
     Parameters
     ----------
@@ -224,13 +315,15 @@ def entry_state(namespace: str, key: str, suffix: str) -> str:
         The entry's key (32 hex digits).
     suffix : str
         :data:`HITS` (usage record) or :data:`PIN` (pin marker).
+    sharded : bool, default True
+        ``False`` for a store of format 1 (no shard folder).
 
     Returns
     -------
     str
         The name, relative to the store root.
     """
-    return f"{STATE}/{namespace_dir(namespace)}/{key}{suffix}"
+    return state_in(namespace_dir(namespace), key, suffix, sharded=sharded)
 
 
 def namespace_record(namespace: str, name: str) -> str:

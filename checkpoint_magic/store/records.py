@@ -21,6 +21,7 @@ from .backends import TICK_SECONDS, StoreBackend, UnsafeStoreError
 from .layout import namespace_dir
 from .manifest import MANIFEST_MAX_BYTES, decode_manifest
 from .usage import flush_usage, read_usage, record_hit
+from .walk import entry_files
 
 __all__ = ["EntryRecords"]
 
@@ -33,7 +34,28 @@ class EntryRecords:
     backend: StoreBackend
     location: str
     prepare_write: Callable[[], None]
+    check_format: Callable[[], None]
+    _format_checked: bool
+    _sharded: bool
     _has_entries: dict[str, tuple[Any, str | None]]
+
+    @property
+    def sharded(self) -> bool:
+        """Whether entries are kept in shard folders (format 2; ``False`` for format 1).
+
+        Returns
+        -------
+        bool
+            As the store's ``FORMAT`` says (a store not created yet will be sharded).
+
+        Raises
+        ------
+        StoreFormatError
+            When ``FORMAT`` names a newer format than this version reads, or is foreign.
+        """
+        if not self._format_checked:
+            self.check_format()
+        return self._sharded
 
     def delete_entry(self, namespace: str, key: str) -> bool:
         """Remove an entry's manifest (its blobs are freed by garbage collection).
@@ -50,7 +72,7 @@ class EntryRecords:
         bool
             Whether a manifest was removed.
         """
-        return self.backend.delete(layout.entry(namespace, key))
+        return self.backend.delete(layout.entry(namespace, key, sharded=self.sharded))
 
     def has_entries(self, namespace: str) -> bool:
         """Whether the namespace has an entry file (cheap: no manifest is read, no listing
@@ -68,22 +90,34 @@ class EntryRecords:
         """
         folder = layout.entry_folder(namespace)
         if self.backend.local_path(folder) is None:  # no folder times to trust: look
-            return self.backend.first_file(folder) is not None
+            return self._first_entry(folder) is not None
         folder_stat = self.backend.stat_folder(folder)
         if folder_stat is None:
             return False
         known = self._has_entries.get(folder)
         if known is not None:
-            if known[0] == folder_stat.version:  # its mtime moves with every file added or removed
+            # Without shards its mtime moves with every file added or removed; with shards
+            # only with shard folders, so only a file seen is a proof.
+            if known[0] == folder_stat.version and not self.sharded:
                 return known[1] is not None
             if known[1] is not None and self.backend.stat(f"{folder}/{known[1]}") is not None:
                 return True  # the file seen last time is still there: no listing needed
-        found = self.backend.first_file(folder)  # a miss must not cost a full listing
+        found = self._first_entry(folder)  # a miss must not cost a full listing
         if time.time() - folder_stat.mtime > TICK_SECONDS:  # not changed within a tick
             self._has_entries[folder] = (folder_stat.version, found)
         elif found is not None:  # a file name stays a valid hint however recent the folder
             self._has_entries[folder] = (None, found)
         return found is not None
+
+    def _first_entry(self, folder: str) -> str | None:
+        """A manifest file in ``folder`` (a namespace's), relative to it; ``None`` if none."""
+        if not self.sharded:
+            return self.backend.first_file(folder)
+        for shard in self.backend.list_folders(folder):
+            name = self.backend.first_file(f"{folder}/{shard}")
+            if name is not None:
+                return f"{shard}/{name}"
+        return None
 
     def entry_keys_by_age(self, namespace: str) -> list[str]:
         """Keys of the namespace's entries, most recently written first.
@@ -98,7 +132,7 @@ class EntryRecords:
         list of str
             The keys, newest first.
         """
-        files = self.backend.list_files(layout.entry_folder(namespace))
+        files = entry_files(self.backend, namespace_dir(namespace), sharded=self.sharded)
         return [n for n, _ in sorted(files, key=lambda f: f[1].mtime, reverse=True)]
 
     def iter_entry_keys(self, namespace: str | None = None) -> Iterator[tuple[str, str]]:
@@ -119,10 +153,10 @@ class EntryRecords:
             if namespace is not None
             else self.backend.list_folders(layout.ENTRIES)
         )
+        sharded = self.sharded
         for folder in folders:
-            for name, _ in self.backend.list_files(f"{layout.ENTRIES}/{folder}"):
-                if not name.startswith("."):
-                    yield folder, name
+            for key, _ in entry_files(self.backend, folder, sharded=sharded):
+                yield folder, key
 
     def iter_manifests(self, namespace: str | None = None) -> Iterator[dict[str, Any]]:
         """Yield every readable manifest.
@@ -141,7 +175,7 @@ class EntryRecords:
             Each readable manifest.
         """
         for folder, key in self.iter_entry_keys(namespace):
-            name = f"{layout.ENTRIES}/{folder}/{key}"
+            name = layout.entry_in(folder, key, sharded=self.sharded)
             try:
                 data = self.backend.read_bytes(name, limit=MANIFEST_MAX_BYTES)
                 decoded, damage, problem = decode_manifest(data, config.secret_key())
@@ -205,7 +239,7 @@ class EntryRecords:
         bool
             Whether a manifest file exists for ``key``.
         """
-        return self.backend.stat(layout.entry(namespace, key)) is not None
+        return self.backend.stat(layout.entry(namespace, key, sharded=self.sharded)) is not None
 
     def record_use(self, namespace: str, key: str) -> None:
         """Count a hit of an entry (in memory; written in batches by a timer thread and at exit).
@@ -217,7 +251,9 @@ class EntryRecords:
         key : str
             The entry's key.
         """
-        record_hit(self.backend, layout.entry_state(namespace, key, layout.HITS))
+        record_hit(
+            self.backend, layout.entry_state(namespace, key, layout.HITS, sharded=self.sharded)
+        )
 
     def usage(self, namespace: str, key: str) -> tuple[int, float | None]:
         """``(hits, last used)`` of an entry; last used is ``None`` if it was never hit.
@@ -235,7 +271,8 @@ class EntryRecords:
             The hit count and the time of the last hit.
         """
         flush_usage()
-        return read_usage(self.backend, layout.entry_state(namespace, key, layout.HITS))
+        name = layout.entry_state(namespace, key, layout.HITS, sharded=self.sharded)
+        return read_usage(self.backend, name)
 
     def set_pinned(self, namespace: str, key: str, pinned: bool = True) -> None:
         """Pin (or unpin) an entry: pinned entries are never evicted by garbage collection.
@@ -254,7 +291,7 @@ class EntryRecords:
         UnsafeStoreError
             When the pin's name is taken by something the store did not write (a link?).
         """
-        name = layout.entry_state(namespace, key, layout.PIN)
+        name = layout.entry_state(namespace, key, layout.PIN, sharded=self.sharded)
         if pinned:
             self.prepare_write()
             if not self.backend.create(name, b"") and not self.is_pinned(namespace, key):
@@ -281,4 +318,5 @@ class EntryRecords:
         bool
             Whether the entry is pinned.
         """
-        return self.backend.stat(layout.entry_state(namespace, key, layout.PIN)) is not None
+        name = layout.entry_state(namespace, key, layout.PIN, sharded=self.sharded)
+        return self.backend.stat(name) is not None

@@ -26,6 +26,7 @@ from .core import Store
 from .indexrows import signature
 from .leases import LEASE_TTL, live_claims
 from .manifest import MANIFEST_MAX_BYTES
+from .walk import entry_files, state_files
 
 __all__ = [
     "free_blobs",
@@ -101,9 +102,10 @@ def remove_state(store: Store, entry: EntryInfo) -> int:
     int
         How many records were removed (0 to 2).
     """
-    folder = layout.state_folder(entry.ns_dir)
+    sharded = store.sharded
     return sum(
-        store.backend.delete(f"{folder}/{entry.key}{sfx}") for sfx in (layout.HITS, layout.PIN)
+        store.backend.delete(layout.state_in(entry.ns_dir, entry.key, sfx, sharded=sharded))
+        for sfx in (layout.HITS, layout.PIN)
     )
 
 
@@ -129,17 +131,17 @@ def live_references(
     known = {(e.ns_dir, e.key): e for e in scanned}
     referenced: set[str] = set()
     backend = store.backend
+    sharded = store.sharded
     for ns_dir in backend.list_folders(layout.ENTRIES):
-        for key, st in backend.list_files(f"{layout.ENTRIES}/{ns_dir}"):
-            if key.startswith("."):
-                continue
+        for key, st in entry_files(backend, ns_dir, sharded=sharded):
             entry = known.get((ns_dir, key))
             if entry is not None and signature(st) == entry.version:
                 if (ns_dir, key) not in removed:
                     referenced.update(entry.blobs)
                 continue
             try:
-                data = backend.read_bytes(f"{layout.ENTRIES}/{ns_dir}/{key}", MANIFEST_MAX_BYTES)
+                name = layout.entry_in(ns_dir, key, sharded=sharded)
+                data = backend.read_bytes(name, MANIFEST_MAX_BYTES)
             except FileNotFoundError:
                 continue
             manifest, _, _ = parse_manifest(data)
@@ -312,8 +314,9 @@ def sweep_tmp_and_state(
             tmp += 1
     state = 0
     live_dirs = {ns for ns, _ in live}
+    sharded = store.sharded
     for ns_dir in backend.list_folders(layout.STATE):
-        for name, st in backend.list_files(layout.state_folder(ns_dir)):
+        for name, path, st in state_files(backend, ns_dir, sharded=sharded):
             kind, key = layout.state_kind(name)
             if kind == "entry":
                 stale = (ns_dir, key) not in live
@@ -321,10 +324,6 @@ def sweep_tmp_and_state(
                 stale = ns_dir not in live_dirs
             else:
                 stale = kind == "temp"
-            if (
-                stale
-                and is_old(st, now, grace)
-                and (dry_run or backend.delete(f"{layout.state_folder(ns_dir)}/{name}"))
-            ):
+            if stale and is_old(st, now, grace) and (dry_run or backend.delete(path)):
                 state += 1
     return tmp, state

@@ -44,6 +44,7 @@ from ..store.catalog import (
 from ..store.core import Store
 from ..store.index import EntryIndex
 from ..store.usage import flush_usage
+from ..store.walk import state_files
 
 __all__ = [
     "DuReport",
@@ -480,7 +481,7 @@ def du(store: Store) -> DuReport:
         report.tmp_files += 1
     if indexed is None:
         for ns_dir in store.backend.list_folders(layout.STATE):
-            for _, st in store.backend.list_files(layout.state_folder(ns_dir)):
+            for _, _, st in state_files(store.backend, ns_dir, sharded=store.sharded):
                 report.state_bytes += st.size
                 report.state_files += 1
     return report

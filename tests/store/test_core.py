@@ -15,14 +15,21 @@ import pytest
 
 from checkpoint_magic import config
 from checkpoint_magic.exceptions import StoreFormatError
-from checkpoint_magic.store.core import CorruptBlobError, CorruptManifestError, Store, get_store
+from checkpoint_magic.store import layout
+from checkpoint_magic.store.core import (
+    FORMAT_VERSION,
+    CorruptBlobError,
+    CorruptManifestError,
+    Store,
+    get_store,
+)
 
 
 def test_layout_is_created_on_first_write_only(store_dir):
     store = Store(store_dir)
     assert not store_dir.exists()
     store.put_blob([b"hello"])
-    assert json.loads((store_dir / "FORMAT").read_text())["format"] == 1
+    assert json.loads((store_dir / "FORMAT").read_text())["format"] == FORMAT_VERSION == 2
     assert {p.name for p in store_dir.iterdir()} == {
         "FORMAT",
         ".gitignore",
@@ -266,7 +273,7 @@ def test_clear_keeps_pinned_entries_unless_forced(store_dir):
 def test_backend_version_is_the_stat_version_and_none_for_what_is_not_a_file(store_dir):
     store = Store(store_dir)
     store.write_entry("ns", "k", {"outputs": {}})
-    backend, name = store.backend, "entries/ns/k"
+    backend, name = store.backend, layout.entry("ns", "k")
     assert backend.version(name) == backend.stat(name).version is not None
     assert backend.version("entries/ns/missing") is None
     assert backend.version("entries/ns") is None  # a folder
@@ -334,7 +341,9 @@ def test_has_entries_reuses_a_file_it_saw_and_notices_when_it_is_gone(store_dir)
         assert store.has_entries("m.f")
         store.write_entry("m.f", "c" * 32, {"outputs": {}})  # the folder changes
         assert store.has_entries("m.f")
-    assert scandir.call_count == 1  # the second answer came from one stat of a known file
+    # The first answer listed the shard folders and the first shard; the second came from
+    # one stat of the file seen then.
+    assert scandir.call_count == 2
     for key in ("a" * 32, "b" * 32, "c" * 32):
         store.delete_entry("m.f", key)
     assert not store.has_entries("m.f")

@@ -27,6 +27,7 @@ from checkpoint_magic.exceptions import (  # noqa: E402
     UncachedWarning,
 )
 from checkpoint_magic.store import layout  # noqa: E402
+from checkpoint_magic.store.walk import entry_files  # noqa: E402
 from checkpoint_magic.store.backends.cache import BlobCache  # noqa: E402
 from checkpoint_magic.store.backends.url import (  # noqa: E402
     FsspecBackend,
@@ -332,12 +333,12 @@ def test_signed_entries_refuse_a_swapped_manifest_object(
 
     assert f(1) == 10 and f(2) == 20
     backend = get_store(s3_store).backend
-    folder = layout.entry_folder("signed.f")
-    (k1, _), (k2, _) = backend.list_files(folder)
-    m1, m2 = backend.read_bytes(f"{folder}/{k1}"), backend.read_bytes(f"{folder}/{k2}")
+    (k1, _), (k2, _) = entry_files(backend, layout.namespace_dir("signed.f"), sharded=True)
+    n1, n2 = layout.entry("signed.f", k1), layout.entry("signed.f", k2)
+    m1, m2 = backend.read_bytes(n1), backend.read_bytes(n2)
     # Someone with write access swaps the two entries' manifest objects: both validly signed.
-    backend.write(f"{folder}/{k1}", m2)
-    backend.write(f"{folder}/{k2}", m1)
+    backend.write(n1, m2)
+    backend.write(n2, m1)
     with pytest.warns(CorruptEntryWarning):
         assert f(1) == 10
     with pytest.warns(CorruptEntryWarning):
@@ -346,10 +347,10 @@ def test_signed_entries_refuse_a_swapped_manifest_object(
     # ... or forges them with another key: refused before anything is unpickled.
     from checkpoint_magic.store.manifest import decode_manifest, encode_manifest
 
-    for key in (k1, k2):
-        manifest, _, _ = decode_manifest(backend.read_bytes(f"{folder}/{key}"))
+    for name in (n1, n2):
+        manifest, _, _ = decode_manifest(backend.read_bytes(name))
         assert manifest is not None
-        backend.write(f"{folder}/{key}", encode_manifest(manifest, b"attacker"))
+        backend.write(name, encode_manifest(manifest, b"attacker"))
     with pytest.warns(CorruptEntryWarning, match="signature"):
         assert f(1) == 10 and f(2) == 20
     assert sorted(RUNS) == [1, 1, 1, 2, 2, 2]

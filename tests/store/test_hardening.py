@@ -7,7 +7,7 @@ import pytest
 
 from checkpoint_magic import checkpoint
 from checkpoint_magic.exceptions import CorruptEntryWarning, StoreFormatError, StoreWriteWarning
-from checkpoint_magic.store import Store
+from checkpoint_magic.store import Store, layout
 from checkpoint_magic.store.budget import gc
 from checkpoint_magic.tools.maintenance import list_entries, verify
 
@@ -240,7 +240,6 @@ def test_no_write_goes_through_a_planted_link(tmp_path, monkeypatch, planted):
     import os
     import warnings
 
-    from checkpoint_magic.store import layout
     from checkpoint_magic.store.core import flush_usage
     from checkpoint_magic.tools.maintenance import pin
 
@@ -255,10 +254,11 @@ def test_no_write_goes_through_a_planted_link(tmp_path, monkeypatch, planted):
         monkeypatch.setattr(layout, "staging", lambda: "tmp/4242-" + "0" * 32)
         (store.tmp / ("4242-" + "0" * 32)).symlink_to(outside / "victim.txt")
     else:
-        name = {"<key>.hits": entry.key + ".hits", "<key>.pin": entry.key + ".pin"}.get(
-            planted, planted
+        suffix = {"<key>.hits": layout.HITS, "<key>.pin": layout.PIN}.get(planted)
+        path = store.root / (
+            layout.state_in(ns_dir, entry.key, suffix) if suffix else f"state/{ns_dir}/{planted}"
         )
-        path = store.root / "state" / ns_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
         path.symlink_to(outside / "victim.txt")
     before = _snapshot(outside)
@@ -298,7 +298,7 @@ def test_200000_hits_keep_one_short_record(tmp_path):
     for _ in range(200_000):
         store.record_use("m.f", "k1")
     flush_usage()
-    record = tmp_path / "s" / "state" / "m.f" / "k1.hits"
+    record = tmp_path / "s" / layout.entry_state("m.f", "k1", layout.HITS)
     size = record.stat().st_size
     assert store.usage("m.f", "k1")[0] == 200_000 and size < 64
     for _ in range(1_000):
@@ -354,4 +354,4 @@ def test_a_living_process_flushes_its_hits_on_a_timer_and_they_survive_a_kill(tm
         p.stdout.close()
     hits, last = store.usage("m.hits", entry.key)
     assert hits == 50 and last is not None  # survived the kill
-    assert (store.root / "state" / "m.hits" / f"{entry.key}.hits").stat().st_size < 64
+    assert (store.root / layout.entry_state("m.hits", entry.key, layout.HITS)).stat().st_size < 64

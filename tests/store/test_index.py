@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import logging
 import os
 import sqlite3
@@ -163,9 +164,7 @@ def test_a_manifest_damaged_after_indexing_is_reported(store):
 
 def test_a_namespace_folder_removed_drops_its_rows(store):
     listed(store)
-    for path in (store.root / layout.entry_folder(NS)).iterdir():
-        path.unlink()
-    (store.root / layout.entry_folder(NS)).rmdir()
+    shutil.rmtree(store.root / layout.entry_folder(NS))
     assert listed(store) == ([], [])
 
 
@@ -358,9 +357,7 @@ def test_a_state_folder_appearing_during_its_listing_is_listed_again(store, monk
     )
     assert summarize_store(store)[0].hits == 1
     monkeypatch.undo()
-    for path in (store.root / state).iterdir():
-        path.unlink()
-    (store.root / state).rmdir()
+    shutil.rmtree(store.root / state)
     age(store)
     assert summarize_store(store) == summarize(read_entries(store).entries)
     assert summarize_store(store)[0].hits == 0

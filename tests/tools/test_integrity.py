@@ -482,7 +482,7 @@ def test_read_only_store_still_serves_hits_and_returns_new_results_with_one_warn
 def test_a_store_of_a_newer_format_is_a_clear_error_and_nothing_is_overwritten(tmp_path):
     root = tmp_path / "s"
     (root / "entries" / "ns").mkdir(parents=True)
-    (root / "FORMAT").write_text('{"format": 2, "layout": "future"}')
+    (root / "FORMAT").write_text('{"format": 99, "layout": "future"}')
     (root / "entries" / "ns" / "k").write_text("a manifest of the future")
     snapshot = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
@@ -490,7 +490,7 @@ def test_a_store_of_a_newer_format_is_a_clear_error_and_nothing_is_overwritten(t
     def compute(n):
         return n + 1
 
-    with pytest.raises(StoreFormatError, match="format 2.*newer checkpoint_magic.*nothing was read or overwritten"):
+    with pytest.raises(StoreFormatError, match="format 99.*newer checkpoint_magic.*nothing was read or overwritten"):
         compute(1)
     for call in (verify, lambda s: verify(s, fix=True, grace=0), lambda s: gc(s, max_size=0, grace=0)):
         with pytest.raises(StoreFormatError):

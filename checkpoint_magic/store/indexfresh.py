@@ -1,0 +1,362 @@
+"""Keeping the entry index fresh: which folders changed, and the rows of the files in them.
+
+The rules are the index's (see :mod:`checkpoint_magic.store.index`): a folder whose stat
+signature is the one recorded at its last listing is unchanged; a changed one is listed with
+one ``stat`` per file and only new or changed files are read again; anything changed within
+:data:`~checkpoint_magic.store.indexrows.RACY_SECONDS` is looked at again next time.
+
+In a sharded store (format 2) a namespace's manifests are in ``entries/<ns>/<shard>/``: a
+shard folder's mtime moves with its files, the namespace folder's only with its shard
+folders. So the namespace folder is listed (for its shard folders) only when it changed,
+and each shard folder is compared with its own signature: a commit makes the next refresh
+list one shard of a few hundred files, whatever the size of the namespace. The namespace
+folder's signature is recorded only after every one of its shard folders was, so a shard
+folder can never be missed by a refresh that trusts the namespace folder.
+
+:class:`IndexRefresh` is the half of :class:`~checkpoint_magic.store.index.EntryIndex` that
+does this; it is not used on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from . import layout
+from .backends import Stat, StoreBackend
+from .indexrows import EntryRow, signature, trusted
+from .usage import parse_usage
+from .walk import in_shard
+
+__all__ = ["NO_FOLDER", "IndexRefresh", "Parser", "folder_signature"]
+
+#: The recorded version of a missing state folder (known: no records, not racy).
+NO_FOLDER = "none"
+
+#: Parses the manifest ``entries/<ns_dir>/...<key>`` into a row; ``None`` if it is gone.
+Parser = Callable[[str, str], "EntryRow | None"]
+
+# Rows of one shard: keys that start with it (the range lets SQLite use the primary key).
+_IN_SHARD = "key >= ? AND key < ? AND substr(key, 1, 2) = ?"
+
+
+def _shard_args(shard: str) -> tuple[str, str, str]:
+    return shard, shard + "\U0010ffff", shard
+
+
+def folder_signature(st: Stat | None, now: float) -> str | None:
+    """A folder's signature as recorded: ``None`` if it is missing or changed too recently.
+
+    Parameters
+    ----------
+    st : Stat or None
+        The folder's stat.
+    now : float
+        The time of the listing.
+
+    Returns
+    -------
+    str or None
+        Its :func:`~checkpoint_magic.store.indexrows.signature`, or ``None``.
+    """
+    return signature(st) if st is not None and trusted(st, now) else None
+
+
+def _loads(text: str) -> dict[str, int]:
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {}
+
+
+class IndexRefresh:
+    """Refreshing the rows of :class:`~checkpoint_magic.store.index.EntryIndex`."""
+
+    backend: StoreBackend
+    db: sqlite3.Connection
+    sharded: bool
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _folder_version(self, name: str) -> str | None:
+        row = self.db.execute("SELECT version FROM folders WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def _record(self, folder: str, version: str | None, gone: list[str]) -> None:
+        """Record ``folder``'s signature, and forget its shard folders ``gone``."""
+        with self._write():
+            self.db.executemany("DELETE FROM folders WHERE name = ?", [(g,) for g in gone])
+            self.db.execute("INSERT OR REPLACE INTO folders VALUES (?, ?)", (folder, version))
+
+    def _shards(
+        self, top: str, version: str | None
+    ) -> tuple[list[str], list[str], dict[str, str | None]]:
+        """``(shard folders of top, recorded ones now gone, the recorded signatures)``.
+
+        ``top`` is listed only if its signature is not ``version`` (``None``: always).
+        """
+        recorded: dict[str, str | None] = dict(
+            self.db.execute(
+                "SELECT name, version FROM folders WHERE name > ? AND name < ?",
+                (f"{top}/", f"{top}0"),
+            ).fetchall()
+        )
+        if version is not None and self._folder_version(top) == version:
+            return list(recorded), [], recorded
+        present = [
+            f"{top}/{sub}" for sub in self.backend.list_folders(top) if not sub.startswith(".")
+        ]
+        return present, sorted(set(recorded) - set(present)), recorded
+
+    def _changed(
+        self, folders: list[str], recorded: dict[str, str | None]
+    ) -> Iterator[tuple[str, str, str | None]]:
+        """``(folder, shard, signature)`` of each shard folder not as recorded."""
+        for folder in folders:
+            version = folder_signature(self.backend.stat_folder(folder), time.time())
+            if version is None or recorded.get(folder) != version:
+                yield folder, folder.rpartition("/")[2], version
+
+    # ------------------------------------------------------------------ namespaces
+    def refresh(self, parse: Parser, ns_dirs: list[str] | None = None) -> None:
+        """Bring the rows of ``ns_dirs`` (every namespace folder if None) up to date.
+
+        Parameters
+        ----------
+        parse : callable
+            ``parse(ns_dir, key)`` reads one manifest into an :class:`EntryRow`.
+        ns_dirs : list of str, optional
+            Only these namespace folders.
+        """
+        present = self.backend.list_folders(layout.ENTRIES)
+        targets = present if ns_dirs is None else [d for d in present if d in ns_dirs]
+        known = {r[0] for r in self.db.execute("SELECT DISTINCT ns_dir FROM entries")}
+        if gone := (known - set(present)) & (known if ns_dirs is None else set(ns_dirs)):
+            with self._write():
+                for ns_dir in gone:
+                    self._forget_folder(ns_dir)
+        for ns_dir in targets:
+            self.refresh_entries(ns_dir, parse)
+            self.refresh_state(ns_dir)
+
+    def _forget_folder(self, ns_dir: str) -> None:
+        for table in ("entries", "refs"):
+            self.db.execute(f"DELETE FROM {table} WHERE ns_dir = ?", (ns_dir,))  # noqa: S608
+        top = f"{layout.ENTRIES}/{ns_dir}"
+        self.db.execute(
+            "DELETE FROM folders WHERE name = ? OR (name > ? AND name < ?)",
+            (top, f"{top}/", f"{top}0"),
+        )
+
+    # ------------------------------------------------------------------ manifests
+    def refresh_entries(self, ns_dir: str, parse: Parser) -> bool:
+        """Re-list the folders of ``entries/<ns_dir>`` that changed; re-read changed manifests.
+
+        Parameters
+        ----------
+        ns_dir : str
+            A namespace folder.
+        parse : callable
+            ``parse(ns_dir, key)`` reads one manifest into an :class:`EntryRow`.
+
+        Returns
+        -------
+        bool
+            Whether a folder was listed (it had changed, or was never listed).
+        """
+        top = f"{layout.ENTRIES}/{ns_dir}"
+        # A folder's stat is taken before listing it: a change during the listing leaves
+        # the recorded signature behind the folder's, so the next refresh lists it again.
+        version = folder_signature(self.backend.stat_folder(top), time.time())
+        if not self.sharded:
+            if version is not None and self._folder_version(top) == version:
+                return False
+            self._list_entries(ns_dir, top, None, parse, version)
+            return True
+        shards, gone, recorded = self._shards(top, version)
+        listed = False
+        for folder, shard, shard_version in self._changed(shards, recorded):
+            listed = True
+            self._list_entries(ns_dir, folder, shard, parse, shard_version)
+        if gone or self._folder_version(top) != version or version is None:
+            with self._write():
+                for folder in gone:
+                    for table in ("entries", "refs"):
+                        self.db.execute(
+                            f"DELETE FROM {table} WHERE ns_dir = ? AND {_IN_SHARD}",  # noqa: S608
+                            (ns_dir, *_shard_args(folder.rpartition("/")[2])),
+                        )
+            self._record(top, version, gone)
+            listed = True
+        return listed
+
+    def _list_entries(
+        self, ns_dir: str, folder: str, shard: str | None, parse: Parser, version: str | None
+    ) -> None:
+        """List ``folder`` (of ``shard``, or every key without shards); update its rows."""
+        where, args = ("", ()) if shard is None else (f" AND {_IN_SHARD}", _shard_args(shard))
+        known = {
+            key: row_version if trust else None
+            for key, row_version, trust in self.db.execute(
+                f"SELECT key, version, trusted FROM entries WHERE ns_dir = ?{where}",  # noqa: S608
+                (ns_dir, *args),
+            )
+        }
+        listed: set[str] = set()
+        fresh: list[EntryRow] = []
+        for key, st in self.backend.list_files(folder):
+            if not in_shard(key, shard):
+                continue
+            if known.get(key) == signature(st):
+                listed.add(key)
+                continue
+            row = parse(ns_dir, key)
+            if row is not None:  # else removed meanwhile
+                listed.add(key)
+                fresh.append(row)
+        with self._write():
+            db = self.db
+            removed = [(ns_dir, k) for k in known if k not in listed]
+            db.executemany("DELETE FROM entries WHERE ns_dir = ? AND key = ?", removed)
+            db.executemany("DELETE FROM refs WHERE ns_dir = ? AND key = ?", removed)
+            db.executemany("DELETE FROM refs WHERE ns_dir = ? AND key = ?", [r[:2] for r in fresh])
+            marks = ", ".join("?" * len(EntryRow._fields))
+            db.executemany(f"INSERT OR REPLACE INTO entries VALUES ({marks})", fresh)  # noqa: S608
+            db.executemany(
+                "INSERT OR REPLACE INTO refs VALUES (?, ?, ?, ?)",
+                [
+                    (digest, r.ns_dir, r.key, size)
+                    for r in fresh
+                    if r.damage is None and r.blobs != "{}"
+                    for digest, size in _loads(r.blobs).items()
+                ],
+            )
+            db.execute("INSERT OR REPLACE INTO folders VALUES (?, ?)", (folder, version))
+
+    # ------------------------------------------------------------------ usage records and pins
+    def refresh_state(self, ns_dir: str) -> bool:
+        """Re-list the folders of ``state/<ns_dir>`` that changed; re-read changed records.
+
+        Parameters
+        ----------
+        ns_dir : str
+            A namespace folder.
+
+        Returns
+        -------
+        bool
+            Whether a folder was listed.
+        """
+        top = layout.state_folder(ns_dir)
+        st = self.backend.stat_folder(top)
+        # A name never hit nor pinned has no state folder: that is known (no records), not
+        # racy, so its totals can be kept; a folder appearing later has a signature of its own.
+        version = NO_FOLDER if st is None else folder_signature(st, time.time())
+        unchanged = version is not None and self._folder_version(top) == version
+        if not self.sharded:
+            if unchanged:
+                return False
+            self._list_state(ns_dir, top, None, version, record=True)
+            return True
+        shards, gone, recorded = self._shards(top, None if st is None else version)
+        listed = False
+        for folder, shard, shard_version in self._changed(shards, recorded):
+            listed = True
+            self._list_state(ns_dir, folder, shard, shard_version, record=True)
+        if not unchanged or gone:
+            if self._list_state(ns_dir, top, "", version, record=False) or shards:
+                version = None if version == NO_FOLDER else version  # appeared meanwhile
+            with self._write():
+                for folder in gone:
+                    self.db.execute(
+                        f"DELETE FROM state WHERE ns_dir = ? AND kind != '' AND {_IN_SHARD}",  # noqa: S608
+                        (ns_dir, *_shard_args(folder.rpartition("/")[2])),
+                    )
+            self._record(top, version, gone)
+            listed = True
+        return listed
+
+    def _list_state(
+        self, ns_dir: str, folder: str, shard: str | None, version: str | None, *, record: bool
+    ) -> bool:
+        """List ``folder``'s records and update their rows; return whether it had files.
+
+        ``shard`` is ``None`` for a format-1 folder (every record), ``""`` for the namespace
+        records directly in a sharded namespace's folder, else the shard of the folder.
+        """
+        now = time.time()
+        args: tuple[str, ...] = ()
+        if shard is None:
+            where = ""
+        elif shard == "":
+            where = " AND kind = ''"
+        else:
+            where, args = f" AND kind != '' AND {_IN_SHARD}", _shard_args(shard)
+        known = {
+            (key, kind): row_version if trust else None
+            for key, kind, row_version, trust in self.db.execute(
+                "SELECT key, kind, version, trusted FROM state "  # noqa: S608
+                f"WHERE ns_dir = ?{where}",
+                (ns_dir, *args),
+            )
+        }
+        listed: set[tuple[str, str]] = set()
+        fresh: list[tuple[Any, ...]] = []
+        files = self.backend.list_files(folder)
+        if files and version == NO_FOLDER:  # it appeared meanwhile: looked at again
+            version = None
+        for name, st in files:
+            key, kind = name, ""  # a namespace record, or a name the store never writes
+            if shard != "":
+                for suffix, what in ((layout.HITS, "hits"), (layout.PIN, "pin")):
+                    if name.endswith(suffix):
+                        key, kind = name[: -len(suffix)], what
+                if shard and not (kind and in_shard(key, shard)):
+                    continue  # not a record of this shard's entries
+            listed.add((key, kind))
+            if known.get((key, kind)) == signature(st):
+                continue
+            hits = last_used = None
+            if kind == "hits":
+                try:
+                    f, st = self.backend.open_read(f"{folder}/{name}")
+                    with f:
+                        data = f.read(256)
+                except FileNotFoundError:
+                    listed.discard((key, kind))
+                    continue
+                hits, last_used = parse_usage(data, st.mtime)
+            fresh.append(
+                (ns_dir, key, kind, signature(st), trusted(st, now), st.size, hits, last_used)
+            )
+        with self._write():
+            self.db.executemany(
+                "DELETE FROM state WHERE ns_dir = ? AND key = ? AND kind = ?",
+                [(ns_dir, key, kind) for key, kind in known if (key, kind) not in listed],
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fresh
+            )
+            if record:
+                self.db.execute("INSERT OR REPLACE INTO folders VALUES (?, ?)", (folder, version))
+        return bool(files)
+
+    def refresh_all_state(self) -> None:
+        """Refresh every ``state/<namespace>`` folder (namespaces without entries too)."""
+        present = self.backend.list_folders(layout.STATE)
+        known = {r[0] for r in self.db.execute("SELECT DISTINCT ns_dir FROM state")}
+        with self._write():
+            for ns_dir in known - set(present):
+                self.db.execute("DELETE FROM state WHERE ns_dir = ?", (ns_dir,))
+        for ns_dir in present:
+            self.refresh_state(ns_dir)

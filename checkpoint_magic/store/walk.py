@@ -1,0 +1,155 @@
+"""Enumerating a namespace's manifests and state records, in either layout of the store.
+
+A store of format 2 keeps them in shard folders (``entries/<ns>/<shard>/<key>``,
+``state/<ns>/<shard>/<key>.hits``), one of format 1 directly in the namespace folder (see
+:mod:`~checkpoint_magic.store.layout`). These helpers list either, so that the tools never
+spell a layout themselves. A file that the layout could not have put where it is (a manifest
+in the wrong shard, a dot file) is not an entry: it is left out, as a name the store never
+writes.
+
+Examples
+--------
+>>> import tempfile
+>>> from checkpoint_magic.store import Store
+>>> store = Store(tempfile.mkdtemp())
+>>> store.write_entry("demo.f", "0a1b", {"outputs": {}})
+>>> [key for key, _ in entry_files(store.backend, "demo.f", sharded=store.sharded)]
+['0a1b']
+>>> entry_folders(store.backend, "demo.f", sharded=True)
+['entries/demo.f/0a']
+"""
+
+from __future__ import annotations
+
+from . import layout
+from .backends import Stat, StoreBackend
+
+__all__ = ["entry_files", "entry_folders", "in_shard", "state_files", "state_folders"]
+
+
+def in_shard(name: str, shard: str | None) -> bool:
+    """Whether the file ``name`` belongs in the folder of ``shard`` (``None``: no shards).
+
+    Parameters
+    ----------
+    name : str
+        A file name (a key, or a key plus a state suffix).
+    shard : str or None
+        The shard folder the file is in; ``None`` for a format-1 namespace folder.
+
+    Returns
+    -------
+    bool
+        False for a dot file, and for a file in a shard its name does not start with.
+
+    Examples
+    --------
+    >>> in_shard("0a1b", "0a"), in_shard("0a1b", "ff"), in_shard(".x", None)
+    (True, False, False)
+    """
+    return not name.startswith(".") and (shard is None or name[:2] == shard)
+
+
+def _folders(backend: StoreBackend, top: str, sharded: bool) -> list[str]:
+    if not sharded:
+        return [top]
+    return [f"{top}/{sub}" for sub in backend.list_folders(top) if not sub.startswith(".")]
+
+
+def entry_folders(backend: StoreBackend, ns_dir: str, *, sharded: bool) -> list[str]:
+    """The folders that hold a namespace's manifests, by name.
+
+    Parameters
+    ----------
+    backend : StoreBackend
+        The store's backend.
+    ns_dir : str
+        A namespace folder, as :func:`~checkpoint_magic.store.layout.namespace_dir` gives it.
+    sharded : bool
+        Whether the store keeps entries in shard folders (format 2).
+
+    Returns
+    -------
+    list of str
+        ``entries/<ns_dir>/<shard>`` for every shard folder, or ``[entries/<ns_dir>]``.
+    """
+    return _folders(backend, f"{layout.ENTRIES}/{ns_dir}", sharded)
+
+
+def state_folders(backend: StoreBackend, ns_dir: str, *, sharded: bool) -> list[str]:
+    """The shard folders of a namespace's entry records (``[]`` without shards).
+
+    Parameters
+    ----------
+    backend : StoreBackend
+        The store's backend.
+    ns_dir : str
+        A namespace folder.
+    sharded : bool
+        Whether the store keeps records in shard folders (format 2).
+
+    Returns
+    -------
+    list of str
+        ``state/<ns_dir>/<shard>`` for every shard folder.
+    """
+    return _folders(backend, layout.state_folder(ns_dir), True) if sharded else []
+
+
+def entry_files(backend: StoreBackend, ns_dir: str, *, sharded: bool) -> list[tuple[str, Stat]]:
+    """``(key, stat)`` of every manifest file of a namespace, by key.
+
+    Parameters
+    ----------
+    backend : StoreBackend
+        The store's backend.
+    ns_dir : str
+        A namespace folder.
+    sharded : bool
+        Whether the store keeps entries in shard folders (format 2).
+
+    Returns
+    -------
+    list of (str, Stat)
+        One per manifest file (readable or not), sorted by key.
+    """
+    found: list[tuple[str, Stat]] = []
+    for folder in entry_folders(backend, ns_dir, sharded=sharded):
+        shard = folder.rpartition("/")[2] if sharded else None
+        found.extend(item for item in backend.list_files(folder) if in_shard(item[0], shard))
+    return found
+
+
+def state_files(
+    backend: StoreBackend, ns_dir: str, *, sharded: bool
+) -> list[tuple[str, str, Stat]]:
+    """``(file name, store name, stat)`` of every file of a namespace's state records.
+
+    The namespace's own records (``last-miss.json``...) are directly in ``state/<ns_dir>``;
+    the records of its entries are there too in a format-1 store, in shard folders otherwise.
+
+    Parameters
+    ----------
+    backend : StoreBackend
+        The store's backend.
+    ns_dir : str
+        A namespace folder.
+    sharded : bool
+        Whether the store keeps records in shard folders (format 2).
+
+    Returns
+    -------
+    list of (str, str, Stat)
+        The file's name (as :func:`~checkpoint_magic.store.layout.state_kind` reads it), its
+        name from the store root, and its stat.
+    """
+    top = layout.state_folder(ns_dir)
+    found = [(name, f"{top}/{name}", st) for name, st in backend.list_files(top)]
+    for folder in state_folders(backend, ns_dir, sharded=sharded):
+        shard = folder.rpartition("/")[2]
+        found.extend(
+            (name, f"{folder}/{name}", st)
+            for name, st in backend.list_files(folder)
+            if in_shard(name, shard)
+        )
+    return found
