@@ -221,6 +221,22 @@ class Store(EntryRecords, BlobStore):
         self._sharded = version >= SHARDED_FORMAT
         self._format_checked = True
 
+    def refresh_format(self) -> None:
+        """Read ``FORMAT`` again, and forget what was remembered of the store's old layout.
+
+        For :func:`~checkpoint_magic.store.upgrade.upgrade_store`, which changes it.
+
+        Raises
+        ------
+        StoreFormatError
+            When ``FORMAT`` names a newer format than this version reads, or is foreign.
+        """
+        with self._lock:
+            self._format_checked = False
+            self._hot_records.clear()
+            self._has_entries.clear()
+            self.check_format()
+
     def prepare_write(self) -> None:
         """Create the store's folders, ``FORMAT`` and ``.gitignore`` if missing (again if deleted).
 

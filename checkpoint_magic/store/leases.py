@@ -32,6 +32,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from . import layout
@@ -84,9 +85,26 @@ class CommitLease:
         OSError
             The lease could not be written (the commit must not rely on the blob then).
         """
-        if digest in self.digests:
+        self.claim_all([digest])
+
+    def claim_all(self, digests: Iterable[str]) -> None:
+        """Claim several blobs with one write of the lease (see :meth:`claim`).
+
+        Parameters
+        ----------
+        digests : iterable of str
+            The blobs' content hashes; those claimed already are skipped.
+
+        Raises
+        ------
+        OSError
+            The lease could not be written.
+        """
+        claimed = set(self.digests)
+        new = [d for d in dict.fromkeys(digests) if d not in claimed]
+        if not new:
             return
-        self.digests.append(digest)
+        self.digests.extend(new)
         if self.name is None:
             self.name = layout.lease("commit")
             self.backend.create(self.name, self._body())

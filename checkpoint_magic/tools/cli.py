@@ -42,6 +42,7 @@ from .commands import (
     pin_output,
     report_output,
     show_output,
+    upgrade_output,
     verify_output,
     why_output,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "run",
     "show_output",
     "suggest_command",
+    "upgrade_output",
     "verify_output",
     "why_output",
 ]

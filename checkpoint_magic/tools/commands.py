@@ -245,6 +245,40 @@ def pin_output(store: Store, target: str, *, command: str = "pin") -> Output:
     return Output(entry.to_dict(), [f"{verb} {entry.key} ({entry.namespace})"])
 
 
+def upgrade_output(store: Store) -> Output:
+    """``upgrade``: move a format-1 store's entries into shard folders (format 2).
+
+    Parameters
+    ----------
+    store : Store
+        The store to work on (nothing is done to one already in the current format).
+
+    Returns
+    -------
+    Output
+        The formats before and after, and how many files were moved.
+    """
+    from ..store.upgrade import upgrade_store
+
+    r = upgrade_store(store)
+    if r.format_before == r.format_after:
+        line = f"{store.location} is already in format {r.format_after}: nothing to do"
+    else:
+        line = (
+            f"upgraded {store.location} from format {r.format_before} to {r.format_after}: "
+            f"{plural(r.entries, 'manifest')} and {plural(r.records, 'record')} moved into shard folders"
+        )
+    return Output(
+        {
+            "format_before": r.format_before,
+            "format_after": r.format_after,
+            "entries": r.entries,
+            "records": r.records,
+        },
+        [line],
+    )
+
+
 def verify_output(
     store: Store, *, fix: bool = False, drop_unsigned: bool = False, grace: float | None = None
 ) -> Output:
@@ -444,6 +478,7 @@ COMMANDS: dict[str, tuple[Callable[..., Output], str | None]] = {
     "pin": (pin_output, "required"),
     "unpin": (pin_output, "required"),
     "verify": (verify_output, None),
+    "upgrade": (upgrade_output, None),
     "gc": (gc_output, None),
     "why": (why_output, "required"),
     "report": (report_output, None),

@@ -121,6 +121,8 @@ def _command_table() -> list[tuple[str, str, list[tuple[Any, dict[str, Any]]]]]:
             ("--dry-run", {**flag, "help": "show what would be removed, remove nothing"}),
             grace,
         ]),
+        ("upgrade", "move the entries of a store of format 1 into shard folders (format 2; run "
+         "it when no other process uses the store)", []),
         ("why", "why NAME recomputed although entries existed", [
             ("target", {"metavar": "NAME", "help": "the function, block or cell"}),
         ]),

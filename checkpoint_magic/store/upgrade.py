@@ -1,0 +1,166 @@
+"""Upgrading a store of format 1 (every manifest in its namespace folder) to shard folders.
+
+A store of format 1 keeps working as it is: it is read and written flat. Its tools list a
+changed namespace folder whole, though, so a store of many entries should be upgraded once,
+with ``checkpoint-magic upgrade`` (:func:`upgrade_store`):
+
+1. ``FORMAT`` says 2 first: a process that opens the store from then on uses shards (an entry
+   not moved yet is a miss for it, recomputed, never a wrong value);
+2. each namespace's manifests are read, the blobs they reference are claimed by a commit
+   lease (so a garbage collection running meanwhile, which may list the namespace between
+   two moves, keeps them), then each manifest and its usage record and pin are renamed into
+   their shard folders;
+3. the namespaces are looked at a second time, for entries written flat meanwhile by a
+   process that had read ``FORMAT`` before step 1.
+
+Run it when no other process uses the store, as git's format upgrades: a process started
+before it keeps writing flat entries, which the upgraded store no longer sees (a miss,
+recomputed, once that process is restarted). Moving is a rename per file; a manifest already
+present in its shard (written meanwhile) is kept and the flat one removed.
+
+Examples
+--------
+>>> import json, tempfile
+>>> from checkpoint_magic.store import Store
+>>> root = tempfile.mkdtemp()
+>>> with open(f"{root}/FORMAT", "w") as f:
+...     _ = f.write(json.dumps({"format": 1, "layout": "objects+entries"}))
+>>> store = Store(root)
+>>> store.write_entry("demo.f", "0a1b", {"outputs": {}})  # flat, as format 1 keeps them
+>>> store.sharded
+False
+>>> report = upgrade_store(store)
+>>> (report.entries, store.sharded, store.read_entry("demo.f", "0a1b")["outputs"])
+(1, True, {})
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+
+from . import layout
+from .catalog import blob_refs, parse_manifest
+from .core import FORMAT_LAYOUT, FORMAT_VERSION, SHARDED_FORMAT, Store
+from .leases import CommitLease
+from .manifest import MANIFEST_MAX_BYTES
+from .walk import entry_files
+
+__all__ = ["UpgradeReport", "upgrade_store"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class UpgradeReport:
+    """What :func:`upgrade_store` did.
+
+    Attributes
+    ----------
+    format_before : int
+        The store's format before (``FORMAT_VERSION`` when there was nothing to do).
+    format_after : int
+        Its format now.
+    entries : int
+        Manifests moved into shard folders.
+    records : int
+        Usage records and pins moved into shard folders.
+    """
+
+    format_before: int
+    format_after: int
+    entries: int = 0
+    records: int = 0
+
+
+def _format_of(store: Store) -> int:
+    try:
+        return int(json.loads(store.backend.read_bytes(layout.FORMAT, limit=4096))["format"])
+    except (FileNotFoundError, NotADirectoryError):
+        return FORMAT_VERSION  # a new store is created in the current format
+
+
+def _move(store: Store, source: str, target: str) -> bool:
+    """Rename ``source`` to ``target``; a ``target`` already there is newer: it is kept."""
+    if store.backend.stat(target) is not None:
+        with contextlib.suppress(FileNotFoundError):
+            store.backend.delete(source)
+        return False
+    try:
+        return store.backend.move(source, target)
+    except FileNotFoundError:  # moved or removed meanwhile
+        return False
+
+
+def _move_namespace(store: Store, ns_dir: str, lease: CommitLease, report: UpgradeReport) -> None:
+    backend = store.backend
+    flat = [key for key, _ in entry_files(backend, ns_dir, sharded=False)]
+    claims: set[str] = set()
+    for key in flat:  # claimed before any move: a gc listing meanwhile keeps the blobs
+        try:
+            name = layout.entry_in(ns_dir, key, sharded=False)
+            manifest, _, _ = parse_manifest(backend.read_bytes(name, MANIFEST_MAX_BYTES))
+        except FileNotFoundError:
+            continue
+        if manifest is not None:
+            claims.update(blob_refs(manifest, {}))
+    lease.claim_all(sorted(claims))
+    for key in flat:
+        old, new = (layout.entry_in(ns_dir, key, sharded=s) for s in (False, True))
+        report.entries += _move(store, old, new)
+    for name, _ in backend.list_files(layout.state_folder(ns_dir)):
+        kind, key = layout.state_kind(name)
+        if kind == "entry":
+            suffix = name[len(key) :]
+            old, new = (layout.state_in(ns_dir, key, suffix, sharded=s) for s in (False, True))
+            report.records += _move(store, old, new)
+
+
+def upgrade_store(store: Store) -> UpgradeReport:
+    """Move a format-1 store's manifests and records into shard folders (see the module).
+
+    Parameters
+    ----------
+    store : Store
+        The store; nothing is done to one already in the current format.
+
+    Returns
+    -------
+    UpgradeReport
+        The formats before and after, and how many files were moved.
+
+    Raises
+    ------
+    StoreFormatError
+        When the store's ``FORMAT`` is foreign or newer than this version reads.
+    OSError
+        When the store cannot be written (nothing is lost: every file moved so far is
+        where the new format reads it, the rest where the old one did; run it again).
+    """
+    store.check_format()
+    before = _format_of(store)
+    report = UpgradeReport(before, max(before, FORMAT_VERSION))
+    if before >= SHARDED_FORMAT:
+        return report
+    body = json.dumps({"format": FORMAT_VERSION, "layout": FORMAT_LAYOUT}) + "\n"
+    backend = store.backend
+    backend.write(layout.FORMAT, body.encode("utf-8"))
+    store.refresh_format()
+    lease = CommitLease(backend)
+    try:
+        for _ in range(2):  # the second time for entries written flat meanwhile
+            folders = {*backend.list_folders(layout.ENTRIES), *backend.list_folders(layout.STATE)}
+            for ns_dir in sorted(folders):  # records of entries gone are moved too
+                _move_namespace(store, ns_dir, lease, report)
+    finally:
+        lease.release()
+    logger.info(
+        "upgraded %s to format %d: %d manifests and %d records moved into shard folders",
+        store.location,
+        FORMAT_VERSION,
+        report.entries,
+        report.records,
+    )
+    return report

@@ -1,0 +1,165 @@
+"""Format 1 (flat) stores keep working as they are, and ``upgrade`` moves them into shards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from checkpoint_magic.store import Store, layout, upgrade
+from checkpoint_magic.store.catalog import read_entries, scan_entries
+from checkpoint_magic.store.leases import live_claims
+from checkpoint_magic.store.usage import flush_usage
+from checkpoint_magic.tools.cli import main
+from checkpoint_magic.tools.inventory import list_entries
+from checkpoint_magic.tools.maintenance import gc, verify
+
+NS = "m.f"
+KEYS = [f"{i:02x}" + "0" * 30 for i in (1, 2, 3, 0xAB)]
+
+
+def flat_store(root: Path) -> Store:
+    """A store of format 1, written by this version (which keeps it flat)."""
+    root.mkdir(parents=True)
+    (root / "FORMAT").write_text(json.dumps({"format": 1, "layout": "objects+entries"}) + "\n")
+    store = Store(root)
+    for i, key in enumerate(KEYS):
+        record = store.put_value(bytes([i]) * 40_000)  # a blob each
+        store.write_entry(NS, key, {"namespace": NS, "code": "c", "outputs": {"return": record}})
+    store.set_pinned(NS, KEYS[0])
+    store.record_use(NS, KEYS[1])
+    flush_usage()
+    return store
+
+
+def files(root: Path, top: str) -> set[str]:
+    found = {str(p.relative_to(root)) for p in (root / top).rglob("*") if p.is_file()}
+    return {name for name in found if not name.startswith("state/.entry-index")}
+
+
+def as_listed(store: Store) -> list[dict]:
+    return [e.to_dict() | {"name": None, "path": None} for e in scan_entries(store).entries]
+
+
+def test_a_format_1_store_is_read_and_written_flat_and_never_upgraded_silently(tmp_path):
+    store = flat_store(tmp_path / "s")
+    assert not store.sharded
+    assert files(store.root, "entries") == {f"entries/{NS}/{k}" for k in KEYS}
+    assert files(store.root, "state") == {
+        f"state/{NS}/{KEYS[0]}.pin",
+        f"state/{NS}/{KEYS[1]}.hits",
+    }
+    assert store.read_entry(NS, KEYS[2])["outputs"]["return"]["codec"]
+    assert store.is_pinned(NS, KEYS[0]) and store.usage(NS, KEYS[1])[0] == 1
+    entries = list_entries(store)
+    assert [e.key for e in entries] == KEYS and entries[0].pinned and entries[1].hits == 1
+    assert verify(store).problems == []
+    assert gc(store, max_size=0, grace=0).evicted  # unpinned entries go, flat names and all
+    assert json.loads((store.root / "FORMAT").read_text())["format"] == 1
+    assert Store(store.root).sharded is False
+
+
+def test_upgrade_moves_every_manifest_and_record_and_keeps_every_hit(tmp_path):
+    store = flat_store(tmp_path / "s")
+    before = as_listed(store)  # the index of the flat layout is built here...
+    report = upgrade.upgrade_store(store)
+    assert (report.format_before, report.format_after, report.entries, report.records) == (
+        1,
+        2,
+        4,
+        2,
+    )
+    assert store.sharded and Store(store.root).sharded
+    assert files(store.root, "entries") == {layout.entry(NS, k) for k in KEYS}
+    assert files(store.root, "state") == {
+        layout.entry_state(NS, KEYS[0], layout.PIN),
+        layout.entry_state(NS, KEYS[1], layout.HITS),
+    }
+    fresh = Store(store.root)
+    for i, key in enumerate(KEYS):
+        record = fresh.read_entry(NS, key, hot_only=True)["outputs"]["return"]
+        assert fresh.get_value(record) == bytes([i]) * 40_000
+    assert as_listed(store) == before  # ... and started over for the sharded one
+    assert as_listed(store) == [
+        e.to_dict() | {"name": None, "path": None} for e in read_entries(store).entries
+    ]
+    assert verify(store).problems == []
+    again = upgrade.upgrade_store(store)
+    assert (again.format_before, again.entries, again.records) == (2, 0, 0)
+
+
+def test_upgrade_claims_the_blobs_before_moving_so_a_concurrent_gc_keeps_them(
+    tmp_path, monkeypatch
+):
+    store = flat_store(tmp_path / "s")
+    digests = {d for e in list_entries(store) for d in e.blobs}
+    assert len(digests) == 4
+    seen: list[set[str]] = []
+    original = upgrade._move
+
+    def move(store: Store, source: str, target: str) -> bool:
+        seen.append(live_claims(store.backend)[0])  # what a gc would read now
+        return original(store, source, target)
+
+    monkeypatch.setattr(upgrade, "_move", move)
+    upgrade.upgrade_store(store)
+    assert seen and all(claimed >= digests for claimed in seen[:4])
+    assert live_claims(store.backend)[0] == set()  # released
+
+
+def test_upgrade_moves_entries_written_flat_meanwhile(tmp_path, monkeypatch):
+    store = flat_store(tmp_path / "s")
+    late = "cd" + "0" * 30
+    original = upgrade._move_namespace
+    calls: list[str] = []
+
+    def move_namespace(store: Store, ns_dir: str, *args: object) -> None:
+        original(store, ns_dir, *args)
+        if not calls:  # a process that read FORMAT before the upgrade commits, flat
+            old = Store(store.root)
+            old._sharded = False
+            old._format_checked = old._write_ready = True
+            old.write_entry(NS, late, {"namespace": NS, "outputs": {}})
+        calls.append(ns_dir)
+
+    monkeypatch.setattr(upgrade, "_move_namespace", move_namespace)
+    report = upgrade.upgrade_store(store)
+    assert report.entries == 5
+    assert (store.root / layout.entry(NS, late)).is_file()
+    assert not (store.root / layout.entry(NS, late, sharded=False)).exists()
+
+
+def test_a_manifest_already_in_its_shard_is_kept(tmp_path):
+    store = flat_store(tmp_path / "s")
+    newer = Store(store.root)
+    newer._format_checked = newer._write_ready = True  # it read FORMAT after the upgrade
+    newer.write_entry(NS, KEYS[3], {"namespace": NS, "code": "newer", "outputs": {}})
+    upgrade.upgrade_store(store)
+    assert Store(store.root).read_entry(NS, KEYS[3])["code"] == "newer"
+    assert not (store.root / layout.entry(NS, KEYS[3], sharded=False)).exists()
+
+
+def test_the_upgrade_command(tmp_path, capsys):
+    store = flat_store(tmp_path / "s")
+    assert main(["--store", str(store.root), "upgrade"]) == 0
+    assert "from format 1 to 2: 4 manifests and 2 records moved" in capsys.readouterr().out
+    assert main(["--store", str(store.root), "--json", "upgrade"]) == 0
+    assert json.loads(capsys.readouterr().out)["format_after"] == 2
+
+
+def test_a_store_of_a_newer_format_is_not_upgraded(tmp_path):
+    root = tmp_path / "s"
+    root.mkdir()
+    (root / "FORMAT").write_text('{"format": 99}')
+    with pytest.raises(Exception, match="format 99"):
+        upgrade.upgrade_store(Store(root))
+    assert (root / "FORMAT").read_text() == '{"format": 99}'
+
+
+def test_a_new_store_is_sharded_from_the_start(tmp_path):
+    store = Store(tmp_path / "s")
+    store.write_entry(NS, KEYS[0], {"outputs": {}})
+    assert files(store.root, "entries") == {f"entries/{NS}/01/{KEYS[0]}"}
+    assert json.loads((store.root / "FORMAT").read_text())["format"] == 2
+    assert upgrade.upgrade_store(store).entries == 0
