@@ -73,7 +73,7 @@ def load_manifest(store: Store, name: str) -> dict[str, Any]:
     store : Store
         The store.
     name : str
-        The manifest's store name (``entries/<namespace folder>/<key>``).
+        The manifest's store name (``entries/<namespace folder>/<shard>/<key>``).
 
     Returns
     -------

@@ -44,7 +44,7 @@ class EntryInfo:
 
     ``last_used`` is the last recorded hit (the creation time if never hit); ``saved``
     is the compute time the cache has saved so far (``hits * duration``); ``name`` is the
-    manifest's store name (``entries/<namespace folder>/<key>``); ``version`` its stat
+    manifest's store name (``entries/<namespace folder>/<shard>/<key>``); ``version`` its stat
     signature when it was read (:func:`~checkpoint_magic.store.indexrows.signature`).
 
     Attributes

@@ -7,10 +7,12 @@ size, times, blob references, damage) and per state record its hits, last use or
 ``ls``, ``du`` and ``gc`` read rows instead of files. **The manifests stay the source of
 truth**: before every use the index is refreshed from them, cheaply and soundly:
 
-* a folder (``entries/<ns>``, ``state/<ns>``) whose stat signature is the one recorded at
-  its last listing is unchanged: the store publishes every file by rename, which changes
-  its folder's mtime (a file rewritten *in place* by something else is seen once its
-  folder changes; ``verify`` always reads every manifest itself);
+* a folder (a shard folder ``entries/<ns>/<shard>``, ``state/<ns>/<shard>``, or a
+  namespace folder, for the shard folders in it) whose stat signature is the one recorded
+  at its last listing is unchanged: the store publishes every file by rename, which
+  changes its folder's mtime (a file rewritten *in place* by something else is seen once
+  its folder changes; ``verify`` always reads every manifest itself); so a commit makes
+  the next refresh list one shard folder (see :mod:`~checkpoint_magic.store.indexfresh`);
 * a changed folder is listed with one ``stat`` per file, and only files whose signature
   (inode, size, mtime) is new or different are read again; rows of files gone are dropped;
 * as git's "racily clean" rule, a folder or file changed within :data:`RACY_SECONDS` of
