@@ -13,6 +13,9 @@ with ``checkpoint-magic upgrade`` (:func:`upgrade_store`):
 3. the namespaces are looked at a second time, for entries written flat meanwhile by a
    process that had read ``FORMAT`` before step 1.
 
+On a store already in format 2 it only moves such stray flat files (the store's tools do
+not see them), so running it again after a process wrote some is the remedy.
+
 Run it when no other process uses the store, as git's format upgrades: a process started
 before it keeps writing flat entries, which the upgraded store no longer sees (a miss,
 recomputed, once that process is restarted). Moving is a rename per file; a manifest already
@@ -124,7 +127,7 @@ def upgrade_store(store: Store) -> UpgradeReport:
     Parameters
     ----------
     store : Store
-        The store; nothing is done to one already in the current format.
+        The store; in one already in the current format, only stray flat files are moved.
 
     Returns
     -------
@@ -142,15 +145,14 @@ def upgrade_store(store: Store) -> UpgradeReport:
     store.check_format()
     before = _format_of(store)
     report = UpgradeReport(before, max(before, FORMAT_VERSION))
-    if before >= SHARDED_FORMAT:
-        return report
-    body = json.dumps({"format": FORMAT_VERSION, "layout": FORMAT_LAYOUT}) + "\n"
     backend = store.backend
-    backend.write(layout.FORMAT, body.encode("utf-8"))
-    store.refresh_format()
+    if before < SHARDED_FORMAT:
+        body = json.dumps({"format": FORMAT_VERSION, "layout": FORMAT_LAYOUT}) + "\n"
+        backend.write(layout.FORMAT, body.encode("utf-8"))
+        store.refresh_format()
     lease = CommitLease(backend)
-    try:
-        for _ in range(2):  # the second time for entries written flat meanwhile
+    try:  # twice after a format change: entries written flat meanwhile are moved too
+        for _ in range(2 if before < SHARDED_FORMAT else 1):
             folders = {*backend.list_folders(layout.ENTRIES), *backend.list_folders(layout.STATE)}
             for ns_dir in sorted(folders):  # records of entries gone are moved too
                 _move_namespace(store, ns_dir, lease, report)

@@ -262,7 +262,9 @@ def upgrade_output(store: Store) -> Output:
 
     r = upgrade_store(store)
     if r.format_before == r.format_after:
-        line = f"{store.location} is already in format {r.format_after}: nothing to do"
+        line = f"{store.location} is already in format {r.format_after}"
+        moved = r.entries + r.records
+        line += f"; {plural(moved, 'stray flat file')} moved into shard folders" if moved else ""
     else:
         line = (
             f"upgraded {store.location} from format {r.format_before} to {r.format_after}: "

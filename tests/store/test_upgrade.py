@@ -163,3 +163,17 @@ def test_a_new_store_is_sharded_from_the_start(tmp_path):
     assert files(store.root, "entries") == {f"entries/{NS}/01/{KEYS[0]}"}
     assert json.loads((store.root / "FORMAT").read_text())["format"] == 2
     assert upgrade.upgrade_store(store).entries == 0
+
+
+def test_upgrade_again_moves_stray_flat_entries_of_a_process_started_before(tmp_path, capsys):
+    store = flat_store(tmp_path / "s")
+    old = Store(store.root)  # read FORMAT 1 before the upgrade, and is still running
+    assert not old.sharded
+    old._write_ready = True
+    upgrade.upgrade_store(store)
+    late = "cd" + "0" * 30
+    old.write_entry(NS, late, {"namespace": NS, "outputs": {}})
+    assert Store(store.root).read_entry(NS, late) is None  # not seen: a miss, never wrong
+    assert main(["--store", str(store.root), "upgrade"]) == 0
+    assert "already in format 2; 1 stray flat file moved" in capsys.readouterr().out
+    assert Store(store.root).read_entry(NS, late) == {"namespace": NS, "key": late, "outputs": {}}
