@@ -355,11 +355,11 @@ def bench_verify(cfg: Config) -> list[Row]:
 
 
 def bench_changed(cfg: Config) -> list[Row]:
-    """``ls`` and ``du`` right after a commit: the changed folder is listed with a stat per file.
+    """``ls`` and ``du`` right after a commit: the changed shard folder is listed again.
 
     Each round first writes one new entry into the benchmark's namespace (untimed) and
-    removes it afterwards, so the index must notice the folder changed and re-check every
-    manifest's stat signature (reading only the new one).
+    removes it afterwards, so the index must notice its shard folder changed and re-check
+    the stat signature of every manifest in it (reading only the new one).
     """
     from checkpoint_magic.store import Store
 
@@ -391,7 +391,8 @@ def bench_changed(cfg: Config) -> list[Row]:
             t[f"{name} at {L}"],
             t[f"{name} at {s}"],
             at_most=40,
-            note="the changed folder is re-listed with one stat per manifest",
+            note="the changed shard folder is re-listed with one stat per manifest in it "
+            "(format 2; a format-1 store re-lists the whole namespace)",
         )
         for name in ("ls", "du")
     ]
