@@ -24,7 +24,7 @@ from __future__ import annotations
 from . import layout
 from .backends import Stat, StoreBackend
 
-__all__ = ["entry_files", "entry_folders", "in_shard", "state_files", "state_folders"]
+__all__ = ["entry_files", "entry_folders", "in_shard", "state_files"]
 
 
 def in_shard(name: str, shard: str | None) -> bool:
@@ -50,12 +50,6 @@ def in_shard(name: str, shard: str | None) -> bool:
     return not name.startswith(".") and (shard is None or name[:2] == shard)
 
 
-def _folders(backend: StoreBackend, top: str, sharded: bool) -> list[str]:
-    if not sharded:
-        return [top]
-    return [f"{top}/{sub}" for sub in backend.list_folders(top) if not sub.startswith(".")]
-
-
 def entry_folders(backend: StoreBackend, ns_dir: str, *, sharded: bool) -> list[str]:
     """The folders that hold a namespace's manifests, by name.
 
@@ -73,27 +67,10 @@ def entry_folders(backend: StoreBackend, ns_dir: str, *, sharded: bool) -> list[
     list of str
         ``entries/<ns_dir>/<shard>`` for every shard folder, or ``[entries/<ns_dir>]``.
     """
-    return _folders(backend, f"{layout.ENTRIES}/{ns_dir}", sharded)
-
-
-def state_folders(backend: StoreBackend, ns_dir: str, *, sharded: bool) -> list[str]:
-    """The shard folders of a namespace's entry records (``[]`` without shards).
-
-    Parameters
-    ----------
-    backend : StoreBackend
-        The store's backend.
-    ns_dir : str
-        A namespace folder.
-    sharded : bool
-        Whether the store keeps records in shard folders (format 2).
-
-    Returns
-    -------
-    list of str
-        ``state/<ns_dir>/<shard>`` for every shard folder.
-    """
-    return _folders(backend, layout.state_folder(ns_dir), True) if sharded else []
+    top = f"{layout.ENTRIES}/{ns_dir}"
+    if not sharded:
+        return [top]
+    return [f"{top}/{sub}" for sub in backend.list_folders(top) if not sub.startswith(".")]
 
 
 def entry_files(backend: StoreBackend, ns_dir: str, *, sharded: bool) -> list[tuple[str, Stat]]:
@@ -113,10 +90,20 @@ def entry_files(backend: StoreBackend, ns_dir: str, *, sharded: bool) -> list[tu
     list of (str, Stat)
         One per manifest file (readable or not), sorted by key.
     """
-    found: list[tuple[str, Stat]] = []
-    for folder in entry_folders(backend, ns_dir, sharded=sharded):
-        shard = folder.rpartition("/")[2] if sharded else None
-        found.extend(item for item in backend.list_files(folder) if in_shard(item[0], shard))
+    top = f"{layout.ENTRIES}/{ns_dir}"
+    if not sharded:
+        return [item for item in backend.list_files(top) if in_shard(item[0], None)]
+    return [(key, st) for shard, key, st in _sharded_files(backend, top) if in_shard(key, shard)]
+
+
+def _sharded_files(backend: StoreBackend, top: str) -> list[tuple[str, str, Stat]]:
+    """``(shard, file name, stat)`` of the files one level below ``top`` (one listing of an
+    object store's prefix, not one per shard)."""
+    found = []
+    for name, st in backend.list_tree(top):
+        shard, _, leaf = name.partition("/")
+        if leaf and "/" not in leaf and not shard.startswith("."):
+            found.append((shard, leaf, st))
     return found
 
 
@@ -144,12 +131,13 @@ def state_files(
         name from the store root, and its stat.
     """
     top = layout.state_folder(ns_dir)
-    found = [(name, f"{top}/{name}", st) for name, st in backend.list_files(top)]
-    for folder in state_folders(backend, ns_dir, sharded=sharded):
-        shard = folder.rpartition("/")[2]
-        found.extend(
-            (name, f"{folder}/{name}", st)
-            for name, st in backend.list_files(folder)
-            if in_shard(name, shard)
-        )
+    if not sharded:
+        return [(name, f"{top}/{name}", st) for name, st in backend.list_files(top)]
+    found = []
+    for name, st in backend.list_tree(top):
+        shard, _, leaf = name.partition("/")
+        if not leaf:  # the namespace's own records
+            found.append((name, f"{top}/{name}", st))
+        elif "/" not in leaf and not shard.startswith(".") and in_shard(leaf, shard):
+            found.append((leaf, f"{top}/{name}", st))
     return found

@@ -334,6 +334,27 @@ class StoreBackend(abc.ABC):
         found = self.list_files(folder)
         return found[0][0] if found else None
 
+    def list_tree(self, folder: str) -> list[tuple[str, Stat]]:
+        """``(name, stat)`` of every file below ``folder`` (no links), sorted by name.
+
+        The default walks :meth:`list_folders` and :meth:`list_files`; an object store lists
+        a prefix in one paginated request instead.
+
+        Parameters
+        ----------
+        folder : str
+            Name of a folder.
+
+        Returns
+        -------
+        list of (str, Stat)
+            Names relative to ``folder`` (``"ab/<key>"``); ``[]`` if the folder is missing.
+        """
+        found = list(self.list_files(folder))
+        for sub in self.list_folders(folder):
+            found += [(f"{sub}/{n}", st) for n, st in self.list_tree(f"{folder}/{sub}")]
+        return sorted(found, key=lambda item: item[0])
+
     @abc.abstractmethod
     def list_folders(self, folder: str) -> list[str]:
         """Names of the folders directly in ``folder`` (no links), sorted.

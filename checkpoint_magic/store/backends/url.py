@@ -470,6 +470,21 @@ class FsspecBackend(StoreBackend):
         return sorted(found)
 
     @_io
+    def list_tree(self, folder: str) -> list[tuple[str, Stat]]:
+        path = self.path(folder).rstrip("/")
+        self.fs.invalidate_cache(path)
+        try:
+            found = self.fs.find(path, detail=True)  # one paginated listing of the prefix
+        except FileNotFoundError:
+            return []
+        prefix = path + "/"
+        return sorted(
+            (str(name)[len(prefix) :], _stat(info))
+            for name, info in found.items()
+            if info.get("type") == "file" and str(name).startswith(prefix)
+        )
+
+    @_io
     def list_folders(self, folder: str) -> list[str]:
         return sorted(
             info["name"].rstrip("/").rsplit("/", 1)[-1]
