@@ -27,14 +27,11 @@ from checkpoint_magic.exceptions import (  # noqa: E402
     UncachedWarning,
 )
 from checkpoint_magic.store import layout  # noqa: E402
-from checkpoint_magic.store.walk import entry_files  # noqa: E402
 from checkpoint_magic.store.backends.cache import BlobCache  # noqa: E402
-from checkpoint_magic.store.backends.url import (  # noqa: E402
-    FsspecBackend,
-    StoreUnreachableError,
-    _ViewsReader,
-)
+from checkpoint_magic.store.backends.streams import ViewsReader  # noqa: E402
+from checkpoint_magic.store.backends.url import FsspecBackend, StoreUnreachableError  # noqa: E402
 from checkpoint_magic.store.core import Store, get_store  # noqa: E402
+from checkpoint_magic.store.walk import entry_files  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 # Counters live at module level: a closure over a list the function appends to would be a
@@ -77,7 +74,7 @@ def test_backend_primitives_on_memory(mem_url: str) -> None:
 
 def test_views_reader_streams_buffers_back_to_back() -> None:
     parts = [memoryview(b"abc"), memoryview(b""), memoryview(b"defgh")]
-    reader = _ViewsReader(parts)
+    reader = ViewsReader(parts)
     assert len(reader) == 8 and reader.read() == b"abcdefgh"
     reader.seek(2)
     assert reader.read(4) == b"cdef"

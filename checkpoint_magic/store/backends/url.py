@@ -36,7 +36,6 @@ b'hello'
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import functools
 import io
@@ -55,6 +54,7 @@ from ...exceptions import CheckpointError, InvalidArgumentError
 from .. import layout
 from .base import Staged, Stat, StoreBackend
 from .cache import BlobCache
+from .streams import TeeReader, ViewsReader
 
 __all__ = ["OFFLINE_SECONDS", "SINGLE_PUT_MAX", "FsspecBackend", "StoreUnreachableError"]
 
@@ -130,92 +130,6 @@ def _stat(info: Mapping[str, Any]) -> Stat:
     mtime = _mtime(info)
     tag = info.get("ETag") or info.get("etag") or info.get("md5Hash") or info.get("generation")
     return Stat(size=int(info.get("size") or 0), mtime=mtime, version=(tag, mtime))
-
-
-class _ViewsReader(io.RawIOBase):
-    """A seekable binary file over buffers laid end to end: an upload body that copies nothing."""
-
-    def __init__(self, views: Sequence[memoryview]):
-        self._views = [v for v in views if v.nbytes]
-        self._size = sum(v.nbytes for v in self._views)
-        self._pos = 0
-
-    def __len__(self) -> int:
-        return self._size
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        out = memoryview(buffer).cast("B")
-        done, start = 0, 0
-        for view in self._views:
-            end = start + view.nbytes
-            if self._pos < end and done < out.nbytes:
-                lo = self._pos - start
-                n = min(view.nbytes - lo, out.nbytes - done)
-                out[done : done + n] = view[lo : lo + n]
-                done += n
-                self._pos += n
-            start = end
-        return done
-
-
-class _TeeReader(io.RawIOBase):
-    """Reads a blob from the store into the caller's buffers and a cache staging file at once.
-
-    When every byte was read, the copy joins the cache if it hashes to the blob's name; a
-    partial read (an error, a closed file) leaves nothing in the cache.
-    """
-
-    def __init__(
-        self, remote: Any, tmp: str, cache: BlobCache, digest: str, size: int, tag: str
-    ) -> None:
-        self._remote = remote
-        self._tmp = tmp
-        self._copy = open(tmp, "wb")  # noqa: SIM115 - closed in close()
-        self._cache, self._digest, self._size, self._tag = cache, digest, size, tag
-        self._hasher = xxhash.xxh3_128()
-        self._done = 0
-        self.name = f"{digest} (remote)"
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        n = self._remote.readinto(view)
-        if n:
-            self._hasher.update(view[:n])
-            self._copy.write(view[:n])
-            self._done += n
-        return n
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        try:
-            self._remote.close()
-            self._copy.close()
-            if self._done == self._size:
-                self._cache.publish(
-                    self._tmp, self._digest, self._size, self._hasher.hexdigest(), self._tag
-                )
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._tmp)
-            super().close()
 
 
 class _Pending(Staged):
@@ -383,7 +297,7 @@ class FsspecBackend(StoreBackend):
                 remote = self.fs.open(
                     path, "rb", block_size=READ_BLOCK, cache_type="readahead", size=size
                 )
-                tee = _TeeReader(remote, tmp, self.cache, digest, size, tag)
+                tee = TeeReader(remote, tmp, self.cache, digest, size, tag)
                 return cast(BinaryIO, tee), _stat(info)
         if size > READ_BLOCK:
             return self.fs.open(path, "rb", block_size=READ_BLOCK, cache_type="none"), _stat(info)
@@ -515,7 +429,7 @@ class FsspecBackend(StoreBackend):
 
     def _upload(self, path: str, views: Sequence[memoryview], size: int, mode: str) -> None:
         if self._is_s3 and size <= SINGLE_PUT_MAX:
-            self.fs.pipe_file(path, _ViewsReader(views), mode=mode)
+            self.fs.pipe_file(path, ViewsReader(views), mode=mode)
             return
         if mode == "create" and self.fs.exists(path):
             raise FileExistsError(path)
