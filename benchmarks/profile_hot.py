@@ -1,5 +1,10 @@
 """Where the time of the hot paths goes: cProfile of a tiny hit, a tiny miss, ``ls`` and ``du``.
 
+``cold`` profiles a hit on a random key of the 100,000-entry store whose manifest is read
+from the store (the in-memory cache of recent manifests emptied first), beside the same
+hits with their manifests cached: what the row "hit, a random key each call" of
+``bench_scale.py`` pays at 100,000 entries.
+
 Prints, for each, the wall time per call without the profiler, then the top entries of the
 profile by own time (``tottime``: the function itself, not its callees) and by cumulative
 time. ``ls`` and ``du`` run on the 100,000-entry store of ``bench_scale.py`` (built, or reused
@@ -10,6 +15,7 @@ Usage::
     python benchmarks/profile_hot.py                 # hit, miss, ls, du; top 10
     python benchmarks/profile_hot.py --only hit --top 20
     python benchmarks/profile_hot.py --entries 5000  # a smaller store for ls/du
+    python benchmarks/profile_hot.py --only cold     # a hit whose manifest is not cached
 """
 
 from __future__ import annotations
@@ -88,11 +94,45 @@ def hot_tools(entries: int, top: int) -> str:
     ) + profile(f"du at {entries:,} entries", lambda: du(Store(built.path)), 1, top)
 
 
+def cold_hit(entries: int, top: int) -> str:
+    """Random-key hits on the scale store: manifests read from the store, then cached."""
+    import random
+
+    from _workloads import BLOB_EVERY
+    from bench_scale import build_store, warm_page_cache
+
+    from checkpoint_magic.store import get_store
+
+    built = build_store(entries, workers=8, rebuild=False)
+    warm_page_cache(built.path)
+    func = built.func
+    hot = get_store(str(built.path))._hot_records
+    rng = random.Random(3)
+    keys = [k for k in (rng.randrange(entries) for _ in range(4_000)) if k % BLOB_EVERY]
+    pending = itertools.cycle(keys)
+
+    def uncached() -> Any:
+        hot.clear()
+        return func(next(pending))
+
+    cached_keys = itertools.cycle(keys[:500])
+    for _ in range(500):
+        func(next(cached_keys))
+    return profile(
+        f"hit, random key of {entries:,}, manifest read from the store", uncached, 2_000, top
+    ) + profile(
+        f"hit, random key of {entries:,}, manifest cached",
+        lambda: func(next(cached_keys)),
+        2_000,
+        top,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--top", type=int, default=10, help="entries per profile (default 10)")
-    parser.add_argument("--only", action="append", choices=["hit", "miss", "tools"])
-    parser.add_argument("--entries", type=int, default=100_000, help="store size for ls/du")
+    parser.add_argument("--only", action="append", choices=["hit", "miss", "tools", "cold"])
+    parser.add_argument("--entries", type=int, default=100_000, help="store size: ls, du, cold")
     args = parser.parse_args(argv)
     chosen = args.only or ["hit", "miss", "tools"]
     os.environ["CHECKPOINT_MAGIC_FSYNC"] = "0"
@@ -105,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             parts.append(hot_miss(tmp, args.top))
         if "tools" in chosen:
             parts.append(hot_tools(args.entries, args.top))
+        if "cold" in chosen:
+            parts.append(cold_hit(args.entries, args.top))
     finally:
         flush_ours()
         shutil.rmtree(tmp, ignore_errors=True)

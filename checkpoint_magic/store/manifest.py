@@ -152,10 +152,10 @@ def decode_manifest(
             return None, None, problem
     hot, _, cold = body.partition(b"\n")
     try:
-        manifest = json.loads(hot)
+        manifest = _loads(hot)
         if isinstance(manifest, dict) and (not hot_only or "key" not in manifest):
             # Manifests written before the key moved to the hot line keep it in the cold one.
-            extra = json.loads(cold) if cold else {}
+            extra = _loads(cold) if cold else {}
             if isinstance(extra, dict):
                 manifest.update(extra)
     except (ValueError, RecursionError):
@@ -166,6 +166,27 @@ def decode_manifest(
         found = f"{manifest.get('namespace')}/{manifest.get('key')}"
         return None, f"written for entry {found}, found under {namespace}/{key}", problem
     return manifest, None, problem
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _loads(line: bytes) -> Any:
+    """``json.loads(line)`` for a line :func:`manifest_body` wrote, faster (the hit path).
+
+    The line is UTF-8 (``json.dumps`` writes ASCII), so the encoding is not guessed, and
+    a value that fills the whole line (no whitespace around it, as written) is parsed
+    without ``json.loads``' two whitespace scans; anything else is left to ``json.loads``,
+    which accepts or refuses it exactly as before.
+    """
+    text = line.decode("utf-8", "surrogatepass")  # what json.loads does with UTF-8 bytes
+    try:
+        value, end = _DECODER.raw_decode(text)
+    except ValueError:
+        return json.loads(text)  # leading whitespace, or damage: json.loads says which
+    if end != len(text):
+        return json.loads(text)  # trailing whitespace, or extra data (raises)
+    return value
 
 
 def sign(secret: bytes, body: bytes) -> str:

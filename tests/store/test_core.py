@@ -312,7 +312,7 @@ def test_inline_values_are_decoded_once_per_remembered_manifest(store_dir):
     os.utime(store.entry_path("ns", "k"), (old, old))
     record = store.read_entry("ns", "k", hot_only=True)["outputs"]["return"]
     assert isinstance(record["payload"], bytes)
-    with mock.patch("base64.b64decode", side_effect=AssertionError("decoded again")):
+    with mock.patch("binascii.a2b_base64", side_effect=AssertionError("decoded again")):
         again = store.read_entry("ns", "k", hot_only=True)["outputs"]["return"]
         assert store.get_value(again) == [1, 2]
         assert store.get_value(again) is not store.get_value(again)  # a new value per hit
