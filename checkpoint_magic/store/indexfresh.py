@@ -92,11 +92,24 @@ class IndexRefresh:
         row = self.db.execute("SELECT version FROM folders WHERE name = ?", (name,)).fetchone()
         return row[0] if row else None
 
-    def _record(self, folder: str, version: str | None, gone: list[str]) -> None:
-        """Record ``folder``'s signature, and forget its shard folders ``gone``."""
+    def _record(
+        self, ns_dir: str, top: str, version: str | None, gone: list[str], rows: dict[str, str]
+    ) -> None:
+        """Forget the shard folders ``gone`` of ``top`` and their rows, then record ``top``'s
+        signature (last: a refresh that trusts it must find every shard folder recorded).
+
+        ``rows`` maps each table to the condition its rows of the namespace's shards meet.
+        """
         with self._write():
+            for folder in gone:
+                args = (ns_dir, *_shard_args(folder.rpartition("/")[2]))
+                for table, condition in rows.items():
+                    self.db.execute(
+                        f"DELETE FROM {table} WHERE ns_dir = ?{condition} AND {_IN_SHARD}",  # noqa: S608
+                        args,
+                    )
             self.db.executemany("DELETE FROM folders WHERE name = ?", [(g,) for g in gone])
-            self.db.execute("INSERT OR REPLACE INTO folders VALUES (?, ?)", (folder, version))
+            self.db.execute("INSERT OR REPLACE INTO folders VALUES (?, ?)", (top, version))
 
     def _shards(
         self, top: str, version: str | None
@@ -189,14 +202,7 @@ class IndexRefresh:
             listed = True
             self._list_entries(ns_dir, folder, shard, parse, shard_version)
         if gone or self._folder_version(top) != version or version is None:
-            with self._write():
-                for folder in gone:
-                    for table in ("entries", "refs"):
-                        self.db.execute(
-                            f"DELETE FROM {table} WHERE ns_dir = ? AND {_IN_SHARD}",  # noqa: S608
-                            (ns_dir, *_shard_args(folder.rpartition("/")[2])),
-                        )
-            self._record(top, version, gone)
+            self._record(ns_dir, top, version, gone, {"entries": "", "refs": ""})
             listed = True
         return listed
 
@@ -276,13 +282,7 @@ class IndexRefresh:
         if not unchanged or gone:
             if self._list_state(ns_dir, top, "", version, record=False) or shards:
                 version = None if version == NO_FOLDER else version  # appeared meanwhile
-            with self._write():
-                for folder in gone:
-                    self.db.execute(
-                        f"DELETE FROM state WHERE ns_dir = ? AND kind != '' AND {_IN_SHARD}",  # noqa: S608
-                        (ns_dir, *_shard_args(folder.rpartition("/")[2])),
-                    )
-            self._record(top, version, gone)
+            self._record(ns_dir, top, version, gone, {"state": " AND kind != ''"})
             listed = True
         return listed
 

@@ -16,6 +16,7 @@ from checkpoint_magic.store.catalog import read_entries, scan_entries
 from checkpoint_magic.store.usage import flush_usage
 from checkpoint_magic.tools.inventory import du, list_entries, summarize, summarize_store
 from checkpoint_magic.tools.maintenance import gc
+from tests.store.helpers import age
 
 NS = "m.f"
 
@@ -41,15 +42,6 @@ def listed(store: Store) -> tuple[list[dict], list[tuple[str, str]]]:
 
 def index_path(store: Store) -> Path:
     return store.root / layout.INDEX
-
-
-def age(store: Store, seconds: float = 100.0) -> None:
-    """Make every folder and file look last changed ``seconds`` ago (their signatures trusted)."""
-    past = time.time() - seconds
-    for folder in (store.entries, store.state):
-        for path in [folder, *folder.rglob("*")]:
-            if not path.name.startswith(".entry-index"):
-                os.utime(path, (past, past), follow_symlinks=False)
 
 
 def count_summing(monkeypatch: pytest.MonkeyPatch) -> list[object]:

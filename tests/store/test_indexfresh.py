@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import time
 
 import pytest
 
@@ -14,17 +12,10 @@ from checkpoint_magic.store.catalog import read_entries, scan_entries
 from checkpoint_magic.store.usage import flush_usage
 from checkpoint_magic.store.walk import entry_files, state_files
 from checkpoint_magic.tools.inventory import summarize, summarize_store
+from tests.store.helpers import age
 
 NS = "m.f"
 KEYS = [f"{i:02x}{j:030x}" for i in range(0, 256, 5) for j in range(3)]  # 52 shards
-
-
-def age(store: Store, seconds: float = 100.0) -> None:
-    past = time.time() - seconds
-    for folder in (store.entries, store.state):
-        for path in [folder, *folder.rglob("*")]:
-            if not path.name.startswith(".entry-index"):
-                os.utime(path, (past, past), follow_symlinks=False)
 
 
 def listed(store: Store) -> list[dict]:
