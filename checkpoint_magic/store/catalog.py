@@ -37,6 +37,8 @@ from .entryinfo import (
     EntryInfo,
     Scan,
     blob_refs,
+    entry_reader,
+    load_manifest,
     may_reference_blobs,
     no_gc_pauses,
     parse_manifest,
@@ -64,28 +66,6 @@ __all__ = [
 ]
 
 
-def load_manifest(store: Store, name: str) -> dict[str, Any]:
-    """The manifest ``name`` as :func:`parse_manifest` reads it; ``{}`` if gone or damaged.
-
-    Parameters
-    ----------
-    store : Store
-        The store.
-    name : str
-        The manifest's store name (``entries/<namespace folder>/<key>``).
-
-    Returns
-    -------
-    dict
-        The manifest's fields (signature problems do not stop it being read).
-    """
-    try:
-        data = store.backend.read_bytes(name, limit=MANIFEST_MAX_BYTES)
-    except FileNotFoundError:
-        return {}
-    return parse_manifest(data)[0] or {}
-
-
 def row_parser(store: Store) -> Callable[[str, str], EntryRow | None]:
     """A function reading one manifest into an index row (for :meth:`EntryIndex.refresh`).
 
@@ -102,6 +82,7 @@ def row_parser(store: Store) -> Callable[[str, str], EntryRow | None]:
     """
     now = time.time()
     dumps = json.dumps
+    read = entry_reader(store)
 
     def parse(ns_dir: str, key: str) -> EntryRow | None:
         try:
@@ -110,7 +91,7 @@ def row_parser(store: Store) -> Callable[[str, str], EntryRow | None]:
                 data = f.read(MANIFEST_MAX_BYTES + 1) if st.size > MANIFEST_MAX_BYTES else f.read()
         except FileNotFoundError:
             return None
-        info, problem = read_entry_file(store, ns_dir, key, st, data)
+        info, problem = read(ns_dir, key, st, data)
         head = (ns_dir, key, signature(st), trusted(st, now), st.size, st.mtime)
         if info is None:
             return EntryRow(*head, damage=problem or "damaged")
@@ -250,7 +231,13 @@ def scan_entries(store: Store, namespace_dir: str | None = None, *, fresh: bool 
 
 
 @no_gc_pauses()
-def read_entries(store: Store, namespace_dir: str | None = None, *, usage: bool = True) -> Scan:
+def read_entries(
+    store: Store,
+    namespace_dir: str | None = None,
+    *,
+    usage: bool = True,
+    manifests: bool = True,
+) -> Scan:
     """Read every manifest (and, with ``usage``, every usage record and pin).
 
     Parameters
@@ -261,6 +248,9 @@ def read_entries(store: Store, namespace_dir: str | None = None, *, usage: bool 
         Only this namespace folder.
     usage : bool, default True
         Fill ``hits``, ``last_used`` and ``pinned`` (``verify`` needs none of them).
+    manifests : bool, default True
+        Keep each parsed manifest on its entry; without, :attr:`EntryInfo.manifest` reads
+        it again if asked (``verify`` checks every manifest and keeps none).
 
     Returns
     -------
@@ -268,6 +258,7 @@ def read_entries(store: Store, namespace_dir: str | None = None, *, usage: bool 
         The readable entries, the damaged and the refused ones.
     """
     scan = Scan()
+    read = entry_reader(store, keep_manifest=manifests)
     folders = store.backend.list_folders(layout.ENTRIES)
     if namespace_dir is not None:
         folders = [d for d in folders if d == namespace_dir]
@@ -277,7 +268,7 @@ def read_entries(store: Store, namespace_dir: str | None = None, *, usage: bool 
             if key.startswith("."):
                 continue
             try:
-                info, problem = read_entry_file(store, ns_dir, key, st)
+                info, problem = read(ns_dir, key, st)
             except FileNotFoundError:
                 continue  # removed meanwhile
             scan.entry_bytes += st.size

@@ -255,10 +255,13 @@ def test_unchanged_manifests_are_not_read_again(store, monkeypatch):
     age(store)
     listed(store)  # records the folders' (now trusted) signatures
     reads: list[str] = []
-    original = catalog.read_entry_file
-    monkeypatch.setattr(
-        catalog, "read_entry_file", lambda s, ns, key, *a: reads.append(key) or original(s, ns, key, *a)
-    )
+    original = catalog.entry_reader
+
+    def counting(s, **kw):  # every manifest read, whether by the index or the full scan
+        read = original(s, **kw)
+        return lambda ns, key, *a: reads.append(key) or read(ns, key, *a)
+
+    monkeypatch.setattr(catalog, "entry_reader", counting)
     assert listed(store) == full(store) and len(reads) == 5  # the full scan reads them all
     reads.clear()
     assert listed(store)[0] and reads == []
