@@ -45,8 +45,8 @@ from .entryinfo import (
     read_entry_file,
 )
 from .index import INDEX_ERRORS, EntryIndex, index_failed, open_index
-from .indexrows import RACY_SECONDS, EntryRow, StateRow, signature, trusted
-from .manifest import MANIFEST_MAX_BYTES
+from .indexrows import RACY_SECONDS, EntryRow, signature, trusted
+from .manifest import MANIFEST_MAX_BYTES, loads_json
 from .usage import flush_usage, parse_usage
 
 __all__ = [
@@ -114,31 +114,6 @@ def row_parser(store: Store) -> Callable[[str, str], EntryRow | None]:
     return parse
 
 
-def _entry_of(store: Store, row: StateRow, root: str | None) -> EntryInfo:
-    e = row.entry
-    name = f"{layout.ENTRIES}/{e.ns_dir}/{e.key}"
-    return EntryInfo(
-        namespace=e.namespace,
-        key=e.key,
-        kind=e.kind,
-        code=e.code,
-        inputs=json.loads(e.inputs),
-        outputs=json.loads(e.outputs),
-        size=e.size,
-        created=e.created,
-        last_used=e.created if row.last_used is None else row.last_used,
-        hits=row.hits or 0,
-        duration=e.duration,
-        pinned=row.pinned,
-        blobs=json.loads(e.blobs) if e.blobs != "{}" else {},
-        root=root,
-        file_size=e.file_size,
-        version=e.version,
-        name=name,
-        loader=functools.partial(load_manifest, store, name),
-    )
-
-
 _T = TypeVar("_T")
 
 
@@ -184,18 +159,70 @@ def with_index(
 
 
 def _scan_index(store: Store, index: EntryIndex, namespace_dir: str | None) -> Scan:
+    """The entries as the index lists them (:data:`~.indexrows.LISTED`), one query, no row objects."""
     scan = Scan()
     root = store.location if store.is_local else None
-    for row in index.entries(namespace_dir):
-        e = row.entry
-        scan.entry_bytes += e.file_size
-        if e.damage is not None:
-            scan.damaged.append((f"{layout.ENTRIES}/{e.ns_dir}/{e.key}", e.damage))
+    entries, damaged, unsigned = scan.entries, scan.damaged, scan.unsigned
+    outputs_of: dict[str, list[str]] = {}  # a namespace's entries mostly list the same outputs
+    total = 0
+    for (
+        ns_dir,
+        key,
+        version,
+        file_size,
+        damage,
+        problem,
+        namespace,
+        kind,
+        code,
+        inputs,
+        outputs,
+        size,
+        created,
+        duration,
+        blobs,
+        hits,
+        last_used,
+        pinned,
+    ) in index.listing(namespace_dir):
+        total += file_size
+        name = f"{layout.ENTRIES}/{ns_dir}/{key}"
+        if damage is not None:
+            damaged.append((name, damage))
             continue
-        info = _entry_of(store, row, root)
-        scan.entries.append(info)
-        if e.problem:
-            scan.unsigned.append((info, e.problem))
+        names = outputs_of.get(outputs)
+        if names is not None:
+            names = list(names)  # a copy of the list of str parsed before
+        else:
+            names = loads_json(outputs)
+            if isinstance(names, list) and all(type(n) is str for n in names):
+                outputs_of[outputs] = names
+                names = list(names)
+        info = EntryInfo(
+            namespace,
+            key,
+            kind,
+            code,
+            loads_json(inputs),
+            names,
+            size,
+            created,
+            created if last_used is None else last_used,
+            hits or 0,
+            duration,
+            bool(pinned),
+            loads_json(blobs) if blobs != "{}" else {},
+            None,
+            root,
+            file_size,
+            version,
+            name,
+            functools.partial(load_manifest, store, name),
+        )
+        entries.append(info)
+        if problem:
+            unsigned.append((info, problem))
+    scan.entry_bytes = total
     return scan
 
 
