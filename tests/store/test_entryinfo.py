@@ -1,0 +1,94 @@
+"""Reading one manifest into an EntryInfo: a listing's reader gives what read_entry_file gives."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from checkpoint_magic.store import Store
+from checkpoint_magic.store.entryinfo import EntryInfo, entry_reader, read_entry_file
+
+NS = "m.f"
+
+
+def _fields(info: EntryInfo | None) -> dict | None:
+    """Every field but the loader (a new function each time)."""
+    return None if info is None else {f.name: getattr(info, f.name) for f in dataclasses.fields(info) if f.name != "loader"}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    store = Store(tmp_path / "s")
+    blob = store.put_value(bytes(30_000))
+    store.write_entry(NS, "plain", {"namespace": NS, "code": "c", "inputs": {"x": "1", "y": 2}, "duration": 1.5})
+    store.write_entry(NS, "blob", {"namespace": NS, "outputs": {"b": blob, "a": blob}, "size": 7, "created": 5})
+    store.write_entry("odd <ns>", "k", {"namespace": "odd <ns>", "outputs": {}, "kind": "cell"})
+    return store
+
+
+def _listing(store: Store) -> list[tuple[str, str]]:
+    return [(ns, key) for ns in store.backend.list_folders("entries") for key, _ in store.backend.list_files(f"entries/{ns}")]
+
+
+def _damage(store: Store) -> None:
+    """A manifest written for another key, one for another namespace, one with flipped bytes."""
+    (store.root / "entries" / NS / "moved").write_bytes((store.root / "entries" / NS / "plain").read_bytes())
+    odd = next(p for p in (store.root / "entries").iterdir() if p.name != NS)
+    (store.root / "entries" / NS / "k").write_bytes((odd / "k").read_bytes())
+    data = bytearray((store.root / "entries" / NS / "blob").read_bytes())
+    data[-2] ^= 1
+    (store.root / "entries" / NS / "flipped").write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("secret", [None, "our secret"])
+def test_a_reader_reads_every_manifest_as_read_entry_file_does(store, monkeypatch, secret):
+    _damage(store)
+    if secret:  # the entries were written unsigned: each is refused, and still listed
+        monkeypatch.setenv("CHECKPOINT_MAGIC_SECRET", secret)
+    read, lean = entry_reader(store), entry_reader(store, keep_manifest=False)
+    outcomes = []
+    for ns, key in _listing(store):
+        st = store.backend.stat(f"entries/{ns}/{key}")
+        (info, problem), (other, why) = read(ns, key, st), lean(ns, key, st)
+        single, said = read_entry_file(store, ns, key, st)
+        assert (_fields(info), problem) == (_fields(single), said)
+        assert why == problem and (info is None) == (other is None)
+        if info is not None:
+            assert other is not None and other.manifest_data is None and other.manifest == info.manifest
+            assert _fields(other) == {**_fields(info), "manifest_data": info.manifest}
+        outcomes.append((key, info is not None, problem))
+    unsigned = "not signed, and CHECKPOINT_MAGIC_SECRET requires signed entries" if secret else ""
+    assert sorted(outcomes) == [
+        ("blob", True, unsigned),
+        ("flipped", False, "checksum mismatch (flipped or truncated bytes)"),
+        ("k", False, "written for entry odd <ns>/k"),
+        ("k", True, unsigned),
+        ("moved", False, "written for entry m.f/plain"),
+        ("plain", True, unsigned),
+    ]
+
+
+def test_what_a_reader_makes_of_a_manifest(store):
+    st = store.backend.stat(f"entries/{NS}/blob")
+    info, _ = entry_reader(store)(NS, "blob", st)
+    [ref] = info.manifest["outputs"]["a"]["blobs"]
+    assert (info.outputs, info.size, info.created, info.blobs) == (["a", "b"], 7, 5.0, {ref["digest"]: ref["size"]})
+    st = store.backend.stat(f"entries/{NS}/plain")
+    info, _ = entry_reader(store)(NS, "plain", st)
+    assert (info.inputs, info.duration, info.created, info.size, info.ns_dir) == ({"x": "1", "y": "2"}, 1.5, st.mtime, 0, NS)
+    assert info.path == store.root / "entries" / NS / "plain"
+
+
+def test_a_reader_of_a_removed_manifest_raises_file_not_found(store):
+    st = store.backend.stat(f"entries/{NS}/plain")
+    (store.root / "entries" / NS / "plain").unlink()
+    with pytest.raises(FileNotFoundError):
+        entry_reader(store)(NS, "plain", st)
+
+
+def test_ns_dir_is_the_folder_of_the_name_else_of_the_namespace():
+    info = EntryInfo("odd <ns>", "k", "", "", {}, [], 0, 0.0, 0.0, 0, 0.0, False)
+    assert info.ns_dir.startswith("odd__ns_-")
+    assert dataclasses.replace(info, name="entries/f/k").ns_dir == "f"
