@@ -381,7 +381,12 @@ def entry_reader(store: Store, *, keep_manifest: bool = True) -> EntryReader:
             manifest = None
         if manifest is None:
             return None, damage or "damaged"
-        created = _number(manifest.get("created"), st.mtime)
+        created = manifest.get("created")
+        if type(created) is not float:  # the store writes floats: others as _number says
+            created = _number(created, st.mtime)
+        duration = manifest.get("duration")
+        if type(duration) is not float:
+            duration = _number(duration, 0.0)
         outputs = manifest.get("outputs")
         # A manifest whose bytes never spell "digest" (nor any \u escape) references no blob.
         blobs = blob_refs(manifest, {}) if may_reference_blobs(data) else {}
@@ -396,7 +401,7 @@ def entry_reader(store: Store, *, keep_manifest: bool = True) -> EntryReader:
             created,
             created,
             0,
-            _number(manifest.get("duration"), 0.0),
+            duration,
             False,
             blobs,
             manifest if keep_manifest else None,

@@ -92,3 +92,15 @@ def test_ns_dir_is_the_folder_of_the_name_else_of_the_namespace():
     info = EntryInfo("odd <ns>", "k", "", "", {}, [], 0, 0.0, 0.0, 0, 0.0, False)
     assert info.ns_dir.startswith("odd__ns_-")
     assert dataclasses.replace(info, name="entries/f/k").ns_dir == "f"
+
+
+@pytest.mark.parametrize(
+    ("created", "duration", "expected"),
+    [(12.5, 0.25, (12.5, 0.25)), (12, 3, (12.0, 3.0)), (True, False, (None, 0.0)), ("12", "3", (None, 0.0)), (None, None, (None, 0.0))],
+)
+def test_times_that_are_not_numbers_fall_back(store, created, duration, expected):
+    store.write_entry(NS, "t", {"namespace": NS, "outputs": {}, "created": created, "duration": duration})
+    st = store.backend.stat(f"entries/{NS}/t")
+    info, _ = entry_reader(store)(NS, "t", st)
+    assert (info.created, info.duration) == (st.mtime if expected[0] is None else expected[0], expected[1])
+    assert type(info.created) is float and type(info.duration) is float
