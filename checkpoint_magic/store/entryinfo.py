@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 
-@dataclass
+@dataclass(slots=True)  # a listing holds one per entry: no __dict__ each
 class EntryInfo:
     """One cached computation, as listed by :func:`scan_entries`.
 
