@@ -159,7 +159,7 @@ def with_index(
 
 
 def _scan_index(store: Store, index: EntryIndex, namespace_dir: str | None) -> Scan:
-    """The entries as the index lists them (:data:`~.indexrows.LISTED`), one query, no row objects."""
+    """The entries as the index lists them (:data:`.indexrows.LISTED`), without row objects."""
     scan = Scan()
     root = store.location if store.is_local else None
     entries, damaged, unsigned = scan.entries, scan.damaged, scan.unsigned

@@ -2,7 +2,8 @@
 
 :func:`read_entry_file` turns a manifest's bytes into an :class:`EntryInfo` without removing
 a damaged one and without unpickling anything (a listing reads many with one
-:func:`entry_reader`); :func:`parse_manifest` and :func:`blob_refs` are the pieces it is made of. Listing a whole store is :mod:`checkpoint_magic.store.catalog`.
+:func:`entry_reader`); :func:`parse_manifest` and :func:`blob_refs` are the pieces it is
+made of. Listing a whole store is :mod:`checkpoint_magic.store.catalog`.
 
 Examples
 --------
@@ -32,10 +33,10 @@ __all__ = [
     "EntryReader",
     "Scan",
     "blob_refs",
-    "may_reference_blobs",
-    "no_gc_pauses",
     "entry_reader",
     "load_manifest",
+    "may_reference_blobs",
+    "no_gc_pauses",
     "parse_manifest",
     "read_entry_file",
 ]
@@ -319,7 +320,7 @@ def load_manifest(store: Store, name: str) -> dict[str, Any]:
 
 
 def entry_reader(store: Store, *, keep_manifest: bool = True) -> EntryReader:
-    """A function reading manifests of ``store`` into :class:`EntryInfo` (see :func:`read_entry_file`).
+    """A function reading manifests of ``store`` into entries, as :func:`read_entry_file` does.
 
     What is the same for every manifest of a listing (the signing secret, the store's
     root, namespace folders already computed) is looked up once, not once per entry.

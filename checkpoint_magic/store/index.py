@@ -54,9 +54,9 @@ from .usage import parse_usage
 
 __all__ = [
     "INDEX_ERRORS",
+    "LISTED",
     "RACY_SECONDS",
     "EntryIndex",
-    "LISTED",
     "EntryRow",
     "discard_index",
     "index_failed",
