@@ -37,14 +37,16 @@ from .entryinfo import (
     EntryInfo,
     Scan,
     blob_refs,
+    entry_reader,
+    load_manifest,
     may_reference_blobs,
     no_gc_pauses,
     parse_manifest,
     read_entry_file,
 )
 from .index import INDEX_ERRORS, EntryIndex, index_failed, open_index
-from .indexrows import RACY_SECONDS, EntryRow, StateRow, signature, trusted
-from .manifest import MANIFEST_MAX_BYTES
+from .indexrows import RACY_SECONDS, EntryRow, signature, trusted
+from .manifest import MANIFEST_MAX_BYTES, loads_json
 from .usage import flush_usage, parse_usage
 from .walk import entry_files, entry_folders, state_files
 
@@ -65,28 +67,6 @@ __all__ = [
 ]
 
 
-def load_manifest(store: Store, name: str) -> dict[str, Any]:
-    """The manifest ``name`` as :func:`parse_manifest` reads it; ``{}`` if gone or damaged.
-
-    Parameters
-    ----------
-    store : Store
-        The store.
-    name : str
-        The manifest's store name (``entries/<namespace folder>/<shard>/<key>``).
-
-    Returns
-    -------
-    dict
-        The manifest's fields (signature problems do not stop it being read).
-    """
-    try:
-        data = store.backend.read_bytes(name, limit=MANIFEST_MAX_BYTES)
-    except FileNotFoundError:
-        return {}
-    return parse_manifest(data)[0] or {}
-
-
 def row_parser(store: Store) -> Callable[[str, str], EntryRow | None]:
     """A function reading one manifest into an index row (for :meth:`EntryIndex.refresh`).
 
@@ -103,6 +83,7 @@ def row_parser(store: Store) -> Callable[[str, str], EntryRow | None]:
     """
     now = time.time()
     dumps = json.dumps
+    read = entry_reader(store)
     sharded = store.sharded
 
     def parse(ns_dir: str, key: str) -> EntryRow | None:
@@ -112,7 +93,7 @@ def row_parser(store: Store) -> Callable[[str, str], EntryRow | None]:
                 data = f.read(MANIFEST_MAX_BYTES + 1) if st.size > MANIFEST_MAX_BYTES else f.read()
         except FileNotFoundError:
             return None
-        info, problem = read_entry_file(store, ns_dir, key, st, data)
+        info, problem = read(ns_dir, key, st, data)
         head = (ns_dir, key, signature(st), trusted(st, now), st.size, st.mtime)
         if info is None:
             return EntryRow(*head, damage=problem or "damaged")
@@ -133,31 +114,6 @@ def row_parser(store: Store) -> Callable[[str, str], EntryRow | None]:
         )
 
     return parse
-
-
-def _entry_of(store: Store, row: StateRow, root: str | None) -> EntryInfo:
-    e = row.entry
-    name = layout.entry_in(e.ns_dir, e.key, sharded=store.sharded)
-    return EntryInfo(
-        namespace=e.namespace,
-        key=e.key,
-        kind=e.kind,
-        code=e.code,
-        inputs=json.loads(e.inputs),
-        outputs=json.loads(e.outputs),
-        size=e.size,
-        created=e.created,
-        last_used=e.created if row.last_used is None else row.last_used,
-        hits=row.hits or 0,
-        duration=e.duration,
-        pinned=row.pinned,
-        blobs=json.loads(e.blobs) if e.blobs != "{}" else {},
-        root=root,
-        file_size=e.file_size,
-        version=e.version,
-        name=name,
-        loader=functools.partial(load_manifest, store, name),
-    )
 
 
 _T = TypeVar("_T")
@@ -205,19 +161,71 @@ def with_index(
 
 
 def _scan_index(store: Store, index: EntryIndex, namespace_dir: str | None) -> Scan:
+    """The entries as the index lists them (:data:`.indexrows.LISTED`), without row objects."""
     scan = Scan()
-    sharded = store.sharded
     root = store.location if store.is_local else None
-    for row in index.entries(namespace_dir):
-        e = row.entry
-        scan.entry_bytes += e.file_size
-        if e.damage is not None:
-            scan.damaged.append((layout.entry_in(e.ns_dir, e.key, sharded=sharded), e.damage))
+    sharded = store.sharded
+    entries, damaged, unsigned = scan.entries, scan.damaged, scan.unsigned
+    outputs_of: dict[str, list[str]] = {}  # a namespace's entries mostly list the same outputs
+    total = 0
+    for (
+        ns_dir,
+        key,
+        version,
+        file_size,
+        damage,
+        problem,
+        namespace,
+        kind,
+        code,
+        inputs,
+        outputs,
+        size,
+        created,
+        duration,
+        blobs,
+        hits,
+        last_used,
+        pinned,
+    ) in index.listing(namespace_dir):
+        total += file_size
+        name = layout.entry_in(ns_dir, key, sharded=sharded)
+        if damage is not None:
+            damaged.append((name, damage))
             continue
-        info = _entry_of(store, row, root)
-        scan.entries.append(info)
-        if e.problem:
-            scan.unsigned.append((info, e.problem))
+        names = outputs_of.get(outputs)
+        if names is not None:
+            names = list(names)  # a copy of the list of str parsed before
+        else:
+            names = loads_json(outputs)
+            if isinstance(names, list) and all(type(n) is str for n in names):
+                outputs_of[outputs] = names
+                names = list(names)
+        info = EntryInfo(
+            namespace,
+            key,
+            kind,
+            code,
+            loads_json(inputs),
+            names,
+            size,
+            created,
+            created if last_used is None else last_used,
+            hits or 0,
+            duration,
+            bool(pinned),
+            loads_json(blobs) if blobs != "{}" else {},
+            None,
+            root,
+            file_size,
+            version,
+            name,
+            functools.partial(load_manifest, store, name),
+        )
+        entries.append(info)
+        if problem:
+            unsigned.append((info, problem))
+    scan.entry_bytes = total
     return scan
 
 
@@ -253,7 +261,13 @@ def scan_entries(store: Store, namespace_dir: str | None = None, *, fresh: bool 
 
 
 @no_gc_pauses()
-def read_entries(store: Store, namespace_dir: str | None = None, *, usage: bool = True) -> Scan:
+def read_entries(
+    store: Store,
+    namespace_dir: str | None = None,
+    *,
+    usage: bool = True,
+    manifests: bool = True,
+) -> Scan:
     """Read every manifest (and, with ``usage``, every usage record and pin).
 
     Parameters
@@ -264,6 +278,9 @@ def read_entries(store: Store, namespace_dir: str | None = None, *, usage: bool 
         Only this namespace folder.
     usage : bool, default True
         Fill ``hits``, ``last_used`` and ``pinned`` (``verify`` needs none of them).
+    manifests : bool, default True
+        Keep each parsed manifest on its entry; without, :attr:`EntryInfo.manifest` reads
+        it again if asked (``verify`` checks every manifest and keeps none).
 
     Returns
     -------
@@ -271,6 +288,7 @@ def read_entries(store: Store, namespace_dir: str | None = None, *, usage: bool 
         The readable entries, the damaged and the refused ones.
     """
     scan = Scan()
+    read = entry_reader(store, keep_manifest=manifests)
     folders = store.backend.list_folders(layout.ENTRIES)
     if namespace_dir is not None:
         folders = [d for d in folders if d == namespace_dir]
@@ -283,7 +301,7 @@ def read_entries(store: Store, namespace_dir: str | None = None, *, usage: bool 
         )
         for key, st in entry_files(store.backend, ns_dir, sharded=sharded):
             try:
-                info, problem = read_entry_file(store, ns_dir, key, st)
+                info, problem = read(ns_dir, key, st)
             except FileNotFoundError:
                 continue  # removed meanwhile
             scan.entry_bytes += st.size

@@ -1,8 +1,9 @@
 """One entry as the store's tools see it: :class:`EntryInfo`, :class:`Scan`, and reading one.
 
 :func:`read_entry_file` turns a manifest's bytes into an :class:`EntryInfo` without removing
-a damaged one and without unpickling anything; :func:`parse_manifest` and :func:`blob_refs`
-are the pieces it is made of. Listing a whole store is :mod:`checkpoint_magic.store.catalog`.
+a damaged one and without unpickling anything (a listing reads many with one
+:func:`entry_reader`); :func:`parse_manifest` and :func:`blob_refs` are the pieces it is
+made of. Listing a whole store is :mod:`checkpoint_magic.store.catalog`.
 
 Examples
 --------
@@ -18,7 +19,7 @@ import gc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .. import config
 from . import layout
@@ -29,8 +30,11 @@ from .manifest import MANIFEST_MAX_BYTES, decode_manifest
 
 __all__ = [
     "EntryInfo",
+    "EntryReader",
     "Scan",
     "blob_refs",
+    "entry_reader",
+    "load_manifest",
     "may_reference_blobs",
     "no_gc_pauses",
     "parse_manifest",
@@ -38,7 +42,7 @@ __all__ = [
 ]
 
 
-@dataclass
+@dataclass(slots=True)  # a listing holds one per entry: no __dict__ each
 class EntryInfo:
     """One cached computation, as listed by :func:`scan_entries`.
 
@@ -127,10 +131,12 @@ class EntryInfo:
         """Compute time saved by hits so far, in seconds."""
         return self.hits * self.duration
 
-    @functools.cached_property
+    @property
     def ns_dir(self) -> str:
         """The entry's namespace folder under ``entries/``."""
-        return self.name.split("/")[1] if self.name else layout.namespace_dir(self.namespace)
+        # A plain property: functools.cached_property takes a lock on first use (3.11),
+        # which cost more than this split over a listing of every entry.
+        return self.name.split("/", 2)[1] if self.name else layout.namespace_dir(self.namespace)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able description (without the raw manifest).
@@ -283,10 +289,141 @@ def no_gc_pauses() -> Iterator[None]:
             gc.enable()
 
 
+class EntryReader(Protocol):
+    """Reads one manifest, as :func:`read_entry_file` does (made by :func:`entry_reader`)."""
+
+    def __call__(
+        self, ns_dir: str, key: str, st: Stat, data: bytes | None = None
+    ) -> tuple[EntryInfo | None, str]: ...  # pragma: no cover - a signature
+
+
+def load_manifest(store: Store, name: str) -> dict[str, Any]:
+    """The manifest ``name`` as :func:`parse_manifest` reads it; ``{}`` if gone or damaged.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    name : str
+        The manifest's store name (``entries/<namespace folder>/<shard>/<key>``).
+
+    Returns
+    -------
+    dict
+        The manifest's fields (signature problems do not stop it being read).
+    """
+    try:
+        data = store.backend.read_bytes(name, limit=MANIFEST_MAX_BYTES)
+    except FileNotFoundError:
+        return {}
+    return parse_manifest(data)[0] or {}
+
+
+def entry_reader(store: Store, *, keep_manifest: bool = True) -> EntryReader:
+    """A function reading manifests of ``store`` into entries, as :func:`read_entry_file` does.
+
+    What is the same for every manifest of a listing (the signing secret, the store's
+    root, namespace folders already computed) is looked up once, not once per entry.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    keep_manifest : bool, default True
+        Keep each parsed manifest on its entry (:attr:`EntryInfo.manifest_data`); without,
+        :attr:`EntryInfo.manifest` reads it again when asked (``verify`` needs none: a
+        listing of a whole store then holds a few small objects per entry, not the parse).
+
+    Returns
+    -------
+    callable
+        ``read(ns_dir, key, st, data=None)``, returning what :func:`read_entry_file` does.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> store = Store(tempfile.mkdtemp())
+    >>> store.write_entry("m.f", "k1", {"outputs": {}, "inputs": {"x": "1"}})
+    >>> read = entry_reader(store, keep_manifest=False)
+    >>> st = store.backend.stat(layout.entry("m.f", "k1"))
+    >>> info, problem = read("m.f", "k1", st)
+    >>> info.inputs, problem, info.manifest_data is None, info.manifest["inputs"]
+    ({'x': '1'}, '', True, {'x': '1'})
+    """
+    secret = config.secret_key()
+    backend = store.backend
+    root = store.location if store.is_local else None
+    # A local file is read with one open, fstat, read and close; elsewhere read_bytes is
+    # one request (read_small would stat the object first).
+    small = store.is_local and backend.files_are_local
+    sharded = store.sharded
+    folders: dict[str, str] = {}  # namespace -> its folder (layout.namespace_dir is a regex)
+
+    def folder_of(namespace: str) -> str:
+        folder = folders.get(namespace)
+        if folder is None:
+            folder = folders[namespace] = layout.namespace_dir(namespace)
+        return folder
+
+    def read(
+        ns_dir: str, key: str, st: Stat, data: bytes | None = None
+    ) -> tuple[EntryInfo | None, str]:
+        name = layout.entry_in(ns_dir, key, sharded=sharded)
+        if data is None:
+            if small:
+                data = backend.read_small(name, MANIFEST_MAX_BYTES)[0]
+            else:
+                data = backend.read_bytes(name, limit=MANIFEST_MAX_BYTES)
+        manifest, damage, sig_problem = decode_manifest(data, secret, parse_refused=True)
+        if manifest is not None and (
+            manifest.get("key", key) != key
+            or ("namespace" in manifest and folder_of(str(manifest["namespace"])) != ns_dir)
+        ):
+            damage = f"written for entry {manifest.get('namespace')}/{manifest.get('key')}"
+            manifest = None
+        if manifest is None:
+            return None, damage or "damaged"
+        created = manifest.get("created")
+        if type(created) is not float:  # the store writes floats: others as _number says
+            created = _number(created, st.mtime)
+        duration = manifest.get("duration")
+        if type(duration) is not float:
+            duration = _number(duration, 0.0)
+        outputs = manifest.get("outputs")
+        # A manifest whose bytes never spell "digest" (nor any \u escape) references no blob.
+        blobs = blob_refs(manifest, {}) if may_reference_blobs(data) else {}
+        info = EntryInfo(
+            str(manifest.get("namespace") or ns_dir),
+            key,
+            str(manifest.get("kind") or ""),
+            str(manifest.get("code") or ""),
+            _str_dict(manifest.get("inputs")),
+            sorted(outputs) if isinstance(outputs, dict) else [],
+            int(_number(manifest.get("size"), sum(blobs.values()))),
+            created,
+            created,
+            0,
+            duration,
+            False,
+            blobs,
+            manifest if keep_manifest else None,
+            root,
+            st.size,
+            signature(st),
+            name,
+            None if keep_manifest else functools.partial(load_manifest, store, name),
+        )
+        return info, sig_problem or ""
+
+    return read
+
+
 def read_entry_file(
     store: Store, ns_dir: str, key: str, st: Stat, data: bytes | None = None
 ) -> tuple[EntryInfo | None, str]:
     """An :class:`EntryInfo` of one manifest (usage and pin not filled).
+
+    Listings read many with one :func:`entry_reader`.
 
     Parameters
     ----------
@@ -313,40 +450,4 @@ def read_entry_file(
     FileNotFoundError
         The manifest was removed meanwhile.
     """
-    name = layout.entry_in(ns_dir, key, sharded=store.sharded)
-    if data is None:
-        data = store.backend.read_bytes(name, limit=MANIFEST_MAX_BYTES)
-    manifest, damage, sig_problem = parse_manifest(data)
-    if manifest is not None and (
-        manifest.get("key", key) != key
-        or ("namespace" in manifest and layout.namespace_dir(str(manifest["namespace"])) != ns_dir)
-    ):
-        damage = f"written for entry {manifest.get('namespace')}/{manifest.get('key')}"
-        manifest = None
-    if manifest is None:
-        return None, damage or "damaged"
-    created = _number(manifest.get("created"), st.mtime)
-    outputs = manifest.get("outputs")
-    info = EntryInfo(
-        namespace=str(manifest.get("namespace") or ns_dir),
-        key=key,
-        kind=str(manifest.get("kind") or ""),
-        code=str(manifest.get("code") or ""),
-        inputs=_str_dict(manifest.get("inputs")),
-        outputs=sorted(outputs) if isinstance(outputs, dict) else [],
-        size=0,
-        created=created,
-        last_used=created,
-        hits=0,
-        duration=_number(manifest.get("duration"), 0.0),
-        pinned=False,
-        # A manifest whose bytes never spell "digest" (nor any \u escape) references no blob.
-        blobs=blob_refs(manifest, {}) if may_reference_blobs(data) else {},
-        manifest_data=manifest,
-        root=store.location if store.is_local else None,
-        file_size=st.size,
-        version=signature(st),
-        name=name,
-    )
-    info.size = int(_number(manifest.get("size"), sum(info.blobs.values())))
-    return info, sig_problem or ""
+    return entry_reader(store)(ns_dir, key, st, data)

@@ -45,20 +45,19 @@ import os
 import sqlite3
 import stat as stat_module
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 from . import layout
 from .backends import StoreBackend
 from .indexfresh import IndexRefresh
-from .indexrows import RACY_SECONDS, EntryRow, StateRow, signature, trusted
+from .indexrows import LISTED, RACY_SECONDS, EntryRow, signature, trusted
 
 __all__ = [
     "INDEX_ERRORS",
+    "LISTED",
     "RACY_SECONDS",
     "EntryIndex",
     "EntryRow",
-    "StateRow",
     "discard_index",
     "index_failed",
     "open_index",
@@ -92,7 +91,10 @@ CREATE TABLE IF NOT EXISTS state (
 """
 
 
-_ENTRY_COLUMNS = ", ".join(f"e.{name}" for name in EntryRow._fields)
+_LISTED_COLUMNS = ", ".join(  # LISTED as the query names them
+    {"hits": "h.hits", "last_used": "h.last_used", "pinned": "p.key IS NOT NULL"}.get(c, f"e.{c}")
+    for c in LISTED
+)
 _JOINED = (  # entries with their usage record and pin
     "FROM entries e "
     "LEFT JOIN state h ON h.ns_dir = e.ns_dir AND h.key = e.key AND h.kind = 'hits' "
@@ -176,27 +178,25 @@ class EntryIndex(IndexRefresh):
         self.db.close()
 
     # ------------------------------------------------------------------ reading
-    def entries(self, ns_dir: str | None = None) -> Iterator[StateRow]:
-        """Every entry row (damaged ones too) with its usage and pin, by folder and key.
+    def listing(self, ns_dir: str | None = None) -> list[tuple[Any, ...]]:
+        """Every entry (damaged ones too) with its usage and pin, by folder and key, in one query.
+
+        Plain tuples of the columns :data:`~checkpoint_magic.store.indexrows.LISTED` names,
+        in that order: a listing of a whole store builds no row object per entry.
 
         Parameters
         ----------
         ns_dir : str, optional
             Only this namespace folder.
 
-        Yields
-        ------
-        StateRow
+        Returns
+        -------
+        list of tuple
             One per manifest, ordered by namespace folder and key.
         """
         where, args = ("WHERE e.ns_dir = ?", (ns_dir,)) if ns_dir is not None else ("", ())
-        query = (
-            f"SELECT {_ENTRY_COLUMNS}, h.hits, h.last_used, p.key IS NOT NULL {_JOINED} "  # noqa: S608
-            f"{where} ORDER BY e.ns_dir, e.key"
-        )
-        width = len(EntryRow._fields)
-        for row in self.db.execute(query, args):
-            yield StateRow(EntryRow._make(row[:width]), row[width], row[width + 1], bool(row[-1]))
+        query = f"SELECT {_LISTED_COLUMNS} {_JOINED} {where} ORDER BY e.ns_dir, e.key"  # noqa: S608
+        return self.db.execute(query, args).fetchall()
 
     def summaries(self, namespace: str | None = None) -> list[tuple[Any, ...]]:
         """Per namespace of readable entries, aggregated in SQL.

@@ -1,7 +1,7 @@
-r"""The entry index's rows, and the stat signatures it tells changed files by.
+"""The entry index's rows, and the stat signatures it tells changed files by.
 
-:mod:`checkpoint_magic.store.index` keeps one :class:`EntryRow` per manifest and returns
-:class:`StateRow`\ s (an entry with its usage and pin); :func:`signature` and
+:mod:`checkpoint_magic.store.index` keeps one :class:`EntryRow` per manifest and lists
+entries with their usage and pin as the columns :data:`LISTED` names; :func:`signature` and
 :func:`trusted` say whether a file read before can be reused without reading it again.
 """
 
@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from .backends import Stat
 
-__all__ = ["RACY_SECONDS", "EntryRow", "StateRow", "signature", "trusted"]
+__all__ = ["LISTED", "RACY_SECONDS", "EntryRow", "signature", "trusted"]
 
 #: A folder or file modified this recently may change again within a timestamp tick unseen.
 RACY_SECONDS = 2.0
@@ -81,25 +81,29 @@ class EntryRow(NamedTuple):
     blobs: str = "{}"
 
 
-class StateRow(NamedTuple):
-    """An entry row joined with its usage record and pin (as the index lists entries).
-
-    Attributes
-    ----------
-    entry : EntryRow
-        The manifest's row.
-    hits : int or None
-        Hits in its usage record; ``None`` without one.
-    last_used : float or None
-        Its last recorded hit; ``None`` without a usage record.
-    pinned : bool
-        Whether the entry is pinned.
-    """
-
-    entry: EntryRow
-    hits: int | None
-    last_used: float | None
-    pinned: bool
+#: The columns of :meth:`~checkpoint_magic.store.index.EntryIndex.listing`, in order: those of
+#: an :class:`EntryRow` a listing needs, then the usage record's ``hits`` and ``last_used``
+#: (``None`` without one) and ``pinned`` (0 or 1).
+LISTED = (
+    "ns_dir",
+    "key",
+    "version",
+    "file_size",
+    "damage",
+    "problem",
+    "namespace",
+    "kind",
+    "code",
+    "inputs",
+    "outputs",
+    "size",
+    "created",
+    "duration",
+    "blobs",
+    "hits",
+    "last_used",
+    "pinned",
+)
 
 
 def signature(st: Stat) -> str:

@@ -33,6 +33,7 @@ from ..store import layout
 from ..store.budget import GRACE_SECONDS, parse_grace
 from ..store.catalog import EntryInfo, blob_files, read_entries, require_store
 from ..store.core import Store
+from ..store.entryinfo import no_gc_pauses
 from ..store.sweep import (
     free_blobs,
     is_old,
@@ -149,6 +150,7 @@ def _hash_blob(store: Store, name: str) -> tuple[int, str]:
     return size, hasher.hexdigest()
 
 
+@no_gc_pauses()
 def verify(
     store: Store,
     fix: bool = False,
@@ -214,7 +216,8 @@ def verify(
         report.problems.append(problem)
         return problem
 
-    scan = read_entries(store, usage=False)  # every manifest read now: never from the index
+    # Every manifest read and checked now: never from the index (nor kept once checked).
+    scan = read_entries(store, usage=False, manifests=False)
     report.entries = len(scan.entries) + len(scan.damaged)
     for path, why in scan.damaged:
         found("damaged manifest", path, why)
@@ -258,7 +261,7 @@ def verify(
             continue
         bad[digest] = "corrupt"
         found("corrupt blob", path, why)
-    for e in scan.entries:
+    for e in scan.entries if bad else ():
         broken = [d for d in e.blobs if d in bad]
         if broken and (e.ns_dir, e.key) not in dropped:
             more = f" and {len(broken) - 1} more" if len(broken) > 1 else ""
@@ -275,10 +278,8 @@ def verify(
         problem.fixed = all((e.ns_dir, e.key) in dropped for e in users[digest])
 
     now = time.time()
-    if fix:
-        referenced = live_references(store, scan.entries, dropped)
-    else:
-        referenced = {d for e in scan.entries for d in e.blobs}
+    # Without fix, what the manifests just read refer to: the digests of ``users``.
+    referenced = live_references(store, scan.entries, dropped) if fix else set(users)
     garbage = {
         named: st
         for relpath, st in blob_files(store).items()

@@ -189,6 +189,40 @@ def test_du_and_gc_agree_with_the_manifests(store, monkeypatch):
     assert [e["key"] for e in listed(store)[0]] == ["k3"] == [e["key"] for e in full(store)[0]]
 
 
+def _every_field(scan) -> tuple[list[dict], list, list]:
+    """Every field of every entry (the manifest as read on demand), damaged and refused ones."""
+    rows = [
+        {**{f: getattr(e, f) for f in e.__dataclass_fields__ if f not in ("manifest_data", "loader")}, "m": e.manifest}
+        for e in scan.entries
+    ]
+    return rows, scan.damaged, [(e.key, why) for e, why in scan.unsigned]
+
+
+@pytest.mark.parametrize("secret", [None, "s3cret-for-the-test"])
+def test_every_field_listed_from_the_index_is_the_manifests(store, monkeypatch, secret):
+    broken = store.root / layout.entry(NS, "broken")
+    broken.parent.mkdir(exist_ok=True)
+    broken.write_bytes(b"CMM1 not a manifest")
+    store.write_entry(NS, "odd", {"namespace": NS, "outputs": {"b": {}, "a": {}}, "inputs": {"y": "2"}, "size": 3})
+    if secret:
+        monkeypatch.setenv("CHECKPOINT_MAGIC_SECRET", secret)
+    flush_usage()
+    for _ in range(2):  # built, then reused
+        assert _every_field(scan_entries(store)) == _every_field(read_entries(store))
+        age(store)
+    assert len(scan_entries(store).entries) == 6 and scan_entries(store).entry_bytes == read_entries(store).entry_bytes
+
+
+def test_entries_listed_from_the_index_share_no_list(store):
+    commit(store, "k5", blob=b"x" * 100)
+    commit(store, "k6", blob=b"y" * 100)
+    by_key = {e.key: e for e in list_entries(store)}
+    by_key["k5"].outputs.append("mine")  # the caller's to change
+    by_key["k0"].outputs.append("mine")
+    assert [e.outputs for e in list_entries(store)] == [[], ["return"], [], ["return"], [], ["return"], ["return"]]
+    assert by_key["k6"].outputs == ["return"] and by_key["k2"].outputs == []
+
+
 def test_the_whole_manifest_is_read_on_demand(store):
     (entry,) = [e for e in list_entries(store) if e.key == "k1"]
     assert entry.manifest["outputs"]["return"]["size"] > 20_000
@@ -246,10 +280,13 @@ def test_unchanged_manifests_are_not_read_again(store, monkeypatch):
     age(store)
     listed(store)  # records the folders' (now trusted) signatures
     reads: list[str] = []
-    original = catalog.read_entry_file
-    monkeypatch.setattr(
-        catalog, "read_entry_file", lambda s, ns, key, *a: reads.append(key) or original(s, ns, key, *a)
-    )
+    original = catalog.entry_reader
+
+    def counting(s, **kw):  # every manifest read, whether by the index or the full scan
+        read = original(s, **kw)
+        return lambda ns, key, *a: reads.append(key) or read(ns, key, *a)
+
+    monkeypatch.setattr(catalog, "entry_reader", counting)
     assert listed(store) == full(store) and len(reads) == 5  # the full scan reads them all
     reads.clear()
     assert listed(store)[0] and reads == []

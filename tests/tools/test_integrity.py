@@ -29,8 +29,13 @@ from checkpoint_magic.exceptions import (
     StoreFormatError,
     StoreWriteWarning,
 )
+from checkpoint_magic.store import layout
 from checkpoint_magic.store.core import Store, decode_manifest, flush_usage, manifest_body
 from checkpoint_magic.tools.maintenance import gc, list_entries, verify
+
+#: The pid of a staging file's writer that is certainly gone: above any kernel's pid_max (a
+#: fixed small pid such as 4242 can belong to a live process, which keeps its files).
+DEAD_PID = 2**22 + 1
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -280,7 +285,7 @@ def fill(store: Store, count: int) -> None:
         if not cp.contains("code", fps):
             cp.save("code", fps, {"return": expected_value(i % 10, FILL_SIZES[i % 3])}, duration=1.0)
     store.put_value(np.arange(30_000) + count)  # a blob no manifest refers to
-    (store.tmp / f"4242-{'0123abcd' * 4}").write_bytes(b"half a blob")
+    (store.tmp / f"{DEAD_PID}-{'0123abcd' * 4}").write_bytes(b"half a blob")
 
 
 def check_every_entry(store: Store) -> int:
@@ -339,7 +344,7 @@ def test_sigkill_at_random_moments_of_gc_and_clear(tmp_path, command):
 def test_crash_leftovers_are_cleaned_by_gc(tmp_path):
     store = Store(tmp_path / "s")
     record = store.put_value(np.arange(100_000))  # blobs of a commit whose manifest never came
-    (store.tmp / f"4242-{'0123abcd' * 4}").write_bytes(b"half a blob")  # Store._tmp_path's names
+    (store.tmp / f"{DEAD_PID}-{'0123abcd' * 4}").write_bytes(b"half a blob")  # Store._tmp_path's names
     report = gc(store, grace=0)
     assert (report.freed_blobs, report.removed_tmp) == (1, 1)
     assert not store.blob_path(record["blobs"][0]["digest"]).exists()
@@ -715,3 +720,72 @@ def test_bad_names_stay_inside_the_store(tmp_path, name):
     [entry] = list_entries(store)
     assert entry.namespace == name and entry.path.resolve().is_relative_to(store.root.resolve())
     assert snapshot(outside) == before
+
+
+# ---------------------------------------------------------------------------------------- verify reads everything itself
+def _shared_blob_store(tmp_path: Path) -> tuple[Store, str]:
+    """Three entries referring to one blob, a fourth to its own."""
+    store = Store(tmp_path / "s")
+    shared = store.put_value(bytes(50_000))
+    for key in ("k1", "k2", "k3"):
+        store.write_entry("m.f", key, {"outputs": {"return": shared}})
+    store.write_entry("m.f", "k4", {"outputs": {"return": store.put_value(bytes(range(256)) * 200)}})
+    return store, shared["blobs"][0]["digest"]
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing"])
+def test_a_blob_shared_by_many_entries_is_hashed_once_and_breaks_each_of_them(tmp_path, monkeypatch, damage):
+    from checkpoint_magic.tools import integrity
+
+    store, digest = _shared_blob_store(tmp_path)
+    blob = store.blob_path(digest)
+    if damage == "corrupt":
+        blob.write_bytes(b"x" * 50_000)  # the right size, the wrong bytes
+    else:
+        blob.unlink()
+    hashed: list[str] = []
+    original = integrity._hash_blob
+    monkeypatch.setattr(integrity, "_hash_blob", lambda s, name: hashed.append(name) or original(s, name))
+    report = verify(store)
+    assert sorted(hashed) == sorted({f"objects/{d[:2]}/{d}" for e in list_entries(store) for d in e.blobs})
+    assert [p.kind for p in report.problems] == [f"{damage} blob"] + ["broken entry"] * 3
+    assert [p.path.rsplit("/", 1)[-1] for p in report.problems[1:]] == ["k1", "k2", "k3"]
+    assert report.entries == 4 and report.blobs == (2 if damage == "corrupt" else 1)
+    report = verify(store, fix=True, grace=0)
+    assert report.ok and all(p.fixed for p in report.problems)
+    assert [e.key for e in list_entries(store)] == ["k4"] and verify(store).ok
+
+
+def test_verify_reads_every_manifest_even_when_the_index_says_it_is_unchanged(tmp_path):
+    store, _ = _shared_blob_store(tmp_path)
+    path = store.entry_path("m.f", "k2")
+    past = time.time() - 100
+    for p in [path, path.parent, *store.state.rglob("*")]:
+        os.utime(p, (past, past), follow_symlinks=False)
+    assert len(list_entries(store)) == 4  # the index now trusts every manifest and folder
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x01  # a flipped bit, in place: same inode, size and times
+    with open(path, "r+b") as f:
+        f.write(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    os.utime(path.parent, (past, past), follow_symlinks=False)
+    assert len(list_entries(store)) == 4  # the index cannot see it (its documented limit)...
+    report = verify(store)  # ...verify does: it reads every manifest itself
+    assert [(p.kind, p.path) for p in report.problems] == [("damaged manifest", layout.entry("m.f", "k2"))]
+    assert "checksum" in report.problems[0].detail
+
+
+def test_verify_keeps_no_manifest_it_checked_but_its_entries_can_still_read_one(tmp_path, monkeypatch):
+    from checkpoint_magic.store import catalog
+    from checkpoint_magic.tools import integrity
+
+    store, _ = _shared_blob_store(tmp_path)
+    scans: list = []
+    original = catalog.read_entries
+    monkeypatch.setattr(integrity, "read_entries", lambda *a, **kw: scans.append(original(*a, **kw)) or scans[-1])
+    assert verify(store).ok
+    [scan] = scans
+    assert [e.manifest_data for e in scan.entries] == [None] * 4
+    assert [e.manifest for e in scan.entries] == [e.manifest for e in original(store).entries]
+    assert [e.to_dict() for e in scan.entries] == [e.to_dict() for e in original(store, usage=False).entries]
