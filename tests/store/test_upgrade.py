@@ -177,3 +177,69 @@ def test_upgrade_again_moves_stray_flat_entries_of_a_process_started_before(tmp_
     assert main(["--store", str(store.root), "upgrade"]) == 0
     assert "already in format 2; 1 stray flat file moved" in capsys.readouterr().out
     assert Store(store.root).read_entry(NS, late) == {"namespace": NS, "key": late, "outputs": {}}
+
+
+def two_namespace_store(root: Path) -> tuple[Store, dict[tuple[str, str], bytes]]:
+    """A format-1 store of two namespaces, each entry a blob of its own."""
+    store = flat_store(root)
+    values = {(NS, key): bytes([i]) * 40_000 for i, key in enumerate(KEYS)}
+    for i, key in enumerate(KEYS):
+        value = bytes([100 + i]) * 40_000
+        record = store.put_value(value)
+        store.write_entry(
+            "m.g", key, {"namespace": "m.g", "code": "c", "outputs": {"return": record}}
+        )
+        values[("m.g", key)] = value
+    return store, values
+
+
+def assert_every_value_kept(root: Path, values: dict[tuple[str, str], bytes]) -> None:
+    fresh = Store(root)
+    for (ns, key), value in values.items():
+        manifest = fresh.read_entry(ns, key)
+        assert manifest is not None, (ns, key)
+        assert fresh.get_value(manifest["outputs"]["return"]) == value, (ns, key)
+
+
+def test_a_gc_started_during_the_upgrade_keeps_the_blobs_of_entries_not_moved_yet(
+    tmp_path, monkeypatch
+):
+    store, values = two_namespace_store(tmp_path / "s")
+    original = upgrade._move_namespace
+    ran: list[object] = []
+
+    def move_namespace(store: Store, ns_dir: str, *args: object) -> None:
+        if not ran:  # FORMAT says 2: a gc started now lists shards, "m.g" is still flat
+            ran.append(gc(Store(store.root), grace=0))
+        original(store, ns_dir, *args)
+
+    monkeypatch.setattr(upgrade, "_move_namespace", move_namespace)
+    upgrade.upgrade_store(store)
+    assert ran
+    assert_every_value_kept(store.root, values)
+
+
+def test_a_gc_of_a_process_started_before_the_upgrade_keeps_the_moved_entries(tmp_path):
+    store, values = two_namespace_store(tmp_path / "s")
+    old = Store(store.root)  # read FORMAT 1 before the upgrade, and is still running
+    assert not old.sharded
+    upgrade.upgrade_store(store)
+    gc(old, grace=0)  # say, the automatic gc after one of its commits
+    assert_every_value_kept(store.root, values)
+    fresh = Store(store.root)
+    assert fresh.is_pinned(NS, KEYS[0]) and fresh.usage(NS, KEYS[1])[0] == 1
+
+
+def test_a_gc_during_the_upgrade_keeps_the_records_of_entries_not_moved_yet(tmp_path, monkeypatch):
+    store, _ = two_namespace_store(tmp_path / "s")
+    store.set_pinned("m.g", KEYS[2])
+    original = upgrade._move_namespace
+
+    def move_namespace(store: Store, ns_dir: str, *args: object) -> None:
+        if ns_dir == "m.g":  # "m.f" moved, "m.g" not yet: a gc started now lists shards
+            gc(Store(store.root), grace=0)
+        original(store, ns_dir, *args)
+
+    monkeypatch.setattr(upgrade, "_move_namespace", move_namespace)
+    upgrade.upgrade_store(store)
+    assert Store(store.root).is_pinned("m.g", KEYS[2])
