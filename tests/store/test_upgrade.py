@@ -243,3 +243,29 @@ def test_a_gc_during_the_upgrade_keeps_the_records_of_entries_not_moved_yet(tmp_
     monkeypatch.setattr(upgrade, "_move_namespace", move_namespace)
     upgrade.upgrade_store(store)
     assert Store(store.root).is_pinned("m.g", KEYS[2])
+
+
+def test_the_claims_of_an_upgrade_of_many_blobs_stay_readable_to_a_gc(tmp_path, monkeypatch):
+    root = tmp_path / "s"
+    root.mkdir()
+    (root / "FORMAT").write_text(json.dumps({"format": 1, "layout": "objects+entries"}) + "\n")
+    store = Store(root)
+    refs: dict[str, set[str]] = {}
+    for i in range(40):  # 40,000 blobs: their digests alone take more than a lease holds
+        key = f"{i:02x}" + "0" * 30
+        outputs = {f"o{j}": {"digest": f"{i:04x}{j:028x}", "size": 1} for j in range(1000)}
+        store.write_entry(NS, key, {"namespace": NS, "outputs": outputs})
+        refs[layout.entry(NS, key, sharded=False)] = {o["digest"] for o in outputs.values()}
+    original = upgrade._move
+    uncovered: list[str] = []
+
+    def move(store: Store, source: str, target: str) -> bool:
+        claimed = live_claims(store.backend)[0]  # what a gc would read now
+        if source in refs and not refs[source] <= claimed:
+            uncovered.append(source)
+        return original(store, source, target)
+
+    monkeypatch.setattr(upgrade, "_move", move)
+    assert upgrade.upgrade_store(store).entries == 40
+    assert uncovered == []
+    assert live_claims(store.backend) == (set(), [])
