@@ -13,7 +13,7 @@ from checkpoint_magic.store.leases import live_claims
 from checkpoint_magic.store.usage import flush_usage
 from checkpoint_magic.tools.cli import main
 from checkpoint_magic.tools.inventory import list_entries
-from checkpoint_magic.tools.maintenance import gc, verify
+from checkpoint_magic.tools.maintenance import clear, gc, verify
 
 NS = "m.f"
 KEYS = [f"{i:02x}" + "0" * 30 for i in (1, 2, 3, 0xAB)]
@@ -269,3 +269,27 @@ def test_the_claims_of_an_upgrade_of_many_blobs_stay_readable_to_a_gc(tmp_path, 
     assert upgrade.upgrade_store(store).entries == 40
     assert uncovered == []
     assert live_claims(store.backend) == (set(), [])
+
+
+def test_an_s3_store_of_format_1_works_flat_and_upgrades(s3_store):
+    store = Store(s3_store)
+    store.backend.write(layout.FORMAT, json.dumps({"format": 1}).encode())
+    store.refresh_format()
+    for i, key in enumerate(KEYS):
+        record = store.put_value(bytes([i]) * 40_000)
+        store.write_entry(NS, key, {"namespace": NS, "code": "c", "outputs": {"return": record}})
+    store.set_pinned(NS, KEYS[0])
+    store.record_use(NS, KEYS[1])
+    flush_usage()
+    assert [e.key for e in list_entries(store)] == KEYS and verify(store).problems == []
+    report = upgrade.upgrade_store(store)
+    assert (report.entries, report.records) == (4, 2)
+    fresh = Store(s3_store)
+    listed = list_entries(fresh)
+    assert [e.key for e in listed] == KEYS and listed[0].pinned and listed[1].hits == 1
+    assert verify(fresh, fix=True).problems == []
+    assert len(gc(fresh, max_size=0, grace=0).evicted) == 3  # the pinned one stays
+    manifest = fresh.read_entry(NS, KEYS[0])
+    assert fresh.get_value(manifest["outputs"]["return"]) == bytes([0]) * 40_000
+    assert clear(fresh, force=True).removed == {NS: 1}
+    assert [name for name, _ in fresh.backend.list_tree("")] == [".gitignore", "FORMAT"]
