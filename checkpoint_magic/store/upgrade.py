@@ -20,7 +20,8 @@ not see them), so running it again after a process wrote some is the remedy.
 Run it when no other process uses the store, as git's format upgrades: a process started
 before it keeps writing flat entries, which the upgraded store no longer sees (a miss,
 recomputed, once that process is restarted). Moving is a rename per file; a manifest already
-present in its shard (written meanwhile) is kept and the flat one removed.
+present in its shard (written meanwhile) is kept and the flat one removed; a usage record's
+hits are added to those counted in the shard meanwhile.
 
 Examples
 --------
@@ -50,6 +51,7 @@ from .catalog import blob_refs, parse_manifest
 from .core import FORMAT_LAYOUT, FORMAT_VERSION, SHARDED_FORMAT, Store
 from .leases import CommitLease
 from .manifest import MANIFEST_MAX_BYTES
+from .usage import read_usage
 from .walk import entry_files
 
 __all__ = ["UpgradeReport", "upgrade_store"]
@@ -91,8 +93,14 @@ def _format_of(store: Store) -> int:
 
 
 def _move(store: Store, source: str, target: str) -> bool:
-    """Rename ``source`` to ``target``; a ``target`` already there is newer: it is kept."""
+    """Rename ``source`` to ``target``; a ``target`` already there is newer: it is kept (a
+    usage record's hits are added to it: hits counted in the shard meanwhile)."""
     if store.backend.stat(target) is not None:
+        if source.endswith(layout.HITS):
+            old_hits, old_last = read_usage(store.backend, source)
+            hits, last = read_usage(store.backend, target)
+            when = max(last or 0.0, old_last or 0.0)
+            store.backend.write(target, f"{hits + old_hits} {when:.6f}\n".encode("ascii"))
         with contextlib.suppress(FileNotFoundError):
             store.backend.delete(source)
         return False

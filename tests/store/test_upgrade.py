@@ -293,3 +293,25 @@ def test_an_s3_store_of_format_1_works_flat_and_upgrades(s3_store):
     assert fresh.get_value(manifest["outputs"]["return"]) == bytes([0]) * 40_000
     assert clear(fresh, force=True).removed == {NS: 1}
     assert [name for name, _ in fresh.backend.list_tree("")] == [".gitignore", "FORMAT"]
+
+
+def test_hits_recorded_in_the_shard_during_the_upgrade_are_added_to_the_moved_record(
+    tmp_path, monkeypatch
+):
+    store = flat_store(tmp_path / "s")
+    for _ in range(4):
+        store.record_use(NS, KEYS[1])
+    flush_usage()
+    assert store.usage(NS, KEYS[1])[0] == 5
+    original = upgrade._move
+
+    def move(store: Store, source: str, target: str) -> bool:
+        if source.endswith(layout.HITS):  # the entry moved: a process started now hits it
+            newer = Store(store.root)
+            newer.record_use(NS, KEYS[1])
+            flush_usage()
+        return original(store, source, target)
+
+    monkeypatch.setattr(upgrade, "_move", move)
+    upgrade.upgrade_store(store)
+    assert Store(store.root).usage(NS, KEYS[1])[0] == 6
