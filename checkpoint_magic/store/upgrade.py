@@ -47,7 +47,7 @@ import json
 import logging
 
 from . import layout
-from .catalog import blob_refs, parse_manifest
+from .catalog import blob_refs, parse_manifest, require_store
 from .core import FORMAT_LAYOUT, FORMAT_VERSION, SHARDED_FORMAT, Store
 from .leases import CommitLease
 from .manifest import MANIFEST_MAX_BYTES
@@ -159,12 +159,13 @@ def upgrade_store(store: Store) -> UpgradeReport:
     Raises
     ------
     StoreFormatError
-        When the store's ``FORMAT`` is foreign or newer than this version reads.
+        When the store's ``FORMAT`` is missing (not a store), foreign, or newer than this
+        version reads.
     OSError
         When the store cannot be written (nothing is lost: every file moved so far is
         where the new format reads it, the rest where the old one did; run it again).
     """
-    store.check_format()
+    require_store(store)  # never rename the files of a folder that is not a store
     before = _format_of(store)
     report = UpgradeReport(before, max(before, FORMAT_VERSION))
     backend = store.backend

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from checkpoint_magic.exceptions import StoreFormatError
 from checkpoint_magic.store import Store, layout, upgrade
 from checkpoint_magic.store.catalog import read_entries, scan_entries
 from checkpoint_magic.store.leases import live_claims
@@ -315,3 +316,14 @@ def test_hits_recorded_in_the_shard_during_the_upgrade_are_added_to_the_moved_re
     monkeypatch.setattr(upgrade, "_move", move)
     upgrade.upgrade_store(store)
     assert Store(store.root).usage(NS, KEYS[1])[0] == 6
+
+
+def test_a_folder_that_is_not_a_store_is_refused_and_left_as_it_is(tmp_path, capsys):
+    mine = tmp_path / "project" / "entries" / "notes" / "todo.txt"  # --store . by mistake
+    mine.parent.mkdir(parents=True)
+    mine.write_text("mine")
+    with pytest.raises(StoreFormatError, match="not a checkpoint store"):
+        upgrade.upgrade_store(Store(tmp_path / "project"))
+    assert mine.read_text() == "mine"
+    assert main(["--store", str(tmp_path / "nowhere"), "upgrade"]) != 0
+    assert "not a checkpoint store" in capsys.readouterr().err
