@@ -26,7 +26,7 @@ from .core import Store
 from .indexrows import signature
 from .leases import LEASE_TTL, live_claims
 from .manifest import MANIFEST_MAX_BYTES
-from .walk import entry_files, state_files
+from .walk import manifest_files, state_files
 
 __all__ = [
     "free_blobs",
@@ -112,7 +112,7 @@ def remove_state(store: Store, entry: EntryInfo) -> int:
 def live_references(
     store: Store, scanned: Iterable[EntryInfo], removed: set[tuple[str, str]]
 ) -> set[str]:
-    """Blobs referred to by the manifests stored *now* (re-reading only new or rewritten ones).
+    """Blobs the manifests stored *now* refer to, flat or sharded (unchanged ones not re-read).
 
     Parameters
     ----------
@@ -131,16 +131,15 @@ def live_references(
     known = {(e.ns_dir, e.key): e for e in scanned}
     referenced: set[str] = set()
     backend = store.backend
-    sharded = store.sharded
     for ns_dir in backend.list_folders(layout.ENTRIES):
-        for key, st in entry_files(backend, ns_dir, sharded=sharded):
+        # Both layouts: an upgrade may be moving manifests, or this process read FORMAT 1.
+        for key, name, st in manifest_files(backend, ns_dir):
             entry = known.get((ns_dir, key))
             if entry is not None and signature(st) == entry.version:
                 if (ns_dir, key) not in removed:
                     referenced.update(entry.blobs)
                 continue
             try:
-                name = layout.entry_in(ns_dir, key, sharded=sharded)
                 data = backend.read_bytes(name, MANIFEST_MAX_BYTES)
             except FileNotFoundError:
                 continue
@@ -241,6 +240,15 @@ def free_blobs(
     return count, freed, pending, pending_bytes
 
 
+def _has_manifest(store: Store, ns_dir: str, key: str) -> bool:
+    """Whether the entry has a manifest, flat or in its shard (looked at in the order an
+    upgrade moves it, so a manifest moved meanwhile is found)."""
+    return any(
+        store.backend.stat(layout.entry_in(ns_dir, key, sharded=sharded)) is not None
+        for sharded in (False, True)
+    )
+
+
 def _writer_alive(name: str) -> bool:
     pid, _, _ = name.partition("-")
     if not pid.isdigit():
@@ -318,8 +326,8 @@ def sweep_tmp_and_state(
     for ns_dir in backend.list_folders(layout.STATE):
         for name, path, st in state_files(backend, ns_dir, sharded=sharded):
             kind, key = layout.state_kind(name)
-            if kind == "entry":
-                stale = (ns_dir, key) not in live
+            if kind == "entry":  # and its manifest is in neither layout (see live_references)
+                stale = (ns_dir, key) not in live and not _has_manifest(store, ns_dir, key)
             elif kind == "namespace":
                 stale = ns_dir not in live_dirs
             else:

@@ -6,10 +6,11 @@ with ``checkpoint-magic upgrade`` (:func:`upgrade_store`):
 
 1. ``FORMAT`` says 2 first: a process that opens the store from then on uses shards (an entry
    not moved yet is a miss for it, recomputed, never a wrong value);
-2. each namespace's manifests are read, the blobs they reference are claimed by a commit
-   lease (so a garbage collection running meanwhile, which may list the namespace between
-   two moves, keeps them), then each manifest and its usage record and pin are renamed into
-   their shard folders;
+2. each namespace's manifests are read in batches, the blobs a batch references are claimed
+   by a commit lease (so a garbage collection running meanwhile, which may list the
+   namespace between two moves, keeps them; a gc also lists both layouts, see
+   :func:`~checkpoint_magic.store.sweep.live_references`), the batch's manifests are renamed
+   into their shard folders and the lease released; then the usage records and pins;
 3. the namespaces are looked at a second time, for entries written flat meanwhile by a
    process that had read ``FORMAT`` before step 1.
 
@@ -19,7 +20,8 @@ not see them), so running it again after a process wrote some is the remedy.
 Run it when no other process uses the store, as git's format upgrades: a process started
 before it keeps writing flat entries, which the upgraded store no longer sees (a miss,
 recomputed, once that process is restarted). Moving is a rename per file; a manifest already
-present in its shard (written meanwhile) is kept and the flat one removed.
+present in its shard (written meanwhile) is kept and the flat one removed; a usage record's
+hits are added to those counted in the shard meanwhile.
 
 Examples
 --------
@@ -45,15 +47,20 @@ import json
 import logging
 
 from . import layout
-from .catalog import blob_refs, parse_manifest
+from .catalog import blob_refs, parse_manifest, require_store
 from .core import FORMAT_LAYOUT, FORMAT_VERSION, SHARDED_FORMAT, Store
 from .leases import CommitLease
 from .manifest import MANIFEST_MAX_BYTES
+from .usage import read_usage
 from .walk import entry_files
 
 __all__ = ["UpgradeReport", "upgrade_store"]
 
 logger = logging.getLogger(__name__)
+
+#: Blobs claimed per commit lease while their manifests move: a gc reads a lease of at
+#: most 1 MiB (:func:`~checkpoint_magic.store.leases.live_claims`), ~29,000 digests.
+_LEASE_DIGESTS = 10_000
 
 
 @dataclasses.dataclass
@@ -86,8 +93,14 @@ def _format_of(store: Store) -> int:
 
 
 def _move(store: Store, source: str, target: str) -> bool:
-    """Rename ``source`` to ``target``; a ``target`` already there is newer: it is kept."""
+    """Rename ``source`` to ``target``; a ``target`` already there is newer: it is kept (a
+    usage record's hits are added to it: hits counted in the shard meanwhile)."""
     if store.backend.stat(target) is not None:
+        if source.endswith(layout.HITS):
+            old_hits, old_last = read_usage(store.backend, source)
+            hits, last = read_usage(store.backend, target)
+            when = max(last or 0.0, old_last or 0.0)
+            store.backend.write(target, f"{hits + old_hits} {when:.6f}\n".encode("ascii"))
         with contextlib.suppress(FileNotFoundError):
             store.backend.delete(source)
         return False
@@ -97,22 +110,31 @@ def _move(store: Store, source: str, target: str) -> bool:
         return False
 
 
-def _move_namespace(store: Store, ns_dir: str, lease: CommitLease, report: UpgradeReport) -> None:
+def _move_namespace(store: Store, ns_dir: str, report: UpgradeReport) -> None:
     backend = store.backend
     flat = [key for key, _ in entry_files(backend, ns_dir, sharded=False)]
+    batch: list[str] = []
     claims: set[str] = set()
-    for key in flat:  # claimed before any move: a gc listing meanwhile keeps the blobs
+    for i, key in enumerate(flat):  # claimed before they move: a gc listing meanwhile keeps them
         try:
             name = layout.entry_in(ns_dir, key, sharded=False)
             manifest, _, _ = parse_manifest(backend.read_bytes(name, MANIFEST_MAX_BYTES))
         except FileNotFoundError:
-            continue
+            manifest = None
         if manifest is not None:
             claims.update(blob_refs(manifest, {}))
-    lease.claim_all(sorted(claims))
-    for key in flat:
-        old, new = (layout.entry_in(ns_dir, key, sharded=s) for s in (False, True))
-        report.entries += _move(store, old, new)
+        batch.append(key)
+        if len(claims) >= _LEASE_DIGESTS or i == len(flat) - 1:
+            # One lease per batch: a lease too large for a gc to read would claim nothing.
+            lease = CommitLease(backend)
+            try:
+                lease.claim_all(sorted(claims))
+                for moving in batch:
+                    old, new = (layout.entry_in(ns_dir, moving, sharded=s) for s in (False, True))
+                    report.entries += _move(store, old, new)
+            finally:
+                lease.release()
+            batch, claims = [], set()
     for name, _ in backend.list_files(layout.state_folder(ns_dir)):
         kind, key = layout.state_kind(name)
         if kind == "entry":
@@ -137,12 +159,13 @@ def upgrade_store(store: Store) -> UpgradeReport:
     Raises
     ------
     StoreFormatError
-        When the store's ``FORMAT`` is foreign or newer than this version reads.
+        When the store's ``FORMAT`` is missing (not a store), foreign, or newer than this
+        version reads.
     OSError
         When the store cannot be written (nothing is lost: every file moved so far is
         where the new format reads it, the rest where the old one did; run it again).
     """
-    store.check_format()
+    require_store(store)  # never rename the files of a folder that is not a store
     before = _format_of(store)
     report = UpgradeReport(before, max(before, FORMAT_VERSION))
     backend = store.backend
@@ -150,14 +173,11 @@ def upgrade_store(store: Store) -> UpgradeReport:
         body = json.dumps({"format": FORMAT_VERSION, "layout": FORMAT_LAYOUT}) + "\n"
         backend.write(layout.FORMAT, body.encode("utf-8"))
         store.refresh_format()
-    lease = CommitLease(backend)
-    try:  # twice after a format change: entries written flat meanwhile are moved too
-        for _ in range(2 if before < SHARDED_FORMAT else 1):
-            folders = {*backend.list_folders(layout.ENTRIES), *backend.list_folders(layout.STATE)}
-            for ns_dir in sorted(folders):  # records of entries gone are moved too
-                _move_namespace(store, ns_dir, lease, report)
-    finally:
-        lease.release()
+    for _ in range(2 if before < SHARDED_FORMAT else 1):  # twice after a format change:
+        # entries written flat meanwhile are moved too
+        folders = {*backend.list_folders(layout.ENTRIES), *backend.list_folders(layout.STATE)}
+        for ns_dir in sorted(folders):  # records of entries gone are moved too
+            _move_namespace(store, ns_dir, report)
     logger.info(
         "upgraded %s to format %d: %d manifests and %d records moved into shard folders",
         store.location,

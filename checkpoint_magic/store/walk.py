@@ -24,7 +24,7 @@ from __future__ import annotations
 from . import layout
 from .backends import Stat, StoreBackend
 
-__all__ = ["entry_files", "entry_folders", "in_shard", "state_files"]
+__all__ = ["entry_files", "entry_folders", "in_shard", "manifest_files", "state_files"]
 
 
 def in_shard(name: str, shard: str | None) -> bool:
@@ -94,6 +94,40 @@ def entry_files(backend: StoreBackend, ns_dir: str, *, sharded: bool) -> list[tu
     if not sharded:
         return [item for item in backend.list_files(top) if in_shard(item[0], None)]
     return [(key, st) for shard, key, st in _sharded_files(backend, top) if in_shard(key, shard)]
+
+
+def manifest_files(backend: StoreBackend, ns_dir: str) -> list[tuple[str, str, Stat]]:
+    """``(key, store name, stat)`` of every manifest file of a namespace, in *either* layout.
+
+    For what must never miss a manifest, whatever ``FORMAT`` said when it was read: the
+    blobs a garbage collection keeps, the records it keeps. While ``checkpoint-magic
+    upgrade`` moves a store into shards, and after it in a process that read ``FORMAT``
+    before, manifests are in both places; a gc that listed one layout only would free the
+    blobs of the other's entries.
+
+    Parameters
+    ----------
+    backend : StoreBackend
+        The store's backend.
+    ns_dir : str
+        A namespace folder.
+
+    Returns
+    -------
+    list of (str, str, Stat)
+        The key, the manifest's name from the store root, and its stat; a key may appear
+        twice (flat and in its shard).
+    """
+    top = f"{layout.ENTRIES}/{ns_dir}"
+    found = []
+    for name, st in backend.list_tree(top):
+        shard, _, leaf = name.partition("/")
+        if not leaf:
+            if in_shard(name, None):
+                found.append((name, f"{top}/{name}", st))
+        elif "/" not in leaf and not shard.startswith(".") and in_shard(leaf, shard):
+            found.append((leaf, f"{top}/{name}", st))
+    return found
 
 
 def _sharded_files(backend: StoreBackend, top: str) -> list[tuple[str, str, Stat]]:

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from checkpoint_magic.exceptions import StoreFormatError
 from checkpoint_magic.store import Store, layout, upgrade
 from checkpoint_magic.store.catalog import read_entries, scan_entries
 from checkpoint_magic.store.leases import live_claims
 from checkpoint_magic.store.usage import flush_usage
 from checkpoint_magic.tools.cli import main
 from checkpoint_magic.tools.inventory import list_entries
-from checkpoint_magic.tools.maintenance import gc, verify
+from checkpoint_magic.tools.maintenance import clear, gc, verify
 
 NS = "m.f"
 KEYS = [f"{i:02x}" + "0" * 30 for i in (1, 2, 3, 0xAB)]
@@ -177,3 +178,152 @@ def test_upgrade_again_moves_stray_flat_entries_of_a_process_started_before(tmp_
     assert main(["--store", str(store.root), "upgrade"]) == 0
     assert "already in format 2; 1 stray flat file moved" in capsys.readouterr().out
     assert Store(store.root).read_entry(NS, late) == {"namespace": NS, "key": late, "outputs": {}}
+
+
+def two_namespace_store(root: Path) -> tuple[Store, dict[tuple[str, str], bytes]]:
+    """A format-1 store of two namespaces, each entry a blob of its own."""
+    store = flat_store(root)
+    values = {(NS, key): bytes([i]) * 40_000 for i, key in enumerate(KEYS)}
+    for i, key in enumerate(KEYS):
+        value = bytes([100 + i]) * 40_000
+        record = store.put_value(value)
+        store.write_entry(
+            "m.g", key, {"namespace": "m.g", "code": "c", "outputs": {"return": record}}
+        )
+        values[("m.g", key)] = value
+    return store, values
+
+
+def assert_every_value_kept(root: Path, values: dict[tuple[str, str], bytes]) -> None:
+    fresh = Store(root)
+    for (ns, key), value in values.items():
+        manifest = fresh.read_entry(ns, key)
+        assert manifest is not None, (ns, key)
+        assert fresh.get_value(manifest["outputs"]["return"]) == value, (ns, key)
+
+
+def test_a_gc_started_during_the_upgrade_keeps_the_blobs_of_entries_not_moved_yet(
+    tmp_path, monkeypatch
+):
+    store, values = two_namespace_store(tmp_path / "s")
+    original = upgrade._move_namespace
+    ran: list[object] = []
+
+    def move_namespace(store: Store, ns_dir: str, *args: object) -> None:
+        if not ran:  # FORMAT says 2: a gc started now lists shards, "m.g" is still flat
+            ran.append(gc(Store(store.root), grace=0))
+        original(store, ns_dir, *args)
+
+    monkeypatch.setattr(upgrade, "_move_namespace", move_namespace)
+    upgrade.upgrade_store(store)
+    assert ran
+    assert_every_value_kept(store.root, values)
+
+
+def test_a_gc_of_a_process_started_before_the_upgrade_keeps_the_moved_entries(tmp_path):
+    store, values = two_namespace_store(tmp_path / "s")
+    old = Store(store.root)  # read FORMAT 1 before the upgrade, and is still running
+    assert not old.sharded
+    upgrade.upgrade_store(store)
+    gc(old, grace=0)  # say, the automatic gc after one of its commits
+    assert_every_value_kept(store.root, values)
+    fresh = Store(store.root)
+    assert fresh.is_pinned(NS, KEYS[0]) and fresh.usage(NS, KEYS[1])[0] == 1
+
+
+def test_a_gc_during_the_upgrade_keeps_the_records_of_entries_not_moved_yet(tmp_path, monkeypatch):
+    store, _ = two_namespace_store(tmp_path / "s")
+    store.set_pinned("m.g", KEYS[2])
+    original = upgrade._move_namespace
+
+    def move_namespace(store: Store, ns_dir: str, *args: object) -> None:
+        if ns_dir == "m.g":  # "m.f" moved, "m.g" not yet: a gc started now lists shards
+            gc(Store(store.root), grace=0)
+        original(store, ns_dir, *args)
+
+    monkeypatch.setattr(upgrade, "_move_namespace", move_namespace)
+    upgrade.upgrade_store(store)
+    assert Store(store.root).is_pinned("m.g", KEYS[2])
+
+
+def test_the_claims_of_an_upgrade_of_many_blobs_stay_readable_to_a_gc(tmp_path, monkeypatch):
+    root = tmp_path / "s"
+    root.mkdir()
+    (root / "FORMAT").write_text(json.dumps({"format": 1, "layout": "objects+entries"}) + "\n")
+    store = Store(root)
+    refs: dict[str, set[str]] = {}
+    for i in range(40):  # 40,000 blobs: their digests alone take more than a lease holds
+        key = f"{i:02x}" + "0" * 30
+        outputs = {f"o{j}": {"digest": f"{i:04x}{j:028x}", "size": 1} for j in range(1000)}
+        store.write_entry(NS, key, {"namespace": NS, "outputs": outputs})
+        refs[layout.entry(NS, key, sharded=False)] = {o["digest"] for o in outputs.values()}
+    original = upgrade._move
+    uncovered: list[str] = []
+
+    def move(store: Store, source: str, target: str) -> bool:
+        claimed = live_claims(store.backend)[0]  # what a gc would read now
+        if source in refs and not refs[source] <= claimed:
+            uncovered.append(source)
+        return original(store, source, target)
+
+    monkeypatch.setattr(upgrade, "_move", move)
+    assert upgrade.upgrade_store(store).entries == 40
+    assert uncovered == []
+    assert live_claims(store.backend) == (set(), [])
+
+
+def test_an_s3_store_of_format_1_works_flat_and_upgrades(s3_store):
+    store = Store(s3_store)
+    store.backend.write(layout.FORMAT, json.dumps({"format": 1}).encode())
+    store.refresh_format()
+    for i, key in enumerate(KEYS):
+        record = store.put_value(bytes([i]) * 40_000)
+        store.write_entry(NS, key, {"namespace": NS, "code": "c", "outputs": {"return": record}})
+    store.set_pinned(NS, KEYS[0])
+    store.record_use(NS, KEYS[1])
+    flush_usage()
+    assert [e.key for e in list_entries(store)] == KEYS and verify(store).problems == []
+    report = upgrade.upgrade_store(store)
+    assert (report.entries, report.records) == (4, 2)
+    fresh = Store(s3_store)
+    listed = list_entries(fresh)
+    assert [e.key for e in listed] == KEYS and listed[0].pinned and listed[1].hits == 1
+    assert verify(fresh, fix=True).problems == []
+    assert len(gc(fresh, max_size=0, grace=0).evicted) == 3  # the pinned one stays
+    manifest = fresh.read_entry(NS, KEYS[0])
+    assert fresh.get_value(manifest["outputs"]["return"]) == bytes([0]) * 40_000
+    assert clear(fresh, force=True).removed == {NS: 1}
+    assert [name for name, _ in fresh.backend.list_tree("")] == [".gitignore", "FORMAT"]
+
+
+def test_hits_recorded_in_the_shard_during_the_upgrade_are_added_to_the_moved_record(
+    tmp_path, monkeypatch
+):
+    store = flat_store(tmp_path / "s")
+    for _ in range(4):
+        store.record_use(NS, KEYS[1])
+    flush_usage()
+    assert store.usage(NS, KEYS[1])[0] == 5
+    original = upgrade._move
+
+    def move(store: Store, source: str, target: str) -> bool:
+        if source.endswith(layout.HITS):  # the entry moved: a process started now hits it
+            newer = Store(store.root)
+            newer.record_use(NS, KEYS[1])
+            flush_usage()
+        return original(store, source, target)
+
+    monkeypatch.setattr(upgrade, "_move", move)
+    upgrade.upgrade_store(store)
+    assert Store(store.root).usage(NS, KEYS[1])[0] == 6
+
+
+def test_a_folder_that_is_not_a_store_is_refused_and_left_as_it_is(tmp_path, capsys):
+    mine = tmp_path / "project" / "entries" / "notes" / "todo.txt"  # --store . by mistake
+    mine.parent.mkdir(parents=True)
+    mine.write_text("mine")
+    with pytest.raises(StoreFormatError, match="not a checkpoint store"):
+        upgrade.upgrade_store(Store(tmp_path / "project"))
+    assert mine.read_text() == "mine"
+    assert main(["--store", str(tmp_path / "nowhere"), "upgrade"]) != 0
+    assert "not a checkpoint store" in capsys.readouterr().err
