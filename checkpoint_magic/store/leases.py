@@ -38,17 +38,24 @@ from typing import Any
 from . import layout
 from .backends import StoreBackend
 
-__all__ = ["LEASE_TTL", "CommitLease", "is_stale", "live_claims"]
+__all__ = ["LEASE_DIGESTS", "LEASE_TTL", "CommitLease", "is_stale", "live_claims"]
 
 logger = logging.getLogger(__name__)
 
 #: A lease not refreshed for this many seconds is stale, whoever holds it.
 LEASE_TTL = 3600.0
+#: Digests per lease file. :func:`live_claims` reads at most 1 MiB of a lease (~29,000
+#: digests), and each claim rewrites the file being filled: a commit of more blobs fills
+#: several files, so none outgrows what a gc reads and a claim costs no more as they add up.
+LEASE_DIGESTS = 1024
+_LEASE_READ_LIMIT = 1 << 20
 _HOST = socket.gethostname()
 
 
 class CommitLease:
     """The lease of one commit; created by its first :meth:`claim`, removed by :meth:`release`.
+
+    It is one file per :data:`LEASE_DIGESTS` digests claimed (``leases/commit-<32 hex>``).
 
     Parameters
     ----------
@@ -58,17 +65,19 @@ class CommitLease:
 
     def __init__(self, backend: StoreBackend):
         self.backend = backend
-        self.name: str | None = None
-        self.digests: list[str] = []
+        self.name: str | None = None  # the file being filled
+        self.names: list[str] = []  # every file written, that one last
+        self.digests: list[str] = []  # what that file claims
+        self.claimed: set[str] = set()  # what every file claims
         self.started = time.time()
 
-    def _body(self) -> bytes:
+    def _body(self, digests: list[str]) -> bytes:
         record = {
             "kind": "commit",
             "host": _HOST,
             "pid": os.getpid(),
             "started": self.started,
-            "digests": self.digests,
+            "digests": digests,
         }
         return json.dumps(record).encode("utf-8")
 
@@ -100,23 +109,29 @@ class CommitLease:
         OSError
             The lease could not be written.
         """
-        claimed = set(self.digests)
-        new = [d for d in dict.fromkeys(digests) if d not in claimed]
-        if not new:
-            return
-        self.digests.extend(new)
-        if self.name is None:
-            self.name = layout.lease("commit")
-            self.backend.create(self.name, self._body())
-        else:
-            self.backend.write(self.name, self._body())
+        new = [d for d in dict.fromkeys(digests) if d not in self.claimed]
+        while new:
+            if self.name is not None and len(self.digests) >= LEASE_DIGESTS:
+                self.name, self.digests = None, []  # that file is full: the next one
+            room = LEASE_DIGESTS - len(self.digests)
+            batch, new = new[:room], new[room:]
+            body = self._body(self.digests + batch)
+            if self.name is None:
+                name = layout.lease("commit")
+                self.backend.create(name, body)
+                self.name = name
+                self.names.append(name)
+            else:
+                self.backend.write(self.name, body)
+            self.digests.extend(batch)  # claimed once written, not before
+            self.claimed.update(batch)
 
     def release(self) -> None:
         """Remove the lease (the commit is published, or abandoned)."""
-        if self.name is not None:
+        for name in self.names:
             with contextlib.suppress(OSError):
-                self.backend.delete(self.name)
-            self.name = None
+                self.backend.delete(name)
+        self.name, self.names, self.digests, self.claimed = None, [], [], set()
 
 
 def _alive(pid: int) -> bool:
@@ -173,7 +188,7 @@ def live_claims(backend: StoreBackend) -> tuple[set[str], list[str]]:
     for leaf, st in backend.list_files(layout.LEASES):
         name = f"{layout.LEASES}/{leaf}"
         try:
-            record = json.loads(backend.read_bytes(name, limit=1 << 20))
+            record = json.loads(backend.read_bytes(name, limit=_LEASE_READ_LIMIT))
         except FileNotFoundError:
             continue
         except (ValueError, RecursionError):

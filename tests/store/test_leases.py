@@ -1,0 +1,48 @@
+"""Commit leases: every blob a commit claims stays visible to a gc, however many it claims."""
+
+from __future__ import annotations
+
+import pytest
+
+from checkpoint_magic.store import layout
+from checkpoint_magic.store.backends import open_backend
+from checkpoint_magic.store.leases import LEASE_DIGESTS, CommitLease, live_claims
+
+
+def digests(n: int, start: int = 0) -> list[str]:
+    return [f"{i:032x}" for i in range(start, start + n)]
+
+
+def test_a_commit_of_many_blobs_keeps_every_claim_readable_by_a_gc(tmp_path):
+    backend = open_backend(str(tmp_path))
+    lease = CommitLease(backend)
+    many = digests(40_000)  # one file of them would be 1.4 MB: more than a gc reads of a lease
+    lease.claim_all(many[:100])
+    for digest in many[100:3_000]:  # one by one, as a commit claims them
+        lease.claim(digest)
+    lease.claim_all(many[3_000:] + many[:10])  # claimed again: no-ops
+    claimed, stale = live_claims(backend)
+    assert claimed == set(many) and stale == []
+    files = backend.list_files(layout.LEASES)
+    assert len(files) == -(-40_000 // LEASE_DIGESTS)
+    assert all(st.size < 1 << 20 for _, st in files)
+    lease.release()
+    assert live_claims(backend) == (set(), []) and backend.list_files(layout.LEASES) == []
+
+
+def test_a_claim_that_cannot_be_written_is_not_counted_as_claimed(tmp_path, monkeypatch):
+    backend = open_backend(str(tmp_path))
+    lease = CommitLease(backend)
+    lease.claim_all(digests(3))
+
+    def fail(*args: object, **kwargs: object) -> bool:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(type(backend), "write", fail)
+    with pytest.raises(OSError, match="No space"):
+        lease.claim("f" * 32)
+    monkeypatch.undo()
+    assert "f" * 32 not in lease.claimed and lease.digests == digests(3)
+    lease.claim("f" * 32)  # claimed again once the store can be written
+    assert live_claims(backend)[0] == {*digests(3), "f" * 32}
+    lease.release()
