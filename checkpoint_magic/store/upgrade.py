@@ -51,15 +51,14 @@ from .catalog import blob_refs, parse_manifest, require_store
 from .core import FORMAT_LAYOUT, FORMAT_VERSION, SHARDED_FORMAT, Store
 from .leases import CommitLease
 from .manifest import MANIFEST_MAX_BYTES
-from .usage import read_usage
+from .usage import add_hits, read_usage
 from .walk import entry_files
 
 __all__ = ["UpgradeReport", "upgrade_store"]
 
 logger = logging.getLogger(__name__)
 
-#: Blobs claimed per commit lease while their manifests move: a gc reads a lease of at
-#: most 1 MiB (:func:`~checkpoint_magic.store.leases.live_claims`), ~29,000 digests.
+#: Blobs claimed per commit lease while their manifests move (released once they moved).
 _LEASE_DIGESTS = 10_000
 
 
@@ -98,9 +97,8 @@ def _move(store: Store, source: str, target: str) -> bool:
     if store.backend.stat(target) is not None:
         if source.endswith(layout.HITS):
             old_hits, old_last = read_usage(store.backend, source)
-            hits, last = read_usage(store.backend, target)
-            when = max(last or 0.0, old_last or 0.0)
-            store.backend.write(target, f"{hits + old_hits} {when:.6f}\n".encode("ascii"))
+            if old_hits:
+                add_hits(store.backend, target, old_hits, old_last or 0.0)
         with contextlib.suppress(FileNotFoundError):
             store.backend.delete(source)
         return False
@@ -125,7 +123,8 @@ def _move_namespace(store: Store, ns_dir: str, report: UpgradeReport) -> None:
             claims.update(blob_refs(manifest, {}))
         batch.append(key)
         if len(claims) >= _LEASE_DIGESTS or i == len(flat) - 1:
-            # One lease per batch: a lease too large for a gc to read would claim nothing.
+            # One lease per batch, released once it moved: held to the end, it would list
+            # every blob of the store.
             lease = CommitLease(backend)
             try:
                 lease.claim_all(sorted(claims))

@@ -18,7 +18,7 @@ import time
 from .backends import StoreBackend, UnsafeStoreError
 from .deferred import BatchWriter
 
-__all__ = ["FLUSH_INTERVAL", "flush_usage", "parse_usage", "read_usage", "record_hit"]
+__all__ = ["FLUSH_INTERVAL", "add_hits", "flush_usage", "parse_usage", "read_usage", "record_hit"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +85,20 @@ def read_usage(backend: StoreBackend, name: str) -> tuple[int, float | None]:
     return parse_usage(data[:_RECORD_MAX], st.mtime)
 
 
-def _add_hits(backend: StoreBackend, name: str, count: int, last: float) -> None:
-    """Add ``count`` hits to a usage record, never creating a store that was deleted."""
+def add_hits(backend: StoreBackend, name: str, count: int, last: float) -> None:
+    """Add ``count`` hits to a usage record, never creating a store that was deleted.
+
+    Parameters
+    ----------
+    backend : StoreBackend
+        The store's backend.
+    name : str
+        The record's name (:func:`~checkpoint_magic.store.layout.entry_state` with ``HITS``).
+    count : int
+        Hits to add.
+    last : float
+        The time of the last of them (kept if later than the record's).
+    """
     try:
         if not backend.exists():
             return
@@ -106,7 +118,7 @@ def _merge_hits(pending: _Hits, new: _Hits) -> _Hits:
 
 def _write_hits(slot: tuple[int, str], value: _Hits) -> None:
     backend, count, last = value
-    _add_hits(backend, slot[1], count, last)
+    add_hits(backend, slot[1], count, last)
 
 
 _usage_writer = BatchWriter("usage", FLUSH_INTERVAL)
