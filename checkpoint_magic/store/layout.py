@@ -323,7 +323,10 @@ def entry_state(namespace: str, key: str, suffix: str, *, sharded: bool = True) 
     str
         The name, relative to the store root.
     """
-    return state_in(namespace_dir(namespace), key, suffix, sharded=sharded)
+    ns_dir = namespace_dir(namespace)  # state_in, inlined: every hit asks for this name
+    if sharded:
+        return f"{STATE}/{ns_dir}/{key[:2]}/{key}{suffix}"
+    return f"{STATE}/{ns_dir}/{key}{suffix}"
 
 
 def namespace_record(namespace: str, name: str) -> str:

@@ -251,9 +251,8 @@ class EntryRecords:
         key : str
             The entry's key.
         """
-        record_hit(
-            self.backend, layout.entry_state(namespace, key, layout.HITS, sharded=self.sharded)
-        )
+        sharded = self._sharded if self._format_checked else self.sharded  # a hit checked it
+        record_hit(self.backend, layout.entry_state(namespace, key, layout.HITS, sharded=sharded))
 
     def usage(self, namespace: str, key: str) -> tuple[int, float | None]:
         """``(hits, last used)`` of an entry; last used is ``None`` if it was never hit.
