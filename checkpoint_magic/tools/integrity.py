@@ -42,6 +42,8 @@ from ..store.sweep import (
     remove_state,
     sweep_tmp_and_state,
 )
+from ..store.upgrade import upgrade_store
+from ..store.walk import entry_files
 
 __all__ = ["Problem", "VerifyReport", "verify"]
 
@@ -59,7 +61,8 @@ class Problem:
     kind : str
         What is wrong: ``"damaged manifest"``, ``"signature"``, ``"missing blob"``,
         ``"corrupt blob"``, ``"broken entry"``; or, for leftovers, ``"unreferenced blob"``,
-        ``"staging leftover"``, ``"stale state"``.
+        ``"staging leftover"``, ``"stale state"``, ``"stray flat manifest"`` (moved, not
+        removed, by ``fix``).
     path : str
         The file concerned, relative to the store root.
     detail : str
@@ -150,6 +153,29 @@ def _hash_blob(store: Store, name: str) -> tuple[int, str]:
     return size, hasher.hexdigest()
 
 
+def _stray_manifests(store: Store, fix: bool) -> list[Problem]:
+    """Manifests written flat into a sharded store (by a process that opened it before
+    ``checkpoint-magic upgrade``): no hit sees them; ``fix`` moves them into their shards."""
+    if not store.sharded:
+        return []
+    backend = store.backend
+    stray = [
+        layout.entry_in(ns_dir, key, sharded=False)
+        for ns_dir in backend.list_folders(layout.ENTRIES)
+        for key, _ in entry_files(backend, ns_dir, sharded=False)
+    ]
+    if fix and stray:
+        upgrade_store(store)
+    detail = (
+        "written flat by a process that opened the store before `checkpoint-magic upgrade`: "
+        "no hit sees it; `verify --fix` or `checkpoint-magic upgrade` moves it into its shard"
+    )
+    return [
+        Problem("stray flat manifest", name, detail, fixed=fix and backend.stat(name) is None)
+        for name in stray
+    ]
+
+
 @no_gc_pauses()
 def verify(
     store: Store,
@@ -167,6 +193,8 @@ def verify(
     only): staging files left by a crashed process, blobs no manifest refers to (never one
     a commit in flight uses), usage records of removed entries; with ``grace``, only
     those older than that. Only files named as the store names them are ever removed.
+    A manifest written flat into a sharded store (by a process that opened it before
+    ``checkpoint-magic upgrade``) is a leftover too: ``fix`` moves it into its shard.
 
     ``fix`` never removes an entry only because its signature fails: a mistyped secret,
     or a secret set on a store written without one, would wipe it. Those stay (and
@@ -307,6 +335,7 @@ def verify(
             report.garbage.append(
                 Problem("staging leftover", f"{layout.TMP}/{name}", f"{st.size} bytes", fixed=fixed)
             )
+    report.garbage.extend(_stray_manifests(store, fix))
     live = {(e.ns_dir, e.key) for e in scan.entries} - dropped
     _, stale = sweep_tmp_and_state(store, live, now, grace, dry_run=not fix)
     if stale:

@@ -789,3 +789,21 @@ def test_verify_keeps_no_manifest_it_checked_but_its_entries_can_still_read_one(
     assert [e.manifest_data for e in scan.entries] == [None] * 4
     assert [e.manifest for e in scan.entries] == [e.manifest for e in original(store).entries]
     assert [e.to_dict() for e in scan.entries] == [e.to_dict() for e in original(store, usage=False).entries]
+
+
+def test_verify_reports_a_stray_flat_manifest_and_fix_moves_it_into_its_shard(tmp_path):
+    store = Store(tmp_path / "s")
+    store.write_entry("m.f", "ab" + "1" * 30, {"namespace": "m.f", "outputs": {}})
+    stale = Store(store.root)  # as a process that read FORMAT 1 before an upgrade
+    stale._sharded = False
+    stale._format_checked = stale._write_ready = True
+    key = "cd" + "2" * 30
+    stale.write_entry("m.f", key, {"namespace": "m.f", "outputs": {}})
+    assert Store(store.root).read_entry("m.f", key) is None  # no hit sees it
+    report = verify(store)
+    assert report.ok and [(p.kind, p.path, p.fixed) for p in report.garbage] == [
+        ("stray flat manifest", layout.entry("m.f", key, sharded=False), False)
+    ]
+    assert verify(store, fix=True).garbage[0].fixed
+    assert Store(store.root).read_entry("m.f", key)["key"] == key
+    assert verify(store).garbage == []
