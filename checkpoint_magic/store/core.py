@@ -242,6 +242,23 @@ class Store(EntryRecords, BlobStore):
             self._has_entries.clear()
             self.check_format()
 
+    def _upgraded(self) -> bool:
+        """Whether a store this instance reads flat (format 1) was upgraded meanwhile; then
+        it reads and writes shards from now on. Only a miss or a commit in a format-1 store
+        looks (one small read): a process started before ``checkpoint-magic upgrade``
+        follows it at its next miss instead of writing entries nobody sees."""
+        if self._sharded or not self._format_checked:
+            return False
+        try:
+            text = self.backend.read_bytes(layout.FORMAT, limit=4096)
+            upgraded = int(json.loads(text)["format"]) >= SHARDED_FORMAT
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+            return False  # as unreadable as before: the next check_format says why
+        if upgraded:
+            logger.info("%s was upgraded to shard folders: following it", self.location)
+            self.refresh_format()
+        return upgraded
+
     def prepare_write(self) -> None:
         """Create the store's folders, ``FORMAT`` and ``.gitignore`` if missing (again if deleted).
 
@@ -400,6 +417,7 @@ class Store(EntryRecords, BlobStore):
             The entry's manifest (its code and input fingerprints, output records).
         """
         self.prepare_write()
+        self._upgraded()
         bound = {**manifest, "namespace": namespace, "key": key}
         data = encode_manifest(bound, config.secret_key())
         staged = self.backend.stage(
@@ -449,14 +467,14 @@ class Store(EntryRecords, BlobStore):
         if cached is not None:  # one stat tells whether the manifest is still the same object
             version = self.backend.version(name)
             if version is None:
-                return None
+                return self.read_entry(namespace, key, hot_only=True) if self._upgraded() else None
             if cached[0] == version and cached[1] == secret:
                 return cached[2]
         try:
             # Sized by the stat: reading MANIFEST_MAX_BYTES + 1 allocates 16 MiB per read.
             data, st = self.backend.read_small(name, MANIFEST_MAX_BYTES)
         except FileNotFoundError:
-            return None
+            return self.read_entry(namespace, key, hot_only=hot_only) if self._upgraded() else None
         except UnsafeStoreError:
             # A link where the manifest should be: for a hit, nothing is stored there, as lstat
             # says (the commit replaces the link itself, never its target), not a store fault.

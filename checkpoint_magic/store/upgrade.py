@@ -17,9 +17,11 @@ with ``checkpoint-magic upgrade`` (:func:`upgrade_store`):
 On a store already in format 2 it only moves such stray flat files (the store's tools do
 not see them), so running it again after a process wrote some is the remedy.
 
-Run it when no other process uses the store, as git's format upgrades: a process started
-before it keeps writing flat entries, which the upgraded store no longer sees (a miss,
-recomputed, once that process is restarted). Moving is a rename per file; a manifest already
+Best run when no other process uses the store, as git's format upgrades. A process of this
+version started before it follows it at its next miss or commit (a store it reads flat is
+looked at again then: ``Store._upgraded``); an older version still running keeps writing
+flat entries, which the upgraded store no longer sees (a miss, recomputed; ``verify`` lists
+them, and running the upgrade again moves them). Moving is a rename per file; a manifest already
 present in its shard (written meanwhile) is kept and the flat one removed; a usage record's
 hits are added to those counted in the shard meanwhile.
 

@@ -15,6 +15,7 @@ from checkpoint_magic.store.usage import flush_usage
 from checkpoint_magic.tools.cli import main
 from checkpoint_magic.tools.inventory import list_entries
 from checkpoint_magic.tools.maintenance import clear, gc, verify
+from tests.store.helpers import write_flat
 
 NS = "m.f"
 KEYS = [f"{i:02x}" + "0" * 30 for i in (1, 2, 3, 0xAB)]
@@ -117,11 +118,8 @@ def test_upgrade_moves_entries_written_flat_meanwhile(tmp_path, monkeypatch):
 
     def move_namespace(store: Store, ns_dir: str, *args: object) -> None:
         original(store, ns_dir, *args)
-        if not calls:  # a process that read FORMAT before the upgrade commits, flat
-            old = Store(store.root)
-            old._sharded = False
-            old._format_checked = old._write_ready = True
-            old.write_entry(NS, late, {"namespace": NS, "outputs": {}})
+        if not calls:  # an older version that read FORMAT before the upgrade commits, flat
+            write_flat(store, NS, late, {"outputs": {}})
         calls.append(ns_dir)
 
     monkeypatch.setattr(upgrade, "_move_namespace", move_namespace)
@@ -168,12 +166,9 @@ def test_a_new_store_is_sharded_from_the_start(tmp_path):
 
 def test_upgrade_again_moves_stray_flat_entries_of_a_process_started_before(tmp_path, capsys):
     store = flat_store(tmp_path / "s")
-    old = Store(store.root)  # read FORMAT 1 before the upgrade, and is still running
-    assert not old.sharded
-    old._write_ready = True
     upgrade.upgrade_store(store)
     late = "cd" + "0" * 30
-    old.write_entry(NS, late, {"namespace": NS, "outputs": {}})
+    write_flat(store, NS, late, {"outputs": {}})  # an older version, still running
     assert Store(store.root).read_entry(NS, late) is None  # not seen: a miss, never wrong
     assert main(["--store", str(store.root), "upgrade"]) == 0
     assert "already in format 2; 1 stray flat file moved" in capsys.readouterr().out
@@ -218,6 +213,23 @@ def test_a_gc_started_during_the_upgrade_keeps_the_blobs_of_entries_not_moved_ye
     upgrade.upgrade_store(store)
     assert ran
     assert_every_value_kept(store.root, values)
+
+
+def test_a_process_started_before_the_upgrade_follows_it_at_its_next_miss_or_commit(tmp_path):
+    store = flat_store(tmp_path / "s")
+    old = Store(store.root)  # read FORMAT 1 before the upgrade, and is still running
+    old._write_ready = True
+    assert old.read_entry(NS, KEYS[2], hot_only=True) is not None and not old.sharded
+    upgrade.upgrade_store(store)
+    assert old.read_entry(NS, KEYS[2], hot_only=True) is not None  # found in its shard
+    assert old.sharded
+    stale = Store(store.root)
+    stale._sharded = False
+    stale._format_checked = stale._write_ready = True
+    late = "cd" + "0" * 30
+    stale.write_entry(NS, late, {"namespace": NS, "outputs": {}})  # a commit looks first
+    assert stale.sharded and (store.root / layout.entry(NS, late)).is_file()
+    assert not (store.root / layout.entry(NS, late, sharded=False)).exists()
 
 
 def test_a_gc_of_a_process_started_before_the_upgrade_keeps_the_moved_entries(tmp_path):

@@ -32,6 +32,7 @@ from checkpoint_magic.exceptions import (
 from checkpoint_magic.store import layout
 from checkpoint_magic.store.core import Store, decode_manifest, flush_usage, manifest_body
 from checkpoint_magic.tools.maintenance import gc, list_entries, verify
+from tests.store.helpers import write_flat
 
 #: The pid of a staging file's writer that is certainly gone: above any kernel's pid_max (a
 #: fixed small pid such as 4242 can belong to a live process, which keeps its files).
@@ -794,11 +795,8 @@ def test_verify_keeps_no_manifest_it_checked_but_its_entries_can_still_read_one(
 def test_verify_reports_a_stray_flat_manifest_and_fix_moves_it_into_its_shard(tmp_path):
     store = Store(tmp_path / "s")
     store.write_entry("m.f", "ab" + "1" * 30, {"namespace": "m.f", "outputs": {}})
-    stale = Store(store.root)  # as a process that read FORMAT 1 before an upgrade
-    stale._sharded = False
-    stale._format_checked = stale._write_ready = True
     key = "cd" + "2" * 30
-    stale.write_entry("m.f", key, {"namespace": "m.f", "outputs": {}})
+    write_flat(store, "m.f", key, {"outputs": {}})  # an older version still running
     assert Store(store.root).read_entry("m.f", key) is None  # no hit sees it
     report = verify(store)
     assert report.ok and [(p.kind, p.path, p.fixed) for p in report.garbage] == [
