@@ -824,3 +824,15 @@ def test_verify_does_not_list_the_blobs_of_a_stray_flat_manifest_as_unreferenced
     assert [(p.kind, p.fixed) for p in fixed.garbage] == [("stray flat manifest", True)]
     reader = Store(store.root)
     assert reader.get_value(reader.read_entry("m.f", key)["outputs"]["return"]) == value
+
+
+def test_the_verify_command_does_not_say_gc_removes_a_stray_flat_manifest(tmp_path, capsys):
+    from checkpoint_magic.tools.cli import main
+
+    store = Store(tmp_path / "s")
+    store.write_entry("m.f", "ab" + "1" * 30, {"namespace": "m.f", "outputs": {}})
+    write_flat(store, "m.f", "cd" + "2" * 30, {"outputs": {}})  # an older version
+    assert main(["--store", str(store.root), "verify"]) == 0
+    out = capsys.readouterr().out
+    assert "stray flat manifest" in out and "`gc`" not in out
+    assert "`checkpoint-magic verify --fix` moves the stray manifests into their shards" in out
