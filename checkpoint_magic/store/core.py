@@ -242,12 +242,15 @@ class Store(EntryRecords, BlobStore):
             self._has_entries.clear()
             self.check_format()
 
-    def _upgraded(self) -> bool:
+    def _upgraded(self, sharded: bool) -> bool:
         """Whether a store this instance reads flat (format 1) was upgraded meanwhile; then
         it reads and writes shards from now on. Only a miss or a commit in a format-1 store
         looks (one small read): a process started before ``checkpoint-magic upgrade``
-        follows it at its next miss instead of writing entries nobody sees."""
-        if self._sharded or not self._format_checked:
+        follows it at its next miss instead of writing entries nobody sees. ``sharded`` is
+        the layout the caller looked in: another thread may have followed it meanwhile."""
+        if self._sharded:
+            return not sharded
+        if not self._format_checked:
             return False
         try:
             text = self.backend.read_bytes(layout.FORMAT, limit=4096)
@@ -417,7 +420,7 @@ class Store(EntryRecords, BlobStore):
             The entry's manifest (its code and input fingerprints, output records).
         """
         self.prepare_write()
-        self._upgraded()
+        self._upgraded(self._sharded)
         bound = {**manifest, "namespace": namespace, "key": key}
         data = encode_manifest(bound, config.secret_key())
         staged = self.backend.stage(
@@ -461,20 +464,27 @@ class Store(EntryRecords, BlobStore):
         """
         if not self._format_checked:
             self.check_format()
-        name = layout.entry(namespace, key, sharded=self._sharded)
+        sharded = self._sharded
+        name = layout.entry(namespace, key, sharded=sharded)
         secret = config.secret_key()
         cached = self._hot_records.get(name) if hot_only else None
         if cached is not None:  # one stat tells whether the manifest is still the same object
             version = self.backend.version(name)
             if version is None:
-                return self.read_entry(namespace, key, hot_only=True) if self._upgraded() else None
+                return (
+                    self.read_entry(namespace, key, hot_only=True)
+                    if self._upgraded(sharded)
+                    else None
+                )
             if cached[0] == version and cached[1] == secret:
                 return cached[2]
         try:
             # Sized by the stat: reading MANIFEST_MAX_BYTES + 1 allocates 16 MiB per read.
             data, st = self.backend.read_small(name, MANIFEST_MAX_BYTES)
         except FileNotFoundError:
-            return self.read_entry(namespace, key, hot_only=hot_only) if self._upgraded() else None
+            if self._upgraded(sharded):
+                return self.read_entry(namespace, key, hot_only=hot_only)
+            return None
         except UnsafeStoreError:
             # A link where the manifest should be: for a hit, nothing is stored there, as lstat
             # says (the commit replaces the link itself, never its target), not a store fault.

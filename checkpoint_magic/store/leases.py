@@ -185,6 +185,10 @@ def live_claims(backend: StoreBackend) -> tuple[set[str], list[str]]:
     now = time.time()
     claimed: set[str] = set()
     stale: list[str] = []
+    # The files of one commit lease share its holder and start; only the one being filled is
+    # rewritten (refreshed) by new claims: the lease is as fresh as its newest file.
+    leases: dict[Any, list[tuple[str, dict[str, Any]]]] = {}
+    refreshed: dict[Any, float] = {}
     for leaf, st in backend.list_files(layout.LEASES):
         name = f"{layout.LEASES}/{leaf}"
         try:
@@ -198,8 +202,15 @@ def live_claims(backend: StoreBackend) -> tuple[set[str], list[str]]:
             if now - st.mtime > 60:
                 stale.append(name)
             continue
-        if is_stale(record, st.mtime, now):
-            stale.append(name)
+        holder: Any = name
+        if record.get("kind") == "commit":
+            holder = tuple(repr(record.get(k)) for k in ("host", "pid", "started"))
+        leases.setdefault(holder, []).append((name, record))
+        refreshed[holder] = max(refreshed.get(holder, st.mtime), st.mtime)
+    for holder, files in leases.items():
+        if is_stale(files[0][1], refreshed[holder], now):
+            stale.extend(name for name, _ in files)
             continue
-        claimed.update(d for d in record.get("digests", []) if isinstance(d, str))
+        for _, record in files:
+            claimed.update(d for d in record.get("digests", []) if isinstance(d, str))
     return claimed, stale

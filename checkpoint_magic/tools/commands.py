@@ -316,7 +316,10 @@ def verify_output(
     if any(not p.fixed and p.kind != "signature" for p in r.problems):
         line += "; run `checkpoint-magic verify --fix` to remove the damaged entries (they are recomputed when next needed)"
     elif r.garbage and not fix:
-        line += "; `checkpoint-magic verify --fix` or `gc` removes the leftovers"
+        if any(p.kind != "stray flat manifest" for p in r.garbage):
+            line += "; `checkpoint-magic verify --fix` or `gc` removes the leftovers"
+        else:  # gc leaves them (and their blobs) where they are
+            line += "; `checkpoint-magic verify --fix` moves the stray manifests into their shards"
     blocks.append(line)
     if r.unsigned:
         blocks.append(

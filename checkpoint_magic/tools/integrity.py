@@ -31,9 +31,17 @@ import xxhash
 
 from ..store import layout
 from ..store.budget import GRACE_SECONDS, parse_grace
-from ..store.catalog import EntryInfo, blob_files, read_entries, require_store
+from ..store.catalog import (
+    EntryInfo,
+    blob_files,
+    blob_refs,
+    parse_manifest,
+    read_entries,
+    require_store,
+)
 from ..store.core import Store
 from ..store.entryinfo import no_gc_pauses
+from ..store.manifest import MANIFEST_MAX_BYTES
 from ..store.sweep import (
     free_blobs,
     is_old,
@@ -153,17 +161,35 @@ def _hash_blob(store: Store, name: str) -> tuple[int, str]:
     return size, hasher.hexdigest()
 
 
-def _stray_manifests(store: Store, fix: bool) -> list[Problem]:
+def _stray_names(store: Store) -> list[str]:
     """Manifests written flat into a sharded store (by a process that opened it before
-    ``checkpoint-magic upgrade``): no hit sees them; ``fix`` moves them into their shards."""
+    ``checkpoint-magic upgrade``): no hit sees them."""
     if not store.sharded:
         return []
     backend = store.backend
-    stray = [
+    return [
         layout.entry_in(ns_dir, key, sharded=False)
         for ns_dir in backend.list_folders(layout.ENTRIES)
         for key, _ in entry_files(backend, ns_dir, sharded=False)
     ]
+
+
+def _stray_references(store: Store, stray: list[str]) -> set[str]:
+    """The blobs stray manifests refer to (kept: ``fix`` moves the manifests, not frees them)."""
+    referenced: set[str] = set()
+    for name in stray:
+        try:
+            manifest, _, _ = parse_manifest(store.backend.read_bytes(name, MANIFEST_MAX_BYTES))
+        except FileNotFoundError:
+            continue
+        if manifest is not None:
+            referenced.update(blob_refs(manifest, {}))
+    return referenced
+
+
+def _stray_manifests(store: Store, stray: list[str], fix: bool) -> list[Problem]:
+    """The ``stray`` manifests as leftovers; ``fix`` moves them into their shards."""
+    backend = store.backend
     if fix and stray:
         upgrade_store(store)
     detail = (
@@ -306,8 +332,13 @@ def verify(
         problem.fixed = all((e.ns_dir, e.key) in dropped for e in users[digest])
 
     now = time.time()
-    # Without fix, what the manifests just read refer to: the digests of ``users``.
-    referenced = live_references(store, scan.entries, dropped) if fix else set(users)
+    # Without fix, what the manifests just read refer to: the digests of ``users``, and of the
+    # stray flat manifests (fix moves them).
+    stray = _stray_names(store)
+    if fix:
+        referenced = live_references(store, scan.entries, dropped)
+    else:
+        referenced = set(users) | _stray_references(store, stray)
     garbage = {
         named: st
         for relpath, st in blob_files(store).items()
@@ -335,7 +366,7 @@ def verify(
             report.garbage.append(
                 Problem("staging leftover", f"{layout.TMP}/{name}", f"{st.size} bytes", fixed=fixed)
             )
-    report.garbage.extend(_stray_manifests(store, fix))
+    report.garbage.extend(_stray_manifests(store, stray, fix))
     live = {(e.ns_dir, e.key) for e in scan.entries} - dropped
     _, stale = sweep_tmp_and_state(store, live, now, grace, dry_run=not fix)
     if stale:

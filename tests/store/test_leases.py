@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
 from checkpoint_magic.store import layout
@@ -46,3 +49,29 @@ def test_a_claim_that_cannot_be_written_is_not_counted_as_claimed(tmp_path, monk
     lease.claim("f" * 32)  # claimed again once the store can be written
     assert live_claims(backend)[0] == {*digests(3), "f" * 32}
     lease.release()
+
+
+def test_a_long_commit_keeps_the_claims_of_its_filled_lease_files(tmp_path, monkeypatch):
+    # A commit of many blobs that runs for over LEASE_TTL: its first files were filled (last
+    # written) long ago, its current one is refreshed by every claim. The commit is alive,
+    # so a gc must count every claim and remove none of its files.
+    from checkpoint_magic.store import leases
+
+    monkeypatch.setattr(leases, "LEASE_DIGESTS", 2)
+    backend = open_backend(str(tmp_path))
+    lease = CommitLease(backend)
+    lease.claim_all(digests(4))  # two full files
+    old = time.time() - leases.LEASE_TTL - 600
+    for name in lease.names:
+        os.utime(tmp_path / name, (old, old))
+    lease.claim("f" * 32)  # the commit goes on: a third file, written now
+    claimed, stale = live_claims(backend)
+    assert claimed == {*digests(4), "f" * 32} and stale == []
+    lease.release()
+    # A commit whose every file is that old is stale, as before.
+    lease = CommitLease(backend)
+    lease.claim_all(digests(4))
+    for name in lease.names:
+        os.utime(tmp_path / name, (old, old))
+    claimed, stale = live_claims(backend)
+    assert claimed == set() and sorted(stale) == sorted(lease.names)

@@ -339,3 +339,28 @@ def test_a_folder_that_is_not_a_store_is_refused_and_left_as_it_is(tmp_path, cap
     assert mine.read_text() == "mine"
     assert main(["--store", str(tmp_path / "nowhere"), "upgrade"]) != 0
     assert "not a checkpoint store" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("hot_only", [False, True])
+def test_a_thread_that_read_flat_while_another_followed_the_upgrade_still_hits(
+    tmp_path, monkeypatch, hot_only
+):
+    # Two threads of a process started before the upgrade: one misses flat and switches the
+    # store to shards while the other's read of the flat name (picked before) is failing.
+    store = flat_store(tmp_path / "s")
+    old = Store(store.root)
+    old._write_ready = True
+    assert old.read_entry(NS, KEYS[2], hot_only=hot_only) is not None and not old.sharded
+    upgrade.upgrade_store(store)
+    read_small = type(old.backend).read_small
+
+    def racing(backend: object, name: str, *args: object, **kwargs: object) -> object:
+        if name.startswith(f"{layout.ENTRIES}/") and not old._sharded:  # the other thread
+            # follows the upgrade meanwhile
+            old.refresh_format()
+        return read_small(backend, name, *args, **kwargs)
+
+    monkeypatch.setattr(type(old.backend), "read_small", racing)
+    monkeypatch.setattr(type(old.backend), "version", lambda backend, name: None)
+    assert old.read_entry(NS, KEYS[2], hot_only=hot_only) is not None  # not a miss
+    assert old.sharded

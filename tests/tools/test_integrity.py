@@ -805,3 +805,34 @@ def test_verify_reports_a_stray_flat_manifest_and_fix_moves_it_into_its_shard(tm
     assert verify(store, fix=True).garbage[0].fixed
     assert Store(store.root).read_entry("m.f", key)["key"] == key
     assert verify(store).garbage == []
+
+
+def test_verify_does_not_list_the_blobs_of_a_stray_flat_manifest_as_unreferenced(tmp_path):
+    # --fix moves the stray manifest and keeps its blobs: a report without --fix must not
+    # announce them as leftovers it would free.
+    store = Store(tmp_path / "s")
+    store.write_entry("m.f", "ab" + "1" * 30, {"namespace": "m.f", "outputs": {}})
+    value = bytes(range(256)) * 1000
+    record = store.put_value(value)
+    key = "cd" + "2" * 30
+    write_flat(store, "m.f", key, {"outputs": {"return": record}})  # an older version
+    report = verify(store, grace=0)
+    assert [(p.kind, p.path) for p in report.garbage] == [
+        ("stray flat manifest", layout.entry("m.f", key, sharded=False))
+    ]
+    fixed = verify(store, fix=True, grace=0)
+    assert [(p.kind, p.fixed) for p in fixed.garbage] == [("stray flat manifest", True)]
+    reader = Store(store.root)
+    assert reader.get_value(reader.read_entry("m.f", key)["outputs"]["return"]) == value
+
+
+def test_the_verify_command_does_not_say_gc_removes_a_stray_flat_manifest(tmp_path, capsys):
+    from checkpoint_magic.tools.cli import main
+
+    store = Store(tmp_path / "s")
+    store.write_entry("m.f", "ab" + "1" * 30, {"namespace": "m.f", "outputs": {}})
+    write_flat(store, "m.f", "cd" + "2" * 30, {"outputs": {}})  # an older version
+    assert main(["--store", str(store.root), "verify"]) == 0
+    out = capsys.readouterr().out
+    assert "stray flat manifest" in out and "`gc`" not in out
+    assert "`checkpoint-magic verify --fix` moves the stray manifests into their shards" in out
