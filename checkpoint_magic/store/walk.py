@@ -93,7 +93,9 @@ def entry_files(backend: StoreBackend, ns_dir: str, *, sharded: bool) -> list[tu
     top = f"{layout.ENTRIES}/{ns_dir}"
     if not sharded:
         return [item for item in backend.list_files(top) if in_shard(item[0], None)]
-    return [(key, st) for shard, key, st in _sharded_files(backend, top) if in_shard(key, shard)]
+    return [
+        (key, st) for shard, key, _, st in _tree(backend, top) if shard and in_shard(key, shard)
+    ]
 
 
 def manifest_files(backend: StoreBackend, ns_dir: str) -> list[tuple[str, str, Stat]]:
@@ -119,25 +121,20 @@ def manifest_files(backend: StoreBackend, ns_dir: str) -> list[tuple[str, str, S
         twice (flat and in its shard).
     """
     top = f"{layout.ENTRIES}/{ns_dir}"
-    found = []
+    return [(key, name, st) for shard, key, name, st in _tree(backend, top) if in_shard(key, shard)]
+
+
+def _tree(backend: StoreBackend, top: str) -> list[tuple[str | None, str, str, Stat]]:
+    """``(shard or None, file name, store name, stat)`` of the files directly in ``top``
+    (shard ``None``) and in its shard folders; deeper files and dot folders are left out.
+    One listing of an object store's prefix, not one per shard folder."""
+    found: list[tuple[str | None, str, str, Stat]] = []
     for name, st in backend.list_tree(top):
         shard, _, leaf = name.partition("/")
         if not leaf:
-            if in_shard(name, None):
-                found.append((name, f"{top}/{name}", st))
-        elif "/" not in leaf and not shard.startswith(".") and in_shard(leaf, shard):
-            found.append((leaf, f"{top}/{name}", st))
-    return found
-
-
-def _sharded_files(backend: StoreBackend, top: str) -> list[tuple[str, str, Stat]]:
-    """``(shard, file name, stat)`` of the files one level below ``top`` (one listing of an
-    object store's prefix, not one per shard)."""
-    found = []
-    for name, st in backend.list_tree(top):
-        shard, _, leaf = name.partition("/")
-        if leaf and "/" not in leaf and not shard.startswith("."):
-            found.append((shard, leaf, st))
+            found.append((None, name, f"{top}/{name}", st))
+        elif "/" not in leaf and not shard.startswith("."):
+            found.append((shard, leaf, f"{top}/{name}", st))
     return found
 
 
@@ -167,11 +164,8 @@ def state_files(
     top = layout.state_folder(ns_dir)
     if not sharded:
         return [(name, f"{top}/{name}", st) for name, st in backend.list_files(top)]
-    found = []
-    for name, st in backend.list_tree(top):
-        shard, _, leaf = name.partition("/")
-        if not leaf:  # the namespace's own records
-            found.append((name, f"{top}/{name}", st))
-        elif "/" not in leaf and not shard.startswith(".") and in_shard(leaf, shard):
-            found.append((leaf, f"{top}/{name}", st))
-    return found
+    return [  # the namespace's own records directly in it, its entries' in their shards
+        (leaf, name, st)
+        for shard, leaf, name, st in _tree(backend, top)
+        if shard is None or in_shard(leaf, shard)
+    ]
