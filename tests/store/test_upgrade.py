@@ -364,3 +364,36 @@ def test_a_thread_that_read_flat_while_another_followed_the_upgrade_still_hits(
     monkeypatch.setattr(type(old.backend), "version", lambda backend, name: None)
     assert old.read_entry(NS, KEYS[2], hot_only=hot_only) is not None  # not a miss
     assert old.sharded
+
+
+SCRIPT = """
+import json, sys
+import numpy as np
+from checkpoint_magic import checkpoint
+
+RUNS = []
+
+@checkpoint
+def step(n):
+    RUNS.append(n)
+    return np.arange(n) * 2
+
+values = [int(step(n).sum()) for n in (10, 20_000, 10)]
+print(json.dumps({"runs": RUNS, "values": values}))
+"""
+
+
+def test_a_script_run_on_a_format_1_store_hits_before_and_after_the_upgrade(script):
+    root = script.workdir / ".Lutil-checkpoint"
+    root.mkdir()
+    (root / "FORMAT").write_text(json.dumps({"format": 1, "layout": "objects+entries"}) + "\n")
+    runs = [json.loads(script.run(SCRIPT).stdout) for _ in range(2)]
+    assert [r["runs"] for r in runs] == [[10, 20_000], []]  # the second run is all hits
+    assert runs[0]["values"] == runs[1]["values"] == [90, 399_980_000, 90]
+    entries = [p for p in (root / "entries").rglob("*") if p.is_file()]
+    assert len(entries) == 2 and all(p.parent.parent.name == "entries" for p in entries)  # flat
+    assert main(["--store", str(root), "upgrade"]) == 0
+    after = json.loads(script.run(SCRIPT).stdout)
+    assert after == runs[1]  # every entry hits in its shard
+    assert all(len(p.parent.name) == 2 for p in (root / "entries").rglob("*") if p.is_file())
+    assert json.loads((root / "FORMAT").read_text())["format"] == 2
