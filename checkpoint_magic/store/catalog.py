@@ -42,7 +42,6 @@ from .entryinfo import (
     may_reference_blobs,
     no_gc_pauses,
     parse_manifest,
-    read_entry_file,
 )
 from .index import INDEX_ERRORS, EntryIndex, index_failed, open_index
 from .indexrows import RACY_SECONDS, EntryRow, signature, trusted
@@ -350,17 +349,14 @@ def manifest_refs(store: Store) -> tuple[set[str], int, int]:
     referenced: set[str] = set()
     total = files = 0
     sharded = store.sharded
+    read = entry_reader(store)
     with no_gc_pauses():
         for ns_dir in store.backend.list_folders(layout.ENTRIES):
             for key, st in entry_files(store.backend, ns_dir, sharded=sharded):
                 try:
                     name = layout.entry_in(ns_dir, key, sharded=sharded)
                     data = store.backend.read_bytes(name, limit=MANIFEST_MAX_BYTES)
-                    info = (
-                        read_entry_file(store, ns_dir, key, st, data)[0]
-                        if may_reference_blobs(data)
-                        else None
-                    )
+                    info = read(ns_dir, key, st, data)[0] if may_reference_blobs(data) else None
                 except FileNotFoundError:
                     continue  # removed meanwhile
                 total += st.size

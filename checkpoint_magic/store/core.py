@@ -161,6 +161,8 @@ class Store(EntryRecords, BlobStore):
         self.is_local = scheme_of(location) == "local"
         self._write_ready = False
         self._format_checked = False
+        #: The format ``FORMAT`` names, as :meth:`check_format` last read it (``None``: none).
+        self.format_version: int | None = None
         self._sharded = True  # as FORMAT says (check_format); a new store is sharded
         # entry name -> (stat version, secret, verified hot record); see read_entry
         self._hot_records: dict[str, tuple[Any, bytes | None, dict[str, Any]]] = {}
@@ -208,6 +210,7 @@ class Store(EntryRecords, BlobStore):
         try:
             text = self.backend.read_bytes(layout.FORMAT, limit=4096)
         except (FileNotFoundError, NotADirectoryError):
+            self.format_version = None
             self._sharded = True  # an empty or new store: it will be written in this format
             return
         try:
@@ -223,6 +226,7 @@ class Store(EntryRecords, BlobStore):
                 f"checkpoint_magic; this version reads format {FORMAT_VERSION}. Upgrade "
                 "checkpoint_magic, or use another store directory; nothing was read or overwritten"
             )
+        self.format_version = version
         self._sharded = version >= SHARDED_FORMAT
         self._format_checked = True
 

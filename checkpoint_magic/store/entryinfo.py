@@ -357,13 +357,6 @@ def entry_reader(store: Store, *, keep_manifest: bool = True) -> EntryReader:
     # one request (read_small would stat the object first).
     small = store.is_local and backend.files_are_local
     sharded = store.sharded
-    folders: dict[str, str] = {}  # namespace -> its folder (layout.namespace_dir is a regex)
-
-    def folder_of(namespace: str) -> str:
-        folder = folders.get(namespace)
-        if folder is None:
-            folder = folders[namespace] = layout.namespace_dir(namespace)
-        return folder
 
     def read(
         ns_dir: str, key: str, st: Stat, data: bytes | None = None
@@ -377,7 +370,10 @@ def entry_reader(store: Store, *, keep_manifest: bool = True) -> EntryReader:
         manifest, damage, sig_problem = decode_manifest(data, secret, parse_refused=True)
         if manifest is not None and (
             manifest.get("key", key) != key
-            or ("namespace" in manifest and folder_of(str(manifest["namespace"])) != ns_dir)
+            or (
+                "namespace" in manifest
+                and layout.namespace_dir(str(manifest["namespace"])) != ns_dir
+            )
         ):
             damage = f"written for entry {manifest.get('namespace')}/{manifest.get('key')}"
             manifest = None

@@ -13,16 +13,18 @@ its holder is a dead process on this host, or it has not changed for
 ``CHECKPOINT_MAGIC_LEASE_TTL`` seconds (default 60) as measured by the waiter's own clock, so
 clocks of different hosts need not agree. Locally the lease is written in place, not staged
 and linked (two file-system operations fewer per miss), so a waiter may find it empty for a
-moment; one still empty :data:`EMPTY_STALE` seconds later lost its holder in between. A stale lease of generation ``g`` is taken over by
-creating generation ``g + 1`` (create-if-absent again), so exactly one waiter takes over.
+moment; one still empty :data:`EMPTY_STALE` seconds later lost its holder in between. A
+stale lease of generation ``g`` is taken over by creating generation ``g + 1``
+(create-if-absent again), so exactly one waiter takes over.
 Nothing waits forever, and nothing is lost: a taken-over holder that was only slow still
 publishes its result (a valid entry), it merely stops renewing.
 
 Coordination is for computations worth waiting for. A caller whose computation took less
 than :data:`WORTH_WAITING` every time this process ran it (:func:`worth_a_flight`) computes
 without a lease: a waiter's first poll comes no sooner than that, and the lease's
-file-system operations (list, create, check, read back, delete) cost more than running such a computation twice. Two racing callers
-then both publish the same valid entry (the later one replaces the earlier, atomically).
+file-system operations (list, create, check, read back, delete) cost more than running such
+a computation twice. Two racing callers then both publish the same valid entry (the later
+one replaces the earlier, atomically).
 
 The lease is a JSON record (``kind`` ``"flight"``, host, pid, namespace, key, an empty
 ``digests`` list) that garbage collection reads with the commit leases

@@ -86,13 +86,6 @@ class UpgradeReport:
     records: int = 0
 
 
-def _format_of(store: Store) -> int:
-    try:
-        return int(json.loads(store.backend.read_bytes(layout.FORMAT, limit=4096))["format"])
-    except (FileNotFoundError, NotADirectoryError):
-        return FORMAT_VERSION  # a new store is created in the current format
-
-
 def _move(store: Store, source: str, target: str) -> bool:
     """Rename ``source`` to ``target``; a ``target`` already there is newer: it is kept (a
     usage record's hits are added to it: hits counted in the shard meanwhile)."""
@@ -167,7 +160,8 @@ def upgrade_store(store: Store) -> UpgradeReport:
         where the new format reads it, the rest where the old one did; run it again).
     """
     require_store(store)  # never rename the files of a folder that is not a store
-    before = _format_of(store)
+    store.refresh_format()  # as FORMAT says now
+    before = store.format_version or FORMAT_VERSION
     report = UpgradeReport(before, max(before, FORMAT_VERSION))
     backend = store.backend
     if before < SHARDED_FORMAT:

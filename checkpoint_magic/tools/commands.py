@@ -8,6 +8,7 @@ here unpickles a stored value.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import inspect
 import json
@@ -270,15 +271,7 @@ def upgrade_output(store: Store) -> Output:
             f"upgraded {store.location} from format {r.format_before} to {r.format_after}: "
             f"{plural(r.entries, 'manifest')} and {plural(r.records, 'record')} moved into shard folders"
         )
-    return Output(
-        {
-            "format_before": r.format_before,
-            "format_after": r.format_after,
-            "entries": r.entries,
-            "records": r.records,
-        },
-        [line],
-    )
+    return Output(dataclasses.asdict(r), [line])
 
 
 def verify_output(

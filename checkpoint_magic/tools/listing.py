@@ -69,12 +69,12 @@ def ls_output(
         return Output(data, [_groups_table(groups), _totals(store, groups)])
     found = list_entries(store, resolve_namespace(store, name) if name else None)
     groups = summarize(found)
+    items: dict[str, list[dict[str, Any]]] = {}
+    for e in found:
+        items.setdefault(e.namespace, []).append(e.to_dict())
     data = {
         "store": store.location,
-        "namespaces": [
-            {**g.to_dict(), "items": [e.to_dict() for e in found if e.namespace == g.namespace]}
-            for g in groups
-        ],
+        "namespaces": [{**g.to_dict(), "items": items[g.namespace]} for g in groups],
     }
     if not found:
         return Output(data, [f"no entries in {store.location}"])
