@@ -228,6 +228,24 @@ def fsync_enabled() -> bool:
     return os.environ.get(ENV_FSYNC, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+# Every hit asks for the secret, and it is usually unset. ``os.environ.get`` of an unset name
+# raises and catches a KeyError inside ``Mapping.get``: ~0.5 us, 5 % of a tiny hit. The
+# mapping keeps its items in a dict keyed by encoded names (``os._Environ._data`` in CPython
+# and PyPy; ``__getitem__`` is ``_data[encodekey(name)]``), which answers "unset" in 30 ns.
+# Only that answer comes from it, and only while ``os.environ`` is the object it was at import
+# (``os.environ[...] = ``, ``del``, ``putenv`` through it and pytest's monkeypatch all update
+# that dict); anything else, or a Python without it, goes through ``os.environ.get``.
+_ENVIRON = os.environ
+_ENV_DATA: Any = getattr(_ENVIRON, "_data", None)
+_SECRET_NAME: Any = None
+try:
+    _SECRET_NAME = _ENVIRON.encodekey(ENV_SECRET)  # type: ignore[attr-defined]
+except (AttributeError, TypeError, ValueError):  # not CPython's _Environ: no shortcut
+    _ENV_DATA = None
+if not isinstance(_ENV_DATA, dict):
+    _ENV_DATA = None
+
+
 def secret_key() -> bytes | None:
     """Return the HMAC key for signed entries (``CHECKPOINT_MAGIC_SECRET``), or ``None`` when unset.
 
@@ -236,7 +254,10 @@ def secret_key() -> bytes | None:
     bytes or None
         The UTF-8 encoded secret.
     """
-    value = os.environ.get(ENV_SECRET)
+    environ = os.environ
+    if environ is _ENVIRON and _ENV_DATA is not None and _SECRET_NAME not in _ENV_DATA:
+        return None  # unset (the usual case), answered without raising a KeyError
+    value = environ.get(ENV_SECRET)
     return value.encode("utf-8") if value else None
 
 
