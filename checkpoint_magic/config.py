@@ -239,7 +239,7 @@ _ENVIRON = os.environ
 _ENV_DATA: Any = getattr(_ENVIRON, "_data", None)
 _SECRET_NAME: Any = None
 try:
-    _SECRET_NAME = _ENVIRON.encodekey(ENV_SECRET)  # type: ignore[attr-defined]
+    _SECRET_NAME = _ENVIRON.encodekey(ENV_SECRET)
 except (AttributeError, TypeError, ValueError):  # not CPython's _Environ: no shortcut
     _ENV_DATA = None
 if not isinstance(_ENV_DATA, dict):
