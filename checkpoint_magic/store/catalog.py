@@ -44,6 +44,7 @@ from .entryinfo import (
     parse_manifest,
 )
 from .index import INDEX_ERRORS, EntryIndex, index_failed, open_index
+from .indexfresh import Parser
 from .indexrows import RACY_SECONDS, EntryRow, signature, trusted
 from .manifest import MANIFEST_MAX_BYTES, loads_json
 from .usage import flush_usage, parse_usage
@@ -66,7 +67,7 @@ __all__ = [
 ]
 
 
-def row_parser(store: Store) -> Callable[[str, str], EntryRow | None]:
+def row_parser(store: Store) -> Parser:
     """A function reading one manifest into an index row (for :meth:`EntryIndex.refresh`).
 
     Parameters
@@ -76,22 +77,27 @@ def row_parser(store: Store) -> Callable[[str, str], EntryRow | None]:
 
     Returns
     -------
-    callable
-        ``parse(ns_dir, key)``: the :class:`~checkpoint_magic.store.index.EntryRow`, or
-        ``None`` if the manifest was removed meanwhile.
+    Parser
+        ``parse(ns_dir, key, st=None, data=None)``: the
+        :class:`~checkpoint_magic.store.index.EntryRow` of the manifest (of ``data``, its
+        bytes listed with ``st``, when given), or ``None`` if it was removed meanwhile.
     """
     now = time.time()
     dumps = json.dumps
     read = entry_reader(store)
     sharded = store.sharded
 
-    def parse(ns_dir: str, key: str) -> EntryRow | None:
-        try:
-            f, st = store.backend.open_read(layout.entry_in(ns_dir, key, sharded=sharded))
-            with f:
-                data = f.read(MANIFEST_MAX_BYTES + 1) if st.size > MANIFEST_MAX_BYTES else f.read()
-        except FileNotFoundError:
-            return None
+    def parse(
+        ns_dir: str, key: str, st: Stat | None = None, data: bytes | None = None
+    ) -> EntryRow | None:
+        if st is None or data is None:
+            try:
+                f, st = store.backend.open_read(layout.entry_in(ns_dir, key, sharded=sharded))
+                with f:
+                    big = st.size > MANIFEST_MAX_BYTES  # read(n) allocates n bytes first
+                    data = f.read(MANIFEST_MAX_BYTES + 1) if big else f.read()
+            except FileNotFoundError:
+                return None
         info, problem = read(ns_dir, key, st, data)
         head = (ns_dir, key, signature(st), trusted(st, now), st.size, st.mtime)
         if info is None:

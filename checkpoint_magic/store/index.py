@@ -20,7 +20,13 @@ truth**: before every use the index is refreshed from them, cheaply and soundly:
 
 Hits and commits never read or write the index. Any failure (a corrupt, locked, foreign or
 read-only index) makes callers read the manifests instead (:data:`INDEX_ERRORS`,
-:func:`checkpoint_magic.store.catalog.with_index`). Local stores only: see :func:`open_index`.
+:func:`checkpoint_magic.store.catalog.with_index`).
+
+An object store has no folders to stat: there, a refresh lists each namespace's manifests
+and records in one listing (:meth:`~checkpoint_magic.store.backends.StoreBackend.list_tree`)
+and compares each object's own version (its ETag) with the one recorded, reading only the
+new or changed ones, concurrently. The index is then a file of the machine's local cache
+(see :func:`open_index`).
 
 Examples
 --------
@@ -304,6 +310,30 @@ def _cached_rows(text: str, folders: str) -> list[tuple[Any, ...]] | None:
         return None
 
 
+def _cache_file(backend: StoreBackend) -> str | None:
+    """The index of a remote store, in the machine's local cache (created if missing).
+
+    ``None`` if the backend keeps none; refused if one of its files is not a regular file.
+    """
+    path = backend.index_file()
+    if path is None:
+        return None
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    for local in _local_files(path):
+        try:
+            st = os.lstat(local)
+        except FileNotFoundError:
+            continue
+        if not stat_module.S_ISREG(st.st_mode):
+            raise sqlite3.OperationalError(f"{local} is not a regular file the index wrote")
+    return path
+
+
+def _local_files(path: str) -> list[str]:
+    """The SQLite files of the index at ``path`` (with its write-ahead log)."""
+    return [path + name[len(layout.INDEX) :] for name in layout.INDEX_FILES]
+
+
 def _refuse_links(backend: StoreBackend) -> str | None:
     """The index's local path, ``None`` if the store has none or one of its files is a link."""
     path = backend.local_path(layout.INDEX)
@@ -323,10 +353,13 @@ def _refuse_links(backend: StoreBackend) -> str | None:
 def open_index(store: Any, secret: bytes | None = None) -> EntryIndex | None:
     """The store's entry index, created if missing; ``None`` where there is none.
 
-    A local store has one in ``state/``. A URL store has none (its tools read the manifests;
-    an index in the local cache, keyed by the ETags listings carry, is left for later), nor
-    has a read-only store or one not created yet. A corrupt or foreign index is removed
-    and rebuilt (logged once); a locked one is not waited for beyond a few seconds.
+    A local store has one in ``state/``, shared by the processes of the machine. A URL store
+    has one per machine, in its folder of the local read cache
+    (:meth:`~checkpoint_magic.store.backends.StoreBackend.index_file`; none when that cache
+    is off), refreshed from one listing per namespace and the versions (ETags) it carries.
+    A read-only local store has none, nor has one not created yet. A corrupt or foreign
+    index is removed and rebuilt (logged once); a locked one is not waited for beyond a few
+    seconds.
 
     Parameters
     ----------
@@ -341,12 +374,14 @@ def open_index(store: Any, secret: bytes | None = None) -> EntryIndex | None:
         Open; the caller closes it.
     """
     backend = store.backend
-    if not store.is_local or not backend.files_are_local:
-        return None
+    local = store.is_local and backend.files_are_local
     try:
-        if backend.stat_folder(layout.STATE) is None:
-            return None  # nothing to index yet (and a read-only command creates nothing)
-        path = _refuse_links(backend)
+        if local:
+            if backend.stat_folder(layout.STATE) is None:
+                return None  # nothing to index yet (and a read-only command creates nothing)
+            path = _refuse_links(backend)
+        else:
+            path = _cache_file(backend)
         if path is None:
             return None
         try:
@@ -391,6 +426,12 @@ def discard_index(store: Any) -> None:
     store : Store
         The store.
     """
+    cached = store.backend.index_file()
+    if cached is not None:  # a remote store's, in the local cache
+        for local in _local_files(cached):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(local)
+        return
     for name in layout.INDEX_FILES:
         with contextlib.suppress(FileNotFoundError):
             store.backend.delete(name)

@@ -20,25 +20,37 @@ does this; it is not used on its own.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 from . import layout
 from .backends import Stat, StoreBackend
 from .indexrows import EntryRow, signature, trusted
-from .usage import parse_usage
-from .walk import in_shard
+from .manifest import MANIFEST_MAX_BYTES
+from .usage import RECORD_MAX, parse_usage
+from .walk import entry_files, in_shard, state_files
 
 __all__ = ["NO_FOLDER", "IndexRefresh", "Parser", "folder_signature"]
 
 #: The recorded version of a missing state folder (known: no records, not racy).
 NO_FOLDER = "none"
 
-#: Parses the manifest ``entries/<ns_dir>/...<key>`` into a row; ``None`` if it is gone.
-Parser = Callable[[str, str], "EntryRow | None"]
+
+class Parser(Protocol):
+    """Parses the manifest ``entries/<ns_dir>/...<key>`` into a row; ``None`` if it is gone.
+
+    Given ``st`` and ``data`` (its listed stat and its bytes, read in a batch), it parses
+    those; else it reads the manifest itself.
+    """
+
+    def __call__(
+        self, ns_dir: str, key: str, st: Stat | None = None, data: bytes | None = None
+    ) -> EntryRow | None: ...  # pragma: no cover - a signature
+
 
 # Rows of one shard: keys that start with it (the range lets SQLite use the primary key).
 _IN_SHARD = "key >= ? AND key < ? AND substr(key, 1, 2) = ?"
@@ -187,6 +199,9 @@ class IndexRefresh:
         bool
             Whether a folder was listed (it had changed, or was never listed).
         """
+        if not self.backend.tracks_folders:
+            self._listed_entries(ns_dir, parse)
+            return True
         top = f"{layout.ENTRIES}/{ns_dir}"
         # A folder's stat is taken before listing it: a change during the listing leaves
         # the recorded signature behind the folder's, so the next refresh lists it again.
@@ -231,23 +246,27 @@ class IndexRefresh:
                 listed.add(key)
                 fresh.append(row)
         with self._write():
-            db = self.db
-            removed = [(ns_dir, k) for k in known if k not in listed]
-            db.executemany("DELETE FROM entries WHERE ns_dir = ? AND key = ?", removed)
-            db.executemany("DELETE FROM refs WHERE ns_dir = ? AND key = ?", removed)
-            db.executemany("DELETE FROM refs WHERE ns_dir = ? AND key = ?", [r[:2] for r in fresh])
-            marks = ", ".join("?" * len(EntryRow._fields))
-            db.executemany(f"INSERT OR REPLACE INTO entries VALUES ({marks})", fresh)  # noqa: S608
-            db.executemany(
-                "INSERT OR REPLACE INTO refs VALUES (?, ?, ?, ?)",
-                [
-                    (digest, r.ns_dir, r.key, size)
-                    for r in fresh
-                    if r.damage is None and r.blobs != "{}"
-                    for digest, size in _loads(r.blobs).items()
-                ],
-            )
-            db.execute("INSERT OR REPLACE INTO folders VALUES (?, ?)", (folder, version))
+            self._store_rows(ns_dir, [k for k in known if k not in listed], fresh)
+            self.db.execute("INSERT OR REPLACE INTO folders VALUES (?, ?)", (folder, version))
+
+    def _store_rows(self, ns_dir: str, removed: list[str], fresh: list[EntryRow]) -> None:
+        """Drop the rows of the keys ``removed``, write ``fresh`` (inside a transaction)."""
+        db = self.db
+        gone = [(ns_dir, k) for k in removed]
+        db.executemany("DELETE FROM entries WHERE ns_dir = ? AND key = ?", gone)
+        db.executemany("DELETE FROM refs WHERE ns_dir = ? AND key = ?", gone)
+        db.executemany("DELETE FROM refs WHERE ns_dir = ? AND key = ?", [r[:2] for r in fresh])
+        marks = ", ".join("?" * len(EntryRow._fields))
+        db.executemany(f"INSERT OR REPLACE INTO entries VALUES ({marks})", fresh)  # noqa: S608
+        db.executemany(
+            "INSERT OR REPLACE INTO refs VALUES (?, ?, ?, ?)",
+            [
+                (digest, r.ns_dir, r.key, size)
+                for r in fresh
+                if r.damage is None and r.blobs != "{}"
+                for digest, size in _loads(r.blobs).items()
+            ],
+        )
 
     # ------------------------------------------------------------------ usage records and pins
     def refresh_state(self, ns_dir: str) -> bool:
@@ -263,6 +282,9 @@ class IndexRefresh:
         bool
             Whether a folder was listed.
         """
+        if not self.backend.tracks_folders:
+            self._listed_state(ns_dir)
+            return True
         top = layout.state_folder(ns_dir)
         st = self.backend.stat_folder(top)
         # A name never hit nor pinned has no state folder: that is known (no records), not
@@ -360,3 +382,113 @@ class IndexRefresh:
                 self.db.execute("DELETE FROM state WHERE ns_dir = ?", (ns_dir,))
         for ns_dir in present:
             self.refresh_state(ns_dir)
+
+    # ------------------------------------------------------------------ stores without folders
+    def _read(self, items: list[tuple[str, Stat]], limit: int) -> list[bytes | None]:
+        """The bytes of the listed objects ``(name, stat)``: the small ones in one batch."""
+        small = [name for name, st in items if st.size <= limit]
+        batch = iter(self.backend.read_many(small, limit))
+        found: list[bytes | None] = []
+        for name, st in items:
+            if st.size <= limit:
+                found.append(next(batch))
+                continue
+            try:  # larger than any manifest or record: its first bytes tell it is damaged
+                found.append(self.backend.read_bytes(name, limit))
+            except FileNotFoundError:
+                found.append(None)
+        return found
+
+    def _listed_entries(self, ns_dir: str, parse: Parser) -> None:
+        """Refresh a namespace's manifests from one listing of them (a store without folders).
+
+        Every object whose version is not the one recorded (trusted) is read, in one batch;
+        the namespace's entry in ``folders`` records a digest of the listing, ``None`` while
+        a row is not trusted yet, so that totals kept for it are reused only while nothing
+        changed.
+        """
+        now = time.time()
+        known = {
+            key: row_version if trust else None
+            for key, row_version, trust in self.db.execute(
+                "SELECT key, version, trusted FROM entries WHERE ns_dir = ?", (ns_dir,)
+            )
+        }
+        files = entry_files(self.backend, ns_dir, sharded=self.sharded)
+        changed = [(key, st) for key, st in files if known.get(key) != signature(st)]
+        names = [(layout.entry_in(ns_dir, key, sharded=self.sharded), st) for key, st in changed]
+        fresh: list[EntryRow] = []
+        gone: set[str] = set()
+        for (key, st), data in zip(changed, self._read(names, MANIFEST_MAX_BYTES), strict=True):
+            row = None if data is None else parse(ns_dir, key, st, data)
+            if row is None:
+                gone.add(key)
+            else:
+                fresh.append(row)
+        listed = {key for key, _ in files} - gone
+        version = _listing_digest(files, now) if all(r.trusted for r in fresh) else None
+        with self._write():
+            self._store_rows(ns_dir, [k for k in known if k not in listed], fresh)
+            top = f"{layout.ENTRIES}/{ns_dir}"
+            self.db.execute("INSERT OR REPLACE INTO folders VALUES (?, ?)", (top, version))
+
+    def _listed_state(self, ns_dir: str) -> None:
+        """Refresh a namespace's usage records and pins from one listing of them."""
+        now = time.time()
+        top = layout.state_folder(ns_dir)
+        known = {
+            (key, kind): row_version if trust else None
+            for key, kind, row_version, trust in self.db.execute(
+                "SELECT key, kind, version, trusted FROM state WHERE ns_dir = ?", (ns_dir,)
+            )
+        }
+        listed: dict[tuple[str, str], tuple[str, Stat]] = {}
+        for leaf, name, st in state_files(self.backend, ns_dir, sharded=self.sharded):
+            key, kind = leaf, ""  # a namespace record, or a name the store never writes
+            in_top = name == f"{top}/{leaf}"
+            if not (self.sharded and in_top):  # as _list_state: an entry's record
+                for suffix, what in ((layout.HITS, "hits"), (layout.PIN, "pin")):
+                    if leaf.endswith(suffix):
+                        key, kind = leaf[: -len(suffix)], what
+                if self.sharded and not kind:
+                    continue  # not a record of its shard's entries
+            listed[(key, kind)] = (name, st)
+        changed = [
+            (slot, name, st)
+            for slot, (name, st) in listed.items()
+            if known.get(slot) != signature(st)
+        ]
+        hits = [(name, st) for (_, kind), name, st in changed if kind == "hits"]
+        counts = dict(zip([n for n, _ in hits], self._read(hits, RECORD_MAX), strict=True))
+        fresh: list[tuple[Any, ...]] = []
+        for (key, kind), name, st in changed:
+            used: tuple[int | None, float | None] = (None, None)
+            if kind == "hits":
+                data = counts[name]
+                if data is None:  # removed meanwhile
+                    del listed[(key, kind)]
+                    continue
+                used = parse_usage(data[:RECORD_MAX], st.mtime)
+            fresh.append((ns_dir, key, kind, signature(st), trusted(st, now), st.size, *used))
+        version = (
+            _listing_digest([(f"{k}\0{t}", st) for (k, t), (_, st) in listed.items()], now)
+            if all(r[4] for r in fresh)
+            else None
+        )
+        with self._write():
+            self.db.executemany(
+                "DELETE FROM state WHERE ns_dir = ? AND key = ? AND kind = ?",
+                [(ns_dir, key, kind) for key, kind in known if (key, kind) not in listed],
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fresh
+            )
+            self.db.execute("INSERT OR REPLACE INTO folders VALUES (?, ?)", (top, version))
+
+
+def _listing_digest(files: list[tuple[str, Stat]], now: float) -> str | None:
+    """What a listing of ``(name, stat)`` says, as a digest; ``None`` if one is too recent."""
+    if not all(trusted(st, now) for _, st in files):
+        return None
+    text = "\n".join(f"{name} {signature(st)}" for name, st in sorted(files))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

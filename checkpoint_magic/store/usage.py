@@ -18,14 +18,22 @@ import time
 from .backends import StoreBackend, UnsafeStoreError
 from .deferred import BatchWriter
 
-__all__ = ["FLUSH_INTERVAL", "add_hits", "flush_usage", "parse_usage", "read_usage", "record_hit"]
+__all__ = [
+    "FLUSH_INTERVAL",
+    "RECORD_MAX",
+    "add_hits",
+    "flush_usage",
+    "parse_usage",
+    "read_usage",
+    "record_hit",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Seconds between two automatic flushes of pending hit counts.
 FLUSH_INTERVAL = 1.0
 #: A usage record is never read beyond this size.
-_RECORD_MAX = 256
+RECORD_MAX = 256
 
 
 def parse_usage(data: bytes, mtime: float) -> tuple[int, float]:
@@ -79,10 +87,10 @@ def read_usage(backend: StoreBackend, name: str) -> tuple[int, float | None]:
         ``(0, None)`` if there is no record.
     """
     try:
-        data, st = backend.read_small(name, _RECORD_MAX)  # the bytes and the stat at once
+        data, st = backend.read_small(name, RECORD_MAX)  # the bytes and the stat at once
     except (FileNotFoundError, UnsafeStoreError):  # missing, or a link: never followed
         return 0, None
-    return parse_usage(data[:_RECORD_MAX], st.mtime)
+    return parse_usage(data[:RECORD_MAX], st.mtime)
 
 
 def add_hits(backend: StoreBackend, name: str, count: int, last: float) -> None:

@@ -72,6 +72,29 @@ def test_backend_primitives_on_memory(mem_url: str) -> None:
         b.path("../outside")
 
 
+@pytest.mark.parametrize("where", ["memory", "s3"])
+def test_read_many_reads_a_batch_in_order(
+    where: str, mem_url: str, request: pytest.FixtureRequest
+) -> None:
+    b = FsspecBackend(mem_url if where == "memory" else request.getfixturevalue("s3_store"))
+    names = [f"state/m.f/{i:02x}/r{i}.hits" for i in range(5)]
+    for i, name in enumerate(names):
+        b.write(name, b"x" * (i + 1))
+    b.write("state/m.f/big", b"y" * 1000)
+    asked = [names[3], "state/m.f/gone", names[0], "state/m.f/big", *names[1:3], names[4]]
+    assert b.read_many(asked, limit=8) == [
+        b"xxxx",
+        None,
+        b"x",
+        b"y" * 9,
+        b"xx",
+        b"xxx",
+        b"xxxxx",  # at most limit + 1 bytes
+    ]
+    assert b.read_many([], limit=8) == []
+    assert not b.tracks_folders  # the entry index lists it a namespace at a time
+
+
 def test_views_reader_streams_buffers_back_to_back() -> None:
     parts = [memoryview(b"abc"), memoryview(b""), memoryview(b"defgh")]
     reader = ViewsReader(parts)

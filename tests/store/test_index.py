@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from checkpoint_magic import config
 from checkpoint_magic.store import Store, index, layout
 from checkpoint_magic.store.catalog import read_entries, scan_entries
 from checkpoint_magic.store.usage import flush_usage
@@ -263,10 +264,27 @@ def test_concurrent_writers_and_listers(tmp_path, script):
     assert len(listed(store)[0]) == 1 + 3 * (60 - 20)
 
 
-def test_a_url_store_lists_without_an_index(s3_store):
+def test_a_url_store_keeps_its_index_in_the_local_read_cache(s3_store):
     store = Store(s3_store)
     commit(store, "k0", blob=bytes(30_000))
     commit(store, "k1")
+    opened = index.open_index(store)
+    assert opened is not None
+    opened.close()
+    assert opened.path == store.backend.index_file()
+    assert opened.path.startswith(str(store.backend.cache.folder) + os.sep)
+    assert listed(store) == full(store)
+    assert [s.entries for s in summarize_store(store)] == [2]
+    assert du(store).entries_files == 2
+    assert store.backend.cache.total() == 0  # the index is no cached blob: never trimmed
+
+
+def test_a_url_store_without_a_local_cache_lists_without_an_index(s3_store, monkeypatch):
+    monkeypatch.setenv(config.ENV_CACHE_SIZE, "0")
+    store = Store(s3_store)
+    commit(store, "k0", blob=bytes(30_000))
+    commit(store, "k1")
+    assert store.backend.index_file() is None
     assert index.open_index(store) is None
     assert listed(store) == full(store)
     assert [s.entries for s in summarize_store(store)] == [2]

@@ -122,3 +122,11 @@ def test_small_files_are_written_whole_through_short_writes(tmp_path: Path, arra
         staged = backend.stage("tmp/a", [memoryview(array), memoryview(b"end")])
     assert (tmp_path / "store" / "tmp" / "a").read_bytes() == array.tobytes() + b"end"
     assert staged.size == array.nbytes + 3
+
+
+def test_read_many_reads_each_name_in_order(tmp_path: Path) -> None:
+    b = LocalBackend(tmp_path / "store")
+    b.write("state/a", b"one")
+    b.write("state/b", b"two and more")
+    assert b.read_many(["state/b", "state/none", "state/a"], limit=4) == [b"two a", None, b"one"]
+    assert b.tracks_folders and b.index_file() is None  # the index is in the store itself

@@ -109,6 +109,12 @@ class StoreBackend(abc.ABC):
     #: blob this process verified may be read again without hashing while it is unchanged.
     files_are_local: bool = False
 
+    #: Whether :meth:`stat_folder` gives a version that changes whenever a file is added to,
+    #: removed from or renamed into the folder (a local directory's mtime does): then the
+    #: entry index lists only the folders that changed. Without, it lists every namespace
+    #: (one :meth:`list_tree` each) and compares each file's own version.
+    tracks_folders: bool = False
+
     #: Where the store is, as the user would write it (a path or a URL).
     location: str
 
@@ -206,6 +212,47 @@ class StoreBackend(abc.ABC):
         f, _ = self.open_read(name)
         with f:
             return f.read() if limit is None else f.read(limit + 1)
+
+    def read_many(self, names: Sequence[str], limit: int) -> list[bytes | None]:
+        """The bytes of several small objects, each read as :meth:`read_bytes` with ``limit``.
+
+        The entry index reads the manifests and records that changed with it; a backend may
+        override it to read them concurrently (the URL one does).
+
+        Parameters
+        ----------
+        names : sequence of str
+            Names of stored objects.
+        limit : int
+            Read at most ``limit + 1`` bytes of each.
+
+        Returns
+        -------
+        list of bytes or None
+            In the order of ``names``; ``None`` for a name nothing is stored under.
+        """
+        found: list[bytes | None] = []
+        for name in names:
+            try:
+                found.append(self.read_bytes(name, limit))
+            except FileNotFoundError:
+                found.append(None)
+        return found
+
+    def index_file(self) -> str | None:
+        """The local file where this machine keeps the store's entry index, if anywhere.
+
+        A local store keeps its index inside the store (``state/``, shared by every process
+        on the machine; :func:`~checkpoint_magic.store.index.open_index` finds it there); a
+        backend of a remote store may name a file of its own local cache. The index is a
+        cache of the manifests: a wrong or missing one costs time, never a wrong listing.
+
+        Returns
+        -------
+        str or None
+            An absolute local path, or ``None`` (the default): no index outside the store.
+        """
+        return None
 
     def read_small(self, name: str, limit: int) -> tuple[bytes, Stat]:
         """The bytes of a small object, at most ``limit`` + 1 of them, and its stat, together.

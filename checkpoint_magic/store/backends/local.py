@@ -101,6 +101,7 @@ class LocalBackend(StoreBackend):
     """
 
     files_are_local = True
+    tracks_folders = True
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = os.path.abspath(os.fspath(root))

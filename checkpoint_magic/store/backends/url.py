@@ -132,6 +132,10 @@ def _stat(info: Mapping[str, Any]) -> Stat:
     return Stat(size=int(info.get("size") or 0), mtime=mtime, version=(tag, mtime))
 
 
+#: Objects read in one concurrent batch by :meth:`FsspecBackend.read_many`.
+_MANY = 1000
+
+
 class _Pending(Staged):
     """Data handed to :meth:`FsspecBackend.stage`: uploaded by :meth:`~FsspecBackend.publish`."""
 
@@ -360,6 +364,37 @@ class FsspecBackend(StoreBackend):
             return super().read_bytes(name, limit)
         data = self.fs.cat_file(self.path(name))
         return bytes(data) if limit is None else bytes(data[: limit + 1])
+
+    @_io
+    def read_many(self, names: Sequence[str], limit: int) -> list[bytes | None]:
+        # One concurrent batch of GETs per _MANY names (fsspec's cat of a list), not a round
+        # trip each; what the batch does not return is read on its own.
+        found: list[bytes | None] = []
+        for start in range(0, len(names), _MANY):
+            paths = [self.path(name) for name in names[start : start + _MANY]]
+            got = self.fs.cat(paths, on_error="return") if paths else {}
+            got = got if isinstance(got, dict) else {paths[0]: got}
+            for path in paths:
+                data = got.get(path)
+                if isinstance(data, FileNotFoundError):
+                    found.append(None)
+                    continue
+                if isinstance(data, BaseException):
+                    raise data
+                if data is None:  # a key spelled otherwise by the filesystem: one request
+                    try:
+                        data = self.fs.cat_file(path)
+                    except FileNotFoundError:
+                        found.append(None)
+                        continue
+                found.append(bytes(data[: limit + 1]))
+        return found
+
+    def index_file(self) -> str | None:
+        if self.cache is None:  # no local cache (CHECKPOINT_MAGIC_CACHE_SIZE=0): no index
+            return None
+        # In the store's folder of the read cache, whose trimming leaves dot files alone.
+        return str(self.cache.folder / layout.INDEX.rpartition("/")[2])
 
     @_io
     def stat(self, name: str) -> Stat | None:
