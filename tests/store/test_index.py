@@ -279,6 +279,16 @@ def test_a_url_store_keeps_its_index_in_the_local_read_cache(s3_store):
     assert store.backend.cache.total() == 0  # the index is no cached blob: never trimmed
 
 
+def test_gc_of_a_url_store_evicts_what_its_index_lists(s3_store):
+    store = Store(s3_store)
+    for i in range(4):
+        commit(store, f"k{i}", blob=bytes([i]) * 30_000)
+    report = gc(store, max_size=40_000, grace=0)  # the entries were listed from the index
+    assert len(report.evicted) == 3 and report.freed_blobs == 3
+    assert [e.key for e in list_entries(store)] == ["k3"]
+    assert listed(store) == full(store)
+
+
 def test_a_url_store_without_a_local_cache_lists_without_an_index(s3_store, monkeypatch):
     monkeypatch.setenv(config.ENV_CACHE_SIZE, "0")
     store = Store(s3_store)
