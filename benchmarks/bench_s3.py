@@ -6,7 +6,10 @@ the run. For a tiny result and a 64 MiB array, each round times, interleaved:
 * a miss on the ``s3://`` store (fingerprint, upload the blob, publish the manifest), against
   a raw s3fs ``pipe_file`` of the same bytes (the target: ours <= 1.3x raw for 64 MiB);
 * a hit with an empty local read cache (download + verify), against a raw ``cat_file``;
-* a hit served by the local read cache, and the same hit and miss on a local store.
+* a hit served by the local read cache, and the same hit and miss on a local store;
+
+and ``ls`` / ``ls -l`` of a store of 500 entries from its entry index (kept in the local
+read cache, refreshed from one listing) against reading every manifest and usage record.
 
 Tiny results are dominated by round trips (a miss looks the entry up, takes the
 single-flight lease, publishes the manifest and releases the lease: a handful of requests
@@ -33,6 +36,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +56,7 @@ from _harness import (
 
 RESULTS = Path(__file__).resolve().parent / "results" / "s3.md"
 BUCKET = "bench"
+LISTED = 500  # entries of the store the listing rows list
 
 
 def start_moto() -> tuple[subprocess.Popen[bytes], str]:
@@ -74,6 +79,61 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("moto_server did not start") from None
             time.sleep(0.05)
+
+
+def listing_rows(url: str, rounds: int) -> list[Row]:
+    """``ls`` / ``ls -l`` of a store of :data:`LISTED` entries: index fresh vs every object read.
+
+    The store is filled through the public API (8 threads), then left to age past the index's
+    racily-clean window. "every object read" is the same call with the local read cache off
+    (``CHECKPOINT_MAGIC_CACHE_SIZE=0``), which leaves a URL store without an index: one
+    request per manifest and per usage record.
+    """
+    from checkpoint_magic import checkpoint
+    from checkpoint_magic.store import Store
+    from checkpoint_magic.store.indexrows import RACY_SECONDS
+    from checkpoint_magic.tools.inventory import list_entries, summarize_store
+
+    @checkpoint(store=url, name="bench.listed")
+    def fill(i: int) -> int:
+        return i
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(fill, range(LISTED)))
+    for i in range(0, LISTED, 10):  # some usage records, as hits leave them
+        fill(i)
+    time.sleep(RACY_SECONDS + 0.5)
+
+    def without_index(tool: Any) -> Any:
+        os.environ["CHECKPOINT_MAGIC_CACHE_SIZE"] = "0"
+        try:
+            return tool(Store(url))
+        finally:
+            del os.environ["CHECKPOINT_MAGIC_CACHE_SIZE"]
+
+    summarize_store(Store(url))  # the index is built once, as by any earlier use of the tools
+    timings = interleave(
+        [
+            Candidate("ls, index", lambda: summarize_store(Store(url))),
+            Candidate("ls, every object", lambda: without_index(summarize_store)),
+            Candidate("ls -l, index", lambda: list_entries(Store(url))),
+            Candidate("ls -l, every object", lambda: without_index(list_entries)),
+        ],
+        rounds=rounds,
+        warmup=0,
+    )
+    rows = []
+    for tool in ("ls", "ls -l"):
+        row = slowdown_row(
+            f"`{tool}` of {LISTED} entries, index fresh",
+            timings[f"{tool}, index"],
+            timings[f"{tool}, every object"],
+            at_most=1.0,
+            note="in-process; the anchor reads every manifest and usage record",
+        )
+        row.target, row.status = "ours/every object read (no target)", "INFO"
+        rows.append(row)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
             for name in ("s3 hit (cached)", "local miss", "local hit"):
                 rows.append(info_row(f"{label}: {name}", timings[name]))
+        rows.extend(listing_rows(f"s3://{BUCKET}/listed", rounds))
     finally:
         proc.terminate()
         proc.wait()
