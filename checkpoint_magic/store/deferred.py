@@ -49,11 +49,21 @@ class BatchWriter:
         Names the writer's thread (``checkpoint-magic-<name>``).
     interval : float
         Seconds between two automatic flushes.
+    write_all : callable, optional
+        ``write_all([(slot, value), ...])`` writes a whole flush at once (in fewer round
+        trips than one write per slot); its errors are logged, never raised. Without it
+        each value is written by the ``write`` it was submitted with.
     """
 
-    def __init__(self, name: str, interval: float):
+    def __init__(
+        self,
+        name: str,
+        interval: float,
+        write_all: Callable[[list[tuple[Any, Any]]], None] | None = None,
+    ):
         self.name = name
         self.interval = interval
+        self.write_all = write_all
         # slot -> (value, write); written and emptied by flush
         self._pending: dict[Hashable, tuple[Any, Callable[[Any, Any], None]]] = {}
         self._lock = threading.Lock()
@@ -120,6 +130,12 @@ class BatchWriter:
         with self._flush_lock:
             with self._lock:
                 batch, self._pending = self._pending, {}
+            if self.write_all is not None and batch:
+                try:
+                    self.write_all([(slot, value) for slot, (value, _) in batch.items()])
+                except Exception:  # bookkeeping: never fail a caller
+                    logger.warning("%s: could not write a batch", self.name, exc_info=True)
+                return
             for slot, (value, write) in batch.items():
                 try:
                     write(slot, value)

@@ -22,6 +22,7 @@ __all__ = [
     "FLUSH_INTERVAL",
     "RECORD_MAX",
     "add_hits",
+    "add_many_hits",
     "flush_usage",
     "parse_usage",
     "read_usage",
@@ -117,6 +118,49 @@ def add_hits(backend: StoreBackend, name: str, count: int, last: float) -> None:
         logger.debug("could not record %d hits in %s: %s", count, name, exc)
 
 
+def add_many_hits(backend: StoreBackend, records: list[tuple[str, int, float]]) -> None:
+    """Add hits to several usage records of one store: one batched read, one batched write.
+
+    What :func:`add_hits` does for each ``(name, count, last)``, in two round trips of a URL
+    store instead of two per record (:meth:`~.backends.StoreBackend.read_many`,
+    :meth:`~.backends.StoreBackend.write_many`). If the batch fails (a record the store
+    refuses, say), each record is added on its own, so one bad record costs only itself.
+
+    Parameters
+    ----------
+    backend : StoreBackend
+        The store's backend.
+    records : list of (str, int, float)
+        Each record's name, the hits to add and the time of the last of them.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from checkpoint_magic.store.backends.local import LocalBackend
+    >>> backend = LocalBackend(tempfile.mkdtemp())
+    >>> add_many_hits(backend, [("state/m.f/k1.hits", 2, 10.0), ("state/m.f/k2.hits", 1, 5.0)])
+    >>> add_many_hits(backend, [("state/m.f/k1.hits", 3, 20.0)])
+    >>> backend.read_bytes("state/m.f/k1.hits")
+    b'5 20.000000\\n'
+    """
+    try:
+        if not backend.exists():
+            return
+        names = [name for name, _, _ in records]
+        bodies = {}
+        for (name, count, last), data in zip(
+            records, backend.read_many(names, RECORD_MAX), strict=True
+        ):
+            # A record of the earlier format counts dots and has no time: the new one has.
+            hits, previous = (0, 0.0) if data is None else parse_usage(data[:RECORD_MAX], 0.0)
+            bodies[name] = f"{hits + count} {max(last, previous):.6f}\n".encode("ascii")
+        backend.write_many(bodies)
+    except OSError as exc:
+        logger.debug("%d usage records not written in a batch (%s): one by one", len(records), exc)
+        for name, count, last in records:
+            add_hits(backend, name, count, last)
+
+
 _Hits = tuple[StoreBackend, int, float]  # (backend, hits, last hit)
 
 
@@ -129,7 +173,15 @@ def _write_hits(slot: tuple[int, str], value: _Hits) -> None:
     add_hits(backend, slot[1], count, last)
 
 
-_usage_writer = BatchWriter("usage", FLUSH_INTERVAL)
+def _write_all_hits(batch: list[tuple[tuple[int, str], _Hits]]) -> None:
+    by_store: dict[int, tuple[StoreBackend, list[tuple[str, int, float]]]] = {}
+    for (store_id, name), (backend, count, last) in batch:
+        by_store.setdefault(store_id, (backend, []))[1].append((name, count, last))
+    for backend, records in by_store.values():
+        add_many_hits(backend, records)
+
+
+_usage_writer = BatchWriter("usage", FLUSH_INTERVAL, _write_all_hits)
 
 
 def record_hit(backend: StoreBackend, name: str) -> None:

@@ -123,3 +123,22 @@ def test_an_unexpected_error_of_one_write_loses_nothing_else_and_is_not_raised(c
         writer.flush()  # a reader of another store calls this: it must not fail
     assert written == [2]
     assert "could not write 'a'" in caplog.text
+
+
+def test_a_writer_with_write_all_hands_it_each_flush_whole(caplog):
+    batches = []
+    writer = BatchWriter("test", interval=3600, write_all=batches.append)
+    for slot in ("a", "b", "a"):
+        writer.submit(slot, 1, lambda slot, value: pytest.fail("written one by one"), add)
+    writer.flush()
+    writer.flush()  # nothing pending: write_all is not called
+    assert [sorted(b) for b in batches] == [[("a", 2), ("b", 1)]]
+
+    def broken(batch):
+        raise RuntimeError("a bug in the batch writer")
+
+    failing = BatchWriter("test", interval=3600, write_all=broken)
+    failing.submit("a", 1, lambda slot, value: None)
+    with caplog.at_level(logging.WARNING, logger="checkpoint_magic.store.deferred"):
+        failing.flush()  # logged, never raised
+    assert "could not write a batch" in caplog.text

@@ -73,7 +73,7 @@ def test_backend_primitives_on_memory(mem_url: str) -> None:
 
 
 @pytest.mark.parametrize("where", ["memory", "s3"])
-def test_read_many_reads_a_batch_in_order(
+def test_read_many_and_write_many_batch_in_order(
     where: str, mem_url: str, request: pytest.FixtureRequest
 ) -> None:
     b = FsspecBackend(mem_url if where == "memory" else request.getfixturevalue("s3_store"))
@@ -93,6 +93,9 @@ def test_read_many_reads_a_batch_in_order(
     ]
     assert b.read_many([], limit=8) == []
     assert not b.tracks_folders  # the entry index lists it a namespace at a time
+    b.write_many({names[0]: b"new", "state/m.f/00/fresh.hits": b"made"})
+    assert b.read_many([names[0], "state/m.f/00/fresh.hits"], limit=8) == [b"new", b"made"]
+    b.write_many({})
 
 
 def test_views_reader_streams_buffers_back_to_back() -> None:

@@ -124,9 +124,11 @@ def test_small_files_are_written_whole_through_short_writes(tmp_path: Path, arra
     assert staged.size == array.nbytes + 3
 
 
-def test_read_many_reads_each_name_in_order(tmp_path: Path) -> None:
+def test_read_many_and_write_many_go_name_by_name(tmp_path: Path) -> None:
     b = LocalBackend(tmp_path / "store")
     b.write("state/a", b"one")
     b.write("state/b", b"two and more")
     assert b.read_many(["state/b", "state/none", "state/a"], limit=4) == [b"two a", None, b"one"]
     assert b.tracks_folders and b.index_file() is None  # the index is in the store itself
+    b.write_many({"state/a": b"1", "state/x/new": b"2"})
+    assert b.read_many(["state/a", "state/x/new"], limit=4) == [b"1", b"2"]

@@ -33,7 +33,7 @@ True
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -238,6 +238,21 @@ class StoreBackend(abc.ABC):
             except FileNotFoundError:
                 found.append(None)
         return found
+
+    def write_many(self, items: Mapping[str, bytes]) -> None:
+        """Replace several small objects, each as :meth:`write` does.
+
+        Usage records are flushed with it; a backend may override it to write them
+        concurrently (the URL one does). Each object is replaced whole; the batch is not a
+        transaction (a failure may leave some written).
+
+        Parameters
+        ----------
+        items : mapping of str to bytes
+            The new content of each name.
+        """
+        for name, data in items.items():
+            self.write(name, data)
 
     def index_file(self) -> str | None:
         """The local file where this machine keeps the store's entry index, if anywhere.

@@ -483,6 +483,14 @@ class FsspecBackend(StoreBackend):
         return True
 
     @_io
+    def write_many(self, items: Mapping[str, bytes]) -> None:
+        # Concurrent PUTs (fsspec's pipe of a dict), each atomic as write's; in batches.
+        names = list(items)
+        for start in range(0, len(names), _MANY):
+            batch = names[start : start + _MANY]
+            self.fs.pipe({self.path(name): bytes(items[name]) for name in batch})
+
+    @_io
     def create(self, name: str, data: bytes, *, whole: bool = True) -> bool:
         try:  # a conditional PUT: whole either way
             self.fs.pipe_file(self.path(name), bytes(data), mode="create")
