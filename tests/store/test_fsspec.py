@@ -98,6 +98,30 @@ def test_read_many_and_write_many_batch_in_order(
     b.write_many({})
 
 
+def test_a_hit_reads_a_url_manifest_in_one_request_and_sees_it_replaced(
+    mem_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(mem_url)
+    store.write_entry("m.f", "k", {"namespace": "m.f", "outputs": {"return": store.put_value(1)}})
+    heads: list[str] = []
+    real = FsspecBackend._info
+    monkeypatch.setattr(
+        FsspecBackend, "_info", lambda self, path: heads.append(path) or real(self, path)
+    )
+    for expected in (1, 1, 2):
+        if expected == 2:  # another process replaces the entry
+            other = Store(mem_url)
+            other.write_entry(
+                "m.f", "k", {"namespace": "m.f", "outputs": {"return": other.put_value(2)}}
+            )
+        heads.clear()
+        manifest = store.read_entry("m.f", "k", hot_only=True)
+        assert heads == []  # no stat before the read: one GET per lookup
+        assert manifest is not None
+        assert store.get_value(manifest["outputs"]["return"]) == expected
+    assert store.read_entry("m.f", "gone", hot_only=True) is None
+
+
 def test_views_reader_streams_buffers_back_to_back() -> None:
     parts = [memoryview(b"abc"), memoryview(b""), memoryview(b"defgh")]
     reader = ViewsReader(parts)

@@ -288,7 +288,9 @@ class StoreBackend(abc.ABC):
         data : bytes
             The object's content (or its first ``limit + 1`` bytes).
         stat : Stat
-            Size, mtime and version of the object read.
+            Size, mtime and version of the object read; a backend that reads it in one
+            request without its metadata (the URL one) gives its size, ``mtime`` 0.0 and
+            ``version`` None, so that nothing read is reused without reading it again.
 
         Raises
         ------

@@ -366,6 +366,16 @@ class FsspecBackend(StoreBackend):
         return bytes(data) if limit is None else bytes(data[: limit + 1])
 
     @_io
+    def read_small(self, name: str, limit: int) -> tuple[bytes, Stat]:
+        if self._blob_digest(name) is not None:
+            return super().read_small(name, limit)
+        # One ranged GET, not a HEAD for the stat first: a manifest read by a hit costs one
+        # round trip. Its version is unknown then, so it is not remembered for later hits,
+        # which read it again (one GET, as the HEAD that would tell it unchanged).
+        data = bytes(self.fs.cat_file(self.path(name), start=0, end=limit + 1))
+        return data, Stat(size=len(data), mtime=0.0, version=None)
+
+    @_io
     def read_many(self, names: Sequence[str], limit: int) -> list[bytes | None]:
         # One concurrent batch of GETs per _MANY names (fsspec's cat of a list), not a round
         # trip each; what the batch does not return is read on its own.
