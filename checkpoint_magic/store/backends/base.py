@@ -109,10 +109,9 @@ class StoreBackend(abc.ABC):
     #: blob this process verified may be read again without hashing while it is unchanged.
     files_are_local: bool = False
 
-    #: Whether :meth:`stat_folder` gives a version that changes whenever a file is added to,
-    #: removed from or renamed into the folder (a local directory's mtime does): then the
-    #: entry index lists only the folders that changed. Without, it lists every namespace
-    #: (one :meth:`list_tree` each) and compares each file's own version.
+    #: Whether :meth:`stat_folder`'s version changes with every file added, removed or
+    #: renamed in (a local directory's mtime does): the entry index then lists only changed
+    #: folders; else every namespace, with one :meth:`list_tree`.
     tracks_folders: bool = False
 
     #: Where the store is, as the user would write it (a path or a URL).
@@ -214,10 +213,7 @@ class StoreBackend(abc.ABC):
             return f.read() if limit is None else f.read(limit + 1)
 
     def read_many(self, names: Sequence[str], limit: int) -> list[bytes | None]:
-        """The bytes of several small objects, each read as :meth:`read_bytes` with ``limit``.
-
-        The entry index reads the manifests and records that changed with it; a backend may
-        override it to read them concurrently (the URL one does).
+        """Several small objects, each read as :meth:`read_bytes` (concurrently by URL stores).
 
         Parameters
         ----------
@@ -240,11 +236,7 @@ class StoreBackend(abc.ABC):
         return found
 
     def write_many(self, items: Mapping[str, bytes]) -> None:
-        """Replace several small objects, each as :meth:`write` does.
-
-        Usage records are flushed with it; a backend may override it to write them
-        concurrently (the URL one does). Each object is replaced whole; the batch is not a
-        transaction (a failure may leave some written).
+        """Replace several small objects, each as :meth:`write` (concurrently by URL stores).
 
         Parameters
         ----------
@@ -255,12 +247,10 @@ class StoreBackend(abc.ABC):
             self.write(name, data)
 
     def index_file(self) -> str | None:
-        """The local file where this machine keeps the store's entry index, if anywhere.
+        """The local file where this machine keeps the entry index of a remote store.
 
-        A local store keeps its index inside the store (``state/``, shared by every process
-        on the machine; :func:`~checkpoint_magic.store.index.open_index` finds it there); a
-        backend of a remote store may name a file of its own local cache. The index is a
-        cache of the manifests: a wrong or missing one costs time, never a wrong listing.
+        A local store keeps its index inside the store (``state/``); a remote store's
+        backend may name a file of its local cache (the URL one does).
 
         Returns
         -------
@@ -288,9 +278,8 @@ class StoreBackend(abc.ABC):
         data : bytes
             The object's content (or its first ``limit + 1`` bytes).
         stat : Stat
-            Size, mtime and version of the object read; a backend that reads it in one
-            request without its metadata (the URL one) gives its size, ``mtime`` 0.0 and
-            ``version`` None, so that nothing read is reused without reading it again.
+            Size, mtime and version of the object read; ``mtime`` 0.0 and ``version`` None
+            from a backend that reads in one request without the metadata (the URL one).
 
         Raises
         ------
