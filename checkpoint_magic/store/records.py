@@ -89,8 +89,13 @@ class EntryRecords:
             Whether at least one entry file exists.
         """
         folder = layout.entry_folder(namespace)
-        if self.backend.local_path(folder) is None:  # no folder times to trust: look
-            return self._first_entry(folder) is not None
+        if self.backend.local_path(folder) is None:  # no folder times: only a file is a proof
+            seen = self._has_entries.get(folder, (None, None))[1]
+            if seen is not None and self.backend.stat(f"{folder}/{seen}") is not None:
+                return True  # one HEAD, not a listing of the folders and of a shard
+            found = self._first_entry(folder)
+            self._has_entries[folder] = (None, found)
+            return found is not None
         folder_stat = self.backend.stat_folder(folder)
         if folder_stat is None:
             return False

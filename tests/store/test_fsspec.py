@@ -122,6 +122,29 @@ def test_a_hit_reads_a_url_manifest_in_one_request_and_sees_it_replaced(
     assert store.read_entry("m.f", "gone", hot_only=True) is None
 
 
+def test_a_miss_of_a_url_store_asks_whether_its_name_has_entries_without_listing(
+    mem_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(mem_url)
+    assert not store.has_entries("m.f")
+    for key in ("0a" + "1" * 30, "ff" + "2" * 30):
+        store.write_entry("m.f", key, {"namespace": "m.f", "outputs": {}})
+    assert store.has_entries("m.f")  # listed: a file seen is remembered
+    listings: list[str] = []
+    for method in ("list_files", "list_folders"):
+        real = getattr(FsspecBackend, method)
+        monkeypatch.setattr(
+            FsspecBackend,
+            method,
+            lambda self, folder, _real=real: listings.append(folder) or _real(self, folder),
+        )
+    assert store.has_entries("m.f") and listings == []  # the file seen is still there
+    store.delete_entry("m.f", "0a" + "1" * 30)
+    assert store.has_entries("m.f") and listings  # gone: listed again, the other one found
+    store.delete_entry("m.f", "ff" + "2" * 30)
+    assert not store.has_entries("m.f")
+
+
 def test_views_reader_streams_buffers_back_to_back() -> None:
     parts = [memoryview(b"abc"), memoryview(b""), memoryview(b"defgh")]
     reader = ViewsReader(parts)
