@@ -13,6 +13,13 @@ list one shard of a few hundred files, whatever the size of the namespace. The n
 folder's signature is recorded only after every one of its shard folders was, so a shard
 folder can never be missed by a refresh that trusts the namespace folder.
 
+An object store has no folders whose stat tells a change
+(:attr:`~checkpoint_magic.store.backends.StoreBackend.tracks_folders` is false): each
+namespace's manifests, then its records, are listed in one listing each, every object whose
+version (ETag) is not the one recorded is read (in concurrent batches), and the namespace's
+row in ``folders`` records a digest of the listing, so that totals kept for an unchanged
+store are still reused.
+
 :class:`IndexRefresh` is the half of :class:`~checkpoint_magic.store.index.EntryIndex` that
 does this; it is not used on its own.
 """
