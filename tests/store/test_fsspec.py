@@ -145,6 +145,24 @@ def test_a_miss_of_a_url_store_asks_whether_its_name_has_entries_without_listing
     assert not store.has_entries("m.f")
 
 
+def test_an_empty_manifest_object_is_a_damaged_entry_not_an_unreadable_store(
+    s3_store: str,
+) -> None:
+    @checkpoint(store=s3_store, name="m.empty")
+    def f(x: int) -> int:
+        RUNS.append(x)
+        return x + 1
+
+    assert f(1) == 2
+    store = Store(s3_store)
+    [(key, _)] = entry_files(store.backend, "m.empty", sharded=store.sharded)
+    store.backend.write(layout.entry("m.empty", key), b"")  # a ranged GET of it fails (416)
+    assert store.backend.read_small(layout.entry("m.empty", key), 100)[0] == b""
+    with pytest.warns(CorruptEntryWarning, match="damaged"):
+        assert f(1) == 2  # a miss: recomputed and stored again
+    assert f(1) == 2 and RUNS == [1, 1]
+
+
 def test_views_reader_streams_buffers_back_to_back() -> None:
     parts = [memoryview(b"abc"), memoryview(b""), memoryview(b"defgh")]
     reader = ViewsReader(parts)
