@@ -293,7 +293,7 @@ class EntryReader(Protocol):
     """Reads one manifest, as :func:`read_entry_file` does (made by :func:`entry_reader`)."""
 
     def __call__(
-        self, ns_dir: str, key: str, st: Stat, data: bytes | None = None
+        self, ns_dir: str, key: str, st: Stat | None, data: bytes | None = None
     ) -> tuple[EntryInfo | None, str]: ...  # pragma: no cover - a signature
 
 
@@ -338,6 +338,8 @@ def entry_reader(store: Store, *, keep_manifest: bool = True) -> EntryReader:
     -------
     callable
         ``read(ns_dir, key, st, data=None)``, returning what :func:`read_entry_file` does.
+        ``st`` may be ``None`` (a listing by name, :func:`~.walk.entry_keys`): a local
+        manifest's stat is then the ``fstat`` of the file read, another's is asked for.
 
     Examples
     --------
@@ -359,14 +361,19 @@ def entry_reader(store: Store, *, keep_manifest: bool = True) -> EntryReader:
     sharded = store.sharded
 
     def read(
-        ns_dir: str, key: str, st: Stat, data: bytes | None = None
+        ns_dir: str, key: str, st: Stat | None, data: bytes | None = None
     ) -> tuple[EntryInfo | None, str]:
         name = layout.entry_in(ns_dir, key, sharded=sharded)
         if data is None:
             if small:
-                data = backend.read_small(name, MANIFEST_MAX_BYTES)[0]
+                data, opened = backend.read_small(name, MANIFEST_MAX_BYTES)
+                st = st or opened
             else:
                 data = backend.read_bytes(name, limit=MANIFEST_MAX_BYTES)
+        if st is None:
+            st = backend.stat(name)
+            if st is None:
+                raise FileNotFoundError(f"{name} is not stored")
         manifest, damage, sig_problem = decode_manifest(data, secret, parse_refused=True)
         if manifest is not None and (
             manifest.get("key", key) != key
@@ -415,7 +422,7 @@ def entry_reader(store: Store, *, keep_manifest: bool = True) -> EntryReader:
 
 
 def read_entry_file(
-    store: Store, ns_dir: str, key: str, st: Stat, data: bytes | None = None
+    store: Store, ns_dir: str, key: str, st: Stat | None, data: bytes | None = None
 ) -> tuple[EntryInfo | None, str]:
     """An :class:`EntryInfo` of one manifest (usage and pin not filled).
 
@@ -429,8 +436,8 @@ def read_entry_file(
         The namespace folder under ``entries/``.
     key : str
         The manifest's file name.
-    st : Stat
-        Its stat (from the listing).
+    st : Stat or None
+        Its stat (from the listing); ``None`` takes the stat of the file read.
     data : bytes, optional
         The manifest's bytes when the caller has read them already.
 

@@ -21,10 +21,23 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TypeVar
+
 from . import layout
 from .backends import Stat, StoreBackend
 
-__all__ = ["entry_files", "entry_folders", "in_shard", "manifest_files", "state_files"]
+__all__ = [
+    "entry_files",
+    "entry_folders",
+    "entry_keys",
+    "in_shard",
+    "manifest_files",
+    "state_files",
+    "state_names",
+]
+
+_S = TypeVar("_S", Stat, "Stat | None")
 
 
 def in_shard(name: str, shard: str | None) -> bool:
@@ -94,7 +107,54 @@ def entry_files(backend: StoreBackend, ns_dir: str, *, sharded: bool) -> list[tu
     if not sharded:
         return [item for item in backend.list_files(top) if in_shard(item[0], None)]
     return [
-        (key, st) for shard, key, _, st in _tree(backend, top) if shard and in_shard(key, shard)
+        (key, st)
+        for shard, key, _, st in _tree(top, backend.list_tree(top))
+        if shard and in_shard(key, shard)
+    ]
+
+
+def entry_keys(
+    backend: StoreBackend, ns_dir: str, *, sharded: bool
+) -> list[tuple[str, Stat | None]]:
+    """``(key, stat or None)`` of every manifest file of a namespace, by key: the same files
+    as :func:`entry_files`, the stat only where the listing gives it at no cost.
+
+    A local folder is listed by name alone, and the stat is ``None``: a reader takes it
+    from the file it opens (one ``fstat`` of the very file read, instead of one ``lstat``
+    per file while listing). An object store's listing carries every stat already.
+
+    Parameters
+    ----------
+    backend : StoreBackend
+        The store's backend.
+    ns_dir : str
+        A namespace folder.
+    sharded : bool
+        Whether the store keeps entries in shard folders (format 2).
+
+    Returns
+    -------
+    list of (str, Stat or None)
+        One per manifest file (readable or not), sorted by key.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from checkpoint_magic.store import Store
+    >>> store = Store(tempfile.mkdtemp())
+    >>> store.write_entry("demo.f", "0a1b", {"outputs": {}})
+    >>> entry_keys(store.backend, "demo.f", sharded=store.sharded)
+    [('0a1b', None)]
+    """
+    if not backend.files_are_local:
+        return list(entry_files(backend, ns_dir, sharded=sharded))
+    top = f"{layout.ENTRIES}/{ns_dir}"
+    if not sharded:
+        return [(key, None) for key in backend.list_names(top) if in_shard(key, None)]
+    return [
+        (key, st)
+        for shard, key, _, st in _tree(top, _names_below(backend, top))
+        if shard and in_shard(key, shard)
     ]
 
 
@@ -121,15 +181,30 @@ def manifest_files(backend: StoreBackend, ns_dir: str) -> list[tuple[str, str, S
         twice (flat and in its shard).
     """
     top = f"{layout.ENTRIES}/{ns_dir}"
-    return [(key, name, st) for shard, key, name, st in _tree(backend, top) if in_shard(key, shard)]
+    return [
+        (key, name, st)
+        for shard, key, name, st in _tree(top, backend.list_tree(top))
+        if in_shard(key, shard)
+    ]
 
 
-def _tree(backend: StoreBackend, top: str) -> list[tuple[str | None, str, str, Stat]]:
-    """``(shard or None, file name, store name, stat)`` of the files directly in ``top``
-    (shard ``None``) and in its shard folders; deeper files and dot folders are left out.
-    One listing of an object store's prefix, not one per shard folder."""
-    found: list[tuple[str | None, str, str, Stat]] = []
-    for name, st in backend.list_tree(top):
+def _names_below(backend: StoreBackend, top: str) -> list[tuple[str, Stat | None]]:
+    """``(name below top, None)`` of the files directly in a local folder ``top`` and in its
+    sub-folders (what :func:`_tree` keeps of ``list_tree``), listed by name only."""
+    found: list[tuple[str, Stat | None]] = [(name, None) for name in backend.list_names(top)]
+    for sub in backend.list_folders(top):
+        if not sub.startswith("."):
+            found += [(f"{sub}/{name}", None) for name in backend.list_names(f"{top}/{sub}")]
+    return found
+
+
+def _tree(top: str, listing: Iterable[tuple[str, _S]]) -> list[tuple[str | None, str, str, _S]]:
+    """``(shard or None, file name, store name, stat)`` of the files of ``listing`` (below
+    ``top``) directly in ``top`` (shard ``None``) and in its shard folders; deeper files
+    and dot folders are left out. ``backend.list_tree(top)`` is one listing of an object
+    store's prefix, not one per shard folder."""
+    found: list[tuple[str | None, str, str, _S]] = []
+    for name, st in listing:
         shard, _, leaf = name.partition("/")
         if not leaf:
             found.append((None, name, f"{top}/{name}", st))
@@ -166,6 +241,50 @@ def state_files(
         return [(name, f"{top}/{name}", st) for name, st in backend.list_files(top)]
     return [  # the namespace's own records directly in it, its entries' in their shards
         (leaf, name, st)
-        for shard, leaf, name, st in _tree(backend, top)
+        for shard, leaf, name, st in _tree(top, backend.list_tree(top))
+        if shard is None or in_shard(leaf, shard)
+    ]
+
+
+def state_names(
+    backend: StoreBackend, ns_dir: str, *, sharded: bool
+) -> list[tuple[str, str, Stat | None]]:
+    """The files of :func:`state_files`, the stat only where the listing gives it at no cost.
+
+    As :func:`entry_keys` does: a local folder is listed by name alone (the stat is
+    ``None``; a caller stats the few files it needs to), an object store with its stats.
+
+    Parameters
+    ----------
+    backend : StoreBackend
+        The store's backend.
+    ns_dir : str
+        A namespace folder.
+    sharded : bool
+        Whether the store keeps records in shard folders (format 2).
+
+    Returns
+    -------
+    list of (str, str, Stat or None)
+        The file's name, its name from the store root, and its stat or ``None``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from checkpoint_magic.store import Store
+    >>> store = Store(tempfile.mkdtemp())
+    >>> store.write_entry("demo.f", "0a1b", {"outputs": {}})
+    >>> store.set_pinned("demo.f", "0a1b")
+    >>> state_names(store.backend, "demo.f", sharded=store.sharded)
+    [('0a1b.pin', 'state/demo.f/0a/0a1b.pin', None)]
+    """
+    if not backend.files_are_local:
+        return list(state_files(backend, ns_dir, sharded=sharded))
+    top = layout.state_folder(ns_dir)
+    if not sharded:
+        return [(name, f"{top}/{name}", None) for name in backend.list_names(top)]
+    return [
+        (leaf, name, st)
+        for shard, leaf, name, st in _tree(top, _names_below(backend, top))
         if shard is None or in_shard(leaf, shard)
     ]
