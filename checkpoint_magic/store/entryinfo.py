@@ -264,7 +264,9 @@ def may_reference_blobs(data: bytes) -> bool:
     bool
         ``False`` only when no blob reference can be in them (their JSON need not be parsed).
     """
-    return b'"digest"' in data or b"\\u" in data
+    # A one-byte search (memchr) first: a search for backslash-u alone costs five times as
+    # much, and most manifests hold no backslash at all.
+    return b'"digest"' in data or (b"\\" in data and b"\\u" in data)
 
 
 @contextlib.contextmanager

@@ -21,9 +21,6 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TypeVar
-
 from . import layout
 from .backends import Stat, StoreBackend
 
@@ -36,8 +33,6 @@ __all__ = [
     "state_files",
     "state_names",
 ]
-
-_S = TypeVar("_S", Stat, "Stat | None")
 
 
 def in_shard(name: str, shard: str | None) -> bool:
@@ -107,9 +102,7 @@ def entry_files(backend: StoreBackend, ns_dir: str, *, sharded: bool) -> list[tu
     if not sharded:
         return [item for item in backend.list_files(top) if in_shard(item[0], None)]
     return [
-        (key, st)
-        for shard, key, _, st in _tree(top, backend.list_tree(top))
-        if shard and in_shard(key, shard)
+        (key, st) for shard, key, _, st in _tree(backend, top) if shard and in_shard(key, shard)
     ]
 
 
@@ -151,10 +144,9 @@ def entry_keys(
     top = f"{layout.ENTRIES}/{ns_dir}"
     if not sharded:
         return [(key, None) for key in backend.list_names(top) if in_shard(key, None)]
+    # A key belongs in its shard: in_shard, the shard not being a dot folder.
     return [
-        (key, st)
-        for shard, key, _, st in _tree(top, _names_below(backend, top))
-        if shard and in_shard(key, shard)
+        (key, None) for shard, keys in _shards(backend, top) for key in keys if key[:2] == shard
     ]
 
 
@@ -181,30 +173,25 @@ def manifest_files(backend: StoreBackend, ns_dir: str) -> list[tuple[str, str, S
         twice (flat and in its shard).
     """
     top = f"{layout.ENTRIES}/{ns_dir}"
+    return [(key, name, st) for shard, key, name, st in _tree(backend, top) if in_shard(key, shard)]
+
+
+def _shards(backend: StoreBackend, top: str) -> list[tuple[str, list[str]]]:
+    """``(shard, file names)`` of the shard folders of a local folder ``top`` (dot folders
+    left out): what :func:`_tree` finds in them, listed by name only."""
     return [
-        (key, name, st)
-        for shard, key, name, st in _tree(top, backend.list_tree(top))
-        if in_shard(key, shard)
+        (shard, backend.list_names(f"{top}/{shard}"))
+        for shard in backend.list_folders(top)
+        if not shard.startswith(".")
     ]
 
 
-def _names_below(backend: StoreBackend, top: str) -> list[tuple[str, Stat | None]]:
-    """``(name below top, None)`` of the files directly in a local folder ``top`` and in its
-    sub-folders (what :func:`_tree` keeps of ``list_tree``), listed by name only."""
-    found: list[tuple[str, Stat | None]] = [(name, None) for name in backend.list_names(top)]
-    for sub in backend.list_folders(top):
-        if not sub.startswith("."):
-            found += [(f"{sub}/{name}", None) for name in backend.list_names(f"{top}/{sub}")]
-    return found
-
-
-def _tree(top: str, listing: Iterable[tuple[str, _S]]) -> list[tuple[str | None, str, str, _S]]:
-    """``(shard or None, file name, store name, stat)`` of the files of ``listing`` (below
-    ``top``) directly in ``top`` (shard ``None``) and in its shard folders; deeper files
-    and dot folders are left out. ``backend.list_tree(top)`` is one listing of an object
-    store's prefix, not one per shard folder."""
-    found: list[tuple[str | None, str, str, _S]] = []
-    for name, st in listing:
+def _tree(backend: StoreBackend, top: str) -> list[tuple[str | None, str, str, Stat]]:
+    """``(shard or None, file name, store name, stat)`` of the files directly in ``top``
+    (shard ``None``) and in its shard folders; deeper files and dot folders are left out.
+    One listing of an object store's prefix, not one per shard folder."""
+    found: list[tuple[str | None, str, str, Stat]] = []
+    for name, st in backend.list_tree(top):
         shard, _, leaf = name.partition("/")
         if not leaf:
             found.append((None, name, f"{top}/{name}", st))
@@ -241,7 +228,7 @@ def state_files(
         return [(name, f"{top}/{name}", st) for name, st in backend.list_files(top)]
     return [  # the namespace's own records directly in it, its entries' in their shards
         (leaf, name, st)
-        for shard, leaf, name, st in _tree(top, backend.list_tree(top))
+        for shard, leaf, name, st in _tree(backend, top)
         if shard is None or in_shard(leaf, shard)
     ]
 
@@ -283,8 +270,9 @@ def state_names(
     top = layout.state_folder(ns_dir)
     if not sharded:
         return [(name, f"{top}/{name}", None) for name in backend.list_names(top)]
-    return [
-        (leaf, name, st)
-        for shard, leaf, name, st in _tree(top, _names_below(backend, top))
-        if shard is None or in_shard(leaf, shard)
+    found: list[tuple[str, str, Stat | None]] = [
+        (name, f"{top}/{name}", None) for name in backend.list_names(top)
     ]
+    for shard, names in _shards(backend, top):
+        found += [(name, f"{top}/{shard}/{name}", None) for name in names if name[:2] == shard]
+    return found
