@@ -977,3 +977,19 @@ def test_verify_fix_removes_what_it_always_has_from_a_store_damaged_every_way(tm
         f"tmp/{DEAD_PID}-stage",
     ]
     assert snapshot(tmp_path / "outside") == outside
+
+
+def test_verify_of_a_local_store_lists_manifests_and_records_by_name_and_reads_each_once(tmp_path, monkeypatch):
+    from checkpoint_magic.store.backends.local import LocalBackend
+
+    store, _ = _shared_blob_store(tmp_path)
+    store.set_pinned("m.f", "k1")
+    listed: list[str] = []
+    read: list[str] = []
+    list_files, read_small = LocalBackend.list_files, LocalBackend.read_small
+    monkeypatch.setattr(LocalBackend, "list_files", lambda self, folder: listed.append(folder) or list_files(self, folder))
+    monkeypatch.setattr(LocalBackend, "read_small", lambda self, name, limit: read.append(name) or read_small(self, name, limit))
+    assert verify(store).ok
+    assert not [f for f in listed if f.startswith(("entries/", "state/"))]  # names only: no stat per file
+    manifests = sorted(name for name in read if name.startswith("entries/"))
+    assert manifests == sorted(layout.entry("m.f", k) for k in ("k1", "k2", "k3", "k4"))
