@@ -26,7 +26,7 @@ from .core import Store
 from .indexrows import signature
 from .leases import LEASE_TTL, live_claims
 from .manifest import MANIFEST_MAX_BYTES
-from .walk import manifest_files, state_files
+from .walk import manifest_files, state_names
 
 __all__ = [
     "free_blobs",
@@ -34,6 +34,7 @@ __all__ = [
     "live_references",
     "remove_manifest",
     "remove_state",
+    "sweep_state",
     "sweep_tmp_and_state",
 ]
 
@@ -320,11 +321,59 @@ def sweep_tmp_and_state(
             dry_run or backend.delete(f"{layout.TMP}/{name}")
         ):
             tmp += 1
+    return tmp, sweep_state(store, live, now, grace, dry_run)
+
+
+def sweep_state(
+    store: Store, live: set[tuple[str, str]], now: float, grace: float, dry_run: bool
+) -> int:
+    """Remove the usage/pin/miss records of entries that no longer exist; return how many.
+
+    A record is stale when its entry is not in ``live`` and has no manifest in either
+    layout (or, for a namespace's own records, when the namespace has no live entry), and
+    old enough. Only those few are stat'ed: a local state folder is listed by name.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    live : set of (str, str)
+        ``(namespace folder, key)`` of the entries that exist.
+    now : float
+        The current time.
+    grace : float
+        Seconds a file must be left alone after its last modification.
+    dry_run : bool
+        Count what would be removed; remove nothing.
+
+    Returns
+    -------
+    int
+        State records removed (or that would be, with ``dry_run``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> store = Store(tempfile.mkdtemp())
+    >>> key = "0a" * 16
+    >>> store.write_entry("m.f", key, {"outputs": {}})
+    >>> store.set_pinned("m.f", key)
+    >>> sweep_state(store, {("m.f", key)}, time.time(), 0, dry_run=True)
+    0
+    >>> sweep_state(store, set(), time.time(), 0, dry_run=True)  # its manifest still exists
+    0
+    >>> _ = store.backend.delete(layout.entry("m.f", key))
+    >>> sweep_state(store, set(), time.time(), 0, dry_run=False)
+    1
+    >>> store.backend.stat(layout.entry_state("m.f", key, layout.PIN)) is None
+    True
+    """
+    backend = store.backend
     state = 0
     live_dirs = {ns for ns, _ in live}
     sharded = store.sharded
     for ns_dir in backend.list_folders(layout.STATE):
-        for name, path, st in state_files(backend, ns_dir, sharded=sharded):
+        for name, path, st in state_names(backend, ns_dir, sharded=sharded):
             kind, key = layout.state_kind(name)
             if kind == "entry":  # and its manifest is in neither layout (see live_references)
                 stale = (ns_dir, key) not in live and not _has_manifest(store, ns_dir, key)
@@ -332,6 +381,9 @@ def sweep_tmp_and_state(
                 stale = ns_dir not in live_dirs
             else:
                 stale = kind == "temp"
-            if stale and is_old(st, now, grace) and (dry_run or backend.delete(path)):
+            if not stale:
+                continue
+            st = st or backend.stat(path)  # listed by name: only a stale record is stat'ed
+            if st is not None and is_old(st, now, grace) and (dry_run or backend.delete(path)):
                 state += 1
-    return tmp, state
+    return state

@@ -24,7 +24,15 @@ from __future__ import annotations
 from . import layout
 from .backends import Stat, StoreBackend
 
-__all__ = ["entry_files", "entry_folders", "in_shard", "manifest_files", "state_files"]
+__all__ = [
+    "entry_files",
+    "entry_folders",
+    "entry_keys",
+    "in_shard",
+    "manifest_files",
+    "state_files",
+    "state_names",
+]
 
 
 def in_shard(name: str, shard: str | None) -> bool:
@@ -98,6 +106,50 @@ def entry_files(backend: StoreBackend, ns_dir: str, *, sharded: bool) -> list[tu
     ]
 
 
+def entry_keys(
+    backend: StoreBackend, ns_dir: str, *, sharded: bool
+) -> list[tuple[str, Stat | None]]:
+    """``(key, stat or None)`` of every manifest file of a namespace, by key: the same files
+    as :func:`entry_files`, the stat only where the listing gives it at no cost.
+
+    A local folder is listed by name alone, and the stat is ``None``: a reader takes it
+    from the file it opens (one ``fstat`` of the very file read, instead of one ``lstat``
+    per file while listing). An object store's listing carries every stat already.
+
+    Parameters
+    ----------
+    backend : StoreBackend
+        The store's backend.
+    ns_dir : str
+        A namespace folder.
+    sharded : bool
+        Whether the store keeps entries in shard folders (format 2).
+
+    Returns
+    -------
+    list of (str, Stat or None)
+        One per manifest file (readable or not), sorted by key.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from checkpoint_magic.store import Store
+    >>> store = Store(tempfile.mkdtemp())
+    >>> store.write_entry("demo.f", "0a1b", {"outputs": {}})
+    >>> entry_keys(store.backend, "demo.f", sharded=store.sharded)
+    [('0a1b', None)]
+    """
+    if not backend.files_are_local:
+        return list(entry_files(backend, ns_dir, sharded=sharded))
+    top = f"{layout.ENTRIES}/{ns_dir}"
+    if not sharded:
+        return [(key, None) for key in backend.list_names(top) if in_shard(key, None)]
+    # A key belongs in its shard: in_shard, the shard not being a dot folder.
+    return [
+        (key, None) for shard, keys in _shards(backend, top) for key in keys if key[:2] == shard
+    ]
+
+
 def manifest_files(backend: StoreBackend, ns_dir: str) -> list[tuple[str, str, Stat]]:
     """``(key, store name, stat)`` of every manifest file of a namespace, in *either* layout.
 
@@ -122,6 +174,16 @@ def manifest_files(backend: StoreBackend, ns_dir: str) -> list[tuple[str, str, S
     """
     top = f"{layout.ENTRIES}/{ns_dir}"
     return [(key, name, st) for shard, key, name, st in _tree(backend, top) if in_shard(key, shard)]
+
+
+def _shards(backend: StoreBackend, top: str) -> list[tuple[str, list[str]]]:
+    """``(shard, file names)`` of the shard folders of a local folder ``top`` (dot folders
+    left out): what :func:`_tree` finds in them, listed by name only."""
+    return [
+        (shard, backend.list_names(f"{top}/{shard}"))
+        for shard in backend.list_folders(top)
+        if not shard.startswith(".")
+    ]
 
 
 def _tree(backend: StoreBackend, top: str) -> list[tuple[str | None, str, str, Stat]]:
@@ -169,3 +231,48 @@ def state_files(
         for shard, leaf, name, st in _tree(backend, top)
         if shard is None or in_shard(leaf, shard)
     ]
+
+
+def state_names(
+    backend: StoreBackend, ns_dir: str, *, sharded: bool
+) -> list[tuple[str, str, Stat | None]]:
+    """The files of :func:`state_files`, the stat only where the listing gives it at no cost.
+
+    As :func:`entry_keys` does: a local folder is listed by name alone (the stat is
+    ``None``; a caller stats the few files it needs to), an object store with its stats.
+
+    Parameters
+    ----------
+    backend : StoreBackend
+        The store's backend.
+    ns_dir : str
+        A namespace folder.
+    sharded : bool
+        Whether the store keeps records in shard folders (format 2).
+
+    Returns
+    -------
+    list of (str, str, Stat or None)
+        The file's name, its name from the store root, and its stat or ``None``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from checkpoint_magic.store import Store
+    >>> store = Store(tempfile.mkdtemp())
+    >>> store.write_entry("demo.f", "0a1b", {"outputs": {}})
+    >>> store.set_pinned("demo.f", "0a1b")
+    >>> state_names(store.backend, "demo.f", sharded=store.sharded)
+    [('0a1b.pin', 'state/demo.f/0a/0a1b.pin', None)]
+    """
+    if not backend.files_are_local:
+        return list(state_files(backend, ns_dir, sharded=sharded))
+    top = layout.state_folder(ns_dir)
+    if not sharded:
+        return [(name, f"{top}/{name}", None) for name in backend.list_names(top)]
+    found: list[tuple[str, str, Stat | None]] = [
+        (name, f"{top}/{name}", None) for name in backend.list_names(top)
+    ]
+    for shard, names in _shards(backend, top):
+        found += [(name, f"{top}/{shard}/{name}", None) for name in names if name[:2] == shard]
+    return found

@@ -36,11 +36,10 @@ from ..store.catalog import (
     blob_files,
     blob_refs,
     parse_manifest,
-    read_entries,
     require_store,
 )
 from ..store.core import Store
-from ..store.entryinfo import no_gc_pauses
+from ..store.entryinfo import Scan, entry_reader, no_gc_pauses
 from ..store.manifest import MANIFEST_MAX_BYTES
 from ..store.sweep import (
     free_blobs,
@@ -48,10 +47,10 @@ from ..store.sweep import (
     live_references,
     removable_staging,
     remove_state,
-    sweep_tmp_and_state,
+    sweep_state,
 )
 from ..store.upgrade import upgrade_store
-from ..store.walk import entry_files
+from ..store.walk import entry_keys
 
 __all__ = ["Problem", "VerifyReport", "verify"]
 
@@ -170,8 +169,31 @@ def _stray_names(store: Store) -> list[str]:
     return [
         layout.entry_in(ns_dir, key, sharded=False)
         for ns_dir in backend.list_folders(layout.ENTRIES)
-        for key, _ in entry_files(backend, ns_dir, sharded=False)
+        for key, _ in entry_keys(backend, ns_dir, sharded=False)
     ]
+
+
+def _read_manifests(store: Store) -> Scan:
+    """Every manifest read and checked now, as ``read_entries(usage=False, manifests=False)``
+    reads them (never from the index, none kept), a local folder listed by name: each
+    manifest's stat is the ``fstat`` of the file read. ``entry_bytes`` is not counted."""
+    scan = Scan()
+    read = entry_reader(store, keep_manifest=False)
+    backend = store.backend
+    sharded = store.sharded
+    for ns_dir in backend.list_folders(layout.ENTRIES):
+        for key, st in entry_keys(backend, ns_dir, sharded=sharded):
+            try:
+                info, problem = read(ns_dir, key, st)
+            except FileNotFoundError:
+                continue  # removed meanwhile
+            if info is None:
+                scan.damaged.append((layout.entry_in(ns_dir, key, sharded=sharded), problem))
+                continue
+            scan.entries.append(info)
+            if problem:
+                scan.unsigned.append((info, problem))
+    return scan
 
 
 def _stray_references(store: Store, stray: list[str]) -> set[str]:
@@ -271,7 +293,7 @@ def verify(
         return problem
 
     # Every manifest read and checked now: never from the index (nor kept once checked).
-    scan = read_entries(store, usage=False, manifests=False)
+    scan = _read_manifests(store)
     report.entries = len(scan.entries) + len(scan.damaged)
     for path, why in scan.damaged:
         found("damaged manifest", path, why)
@@ -368,7 +390,7 @@ def verify(
             )
     report.garbage.extend(_stray_manifests(store, stray, fix))
     live = {(e.ns_dir, e.key) for e in scan.entries} - dropped
-    _, stale = sweep_tmp_and_state(store, live, now, grace, dry_run=not fix)
+    stale = sweep_state(store, live, now, grace, dry_run=not fix)  # tmp/ was listed above
     if stale:
         detail = f"{stale} usage or miss records of entries that no longer exist"
         report.garbage.append(Problem("stale state", layout.STATE, detail, fixed=fix))

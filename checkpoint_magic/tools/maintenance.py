@@ -40,7 +40,7 @@ from ..store.budget import GRACE_SECONDS, GcReport, gc, parse_age, parse_grace, 
 from ..store.catalog import require_store, scan_entries
 from ..store.core import Store
 from ..store.sweep import free_blobs, live_references, remove_state
-from ..store.walk import entry_files
+from ..store.walk import entry_keys
 from .integrity import Problem, VerifyReport, verify
 from .inventory import (
     DuReport,
@@ -252,7 +252,7 @@ def clear(
         {layout.namespace_dir(namespace)} if namespace is not None else set()
     )
     for ns_dir in dirs:
-        if not entry_files(store.backend, ns_dir, sharded=store.sharded):
+        if not entry_keys(store.backend, ns_dir, sharded=store.sharded):
             for name in layout.NAMESPACE_RECORDS:
                 store.backend.delete(f"{layout.state_folder(ns_dir)}/{name}")
     referenced = live_references(store, [], set())

@@ -119,3 +119,31 @@ def test_times_that_are_not_numbers_fall_back(store, created, duration, expected
     info, _ = entry_reader(store)(NS, "t", st)
     assert (info.created, info.duration) == (st.mtime if expected[0] is None else expected[0], expected[1])
     assert type(info.created) is float and type(info.duration) is float
+
+
+@pytest.mark.parametrize("local_reads", [True, False])
+def test_a_reader_without_a_stat_takes_the_stat_of_the_file_it_reads(store, monkeypatch, local_reads):
+    _damage(store)
+    if not local_reads:  # as on an object store: the bytes, then a stat of the name
+        monkeypatch.setattr(store.backend, "files_are_local", False)
+    read, lean = entry_reader(store), entry_reader(store, keep_manifest=False)
+    for ns, key in _listing(store):
+        st = store.backend.stat(layout.entry_in(ns, key))
+        (info, problem), (without, why) = read(ns, key, st), lean(ns, key, None)
+        assert why == problem and (info is None) == (without is None)
+        if info is not None:
+            assert _fields(without) == {**_fields(info), "manifest_data": None}
+            assert (without.version, without.file_size, without.created) == (info.version, info.file_size, info.created)
+    _path(store, NS, "plain").unlink()
+    with pytest.raises(FileNotFoundError):
+        lean(NS, "plain", None)
+
+
+def test_may_reference_blobs_is_false_only_without_digest_or_unicode_escape():
+    from checkpoint_magic.store.entryinfo import may_reference_blobs
+
+    assert may_reference_blobs(b'{"digest": "ab"}')
+    assert may_reference_blobs(b'{"\\u0064igest": "ab"}')  # "digest" spelled with an escape
+    assert may_reference_blobs(b'{"a": "\\\\", "\\u0064igest": 1}')
+    assert not may_reference_blobs(b'{"a": "\\\\n", "digests": 1}')  # a backslash, no \u
+    assert not may_reference_blobs(b'{"a": 1}')

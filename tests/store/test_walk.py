@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from checkpoint_magic.store import Store, layout
-from checkpoint_magic.store.walk import entry_files, entry_folders, state_files
+from checkpoint_magic.store.walk import (
+    entry_files,
+    entry_folders,
+    entry_keys,
+    state_files,
+    state_names,
+)
 
 NS = "m.f"
 KEYS = ["0a" + "1" * 30, "0a" + "2" * 30, "ff" + "0" * 30]
@@ -38,6 +46,33 @@ def test_state_files_lists_the_namespace_records_and_the_entries_records(store):
     }
 
 
+def test_state_names_are_the_state_files_a_local_listing_without_stats(store):
+    backend = store.backend
+    backend.write(f"state/{NS}/0a/{'ff' + '9' * 30}.hits", b"in the wrong shard")
+    backend.write(f"state/{NS}/0a/deeper/{'0a' + '8' * 30}.hits", b"too deep")
+    backend.write(f"state/{NS}/.dot/{'0a' + '8' * 30}.hits", b"in a dot folder")
+    for sharded in (True, False):
+        with_stats = state_files(backend, NS, sharded=sharded)
+        names = state_names(backend, NS, sharded=sharded)
+        assert sorted(n[:2] for n in names) == sorted(n[:2] for n in with_stats)
+        stats = {st for _, _, st in names}
+        assert stats == ({None} if backend.files_are_local else {st for _, _, st in with_stats})
+
+
+def test_list_names_are_the_names_of_list_files(store, tmp_path):
+    backend = store.backend
+    backend.write(f"entries/{NS}/0a/.hidden", b"a dot file")
+    for folder in (f"entries/{NS}/0a", f"entries/{NS}", "entries/nothing-here", f"entries/{NS}/0a/{KEYS[0]}"):
+        assert backend.list_names(folder) == [name for name, _ in backend.list_files(folder)]
+    if backend.files_are_local:  # no links, no folders, nothing but regular files
+        shard = store.root / f"entries/{NS}/0a"
+        (shard / ("0a" + "7" * 30)).symlink_to(shard / KEYS[0])
+        (shard / ("0a" + "6" * 30)).symlink_to(tmp_path)
+        os.mkfifo(shard / ("0a" + "5" * 30))
+        (shard / ("0a" + "4" * 30)).mkdir()
+        assert backend.list_names(f"entries/{NS}/0a") == [".hidden", KEYS[0], KEYS[1]]
+
+
 def test_list_tree_gives_names_below_the_folder(store):
     names = [name for name, _ in store.backend.list_tree(f"entries/{NS}")]
     assert names == [f"{layout.shard(k)}/{k}" for k in KEYS]
@@ -53,3 +88,12 @@ def test_what_the_layout_never_writes_is_left_out(store):
     assert [key for key, _ in entry_files(backend, NS, sharded=True)] == KEYS
     flat = [key for key, _ in entry_files(backend, NS, sharded=False)]
     assert flat == ["0a" + "9" * 30]
+    backend.write(f"entries/{NS}/.dot/{'0a' + '7' * 30}", b"in a dot folder")
+    backend.write(f"entries/{NS}/.0a/{'.0' + '7' * 30}", b"a dot file in a dot folder")
+    backend.write(f"entries/{NS}/{'.0' + '6' * 30}", b"a flat dot file")
+    for sharded in (True, False):  # entry_keys lists the same files, by key
+        keys = entry_keys(backend, NS, sharded=sharded)
+        with_stats = entry_files(backend, NS, sharded=sharded)
+        assert [key for key, _ in keys] == [key for key, _ in with_stats]
+        stats = [st for _, st in keys]
+        assert stats == ([None] * len(keys) if backend.files_are_local else [st for _, st in with_stats])

@@ -20,6 +20,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
+import xxhash
 
 from checkpoint_magic import checkpoint
 from checkpoint_magic.core.checkpointer import Checkpointer
@@ -783,13 +784,16 @@ def test_verify_keeps_no_manifest_it_checked_but_its_entries_can_still_read_one(
 
     store, _ = _shared_blob_store(tmp_path)
     scans: list = []
-    original = catalog.read_entries
-    monkeypatch.setattr(integrity, "read_entries", lambda *a, **kw: scans.append(original(*a, **kw)) or scans[-1])
+    original = integrity._read_manifests
+    monkeypatch.setattr(integrity, "_read_manifests", lambda *a: scans.append(original(*a)) or scans[-1])
     assert verify(store).ok
     [scan] = scans
     assert [e.manifest_data for e in scan.entries] == [None] * 4
-    assert [e.manifest for e in scan.entries] == [e.manifest for e in original(store).entries]
-    assert [e.to_dict() for e in scan.entries] == [e.to_dict() for e in original(store, usage=False).entries]
+    assert [e.manifest for e in scan.entries] == [e.manifest for e in catalog.read_entries(store).entries]
+    # The same entries as the catalog reads them (its stats from the listing, verify's from the read).
+    listed = catalog.read_entries(store, usage=False).entries
+    assert [e.to_dict() for e in scan.entries] == [e.to_dict() for e in listed]
+    assert [(e.name, e.version, e.file_size) for e in scan.entries] == [(e.name, e.version, e.file_size) for e in listed]
 
 
 def test_verify_reports_a_stray_flat_manifest_and_fix_moves_it_into_its_shard(tmp_path):
@@ -836,3 +840,156 @@ def test_the_verify_command_does_not_say_gc_removes_a_stray_flat_manifest(tmp_pa
     out = capsys.readouterr().out
     assert "stray flat manifest" in out and "`gc`" not in out
     assert "`checkpoint-magic verify --fix` moves the stray manifests into their shards" in out
+
+
+# ---------------------------------------------------------------------------------------- verify of a store damaged every way
+def _key(name: str, c: str) -> str:
+    return (c * 2 + name.encode().hex()).ljust(32, "0")[:32]
+
+
+DAMAGED_KEYS = {n: _key(n, c) for n, c in [("ok", "0"), ("flip", "1"), ("shared1", "2"), ("shared2", "3"), ("gone", "4"), ("folder", "5"), ("link", "6"), ("lone", "7"), ("fifo", "8")]}
+
+
+def _damaged_store(tmp_path: Path, *, flat_file: bool) -> tuple[Store, dict[str, str]]:
+    """Every kind of damage at once: flipped bytes in a manifest and in a shared blob, a missing
+    blob, folders where files should be and files where folders should be, planted symlinks
+    (to a manifest, a shard folder, a blob folder, a state folder, a state record), a FIFO;
+    and leftovers: an unreferenced blob, a staging file, stale state, a stray flat manifest."""
+    store = Store(tmp_path / "s")
+    outside = outside_of(tmp_path)
+    blobs = {
+        "shared": store.put_value(bytes(range(256)) * 100),
+        "lone": store.put_value(bytes(range(255, -1, -1)) * 100),
+        "gone": store.put_value(b"g" * 30_000),
+    }
+    for name, key in DAMAGED_KEYS.items():
+        ref = blobs.get(name.rstrip("12"), {"inline": name})
+        store.write_entry("m.f", key, {"namespace": "m.f", "outputs": {"return": ref}})
+        store.set_pinned("m.f", key)
+    digests = {name: ref["blobs"][0]["digest"] for name, ref in blobs.items()}
+    root = store.root
+
+    def manifest(name: str) -> Path:
+        return root / layout.entry("m.f", DAMAGED_KEYS[name])
+
+    data = bytearray(manifest("flip").read_bytes())
+    data[-3] ^= 1
+    manifest("flip").write_bytes(bytes(data))
+    blob = root / layout.blob(digests["shared"])
+    data = bytearray(blob.read_bytes())
+    data[100] ^= 1
+    blob.write_bytes(bytes(data))
+    (root / layout.blob(digests["gone"])).unlink()
+    manifest("folder").unlink()
+    (manifest("folder") / "x").mkdir(parents=True)  # a folder where a manifest should be
+    (root / "entries" / "other.g").write_bytes(b"a file where a namespace folder should be")
+    (root / "objects" / "zz").write_bytes(b"a file where a blob folder should be")
+    (root / "state" / "m.f" / "zy").write_bytes(b"a file where a state shard should be")
+    if flat_file:
+        (root / "entries" / "m.f" / "zz").write_bytes(b"a file where a shard folder should be")
+    (outside / "manifest").write_bytes(manifest("link").read_bytes())
+    manifest("link").unlink()
+    manifest("link").symlink_to(outside / "manifest")
+    (outside / ("ee" + "1" * 30)).write_bytes(manifest("ok").read_bytes())
+    for folder in ("entries/m.f/ee", "objects/dd", "state/m.f/ee"):
+        (root / folder).symlink_to(outside, target_is_directory=True)
+    record = root / layout.entry_state("m.f", "9" * 32, layout.HITS)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.symlink_to(outside / "manifest")
+    manifest("fifo").unlink()
+    os.mkfifo(manifest("fifo"))
+    store.put_blob([b"u" * 5000])  # unreferenced
+    (root / "tmp" / f"{DEAD_PID}-{'0123abcd' * 4}").write_bytes(b"half a blob")
+    (root / "tmp" / f"{DEAD_PID}-stage").write_bytes(b"not a name the store writes: kept")
+    for suffix in (layout.HITS, layout.PIN):  # of an entry that no longer exists
+        record = root / layout.entry_state("m.f", "a" * 32, suffix)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_bytes(b"3")
+    write_flat(store, "m.f", "ab" + "c" * 30, {"outputs": {"return": blobs["lone"]}})
+    (root / "entries" / "m.f" / "00" / ".hidden").write_bytes(b"a dot file")
+    (root / "entries" / "m.f" / "00" / ("ff" + "0" * 30)).write_bytes(b"in the wrong shard")
+    return store, digests
+
+
+def test_verify_reports_every_kind_of_damage_as_it_always_has(tmp_path):
+    store, digests = _damaged_store(tmp_path, flat_file=True)
+    outside = snapshot(tmp_path / "outside")
+    report = verify(store)
+
+    def entry(name: str) -> str:
+        return layout.entry("m.f", DAMAGED_KEYS[name])
+
+    assert (report.entries, report.blobs, report.ok, report.unsigned) == (6, 2, False, 0)
+    assert [(p.kind, p.path, p.detail, p.fixed) for p in report.problems] == [
+        ("damaged manifest", entry("flip"), "checksum mismatch (flipped or truncated bytes)", False),
+        ("corrupt blob", layout.blob(digests["shared"]), "content does not match its hash", False),
+        ("missing blob", layout.blob(digests["gone"]), "referred to by 1 entries", False),
+        ("broken entry", entry("shared1"), f"m.f: refers to corrupt blob {digests['shared']}", False),
+        ("broken entry", entry("shared2"), f"m.f: refers to corrupt blob {digests['shared']}", False),
+        ("broken entry", entry("gone"), f"m.f: refers to missing blob {digests['gone']}", False),
+    ]
+    unreferenced = xxhash.xxh3_128_hexdigest(b"u" * 5000)
+    assert [(p.kind, p.path, p.fixed) for p in report.garbage] == [
+        ("unreferenced blob", layout.blob(unreferenced), False),
+        ("staging leftover", f"tmp/{DEAD_PID}-{'0123abcd' * 4}", False),
+        ("stray flat manifest", f"entries/m.f/ab{'c' * 30}", False),
+        ("stray flat manifest", "entries/m.f/zz", False),  # a file where a shard folder should be
+        ("stale state", "state", False),
+    ]
+    # The pins of the three entries whose manifest is not a regular file, and both records of a
+    # removed entry (the symlinked record and state folder are not listed at all).
+    assert report.garbage[-1].detail == "5 usage or miss records of entries that no longer exist"
+    assert snapshot(tmp_path / "outside") == outside
+
+
+def test_verify_fix_removes_what_it_always_has_from_a_store_damaged_every_way(tmp_path):
+    store, digests = _damaged_store(tmp_path, flat_file=False)
+    outside = snapshot(tmp_path / "outside")
+    report = verify(store, fix=True, grace=0)
+    assert report.ok and all(p.fixed for p in report.problems + report.garbage)
+    assert [p.kind for p in report.problems] == ["damaged manifest", "corrupt blob", "missing blob"] + ["broken entry"] * 3
+    assert [(p.kind, p.detail) for p in report.garbage if p.kind == "stale state"] == [
+        ("stale state", "6 usage or miss records of entries that no longer exist")
+    ]
+    assert verify(store).to_dict() == {"ok": True, "entries": 3, "blobs": 1, "unsigned": 0, "problems": [], "garbage": []}
+    left = sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*") if p.is_symlink() or not p.is_dir())
+    key = DAMAGED_KEYS
+    assert left == [
+        ".gitignore",
+        "FORMAT",
+        "entries/m.f/00/.hidden",  # never a name the store writes
+        layout.entry("m.f", key["ok"]),
+        "entries/m.f/00/ff" + "0" * 30,  # in the wrong shard: not an entry, kept
+        layout.entry("m.f", key["link"]),  # a symlink, not listed
+        layout.entry("m.f", key["lone"]),
+        layout.entry("m.f", key["fifo"]),
+        layout.entry("m.f", "ab" + "c" * 30),  # the stray flat manifest, moved into its shard
+        "entries/m.f/ee",
+        "entries/other.g",
+        layout.blob(digests["lone"]),
+        "objects/dd",
+        "objects/zz",
+        layout.entry_state("m.f", key["ok"], layout.PIN),
+        layout.entry_state("m.f", key["lone"], layout.PIN),
+        layout.entry_state("m.f", "9" * 32, layout.HITS),  # a symlink, not listed
+        "state/m.f/ee",
+        "state/m.f/zy",
+        f"tmp/{DEAD_PID}-stage",
+    ]
+    assert snapshot(tmp_path / "outside") == outside
+
+
+def test_verify_of_a_local_store_lists_manifests_and_records_by_name_and_reads_each_once(tmp_path, monkeypatch):
+    from checkpoint_magic.store.backends.local import LocalBackend
+
+    store, _ = _shared_blob_store(tmp_path)
+    store.set_pinned("m.f", "k1")
+    listed: list[str] = []
+    read: list[str] = []
+    list_files, read_small = LocalBackend.list_files, LocalBackend.read_small
+    monkeypatch.setattr(LocalBackend, "list_files", lambda self, folder: listed.append(folder) or list_files(self, folder))
+    monkeypatch.setattr(LocalBackend, "read_small", lambda self, name, limit: read.append(name) or read_small(self, name, limit))
+    assert verify(store).ok
+    assert not [f for f in listed if f.startswith(("entries/", "state/"))]  # names only: no stat per file
+    manifests = sorted(name for name in read if name.startswith("entries/"))
+    assert manifests == sorted(layout.entry("m.f", k) for k in ("k1", "k2", "k3", "k4"))

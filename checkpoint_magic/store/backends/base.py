@@ -371,6 +371,22 @@ class StoreBackend(abc.ABC):
             Base names (not full names) with their stats; ``[]`` if the folder is missing.
         """
 
+    def list_names(self, folder: str) -> list[str]:
+        """Names of the files directly in ``folder`` (no links), sorted: :meth:`list_files`
+        without the stats, which a local folder lists without a ``stat`` call per file.
+
+        Parameters
+        ----------
+        folder : str
+            Name of a folder (``""`` for the root).
+
+        Returns
+        -------
+        list of str
+            Base names; ``[]`` if the folder is missing.
+        """
+        return [name for name, _ in self.list_files(folder)]
+
     def first_file(self, folder: str) -> str | None:
         """The name of one file directly in ``folder`` (no links), without listing them all.
 
