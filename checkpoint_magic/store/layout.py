@@ -78,6 +78,7 @@ __all__ = [
     "namespace_dir",
     "namespace_record",
     "shard",
+    "shardable",
     "state_in",
     "staging",
     "state_folder",
@@ -211,6 +212,30 @@ def shard(key: str) -> str:
     '01'
     """
     return key[:2]
+
+
+def shardable(key: str) -> bool:
+    """Whether a manifest named ``key`` can live in its shard folder (``key`` is longer).
+
+    A flat file of two characters or fewer would be its own shard folder: no key the store
+    writes (32 hex digits) is one, and nothing moves it into a shard.
+
+    Parameters
+    ----------
+    key : str
+        A file name in a namespace folder.
+
+    Returns
+    -------
+    bool
+        ``len(key) > 2``.
+
+    Examples
+    --------
+    >>> shardable("0123456789abcdef0123456789abcdef"), shardable("ab")
+    (True, False)
+    """
+    return len(key) > 2
 
 
 def entry_in(ns_dir: str, key: str, *, sharded: bool = True) -> str:

@@ -105,7 +105,7 @@ def _move(store: Store, source: str, target: str) -> bool:
 
 def _move_namespace(store: Store, ns_dir: str, report: UpgradeReport) -> None:
     backend = store.backend
-    flat = [key for key, _ in entry_files(backend, ns_dir, sharded=False)]
+    flat = [k for k, _ in entry_files(backend, ns_dir, sharded=False) if layout.shardable(k)]
     batch: list[str] = []
     claims: set[str] = set()
     for i, key in enumerate(flat):  # claimed before they move: a gc listing meanwhile keeps them

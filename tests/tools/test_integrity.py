@@ -933,7 +933,6 @@ def test_verify_reports_every_kind_of_damage_as_it_always_has(tmp_path):
         ("unreferenced blob", layout.blob(unreferenced), False),
         ("staging leftover", f"tmp/{DEAD_PID}-{'0123abcd' * 4}", False),
         ("stray flat manifest", f"entries/m.f/ab{'c' * 30}", False),
-        ("stray flat manifest", "entries/m.f/zz", False),  # a file where a shard folder should be
         ("stale state", "state", False),
     ]
     # The pins of the three entries whose manifest is not a regular file, and both records of a
@@ -943,7 +942,7 @@ def test_verify_reports_every_kind_of_damage_as_it_always_has(tmp_path):
 
 
 def test_verify_fix_removes_what_it_always_has_from_a_store_damaged_every_way(tmp_path):
-    store, digests = _damaged_store(tmp_path, flat_file=False)
+    store, digests = _damaged_store(tmp_path, flat_file=True)
     outside = snapshot(tmp_path / "outside")
     report = verify(store, fix=True, grace=0)
     assert report.ok and all(p.fixed for p in report.problems + report.garbage)
@@ -965,6 +964,7 @@ def test_verify_fix_removes_what_it_always_has_from_a_store_damaged_every_way(tm
         layout.entry("m.f", key["fifo"]),
         layout.entry("m.f", "ab" + "c" * 30),  # the stray flat manifest, moved into its shard
         "entries/m.f/ee",
+        "entries/m.f/zz",  # a file where a shard folder should be: no manifest, kept
         "entries/other.g",
         layout.blob(digests["lone"]),
         "objects/dd",
@@ -993,3 +993,36 @@ def test_verify_of_a_local_store_lists_manifests_and_records_by_name_and_reads_e
     assert not [f for f in listed if f.startswith(("entries/", "state/"))]  # names only: no stat per file
     manifests = sorted(name for name in read if name.startswith("entries/"))
     assert manifests == sorted(layout.entry("m.f", k) for k in ("k1", "k2", "k3", "k4"))
+
+
+def test_a_link_where_a_blob_should_be_is_reported_and_fix_removes_only_the_link(tmp_path):
+    store = Store(tmp_path / "s")
+    record = store.put_value(bytes(30_000))
+    store.write_entry("m.f", "ab" + "1" * 30, {"namespace": "m.f", "outputs": {"return": record}})
+    blob = store.root / layout.blob(record["blobs"][0]["digest"])
+    target = tmp_path / "elsewhere"
+    content = blob.read_bytes()
+    target.write_bytes(content)
+    blob.unlink()
+    os.symlink(target, blob)
+    report = verify(store)  # before: UnsafeStoreError out of verify
+    assert [p.kind for p in report.problems] == ["unsafe blob", "broken entry"]
+    assert not report.ok and os.path.islink(blob)
+    fixed = verify(store, fix=True, grace=0)
+    assert all(p.fixed for p in fixed.problems)
+    assert not os.path.lexists(blob) and target.read_bytes() == content
+    assert verify(store).ok
+
+
+def test_a_file_named_like_a_shard_folder_is_left_alone_by_verify_fix_and_upgrade(tmp_path):
+    from checkpoint_magic.store.upgrade import upgrade_store
+
+    store = Store(tmp_path / "s")
+    store.write_entry("m.f", "ab" + "1" * 30, {"namespace": "m.f", "outputs": {}})
+    planted = store.root / "entries" / "m.f" / "zz"
+    planted.write_bytes(b"not written by the store")
+    assert verify(store).ok  # before: a "stray flat manifest" that fix could not move...
+    assert verify(store, fix=True, grace=0).ok  # ...and fix raised UnsafeStoreError
+    upgrade_store(store)
+    assert planted.read_bytes() == b"not written by the store"
+    assert [e.key for e in list_entries(store)] == ["ab" + "1" * 30]
