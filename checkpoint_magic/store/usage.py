@@ -143,11 +143,11 @@ def add_many_hits(backend: StoreBackend, records: list[tuple[str, int, float]]) 
     >>> backend.read_bytes("state/m.f/k1.hits")
     b'5 20.000000\\n'
     """
+    bodies: dict[str, bytes] = {}
     try:
         if not backend.exists():
             return
         names = [name for name, _, _ in records]
-        bodies = {}
         for (name, count, last), data in zip(
             records, backend.read_many(names, RECORD_MAX), strict=True
         ):
@@ -158,7 +158,19 @@ def add_many_hits(backend: StoreBackend, records: list[tuple[str, int, float]]) 
     except OSError as exc:
         logger.debug("%d usage records not written in a batch (%s): one by one", len(records), exc)
         for name, count, last in records:
+            # A batch may fail after writing some of its records: those hold their new
+            # body now and are not added to again.
+            if name in bodies and _holds(backend, name, bodies[name]):
+                continue
             add_hits(backend, name, count, last)
+
+
+def _holds(backend: StoreBackend, name: str, body: bytes) -> bool:
+    """Whether the record ``name`` holds ``body`` (a batch wrote it before failing)."""
+    try:
+        return backend.read_bytes(name, RECORD_MAX) == body
+    except OSError:  # missing, a link, unreachable: not written
+        return False
 
 
 _Hits = tuple[StoreBackend, int, float]  # (backend, hits, last hit)

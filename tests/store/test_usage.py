@@ -101,3 +101,40 @@ def test_no_record_is_written_into_a_store_deleted_meanwhile(tmp_path):
     shutil.rmtree(store.root)
     add_many_hits(store.backend, [(layout.entry_state(NS, KEYS[0], layout.HITS), 1, 1.0)])
     assert not store.root.exists()
+
+
+@pytest.mark.parametrize("location", ["local", "memory"])
+def test_a_batch_that_fails_half_way_counts_each_hit_once(location, tmp_path, monkeypatch):
+    # A write refused in the middle of a batch (an S3 PUT throttled among a thousand sent at
+    # once, say): the records written before it must not be added to again one by one.
+    import uuid
+
+    store = Store(tmp_path / "s" if location == "local" else f"memory://usage-{uuid.uuid4().hex}")
+    for key in KEYS[:3]:
+        store.write_entry(NS, key, {"namespace": NS, "outputs": {}})
+    names = [layout.entry_state(NS, key, layout.HITS) for key in KEYS[:3]]
+    failed: list[str] = []
+    if location == "local":
+        write = store.backend.write
+
+        def flaky(name, data, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if name == names[1] and not failed:
+                failed.append(name)
+                raise OSError("refused once")
+            return write(name, data, *args, **kwargs)
+
+        monkeypatch.setattr(store.backend, "write", flaky)
+    else:
+        fs = store.backend.fs
+        pipe_file = fs.pipe_file
+
+        def flaky_pipe(path, value, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if path.endswith(names[1]) and not failed:
+                failed.append(path)
+                raise OSError("refused once")
+            return pipe_file(path, value, *args, **kwargs)
+
+        monkeypatch.setattr(fs, "pipe_file", flaky_pipe)
+    add_many_hits(store.backend, [(name, 1, 10.0) for name in names])
+    assert failed
+    assert [store.usage(NS, key)[0] for key in KEYS[:3]] == [1, 1, 1]
