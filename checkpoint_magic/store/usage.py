@@ -91,7 +91,13 @@ def read_usage(backend: StoreBackend, name: str) -> tuple[int, float | None]:
         data, st = backend.read_small(name, RECORD_MAX)  # the bytes and the stat at once
     except (FileNotFoundError, UnsafeStoreError):  # missing, or a link: never followed
         return 0, None
-    return parse_usage(data[:RECORD_MAX], st.mtime)
+    hits, last = parse_usage(data[:RECORD_MAX], st.mtime)
+    if st.version is None and last == st.mtime:
+        # A record of the earlier format was last used when written, which a read in one
+        # request (a URL store's) does not tell: its stat does.
+        written = backend.stat(name)
+        last = last if written is None else written.mtime
+    return hits, last
 
 
 def add_hits(backend: StoreBackend, name: str, count: int, last: float) -> None:

@@ -138,3 +138,13 @@ def test_a_batch_that_fails_half_way_counts_each_hit_once(location, tmp_path, mo
     add_many_hits(store.backend, [(name, 1, 10.0) for name in names])
     assert failed
     assert [store.usage(NS, key)[0] for key in KEYS[:3]] == [1, 1, 1]
+
+
+def test_a_record_of_the_earlier_format_was_last_used_when_it_was_written(store):
+    # Such a record has no time: its mtime is its last use (not 1970 where a store's read
+    # in one request does not tell the mtime).
+    name = layout.entry_state(NS, KEYS[0], layout.HITS)
+    store.backend.write(name, b"..")
+    written = store.backend.stat(name).mtime
+    assert written > 1e9
+    assert store.usage(NS, KEYS[0]) == (2, written)
