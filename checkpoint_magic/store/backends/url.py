@@ -130,7 +130,8 @@ def _mtime(info: Mapping[str, Any]) -> float:
 def _stat(info: Mapping[str, Any]) -> Stat:
     mtime = _mtime(info)
     tag = info.get("ETag") or info.get("etag") or info.get("md5Hash") or info.get("generation")
-    return Stat(size=int(info.get("size") or 0), mtime=mtime, version=(tag, mtime))
+    # With a tag, whole seconds: MinIO and Ceph list times to the ms, a HEAD tells seconds.
+    return Stat(int(info.get("size") or 0), mtime, (tag, mtime if tag is None else int(mtime)))
 
 
 #: Objects read in one concurrent batch by :meth:`FsspecBackend.read_many`.
