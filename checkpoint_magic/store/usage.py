@@ -196,7 +196,12 @@ def _write_all_hits(batch: list[tuple[tuple[int, str], _Hits]]) -> None:
     for (store_id, name), (backend, count, last) in batch:
         by_store.setdefault(store_id, (backend, []))[1].append((name, count, last))
     for backend, records in by_store.values():
-        add_many_hits(backend, records)
+        try:
+            add_many_hits(backend, records)
+        except Exception:  # bookkeeping: one store's fault never loses another's hits
+            logger.warning(
+                "%d usage records of %s not written", len(records), backend, exc_info=True
+            )
 
 
 _usage_writer = BatchWriter("usage", FLUSH_INTERVAL, _write_all_hits)

@@ -148,3 +148,21 @@ def test_a_record_of_the_earlier_format_was_last_used_when_it_was_written(store)
     written = store.backend.stat(name).mtime
     assert written > 1e9
     assert store.usage(NS, KEYS[0]) == (2, written)
+
+
+def test_a_store_whose_batch_breaks_costs_no_other_store_its_hits(tmp_path, monkeypatch):
+    stores = [Store(tmp_path / name) for name in ("a", "b")]
+    for store in stores:
+        store.write_entry(NS, KEYS[0], {"namespace": NS, "outputs": {}})
+
+    def broken(names, limit):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a backend's bug")
+
+    monkeypatch.setattr(stores[0].backend, "read_many", broken)
+    monkeypatch.setattr(stores[0].backend, "read_small", broken)
+    flush_usage()
+    with _usage_writer._flush_lock:  # one flush holds both
+        for store in stores:
+            store.record_use(NS, KEYS[0])
+    flush_usage()
+    assert stores[1].usage(NS, KEYS[0])[0] == 1
