@@ -159,6 +159,7 @@ def test_an_empty_manifest_on_s3_is_damaged_not_a_store_failure(s3_store: str) -
     assert store.backend.stat(name) is None  # removed: the next call recomputes
     store.backend.write(layout.entry_state("m.f", "k", layout.HITS), b"")
     assert store.usage("m.f", "k") == (0, pytest.approx(time.time(), abs=300))
+    assert store.backend.read_bytes(layout.entry_state("m.f", "k", layout.HITS), 8) == b""
     assert store.backend.read_many([name, layout.entry_state("m.f", "k", layout.HITS)], 8) == [
         None,
         b"",
