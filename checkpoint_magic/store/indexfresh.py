@@ -435,7 +435,10 @@ class IndexRefresh:
         listed = {key for key, _ in files} - gone
         version = _listing_digest(files, now) if all(r.trusted for r in fresh) else None
         with self._write():
-            self._store_rows(ns_dir, [k for k in known if k not in listed], fresh)
+            # Rows as they are now (another process may have added some since ``known``):
+            # kept under this listing's digest, they must be this listing's exactly.
+            rows = self.db.execute("SELECT key FROM entries WHERE ns_dir = ?", (ns_dir,))
+            self._store_rows(ns_dir, [k for (k,) in rows if k not in listed], fresh)
             top = f"{layout.ENTRIES}/{ns_dir}"
             self.db.execute("INSERT OR REPLACE INTO folders VALUES (?, ?)", (top, version))
 
@@ -482,10 +485,11 @@ class IndexRefresh:
             if all(r[4] for r in fresh)
             else None
         )
-        with self._write():
+        with self._write():  # as _listed_entries: the rows as they are now
+            rows = self.db.execute("SELECT key, kind FROM state WHERE ns_dir = ?", (ns_dir,))
             self.db.executemany(
                 "DELETE FROM state WHERE ns_dir = ? AND key = ? AND kind = ?",
-                [(ns_dir, key, kind) for key, kind in known if (key, kind) not in listed],
+                [(ns_dir, key, kind) for key, kind in rows.fetchall() if (key, kind) not in listed],
             )
             self.db.executemany(
                 "INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fresh

@@ -91,7 +91,13 @@ def read_usage(backend: StoreBackend, name: str) -> tuple[int, float | None]:
         data, st = backend.read_small(name, RECORD_MAX)  # the bytes and the stat at once
     except (FileNotFoundError, UnsafeStoreError):  # missing, or a link: never followed
         return 0, None
-    return parse_usage(data[:RECORD_MAX], st.mtime)
+    hits, last = parse_usage(data[:RECORD_MAX], st.mtime)
+    if st.version is None and last == st.mtime:
+        # A record of the earlier format was last used when written, which a read in one
+        # request (a URL store's) does not tell: its stat does.
+        written = backend.stat(name)
+        last = last if written is None else written.mtime
+    return hits, last
 
 
 def add_hits(backend: StoreBackend, name: str, count: int, last: float) -> None:
@@ -143,11 +149,11 @@ def add_many_hits(backend: StoreBackend, records: list[tuple[str, int, float]]) 
     >>> backend.read_bytes("state/m.f/k1.hits")
     b'5 20.000000\\n'
     """
+    bodies: dict[str, bytes] = {}
     try:
         if not backend.exists():
             return
         names = [name for name, _, _ in records]
-        bodies = {}
         for (name, count, last), data in zip(
             records, backend.read_many(names, RECORD_MAX), strict=True
         ):
@@ -158,7 +164,19 @@ def add_many_hits(backend: StoreBackend, records: list[tuple[str, int, float]]) 
     except OSError as exc:
         logger.debug("%d usage records not written in a batch (%s): one by one", len(records), exc)
         for name, count, last in records:
+            # A batch may fail after writing some of its records: those hold their new
+            # body now and are not added to again.
+            if name in bodies and _holds(backend, name, bodies[name]):
+                continue
             add_hits(backend, name, count, last)
+
+
+def _holds(backend: StoreBackend, name: str, body: bytes) -> bool:
+    """Whether the record ``name`` holds ``body`` (a batch wrote it before failing)."""
+    try:
+        return backend.read_bytes(name, RECORD_MAX) == body
+    except OSError:  # missing, a link, unreachable: not written
+        return False
 
 
 _Hits = tuple[StoreBackend, int, float]  # (backend, hits, last hit)
@@ -178,7 +196,12 @@ def _write_all_hits(batch: list[tuple[tuple[int, str], _Hits]]) -> None:
     for (store_id, name), (backend, count, last) in batch:
         by_store.setdefault(store_id, (backend, []))[1].append((name, count, last))
     for backend, records in by_store.values():
-        add_many_hits(backend, records)
+        try:
+            add_many_hits(backend, records)
+        except Exception:  # bookkeeping: one store's fault never loses another's hits
+            logger.warning(
+                "%d usage records of %s not written", len(records), backend, exc_info=True
+            )
 
 
 _usage_writer = BatchWriter("usage", FLUSH_INTERVAL, _write_all_hits)

@@ -163,6 +163,55 @@ def test_an_empty_manifest_object_is_a_damaged_entry_not_an_unreadable_store(
     assert f(1) == 2 and RUNS == [1, 1]
 
 
+def test_an_empty_manifest_on_s3_is_damaged_not_a_store_failure(s3_store: str) -> None:
+    # S3 refuses a ranged GET of an empty object (416 InvalidRange): a hit's one-request read
+    # must still tell a damaged manifest (removed, then recomputed), not fail like an outage.
+    from checkpoint_magic.store.core import CorruptManifestError
+
+    store = Store(s3_store)
+    store.write_entry("m.f", "k", {"namespace": "m.f", "outputs": {}})
+    name = layout.entry("m.f", "k", sharded=store.sharded)
+    store.backend.write(name, b"")
+    with pytest.raises(CorruptManifestError):
+        store.read_entry("m.f", "k", hot_only=True)
+    assert store.backend.stat(name) is None  # removed: the next call recomputes
+    store.backend.write(layout.entry_state("m.f", "k", layout.HITS), b"")
+    assert store.usage("m.f", "k") == (0, pytest.approx(time.time(), abs=300))
+    assert store.backend.read_bytes(layout.entry_state("m.f", "k", layout.HITS), 8) == b""
+    assert store.backend.read_many([name, layout.entry_state("m.f", "k", layout.HITS)], 8) == [
+        None,
+        b"",
+    ]
+
+
+def test_an_object_larger_than_any_manifest_is_never_read_whole(
+    mem_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An object planted under entries/ (a data file copied there by mistake): listing the
+    # store reads at most its first MANIFEST_MAX_BYTES + 1 bytes, not gigabytes into memory.
+    from checkpoint_magic.store.manifest import MANIFEST_MAX_BYTES
+    from checkpoint_magic.tools.inventory import list_entries
+
+    store = Store(mem_url)
+    store.write_entry("m.f", "k", {"namespace": "m.f", "outputs": {}})
+    big = layout.entry("m.f", "b" * 32, sharded=store.sharded)
+    store.backend.write(big, b"x" * (MANIFEST_MAX_BYTES * 3))
+    fs = store.backend.fs
+    largest: list[int] = []
+    for method in ("cat_file", "cat"):
+        real = getattr(fs, method)
+
+        def spy(*args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            got = _real(*args, **kwargs)
+            values = got.values() if isinstance(got, dict) else [got]
+            largest.extend(len(v) for v in values if isinstance(v, bytes))
+            return got
+
+        monkeypatch.setattr(fs, method, spy)
+    assert [e.key for e in list_entries(store)] == ["k"]
+    assert max(largest) <= MANIFEST_MAX_BYTES + 1
+
+
 def test_views_reader_streams_buffers_back_to_back() -> None:
     parts = [memoryview(b"abc"), memoryview(b""), memoryview(b"defgh")]
     reader = ViewsReader(parts)

@@ -289,6 +289,31 @@ def test_gc_of_a_url_store_evicts_what_its_index_lists(s3_store):
     assert listed(store) == full(store)
 
 
+def test_gc_evicts_where_listings_tell_times_finer_than_a_head(s3_store, monkeypatch):
+    # MinIO and Ceph list LastModified to the millisecond; a HEAD's Last-Modified header is
+    # to the second. gc checks the signature an entry was listed with against a HEAD before
+    # removing it: both must agree for an unchanged object, or nothing is ever evicted.
+    import datetime
+
+    store = Store(s3_store)
+    for i in range(4):
+        commit(store, f"k{i}", blob=bytes([i]) * 30_000)
+    fs = store.backend.fs
+    find = fs.find
+
+    def finer(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        found = find(path, *args, **kwargs)
+        for info in found.values() if isinstance(found, dict) else ():
+            if isinstance(info.get("LastModified"), datetime.datetime):
+                info["LastModified"] += datetime.timedelta(milliseconds=123)
+        return found
+
+    monkeypatch.setattr(fs, "find", finer)
+    report = gc(store, max_size=40_000, grace=0)
+    assert len(report.evicted) == 3
+    assert [e.key for e in list_entries(store)] == ["k3"]
+
+
 def test_a_url_store_without_a_local_cache_lists_without_an_index(s3_store, monkeypatch):
     monkeypatch.setenv(config.ENV_CACHE_SIZE, "0")
     store = Store(s3_store)

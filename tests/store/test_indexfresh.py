@@ -297,3 +297,54 @@ def test_a_remote_index_always_lists_what_the_objects_say(remote, seed):
         assert [e.to_dict() for e in scan.entries] == full(remote)
         assert sorted(scan.damaged) == sorted(read_entries(remote).damaged)
         assert summarize_store(remote) == summarize(read_entries(remote).entries)
+
+
+@pytest.mark.parametrize("what", ["entry", "pin"])
+def test_totals_of_a_remote_store_listed_by_two_processes_at_once_stay_right(
+    what, tmp_path, monkeypatch
+):
+    """Another process adds an object and refreshes the shared index while this one refreshes
+    from an older listing; once that object is gone again, the listing is the older one,
+    whose digest the totals were kept under: they must not count the object."""
+    import uuid
+
+    from checkpoint_magic.store import indexrows
+    from checkpoint_magic.store.backends.url import FsspecBackend
+
+    monkeypatch.setattr(indexrows, "RACY_SECONDS", 0.0)
+    monkeypatch.setenv("CHECKPOINT_MAGIC_CACHE", str(tmp_path / "cache"))
+    url = f"memory://two-listings-{uuid.uuid4().hex}"
+    store, other = Store(url), Store(url)  # other: a second process of this machine
+    for key in KEYS[:3]:
+        store.write_entry(NS, key, {"namespace": NS, "code": "c", "inputs": {}})
+    store.record_use(NS, KEYS[0])
+    flush_usage()
+    assert summarize_store(store) == summarize(read_entries(store).entries)
+    real, fired = FsspecBackend.read_many, []
+
+    def meanwhile(self, names, limit):  # type: ignore[no-untyped-def]
+        if names and not fired:  # once this process listed the folder that changed
+            fired.append(names)
+            if what == "entry":
+                other.write_entry(NS, KEYS[9], {"namespace": NS, "code": "k", "inputs": {}})
+            else:
+                other.set_pinned(NS, KEYS[1])
+            scan_entries(other)
+        return real(self, names, limit)
+
+    # Something for this process to read, in the folder the other one changes.
+    if what == "entry":
+        store.write_entry(NS, KEYS[3], {"namespace": NS, "code": "x", "inputs": {}})
+    else:
+        store.record_use(NS, KEYS[0])
+        flush_usage()
+    monkeypatch.setattr(FsspecBackend, "read_many", meanwhile)
+    summarize_store(store)
+    monkeypatch.setattr(FsspecBackend, "read_many", real)
+    assert fired
+    if what == "entry":
+        store.delete_entry(NS, KEYS[9])  # the listing is the older one again
+    else:
+        store.set_pinned(NS, KEYS[1], False)
+    assert summarize_store(store) == summarize(read_entries(store).entries)
+    assert listed(store) == full(store)

@@ -101,3 +101,68 @@ def test_no_record_is_written_into_a_store_deleted_meanwhile(tmp_path):
     shutil.rmtree(store.root)
     add_many_hits(store.backend, [(layout.entry_state(NS, KEYS[0], layout.HITS), 1, 1.0)])
     assert not store.root.exists()
+
+
+@pytest.mark.parametrize("location", ["local", "memory"])
+def test_a_batch_that_fails_half_way_counts_each_hit_once(location, tmp_path, monkeypatch):
+    # A write refused in the middle of a batch (an S3 PUT throttled among a thousand sent at
+    # once, say): the records written before it must not be added to again one by one.
+    import uuid
+
+    store = Store(tmp_path / "s" if location == "local" else f"memory://usage-{uuid.uuid4().hex}")
+    for key in KEYS[:3]:
+        store.write_entry(NS, key, {"namespace": NS, "outputs": {}})
+    names = [layout.entry_state(NS, key, layout.HITS) for key in KEYS[:3]]
+    failed: list[str] = []
+    if location == "local":
+        write = store.backend.write
+
+        def flaky(name, data, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if name == names[1] and not failed:
+                failed.append(name)
+                raise OSError("refused once")
+            return write(name, data, *args, **kwargs)
+
+        monkeypatch.setattr(store.backend, "write", flaky)
+    else:
+        fs = store.backend.fs
+        pipe_file = fs.pipe_file
+
+        def flaky_pipe(path, value, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if path.endswith(names[1]) and not failed:
+                failed.append(path)
+                raise OSError("refused once")
+            return pipe_file(path, value, *args, **kwargs)
+
+        monkeypatch.setattr(fs, "pipe_file", flaky_pipe)
+    add_many_hits(store.backend, [(name, 1, 10.0) for name in names])
+    assert failed
+    assert [store.usage(NS, key)[0] for key in KEYS[:3]] == [1, 1, 1]
+
+
+def test_a_record_of_the_earlier_format_was_last_used_when_it_was_written(store):
+    # Such a record has no time: its mtime is its last use (not 1970 where a store's read
+    # in one request does not tell the mtime).
+    name = layout.entry_state(NS, KEYS[0], layout.HITS)
+    store.backend.write(name, b"..")
+    written = store.backend.stat(name).mtime
+    assert written > 1e9
+    assert store.usage(NS, KEYS[0]) == (2, written)
+
+
+def test_a_store_whose_batch_breaks_costs_no_other_store_its_hits(tmp_path, monkeypatch):
+    stores = [Store(tmp_path / name) for name in ("a", "b")]
+    for store in stores:
+        store.write_entry(NS, KEYS[0], {"namespace": NS, "outputs": {}})
+
+    def broken(names, limit):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a backend's bug")
+
+    monkeypatch.setattr(stores[0].backend, "read_many", broken)
+    monkeypatch.setattr(stores[0].backend, "read_small", broken)
+    flush_usage()
+    with _usage_writer._flush_lock:  # one flush holds both
+        for store in stores:
+            store.record_use(NS, KEYS[0])
+    flush_usage()
+    assert stores[1].usage(NS, KEYS[0])[0] == 1

@@ -37,6 +37,7 @@ b'hello'
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import functools
 import io
 import logging
@@ -129,7 +130,8 @@ def _mtime(info: Mapping[str, Any]) -> float:
 def _stat(info: Mapping[str, Any]) -> Stat:
     mtime = _mtime(info)
     tag = info.get("ETag") or info.get("etag") or info.get("md5Hash") or info.get("generation")
-    return Stat(size=int(info.get("size") or 0), mtime=mtime, version=(tag, mtime))
+    # With a tag, whole seconds: MinIO and Ceph list times to the ms, a HEAD tells seconds.
+    return Stat(int(info.get("size") or 0), mtime, (tag, mtime if tag is None else int(mtime)))
 
 
 #: Objects read in one concurrent batch by :meth:`FsspecBackend.read_many`.
@@ -362,22 +364,27 @@ class FsspecBackend(StoreBackend):
     def read_bytes(self, name: str, limit: int | None = None) -> bytes:
         if self._blob_digest(name) is not None:
             return super().read_bytes(name, limit)
-        data = self.fs.cat_file(self.path(name))
-        return bytes(data) if limit is None else bytes(data[: limit + 1])
+        if limit is not None:  # never more: an object planted there may be huge
+            return self._first_bytes(name, limit)
+        return bytes(self.fs.cat_file(self.path(name)))
+
+    def _first_bytes(self, name: str, limit: int) -> bytes:
+        """The first ``limit + 1`` bytes of an object, in one ranged GET."""
+        try:
+            return bytes(self.fs.cat_file(self.path(name), start=0, end=limit + 1))
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+        # S3 refuses any range of an empty object (416 InvalidRange): a stat, then a read.
+        return StoreBackend.read_bytes(self, name, limit)
 
     @_io
     def read_small(self, name: str, limit: int) -> tuple[bytes, Stat]:
         if self._blob_digest(name) is not None:
             return super().read_small(name, limit)
-        # One ranged GET, not a HEAD for the stat first: a manifest read by a hit costs one
-        # round trip. Its version is unknown then, so it is not remembered for later hits,
-        # which read it again (one GET, as the HEAD that would tell it unchanged).
-        try:
-            data = bytes(self.fs.cat_file(self.path(name), start=0, end=limit + 1))
-        except FileNotFoundError:
-            raise
-        except OSError:  # S3 answers a range of an empty object with 416: read it whole
-            return super().read_small(name, limit)
+        # One ranged GET, no HEAD first: a hit's manifest costs one round trip. Its version
+        # is then unknown: later hits read it again (one GET, as the HEAD would have been).
+        data = self._first_bytes(name, limit)
         return data, Stat(size=len(data), mtime=0.0, version=None)
 
     @_io
@@ -386,19 +393,26 @@ class FsspecBackend(StoreBackend):
         # trip each; what the batch does not return is read on its own.
         found: list[bytes | None] = []
         for start in range(0, len(names), _MANY):
-            paths = [self.path(name) for name in names[start : start + _MANY]]
-            got = self.fs.cat(paths, on_error="return") if paths else {}
+            batch = names[start : start + _MANY]
+            paths = [self.path(name) for name in batch]
+            # Ranged GETs: at most limit + 1 bytes of each, and no HEAD first (s3fs makes
+            # one before an unranged GET).
+            got = self.fs.cat(paths, on_error="return", start=0, end=limit + 1) if paths else {}
             got = got if isinstance(got, dict) else {paths[0]: got}
-            for path in paths:
+            for name, path in zip(batch, paths, strict=True):
                 data = got.get(path)
                 if isinstance(data, FileNotFoundError):
                     found.append(None)
                     continue
-                if isinstance(data, BaseException):
+                if isinstance(data, BaseException) and not (
+                    isinstance(data, OSError) and data.errno == errno.EINVAL
+                ):
                     raise data
-                if data is None:  # a key spelled otherwise by the filesystem: one request
+                if data is None or isinstance(data, BaseException):
+                    # A key spelled otherwise by the filesystem, or an empty object (a range
+                    # of it is refused): one request of its own.
                     try:
-                        data = self.fs.cat_file(path)
+                        data = self._first_bytes(name, limit)
                     except FileNotFoundError:
                         found.append(None)
                         continue
