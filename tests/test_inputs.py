@@ -392,3 +392,40 @@ def test_inline_without_source_and_nothing_to_infer_runs_uncached(store_dir):
         with pytest.warns(UncachedWarning, match="cannot be inferred"):
             exec(compile(code, "<typed>", "exec"), ns)
         assert ns["q"] == x + 41
+
+
+# -- wrong hits found by a review: data reached where the source text does not show it -------
+def test_a_helper_default_holding_data_counts_by_value(script):
+    src = """
+        from checkpoint_magic import checkpoint
+
+        K = [3]
+
+        def helper(x, k=K, *, m=K):  # the text says k=K; the value is what counts
+            return x * k[0] * m[0]
+
+        @checkpoint
+        def f(x):
+            print("computing")
+            return helper(x)
+
+        print(f(2))
+    """
+    out = runs(script, src, ("K = [3]", "K = [3]"), ("K = [3]", "K = [4]"))
+    assert out == ["computing\n18", "18", "computing\n32"]
+
+
+def test_a_helper_default_changed_in_place_recomputes(store_dir):
+    limits = [3]
+
+    def helper(x, k=limits):
+        return x * k[0]
+
+    @checkpoint(store=store_dir)
+    def f(x):
+        CALLS.append(x)
+        return helper(x)
+
+    assert f(2) == f(2) == 6 and len(CALLS) == 1
+    limits[0] = 4
+    assert f(2) == 8 and len(CALLS) == 2

@@ -7,7 +7,8 @@ code's key; bytecode alone is used when there is no source (``exec``, a prompt).
 covers, transitively, every user-defined function and class reached through a global
 name, a closure cell, a used attribute of a user module or the class of a method.
 Installed packages count by name and version, small global constants (None, bool,
-numbers, str, bytes and tuples/frozensets of them) by value, closure values and the data
+numbers, str, bytes and tuples/frozensets of them) by value, closure values, defaults
+that hold data (``def helper(x, k=K)``: the value of ``K`` when it was defined) and the data
 attributes of user classes (``params = {'lr': 0.1}`` in a class body) through
 :func:`checkpoint_magic.fingerprint.values.fingerprint`. A global that is an instance of a user
 class (``scorer = Scorer()``) counts by its class's code, not by its data. Other global values

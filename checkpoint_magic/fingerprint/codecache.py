@@ -3,9 +3,9 @@
 :func:`compute` returns ``(fingerprint, parts)`` of a function, method, class or partial from
 :data:`CODE_CACHE` when every object the fingerprint was computed from is still in place
 (:meth:`Entry.valid`: identity checks only), and otherwise rebuilds the entry from a
-:class:`~checkpoint_magic.fingerprint.codegraph.Graph` traversal. Closure values
-and the data attributes of user classes (``params = {...}``) are re-hashed by value on every
-call (:meth:`Entry.value`). :func:`data_globals` lists the data globals the code reads (inputs of
+:class:`~checkpoint_magic.fingerprint.codegraph.Graph` traversal. Closure values, defaults
+holding data (``def helper(x, k=K)``) and the data attributes of user classes
+(``params = {...}``) are re-hashed by value on every call (:meth:`Entry.value`). :func:`data_globals` lists the data globals the code reads (inputs of
 a checkpointed call). ``code_fingerprint``'s fast path reads :data:`CODE_CACHE` directly.
 """
 
@@ -105,7 +105,7 @@ class Entry:
         return True
 
     def value(self) -> tuple[str, list[tuple[str, str, str]]] | None:
-        """Return the fingerprint, re-hashing closure values and class data (None: rebuild).
+        """Return the fingerprint, re-hashing closure values, data defaults and class data.
 
         Called after :meth:`valid`, so a class data attribute is still the same object.
 
@@ -127,6 +127,15 @@ class Entry:
                 if kind_of(v) not in ("data", "const"):
                     return None  # a closure cell now holds code
                 fp = value_fp(v)
+            elif slot == "default":  # a default holding data (same tuple: see valid())
+                if (fn := ref()) is None:
+                    return None
+                where = name[len("<default>") :]
+                if where[0] == "d":
+                    v = fn.__defaults__[int(where[1:])]
+                else:
+                    v = fn.__kwdefaults__[where[1:]]
+                fp = data_fp(v)
             else:
                 v = vars(owner).get(name, MISSING) if (owner := ref()) is not None else MISSING
                 if v is MISSING:

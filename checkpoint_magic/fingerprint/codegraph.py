@@ -396,9 +396,16 @@ class Graph:
             digest,
             *(frame(tag, const_fingerprint(d) if is_const(d) else "~") for tag, d in defaults),
         )
-        for tag, d in defaults:  # (own code is set before following anything: recursion)
-            if not is_const(d) and (desc := self.resolve(d)) is not None:
+        for i, (tag, d) in enumerate(defaults):  # (own code set before following: recursion)
+            if is_const(d):
+                continue
+            if (desc := self.resolve(d)) is not None:
                 self.bindings.add((key, "<default>" + tag, desc))
+            if desc is None or desc.startswith(("instance:", "holds:")):
+                # Data (``def helper(x, k=K)`` with ``K = [3]``): re-hashed by value on every
+                # call like a closure value (its source text ``k=K`` says nothing of K).
+                where = tag if tag != "d" else f"d{i}"
+                self.volatile.append((fn, "default", key, "<default>" + where))
         cells = []
         for i, (name, cell) in enumerate(zip(code.co_freevars, fn.__closure__ or (), strict=False)):
             try:
