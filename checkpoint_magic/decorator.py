@@ -239,7 +239,10 @@ class CheckpointedFunction(Generic[R]):
         """Code and input fingerprints: arguments, data globals read, files named (by content)."""
         inputs = {k: v for k, v in bound.items() if k not in self.ignore} if self.ignore else bound
         code_fp, data = code_inputs(self.__wrapped__)
-        call = _Call(code_fp, self.checkpointer.fingerprint_inputs(inputs))
+        reached: list[Any] = []
+        call = _Call(code_fp, self.checkpointer.fingerprint_inputs(inputs, reached))
+        if reached and (held := extra_inputs.reached_globals(reached)):
+            data = {**held, **data}  # the globals read by code passed in (f(helper, x))
         candidates = path_values(inputs.values())
         if self._path_constants:
             candidates.update((c, c) for c in self._path_constants)

@@ -429,3 +429,48 @@ def test_a_helper_default_changed_in_place_recomputes(store_dir):
     assert f(2) == f(2) == 6 and len(CALLS) == 1
     limits[0] = 4
     assert f(2) == 8 and len(CALLS) == 2
+
+
+def test_globals_read_by_code_passed_in_are_inputs(script):
+    (script.workdir / "ops.py").write_text("K = [3]\n\ndef triple(x):\n    return x * K[0]\n")
+    src = """
+        from checkpoint_magic import checkpoint
+        from ops import triple
+
+        SCALE = [10]
+
+        class Scaler:
+            def run(self, x):
+                return x * SCALE[0]
+
+        @checkpoint
+        def apply(fns, model, x):
+            print("computing")
+            return [fn(x) for fn in fns] + [model.run(x)]
+
+        print(apply([triple], Scaler(), 2))
+    """
+    out = runs(script, src, ("[10]", "[10]"), ("[10]", "[20]"))
+    assert out == ["computing\n[6, 20]", "[6, 20]", "computing\n[6, 40]"]
+    (script.workdir / "ops.py").write_text("K = [4]\n\ndef triple(x):\n    return x * K[0]\n")
+    assert script.run().stdout.strip() == "computing\n[8, 40]"
+
+
+def test_a_global_changed_by_code_passed_in_is_state(script):
+    src = """
+        from checkpoint_magic import checkpoint
+
+        MEMO = {}
+
+        def double(x):
+            MEMO[x] = 2 * x
+            return MEMO[x]
+
+        @checkpoint
+        def apply(fn, x):
+            print("computing")
+            return fn(x)
+
+        print(apply(double, 4), apply(double, 4))
+    """
+    assert runs(script, src, ("2 * x", "2 * x")) == ["computing\n8 8", "8 8"]

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..fingerprint.code import code_inputs, is_user_code
 from ..fingerprint.files import content_digest, path_candidate, signature
 from ..fingerprint.values import QuietFingerprinter
 from ..store.core import Store
@@ -43,6 +44,7 @@ __all__ = [
     "InputMemory",
     "file_inputs",
     "global_inputs",
+    "reached_globals",
     "restorable",
     "restore_into",
     "written_files",
@@ -178,6 +180,49 @@ def global_inputs(
             logger.debug("global %s cannot be fingerprinted: not an input", label)
             continue
         out["global:" + label] = digest
+    return out
+
+
+#: What a value walk may meet as code (see :func:`reached_globals`).
+_CODE_TYPES = (types.FunctionType, types.MethodType, type)
+
+
+def reached_globals(reached: Iterable[Any]) -> dict[str, Any]:
+    """Return the data globals read by the user code met while fingerprinting the inputs.
+
+    A function passed as an argument (``f(helper, x)``), a method or the class of an object
+    passed in (``f(model)`` calling ``model.run()``) count by their code inside the input's
+    fingerprint; the data globals *they* read (``CONFIG``) are inputs too, as if the
+    checkpointed code read them itself.
+
+    Parameters
+    ----------
+    reached : Iterable of object
+        The values memoised while the inputs were walked (see
+        :meth:`~checkpoint_magic.core.checkpointer.Checkpointer.fingerprint_inputs`);
+        anything that is not a user function, method or class is skipped.
+
+    Returns
+    -------
+    dict of str to object
+        Label (``NAME``, ``module.NAME``) to current value, as ``code_inputs`` gives them.
+
+    Raises
+    ------
+    FingerprintError
+        When the code of one of them cannot be fingerprinted.
+
+    Examples
+    --------
+    >>> ns = {"CONFIG": [2]}
+    >>> exec("def helper(x):\n    return x * CONFIG[0]\n", ns)
+    >>> reached_globals([ns["helper"], 3, "text"])
+    {'CONFIG': [2]}
+    """
+    out: dict[str, Any] = {}
+    for value in reached:
+        if isinstance(value, _CODE_TYPES) and is_user_code(value):
+            out.update(code_inputs(value)[1])
     return out
 
 
