@@ -474,3 +474,27 @@ def test_a_global_changed_by_code_passed_in_is_state(script):
         print(apply(double, 4), apply(double, 4))
     """
     assert runs(script, src, ("2 * x", "2 * x")) == ["computing\n8 8", "8 8"]
+
+
+def test_names_read_by_string_count(script):
+    (script.workdir / "settings.py").write_text("RATE = [3]\n")
+    src = """
+        import settings
+        from checkpoint_magic import checkpoint
+
+        K = [10]
+
+        def helper(x):
+            return x + 1
+
+        @checkpoint
+        def f(x):
+            print("computing")
+            return globals()["helper"](x) * globals()["K"][0] * getattr(settings, "RATE")[0]
+
+        print(f(1))
+    """
+    out = runs(script, src, ("[10]", "[10]"), ("[10]", "[20]"), ("x + 1", "x + 2"))
+    assert out == ["computing\n60", "60", "computing\n120", "computing\n180"]
+    (script.workdir / "settings.py").write_text("RATE = [4]\n")
+    assert script.run().stdout.strip() == "computing\n240"

@@ -188,7 +188,7 @@ _CODE_TYPES = (types.FunctionType, types.MethodType, type)
 
 
 def reached_globals(reached: Iterable[Any]) -> dict[str, Any]:
-    """Return the data globals read by the user code met while fingerprinting the inputs.
+    r"""Return the data globals read by the user code met while fingerprinting the inputs.
 
     A function passed as an argument (``f(helper, x)``), a method or the class of an object
     passed in (``f(model)`` calling ``model.run()``) count by their code inside the input's

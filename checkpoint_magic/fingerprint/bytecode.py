@@ -220,6 +220,51 @@ def code_names(code: types.CodeType) -> tuple[frozenset[str], frozenset[str], fr
     return found
 
 
+#: Builtins that read a namespace by a name given as a string (``globals()["K"]``).
+_BY_NAME = frozenset({"globals", "vars", "getattr"})
+_DYNAMIC_CACHE: weakref.WeakKeyDictionary[types.CodeType, frozenset[str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def dynamic_names(code: types.CodeType) -> frozenset[str]:
+    r"""Return the names code may read by string: ``globals()["K"]``, ``getattr(module, "K")``.
+
+    The identifier-like string constants of each code object (nested ones included) that
+    calls ``globals``, ``vars`` or ``getattr``: a safe superset of the names such lookups
+    with a constant name read. Cached while the code object lives.
+
+    Parameters
+    ----------
+    code : types.CodeType
+        The code object.
+
+    Returns
+    -------
+    frozenset of str
+        The candidate names (empty when the code calls none of those builtins).
+
+    Examples
+    --------
+    >>> sorted(dynamic_names(compile('y = globals()["K"] + len("a b")', "<s>", "exec")))
+    ['K']
+    >>> dynamic_names(compile('y = d["K"]', "<s>", "exec"))
+    frozenset()
+    """
+    hit = _DYNAMIC_CACHE.get(code)
+    if hit is not None:
+        return hit
+    found: set[str] = set()
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        if _BY_NAME & set(current.co_names):
+            found.update(c for c in current.co_consts if type(c) is str and c.isidentifier())
+        stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+    out = _DYNAMIC_CACHE[code] = frozenset(found)
+    return out
+
+
 def normalized_dump(node: ast.AST) -> str:
     r"""Dump an AST without docstrings, positions or the top node's decorators.
 

@@ -5,7 +5,9 @@ docstrings and its own decorators do not count) *and* the bytecode that is runni
 source file edited after import can never file the old code's result under the new
 code's key; bytecode alone is used when there is no source (``exec``, a prompt). It also
 covers, transitively, every user-defined function and class reached through a global
-name, a closure cell, a used attribute of a user module or the class of a method.
+name, a closure cell, a used attribute of a user module or the class of a method; a name
+read by string (``globals()["K"]``, ``getattr(module, "K")`` with a constant name) counts
+as a name the code reads.
 Installed packages count by name and version, small global constants (None, bool,
 numbers, str, bytes and tuples/frozensets of them) by value, closure values, defaults
 that hold data (``def helper(x, k=K)``: the value of ``K`` when it was defined) and the data

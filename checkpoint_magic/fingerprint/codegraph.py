@@ -30,6 +30,7 @@ from .bytecode import (
     code_bytes,
     code_names,
     const_fingerprint,
+    dynamic_names,
     function_ast,
     is_const,
 )
@@ -423,6 +424,10 @@ class Graph:
         self.fn_checks.append(
             (weakref.ref(fn), code, fn.__defaults__, fn.__kwdefaults__, tuple(cells))
         )
+        dynamic = dynamic_names(code)
+        if dynamic:  # globals()["K"], getattr(module, "K"): names read by string
+            attrs = attrs | dynamic
+            glob = glob | {n for n in dynamic if n in fn.__globals__}
         for name in sorted(glob):
             self._lookup(fn, "__globals__", fn.__globals__, name, attrs, key)
         for name in sorted(imports):
