@@ -498,3 +498,30 @@ def test_names_read_by_string_count(script):
     assert out == ["computing\n60", "60", "computing\n120", "computing\n180"]
     (script.workdir / "settings.py").write_text("RATE = [4]\n")
     assert script.run().stdout.strip() == "computing\n240"
+
+
+def test_environment_variables_the_code_reads_are_inputs(script):
+    src = """
+        import os
+        from checkpoint_magic import checkpoint
+
+        def scale():
+            return int(os.getenv("CPM_SCALE", "1"))
+
+        @checkpoint
+        def f(x):
+            print("computing")
+            return x * scale() * int(os.environ.get("CPM_OFFSET", "1"))
+
+        print(f(2))
+    """
+    outs = [
+        script.run(src, env=env).stdout.strip()
+        for env in (
+            {"CPM_SCALE": "3"},
+            {"CPM_SCALE": "3"},
+            {"CPM_SCALE": "4"},
+            {"CPM_SCALE": "4", "CPM_OFFSET": "2"},
+        )
+    ]
+    assert outs == ["computing\n6", "6", "computing\n8", "computing\n16"]

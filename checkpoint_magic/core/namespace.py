@@ -13,13 +13,16 @@ import dataclasses
 import functools
 import inspect
 import io
+import os
 import sys
 import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..fingerprint.bytecode import code_names
+from ..fingerprint.bytecode import code_names, dynamic_names
+from ..fingerprint.codegraph import environ_variables
 from ..fingerprint.files import code_path_constants, path_values
+from ..fingerprint.origin import is_user_code
 from .checkpointer import Checkpointer
 from .inputs import FileContent, FileInputs, InputMemory
 from .targets import MISSING
@@ -144,15 +147,26 @@ def definition_names(tree: ast.Module) -> set[str]:
 
 
 def _held_code(value: Any, depth: int = 0) -> list[Any]:
-    """Functions and classes held in a dict's values, a list, a tuple or a dataclass instance."""
+    """Functions and classes held in a dict's values, a list, a tuple or a dataclass instance.
+
+    An instance of a user class holds its class (``p.run()`` runs the class's code).
+    """
     if isinstance(value, dict) and type(value) is dict:
         items: Any = value.values()
     elif type(value) in (list, tuple):
         items = value
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         items = getattr(value, "__dict__", {}).values()
+        if is_user_code(type(value)):
+            return [type(value), *_held_in(items, depth)]
+    elif not is_code(value) and is_user_code(type(value)):
+        return [type(value)]
     else:
         return []
+    return _held_in(items, depth)
+
+
+def _held_in(items: Any, depth: int) -> list[Any]:
     found: list[Any] = []
     for item in list(items)[:1000]:
         if is_code(item) and not isinstance(item, types.ModuleType):
@@ -262,6 +276,10 @@ def globals_read_by(
                 continue
             scope = func.__globals__
             glob, own, imports = code_names(func.__code__)
+            if dynamic := dynamic_names(func.__code__):  # globals()["K"], getattr(module, "K")
+                glob, own = glob | {n for n in dynamic if n in scope}, own | dynamic
+            for var in environ_variables(func.__code__):  # os.environ["K"], os.getenv("K")
+                reached(f"os.environ[{var!r}]", os.environ.get(var, MISSING), own)
             for name in sorted(glob):
                 if scope is ns:
                     reached(name, candidate(name), own)

@@ -251,17 +251,56 @@ def dynamic_names(code: types.CodeType) -> frozenset[str]:
     >>> dynamic_names(compile('y = d["K"]', "<s>", "exec"))
     frozenset()
     """
-    hit = _DYNAMIC_CACHE.get(code)
+    return _names_by_string(code, _BY_NAME, _DYNAMIC_CACHE)
+
+
+def environ_names(code: types.CodeType) -> frozenset[str]:
+    r"""Return the environment variables code may read: ``os.environ["K"]``, ``os.getenv("K")``.
+
+    The identifier-like string constants of each code object (nested ones included) that
+    uses ``environ`` or ``getenv``. Cached while the code object lives.
+
+    Parameters
+    ----------
+    code : types.CodeType
+        The code object.
+
+    Returns
+    -------
+    frozenset of str
+        The candidate names (empty when the code uses neither).
+
+    Examples
+    --------
+    >>> sorted(environ_names(compile('n = int(os.environ.get("N_JOBS", "1"))', "<s>", "exec")))
+    ['N_JOBS']
+    """
+    return _names_by_string(code, _ENVIRON, _ENVIRON_CACHE)
+
+
+_ENVIRON = frozenset({"environ", "getenv"})
+_ENVIRON_CACHE: weakref.WeakKeyDictionary[types.CodeType, frozenset[str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _names_by_string(
+    code: types.CodeType,
+    readers: frozenset[str],
+    cache: weakref.WeakKeyDictionary[types.CodeType, frozenset[str]],
+) -> frozenset[str]:
+    """Identifier string constants of the code objects (nested too) that use one of ``readers``."""
+    hit = cache.get(code)
     if hit is not None:
         return hit
     found: set[str] = set()
     stack = [code]
     while stack:
         current = stack.pop()
-        if _BY_NAME & set(current.co_names):
+        if readers & set(current.co_names):
             found.update(c for c in current.co_consts if type(c) is str and c.isidentifier())
         stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
-    out = _DYNAMIC_CACHE[code] = frozenset(found)
+    out = cache[code] = frozenset(found)
     return out
 
 

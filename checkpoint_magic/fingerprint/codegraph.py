@@ -17,6 +17,7 @@ import dataclasses
 import enum
 import functools
 import importlib.util
+import os
 import re
 import sys
 import types
@@ -31,6 +32,7 @@ from .bytecode import (
     code_names,
     const_fingerprint,
     dynamic_names,
+    environ_names,
     function_ast,
     is_const,
 )
@@ -215,6 +217,31 @@ def _expect(v: Any, desc: str | None) -> tuple[Any, int]:
         return weakref.ref(v), WEAK
     except TypeError:
         return v, SAME
+
+
+def environ_variables(code: types.CodeType) -> list[str]:
+    """The environment variables code reads (``os.environ["K"]``, ``os.getenv("K")``): inputs.
+
+    Of the candidate names (:func:`~.bytecode.environ_names`), those set now, and those
+    spelled as environment variables usually are (upper case), which may be set later.
+
+    Parameters
+    ----------
+    code : types.CodeType
+        The code object.
+
+    Returns
+    -------
+    list of str
+        Sorted names.
+
+    Examples
+    --------
+    >>> environ_variables(compile('os.getenv("SCALE_FACTOR", "lower")', "<s>", "exec"))
+    ['SCALE_FACTOR']
+    """
+    names = environ_names(code)
+    return sorted(n for n in names if n.isupper() or n in os.environ) if names else []
 
 
 class Graph:
@@ -430,6 +457,8 @@ class Graph:
             glob = glob | {n for n in dynamic if n in fn.__globals__}
         for name in sorted(glob):
             self._lookup(fn, "__globals__", fn.__globals__, name, attrs, key)
+        for name in environ_variables(code):
+            self.data.setdefault(f"os.environ[{name!r}]", (os, "environ", name))
         for name in sorted(imports):
             self._imported(fn, name, attrs, key)
         return key
