@@ -525,3 +525,60 @@ def test_environment_variables_the_code_reads_are_inputs(script):
         )
     ]
     assert outs == ["computing\n6", "6", "computing\n8", "computing\n16"]
+
+
+def test_code_held_by_installed_callables_and_global_objects_counts(script):
+    (script.workdir / "ops.py").write_text("K = [3]\n\ndef triple(x):\n    return x * K[0]\n")
+    src = """
+        import functools
+        import numpy as np
+        from checkpoint_magic import checkpoint
+        from ops import triple
+
+        SCALE = [10]
+
+        def scale(x):
+            return x * SCALE[0]
+
+        class Box:
+            def __init__(self, fn):
+                self.fn = fn
+
+        BOX = Box(triple)  # an object holding a function that reads a global of its module
+        VEC = np.vectorize(scale)
+
+        @functools.singledispatch
+        def shift(x):
+            return x
+
+        @shift.register
+        def _(x: int):
+            return x + 1
+
+        @checkpoint
+        def f(x):
+            print("computing")
+            return [BOX.fn(x), int(VEC(x)), shift(x)]
+
+        print(f(2))
+    """
+    out = runs(script, src, ("[10]", "[10]"), ("[10]", "[20]"), ("x + 1", "x + 2"))
+    assert out == ["computing\n[6, 20, 3]", "[6, 20, 3]", "computing\n[6, 40, 3]", "computing\n[6, 40, 4]"]
+    (script.workdir / "ops.py").write_text("K = [4]\n\ndef triple(x):\n    return x * K[0]\n")
+    assert script.run().stdout.strip() == "computing\n[8, 40, 4]"
+
+
+def test_a_ufunc_made_by_frompyfunc_is_refused_not_trusted(store_dir):
+    from checkpoint_magic.exceptions import UncachedWarning
+
+    twice = np.frompyfunc(lambda v: 2 * v, 1, 1)
+
+    @checkpoint(store=store_dir)
+    def f(x):
+        CALLS.append(x)
+        return int(twice(x))
+
+    for _ in range(2):  # the function it runs cannot be read: uncached, never a stale hit
+        with pytest.warns(UncachedWarning, match="frompyfunc"):
+            assert f(2) == 4
+    assert len(CALLS) == 2

@@ -144,7 +144,8 @@ def global_inputs(
 ) -> dict[str, str]:
     """Return ``global:LABEL -> fingerprint`` of the data globals among ``values`` (label -> value).
 
-    State globals (``memory.state``), names in ``skip`` (a label such as ``module.NAME``, or
+    The data globals read by code a global holds (``PIPE = FunctionTransformer(helper)``,
+    ``helper`` reading ``CONFIG``) are added, transitively. State globals (``memory.state``), names in ``skip`` (a label such as ``module.NAME``, or
     the bare ``NAME``), modules, loggers, locks and values that cannot be fingerprinted
     (logged at DEBUG) are left out.
 
@@ -169,7 +170,9 @@ def global_inputs(
     """
     out = {}
     skipped = set(skip)
-    for label, value in values.items():
+    pending = list(values.items())
+    labels = set(values)
+    for label, value in pending:  # grows: the globals read by code a global holds
         if label in memory.state or isinstance(value, NOT_DATA):
             continue
         if label in skipped or label.rpartition(".")[2] in skipped:
@@ -180,6 +183,10 @@ def global_inputs(
             logger.debug("global %s cannot be fingerprinted: not an input", label)
             continue
         out["global:" + label] = digest
+        if quiet.memo:  # BOX = Box(helper), helper reading CONFIG: CONFIG is an input too
+            held = reached_globals(x for x, _ in quiet.memo.values())
+            pending.extend((k, v) for k, v in held.items() if k not in labels)
+            labels.update(held)
     return out
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import xxhash
 
+from ..exceptions import FingerprintError
 from . import origin  # its functions through the module: tests patch package_version
 from .bytecode import (
     code_bytes,
@@ -322,6 +323,8 @@ class Graph:
             return "user:" + (self._function(v) if kind == "function" else self._klass(v))
         if kind in ("function", "class", "builtin", "wrapped"):
             desc = "installed:" + _installed_name(type(v) if kind == "wrapped" else v)
+            if kind == "builtin" and (runs := self._installed_holds(v)):
+                desc += runs  # np.vectorize(helper): the user code it runs
             inner = getattr(v, "__wrapped__", None) if kind != "class" else None
             return desc if inner is None or inner is v else f"{desc}|wraps:{self.resolve(inner)}"
         if kind == "module":
@@ -337,6 +340,30 @@ class Graph:
         if origin.is_user_code(type(v)):
             return "instance:" + str(self.resolve(type(v))) + (f"|{held}" if held else "")
         return held
+
+    def _installed_holds(self, v: Any) -> str:
+        """The user code an installed callable runs (``np.vectorize(helper)``), described.
+
+        Raises
+        ------
+        FingerprintError
+            For a ufunc made by ``np.frompyfunc``: the function it runs cannot be read.
+        """
+        if type(v).__name__ == "ufunc" and getattr(v, "__module__", None) is None:
+            raise FingerprintError(
+                f"cannot fingerprint the ufunc {v.__name__!r} made by numpy.frompyfunc: the "
+                "Python function it runs cannot be read, so editing it would go unnoticed; "
+                "use numpy.vectorize(function) or call the function itself"
+            )
+        attrs = getattr(v, "__dict__", None)
+        if type(attrs) is not dict:
+            return ""
+        found = [
+            f"{name}={self.resolve(x)}"
+            for name, x in sorted(attrs.items())
+            if kind_of(x) in ("function", "class") and origin.is_user_code(x)
+        ]
+        return "|holds:" + ",".join(found) if found else ""
 
     def _held_code(self, v: Any, depth: int = 0) -> str | None:
         """Code held in data (``OPS = {"op": double}``): followed like a direct call.
@@ -459,6 +486,11 @@ class Graph:
             self._lookup(fn, "__globals__", fn.__globals__, name, attrs, key)
         for name in environ_variables(code):
             self.data.setdefault(f"os.environ[{name!r}]", (os, "environ", name))
+        registry = getattr(fn, "registry", None)
+        if isinstance(registry, types.MappingProxyType) and hasattr(fn, "dispatch"):
+            for cls, impl in list(registry.items()):  # functools.singledispatch: every impl
+                where = f"<register>{getattr(cls, '__module__', '')}.{getattr(cls, '__qualname__', cls)}"
+                self.bindings.add((key, where, str(self.resolve(impl))))
         for name in sorted(imports):
             self._imported(fn, name, attrs, key)
         return key
