@@ -4,6 +4,7 @@ fresh processes, twice or more with an edit in between."""
 
 from __future__ import annotations
 
+import functools
 import os
 from unittest import mock
 
@@ -582,3 +583,27 @@ def test_a_ufunc_made_by_frompyfunc_is_refused_not_trusted(store_dir):
         with pytest.warns(UncachedWarning, match="frompyfunc"):
             assert f(2) == 4
     assert len(CALLS) == 2
+
+
+LIMITS = [3]
+
+
+def _times(x, k):
+    return x * k[0]
+
+
+TIMES = functools.partial(_times, k=LIMITS)
+
+
+def test_a_global_partial_bound_to_data_counts_by_value(store_dir):
+    @checkpoint(store=store_dir)
+    def f(x):
+        CALLS.append(x)
+        return TIMES(x)
+
+    assert f(2) == f(2) == 6 and len(CALLS) == 1
+    LIMITS[0] = 4
+    try:
+        assert f(2) == 8 and len(CALLS) == 2
+    finally:
+        LIMITS[0] = 3

@@ -206,6 +206,13 @@ def _framework_data(cls: type, name: str, v: Any) -> bool:
     )
 
 
+def _partial_data(v: Any) -> bool:
+    """A ``functools.partial`` bound to data (``partial(h, k=[3])``): its value is an input."""
+    return isinstance(v, functools.partial) and not (
+        is_const(v.args) and is_const(tuple(v.keywords.values()))
+    )
+
+
 def _expect(v: Any, desc: str | None) -> tuple[Any, int]:
     """What a cached call compares a binding with: the object, a weak reference, or its type."""
     if v is MISSING or (desc is not None and desc.startswith("const:")):
@@ -292,7 +299,7 @@ class Graph:
             self.bindings.add((referrer, name, desc))
         if (
             v is not MISSING
-            and (desc is None or desc.startswith(("instance:", "holds:")))
+            and (desc is None or desc.startswith(("instance:", "holds:")) or _partial_data(v))
             and not (name.startswith("__") and name.endswith("__"))
         ):
             module = ns.get("__name__") if type(ns) is dict else None
