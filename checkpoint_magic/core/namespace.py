@@ -27,7 +27,14 @@ from .checkpointer import Checkpointer
 from .inputs import FileContent, FileInputs, InputMemory
 from .targets import MISSING
 
-__all__ = ["cell_files", "code_names", "globals_read_by", "is_code", "is_plain_data"]
+__all__ = [
+    "cell_files",
+    "code_names",
+    "globals_read_by",
+    "is_code",
+    "is_plain_data",
+    "read_by_string",
+]
 
 #: Types that are never stored as inferred outputs (they cannot be pickled meaningfully).
 UNSTORABLE = (io.IOBase, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
@@ -149,7 +156,8 @@ def definition_names(tree: ast.Module) -> set[str]:
 def _held_code(value: Any, depth: int = 0) -> list[Any]:
     """Functions and classes held in a dict's values, a list, a tuple or a dataclass instance.
 
-    An instance of a user class holds its class (``p.run()`` runs the class's code).
+    Any other object holds the code among its attributes, and an instance of a user class its
+    class (``p.run()`` runs the class's code).
     """
     if isinstance(value, dict) and type(value) is dict:
         items: Any = value.values()
@@ -159,8 +167,11 @@ def _held_code(value: Any, depth: int = 0) -> list[Any]:
         items = getattr(value, "__dict__", {}).values()
         if is_user_code(type(value)):
             return [type(value), *_held_in(items, depth)]
-    elif not is_code(value) and is_user_code(type(value)):
-        return [type(value)]
+    elif not is_code(value) and type(attrs := getattr(value, "__dict__", None)) is dict:
+        # An object: the code it holds (``Box(helper)``, ``np.vectorize(helper)``), and the
+        # class of a user object (``p.run()`` runs the class's code).
+        held = [x for x in attrs.values() if is_code(x) and not isinstance(x, types.ModuleType)]
+        return [type(value), *held] if is_user_code(type(value)) else held
     else:
         return []
     return _held_in(items, depth)
@@ -173,6 +184,39 @@ def _held_in(items: Any, depth: int) -> list[Any]:
             found.append(item)
         elif depth < 3:
             found.extend(_held_code(item, depth + 1))
+    return found
+
+
+def read_by_string(code: types.CodeType, candidate: Callable[[str], Any]) -> dict[str, Any]:
+    """What code reads by a constant string: ``globals()["K"]`` and ``os.environ["K"]``.
+
+    Parameters
+    ----------
+    code : types.CodeType
+        A cell's code.
+    candidate : callable
+        ``name -> value`` in the namespace, or ``MISSING``.
+
+    Returns
+    -------
+    dict of str to object
+        The namespace's values by name, and the environment variables set, by
+        ``os.environ['K']``.
+
+    Examples
+    --------
+    >>> ns = {"K": 3}
+    >>> read_by_string(compile("y = globals()['K']", "<cell>", "exec"), lambda n: ns.get(n, MISSING))
+    {'K': 3}
+    """
+    found = {}
+    for name in sorted(dynamic_names(code)):
+        value = candidate(name)
+        if value is not MISSING:
+            found[name] = value
+    for var in environ_variables(code):
+        if var in os.environ:
+            found[f"os.environ[{var!r}]"] = os.environ[var]
     return found
 
 

@@ -105,8 +105,30 @@ def test_a_cell_follows_code_held_in_data_to_the_globals_it_reads(ip: Any) -> No
             6,
             8,
         ),
+        (  # an object holding a function that reads a global
+            "K = [3]\ndef h(x):\n    return x * K[0]\nclass Box:\n    def __init__(self, fn):\n"
+            "        self.fn = fn\nbox = Box(h)",
+            "y = box.fn(2)\n",
+            "K = [4]",
+            6,
+            8,
+        ),
+        (  # np.vectorize of a function that reads a global
+            "import numpy as np\nK = [3]\ndef h(x):\n    return x * K[0]\nvh = np.vectorize(h)",
+            "y = int(vh(2))\n",
+            "K = [4]",
+            6,
+            8,
+        ),
+        (  # the cell itself reads by string
+            "import os\nK = [3]\nos.environ['CPM_TEST_SCALE'] = '1'",
+            "y = globals()['K'][0] * int(os.environ['CPM_TEST_SCALE'])\n",
+            "os.environ['CPM_TEST_SCALE'] = '2'",
+            3,
+            6,
+        ),
     ],
-    ids=["instance-method", "globals-by-string", "environ"],
+    ids=["instance-method", "globals-by-string", "environ", "box", "vectorize", "cell-by-string"],
 )
 def test_a_cell_sees_what_its_helpers_read_out_of_sight(
     ip: Any,
