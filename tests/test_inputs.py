@@ -607,3 +607,38 @@ def test_a_global_partial_bound_to_data_counts_by_value(store_dir):
         assert f(2) == 8 and len(CALLS) == 2
     finally:
         LIMITS[0] = 3
+
+
+def test_files_named_by_helpers_globals_and_containers_count_by_content(script):
+    for name in ("a.csv", "b.csv", "c.csv", "d.csv", "e.csv"):
+        (script.workdir / name).write_text("1\n")
+    src = """
+        import dataclasses
+        import pathlib
+        from checkpoint_magic import checkpoint
+
+        B = "b.csv"
+        C = pathlib.Path("c.csv")
+
+        @dataclasses.dataclass
+        class Config:
+            path: str
+
+        def load_a():
+            return open("a.csv").read()
+
+        @checkpoint
+        def f(paths, cfg):
+            print("computing")
+            texts = [load_a(), open(B).read(), C.read_text()]
+            texts += [open(p).read() for p in paths] + [open(cfg.path).read()]
+            return "".join(texts).split()
+
+        print(f(["d.csv"], Config("e.csv")))
+    """
+    assert script.run(src).stdout.strip() == "computing\n['1', '1', '1', '1', '1']"
+    assert script.run(src).stdout.strip() == "['1', '1', '1', '1', '1']"
+    for n, name in enumerate(("a.csv", "b.csv", "c.csv", "d.csv", "e.csv"), start=2):
+        (script.workdir / name).write_text(f"{n}\n")  # one file at a time: each counts
+        out = script.run(src).stdout.strip()
+        assert out.startswith("computing\n") and f"'{n}'" in out, (name, out)

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..fingerprint.code import code_inputs, is_user_code
+from ..fingerprint.code import PATHS_KEY, code_inputs, is_user_code
 from ..fingerprint.files import content_digest, path_candidate, signature
 from ..fingerprint.values import QuietFingerprinter
 from ..store.core import Store
@@ -185,6 +185,7 @@ def global_inputs(
         out["global:" + label] = digest
         if quiet.memo:  # BOX = Box(helper), helper reading CONFIG: CONFIG is an input too
             held = reached_globals(x for x, _ in quiet.memo.values())
+            held.pop(PATHS_KEY, None)
             pending.extend((k, v) for k, v in held.items() if k not in labels)
             labels.update(held)
     return out
@@ -212,7 +213,8 @@ def reached_globals(reached: Iterable[Any]) -> dict[str, Any]:
     Returns
     -------
     dict of str to object
-        Label (``NAME``, ``module.NAME``) to current value, as ``code_inputs`` gives them.
+        Label (``NAME``, ``module.NAME``) to current value, as ``code_inputs`` gives them
+        (the path-shaped constants of that code under ``PATHS_KEY``).
 
     Raises
     ------
@@ -227,9 +229,14 @@ def reached_globals(reached: Iterable[Any]) -> dict[str, Any]:
     {'CONFIG': [2]}
     """
     out: dict[str, Any] = {}
+    paths: dict[str, None] = {}
     for value in reached:
         if isinstance(value, _CODE_TYPES) and is_user_code(value):
-            out.update(code_inputs(value)[1])
+            data = code_inputs(value)[1]
+            paths.update(dict.fromkeys(data.pop(PATHS_KEY, ())))
+            out.update(data)
+    if paths:
+        out[PATHS_KEY] = tuple(paths)
     return out
 
 

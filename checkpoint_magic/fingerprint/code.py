@@ -41,6 +41,7 @@ from .encoding import hex_digest
 from .origin import is_user_code, package_version
 
 __all__ = [
+    "PATHS_KEY",
     "code_fingerprint",
     "code_inputs",
     "data_globals",
@@ -55,6 +56,9 @@ logger = logging.getLogger(__name__)
 
 #: The per-function cache of code fingerprints (owned by ``codecache``).
 CODE_CACHE = codecache.CODE_CACHE
+#: The key under which :func:`code_inputs` returns the path-shaped constants of the code (a
+#: name no global can have): files they name are inputs by content.
+PATHS_KEY = " paths"
 
 
 def code_fingerprint(obj: Any) -> str:
@@ -136,7 +140,9 @@ def code_inputs(obj: Any) -> tuple[str, dict[str, Any]]:
     fingerprint : str
         The code fingerprint (32 hexadecimal digits).
     data : dict of str to object
-        The data globals the code reads, by label (``NAME``, ``module.NAME``).
+        The data globals the code reads, by label (``NAME``, ``module.NAME``), and under
+        :data:`PATHS_KEY` (when there are any) the string constants shaped like file names in
+        the code and the user helpers it reaches, and the string globals so shaped.
 
     Raises
     ------
@@ -153,8 +159,15 @@ def code_inputs(obj: Any) -> tuple[str, dict[str, Any]]:
     """
     entry = CODE_CACHE.get(id(obj))  # fast path: a cached function without closure values
     if entry is not None and not entry.volatile and entry.valid((obj,)):
-        return entry.digest, entry.data_values() if entry.data else {}
-    return code_fingerprint(obj), codecache.data_globals(obj)
+        data = entry.data_values() if entry.data else {}
+        paths = entry.paths
+    else:
+        fp = code_fingerprint(obj)
+        data, paths = codecache.inputs_of(obj)
+        entry = None
+    if paths:
+        data[PATHS_KEY] = paths
+    return (entry.digest if entry is not None else fp), data
 
 
 def data_globals(obj: Any) -> dict[str, Any]:

@@ -34,7 +34,9 @@ _STATE = threading.local()
 class Entry:
     """A cached fingerprint and everything it was computed from."""
 
-    __slots__ = ("refs", "fn_checks", "ns_checks", "volatile", "base", "digest", "parts", "data")
+    __slots__ = (
+        "refs", "fn_checks", "ns_checks", "volatile", "base", "digest", "parts", "data", "paths"
+    )  # fmt: skip
     refs: tuple[Any, ...]
     fn_checks: tuple[tuple[Any, ...], ...]
     ns_checks: tuple[tuple[Any, ...], ...]  # (owner ref, attribute, then (name, expected) by mode)
@@ -43,6 +45,7 @@ class Entry:
     digest: str
     parts: dict[str, str]
     data: tuple[tuple[str, Any, str, str], ...]  # (label, owner ref, attribute, name)
+    paths: tuple[str, ...]  # path-shaped constants of the code and its helpers (files read)
 
     def data_values(self) -> dict[str, Any]:
         """Return the current values of the data globals the code reads (``CONFIG``, ``mod.X``).
@@ -248,7 +251,41 @@ def _build(roots: tuple[Any, ...]) -> Entry:
     entry.data = tuple(
         (label, weakref.ref(owner), attr, name) for label, (owner, attr, name) in g.data.items()
     )
+    entry.paths = tuple(g.paths)[:64]
     return entry
+
+
+def inputs_of(obj: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
+    r"""Return :func:`data_globals` of ``obj`` and the path-shaped constants its code holds.
+
+    Parameters
+    ----------
+    obj : function, method, class, functools.partial or callable instance
+        The code.
+
+    Returns
+    -------
+    data : dict of str to object
+        As :func:`data_globals`.
+    paths : tuple of str
+        The string constants shaped like file names in the code and every user helper it
+        reaches, and the string globals so shaped (``DATA = "data.csv"``); up to 64.
+
+    Examples
+    --------
+    >>> ns = {"DATA": "data.csv"}
+    >>> exec("def f():\n    return open(DATA).read() + open('more.txt').read()\n", ns)
+    >>> inputs_of(ns["f"])
+    ({}, ('more.txt', 'data.csv'))
+    """
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    compute(obj, parts=False)  # builds (or validates) the cached entry
+    roots = _roots(obj)
+    entry = CODE_CACHE.get(id(roots[0]) if len(roots) == 1 else tuple(map(id, roots)))
+    if entry is None:  # a root without weak references: not cached
+        entry = _build(roots)
+    return entry.data_values(), entry.paths
 
 
 def data_globals(obj: Any) -> dict[str, Any]:
@@ -280,14 +317,7 @@ def data_globals(obj: Any) -> dict[str, Any]:
     >>> data_globals(ns["f"])
     {'CONFIG': {'k': 3}}
     """
-    while isinstance(obj, functools.partial):
-        obj = obj.func
-    compute(obj, parts=False)  # builds (or validates) the cached entry
-    roots = _roots(obj)
-    entry = CODE_CACHE.get(id(roots[0]) if len(roots) == 1 else tuple(map(id, roots)))
-    if entry is None:  # a root without weak references: not cached
-        entry = _build(roots)
-    return entry.data_values()
+    return inputs_of(obj)[0]
 
 
 def compute(obj: Any, parts: bool = True) -> tuple[str, dict[str, str]]:

@@ -38,6 +38,7 @@ from .bytecode import (
     is_const,
 )
 from .encoding import frame, hex_digest
+from .files import code_path_constants, path_shaped
 from .origin import path_is_installed
 from .values import QuietFingerprinter, fingerprint
 
@@ -270,6 +271,7 @@ class Graph:
         self.volatile: list[tuple[Any, int | str, str, str]] = []  # (owner, cell | attr kind, ...)
         self.seen_attrs: set[tuple[int, str]] = set()
         self.data: dict[str, tuple[Any, str, str]] = {}  # label -> (owner, attr, name)
+        self.paths: dict[str, None] = {}  # path-shaped constants of the code reached, in order
 
     def _new_key(self, obj: Any, module: Any) -> str:
         key = base = f"{module if isinstance(module, str) else '<exec>'}.{obj.__qualname__}"
@@ -297,6 +299,8 @@ class Graph:
         self._check(owner, attr, ns, name, v, desc)
         if desc is not None:
             self.bindings.add((referrer, name, desc))
+            if desc.startswith("const:") and type(v) is str and path_shaped(v):
+                self.paths[v] = None  # DATA = "data.csv": the file counts by content
         if (
             v is not MISSING
             and (desc is None or desc.startswith(("instance:", "holds:")) or _partial_data(v))
@@ -452,6 +456,7 @@ class Graph:
             return key
         key, code = self._new_key(fn, fn.__module__), fn.__code__
         digest, (glob, attrs, imports) = _code_info(code)
+        self.paths.update(dict.fromkeys(code_path_constants(code)))  # open("data.csv") in a helper
         defaults = [("d", d) for d in fn.__defaults__ or ()]
         defaults += sorted(("k" + k, d) for k, d in (fn.__kwdefaults__ or {}).items())
         self.parts[key] = hex_digest(

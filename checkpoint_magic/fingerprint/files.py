@@ -32,8 +32,17 @@ from typing import Any
 import xxhash
 
 from .encoding import HASH_SCHEME_VERSION, hex_digest
+from .origin import is_user_code
 
-__all__ = ["code_path_constants", "content_digest", "path_candidate", "path_values", "signature"]
+__all__ = [
+    "code_path_constants",
+    "content_digest",
+    "nested_path_values",
+    "path_candidate",
+    "path_shaped",
+    "path_values",
+    "signature",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +241,98 @@ def content_digest(path: str, _depth: int = 0) -> str | None:
     return digest
 
 
+#: Values never looked into for paths (the common scalars: one set lookup per argument).
+_LEAVES = frozenset({int, float, bool, type(None), str, bytes, complex})
+_NESTED_MAX = 64  # paths taken from inside containers, at most
+_NESTED_ITEMS = 256  # containers longer than this are not looked into
+
+
+def nested_path_values(values: Iterable[Any]) -> dict[Any, Any]:
+    """Paths held inside the values: in lists, tuples, dicts, dataclasses and user objects.
+
+    ``f(["a.csv", "b.csv"])``, ``f({"path": "data.csv"})`` and ``f(Config(path=...))`` read
+    the files they name as much as ``f("data.csv")`` does. Two levels deep, in containers
+    of at most 256 items; a string counts only when it is shaped like a file name
+    (:func:`path_shaped`), a path-like object always; at most 64.
+
+    Parameters
+    ----------
+    values : iterable
+        The values (a call's arguments, a block's watched values); their top level is
+        :func:`path_values`' job.
+
+    Returns
+    -------
+    dict
+        ``os.fspath(value) -> value`` for each path found, in order.
+
+    Examples
+    --------
+    >>> nested_path_values([3, ["data.csv", "mean"], {"out": "d/x.npy"}])
+    {'data.csv': 'data.csv', 'd/x.npy': 'd/x.npy'}
+    """
+    found: dict[Any, Any] = {}
+    for v in values:
+        if type(v) not in _LEAVES:
+            _nested(v, found, 2)
+    return found
+
+
+def _nested(v: Any, found: dict[Any, Any], depth: int) -> None:
+    kind = type(v)
+    if kind is dict:
+        items: Any = v.values()
+    elif kind in (list, tuple, set, frozenset):
+        items = v
+    elif hasattr(kind, "__dataclass_fields__") or (
+        hasattr(v, "__dict__") and not isinstance(v, type) and is_user_code(kind)
+    ):
+        items = getattr(v, "__dict__", None)
+        items = items.values() if type(items) is dict else ()
+    else:
+        return
+    if len(items) > _NESTED_ITEMS:
+        return
+    for x in items:
+        if len(found) >= _NESTED_MAX:
+            return
+        if type(x) is str:
+            if path_shaped(x):
+                found.setdefault(x, x)
+        elif type(x) in _LEAVES:
+            continue
+        elif path_values((x,)):
+            found.setdefault(os.fspath(x), x)
+        elif depth > 1:
+            _nested(x, found, depth - 1)
+
+
+def path_shaped(text: str) -> bool:
+    """Whether a string constant is shaped like a file name (``"data.csv"``, ``"inputs/"``).
+
+    Parameters
+    ----------
+    text : str
+        The constant.
+
+    Returns
+    -------
+    bool
+        True for 2 to 1023 characters with a dot or a separator and no whitespace.
+
+    Examples
+    --------
+    >>> path_shaped("data.csv"), path_shaped("a b.csv"), path_shaped("mean")
+    (True, False, False)
+    """
+    return (
+        1 < len(text) < 1024
+        and ("." in text or "/" in text or os.sep in text)
+        and not any(ch.isspace() for ch in text)
+        and path_candidate(text) is not None
+    )
+
+
 def code_path_constants(code: types.CodeType) -> tuple[str, ...]:
     """Return string constants of code shaped like a file name (``"data.csv"``, ``"inputs/"``).
 
@@ -262,14 +363,7 @@ def code_path_constants(code: types.CodeType) -> tuple[str, ...]:
         for c in current.co_consts:
             if isinstance(c, types.CodeType):
                 stack.append(c)
-            elif (
-                isinstance(c, str)
-                and 1 < len(c) < 1024
-                and ("." in c or "/" in c or os.sep in c)
-                and not any(ch.isspace() for ch in c)
-                and path_candidate(c) is not None
-                and c not in found
-            ):
+            elif isinstance(c, str) and path_shaped(c) and c not in found:
                 found.append(c)
     result = tuple(found[:64])
     _CONSTANTS[code] = result
