@@ -642,3 +642,29 @@ def test_files_named_by_helpers_globals_and_containers_count_by_content(script):
         (script.workdir / name).write_text(f"{n}\n")  # one file at a time: each counts
         out = script.run(src).stdout.strip()
         assert out.startswith("computing\n") and f"'{n}'" in out, (name, out)
+
+
+def test_a_global_with_a_part_that_cannot_be_fingerprinted_still_counts(script):
+    src = """
+        import threading
+        import types
+        from checkpoint_magic import checkpoint
+
+        class Config:
+            def __init__(self, k):
+                self.lock = threading.Lock()  # counts by its type; k by its value
+                self.k = k
+
+        CFG = Config(3)
+        LIMITS = types.MappingProxyType({"n": 10})
+
+        @checkpoint
+        def f(x):
+            print("computing")
+            with CFG.lock:
+                return x * CFG.k * LIMITS["n"]
+
+        print(f(2))
+    """
+    out = runs(script, src, ("Config(3)", "Config(3)"), ("Config(3)", "Config(4)"), ('"n": 10', '"n": 20'))
+    assert out == ["computing\n60", "60", "computing\n80", "computing\n160"]

@@ -145,9 +145,10 @@ def global_inputs(
     """Return ``global:LABEL -> fingerprint`` of the data globals among ``values`` (label -> value).
 
     The data globals read by code a global holds (``PIPE = FunctionTransformer(helper)``,
-    ``helper`` reading ``CONFIG``) are added, transitively. State globals (``memory.state``), names in ``skip`` (a label such as ``module.NAME``, or
-    the bare ``NAME``), modules, loggers, locks and values that cannot be fingerprinted
-    (logged at DEBUG) are left out.
+    ``helper`` reading ``CONFIG``) are added, transitively. State globals (``memory.state``),
+    names in ``skip`` (a label such as ``module.NAME``, or the bare ``NAME``), modules,
+    loggers, locks and values that cannot be fingerprinted (logged at DEBUG) are left out; a
+    value with a part that cannot (``CFG.lock``) counts, that part by its type.
 
     Parameters
     ----------
@@ -180,8 +181,11 @@ def global_inputs(
         quiet = QuietFingerprinter()  # same digest as Fingerprinter, but no warning
         digest = quiet.fingerprint(value, name=label)
         if quiet.problems:
-            logger.debug("global %s cannot be fingerprinted: not an input", label)
-            continue
+            if any(path == label for path, _, _ in quiet.problems):
+                logger.debug("global %s cannot be fingerprinted: not an input", label)
+                continue
+            # A part of it cannot (CFG.lock): that part counts by its type, the rest by value.
+            logger.debug("global %s: %s count by their type", label, quiet.problems)
         out["global:" + label] = digest
         if quiet.memo:  # BOX = Box(helper), helper reading CONFIG: CONFIG is an input too
             held = reached_globals(x for x, _ in quiet.memo.values())

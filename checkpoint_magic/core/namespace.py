@@ -247,7 +247,8 @@ def globals_read_by(
     Parameters
     ----------
     roots : list
-        Code values the cell reads (functions, classes, modules...) and modules it imports.
+        Code values the cell reads (functions, classes, modules...) and modules it imports;
+        the cell's code object, for what it reads by string (see :func:`read_by_string`).
     ns : dict
         The notebook namespace; a notebook function's globals are looked up through ``candidate``.
     candidate : callable
@@ -289,6 +290,10 @@ def globals_read_by(
                     seen_attrs.add((id(obj), attr))
                     alive.append(obj)
                     reached(f"{obj.__name__}.{attr}", members[attr], used)
+            continue
+        if isinstance(obj, types.CodeType):  # a cell's: globals()["K"], os.environ["K"]
+            for key, value in read_by_string(obj, candidate).items():
+                reached(key, value, used)
             continue
         if id(obj) in seen:
             continue

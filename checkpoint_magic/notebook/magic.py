@@ -55,7 +55,6 @@ from ..core.namespace import (
     globals_read_by,
     is_code,
     is_plain_data,
-    read_by_string,
 )
 from ..exceptions import MissingProducedNameError, UncachedWarning, warn_user
 from ..ui import notes
@@ -372,14 +371,11 @@ class _CellRun:
                 continue
             (code_values if is_code(value) else data)[name] = value
         code = _cell_code(source, getattr(self.ip.compile, "flags", 0))
-        for name, value in read_by_string(code, self._candidate).items():  # globals()["K"]
-            if name not in data and name not in code_values:
-                (code_values if is_code(value) else data)[name] = value
         _, attrs, imports = code_names(code)
         imported = [m for m in map(sys.modules.get, sorted(imports)) if m is not None]
         self.module_data = set()
         if self.args.watch is None:
-            roots = [*code_values.values(), *imported, *data.values()]  # data: code it holds
+            roots = [*code_values.values(), *imported, *data.values(), code]  # code: by string
             for name, value in globals_read_by(roots, self.ns, self._candidate, attrs).items():
                 if name not in data:
                     data[name] = value
