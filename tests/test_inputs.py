@@ -668,3 +668,23 @@ def test_a_global_with_a_part_that_cannot_be_fingerprinted_still_counts(script):
     """
     out = runs(script, src, ("Config(3)", "Config(3)"), ("Config(3)", "Config(4)"), ('"n": 10', '"n": 20'))
     assert out == ["computing\n60", "60", "computing\n80", "computing\n160"]
+
+
+def test_a_user_module_passed_as_a_value_counts_by_what_it_holds(script):
+    (script.workdir / "ops.py").write_text("K = [3]\n\ndef helper(x):\n    return x * 10\n")
+    src = """
+        import ops
+        from checkpoint_magic import checkpoint
+
+        @checkpoint
+        def f(cfg, x):
+            print("computing")
+            return cfg["ops"].helper(x) + cfg["ops"].K[0]
+
+        print(f({"ops": ops}, 2))
+    """
+    assert [script.run(src).stdout.strip() for _ in range(2)] == ["computing\n23", "23"]
+    (script.workdir / "ops.py").write_text("K = [3]\n\ndef helper(x):\n    return x * 20\n")
+    assert script.run(src).stdout.strip() == "computing\n43"
+    (script.workdir / "ops.py").write_text("K = [4]\n\ndef helper(x):\n    return x * 20\n")
+    assert script.run(src).stdout.strip() == "computing\n44"
