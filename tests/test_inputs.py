@@ -688,3 +688,20 @@ def test_a_user_module_passed_as_a_value_counts_by_what_it_holds(script):
     assert script.run(src).stdout.strip() == "computing\n43"
     (script.workdir / "ops.py").write_text("K = [4]\n\ndef helper(x):\n    return x * 20\n")
     assert script.run(src).stdout.strip() == "computing\n44"
+
+
+def test_a_partial_bound_to_data_in_a_closure_or_a_class_counts_by_value(store_dir):
+    limits = [3]
+    times = functools.partial(_times, k=limits)
+
+    class Scaler:
+        op = functools.partial(_times, k=limits)
+
+    @checkpoint(store=store_dir)
+    def f(x):
+        CALLS.append(x)
+        return times(x) + Scaler.op(x)
+
+    assert f(2) == f(2) == 12 and len(CALLS) == 1
+    limits[0] = 4
+    assert f(2) == 16 and len(CALLS) == 2

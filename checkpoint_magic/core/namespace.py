@@ -19,8 +19,7 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..fingerprint.bytecode import code_names, dynamic_names
-from ..fingerprint.codegraph import environ_variables
+from ..fingerprint.bytecode import code_names, dynamic_names, environ_variables
 from ..fingerprint.files import code_path_constants, path_values
 from ..fingerprint.origin import is_user_code
 from .checkpointer import Checkpointer

@@ -12,6 +12,7 @@ import ast
 import dis
 import inspect
 import logging
+import os
 import struct
 import textwrap
 import tokenize
@@ -24,7 +25,16 @@ import xxhash
 from .encoding import frame
 from .values import fingerprint
 
-__all__ = ["code_bytes", "code_names", "const_fingerprint", "function_ast", "normalized_dump"]
+__all__ = [
+    "code_bytes",
+    "code_names",
+    "const_fingerprint",
+    "dynamic_names",
+    "environ_names",
+    "environ_variables",
+    "function_ast",
+    "normalized_dump",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -276,6 +286,31 @@ def environ_names(code: types.CodeType) -> frozenset[str]:
     ['N_JOBS']
     """
     return _names_by_string(code, _ENVIRON, _ENVIRON_CACHE)
+
+
+def environ_variables(code: types.CodeType) -> list[str]:
+    """The environment variables code reads (``os.environ["K"]``, ``os.getenv("K")``): inputs.
+
+    Of the candidate names (:func:`environ_names`), those set now, and those
+    spelled as environment variables usually are (upper case), which may be set later.
+
+    Parameters
+    ----------
+    code : types.CodeType
+        The code object.
+
+    Returns
+    -------
+    list of str
+        Sorted names.
+
+    Examples
+    --------
+    >>> environ_variables(compile('os.getenv("SCALE_FACTOR", "lower")', "<s>", "exec"))
+    ['SCALE_FACTOR']
+    """
+    names = environ_names(code)
+    return sorted(n for n in names if n.isupper() or n in os.environ) if names else []
 
 
 _ENVIRON = frozenset({"environ", "getenv"})

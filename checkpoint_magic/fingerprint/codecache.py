@@ -23,7 +23,18 @@ import xxhash
 
 from ..exceptions import FingerprintError
 from .bytecode import CODEHASH_VERSION
-from .codegraph import EMPTY, MISSING, SAME, TYPE, WEAK, Graph, data_fp, kind_of, value_fp
+from .codegraph import (
+    EMPTY,
+    MISSING,
+    SAME,
+    TYPE,
+    WEAK,
+    Graph,
+    data_fp,
+    kind_of,
+    partial_data,
+    value_fp,
+)
 from .encoding import HASH_SCHEME_VERSION, frame, hex_digest
 from .origin import PYTHON_TAG
 
@@ -127,7 +138,7 @@ class Entry:
                     v = ref().__closure__[slot].cell_contents
                 except (AttributeError, ValueError):
                     return None
-                if kind_of(v) not in ("data", "const"):
+                if kind_of(v) not in ("data", "const") and not partial_data(v):
                     return None  # a closure cell now holds code
                 fp = value_fp(v)
             elif slot == "default":  # a default holding data (same tuple: see valid())

@@ -33,7 +33,7 @@ from .bytecode import (
     code_names,
     const_fingerprint,
     dynamic_names,
-    environ_names,
+    environ_variables,
     function_ast,
     is_const,
 )
@@ -207,8 +207,28 @@ def _framework_data(cls: type, name: str, v: Any) -> bool:
     )
 
 
-def _partial_data(v: Any) -> bool:
-    """A ``functools.partial`` bound to data (``partial(h, k=[3])``): its value is an input."""
+def partial_data(v: Any) -> bool:
+    """Whether ``v`` is a ``functools.partial`` bound to data (``partial(h, k=[3])``).
+
+    Such a partial counts by value, re-hashed on every call, wherever it is held (a global,
+    a closure cell, a class attribute): its arguments may change in place.
+
+    Parameters
+    ----------
+    v : object
+        Any value.
+
+    Returns
+    -------
+    bool
+        True for a partial with an argument that is not a small constant.
+
+    Examples
+    --------
+    >>> import functools
+    >>> partial_data(functools.partial(max, 1)), partial_data(functools.partial(max, [1]))
+    (False, True)
+    """
     return isinstance(v, functools.partial) and not (
         is_const(v.args) and is_const(tuple(v.keywords.values()))
     )
@@ -226,31 +246,6 @@ def _expect(v: Any, desc: str | None) -> tuple[Any, int]:
         return weakref.ref(v), WEAK
     except TypeError:
         return v, SAME
-
-
-def environ_variables(code: types.CodeType) -> list[str]:
-    """The environment variables code reads (``os.environ["K"]``, ``os.getenv("K")``): inputs.
-
-    Of the candidate names (:func:`~.bytecode.environ_names`), those set now, and those
-    spelled as environment variables usually are (upper case), which may be set later.
-
-    Parameters
-    ----------
-    code : types.CodeType
-        The code object.
-
-    Returns
-    -------
-    list of str
-        Sorted names.
-
-    Examples
-    --------
-    >>> environ_variables(compile('os.getenv("SCALE_FACTOR", "lower")', "<s>", "exec"))
-    ['SCALE_FACTOR']
-    """
-    names = environ_names(code)
-    return sorted(n for n in names if n.isupper() or n in os.environ) if names else []
 
 
 class Graph:
@@ -303,7 +298,7 @@ class Graph:
                 self.paths[v] = None  # DATA = "data.csv": the file counts by content
         if (
             v is not MISSING
-            and (desc is None or desc.startswith(("instance:", "holds:")) or _partial_data(v))
+            and (desc is None or desc.startswith(("instance:", "holds:")) or partial_data(v))
             and not (name.startswith("__") and name.endswith("__"))
         ):
             module = ns.get("__name__") if type(ns) is dict else None
@@ -481,7 +476,7 @@ class Graph:
                 cells.append((i, None, EMPTY))
                 self.bindings.add((key, "<cell>" + name, "empty"))
                 continue
-            if kind_of(v) in ("data", "const"):
+            if kind_of(v) in ("data", "const") or partial_data(v):
                 self.volatile.append((fn, i, key, name))  # re-hashed on every call
             else:
                 desc = self.resolve(v, attrs)
@@ -542,7 +537,7 @@ class Graph:
                 kind = "enum"
             else:
                 desc = self._member(v)
-            if desc is None or desc.startswith(("instance:", "holds:")):
+            if desc is None or desc.startswith(("instance:", "holds:")) or partial_data(v):
                 if _framework_data(cls, name, v):
                     continue
                 desc = "data"  # its value is hashed by Entry.value
