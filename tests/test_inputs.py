@@ -705,3 +705,21 @@ def test_a_partial_bound_to_data_in_a_closure_or_a_class_counts_by_value(store_d
     assert f(2) == f(2) == 12 and len(CALLS) == 1
     limits[0] = 4
     assert f(2) == 16 and len(CALLS) == 2
+
+
+def test_a_global_named_in_a_pandas_query_string_is_an_input(script):
+    src = """
+        import pandas as pd
+        from checkpoint_magic import checkpoint
+
+        LIMIT = 3
+
+        @checkpoint
+        def count(n):
+            print("computing")
+            return len(pd.DataFrame({"a": range(n)}).query("a > @LIMIT"))
+
+        print(count(10))
+    """
+    out = runs(script, src, ("LIMIT = 3", "LIMIT = 3"), ("LIMIT = 3", "LIMIT = 5"))
+    assert out == ["computing\n6", "6", "computing\n4"]

@@ -13,6 +13,7 @@ import dis
 import inspect
 import logging
 import os
+import re
 import struct
 import textwrap
 import tokenize
@@ -230,6 +231,9 @@ def code_names(code: types.CodeType) -> tuple[frozenset[str], frozenset[str], fr
     return found
 
 
+#: pandas methods that read ``@name`` from the caller's namespace (``df.query("a > @K")``).
+_QUERIES = frozenset({"query", "eval"})
+_AT_NAME = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
 #: Builtins that read a namespace by a name given as a string (``globals()["K"]``).
 _BY_NAME = frozenset({"globals", "vars", "getattr"})
 _DYNAMIC_CACHE: weakref.WeakKeyDictionary[types.CodeType, frozenset[str]] = (
@@ -242,7 +246,8 @@ def dynamic_names(code: types.CodeType) -> frozenset[str]:
 
     The identifier-like string constants of each code object (nested ones included) that
     calls ``globals``, ``vars`` or ``getattr``: a safe superset of the names such lookups
-    with a constant name read. Cached while the code object lives.
+    with a constant name read; and the ``@NAME`` of the strings given to pandas' ``query``
+    and ``eval`` (``df.query("a > @LIMIT")``). Cached while the code object lives.
 
     Parameters
     ----------
@@ -260,6 +265,8 @@ def dynamic_names(code: types.CodeType) -> frozenset[str]:
     ['K']
     >>> dynamic_names(compile('y = d["K"]', "<s>", "exec"))
     frozenset()
+    >>> sorted(dynamic_names(compile('y = df.query("a > @LIMIT")', "<s>", "exec")))
+    ['LIMIT']
     """
     return _names_by_string(code, _BY_NAME, _DYNAMIC_CACHE)
 
@@ -332,8 +339,13 @@ def _names_by_string(
     stack = [code]
     while stack:
         current = stack.pop()
-        if readers & set(current.co_names):
+        used = set(current.co_names)
+        if readers & used:
             found.update(c for c in current.co_consts if type(c) is str and c.isidentifier())
+        if readers is _BY_NAME and _QUERIES & used:  # df.query("a > @LIMIT"): LIMIT
+            for c in current.co_consts:
+                if type(c) is str and "@" in c:
+                    found.update(_AT_NAME.findall(c))
         stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
     out = cache[code] = frozenset(found)
     return out
