@@ -723,3 +723,22 @@ def test_a_global_named_in_a_pandas_query_string_is_an_input(script):
     """
     out = runs(script, src, ("LIMIT = 3", "LIMIT = 3"), ("LIMIT = 3", "LIMIT = 5"))
     assert out == ["computing\n6", "6", "computing\n4"]
+
+
+def test_a_file_read_through_an_open_handle_counts_by_content(script):
+    (script.workdir / "data.csv").write_text("1\n")
+    src = """
+        from checkpoint_magic import checkpoint
+
+        SOURCE = open("da" + "ta.csv")  # no constant names the file: the handle does
+
+        @checkpoint
+        def f(x):
+            print("computing")
+            return int(SOURCE.read()) * x
+
+        print(f(2))
+    """
+    assert [script.run(src).stdout.strip() for _ in range(2)] == ["computing\n2", "2"]
+    (script.workdir / "data.csv").write_text("5\n")
+    assert script.run(src).stdout.strip() == "computing\n10"

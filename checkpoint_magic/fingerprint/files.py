@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import io
 import logging
 import mmap
 import os
@@ -53,7 +54,8 @@ _DIGESTS_MAX = 65536
 _CONSTANTS: weakref.WeakKeyDictionary[types.CodeType, tuple[str, ...]] = weakref.WeakKeyDictionary()
 #: type -> whether its values name a path (``str`` or ``os.PathLike``): see path_values;
 #: only types whose attributes cannot change (builtin and extension types: int, ndarray...)
-_PATH_TYPES: dict[type, bool] = {}
+_PATH_TYPES: dict[type, int] = {}  # 0: neither, _PATH, _OPEN_FILE
+_PATH, _OPEN_FILE = 1, 2
 _IMMUTABLE_TYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE
 _PATH_TYPES_MAX = 1024
 #: Paths never taken as inputs: hashing the working folder or the root would read everything.
@@ -100,6 +102,9 @@ def path_candidate(value: Any) -> str | None:
 def path_values(values: Iterable[Any]) -> dict[Any, Any]:
     """The values that are ``str`` or ``os.PathLike``, by what ``os.fspath`` makes of them.
 
+    An open file object (``io.IOBase`` with a ``str`` name) gives the path it was opened
+    with: a file handle read by the code makes that file an input by content.
+
     This runs on every call of a checkpointed function: what a builtin or extension type
     is, is found once per type (a class is asked again: it may gain ``__fspath__``), and a
     type without ``__fspath__`` is never checked against the abstract ``os.PathLike``,
@@ -128,15 +133,24 @@ def path_values(values: Iterable[Any]) -> dict[Any, Any]:
         kind = type(v)
         path_like = _PATH_TYPES.get(kind)
         if path_like is None:
-            path_like = issubclass(kind, str) or (
-                hasattr(kind, "__fspath__") and issubclass(kind, os.PathLike)
+            path_like = (
+                _PATH
+                if issubclass(kind, str)
+                or (hasattr(kind, "__fspath__") and issubclass(kind, os.PathLike))
+                else _OPEN_FILE
+                if issubclass(kind, io.IOBase)
+                else 0
             )
             if kind.__flags__ & _IMMUTABLE_TYPE:  # a class may gain __fspath__: asked each time
                 if len(_PATH_TYPES) >= _PATH_TYPES_MAX:
                     _PATH_TYPES.clear()
                 _PATH_TYPES[kind] = path_like
-        if path_like:
+        if path_like == _PATH:
             found[os.fspath(v)] = v
+        elif path_like == _OPEN_FILE:  # open("data.csv"): the file it reads, by its name
+            name = getattr(v, "name", None)
+            if type(name) is str and not v.closed:
+                found[name] = name
     return found
 
 
