@@ -236,7 +236,7 @@ def reached_globals(reached: Iterable[Any]) -> dict[str, Any]:
     paths: dict[str, None] = {}
     for value in reached:
         if isinstance(value, _CODE_TYPES) and is_user_code(value):
-            data = code_inputs(value)[1]
+            data = code_inputs(value, checked=True)[1]  # the walk just fingerprinted it
             paths.update(dict.fromkeys(data.pop(PATHS_KEY, ())))
             out.update(data)
     if paths:

@@ -127,13 +127,16 @@ def code_parts(obj: Any) -> dict[str, str]:
     return dict(codecache.compute(obj)[1])
 
 
-def code_inputs(obj: Any) -> tuple[str, dict[str, Any]]:
+def code_inputs(obj: Any, checked: bool = False) -> tuple[str, dict[str, Any]]:
     r"""Return :func:`code_fingerprint` and :func:`data_globals` of ``obj`` in one cache pass.
 
     Parameters
     ----------
     obj : function, method, class, functools.partial or callable instance
         The code, as for :func:`code_fingerprint`.
+    checked : bool, default False
+        True when :func:`code_fingerprint` of ``obj`` was just computed (a value walk that
+        met it): its cached entry is trusted without checking it again.
 
     Returns
     -------
@@ -158,7 +161,7 @@ def code_inputs(obj: Any) -> tuple[str, dict[str, Any]]:
     (True, {'CONFIG': [1, 2]})
     """
     entry = CODE_CACHE.get(id(obj))  # fast path: a cached function without closure values
-    if entry is not None and not entry.volatile and entry.valid((obj,)):
+    if entry is not None and (checked or (not entry.volatile and entry.valid((obj,)))):
         data = entry.data_values() if entry.data else {}
         paths = entry.paths
     else:

@@ -259,6 +259,7 @@ def content_digest(path: str, _depth: int = 0) -> str | None:
 _LEAVES = frozenset({int, float, bool, type(None), str, bytes, complex})
 _NESTED_MAX = 64  # paths taken from inside containers, at most
 _NESTED_ITEMS = 256  # containers longer than this are not looked into
+_CONTAINERS = frozenset({dict, list, tuple, set, frozenset})
 
 
 def nested_path_values(values: Iterable[Any]) -> dict[Any, Any]:
@@ -296,7 +297,7 @@ def _nested(v: Any, found: dict[Any, Any], depth: int) -> None:
     kind = type(v)
     if kind is dict:
         items: Any = v.values()
-    elif kind in (list, tuple, set, frozenset):
+    elif kind in _CONTAINERS:
         items = v
     elif hasattr(kind, "__dataclass_fields__") or (
         hasattr(v, "__dict__") and not isinstance(v, type) and is_user_code(kind)
@@ -310,14 +311,15 @@ def _nested(v: Any, found: dict[Any, Any], depth: int) -> None:
     for x in items:
         if len(found) >= _NESTED_MAX:
             return
-        if type(x) is str:
+        kind = type(x)
+        if kind is str:
             if path_shaped(x):
                 found.setdefault(x, x)
-        elif type(x) in _LEAVES:
+        elif kind in _LEAVES:
             continue
-        elif path_values((x,)):
-            found.setdefault(os.fspath(x), x)
-        elif depth > 1:
+        elif paths := path_values((x,)):  # a pathlib.Path, an open file
+            found.update(paths)
+        elif depth > 1 and (kind in _CONTAINERS or hasattr(kind, "__dataclass_fields__")):
             _nested(x, found, depth - 1)
 
 
