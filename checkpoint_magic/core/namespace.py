@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..fingerprint.bytecode import code_names, dynamic_names, environ_variables
-from ..fingerprint.files import code_path_constants, path_values
+from ..fingerprint.code import PATHS_KEY
+from ..fingerprint.files import code_path_constants, nested_path_values, path_values
 from ..fingerprint.origin import is_user_code
 from .checkpointer import Checkpointer
 from .inputs import FileContent, FileInputs, InputMemory
@@ -258,11 +259,13 @@ def globals_read_by(
     Returns
     -------
     dict of str to object
-        Data values by name: ``name`` for the notebook namespace, ``module.name`` for a module's.
+        Data values by name: ``name`` for the notebook namespace, ``module.name`` for a module's;
+        under ``PATHS_KEY`` the path-shaped string constants of the functions reached.
     """
     from ..fingerprint import origin as codehash
 
     found: dict[str, Any] = {}
+    paths: dict[str, None] = {}
     seen: set[int] = set()
     seen_attrs: set[tuple[int, str]] = set()
     alive: list[Any] = []  # every visited object stays alive while walking, so ids stay unique
@@ -323,6 +326,7 @@ def globals_read_by(
             if not codehash.is_user_code(func):
                 continue
             scope = func.__globals__
+            paths.update(dict.fromkeys(code_path_constants(func.__code__)))  # open("data.csv")
             glob, own, imports = code_names(func.__code__)
             if dynamic := dynamic_names(func.__code__):  # globals()["K"], getattr(module, "K")
                 glob, own = glob | {n for n in dynamic if n in scope}, own | dynamic
@@ -338,10 +342,12 @@ def globals_read_by(
                 imported = _imported_module(scope, name)
                 if imported is not None:
                     stack.append((imported, own))
+    if paths:  # files the helpers name: cell_files makes them inputs by content
+        found[PATHS_KEY] = tuple(paths)[:64]
     return found
 
 
-def cell_files(code: types.CodeType, inputs: Mapping[str, Any], cp: Checkpointer) -> FileInputs:
+def cell_files(code: types.CodeType, inputs: dict[str, Any], cp: Checkpointer) -> FileInputs:
     """Return the files a cell names (path inputs, string constants of its code), by content.
 
     ``.values`` (``file:PATH -> FileContent``) join the cell's inputs; after a miss,
@@ -351,8 +357,10 @@ def cell_files(code: types.CodeType, inputs: Mapping[str, Any], cp: Checkpointer
     ----------
     code : types.CodeType
         The cell's compiled code (its string constants that look like paths are candidates).
-    inputs : Mapping of str to object
-        The cell's input values by name (``str`` and ``os.PathLike`` ones are candidates).
+    inputs : dict of str to object
+        The cell's input values by name (``str`` and ``os.PathLike`` ones, and paths inside
+        containers, are candidates); its ``PATHS_KEY`` entry (the path constants of the
+        helpers, see :func:`globals_read_by`) is removed and taken as candidates too.
     cp : Checkpointer
         The cell's checkpointer (its store and namespace hold what earlier runs learnt).
 
@@ -361,6 +369,8 @@ def cell_files(code: types.CodeType, inputs: Mapping[str, Any], cp: Checkpointer
     FileInputs
         The existing files and folders among the candidates, as inputs.
     """
+    named = inputs.pop(PATHS_KEY, ())  # by the helpers (see globals_read_by)
     candidates = path_values(inputs.values())
-    candidates.update((c, c) for c in code_path_constants(code))
+    candidates.update(nested_path_values(inputs.values()))  # paths = ["a.csv", "b.csv"]
+    candidates.update((c, c) for c in (*code_path_constants(code), *named) if c not in candidates)
     return FileInputs(candidates, InputMemory.of(cp.store, cp.namespace))

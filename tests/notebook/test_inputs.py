@@ -127,8 +127,31 @@ def test_a_cell_follows_code_held_in_data_to_the_globals_it_reads(ip: Any) -> No
             3,
             6,
         ),
+        (  # a file a helper names
+            "open('data.csv', 'w').write('3')\ndef load():\n    return int(open('data.csv').read())",
+            "y = load()\n",
+            "open('data.csv', 'w').write('4')",
+            3,
+            4,
+        ),
+        (  # files named in a list
+            "open('data.csv', 'w').write('3')\npaths = ['data.csv']",
+            "y = [int(open(p).read()) for p in paths]\n",
+            "open('data.csv', 'w').write('4')",
+            [3],
+            [4],
+        ),
     ],
-    ids=["instance-method", "globals-by-string", "environ", "box", "vectorize", "cell-by-string"],
+    ids=[
+        "instance-method",
+        "globals-by-string",
+        "environ",
+        "box",
+        "vectorize",
+        "cell-by-string",
+        "helper-file",
+        "files-in-a-list",
+    ],
 )
 def test_a_cell_sees_what_its_helpers_read_out_of_sight(
     ip: Any,
