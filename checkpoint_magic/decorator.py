@@ -50,8 +50,13 @@ from .exceptions import (
     MutationNotReplayedWarning,
     warn_user,
 )
-from .fingerprint.code import code_inputs
-from .fingerprint.files import code_path_constants, path_candidate, path_values
+from .fingerprint.code import PATHS_KEY, code_inputs
+from .fingerprint.files import (
+    code_path_constants,
+    nested_path_values,
+    path_candidate,
+    path_values,
+)
 from .fingerprint.values import QuietFingerprinter
 from .store.core import Store
 from .ui.notes import note_hit
@@ -239,10 +244,22 @@ class CheckpointedFunction(Generic[R]):
         """Code and input fingerprints: arguments, data globals read, files named (by content)."""
         inputs = {k: v for k, v in bound.items() if k not in self.ignore} if self.ignore else bound
         code_fp, data = code_inputs(self.__wrapped__)
-        call = _Call(code_fp, self.checkpointer.fingerprint_inputs(inputs))
+        reached: list[Any] = []
+        call = _Call(code_fp, self.checkpointer.fingerprint_inputs(inputs, reached))
+        if reached and (held := extra_inputs.reached_globals(reached)):
+            paths = (*data.get(PATHS_KEY, ()), *held.pop(PATHS_KEY, ()))
+            data = {**held, **data}  # the globals read by code passed in (f(helper, x))
+            if paths:
+                data[PATHS_KEY] = paths
         candidates = path_values(inputs.values())
+        candidates.update(nested_path_values(inputs.values()))  # f(["a.csv"]), f(Config(path))
         if self._path_constants:
             candidates.update((c, c) for c in self._path_constants)
+        if data:  # files named by the code's helpers and globals (DATA = "data.csv")
+            if PATHS_KEY in data:
+                data = dict(data)
+                candidates.update((c, c) for c in data.pop(PATHS_KEY) if c not in candidates)
+            candidates.update(path_values(data.values()))
         if data or candidates:
             memory = extra_inputs.InputMemory.of(
                 self.checkpointer.store, self.checkpointer.namespace

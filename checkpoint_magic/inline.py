@@ -65,7 +65,13 @@ from .exceptions import (
     UnknownNameError,
     warn_user,
 )
-from .fingerprint.files import code_path_constants, path_candidate, path_values
+from .fingerprint.code import PATHS_KEY
+from .fingerprint.files import (
+    code_path_constants,
+    nested_path_values,
+    path_candidate,
+    path_values,
+)
 from .fingerprint.values import QuietFingerprinter
 from .store.core import Store
 from .ui import notes
@@ -250,9 +256,13 @@ class InlineCheckpoint:
         mentioned = block_names(block)
         data = {k: v for k, v in data.items() if k not in mentioned and k not in self._inputs}
         candidates = path_values(self._inputs.values())
+        candidates.update(nested_path_values(self._inputs.values()))  # ["a.csv"], cfg.path
         code = data.pop(CODE_KEY, None)
         if isinstance(code, types.CodeType):
             candidates.update((c, c) for c in code_path_constants(code))
+        # Files named by the helpers the body calls and by globals (DATA = "data.csv").
+        candidates.update((c, c) for c in data.pop(PATHS_KEY, ()) if c not in candidates)
+        candidates.update(path_values(data.values()))
         candidates = {k: v for k, v in candidates.items() if "file:" + k not in self.ignore}
         if not data and not candidates:
             return

@@ -4,6 +4,7 @@ fresh processes, twice or more with an edit in between."""
 
 from __future__ import annotations
 
+import functools
 import os
 from unittest import mock
 
@@ -392,3 +393,352 @@ def test_inline_without_source_and_nothing_to_infer_runs_uncached(store_dir):
         with pytest.warns(UncachedWarning, match="cannot be inferred"):
             exec(compile(code, "<typed>", "exec"), ns)
         assert ns["q"] == x + 41
+
+
+# -- wrong hits found by a review: data reached where the source text does not show it -------
+def test_a_helper_default_holding_data_counts_by_value(script):
+    src = """
+        from checkpoint_magic import checkpoint
+
+        K = [3]
+
+        def helper(x, k=K, *, m=K):  # the text says k=K; the value is what counts
+            return x * k[0] * m[0]
+
+        @checkpoint
+        def f(x):
+            print("computing")
+            return helper(x)
+
+        print(f(2))
+    """
+    out = runs(script, src, ("K = [3]", "K = [3]"), ("K = [3]", "K = [4]"))
+    assert out == ["computing\n18", "18", "computing\n32"]
+
+
+def test_a_helper_default_changed_in_place_recomputes(store_dir):
+    limits = [3]
+
+    def helper(x, k=limits):
+        return x * k[0]
+
+    @checkpoint(store=store_dir)
+    def f(x):
+        CALLS.append(x)
+        return helper(x)
+
+    assert f(2) == f(2) == 6 and len(CALLS) == 1
+    limits[0] = 4
+    assert f(2) == 8 and len(CALLS) == 2
+
+
+def test_globals_read_by_code_passed_in_are_inputs(script):
+    (script.workdir / "ops.py").write_text("K = [3]\n\ndef triple(x):\n    return x * K[0]\n")
+    src = """
+        from checkpoint_magic import checkpoint
+        from ops import triple
+
+        SCALE = [10]
+
+        class Scaler:
+            def run(self, x):
+                return x * SCALE[0]
+
+        @checkpoint
+        def apply(fns, model, x):
+            print("computing")
+            return [fn(x) for fn in fns] + [model.run(x)]
+
+        print(apply([triple], Scaler(), 2))
+    """
+    out = runs(script, src, ("[10]", "[10]"), ("[10]", "[20]"))
+    assert out == ["computing\n[6, 20]", "[6, 20]", "computing\n[6, 40]"]
+    (script.workdir / "ops.py").write_text("K = [4]\n\ndef triple(x):\n    return x * K[0]\n")
+    assert script.run().stdout.strip() == "computing\n[8, 40]"
+
+
+def test_a_global_changed_by_code_passed_in_is_state(script):
+    src = """
+        from checkpoint_magic import checkpoint
+
+        MEMO = {}
+
+        def double(x):
+            MEMO[x] = 2 * x
+            return MEMO[x]
+
+        @checkpoint
+        def apply(fn, x):
+            print("computing")
+            return fn(x)
+
+        print(apply(double, 4), apply(double, 4))
+    """
+    assert runs(script, src, ("2 * x", "2 * x")) == ["computing\n8 8", "8 8"]
+
+
+def test_names_read_by_string_count(script):
+    (script.workdir / "settings.py").write_text("RATE = [3]\n")
+    src = """
+        import settings
+        from checkpoint_magic import checkpoint
+
+        K = [10]
+
+        def helper(x):
+            return x + 1
+
+        @checkpoint
+        def f(x):
+            print("computing")
+            return globals()["helper"](x) * globals()["K"][0] * getattr(settings, "RATE")[0]
+
+        print(f(1))
+    """
+    out = runs(script, src, ("[10]", "[10]"), ("[10]", "[20]"), ("x + 1", "x + 2"))
+    assert out == ["computing\n60", "60", "computing\n120", "computing\n180"]
+    (script.workdir / "settings.py").write_text("RATE = [4]\n")
+    assert script.run().stdout.strip() == "computing\n240"
+
+
+def test_environment_variables_the_code_reads_are_inputs(script):
+    src = """
+        import os
+        from checkpoint_magic import checkpoint
+
+        def scale():
+            return int(os.getenv("CPM_SCALE", "1"))
+
+        @checkpoint
+        def f(x):
+            print("computing")
+            return x * scale() * int(os.environ.get("CPM_OFFSET", "1"))
+
+        print(f(2))
+    """
+    outs = [
+        script.run(src, env=env).stdout.strip()
+        for env in (
+            {"CPM_SCALE": "3"},
+            {"CPM_SCALE": "3"},
+            {"CPM_SCALE": "4"},
+            {"CPM_SCALE": "4", "CPM_OFFSET": "2"},
+        )
+    ]
+    assert outs == ["computing\n6", "6", "computing\n8", "computing\n16"]
+
+
+def test_code_held_by_installed_callables_and_global_objects_counts(script):
+    (script.workdir / "ops.py").write_text("K = [3]\n\ndef triple(x):\n    return x * K[0]\n")
+    src = """
+        import functools
+        import numpy as np
+        from checkpoint_magic import checkpoint
+        from ops import triple
+
+        SCALE = [10]
+
+        def scale(x):
+            return x * SCALE[0]
+
+        class Box:
+            def __init__(self, fn):
+                self.fn = fn
+
+        BOX = Box(triple)  # an object holding a function that reads a global of its module
+        VEC = np.vectorize(scale)
+
+        @functools.singledispatch
+        def shift(x):
+            return x
+
+        @shift.register
+        def _(x: int):
+            return x + 1
+
+        @checkpoint
+        def f(x):
+            print("computing")
+            return [BOX.fn(x), int(VEC(x)), shift(x)]
+
+        print(f(2))
+    """
+    out = runs(script, src, ("[10]", "[10]"), ("[10]", "[20]"), ("x + 1", "x + 2"))
+    assert out == ["computing\n[6, 20, 3]", "[6, 20, 3]", "computing\n[6, 40, 3]", "computing\n[6, 40, 4]"]
+    (script.workdir / "ops.py").write_text("K = [4]\n\ndef triple(x):\n    return x * K[0]\n")
+    assert script.run().stdout.strip() == "computing\n[8, 40, 4]"
+
+
+def test_a_ufunc_made_by_frompyfunc_is_refused_not_trusted(store_dir):
+    from checkpoint_magic.exceptions import UncachedWarning
+
+    twice = np.frompyfunc(lambda v: 2 * v, 1, 1)
+
+    @checkpoint(store=store_dir)
+    def f(x):
+        CALLS.append(x)
+        return int(twice(x))
+
+    for _ in range(2):  # the function it runs cannot be read: uncached, never a stale hit
+        with pytest.warns(UncachedWarning, match="frompyfunc"):
+            assert f(2) == 4
+    assert len(CALLS) == 2
+
+
+LIMITS = [3]
+
+
+def _times(x, k):
+    return x * k[0]
+
+
+TIMES = functools.partial(_times, k=LIMITS)
+
+
+def test_a_global_partial_bound_to_data_counts_by_value(store_dir):
+    @checkpoint(store=store_dir)
+    def f(x):
+        CALLS.append(x)
+        return TIMES(x)
+
+    assert f(2) == f(2) == 6 and len(CALLS) == 1
+    LIMITS[0] = 4
+    try:
+        assert f(2) == 8 and len(CALLS) == 2
+    finally:
+        LIMITS[0] = 3
+
+
+def test_files_named_by_helpers_globals_and_containers_count_by_content(script):
+    for name in ("a.csv", "b.csv", "c.csv", "d.csv", "e.csv"):
+        (script.workdir / name).write_text("1\n")
+    src = """
+        import dataclasses
+        import pathlib
+        from checkpoint_magic import checkpoint
+
+        B = "b.csv"
+        C = pathlib.Path("c.csv")
+
+        @dataclasses.dataclass
+        class Config:
+            path: str
+
+        def load_a():
+            return open("a.csv").read()
+
+        @checkpoint
+        def f(paths, cfg):
+            print("computing")
+            texts = [load_a(), open(B).read(), C.read_text()]
+            texts += [open(p).read() for p in paths] + [open(cfg.path).read()]
+            return "".join(texts).split()
+
+        print(f(["d.csv"], Config("e.csv")))
+    """
+    assert script.run(src).stdout.strip() == "computing\n['1', '1', '1', '1', '1']"
+    assert script.run(src).stdout.strip() == "['1', '1', '1', '1', '1']"
+    for n, name in enumerate(("a.csv", "b.csv", "c.csv", "d.csv", "e.csv"), start=2):
+        (script.workdir / name).write_text(f"{n}\n")  # one file at a time: each counts
+        out = script.run(src).stdout.strip()
+        assert out.startswith("computing\n") and f"'{n}'" in out, (name, out)
+
+
+def test_a_global_with_a_part_that_cannot_be_fingerprinted_still_counts(script):
+    src = """
+        import threading
+        import types
+        from checkpoint_magic import checkpoint
+
+        class Config:
+            def __init__(self, k):
+                self.lock = threading.Lock()  # counts by its type; k by its value
+                self.k = k
+
+        CFG = Config(3)
+        LIMITS = types.MappingProxyType({"n": 10})
+
+        @checkpoint
+        def f(x):
+            print("computing")
+            with CFG.lock:
+                return x * CFG.k * LIMITS["n"]
+
+        print(f(2))
+    """
+    out = runs(script, src, ("Config(3)", "Config(3)"), ("Config(3)", "Config(4)"), ('"n": 10', '"n": 20'))
+    assert out == ["computing\n60", "60", "computing\n80", "computing\n160"]
+
+
+def test_a_user_module_passed_as_a_value_counts_by_what_it_holds(script):
+    (script.workdir / "ops.py").write_text("K = [3]\n\ndef helper(x):\n    return x * 10\n")
+    src = """
+        import ops
+        from checkpoint_magic import checkpoint
+
+        @checkpoint
+        def f(cfg, x):
+            print("computing")
+            return cfg["ops"].helper(x) + cfg["ops"].K[0]
+
+        print(f({"ops": ops}, 2))
+    """
+    assert [script.run(src).stdout.strip() for _ in range(2)] == ["computing\n23", "23"]
+    (script.workdir / "ops.py").write_text("K = [3]\n\ndef helper(x):\n    return x * 20\n")
+    assert script.run(src).stdout.strip() == "computing\n43"
+    (script.workdir / "ops.py").write_text("K = [4]\n\ndef helper(x):\n    return x * 20\n")
+    assert script.run(src).stdout.strip() == "computing\n44"
+
+
+def test_a_partial_bound_to_data_in_a_closure_or_a_class_counts_by_value(store_dir):
+    limits = [3]
+    times = functools.partial(_times, k=limits)
+
+    class Scaler:
+        op = functools.partial(_times, k=limits)
+
+    @checkpoint(store=store_dir)
+    def f(x):
+        CALLS.append(x)
+        return times(x) + Scaler.op(x)
+
+    assert f(2) == f(2) == 12 and len(CALLS) == 1
+    limits[0] = 4
+    assert f(2) == 16 and len(CALLS) == 2
+
+
+def test_a_global_named_in_a_pandas_query_string_is_an_input(script):
+    src = """
+        import pandas as pd
+        from checkpoint_magic import checkpoint
+
+        LIMIT = 3
+
+        @checkpoint
+        def count(n):
+            print("computing")
+            return len(pd.DataFrame({"a": range(n)}).query("a > @LIMIT"))
+
+        print(count(10))
+    """
+    out = runs(script, src, ("LIMIT = 3", "LIMIT = 3"), ("LIMIT = 3", "LIMIT = 5"))
+    assert out == ["computing\n6", "6", "computing\n4"]
+
+
+def test_a_file_read_through_an_open_handle_counts_by_content(script):
+    (script.workdir / "data.csv").write_text("1\n")
+    src = """
+        from checkpoint_magic import checkpoint
+
+        SOURCE = open("da" + "ta.csv")  # no constant names the file: the handle does
+
+        @checkpoint
+        def f(x):
+            print("computing")
+            return int(SOURCE.read()) * x
+
+        print(f(2))
+    """
+    assert [script.run(src).stdout.strip() for _ in range(2)] == ["computing\n2", "2"]
+    (script.workdir / "data.csv").write_text("5\n")
+    assert script.run(src).stdout.strip() == "computing\n10"

@@ -167,13 +167,18 @@ class Checkpointer:
             self._store = get_store(self._store_arg)
         return self._store
 
-    def fingerprint_inputs(self, values: Mapping[str, Any]) -> dict[str, str]:
+    def fingerprint_inputs(
+        self, values: Mapping[str, Any], reached: list[Any] | None = None
+    ) -> dict[str, str]:
         """Fingerprint every input by name; a value seen under two names is hashed once.
 
         Parameters
         ----------
         values : Mapping of str to object
             The inputs by name.
+        reached : list, optional
+            Receives the values memoised by the walk (code, arrays, objects), so that the
+            caller can find the code the inputs hold (see ``inputs.reached_globals``).
 
         Returns
         -------
@@ -193,6 +198,8 @@ class Checkpointer:
         """
         fp = Fingerprinter(ADVICE.get(self.kind))
         fps = {name: fp.fingerprint(value, name=name) for name, value in values.items()}
+        if reached is not None and fp.memo:
+            reached.extend(value for value, _ in fp.memo.values())
         return lineage.observe(values, fps) if lineage.watching else fps  # restored maps
 
     def key(self, code_fp: str, input_fps: Mapping[str, str]) -> str:

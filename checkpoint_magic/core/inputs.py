@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..fingerprint.code import PATHS_KEY, code_inputs, is_user_code
 from ..fingerprint.files import content_digest, path_candidate, signature
 from ..fingerprint.values import QuietFingerprinter
 from ..store.core import Store
@@ -43,6 +44,7 @@ __all__ = [
     "InputMemory",
     "file_inputs",
     "global_inputs",
+    "reached_globals",
     "restorable",
     "restore_into",
     "written_files",
@@ -142,9 +144,11 @@ def global_inputs(
 ) -> dict[str, str]:
     """Return ``global:LABEL -> fingerprint`` of the data globals among ``values`` (label -> value).
 
-    State globals (``memory.state``), names in ``skip`` (a label such as ``module.NAME``, or
-    the bare ``NAME``), modules, loggers, locks and values that cannot be fingerprinted
-    (logged at DEBUG) are left out.
+    The data globals read by code a global holds (``PIPE = FunctionTransformer(helper)``,
+    ``helper`` reading ``CONFIG``) are added, transitively. State globals (``memory.state``),
+    names in ``skip`` (a label such as ``module.NAME``, or the bare ``NAME``), modules,
+    loggers, locks and values that cannot be fingerprinted (logged at DEBUG) are left out; a
+    value with a part that cannot (``CFG.lock``) counts, that part by its type.
 
     Parameters
     ----------
@@ -167,7 +171,9 @@ def global_inputs(
     """
     out = {}
     skipped = set(skip)
-    for label, value in values.items():
+    pending = list(values.items())
+    labels = set(values)
+    for label, value in pending:  # grows: the globals read by code a global holds
         if label in memory.state or isinstance(value, NOT_DATA):
             continue
         if label in skipped or label.rpartition(".")[2] in skipped:
@@ -175,9 +181,66 @@ def global_inputs(
         quiet = QuietFingerprinter()  # same digest as Fingerprinter, but no warning
         digest = quiet.fingerprint(value, name=label)
         if quiet.problems:
-            logger.debug("global %s cannot be fingerprinted: not an input", label)
-            continue
+            if any(path == label for path, _, _ in quiet.problems):
+                logger.debug("global %s cannot be fingerprinted: not an input", label)
+                continue
+            # A part of it cannot (CFG.lock): that part counts by its type, the rest by value.
+            logger.debug("global %s: %s count by their type", label, quiet.problems)
         out["global:" + label] = digest
+        if quiet.memo:  # BOX = Box(helper), helper reading CONFIG: CONFIG is an input too
+            held = reached_globals(x for x, _ in quiet.memo.values())
+            held.pop(PATHS_KEY, None)
+            pending.extend((k, v) for k, v in held.items() if k not in labels)
+            labels.update(held)
+    return out
+
+
+#: What a value walk may meet as code (see :func:`reached_globals`).
+_CODE_TYPES = (types.FunctionType, types.MethodType, type)
+
+
+def reached_globals(reached: Iterable[Any]) -> dict[str, Any]:
+    r"""Return the data globals read by the user code met while fingerprinting the inputs.
+
+    A function passed as an argument (``f(helper, x)``), a method or the class of an object
+    passed in (``f(model)`` calling ``model.run()``) count by their code inside the input's
+    fingerprint; the data globals *they* read (``CONFIG``) are inputs too, as if the
+    checkpointed code read them itself.
+
+    Parameters
+    ----------
+    reached : Iterable of object
+        The values memoised while the inputs were walked (see
+        :meth:`~checkpoint_magic.core.checkpointer.Checkpointer.fingerprint_inputs`);
+        anything that is not a user function, method or class is skipped.
+
+    Returns
+    -------
+    dict of str to object
+        Label (``NAME``, ``module.NAME``) to current value, as ``code_inputs`` gives them
+        (the path-shaped constants of that code under ``PATHS_KEY``).
+
+    Raises
+    ------
+    FingerprintError
+        When the code of one of them cannot be fingerprinted.
+
+    Examples
+    --------
+    >>> ns = {"CONFIG": [2]}
+    >>> exec("def helper(x):\n    return x * CONFIG[0]\n", ns)
+    >>> reached_globals([ns["helper"], 3, "text"])
+    {'CONFIG': [2]}
+    """
+    out: dict[str, Any] = {}
+    paths: dict[str, None] = {}
+    for value in reached:
+        if isinstance(value, _CODE_TYPES) and is_user_code(value):
+            data = code_inputs(value, checked=True)[1]  # the walk just fingerprinted it
+            paths.update(dict.fromkeys(data.pop(PATHS_KEY, ())))
+            out.update(data)
+    if paths:
+        out[PATHS_KEY] = tuple(paths)
     return out
 
 

@@ -13,18 +13,28 @@ import dataclasses
 import functools
 import inspect
 import io
+import os
 import sys
 import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..fingerprint.bytecode import code_names
-from ..fingerprint.files import code_path_constants, path_values
+from ..fingerprint.bytecode import code_names, dynamic_names, environ_variables
+from ..fingerprint.code import PATHS_KEY
+from ..fingerprint.files import code_path_constants, nested_path_values, path_values
+from ..fingerprint.origin import is_user_code
 from .checkpointer import Checkpointer
 from .inputs import FileContent, FileInputs, InputMemory
 from .targets import MISSING
 
-__all__ = ["cell_files", "code_names", "globals_read_by", "is_code", "is_plain_data"]
+__all__ = [
+    "cell_files",
+    "code_names",
+    "globals_read_by",
+    "is_code",
+    "is_plain_data",
+    "read_by_string",
+]
 
 #: Types that are never stored as inferred outputs (they cannot be pickled meaningfully).
 UNSTORABLE = (io.IOBase, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
@@ -144,21 +154,69 @@ def definition_names(tree: ast.Module) -> set[str]:
 
 
 def _held_code(value: Any, depth: int = 0) -> list[Any]:
-    """Functions and classes held in a dict's values, a list, a tuple or a dataclass instance."""
+    """Functions and classes held in a dict's values, a list, a tuple or a dataclass instance.
+
+    Any other object holds the code among its attributes, and an instance of a user class its
+    class (``p.run()`` runs the class's code).
+    """
     if isinstance(value, dict) and type(value) is dict:
         items: Any = value.values()
     elif type(value) in (list, tuple):
         items = value
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         items = getattr(value, "__dict__", {}).values()
+        if is_user_code(type(value)):
+            return [type(value), *_held_in(items, depth)]
+    elif not is_code(value) and type(attrs := getattr(value, "__dict__", None)) is dict:
+        # An object: the code it holds (``Box(helper)``, ``np.vectorize(helper)``), and the
+        # class of a user object (``p.run()`` runs the class's code).
+        held = [x for x in attrs.values() if is_code(x) and not isinstance(x, types.ModuleType)]
+        return [type(value), *held] if is_user_code(type(value)) else held
     else:
         return []
+    return _held_in(items, depth)
+
+
+def _held_in(items: Any, depth: int) -> list[Any]:
     found: list[Any] = []
     for item in list(items)[:1000]:
         if is_code(item) and not isinstance(item, types.ModuleType):
             found.append(item)
         elif depth < 3:
             found.extend(_held_code(item, depth + 1))
+    return found
+
+
+def read_by_string(code: types.CodeType, candidate: Callable[[str], Any]) -> dict[str, Any]:
+    """What code reads by a constant string: ``globals()["K"]`` and ``os.environ["K"]``.
+
+    Parameters
+    ----------
+    code : types.CodeType
+        A cell's code.
+    candidate : callable
+        ``name -> value`` in the namespace, or ``MISSING``.
+
+    Returns
+    -------
+    dict of str to object
+        The namespace's values by name, and the environment variables set, by
+        ``os.environ['K']``.
+
+    Examples
+    --------
+    >>> ns = {"K": 3}
+    >>> read_by_string(compile("y = globals()['K']", "<cell>", "exec"), lambda n: ns.get(n, MISSING))
+    {'K': 3}
+    """
+    found = {}
+    for name in sorted(dynamic_names(code)):
+        value = candidate(name)
+        if value is not MISSING:
+            found[name] = value
+    for var in environ_variables(code):
+        if var in os.environ:
+            found[f"os.environ[{var!r}]"] = os.environ[var]
     return found
 
 
@@ -189,7 +247,8 @@ def globals_read_by(
     Parameters
     ----------
     roots : list
-        Code values the cell reads (functions, classes, modules...) and modules it imports.
+        Code values the cell reads (functions, classes, modules...) and modules it imports;
+        the cell's code object, for what it reads by string (see :func:`read_by_string`).
     ns : dict
         The notebook namespace; a notebook function's globals are looked up through ``candidate``.
     candidate : callable
@@ -200,11 +259,13 @@ def globals_read_by(
     Returns
     -------
     dict of str to object
-        Data values by name: ``name`` for the notebook namespace, ``module.name`` for a module's.
+        Data values by name: ``name`` for the notebook namespace, ``module.name`` for a module's;
+        under ``PATHS_KEY`` the path-shaped string constants of the functions reached.
     """
     from ..fingerprint import origin as codehash
 
     found: dict[str, Any] = {}
+    paths: dict[str, None] = {}
     seen: set[int] = set()
     seen_attrs: set[tuple[int, str]] = set()
     alive: list[Any] = []  # every visited object stays alive while walking, so ids stay unique
@@ -231,6 +292,10 @@ def globals_read_by(
                     seen_attrs.add((id(obj), attr))
                     alive.append(obj)
                     reached(f"{obj.__name__}.{attr}", members[attr], used)
+            continue
+        if isinstance(obj, types.CodeType):  # a cell's: globals()["K"], os.environ["K"]
+            for key, value in read_by_string(obj, candidate).items():
+                reached(key, value, used)
             continue
         if id(obj) in seen:
             continue
@@ -261,7 +326,12 @@ def globals_read_by(
             if not codehash.is_user_code(func):
                 continue
             scope = func.__globals__
+            paths.update(dict.fromkeys(code_path_constants(func.__code__)))  # open("data.csv")
             glob, own, imports = code_names(func.__code__)
+            if dynamic := dynamic_names(func.__code__):  # globals()["K"], getattr(module, "K")
+                glob, own = glob | {n for n in dynamic if n in scope}, own | dynamic
+            for var in environ_variables(func.__code__):  # os.environ["K"], os.getenv("K")
+                reached(f"os.environ[{var!r}]", os.environ.get(var, MISSING), own)
             for name in sorted(glob):
                 if scope is ns:
                     reached(name, candidate(name), own)
@@ -272,10 +342,12 @@ def globals_read_by(
                 imported = _imported_module(scope, name)
                 if imported is not None:
                     stack.append((imported, own))
+    if paths:  # files the helpers name: cell_files makes them inputs by content
+        found[PATHS_KEY] = tuple(paths)[:64]
     return found
 
 
-def cell_files(code: types.CodeType, inputs: Mapping[str, Any], cp: Checkpointer) -> FileInputs:
+def cell_files(code: types.CodeType, inputs: dict[str, Any], cp: Checkpointer) -> FileInputs:
     """Return the files a cell names (path inputs, string constants of its code), by content.
 
     ``.values`` (``file:PATH -> FileContent``) join the cell's inputs; after a miss,
@@ -285,8 +357,10 @@ def cell_files(code: types.CodeType, inputs: Mapping[str, Any], cp: Checkpointer
     ----------
     code : types.CodeType
         The cell's compiled code (its string constants that look like paths are candidates).
-    inputs : Mapping of str to object
-        The cell's input values by name (``str`` and ``os.PathLike`` ones are candidates).
+    inputs : dict of str to object
+        The cell's input values by name (``str`` and ``os.PathLike`` ones, and paths inside
+        containers, are candidates); its ``PATHS_KEY`` entry (the path constants of the
+        helpers, see :func:`globals_read_by`) is removed and taken as candidates too.
     cp : Checkpointer
         The cell's checkpointer (its store and namespace hold what earlier runs learnt).
 
@@ -295,6 +369,8 @@ def cell_files(code: types.CodeType, inputs: Mapping[str, Any], cp: Checkpointer
     FileInputs
         The existing files and folders among the candidates, as inputs.
     """
+    named = inputs.pop(PATHS_KEY, ())  # by the helpers (see globals_read_by)
     candidates = path_values(inputs.values())
-    candidates.update((c, c) for c in code_path_constants(code))
+    candidates.update(nested_path_values(inputs.values()))  # paths = ["a.csv", "b.csv"]
+    candidates.update((c, c) for c in (*code_path_constants(code), *named) if c not in candidates)
     return FileInputs(candidates, InputMemory.of(cp.store, cp.namespace))

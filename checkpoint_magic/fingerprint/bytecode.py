@@ -12,6 +12,8 @@ import ast
 import dis
 import inspect
 import logging
+import os
+import re
 import struct
 import textwrap
 import tokenize
@@ -24,7 +26,16 @@ import xxhash
 from .encoding import frame
 from .values import fingerprint
 
-__all__ = ["code_bytes", "code_names", "const_fingerprint", "function_ast", "normalized_dump"]
+__all__ = [
+    "code_bytes",
+    "code_names",
+    "const_fingerprint",
+    "dynamic_names",
+    "environ_names",
+    "environ_variables",
+    "function_ast",
+    "normalized_dump",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -218,6 +229,126 @@ def code_names(code: types.CodeType) -> tuple[frozenset[str], frozenset[str], fr
     found = (frozenset(glob), frozenset(attrs), frozenset(imports))
     _NAMES_CACHE[code] = found
     return found
+
+
+#: pandas methods that read ``@name`` from the caller's namespace (``df.query("a > @K")``).
+_QUERIES = frozenset({"query", "eval"})
+_AT_NAME = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
+#: Builtins that read a namespace by a name given as a string (``globals()["K"]``).
+_BY_NAME = frozenset({"globals", "vars", "getattr"})
+_DYNAMIC_CACHE: weakref.WeakKeyDictionary[types.CodeType, frozenset[str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def dynamic_names(code: types.CodeType) -> frozenset[str]:
+    r"""Return the names code may read by string: ``globals()["K"]``, ``getattr(module, "K")``.
+
+    The identifier-like string constants of each code object (nested ones included) that
+    calls ``globals``, ``vars`` or ``getattr``: a safe superset of the names such lookups
+    with a constant name read; and the ``@NAME`` of the strings given to pandas' ``query``
+    and ``eval`` (``df.query("a > @LIMIT")``). Cached while the code object lives.
+
+    Parameters
+    ----------
+    code : types.CodeType
+        The code object.
+
+    Returns
+    -------
+    frozenset of str
+        The candidate names (empty when the code calls none of those builtins).
+
+    Examples
+    --------
+    >>> sorted(dynamic_names(compile('y = globals()["K"] + len("a b")', "<s>", "exec")))
+    ['K']
+    >>> dynamic_names(compile('y = d["K"]', "<s>", "exec"))
+    frozenset()
+    >>> sorted(dynamic_names(compile('y = df.query("a > @LIMIT")', "<s>", "exec")))
+    ['LIMIT']
+    """
+    return _names_by_string(code, _BY_NAME, _DYNAMIC_CACHE)
+
+
+def environ_names(code: types.CodeType) -> frozenset[str]:
+    r"""Return the environment variables code may read: ``os.environ["K"]``, ``os.getenv("K")``.
+
+    The identifier-like string constants of each code object (nested ones included) that
+    uses ``environ`` or ``getenv``. Cached while the code object lives.
+
+    Parameters
+    ----------
+    code : types.CodeType
+        The code object.
+
+    Returns
+    -------
+    frozenset of str
+        The candidate names (empty when the code uses neither).
+
+    Examples
+    --------
+    >>> sorted(environ_names(compile('n = int(os.environ.get("N_JOBS", "1"))', "<s>", "exec")))
+    ['N_JOBS']
+    """
+    return _names_by_string(code, _ENVIRON, _ENVIRON_CACHE)
+
+
+def environ_variables(code: types.CodeType) -> list[str]:
+    """The environment variables code reads (``os.environ["K"]``, ``os.getenv("K")``): inputs.
+
+    Of the candidate names (:func:`environ_names`), those set now, and those
+    spelled as environment variables usually are (upper case), which may be set later.
+
+    Parameters
+    ----------
+    code : types.CodeType
+        The code object.
+
+    Returns
+    -------
+    list of str
+        Sorted names.
+
+    Examples
+    --------
+    >>> environ_variables(compile('os.getenv("SCALE_FACTOR", "lower")', "<s>", "exec"))
+    ['SCALE_FACTOR']
+    """
+    names = environ_names(code)
+    return sorted(n for n in names if n.isupper() or n in os.environ) if names else []
+
+
+_ENVIRON = frozenset({"environ", "getenv"})
+_ENVIRON_CACHE: weakref.WeakKeyDictionary[types.CodeType, frozenset[str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _names_by_string(
+    code: types.CodeType,
+    readers: frozenset[str],
+    cache: weakref.WeakKeyDictionary[types.CodeType, frozenset[str]],
+) -> frozenset[str]:
+    """Identifier string constants of the code objects (nested too) that use one of ``readers``."""
+    hit = cache.get(code)
+    if hit is not None:
+        return hit
+    found: set[str] = set()
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        used = set(current.co_names)
+        if readers & used:
+            found.update(c for c in current.co_consts if type(c) is str and c.isidentifier())
+        if readers is _BY_NAME and _QUERIES & used:  # df.query("a > @LIMIT"): LIMIT
+            for c in current.co_consts:
+                if type(c) is str and "@" in c:
+                    found.update(_AT_NAME.findall(c))
+        stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+    out = cache[code] = frozenset(found)
+    return out
 
 
 def normalized_dump(node: ast.AST) -> str:

@@ -5,9 +5,12 @@ docstrings and its own decorators do not count) *and* the bytecode that is runni
 source file edited after import can never file the old code's result under the new
 code's key; bytecode alone is used when there is no source (``exec``, a prompt). It also
 covers, transitively, every user-defined function and class reached through a global
-name, a closure cell, a used attribute of a user module or the class of a method.
+name, a closure cell, a used attribute of a user module or the class of a method; a name
+read by string (``globals()["K"]``, ``getattr(module, "K")`` with a constant name) counts
+as a name the code reads.
 Installed packages count by name and version, small global constants (None, bool,
-numbers, str, bytes and tuples/frozensets of them) by value, closure values and the data
+numbers, str, bytes and tuples/frozensets of them) by value, closure values, defaults
+that hold data (``def helper(x, k=K)``: the value of ``K`` when it was defined) and the data
 attributes of user classes (``params = {'lr': 0.1}`` in a class body) through
 :func:`checkpoint_magic.fingerprint.values.fingerprint`. A global that is an instance of a user
 class (``scorer = Scorer()``) counts by its class's code, not by its data. Other global values
@@ -38,6 +41,7 @@ from .encoding import hex_digest
 from .origin import is_user_code, package_version
 
 __all__ = [
+    "PATHS_KEY",
     "code_fingerprint",
     "code_inputs",
     "data_globals",
@@ -52,6 +56,9 @@ logger = logging.getLogger(__name__)
 
 #: The per-function cache of code fingerprints (owned by ``codecache``).
 CODE_CACHE = codecache.CODE_CACHE
+#: The key under which :func:`code_inputs` returns the path-shaped constants of the code (a
+#: name no global can have): files they name are inputs by content.
+PATHS_KEY = " paths"
 
 
 def code_fingerprint(obj: Any) -> str:
@@ -120,20 +127,25 @@ def code_parts(obj: Any) -> dict[str, str]:
     return dict(codecache.compute(obj)[1])
 
 
-def code_inputs(obj: Any) -> tuple[str, dict[str, Any]]:
+def code_inputs(obj: Any, checked: bool = False) -> tuple[str, dict[str, Any]]:
     r"""Return :func:`code_fingerprint` and :func:`data_globals` of ``obj`` in one cache pass.
 
     Parameters
     ----------
     obj : function, method, class, functools.partial or callable instance
         The code, as for :func:`code_fingerprint`.
+    checked : bool, default False
+        True when :func:`code_fingerprint` of ``obj`` was just computed (a value walk that
+        met it): its cached entry is trusted without checking it again.
 
     Returns
     -------
     fingerprint : str
         The code fingerprint (32 hexadecimal digits).
     data : dict of str to object
-        The data globals the code reads, by label (``NAME``, ``module.NAME``).
+        The data globals the code reads, by label (``NAME``, ``module.NAME``), and under
+        :data:`PATHS_KEY` (when there are any) the string constants shaped like file names in
+        the code and the user helpers it reaches, and the string globals so shaped.
 
     Raises
     ------
@@ -149,9 +161,16 @@ def code_inputs(obj: Any) -> tuple[str, dict[str, Any]]:
     (True, {'CONFIG': [1, 2]})
     """
     entry = CODE_CACHE.get(id(obj))  # fast path: a cached function without closure values
-    if entry is not None and not entry.volatile and entry.valid((obj,)):
-        return entry.digest, entry.data_values() if entry.data else {}
-    return code_fingerprint(obj), codecache.data_globals(obj)
+    if entry is not None and (checked or (not entry.volatile and entry.valid((obj,)))):
+        data = entry.data_values() if entry.data else {}
+        paths = entry.paths
+    else:
+        fp = code_fingerprint(obj)
+        data, paths = codecache.inputs_of(obj)
+        entry = None
+    if paths:
+        data[PATHS_KEY] = paths
+    return (entry.digest if entry is not None else fp), data
 
 
 def data_globals(obj: Any) -> dict[str, Any]:

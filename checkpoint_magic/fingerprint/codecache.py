@@ -3,9 +3,9 @@
 :func:`compute` returns ``(fingerprint, parts)`` of a function, method, class or partial from
 :data:`CODE_CACHE` when every object the fingerprint was computed from is still in place
 (:meth:`Entry.valid`: identity checks only), and otherwise rebuilds the entry from a
-:class:`~checkpoint_magic.fingerprint.codegraph.Graph` traversal. Closure values
-and the data attributes of user classes (``params = {...}``) are re-hashed by value on every
-call (:meth:`Entry.value`). :func:`data_globals` lists the data globals the code reads (inputs of
+:class:`~checkpoint_magic.fingerprint.codegraph.Graph` traversal. Closure values, defaults
+holding data (``def helper(x, k=K)``) and the data attributes of user classes
+(``params = {...}``) are re-hashed by value on every call (:meth:`Entry.value`). :func:`data_globals` lists the data globals the code reads (inputs of
 a checkpointed call). ``code_fingerprint``'s fast path reads :data:`CODE_CACHE` directly.
 """
 
@@ -23,7 +23,18 @@ import xxhash
 
 from ..exceptions import FingerprintError
 from .bytecode import CODEHASH_VERSION
-from .codegraph import EMPTY, MISSING, SAME, TYPE, WEAK, Graph, data_fp, kind_of, value_fp
+from .codegraph import (
+    EMPTY,
+    MISSING,
+    SAME,
+    TYPE,
+    WEAK,
+    Graph,
+    data_fp,
+    kind_of,
+    partial_data,
+    value_fp,
+)
 from .encoding import HASH_SCHEME_VERSION, frame, hex_digest
 from .origin import PYTHON_TAG
 
@@ -34,7 +45,9 @@ _STATE = threading.local()
 class Entry:
     """A cached fingerprint and everything it was computed from."""
 
-    __slots__ = ("refs", "fn_checks", "ns_checks", "volatile", "base", "digest", "parts", "data")
+    __slots__ = (
+        "refs", "fn_checks", "ns_checks", "volatile", "base", "digest", "parts", "data", "paths"
+    )  # fmt: skip
     refs: tuple[Any, ...]
     fn_checks: tuple[tuple[Any, ...], ...]
     ns_checks: tuple[tuple[Any, ...], ...]  # (owner ref, attribute, then (name, expected) by mode)
@@ -43,6 +56,7 @@ class Entry:
     digest: str
     parts: dict[str, str]
     data: tuple[tuple[str, Any, str, str], ...]  # (label, owner ref, attribute, name)
+    paths: tuple[str, ...]  # path-shaped constants of the code and its helpers (files read)
 
     def data_values(self) -> dict[str, Any]:
         """Return the current values of the data globals the code reads (``CONFIG``, ``mod.X``).
@@ -105,7 +119,7 @@ class Entry:
         return True
 
     def value(self) -> tuple[str, list[tuple[str, str, str]]] | None:
-        """Return the fingerprint, re-hashing closure values and class data (None: rebuild).
+        """Return the fingerprint, re-hashing closure values, data defaults and class data.
 
         Called after :meth:`valid`, so a class data attribute is still the same object.
 
@@ -124,9 +138,18 @@ class Entry:
                     v = ref().__closure__[slot].cell_contents
                 except (AttributeError, ValueError):
                     return None
-                if kind_of(v) not in ("data", "const"):
+                if kind_of(v) not in ("data", "const") and not partial_data(v):
                     return None  # a closure cell now holds code
                 fp = value_fp(v)
+            elif slot == "default":  # a default holding data (same tuple: see valid())
+                if (fn := ref()) is None:
+                    return None
+                where = name[len("<default>") :]
+                if where[0] == "d":
+                    v = fn.__defaults__[int(where[1:])]
+                else:
+                    v = fn.__kwdefaults__[where[1:]]
+                fp = data_fp(v)
             else:
                 v = vars(owner).get(name, MISSING) if (owner := ref()) is not None else MISSING
                 if v is MISSING:
@@ -239,7 +262,41 @@ def _build(roots: tuple[Any, ...]) -> Entry:
     entry.data = tuple(
         (label, weakref.ref(owner), attr, name) for label, (owner, attr, name) in g.data.items()
     )
+    entry.paths = tuple(g.paths)[:64]
     return entry
+
+
+def inputs_of(obj: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
+    r"""Return :func:`data_globals` of ``obj`` and the path-shaped constants its code holds.
+
+    Parameters
+    ----------
+    obj : function, method, class, functools.partial or callable instance
+        The code.
+
+    Returns
+    -------
+    data : dict of str to object
+        As :func:`data_globals`.
+    paths : tuple of str
+        The string constants shaped like file names in the code and every user helper it
+        reaches, and the string globals so shaped (``DATA = "data.csv"``); up to 64.
+
+    Examples
+    --------
+    >>> ns = {"DATA": "data.csv"}
+    >>> exec("def f():\n    return open(DATA).read() + open('more.txt').read()\n", ns)
+    >>> inputs_of(ns["f"])
+    ({}, ('more.txt', 'data.csv'))
+    """
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    compute(obj, parts=False)  # builds (or validates) the cached entry
+    roots = _roots(obj)
+    entry = CODE_CACHE.get(id(roots[0]) if len(roots) == 1 else tuple(map(id, roots)))
+    if entry is None:  # a root without weak references: not cached
+        entry = _build(roots)
+    return entry.data_values(), entry.paths
 
 
 def data_globals(obj: Any) -> dict[str, Any]:
@@ -271,14 +328,7 @@ def data_globals(obj: Any) -> dict[str, Any]:
     >>> data_globals(ns["f"])
     {'CONFIG': {'k': 3}}
     """
-    while isinstance(obj, functools.partial):
-        obj = obj.func
-    compute(obj, parts=False)  # builds (or validates) the cached entry
-    roots = _roots(obj)
-    entry = CODE_CACHE.get(id(roots[0]) if len(roots) == 1 else tuple(map(id, roots)))
-    if entry is None:  # a root without weak references: not cached
-        entry = _build(roots)
-    return entry.data_values()
+    return inputs_of(obj)[0]
 
 
 def compute(obj: Any, parts: bool = True) -> tuple[str, dict[str, str]]:

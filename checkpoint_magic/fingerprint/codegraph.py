@@ -17,6 +17,7 @@ import dataclasses
 import enum
 import functools
 import importlib.util
+import os
 import re
 import sys
 import types
@@ -25,15 +26,19 @@ from typing import Any
 
 import xxhash
 
+from ..exceptions import FingerprintError
 from . import origin  # its functions through the module: tests patch package_version
 from .bytecode import (
     code_bytes,
     code_names,
     const_fingerprint,
+    dynamic_names,
+    environ_variables,
     function_ast,
     is_const,
 )
 from .encoding import frame, hex_digest
+from .files import code_path_constants, path_shaped
 from .origin import path_is_installed
 from .values import QuietFingerprinter, fingerprint
 
@@ -202,6 +207,33 @@ def _framework_data(cls: type, name: str, v: Any) -> bool:
     )
 
 
+def partial_data(v: Any) -> bool:
+    """Whether ``v`` is a ``functools.partial`` bound to data (``partial(h, k=[3])``).
+
+    Such a partial counts by value, re-hashed on every call, wherever it is held (a global,
+    a closure cell, a class attribute): its arguments may change in place.
+
+    Parameters
+    ----------
+    v : object
+        Any value.
+
+    Returns
+    -------
+    bool
+        True for a partial with an argument that is not a small constant.
+
+    Examples
+    --------
+    >>> import functools
+    >>> partial_data(functools.partial(max, 1)), partial_data(functools.partial(max, [1]))
+    (False, True)
+    """
+    return isinstance(v, functools.partial) and not (
+        is_const(v.args) and is_const(tuple(v.keywords.values()))
+    )
+
+
 def _expect(v: Any, desc: str | None) -> tuple[Any, int]:
     """What a cached call compares a binding with: the object, a weak reference, or its type."""
     if v is MISSING or (desc is not None and desc.startswith("const:")):
@@ -234,6 +266,7 @@ class Graph:
         self.volatile: list[tuple[Any, int | str, str, str]] = []  # (owner, cell | attr kind, ...)
         self.seen_attrs: set[tuple[int, str]] = set()
         self.data: dict[str, tuple[Any, str, str]] = {}  # label -> (owner, attr, name)
+        self.paths: dict[str, None] = {}  # path-shaped constants of the code reached, in order
 
     def _new_key(self, obj: Any, module: Any) -> str:
         key = base = f"{module if isinstance(module, str) else '<exec>'}.{obj.__qualname__}"
@@ -261,9 +294,11 @@ class Graph:
         self._check(owner, attr, ns, name, v, desc)
         if desc is not None:
             self.bindings.add((referrer, name, desc))
+            if desc.startswith("const:") and type(v) is str and path_shaped(v):
+                self.paths[v] = None  # DATA = "data.csv": the file counts by content
         if (
             v is not MISSING
-            and (desc is None or desc.startswith(("instance:", "holds:")))
+            and (desc is None or desc.startswith(("instance:", "holds:")) or partial_data(v))
             and not (name.startswith("__") and name.endswith("__"))
         ):
             module = ns.get("__name__") if type(ns) is dict else None
@@ -294,6 +329,8 @@ class Graph:
             return "user:" + (self._function(v) if kind == "function" else self._klass(v))
         if kind in ("function", "class", "builtin", "wrapped"):
             desc = "installed:" + _installed_name(type(v) if kind == "wrapped" else v)
+            if kind == "builtin" and (runs := self._installed_holds(v)):
+                desc += runs  # np.vectorize(helper): the user code it runs
             inner = getattr(v, "__wrapped__", None) if kind != "class" else None
             return desc if inner is None or inner is v else f"{desc}|wraps:{self.resolve(inner)}"
         if kind == "module":
@@ -309,6 +346,30 @@ class Graph:
         if origin.is_user_code(type(v)):
             return "instance:" + str(self.resolve(type(v))) + (f"|{held}" if held else "")
         return held
+
+    def _installed_holds(self, v: Any) -> str:
+        """The user code an installed callable runs (``np.vectorize(helper)``), described.
+
+        Raises
+        ------
+        FingerprintError
+            For a ufunc made by ``np.frompyfunc``: the function it runs cannot be read.
+        """
+        if type(v).__name__ == "ufunc" and getattr(v, "__module__", None) is None:
+            raise FingerprintError(
+                f"cannot fingerprint the ufunc {v.__name__!r} made by numpy.frompyfunc: the "
+                "Python function it runs cannot be read, so editing it would go unnoticed; "
+                "use numpy.vectorize(function) or call the function itself"
+            )
+        attrs = getattr(v, "__dict__", None)
+        if type(attrs) is not dict:
+            return ""
+        found = [
+            f"{name}={self.resolve(x)}"
+            for name, x in sorted(attrs.items())
+            if kind_of(x) in ("function", "class") and origin.is_user_code(x)
+        ]
+        return "|holds:" + ",".join(found) if found else ""
 
     def _held_code(self, v: Any, depth: int = 0) -> str | None:
         """Code held in data (``OPS = {"op": double}``): followed like a direct call.
@@ -390,15 +451,23 @@ class Graph:
             return key
         key, code = self._new_key(fn, fn.__module__), fn.__code__
         digest, (glob, attrs, imports) = _code_info(code)
+        self.paths.update(dict.fromkeys(code_path_constants(code)))  # open("data.csv") in a helper
         defaults = [("d", d) for d in fn.__defaults__ or ()]
         defaults += sorted(("k" + k, d) for k, d in (fn.__kwdefaults__ or {}).items())
         self.parts[key] = hex_digest(
             digest,
             *(frame(tag, const_fingerprint(d) if is_const(d) else "~") for tag, d in defaults),
         )
-        for tag, d in defaults:  # (own code is set before following anything: recursion)
-            if not is_const(d) and (desc := self.resolve(d)) is not None:
+        for i, (tag, d) in enumerate(defaults):  # (own code set before following: recursion)
+            if is_const(d):
+                continue
+            if (desc := self.resolve(d)) is not None:
                 self.bindings.add((key, "<default>" + tag, desc))
+            if desc is None or desc.startswith(("instance:", "holds:")):
+                # Data (``def helper(x, k=K)`` with ``K = [3]``): re-hashed by value on every
+                # call like a closure value (its source text ``k=K`` says nothing of K).
+                where = tag if tag != "d" else f"d{i}"
+                self.volatile.append((fn, "default", key, "<default>" + where))
         cells = []
         for i, (name, cell) in enumerate(zip(code.co_freevars, fn.__closure__ or (), strict=False)):
             try:
@@ -407,7 +476,7 @@ class Graph:
                 cells.append((i, None, EMPTY))
                 self.bindings.add((key, "<cell>" + name, "empty"))
                 continue
-            if kind_of(v) in ("data", "const"):
+            if kind_of(v) in ("data", "const") or partial_data(v):
                 self.volatile.append((fn, i, key, name))  # re-hashed on every call
             else:
                 desc = self.resolve(v, attrs)
@@ -416,8 +485,19 @@ class Graph:
         self.fn_checks.append(
             (weakref.ref(fn), code, fn.__defaults__, fn.__kwdefaults__, tuple(cells))
         )
+        dynamic = dynamic_names(code)
+        if dynamic:  # globals()["K"], getattr(module, "K"): names read by string
+            attrs = attrs | dynamic
+            glob = glob | {n for n in dynamic if n in fn.__globals__}
         for name in sorted(glob):
             self._lookup(fn, "__globals__", fn.__globals__, name, attrs, key)
+        for name in environ_variables(code):
+            self.data.setdefault(f"os.environ[{name!r}]", (os, "environ", name))
+        registry = getattr(fn, "registry", None)
+        if isinstance(registry, types.MappingProxyType) and hasattr(fn, "dispatch"):
+            for cls, impl in list(registry.items()):  # functools.singledispatch: every impl
+                where = f"<register>{getattr(cls, '__module__', '')}.{getattr(cls, '__qualname__', cls)}"
+                self.bindings.add((key, where, str(self.resolve(impl))))
         for name in sorted(imports):
             self._imported(fn, name, attrs, key)
         return key
@@ -457,7 +537,7 @@ class Graph:
                 kind = "enum"
             else:
                 desc = self._member(v)
-            if desc is None or desc.startswith(("instance:", "holds:")):
+            if desc is None or desc.startswith(("instance:", "holds:")) or partial_data(v):
                 if _framework_data(cls, name, v):
                     continue
                 desc = "data"  # its value is hashed by Entry.value

@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import io
 import logging
 import mmap
 import os
@@ -32,8 +33,17 @@ from typing import Any
 import xxhash
 
 from .encoding import HASH_SCHEME_VERSION, hex_digest
+from .origin import is_user_code
 
-__all__ = ["code_path_constants", "content_digest", "path_candidate", "path_values", "signature"]
+__all__ = [
+    "code_path_constants",
+    "content_digest",
+    "nested_path_values",
+    "path_candidate",
+    "path_shaped",
+    "path_values",
+    "signature",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +54,8 @@ _DIGESTS_MAX = 65536
 _CONSTANTS: weakref.WeakKeyDictionary[types.CodeType, tuple[str, ...]] = weakref.WeakKeyDictionary()
 #: type -> whether its values name a path (``str`` or ``os.PathLike``): see path_values;
 #: only types whose attributes cannot change (builtin and extension types: int, ndarray...)
-_PATH_TYPES: dict[type, bool] = {}
+_PATH_TYPES: dict[type, int] = {}  # 0: neither, _PATH, _OPEN_FILE
+_PATH, _OPEN_FILE = 1, 2
 _IMMUTABLE_TYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE
 _PATH_TYPES_MAX = 1024
 #: Paths never taken as inputs: hashing the working folder or the root would read everything.
@@ -91,6 +102,9 @@ def path_candidate(value: Any) -> str | None:
 def path_values(values: Iterable[Any]) -> dict[Any, Any]:
     """The values that are ``str`` or ``os.PathLike``, by what ``os.fspath`` makes of them.
 
+    An open file object (``io.IOBase`` with a ``str`` name) gives the path it was opened
+    with: a file handle read by the code makes that file an input by content.
+
     This runs on every call of a checkpointed function: what a builtin or extension type
     is, is found once per type (a class is asked again: it may gain ``__fspath__``), and a
     type without ``__fspath__`` is never checked against the abstract ``os.PathLike``,
@@ -119,15 +133,24 @@ def path_values(values: Iterable[Any]) -> dict[Any, Any]:
         kind = type(v)
         path_like = _PATH_TYPES.get(kind)
         if path_like is None:
-            path_like = issubclass(kind, str) or (
-                hasattr(kind, "__fspath__") and issubclass(kind, os.PathLike)
+            path_like = (
+                _PATH
+                if issubclass(kind, str)
+                or (hasattr(kind, "__fspath__") and issubclass(kind, os.PathLike))
+                else _OPEN_FILE
+                if issubclass(kind, io.IOBase)
+                else 0
             )
             if kind.__flags__ & _IMMUTABLE_TYPE:  # a class may gain __fspath__: asked each time
                 if len(_PATH_TYPES) >= _PATH_TYPES_MAX:
                     _PATH_TYPES.clear()
                 _PATH_TYPES[kind] = path_like
-        if path_like:
+        if path_like == _PATH:
             found[os.fspath(v)] = v
+        elif path_like == _OPEN_FILE:  # open("data.csv"): the file it reads, by its name
+            name = getattr(v, "name", None)
+            if type(name) is str and not v.closed:
+                found[name] = name
     return found
 
 
@@ -232,6 +255,100 @@ def content_digest(path: str, _depth: int = 0) -> str | None:
     return digest
 
 
+#: Values never looked into for paths (the common scalars: one set lookup per argument).
+_LEAVES = frozenset({int, float, bool, type(None), str, bytes, complex})
+_NESTED_MAX = 64  # paths taken from inside containers, at most
+_NESTED_ITEMS = 256  # containers longer than this are not looked into
+_CONTAINERS = frozenset({dict, list, tuple, set, frozenset})
+
+
+def nested_path_values(values: Iterable[Any]) -> dict[Any, Any]:
+    """Paths held inside the values: in lists, tuples, dicts, dataclasses and user objects.
+
+    ``f(["a.csv", "b.csv"])``, ``f({"path": "data.csv"})`` and ``f(Config(path=...))`` read
+    the files they name as much as ``f("data.csv")`` does. Two levels deep, in containers
+    of at most 256 items; a string counts only when it is shaped like a file name
+    (:func:`path_shaped`), a path-like object always; at most 64.
+
+    Parameters
+    ----------
+    values : iterable
+        The values (a call's arguments, a block's watched values); their top level is
+        :func:`path_values`' job.
+
+    Returns
+    -------
+    dict
+        ``os.fspath(value) -> value`` for each path found, in order.
+
+    Examples
+    --------
+    >>> nested_path_values([3, ["data.csv", "mean"], {"out": "d/x.npy"}])
+    {'data.csv': 'data.csv', 'd/x.npy': 'd/x.npy'}
+    """
+    found: dict[Any, Any] = {}
+    for v in values:
+        if type(v) not in _LEAVES:
+            _nested(v, found, 2)
+    return found
+
+
+def _nested(v: Any, found: dict[Any, Any], depth: int) -> None:
+    kind = type(v)
+    if kind is dict:
+        items: Any = v.values()
+    elif kind in _CONTAINERS:
+        items = v
+    elif hasattr(kind, "__dataclass_fields__") or (
+        hasattr(v, "__dict__") and not isinstance(v, type) and is_user_code(kind)
+    ):
+        items = getattr(v, "__dict__", None)
+        items = items.values() if type(items) is dict else ()
+    else:
+        return
+    if len(items) > _NESTED_ITEMS:
+        return
+    for x in items:
+        if len(found) >= _NESTED_MAX:
+            return
+        kind = type(x)
+        if kind is str:
+            if path_shaped(x):
+                found.setdefault(x, x)
+        elif kind in _LEAVES:
+            continue
+        elif paths := path_values((x,)):  # a pathlib.Path, an open file
+            found.update(paths)
+        elif depth > 1 and (kind in _CONTAINERS or hasattr(kind, "__dataclass_fields__")):
+            _nested(x, found, depth - 1)
+
+
+def path_shaped(text: str) -> bool:
+    """Whether a string constant is shaped like a file name (``"data.csv"``, ``"inputs/"``).
+
+    Parameters
+    ----------
+    text : str
+        The constant.
+
+    Returns
+    -------
+    bool
+        True for 2 to 1023 characters with a dot or a separator and no whitespace.
+
+    Examples
+    --------
+    >>> path_shaped("data.csv"), path_shaped("a b.csv"), path_shaped("mean")
+    (True, False, False)
+    """
+    return (
+        1 < len(text) < 1024
+        and ("." in text or "/" in text or os.sep in text)
+        and not any(ch.isspace() for ch in text)
+        and path_candidate(text) is not None
+    )
+
+
 def code_path_constants(code: types.CodeType) -> tuple[str, ...]:
     """Return string constants of code shaped like a file name (``"data.csv"``, ``"inputs/"``).
 
@@ -262,14 +379,7 @@ def code_path_constants(code: types.CodeType) -> tuple[str, ...]:
         for c in current.co_consts:
             if isinstance(c, types.CodeType):
                 stack.append(c)
-            elif (
-                isinstance(c, str)
-                and 1 < len(c) < 1024
-                and ("." in c or "/" in c or os.sep in c)
-                and not any(ch.isspace() for ch in c)
-                and path_candidate(c) is not None
-                and c not in found
-            ):
+            elif isinstance(c, str) and path_shaped(c) and c not in found:
                 found.append(c)
     result = tuple(found[:64])
     _CONSTANTS[code] = result

@@ -7,7 +7,8 @@ registers :data:`EXACT` (classes, functions, methods, builtin functions, modules
 
 - Functions, methods and classes count by :func:`checkpoint_magic.fingerprint.code.code_fingerprint`
   (a bound method also by its ``__self__``); builtin functions and modules by name and
-  package version; enum members by class and name.
+  package version (a user module also by the code of its functions and classes and the value
+  of its other attributes); enum members by class and name.
 - scikit-learn estimators by class and package version, ``get_params(deep=False)`` and
   their whole state (``__getstate__``: every attribute, private fitted ones such as
   ``_fit_X``, ``_tree``, ``_tfidf`` included).
@@ -40,7 +41,15 @@ from typing import Any
 from . import origin
 from .code import code_fingerprint
 from .stdtypes import hash_str
-from .values import HOP_ATTRS, HOP_SILENT, Fingerprinter, Handler, pack_tag, qualname
+from .values import (
+    HOP_ATTRS,
+    HOP_SILENT,
+    Fingerprinter,
+    Handler,
+    QuietFingerprinter,
+    pack_tag,
+    qualname,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +129,22 @@ def _h_module(fp: Fingerprinter, obj: types.ModuleType, h: Any) -> None:
     h.update(b"m")
     hash_str(fp, obj.__name__, h)
     fp.walk(_package_version(obj), h)
+    if origin.is_user_code(obj):  # your own module as a value (f(mymodule)): what it holds
+        fp.memoised(obj, h, b"U", _fill_user_module)
+
+
+def _fill_user_module(fp: Fingerprinter, mod: types.ModuleType, h: Any) -> None:
+    """A user module has no version: its functions and classes by code, the rest by value."""
+    for name, v in sorted(vars(mod).items()):
+        if name.startswith("__") or isinstance(v, types.ModuleType):
+            continue
+        hash_str(fp, name, h)
+        if isinstance(v, type):
+            h_class(fp, v, h)
+        elif isinstance(v, types.FunctionType):
+            h_code(fp, v, h)
+        else:  # data: by value; a part that cannot be walked (a lock) by its type, quietly
+            hash_str(fp, QuietFingerprinter().fingerprint(v), h)
 
 
 def _h_enum(fp: Fingerprinter, obj: enum.Enum, h: Any) -> None:

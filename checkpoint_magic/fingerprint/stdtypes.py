@@ -13,7 +13,8 @@ builtin type, :func:`subclass_handler_for` (asked last) for subclasses of one.
   worst a miss). Sets and frozensets are order-insensitive: their elements are sorted when
   they are all ``str`` or all ``int``, otherwise each element is hashed into a 16-byte
   sub-digest and the sorted sub-digests are hashed. ``OrderedDict`` has a tag of its own;
-  ``defaultdict`` includes its factory. A run of 128 or more floats (or ints) is packed by
+  ``defaultdict`` includes its factory; a ``MappingProxyType`` counts as the dict it
+  shows. A run of 128 or more floats (or ints) is packed by
   numpy into the very bytes the element-by-element walk would write.
 - A subclass of a builtin adds its class, its ``__dict__`` and its slots.
 
@@ -34,6 +35,7 @@ import decimal
 import fractions
 import pathlib
 import struct
+import types
 import uuid
 from collections import OrderedDict, defaultdict
 from typing import Any
@@ -219,6 +221,12 @@ def _h_defaultdict(fp: Fingerprinter, obj: defaultdict, h: Any) -> None:
     _h_dict(fp, obj, h)
 
 
+def _h_mappingproxy(fp: Fingerprinter, obj: types.MappingProxyType, h: Any) -> None:
+    """A read-only view of a dict (an immutable config): the dict it shows, as a dict."""
+    h.update(b"Q")
+    _h_dict(fp, dict(obj), h)
+
+
 def _h_ordereddict(fp: Fingerprinter, obj: OrderedDict, h: Any) -> None:
     """Order-sensitive on purpose: the same items in another order differ."""
     if fp.enter(obj, h):
@@ -271,6 +279,7 @@ EXACT: dict[type, Handler] = {
     dict: _h_dict,
     OrderedDict: _h_ordereddict,
     defaultdict: _h_defaultdict,
+    types.MappingProxyType: _h_mappingproxy,
     set: lambda fp, obj, h: _unordered(fp, obj, h, b"e"),
     frozenset: lambda fp, obj, h: _unordered(fp, obj, h, b"z"),
     type(...): lambda fp, obj, h: h.update(b"."),

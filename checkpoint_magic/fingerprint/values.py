@@ -64,9 +64,10 @@ Resolver = Callable[[type], "Handler | None"]
 
 # Tags that start a value (each used once): N T F None/bools, i I int, f float, c complex,
 # s str, b bytes, a bytearray, v memoryview, . ! Ellipsis/NotImplemented, u UUID, y stdlib value,
-# g numpy scalar, l t list/tuple, d dict, q defaultdict, O OrderedDict, e set, z frozenset,
-# S builtin subclass, A ndarray, P pandas, K estimator, G other object, B k class/code,
-# M method, w W builtin function/method, m module, n enum, R back-reference, X opaque value.
+# g numpy scalar, l t list/tuple, d dict, q defaultdict, O OrderedDict, Q mappingproxy, e set,
+# z frozenset, S builtin subclass, A ndarray, P pandas, K estimator, G other object,
+# B k class/code, M method, w W builtin function/method, m module, n enum, R back-reference,
+# X opaque value.
 #: Containers nested deeper than this are reported, not recursed into.
 MAX_DEPTH = 200
 _NO_REF = 1 << 62

@@ -375,7 +375,7 @@ class _CellRun:
         imported = [m for m in map(sys.modules.get, sorted(imports)) if m is not None]
         self.module_data = set()
         if self.args.watch is None:
-            roots = [*code_values.values(), *imported, *data.values()]  # data: code it holds
+            roots = [*code_values.values(), *imported, *data.values(), code]  # code: by string
             for name, value in globals_read_by(roots, self.ns, self._candidate, attrs).items():
                 if name not in data:
                     data[name] = value

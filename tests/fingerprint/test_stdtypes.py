@@ -125,3 +125,12 @@ def test_packed_runs_of_numbers_hash_like_one_by_one(monkeypatch):
     packed = [fingerprint(v) for v in values]
     monkeypatch.setattr(stdtypes, "_PACK_ONE", {})
     assert [fingerprint(v) for v in values] == packed
+
+
+def test_a_mappingproxy_counts_as_the_dict_it_shows():
+    import types
+
+    proxy = types.MappingProxyType
+    assert fingerprint(proxy({"a": 1})) == fingerprint(proxy({"a": 1}))
+    assert fingerprint(proxy({"a": 1})) != fingerprint(proxy({"a": 2}))
+    assert fingerprint(proxy({"a": 1})) != fingerprint({"a": 1})

@@ -78,3 +78,94 @@ def test_a_cell_follows_code_held_in_data_to_the_globals_it_reads(ip: Any) -> No
     ip.run_cell("FACTOR['k'] = 5")  # a global read by a helper reached through a dict
     ip.run_cell_magic("checkpoint", "-q", cell)
     assert ip.user_ns["y"] == 15
+
+
+@pytest.mark.parametrize(
+    ("setup", "cell", "change", "before", "after"),
+    [
+        (  # the class of an object the cell reads: its methods' globals
+            "K = [3]\nclass P:\n    def run(self, x):\n        return x * K[0]\np = P()",
+            "y = [q.run(2) for q in [p]]\n",
+            "K = [4]",
+            [6],
+            [8],
+        ),
+        (  # a name read by string
+            "K = [3]\ndef h(x):\n    return x * globals()['K'][0]",
+            "y = h(2)\n",
+            "K = [4]",
+            6,
+            8,
+        ),
+        (  # an environment variable a helper reads
+            "import os\nos.environ['CPM_TEST_SCALE'] = '3'\n"
+            "def h(x):\n    return x * int(os.environ['CPM_TEST_SCALE'])",
+            "y = h(2)\n",
+            "os.environ['CPM_TEST_SCALE'] = '4'",
+            6,
+            8,
+        ),
+        (  # an object holding a function that reads a global
+            "K = [3]\ndef h(x):\n    return x * K[0]\nclass Box:\n    def __init__(self, fn):\n"
+            "        self.fn = fn\nbox = Box(h)",
+            "y = box.fn(2)\n",
+            "K = [4]",
+            6,
+            8,
+        ),
+        (  # np.vectorize of a function that reads a global
+            "import numpy as np\nK = [3]\ndef h(x):\n    return x * K[0]\nvh = np.vectorize(h)",
+            "y = int(vh(2))\n",
+            "K = [4]",
+            6,
+            8,
+        ),
+        (  # the cell itself reads by string
+            "import os\nK = [3]\nos.environ['CPM_TEST_SCALE'] = '1'",
+            "y = globals()['K'][0] * int(os.environ['CPM_TEST_SCALE'])\n",
+            "os.environ['CPM_TEST_SCALE'] = '2'",
+            3,
+            6,
+        ),
+        (  # a file a helper names
+            "open('data.csv', 'w').write('3')\ndef load():\n    return int(open('data.csv').read())",
+            "y = load()\n",
+            "open('data.csv', 'w').write('4')",
+            3,
+            4,
+        ),
+        (  # files named in a list
+            "open('data.csv', 'w').write('3')\npaths = ['data.csv']",
+            "y = [int(open(p).read()) for p in paths]\n",
+            "open('data.csv', 'w').write('4')",
+            [3],
+            [4],
+        ),
+    ],
+    ids=[
+        "instance-method",
+        "globals-by-string",
+        "environ",
+        "box",
+        "vectorize",
+        "cell-by-string",
+        "helper-file",
+        "files-in-a-list",
+    ],
+)
+def test_a_cell_sees_what_its_helpers_read_out_of_sight(
+    ip: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    setup: str,
+    cell: str,
+    change: str,
+    before: Any,
+    after: Any,
+) -> None:
+    monkeypatch.setenv("CPM_TEST_SCALE", "1")  # restored (unset) after the test
+    ip.run_cell(setup)
+    ip.run_cell_magic("checkpoint", "-q", cell)
+    assert ip.user_ns["y"] == before
+    ip.run_cell(change)
+    ip.run_cell_magic("checkpoint", "-q", cell)
+    assert ip.user_ns["y"] == after
