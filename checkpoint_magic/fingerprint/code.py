@@ -165,8 +165,7 @@ def code_inputs(obj: Any, checked: bool = False) -> tuple[str, dict[str, Any]]:
         data = entry.data_values() if entry.data else {}
         paths = entry.paths
     else:
-        fp = code_fingerprint(obj)
-        data, paths = codecache.inputs_of(obj)
+        fp, data, paths = codecache.fingerprint_inputs(obj)  # closure values hashed once
         entry = None
     if paths:
         data[PATHS_KEY] = paths

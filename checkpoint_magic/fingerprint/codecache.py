@@ -292,6 +292,42 @@ def inputs_of(obj: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
     while isinstance(obj, functools.partial):
         obj = obj.func
     compute(obj, parts=False)  # builds (or validates) the cached entry
+    return _cached_inputs(obj)
+
+
+def fingerprint_inputs(obj: Any) -> tuple[str, dict[str, Any], tuple[str, ...]]:
+    r"""Return ``compute(obj, parts=False)[0]`` and :func:`inputs_of` ``obj`` in one pass.
+
+    A closure value or data default is hashed once per call, not once for each.
+
+    Parameters
+    ----------
+    obj : function, method, class, functools.partial or callable instance
+        The code.
+
+    Returns
+    -------
+    fingerprint : str
+        As :func:`compute`.
+    data, paths
+        As :func:`inputs_of`.
+
+    Examples
+    --------
+    >>> ns = {"CONFIG": [1]}
+    >>> exec("def f():\n    return CONFIG\n", ns)
+    >>> fp, data, paths = fingerprint_inputs(ns["f"])
+    >>> (fp, data, paths) == (compute(ns["f"])[0], *inputs_of(ns["f"]))
+    True
+    """
+    fp = compute(obj, parts=False)[0]  # also builds (or validates) the entry of obj's function
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    return (fp, *_cached_inputs(obj))
+
+
+def _cached_inputs(obj: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The data values and paths of ``obj``'s entry, just built or validated by compute."""
     roots = _roots(obj)
     entry = CODE_CACHE.get(id(roots[0]) if len(roots) == 1 else tuple(map(id, roots)))
     if entry is None:  # a root without weak references: not cached

@@ -20,6 +20,7 @@ from checkpoint_magic.fingerprint import bytecode, origin
 from checkpoint_magic.fingerprint import code as codehash
 from checkpoint_magic.fingerprint.code import (
     code_fingerprint,
+    code_inputs,
     code_parts,
     is_user_code,
     package_version,
@@ -173,6 +174,25 @@ def test_closure_values_are_rehashed_on_cached_calls():
     assert code_fingerprint(f) != before
     values.pop()
     assert code_fingerprint(f) == before
+
+
+def test_code_inputs_hashes_a_closure_value_once_per_call(monkeypatch):
+    from checkpoint_magic.fingerprint import codecache
+
+    values = np.arange(1000)
+
+    def f():
+        return values.sum()
+
+    hashed = []
+    real = codecache.value_fp
+    monkeypatch.setattr(codecache, "value_fp", lambda v: hashed.append(v) or real(v))
+    first = code_inputs(f)
+    hashed.clear()
+    assert code_inputs(f) == first  # a call of a cached function: its closure hashed again...
+    assert len(hashed) == 1  # ...once (it was twice: for the fingerprint, then for the inputs)
+    values[0] = 7
+    assert code_inputs(f)[0] != first[0]
 
 
 def test_functions_in_closures_are_followed():
