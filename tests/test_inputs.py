@@ -585,6 +585,20 @@ def test_a_ufunc_made_by_frompyfunc_is_refused_not_trusted(store_dir):
     assert len(CALLS) == 2
 
 
+def test_a_compiled_ufunc_without_a_module_is_trusted_like_any_installed_code(store_dir):
+    # scipy.special's ufuncs (C code, no __module__) are not made by numpy.frompyfunc: was
+    # refused with an UncachedWarning on every call.
+    special = pytest.importorskip("scipy.special")
+    erf = special.erf
+
+    @checkpoint(store=store_dir)
+    def f(x):
+        CALLS.append(x)
+        return float(erf(x))
+
+    assert f(0.5) == f(0.5) and len(CALLS) == 1
+
+
 LIMITS = [3]
 
 
