@@ -704,6 +704,30 @@ def test_a_user_module_passed_as_a_value_counts_by_what_it_holds(script):
     assert script.run(src).stdout.strip() == "computing\n44"
 
 
+def test_a_user_module_whose_data_holds_the_module_itself_is_still_fingerprinted(script):
+    # REG = [this module] sent each attribute walk back into the module: RecursionError,
+    # so every call was uncached with a warning.
+    (script.workdir / "plugins.py").write_text(
+        "import sys\n\nK = [3]\nREG = {'me': sys.modules[__name__]}\n"
+    )
+    src = """
+        import plugins
+        from checkpoint_magic import checkpoint
+
+        @checkpoint
+        def f(mod, x):
+            print("computing")
+            return mod.K[0] * x
+
+        print(f(plugins, 2))
+    """
+    assert [script.run(src).stdout.strip() for _ in range(2)] == ["computing\n6", "6"]
+    (script.workdir / "plugins.py").write_text(
+        "import sys\n\nK = [4]\nREG = {'me': sys.modules[__name__]}\n"
+    )
+    assert script.run(src).stdout.strip() == "computing\n8"
+
+
 def test_a_partial_bound_to_data_in_a_closure_or_a_class_counts_by_value(store_dir):
     limits = [3]
     times = functools.partial(_times, k=limits)
