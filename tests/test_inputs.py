@@ -704,6 +704,30 @@ def test_a_user_module_passed_as_a_value_counts_by_what_it_holds(script):
     assert script.run(src).stdout.strip() == "computing\n44"
 
 
+def test_a_file_handle_open_only_for_writing_is_not_an_input(script):
+    # A log handle grows with every write by anyone: as an input, every run after a write
+    # missed. A handle open for reading still counts by the file's content.
+    (script.workdir / "data.txt").write_text("1")
+    src = """
+        from checkpoint_magic import checkpoint
+
+        LOG = open("run.log", "a")
+        SRC = open("data.txt")
+
+        @checkpoint
+        def f(x):
+            print("computing")
+            LOG.write("f\\n")
+            return x * int(SRC.read())
+
+        print(f(2))
+        LOG.write("something else\\n")
+    """
+    assert [script.run(src).stdout.strip() for _ in range(2)] == ["computing\n2", "2"]
+    (script.workdir / "data.txt").write_text("3")
+    assert script.run(src).stdout.strip() == "computing\n6"
+
+
 def test_a_user_module_whose_data_holds_the_module_itself_is_still_fingerprinted(script):
     # REG = [this module] sent each attribute walk back into the module: RecursionError,
     # so every call was uncached with a warning.

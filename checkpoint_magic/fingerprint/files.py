@@ -102,8 +102,9 @@ def path_candidate(value: Any) -> str | None:
 def path_values(values: Iterable[Any]) -> dict[Any, Any]:
     """The values that are ``str`` or ``os.PathLike``, by what ``os.fspath`` makes of them.
 
-    An open file object (``io.IOBase`` with a ``str`` name) gives the path it was opened
-    with: a file handle read by the code makes that file an input by content.
+    An open file object (``io.IOBase`` with a ``str`` name, open for reading) gives the
+    path it was opened with: a file handle read by the code makes that file an input by
+    content; a handle open only for writing (a log) does not.
 
     This runs on every call of a checkpointed function: what a builtin or extension type
     is, is found once per type (a class is asked again: it may gain ``__fspath__``), and a
@@ -147,11 +148,23 @@ def path_values(values: Iterable[Any]) -> dict[Any, Any]:
                 _PATH_TYPES[kind] = path_like
         if path_like == _PATH:
             found[os.fspath(v)] = v
-        elif path_like == _OPEN_FILE:  # open("data.csv"): the file it reads, by its name
-            name = getattr(v, "name", None)
-            if type(name) is str and not v.closed:
-                found[name] = name
+        elif path_like == _OPEN_FILE and (name := _read_file_name(v)) is not None:
+            found[name] = name  # open("data.csv"): the file it reads, by its name
     return found
+
+
+def _read_file_name(f: Any) -> str | None:
+    """The name of the file an open file object reads; None for a handle that only writes.
+
+    A log opened with ``"a"`` or ``"w"`` grows with every write: its content is never read
+    through that handle, and counting it would make every call after a write miss.
+    """
+    try:
+        name = getattr(f, "name", None)
+        return name if type(name) is str and not f.closed and f.readable() else None
+    except Exception as exc:  # a broken file-like object: not a file the code reads
+        logger.debug("open file %r not taken as an input: %s", type(f), exc)
+        return None
 
 
 def signature(path: str) -> tuple[int, int, int, int] | None:
