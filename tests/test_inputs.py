@@ -704,6 +704,28 @@ def test_a_user_module_passed_as_a_value_counts_by_what_it_holds(script):
     assert script.run(src).stdout.strip() == "computing\n44"
 
 
+def test_a_dict_key_that_names_the_global_holding_the_result_is_not_an_input(script):
+    # The code calls getattr, so its string constants were all taken as names read by
+    # string: "model" made the global `model` (the last result) an input, and every call
+    # after the first missed.
+    src = """
+        import random
+        from checkpoint_magic import checkpoint
+
+        @checkpoint
+        def fit(n):
+            print("computing")
+            m = {"w": random.random()}
+            return {"model": m, "n": getattr(m, "get")("w") * 0 + n}
+
+        for _ in range(3):
+            out = fit(2)
+            model = out["model"]
+        print(out["n"])
+    """
+    assert script.run(src).stdout.strip() == "computing\n2.0"
+
+
 def test_a_file_handle_open_only_for_writing_is_not_an_input(script):
     # A log handle grows with every write by anyone: as an input, every run after a write
     # missed. A handle open for reading still counts by the file's content.

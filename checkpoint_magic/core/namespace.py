@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import dis
 import functools
 import inspect
 import io
@@ -187,8 +188,13 @@ def _held_in(items: Any, depth: int) -> list[Any]:
     return found
 
 
+_STORES = frozenset({"STORE_NAME", "STORE_GLOBAL"})
+
+
 def read_by_string(code: types.CodeType, candidate: Callable[[str], Any]) -> dict[str, Any]:
     """What code reads by a constant string: ``globals()["K"]`` and ``os.environ["K"]``.
+
+    The names the code assigns are left out: they are its outputs.
 
     Parameters
     ----------
@@ -210,7 +216,10 @@ def read_by_string(code: types.CodeType, candidate: Callable[[str], Any]) -> dic
     {'K': 3}
     """
     found = {}
-    for name in sorted(dynamic_names(code)):
+    # A name the cell assigns is its output, not an input: as one, the cell's last result
+    # (new on every run) would make it miss forever (w = f("w") reads no global w).
+    stored = {i.argval for i in dis.get_instructions(code) if i.opname in _STORES}
+    for name in sorted(dynamic_names(code) - stored):
         value = candidate(name)
         if value is not MISSING:
             found[name] = value

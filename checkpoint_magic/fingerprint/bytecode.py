@@ -245,8 +245,10 @@ def dynamic_names(code: types.CodeType) -> frozenset[str]:
     r"""Return the names code may read by string: ``globals()["K"]``, ``getattr(module, "K")``.
 
     The identifier-like string constants of each code object (nested ones included) that
-    calls ``globals``, ``vars`` or ``getattr``: a safe superset of the names such lookups
-    with a constant name read; and the ``@NAME`` of the strings given to pandas' ``query``
+    calls ``globals``, ``vars`` or ``getattr``, where a lookup by name can take them (an
+    argument of a call, a key subscripted into a call's result, a constant stored in a
+    variable; not ``results["model"]``): a superset of the names such lookups with a
+    constant name read; and the ``@NAME`` of the strings given to pandas' ``query``
     and ``eval`` (``df.query("a > @LIMIT")``). Cached while the code object lives.
 
     Parameters
@@ -340,7 +342,9 @@ def _names_by_string(
     while stack:
         current = stack.pop()
         used = set(current.co_names)
-        if readers & used:
+        if readers is _BY_NAME and readers & used:
+            found.update(_looked_up(current))
+        elif readers & used:
             found.update(c for c in current.co_consts if type(c) is str and c.isidentifier())
         if readers is _BY_NAME and _QUERIES & used:  # df.query("a > @LIMIT"): LIMIT
             for c in current.co_consts:
@@ -349,6 +353,38 @@ def _names_by_string(
         stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
     out = cache[code] = frozenset(found)
     return out
+
+
+def _looked_up(code: types.CodeType) -> set[str]:
+    """Identifier constants of ``code`` (not nested) where a lookup by name takes them.
+
+    An argument last or but one of a call (``getattr(o, "K")``, ``getattr(o, "K", None)``,
+    ``ns.get("K")``), a key subscripted into a call's result (``globals()["K"]``,
+    ``vars(m)["K"]``) or a constant stored in a variable (``key = "K"``). Not a key of a
+    dict display or a subscript of a plain value (``results["model"]``, ``df["price"]``):
+    such a string often names the very global the computation's result is stored in, and
+    counting it made every later call miss.
+    """
+    ins = [i for i in dis.get_instructions(code) if i.opname != "CACHE"]
+    found = set()
+    for n, i in enumerate(ins):
+        c = i.argval
+        if i.opname != "LOAD_CONST" or type(c) is not str or not c.isidentifier():
+            continue
+        nxt = ins[n + 1] if n + 1 < len(ins) else None
+        if nxt is None:
+            continue
+        after = ins[n + 2].opname if nxt.opname.startswith("LOAD_") and n + 2 < len(ins) else ""
+        subscript = nxt.opname == "BINARY_SUBSCR" or (
+            nxt.opname == "BINARY_OP" and nxt.argrepr == "[]"
+        )
+        if (
+            nxt.opname.startswith(("CALL", "PRECALL", "STORE_"))
+            or after.startswith(("CALL", "PRECALL"))
+            or (subscript and n > 0 and ins[n - 1].opname.startswith("CALL"))
+        ):
+            found.add(c)
+    return found
 
 
 def normalized_dump(node: ast.AST) -> str:

@@ -169,3 +169,15 @@ def test_a_cell_sees_what_its_helpers_read_out_of_sight(
     ip.run_cell(change)
     ip.run_cell_magic("checkpoint", "-q", cell)
     assert ip.user_ns["y"] == after
+
+
+def test_a_cell_that_stores_its_result_under_a_name_it_also_uses_as_a_key_hits(ip: Any) -> None:
+    # The cell calls getattr: its constant "model" was taken as a name read by string, so
+    # the cell's own output `model` (new on every run) was an input: it never hit again.
+    ip.run_cell("import random")
+    cell = "model = {'w': random.random()}\nresults = {'model': model}\nw = getattr(model, 'get')('w')\n"
+    ip.run_cell_magic("checkpoint", "-q", cell)
+    first = ip.user_ns["model"]
+    for _ in range(2):
+        ip.run_cell_magic("checkpoint", "-q", cell)
+        assert ip.user_ns["model"] == first  # restored, not recomputed
