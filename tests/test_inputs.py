@@ -726,6 +726,32 @@ def test_a_dict_key_that_names_the_global_holding_the_result_is_not_an_input(scr
     assert script.run(src).stdout.strip() == "computing\n2.0"
 
 
+class _Proxy:
+    """A proxy whose attribute access raises (a remote handle, a lazy module stand-in)."""
+
+    __slots__ = ("target",)
+
+    def __init__(self, target):
+        object.__setattr__(self, "target", target)
+
+    def __getattr__(self, name):
+        raise RuntimeError(f"no attribute {name!r} on a proxy")
+
+    def __reduce__(self):
+        return (_Proxy, (self.target,))
+
+
+def test_an_argument_whose_getattr_raises_is_fingerprinted_not_refused(store_dir):
+    # Looking for paths inside it asked hasattr(value, "__dict__"), which ran its
+    # __getattr__: RuntimeError, so every call was uncached with a warning.
+    @checkpoint(store=store_dir)
+    def f(p, x):
+        CALLS.append(x)
+        return x
+
+    assert f(_Proxy(3), 2) == f(_Proxy(3), 2) == 2 and len(CALLS) == 1
+
+
 def test_a_file_handle_open_only_for_writing_is_not_an_input(script):
     # A log handle grows with every write by anyone: as an input, every run after a write
     # missed. A handle open for reading still counts by the file's content.

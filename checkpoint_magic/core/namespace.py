@@ -168,7 +168,7 @@ def _held_code(value: Any, depth: int = 0) -> list[Any]:
         items = getattr(value, "__dict__", {}).values()
         if is_user_code(type(value)):
             return [type(value), *_held_in(items, depth)]
-    elif not is_code(value) and type(attrs := getattr(value, "__dict__", None)) is dict:
+    elif not is_code(value) and type(attrs := _instance_dict(value)) is dict:
         # An object: the code it holds (``Box(helper)``, ``np.vectorize(helper)``), and the
         # class of a user object (``p.run()`` runs the class's code).
         held = [x for x in attrs.values() if is_code(x) and not isinstance(x, types.ModuleType)]
@@ -176,6 +176,14 @@ def _held_code(value: Any, depth: int = 0) -> list[Any]:
     else:
         return []
     return _held_in(items, depth)
+
+
+def _instance_dict(value: Any) -> Any:
+    """``value.__dict__``, never through ``__getattr__`` (a proxy's may raise or compute)."""
+    try:
+        return object.__getattribute__(value, "__dict__")
+    except AttributeError:  # __slots__
+        return None
 
 
 def _held_in(items: Any, depth: int) -> list[Any]:

@@ -312,10 +312,11 @@ def _nested(v: Any, found: dict[Any, Any], depth: int) -> None:
         items: Any = v.values()
     elif kind in _CONTAINERS:
         items = v
-    elif hasattr(kind, "__dataclass_fields__") or (
-        hasattr(v, "__dict__") and not isinstance(v, type) and is_user_code(kind)
-    ):
-        items = getattr(v, "__dict__", None)
+    elif hasattr(kind, "__dataclass_fields__") or (not isinstance(v, type) and is_user_code(kind)):
+        try:  # never through __getattr__ (a proxy's may raise anything, or compute)
+            items = object.__getattribute__(v, "__dict__")
+        except AttributeError:  # __slots__
+            return
         items = items.values() if type(items) is dict else ()
     else:
         return

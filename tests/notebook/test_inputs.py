@@ -181,3 +181,17 @@ def test_a_cell_that_stores_its_result_under_a_name_it_also_uses_as_a_key_hits(i
     for _ in range(2):
         ip.run_cell_magic("checkpoint", "-q", cell)
         assert ip.user_ns["model"] == first  # restored, not recomputed
+
+
+def test_a_cell_reading_an_object_whose_getattr_raises_hits(ip: Any) -> None:
+    # Looking for code the object holds read value.__dict__ through its __getattr__.
+    ip.run_cell(
+        "import random\nclass Proxy:\n    __slots__ = ('target',)\n"
+        "    def __getattr__(self, name):\n        raise RuntimeError(name)\n"
+        "p = Proxy()\np.target = 3"
+    )
+    cell = "y = (p.target, random.random())\n"
+    ip.run_cell_magic("checkpoint", "-q", cell)
+    first = ip.user_ns["y"]
+    ip.run_cell_magic("checkpoint", "-q", cell)
+    assert ip.user_ns["y"] == first  # restored, not recomputed
