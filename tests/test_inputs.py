@@ -752,6 +752,29 @@ def test_an_argument_whose_getattr_raises_is_fingerprinted_not_refused(store_dir
     assert f(_Proxy(3), 2) == f(_Proxy(3), 2) == 2 and len(CALLS) == 1
 
 
+def test_a_path_global_naming_the_project_folder_is_not_an_input(script):
+    # ROOT = Path(__file__).parent held the store itself (changed by every miss) and the
+    # whole project: it never hit, and every call stat'ed every file of the project.
+    (script.workdir / "data.csv").write_text("1")
+    script.run("from checkpoint_magic import checkpoint\ncheckpoint(abs)(1)\n")  # a store
+    src = """
+        import pathlib
+        from checkpoint_magic import checkpoint
+
+        ROOT = pathlib.Path(__file__).resolve().parent
+
+        @checkpoint
+        def load(n):
+            print("computing")
+            return int((ROOT / "data.csv").read_text()) + n
+
+        print(load(1), load(1))
+    """
+    assert script.run(src).stdout.strip() == "computing\n2 2"
+    (script.workdir / "notes.txt").write_text("unrelated")
+    assert script.run(src).stdout.strip() == "2 2"
+
+
 def test_a_file_handle_open_only_for_writing_is_not_an_input(script):
     # A log handle grows with every write by anyone: as an input, every run after a write
     # missed. A handle open for reading still counts by the file's content.

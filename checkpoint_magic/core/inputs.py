@@ -25,6 +25,7 @@ from __future__ import annotations
 import copyreg
 import json
 import logging
+import os
 import threading
 import types
 from collections.abc import Iterable, Mapping
@@ -249,6 +250,9 @@ def file_inputs(
 ) -> tuple[dict[str, str], dict[str, tuple[int, int, int, int] | None]]:
     """Return ``file:LABEL -> content digest`` of the candidates naming existing files or folders.
 
+    A folder that holds the working folder or the store (``Path(__file__).parent``) is left
+    out: it holds the store, which every miss changes.
+
     Also returns every path-like candidate's signature (None: absent), to tell after a run
     which files the computation wrote. Output files (``memory.outputs``) are left out.
 
@@ -273,9 +277,18 @@ def file_inputs(
     """
     fps: dict[str, str] = {}
     sigs: dict[str, tuple[int, int, int, int] | None] = {}
+    around: list[str] | None = None
     for label, value in candidates.items():
         path = path_candidate(value)
         if path is None or path in memory.outputs:
+            continue
+        if around is None:
+            around = _work_folders(memory)
+        prefix = path.rstrip(os.sep) + os.sep
+        if any(p == path or p.startswith(prefix) for p in around):
+            # ROOT = Path(__file__).parent: it holds the store, which every miss changes,
+            # and everything else the project holds (.git, .venv...): never an input.
+            logger.debug("%s holds the working folder or the store: not an input", path)
             continue
         sigs[path] = signature(path)
         if sigs[path] is not None:
@@ -283,6 +296,14 @@ def file_inputs(
             if digest is not None:
                 fps["file:" + label] = digest
     return fps, sigs
+
+
+def _work_folders(memory: InputMemory) -> list[str]:
+    """The working folder and the local store: a folder holding either is too broad."""
+    found = [os.getcwd()]
+    if memory.store is not None and memory.store.is_local:
+        found.append(os.path.abspath(memory.store.location))
+    return found
 
 
 def written_files(sigs: Mapping[str, tuple[int, int, int, int] | None]) -> set[str]:
