@@ -282,16 +282,16 @@ def file_inputs(
         path = path_candidate(value)
         if path is None or path in memory.outputs:
             continue
-        if around is None:
-            around = _work_folders(memory)
-        prefix = path.rstrip(os.sep) + os.sep
-        if any(p == path or p.startswith(prefix) for p in around):
-            # ROOT = Path(__file__).parent: it holds the store, which every miss changes,
-            # and everything else the project holds (.git, .venv...): never an input.
-            logger.debug("%s holds the working folder or the store: not an input", path)
-            continue
         sigs[path] = signature(path)
         if sigs[path] is not None:
+            if around is None:
+                around = _work_folders(memory)
+            prefix = path.rstrip(os.sep) + os.sep
+            if any(p == path or p.startswith(prefix) for p in around):
+                # ROOT = Path(__file__).parent: it holds the store, which every miss
+                # changes, and all the project holds (.git, .venv...): never an input.
+                logger.debug("%s holds the working folder or the store: not an input", path)
+                continue
             digest = content_digest(path)
             if digest is not None:
                 fps["file:" + label] = digest

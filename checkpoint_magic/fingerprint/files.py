@@ -24,6 +24,7 @@ import io
 import logging
 import mmap
 import os
+import re
 import stat as stat_module
 import types
 import weakref
@@ -96,7 +97,22 @@ def path_candidate(value: Any) -> str | None:
         return None
     if len(text) > _MAX_PATH or "\0" in text or "\n" in text or text.strip() in _TOO_BROAD:
         return None
-    return os.path.abspath(os.path.expanduser(text))
+    if text[:1] == "~":  # what it means depends on HOME
+        return os.path.abspath(os.path.expanduser(text))
+    cwd = os.getcwd()  # what a relative path means (abspath asks it too)
+    known = _ABSOLUTE.get(text)
+    if known is not None and known[0] == cwd:
+        return known[1]
+    if len(_ABSOLUTE) >= _ABSOLUTE_MAX:
+        _ABSOLUTE.clear()
+    found = _ABSOLUTE[text] = (cwd, os.path.abspath(os.path.expanduser(text)))
+    return found[1]
+
+
+_SPACE = re.compile(r"\s")
+#: text -> (working folder, absolute path): a hit with 64 names in its arguments asks 3 times
+_ABSOLUTE: dict[str, tuple[str, str]] = {}
+_ABSOLUTE_MAX = 4096
 
 
 def path_values(values: Iterable[Any]) -> dict[Any, Any]:
@@ -358,8 +374,9 @@ def path_shaped(text: str) -> bool:
     return (
         1 < len(text) < 1024
         and ("." in text or "/" in text or os.sep in text)
-        and not any(ch.isspace() for ch in text)
-        and path_candidate(text) is not None
+        and _SPACE.search(text) is None
+        and "\0" not in text
+        and text not in _TOO_BROAD  # as path_candidate, without making the path absolute
     )
 
 
