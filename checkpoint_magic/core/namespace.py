@@ -226,8 +226,10 @@ def read_by_string(code: types.CodeType, candidate: Callable[[str], Any]) -> dic
     found = {}
     # A name the cell assigns is its output, not an input: as one, the cell's last result
     # (new on every run) would make it miss forever (w = f("w") reads no global w).
-    stored = {i.argval for i in dis.get_instructions(code) if i.opname in _STORES}
-    for name in sorted(dynamic_names(code) - stored):
+    names = dynamic_names(code)
+    if names:
+        names -= {i.argval for i in dis.get_instructions(code) if i.opname in _STORES}
+    for name in sorted(names):
         value = candidate(name)
         if value is not MISSING:
             found[name] = value
