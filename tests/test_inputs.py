@@ -775,6 +775,25 @@ def test_a_path_global_naming_the_project_folder_is_not_an_input(script):
     assert script.run(src).stdout.strip() == "2 2"
 
 
+def test_the_temporary_folder_named_by_a_helper_is_not_an_input(store_dir):
+    # A helper's os.path.join("/tmp", name) made the whole temporary folder an input: any
+    # process writing there made the next call miss.
+    import tempfile
+
+    ns: dict = {"os": os}
+    exec(f"def scratch(name):\n    return os.path.join({tempfile.gettempdir()!r}, name)\n", ns)
+    scratch = ns["scratch"]
+
+    @checkpoint(store=store_dir)
+    def f(x):
+        CALLS.append(x)
+        return len(scratch("x")) * 0 + x
+
+    assert f(2) == 2
+    with tempfile.NamedTemporaryFile(prefix="cpm-other-"):  # another process's scratch
+        assert f(2) == 2 and len(CALLS) == 1
+
+
 def test_a_file_handle_open_only_for_writing_is_not_an_input(script):
     # A log handle grows with every write by anyone: as an input, every run after a write
     # missed. A handle open for reading still counts by the file's content.

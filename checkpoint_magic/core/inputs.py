@@ -26,6 +26,7 @@ import copyreg
 import json
 import logging
 import os
+import tempfile
 import threading
 import types
 from collections.abc import Iterable, Mapping
@@ -250,8 +251,9 @@ def file_inputs(
 ) -> tuple[dict[str, str], dict[str, tuple[int, int, int, int] | None]]:
     """Return ``file:LABEL -> content digest`` of the candidates naming existing files or folders.
 
-    A folder that holds the working folder or the store (``Path(__file__).parent``) is left
-    out: it holds the store, which every miss changes.
+    A folder that holds the working folder, the temporary folder or the store
+    (``Path(__file__).parent``, ``"/tmp"``) is left out: it holds the store, which every miss
+    changes, or what every process writes.
 
     Also returns every path-like candidate's signature (None: absent), to tell after a run
     which files the computation wrote. Output files (``memory.outputs``) are left out.
@@ -299,8 +301,9 @@ def file_inputs(
 
 
 def _work_folders(memory: InputMemory) -> list[str]:
-    """The working folder and the local store: a folder holding either is too broad."""
-    found = [os.getcwd()]
+    """The working folder, the temporary folder (scratch space every process writes) and the
+    local store: a folder holding any of them is too broad to be an input."""
+    found = [os.getcwd(), tempfile.gettempdir()]
     if memory.store is not None and memory.store.is_local:
         found.append(os.path.abspath(memory.store.location))
     return found
