@@ -794,6 +794,24 @@ def test_the_temporary_folder_named_by_a_helper_is_not_an_input(store_dir):
         assert f(2) == 2 and len(CALLS) == 1
 
 
+def test_an_environment_variable_the_code_sets_itself_is_not_an_input(script):
+    # os.environ["OMP_NUM_THREADS"] = "1" in the function: unset on the first call of a
+    # process, set on the next ones, two keys: the second call missed.
+    src = """
+        import os
+        from checkpoint_magic import checkpoint
+
+        @checkpoint
+        def f(x):
+            os.environ["CPM_TEST_THREADS"] = "1"
+            print("computing")
+            return x * int(os.environ["CPM_TEST_THREADS"])
+
+        print(f(2), f(2))
+    """
+    assert script.run(src).stdout.strip() == "computing\n2 2"
+
+
 def test_a_file_handle_open_only_for_writing_is_not_an_input(script):
     # A log handle grows with every write by anyone: as an input, every run after a write
     # missed. A handle open for reading still counts by the file's content.

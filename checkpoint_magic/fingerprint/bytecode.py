@@ -277,7 +277,8 @@ def environ_names(code: types.CodeType) -> frozenset[str]:
     r"""Return the environment variables code may read: ``os.environ["K"]``, ``os.getenv("K")``.
 
     The identifier-like string constants of each code object (nested ones included) that
-    uses ``environ`` or ``getenv``. Cached while the code object lives.
+    uses ``environ`` or ``getenv``, but those it sets itself (``os.environ["K"] = "1"``).
+    Cached while the code object lives.
 
     Parameters
     ----------
@@ -293,6 +294,8 @@ def environ_names(code: types.CodeType) -> frozenset[str]:
     --------
     >>> sorted(environ_names(compile('n = int(os.environ.get("N_JOBS", "1"))', "<s>", "exec")))
     ['N_JOBS']
+    >>> environ_names(compile('os.environ["OMP_NUM_THREADS"] = "1"', "<s>", "exec"))
+    frozenset()
     """
     return _names_by_string(code, _ENVIRON, _ENVIRON_CACHE)
 
@@ -346,6 +349,7 @@ def _names_by_string(
             found.update(_looked_up(current))
         elif readers & used:
             found.update(c for c in current.co_consts if type(c) is str and c.isidentifier())
+            found.difference_update(_set_keys(current))  # os.environ["K"] = "1": its own
         if readers is _BY_NAME and _QUERIES & used:  # df.query("a > @LIMIT"): LIMIT
             for c in current.co_consts:
                 if type(c) is str and "@" in c:
@@ -353,6 +357,20 @@ def _names_by_string(
         stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
     out = cache[code] = frozenset(found)
     return out
+
+
+def _set_keys(code: types.CodeType) -> set[str]:
+    """String constants ``code`` stores or deletes as a subscript (``os.environ["K"] = "1"``).
+
+    A variable the code sets itself does not depend on the value it had: counting it made
+    the first call of each process (unset) and the next ones (set) two keys.
+    """
+    ins = [i for i in dis.get_instructions(code) if i.opname != "CACHE"]
+    return {
+        i.argval
+        for i, nxt in zip(ins, ins[1:], strict=False)
+        if i.opname == "LOAD_CONST" and nxt.opname in ("STORE_SUBSCR", "DELETE_SUBSCR")
+    }
 
 
 def _looked_up(code: types.CodeType) -> set[str]:
