@@ -585,6 +585,20 @@ def test_a_ufunc_made_by_frompyfunc_is_refused_not_trusted(store_dir):
     assert len(CALLS) == 2
 
 
+def test_a_compiled_ufunc_without_a_module_is_trusted_like_any_installed_code(store_dir):
+    # scipy.special's ufuncs (C code, no __module__) are not made by numpy.frompyfunc: was
+    # refused with an UncachedWarning on every call.
+    special = pytest.importorskip("scipy.special")
+    erf = special.erf
+
+    @checkpoint(store=store_dir)
+    def f(x):
+        CALLS.append(x)
+        return float(erf(x))
+
+    assert f(0.5) == f(0.5) and len(CALLS) == 1
+
+
 LIMITS = [3]
 
 
@@ -688,6 +702,162 @@ def test_a_user_module_passed_as_a_value_counts_by_what_it_holds(script):
     assert script.run(src).stdout.strip() == "computing\n43"
     (script.workdir / "ops.py").write_text("K = [4]\n\ndef helper(x):\n    return x * 20\n")
     assert script.run(src).stdout.strip() == "computing\n44"
+
+
+def test_a_dict_key_that_names_the_global_holding_the_result_is_not_an_input(script):
+    # The code calls getattr, so its string constants were all taken as names read by
+    # string: "model" made the global `model` (the last result) an input, and every call
+    # after the first missed.
+    src = """
+        import random
+        from checkpoint_magic import checkpoint
+
+        @checkpoint
+        def fit(n):
+            print("computing")
+            m = {"w": random.random()}
+            return {"model": m, "n": getattr(m, "get")("w") * 0 + n}
+
+        for _ in range(3):
+            out = fit(2)
+            model = out["model"]
+        print(out["n"])
+    """
+    assert script.run(src).stdout.strip() == "computing\n2.0"
+
+
+class _Proxy:
+    """A proxy whose attribute access raises (a remote handle, a lazy module stand-in)."""
+
+    __slots__ = ("target",)
+
+    def __init__(self, target):
+        object.__setattr__(self, "target", target)
+
+    def __getattr__(self, name):
+        raise RuntimeError(f"no attribute {name!r} on a proxy")
+
+    def __reduce__(self):
+        return (_Proxy, (self.target,))
+
+
+def test_an_argument_whose_getattr_raises_is_fingerprinted_not_refused(store_dir):
+    # Looking for paths inside it asked hasattr(value, "__dict__"), which ran its
+    # __getattr__: RuntimeError, so every call was uncached with a warning.
+    @checkpoint(store=store_dir)
+    def f(p, x):
+        CALLS.append(x)
+        return x
+
+    assert f(_Proxy(3), 2) == f(_Proxy(3), 2) == 2 and len(CALLS) == 1
+
+
+def test_a_path_global_naming_the_project_folder_is_not_an_input(script):
+    # ROOT = Path(__file__).parent held the store itself (changed by every miss) and the
+    # whole project: it never hit, and every call stat'ed every file of the project.
+    (script.workdir / "data.csv").write_text("1")
+    script.run("from checkpoint_magic import checkpoint\ncheckpoint(abs)(1)\n")  # a store
+    src = """
+        import pathlib
+        from checkpoint_magic import checkpoint
+
+        ROOT = pathlib.Path(__file__).resolve().parent
+
+        @checkpoint
+        def load(n):
+            print("computing")
+            return int((ROOT / "data.csv").read_text()) + n
+
+        print(load(1), load(1))
+    """
+    assert script.run(src).stdout.strip() == "computing\n2 2"
+    (script.workdir / "notes.txt").write_text("unrelated")
+    assert script.run(src).stdout.strip() == "2 2"
+
+
+def test_the_temporary_folder_named_by_a_helper_is_not_an_input(store_dir):
+    # A helper's os.path.join("/tmp", name) made the whole temporary folder an input: any
+    # process writing there made the next call miss.
+    import tempfile
+
+    ns: dict = {"os": os}
+    exec(f"def scratch(name):\n    return os.path.join({tempfile.gettempdir()!r}, name)\n", ns)
+    scratch = ns["scratch"]
+
+    @checkpoint(store=store_dir)
+    def f(x):
+        CALLS.append(x)
+        return len(scratch("x")) * 0 + x
+
+    assert f(2) == 2
+    with tempfile.NamedTemporaryFile(prefix="cpm-other-"):  # another process's scratch
+        assert f(2) == 2 and len(CALLS) == 1
+
+
+def test_an_environment_variable_the_code_sets_itself_is_not_an_input(script):
+    # os.environ["OMP_NUM_THREADS"] = "1" in the function: unset on the first call of a
+    # process, set on the next ones, two keys: the second call missed.
+    src = """
+        import os
+        from checkpoint_magic import checkpoint
+
+        @checkpoint
+        def f(x):
+            os.environ["CPM_TEST_THREADS"] = "1"
+            print("computing")
+            return x * int(os.environ["CPM_TEST_THREADS"])
+
+        print(f(2), f(2))
+    """
+    assert script.run(src).stdout.strip() == "computing\n2 2"
+
+
+def test_a_file_handle_open_only_for_writing_is_not_an_input(script):
+    # A log handle grows with every write by anyone: as an input, every run after a write
+    # missed. A handle open for reading still counts by the file's content.
+    (script.workdir / "data.txt").write_text("1")
+    src = """
+        from checkpoint_magic import checkpoint
+
+        LOG = open("run.log", "a")
+        SRC = open("data.txt")
+
+        @checkpoint
+        def f(x):
+            print("computing")
+            LOG.write("f\\n")
+            return x * int(SRC.read())
+
+        print(f(2))
+        LOG.write("something else\\n")
+    """
+    assert [script.run(src).stdout.strip() for _ in range(2)] == ["computing\n2", "2"]
+    (script.workdir / "data.txt").write_text("3")
+    assert script.run(src).stdout.strip() == "computing\n6"
+
+
+def test_a_user_module_whose_data_holds_the_module_itself_is_still_fingerprinted(script):
+    # REG = [this module] sent each attribute walk back into the module: RecursionError,
+    # so every call was uncached with a warning.
+    (script.workdir / "plugins.py").write_text(
+        "import sys\n\nK = [3]\nREG = {'me': sys.modules[__name__]}\n"
+    )
+    src = """
+        import plugins
+        from checkpoint_magic import checkpoint
+
+        @checkpoint
+        def f(mod, x):
+            print("computing")
+            return mod.K[0] * x
+
+        print(f(plugins, 2))
+    """
+    assert [script.run(src).stdout.strip() for _ in range(2)] == ["computing\n6", "6"]
+    (script.workdir / "plugins.py").write_text(
+        "import sys\n\nK = [4]\nREG = {'me': sys.modules[__name__]}\n"
+    )
+    assert script.run(src).stdout.strip() == "computing\n8"
 
 
 def test_a_partial_bound_to_data_in_a_closure_or_a_class_counts_by_value(store_dir):

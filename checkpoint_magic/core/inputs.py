@@ -25,6 +25,8 @@ from __future__ import annotations
 import copyreg
 import json
 import logging
+import os
+import tempfile
 import threading
 import types
 from collections.abc import Iterable, Mapping
@@ -249,6 +251,10 @@ def file_inputs(
 ) -> tuple[dict[str, str], dict[str, tuple[int, int, int, int] | None]]:
     """Return ``file:LABEL -> content digest`` of the candidates naming existing files or folders.
 
+    A folder that holds the working folder, the temporary folder or the store
+    (``Path(__file__).parent``, ``"/tmp"``) is left out: it holds the store, which every miss
+    changes, or what every process writes.
+
     Also returns every path-like candidate's signature (None: absent), to tell after a run
     which files the computation wrote. Output files (``memory.outputs``) are left out.
 
@@ -273,16 +279,34 @@ def file_inputs(
     """
     fps: dict[str, str] = {}
     sigs: dict[str, tuple[int, int, int, int] | None] = {}
+    around: list[str] | None = None
     for label, value in candidates.items():
         path = path_candidate(value)
         if path is None or path in memory.outputs:
             continue
         sigs[path] = signature(path)
         if sigs[path] is not None:
+            if around is None:
+                around = _work_folders(memory)
+            prefix = path.rstrip(os.sep) + os.sep
+            if any(p == path or p.startswith(prefix) for p in around):
+                # ROOT = Path(__file__).parent: it holds the store, which every miss
+                # changes, and all the project holds (.git, .venv...): never an input.
+                logger.debug("%s holds the working folder or the store: not an input", path)
+                continue
             digest = content_digest(path)
             if digest is not None:
                 fps["file:" + label] = digest
     return fps, sigs
+
+
+def _work_folders(memory: InputMemory) -> list[str]:
+    """The working folder, the temporary folder (scratch space every process writes) and the
+    local store: a folder holding any of them is too broad to be an input."""
+    found = [os.getcwd(), tempfile.gettempdir()]
+    if memory.store is not None and memory.store.is_local:
+        found.append(os.path.abspath(memory.store.location))
+    return found
 
 
 def written_files(sigs: Mapping[str, tuple[int, int, int, int] | None]) -> set[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import dis
 import functools
 import inspect
 import io
@@ -167,7 +168,7 @@ def _held_code(value: Any, depth: int = 0) -> list[Any]:
         items = getattr(value, "__dict__", {}).values()
         if is_user_code(type(value)):
             return [type(value), *_held_in(items, depth)]
-    elif not is_code(value) and type(attrs := getattr(value, "__dict__", None)) is dict:
+    elif not is_code(value) and type(attrs := _instance_dict(value)) is dict:
         # An object: the code it holds (``Box(helper)``, ``np.vectorize(helper)``), and the
         # class of a user object (``p.run()`` runs the class's code).
         held = [x for x in attrs.values() if is_code(x) and not isinstance(x, types.ModuleType)]
@@ -175,6 +176,14 @@ def _held_code(value: Any, depth: int = 0) -> list[Any]:
     else:
         return []
     return _held_in(items, depth)
+
+
+def _instance_dict(value: Any) -> Any:
+    """``value.__dict__``, never through ``__getattr__`` (a proxy's may raise or compute)."""
+    try:
+        return object.__getattribute__(value, "__dict__")
+    except AttributeError:  # __slots__
+        return None
 
 
 def _held_in(items: Any, depth: int) -> list[Any]:
@@ -187,8 +196,13 @@ def _held_in(items: Any, depth: int) -> list[Any]:
     return found
 
 
+_STORES = frozenset({"STORE_NAME", "STORE_GLOBAL"})
+
+
 def read_by_string(code: types.CodeType, candidate: Callable[[str], Any]) -> dict[str, Any]:
     """What code reads by a constant string: ``globals()["K"]`` and ``os.environ["K"]``.
+
+    The names the code assigns are left out: they are its outputs.
 
     Parameters
     ----------
@@ -210,7 +224,12 @@ def read_by_string(code: types.CodeType, candidate: Callable[[str], Any]) -> dic
     {'K': 3}
     """
     found = {}
-    for name in sorted(dynamic_names(code)):
+    # A name the cell assigns is its output, not an input: as one, the cell's last result
+    # (new on every run) would make it miss forever (w = f("w") reads no global w).
+    names = dynamic_names(code)
+    if names:
+        names -= {i.argval for i in dis.get_instructions(code) if i.opname in _STORES}
+    for name in sorted(names):
         value = candidate(name)
         if value is not MISSING:
             found[name] = value

@@ -245,8 +245,10 @@ def dynamic_names(code: types.CodeType) -> frozenset[str]:
     r"""Return the names code may read by string: ``globals()["K"]``, ``getattr(module, "K")``.
 
     The identifier-like string constants of each code object (nested ones included) that
-    calls ``globals``, ``vars`` or ``getattr``: a safe superset of the names such lookups
-    with a constant name read; and the ``@NAME`` of the strings given to pandas' ``query``
+    calls ``globals``, ``vars`` or ``getattr``, where a lookup by name can take them (an
+    argument of a call, a key subscripted into a call's result, a constant stored in a
+    variable; not ``results["model"]``): a superset of the names such lookups with a
+    constant name read; and the ``@NAME`` of the strings given to pandas' ``query``
     and ``eval`` (``df.query("a > @LIMIT")``). Cached while the code object lives.
 
     Parameters
@@ -275,7 +277,8 @@ def environ_names(code: types.CodeType) -> frozenset[str]:
     r"""Return the environment variables code may read: ``os.environ["K"]``, ``os.getenv("K")``.
 
     The identifier-like string constants of each code object (nested ones included) that
-    uses ``environ`` or ``getenv``. Cached while the code object lives.
+    uses ``environ`` or ``getenv``, but those it sets itself (``os.environ["K"] = "1"``).
+    Cached while the code object lives.
 
     Parameters
     ----------
@@ -291,6 +294,8 @@ def environ_names(code: types.CodeType) -> frozenset[str]:
     --------
     >>> sorted(environ_names(compile('n = int(os.environ.get("N_JOBS", "1"))', "<s>", "exec")))
     ['N_JOBS']
+    >>> environ_names(compile('os.environ["OMP_NUM_THREADS"] = "1"', "<s>", "exec"))
+    frozenset()
     """
     return _names_by_string(code, _ENVIRON, _ENVIRON_CACHE)
 
@@ -340,8 +345,11 @@ def _names_by_string(
     while stack:
         current = stack.pop()
         used = set(current.co_names)
-        if readers & used:
+        if readers is _BY_NAME and readers & used:
+            found.update(_looked_up(current))
+        elif readers & used:
             found.update(c for c in current.co_consts if type(c) is str and c.isidentifier())
+            found.difference_update(_set_keys(current))  # os.environ["K"] = "1": its own
         if readers is _BY_NAME and _QUERIES & used:  # df.query("a > @LIMIT"): LIMIT
             for c in current.co_consts:
                 if type(c) is str and "@" in c:
@@ -349,6 +357,52 @@ def _names_by_string(
         stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
     out = cache[code] = frozenset(found)
     return out
+
+
+def _set_keys(code: types.CodeType) -> set[str]:
+    """String constants ``code`` stores or deletes as a subscript (``os.environ["K"] = "1"``).
+
+    A variable the code sets itself does not depend on the value it had: counting it made
+    the first call of each process (unset) and the next ones (set) two keys.
+    """
+    ins = [i for i in dis.get_instructions(code) if i.opname != "CACHE"]
+    return {
+        i.argval
+        for i, nxt in zip(ins, ins[1:], strict=False)
+        if i.opname == "LOAD_CONST" and nxt.opname in ("STORE_SUBSCR", "DELETE_SUBSCR")
+    }
+
+
+def _looked_up(code: types.CodeType) -> set[str]:
+    """Identifier constants of ``code`` (not nested) where a lookup by name takes them.
+
+    An argument last or but one of a call (``getattr(o, "K")``, ``getattr(o, "K", None)``,
+    ``ns.get("K")``), a key subscripted into a call's result (``globals()["K"]``,
+    ``vars(m)["K"]``) or a constant stored in a variable (``key = "K"``). Not a key of a
+    dict display or a subscript of a plain value (``results["model"]``, ``df["price"]``):
+    such a string often names the very global the computation's result is stored in, and
+    counting it made every later call miss.
+    """
+    ins = [i for i in dis.get_instructions(code) if i.opname != "CACHE"]
+    found = set()
+    for n, i in enumerate(ins):
+        c = i.argval
+        if i.opname != "LOAD_CONST" or type(c) is not str or not c.isidentifier():
+            continue
+        nxt = ins[n + 1] if n + 1 < len(ins) else None
+        if nxt is None:
+            continue
+        after = ins[n + 2].opname if nxt.opname.startswith("LOAD_") and n + 2 < len(ins) else ""
+        subscript = nxt.opname == "BINARY_SUBSCR" or (
+            nxt.opname == "BINARY_OP" and nxt.argrepr == "[]"
+        )
+        if (
+            nxt.opname.startswith(("CALL", "PRECALL", "STORE_"))
+            or after.startswith(("CALL", "PRECALL"))
+            or (subscript and n > 0 and ins[n - 1].opname.startswith("CALL"))
+        ):
+            found.add(c)
+    return found
 
 
 def normalized_dump(node: ast.AST) -> str:

@@ -24,6 +24,7 @@ import io
 import logging
 import mmap
 import os
+import re
 import stat as stat_module
 import types
 import weakref
@@ -96,14 +97,30 @@ def path_candidate(value: Any) -> str | None:
         return None
     if len(text) > _MAX_PATH or "\0" in text or "\n" in text or text.strip() in _TOO_BROAD:
         return None
-    return os.path.abspath(os.path.expanduser(text))
+    if text[:1] == "~":  # what it means depends on HOME
+        return os.path.abspath(os.path.expanduser(text))
+    cwd = os.getcwd()  # what a relative path means (abspath asks it too)
+    known = _ABSOLUTE.get(text)
+    if known is not None and known[0] == cwd:
+        return known[1]
+    if len(_ABSOLUTE) >= _ABSOLUTE_MAX:
+        _ABSOLUTE.clear()
+    found = _ABSOLUTE[text] = (cwd, os.path.abspath(os.path.expanduser(text)))
+    return found[1]
+
+
+_SPACE = re.compile(r"\s")
+#: text -> (working folder, absolute path): a hit with 64 names in its arguments asks 3 times
+_ABSOLUTE: dict[str, tuple[str, str]] = {}
+_ABSOLUTE_MAX = 4096
 
 
 def path_values(values: Iterable[Any]) -> dict[Any, Any]:
     """The values that are ``str`` or ``os.PathLike``, by what ``os.fspath`` makes of them.
 
-    An open file object (``io.IOBase`` with a ``str`` name) gives the path it was opened
-    with: a file handle read by the code makes that file an input by content.
+    An open file object (``io.IOBase`` with a ``str`` name, open for reading) gives the
+    path it was opened with: a file handle read by the code makes that file an input by
+    content; a handle open only for writing (a log) does not.
 
     This runs on every call of a checkpointed function: what a builtin or extension type
     is, is found once per type (a class is asked again: it may gain ``__fspath__``), and a
@@ -147,11 +164,23 @@ def path_values(values: Iterable[Any]) -> dict[Any, Any]:
                 _PATH_TYPES[kind] = path_like
         if path_like == _PATH:
             found[os.fspath(v)] = v
-        elif path_like == _OPEN_FILE:  # open("data.csv"): the file it reads, by its name
-            name = getattr(v, "name", None)
-            if type(name) is str and not v.closed:
-                found[name] = name
+        elif path_like == _OPEN_FILE and (name := _read_file_name(v)) is not None:
+            found[name] = name  # open("data.csv"): the file it reads, by its name
     return found
+
+
+def _read_file_name(f: Any) -> str | None:
+    """The name of the file an open file object reads; None for a handle that only writes.
+
+    A log opened with ``"a"`` or ``"w"`` grows with every write: its content is never read
+    through that handle, and counting it would make every call after a write miss.
+    """
+    try:
+        name = getattr(f, "name", None)
+        return name if type(name) is str and not f.closed and f.readable() else None
+    except Exception as exc:  # a broken file-like object: not a file the code reads
+        logger.debug("open file %r not taken as an input: %s", type(f), exc)
+        return None
 
 
 def signature(path: str) -> tuple[int, int, int, int] | None:
@@ -299,10 +328,11 @@ def _nested(v: Any, found: dict[Any, Any], depth: int) -> None:
         items: Any = v.values()
     elif kind in _CONTAINERS:
         items = v
-    elif hasattr(kind, "__dataclass_fields__") or (
-        hasattr(v, "__dict__") and not isinstance(v, type) and is_user_code(kind)
-    ):
-        items = getattr(v, "__dict__", None)
+    elif hasattr(kind, "__dataclass_fields__") or (not isinstance(v, type) and is_user_code(kind)):
+        try:  # never through __getattr__ (a proxy's may raise anything, or compute)
+            items = object.__getattribute__(v, "__dict__")
+        except AttributeError:  # __slots__
+            return
         items = items.values() if type(items) is dict else ()
     else:
         return
@@ -344,8 +374,9 @@ def path_shaped(text: str) -> bool:
     return (
         1 < len(text) < 1024
         and ("." in text or "/" in text or os.sep in text)
-        and not any(ch.isspace() for ch in text)
-        and path_candidate(text) is not None
+        and _SPACE.search(text) is None
+        and "\0" not in text
+        and text not in _TOO_BROAD  # as path_candidate, without making the path absolute
     )
 
 

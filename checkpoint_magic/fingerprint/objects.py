@@ -35,6 +35,7 @@ import enum
 import logging
 import pickle
 import sys
+import threading
 import types
 from typing import Any
 
@@ -133,18 +134,30 @@ def _h_module(fp: Fingerprinter, obj: types.ModuleType, h: Any) -> None:
         fp.memoised(obj, h, b"U", _fill_user_module)
 
 
+#: The user modules whose attributes this thread is hashing (their data may hold them again).
+_FILLING = threading.local()
+
+
 def _fill_user_module(fp: Fingerprinter, mod: types.ModuleType, h: Any) -> None:
     """A user module has no version: its functions and classes by code, the rest by value."""
-    for name, v in sorted(vars(mod).items()):
-        if name.startswith("__") or isinstance(v, types.ModuleType):
-            continue
-        hash_str(fp, name, h)
-        if isinstance(v, type):
-            h_class(fp, v, h)
-        elif isinstance(v, types.FunctionType):
-            h_code(fp, v, h)
-        else:  # data: by value; a part that cannot be walked (a lock) by its type, quietly
-            hash_str(fp, QuietFingerprinter().fingerprint(v), h)
+    filling: set[int] = _FILLING.__dict__.setdefault("ids", set())
+    if id(mod) in filling:  # met again in its own data (REG = [sys.modules[__name__]])
+        h.update(b"r")  # its name is written already
+        return
+    filling.add(id(mod))
+    try:
+        for name, v in sorted((k, v) for k, v in vars(mod).items() if type(k) is str):
+            if name.startswith("__") or isinstance(v, types.ModuleType):
+                continue
+            hash_str(fp, name, h)
+            if isinstance(v, type):
+                h_class(fp, v, h)
+            elif isinstance(v, types.FunctionType):
+                h_code(fp, v, h)
+            else:  # data: by value; a part that cannot be walked (a lock) by its type, quietly
+                hash_str(fp, QuietFingerprinter().fingerprint(v), h)
+    finally:
+        filling.discard(id(mod))
 
 
 def _h_enum(fp: Fingerprinter, obj: enum.Enum, h: Any) -> None:

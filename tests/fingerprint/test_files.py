@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pathlib
 
+from checkpoint_magic.fingerprint import files
 from checkpoint_magic.fingerprint.files import path_values
 
 
@@ -50,3 +51,15 @@ def test_path_values_sees_a_class_that_gains_fspath():
     assert path_values([Source()]) == {}
     Source.__fspath__ = lambda self: "data.csv"  # type: ignore[attr-defined]
     assert list(path_values([Source()])) == ["data.csv"]
+
+
+def test_path_candidate_follows_the_working_folder(tmp_path, monkeypatch):
+    # Absolute paths are remembered by text, for the working folder they were made in.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    assert files.path_candidate("data.csv") == str(tmp_path / "a" / "data.csv")
+    monkeypatch.chdir(tmp_path / "b")
+    assert files.path_candidate("data.csv") == str(tmp_path / "b" / "data.csv")
+    monkeypatch.setenv("HOME", str(tmp_path / "a"))
+    assert files.path_candidate("~/x.csv") == str(tmp_path / "a" / "x.csv")

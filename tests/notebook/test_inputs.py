@@ -169,3 +169,29 @@ def test_a_cell_sees_what_its_helpers_read_out_of_sight(
     ip.run_cell(change)
     ip.run_cell_magic("checkpoint", "-q", cell)
     assert ip.user_ns["y"] == after
+
+
+def test_a_cell_that_stores_its_result_under_a_name_it_also_uses_as_a_key_hits(ip: Any) -> None:
+    # The cell calls getattr: its constant "model" was taken as a name read by string, so
+    # the cell's own output `model` (new on every run) was an input: it never hit again.
+    ip.run_cell("import random")
+    cell = "model = {'w': random.random()}\nresults = {'model': model}\nw = getattr(model, 'get')('w')\n"
+    ip.run_cell_magic("checkpoint", "-q", cell)
+    first = ip.user_ns["model"]
+    for _ in range(2):
+        ip.run_cell_magic("checkpoint", "-q", cell)
+        assert ip.user_ns["model"] == first  # restored, not recomputed
+
+
+def test_a_cell_reading_an_object_whose_getattr_raises_hits(ip: Any) -> None:
+    # Looking for code the object holds read value.__dict__ through its __getattr__.
+    ip.run_cell(
+        "import random\nclass Proxy:\n    __slots__ = ('target',)\n"
+        "    def __getattr__(self, name):\n        raise RuntimeError(name)\n"
+        "p = Proxy()\np.target = 3"
+    )
+    cell = "y = (p.target, random.random())\n"
+    ip.run_cell_magic("checkpoint", "-q", cell)
+    first = ip.user_ns["y"]
+    ip.run_cell_magic("checkpoint", "-q", cell)
+    assert ip.user_ns["y"] == first  # restored, not recomputed
