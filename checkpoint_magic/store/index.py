@@ -311,22 +311,11 @@ def _cached_rows(text: str, folders: str) -> list[tuple[Any, ...]] | None:
 
 
 def _cache_file(backend: StoreBackend) -> str | None:
-    """The index of a remote store, in the machine's local cache (created if missing).
-
-    ``None`` if the backend keeps none; refused if one of its files is not a regular file.
-    """
+    """The index of a remote store, in the machine's local cache (its folder created)."""
     path = backend.index_file()
-    if path is None:
-        return None
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    for local in _local_files(path):
-        try:
-            st = os.lstat(local)
-        except FileNotFoundError:
-            continue
-        if not stat_module.S_ISREG(st.st_mode):
-            raise sqlite3.OperationalError(f"{local} is not a regular file the index wrote")
-    return path
+    if path is not None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    return _refuse_links(path)
 
 
 def _local_files(path: str) -> list[str]:
@@ -334,19 +323,15 @@ def _local_files(path: str) -> list[str]:
     return [path + name[len(layout.INDEX) :] for name in layout.INDEX_FILES]
 
 
-def _refuse_links(backend: StoreBackend) -> str | None:
-    """The index's local path, ``None`` if the store has none or one of its files is a link."""
-    path = backend.local_path(layout.INDEX)
-    if path is None:
-        return None
-    for name in layout.INDEX_FILES:
-        local = backend.local_path(name)
+def _refuse_links(path: str | None) -> str | None:
+    """``path``, refused if one of the index's files there exists and is not a regular file."""
+    for local in _local_files(path) if path is not None else ():
         try:
-            st = os.lstat(local) if local else None
+            st = os.lstat(local)
         except FileNotFoundError:
             continue
-        if st is None or not stat_module.S_ISREG(st.st_mode):
-            raise sqlite3.OperationalError(f"{local} is not a regular file the store wrote")
+        if not stat_module.S_ISREG(st.st_mode):
+            raise sqlite3.OperationalError(f"{local} is not a regular file the index wrote")
     return path
 
 
@@ -379,7 +364,7 @@ def open_index(store: Any, secret: bytes | None = None) -> EntryIndex | None:
         if local:
             if backend.stat_folder(layout.STATE) is None:
                 return None  # nothing to index yet (and a read-only command creates nothing)
-            path = _refuse_links(backend)
+            path = _refuse_links(backend.local_path(layout.INDEX))
         else:
             path = _cache_file(backend)
         if path is None:

@@ -85,6 +85,15 @@ def folder_signature(st: Stat | None, now: float) -> str | None:
     return signature(st) if st is not None and trusted(st, now) else None
 
 
+def _record_slot(name: str) -> tuple[str, str]:
+    """``(key, kind)`` of a state file: ``kind`` ``"hits"`` or ``"pin"`` by its suffix, else ``""``
+    (a namespace record, or a name the store never writes) with the whole name as key."""
+    for suffix, kind in ((layout.HITS, "hits"), (layout.PIN, "pin")):
+        if name.endswith(suffix):
+            return name[: -len(suffix)], kind
+    return name, ""
+
+
 def _loads(text: str) -> dict[str, int]:
     value = json.loads(text)
     return value if isinstance(value, dict) else {}
@@ -106,6 +115,19 @@ class IndexRefresh:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    def _recorded(
+        self, columns: str, table: str, ns_dir: str, where: str = "", args: tuple[str, ...] = ()
+    ) -> dict[Any, str | None]:
+        """The recorded version of each row of ``ns_dir`` (``None``: not trusted, read again),
+        by ``key`` (one column) or by ``(key, kind)``."""
+        rows = self.db.execute(
+            f"SELECT {columns}, version, trusted FROM {table} WHERE ns_dir = ?{where}",  # noqa: S608
+            (ns_dir, *args),
+        )
+        return {
+            (row[0] if len(row) == 3 else row[:-2]): row[-2] if row[-1] else None for row in rows
+        }
 
     def _folder_version(self, name: str) -> str | None:
         row = self.db.execute("SELECT version FROM folders WHERE name = ?", (name,)).fetchone()
@@ -233,13 +255,7 @@ class IndexRefresh:
     ) -> None:
         """List ``folder`` (of ``shard``, or every key without shards); update its rows."""
         where, args = ("", ()) if shard is None else (f" AND {_IN_SHARD}", _shard_args(shard))
-        known = {
-            key: row_version if trust else None
-            for key, row_version, trust in self.db.execute(
-                f"SELECT key, version, trusted FROM entries WHERE ns_dir = ?{where}",  # noqa: S608
-                (ns_dir, *args),
-            )
-        }
+        known = self._recorded("key", "entries", ns_dir, where, args)
         listed: set[str] = set()
         fresh: list[EntryRow] = []
         for key, st in self.backend.list_files(folder):
@@ -331,14 +347,7 @@ class IndexRefresh:
             where = " AND kind = ''"
         else:
             where, args = f" AND kind != '' AND {_IN_SHARD}", _shard_args(shard)
-        known = {
-            (key, kind): row_version if trust else None
-            for key, kind, row_version, trust in self.db.execute(
-                "SELECT key, kind, version, trusted FROM state "  # noqa: S608
-                f"WHERE ns_dir = ?{where}",
-                (ns_dir, *args),
-            )
-        }
+        known = self._recorded("key, kind", "state", ns_dir, where, args)
         listed: set[tuple[str, str]] = set()
         fresh: list[tuple[Any, ...]] = []
         files = self.backend.list_files(folder)
@@ -347,9 +356,7 @@ class IndexRefresh:
         for name, st in files:
             key, kind = name, ""  # a namespace record, or a name the store never writes
             if shard != "":
-                for suffix, what in ((layout.HITS, "hits"), (layout.PIN, "pin")):
-                    if name.endswith(suffix):
-                        key, kind = name[: -len(suffix)], what
+                key, kind = _record_slot(name)
                 if shard and not (kind and in_shard(key, shard)):
                     continue  # not a record of this shard's entries
             listed.add((key, kind))
@@ -415,12 +422,7 @@ class IndexRefresh:
         changed.
         """
         now = time.time()
-        known = {
-            key: row_version if trust else None
-            for key, row_version, trust in self.db.execute(
-                "SELECT key, version, trusted FROM entries WHERE ns_dir = ?", (ns_dir,)
-            )
-        }
+        known = self._recorded("key", "entries", ns_dir)
         files = entry_files(self.backend, ns_dir, sharded=self.sharded)
         changed = [(key, st) for key, st in files if known.get(key) != signature(st)]
         names = [(layout.entry_in(ns_dir, key, sharded=self.sharded), st) for key, st in changed]
@@ -446,20 +448,13 @@ class IndexRefresh:
         """Refresh a namespace's usage records and pins from one listing of them."""
         now = time.time()
         top = layout.state_folder(ns_dir)
-        known = {
-            (key, kind): row_version if trust else None
-            for key, kind, row_version, trust in self.db.execute(
-                "SELECT key, kind, version, trusted FROM state WHERE ns_dir = ?", (ns_dir,)
-            )
-        }
+        known = self._recorded("key, kind", "state", ns_dir)
         listed: dict[tuple[str, str], tuple[str, Stat]] = {}
         for leaf, name, st in state_files(self.backend, ns_dir, sharded=self.sharded):
             key, kind = leaf, ""  # a namespace record, or a name the store never writes
             in_top = name == f"{top}/{leaf}"
             if not (self.sharded and in_top):  # as _list_state: an entry's record
-                for suffix, what in ((layout.HITS, "hits"), (layout.PIN, "pin")):
-                    if leaf.endswith(suffix):
-                        key, kind = leaf[: -len(suffix)], what
+                key, kind = _record_slot(leaf)
                 if self.sharded and not kind:
                     continue  # not a record of its shard's entries
             listed[(key, kind)] = (name, st)

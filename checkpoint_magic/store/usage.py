@@ -118,8 +118,7 @@ def add_hits(backend: StoreBackend, name: str, count: int, last: float) -> None:
         if not backend.exists():
             return
         hits, previous = read_usage(backend, name)
-        body = f"{hits + count} {max(last, previous or 0.0):.6f}\n".encode("ascii")
-        backend.write(name, body)
+        backend.write(name, _record(hits + count, max(last, previous or 0.0)))
     except OSError as exc:  # a read-only or unreachable store is used without recording
         logger.debug("could not record %d hits in %s: %s", count, name, exc)
 
@@ -159,7 +158,7 @@ def add_many_hits(backend: StoreBackend, records: list[tuple[str, int, float]]) 
         ):
             # A record of the earlier format counts dots and has no time: the new one has.
             hits, previous = (0, 0.0) if data is None else parse_usage(data[:RECORD_MAX], 0.0)
-            bodies[name] = f"{hits + count} {max(last, previous):.6f}\n".encode("ascii")
+            bodies[name] = _record(hits + count, max(last, previous))
         backend.write_many(bodies)
     except OSError as exc:
         logger.debug("%d usage records not written in a batch (%s): one by one", len(records), exc)
@@ -169,6 +168,11 @@ def add_many_hits(backend: StoreBackend, records: list[tuple[str, int, float]]) 
             if name in bodies and _holds(backend, name, bodies[name]):
                 continue
             add_hits(backend, name, count, last)
+
+
+def _record(hits: int, last_used: float) -> bytes:
+    """A usage record's bytes (as :func:`parse_usage` reads them)."""
+    return f"{hits} {last_used:.6f}\n".encode("ascii")
 
 
 def _holds(backend: StoreBackend, name: str, body: bytes) -> bool:
