@@ -48,7 +48,7 @@ from .indexfresh import Parser
 from .indexrows import RACY_SECONDS, EntryRow, signature, trusted
 from .manifest import MANIFEST_MAX_BYTES, loads_json
 from .usage import flush_usage, parse_usage
-from .walk import entry_files, entry_folders, state_files
+from .walk import entry_files, entry_folders, entry_keys, state_files
 
 __all__ = [
     "EntryInfo",
@@ -272,6 +272,7 @@ def read_entries(
     *,
     usage: bool = True,
     manifests: bool = True,
+    by_name: bool = False,
 ) -> Scan:
     """Read every manifest (and, with ``usage``, every usage record and pin).
 
@@ -286,6 +287,9 @@ def read_entries(
     manifests : bool, default True
         Keep each parsed manifest on its entry; without, :attr:`EntryInfo.manifest` reads
         it again if asked (``verify`` checks every manifest and keeps none).
+    by_name : bool, default False
+        List a local store's manifests by name (:func:`~.walk.entry_keys`): each one's stat
+        is then the ``fstat`` of the file read, and ``entry_bytes`` is not counted.
 
     Returns
     -------
@@ -304,12 +308,14 @@ def read_entries(
             if usage
             else {}
         )
-        for key, st in entry_files(store.backend, ns_dir, sharded=sharded):
+        listing = entry_keys if by_name else entry_files
+        for key, st in listing(store.backend, ns_dir, sharded=sharded):
             try:
                 info, problem = read(ns_dir, key, st)
             except FileNotFoundError:
                 continue  # removed meanwhile
-            scan.entry_bytes += st.size
+            if st is not None:
+                scan.entry_bytes += st.size
             if info is None:
                 scan.damaged.append((layout.entry_in(ns_dir, key, sharded=sharded), problem))
                 continue

@@ -37,10 +37,11 @@ from ..store.catalog import (
     blob_files,
     blob_refs,
     parse_manifest,
+    read_entries,
     require_store,
 )
 from ..store.core import Store
-from ..store.entryinfo import Scan, entry_reader, no_gc_pauses
+from ..store.entryinfo import Scan, no_gc_pauses
 from ..store.manifest import MANIFEST_MAX_BYTES
 from ..store.sweep import (
     free_blobs,
@@ -177,26 +178,9 @@ def _stray_names(store: Store) -> list[str]:
 
 
 def _read_manifests(store: Store) -> Scan:
-    """Every manifest read and checked now, as ``read_entries(usage=False, manifests=False)``
-    reads them (never from the index, none kept), a local folder listed by name: each
-    manifest's stat is the ``fstat`` of the file read. ``entry_bytes`` is not counted."""
-    scan = Scan()
-    read = entry_reader(store, keep_manifest=False)
-    backend = store.backend
-    sharded = store.sharded
-    for ns_dir in backend.list_folders(layout.ENTRIES):
-        for key, st in entry_keys(backend, ns_dir, sharded=sharded):
-            try:
-                info, problem = read(ns_dir, key, st)
-            except FileNotFoundError:
-                continue  # removed meanwhile
-            if info is None:
-                scan.damaged.append((layout.entry_in(ns_dir, key, sharded=sharded), problem))
-                continue
-            scan.entries.append(info)
-            if problem:
-                scan.unsigned.append((info, problem))
-    return scan
+    """Every manifest read and checked now (never from the index, none kept), a local folder
+    listed by name: each manifest's stat is the ``fstat`` of the file read."""
+    return read_entries(store, usage=False, manifests=False, by_name=True)
 
 
 def _stray_references(store: Store, stray: list[str]) -> set[str]:
