@@ -20,7 +20,6 @@ Examples
 
 from __future__ import annotations
 
-import functools
 import json
 import sqlite3
 import threading
@@ -35,6 +34,7 @@ from .backends import Stat
 from .core import Store
 from .entryinfo import (
     EntryInfo,
+    ManifestLoader,
     Scan,
     blob_refs,
     entry_reader,
@@ -225,7 +225,7 @@ def _scan_index(store: Store, index: EntryIndex, namespace_dir: str | None) -> S
             file_size,
             version,
             name,
-            functools.partial(load_manifest, store, name),
+            ManifestLoader(store, name),
         )
         entries.append(info)
         if problem:

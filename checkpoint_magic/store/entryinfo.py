@@ -30,6 +30,7 @@ from .manifest import MANIFEST_MAX_BYTES, decode_manifest
 __all__ = [
     "EntryInfo",
     "EntryReader",
+    "ManifestLoader",
     "Scan",
     "blob_refs",
     "entry_reader",
@@ -316,9 +317,19 @@ def load_manifest(store: Store, name: str) -> dict[str, Any]:
     return parse_manifest(data)[0] or {}
 
 
-class _Loader:
-    """``load_manifest(store, name)`` on call: one small object per entry listed without its
-    manifest (a ``functools.partial`` is three: itself, its arguments and keywords)."""
+class ManifestLoader:
+    """Reads the manifest ``name`` of ``store`` on call, as :func:`load_manifest` does.
+
+    The :attr:`EntryInfo.loader` of an entry listed without its manifest: one small object
+    per entry (a ``functools.partial`` is three: itself, its arguments and keywords).
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    name : str
+        The manifest's name.
+    """
 
     __slots__ = ("name", "store")
 
@@ -327,6 +338,13 @@ class _Loader:
         self.name = name
 
     def __call__(self) -> dict[str, Any]:
+        """The manifest, ``{}`` if it is gone or damaged.
+
+        Returns
+        -------
+        dict
+            What :func:`load_manifest` returns.
+        """
         return load_manifest(self.store, self.name)
 
 
@@ -435,7 +453,7 @@ def entry_reader(store: Store, *, keep_manifest: bool = True) -> EntryReader:
             st.size,
             signature(st),
             name,
-            None if keep_manifest else _Loader(store, name),
+            None if keep_manifest else ManifestLoader(store, name),
         )
         return info, sig_problem or ""
 
